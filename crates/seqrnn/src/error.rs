@@ -1,0 +1,34 @@
+//! The library's error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the library, each with a message meant for a user.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration or hyperparameter that makes no sense.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A buffer or tensor whose size does not match what the operation needs.
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A safetensors file that cannot be parsed or lacks a tensor.
+    #[error("{path}: {message}")]
+    Format {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// `Result` with the library's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,12 @@
+//! # seqrnn
+//!
+//! Fused LSTM and GRU layers with hand-written forward and backward passes over whole sequences,
+//! in PyTorch's weight layout, and the sequence models built on them.
+//!
+//! The engine lives in [`rnn`]; matrix products go through [`linalg`].
+
+pub mod error;
+pub mod linalg;
+pub mod rnn;
+
+pub use error::{Error, Result};

@@ -1,0 +1,141 @@
+//! Configuration of a recurrent stack: which cell, what sizes, which directions.
+
+use crate::error::{Error, Result};
+
+/// Which form of the GRU candidate state is used.
+///
+/// Both forms keep PyTorch's parameter layout (`bias_ih` and `bias_hh` each `[3H]`, gate rows
+/// `r, z, n`) and PyTorch's update `h' = (1 − z) ⊙ n + z ⊙ h`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum GruVariant {
+    /// `n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))`: PyTorch, cuDNN, and Keras with
+    /// `reset_after=True` (its default).
+    #[default]
+    ResetAfter,
+    /// `n = tanh(W_in x + W_hn (r ⊙ h) + b_n)`: the original Cho et al. (2014) form and Keras with
+    /// `reset_after=False`. Its single bias per gate is `b_ih + b_hh` (both are kept so the layout
+    /// matches the other variant; a Keras `bias` maps to `bias_ih` with `bias_hh = 0`).
+    ResetBefore,
+}
+
+/// The recurrent cell of every layer in a stack.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CellKind {
+    /// Long short-term memory, `G = 4` gates in row order `i, f, g, o`, with a cell state.
+    #[default]
+    Lstm,
+    /// Gated recurrent unit, `G = 3` gates in row order `r, z, n`.
+    Gru(GruVariant),
+}
+
+impl CellKind {
+    /// Number of gates `G`: the weight matrices have `G·H` rows.
+    pub fn gates(self) -> usize {
+        match self {
+            CellKind::Lstm => 4,
+            CellKind::Gru(_) => 3,
+        }
+    }
+
+    /// Whether the cell carries a cell state `c` besides the hidden state `h`.
+    pub fn has_cell_state(self) -> bool {
+        matches!(self, CellKind::Lstm)
+    }
+
+    /// Short lowercase name: `lstm`, `gru`, or `gru-reset-before`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CellKind::Lstm => "lstm",
+            CellKind::Gru(GruVariant::ResetAfter) => "gru",
+            CellKind::Gru(GruVariant::ResetBefore) => "gru-reset-before",
+        }
+    }
+}
+
+/// Whether each layer runs over the sequence in one direction or in both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Left to right only (`D = 1`).
+    #[default]
+    Forward,
+    /// Left to right and right to left, outputs concatenated `[forward, reverse]` (`D = 2`).
+    /// Reverse-direction parameters carry PyTorch's `_reverse` suffix.
+    Bidirectional,
+}
+
+impl Direction {
+    /// Number of directions `D`.
+    pub fn count(self) -> usize {
+        match self {
+            Direction::Forward => 1,
+            Direction::Bidirectional => 2,
+        }
+    }
+}
+
+/// Shape of a stack of recurrent layers. `validate()` before use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RnnConfig {
+    /// Cell type of every layer.
+    pub cell: CellKind,
+    /// Features per time step of the input, `I`.
+    pub input_size: usize,
+    /// Units per direction of every layer, `H`.
+    pub hidden_size: usize,
+    /// Number of stacked layers, `L`.
+    pub num_layers: usize,
+    /// One or both directions.
+    pub direction: Direction,
+}
+
+impl Default for RnnConfig {
+    fn default() -> Self {
+        RnnConfig {
+            cell: CellKind::Lstm,
+            input_size: 1,
+            hidden_size: 1,
+            num_layers: 1,
+            direction: Direction::Forward,
+        }
+    }
+}
+
+impl RnnConfig {
+    /// Checks that every size is positive.
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [
+            ("input size", self.input_size),
+            ("hidden size", self.hidden_size),
+            ("number of layers", self.num_layers),
+        ] {
+            if v == 0 {
+                return Err(Error::Config(format!("{name} must be at least 1, got 0")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of directions `D`.
+    pub fn directions(&self) -> usize {
+        self.direction.count()
+    }
+
+    /// Input features of layer `layer`: `I` for the first, `D·H` for the others.
+    pub fn layer_input_size(&self, layer: usize) -> usize {
+        if layer == 0 {
+            self.input_size
+        } else {
+            self.directions() * self.hidden_size
+        }
+    }
+
+    /// Features per time step of the output, `D·H`.
+    pub fn output_size(&self) -> usize {
+        self.directions() * self.hidden_size
+    }
+
+    /// Number of `[B, H]` state slices, `L·D` (PyTorch's `h_0` is `[L·D, B, H]`).
+    pub fn state_slices(&self) -> usize {
+        self.num_layers * self.directions()
+    }
+}

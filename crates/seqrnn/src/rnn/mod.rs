@@ -1,0 +1,4 @@
+pub mod config;
+pub mod reference;
+
+pub use config::{CellKind, Direction, GruVariant, RnnConfig};
