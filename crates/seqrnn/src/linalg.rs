@@ -1,1 +1,281 @@
-pub fn _x(){}
+//! Matrix multiplication: the one place the engine calls a matrix-multiply crate.
+//!
+//! Every product in the engine is `C[m, n] (=|+=) A[m, k] · B[k, n]` on f32 views with arbitrary
+//! row and column strides, so a transposed operand (a PyTorch weight `W[G·H, I]` used as `Wᵀ`) or
+//! a column slice of a wider buffer (one direction of a bidirectional output) costs no copy.
+//!
+//! Two well-kept pure-Rust crates do the work, chosen per shape by measurement
+//! (`tools/gemm-compare`, table in `docs/performance.md`):
+//! - `faer` for products with few rows (`m ≤ 64`: the per-step recurrent products `[B,H]·[H,G·H]`
+//!   and `[B,G·H]·[G·H,H]`), where its small-matrix kernels are fastest; single-threaded below
+//!   [`SMALL_PARALLEL_WORK`] multiply-adds, where splitting costs more than it saves;
+//! - `gemm` (with its AVX-512 `x86-v4` kernels) for everything larger: the all-steps input
+//!   projection, the weight gradients and the output layer.
+//!
+//! The thread count is process-wide ([`set_threads`]); both crates run on rayon's global pool.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static THREADS: AtomicUsize = AtomicUsize::new(1);
+
+/// Products with at most this many rows go to the small-matrix path.
+pub const SMALL_ROWS: usize = 64;
+/// Small products with fewer multiply-adds (`m·n·k`) than this run on one thread.
+pub const SMALL_PARALLEL_WORK: usize = 8_000_000;
+/// Large products with fewer multiply-adds than this run on one thread.
+pub const LARGE_PARALLEL_WORK: usize = 1_000_000;
+
+/// Sets the number of threads matrix products may use (at least 1). Products use rayon's global
+/// pool, so values above its size (by default the number of cores) give no further speed-up.
+pub fn set_threads(n: usize) {
+    THREADS.store(n.max(1), Ordering::Relaxed);
+}
+
+/// The number of threads matrix products may use.
+pub fn threads() -> usize {
+    THREADS.load(Ordering::Relaxed)
+}
+
+/// A read-only strided matrix view: element `(i, j)` is `data[i·rs + j·cs]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Mat<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a> Mat<'a> {
+    /// A contiguous row-major `[rows, cols]` matrix.
+    pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Self::strided(data, rows, cols, cols)
+    }
+
+    /// A row-major `[rows, cols]` matrix whose rows start `row_stride` elements apart.
+    pub fn strided(data: &'a [f32], rows: usize, cols: usize, row_stride: usize) -> Self {
+        let m = Mat {
+            data,
+            rows,
+            cols,
+            rs: row_stride,
+            cs: 1,
+        };
+        m.check();
+        m
+    }
+
+    /// The transpose, as a view of the same memory.
+    pub fn t(self) -> Self {
+        Mat {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    fn check(&self) {
+        if self.rows > 0 && self.cols > 0 {
+            let last = (self.rows - 1) * self.rs + (self.cols - 1) * self.cs;
+            assert!(last < self.data.len(), "matrix view exceeds its buffer");
+        }
+    }
+}
+
+/// A writable strided matrix view, row-major with a row stride.
+#[derive(Debug)]
+pub struct MatMut<'a> {
+    data: &'a mut [f32],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+}
+
+impl<'a> MatMut<'a> {
+    /// A contiguous row-major `[rows, cols]` matrix.
+    pub fn new(data: &'a mut [f32], rows: usize, cols: usize) -> Self {
+        Self::strided(data, rows, cols, cols)
+    }
+
+    /// A row-major `[rows, cols]` matrix whose rows start `row_stride` elements apart.
+    pub fn strided(data: &'a mut [f32], rows: usize, cols: usize, row_stride: usize) -> Self {
+        assert!(cols <= row_stride || rows <= 1, "row stride below row length");
+        if rows > 0 && cols > 0 {
+            assert!(
+                (rows - 1) * row_stride + cols <= data.len(),
+                "matrix view exceeds its buffer"
+            );
+        }
+        MatMut {
+            data,
+            rows,
+            cols,
+            rs: row_stride,
+        }
+    }
+}
+
+/// Whether a product overwrites or adds to its destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accumulate {
+    /// `C = A·B`.
+    Overwrite,
+    /// `C += A·B`.
+    Add,
+}
+
+/// `C (=|+=) A · B`.
+///
+/// Shapes: `a[m, k]`, `b[k, n]`, `c[m, n]`, any strides; `c` must not alias `a` or `b` (guaranteed
+/// by the borrow rules). Panics if the inner or outer dimensions disagree.
+pub fn matmul(c: MatMut<'_>, a: Mat<'_>, b: Mat<'_>, acc: Accumulate) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "inner dimensions differ");
+    assert_eq!((c.rows, c.cols), (m, n), "output shape differs");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if acc == Accumulate::Overwrite {
+            for i in 0..m {
+                c.data[i * c.rs..i * c.rs + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    let work = m * n * k;
+    let threads = threads();
+    if m <= SMALL_ROWS {
+        let par = if threads > 1 && work >= SMALL_PARALLEL_WORK {
+            faer::Par::rayon(threads)
+        } else {
+            faer::Par::Seq
+        };
+        // SAFETY: every view was bounds-checked against its slice on construction, and `c` is a
+        // unique borrow, so it aliases neither operand.
+        unsafe {
+            let a = faer::MatRef::from_raw_parts(
+                a.data.as_ptr(),
+                m,
+                k,
+                a.rs as isize,
+                a.cs as isize,
+            );
+            let b = faer::MatRef::from_raw_parts(
+                b.data.as_ptr(),
+                k,
+                n,
+                b.rs as isize,
+                b.cs as isize,
+            );
+            let c = faer::MatMut::from_raw_parts_mut(c.data.as_mut_ptr(), m, n, c.rs as isize, 1);
+            let accum = match acc {
+                Accumulate::Overwrite => faer::Accum::Replace,
+                Accumulate::Add => faer::Accum::Add,
+            };
+            faer::linalg::matmul::matmul(c, accum, a, b, 1.0f32, par);
+        }
+    } else {
+        let par = if threads > 1 && work >= LARGE_PARALLEL_WORK {
+            gemm::Parallelism::Rayon(threads)
+        } else {
+            gemm::Parallelism::None
+        };
+        // SAFETY: as above; `gemm` computes dst = alpha·dst + beta·lhs·rhs, reading dst only
+        // when asked to accumulate.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                c.data.as_mut_ptr(),
+                1,
+                c.rs as isize,
+                acc == Accumulate::Add,
+                a.data.as_ptr(),
+                a.cs as isize,
+                a.rs as isize,
+                b.data.as_ptr(),
+                b.cs as isize,
+                b.rs as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                par,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(m: usize, n: usize, k: usize, a: &dyn Fn(usize, usize) -> f32, b: &dyn Fn(usize, usize) -> f32) -> Vec<f32> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| a(i, p) * b(p, j)).sum();
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn products_match_naive_for_all_layouts_and_paths() {
+        for &(m, n, k) in &[(3, 5, 7), (20, 40, 10), (100, 33, 17), (1, 1, 1), (65, 2, 3)] {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32) - 6.0).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32) - 5.0).collect();
+            for &(ta, tb) in &[(false, false), (true, false), (false, true), (true, true)] {
+                let av = if ta { Mat::new(&a, k, m).t() } else { Mat::new(&a, m, k) };
+                let bv = if tb { Mat::new(&b, n, k).t() } else { Mat::new(&b, k, n) };
+                let want = naive(m, n, k, &|i, p| if ta { a[p * m + i] } else { a[i * k + p] }, &|p, j| {
+                    if tb { b[j * k + p] } else { b[p * n + j] }
+                });
+                let mut c = vec![1.0; m * n];
+                matmul(MatMut::new(&mut c, m, n), av, bv, Accumulate::Overwrite);
+                assert_eq!(c, want, "overwrite m={m} n={n} k={k} ta={ta} tb={tb}");
+                matmul(MatMut::new(&mut c, m, n), av, bv, Accumulate::Add);
+                let twice: Vec<f32> = want.iter().map(|v| 2.0 * v).collect();
+                assert_eq!(c, twice, "add m={m} n={n} k={k} ta={ta} tb={tb}");
+            }
+        }
+    }
+
+    #[test]
+    fn strided_output_leaves_other_columns_alone() {
+        // Write a [2, 2] product into columns 1..3 of a [2, 4] buffer.
+        let a = [1.0, 2.0, 3.0, 4.0];
+        let b = [1.0, 0.0, 0.0, 1.0];
+        let mut c = [9.0; 8];
+        matmul(
+            MatMut::strided(&mut c[1..], 2, 2, 4),
+            Mat::new(&a, 2, 2),
+            Mat::new(&b, 2, 2),
+            Accumulate::Overwrite,
+        );
+        assert_eq!(c, [9.0, 1.0, 2.0, 9.0, 9.0, 3.0, 4.0, 9.0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "inner dimensions differ")]
+    fn mismatched_inner_dimension_panics() {
+        let a = [0.0; 6];
+        let mut c = [0.0; 4];
+        matmul(MatMut::new(&mut c, 2, 2), Mat::new(&a, 2, 3), Mat::new(&a, 2, 3), Accumulate::Add);
+    }
+}

@@ -1,0 +1,3 @@
+//! Reading and writing model files.
+
+pub mod tensors;

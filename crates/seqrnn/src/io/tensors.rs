@@ -1,0 +1,214 @@
+//! Named f32 tensors in the safetensors format (PyTorch's `state_dict` names).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::error::{Error, Result};
+
+/// One tensor: shape and row-major values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    /// Dimensions, outermost first.
+    pub shape: Vec<usize>,
+    /// `shape.iter().product()` values, row-major.
+    pub data: Vec<f32>,
+}
+
+/// The contents of a safetensors file: tensors by name and the free-form metadata.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TensorFile {
+    /// Tensors by name, converted to f32.
+    pub tensors: BTreeMap<String, Tensor>,
+    /// The header's `__metadata__` entries.
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl TensorFile {
+    /// Reads a safetensors file; `F32`, `F64`, `F16`, `BF16`, `I64` and `I32` tensors are
+    /// converted to f32 (integers are exact up to 2^24, enough for token ids).
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_bytes(&bytes).map_err(|message| Error::Format {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parses safetensors bytes; the error is a message without the file name.
+    pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| format!("not a valid safetensors file ({e})"))?;
+        let (_, meta) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| format!("not a valid safetensors file ({e})"))?;
+        let mut tensors = BTreeMap::new();
+        for (name, view) in st.iter() {
+            let data = to_f32(&view).map_err(|e| format!("tensor `{name}`: {e}"))?;
+            tensors.insert(
+                name.to_string(),
+                Tensor {
+                    shape: view.shape().to_vec(),
+                    data,
+                },
+            );
+        }
+        let metadata = meta
+            .metadata()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        Ok(TensorFile { tensors, metadata })
+    }
+
+    /// The tensor called `name`, or an error naming what is missing.
+    pub fn get(&self, name: &str) -> std::result::Result<&Tensor, String> {
+        self.tensors
+            .get(name)
+            .ok_or_else(|| format!("missing tensor `{name}`"))
+    }
+
+    /// Writes the tensors as f32 with the metadata.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes = self.to_bytes().map_err(|message| Error::Format {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        std::fs::write(path, bytes).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Serialises the tensors as f32 safetensors bytes.
+    pub fn to_bytes(&self) -> std::result::Result<Vec<u8>, String> {
+        let raw: Vec<(String, Vec<usize>, Vec<u8>)> = self
+            .tensors
+            .iter()
+            .map(|(n, t)| {
+                let bytes = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+                (n.clone(), t.shape.clone(), bytes)
+            })
+            .collect();
+        let views = raw
+            .iter()
+            .map(|(n, s, b)| {
+                TensorView::new(Dtype::F32, s.clone(), b)
+                    .map(|v| (n.as_str(), v))
+                    .map_err(|e| format!("tensor `{n}`: {e}"))
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let meta: HashMap<String, String> = self.metadata.clone().into_iter().collect();
+        safetensors::serialize(views, if meta.is_empty() { None } else { Some(meta) })
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn to_f32(view: &TensorView<'_>) -> std::result::Result<Vec<f32>, String> {
+    let d = view.data();
+    Ok(match view.dtype() {
+        Dtype::F32 => d
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::F64 => d
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
+            .collect(),
+        Dtype::BF16 => d
+            .chunks_exact(2)
+            .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
+            .collect(),
+        Dtype::F16 => d
+            .chunks_exact(2)
+            .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+            .collect(),
+        // Token ids and labels: exact in f32 up to 2^24.
+        Dtype::I64 => d
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
+            .collect(),
+        Dtype::I32 => d
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
+            .collect(),
+        other => {
+            return Err(format!(
+                "unsupported element type {other:?} (need a float or integer type)"
+            ))
+        }
+    })
+}
+
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h >> 15) as u32) << 31;
+    let exp = ((h >> 10) & 0x1f) as i32;
+    let man = (h & 0x3ff) as u32;
+    let bits = match (exp, man) {
+        (0, 0) => sign,
+        (0, m) => {
+            // subnormal: value = m · 2^-24
+            return f32::from_bits(sign) + (m as f32) * 2f32.powi(-24) * if sign != 0 { -1.0 } else { 1.0 };
+        }
+        (31, 0) => sign | 0x7f80_0000,
+        (31, m) => sign | 0x7f80_0000 | (m << 13),
+        (e, m) => sign | (((e - 15 + 127) as u32) << 23) | (m << 13),
+    };
+    f32::from_bits(bits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_keeps_names_shapes_values_and_metadata() {
+        let mut f = TensorFile::default();
+        f.tensors.insert(
+            "weight_ih_l0".into(),
+            Tensor {
+                shape: vec![2, 3],
+                data: vec![1.0, -2.5, 3.25, 0.0, 1e-8, -7.0],
+            },
+        );
+        f.tensors.insert(
+            "bias".into(),
+            Tensor {
+                shape: vec![1],
+                data: vec![0.5],
+            },
+        );
+        f.metadata.insert("cell".into(), "lstm".into());
+        let g = TensorFile::from_bytes(&f.to_bytes().unwrap()).unwrap();
+        assert_eq!(f, g);
+        assert!(g.get("nope").unwrap_err().contains("missing tensor `nope`"));
+    }
+
+    #[test]
+    fn garbage_and_truncated_files_are_refused() {
+        assert!(TensorFile::from_bytes(b"").is_err());
+        assert!(TensorFile::from_bytes(b"\x10\0\0\0\0\0\0\0{not json}     ").is_err());
+        let mut f = TensorFile::default();
+        f.tensors.insert(
+            "w".into(),
+            Tensor {
+                shape: vec![4],
+                data: vec![1.0; 4],
+            },
+        );
+        let bytes = f.to_bytes().unwrap();
+        assert!(TensorFile::from_bytes(&bytes[..bytes.len() - 3]).is_err());
+    }
+
+    #[test]
+    fn half_precision_converts() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
+        assert!(f16_to_f32(0x7c00).is_infinite());
+    }
+}

@@ -1,0 +1,208 @@
+//! GRU gate kernels: the fused element-wise passes of one time step, forward and backward, for
+//! both forms of the candidate state ([`GruVariant`](super::GruVariant)).
+//!
+//! Gate rows are PyTorch's `r, z, n`; every `[B, 3H]` buffer holds, per batch row, the three
+//! `H`-wide gate blocks in that order. The update is `h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}` in both forms.
+//! The recurrent products around these kernels are issued by the shared sequence loop
+//! ([`super::sequence`]); "reset before" needs two per step, because `W_hn` multiplies `r ⊙ h`.
+
+use super::activation::{sigmoid, tanh};
+
+/// Forward gate pass of one "reset after" step.
+///
+/// - `pre[B, 3H]`: read the input part `W_ih x + b_ih` plus `b_hr, b_hz` in the `r, z` blocks;
+///   written the activations `r, z, n`.
+/// - `hg[B, 3H]`: read `W_hh h_{t-1}` (no bias).
+/// - `b_hn[H]`: read, the recurrent bias of the `n` gate (inside the reset product).
+/// - `hn[B, H]`: written `W_hn h_{t-1} + b_hn` when given (training: backward needs it).
+/// - `h[B, H]`: read `h_{t-1}`, written `h_t`.
+pub fn forward_gates_reset_after(
+    pre: &mut [f32],
+    hg: &[f32],
+    b_hn: &[f32],
+    mut hn: Option<&mut [f32]>,
+    h: &mut [f32],
+    hidden: usize,
+) {
+    let hs = hidden;
+    for (bi, ((p, q), h)) in pre
+        .chunks_exact_mut(3 * hs)
+        .zip(hg.chunks_exact(3 * hs))
+        .zip(h.chunks_exact_mut(hs))
+        .enumerate()
+    {
+        let (pr, rest) = p.split_at_mut(hs);
+        let (pz, pn) = rest.split_at_mut(hs);
+        let (qr, rest) = q.split_at(hs);
+        let (qz, qn) = rest.split_at(hs);
+        let mut hn_row = hn.as_deref_mut().map(|v| &mut v[bi * hs..(bi + 1) * hs]);
+        for j in 0..hs {
+            let r = sigmoid(pr[j] + qr[j]);
+            let z = sigmoid(pz[j] + qz[j]);
+            let hnj = qn[j] + b_hn[j];
+            let n = tanh(pn[j] + r * hnj);
+            h[j] = (1.0 - z) * n + z * h[j];
+            pr[j] = r;
+            pz[j] = z;
+            pn[j] = n;
+            if let Some(row) = hn_row.as_deref_mut() {
+                row[j] = hnj;
+            }
+        }
+    }
+}
+
+/// Backward gate pass of one "reset after" step, the mirror of [`forward_gates_reset_after`].
+///
+/// - `gates[B, 3H]`: read the activations `r, z, n`; `hn[B, H]`: read `W_hn h_{t-1} + b_hn`.
+/// - `h_prev[B, H]`: read `h_{t-1}`.
+/// - `dh[B, H]`: read `∂L/∂h_t`; written the direct part of `∂L/∂h_{t-1}`, `dh ⊙ z` (the loop
+///   adds `dhg · W_hh`).
+/// - `dxg[B, 3H]`: written `∂L/∂(W_ih x + b_ih)`; `dhg[B, 3H]`: written `∂L/∂(W_hh h + b_hh)`.
+pub fn backward_gates_reset_after(
+    gates: &[f32],
+    hn: &[f32],
+    h_prev: &[f32],
+    dh: &mut [f32],
+    dxg: &mut [f32],
+    dhg: &mut [f32],
+    hidden: usize,
+) {
+    let hs = hidden;
+    for (((((g3, hn), hp), dh), dx), dq) in gates
+        .chunks_exact(3 * hs)
+        .zip(hn.chunks_exact(hs))
+        .zip(h_prev.chunks_exact(hs))
+        .zip(dh.chunks_exact_mut(hs))
+        .zip(dxg.chunks_exact_mut(3 * hs))
+        .zip(dhg.chunks_exact_mut(3 * hs))
+    {
+        let (gr, rest) = g3.split_at(hs);
+        let (gz, gn) = rest.split_at(hs);
+        let (dxr, rest) = dx.split_at_mut(hs);
+        let (dxz, dxn) = rest.split_at_mut(hs);
+        let (dqr, rest) = dq.split_at_mut(hs);
+        let (dqz, dqn) = rest.split_at_mut(hs);
+        for j in 0..hs {
+            let (r, z, n) = (gr[j], gz[j], gn[j]);
+            let d = dh[j];
+            let dn = d * (1.0 - z) * (1.0 - n * n);
+            let dz = d * (hp[j] - n) * z * (1.0 - z);
+            let dr = dn * hn[j] * r * (1.0 - r);
+            dxr[j] = dr;
+            dxz[j] = dz;
+            dxn[j] = dn;
+            dqr[j] = dr;
+            dqz[j] = dz;
+            dqn[j] = dn * r;
+            dh[j] = d * z;
+        }
+    }
+}
+
+/// First forward pass of a "reset before" step: the `r` and `z` gates.
+///
+/// - `pre[B, 3H]`: read in the `r, z` blocks the full pre-activations (input part, both biases and
+///   `W_h{r,z} h_{t-1}`); written the activations `r, z` there. The `n` block is left alone.
+/// - `h[B, H]`: read `h_{t-1}`.
+/// - `rh[B, H]`: written `r ⊙ h_{t-1}`, the operand of the `W_hn` product.
+pub fn forward_rz_reset_before(pre: &mut [f32], h: &[f32], rh: &mut [f32], hidden: usize) {
+    let hs = hidden;
+    for ((p, h), rh) in pre
+        .chunks_exact_mut(3 * hs)
+        .zip(h.chunks_exact(hs))
+        .zip(rh.chunks_exact_mut(hs))
+    {
+        let (pr, rest) = p.split_at_mut(hs);
+        let pz = &mut rest[..hs];
+        for j in 0..hs {
+            let r = sigmoid(pr[j]);
+            pz[j] = sigmoid(pz[j]);
+            pr[j] = r;
+            rh[j] = r * h[j];
+        }
+    }
+}
+
+/// Second forward pass of a "reset before" step: the candidate and the new state.
+///
+/// - `pre[B, 3H]`: read `z` and, in the `n` block, the full pre-activation
+///   `W_in x + b_in + b_hn + W_hn (r ⊙ h)`; written `n` there.
+/// - `h[B, H]`: read `h_{t-1}`, written `h_t`.
+pub fn forward_n_reset_before(pre: &mut [f32], h: &mut [f32], hidden: usize) {
+    let hs = hidden;
+    for (p, h) in pre.chunks_exact_mut(3 * hs).zip(h.chunks_exact_mut(hs)) {
+        let (_, rest) = p.split_at_mut(hs);
+        let (pz, pn) = rest.split_at_mut(hs);
+        for j in 0..hs {
+            let n = tanh(pn[j]);
+            let z = pz[j];
+            h[j] = (1.0 - z) * n + z * h[j];
+            pn[j] = n;
+        }
+    }
+}
+
+/// First backward pass of a "reset before" step: gradients of the `z` and `n` pre-activations.
+///
+/// - `gates[B, 3H]`: read `r, z, n`; `h_prev[B, H]`: read `h_{t-1}`; `dh[B, H]`: read `∂L/∂h_t`.
+/// - `dpre[B, 3H]`: written in the `z` and `n` blocks (the loop then forms `∂L/∂(r ⊙ h) =
+///   dpre_n · W_hn` and calls [`backward_r_reset_before`]).
+pub fn backward_zn_reset_before(
+    gates: &[f32],
+    h_prev: &[f32],
+    dh: &[f32],
+    dpre: &mut [f32],
+    hidden: usize,
+) {
+    let hs = hidden;
+    for (((g3, hp), dh), dp) in gates
+        .chunks_exact(3 * hs)
+        .zip(h_prev.chunks_exact(hs))
+        .zip(dh.chunks_exact(hs))
+        .zip(dpre.chunks_exact_mut(3 * hs))
+    {
+        let (_, rest) = g3.split_at(hs);
+        let (gz, gn) = rest.split_at(hs);
+        let (_, rest) = dp.split_at_mut(hs);
+        let (dz, dn) = rest.split_at_mut(hs);
+        for j in 0..hs {
+            let (z, n) = (gz[j], gn[j]);
+            dn[j] = dh[j] * (1.0 - z) * (1.0 - n * n);
+            dz[j] = dh[j] * (hp[j] - n) * z * (1.0 - z);
+        }
+    }
+}
+
+/// Second backward pass of a "reset before" step: the `r` gate and the direct state gradient.
+///
+/// - `gates[B, 3H]`: read `r, z`; `h_prev[B, H]`: read `h_{t-1}`.
+/// - `drh[B, H]`: read `∂L/∂(r ⊙ h_{t-1})`.
+/// - `dh[B, H]`: read `∂L/∂h_t`; written `dh ⊙ z + drh ⊙ r` (the loop adds the `r, z` products).
+/// - `dpre[B, 3H]`: written in the `r` block.
+pub fn backward_r_reset_before(
+    gates: &[f32],
+    h_prev: &[f32],
+    drh: &[f32],
+    dh: &mut [f32],
+    dpre: &mut [f32],
+    hidden: usize,
+) {
+    let hs = hidden;
+    for ((((g3, hp), drh), dh), dp) in gates
+        .chunks_exact(3 * hs)
+        .zip(h_prev.chunks_exact(hs))
+        .zip(drh.chunks_exact(hs))
+        .zip(dh.chunks_exact_mut(hs))
+        .zip(dpre.chunks_exact_mut(3 * hs))
+    {
+        let (gr, rest) = g3.split_at(hs);
+        let gz = &rest[..hs];
+        let dr = &mut dp[..hs];
+        for j in 0..hs {
+            let r = gr[j];
+            dr[j] = drh[j] * hp[j] * r * (1.0 - r);
+            dh[j] = dh[j] * gz[j] + drh[j] * r;
+        }
+    }
+}
