@@ -111,7 +111,10 @@ impl<'a> MatMut<'a> {
 
     /// A row-major `[rows, cols]` matrix whose rows start `row_stride` elements apart.
     pub fn strided(data: &'a mut [f32], rows: usize, cols: usize, row_stride: usize) -> Self {
-        assert!(cols <= row_stride || rows <= 1, "row stride below row length");
+        assert!(
+            cols <= row_stride || rows <= 1,
+            "row stride below row length"
+        );
         if rows > 0 && cols > 0 {
             assert!(
                 (rows - 1) * row_stride + cols <= data.len(),
@@ -166,20 +169,10 @@ pub fn matmul(c: MatMut<'_>, a: Mat<'_>, b: Mat<'_>, acc: Accumulate) {
         // SAFETY: every view was bounds-checked against its slice on construction, and `c` is a
         // unique borrow, so it aliases neither operand.
         unsafe {
-            let a = faer::MatRef::from_raw_parts(
-                a.data.as_ptr(),
-                m,
-                k,
-                a.rs as isize,
-                a.cs as isize,
-            );
-            let b = faer::MatRef::from_raw_parts(
-                b.data.as_ptr(),
-                k,
-                n,
-                b.rs as isize,
-                b.cs as isize,
-            );
+            let a =
+                faer::MatRef::from_raw_parts(a.data.as_ptr(), m, k, a.rs as isize, a.cs as isize);
+            let b =
+                faer::MatRef::from_raw_parts(b.data.as_ptr(), k, n, b.rs as isize, b.cs as isize);
             let c = faer::MatMut::from_raw_parts_mut(c.data.as_mut_ptr(), m, n, c.rs as isize, 1);
             let accum = match acc {
                 Accumulate::Overwrite => faer::Accum::Replace,
@@ -225,7 +218,13 @@ pub fn matmul(c: MatMut<'_>, a: Mat<'_>, b: Mat<'_>, acc: Accumulate) {
 mod tests {
     use super::*;
 
-    fn naive(m: usize, n: usize, k: usize, a: &dyn Fn(usize, usize) -> f32, b: &dyn Fn(usize, usize) -> f32) -> Vec<f32> {
+    fn naive(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &dyn Fn(usize, usize) -> f32,
+        b: &dyn Fn(usize, usize) -> f32,
+    ) -> Vec<f32> {
         let mut c = vec![0.0; m * n];
         for i in 0..m {
             for j in 0..n {
@@ -237,15 +236,39 @@ mod tests {
 
     #[test]
     fn products_match_naive_for_all_layouts_and_paths() {
-        for &(m, n, k) in &[(3, 5, 7), (20, 40, 10), (100, 33, 17), (1, 1, 1), (65, 2, 3)] {
+        for &(m, n, k) in &[
+            (3, 5, 7),
+            (20, 40, 10),
+            (100, 33, 17),
+            (1, 1, 1),
+            (65, 2, 3),
+        ] {
             let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32) - 6.0).collect();
             let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32) - 5.0).collect();
             for &(ta, tb) in &[(false, false), (true, false), (false, true), (true, true)] {
-                let av = if ta { Mat::new(&a, k, m).t() } else { Mat::new(&a, m, k) };
-                let bv = if tb { Mat::new(&b, n, k).t() } else { Mat::new(&b, k, n) };
-                let want = naive(m, n, k, &|i, p| if ta { a[p * m + i] } else { a[i * k + p] }, &|p, j| {
-                    if tb { b[j * k + p] } else { b[p * n + j] }
-                });
+                let av = if ta {
+                    Mat::new(&a, k, m).t()
+                } else {
+                    Mat::new(&a, m, k)
+                };
+                let bv = if tb {
+                    Mat::new(&b, n, k).t()
+                } else {
+                    Mat::new(&b, k, n)
+                };
+                let want = naive(
+                    m,
+                    n,
+                    k,
+                    &|i, p| if ta { a[p * m + i] } else { a[i * k + p] },
+                    &|p, j| {
+                        if tb {
+                            b[j * k + p]
+                        } else {
+                            b[p * n + j]
+                        }
+                    },
+                );
                 let mut c = vec![1.0; m * n];
                 matmul(MatMut::new(&mut c, m, n), av, bv, Accumulate::Overwrite);
                 assert_eq!(c, want, "overwrite m={m} n={n} k={k} ta={ta} tb={tb}");
@@ -276,6 +299,11 @@ mod tests {
     fn mismatched_inner_dimension_panics() {
         let a = [0.0; 6];
         let mut c = [0.0; 4];
-        matmul(MatMut::new(&mut c, 2, 2), Mat::new(&a, 2, 3), Mat::new(&a, 2, 3), Accumulate::Add);
+        matmul(
+            MatMut::new(&mut c, 2, 2),
+            Mat::new(&a, 2, 3),
+            Mat::new(&a, 2, 3),
+            Accumulate::Add,
+        );
     }
 }

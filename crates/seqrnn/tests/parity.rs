@@ -143,7 +143,11 @@ fn keras_case(path: &Path) -> Case {
     to_torch(&get("recurrent_kernel"), h, &mut params[cell.w_hh.clone()]);
     bias_to_torch(&get("bias"), &mut params[cell.b_ih.clone()]);
     to_torch(&get("d.kernel"), i, &mut want_grads[cell.w_ih.clone()]);
-    to_torch(&get("d.recurrent_kernel"), h, &mut want_grads[cell.w_hh.clone()]);
+    to_torch(
+        &get("d.recurrent_kernel"),
+        h,
+        &mut want_grads[cell.w_hh.clone()],
+    );
     bias_to_torch(&get("d.bias"), &mut want_grads[cell.b_ih.clone()]);
     let checked = vec![
         ("kernel".to_string(), cell.w_ih.clone()),
@@ -188,8 +192,15 @@ fn run(case: &Case) {
     let mut state = case.state0.clone();
     let mut y = vec![0.0; y_len];
     let mut cache = RnnCache::default();
-    rnn.forward_train(&case.params, &case.x, *shape, &mut state, &mut y, &mut cache)
-        .unwrap();
+    rnn.forward_train(
+        &case.params,
+        &case.x,
+        *shape,
+        &mut state,
+        &mut y,
+        &mut cache,
+    )
+    .unwrap();
     assert_close("y", &y, &case.want_y, TOL);
     assert_close("h_n", &state.h, &case.want_state_n.h, TOL);
     assert_close("c_n", &state.c, &case.want_state_n.c, TOL);
@@ -198,8 +209,15 @@ fn run(case: &Case) {
     let mut ws = RnnWorkspace::default();
     let mut state_i = case.state0.clone();
     let mut y_i = vec![0.0; y_len];
-    rnn.forward_infer(&case.params, &case.x, *shape, &mut state_i, &mut y_i, &mut ws)
-        .unwrap();
+    rnn.forward_infer(
+        &case.params,
+        &case.x,
+        *shape,
+        &mut state_i,
+        &mut y_i,
+        &mut ws,
+    )
+    .unwrap();
     assert_eq!(y_i, y, "inference and training forward differ");
     assert_eq!(state_i, state);
 
@@ -208,8 +226,16 @@ fn run(case: &Case) {
     let mut dx = vec![0.0; case.x.len()];
     for round in 1..=2 {
         let mut dstate = case.dstate_n.clone();
-        rnn.backward(&case.params, &mut grads, &cache, &case.dy, &mut dstate, &mut dx, &mut ws)
-            .unwrap();
+        rnn.backward(
+            &case.params,
+            &mut grads,
+            &cache,
+            &case.dy,
+            &mut dstate,
+            &mut dx,
+            &mut ws,
+        )
+        .unwrap();
         assert_close("d.x", &dx, &case.want_dx, TOL);
         assert_close("d.h0", &dstate.h, &case.want_dstate0.h, TOL);
         assert_close("d.c0", &dstate.c, &case.want_dstate0.c, TOL);
@@ -218,7 +244,12 @@ fn run(case: &Case) {
                 .iter()
                 .map(|g| g * round as f32)
                 .collect();
-            assert_close(&format!("d.{name} (round {round})"), &grads[range.clone()], &want, TOL);
+            assert_close(
+                &format!("d.{name} (round {round})"),
+                &grads[range.clone()],
+                &want,
+                TOL,
+            );
         }
     }
 }

@@ -152,7 +152,8 @@ fn f16_to_f32(h: u16) -> f32 {
         (0, 0) => sign,
         (0, m) => {
             // subnormal: value = m · 2^-24
-            return f32::from_bits(sign) + (m as f32) * 2f32.powi(-24) * if sign != 0 { -1.0 } else { 1.0 };
+            return f32::from_bits(sign)
+                + (m as f32) * 2f32.powi(-24) * if sign != 0 { -1.0 } else { 1.0 };
         }
         (31, 0) => sign | 0x7f80_0000,
         (31, m) => sign | 0x7f80_0000 | (m << 13),

@@ -37,7 +37,11 @@ impl CellOffsets {
 
     /// PyTorch's name suffix for this layer-direction, e.g. `_l1_reverse`.
     pub fn suffix(&self) -> String {
-        format!("_l{}{}", self.layer, if self.dir == 1 { "_reverse" } else { "" })
+        format!(
+            "_l{}{}",
+            self.layer,
+            if self.dir == 1 { "_reverse" } else { "" }
+        )
     }
 }
 

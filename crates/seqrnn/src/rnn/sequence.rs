@@ -71,6 +71,7 @@ pub(crate) struct ForwardScratch<'a> {
 /// - `gates[T·B, G·H]`: written; holds the gate activations afterwards (the training cache).
 /// - `extra[T·B, H]`: written when given (training): LSTM `c_t`, GRU "reset after"
 ///   `W_hn h_{t-1} + b_hn`, GRU "reset before" `r ⊙ h_{t-1}`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn forward(
     pass: &Pass<'_>,
     x: &[f32],
@@ -229,7 +230,9 @@ pub(crate) fn backward(
         // ∂L/∂h_t = from step t+1 (dh) + from the output at t.
         for (r, drow) in dh.chunks_exact_mut(hs).enumerate() {
             let o = t * b * pass.out_stride + pass.out_col + r * pass.out_stride;
-            drow.iter_mut().zip(&dy[o..o + hs]).for_each(|(a, d)| *a += d);
+            drow.iter_mut()
+                .zip(&dy[o..o + hs])
+                .for_each(|(a, d)| *a += d);
         }
         let h_prev: &[f32] = match prev {
             None => saved.h0,

@@ -139,7 +139,11 @@ impl Rnn {
         }
         let want = [
             ("parameter block", params.len(), self.num_params()),
-            ("input x[T, B, I]", x.len(), shape.t * shape.b * cfg.input_size),
+            (
+                "input x[T, B, I]",
+                x.len(),
+                shape.t * shape.b * cfg.input_size,
+            ),
             (
                 "state h[L·D, B, H]",
                 state.h.len(),
@@ -285,7 +289,11 @@ impl Rnn {
         fit(&mut cache.hg, shape.b * gh);
         for layer in 0..cfg.num_layers {
             let (below, here) = cache.out.split_at_mut(layer);
-            let input: &[f32] = if layer == 0 { &cache.x } else { &below[layer - 1] };
+            let input: &[f32] = if layer == 0 {
+                &cache.x
+            } else {
+                &below[layer - 1]
+            };
             let out = &mut here[0];
             fit(out, self.out_len(shape));
             for dir in 0..cfg.directions() {
@@ -349,7 +357,11 @@ impl Rnn {
         }
         self.check(params, &cache.x, shape, dstate)?;
         self.check_len("gradient block", grads.len(), self.num_params())?;
-        self.check_len("output gradient dy[T, B, D·H]", dy.len(), self.out_len(shape))?;
+        self.check_len(
+            "output gradient dy[T, B, D·H]",
+            dy.len(),
+            self.out_len(shape),
+        )?;
         self.check_len("input gradient dx[T, B, I]", dx.len(), cache.x.len())?;
         let (rows, gh, bh) = (
             shape.t * shape.b,
@@ -371,7 +383,11 @@ impl Rnn {
         for layer in (0..cfg.num_layers).rev() {
             // ∂L/∂(layer output): dy, or what the layer above wrote (into `pong`).
             std::mem::swap(&mut ping, &mut pong);
-            let d_out: &[f32] = if layer + 1 == cfg.num_layers { dy } else { &ping };
+            let d_out: &[f32] = if layer + 1 == cfg.num_layers {
+                dy
+            } else {
+                &ping
+            };
             let d_in: &mut [f32] = if layer == 0 { dx } else { &mut pong };
             let input: &[f32] = if layer == 0 {
                 &cache.x

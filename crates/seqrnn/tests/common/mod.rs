@@ -19,7 +19,13 @@ pub fn fixtures_dir() -> Option<PathBuf> {
 
 /// Largest absolute difference, with a readable panic message when above `tol`.
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: length {} vs {}", got.len(), want.len());
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what}: length {} vs {}",
+        got.len(),
+        want.len()
+    );
     let mut worst = (0.0f32, 0usize);
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         let d = (g - w).abs();
