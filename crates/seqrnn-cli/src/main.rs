@@ -1,1 +1,74 @@
-fn main() {}
+//! `seqrnn`: the command-line tool. Argument parsing and printing only; the work is in the
+//! `seqrnn` library.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod bench;
+
+/// Train, evaluate and benchmark LSTM and GRU sequence models.
+#[derive(Parser, Debug)]
+#[command(name = "seqrnn", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Measure throughput.
+    Bench {
+        #[command(subcommand)]
+        what: bench::BenchCommand,
+    },
+}
+
+/// Recurrent cell choice on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CellArg {
+    /// Long short-term memory.
+    Lstm,
+    /// Gated recurrent unit, PyTorch's "reset after" form.
+    Gru,
+    /// Gated recurrent unit, Cho et al.'s "reset before" form (Keras `reset_after=False`).
+    GruResetBefore,
+}
+
+impl From<CellArg> for seqrnn::rnn::CellKind {
+    fn from(c: CellArg) -> Self {
+        use seqrnn::rnn::{CellKind, GruVariant};
+        match c {
+            CellArg::Lstm => CellKind::Lstm,
+            CellArg::Gru => CellKind::Gru(GruVariant::ResetAfter),
+            CellArg::GruResetBefore => CellKind::Gru(GruVariant::ResetBefore),
+        }
+    }
+}
+
+/// Sets the number of threads for matrix products (and rayon's global pool).
+pub fn set_threads(threads: Option<usize>) -> Result<()> {
+    let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    anyhow::ensure!(n >= 1, "--threads must be at least 1");
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .context("could not start the thread pool")?;
+    seqrnn::linalg::set_threads(n);
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Bench { what } => bench::run(what),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

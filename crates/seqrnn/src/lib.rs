@@ -5,6 +5,7 @@
 //!
 //! The engine lives in [`rnn`]; matrix products go through [`linalg`].
 
+pub mod bench;
 pub mod error;
 pub mod io;
 pub mod linalg;

@@ -1,0 +1,173 @@
+//! Throughput measurements of the engine, shared by the `seqrnn bench` command and the docs.
+
+use std::time::Instant;
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::Result;
+use crate::rnn::{Init, Rnn, RnnCache, RnnConfig, RnnState, RnnWorkspace, SeqShape};
+
+/// Figures of one layer benchmark.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerBench {
+    /// Median seconds of one forward pass (inference mode) over a `T × B` sequence.
+    pub forward_s: f64,
+    /// Median seconds of one training forward plus backward pass.
+    pub forward_backward_s: f64,
+    /// Floating-point operations of one forward pass, see [`forward_flops`].
+    pub forward_flops: f64,
+    /// Tokens (`T·B`) per pass.
+    pub tokens: usize,
+    /// Timed repetitions of each pass.
+    pub iterations: usize,
+}
+
+impl LayerBench {
+    /// Forward tokens per second.
+    pub fn forward_tokens_per_s(&self) -> f64 {
+        self.tokens as f64 / self.forward_s
+    }
+    /// Training (forward + backward) tokens per second.
+    pub fn train_tokens_per_s(&self) -> f64 {
+        self.tokens as f64 / self.forward_backward_s
+    }
+    /// Achieved forward GFLOP/s.
+    pub fn forward_gflops(&self) -> f64 {
+        self.forward_flops / self.forward_s / 1e9
+    }
+    /// Achieved forward + backward GFLOP/s, counting backward as twice the forward.
+    pub fn train_gflops(&self) -> f64 {
+        3.0 * self.forward_flops / self.forward_backward_s / 1e9
+    }
+}
+
+/// FLOPs of one forward pass of a stack over `T·B` tokens: the matrix products only,
+/// `2 · T·B · Σ_{layers, directions} G·H·(I_l + H)`. Backward is counted as twice this (the
+/// input/state gradient products and the weight gradient products each repeat the forward's).
+pub fn forward_flops(config: &RnnConfig, shape: SeqShape) -> f64 {
+    let gh = (config.cell.gates() * config.hidden_size) as f64;
+    let per_token: f64 = (0..config.num_layers)
+        .map(|l| {
+            config.directions() as f64
+                * gh
+                * (config.layer_input_size(l) + config.hidden_size) as f64
+        })
+        .sum();
+    2.0 * (shape.t * shape.b) as f64 * per_token
+}
+
+/// Times forward (inference) and forward + backward (training) passes of a stack with random
+/// weights and inputs: `warmup` untimed passes, then the median of `iterations` timed ones.
+pub fn layer(
+    config: RnnConfig,
+    shape: SeqShape,
+    iterations: usize,
+    warmup: usize,
+) -> Result<LayerBench> {
+    let rnn = Rnn::new(config)?;
+    let mut params = vec![0.0; rnn.num_params()];
+    Init::default().apply(&config, &mut params, 1)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let mut random =
+        |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
+    let x = random(shape.t * shape.b * config.input_size);
+    let dy = random(shape.t * shape.b * config.output_size());
+    let mut y = vec![0.0; dy.len()];
+    let mut dx = vec![0.0; x.len()];
+    let mut grads = vec![0.0; rnn.num_params()];
+    let mut cache = RnnCache::default();
+    let mut ws = RnnWorkspace::default();
+    let zero = RnnState::zeros(&config, shape.b);
+
+    let time = |f: &mut dyn FnMut() -> Result<()>| -> Result<f64> {
+        for _ in 0..warmup {
+            f()?;
+        }
+        let mut t = Vec::with_capacity(iterations);
+        for _ in 0..iterations.max(1) {
+            let t0 = Instant::now();
+            f()?;
+            t.push(t0.elapsed().as_secs_f64());
+        }
+        t.sort_by(f64::total_cmp);
+        Ok(t[t.len() / 2])
+    };
+    let forward_s = time(&mut || {
+        let mut state = zero.clone();
+        rnn.forward_infer(&params, &x, shape, &mut state, &mut y, &mut ws)
+    })?;
+    let forward_backward_s = time(&mut || {
+        let mut state = zero.clone();
+        rnn.forward_train(&params, &x, shape, &mut state, &mut y, &mut cache)?;
+        let mut dstate = RnnState::zeros(&config, shape.b);
+        rnn.backward(
+            &params,
+            &mut grads,
+            &cache,
+            &dy,
+            &mut dstate,
+            &mut dx,
+            &mut ws,
+        )
+    })?;
+    Ok(LayerBench {
+        forward_s,
+        forward_backward_s,
+        forward_flops: forward_flops(&config, shape),
+        tokens: shape.t * shape.b,
+        iterations: iterations.max(1),
+    })
+}
+
+/// Peak resident memory of this process in bytes (Linux `VmHWM`), if known.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rnn::{CellKind, Direction};
+
+    #[test]
+    fn flop_formula_matches_hand_count() {
+        // LSTM 2 × 200, I = 200: per token 2 · 2 · 800 · 400 = 1.28 MFLOP.
+        let c = RnnConfig {
+            cell: CellKind::Lstm,
+            input_size: 200,
+            hidden_size: 200,
+            num_layers: 2,
+            direction: Direction::Forward,
+        };
+        assert_eq!(forward_flops(&c, SeqShape { t: 1, b: 1 }), 1_280_000.0);
+        let b = forward_flops(
+            &RnnConfig {
+                direction: Direction::Bidirectional,
+                ..c
+            },
+            SeqShape { t: 1, b: 1 },
+        );
+        // Second layer of a bidirectional stack reads 2H inputs.
+        assert_eq!(b, 2.0 * 2.0 * 800.0 * (400.0 + 600.0));
+    }
+
+    #[test]
+    fn layer_bench_runs_and_reports_positive_figures() {
+        let c = RnnConfig {
+            cell: CellKind::Lstm,
+            input_size: 4,
+            hidden_size: 8,
+            num_layers: 1,
+            direction: Direction::Forward,
+        };
+        let r = layer(c, SeqShape { t: 3, b: 2 }, 3, 1).unwrap();
+        assert!(r.forward_s > 0.0 && r.forward_backward_s > 0.0);
+        assert_eq!(r.tokens, 6);
+        assert!(r.train_tokens_per_s().is_finite());
+        assert!(peak_rss_bytes().unwrap_or(1) > 0);
+    }
+}
