@@ -104,8 +104,8 @@ impl RnnConfig {
     /// Checks that every size is positive.
     pub fn validate(&self) -> Result<()> {
         for (name, v) in [
-            ("input size", self.input_size),
             ("hidden size", self.hidden_size),
+            ("input size", self.input_size),
             ("number of layers", self.num_layers),
         ] {
             if v == 0 {

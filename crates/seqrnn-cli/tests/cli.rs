@@ -1,0 +1,89 @@
+//! The `seqrnn` binary as a user runs it.
+
+use std::process::Command;
+
+fn seqrnn(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_seqrnn"))
+        .args(args)
+        .output()
+        .expect("run seqrnn")
+}
+
+#[test]
+fn bench_layer_prints_json_figures() {
+    for cell in ["lstm", "gru", "gru-reset-before"] {
+        let out = seqrnn(&[
+            "bench",
+            "layer",
+            "--cell",
+            cell,
+            "--hidden",
+            "8",
+            "--seq",
+            "3",
+            "--batch",
+            "2",
+            "--layers",
+            "2",
+            "--bidirectional",
+            "--threads",
+            "1",
+            "--iterations",
+            "2",
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["hidden"], 8);
+        assert_eq!(v["directions"], 2);
+        assert_eq!(v["threads"], 1);
+        assert!(v["train_tokens_per_s"].as_f64().unwrap() > 0.0);
+        assert!(v["forward_gflops"].as_f64().unwrap() > 0.0);
+    }
+}
+
+#[test]
+fn bench_layer_text_output_names_its_units() {
+    let out = seqrnn(&[
+        "bench",
+        "layer",
+        "--hidden",
+        "4",
+        "--seq",
+        "2",
+        "--batch",
+        "1",
+        "--iterations",
+        "1",
+        "--threads",
+        "1",
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("forward+backward") && text.contains("tokens/s") && text.contains("GFLOP/s"),
+        "{text}"
+    );
+}
+
+#[test]
+fn impossible_sizes_are_refused_with_one_clear_message() {
+    for (flag, value, needle) in [
+        ("--hidden", "0", "hidden size must be at least 1"),
+        ("--layers", "0", "number of layers must be at least 1"),
+        ("--batch", "0", "--batch and --seq must be at least 1"),
+        ("--threads", "0", "--threads must be at least 1"),
+    ] {
+        let out = seqrnn(&["bench", "layer", flag, value, "--iterations", "1"]);
+        assert!(!out.status.success(), "{flag} {value} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{flag} {value}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let out = seqrnn(&["bench", "layer", "--cell", "rnn"]);
+    assert!(!out.status.success());
+}
