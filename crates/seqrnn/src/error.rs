@@ -20,6 +20,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A data file (corpus, vocabulary, table) whose contents cannot be used.
+    #[error("{path}: {message}")]
+    Data {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong with it, with a line number where one helps.
+        message: String,
+    },
     /// A safetensors file that cannot be parsed or lacks a tensor.
     #[error("{path}: {message}")]
     Format {

@@ -6,6 +6,7 @@
 //! The engine lives in [`rnn`]; matrix products go through [`linalg`].
 
 pub mod bench;
+pub mod data;
 pub mod error;
 pub mod io;
 pub mod linalg;
