@@ -93,8 +93,16 @@ fn sequences(c: &mut Criterion) {
         group.bench_function("forward+backward", |bench| {
             bench.iter(|| {
                 let mut s = RnnState::zeros(&config, 20);
-                rnn.forward_train(&params, &x, shape, &mut s, &mut y, &mut cache)
-                    .unwrap();
+                rnn.forward_train(
+                    &params,
+                    &x,
+                    shape,
+                    &mut s,
+                    &mut y,
+                    &mut cache,
+                    &mut seqrnn::dropout::rng_from_seed(0),
+                )
+                .unwrap();
                 let mut ds = RnnState::zeros(&config, 20);
                 rnn.backward(&params, &mut grads, &cache, &dy, &mut ds, &mut dx, &mut ws)
                     .unwrap()

@@ -79,6 +79,7 @@ pub fn layer(
     let mut cache = RnnCache::default();
     let mut ws = RnnWorkspace::default();
     let zero = RnnState::zeros(&config, shape.b);
+    let mut drop_rng = crate::dropout::rng_from_seed(3);
 
     let time = |f: &mut dyn FnMut() -> Result<()>| -> Result<f64> {
         for _ in 0..warmup {
@@ -99,7 +100,15 @@ pub fn layer(
     })?;
     let forward_backward_s = time(&mut || {
         let mut state = zero.clone();
-        rnn.forward_train(&params, &x, shape, &mut state, &mut y, &mut cache)?;
+        rnn.forward_train(
+            &params,
+            &x,
+            shape,
+            &mut state,
+            &mut y,
+            &mut cache,
+            &mut drop_rng,
+        )?;
         let mut dstate = RnnState::zeros(&config, shape.b);
         rnn.backward(
             &params,

@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod data;
+pub mod dropout;
 pub mod error;
 pub mod io;
 pub mod linalg;

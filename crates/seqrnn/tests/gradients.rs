@@ -4,6 +4,7 @@
 mod common;
 
 use common::{assert_close, Gen};
+use seqrnn::dropout::rng_from_seed;
 use seqrnn::rnn::reference::{self, RefParams};
 use seqrnn::rnn::{
     CellKind, Direction, GruVariant, Rnn, RnnCache, RnnConfig, RnnState, RnnWorkspace, SeqShape,
@@ -65,7 +66,15 @@ fn engine(p: &Problem) -> (Vec<f32>, RnnState, Vec<f32>, Vec<f32>, RnnState) {
     let mut cache = RnnCache::default();
     let mut ws = RnnWorkspace::default();
     p.rnn
-        .forward_train(&p.params, &p.x, p.shape, &mut state, &mut y, &mut cache)
+        .forward_train(
+            &p.params,
+            &p.x,
+            p.shape,
+            &mut state,
+            &mut y,
+            &mut cache,
+            &mut rng_from_seed(0),
+        )
         .unwrap();
     let mut grads = vec![0.0; p.rnn.num_params()];
     let mut dx = vec![0.0; p.x.len()];
@@ -348,4 +357,100 @@ fn wrong_buffer_sizes_are_errors_not_panics() {
         ..config
     })
     .is_err());
+}
+
+#[test]
+fn dropout_between_layers_has_exact_gradients() {
+    use seqrnn::dropout::{Dropout, DropoutKind};
+    for kind in [DropoutKind::Standard, DropoutKind::Variational] {
+        let config = RnnConfig {
+            cell: CellKind::Lstm,
+            input_size: 3,
+            hidden_size: 5,
+            num_layers: 3,
+            direction: Direction::Bidirectional,
+        };
+        let mut p = problem(config, SeqShape { t: 6, b: 2 }, 77);
+        p.rnn = p.rnn.with_dropout(Dropout { p: 0.4, kind }).unwrap();
+        // The same seed draws the same masks, so the loss is a deterministic function.
+        let train_loss = |params: &[f32]| -> (f64, Vec<f32>) {
+            let mut state = p.state0.clone();
+            let mut y = vec![0.0; p.dy.len()];
+            let mut cache = RnnCache::default();
+            p.rnn
+                .forward_train(
+                    params,
+                    &p.x,
+                    p.shape,
+                    &mut state,
+                    &mut y,
+                    &mut cache,
+                    &mut rng_from_seed(5),
+                )
+                .unwrap();
+            let l = y
+                .iter()
+                .zip(&p.dy)
+                .map(|(a, b)| *a as f64 * *b as f64)
+                .sum::<f64>()
+                + state
+                    .h
+                    .iter()
+                    .zip(&p.dstate_n.h)
+                    .map(|(a, b)| *a as f64 * *b as f64)
+                    .sum::<f64>()
+                + state
+                    .c
+                    .iter()
+                    .zip(&p.dstate_n.c)
+                    .map(|(a, b)| *a as f64 * *b as f64)
+                    .sum::<f64>();
+            let mut grads = vec![0.0; p.rnn.num_params()];
+            let mut dx = vec![0.0; p.x.len()];
+            let mut ds = p.dstate_n.clone();
+            p.rnn
+                .backward(
+                    params,
+                    &mut grads,
+                    &cache,
+                    &p.dy,
+                    &mut ds,
+                    &mut dx,
+                    &mut RnnWorkspace::default(),
+                )
+                .unwrap();
+            (l, grads)
+        };
+        let (_, grads) = train_loss(&p.params);
+        // Dropout changes the training output relative to inference.
+        let (l_train, _) = train_loss(&p.params);
+        assert_ne!(
+            l_train,
+            loss(&p, &p.params, &p.x, &p.state0),
+            "{kind:?}: no value dropped"
+        );
+        let mut g = Gen::new(3);
+        for _ in 0..3 {
+            let v = g.vec(p.params.len(), 1.0);
+            let eps = 1e-3f32;
+            let at = |s: f32| {
+                train_loss(
+                    &p.params
+                        .iter()
+                        .zip(&v)
+                        .map(|(a, d)| a + s * d)
+                        .collect::<Vec<_>>(),
+                )
+                .0
+            };
+            let numeric = (at(eps) - at(-eps)) / (2.0 * eps as f64);
+            let analytic: f64 = grads
+                .iter()
+                .zip(&v)
+                .map(|(a, b)| *a as f64 * *b as f64)
+                .sum();
+            let err = (numeric - analytic).abs() / analytic.abs().max(1.0);
+            assert!(err < 2e-3, "{kind:?}: {numeric} vs {analytic}");
+        }
+    }
 }

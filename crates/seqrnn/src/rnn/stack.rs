@@ -1,5 +1,6 @@
 //! A stack of recurrent layers: the public forward/backward API over whole sequences.
 
+use crate::dropout::{apply_mask, Dropout, SeqRng};
 use crate::error::{Error, Result};
 use crate::linalg::Accumulate;
 
@@ -56,6 +57,12 @@ pub struct RnnCache {
     /// Per layer-direction `extra[T·B, H]`: LSTM `c_t`; GRU "reset after" `W_hn h + b_hn`;
     /// GRU "reset before" `r ⊙ h_{t-1}`.
     extra: Vec<Vec<f32>>,
+    /// Per layer below the top, when dropout between layers is active: the mask `[T, B, D·H]`
+    /// and the dropped output that fed the next layer.
+    masks: Vec<Vec<f32>>,
+    dropped: Vec<Vec<f32>>,
+    /// Whether the cached pass dropped values between layers.
+    dropout_active: bool,
     /// Per-step scratch of the forward loop: `[G·H]` bias row, `[B, G·H]` recurrent product.
     bias: Vec<f32>,
     hg: Vec<f32>,
@@ -93,6 +100,7 @@ fn fit(v: &mut Vec<f32>, n: usize) {
 pub struct Rnn {
     config: RnnConfig,
     layout: RnnLayout,
+    dropout: Dropout,
 }
 
 /// Sequence shape `T × B` of one pass.
@@ -111,7 +119,21 @@ impl Rnn {
         Ok(Rnn {
             layout: RnnLayout::new(&config),
             config,
+            dropout: Dropout::NONE,
         })
+    }
+
+    /// Adds dropout on the outputs of every layer but the last, in training passes only
+    /// (PyTorch's `dropout` argument of `nn.LSTM`/`nn.GRU`).
+    pub fn with_dropout(mut self, dropout: Dropout) -> Result<Self> {
+        dropout.validate()?;
+        self.dropout = dropout;
+        Ok(self)
+    }
+
+    /// Dropout between layers.
+    pub fn dropout(&self) -> Dropout {
+        self.dropout
     }
 
     /// The configuration.
@@ -258,7 +280,9 @@ impl Rnn {
 
     /// Training forward pass: as [`Rnn::forward_infer`], and fills `cache` with what
     /// [`Rnn::backward`] needs (a copy of `x`, the initial state, every layer's output, gate
-    /// activations and the cell-specific extra tensor).
+    /// activations and the cell-specific extra tensor), and the dropout masks between layers,
+    /// drawn from `rng` when the stack has dropout.
+    #[allow(clippy::too_many_arguments)]
     pub fn forward_train(
         &self,
         params: &[f32],
@@ -267,6 +291,7 @@ impl Rnn {
         state: &mut RnnState,
         y: &mut [f32],
         cache: &mut RnnCache,
+        rng: &mut SeqRng,
     ) -> Result<()> {
         self.check(params, x, shape, state)?;
         self.check_len("output y[T, B, D·H]", y.len(), self.out_len(shape))?;
@@ -283,16 +308,22 @@ impl Rnn {
         cache.x.extend_from_slice(x);
         cache.state0.clone_from(state);
         cache.out.resize_with(cfg.num_layers, Vec::new);
+        let drop = self.dropout.is_active() && cfg.num_layers > 1;
+        cache.dropout_active = drop;
+        if drop {
+            cache.masks.resize_with(cfg.num_layers - 1, Vec::new);
+            cache.dropped.resize_with(cfg.num_layers - 1, Vec::new);
+        }
         cache.gates.resize_with(nd, Vec::new);
         cache.extra.resize_with(nd, Vec::new);
         fit(&mut cache.bias, gh);
         fit(&mut cache.hg, shape.b * gh);
         for layer in 0..cfg.num_layers {
             let (below, here) = cache.out.split_at_mut(layer);
-            let input: &[f32] = if layer == 0 {
-                &cache.x
-            } else {
-                &below[layer - 1]
+            let input: &[f32] = match layer {
+                0 => &cache.x,
+                _ if drop => &cache.dropped[layer - 1],
+                _ => &below[layer - 1],
             };
             let out = &mut here[0];
             fit(out, self.out_len(shape));
@@ -320,6 +351,16 @@ impl Rnn {
                         rh: &mut [],
                     },
                 );
+            }
+            if drop && layer + 1 < cfg.num_layers {
+                let n = self.out_len(shape);
+                let (mask, dropped) = (&mut cache.masks[layer], &mut cache.dropped[layer]);
+                fit(mask, n);
+                self.dropout
+                    .fill_mask(mask, shape.t, shape.b * cfg.output_size(), rng);
+                dropped.clear();
+                dropped.extend_from_slice(out);
+                apply_mask(dropped, mask);
             }
         }
         y.copy_from_slice(&cache.out[cfg.num_layers - 1]);
@@ -389,10 +430,10 @@ impl Rnn {
                 &ping
             };
             let d_in: &mut [f32] = if layer == 0 { dx } else { &mut pong };
-            let input: &[f32] = if layer == 0 {
-                &cache.x
-            } else {
-                &cache.out[layer - 1]
+            let input: &[f32] = match layer {
+                0 => &cache.x,
+                _ if cache.dropout_active => &cache.dropped[layer - 1],
+                _ => &cache.out[layer - 1],
             };
             for dir in 0..cfg.directions() {
                 let k = layer * cfg.directions() + dir;
@@ -433,6 +474,10 @@ impl Rnn {
                         drh: &mut ws.tmp_b,
                     },
                 );
+            }
+            if layer > 0 && cache.dropout_active {
+                // ∂L/∂(dropped input) → ∂L/∂(output of the layer below).
+                apply_mask(d_in, &cache.masks[layer - 1]);
             }
         }
         ws.ping = ping;
