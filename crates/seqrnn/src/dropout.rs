@@ -64,7 +64,7 @@ impl Dropout {
         debug_assert_eq!(mask.len(), t * row);
         let keep = 1.0 - self.p;
         let scale = 1.0 / keep;
-        let mut draw = |rng: &mut SeqRng| {
+        let draw = |rng: &mut SeqRng| {
             if rng.random::<f32>() < keep {
                 scale
             } else {
