@@ -1,1 +1,14 @@
-//! Corpora, vocabularies and batching.
+//! Corpora, vocabularies and batching for language modelling, following PyTorch's
+//! `examples/word_language_model`.
+//!
+//! * [`vocab`]: [`Vocab`], token ids in first-appearance order, saved as `vocab.txt`;
+//! * [`corpus`]: word corpora in Mikolov's PTB layout and character corpora split 90/10;
+//! * [`batch`]: `batchify` ([`Batched`]) and `get_batch` ([`Window`]).
+
+pub mod batch;
+pub mod corpus;
+pub mod vocab;
+
+pub use batch::{Batched, Window};
+pub use corpus::{encode_words, load_char_corpus, load_word_corpus, tokenize, Corpus, TokenKind};
+pub use vocab::{Vocab, EOS, UNK};

@@ -1,0 +1,582 @@
+//! Word- and character-level language-model corpora, following PyTorch's
+//! `examples/word_language_model` and the char-rnn / nanoGPT conventions.
+//!
+//! # Word corpora
+//!
+//! A file is read as UTF-8 and cut into lines the way Python iterates over a text file (universal
+//! newlines: `"\n"`, `"\r\n"` and a lone `"\r"` each end a line; a file ending in a line break has
+//! no extra empty line after it; a last line without a line break is still a line). Each line is
+//! split on whitespace ([`str::split_whitespace`]) and its words are followed by [`EOS`], so every
+//! line, an empty one included, yields an `<eos>` (PyTorch: `line.split() + ['<eos>']`).
+//!
+//! The vocabulary is built from the training split only, in order of first appearance; [`UNK`]
+//! is then appended if the training split lacks it. Validation and test words missing from the
+//! vocabulary become `<unk>` and are counted.
+//!
+//! # Character corpora
+//!
+//! Tokens are Unicode scalar values (`char`), line breaks included and kept as they are. The
+//! first `floor(0.9 · n)` of the file's `n` characters are the training split, the rest the
+//! validation split. The vocabulary holds the training characters in order of first appearance,
+//! then the five-character token [`UNK`] (distinct from every single character), to which
+//! validation characters absent from training map.
+
+use std::path::{Path, PathBuf};
+
+use super::vocab::{Vocab, EOS, UNK};
+use crate::error::{Error, Result};
+
+/// Whether a corpus or prompt is cut into words or characters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TokenKind {
+    /// Whitespace-separated words, with [`EOS`] after each line.
+    #[default]
+    Word,
+    /// Unicode scalar values, line breaks included.
+    Char,
+}
+
+/// A language-model corpus: a vocabulary and the token ids of each split.
+#[derive(Clone, Debug)]
+pub struct Corpus {
+    /// The vocabulary, built from the training split, with [`UNK`] present.
+    pub vocab: Vocab,
+    /// Training token ids.
+    pub train: Vec<u32>,
+    /// Validation token ids.
+    pub valid: Vec<u32>,
+    /// Test token ids, where the corpus has a test split.
+    pub test: Option<Vec<u32>>,
+    /// Validation tokens that were not in the vocabulary and became [`UNK`].
+    pub unknown_in_valid: usize,
+    /// Test tokens that were not in the vocabulary and became [`UNK`] (0 without a test split).
+    pub unknown_in_test: usize,
+}
+
+/// The word-corpus file layouts: training, validation, test file names.
+const LAYOUTS: [[&str; 3]; 2] = [
+    ["ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"],
+    ["train.txt", "valid.txt", "test.txt"],
+];
+
+/// Word corpus in Mikolov's layout in `dir`: `ptb.train.txt`, `ptb.valid.txt`, `ptb.test.txt`,
+/// or else `train.txt`, `valid.txt`, `test.txt` (test optional in both layouts; train and valid
+/// required).
+///
+/// See the [module docs](self) for the tokenisation. Fails with [`Error::Io`] if `dir` or a file
+/// cannot be read, and with [`Error::Data`] if a required file is missing, or a file is empty
+/// or not UTF-8.
+pub fn load_word_corpus(dir: &Path) -> Result<Corpus> {
+    let meta = std::fs::metadata(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    if !meta.is_dir() {
+        return Err(Error::Data {
+            path: dir.to_path_buf(),
+            message: "is not a directory; a word corpus is a directory holding \
+                      ptb.train.txt and ptb.valid.txt, or train.txt and valid.txt"
+                .to_owned(),
+        });
+    }
+    let Some([train_name, valid_name, test_name]) = LAYOUTS
+        .into_iter()
+        .find(|[train, _, _]| dir.join(train).is_file())
+    else {
+        return Err(Error::Data {
+            path: dir.to_path_buf(),
+            message: format!(
+                "no training file found: looked for {} and {}",
+                LAYOUTS[0][0], LAYOUTS[1][0]
+            ),
+        });
+    };
+    let valid_path = dir.join(valid_name);
+    if !valid_path.is_file() {
+        return Err(Error::Data {
+            path: dir.to_path_buf(),
+            message: format!("found {train_name} but no validation file: looked for {valid_name}"),
+        });
+    }
+
+    let train_path = dir.join(train_name);
+    let train_text = read_text_lines(&train_path)?;
+    let mut vocab = Vocab::new();
+    let mut train = Vec::new();
+    let mut words = 0usize;
+    for line in Lines(&train_text) {
+        for word in line.split_whitespace() {
+            train.push(vocab.add(word));
+            words += 1;
+        }
+        train.push(vocab.add(EOS));
+    }
+    if words == 0 {
+        return Err(empty_corpus(&train_path));
+    }
+    vocab.add(UNK);
+
+    let (valid, unknown_in_valid) = encode_words(&valid_path, &vocab)?;
+    let test_path = dir.join(test_name);
+    let (test, unknown_in_test) = if test_path.is_file() {
+        let (ids, unknown) = encode_words(&test_path, &vocab)?;
+        (Some(ids), unknown)
+    } else {
+        (None, 0)
+    };
+    Ok(Corpus {
+        vocab,
+        train,
+        valid,
+        test,
+        unknown_in_valid,
+        unknown_in_test,
+    })
+}
+
+/// Character corpus: one text file, first 90% of its characters train, last 10% valid
+/// (nanoGPT/char-rnn convention: split index = floor(0.9 * number_of_chars)), no test split.
+///
+/// Fails with [`Error::Io`] if the file cannot be read, and with [`Error::Data`] if it is empty,
+/// has a single character (too few to split), or is not UTF-8 (with the byte offset).
+pub fn load_char_corpus(file: &Path) -> Result<Corpus> {
+    let bytes = read_bytes(file)?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| Error::Data {
+        path: file.to_path_buf(),
+        message: format!(
+            "the file is not valid UTF-8: bad byte at offset {}",
+            e.valid_up_to()
+        ),
+    })?;
+    let n = text.chars().count();
+    if n == 0 {
+        return Err(empty_corpus(file));
+    }
+    if n < 2 {
+        return Err(Error::Data {
+            path: file.to_path_buf(),
+            message: "the corpus has a single character: too few to split into training and \
+                      validation parts"
+                .to_owned(),
+        });
+    }
+    // floor(0.9 * n) without overflow or rounding.
+    let split = n / 10 * 9 + n % 10 * 9 / 10;
+    let split_byte = text
+        .char_indices()
+        .nth(split)
+        .map_or(text.len(), |(i, _)| i);
+    let (train_text, valid_text) = text.split_at(split_byte);
+
+    let mut vocab = Vocab::new();
+    let mut buf = [0u8; 4];
+    let train: Vec<u32> = train_text
+        .chars()
+        .map(|c| vocab.add(c.encode_utf8(&mut buf)))
+        .collect();
+    let unk = vocab.add(UNK);
+    let mut unknown_in_valid = 0;
+    let valid = valid_text
+        .chars()
+        .map(|c| {
+            vocab.id(c.encode_utf8(&mut buf)).unwrap_or_else(|| {
+                unknown_in_valid += 1;
+                unk
+            })
+        })
+        .collect();
+    Ok(Corpus {
+        vocab,
+        train,
+        valid,
+        test: None,
+        unknown_in_valid,
+        unknown_in_test: 0,
+    })
+}
+
+/// Encodes one word-level file with an existing vocabulary (unknown words -> `<unk>`); returns
+/// ids and the count of unknown tokens.
+///
+/// Lines are tokenised as in [`load_word_corpus`], `<eos>` included. Fails with [`Error::Io`] if
+/// the file cannot be read, and with [`Error::Data`] if it is empty (no words), not UTF-8, or
+/// holds a word the vocabulary lacks while the vocabulary has no [`UNK`].
+pub fn encode_words(path: &Path, vocab: &Vocab) -> Result<(Vec<u32>, usize)> {
+    let text = read_text_lines(path)?;
+    let unk = vocab.unk_id();
+    let eos = vocab.id(EOS);
+    let mut ids = Vec::new();
+    let mut unknown = 0usize;
+    let mut words = 0usize;
+    for (i, line) in Lines(&text).enumerate() {
+        let missing = |word: &str| Error::Data {
+            path: path.to_path_buf(),
+            message: format!(
+                "line {}: the token {word:?} is not in the vocabulary, which has no {UNK} \
+                 to stand for it",
+                i + 1
+            ),
+        };
+        for word in line.split_whitespace() {
+            words += 1;
+            let id = match vocab.id(word) {
+                Some(id) => id,
+                None => {
+                    unknown += 1;
+                    unk.ok_or_else(|| missing(word))?
+                }
+            };
+            ids.push(id);
+        }
+        let id = match eos {
+            Some(id) => id,
+            None => {
+                unknown += 1;
+                unk.ok_or_else(|| missing(EOS))?
+            }
+        };
+        ids.push(id);
+    }
+    if words == 0 {
+        return Err(empty_corpus(path));
+    }
+    Ok((ids, unknown))
+}
+
+/// Splits a prompt or text into tokens of `kind` (words: whitespace split; chars: every char).
+///
+/// No [`EOS`] is added for words: a prompt is a fragment of a line.
+pub fn tokenize(text: &str, kind: TokenKind) -> Vec<String> {
+    match kind {
+        TokenKind::Word => text.split_whitespace().map(str::to_owned).collect(),
+        TokenKind::Char => text.chars().map(String::from).collect(),
+    }
+}
+
+fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads a word file as UTF-8, reporting the 1-based line of the first invalid byte.
+fn read_text_lines(path: &Path) -> Result<String> {
+    let bytes = read_bytes(path)?;
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let valid = e.utf8_error().valid_up_to();
+        // The valid prefix is UTF-8, so it can be cut into lines like the text itself.
+        let prefix = std::str::from_utf8(&bytes[..valid]).unwrap_or_default();
+        let line = Lines(prefix).count().max(1) + usize::from(prefix.ends_with(['\n', '\r']));
+        Error::Data {
+            path: path.to_path_buf(),
+            message: format!("line {line} is not valid UTF-8"),
+        }
+    })
+}
+
+fn empty_corpus(path: &Path) -> Error {
+    Error::Data {
+        path: PathBuf::from(path),
+        message: "corpus is empty: the file holds no tokens".to_owned(),
+    }
+}
+
+/// Lines of a text as Python's text-mode file iteration gives them (universal newlines), without
+/// their line breaks.
+struct Lines<'a>(&'a str);
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let rest = self.0;
+        match rest.find(['\n', '\r']) {
+            Some(i) => {
+                let skip = if rest[i..].starts_with("\r\n") { 2 } else { 1 };
+                self.0 = &rest[i + skip..];
+                Some(&rest[..i])
+            }
+            None => {
+                self.0 = "";
+                Some(rest)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A fresh directory under the system temp dir holding `files`.
+    fn temp_dir(files: &[(&str, &[u8])]) -> PathBuf {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("seqrnn-corpus-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, contents) in files {
+            std::fs::write(dir.join(name), contents).unwrap();
+        }
+        dir
+    }
+
+    fn words(vocab: &Vocab, ids: &[u32]) -> Vec<String> {
+        ids.iter()
+            .map(|&id| vocab.token(id).unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn lines_follow_python_iteration() {
+        fn lines(s: &str) -> Vec<&str> {
+            Lines(s).collect()
+        }
+        assert_eq!(lines(""), Vec::<&str>::new());
+        assert_eq!(lines("\n"), [""]);
+        assert_eq!(lines("a"), ["a"]);
+        assert_eq!(lines("a\n"), ["a"]);
+        assert_eq!(lines("a\n\nb"), ["a", "", "b"]);
+        assert_eq!(lines("a\r\nb\rc\n\n"), ["a", "b", "c", ""]);
+        assert_eq!(lines("a\r\r\nb"), ["a", "", "b"]);
+    }
+
+    #[test]
+    fn eos_after_every_line() {
+        let dir = temp_dir(&[
+            ("train.txt", b" a b \n\nc a\n\t\n b"),
+            ("valid.txt", b"a\n"),
+        ]);
+        let c = load_word_corpus(&dir).unwrap();
+        assert_eq!(
+            words(&c.vocab, &c.train),
+            ["a", "b", EOS, EOS, "c", "a", EOS, EOS, "b", EOS]
+        );
+        assert_eq!(c.vocab.tokens(), ["a", "b", EOS, "c", UNK]);
+        assert_eq!(c.valid, [0, 2]);
+        assert_eq!(c.test, None);
+        assert_eq!((c.unknown_in_valid, c.unknown_in_test), (0, 0));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unknown_words_map_to_unk_and_are_counted() {
+        let dir = temp_dir(&[
+            ("ptb.train.txt", b"the <unk> cat\nsat\n"),
+            ("ptb.valid.txt", b"the dog sat\nmat cat\n"),
+            ("ptb.test.txt", b"a <unk>\n"),
+        ]);
+        let c = load_word_corpus(&dir).unwrap();
+        // <unk> already in training: not appended again.
+        assert_eq!(c.vocab.tokens(), ["the", UNK, "cat", EOS, "sat"]);
+        assert_eq!(c.train, [0, 1, 2, 3, 4, 3]);
+        assert_eq!(c.valid, [0, 1, 4, 3, 1, 2, 3]);
+        assert_eq!(c.unknown_in_valid, 2);
+        assert_eq!(c.test.as_deref(), Some(&[1, 1, 3][..]));
+        // A literal <unk> in the text is a known token, not an unknown one.
+        assert_eq!(c.unknown_in_test, 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unk_appended_when_train_lacks_it() {
+        let dir = temp_dir(&[("train.txt", b"x y\n"), ("valid.txt", b"z\n")]);
+        let c = load_word_corpus(&dir).unwrap();
+        assert_eq!(c.vocab.tokens(), ["x", "y", EOS, UNK]);
+        assert_eq!(c.vocab.unk_id(), Some(3));
+        assert_eq!(c.valid, [3, 2]);
+        assert_eq!(c.unknown_in_valid, 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn both_layouts_and_ptb_preferred() {
+        let dir = temp_dir(&[
+            ("ptb.train.txt", b"p\n"),
+            ("ptb.valid.txt", b"p\n"),
+            ("train.txt", b"q\n"),
+            ("valid.txt", b"q\n"),
+            ("test.txt", b"q\n"),
+        ]);
+        let c = load_word_corpus(&dir).unwrap();
+        assert_eq!(c.vocab.tokens(), ["p", EOS, UNK]);
+        // The test file of the other layout is not mixed in.
+        assert_eq!(c.test, None);
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let dir = temp_dir(&[
+            ("train.txt", b"q\n"),
+            ("valid.txt", b"q\n"),
+            ("test.txt", b"q r\n"),
+        ]);
+        let c = load_word_corpus(&dir).unwrap();
+        assert_eq!(c.vocab.tokens(), ["q", EOS, UNK]);
+        assert_eq!(c.test.as_deref(), Some(&[0, 2, 1][..]));
+        assert_eq!(c.unknown_in_test, 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn missing_files_are_named() {
+        let dir = temp_dir(&[("valid.txt", b"a\n")]);
+        let err = load_word_corpus(&dir).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::Data { .. }), "{err:?}");
+        assert!(
+            msg.contains("ptb.train.txt") && msg.contains("train.txt"),
+            "{msg}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let dir = temp_dir(&[("ptb.train.txt", b"a\n"), ("valid.txt", b"a\n")]);
+        let msg = load_word_corpus(&dir).unwrap_err().to_string();
+        assert!(msg.contains("ptb.valid.txt"), "{msg}");
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let missing = std::env::temp_dir().join("seqrnn-corpus-no-such-dir-7f3a");
+        let err = load_word_corpus(&missing).unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err:?}");
+        assert!(err.to_string().contains("seqrnn-corpus-no-such-dir-7f3a"));
+
+        let err = load_char_corpus(&missing).unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn empty_corpora() {
+        for train in [&b""[..], b"\n\n", b"  \t\n"] {
+            let dir = temp_dir(&[("train.txt", train), ("valid.txt", b"a\n")]);
+            let msg = load_word_corpus(&dir).unwrap_err().to_string();
+            assert!(
+                msg.contains("corpus is empty") && msg.contains("train.txt"),
+                "{msg}"
+            );
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+        let dir = temp_dir(&[("train.txt", b"a\n"), ("valid.txt", b"")]);
+        let msg = load_word_corpus(&dir).unwrap_err().to_string();
+        assert!(
+            msg.contains("corpus is empty") && msg.contains("valid.txt"),
+            "{msg}"
+        );
+
+        std::fs::write(dir.join("chars.txt"), b"").unwrap();
+        let msg = load_char_corpus(&dir.join("chars.txt"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("corpus is empty"), "{msg}");
+        std::fs::write(dir.join("chars.txt"), "é").unwrap();
+        let msg = load_char_corpus(&dir.join("chars.txt"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("single character"), "{msg}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn invalid_utf8_reports_line() {
+        let dir = temp_dir(&[
+            ("train.txt", b"a b\nc\n\nd \xe9t\xe9\n"),
+            ("valid.txt", b"a\n"),
+            ("v2.txt", b"\xff"),
+            ("v3.txt", b"a\r\nb\n\xc3"),
+        ]);
+        let msg = load_word_corpus(&dir).unwrap_err().to_string();
+        assert!(
+            msg.contains("line 4") && msg.contains("UTF-8") && msg.contains("train.txt"),
+            "{msg}"
+        );
+        let vocab = Vocab::new();
+        let msg = encode_words(&dir.join("v2.txt"), &vocab)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("line 1 "), "{msg}");
+        let msg = encode_words(&dir.join("v3.txt"), &vocab)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("line 3 "), "{msg}");
+
+        std::fs::write(dir.join("c.txt"), b"ab\n\xe9").unwrap();
+        let msg = load_char_corpus(&dir.join("c.txt"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("offset 3"), "{msg}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn encode_words_without_unk() {
+        let dir = temp_dir(&[("t.txt", b"a\nb a\n")]);
+        let mut vocab = Vocab::new();
+        vocab.add("a");
+        vocab.add(EOS);
+        let msg = encode_words(&dir.join("t.txt"), &vocab)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("line 2") && msg.contains("\"b\""), "{msg}");
+        vocab.add("b");
+        assert_eq!(
+            encode_words(&dir.join("t.txt"), &vocab).unwrap(),
+            (vec![0, 1, 2, 0, 1], 0)
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn char_split_90_10() {
+        // 20 chars: 18 train, 2 valid.
+        let text = "abca\nbé\nabcabcabcaxé";
+        assert_eq!(text.chars().count(), 20);
+        let dir = temp_dir(&[("input.txt", text.as_bytes())]);
+        let c = load_char_corpus(&dir.join("input.txt")).unwrap();
+        assert_eq!(c.vocab.tokens(), ["a", "b", "c", "\n", "é", UNK]);
+        assert_eq!(c.train.len(), 18);
+        assert_eq!(c.train[..8], [0, 1, 2, 0, 3, 1, 4, 3]);
+        // "x" is unseen in training, "é" is known.
+        assert_eq!(c.valid, [5, 4]);
+        assert_eq!(c.unknown_in_valid, 1);
+        assert_eq!(c.test, None);
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        for (n, train) in [
+            (2, 1),
+            (9, 8),
+            (10, 9),
+            (11, 9),
+            (19, 17),
+            (1_115_394, 1_003_854),
+        ] {
+            assert_eq!(n / 10 * 9 + n % 10 * 9 / 10, train, "n = {n}");
+            assert_eq!((n as f64 * 0.9).floor() as usize, train, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn char_unk_is_distinct_from_chars() {
+        let dir = temp_dir(&[("input.txt", "<unk><unk>ab".as_bytes())]);
+        let c = load_char_corpus(&dir.join("input.txt")).unwrap();
+        // 12 chars: "<unk><unk>" trains, "ab" validates.
+        assert_eq!(c.vocab.tokens(), ["<", "u", "n", "k", ">", UNK]);
+        assert_eq!(c.train, [0, 1, 2, 3, 4, 0, 1, 2, 3, 4]);
+        assert_eq!(c.valid, [5, 5]);
+        assert_eq!(c.unknown_in_valid, 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tokenize_words_and_chars() {
+        assert_eq!(
+            tokenize("  the cat\nsat ", TokenKind::Word),
+            ["the", "cat", "sat"]
+        );
+        assert_eq!(tokenize("", TokenKind::Word), Vec::<String>::new());
+        assert_eq!(tokenize("a é\n", TokenKind::Char), ["a", " ", "é", "\n"]);
+        assert_eq!(TokenKind::default(), TokenKind::Word);
+    }
+}

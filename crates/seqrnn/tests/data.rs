@@ -1,0 +1,96 @@
+//! The data pipeline on the real corpora in `shared/data` (skipped when they are absent).
+
+use std::path::Path;
+use std::time::Instant;
+
+use seqrnn::data::{load_char_corpus, load_word_corpus, Batched, Vocab, EOS, UNK};
+
+const PTB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/ptb");
+const SHAKESPEARE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/data/tinyshakespeare/input.txt"
+);
+
+fn present(path: &str) -> bool {
+    let ok = Path::new(path).exists();
+    if !ok {
+        eprintln!("skipping: {path} is absent");
+    }
+    ok
+}
+
+#[test]
+fn data_ptb_word_corpus() {
+    if !present(PTB) {
+        return;
+    }
+    let start = Instant::now();
+    let c = load_word_corpus(Path::new(PTB)).unwrap();
+    eprintln!("PTB loaded in {:?}", start.elapsed());
+
+    assert_eq!(c.vocab.len(), 10_000);
+    assert_eq!(c.train.len(), 929_589);
+    assert_eq!(c.valid.len(), 73_760);
+    assert_eq!(c.test.as_ref().map(Vec::len), Some(82_430));
+    assert_eq!((c.unknown_in_valid, c.unknown_in_test), (0, 0));
+    // <eos> first appears after the 24 words of line 1, <unk> is the second word of line 2.
+    assert_eq!(c.vocab.id(EOS), Some(24));
+    assert_eq!(c.vocab.unk_id(), Some(26));
+    assert_eq!(c.vocab.id(UNK), Some(26));
+
+    let text = std::fs::read_to_string(Path::new(PTB).join("ptb.train.txt")).unwrap();
+    let first_line: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(first_line[..3], ["aer", "banknote", "berlitz"]);
+    let decoded: Vec<&str> = c.train[..=first_line.len()]
+        .iter()
+        .map(|&id| c.vocab.token(id).unwrap())
+        .collect();
+    assert_eq!(decoded[..first_line.len()], first_line[..]);
+    assert_eq!(decoded[first_line.len()], EOS);
+    // All the words of line 1 are distinct, so they get ids 0..24 in order.
+    assert_eq!(c.train[..24], (0..24).collect::<Vec<u32>>()[..]);
+
+    // PyTorch's defaults: batch 20, bptt 35.
+    let b = Batched::new(&c.train, 20).unwrap();
+    assert_eq!(b.rows(), 929_589 / 20);
+    assert_eq!(b.windows(35).len(), (b.rows() - 1).div_ceil(35));
+    assert_eq!(b.predicted_tokens(), (929_589 / 20 - 1) * 20);
+
+    // The vocabulary file round-trips.
+    let path = std::env::temp_dir().join(format!("seqrnn-ptb-vocab-{}.txt", std::process::id()));
+    c.vocab.save(&path).unwrap();
+    let back = Vocab::load(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(back, c.vocab);
+}
+
+#[test]
+fn data_tiny_shakespeare_char_corpus() {
+    if !present(SHAKESPEARE) {
+        return;
+    }
+    let c = load_char_corpus(Path::new(SHAKESPEARE)).unwrap();
+    assert_eq!(c.train.len() + c.valid.len(), 1_115_394);
+    assert_eq!(c.train.len(), 1_003_854);
+    assert_eq!(c.valid.len(), 111_540);
+    assert_eq!(c.vocab.len(), 66);
+    assert_eq!(c.vocab.unk_id(), Some(65));
+    assert_eq!(c.unknown_in_valid, 0);
+    assert!(c.test.is_none());
+    let start: String = c.train[..14]
+        .iter()
+        .map(|&id| c.vocab.token(id).unwrap())
+        .collect();
+    assert_eq!(start, "First Citizen:");
+    assert_eq!(c.vocab.tokens()[..4], ["F", "i", "r", "s"]);
+    assert!(c.vocab.id("\n").is_some());
+
+    let path = std::env::temp_dir().join(format!(
+        "seqrnn-shakespeare-vocab-{}.txt",
+        std::process::id()
+    ));
+    c.vocab.save(&path).unwrap();
+    let back = Vocab::load(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(back, c.vocab);
+}
