@@ -11,6 +11,7 @@ pub mod dropout;
 pub mod error;
 pub mod io;
 pub mod linalg;
+pub mod report;
 pub mod rnn;
 
 pub use error::{Error, Result};

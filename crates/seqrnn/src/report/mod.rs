@@ -1,0 +1,1 @@
+//! Training records: per-epoch metrics files and learning-curve plots.
