@@ -15,7 +15,8 @@ pub fn rng_from_seed(seed: u64) -> SeqRng {
 }
 
 /// How dropout masks are drawn over a sequence.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DropoutKind {
     /// A fresh mask for every element of every step (Zaremba et al. 2014; PyTorch's `nn.Dropout`
     /// and the `dropout` argument of `nn.LSTM`).
@@ -28,7 +29,7 @@ pub enum DropoutKind {
 
 /// Dropout with drop probability `p` in `[0, 1)`; kept values are scaled by `1/(1−p)` (inverted
 /// dropout), so evaluation needs no rescaling.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Dropout {
     /// Probability of zeroing a value.
     pub p: f32,

@@ -11,6 +11,8 @@ pub mod dropout;
 pub mod error;
 pub mod io;
 pub mod linalg;
+pub mod model;
+pub mod optim;
 pub mod report;
 pub mod rnn;
 

@@ -18,8 +18,11 @@ pub enum GruVariant {
     ResetBefore,
 }
 
-/// The recurrent cell of every layer in a stack.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+/// The recurrent cell of every layer in a stack. Written in files by its [`CellKind::name`].
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(into = "String", try_from = "String")]
 pub enum CellKind {
     /// Long short-term memory, `G = 4` gates in row order `i, f, g, o`, with a cell state.
     #[default]
@@ -42,13 +45,40 @@ impl CellKind {
         matches!(self, CellKind::Lstm)
     }
 
-    /// Short lowercase name: `lstm`, `gru`, or `gru-reset-before`.
+    /// Short lowercase name: `lstm`, `gru`, or `gru-reset-before` (what [`str::parse`] accepts).
     pub fn name(self) -> &'static str {
         match self {
             CellKind::Lstm => "lstm",
             CellKind::Gru(GruVariant::ResetAfter) => "gru",
             CellKind::Gru(GruVariant::ResetBefore) => "gru-reset-before",
         }
+    }
+}
+
+impl std::str::FromStr for CellKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "lstm" => Ok(CellKind::Lstm),
+            "gru" => Ok(CellKind::Gru(GruVariant::ResetAfter)),
+            "gru-reset-before" => Ok(CellKind::Gru(GruVariant::ResetBefore)),
+            other => Err(Error::Config(format!(
+                "unknown cell `{other}` (expected lstm, gru or gru-reset-before)"
+            ))),
+        }
+    }
+}
+
+impl From<CellKind> for String {
+    fn from(c: CellKind) -> String {
+        c.name().to_string()
+    }
+}
+
+impl TryFrom<String> for CellKind {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        s.parse()
     }
 }
 

@@ -42,7 +42,7 @@
 //! [`sequence`] with the gate kernels of [`lstm`] or [`gru`]; [`reference`] is a plain-loop f64
 //! implementation used as the test oracle.
 
-mod activation;
+pub(crate) mod activation;
 pub mod config;
 pub mod gru;
 pub mod init;

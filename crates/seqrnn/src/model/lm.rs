@@ -1,0 +1,463 @@
+//! Recurrent language model: Embedding(V, E) → dropout → L-layer LSTM/GRU (dropout between
+//! layers) → dropout → Linear(H, V), with softmax cross-entropy fused into the output pass.
+//!
+//! Parameters are one block in PyTorch `word_language_model` order and names: `encoder.weight
+//! [V, E]`, `rnn.weight_ih_l0 …`, `decoder.weight [V, H]` (absent from the block when tied to the
+//! encoder; written out as a copy), `decoder.bias [V]`. Token buffers are time-major `[T, B]`.
+//!
+//! The loss is PyTorch's convention: the mean cross-entropy over all `T·B` predictions.
+
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+
+use crate::dropout::{apply_mask, Dropout, SeqRng};
+use crate::error::{Error, Result};
+use crate::model::{embedding, softmax};
+use crate::rnn::{
+    CellKind, Direction, Rnn, RnnCache, RnnConfig, RnnLayout, RnnState, RnnWorkspace, SeqShape,
+};
+
+/// Whether the output layer has its own weights or reuses the embedding's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputWeights {
+    /// `decoder.weight` is a separate `[V, H]` tensor.
+    #[default]
+    Separate,
+    /// `decoder.weight` is `encoder.weight` (Press & Wolf 2017, Inan et al. 2017); needs `E = H`.
+    Tied,
+}
+
+/// Shape and regularisation of a language model. `validate()` before use.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LmConfig {
+    /// Vocabulary size `V`.
+    pub vocab: usize,
+    /// Embedding width `E`.
+    pub embed: usize,
+    /// Recurrent cell.
+    pub cell: CellKind,
+    /// Units per layer `H`.
+    pub hidden: usize,
+    /// Recurrent layers `L`.
+    pub layers: usize,
+    /// Dropout on the embedding output, between recurrent layers, and on the last layer's output.
+    pub dropout: Dropout,
+    /// Output weights own or tied.
+    pub output: OutputWeights,
+}
+
+impl Default for LmConfig {
+    fn default() -> Self {
+        LmConfig {
+            vocab: 10_000,
+            embed: 200,
+            cell: CellKind::Lstm,
+            hidden: 200,
+            layers: 2,
+            dropout: Dropout::NONE,
+            output: OutputWeights::Separate,
+        }
+    }
+}
+
+impl LmConfig {
+    /// Checks sizes, dropout and the tying constraint.
+    pub fn validate(&self) -> Result<()> {
+        if self.vocab < 2 {
+            return Err(Error::Config(format!(
+                "vocabulary must hold at least 2 tokens, got {}",
+                self.vocab
+            )));
+        }
+        if self.embed == 0 {
+            return Err(Error::Config(
+                "embedding size must be at least 1, got 0".into(),
+            ));
+        }
+        self.rnn_config().validate()?;
+        self.dropout.validate()?;
+        if self.output == OutputWeights::Tied && self.embed != self.hidden {
+            return Err(Error::Config(format!(
+                "tied output weights need embedding size = hidden size, got {} and {}",
+                self.embed, self.hidden
+            )));
+        }
+        Ok(())
+    }
+
+    /// The recurrent stack's configuration.
+    pub fn rnn_config(&self) -> RnnConfig {
+        RnnConfig {
+            cell: self.cell,
+            input_size: self.embed,
+            hidden_size: self.hidden,
+            num_layers: self.layers,
+            direction: Direction::Forward,
+        }
+    }
+}
+
+/// Where each tensor of the model lives in its parameter block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LmLayout {
+    /// `encoder.weight [V, E]`.
+    pub encoder: Range<usize>,
+    /// The recurrent stack's block (laid out by [`RnnLayout`]).
+    pub rnn: Range<usize>,
+    /// `decoder.weight [V, H]`: its own range, or the encoder's when tied.
+    pub decoder_weight: Range<usize>,
+    /// `decoder.bias [V]`.
+    pub decoder_bias: Range<usize>,
+    /// Total parameters.
+    pub len: usize,
+}
+
+/// A named tensor of the model: PyTorch name, shape, range in the block.
+pub type NamedTensor = (String, Vec<usize>, Range<usize>);
+
+/// A language model: configuration, layout and the recurrent stack. Parameters, gradients and
+/// states are owned by the caller.
+#[derive(Clone, Debug)]
+pub struct LanguageModel {
+    config: LmConfig,
+    rnn: Rnn,
+    rnn_layout: RnnLayout,
+    layout: LmLayout,
+}
+
+/// What a training forward pass keeps for backward.
+#[derive(Debug, Default)]
+pub struct LmCache {
+    shape: Option<SeqShape>,
+    /// `inputs[T, B]`: token ids.
+    inputs: Vec<u32>,
+    /// `x[T, B, E]`: embedding output after dropout; `x_mask` its dropout mask.
+    x: Vec<f32>,
+    x_mask: Vec<f32>,
+    rnn: RnnCache,
+    /// `y[T, B, H]`: recurrent output after dropout (the decoder input); `y_mask` its mask.
+    y: Vec<f32>,
+    y_mask: Vec<f32>,
+    /// `dlogits[T·B, V]`: gradient of the mean loss w.r.t. the logits (the fused pass's output).
+    dlogits: Vec<f32>,
+}
+
+/// Scratch buffers of evaluation and backward passes, reused across calls.
+#[derive(Debug, Default)]
+pub struct LmWorkspace {
+    rnn: RnnWorkspace,
+    x: Vec<f32>,
+    y: Vec<f32>,
+    logits: Vec<f32>,
+    dy: Vec<f32>,
+    dx: Vec<f32>,
+}
+
+fn fit(v: &mut Vec<f32>, n: usize) {
+    if v.len() != n {
+        v.resize(n, 0.0);
+    }
+}
+
+impl LanguageModel {
+    /// A model for `config`, after validating it.
+    pub fn new(config: LmConfig) -> Result<Self> {
+        config.validate()?;
+        let rnn = Rnn::new(config.rnn_config())?.with_dropout(config.dropout)?;
+        let rnn_layout = rnn.layout().clone();
+        let (v, e, h) = (config.vocab, config.embed, config.hidden);
+        let encoder = 0..v * e;
+        let rnn_range = encoder.end..encoder.end + rnn_layout.len();
+        let (decoder_weight, bias_start) = match config.output {
+            OutputWeights::Separate => {
+                (rnn_range.end..rnn_range.end + v * h, rnn_range.end + v * h)
+            }
+            OutputWeights::Tied => (encoder.clone(), rnn_range.end),
+        };
+        let decoder_bias = bias_start..bias_start + v;
+        let layout = LmLayout {
+            len: decoder_bias.end,
+            encoder,
+            rnn: rnn_range,
+            decoder_weight,
+            decoder_bias,
+        };
+        Ok(LanguageModel {
+            config,
+            rnn,
+            rnn_layout,
+            layout,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LmConfig {
+        &self.config
+    }
+
+    /// The parameter layout.
+    pub fn layout(&self) -> &LmLayout {
+        &self.layout
+    }
+
+    /// Number of parameters (tied weights counted once).
+    pub fn num_params(&self) -> usize {
+        self.layout.len
+    }
+
+    /// The recurrent stack.
+    pub fn rnn(&self) -> &Rnn {
+        &self.rnn
+    }
+
+    /// A zero recurrent state for batch `b`.
+    pub fn zero_state(&self, b: usize) -> RnnState {
+        RnnState::zeros(self.rnn.config(), b)
+    }
+
+    /// Every tensor in PyTorch `state_dict` order with its name. With tied weights
+    /// `decoder.weight` is listed with the encoder's range (a copy on export).
+    pub fn tensors(&self) -> Vec<NamedTensor> {
+        let (v, e, h) = (self.config.vocab, self.config.embed, self.config.hidden);
+        let mut out = vec![(
+            "encoder.weight".to_string(),
+            vec![v, e],
+            self.layout.encoder.clone(),
+        )];
+        let base = self.layout.rnn.start;
+        for t in self.rnn_layout.tensors() {
+            out.push((
+                format!("rnn.{}", t.name),
+                t.shape,
+                base + t.range.start..base + t.range.end,
+            ));
+        }
+        out.push((
+            "decoder.weight".to_string(),
+            vec![v, h],
+            self.layout.decoder_weight.clone(),
+        ));
+        out.push((
+            "decoder.bias".to_string(),
+            vec![v],
+            self.layout.decoder_bias.clone(),
+        ));
+        out
+    }
+
+    fn check_tokens(&self, what: &str, ids: &[u32], shape: SeqShape) -> Result<()> {
+        if ids.len() != shape.t * shape.b {
+            return Err(Error::Shape(format!(
+                "{what} hold {} ids, expected T·B = {}",
+                ids.len(),
+                shape.t * shape.b
+            )));
+        }
+        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= self.config.vocab) {
+            return Err(Error::Shape(format!(
+                "{what}: token id {bad} is outside the vocabulary of {}",
+                self.config.vocab
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_params(&self, what: &str, n: usize) -> Result<()> {
+        if n != self.layout.len {
+            return Err(Error::Shape(format!(
+                "{what} has {n} values, expected {}",
+                self.layout.len
+            )));
+        }
+        Ok(())
+    }
+
+    /// Training forward pass over one window: returns the summed cross-entropy of its `T·B`
+    /// predictions and leaves in `cache` everything backward needs, including the gradient of
+    /// the mean loss with respect to the logits (fused softmax pass).
+    ///
+    /// - `inputs[T, B]`, `targets[T, B]`: read, token ids `< V`.
+    /// - `state`: read the initial recurrent state, written the final one.
+    /// - `rng`: dropout masks.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_train(
+        &self,
+        params: &[f32],
+        inputs: &[u32],
+        targets: &[u32],
+        shape: SeqShape,
+        state: &mut RnnState,
+        cache: &mut LmCache,
+        rng: &mut SeqRng,
+    ) -> Result<f64> {
+        self.check_params("parameter block", params.len())?;
+        self.check_tokens("inputs", inputs, shape)?;
+        self.check_tokens("targets", targets, shape)?;
+        let c = &self.config;
+        let n = shape.t * shape.b;
+        cache.shape = Some(shape);
+        cache.inputs.clear();
+        cache.inputs.extend_from_slice(inputs);
+        fit(&mut cache.x, n * c.embed);
+        embedding::forward(
+            &params[self.layout.encoder.clone()],
+            inputs,
+            &mut cache.x,
+            c.embed,
+        );
+        if c.dropout.is_active() {
+            fit(&mut cache.x_mask, n * c.embed);
+            c.dropout
+                .fill_mask(&mut cache.x_mask, shape.t, shape.b * c.embed, rng);
+            apply_mask(&mut cache.x, &cache.x_mask);
+        }
+        fit(&mut cache.y, n * c.hidden);
+        self.rnn.forward_train(
+            &params[self.layout.rnn.clone()],
+            &cache.x,
+            shape,
+            state,
+            &mut cache.y,
+            &mut cache.rnn,
+            rng,
+        )?;
+        if c.dropout.is_active() {
+            fit(&mut cache.y_mask, n * c.hidden);
+            c.dropout
+                .fill_mask(&mut cache.y_mask, shape.t, shape.b * c.hidden, rng);
+            apply_mask(&mut cache.y, &cache.y_mask);
+        }
+        fit(&mut cache.dlogits, n * c.vocab);
+        softmax::logits(
+            &cache.y,
+            &params[self.layout.decoder_weight.clone()],
+            &params[self.layout.decoder_bias.clone()],
+            &mut cache.dlogits,
+            c.hidden,
+        );
+        Ok(softmax::loss_and_grad(
+            &mut cache.dlogits,
+            targets,
+            c.vocab,
+            1.0 / n as f32,
+        ))
+    }
+
+    /// Backward pass of the last [`LanguageModel::forward_train`]: accumulates the gradient of
+    /// the mean loss into `grads` (same layout as the parameters). Gradients do not flow into
+    /// the initial state (truncated backpropagation through time).
+    pub fn backward(
+        &self,
+        params: &[f32],
+        grads: &mut [f32],
+        cache: &LmCache,
+        ws: &mut LmWorkspace,
+    ) -> Result<()> {
+        self.check_params("parameter block", params.len())?;
+        self.check_params("gradient block", grads.len())?;
+        let shape = cache.shape.ok_or_else(|| {
+            Error::Shape("backward called without a training forward pass".into())
+        })?;
+        let c = &self.config;
+        let n = shape.t * shape.b;
+        let l = &self.layout;
+        fit(&mut ws.dy, n * c.hidden);
+        {
+            // The bias comes after every weight (own or tied), so one split separates them.
+            let (weights, bias) = grads.split_at_mut(l.decoder_bias.start);
+            let (dw, db) = (&mut weights[l.decoder_weight.clone()], &mut bias[..c.vocab]);
+            softmax::backward(
+                &cache.dlogits,
+                &cache.y,
+                &params[l.decoder_weight.clone()],
+                dw,
+                db,
+                &mut ws.dy,
+                c.hidden,
+            );
+        }
+        if c.dropout.is_active() {
+            apply_mask(&mut ws.dy, &cache.y_mask);
+        }
+        fit(&mut ws.dx, n * c.embed);
+        let mut dstate = self.zero_state(shape.b);
+        self.rnn.backward(
+            &params[l.rnn.clone()],
+            &mut grads[l.rnn.clone()],
+            &cache.rnn,
+            &ws.dy,
+            &mut dstate,
+            &mut ws.dx,
+            &mut ws.rnn,
+        )?;
+        if c.dropout.is_active() {
+            apply_mask(&mut ws.dx, &cache.x_mask);
+        }
+        embedding::backward(
+            &ws.dx,
+            &cache.inputs,
+            &mut grads[l.encoder.clone()],
+            c.embed,
+        );
+        Ok(())
+    }
+
+    /// Inference pass over one window: writes `logits[T·B, V]` into the workspace and returns
+    /// them. No dropout, nothing cached.
+    pub fn logits<'w>(
+        &self,
+        params: &[f32],
+        inputs: &[u32],
+        shape: SeqShape,
+        state: &mut RnnState,
+        ws: &'w mut LmWorkspace,
+    ) -> Result<&'w [f32]> {
+        self.check_params("parameter block", params.len())?;
+        self.check_tokens("inputs", inputs, shape)?;
+        let c = &self.config;
+        let n = shape.t * shape.b;
+        fit(&mut ws.x, n * c.embed);
+        embedding::forward(
+            &params[self.layout.encoder.clone()],
+            inputs,
+            &mut ws.x,
+            c.embed,
+        );
+        fit(&mut ws.y, n * c.hidden);
+        self.rnn.forward_infer(
+            &params[self.layout.rnn.clone()],
+            &ws.x,
+            shape,
+            state,
+            &mut ws.y,
+            &mut ws.rnn,
+        )?;
+        fit(&mut ws.logits, n * c.vocab);
+        softmax::logits(
+            &ws.y,
+            &params[self.layout.decoder_weight.clone()],
+            &params[self.layout.decoder_bias.clone()],
+            &mut ws.logits,
+            c.hidden,
+        );
+        Ok(&ws.logits)
+    }
+
+    /// Evaluation over one window: the summed cross-entropy of its `T·B` predictions.
+    pub fn eval_loss(
+        &self,
+        params: &[f32],
+        inputs: &[u32],
+        targets: &[u32],
+        shape: SeqShape,
+        state: &mut RnnState,
+        ws: &mut LmWorkspace,
+    ) -> Result<f64> {
+        self.check_tokens("targets", targets, shape)?;
+        let vocab = self.config.vocab;
+        let logits = self.logits(params, inputs, shape, state, ws)?;
+        Ok(softmax::loss(logits, targets, vocab))
+    }
+}

@@ -1,0 +1,7 @@
+//! Models built on the recurrent engine.
+
+pub mod embedding;
+pub mod lm;
+pub mod softmax;
+
+pub use lm::{LanguageModel, LmCache, LmConfig, LmLayout, LmWorkspace, OutputWeights};
