@@ -28,6 +28,16 @@ pub enum Error {
         /// What is wrong with it, with a line number where one helps.
         message: String,
     },
+    /// Training produced a non-finite loss or gradient.
+    #[error("training diverged at epoch {epoch}, step {step}: {what}; the last good checkpoint was kept; try a lower learning rate (--lr) or a gradient clip (--clip)")]
+    Diverged {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Step within the run (1-based).
+        step: u64,
+        /// What became non-finite.
+        what: String,
+    },
     /// A safetensors file that cannot be parsed or lacks a tensor.
     #[error("{path}: {message}")]
     Format {

@@ -9,11 +9,14 @@ pub mod bench;
 pub mod data;
 pub mod dropout;
 pub mod error;
+pub mod generate;
 pub mod io;
 pub mod linalg;
 pub mod model;
 pub mod optim;
 pub mod report;
 pub mod rnn;
+pub mod run;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -99,6 +99,23 @@ impl LmConfig {
     }
 }
 
+/// How a language model's weights are drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LmInit {
+    /// Every parameter `U(−s, s)` (Zaremba et al.; the PyTorch peer script's `--init`).
+    Uniform(f32),
+    /// PyTorch's module defaults: embedding `N(0, 1)`, recurrent and output layers
+    /// `U(−1/√H, 1/√H)` (weights and biases).
+    PyTorch,
+}
+
+impl Default for LmInit {
+    fn default() -> Self {
+        LmInit::Uniform(0.1)
+    }
+}
+
 /// Where each tensor of the model lives in its parameter block.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LmLayout {
@@ -210,6 +227,46 @@ impl LanguageModel {
     /// The recurrent stack.
     pub fn rnn(&self) -> &Rnn {
         &self.rnn
+    }
+
+    /// A freshly initialised parameter block; the same seed gives the same values.
+    pub fn init_params(&self, init: LmInit, seed: u64) -> Result<Vec<f32>> {
+        use rand::RngExt;
+        let mut rng = crate::dropout::rng_from_seed(seed);
+        let mut p = vec![0.0; self.layout.len];
+        match init {
+            LmInit::Uniform(s) => {
+                if !(s.is_finite() && s > 0.0) {
+                    return Err(Error::Config(format!(
+                        "initialisation scale must be positive, got {s}"
+                    )));
+                }
+                p.iter_mut().for_each(|v| *v = rng.random_range(-s..=s));
+            }
+            LmInit::PyTorch => {
+                for v in &mut p[self.layout.encoder.clone()] {
+                    // Box–Muller: N(0, 1).
+                    let u1: f64 = 1.0 - rng.random::<f64>();
+                    let u2: f64 = rng.random::<f64>();
+                    *v = ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32;
+                }
+                crate::rnn::Init::default().apply(
+                    self.rnn.config(),
+                    &mut p[self.layout.rnn.clone()],
+                    seed.wrapping_add(1),
+                )?;
+                let k = 1.0 / (self.config.hidden as f32).sqrt();
+                if self.config.output == OutputWeights::Separate {
+                    for v in &mut p[self.layout.decoder_weight.clone()] {
+                        *v = rng.random_range(-k..=k);
+                    }
+                }
+                for v in &mut p[self.layout.decoder_bias.clone()] {
+                    *v = rng.random_range(-k..=k);
+                }
+            }
+        }
+        Ok(p)
     }
 
     /// A zero recurrent state for batch `b`.

@@ -4,4 +4,4 @@ pub mod embedding;
 pub mod lm;
 pub mod softmax;
 
-pub use lm::{LanguageModel, LmCache, LmConfig, LmLayout, LmWorkspace, OutputWeights};
+pub use lm::{LanguageModel, LmCache, LmConfig, LmInit, LmLayout, LmWorkspace, OutputWeights};

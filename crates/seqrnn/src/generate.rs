@@ -1,0 +1,255 @@
+//! Text generation from a language model: greedy decoding or sampling with temperature, top-k
+//! and nucleus (top-p) truncation.
+
+use rand::RngExt;
+
+use crate::dropout::{rng_from_seed, SeqRng};
+use crate::error::{Error, Result};
+use crate::model::{LanguageModel, LmWorkspace};
+use crate::rnn::{RnnState, SeqShape};
+
+/// How the next token is chosen from the model's distribution.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Decoding {
+    /// Always the most probable token.
+    Greedy,
+    /// A draw from `softmax(logits / temperature)`, restricted to the `top_k` most probable
+    /// tokens and/or to the smallest set whose probability reaches `top_p`.
+    Sample {
+        /// Divides the logits; below 1 sharpens, above 1 flattens. Must be positive.
+        temperature: f32,
+        /// Keep only this many most probable tokens.
+        top_k: Option<usize>,
+        /// Keep the smallest set of most probable tokens with total probability ≥ `top_p`, in `(0, 1]`.
+        top_p: Option<f32>,
+    },
+}
+
+impl Default for Decoding {
+    fn default() -> Self {
+        Decoding::Sample {
+            temperature: 1.0,
+            top_k: None,
+            top_p: None,
+        }
+    }
+}
+
+impl Decoding {
+    /// Checks the sampling parameters.
+    pub fn validate(&self) -> Result<()> {
+        if let Decoding::Sample {
+            temperature,
+            top_k,
+            top_p,
+        } = *self
+        {
+            if !(temperature.is_finite() && temperature > 0.0) {
+                return Err(Error::Config(format!(
+                    "temperature must be positive, got {temperature}"
+                )));
+            }
+            if top_k == Some(0) {
+                return Err(Error::Config("top-k must be at least 1, got 0".into()));
+            }
+            if let Some(p) = top_p {
+                if !(p > 0.0 && p <= 1.0) {
+                    return Err(Error::Config(format!("top-p must be in (0, 1], got {p}")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Chooses a token from one row of logits. `scratch` is reused between calls.
+pub fn choose(
+    logits: &[f32],
+    decoding: Decoding,
+    rng: &mut SeqRng,
+    scratch: &mut Vec<(f32, u32)>,
+) -> u32 {
+    let argmax = || {
+        logits
+            .iter()
+            .enumerate()
+            .fold((0usize, f32::NEG_INFINITY), |best, (i, &l)| {
+                if l > best.1 {
+                    (i, l)
+                } else {
+                    best
+                }
+            })
+            .0 as u32
+    };
+    let Decoding::Sample {
+        temperature,
+        top_k,
+        top_p,
+    } = decoding
+    else {
+        return argmax();
+    };
+    let m = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    scratch.clear();
+    scratch.extend(
+        logits
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (((l - m) / temperature).exp(), i as u32)),
+    );
+    if top_k.is_some() || top_p.is_some() {
+        scratch.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+        if let Some(k) = top_k {
+            scratch.truncate(k.max(1));
+        }
+        if let Some(p) = top_p {
+            let total: f32 = scratch.iter().map(|e| e.0).sum();
+            let mut acc = 0.0;
+            let keep = scratch
+                .iter()
+                .position(|e| {
+                    acc += e.0;
+                    acc >= p * total
+                })
+                .map_or(scratch.len(), |i| i + 1);
+            scratch.truncate(keep);
+        }
+    }
+    let total: f32 = scratch.iter().map(|e| e.0).sum();
+    let mut r = rng.random::<f32>() * total;
+    for &(w, id) in scratch.iter() {
+        if r < w {
+            return id;
+        }
+        r -= w;
+    }
+    scratch.last().map_or_else(argmax, |e| e.1)
+}
+
+/// Runs the model over `prompt` (at least one token) and then generates `n` tokens, feeding each
+/// back in. The same seed gives the same tokens.
+pub fn generate(
+    model: &LanguageModel,
+    params: &[f32],
+    prompt: &[u32],
+    n: usize,
+    decoding: Decoding,
+    seed: u64,
+) -> Result<Vec<u32>> {
+    decoding.validate()?;
+    if prompt.is_empty() {
+        return Err(Error::Config(
+            "generation needs at least one prompt token".into(),
+        ));
+    }
+    let mut rng = rng_from_seed(seed);
+    let mut state: RnnState = model.zero_state(1);
+    let mut ws = LmWorkspace::default();
+    let mut scratch = Vec::with_capacity(model.config().vocab);
+    let v = model.config().vocab;
+    let shape = SeqShape {
+        t: prompt.len(),
+        b: 1,
+    };
+    let logits = model.logits(params, prompt, shape, &mut state, &mut ws)?;
+    let mut next = choose(
+        &logits[logits.len() - v..],
+        decoding,
+        &mut rng,
+        &mut scratch,
+    );
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(next);
+        let logits = model.logits(
+            params,
+            &[next],
+            SeqShape { t: 1, b: 1 },
+            &mut state,
+            &mut ws,
+        )?;
+        next = choose(logits, decoding, &mut rng, &mut scratch);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn greedy_takes_the_largest_and_top_k_one_agrees() {
+        let l = [0.1, 3.0, -2.0, 2.9];
+        let mut rng = rng_from_seed(0);
+        let mut s = Vec::new();
+        assert_eq!(choose(&l, Decoding::Greedy, &mut rng, &mut s), 1);
+        let top1 = Decoding::Sample {
+            temperature: 1.0,
+            top_k: Some(1),
+            top_p: None,
+        };
+        for _ in 0..20 {
+            assert_eq!(choose(&l, top1, &mut rng, &mut s), 1);
+        }
+    }
+
+    #[test]
+    fn sampling_follows_the_distribution_and_top_p_truncates() {
+        // Probabilities ∝ e^0, e^ln3 → 0.25, 0.75.
+        let l = [0.0, 3f32.ln()];
+        let mut rng = rng_from_seed(1);
+        let mut s = Vec::new();
+        let d = Decoding::default();
+        let ones = (0..20_000)
+            .filter(|_| choose(&l, d, &mut rng, &mut s) == 1)
+            .count();
+        assert!((ones as f64 / 20_000.0 - 0.75).abs() < 0.015, "{ones}");
+        let nucleus = Decoding::Sample {
+            temperature: 1.0,
+            top_k: None,
+            top_p: Some(0.7),
+        };
+        assert!((0..200).all(|_| choose(&l, nucleus, &mut rng, &mut s) == 1));
+        // A low temperature concentrates the mass on the best token.
+        let cold = Decoding::Sample {
+            temperature: 0.05,
+            top_k: None,
+            top_p: None,
+        };
+        assert!((0..200).all(|_| choose(&l, cold, &mut rng, &mut s) == 1));
+    }
+
+    #[test]
+    fn bad_parameters_are_refused() {
+        for d in [
+            Decoding::Sample {
+                temperature: 0.0,
+                top_k: None,
+                top_p: None,
+            },
+            Decoding::Sample {
+                temperature: -1.0,
+                top_k: None,
+                top_p: None,
+            },
+            Decoding::Sample {
+                temperature: 1.0,
+                top_k: Some(0),
+                top_p: None,
+            },
+            Decoding::Sample {
+                temperature: 1.0,
+                top_k: None,
+                top_p: Some(0.0),
+            },
+            Decoding::Sample {
+                temperature: 1.0,
+                top_k: None,
+                top_p: Some(1.5),
+            },
+        ] {
+            assert!(d.validate().is_err(), "{d:?}");
+        }
+    }
+}

@@ -1,0 +1,511 @@
+//! Training and evaluation of a language model: truncated BPTT over PyTorch-style batches with the
+//! recurrent state carried between windows, SGD with global-norm clipping and step decay, or Adam.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Batched, Corpus};
+use crate::dropout::{rng_from_seed, SeqRng};
+use crate::error::{Error, Result};
+use crate::model::{LanguageModel, LmCache, LmWorkspace};
+use crate::optim::{clip_grad_norm, sgd_step, Adam, AdamConfig};
+use crate::report::metrics::{write_metrics, EpochMetrics};
+use crate::report::plot::learning_curve_svg;
+use crate::rnn::SeqShape;
+use crate::run::{save_checkpoint, save_tensors_atomic, tensors_from_params, ResumeState, RunDir};
+
+/// Which optimiser updates the weights.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    /// Plain SGD (Zaremba et al.).
+    #[default]
+    Sgd,
+    /// Adam with the given moments.
+    Adam(AdamConfig),
+}
+
+/// Training settings. Learning rate and clip follow PyTorch's loss convention (mean over all
+/// `T·B` predictions): Zaremba et al.'s lr 1 and clip 5 at `bptt = 20` are lr 20 and clip 0.25
+/// here. `validate()` before use.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Window length of truncated backpropagation through time.
+    pub bptt: usize,
+    /// Batch columns `B`.
+    pub batch: usize,
+    /// Optimiser.
+    pub optimizer: Optimizer,
+    /// Initial learning rate.
+    pub lr: f64,
+    /// Maximum global gradient norm; `None` for no clipping.
+    pub clip: Option<f64>,
+    /// Factor applied to the learning rate each epoch after `decay_after` epochs (1 = none).
+    pub lr_decay: f64,
+    /// Epochs run at the initial learning rate.
+    pub decay_after: usize,
+    /// Epochs to run.
+    pub epochs: usize,
+    /// Stop after this many training steps in total (smoke tests).
+    pub max_steps: Option<u64>,
+    /// Seed of initialisation and dropout.
+    pub seed: u64,
+    /// Batch size of validation and test evaluation (1: the split as one stream).
+    pub eval_batch: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Preset::Small.train_config()
+    }
+}
+
+impl TrainConfig {
+    /// Checks every setting.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(m));
+        if self.bptt == 0 {
+            return bad("bptt must be at least 1, got 0".into());
+        }
+        if self.batch == 0 || self.eval_batch == 0 {
+            return bad("batch sizes must be at least 1".into());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad(format!("learning rate must be positive, got {}", self.lr));
+        }
+        if let Some(c) = self.clip {
+            if !(c.is_finite() && c > 0.0) {
+                return bad(format!("clip must be positive, got {c}"));
+            }
+        }
+        if !(self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
+            return bad(format!(
+                "learning-rate decay must be in (0, 1], got {}",
+                self.lr_decay
+            ));
+        }
+        if self.epochs == 0 {
+            return bad("epochs must be at least 1, got 0".into());
+        }
+        if self.max_steps == Some(0) {
+            return bad("max steps must be at least 1, got 0".into());
+        }
+        if let Optimizer::Adam(a) = self.optimizer {
+            a.validate()?;
+        }
+        Ok(())
+    }
+
+    /// Learning rate of epoch `epoch` (1-based): `lr · decay^max(epoch − decay_after, 0)`.
+    pub fn lr_at(&self, epoch: usize) -> f64 {
+        let n = epoch.saturating_sub(self.decay_after);
+        self.lr * self.lr_decay.powi(n as i32)
+    }
+}
+
+/// The configurations of Zaremba et al. (2014), "Recurrent Neural Network Regularization".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// 2 × 200, bptt 20, no dropout, 13 epochs (their test perplexity 114.5).
+    Small,
+    /// 2 × 650, bptt 35, dropout 0.5, 39 epochs (82.7).
+    Medium,
+    /// 2 × 1500, bptt 35, dropout 0.65, 55 epochs (78.4).
+    Large,
+}
+
+impl Preset {
+    /// `(layers, hidden, init scale, dropout)` of the model.
+    pub fn model(self) -> (usize, usize, f32, f32) {
+        match self {
+            Preset::Small => (2, 200, 0.1, 0.0),
+            Preset::Medium => (2, 650, 0.05, 0.5),
+            Preset::Large => (2, 1500, 0.04, 0.65),
+        }
+    }
+
+    /// The training settings, with the paper's lr and clip converted to the mean-loss convention
+    /// (`lr × bptt`, `clip / bptt`).
+    pub fn train_config(self) -> TrainConfig {
+        let (bptt, lr_decay, decay_after, clip, epochs) = match self {
+            Preset::Small => (20, 0.5, 4, 5.0, 13),
+            Preset::Medium => (35, 1.0 / 1.2, 6, 5.0, 39),
+            Preset::Large => (35, 1.0 / 1.15, 14, 10.0, 55),
+        };
+        TrainConfig {
+            bptt,
+            batch: 20,
+            optimizer: Optimizer::Sgd,
+            lr: bptt as f64,
+            clip: Some(clip / bptt as f64),
+            lr_decay,
+            decay_after,
+            epochs,
+            max_steps: None,
+            seed: 1,
+            eval_batch: 1,
+        }
+    }
+}
+
+/// One training step, as reported to [`Progress`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepInfo {
+    /// Epoch (1-based).
+    pub epoch: usize,
+    /// Step within the epoch (1-based) and steps in the epoch.
+    pub step: usize,
+    /// Steps in this epoch.
+    pub steps: usize,
+    /// Mean cross-entropy (nats) of the epoch so far.
+    pub loss: f64,
+    /// Training tokens per second this epoch.
+    pub tokens_per_s: f64,
+}
+
+/// Receives training events; the command-line tool draws progress bars from them.
+pub trait Progress {
+    /// An epoch begins with `steps` windows.
+    fn epoch_start(&mut self, _epoch: usize, _steps: usize) {}
+    /// A step finished.
+    fn step(&mut self, _info: &StepInfo) {}
+    /// Validation is running.
+    fn validating(&mut self, _epoch: usize) {}
+    /// An epoch finished.
+    fn epoch_end(&mut self, _metrics: &EpochMetrics) {}
+}
+
+/// A [`Progress`] that ignores everything.
+pub struct Silent;
+impl Progress for Silent {}
+
+/// What a training run produced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainOutcome {
+    /// Per-epoch metrics, including epochs restored on resume.
+    pub epochs: Vec<EpochMetrics>,
+    /// Best validation perplexity.
+    pub best_valid_ppl: f64,
+    /// Test perplexity of the best-on-validation weights, if the corpus has a test split.
+    pub test_ppl: Option<f64>,
+    /// Training steps taken in total.
+    pub steps: u64,
+    /// Whether `max_steps` ended the run early.
+    pub stopped_early: bool,
+}
+
+/// Perplexity figures of an evaluation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EvalResult {
+    /// Mean cross-entropy in nats per predicted token.
+    pub loss: f64,
+    /// `exp(loss)`.
+    pub ppl: f64,
+    /// Predicted tokens.
+    pub tokens: usize,
+    /// Tokens per second.
+    pub tokens_per_s: f64,
+}
+
+/// Evaluates `params` on a token stream cut into `batch` columns (PyTorch batching), windows of
+/// `window` steps with the state carried: mean cross-entropy over every predicted token.
+pub fn evaluate(
+    model: &LanguageModel,
+    params: &[f32],
+    stream: &[u32],
+    batch: usize,
+    window: usize,
+    ws: &mut LmWorkspace,
+) -> Result<EvalResult> {
+    let data = Batched::new(stream, batch)?;
+    let mut state = model.zero_state(batch);
+    let t0 = Instant::now();
+    let mut total = 0.0;
+    for w in data.windows(window.max(1)) {
+        let shape = SeqShape { t: w.len, b: batch };
+        total += model.eval_loss(
+            params,
+            data.inputs(w),
+            data.targets(w),
+            shape,
+            &mut state,
+            ws,
+        )?;
+    }
+    let tokens = data.predicted_tokens();
+    let loss = total / tokens as f64;
+    Ok(EvalResult {
+        loss,
+        ppl: loss.exp(),
+        tokens,
+        tokens_per_s: tokens as f64 / t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// Window length used for evaluation: long windows are faster, and with the state carried the
+/// result does not depend on the window length.
+pub const EVAL_WINDOW: usize = 128;
+
+/// Where a run starts: fresh, or from a checkpoint.
+pub struct Start {
+    /// Resume state, Adam moments if any, or `None` for a fresh run.
+    pub resume: Option<(ResumeState, Option<(Vec<f32>, Vec<f32>)>)>,
+    /// Metrics of the epochs already done.
+    pub history: Vec<EpochMetrics>,
+}
+
+/// Trains `params` on `corpus`, writing checkpoints, weights and metrics into `run` after every
+/// epoch. `params` holds the initial (or resumed) weights and ends holding the final ones.
+#[allow(clippy::too_many_arguments)]
+pub fn train(
+    model: &LanguageModel,
+    params: &mut [f32],
+    corpus: &Corpus,
+    cfg: &TrainConfig,
+    run: &RunDir,
+    title: &str,
+    start: Start,
+    progress: &mut dyn Progress,
+) -> Result<TrainOutcome> {
+    cfg.validate()?;
+    let train_data = Batched::new(&corpus.train, cfg.batch)?;
+    let windows = train_data.windows(cfg.bptt);
+    let n = model.num_params();
+    let mut grads = vec![0.0f32; n];
+    let mut cache = LmCache::default();
+    let mut ws = LmWorkspace::default();
+    let mut adam = match cfg.optimizer {
+        Optimizer::Adam(a) => Some(Adam::new(a, n)?),
+        Optimizer::Sgd => None,
+    };
+    let mut history = start.history;
+    let (mut epochs_done, mut steps_done, mut tokens_seen, mut best, mut rng) = (
+        0,
+        0u64,
+        0u64,
+        f64::INFINITY,
+        rng_from_seed(cfg.seed.wrapping_add(1)),
+    );
+    if let Some((state, moments)) = start.resume {
+        epochs_done = state.epochs_done;
+        steps_done = state.steps_done;
+        tokens_seen = state.tokens_seen;
+        best = state.best_valid_ppl;
+        rng = restore_rng(&state)?;
+        if let (Some(a), Some((m, v))) = (adam.as_mut(), moments) {
+            a.m = m;
+            a.v = v;
+            a.step = state.adam_step;
+        }
+        history.truncate(epochs_done);
+    }
+    let mut best_params: Option<Vec<f32>> = None;
+    let mut stopped_early = false;
+    for epoch in epochs_done + 1..=cfg.epochs {
+        let lr = cfg.lr_at(epoch);
+        progress.epoch_start(epoch, windows.len());
+        let t_epoch = Instant::now();
+        let mut state = model.zero_state(cfg.batch);
+        let (mut loss_sum, mut predicted) = (0.0f64, 0usize);
+        for (i, &w) in windows.iter().enumerate() {
+            let shape = SeqShape {
+                t: w.len,
+                b: cfg.batch,
+            };
+            let loss = model.forward_train(
+                params,
+                train_data.inputs(w),
+                train_data.targets(w),
+                shape,
+                &mut state,
+                &mut cache,
+                &mut rng,
+            )?;
+            steps_done += 1;
+            if !loss.is_finite() {
+                return Err(Error::Diverged {
+                    epoch,
+                    step: steps_done,
+                    what: format!("the loss is {loss}"),
+                });
+            }
+            grads.fill(0.0);
+            model.backward(params, &mut grads, &cache, &mut ws)?;
+            let norm = match cfg.clip {
+                Some(c) => clip_grad_norm(&mut grads, c),
+                None => crate::optim::grad_norm(&grads),
+            };
+            if !norm.is_finite() {
+                return Err(Error::Diverged {
+                    epoch,
+                    step: steps_done,
+                    what: format!("the gradient norm is {norm}"),
+                });
+            }
+            match adam.as_mut() {
+                Some(a) => a.step(params, &grads, lr),
+                None => sgd_step(params, &grads, lr as f32),
+            }
+            loss_sum += loss;
+            predicted += shape.t * shape.b;
+            tokens_seen += (shape.t * shape.b) as u64;
+            progress.step(&StepInfo {
+                epoch,
+                step: i + 1,
+                steps: windows.len(),
+                loss: loss_sum / predicted as f64,
+                tokens_per_s: predicted as f64 / t_epoch.elapsed().as_secs_f64(),
+            });
+            if cfg.max_steps.is_some_and(|m| steps_done >= m) {
+                stopped_early = true;
+                break;
+            }
+        }
+        let train_s = t_epoch.elapsed().as_secs_f64();
+        progress.validating(epoch);
+        let valid = evaluate(
+            model,
+            params,
+            &corpus.valid,
+            cfg.eval_batch,
+            EVAL_WINDOW,
+            &mut ws,
+        )?;
+        let row = EpochMetrics {
+            epoch,
+            lr,
+            train_ppl: (loss_sum / predicted as f64).exp(),
+            valid_ppl: valid.ppl,
+            tokens_per_s: predicted as f64 / train_s,
+            seconds: t_epoch.elapsed().as_secs_f64(),
+            tokens_seen,
+        };
+        history.push(row.clone());
+        if valid.ppl < best || !run.model_path().is_file() {
+            best = valid.ppl;
+            save_tensors_atomic(&run.model_path(), &tensors_from_params(model, params))?;
+            best_params = Some(params.to_vec());
+        }
+        let state = ResumeState {
+            epochs_done: epoch,
+            steps_done,
+            tokens_seen,
+            best_valid_ppl: best,
+            adam_step: adam.as_ref().map_or(0, |a| a.step),
+            rng_seed: cfg.seed.wrapping_add(1),
+            rng_word_pos: rng.get_word_pos().to_string(),
+        };
+        save_checkpoint(
+            &run.checkpoint_path(),
+            params,
+            adam.as_ref().map(|a| (a.m.as_slice(), a.v.as_slice())),
+            &state,
+        )?;
+        write_metrics(&run.metrics_path(), &history)?;
+        learning_curve_svg(&run.curve_path(), title, &history)?;
+        progress.epoch_end(&row);
+        if stopped_early {
+            break;
+        }
+    }
+    // Test perplexity of the best-on-validation weights (read back if this process did not
+    // produce them, e.g. when resuming after the best epoch).
+    let test_ppl = match &corpus.test {
+        Some(test) => {
+            let best_params = match best_params {
+                Some(p) => p,
+                None => {
+                    let file = crate::io::tensors::TensorFile::load(&run.model_path())?;
+                    crate::run::params_from_tensors(model, &file, &run.model_path())?
+                }
+            };
+            Some(
+                evaluate(
+                    model,
+                    &best_params,
+                    test,
+                    cfg.eval_batch,
+                    EVAL_WINDOW,
+                    &mut ws,
+                )?
+                .ppl,
+            )
+        }
+        None => None,
+    };
+    Ok(TrainOutcome {
+        epochs: history,
+        best_valid_ppl: best,
+        test_ppl,
+        steps: steps_done,
+        stopped_early,
+    })
+}
+
+fn restore_rng(state: &ResumeState) -> Result<SeqRng> {
+    let pos: u128 = state.rng_word_pos.parse().map_err(|_| {
+        Error::Config(format!(
+            "checkpoint holds an unreadable generator position `{}`",
+            state.rng_word_pos
+        ))
+    })?;
+    let mut rng = rng_from_seed(state.rng_seed);
+    rng.set_word_pos(pos);
+    Ok(rng)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_convert_the_papers_lr_and_clip() {
+        let s = Preset::Small.train_config();
+        assert_eq!((s.lr, s.clip, s.bptt, s.epochs), (20.0, Some(0.25), 20, 13));
+        // Epochs 1–4 at lr 20, then halved each epoch.
+        assert_eq!(s.lr_at(4), 20.0);
+        assert_eq!(s.lr_at(5), 10.0);
+        assert_eq!(s.lr_at(13), 20.0 * 0.5f64.powi(9));
+        let m = Preset::Medium.train_config();
+        assert_eq!(m.lr, 35.0);
+        assert!((m.clip.unwrap() - 5.0 / 35.0).abs() < 1e-12);
+        assert!((m.lr_at(8) - 35.0 / 1.44).abs() < 1e-9);
+        let l = Preset::Large.train_config();
+        assert!((l.clip.unwrap() - 10.0 / 35.0).abs() < 1e-12);
+        assert_eq!(Preset::Large.model(), (2, 1500, 0.04, 0.65));
+    }
+
+    #[test]
+    fn impossible_settings_are_refused() {
+        let ok = TrainConfig::default();
+        ok.validate().unwrap();
+        for bad in [
+            TrainConfig { bptt: 0, ..ok },
+            TrainConfig { batch: 0, ..ok },
+            TrainConfig { lr: 0.0, ..ok },
+            TrainConfig { lr: -1.0, ..ok },
+            TrainConfig { lr: f64::NAN, ..ok },
+            TrainConfig {
+                clip: Some(0.0),
+                ..ok
+            },
+            TrainConfig {
+                lr_decay: 0.0,
+                ..ok
+            },
+            TrainConfig {
+                lr_decay: 1.5,
+                ..ok
+            },
+            TrainConfig { epochs: 0, ..ok },
+            TrainConfig {
+                max_steps: Some(0),
+                ..ok
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+    }
+}
