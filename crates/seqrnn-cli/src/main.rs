@@ -7,6 +7,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod bench;
+mod lm;
+mod progress;
 
 /// Train, evaluate and benchmark LSTM and GRU sequence models.
 #[derive(Parser, Debug)]
@@ -18,6 +20,14 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Train a language model (Zaremba et al. presets on Penn Treebank by default).
+    Train(lm::TrainArgs),
+    /// Perplexity of a trained model on a split.
+    Eval(lm::EvalArgs),
+    /// Generate text from a trained model.
+    Generate(lm::GenerateArgs),
+    /// Make a run directory from a PyTorch word_language_model state_dict (safetensors).
+    Import(lm::ImportArgs),
     /// Measure throughput.
     Bench {
         #[command(subcommand)]
@@ -62,6 +72,10 @@ pub fn set_threads(threads: Option<usize>) -> Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Train(a) => lm::train_cmd(a),
+        Command::Eval(a) => lm::eval_cmd(a),
+        Command::Generate(a) => lm::generate_cmd(a),
+        Command::Import(a) => lm::import_cmd(a),
         Command::Bench { what } => bench::run(what),
     };
     match result {

@@ -71,7 +71,7 @@ impl LmConfig {
                 self.vocab
             )));
         }
-        if self.embed == 0 {
+        if self.hidden > 0 && self.embed == 0 {
             return Err(Error::Config(
                 "embedding size must be at least 1, got 0".into(),
             ));

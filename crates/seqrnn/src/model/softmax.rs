@@ -24,10 +24,67 @@ pub fn logits(h: &[f32], w: &[f32], b: &[f32], logits: &mut [f32], hidden: usize
     }
 }
 
+/// Lanes of the row reductions: eight independent partial maxima and sums let the compiler
+/// vectorise them (a single f32 accumulator forces sequential order).
+const LANES: usize = 8;
+
+/// Maximum of a row.
+fn row_max(row: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for k in 0..LANES {
+            acc[k] = acc[k].max(c[k]);
+        }
+    }
+    tail.iter().fold(
+        acc.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)),
+        |a, &b| a.max(b),
+    )
+}
+
+/// `Σ_j e^{row_j − m}`, optionally writing each term back into the row.
+fn exp_sum<const WRITE: bool>(row: &mut [f32], m: f32) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let mut chunks = row.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        for k in 0..LANES {
+            let e = exp(c[k] - m);
+            if WRITE {
+                c[k] = e;
+            }
+            acc[k] += e;
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for v in chunks.into_remainder() {
+        let e = exp(*v - m);
+        if WRITE {
+            *v = e;
+        }
+        s += e;
+    }
+    s
+}
+
+/// `Σ_j e^{row_j − m}` of a read-only row.
+fn exp_sum_ro(row: &[f32], m: f32) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for k in 0..LANES {
+            acc[k] += exp(c[k] - m);
+        }
+    }
+    acc.iter().sum::<f32>() + tail.iter().map(|&v| exp(v - m)).sum::<f32>()
+}
+
 /// Cross-entropy `log Σ_j e^{l_j} − l_target` of one row, without changing it.
 pub fn row_loss(row: &[f32], target: usize) -> f64 {
-    let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-    let s: f32 = row.iter().map(|&l| exp(l - m)).sum();
+    let m = row_max(row);
+    let s = exp_sum_ro(row, m);
     (m as f64 + (s as f64).ln()) - row[target] as f64
 }
 
@@ -48,13 +105,9 @@ pub fn loss_and_grad(logits: &mut [f32], targets: &[u32], vocab: usize, scale: f
     let mut total = 0.0f64;
     for (row, &t) in logits.chunks_exact_mut(vocab).zip(targets) {
         let t = t as usize;
-        let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let m = row_max(row);
         let target_logit = row[t];
-        let mut s = 0.0f32;
-        for l in row.iter_mut() {
-            *l = exp(*l - m);
-            s += *l;
-        }
+        let s = exp_sum::<true>(row, m);
         total += (m as f64 + (s as f64).ln()) - target_logit as f64;
         let k = scale / s;
         row.iter_mut().for_each(|p| *p *= k);

@@ -37,13 +37,13 @@ impl AdamConfig {
                 )));
             }
         }
-        if !(self.eps > 0.0) {
+        if self.eps.is_nan() || self.eps <= 0.0 {
             return Err(Error::Config(format!(
                 "Adam eps must be positive, got {}",
                 self.eps
             )));
         }
-        if !(self.weight_decay >= 0.0) {
+        if self.weight_decay.is_nan() || self.weight_decay < 0.0 {
             return Err(Error::Config(format!(
                 "weight decay must be at least 0, got {}",
                 self.weight_decay

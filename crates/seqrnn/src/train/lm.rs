@@ -248,10 +248,13 @@ pub fn evaluate(
 /// result does not depend on the window length.
 pub const EVAL_WINDOW: usize = 128;
 
+/// Adam's first and second moments, in the parameter layout.
+pub type AdamMoments = (Vec<f32>, Vec<f32>);
+
 /// Where a run starts: fresh, or from a checkpoint.
 pub struct Start {
     /// Resume state, Adam moments if any, or `None` for a fresh run.
-    pub resume: Option<(ResumeState, Option<(Vec<f32>, Vec<f32>)>)>,
+    pub resume: Option<(ResumeState, Option<AdamMoments>)>,
     /// Metrics of the epochs already done.
     pub history: Vec<EpochMetrics>,
 }

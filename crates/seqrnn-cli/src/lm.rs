@@ -1,0 +1,703 @@
+//! `seqrnn train | eval | generate | import`: the language-model commands.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use clap::{Args, ValueEnum};
+use seqrnn::data::{self, Corpus, TokenKind, Vocab};
+use seqrnn::dropout::{Dropout, DropoutKind};
+use seqrnn::generate::{generate, Decoding};
+use seqrnn::io::tensors::TensorFile;
+use seqrnn::model::{LanguageModel, LmConfig, LmInit, OutputWeights};
+use seqrnn::optim::AdamConfig;
+use seqrnn::report::metrics::read_metrics;
+use seqrnn::rnn::CellKind;
+use seqrnn::run::{
+    load_checkpoint, params_from_tensors, save_tensors_atomic, tensors_from_params, RunConfig,
+    RunDir, FORMAT_VERSION,
+};
+use seqrnn::train::{self, Optimizer, Preset, Start, TrainConfig};
+
+use crate::progress::TrainProgress;
+use crate::CellArg;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TokensArg {
+    /// Whitespace-separated words, one sentence a line (Penn Treebank layout).
+    Word,
+    /// Characters of one text file (90% train, 10% validation).
+    Char,
+}
+
+impl From<TokensArg> for TokenKind {
+    fn from(t: TokensArg) -> Self {
+        match t {
+            TokensArg::Word => TokenKind::Word,
+            TokensArg::Char => TokenKind::Char,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PresetArg {
+    /// Zaremba et al. small: 2 × 200, bptt 20, no dropout, 13 epochs.
+    Small,
+    /// Zaremba et al. medium: 2 × 650, bptt 35, dropout 0.5, 39 epochs.
+    Medium,
+    /// Zaremba et al. large: 2 × 1500, bptt 35, dropout 0.65, 55 epochs.
+    Large,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OptimArg {
+    /// SGD with clipping and step decay.
+    Sgd,
+    /// Adam.
+    Adam,
+}
+
+/// `seqrnn train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Corpus: a folder with ptb.{train,valid,test}.txt or {train,valid,test}.txt (word), or a
+    /// text file or a folder holding input.txt (char). Default: $SEQRNN_DATA/ptb.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Token kind.
+    #[arg(long, value_enum, default_value = "word")]
+    tokens: TokensArg,
+    /// Zaremba et al. configuration; explicit flags override its values.
+    #[arg(long, value_enum, default_value = "small")]
+    preset: PresetArg,
+    /// Recurrent cell.
+    #[arg(long, value_enum, default_value = "lstm")]
+    cell: CellArg,
+    /// Recurrent layers.
+    #[arg(long)]
+    layers: Option<usize>,
+    /// Units per layer.
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// Embedding width (default: hidden).
+    #[arg(long)]
+    embed: Option<usize>,
+    /// Dropout on non-recurrent connections.
+    #[arg(long)]
+    dropout: Option<f32>,
+    /// One dropout mask per sequence, shared over time (Gal & Ghahramani).
+    #[arg(long)]
+    variational: bool,
+    /// Tie output weights to the embedding (needs embed = hidden).
+    #[arg(long)]
+    tie: bool,
+    /// BPTT window length.
+    #[arg(long)]
+    bptt: Option<usize>,
+    /// Batch columns.
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Optimiser.
+    #[arg(long, value_enum, default_value = "sgd")]
+    optim: OptimArg,
+    /// Learning rate (mean-loss convention: Zaremba's lr × bptt for SGD).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Maximum global gradient norm (mean-loss convention: Zaremba's clip / bptt).
+    #[arg(long)]
+    clip: Option<f64>,
+    /// Learning-rate factor per epoch after --decay-after epochs.
+    #[arg(long)]
+    lr_decay: Option<f64>,
+    /// Epochs at the initial learning rate.
+    #[arg(long)]
+    decay_after: Option<usize>,
+    /// Epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Stop after this many training steps (smoke tests).
+    #[arg(long)]
+    max_steps: Option<u64>,
+    /// Seed of initialisation and dropout.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Uniform initialisation scale (default: the preset's).
+    #[arg(long)]
+    init: Option<f32>,
+    /// Start from these weights (PyTorch names, as written by `seqrnn import` or training).
+    #[arg(long)]
+    init_from: Option<PathBuf>,
+    /// Evaluation batch size (1: each split as one stream).
+    #[arg(long, default_value_t = 1)]
+    eval_batch: usize,
+    /// Run directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Overwrite a different run in --out.
+    #[arg(long)]
+    force: bool,
+    /// Print one JSON object with the final figures.
+    #[arg(long)]
+    json: bool,
+}
+
+fn default_data(tokens: TokensArg) -> Result<PathBuf> {
+    let base = std::env::var_os("SEQRNN_DATA").context(
+        "no --data given and SEQRNN_DATA is not set: point --data at a corpus folder (e.g. --data ../shared/data/ptb)",
+    )?;
+    Ok(match tokens {
+        TokensArg::Word => PathBuf::from(base).join("ptb"),
+        TokensArg::Char => PathBuf::from(base).join("tinyshakespeare"),
+    })
+}
+
+fn load_corpus(path: &Path, tokens: TokensArg) -> Result<Corpus> {
+    let corpus = match tokens {
+        TokensArg::Word => data::load_word_corpus(path)?,
+        TokensArg::Char => {
+            let file = if path.is_dir() {
+                path.join("input.txt")
+            } else {
+                path.to_path_buf()
+            };
+            data::load_char_corpus(&file)?
+        }
+    };
+    Ok(corpus)
+}
+
+fn train_title(cfg: &LmConfig, tokens: TokensArg) -> String {
+    format!(
+        "{} {}×{} ({} level)",
+        cfg.cell.name().to_uppercase(),
+        cfg.layers,
+        cfg.hidden,
+        match tokens {
+            TokensArg::Word => "word",
+            TokensArg::Char => "character",
+        }
+    )
+}
+
+pub fn train_cmd(a: TrainArgs) -> Result<()> {
+    crate::set_threads(a.threads)?;
+    let data_path = match &a.data {
+        Some(p) => p.clone(),
+        None => default_data(a.tokens)?,
+    };
+    let run = RunDir::new(&a.out);
+    ensure!(
+        !(a.resume && a.force),
+        "--resume and --force contradict each other: choose one"
+    );
+    if run.holds_run() && !a.resume && !a.force {
+        bail!(
+            "{} already holds a run: pass --resume to continue it or --force to replace it",
+            a.out.display()
+        );
+    }
+    if a.resume && !run.holds_run() {
+        bail!(
+            "{} holds no run to resume (no config.json)",
+            a.out.display()
+        );
+    }
+
+    let corpus = load_corpus(&data_path, a.tokens)
+        .with_context(|| format!("could not load the corpus from {}", data_path.display()))?;
+
+    // Model and training settings: the preset, overridden by explicit flags; on resume, the
+    // run's own settings (only --epochs may extend it).
+    let (model_cfg, train_cfg, init_scale) = if a.resume {
+        let rc = run.load_config()?;
+        let mut t: TrainConfig = serde_json::from_value(rc.train.clone())
+            .context("the run's config.json holds no readable training settings")?;
+        if let Some(e) = a.epochs {
+            t.epochs = e;
+        }
+        t.max_steps = a.max_steps;
+        (rc.model, t, 0.0)
+    } else {
+        let preset = match a.preset {
+            PresetArg::Small => Preset::Small,
+            PresetArg::Medium => Preset::Medium,
+            PresetArg::Large => Preset::Large,
+        };
+        let (layers, hidden, init, dropout) = preset.model();
+        let hidden = a.hidden.unwrap_or(hidden);
+        let model_cfg = LmConfig {
+            vocab: corpus.vocab.len(),
+            embed: a.embed.unwrap_or(hidden),
+            cell: CellKind::from(a.cell),
+            hidden,
+            layers: a.layers.unwrap_or(layers),
+            dropout: Dropout {
+                p: a.dropout.unwrap_or(dropout),
+                kind: if a.variational {
+                    DropoutKind::Variational
+                } else {
+                    DropoutKind::Standard
+                },
+            },
+            output: if a.tie {
+                OutputWeights::Tied
+            } else {
+                OutputWeights::Separate
+            },
+        };
+        let p = preset.train_config();
+        let optimizer = match a.optim {
+            OptimArg::Sgd => Optimizer::Sgd,
+            OptimArg::Adam => Optimizer::Adam(AdamConfig::default()),
+        };
+        let t = TrainConfig {
+            bptt: a.bptt.unwrap_or(p.bptt),
+            batch: a.batch.unwrap_or(p.batch),
+            optimizer,
+            lr: a.lr.unwrap_or(match a.optim {
+                OptimArg::Sgd => p.lr,
+                OptimArg::Adam => 1e-3,
+            }),
+            clip: Some(a.clip.unwrap_or(p.clip.unwrap_or(0.25))),
+            lr_decay: a.lr_decay.unwrap_or(match a.optim {
+                OptimArg::Sgd => p.lr_decay,
+                OptimArg::Adam => 1.0,
+            }),
+            decay_after: a.decay_after.unwrap_or(p.decay_after),
+            epochs: a.epochs.unwrap_or(p.epochs),
+            max_steps: a.max_steps,
+            seed: a.seed,
+            eval_batch: a.eval_batch,
+        };
+        (model_cfg, t, a.init.unwrap_or(init))
+    };
+    model_cfg.validate()?;
+    train_cfg.validate()?;
+    let model = LanguageModel::new(model_cfg)?;
+    // Refuse splits too small to batch before anything is written.
+    data::Batched::new(&corpus.train, train_cfg.batch).context("training split")?;
+    data::Batched::new(&corpus.valid, train_cfg.eval_batch).context("validation split")?;
+    if let Some(test) = &corpus.test {
+        data::Batched::new(test, train_cfg.eval_batch).context("test split")?;
+    }
+
+    let (mut params, start) = if a.resume {
+        let (params, adam, state) = load_checkpoint(&run.checkpoint_path(), model.num_params())?;
+        let history = read_metrics(&run.metrics_path()).unwrap_or_default();
+        let vocab = Vocab::load(&run.vocab_path())?;
+        ensure!(
+            vocab == corpus.vocab,
+            "the corpus at {} gives a different vocabulary from the run's vocab.txt",
+            data_path.display()
+        );
+        eprintln!(
+            "resuming {} after epoch {} ({} steps)",
+            a.out.display(),
+            state.epochs_done,
+            state.steps_done
+        );
+        (
+            params,
+            Start {
+                resume: Some((state, adam)),
+                history,
+            },
+        )
+    } else {
+        let params = match &a.init_from {
+            Some(path) => {
+                let file = TensorFile::load(path)?;
+                params_from_tensors(&model, &file, path)?
+            }
+            None => model.init_params(LmInit::Uniform(init_scale), a.seed)?,
+        };
+        run.create()?;
+        if a.force {
+            for p in [run.checkpoint_path(), run.model_path(), run.metrics_path()] {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        corpus.vocab.save(&run.vocab_path())?;
+        run.save_config(&RunConfig {
+            format: FORMAT_VERSION,
+            tokens: TokenKind::from(a.tokens).into(),
+            model: model_cfg,
+            train: serde_json::to_value(train_cfg)?,
+        })?;
+        (
+            params,
+            Start {
+                resume: None,
+                history: Vec::new(),
+            },
+        )
+    };
+
+    let title = train_title(&model_cfg, a.tokens);
+    eprintln!(
+        "{title}: {} parameters, vocabulary {}, {} train tokens, bptt {}, batch {}, {} thread(s)",
+        model.num_params(),
+        model_cfg.vocab,
+        corpus.train.len(),
+        train_cfg.bptt,
+        train_cfg.batch,
+        seqrnn::linalg::threads()
+    );
+    let mut progress = TrainProgress::new();
+    let t0 = std::time::Instant::now();
+    let outcome = train::train(
+        &model,
+        &mut params,
+        &corpus,
+        &train_cfg,
+        &run,
+        &title,
+        start,
+        &mut progress,
+    );
+    progress.finish();
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            // A run that never reached its first checkpoint is not left looking like one.
+            if !run.checkpoint_path().is_file() {
+                let _ = std::fs::remove_file(run.config_path());
+            }
+            return Err(e.into());
+        }
+    };
+    let secs = t0.elapsed().as_secs_f64();
+    if a.json {
+        let v = serde_json::json!({
+            "valid_ppl": outcome.best_valid_ppl,
+            "test_ppl": outcome.test_ppl,
+            "epochs": outcome.epochs.len(),
+            "steps": outcome.steps,
+            "seconds": secs,
+            "run": a.out,
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "best validation perplexity {:.2}{}; {} epochs, {} steps, {:.0} s; run in {}",
+            outcome.best_valid_ppl,
+            outcome
+                .test_ppl
+                .map(|p| format!(", test perplexity {p:.2} (best-on-validation weights)"))
+                .unwrap_or_default(),
+            outcome.epochs.len(),
+            outcome.steps,
+            secs,
+            a.out.display()
+        );
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SplitArg {
+    Valid,
+    Test,
+}
+
+/// `seqrnn eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Run directory (from `train` or `import`).
+    #[arg(long)]
+    model: PathBuf,
+    /// Corpus, as for `train` (default: $SEQRNN_DATA/ptb or tinyshakespeare).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Split.
+    #[arg(long, value_enum, default_value = "test")]
+    split: SplitArg,
+    /// Batch columns (1: the split as one stream).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn eval_cmd(a: EvalArgs) -> Result<()> {
+    crate::set_threads(a.threads)?;
+    ensure!(a.batch >= 1, "--batch must be at least 1");
+    let run = RunDir::new(&a.model);
+    let (rc, vocab, model, params) = run.load_model()?;
+    let kind: TokenKind = rc.tokens.into();
+    let tokens_arg = match kind {
+        TokenKind::Word => TokensArg::Word,
+        TokenKind::Char => TokensArg::Char,
+    };
+    let data_path = match &a.data {
+        Some(p) => p.clone(),
+        None => default_data(tokens_arg)?,
+    };
+    let stream = match (kind, a.split) {
+        (TokenKind::Word, split) => {
+            let name = match split {
+                SplitArg::Valid => "valid",
+                SplitArg::Test => "test",
+            };
+            let file = [format!("ptb.{name}.txt"), format!("{name}.txt")]
+                .into_iter()
+                .map(|f| data_path.join(f))
+                .find(|p| p.is_file())
+                .with_context(|| {
+                    format!("no ptb.{name}.txt or {name}.txt in {}", data_path.display())
+                })?;
+            let (ids, unknown) = data::encode_words(&file, &vocab)?;
+            if unknown > 0 {
+                eprintln!(
+                    "note: {unknown} tokens of {} are not in the vocabulary and count as <unk>",
+                    file.display()
+                );
+            }
+            ids
+        }
+        (TokenKind::Char, SplitArg::Test) => {
+            bail!("character corpora have no test split: use --split valid")
+        }
+        (TokenKind::Char, SplitArg::Valid) => {
+            let corpus = load_corpus(&data_path, TokensArg::Char)?;
+            ensure!(
+                corpus.vocab == vocab,
+                "the text at {} gives a different character vocabulary from the model's",
+                data_path.display()
+            );
+            corpus.valid
+        }
+    };
+    let mut ws = Default::default();
+    let r = train::evaluate(
+        &model,
+        &params,
+        &stream,
+        a.batch,
+        train::lm::EVAL_WINDOW,
+        &mut ws,
+    )?;
+    if a.json {
+        let key = match a.split {
+            SplitArg::Valid => "valid",
+            SplitArg::Test => "test",
+        };
+        let v = serde_json::json!({
+            format!("{key}_ppl"): r.ppl,
+            format!("{key}_loss"): r.loss,
+            "tokens": r.tokens,
+            "tokens_per_s": r.tokens_per_s,
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "perplexity {:.2} (cross-entropy {:.4} nats/token) over {} tokens, batch {}, {:.0} tokens/s",
+            r.ppl, r.loss, r.tokens, a.batch, r.tokens_per_s
+        );
+    }
+    Ok(())
+}
+
+/// `seqrnn generate`.
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// Run directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// Text to start from (default: a sentence boundary).
+    #[arg(long)]
+    prompt: Option<String>,
+    /// Tokens to generate.
+    #[arg(long, default_value_t = 100)]
+    tokens: usize,
+    /// Sampling temperature (> 0).
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f32,
+    /// Sample only among the K most probable tokens.
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Sample only among the most probable tokens totalling probability P (nucleus).
+    #[arg(long)]
+    top_p: Option<f32>,
+    /// Always take the most probable token.
+    #[arg(long)]
+    greedy: bool,
+    /// Seed of the sampler.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Threads (default: 1; generation is latency-bound).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+pub fn generate_cmd(a: GenerateArgs) -> Result<()> {
+    crate::set_threads(Some(a.threads.unwrap_or(1)))?;
+    let run = RunDir::new(&a.model);
+    let (rc, vocab, model, params) = run.load_model()?;
+    let kind: TokenKind = rc.tokens.into();
+    let decoding = if a.greedy {
+        Decoding::Greedy
+    } else {
+        Decoding::Sample {
+            temperature: a.temperature,
+            top_k: a.top_k,
+            top_p: a.top_p,
+        }
+    };
+    decoding.validate()?;
+    let unk = vocab.unk_id();
+    let mut prompt = Vec::new();
+    let mut unknown = Vec::new();
+    for tok in data::tokenize(a.prompt.as_deref().unwrap_or(""), kind) {
+        match vocab.id(&tok).or(unk) {
+            Some(id) => {
+                if vocab.id(&tok).is_none() {
+                    unknown.push(tok);
+                }
+                prompt.push(id)
+            }
+            None => bail!("prompt token `{tok}` is not in the vocabulary, which has no <unk>"),
+        }
+    }
+    if !unknown.is_empty() {
+        eprintln!(
+            "warning: not in the vocabulary, read as <unk>: {}",
+            unknown.join(" ")
+        );
+    }
+    let start = match kind {
+        TokenKind::Word => vocab.id(data::EOS),
+        TokenKind::Char => vocab.id("\n"),
+    }
+    .unwrap_or(0);
+    let shown = prompt.clone();
+    if prompt.is_empty() {
+        prompt.push(start);
+    }
+    let out = generate(&model, &params, &prompt, a.tokens, decoding, a.seed)?;
+    let render = |ids: &[u32]| -> String {
+        let mut s = String::new();
+        for &id in ids {
+            let t = vocab.token(id).unwrap_or(data::UNK);
+            match kind {
+                TokenKind::Word if t == data::EOS => s.push('\n'),
+                TokenKind::Word => {
+                    if !s.is_empty() && !s.ends_with('\n') {
+                        s.push(' ');
+                    }
+                    s.push_str(t);
+                }
+                TokenKind::Char => s.push_str(t),
+            }
+        }
+        s
+    };
+    let mut all = shown;
+    all.extend(&out);
+    println!("{}", render(&all));
+    Ok(())
+}
+
+/// `seqrnn import`.
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// A PyTorch word_language_model state_dict saved with safetensors (`encoder.weight`,
+    /// `rnn.weight_ih_l0`, …, `decoder.weight`, `decoder.bias`).
+    #[arg(long)]
+    torch: PathBuf,
+    /// The vocabulary, one token per line in id order.
+    #[arg(long)]
+    vocab: PathBuf,
+    /// Run directory to create.
+    #[arg(long)]
+    out: PathBuf,
+    /// Token kind of the vocabulary.
+    #[arg(long, value_enum, default_value = "word")]
+    tokens: TokensArg,
+    /// Overwrite a run in --out.
+    #[arg(long)]
+    force: bool,
+}
+
+pub fn import_cmd(a: ImportArgs) -> Result<()> {
+    let file = TensorFile::load(&a.torch)?;
+    let shape = |name: &str| -> Result<Vec<usize>> {
+        Ok(file
+            .get(name)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| {
+                format!(
+                    "{} is not a word_language_model state_dict",
+                    a.torch.display()
+                )
+            })?
+            .shape
+            .clone())
+    };
+    let enc = shape("encoder.weight")?;
+    let hh = shape("rnn.weight_hh_l0")?;
+    ensure!(
+        enc.len() == 2 && hh.len() == 2,
+        "encoder.weight and rnn.weight_hh_l0 must be matrices"
+    );
+    let (v, e, h) = (enc[0], enc[1], hh[1]);
+    let cell = match hh[0] / h.max(1) {
+        4 if hh[0] == 4 * h => CellKind::Lstm,
+        3 if hh[0] == 3 * h => CellKind::Gru(seqrnn::rnn::GruVariant::ResetAfter),
+        _ => bail!("rnn.weight_hh_l0 has shape {hh:?}: neither LSTM [4H, H] nor GRU [3H, H]"),
+    };
+    let layers = (0..)
+        .take_while(|l| file.tensors.contains_key(&format!("rnn.weight_ih_l{l}")))
+        .count();
+    let config = LmConfig {
+        vocab: v,
+        embed: e,
+        cell,
+        hidden: h,
+        layers,
+        dropout: Dropout::NONE,
+        output: OutputWeights::Separate,
+    };
+    let model = LanguageModel::new(config)?;
+    let params = params_from_tensors(&model, &file, &a.torch)?;
+    let vocab = Vocab::load(&a.vocab)?;
+    ensure!(
+        vocab.len() == v,
+        "{} holds {} tokens but encoder.weight has {v} rows",
+        a.vocab.display(),
+        vocab.len()
+    );
+    let run = RunDir::new(&a.out);
+    if run.holds_run() && !a.force {
+        bail!(
+            "{} already holds a run: pass --force to replace it",
+            a.out.display()
+        );
+    }
+    run.create()?;
+    vocab.save(&run.vocab_path())?;
+    save_tensors_atomic(&run.model_path(), &tensors_from_params(&model, &params))?;
+    run.save_config(&RunConfig {
+        format: FORMAT_VERSION,
+        tokens: TokenKind::from(a.tokens).into(),
+        model: config,
+        train: serde_json::Value::Null,
+    })?;
+    println!(
+        "imported {} {}×{} (vocabulary {v}, embedding {e}) into {}",
+        cell.name(),
+        layers,
+        h,
+        a.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,351 @@
+//! The language-model commands on a tiny corpus, as a user runs them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn seqrnn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_seqrnn"))
+        .args(args)
+        .env_remove("SEQRNN_DATA")
+        .output()
+        .expect("run seqrnn")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn fails(out: &Output, needle: &str) {
+    assert!(
+        !out.status.success(),
+        "should fail: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(needle), "expected `{needle}` in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("seqrnn-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A tiny word corpus in the plain layout.
+fn corpus(dir: &Path) {
+    let sents = [
+        "the cat sat on the mat",
+        "the dog sat on the log",
+        "a cat and a dog met on the mat",
+        "the cat saw the dog",
+        "a dog saw a cat on the log",
+    ];
+    let text: String = sents
+        .iter()
+        .cycle()
+        .take(60)
+        .map(|s| format!("{s}\n"))
+        .collect();
+    std::fs::write(dir.join("train.txt"), &text).unwrap();
+    std::fs::write(
+        dir.join("valid.txt"),
+        "the cat sat on the log\na dog met the cat\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("test.txt"),
+        "the dog sat on the mat\na bird saw the cat\n",
+    )
+    .unwrap();
+}
+
+fn small_train<'a>(data: &'a str, out: &'a str) -> Vec<&'a str> {
+    small_train_with(data, out, &[])
+}
+
+/// A quick training command; `overrides` replace (or add) flag values.
+fn small_train_with<'a>(
+    data: &'a str,
+    out: &'a str,
+    overrides: &[(&'a str, &'a str)],
+) -> Vec<&'a str> {
+    let mut flags = vec![
+        ("--data", data),
+        ("--out", out),
+        ("--hidden", "8"),
+        ("--layers", "1"),
+        ("--bptt", "5"),
+        ("--batch", "2"),
+        ("--epochs", "1"),
+        ("--threads", "1"),
+    ];
+    for &(k, v) in overrides {
+        match flags.iter_mut().find(|f| f.0 == k) {
+            Some(f) => f.1 = v,
+            None => flags.push((k, v)),
+        }
+    }
+    let mut args = vec!["train", "--json"];
+    for (k, v) in flags {
+        args.push(k);
+        if !v.is_empty() {
+            args.push(v);
+        }
+    }
+    args
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s.lines().last().unwrap()).unwrap()
+}
+
+#[test]
+fn train_resume_eval_generate_round_trip() {
+    let d = scratch("round");
+    corpus(&d);
+    let (data, run) = (d.to_str().unwrap(), d.join("run"));
+    let run_s = run.to_str().unwrap();
+    let v = json(&ok(&seqrnn(&small_train(data, run_s))));
+    let valid = v["valid_ppl"].as_f64().unwrap();
+    assert!(valid.is_finite() && valid > 1.0, "{v}");
+    assert!(v["test_ppl"].as_f64().unwrap().is_finite());
+    for f in [
+        "config.json",
+        "vocab.txt",
+        "model.safetensors",
+        "checkpoint.safetensors",
+        "metrics.csv",
+        "curve.svg",
+    ] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+
+    // The same folder again without --resume or --force is refused, and nothing is lost.
+    let before = std::fs::read(run.join("model.safetensors")).unwrap();
+    fails(&seqrnn(&small_train(data, run_s)), "already holds a run");
+    assert_eq!(
+        std::fs::read(run.join("model.safetensors")).unwrap(),
+        before
+    );
+
+    // Resume for a second epoch.
+    ok(&seqrnn(&small_train_with(
+        data,
+        run_s,
+        &[("--epochs", "2"), ("--resume", "")],
+    )));
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 3, "{metrics}");
+
+    // eval reproduces the best validation perplexity recorded during training.
+    let best = metrics
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(3).unwrap().parse::<f64>().unwrap())
+        .fold(f64::INFINITY, f64::min);
+    let e = json(&ok(&seqrnn(&[
+        "eval", "--model", run_s, "--data", data, "--split", "valid", "--json",
+    ])));
+    let got = e["valid_ppl"].as_f64().unwrap();
+    assert!(
+        (got - best).abs() < 1e-6 * best,
+        "eval {got} vs training {best}"
+    );
+    let t = json(&ok(&seqrnn(&[
+        "eval", "--model", run_s, "--data", data, "--json",
+    ])));
+    assert!(t["test_ppl"].as_f64().unwrap().is_finite());
+
+    // Generation: same seed, same text; unknown prompt words warned about.
+    let g = |seed: &str| {
+        seqrnn(&[
+            "generate",
+            "--model",
+            run_s,
+            "--prompt",
+            "the zebra",
+            "--tokens",
+            "12",
+            "--seed",
+            seed,
+        ])
+    };
+    let (a, b) = (g("3"), g("3"));
+    assert_eq!(ok(&a), ok(&b));
+    assert!(ok(&a).starts_with("the <unk>"), "{}", ok(&a));
+    assert!(String::from_utf8_lossy(&a.stderr).contains("zebra"));
+    let greedy = ok(&seqrnn(&[
+        "generate", "--model", run_s, "--greedy", "--tokens", "5",
+    ]));
+    assert!(!greedy.trim().is_empty());
+}
+
+#[test]
+fn character_level_training_runs() {
+    let d = scratch("char");
+    let text: String = "To be, or not to be, that is the question.\n".repeat(20);
+    std::fs::write(d.join("input.txt"), text).unwrap();
+    let run = d.join("run");
+    let out = ok(&seqrnn(&[
+        "train",
+        "--tokens",
+        "char",
+        "--data",
+        d.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--hidden",
+        "16",
+        "--layers",
+        "1",
+        "--bptt",
+        "10",
+        "--batch",
+        "4",
+        "--epochs",
+        "1",
+        "--threads",
+        "1",
+        "--json",
+    ]));
+    let v = json(&out);
+    assert!(v["valid_ppl"].as_f64().unwrap() > 1.0);
+    assert!(v["test_ppl"].is_null());
+    let g = ok(&seqrnn(&[
+        "generate",
+        "--model",
+        run.to_str().unwrap(),
+        "--prompt",
+        "To",
+        "--tokens",
+        "20",
+    ]));
+    assert!(g.starts_with("To"));
+}
+
+#[test]
+fn import_makes_a_run_that_loads() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/torch_lm_lstm.safetensors");
+    if !fixture.is_file() {
+        eprintln!("skipping: {} not found", fixture.display());
+        return;
+    }
+    let d = scratch("import");
+    let vocab: String = (0..50).map(|i| format!("w{i}\n")).collect();
+    std::fs::write(d.join("vocab.txt"), vocab).unwrap();
+    let run = d.join("run");
+    let out = ok(&seqrnn(&[
+        "import",
+        "--torch",
+        fixture.to_str().unwrap(),
+        "--vocab",
+        d.join("vocab.txt").to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+    ]));
+    assert!(out.contains("lstm 2×16"), "{out}");
+    let g = ok(&seqrnn(&[
+        "generate",
+        "--model",
+        run.to_str().unwrap(),
+        "--prompt",
+        "w3",
+        "--tokens",
+        "4",
+        "--greedy",
+    ]));
+    assert_eq!(g.split_whitespace().count(), 5, "{g}");
+    // A vocabulary of the wrong size is refused.
+    std::fs::write(d.join("short.txt"), "a\nb\n").unwrap();
+    fails(
+        &seqrnn(&[
+            "import",
+            "--torch",
+            fixture.to_str().unwrap(),
+            "--vocab",
+            d.join("short.txt").to_str().unwrap(),
+            "--out",
+            d.join("run2").to_str().unwrap(),
+        ]),
+        "holds 2 tokens but encoder.weight has 50 rows",
+    );
+}
+
+#[test]
+fn bad_input_gets_one_clear_message() {
+    let d = scratch("bad");
+    corpus(&d);
+    let data = d.to_str().unwrap();
+    let out = |name: &str| d.join(name).to_str().unwrap().to_string();
+    let o1 = out("r1");
+    fails(
+        &seqrnn(&["train", "--data", "/nonexistent/corpus", "--out", &o1]),
+        "/nonexistent/corpus",
+    );
+    fails(&seqrnn(&["train", "--out", &o1]), "SEQRNN_DATA");
+    for (flag, value, needle) in [
+        ("--dropout", "1.5", "dropout must be in [0, 1)"),
+        ("--lr", "0", "learning rate must be positive"),
+        ("--bptt", "0", "bptt must be at least 1"),
+        ("--hidden", "0", "hidden size must be at least 1"),
+        ("--clip", "0", "clip must be positive"),
+    ] {
+        fails(
+            &seqrnn(&small_train_with(data, &o1, &[(flag, value)])),
+            needle,
+        );
+    }
+    let tie = small_train_with(data, &o1, &[("--tie", ""), ("--embed", "4")]);
+    fails(
+        &seqrnn(&tie),
+        "tied output weights need embedding size = hidden size",
+    );
+    // An empty corpus file and a non-UTF-8 one.
+    let e = scratch("empty");
+    std::fs::write(e.join("train.txt"), "").unwrap();
+    std::fs::write(e.join("valid.txt"), "a b\n").unwrap();
+    fails(&seqrnn(&small_train(e.to_str().unwrap(), &o1)), "empty");
+    std::fs::write(e.join("train.txt"), b"ok line\nbad \xff byte\n").unwrap();
+    fails(&seqrnn(&small_train(e.to_str().unwrap(), &o1)), "line 2");
+    // A corpus too small for one batch.
+    std::fs::write(e.join("train.txt"), "a\n").unwrap();
+    fails(
+        &seqrnn(&small_train_with(
+            e.to_str().unwrap(),
+            &o1,
+            &[("--batch", "50")],
+        )),
+        "too few",
+    );
+    // Generation and evaluation against a folder that holds no run.
+    fails(
+        &seqrnn(&["generate", "--model", &out("nothing")]),
+        "nothing",
+    );
+    ok(&seqrnn(&small_train(data, &o1)));
+    fails(
+        &seqrnn(&["generate", "--model", &o1, "--temperature", "0"]),
+        "temperature must be positive",
+    );
+    fails(
+        &seqrnn(&["generate", "--model", &o1, "--top-p", "1.5"]),
+        "top-p must be in (0, 1]",
+    );
+    // A truncated model file.
+    let model = d.join("r1/model.safetensors");
+    let bytes = std::fs::read(&model).unwrap();
+    std::fs::write(&model, &bytes[..bytes.len() / 3]).unwrap();
+    fails(
+        &seqrnn(&["eval", "--model", &o1, "--data", data]),
+        "model.safetensors",
+    );
+}
