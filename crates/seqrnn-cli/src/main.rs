@@ -28,11 +28,51 @@ enum Command {
     Generate(lm::GenerateArgs),
     /// Make a run directory from a PyTorch word_language_model state_dict (safetensors).
     Import(lm::ImportArgs),
+    /// Fetch a dataset (Penn Treebank) and verify its checksums.
+    Download(DownloadArgs),
     /// Measure throughput.
     Bench {
         #[command(subcommand)]
         what: bench::BenchCommand,
     },
+}
+
+/// Datasets `seqrnn download` knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Dataset {
+    /// Penn Treebank, Mikolov's word-level version.
+    Ptb,
+}
+
+#[derive(clap::Args, Debug)]
+struct DownloadArgs {
+    /// Which dataset.
+    #[arg(value_enum)]
+    dataset: Dataset,
+    /// Destination folder (default: $SEQRNN_DATA/ptb).
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+}
+
+fn download(a: DownloadArgs) -> Result<()> {
+    let Dataset::Ptb = a.dataset;
+    let dest = match a.out {
+        Some(d) => d,
+        None => std::path::PathBuf::from(std::env::var_os("SEQRNN_DATA").context(
+            "no --out given and SEQRNN_DATA is not set: say where the corpus should go",
+        )?)
+        .join("ptb"),
+    };
+    if seqrnn::data::download::verify_ptb(&dest)? {
+        println!("{} already holds the verified PTB files", dest.display());
+        return Ok(());
+    }
+    seqrnn::data::download::download_ptb(&dest)?;
+    println!(
+        "Penn Treebank downloaded and verified into {}",
+        dest.display()
+    );
+    Ok(())
 }
 
 /// Recurrent cell choice on the command line.
@@ -76,6 +116,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => lm::eval_cmd(a),
         Command::Generate(a) => lm::generate_cmd(a),
         Command::Import(a) => lm::import_cmd(a),
+        Command::Download(a) => download(a),
         Command::Bench { what } => bench::run(what),
     };
     match result {

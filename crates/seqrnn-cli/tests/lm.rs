@@ -349,3 +349,27 @@ fn bad_input_gets_one_clear_message() {
         "model.safetensors",
     );
 }
+
+#[test]
+fn download_without_network_says_how_to_use_a_local_copy() {
+    let d = scratch("download");
+    let out = Command::new(env!("CARGO_BIN_EXE_seqrnn"))
+        .args(["download", "ptb", "--out", d.join("ptb").to_str().unwrap()])
+        .env("SEQRNN_PTB_URL", "http://127.0.0.1:9/simple-examples.tgz")
+        .output()
+        .unwrap();
+    fails(&out, "--data DIR");
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/ptb");
+    if shared.is_dir() {
+        let text = ok(&seqrnn(&[
+            "download",
+            "ptb",
+            "--out",
+            shared.to_str().unwrap(),
+        ]));
+        assert!(
+            text.contains("already holds the verified PTB files"),
+            "{text}"
+        );
+    }
+}

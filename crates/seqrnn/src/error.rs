@@ -38,6 +38,9 @@ pub enum Error {
         /// What became non-finite.
         what: String,
     },
+    /// A dataset could not be fetched or failed verification.
+    #[error("{0}")]
+    Download(String),
     /// A safetensors file that cannot be parsed or lacks a tensor.
     #[error("{path}: {message}")]
     Format {

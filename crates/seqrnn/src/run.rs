@@ -13,7 +13,6 @@
 //! so a crash never leaves a half-written file under the real name.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{TokenKind, Vocab};
 use crate::error::{Error, Result};
 use crate::io::tensors::{Tensor, TensorFile};
+use crate::io::write_atomic;
 use crate::model::{LanguageModel, LmConfig};
 
 /// Version of the run-directory format written by this build.
@@ -234,37 +234,6 @@ pub fn params_from_tensors(
         params[range].copy_from_slice(&t.data);
     }
     Ok(params)
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed and synced,
-/// then renamed over `path`. On failure the previous file (if any) is left untouched and the
-/// temporary file is removed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Some(parent) = path.parent() {
-            if let Ok(d) = std::fs::File::open(parent) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
 }
 
 /// Writes named tensors atomically.

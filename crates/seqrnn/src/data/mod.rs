@@ -3,10 +3,12 @@
 //!
 //! * [`vocab`]: [`Vocab`], token ids in first-appearance order, saved as `vocab.txt`;
 //! * [`corpus`]: word corpora in Mikolov's PTB layout and character corpora split 90/10;
-//! * [`batch`]: `batchify` ([`Batched`]) and `get_batch` ([`Window`]).
+//! * [`batch`]: `batchify` ([`Batched`]) and `get_batch` ([`Window`]);
+//! * [`download`]: fetching and verifying Penn Treebank.
 
 pub mod batch;
 pub mod corpus;
+pub mod download;
 pub mod vocab;
 
 pub use batch::{Batched, Window};

@@ -1,3 +1,6 @@
 //! Reading and writing model files.
 
+pub mod atomic;
 pub mod tensors;
+
+pub use atomic::write_atomic;

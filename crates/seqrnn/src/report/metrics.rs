@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use super::write_atomic;
 use crate::error::{Error, Result};
 
 /// One row of a run's `metrics.csv`: one per finished epoch.
@@ -61,7 +62,7 @@ pub fn write_metrics(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
             r.epoch, r.lr, r.train_ppl, r.valid_ppl, r.tokens_per_s, r.seconds, r.tokens_seen
         );
     }
-    super::write_atomic(path, text.as_bytes())
+    write_atomic(path, text.as_bytes())
 }
 
 /// Reads a `metrics.csv` written by [`write_metrics`].

@@ -14,6 +14,7 @@ use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::prelude::*;
 
 use super::metrics::EpochMetrics;
+use super::write_atomic;
 use crate::error::{Error, Result};
 
 /// Width of every chart, in pixels.
@@ -88,7 +89,7 @@ pub fn learning_curve_svg(path: &Path, title: &str, rows: &[EpochMetrics]) -> Re
         x_integer: true,
         y_log_if_wide: true,
     })?;
-    super::write_atomic(path, svg.as_bytes())
+    write_atomic(path, svg.as_bytes())
 }
 
 /// Draws several named series of `(x, y)` points as lines on one chart, saved as an SVG file
@@ -118,7 +119,7 @@ pub fn line_chart_svg(
         x_integer: false,
         y_log_if_wide: false,
     })?;
-    super::write_atomic(path, svg.as_bytes())
+    write_atomic(path, svg.as_bytes())
 }
 
 /// Everything [`render`] needs to know about a chart.
