@@ -85,6 +85,23 @@ impl Dropout {
     }
 }
 
+impl Dropout {
+    /// Training-time dropout of `x[T, B, F]` in place: draws `mask` (resized to match) and
+    /// applies it. `row = B·F`.
+    pub fn apply_train(
+        &self,
+        x: &mut [f32],
+        mask: &mut Vec<f32>,
+        t: usize,
+        row: usize,
+        rng: &mut SeqRng,
+    ) {
+        crate::linalg::fit(mask, x.len());
+        self.fill_mask(mask, t, row, rng);
+        apply_mask(x, mask);
+    }
+}
+
 /// `x ⊙= mask` (forward) or `dx ⊙= mask` (backward): the same operation.
 pub fn apply_mask(x: &mut [f32], mask: &[f32]) {
     x.iter_mut().zip(mask).for_each(|(v, m)| *v *= m);

@@ -130,6 +130,13 @@ impl<'a> MatMut<'a> {
     }
 }
 
+/// Resizes a workspace buffer to exactly `n` values; no allocation once it has had that size.
+pub(crate) fn fit(v: &mut Vec<f32>, n: usize) {
+    if v.len() != n {
+        v.resize(n, 0.0);
+    }
+}
+
 /// Whether a product overwrites or adds to its destination.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Accumulate {

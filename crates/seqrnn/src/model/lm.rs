@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dropout::{apply_mask, Dropout, SeqRng};
 use crate::error::{Error, Result};
+use crate::linalg::fit;
 use crate::model::{embedding, softmax};
 use crate::rnn::{
     CellKind, Direction, Rnn, RnnCache, RnnConfig, RnnLayout, RnnState, RnnWorkspace, SeqShape,
@@ -170,12 +171,6 @@ pub struct LmWorkspace {
     logits: Vec<f32>,
     dy: Vec<f32>,
     dx: Vec<f32>,
-}
-
-fn fit(v: &mut Vec<f32>, n: usize) {
-    if v.len() != n {
-        v.resize(n, 0.0);
-    }
 }
 
 impl LanguageModel {
@@ -365,10 +360,9 @@ impl LanguageModel {
             c.embed,
         );
         if c.dropout.is_active() {
-            fit(&mut cache.x_mask, n * c.embed);
+            let row = shape.b * c.embed;
             c.dropout
-                .fill_mask(&mut cache.x_mask, shape.t, shape.b * c.embed, rng);
-            apply_mask(&mut cache.x, &cache.x_mask);
+                .apply_train(&mut cache.x, &mut cache.x_mask, shape.t, row, rng);
         }
         fit(&mut cache.y, n * c.hidden);
         self.rnn.forward_train(
@@ -381,10 +375,9 @@ impl LanguageModel {
             rng,
         )?;
         if c.dropout.is_active() {
-            fit(&mut cache.y_mask, n * c.hidden);
+            let row = shape.b * c.hidden;
             c.dropout
-                .fill_mask(&mut cache.y_mask, shape.t, shape.b * c.hidden, rng);
-            apply_mask(&mut cache.y, &cache.y_mask);
+                .apply_train(&mut cache.y, &mut cache.y_mask, shape.t, row, rng);
         }
         fit(&mut cache.dlogits, n * c.vocab);
         softmax::logits(

@@ -2,7 +2,7 @@
 
 use crate::dropout::{apply_mask, Dropout, SeqRng};
 use crate::error::{Error, Result};
-use crate::linalg::Accumulate;
+use crate::linalg::{fit, Accumulate};
 
 use super::config::{CellKind, GruVariant, RnnConfig};
 use super::params::{CellGrads, CellParams, RnnLayout};
@@ -83,12 +83,6 @@ pub struct RnnWorkspace {
     hg: Vec<f32>,
     tmp_a: Vec<f32>,
     tmp_b: Vec<f32>,
-}
-
-fn fit(v: &mut Vec<f32>, n: usize) {
-    if v.len() != n {
-        v.resize(n, 0.0);
-    }
 }
 
 /// A stack of `L` recurrent layers, one or two directions each.
@@ -353,14 +347,12 @@ impl Rnn {
                 );
             }
             if drop && layer + 1 < cfg.num_layers {
-                let n = self.out_len(shape);
-                let (mask, dropped) = (&mut cache.masks[layer], &mut cache.dropped[layer]);
-                fit(mask, n);
-                self.dropout
-                    .fill_mask(mask, shape.t, shape.b * cfg.output_size(), rng);
+                let dropped = &mut cache.dropped[layer];
                 dropped.clear();
                 dropped.extend_from_slice(out);
-                apply_mask(dropped, mask);
+                let row = shape.b * cfg.output_size();
+                self.dropout
+                    .apply_train(dropped, &mut cache.masks[layer], shape.t, row, rng);
             }
         }
         y.copy_from_slice(&cache.out[cfg.num_layers - 1]);
