@@ -373,3 +373,20 @@ fn download_without_network_says_how_to_use_a_local_copy() {
         );
     }
 }
+
+#[test]
+fn a_diverging_loss_stops_with_advice() {
+    let d = scratch("diverge");
+    corpus(&d);
+    let run = d.join("run");
+    let out = seqrnn(&small_train_with(
+        d.to_str().unwrap(),
+        run.to_str().unwrap(),
+        &[("--lr", "1e30"), ("--clip", "1e30")],
+    ));
+    fails(&out, "training diverged at epoch 1");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--lr") && err.contains("--clip"), "{err}");
+    // No checkpoint was reached, so the folder is not left looking like a run.
+    assert!(!run.join("config.json").exists());
+}
