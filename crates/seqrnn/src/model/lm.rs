@@ -299,6 +299,26 @@ impl LanguageModel {
         out
     }
 
+    /// `out[T·B, E]` = embedding rows of `inputs` (resized to fit).
+    fn embed(&self, params: &[f32], inputs: &[u32], out: &mut Vec<f32>) {
+        let e = self.config.embed;
+        fit(out, inputs.len() * e);
+        embedding::forward(&params[self.layout.encoder.clone()], inputs, out, e);
+    }
+
+    /// `logits[T·B, V]` = decoder applied to `y[T·B, H]` (resized to fit).
+    fn decode(&self, params: &[f32], y: &[f32], logits: &mut Vec<f32>) {
+        let c = &self.config;
+        fit(logits, y.len() / c.hidden * c.vocab);
+        softmax::logits(
+            y,
+            &params[self.layout.decoder_weight.clone()],
+            &params[self.layout.decoder_bias.clone()],
+            logits,
+            c.hidden,
+        );
+    }
+
     fn check_tokens(&self, what: &str, ids: &[u32], shape: SeqShape) -> Result<()> {
         if ids.len() != shape.t * shape.b {
             return Err(Error::Shape(format!(
@@ -352,13 +372,7 @@ impl LanguageModel {
         cache.shape = Some(shape);
         cache.inputs.clear();
         cache.inputs.extend_from_slice(inputs);
-        fit(&mut cache.x, n * c.embed);
-        embedding::forward(
-            &params[self.layout.encoder.clone()],
-            inputs,
-            &mut cache.x,
-            c.embed,
-        );
+        self.embed(params, inputs, &mut cache.x);
         if c.dropout.is_active() {
             let row = shape.b * c.embed;
             c.dropout
@@ -379,14 +393,7 @@ impl LanguageModel {
             c.dropout
                 .apply_train(&mut cache.y, &mut cache.y_mask, shape.t, row, rng);
         }
-        fit(&mut cache.dlogits, n * c.vocab);
-        softmax::logits(
-            &cache.y,
-            &params[self.layout.decoder_weight.clone()],
-            &params[self.layout.decoder_bias.clone()],
-            &mut cache.dlogits,
-            c.hidden,
-        );
+        self.decode(params, &cache.y, &mut cache.dlogits);
         Ok(softmax::loss_and_grad(
             &mut cache.dlogits,
             targets,
@@ -468,13 +475,7 @@ impl LanguageModel {
         self.check_tokens("inputs", inputs, shape)?;
         let c = &self.config;
         let n = shape.t * shape.b;
-        fit(&mut ws.x, n * c.embed);
-        embedding::forward(
-            &params[self.layout.encoder.clone()],
-            inputs,
-            &mut ws.x,
-            c.embed,
-        );
+        self.embed(params, inputs, &mut ws.x);
         fit(&mut ws.y, n * c.hidden);
         self.rnn.forward_infer(
             &params[self.layout.rnn.clone()],
@@ -484,14 +485,7 @@ impl LanguageModel {
             &mut ws.y,
             &mut ws.rnn,
         )?;
-        fit(&mut ws.logits, n * c.vocab);
-        softmax::logits(
-            &ws.y,
-            &params[self.layout.decoder_weight.clone()],
-            &params[self.layout.decoder_bias.clone()],
-            &mut ws.logits,
-            c.hidden,
-        );
+        self.decode(params, &ws.y, &mut ws.logits);
         Ok(&ws.logits)
     }
 

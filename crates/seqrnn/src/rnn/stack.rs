@@ -219,11 +219,7 @@ impl Rnn {
         self.check(params, x, shape, state)?;
         self.check_len("output y[T, B, D·H]", y.len(), self.out_len(shape))?;
         let cfg = &self.config;
-        let (rows, gh, bh) = (
-            shape.t * shape.b,
-            cfg.cell.gates() * cfg.hidden_size,
-            shape.b * cfg.hidden_size,
-        );
+        let (rows, gh, bh) = self.dims(shape);
         fit(&mut ws.gates, rows * gh);
         fit(&mut ws.bias, gh);
         fit(&mut ws.hg, shape.b * gh);
@@ -290,11 +286,7 @@ impl Rnn {
         self.check(params, x, shape, state)?;
         self.check_len("output y[T, B, D·H]", y.len(), self.out_len(shape))?;
         let cfg = &self.config;
-        let (rows, gh, bh) = (
-            shape.t * shape.b,
-            cfg.cell.gates() * cfg.hidden_size,
-            shape.b * cfg.hidden_size,
-        );
+        let (rows, gh, bh) = self.dims(shape);
         let nd = cfg.state_slices();
         cache.t = shape.t;
         cache.b = shape.b;
@@ -396,11 +388,7 @@ impl Rnn {
             self.out_len(shape),
         )?;
         self.check_len("input gradient dx[T, B, I]", dx.len(), cache.x.len())?;
-        let (rows, gh, bh) = (
-            shape.t * shape.b,
-            cfg.cell.gates() * cfg.hidden_size,
-            shape.b * cfg.hidden_size,
-        );
+        let (rows, gh, bh) = self.dims(shape);
         fit(&mut ws.gates, rows * gh);
         if cfg.cell == CellKind::Gru(GruVariant::ResetAfter) {
             fit(&mut ws.dhg, rows * gh);
@@ -475,6 +463,12 @@ impl Rnn {
         ws.ping = ping;
         ws.pong = pong;
         Ok(())
+    }
+
+    /// `(T·B, G·H, B·H)`: rows of the all-steps buffers, gate width, state size.
+    fn dims(&self, shape: SeqShape) -> (usize, usize, usize) {
+        let h = self.config.hidden_size;
+        (shape.t * shape.b, self.config.cell.gates() * h, shape.b * h)
     }
 
     fn out_len(&self, shape: SeqShape) -> usize {
