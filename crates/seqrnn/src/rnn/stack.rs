@@ -485,3 +485,35 @@ impl Rnn {
         }
     }
 }
+
+/// Read-only views of a training-mode pass, for looking inside a trained model (gate
+/// activations and states per token).
+impl RnnCache {
+    /// Time steps `T` and batch `B` of the cached pass.
+    pub fn shape(&self) -> SeqShape {
+        SeqShape {
+            t: self.t,
+            b: self.b,
+        }
+    }
+
+    /// Gate activations of layer `layer`, direction `dir` (0 forward, 1 reverse):
+    /// `[T·B, G·H]`, row `t·B + b`, columns gate-major in PyTorch order (LSTM i, f, g, o after
+    /// their sigmoid/tanh; GRU r, z, n). `None` when the pass did not have that layer/direction.
+    pub fn gates(&self, layer: usize, dir: usize, num_dirs: usize) -> Option<&[f32]> {
+        self.gates.get(layer * num_dirs + dir).map(Vec::as_slice)
+    }
+
+    /// The LSTM cell state `c_t` of layer `layer`, direction `dir`: `[T·B, H]`, row `t·B + b`.
+    /// For a GRU this holds the cell's own intermediate instead (see the field docs), so callers
+    /// should only read it for LSTM.
+    pub fn cell_state(&self, layer: usize, dir: usize, num_dirs: usize) -> Option<&[f32]> {
+        self.extra.get(layer * num_dirs + dir).map(Vec::as_slice)
+    }
+
+    /// Output of layer `layer` (before dropout): `[T, B, D·H]`, the hidden states `h_t` of both
+    /// directions side by side.
+    pub fn layer_output(&self, layer: usize) -> Option<&[f32]> {
+        self.out.get(layer).map(Vec::as_slice)
+    }
+}
