@@ -10,6 +10,40 @@ use crate::CellArg;
 pub enum BenchCommand {
     /// Forward and forward+backward passes of a recurrent stack with random weights.
     Layer(LayerArgs),
+    /// Training and evaluation steps of a word-level language model (embedding, recurrent
+    /// stack, softmax over the vocabulary) on random tokens.
+    Lm(LmArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LmArgs {
+    /// Cell type.
+    #[arg(long, value_enum, default_value = "lstm")]
+    cell: CellArg,
+    /// Units per layer H (and embedding width).
+    #[arg(long, default_value_t = 200)]
+    hidden: usize,
+    /// Stacked layers.
+    #[arg(long, default_value_t = 2)]
+    layers: usize,
+    /// Batch columns B.
+    #[arg(long, default_value_t = 20)]
+    batch: usize,
+    /// Window length T of truncated BPTT.
+    #[arg(long, default_value_t = 35)]
+    bptt: usize,
+    /// Vocabulary size V.
+    #[arg(long, default_value_t = 10_000)]
+    vocab: usize,
+    /// Threads for matrix products (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Timed training steps and evaluation windows.
+    #[arg(long, default_value_t = 100)]
+    steps: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -49,7 +83,81 @@ pub struct LayerArgs {
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Layer(a) => layer(a),
+        BenchCommand::Lm(a) => lm(a),
     }
+}
+
+fn lm(a: LmArgs) -> Result<()> {
+    crate::set_threads(a.threads)?;
+    let cfg = seqrnn::bench::LmBenchConfig {
+        cell: a.cell.into(),
+        hidden: a.hidden,
+        layers: a.layers,
+        batch: a.batch,
+        bptt: a.bptt,
+        vocab: a.vocab,
+        steps: a.steps,
+        ..Default::default()
+    };
+    let r = seqrnn::bench::lm(cfg)?;
+    let threads = seqrnn::linalg::threads();
+    let peak = seqrnn::bench::peak_rss_bytes().map(|b| b as f64 / (1 << 20) as f64);
+    if a.json {
+        let v = serde_json::json!({
+            "cell": cfg.cell.name(),
+            "hidden": cfg.hidden,
+            "layers": cfg.layers,
+            "batch": cfg.batch,
+            "bptt": cfg.bptt,
+            "vocab": cfg.vocab,
+            "threads": threads,
+            "steps": cfg.steps,
+            "params": r.params,
+            "train_tokens_per_s": r.train_tokens_per_s,
+            "eval_tokens_per_s": r.eval_tokens_per_s,
+            "train_gflops": r.train_gflops,
+            "eval_gflops": r.eval_gflops,
+            "gemm_peak_gflops": r.gemm_peak_gflops,
+            "train_fraction_of_peak": r.train_gflops / r.gemm_peak_gflops,
+            "peak_rss_mib": peak,
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "{} LM {}×{}, V={}, T={} B={}, {} thread{}, {} timed steps, {} parameters",
+            cfg.cell.name(),
+            cfg.layers,
+            cfg.hidden,
+            cfg.vocab,
+            cfg.bptt,
+            cfg.batch,
+            threads,
+            if threads == 1 { "" } else { "s" },
+            cfg.steps,
+            r.params
+        );
+        println!(
+            "  train  {:>9.0} tokens/s  {:6.1} GFLOP/s  {:4.1}% of peak",
+            r.train_tokens_per_s,
+            r.train_gflops,
+            100.0 * r.train_gflops / r.gemm_peak_gflops
+        );
+        println!(
+            "  eval   {:>9.0} tokens/s  {:6.1} GFLOP/s  {:4.1}% of peak",
+            r.eval_tokens_per_s,
+            r.eval_gflops,
+            100.0 * r.eval_gflops / r.gemm_peak_gflops
+        );
+        println!(
+            "  peak: 1024³ matrix product {:.1} GFLOP/s; FLOPs per token forward {:.2} M, training 3×",
+            r.gemm_peak_gflops,
+            r.forward_flops_per_token / 1e6
+        );
+        if let Some(p) = peak {
+            println!("  peak resident memory {p:.1} MiB");
+        }
+    }
+    Ok(())
 }
 
 fn layer(a: LayerArgs) -> Result<()> {

@@ -5,8 +5,11 @@ use std::time::Instant;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::data::Batched;
 use crate::error::Result;
-use crate::rnn::{Init, Rnn, RnnCache, RnnConfig, RnnState, RnnWorkspace, SeqShape};
+use crate::model::{LanguageModel, LmConfig, LmInit};
+use crate::rnn::{CellKind, Init, Rnn, RnnCache, RnnConfig, RnnState, RnnWorkspace, SeqShape};
+use crate::train::lm::{train_step, StepBuffers, StepError, Update};
 
 /// Figures of one layer benchmark.
 #[derive(Clone, Debug, PartialEq)]
@@ -127,6 +130,213 @@ pub fn layer(
         tokens: shape.t * shape.b,
         iterations: iterations.max(1),
     })
+}
+
+/// Settings of a language-model training benchmark ([`lm`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LmBenchConfig {
+    /// Recurrent cell.
+    pub cell: CellKind,
+    /// Units per layer `H` (the embedding has `H` columns too, as in PyTorch's example).
+    pub hidden: usize,
+    /// Stacked layers `L`.
+    pub layers: usize,
+    /// Batch columns `B`.
+    pub batch: usize,
+    /// Window length `T` of truncated BPTT (training and evaluation).
+    pub bptt: usize,
+    /// Vocabulary size `V`.
+    pub vocab: usize,
+    /// Timed training steps, and timed evaluation windows.
+    pub steps: usize,
+    /// Untimed steps before timing.
+    pub warmup: usize,
+}
+
+impl Default for LmBenchConfig {
+    fn default() -> Self {
+        LmBenchConfig {
+            cell: CellKind::Lstm,
+            hidden: 200,
+            layers: 2,
+            batch: 20,
+            bptt: 35,
+            vocab: 10_000,
+            steps: 100,
+            warmup: 5,
+        }
+    }
+}
+
+impl LmBenchConfig {
+    /// Refuses sizes of zero.
+    pub fn validate(&self) -> Result<()> {
+        for (what, v) in [
+            ("hidden", self.hidden),
+            ("layers", self.layers),
+            ("batch", self.batch),
+            ("bptt", self.bptt),
+            ("vocab", self.vocab),
+            ("steps", self.steps),
+        ] {
+            if v == 0 {
+                return Err(crate::error::Error::Config(format!(
+                    "{what} must be at least 1"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The model benchmarked: no dropout, separate decoder weights.
+    pub fn model_config(&self) -> LmConfig {
+        LmConfig {
+            cell: self.cell,
+            vocab: self.vocab,
+            embed: self.hidden,
+            hidden: self.hidden,
+            layers: self.layers,
+            dropout: crate::dropout::Dropout::NONE,
+            output: crate::model::OutputWeights::Separate,
+        }
+    }
+}
+
+/// Figures of one language-model benchmark.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LmBench {
+    /// Trained tokens per second: forward, backward, clipping and SGD update of `T·B` tokens.
+    pub train_tokens_per_s: f64,
+    /// Evaluated tokens per second (forward and loss, no caching).
+    pub eval_tokens_per_s: f64,
+    /// FLOPs of the forward pass per token: `2 · (Σ_l G·H·(I_l + H) + H·V)`; training counts
+    /// three times this.
+    pub forward_flops_per_token: f64,
+    /// Achieved GFLOP/s of training and of evaluation.
+    pub train_gflops: f64,
+    /// Achieved GFLOP/s of evaluation.
+    pub eval_gflops: f64,
+    /// GFLOP/s of a large square matrix product (`1024³`) with the same threads: the practical
+    /// peak of this machine.
+    pub gemm_peak_gflops: f64,
+    /// Parameters of the model.
+    pub params: usize,
+}
+
+/// Runs real training steps ([`crate::train::lm::train_step`]: forward, backward, clipping at
+/// 0.25, SGD) and evaluation windows of a language model on a random token stream, timing
+/// `steps` of each after `warmup` untimed ones, plus a `1024³` product as the peak reference.
+pub fn lm(cfg: LmBenchConfig) -> Result<LmBench> {
+    cfg.validate()?;
+    let model = LanguageModel::new(cfg.model_config())?;
+    let mut params = model.init_params(LmInit::Uniform(0.1), 1)?;
+    let (t, b) = (cfg.bptt, cfg.batch);
+    let windows = cfg.steps + cfg.warmup;
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let stream: Vec<u32> = (0..windows * t * b + b)
+        .map(|_| rng.random_range(0..cfg.vocab as u32))
+        .collect();
+    let data = Batched::new(&stream, b)?;
+    let all = data.windows(t);
+    let mut bufs = StepBuffers::new(&model);
+    let mut drop_rng = crate::dropout::rng_from_seed(5);
+    let shape = SeqShape { t, b };
+    let step = |params: &mut [f32],
+                state: &mut RnnState,
+                bufs: &mut StepBuffers,
+                drop_rng: &mut crate::dropout::SeqRng,
+                w| {
+        train_step(
+            &model,
+            params,
+            data.inputs(w),
+            data.targets(w),
+            shape,
+            state,
+            bufs,
+            drop_rng,
+            Update {
+                clip: Some(0.25),
+                lr: 1.0,
+                adam: None,
+            },
+        )
+        .map_err(|e| match e {
+            StepError::Engine(e) => e,
+            StepError::NotFinite(what) => crate::error::Error::Diverged {
+                epoch: 1,
+                step: 0,
+                what,
+            },
+        })
+    };
+    let mut state = model.zero_state(b);
+    for &w in all.iter().take(cfg.warmup) {
+        step(&mut params, &mut state, &mut bufs, &mut drop_rng, w)?;
+    }
+    let t0 = Instant::now();
+    for &w in all.iter().skip(cfg.warmup).take(cfg.steps) {
+        step(&mut params, &mut state, &mut bufs, &mut drop_rng, w)?;
+    }
+    let train_s = t0.elapsed().as_secs_f64();
+    let mut state = model.zero_state(b);
+    for &w in all.iter().take(cfg.warmup) {
+        model.eval_loss(
+            &params,
+            data.inputs(w),
+            data.targets(w),
+            shape,
+            &mut state,
+            &mut bufs.ws,
+        )?;
+    }
+    let t0 = Instant::now();
+    for &w in all.iter().skip(cfg.warmup).take(cfg.steps) {
+        model.eval_loss(
+            &params,
+            data.inputs(w),
+            data.targets(w),
+            shape,
+            &mut state,
+            &mut bufs.ws,
+        )?;
+    }
+    let eval_s = t0.elapsed().as_secs_f64();
+    let tokens = (cfg.steps * t * b) as f64;
+    let rc = model.rnn().config();
+    let flops = forward_flops(rc, SeqShape { t: 1, b: 1 }) + 2.0 * (cfg.hidden * cfg.vocab) as f64;
+    let train_tokens_per_s = tokens / train_s;
+    let eval_tokens_per_s = tokens / eval_s;
+    Ok(LmBench {
+        train_tokens_per_s,
+        eval_tokens_per_s,
+        forward_flops_per_token: flops,
+        train_gflops: 3.0 * flops * train_tokens_per_s / 1e9,
+        eval_gflops: flops * eval_tokens_per_s / 1e9,
+        gemm_peak_gflops: gemm_peak_gflops(),
+        params: model.num_params(),
+    })
+}
+
+/// GFLOP/s of the best of five `1024 × 1024 × 1024` products through [`crate::linalg::matmul`].
+pub fn gemm_peak_gflops() -> f64 {
+    use crate::linalg::{matmul, Accumulate, Mat, MatMut};
+    let n = 1024;
+    let a = vec![0.5f32; n * n];
+    let b = vec![0.25f32; n * n];
+    let mut c = vec![0.0f32; n * n];
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        matmul(
+            MatMut::new(&mut c, n, n),
+            Mat::new(&a, n, n),
+            Mat::new(&b, n, n),
+            Accumulate::Overwrite,
+        );
+        best = best.min(t0.elapsed().as_secs_f64());
+    }
+    2.0 * (n * n * n) as f64 / best / 1e9
 }
 
 /// Peak resident memory of this process in bytes (Linux `VmHWM`), if known.

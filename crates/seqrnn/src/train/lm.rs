@@ -259,6 +259,90 @@ pub struct Start {
     pub history: Vec<EpochMetrics>,
 }
 
+/// Buffers of a training step, allocated once per run and reused by every step.
+#[derive(Debug)]
+pub struct StepBuffers {
+    /// `grads[n_params]`: the gradient block (zeroed by each step).
+    pub grads: Vec<f32>,
+    /// What the forward pass keeps for backward.
+    pub cache: LmCache,
+    /// Scratch of backward and evaluation passes.
+    pub ws: LmWorkspace,
+}
+
+impl StepBuffers {
+    /// Buffers for `model` (the caches grow on first use).
+    pub fn new(model: &LanguageModel) -> Self {
+        StepBuffers {
+            grads: vec![0.0; model.num_params()],
+            cache: LmCache::default(),
+            ws: LmWorkspace::default(),
+        }
+    }
+}
+
+/// How a training step updates the weights.
+pub struct Update<'a> {
+    /// Maximum global gradient norm, if clipping.
+    pub clip: Option<f64>,
+    /// Learning rate of this step.
+    pub lr: f64,
+    /// Adam's state, or `None` for plain SGD.
+    pub adam: Option<&'a mut Adam>,
+}
+
+/// Why a training step failed.
+#[derive(Debug)]
+pub enum StepError {
+    /// The engine refused its inputs.
+    Engine(Error),
+    /// The loss or the gradient norm is NaN or infinite (the weights were not updated).
+    NotFinite(String),
+}
+
+/// One step of truncated BPTT: forward over the window (state carried in `state`), backward,
+/// clip, update. Returns the summed cross-entropy of the window's `T·B` predictions.
+///
+/// - `params`: read and updated in place.
+/// - `inputs[T, B]`, `targets[T, B]`: read.
+/// - `state`: read the initial recurrent state, written the final one.
+/// - `bufs.grads`: written with the (clipped) gradient of the mean loss.
+#[allow(clippy::too_many_arguments)]
+pub fn train_step(
+    model: &LanguageModel,
+    params: &mut [f32],
+    inputs: &[u32],
+    targets: &[u32],
+    shape: SeqShape,
+    state: &mut crate::rnn::RnnState,
+    bufs: &mut StepBuffers,
+    rng: &mut SeqRng,
+    update: Update<'_>,
+) -> std::result::Result<f64, StepError> {
+    let loss = model
+        .forward_train(params, inputs, targets, shape, state, &mut bufs.cache, rng)
+        .map_err(StepError::Engine)?;
+    if !loss.is_finite() {
+        return Err(StepError::NotFinite(format!("the loss is {loss}")));
+    }
+    bufs.grads.fill(0.0);
+    model
+        .backward(params, &mut bufs.grads, &bufs.cache, &mut bufs.ws)
+        .map_err(StepError::Engine)?;
+    let norm = match update.clip {
+        Some(c) => clip_grad_norm(&mut bufs.grads, c),
+        None => crate::optim::grad_norm(&bufs.grads),
+    };
+    if !norm.is_finite() {
+        return Err(StepError::NotFinite(format!("the gradient norm is {norm}")));
+    }
+    match update.adam {
+        Some(a) => a.step(params, &bufs.grads, update.lr),
+        None => sgd_step(params, &bufs.grads, update.lr as f32),
+    }
+    Ok(loss)
+}
+
 /// Trains `params` on `corpus`, writing checkpoints, weights and metrics into `run` after every
 /// epoch. `params` holds the initial (or resumed) weights and ends holding the final ones.
 #[allow(clippy::too_many_arguments)]
@@ -276,9 +360,7 @@ pub fn train(
     let train_data = Batched::new(&corpus.train, cfg.batch)?;
     let windows = train_data.windows(cfg.bptt);
     let n = model.num_params();
-    let mut grads = vec![0.0f32; n];
-    let mut cache = LmCache::default();
-    let mut ws = LmWorkspace::default();
+    let mut bufs = StepBuffers::new(model);
     let mut adam = match cfg.optimizer {
         Optimizer::Adam(a) => Some(Adam::new(a, n)?),
         Optimizer::Sgd => None,
@@ -317,40 +399,30 @@ pub fn train(
                 t: w.len,
                 b: cfg.batch,
             };
-            let loss = model.forward_train(
+            let loss = train_step(
+                model,
                 params,
                 train_data.inputs(w),
                 train_data.targets(w),
                 shape,
                 &mut state,
-                &mut cache,
+                &mut bufs,
                 &mut rng,
-            )?;
+                Update {
+                    clip: cfg.clip,
+                    lr,
+                    adam: adam.as_mut(),
+                },
+            )
+            .map_err(|e| match e {
+                StepError::Engine(e) => e,
+                StepError::NotFinite(what) => Error::Diverged {
+                    epoch,
+                    step: steps_done + 1,
+                    what,
+                },
+            })?;
             steps_done += 1;
-            if !loss.is_finite() {
-                return Err(Error::Diverged {
-                    epoch,
-                    step: steps_done,
-                    what: format!("the loss is {loss}"),
-                });
-            }
-            grads.fill(0.0);
-            model.backward(params, &mut grads, &cache, &mut ws)?;
-            let norm = match cfg.clip {
-                Some(c) => clip_grad_norm(&mut grads, c),
-                None => crate::optim::grad_norm(&grads),
-            };
-            if !norm.is_finite() {
-                return Err(Error::Diverged {
-                    epoch,
-                    step: steps_done,
-                    what: format!("the gradient norm is {norm}"),
-                });
-            }
-            match adam.as_mut() {
-                Some(a) => a.step(params, &grads, lr),
-                None => sgd_step(params, &grads, lr as f32),
-            }
             loss_sum += loss;
             predicted += shape.t * shape.b;
             tokens_seen += (shape.t * shape.b) as u64;
@@ -374,7 +446,7 @@ pub fn train(
             &corpus.valid,
             cfg.eval_batch,
             EVAL_WINDOW,
-            &mut ws,
+            &mut bufs.ws,
         )?;
         let row = EpochMetrics {
             epoch,
@@ -431,7 +503,7 @@ pub fn train(
                     test,
                     cfg.eval_batch,
                     EVAL_WINDOW,
-                    &mut ws,
+                    &mut bufs.ws,
                 )?
                 .ppl,
             )
