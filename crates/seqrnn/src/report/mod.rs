@@ -2,15 +2,18 @@
 //!
 //! - [`metrics`]: the `metrics.csv` of a run, one [`EpochMetrics`] row per finished epoch,
 //!   written with [`write_metrics`] and read back with [`read_metrics`];
-//! - [`plot`]: SVG charts, the learning curve of one run ([`learning_curve_svg`]) and the
-//!   general line chart used for comparisons ([`line_chart_svg`]).
+//! - [`plot`]: charts, the learning curve of one run ([`learning_curve_svg`]) and the
+//!   general line chart used for comparisons ([`line_chart_svg`]); SVG, or PNG when the path
+//!   ends in `.png`;
+//! - [`raster`]: the PNG renderer behind them (SVG drawn by `resvg` with bundled fonts).
 //!
 //! Every file is written atomically (see [`crate::io::write_atomic`]).
 
 pub mod metrics;
 pub mod plot;
+pub mod raster;
 
 pub use metrics::{read_metrics, write_metrics, EpochMetrics, METRICS_HEADER};
-pub use plot::{learning_curve_svg, line_chart_svg, Series};
+pub use plot::{learning_curve, learning_curve_svg, line_chart, line_chart_svg, Series};
 
 use crate::io::write_atomic;

@@ -1,9 +1,12 @@
-//! Line charts as SVG files: the learning curve of a run and a general chart of named series.
+//! Line charts as SVG or PNG files: the learning curve of a run and a general chart of named
+//! series.
 //!
-//! Charts are drawn with `plotters` into an in-memory SVG and then written atomically.
-//! Text needs no font library: without the `ttf` feature `plotters` uses its built-in
-//! "naive" font, which only estimates text sizes for layout, and its SVG backend writes every
-//! caption, tick label and legend entry as an SVG `<text>` element that the viewer renders.
+//! Charts are drawn with `plotters` into an in-memory SVG and then written atomically: as that
+//! SVG, or, when the path ends in `.png`, rendered to PNG by [`super::raster`] with the fonts
+//! bundled in the library. Drawing needs no font library: without the `ttf` feature `plotters`
+//! uses its built-in "naive" font, which only estimates text sizes for layout, and its SVG
+//! backend writes every caption, tick label and legend entry as an SVG `<text>` element that
+//! the viewer (or the PNG renderer) draws.
 //!
 //! Tick positions and labels are chosen here (round numbers; whole numbers for epochs;
 //! 1-2-5 steps per decade on a log axis), so they read well in any range.
@@ -14,7 +17,7 @@ use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::prelude::*;
 
 use super::metrics::EpochMetrics;
-use super::write_atomic;
+use super::raster::write_svg_or_png;
 use crate::error::{Error, Result};
 
 /// Width of every chart, in pixels.
@@ -51,8 +54,9 @@ pub struct Series<'a> {
     pub points: &'a [(f64, f64)],
 }
 
-/// Draws the learning curve of a run to an SVG file at `path`: training and validation
-/// perplexity against epoch, with `title` (e.g. `"LSTM 2×200 on PTB"`), axis labels and a legend.
+/// Draws the learning curve of a run to an SVG file at `path` (a PNG file when `path` ends in
+/// `.png`): training and validation perplexity against epoch, with `title` (e.g.
+/// `"LSTM 2×200 on PTB"`), axis labels and a legend.
 ///
 /// The perplexity axis is logarithmic when all values are positive and span a factor of 3 or
 /// more, linear otherwise. Each epoch gets a marker, so a single epoch is visible too.
@@ -89,12 +93,20 @@ pub fn learning_curve_svg(path: &Path, title: &str, rows: &[EpochMetrics]) -> Re
         x_integer: true,
         y_log_if_wide: true,
     })?;
-    write_atomic(path, svg.as_bytes())
+    write_svg_or_png(path, &svg)
+}
+
+/// [`learning_curve_svg`] by a name that fits both formats: SVG, or PNG for a `.png` path.
+///
+/// # Errors
+/// As [`learning_curve_svg`].
+pub fn learning_curve(path: &Path, title: &str, rows: &[EpochMetrics]) -> Result<()> {
+    learning_curve_svg(path, title, rows)
 }
 
 /// Draws several named series of `(x, y)` points as lines on one chart, saved as an SVG file
-/// at `path`, with `title`, axis labels `x_label` and `y_label`, and a legend of the series
-/// names. Both axes are linear.
+/// at `path` (a PNG file when `path` ends in `.png`), with `title`, axis labels `x_label` and
+/// `y_label`, and a legend of the series names. Both axes are linear.
 ///
 /// Points with a non-finite coordinate are left out; a series with few points gets a marker
 /// at each point. An axis whose values are all equal still gets a non-zero range. The legend
@@ -119,7 +131,21 @@ pub fn line_chart_svg(
         x_integer: false,
         y_log_if_wide: false,
     })?;
-    write_atomic(path, svg.as_bytes())
+    write_svg_or_png(path, &svg)
+}
+
+/// [`line_chart_svg`] by a name that fits both formats: SVG, or PNG for a `.png` path.
+///
+/// # Errors
+/// As [`line_chart_svg`].
+pub fn line_chart(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series<'_>],
+) -> Result<()> {
+    line_chart_svg(path, title, x_label, y_label, series)
 }
 
 /// Everything [`render`] needs to know about a chart.
@@ -706,6 +732,36 @@ mod tests {
         assert!(matches!(err, Error::Data { .. }), "{err:?}");
         let err = line_chart_svg(&path, "t", "x", "y", &[]).unwrap_err();
         assert!(matches!(err, Error::Data { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn png_paths_give_png_files() {
+        let dir = temp_dir();
+        let path = dir.join("curve.png");
+        learning_curve(&path, "LSTM 2×200", &rows(13)).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        // 800 × 500 pixels.
+        assert_eq!(&bytes[16..24], &[0, 0, 3, 32, 0, 0, 1, 244]);
+        let a = [(0.0, 1.0), (1.0, 2.0)];
+        let path = dir.join("Chart.PNG");
+        line_chart(
+            &path,
+            "t",
+            "x",
+            "y",
+            &[Series {
+                name: "s",
+                points: &a,
+            }],
+        )
+        .unwrap();
+        assert_eq!(&std::fs::read(&path).unwrap()[..4], b"\x89PNG");
+        // Errors are the same as for SVG, and nothing is written.
+        let empty = dir.join("none.png");
+        assert!(learning_curve(&empty, "t", &[]).is_err());
+        assert!(!empty.exists());
+        no_tmp_left(&dir);
     }
 
     #[test]
