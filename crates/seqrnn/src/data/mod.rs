@@ -4,11 +4,15 @@
 //! * [`vocab`]: [`Vocab`], token ids in first-appearance order, saved as `vocab.txt`;
 //! * [`corpus`]: word corpora in Mikolov's PTB layout and character corpora split 90/10;
 //! * [`batch`]: `batchify` ([`Batched`]) and `get_batch` ([`Window`]);
-//! * [`download`]: fetching and verifying Penn Treebank.
+//! * [`download`]: fetching and verifying Penn Treebank;
+//! * [`table`]: numeric CSV tables (time series for forecasting);
+//! * [`labeled`]: `label<TAB>text` files for sequence classification.
 
 pub mod batch;
 pub mod corpus;
 pub mod download;
+pub mod labeled;
+pub mod table;
 pub mod vocab;
 
 pub use batch::{Batched, Window};

@@ -1,6 +1,9 @@
 //! Models built on the recurrent engine.
 
+pub mod classifier;
+pub mod dense;
 pub mod embedding;
+pub mod forecaster;
 pub mod lm;
 pub mod softmax;
 

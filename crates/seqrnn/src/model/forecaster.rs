@@ -1,0 +1,592 @@
+//! Direct multi-step forecaster: a window of `L` past steps of `I` (standardised) features runs
+//! through an LSTM/GRU stack; from its final output the model predicts the next `K` steps of `C`
+//! target columns at once.
+//!
+//! Two heads ([`ForecastHead`]):
+//! - `Dense`: one linear layer `head.weight [K·C, H]`, `head.bias [K·C]` on the final output
+//!   `h_L [B, H]` gives all `K·C` values;
+//! - `Decoder`: a one-layer recurrent decoder (`decoder.weight_ih_l0 …`, same cell, `H` units)
+//!   is unrolled over the `K` horizon steps with `h_L` as its input at every step (an
+//!   encoder–decoder with a repeated context), then `head.weight [C, H]`, `head.bias [C]` per step.
+//!
+//! Parameters are one block: `rnn.*` (PyTorch names, [`crate::rnn::RnnLayout`]), then
+//! `decoder.*` when present, then `head.weight`, `head.bias`. Inputs are time-major
+//! `x[L, B, I]`, forecasts and targets batch-major `y[B, K, C]`. The loss is the mean squared
+//! error over all `B·K·C` values.
+
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+
+use crate::dropout::{rng_from_seed, SeqRng};
+use crate::error::{Error, Result};
+use crate::linalg::fit;
+use crate::model::dense;
+use crate::rnn::{
+    CellKind, Direction, ForgetBias, Init, InitScheme, Rnn, RnnCache, RnnConfig, RnnState,
+    RnnWorkspace, SeqShape,
+};
+
+/// How the horizon is produced from the encoder's final output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForecastHead {
+    /// One dense layer for all `K` steps.
+    #[default]
+    Dense,
+    /// A recurrent decoder unrolled over the horizon, then a dense layer per step.
+    Decoder,
+}
+
+/// Shape of a forecaster. `validate()` before use.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ForecasterConfig {
+    /// Input features per step `I`.
+    pub inputs: usize,
+    /// Forecast columns `C`.
+    pub outputs: usize,
+    /// Past steps per window `L`.
+    pub lookback: usize,
+    /// Steps forecast `K`.
+    pub horizon: usize,
+    /// Recurrent cell.
+    pub cell: CellKind,
+    /// Units per layer `H`.
+    pub hidden: usize,
+    /// Encoder layers.
+    pub layers: usize,
+    /// Output head.
+    pub head: ForecastHead,
+}
+
+impl Default for ForecasterConfig {
+    fn default() -> Self {
+        ForecasterConfig {
+            inputs: 1,
+            outputs: 1,
+            lookback: 96,
+            horizon: 24,
+            cell: CellKind::Lstm,
+            hidden: 64,
+            layers: 1,
+            head: ForecastHead::Dense,
+        }
+    }
+}
+
+impl ForecasterConfig {
+    /// Checks that every size is positive.
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [
+            ("input features", self.inputs),
+            ("forecast columns", self.outputs),
+            ("lookback", self.lookback),
+            ("horizon", self.horizon),
+            ("hidden size", self.hidden),
+            ("number of layers", self.layers),
+        ] {
+            if v == 0 {
+                return Err(Error::Config(format!("{name} must be at least 1, got 0")));
+            }
+        }
+        Ok(())
+    }
+
+    fn encoder(&self) -> RnnConfig {
+        RnnConfig {
+            cell: self.cell,
+            input_size: self.inputs,
+            hidden_size: self.hidden,
+            num_layers: self.layers,
+            direction: Direction::Forward,
+        }
+    }
+
+    fn decoder(&self) -> RnnConfig {
+        RnnConfig {
+            cell: self.cell,
+            input_size: self.hidden,
+            hidden_size: self.hidden,
+            num_layers: 1,
+            direction: Direction::Forward,
+        }
+    }
+
+    /// Rows of `head.weight`: `K·C` (dense head) or `C` (decoder).
+    fn head_rows(&self) -> usize {
+        match self.head {
+            ForecastHead::Dense => self.horizon * self.outputs,
+            ForecastHead::Decoder => self.outputs,
+        }
+    }
+}
+
+/// A forecaster: configuration, stacks and layout; parameters are owned by the caller.
+#[derive(Clone, Debug)]
+pub struct Forecaster {
+    config: ForecasterConfig,
+    encoder: Rnn,
+    decoder: Option<Rnn>,
+    rnn: Range<usize>,
+    dec: Range<usize>,
+    head_w: Range<usize>,
+    head_b: Range<usize>,
+}
+
+/// What a training forward pass keeps for backward, reused across calls.
+#[derive(Debug, Default)]
+pub struct ForecastCache {
+    b: usize,
+    enc: RnnCache,
+    dec: RnnCache,
+    /// `y_enc[L, B, H]`.
+    y_enc: Vec<f32>,
+    /// Decoder input `[K, B, H]` and output `[K, B, H]`.
+    xd: Vec<f32>,
+    yd: Vec<f32>,
+    /// `∂L/∂out` in the head's row order: `[B, K·C]` (dense) or `[K·B, C]` (decoder).
+    dout: Vec<f32>,
+}
+
+/// Scratch of inference and backward passes.
+#[derive(Debug, Default)]
+pub struct ForecastWorkspace {
+    rnn: RnnWorkspace,
+    y_enc: Vec<f32>,
+    xd: Vec<f32>,
+    yd: Vec<f32>,
+    out: Vec<f32>,
+    dy: Vec<f32>,
+    dh: Vec<f32>,
+    dx: Vec<f32>,
+    dxd: Vec<f32>,
+}
+
+impl Forecaster {
+    /// A forecaster for `config`, after validating it.
+    pub fn new(config: ForecasterConfig) -> Result<Self> {
+        config.validate()?;
+        let encoder = Rnn::new(config.encoder())?;
+        let decoder = match config.head {
+            ForecastHead::Dense => None,
+            ForecastHead::Decoder => Some(Rnn::new(config.decoder())?),
+        };
+        let rnn = 0..encoder.num_params();
+        let dec = rnn.end..rnn.end + decoder.as_ref().map_or(0, Rnn::num_params);
+        let head_w = dec.end..dec.end + config.head_rows() * config.hidden;
+        let head_b = head_w.end..head_w.end + config.head_rows();
+        Ok(Forecaster {
+            config,
+            encoder,
+            decoder,
+            rnn,
+            dec,
+            head_w,
+            head_b,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ForecasterConfig {
+        &self.config
+    }
+
+    /// Length of the parameter block.
+    pub fn num_params(&self) -> usize {
+        self.head_b.end
+    }
+
+    /// Initial weights: recurrent layers `U(±1/√H)` with the LSTM forget-gate bias 1, heads as
+    /// PyTorch's `nn.Linear`. The same seed gives the same values.
+    pub fn init_params(&self, seed: u64) -> Result<Vec<f32>> {
+        let mut p = vec![0.0; self.num_params()];
+        let init = Init {
+            scheme: InitScheme::PyTorch,
+            forget_bias: ForgetBias::One,
+        };
+        init.apply(self.encoder.config(), &mut p[self.rnn.clone()], seed)?;
+        if let Some(d) = &self.decoder {
+            init.apply(d.config(), &mut p[self.dec.clone()], seed.wrapping_add(1))?;
+        }
+        let mut rng = rng_from_seed(seed.wrapping_add(2));
+        let (w, b) = p[self.head_w.start..].split_at_mut(self.head_w.len());
+        dense::init(w, b, self.config.hidden, &mut rng);
+        Ok(p)
+    }
+
+    /// Every tensor: name, shape, range in the block (`rnn.*`, `decoder.*`, `head.*`).
+    pub fn tensors(&self) -> Vec<(String, Vec<usize>, Range<usize>)> {
+        let mut out = Vec::new();
+        for t in self.encoder.layout().tensors() {
+            out.push((format!("rnn.{}", t.name), t.shape, t.range));
+        }
+        if let Some(d) = &self.decoder {
+            for t in d.layout().tensors() {
+                let r = t.range.start + self.dec.start..t.range.end + self.dec.start;
+                out.push((format!("decoder.{}", t.name), t.shape, r));
+            }
+        }
+        let rows = self.config.head_rows();
+        out.push((
+            "head.weight".into(),
+            vec![rows, self.config.hidden],
+            self.head_w.clone(),
+        ));
+        out.push(("head.bias".into(), vec![rows], self.head_b.clone()));
+        out
+    }
+
+    fn check(&self, params: &[f32], x: &[f32], b: usize) -> Result<()> {
+        let c = &self.config;
+        if params.len() != self.num_params() {
+            return Err(Error::Shape(format!(
+                "parameter block has {} values, expected {}",
+                params.len(),
+                self.num_params()
+            )));
+        }
+        if b == 0 || x.len() != c.lookback * b * c.inputs {
+            return Err(Error::Shape(format!(
+                "input x[L, B, I] has {} values, expected {}·{b}·{}",
+                x.len(),
+                c.lookback,
+                c.inputs
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs the head on the encoder output `y_enc[L, B, H]`; writes `out` in head row order.
+    #[allow(clippy::too_many_arguments)]
+    fn head_forward(
+        &self,
+        params: &[f32],
+        y_enc: &[f32],
+        b: usize,
+        xd: &mut Vec<f32>,
+        yd: &mut Vec<f32>,
+        out: &mut Vec<f32>,
+        dec_pass: DecoderPass<'_>,
+    ) -> Result<()> {
+        let c = &self.config;
+        let h = c.hidden;
+        let last = &y_enc[(c.lookback - 1) * b * h..];
+        let (w, bias) = (&params[self.head_w.clone()], &params[self.head_b.clone()]);
+        match &self.decoder {
+            None => {
+                fit(out, b * c.horizon * c.outputs);
+                dense::forward(w, bias, last, out, b, h, c.horizon * c.outputs);
+            }
+            Some(d) => {
+                fit(xd, c.horizon * b * h);
+                for step in xd.chunks_exact_mut(b * h) {
+                    step.copy_from_slice(last);
+                }
+                fit(yd, c.horizon * b * h);
+                let shape = SeqShape { t: c.horizon, b };
+                let mut state = RnnState::zeros(d.config(), b);
+                let dp = &params[self.dec.clone()];
+                match dec_pass {
+                    DecoderPass::Train(cache, rng) => {
+                        d.forward_train(dp, xd, shape, &mut state, yd, cache, rng)?
+                    }
+                    DecoderPass::Infer(ws) => d.forward_infer(dp, xd, shape, &mut state, yd, ws)?,
+                }
+                fit(out, c.horizon * b * c.outputs);
+                dense::forward(w, bias, yd, out, c.horizon * b, h, c.outputs);
+            }
+        }
+        Ok(())
+    }
+
+    /// Index into head-order output of batch row `r`, step `s`, column `j`.
+    fn head_index(&self, b: usize, r: usize, s: usize, j: usize) -> usize {
+        let c = &self.config;
+        match self.config.head {
+            ForecastHead::Dense => (r * c.horizon + s) * c.outputs + j,
+            ForecastHead::Decoder => (s * b + r) * c.outputs + j,
+        }
+    }
+
+    /// Forecasts: `x[L, B, I]` in, `y[B, K, C]` out.
+    pub fn predict(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        b: usize,
+        y: &mut [f32],
+        ws: &mut ForecastWorkspace,
+    ) -> Result<()> {
+        self.check(params, x, b)?;
+        let c = self.config;
+        if y.len() != b * c.horizon * c.outputs {
+            return Err(Error::Shape(format!(
+                "forecast y[B, K, C] has {} values, expected {}",
+                y.len(),
+                b * c.horizon * c.outputs
+            )));
+        }
+        fit(&mut ws.y_enc, c.lookback * b * c.hidden);
+        let mut state = RnnState::zeros(self.encoder.config(), b);
+        self.encoder.forward_infer(
+            &params[self.rnn.clone()],
+            x,
+            SeqShape { t: c.lookback, b },
+            &mut state,
+            &mut ws.y_enc,
+            &mut ws.rnn,
+        )?;
+        let mut rnn_ws = std::mem::take(&mut ws.rnn);
+        let r = self.head_forward(
+            params,
+            &ws.y_enc,
+            b,
+            &mut ws.xd,
+            &mut ws.yd,
+            &mut ws.out,
+            DecoderPass::Infer(&mut rnn_ws),
+        );
+        ws.rnn = rnn_ws;
+        r?;
+        for r in 0..b {
+            for s in 0..c.horizon {
+                for j in 0..c.outputs {
+                    y[(r * c.horizon + s) * c.outputs + j] = ws.out[self.head_index(b, r, s, j)];
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Training forward pass: returns the mean squared error against `target[B, K, C]` and
+    /// keeps in `cache` what [`Forecaster::backward`] needs. `rng` draws nothing today (no
+    /// dropout) but keeps the signature of the other models.
+    pub fn forward_train(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        target: &[f32],
+        b: usize,
+        cache: &mut ForecastCache,
+        rng: &mut SeqRng,
+    ) -> Result<f64> {
+        self.check(params, x, b)?;
+        let c = self.config;
+        let n = b * c.horizon * c.outputs;
+        if target.len() != n {
+            return Err(Error::Shape(format!(
+                "target y[B, K, C] has {} values, expected {n}",
+                target.len()
+            )));
+        }
+        cache.b = b;
+        fit(&mut cache.y_enc, c.lookback * b * c.hidden);
+        let mut state = RnnState::zeros(self.encoder.config(), b);
+        self.encoder.forward_train(
+            &params[self.rnn.clone()],
+            x,
+            SeqShape { t: c.lookback, b },
+            &mut state,
+            &mut cache.y_enc,
+            &mut cache.enc,
+            rng,
+        )?;
+        let mut out = std::mem::take(&mut cache.dout);
+        let r = self.head_forward(
+            params,
+            &cache.y_enc,
+            b,
+            &mut cache.xd,
+            &mut cache.yd,
+            &mut out,
+            DecoderPass::Train(&mut cache.dec, rng),
+        );
+        cache.dout = out;
+        r?;
+        // Loss, and its gradient written over the output in head order.
+        let scale = 2.0 / n as f32;
+        let mut loss = 0.0f64;
+        for r in 0..b {
+            for s in 0..c.horizon {
+                for j in 0..c.outputs {
+                    let k = self.head_index(b, r, s, j);
+                    let e = cache.dout[k] - target[(r * c.horizon + s) * c.outputs + j];
+                    loss += (e as f64) * (e as f64);
+                    cache.dout[k] = scale * e;
+                }
+            }
+        }
+        Ok(loss / n as f64)
+    }
+
+    /// Backward pass of the last [`Forecaster::forward_train`]: accumulates (`+=`) the gradient
+    /// of the mean squared error into `grads` (same layout as `params`).
+    pub fn backward(
+        &self,
+        params: &[f32],
+        grads: &mut [f32],
+        cache: &ForecastCache,
+        ws: &mut ForecastWorkspace,
+    ) -> Result<()> {
+        let c = self.config;
+        let (b, h) = (cache.b, c.hidden);
+        if grads.len() != self.num_params() || b == 0 {
+            return Err(Error::Shape(
+                "backward needs the gradient block and a training forward pass".into(),
+            ));
+        }
+        let w = &params[self.head_w.clone()];
+        let (g_rest, g_head) = grads.split_at_mut(self.head_w.start);
+        let (gw, gb) = g_head.split_at_mut(self.head_w.len());
+        fit(&mut ws.dh, b * h);
+        let last = &cache.y_enc[(c.lookback - 1) * b * h..];
+        match &self.decoder {
+            None => {
+                let o = c.horizon * c.outputs;
+                dense::backward(w, last, &cache.dout, gw, gb, &mut ws.dh, b, h, o);
+            }
+            Some(d) => {
+                let rows = c.horizon * b;
+                fit(&mut ws.dy, rows * h);
+                dense::backward(
+                    w,
+                    &cache.yd,
+                    &cache.dout,
+                    gw,
+                    gb,
+                    &mut ws.dy,
+                    rows,
+                    h,
+                    c.outputs,
+                );
+                fit(&mut ws.dxd, rows * h);
+                let mut dstate = RnnState::zeros(d.config(), b);
+                d.backward(
+                    &params[self.dec.clone()],
+                    &mut g_rest[self.dec.clone()],
+                    &cache.dec,
+                    &ws.dy,
+                    &mut dstate,
+                    &mut ws.dxd,
+                    &mut ws.rnn,
+                )?;
+                ws.dh.fill(0.0);
+                for step in ws.dxd.chunks_exact(b * h) {
+                    ws.dh.iter_mut().zip(step).for_each(|(a, g)| *a += g);
+                }
+            }
+        }
+        // ∂L/∂y_enc: only the last step is used.
+        fit(&mut ws.dy, c.lookback * b * h);
+        ws.dy.fill(0.0);
+        ws.dy[(c.lookback - 1) * b * h..].copy_from_slice(&ws.dh);
+        fit(&mut ws.dx, c.lookback * b * c.inputs);
+        let mut dstate = RnnState::zeros(self.encoder.config(), b);
+        self.encoder.backward(
+            &params[self.rnn.clone()],
+            &mut g_rest[self.rnn.clone()],
+            &cache.enc,
+            &ws.dy,
+            &mut dstate,
+            &mut ws.dx,
+            &mut ws.rnn,
+        )
+    }
+}
+
+/// Which forward pass the decoder runs.
+enum DecoderPass<'a> {
+    Train(&'a mut RnnCache, &'a mut SeqRng),
+    Infer(&'a mut RnnWorkspace),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rnn::GruVariant;
+    use rand::RngExt;
+
+    /// Central finite differences of the loss along every parameter (f32, so a loose check
+    /// relative to the gradient's size) for both heads and both cells.
+    #[test]
+    fn gradients_match_finite_differences() {
+        for (head, cell) in [
+            (ForecastHead::Dense, CellKind::Lstm),
+            (ForecastHead::Decoder, CellKind::Gru(GruVariant::ResetAfter)),
+            (ForecastHead::Decoder, CellKind::Lstm),
+        ] {
+            let cfg = ForecasterConfig {
+                inputs: 3,
+                outputs: 2,
+                lookback: 5,
+                horizon: 3,
+                cell,
+                hidden: 4,
+                layers: 2,
+                head,
+            };
+            let m = Forecaster::new(cfg).unwrap();
+            let mut p = m.init_params(3).unwrap();
+            let b = 2;
+            let mut rng = rng_from_seed(9);
+            let x: Vec<f32> = (0..5 * b * 3)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let y: Vec<f32> = (0..b * 3 * 2)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let mut cache = ForecastCache::default();
+            let mut ws = ForecastWorkspace::default();
+            let loss = m
+                .forward_train(&p, &x, &y, b, &mut cache, &mut rng)
+                .unwrap();
+            let mut g = vec![0.0; m.num_params()];
+            m.backward(&p, &mut g, &cache, &mut ws).unwrap();
+            // predict agrees with the training forward pass.
+            let mut out = vec![0.0; y.len()];
+            m.predict(&p, &x, b, &mut out, &mut ws).unwrap();
+            let mse: f64 = out
+                .iter()
+                .zip(&y)
+                .map(|(a, t)| ((a - t) as f64).powi(2))
+                .sum::<f64>()
+                / y.len() as f64;
+            assert!((mse - loss).abs() < 1e-6, "{mse} vs {loss}");
+            let gmax = g.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+            let eps = 1e-2;
+            for i in 0..p.len() {
+                let keep = p[i];
+                p[i] = keep + eps;
+                let lp = m
+                    .forward_train(&p, &x, &y, b, &mut cache, &mut rng)
+                    .unwrap();
+                p[i] = keep - eps;
+                let lm = m
+                    .forward_train(&p, &x, &y, b, &mut cache, &mut rng)
+                    .unwrap();
+                p[i] = keep;
+                let fd = ((lp - lm) / (2.0 * eps as f64)) as f32;
+                assert!(
+                    (fd - g[i]).abs() <= 2e-3 * gmax + 1e-4,
+                    "{head:?} {cell:?} param {i}: finite difference {fd}, backward {}",
+                    g[i]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_sizes_are_errors() {
+        let m = Forecaster::new(ForecasterConfig::default()).unwrap();
+        let p = m.init_params(1).unwrap();
+        let mut ws = ForecastWorkspace::default();
+        assert!(m
+            .predict(&p, &[0.0; 3], 1, &mut [0.0; 24], &mut ws)
+            .is_err());
+        assert!(Forecaster::new(ForecasterConfig {
+            horizon: 0,
+            ..ForecasterConfig::default()
+        })
+        .is_err());
+    }
+}

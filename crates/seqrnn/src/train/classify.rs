@@ -1,0 +1,342 @@
+//! Sequence classification: the training task for the shared loop ([`crate::train::fit`]) with
+//! length-bucketed batches, evaluation (accuracy, macro-F1, confusion matrix) and the run
+//! configuration.
+
+use std::path::Path;
+
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::data::labeled::{length_buckets, Encoded};
+use crate::dropout::SeqRng;
+use crate::error::{Error, Result};
+use crate::io::tensors::{Tensor, TensorFile};
+use crate::model::classifier::{
+    Classifier, ClassifierCache, ClassifierConfig, ClassifierWorkspace, TokenBatch,
+};
+use crate::run::RunDir;
+use crate::train::fit::{BatchLoss, FitConfig, SupervisedTask, Validation};
+
+/// Sequences per inference batch.
+pub const EVAL_BATCH: usize = 256;
+
+/// Figures of a classifier on a set of examples.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClassifyMetrics {
+    /// Examples scored.
+    pub examples: usize,
+    /// Mean cross-entropy (nats).
+    pub loss: f64,
+    /// Fraction classified correctly.
+    pub accuracy: f64,
+    /// Unweighted mean over labels of F1 (a label never predicted nor present counts 0).
+    pub macro_f1: f64,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<usize>>,
+}
+
+/// Class probabilities `[N, K]` of every sequence, computed in length-sorted batches and
+/// returned in the input order.
+pub fn probabilities(model: &Classifier, params: &[f32], seqs: &[Vec<u32>]) -> Result<Vec<f32>> {
+    let k = model.config().classes;
+    let lens: Vec<usize> = seqs.iter().map(Vec::len).collect();
+    let order: Vec<usize> = (0..seqs.len()).collect();
+    let mut out = vec![0.0; seqs.len() * k];
+    let mut ws = ClassifierWorkspace::default();
+    let mut batch = TokenBatch::default();
+    let mut logits = Vec::new();
+    for idx in length_buckets(&lens, &order, EVAL_BATCH) {
+        batch.fill(idx.iter().map(|&i| seqs[i].as_slice()));
+        logits.resize(idx.len() * k, 0.0);
+        model.logits(params, &batch, &mut logits, &mut ws)?;
+        for (row, &i) in logits.chunks_exact(k).zip(&idx) {
+            let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = row.iter().map(|v| (v - m).exp()).sum();
+            for (o, v) in out[i * k..(i + 1) * k].iter_mut().zip(row) {
+                *o = (v - m).exp() / sum;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Scores `params` on `data`.
+pub fn evaluate(model: &Classifier, params: &[f32], data: &Encoded) -> Result<ClassifyMetrics> {
+    let k = model.config().classes;
+    let probs = probabilities(model, params, &data.ids)?;
+    let mut confusion = vec![vec![0usize; k]; k];
+    let mut loss = 0.0f64;
+    for (row, &y) in probs.chunks_exact(k).zip(&data.labels) {
+        let pred = argmax(row);
+        confusion[y as usize][pred] += 1;
+        loss -= (row[y as usize].max(1e-30) as f64).ln();
+    }
+    let n = data.labels.len();
+    let correct: usize = (0..k).map(|i| confusion[i][i]).sum();
+    let macro_f1 = (0..k)
+        .map(|c| {
+            let tp = confusion[c][c] as f64;
+            let predicted: usize = (0..k).map(|r| confusion[r][c]).sum();
+            let actual: usize = confusion[c].iter().sum();
+            if predicted + actual == 0 {
+                0.0
+            } else {
+                2.0 * tp / (predicted + actual) as f64
+            }
+        })
+        .sum::<f64>()
+        / k as f64;
+    Ok(ClassifyMetrics {
+        examples: n,
+        loss: loss / n.max(1) as f64,
+        accuracy: correct as f64 / n.max(1) as f64,
+        macro_f1,
+        confusion,
+    })
+}
+
+/// Index of the largest value (the first on ties).
+pub fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, v) in row.iter().enumerate() {
+        if *v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// The classification task for the shared loop: each epoch shuffles the examples, sorts them by
+/// length (ties in shuffled order), cuts batches and shuffles the batches; validation by
+/// accuracy.
+pub struct ClassifyTask<'a> {
+    model: &'a Classifier,
+    train: &'a Encoded,
+    valid: &'a Encoded,
+    batch_size: usize,
+    batches: Vec<Vec<usize>>,
+    batch: TokenBatch,
+    labels: Vec<u32>,
+    cache: ClassifierCache,
+    ws: ClassifierWorkspace,
+}
+
+impl<'a> ClassifyTask<'a> {
+    /// A task over `train` and `valid`, `batch` sequences a step.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `batch` is 0 or a split is empty.
+    pub fn new(
+        model: &'a Classifier,
+        train: &'a Encoded,
+        valid: &'a Encoded,
+        batch: usize,
+    ) -> Result<Self> {
+        if batch == 0 {
+            return Err(Error::Config("batch size must be at least 1, got 0".into()));
+        }
+        if train.ids.is_empty() || valid.ids.is_empty() {
+            return Err(Error::Config(
+                "training and validation splits need at least one example".into(),
+            ));
+        }
+        Ok(ClassifyTask {
+            model,
+            train,
+            valid,
+            batch_size: batch,
+            batches: Vec::new(),
+            batch: TokenBatch::default(),
+            labels: Vec::new(),
+            cache: ClassifierCache::default(),
+            ws: ClassifierWorkspace::default(),
+        })
+    }
+}
+
+impl SupervisedTask for ClassifyTask<'_> {
+    fn num_params(&self) -> usize {
+        self.model.num_params()
+    }
+
+    fn score_name(&self) -> &'static str {
+        "accuracy"
+    }
+
+    fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
+        let mut order: Vec<usize> = (0..self.train.ids.len()).collect();
+        order.shuffle(rng);
+        let lens: Vec<usize> = self.train.ids.iter().map(Vec::len).collect();
+        self.batches = length_buckets(&lens, &order, self.batch_size);
+        self.batches.shuffle(rng);
+        self.batches.len()
+    }
+
+    fn train_step(
+        &mut self,
+        params: &[f32],
+        grads: &mut [f32],
+        index: usize,
+        rng: &mut SeqRng,
+    ) -> Result<BatchLoss> {
+        let idx = &self.batches[index];
+        let train = self.train;
+        self.batch
+            .fill(idx.iter().map(|&i| train.ids[i].as_slice()));
+        self.labels.clear();
+        self.labels.extend(idx.iter().map(|&i| train.labels[i]));
+        let loss = self.model.forward_train(
+            params,
+            &self.batch,
+            &self.labels,
+            &mut self.cache,
+            &mut self.ws,
+            rng,
+        )?;
+        self.model
+            .backward(params, grads, &self.cache, &mut self.ws)?;
+        Ok(BatchLoss {
+            loss,
+            examples: idx.len(),
+        })
+    }
+
+    fn validate(&mut self, params: &[f32]) -> Result<Validation> {
+        let m = evaluate(self.model, params, self.valid)?;
+        Ok(Validation {
+            loss: m.loss,
+            score: m.accuracy,
+        })
+    }
+
+    fn tensors(&self, params: &[f32]) -> TensorFile {
+        classifier_tensors(self.model, params)
+    }
+}
+
+/// The model's weights as named tensors (`embedding.weight`, `rnn.*`, `head.*`).
+pub fn classifier_tensors(model: &Classifier, params: &[f32]) -> TensorFile {
+    let mut f = TensorFile::default();
+    for (name, shape, range) in model.tensors() {
+        f.tensors.insert(
+            name,
+            Tensor {
+                shape,
+                data: params[range].to_vec(),
+            },
+        );
+    }
+    f.metadata.insert("format".into(), "seqrnn-classify".into());
+    f
+}
+
+/// Reads the weights of `model` from `file` (as written by [`classifier_tensors`]).
+pub fn classifier_params(model: &Classifier, file: &TensorFile, path: &Path) -> Result<Vec<f32>> {
+    let mut p = vec![0.0; model.num_params()];
+    for (name, shape, range) in model.tensors() {
+        let t = file.get(&name).map_err(|m| Error::Format {
+            path: path.to_path_buf(),
+            message: format!("{m} (not a classifier of this shape)"),
+        })?;
+        if t.shape != shape || t.data.iter().any(|v| !v.is_finite()) {
+            return Err(Error::Format {
+                path: path.to_path_buf(),
+                message: format!(
+                    "tensor `{name}` has shape {:?} or non-finite values, expected shape {shape:?}",
+                    t.shape
+                ),
+            });
+        }
+        p[range].copy_from_slice(&t.data);
+    }
+    Ok(p)
+}
+
+/// Training settings of a classification run beyond the shared loop's.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassifyTrainConfig {
+    /// Sequences per step.
+    pub batch: usize,
+    /// Minimum count of a training word to enter the vocabulary.
+    pub min_freq: usize,
+    /// The shared loop's settings.
+    pub fit: FitConfig,
+}
+
+/// The `config.json` of a classification run (`vocab.txt` and `labels.txt` sit beside it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassifyRunConfig {
+    /// Format version ([`crate::train::fit::TASK_FORMAT_VERSION`]).
+    pub format: u32,
+    /// Always `"classify"`.
+    pub task: String,
+    /// The model.
+    pub model: ClassifierConfig,
+    /// Training settings.
+    pub train: ClassifyTrainConfig,
+}
+
+impl ClassifyRunConfig {
+    /// Task name in `config.json`.
+    pub const TASK: &'static str = "classify";
+
+    /// `labels.txt` of a run: one label per line in id order.
+    pub fn labels_path(run: &RunDir) -> std::path::PathBuf {
+        run.dir.join("labels.txt")
+    }
+
+    /// Writes `config.json` into `run` atomically.
+    pub fn save(&self, run: &RunDir) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(|e| Error::Format {
+            path: run.config_path(),
+            message: e.to_string(),
+        })?;
+        crate::io::write_atomic(&run.config_path(), text.as_bytes())
+    }
+
+    /// Reads `config.json` of `run`, refusing other kinds of run with a clear message.
+    pub fn load(run: &RunDir) -> Result<Self> {
+        let v = crate::train::fit::load_task_config(run, Self::TASK)?;
+        let c: ClassifyRunConfig = serde_json::from_value(v).map_err(|e| Error::Format {
+            path: run.config_path(),
+            message: format!("unreadable classification configuration ({e})"),
+        })?;
+        c.model.validate()?;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::classifier::ClassifierConfig;
+
+    #[test]
+    fn metrics_from_a_known_confusion() {
+        // A model whose head ignores the input: bias decides, so every prediction is label 1.
+        let cfg = ClassifierConfig {
+            vocab: 4,
+            embed: 2,
+            hidden: 2,
+            classes: 2,
+            ..ClassifierConfig::default()
+        };
+        let m = Classifier::new(cfg).unwrap();
+        let mut p = m.init_params(1).unwrap();
+        let n = p.len();
+        let hw = n - 2 - 2 * cfg.features();
+        p[hw..n - 2].fill(0.0);
+        p[n - 2] = -5.0;
+        p[n - 1] = 5.0;
+        let data = Encoded {
+            ids: vec![vec![2], vec![3, 2], vec![2, 2, 3]],
+            labels: vec![1, 0, 1],
+            unknown_tokens: 0,
+        };
+        let r = evaluate(&m, &p, &data).unwrap();
+        assert_eq!(r.confusion, vec![vec![0, 1], vec![0, 2]]);
+        assert!((r.accuracy - 2.0 / 3.0).abs() < 1e-12);
+        // F1: label 0 → 0, label 1 → 2·2/(3+2) = 0.8.
+        assert!((r.macro_f1 - 0.4).abs() < 1e-12);
+    }
+}

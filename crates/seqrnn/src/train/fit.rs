@@ -1,0 +1,574 @@
+//! The epoch loop shared by every supervised task (forecasting, classification): Adam with
+//! global-norm clipping, per-epoch validation, keep-best weights, checkpoints, a metrics file,
+//! early stopping and divergence detection.
+//!
+//! A task implements [`SupervisedTask`]: it owns its data and model, cuts each epoch into
+//! batches, runs one forward and backward pass per batch and scores the current weights on its
+//! validation data. [`fit`] does everything else and writes into the run folder:
+//!
+//! | file | contents |
+//! |---|---|
+//! | `model.safetensors` | best-on-validation weights, named by the task ([`SupervisedTask::tensors`]) |
+//! | `checkpoint.safetensors` | latest weights, Adam moments and the loop state ([`FitState`]) |
+//! | `metrics.csv` | `epoch,lr,train_loss,valid_loss,valid_<score>,examples_per_s,seconds` |
+//!
+//! Every file is written atomically.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::dropout::{rng_from_seed, SeqRng};
+use crate::error::{Error, Result};
+use crate::io::tensors::{Tensor, TensorFile};
+use crate::io::write_atomic;
+use crate::optim::{clip_grad_norm, grad_norm, Adam, AdamConfig};
+use crate::run::{save_tensors_atomic, RunDir};
+use crate::train::StepInfo;
+
+/// When training stops before its last epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EarlyStopping {
+    /// Run every epoch.
+    #[default]
+    Off,
+    /// Stop after this many epochs in a row without a better validation score.
+    Patience(usize),
+}
+
+/// Settings of the shared loop. `validate()` before use.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FitConfig {
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Learning-rate factor applied after each epoch (1 = constant).
+    pub lr_decay: f64,
+    /// Adam moments and weight decay.
+    pub adam: AdamConfig,
+    /// Maximum global gradient norm; `None` for no clipping.
+    pub clip: Option<f64>,
+    /// Epochs at most.
+    pub epochs: usize,
+    /// Early stopping on the validation score.
+    pub early_stopping: EarlyStopping,
+    /// Stop after this many steps in total (smoke tests).
+    pub max_steps: Option<u64>,
+    /// Seed of the loop's generator (shuffling, dropout).
+    pub seed: u64,
+}
+
+impl Default for FitConfig {
+    fn default() -> Self {
+        FitConfig {
+            lr: 1e-3,
+            lr_decay: 1.0,
+            adam: AdamConfig::default(),
+            clip: Some(5.0),
+            epochs: 10,
+            early_stopping: EarlyStopping::Off,
+            max_steps: None,
+            seed: 1,
+        }
+    }
+}
+
+impl FitConfig {
+    /// Checks every setting.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(m));
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad(format!("learning rate must be positive, got {}", self.lr));
+        }
+        if !(self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
+            return bad(format!(
+                "learning-rate decay must be in (0, 1], got {}",
+                self.lr_decay
+            ));
+        }
+        if let Some(c) = self.clip {
+            if !(c.is_finite() && c > 0.0) {
+                return bad(format!("clip must be positive, got {c}"));
+            }
+        }
+        if self.epochs == 0 {
+            return bad("epochs must be at least 1, got 0".into());
+        }
+        if self.early_stopping == EarlyStopping::Patience(0) {
+            return bad("patience must be at least 1 epoch, got 0".into());
+        }
+        if self.max_steps == Some(0) {
+            return bad("max steps must be at least 1, got 0".into());
+        }
+        self.adam.validate()
+    }
+
+    /// Learning rate of epoch `epoch` (1-based): `lr · decay^(epoch − 1)`.
+    pub fn lr_at(&self, epoch: usize) -> f64 {
+        self.lr * self.lr_decay.powi(epoch.saturating_sub(1) as i32)
+    }
+}
+
+/// Loss of one training batch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchLoss {
+    /// Mean loss over the batch (the quantity whose gradient was accumulated).
+    pub loss: f64,
+    /// Examples in the batch.
+    pub examples: usize,
+}
+
+/// How the current weights do on the validation data.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Validation {
+    /// Mean validation loss (same definition as the training loss).
+    pub loss: f64,
+    /// The selection score: higher is better (accuracy; minus the MSE).
+    pub score: f64,
+}
+
+/// A supervised task the shared loop can train: data, model and loss.
+pub trait SupervisedTask {
+    /// Length of the parameter (and gradient) block.
+    fn num_params(&self) -> usize;
+    /// Name of the validation score in `metrics.csv` (`valid_<name>`), e.g. `accuracy`.
+    fn score_name(&self) -> &'static str;
+    /// Prepares an epoch (e.g. shuffles batches with `rng`) and returns its number of batches.
+    fn start_epoch(&mut self, epoch: usize, rng: &mut SeqRng) -> usize;
+    /// Forward and backward pass on batch `index` of the current epoch: accumulates (`+=`) the
+    /// gradient of the mean batch loss into `grads[P]` (zeroed by the loop before each step).
+    fn train_step(
+        &mut self,
+        params: &[f32],
+        grads: &mut [f32],
+        index: usize,
+        rng: &mut SeqRng,
+    ) -> Result<BatchLoss>;
+    /// Scores `params` on the validation data.
+    fn validate(&mut self, params: &[f32]) -> Result<Validation>;
+    /// The weights as named tensors, for `model.safetensors`.
+    fn tensors(&self, params: &[f32]) -> TensorFile;
+}
+
+/// One row of a supervised run's `metrics.csv`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FitEpoch {
+    /// Epoch, from 1.
+    pub epoch: usize,
+    /// Learning rate of the epoch.
+    pub lr: f64,
+    /// Mean training loss over the epoch's batches.
+    pub train_loss: f64,
+    /// Validation loss after the epoch.
+    pub valid_loss: f64,
+    /// Validation score after the epoch (higher is better).
+    pub valid_score: f64,
+    /// Training examples per second.
+    pub examples_per_s: f64,
+    /// Seconds of the epoch, validation included.
+    pub seconds: f64,
+}
+
+/// Receives the loop's events; the command-line tool draws progress from them.
+pub trait FitProgress {
+    /// An epoch begins with `steps` batches.
+    fn epoch_start(&mut self, _epoch: usize, _steps: usize) {}
+    /// A step finished; `tokens_per_s` holds examples per second and `loss` the epoch's mean.
+    fn step(&mut self, _info: &StepInfo) {}
+    /// Validation is running.
+    fn validating(&mut self, _epoch: usize) {}
+    /// An epoch finished; `best` says whether its weights were kept.
+    fn epoch_end(&mut self, _row: &FitEpoch, _score_name: &str, _best: bool) {}
+}
+
+/// A [`FitProgress`] that ignores everything.
+pub struct Quiet;
+impl FitProgress for Quiet {}
+
+/// The loop's position, stored in `checkpoint.safetensors`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FitState {
+    /// Epochs finished.
+    pub epochs_done: usize,
+    /// Steps taken.
+    pub steps_done: u64,
+    /// Best validation score so far and its epoch.
+    pub best_score: f64,
+    /// Epoch of the best score.
+    pub best_epoch: usize,
+    /// Adam's step count.
+    pub adam_step: u64,
+}
+
+/// What [`fit`] produced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FitOutcome {
+    /// Per-epoch metrics.
+    pub epochs: Vec<FitEpoch>,
+    /// The best-on-validation weights (also in `model.safetensors`).
+    pub best_params: Vec<f32>,
+    /// Best validation score and its epoch.
+    pub best_score: f64,
+    /// Epoch (1-based) of the best score.
+    pub best_epoch: usize,
+    /// Steps taken.
+    pub steps: u64,
+    /// Whether early stopping or `max_steps` ended the run before its last epoch.
+    pub stopped_early: bool,
+}
+
+/// Format tag of a supervised checkpoint.
+pub const FIT_CHECKPOINT_FORMAT: &str = "seqrnn-fit-checkpoint-1";
+
+/// Trains `params[P]` (initial weights in, last weights out) on `task`, writing
+/// `model.safetensors`, `checkpoint.safetensors` and `metrics.csv` into `run` after every epoch.
+///
+/// # Errors
+/// [`Error::Diverged`] when a loss or gradient norm becomes non-finite (the files of the last
+/// finished epoch stay as they were); task and I/O errors as they come.
+pub fn fit(
+    task: &mut dyn SupervisedTask,
+    params: &mut [f32],
+    cfg: &FitConfig,
+    run: &RunDir,
+    progress: &mut dyn FitProgress,
+) -> Result<FitOutcome> {
+    cfg.validate()?;
+    let n = task.num_params();
+    if params.len() != n {
+        return Err(Error::Shape(format!(
+            "parameter block has {} values, the task needs {n}",
+            params.len()
+        )));
+    }
+    let mut grads = vec![0.0f32; n];
+    let mut adam = Adam::new(cfg.adam, n)?;
+    let mut rng = rng_from_seed(cfg.seed.wrapping_add(7));
+    let mut history: Vec<FitEpoch> = Vec::new();
+    let mut best_params = params.to_vec();
+    let (mut best, mut best_epoch, mut steps) = (f64::NEG_INFINITY, 0usize, 0u64);
+    let mut stopped_early = false;
+    for epoch in 1..=cfg.epochs {
+        let lr = cfg.lr_at(epoch);
+        let batches = task.start_epoch(epoch, &mut rng);
+        progress.epoch_start(epoch, batches);
+        let t0 = Instant::now();
+        let (mut loss_sum, mut seen, mut n_batches) = (0.0f64, 0usize, 0usize);
+        for i in 0..batches {
+            grads.fill(0.0);
+            let b = task.train_step(params, &mut grads, i, &mut rng)?;
+            steps += 1;
+            if !b.loss.is_finite() {
+                return Err(Error::Diverged {
+                    epoch,
+                    step: steps,
+                    what: format!("the loss is {}", b.loss),
+                });
+            }
+            let norm = match cfg.clip {
+                Some(c) => clip_grad_norm(&mut grads, c),
+                None => grad_norm(&grads),
+            };
+            if !norm.is_finite() {
+                return Err(Error::Diverged {
+                    epoch,
+                    step: steps,
+                    what: format!("the gradient norm is {norm}"),
+                });
+            }
+            adam.step(params, &grads, lr);
+            loss_sum += b.loss;
+            n_batches += 1;
+            seen += b.examples;
+            progress.step(&StepInfo {
+                epoch,
+                step: i + 1,
+                steps: batches,
+                loss: loss_sum / n_batches as f64,
+                tokens_per_s: seen as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+            });
+            if cfg.max_steps.is_some_and(|m| steps >= m) {
+                stopped_early = true;
+                break;
+            }
+        }
+        let train_s = t0.elapsed().as_secs_f64();
+        progress.validating(epoch);
+        let v = task.validate(params)?;
+        let row = FitEpoch {
+            epoch,
+            lr,
+            train_loss: loss_sum / n_batches.max(1) as f64,
+            valid_loss: v.loss,
+            valid_score: v.score,
+            examples_per_s: seen as f64 / train_s.max(1e-9),
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        history.push(row.clone());
+        let improved = v.score > best || best_epoch == 0;
+        if improved {
+            best = v.score;
+            best_epoch = epoch;
+            best_params.copy_from_slice(params);
+            save_tensors_atomic(&run.model_path(), &task.tensors(params))?;
+        }
+        let state = FitState {
+            epochs_done: epoch,
+            steps_done: steps,
+            best_score: best,
+            best_epoch,
+            adam_step: adam.step,
+        };
+        save_fit_checkpoint(&run.checkpoint_path(), params, &adam, &state)?;
+        write_fit_metrics(&run.metrics_path(), task.score_name(), &history)?;
+        progress.epoch_end(&row, task.score_name(), improved);
+        if stopped_early {
+            break;
+        }
+        if let EarlyStopping::Patience(p) = cfg.early_stopping {
+            if epoch - best_epoch >= p && epoch < cfg.epochs {
+                stopped_early = true;
+                break;
+            }
+        }
+    }
+    Ok(FitOutcome {
+        epochs: history,
+        best_params,
+        best_score: best,
+        best_epoch,
+        steps,
+        stopped_early,
+    })
+}
+
+/// Writes the latest weights, Adam moments and loop state to `path` atomically.
+pub fn save_fit_checkpoint(
+    path: &Path,
+    params: &[f32],
+    adam: &Adam,
+    state: &FitState,
+) -> Result<()> {
+    let flat = |v: &[f32]| Tensor {
+        shape: vec![v.len()],
+        data: v.to_vec(),
+    };
+    let mut f = TensorFile::default();
+    f.tensors.insert("params".into(), flat(params));
+    f.tensors.insert("adam.m".into(), flat(&adam.m));
+    f.tensors.insert("adam.v".into(), flat(&adam.v));
+    let json = serde_json::to_string(state).map_err(|e| Error::Format {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    f.metadata = BTreeMap::from([
+        ("format".into(), FIT_CHECKPOINT_FORMAT.into()),
+        ("state".into(), json),
+    ]);
+    save_tensors_atomic(path, &f)
+}
+
+/// Writes `metrics.csv`: header `epoch,lr,train_loss,valid_loss,valid_<score_name>,
+/// examples_per_s,seconds` and one line per epoch (shortest round-trip floats), atomically.
+pub fn write_fit_metrics(path: &Path, score_name: &str, rows: &[FitEpoch]) -> Result<()> {
+    let mut text =
+        format!("epoch,lr,train_loss,valid_loss,valid_{score_name},examples_per_s,seconds\n");
+    for r in rows {
+        let _ = writeln!(
+            text,
+            "{},{},{},{},{},{},{}",
+            r.epoch, r.lr, r.train_loss, r.valid_loss, r.valid_score, r.examples_per_s, r.seconds
+        );
+    }
+    write_atomic(path, text.as_bytes())
+}
+
+/// Version of the `config.json` written by supervised runs (`seqrnn forecast`, `seqrnn classify`).
+pub const TASK_FORMAT_VERSION: u32 = 1;
+
+/// Reads the `config.json` of `run` and checks that it was written by a `task` run
+/// (`"forecast"` or `"classify"`) this build can read; returns the parsed JSON.
+///
+/// # Errors
+/// [`Error::Io`] when the folder or file is missing; [`Error::Format`] naming what the folder
+/// holds instead (a language-model run, another task, a newer format).
+pub fn load_task_config(run: &RunDir, task: &str) -> Result<serde_json::Value> {
+    let path = run.config_path();
+    if !run.dir.is_dir() {
+        return Err(Error::Io {
+            path: run.dir.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "run directory not found"),
+        });
+    }
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let bad = |message: String| Error::Format {
+        path: path.clone(),
+        message,
+    };
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| bad(format!("not a seqrnn run configuration ({e})")))?;
+    match v.get("task").and_then(|t| t.as_str()) {
+        Some(t) if t == task => {}
+        Some(other) => {
+            return Err(bad(format!(
+                "this is a `{other}` run, not a `{task}` run: use `seqrnn {other} eval` with it"
+            )))
+        }
+        None if v.get("tokens").is_some() => {
+            return Err(bad(format!(
+                "this is a language-model run, not a `{task}` run: use `seqrnn eval` or `seqrnn generate` with it"
+            )))
+        }
+        None => return Err(bad("not a seqrnn run configuration (no `task`)".into())),
+    }
+    let format = v.get("format").and_then(|f| f.as_u64()).unwrap_or(0);
+    if format == 0 || format > TASK_FORMAT_VERSION as u64 {
+        return Err(bad(format!(
+            "format {format} is not readable by this build (it reads 1 to {TASK_FORMAT_VERSION})"
+        )));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Least squares `min ½‖p − target‖²` as a task, one batch per epoch.
+    struct Quadratic {
+        target: Vec<f32>,
+        blow_up_at: Option<usize>,
+        epoch: usize,
+    }
+
+    impl SupervisedTask for Quadratic {
+        fn num_params(&self) -> usize {
+            self.target.len()
+        }
+        fn score_name(&self) -> &'static str {
+            "neg_loss"
+        }
+        fn start_epoch(&mut self, epoch: usize, _rng: &mut SeqRng) -> usize {
+            self.epoch = epoch;
+            2
+        }
+        fn train_step(
+            &mut self,
+            params: &[f32],
+            grads: &mut [f32],
+            _index: usize,
+            _rng: &mut SeqRng,
+        ) -> Result<BatchLoss> {
+            let mut loss = 0.0;
+            for ((g, p), t) in grads.iter_mut().zip(params).zip(&self.target) {
+                *g += p - t;
+                loss += 0.5 * ((p - t) as f64).powi(2);
+            }
+            if self.blow_up_at == Some(self.epoch) {
+                loss = f64::NAN;
+            }
+            Ok(BatchLoss { loss, examples: 1 })
+        }
+        fn validate(&mut self, params: &[f32]) -> Result<Validation> {
+            let loss: f64 = params
+                .iter()
+                .zip(&self.target)
+                .map(|(p, t)| 0.5 * ((p - t) as f64).powi(2))
+                .sum();
+            Ok(Validation { loss, score: -loss })
+        }
+        fn tensors(&self, params: &[f32]) -> TensorFile {
+            let mut f = TensorFile::default();
+            f.tensors.insert(
+                "p".into(),
+                Tensor {
+                    shape: vec![params.len()],
+                    data: params.to_vec(),
+                },
+            );
+            f
+        }
+    }
+
+    fn tmp(name: &str) -> RunDir {
+        let d = std::env::temp_dir().join(format!("seqrnn-fit-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        RunDir::new(d)
+    }
+
+    #[test]
+    fn converges_keeps_best_and_writes_files() {
+        let run = tmp("ok");
+        let mut task = Quadratic {
+            target: vec![0.5, -0.25, 1.0],
+            blow_up_at: None,
+            epoch: 0,
+        };
+        let mut p = vec![0.0; 3];
+        let cfg = FitConfig {
+            lr: 0.05,
+            epochs: 30,
+            ..FitConfig::default()
+        };
+        let out = fit(&mut task, &mut p, &cfg, &run, &mut Quiet).unwrap();
+        assert!(out.best_score > -1e-3, "{}", out.best_score);
+        assert_eq!(out.epochs.len(), 30);
+        let m = std::fs::read_to_string(run.metrics_path()).unwrap();
+        assert!(m.starts_with("epoch,lr,train_loss,valid_loss,valid_neg_loss,"));
+        assert_eq!(m.lines().count(), 31);
+        let saved = TensorFile::load(&run.model_path()).unwrap();
+        assert_eq!(saved.get("p").unwrap().data, out.best_params);
+        let ck = TensorFile::load(&run.checkpoint_path()).unwrap();
+        assert_eq!(
+            ck.metadata.get("format").map(String::as_str),
+            Some(FIT_CHECKPOINT_FORMAT)
+        );
+    }
+
+    #[test]
+    fn early_stopping_and_divergence() {
+        let run = tmp("stop");
+        // Already at the optimum: no epoch improves on the first, so patience 2 stops at 3.
+        let mut task = Quadratic {
+            target: vec![0.0; 2],
+            blow_up_at: None,
+            epoch: 0,
+        };
+        let cfg = FitConfig {
+            epochs: 10,
+            early_stopping: EarlyStopping::Patience(2),
+            ..FitConfig::default()
+        };
+        let out = fit(&mut task, &mut [0.0, 0.0], &cfg, &run, &mut Quiet).unwrap();
+        assert!(out.stopped_early);
+        assert_eq!(out.epochs.len(), 3);
+        let mut task = Quadratic {
+            target: vec![1.0; 2],
+            blow_up_at: Some(2),
+            epoch: 0,
+        };
+        let err = fit(&mut task, &mut [0.0, 0.0], &cfg, &run, &mut Quiet).unwrap_err();
+        assert!(matches!(err, Error::Diverged { epoch: 2, .. }), "{err}");
+        for bad in [
+            FitConfig { lr: 0.0, ..cfg },
+            FitConfig { epochs: 0, ..cfg },
+            FitConfig {
+                early_stopping: EarlyStopping::Patience(0),
+                ..cfg
+            },
+            FitConfig {
+                clip: Some(-1.0),
+                ..cfg
+            },
+        ] {
+            assert!(bad.validate().is_err());
+        }
+    }
+}

@@ -1,0 +1,808 @@
+//! Time-series forecasting: column selection (Informer's `M`, `S`, `MS` settings), chronological
+//! splits, standardisation with training statistics, sliding windows, the training task for the
+//! shared loop ([`crate::train::fit`]) and evaluation with the persistence baseline.
+//!
+//! A window starting at row `s` feeds rows `s .. s+L` (all input columns, standardised) and
+//! predicts rows `s+L .. s+L+K` of the target columns. A split `[lo, hi)` holds the windows whose
+//! rows all fall inside it; validation and test splits start `L` rows before their first target
+//! row, so every target row of the split is predicted (Informer's convention).
+
+use std::ops::Range;
+use std::path::Path;
+
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::data::table::Table;
+use crate::dropout::SeqRng;
+use crate::error::{Error, Result};
+use crate::io::tensors::{Tensor, TensorFile};
+use crate::model::forecaster::{ForecastCache, ForecastWorkspace, Forecaster};
+use crate::train::fit::{BatchLoss, SupervisedTask, Validation};
+
+/// Which columns go in and which come out (the Informer benchmark's settings).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mode {
+    /// Multivariate: every feature in, every feature out.
+    #[default]
+    M,
+    /// Univariate: the target column(s) in, the same out.
+    S,
+    /// Every feature in, the target column(s) out.
+    MS,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "M" | "m" => Ok(Mode::M),
+            "S" | "s" => Ok(Mode::S),
+            "MS" | "ms" => Ok(Mode::MS),
+            _ => Err(Error::Config(format!(
+                "unknown mode `{s}` (expected M, S or MS)"
+            ))),
+        }
+    }
+}
+
+/// How the rows are split into training, validation and test parts, in time order.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Split {
+    /// The ETT convention of Informer: 12 / 4 / 4 months of hourly rows (8640 / 2880 / 2880).
+    Informer,
+    /// Fractions of the rows, e.g. `0.7,0.1,0.2`; when they sum to 1 the test part takes what
+    /// rounding leaves.
+    Fractions([f64; 3]),
+    /// Row counts, e.g. `8640,2880,2880`.
+    Rows([usize; 3]),
+}
+
+impl Default for Split {
+    fn default() -> Self {
+        Split::Fractions([0.7, 0.1, 0.2])
+    }
+}
+
+/// Row ranges a split's windows may use (validation and test start `L` rows early).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SplitRanges {
+    /// Training rows (also the rows the standardisation statistics come from).
+    pub train: Range<usize>,
+    /// Validation rows, from `L` rows before its first target row.
+    pub valid: Range<usize>,
+    /// Test rows, from `L` rows before its first target row.
+    pub test: Range<usize>,
+}
+
+impl Split {
+    /// Training, validation and test row counts for a table of `rows` rows.
+    pub fn counts(&self, rows: usize) -> Result<[usize; 3]> {
+        let counts = match *self {
+            Split::Informer => [8640, 2880, 2880],
+            Split::Rows(c) => c,
+            Split::Fractions(f) => {
+                let n = rows as f64;
+                let train = (f[0] * n).floor() as usize;
+                let valid = (f[1] * n).floor() as usize;
+                let test = if (f.iter().sum::<f64>() - 1.0).abs() < 1e-9 {
+                    rows.saturating_sub(train + valid)
+                } else {
+                    (f[2] * n).floor() as usize
+                };
+                [train, valid, test]
+            }
+        };
+        let need: usize = counts.iter().sum();
+        if need > rows {
+            return Err(Error::Config(format!(
+                "split {} needs {need} rows, the table has {rows}",
+                String::from(*self)
+            )));
+        }
+        Ok(counts)
+    }
+
+    /// The row ranges for `rows` rows and lookback `lookback`.
+    pub fn ranges(&self, rows: usize, lookback: usize) -> Result<SplitRanges> {
+        let [a, b, c] = self.counts(rows)?;
+        if a < lookback {
+            return Err(Error::Config(format!(
+                "the training split has {a} rows, fewer than the lookback {lookback}"
+            )));
+        }
+        Ok(SplitRanges {
+            train: 0..a,
+            valid: a - lookback..a + b,
+            test: a + b - lookback..a + b + c,
+        })
+    }
+}
+
+impl std::str::FromStr for Split {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if s == "informer" {
+            return Ok(Split::Informer);
+        }
+        let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+        let bad = || {
+            Error::Config(format!(
+                "split `{s}` is not `informer`, three fractions (0.7,0.1,0.2) or three row counts (8640,2880,2880)"
+            ))
+        };
+        if parts.len() != 3 {
+            return Err(bad());
+        }
+        if parts.iter().all(|p| p.parse::<usize>().is_ok()) {
+            let mut c = [0; 3];
+            for (v, p) in c.iter_mut().zip(&parts) {
+                *v = p.parse().map_err(|_| bad())?;
+            }
+            if c[0] == 0 || c[1] == 0 || c[2] == 0 {
+                return Err(Error::Config(format!(
+                    "split `{s}`: every part needs at least one row"
+                )));
+            }
+            return Ok(Split::Rows(c));
+        }
+        let mut f = [0.0; 3];
+        for (v, p) in f.iter_mut().zip(&parts) {
+            *v = p.parse().map_err(|_| bad())?;
+        }
+        if f.iter().any(|v| !(*v > 0.0 && *v < 1.0)) || f.iter().sum::<f64>() > 1.0 + 1e-9 {
+            return Err(Error::Config(format!(
+                "split `{s}`: fractions must be in (0, 1) and sum to at most 1"
+            )));
+        }
+        Ok(Split::Fractions(f))
+    }
+}
+
+impl From<Split> for String {
+    fn from(s: Split) -> String {
+        match s {
+            Split::Informer => "informer".into(),
+            Split::Fractions(f) => format!("{},{},{}", f[0], f[1], f[2]),
+            Split::Rows(c) => format!("{},{},{}", c[0], c[1], c[2]),
+        }
+    }
+}
+
+impl TryFrom<String> for Split {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        s.parse()
+    }
+}
+
+/// Per-column standardisation `z = (v − mean) / std`, statistics of the training rows only
+/// (population standard deviation, as scikit-learn's `StandardScaler`; a constant column gets
+/// std 1).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Scaler {
+    /// Mean per input column.
+    pub mean: Vec<f64>,
+    /// Standard deviation per input column.
+    pub std: Vec<f64>,
+}
+
+impl Scaler {
+    /// Statistics of `rows` of the given table columns.
+    pub fn fit(table: &Table, cols: &[usize], rows: Range<usize>) -> Scaler {
+        let n = rows.len().max(1) as f64;
+        let mut mean = vec![0.0; cols.len()];
+        let mut std = vec![0.0; cols.len()];
+        for (k, &c) in cols.iter().enumerate() {
+            let m = rows.clone().map(|r| table.get(r, c) as f64).sum::<f64>() / n;
+            let var = rows
+                .clone()
+                .map(|r| (table.get(r, c) as f64 - m).powi(2))
+                .sum::<f64>()
+                / n;
+            mean[k] = m;
+            std[k] = if var > 0.0 { var.sqrt() } else { 1.0 };
+        }
+        Scaler { mean, std }
+    }
+
+    /// Standardises value `v` of column `k`.
+    pub fn apply(&self, k: usize, v: f64) -> f64 {
+        (v - self.mean[k]) / self.std[k]
+    }
+
+    /// Undoes [`Scaler::apply`].
+    pub fn undo(&self, k: usize, z: f64) -> f64 {
+        z * self.std[k] + self.mean[k]
+    }
+}
+
+/// Which columns a forecaster reads and predicts, and how they are scaled: everything needed to
+/// turn a table into model inputs again (saved in the run's `config.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ColumnSpec {
+    /// Setting.
+    pub mode: Mode,
+    /// Input columns, in model order.
+    pub inputs: Vec<String>,
+    /// Forecast columns, each also an input column.
+    pub targets: Vec<String>,
+    /// The date (or time) column, if any, copied into forecasts.
+    pub date_column: Option<String>,
+    /// Standardisation of the input columns.
+    pub scaler: Scaler,
+}
+
+impl ColumnSpec {
+    /// Chooses columns for `mode` from `table`: `features` (default every numeric column) and
+    /// `targets` (default the last feature), and fits the scaler on `train_rows`.
+    ///
+    /// # Errors
+    /// [`Error::Data`] for a missing or non-numeric column; [`Error::Config`] for a target that
+    /// is not among the features in `MS` mode, or an empty feature list.
+    pub fn choose(
+        table: &Table,
+        mode: Mode,
+        features: Option<&[String]>,
+        targets: Option<&[String]>,
+        date_column: Option<&str>,
+        train_rows: Range<usize>,
+    ) -> Result<ColumnSpec> {
+        if let Some(d) = date_column {
+            if table.text_column(d).is_none() && table.column(d).is_err() {
+                return Err(Error::Data {
+                    path: table.path.clone(),
+                    message: format!("no date column `{d}`"),
+                });
+            }
+        }
+        let features: Vec<String> = match features {
+            Some(f) => {
+                for c in f {
+                    table.column(c)?;
+                }
+                f.to_vec()
+            }
+            None => table
+                .columns
+                .iter()
+                .filter(|c| Some(c.as_str()) != date_column)
+                .cloned()
+                .collect(),
+        };
+        if features.is_empty() {
+            return Err(Error::Data {
+                path: table.path.clone(),
+                message: "no numeric columns to forecast".into(),
+            });
+        }
+        let targets: Vec<String> = match targets {
+            Some(t) if !t.is_empty() => {
+                for c in t {
+                    table.column(c)?;
+                }
+                t.to_vec()
+            }
+            _ => vec![features[features.len() - 1].clone()],
+        };
+        let (inputs, targets) = match mode {
+            Mode::M => (features.clone(), features),
+            Mode::S => (targets.clone(), targets),
+            Mode::MS => {
+                if let Some(t) = targets.iter().find(|t| !features.contains(t)) {
+                    return Err(Error::Config(format!(
+                        "target `{t}` is not among the features ({})",
+                        features.join(", ")
+                    )));
+                }
+                (features, targets)
+            }
+        };
+        let cols = inputs
+            .iter()
+            .map(|c| table.column(c))
+            .collect::<Result<Vec<_>>>()?;
+        let scaler = Scaler::fit(table, &cols, train_rows);
+        let date_column = match date_column {
+            Some(d) => Some(d.to_string()),
+            None => table
+                .text
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("date"))
+                .map(|(n, _)| n.clone()),
+        };
+        Ok(ColumnSpec {
+            mode,
+            inputs,
+            targets,
+            date_column,
+            scaler,
+        })
+    }
+
+    /// Position of each target among the inputs.
+    pub fn target_index(&self) -> Vec<usize> {
+        self.targets
+            .iter()
+            .map(|t| self.inputs.iter().position(|i| i == t).unwrap_or(0))
+            .collect()
+    }
+}
+
+/// A table's selected columns, standardised: `z[rows, I]`, with the target positions.
+#[derive(Clone, Debug)]
+pub struct Series {
+    /// Standardised inputs `z[rows, I]`.
+    pub z: Vec<f32>,
+    /// Rows.
+    pub rows: usize,
+    /// Input columns `I`.
+    pub inputs: usize,
+    /// Position of each target among the inputs (`C` values).
+    pub targets: Vec<usize>,
+}
+
+impl Series {
+    /// Standardises the columns of `spec` from `table`.
+    pub fn new(table: &Table, spec: &ColumnSpec) -> Result<Series> {
+        let cols = spec
+            .inputs
+            .iter()
+            .map(|c| table.column(c))
+            .collect::<Result<Vec<_>>>()?;
+        let mut z = Vec::with_capacity(table.rows * cols.len());
+        for r in 0..table.rows {
+            for (k, &c) in cols.iter().enumerate() {
+                z.push(spec.scaler.apply(k, table.get(r, c) as f64) as f32);
+            }
+        }
+        Ok(Series {
+            z,
+            rows: table.rows,
+            inputs: cols.len(),
+            targets: spec.target_index(),
+        })
+    }
+
+    /// Start rows of every window of `lookback + horizon` rows inside `range`.
+    pub fn windows(range: Range<usize>, lookback: usize, horizon: usize) -> Vec<usize> {
+        let span = lookback + horizon;
+        if range.len() < span {
+            return Vec::new();
+        }
+        (range.start..=range.end - span).collect()
+    }
+
+    /// Fills `x[L, B, I]` and `y[B, K, C]` for windows starting at `starts` (`B` of them).
+    pub fn gather(
+        &self,
+        starts: &[usize],
+        lookback: usize,
+        horizon: usize,
+        x: &mut [f32],
+        y: &mut [f32],
+    ) {
+        let (b, i, c) = (starts.len(), self.inputs, self.targets.len());
+        for (r, &s) in starts.iter().enumerate() {
+            for t in 0..lookback {
+                let src = &self.z[(s + t) * i..(s + t + 1) * i];
+                x[(t * b + r) * i..(t * b + r + 1) * i].copy_from_slice(src);
+            }
+            for k in 0..horizon {
+                for (j, &col) in self.targets.iter().enumerate() {
+                    y[(r * horizon + k) * c + j] = self.z[(s + lookback + k) * i + col];
+                }
+            }
+        }
+    }
+
+    /// Fills `x[L, 1, I]` with the last `lookback` rows (the window for forecasting the future).
+    pub fn last_window(&self, lookback: usize, x: &mut [f32]) {
+        let i = self.inputs;
+        x.copy_from_slice(&self.z[(self.rows - lookback) * i..self.rows * i]);
+    }
+}
+
+/// Error figures of a set of windows, over every target column and horizon step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ForecastMetrics {
+    /// Windows evaluated.
+    pub windows: usize,
+    /// Mean squared error, standardised scale (the papers' convention).
+    pub mse: f64,
+    /// Mean absolute error, standardised scale.
+    pub mae: f64,
+    /// Mean squared error in the original units.
+    pub mse_original: f64,
+    /// Mean absolute error in the original units.
+    pub mae_original: f64,
+    /// Persistence baseline (repeat the last input value), standardised MSE.
+    pub persistence_mse: f64,
+    /// Persistence baseline, standardised MAE.
+    pub persistence_mae: f64,
+    /// Persistence baseline, MSE in the original units.
+    pub persistence_mse_original: f64,
+    /// Persistence baseline, MAE in the original units.
+    pub persistence_mae_original: f64,
+}
+
+/// Windows per inference batch in evaluation.
+pub const EVAL_BATCH: usize = 256;
+
+/// Forecasts every window starting at `starts` and compares with the truth and the persistence
+/// baseline. `scaler` is the spec's (target `j` is input `series.targets[j]`).
+pub fn evaluate(
+    model: &Forecaster,
+    params: &[f32],
+    series: &Series,
+    scaler: &Scaler,
+    starts: &[usize],
+) -> Result<ForecastMetrics> {
+    let cfg = *model.config();
+    let (l, k, c) = (cfg.lookback, cfg.horizon, series.targets.len());
+    let mut ws = ForecastWorkspace::default();
+    let (mut x, mut y, mut out) = (Vec::new(), Vec::new(), Vec::new());
+    let mut m = ForecastMetrics {
+        windows: starts.len(),
+        ..ForecastMetrics::default()
+    };
+    for chunk in starts.chunks(EVAL_BATCH) {
+        let b = chunk.len();
+        x.resize(l * b * series.inputs, 0.0);
+        y.resize(b * k * c, 0.0);
+        out.resize(b * k * c, 0.0);
+        series.gather(chunk, l, k, &mut x, &mut y);
+        model.predict(params, &x, b, &mut out, &mut ws)?;
+        for (r, &s) in chunk.iter().enumerate() {
+            for step in 0..k {
+                for (j, &col) in series.targets.iter().enumerate() {
+                    let idx = (r * k + step) * c + j;
+                    let (p, t) = (out[idx] as f64, y[idx] as f64);
+                    let last = series.z[(s + l - 1) * series.inputs + col] as f64;
+                    let sd = scaler.std[col];
+                    m.mse += (p - t).powi(2);
+                    m.mae += (p - t).abs();
+                    m.mse_original += ((p - t) * sd).powi(2);
+                    m.mae_original += ((p - t) * sd).abs();
+                    m.persistence_mse += (last - t).powi(2);
+                    m.persistence_mae += (last - t).abs();
+                    m.persistence_mse_original += ((last - t) * sd).powi(2);
+                    m.persistence_mae_original += ((last - t) * sd).abs();
+                }
+            }
+        }
+    }
+    let n = (starts.len() * k * c).max(1) as f64;
+    for v in [
+        &mut m.mse,
+        &mut m.mae,
+        &mut m.mse_original,
+        &mut m.mae_original,
+        &mut m.persistence_mse,
+        &mut m.persistence_mae,
+        &mut m.persistence_mse_original,
+        &mut m.persistence_mae_original,
+    ] {
+        *v /= n;
+    }
+    Ok(m)
+}
+
+/// Forecasts for the windows starting at `starts`, in the original units: `[N, K, C]`.
+pub fn forecast_original(
+    model: &Forecaster,
+    params: &[f32],
+    series: &Series,
+    scaler: &Scaler,
+    starts: &[usize],
+) -> Result<Vec<f64>> {
+    let cfg = *model.config();
+    let (l, k, c) = (cfg.lookback, cfg.horizon, series.targets.len());
+    let mut ws = ForecastWorkspace::default();
+    let mut all = Vec::with_capacity(starts.len() * k * c);
+    let (mut x, mut y, mut out) = (Vec::new(), Vec::new(), Vec::new());
+    for chunk in starts.chunks(EVAL_BATCH) {
+        let b = chunk.len();
+        x.resize(l * b * series.inputs, 0.0);
+        y.resize(b * k * c, 0.0);
+        out.resize(b * k * c, 0.0);
+        series.gather(chunk, l, k, &mut x, &mut y);
+        model.predict(params, &x, b, &mut out, &mut ws)?;
+        for (idx, v) in out.iter().enumerate() {
+            all.push(scaler.undo(series.targets[idx % c], *v as f64));
+        }
+    }
+    Ok(all)
+}
+
+/// The forecasting task for the shared loop: shuffled training windows in batches, validation
+/// by standardised MSE (score = −MSE).
+pub struct ForecastTask<'a> {
+    model: &'a Forecaster,
+    series: &'a Series,
+    scaler: &'a Scaler,
+    train: Vec<usize>,
+    valid: Vec<usize>,
+    batch: usize,
+    cache: ForecastCache,
+    ws: ForecastWorkspace,
+    x: Vec<f32>,
+    y: Vec<f32>,
+}
+
+impl<'a> ForecastTask<'a> {
+    /// A task over the given training and validation window starts, `batch` windows a step.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when either split has no window or `batch` is 0.
+    pub fn new(
+        model: &'a Forecaster,
+        series: &'a Series,
+        scaler: &'a Scaler,
+        train: Vec<usize>,
+        valid: Vec<usize>,
+        batch: usize,
+    ) -> Result<Self> {
+        if batch == 0 {
+            return Err(Error::Config("batch size must be at least 1, got 0".into()));
+        }
+        let cfg = model.config();
+        for (name, w) in [("training", &train), ("validation", &valid)] {
+            if w.is_empty() {
+                return Err(Error::Config(format!(
+                    "the {name} split is too short for one window of lookback {} + horizon {}",
+                    cfg.lookback, cfg.horizon
+                )));
+            }
+        }
+        Ok(ForecastTask {
+            model,
+            series,
+            scaler,
+            train,
+            valid,
+            batch,
+            cache: ForecastCache::default(),
+            ws: ForecastWorkspace::default(),
+            x: Vec::new(),
+            y: Vec::new(),
+        })
+    }
+}
+
+impl SupervisedTask for ForecastTask<'_> {
+    fn num_params(&self) -> usize {
+        self.model.num_params()
+    }
+
+    fn score_name(&self) -> &'static str {
+        "neg_mse"
+    }
+
+    fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
+        self.train.shuffle(rng);
+        self.train.len().div_ceil(self.batch)
+    }
+
+    fn train_step(
+        &mut self,
+        params: &[f32],
+        grads: &mut [f32],
+        index: usize,
+        rng: &mut SeqRng,
+    ) -> Result<BatchLoss> {
+        let cfg = *self.model.config();
+        let lo = index * self.batch;
+        let starts = &self.train[lo..(lo + self.batch).min(self.train.len())];
+        let b = starts.len();
+        self.x.resize(cfg.lookback * b * self.series.inputs, 0.0);
+        self.y.resize(b * cfg.horizon * cfg.outputs, 0.0);
+        self.series
+            .gather(starts, cfg.lookback, cfg.horizon, &mut self.x, &mut self.y);
+        let loss = self
+            .model
+            .forward_train(params, &self.x, &self.y, b, &mut self.cache, rng)?;
+        self.model
+            .backward(params, grads, &self.cache, &mut self.ws)?;
+        Ok(BatchLoss { loss, examples: b })
+    }
+
+    fn validate(&mut self, params: &[f32]) -> Result<Validation> {
+        let m = evaluate(self.model, params, self.series, self.scaler, &self.valid)?;
+        Ok(Validation {
+            loss: m.mse,
+            score: -m.mse,
+        })
+    }
+
+    fn tensors(&self, params: &[f32]) -> TensorFile {
+        forecaster_tensors(self.model, params)
+    }
+}
+
+/// The model's weights as named tensors (`rnn.*`, `decoder.*`, `head.*`).
+pub fn forecaster_tensors(model: &Forecaster, params: &[f32]) -> TensorFile {
+    let mut f = TensorFile::default();
+    for (name, shape, range) in model.tensors() {
+        f.tensors.insert(
+            name,
+            Tensor {
+                shape,
+                data: params[range].to_vec(),
+            },
+        );
+    }
+    f.metadata.insert("format".into(), "seqrnn-forecast".into());
+    f
+}
+
+/// Reads the weights of `model` from `file` (as written by [`forecaster_tensors`]).
+pub fn forecaster_params(model: &Forecaster, file: &TensorFile, path: &Path) -> Result<Vec<f32>> {
+    let mut p = vec![0.0; model.num_params()];
+    for (name, shape, range) in model.tensors() {
+        let t = file.get(&name).map_err(|m| Error::Format {
+            path: path.to_path_buf(),
+            message: format!("{m} (not a forecaster of this shape)"),
+        })?;
+        if t.shape != shape || t.data.iter().any(|v| !v.is_finite()) {
+            return Err(Error::Format {
+                path: path.to_path_buf(),
+                message: format!(
+                    "tensor `{name}` has shape {:?} or non-finite values, expected shape {shape:?}",
+                    t.shape
+                ),
+            });
+        }
+        p[range].copy_from_slice(&t.data);
+    }
+    Ok(p)
+}
+
+/// Training settings of a forecasting run beyond the shared loop's.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ForecastTrainConfig {
+    /// Windows per step.
+    pub batch: usize,
+    /// The shared loop's settings.
+    pub fit: crate::train::fit::FitConfig,
+}
+
+/// The `config.json` of a forecasting run: everything `eval` and `predict` need besides the
+/// weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ForecastRunConfig {
+    /// Format version ([`crate::train::fit::TASK_FORMAT_VERSION`]).
+    pub format: u32,
+    /// Always `"forecast"`.
+    pub task: String,
+    /// Columns and standardisation.
+    pub columns: ColumnSpec,
+    /// The model.
+    pub model: crate::model::forecaster::ForecasterConfig,
+    /// The split used in training (the default of `eval`).
+    pub split: Split,
+    /// Training settings.
+    pub train: ForecastTrainConfig,
+}
+
+impl ForecastRunConfig {
+    /// Task name in `config.json`.
+    pub const TASK: &'static str = "forecast";
+
+    /// Writes `config.json` into `run` atomically.
+    pub fn save(&self, run: &crate::run::RunDir) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(|e| Error::Format {
+            path: run.config_path(),
+            message: e.to_string(),
+        })?;
+        crate::io::write_atomic(&run.config_path(), text.as_bytes())
+    }
+
+    /// Reads `config.json` of `run`, refusing other kinds of run with a clear message.
+    pub fn load(run: &crate::run::RunDir) -> Result<Self> {
+        let v = crate::train::fit::load_task_config(run, Self::TASK)?;
+        let c: ForecastRunConfig = serde_json::from_value(v).map_err(|e| Error::Format {
+            path: run.config_path(),
+            message: format!("unreadable forecasting configuration ({e})"),
+        })?;
+        c.model.validate()?;
+        if c.columns.inputs.len() != c.model.inputs
+            || c.columns.targets.len() != c.model.outputs
+            || c.columns.scaler.mean.len() != c.model.inputs
+            || c.columns.scaler.std.len() != c.model.inputs
+        {
+            return Err(Error::Format {
+                path: run.config_path(),
+                message: "columns, scaler and model sizes disagree".into(),
+            });
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Table {
+        let mut text = String::from("date,a,b\n");
+        for r in 0..20 {
+            text += &format!("d{r},{},{}\n", r as f32, 10.0 - 2.0 * r as f32);
+        }
+        Table::parse(&text, Path::new("t.csv")).unwrap()
+    }
+
+    #[test]
+    fn splits_parse_and_place_windows() {
+        assert_eq!("informer".parse::<Split>().unwrap(), Split::Informer);
+        assert_eq!("10,4,6".parse::<Split>().unwrap(), Split::Rows([10, 4, 6]));
+        let f: Split = "0.5,0.25,0.25".parse().unwrap();
+        let r = f.ranges(20, 3).unwrap();
+        assert_eq!(
+            r,
+            SplitRanges {
+                train: 0..10,
+                valid: 7..15,
+                test: 12..20
+            }
+        );
+        let r = Split::Informer.ranges(17_420, 96).unwrap();
+        assert_eq!(r.valid, 8544..11520);
+        assert_eq!(r.test, 11424..14400);
+        for bad in ["", "1,2", "0.5,0.6,0.1", "a,b,c", "0,1,1"] {
+            assert!(bad.parse::<Split>().is_err(), "{bad}");
+        }
+        assert!(Split::Informer.ranges(1000, 96).is_err());
+        // Windows whose rows stay inside the range.
+        assert_eq!(Series::windows(12..20, 3, 2), vec![12, 13, 14, 15]);
+        assert!(Series::windows(0..4, 3, 2).is_empty());
+    }
+
+    #[test]
+    fn standardisation_round_trip_uses_training_rows_only() {
+        let t = table();
+        let spec = ColumnSpec::choose(&t, Mode::M, None, None, None, 0..10).unwrap();
+        assert_eq!(spec.inputs, ["a", "b"]);
+        assert_eq!(spec.date_column.as_deref(), Some("date"));
+        // Training rows 0..10 of `a`: mean 4.5, population std √8.25.
+        assert!((spec.scaler.mean[0] - 4.5).abs() < 1e-12);
+        assert!((spec.scaler.std[0] - 8.25f64.sqrt()).abs() < 1e-12);
+        let s = Series::new(&t, &spec).unwrap();
+        for r in 0..20 {
+            for k in 0..2 {
+                let back = spec.scaler.undo(k, s.z[r * 2 + k] as f64);
+                assert!((back - t.get(r, k) as f64).abs() < 1e-5);
+            }
+        }
+        let ms = ColumnSpec::choose(&t, Mode::MS, None, Some(&["a".into()]), None, 0..10).unwrap();
+        assert_eq!((ms.inputs.len(), ms.target_index()), (2, vec![0]));
+        let us = ColumnSpec::choose(&t, Mode::S, None, None, None, 0..10).unwrap();
+        assert_eq!(
+            (us.inputs.clone(), us.targets.clone()),
+            (vec!["b".to_string()], vec!["b".to_string()])
+        );
+        assert!(ColumnSpec::choose(&t, Mode::M, None, Some(&["z".into()]), None, 0..10).is_err());
+        assert!(ColumnSpec::choose(
+            &t,
+            Mode::MS,
+            Some(&["a".into()]),
+            Some(&["b".into()]),
+            None,
+            0..10
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn gather_lays_out_windows_and_persistence_is_exact_on_a_constant() {
+        let t = table();
+        let spec = ColumnSpec::choose(&t, Mode::S, None, Some(&["a".into()]), None, 0..10).unwrap();
+        let s = Series::new(&t, &spec).unwrap();
+        let (mut x, mut y) = (vec![0.0; 3 * 2], vec![0.0; 2 * 2]);
+        s.gather(&[0, 5], 3, 2, &mut x, &mut y);
+        let z = |r: usize| s.z[r];
+        assert_eq!(x, [z(0), z(5), z(1), z(6), z(2), z(7)]);
+        assert_eq!(y, [z(3), z(4), z(8), z(9)]);
+    }
+}
