@@ -7,6 +7,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod bench;
+mod compare;
+mod inspect;
 mod lm;
 mod progress;
 
@@ -30,6 +32,12 @@ enum Command {
     Import(lm::ImportArgs),
     /// Fetch a dataset (Penn Treebank) and verify its checksums.
     Download(DownloadArgs),
+    /// Compare runs: train LSTM and GRU (or more) on the same data and budget, or gather
+    /// finished runs, and write a report with tables and charts.
+    Compare(compare::CompareArgs),
+    /// Look inside a trained language model: gate activations and states per token (CSV and
+    /// heatmaps), the units that follow properties of the text, gate saturation.
+    Inspect(inspect::InspectArgs),
     /// Measure throughput.
     Bench {
         #[command(subcommand)]
@@ -118,6 +126,8 @@ fn main() -> ExitCode {
         Command::Import(a) => lm::import_cmd(a),
         Command::Download(a) => download(a),
         Command::Bench { what } => bench::run(what),
+        Command::Compare(a) => compare::compare_cmd(a),
+        Command::Inspect(a) => inspect::inspect_cmd(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -35,6 +35,7 @@ pub mod data;
 pub mod dropout;
 pub mod error;
 pub mod generate;
+pub mod inspect;
 pub mod io;
 pub mod linalg;
 pub mod model;

@@ -5,10 +5,14 @@
 //! - [`plot`]: charts, the learning curve of one run ([`learning_curve_svg`]) and the
 //!   general line chart used for comparisons ([`line_chart_svg`]); SVG, or PNG when the path
 //!   ends in `.png`;
-//! - [`raster`]: the PNG renderer behind them (SVG drawn by `resvg` with bundled fonts).
+//! - [`raster`]: the PNG renderer behind them (SVG drawn by `resvg` with bundled fonts);
+//! - [`compare`]: reports comparing several runs (`seqrnn compare`);
+//! - [`heatmap`]: heatmaps of activations and text shaded by one unit (`seqrnn inspect`).
 //!
 //! Every file is written atomically (see [`crate::io::write_atomic`]).
 
+pub mod compare;
+pub mod heatmap;
 pub mod metrics;
 pub mod plot;
 pub mod raster;

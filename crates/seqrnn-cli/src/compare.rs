@@ -1,0 +1,522 @@
+//! `seqrnn compare`: train several cells on the same data with the same budget, or gather
+//! finished runs, and write a comparison report.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context, Result};
+use clap::Args;
+use seqrnn::data::{self, Corpus, TokenKind};
+use seqrnn::dropout::{Dropout, DropoutKind};
+use seqrnn::model::{LanguageModel, LmConfig, LmInit, OutputWeights};
+use seqrnn::optim::AdamConfig;
+use seqrnn::report::compare::{
+    load_run, measure_lm, reset_peak_rss, write_report, ReportOptions, RunSummary,
+};
+use seqrnn::report::metrics::read_metrics;
+use seqrnn::rnn::CellKind;
+use seqrnn::run::{load_checkpoint, RunConfig, RunDir, FORMAT_VERSION};
+use seqrnn::train::{self, Optimizer, Preset, Start, TrainConfig};
+
+use crate::lm::{OptimArg, PresetArg, TokensArg};
+use crate::progress::TrainProgress;
+use crate::CellArg;
+
+/// `seqrnn compare`.
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// Finished run directories to compare, comma-separated; nothing is trained. With --data,
+    /// figures the runs did not record (test perplexity, evaluation speed and memory) are
+    /// measured on that corpus.
+    #[arg(long, value_delimiter = ',')]
+    runs: Vec<PathBuf>,
+    /// Corpus to train every run on (as for `train`; default: $SEQRNN_DATA/ptb or
+    /// tinyshakespeare), or, with --runs, to measure them on.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Report folder: report.md, report.html, report.json, the charts, and runs/ with the
+    /// trained runs.
+    #[arg(long)]
+    out: PathBuf,
+    /// Cells to train, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "lstm,gru")]
+    cells: Vec<CellArg>,
+    /// Units per layer, comma-separated: every cell is trained at every size (default: the
+    /// preset's).
+    #[arg(long, value_delimiter = ',')]
+    hidden: Vec<usize>,
+    /// Token kind.
+    #[arg(long, value_enum, default_value = "word")]
+    tokens: TokensArg,
+    /// Zaremba et al. configuration shared by all runs; explicit flags override its values.
+    #[arg(long, value_enum, default_value = "small")]
+    preset: PresetArg,
+    /// Recurrent layers.
+    #[arg(long)]
+    layers: Option<usize>,
+    /// Embedding width (default: hidden).
+    #[arg(long)]
+    embed: Option<usize>,
+    /// Dropout on non-recurrent connections.
+    #[arg(long)]
+    dropout: Option<f32>,
+    /// BPTT window length.
+    #[arg(long)]
+    bptt: Option<usize>,
+    /// Batch columns.
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Optimiser.
+    #[arg(long, value_enum, default_value = "sgd")]
+    optim: OptimArg,
+    /// Learning rate (mean-loss convention, as for `train`).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Maximum global gradient norm.
+    #[arg(long)]
+    clip: Option<f64>,
+    /// Learning-rate factor per epoch after --decay-after epochs.
+    #[arg(long)]
+    lr_decay: Option<f64>,
+    /// Epochs at the initial learning rate.
+    #[arg(long)]
+    decay_after: Option<usize>,
+    /// Epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Token budget of every run: training stops after this many training tokens (rounded up
+    /// to whole steps).
+    #[arg(long)]
+    max_tokens: Option<u64>,
+    /// Wall-clock budget of every run in seconds, checked at the end of each epoch: no epoch
+    /// starts after it is spent.
+    #[arg(long)]
+    max_seconds: Option<f64>,
+    /// Seed of initialisation and dropout, the same for every run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Threads (default: all cores). Runs train one after another on the same threads.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Uniform initialisation scale (default: the preset's).
+    #[arg(long)]
+    init: Option<f32>,
+    /// Evaluation batch size (1: each split as one stream).
+    #[arg(long, default_value_t = 1)]
+    eval_batch: usize,
+    /// Target validation perplexity of the time-to-target column (default: the weakest run's
+    /// best, so that every run reaches it).
+    #[arg(long)]
+    target: Option<f64>,
+    /// Report title.
+    #[arg(long)]
+    title: Option<String>,
+    /// Replace runs already in OUT/runs.
+    #[arg(long)]
+    force: bool,
+    /// Print report.json instead of the summary lines.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Flags that only apply when training.
+fn training_flags(a: &CompareArgs) -> Vec<&'static str> {
+    let mut used = Vec::new();
+    let mut flag = |set: bool, name: &'static str| {
+        if set {
+            used.push(name);
+        }
+    };
+    flag(!a.hidden.is_empty(), "--hidden");
+    flag(a.layers.is_some(), "--layers");
+    flag(a.embed.is_some(), "--embed");
+    flag(a.dropout.is_some(), "--dropout");
+    flag(a.bptt.is_some(), "--bptt");
+    flag(a.batch.is_some(), "--batch");
+    flag(a.lr.is_some(), "--lr");
+    flag(a.clip.is_some(), "--clip");
+    flag(a.lr_decay.is_some(), "--lr-decay");
+    flag(a.decay_after.is_some(), "--decay-after");
+    flag(a.epochs.is_some(), "--epochs");
+    flag(a.max_tokens.is_some(), "--max-tokens");
+    flag(a.max_seconds.is_some(), "--max-seconds");
+    flag(a.init.is_some(), "--init");
+    flag(a.force, "--force");
+    used
+}
+
+/// The command line as typed, for the report.
+fn command_line() -> String {
+    std::env::args()
+        .enumerate()
+        .map(|(i, a)| {
+            let a = if i == 0 { "seqrnn".to_string() } else { a };
+            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c)) {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            } else {
+                a
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn compare_cmd(a: CompareArgs) -> Result<()> {
+    crate::set_threads(a.threads)?;
+    ensure!(a.eval_batch >= 1, "--eval-batch must be at least 1");
+    let mut notes = Vec::new();
+    let dirs = if a.runs.is_empty() {
+        train_runs(&a, &mut notes)?
+    } else {
+        let flags = training_flags(&a);
+        ensure!(
+            flags.is_empty(),
+            "--runs builds the report from finished runs, so {} (training flags) cannot be used \
+             with it",
+            flags.join(", ")
+        );
+        ensure!(
+            a.runs.len() >= 2,
+            "--runs needs at least two run directories, comma-separated"
+        );
+        a.runs.clone()
+    };
+
+    let mut runs = Vec::new();
+    for dir in &dirs {
+        let run =
+            load_run(dir).with_context(|| format!("cannot read the run {}", dir.display()))?;
+        runs.push(run);
+    }
+    seqrnn::report::compare::check_comparable(&runs)?;
+
+    // With --runs and --data: measure what the runs did not record.
+    if !a.runs.is_empty() {
+        if let Some(data_path) = &a.data {
+            for run in runs.iter_mut() {
+                if run.summary.eval.is_some() {
+                    continue;
+                }
+                ensure!(
+                    run.task == "lm",
+                    "{}: only language-model runs can be measured here; leave out --data",
+                    run.dir.display()
+                );
+                eprintln!("measuring {} on {}", run.name, data_path.display());
+                let e = measure_lm(&run.dir, data_path, a.eval_batch).with_context(|| {
+                    format!(
+                        "could not evaluate {} on {}",
+                        run.dir.display(),
+                        data_path.display()
+                    )
+                })?;
+                run.summary.eval = Some(e);
+            }
+            notes.push(format!(
+                "Evaluation figures measured by `seqrnn compare` from the saved best weights, \
+                 one run after another on {} thread(s); the training figures come from each \
+                 run's `metrics.csv`.",
+                seqrnn::linalg::threads()
+            ));
+        }
+    }
+
+    let report = write_report(
+        &a.out,
+        &runs,
+        &ReportOptions {
+            title: a.title.clone(),
+            target: a.target,
+            command: Some(command_line()),
+            notes,
+        },
+    )?;
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        for r in &report.rows {
+            println!(
+                "{:<24} {:<12} best valid {} {:.2} (epoch {}){}",
+                r.name,
+                r.model,
+                report.metric.name,
+                r.best_valid,
+                r.best_epoch,
+                match (&r.eval_value, &r.eval_split) {
+                    (Some(v), Some(s)) => format!(", {s} {v:.2}"),
+                    _ => String::new(),
+                }
+            );
+        }
+        println!("report in {}", a.out.join("report.md").display());
+    }
+    Ok(())
+}
+
+fn default_data(tokens: TokensArg) -> Result<PathBuf> {
+    let base = std::env::var_os("SEQRNN_DATA").context(
+        "no --data given and SEQRNN_DATA is not set: point --data at a corpus folder, or give \
+         --runs to compare finished runs",
+    )?;
+    Ok(match tokens {
+        TokensArg::Word => PathBuf::from(base).join("ptb"),
+        TokensArg::Char => PathBuf::from(base).join("tinyshakespeare"),
+    })
+}
+
+fn load_corpus(path: &Path, tokens: TokensArg) -> Result<Corpus> {
+    Ok(match tokens {
+        TokensArg::Word => data::load_word_corpus(path)?,
+        TokensArg::Char => {
+            let file = if path.is_dir() {
+                path.join("input.txt")
+            } else {
+                path.to_path_buf()
+            };
+            data::load_char_corpus(&file)?
+        }
+    })
+}
+
+/// Trains every cell × size on the same data with the same settings; returns the run folders.
+fn train_runs(a: &CompareArgs, notes: &mut Vec<String>) -> Result<Vec<PathBuf>> {
+    let data_path = match &a.data {
+        Some(p) => p.clone(),
+        None => default_data(a.tokens)?,
+    };
+    ensure!(!a.cells.is_empty(), "--cells names no cell");
+    let corpus = load_corpus(&data_path, a.tokens)
+        .with_context(|| format!("could not load the corpus from {}", data_path.display()))?;
+    let preset = match a.preset {
+        PresetArg::Small => Preset::Small,
+        PresetArg::Medium => Preset::Medium,
+        PresetArg::Large => Preset::Large,
+    };
+    let (layers, preset_hidden, preset_init, preset_dropout) = preset.model();
+    let sizes = if a.hidden.is_empty() {
+        vec![preset_hidden]
+    } else {
+        a.hidden.clone()
+    };
+    let p = preset.train_config();
+    let bptt = a.bptt.unwrap_or(p.bptt);
+    let batch = a.batch.unwrap_or(p.batch);
+    let max_steps = a
+        .max_tokens
+        .map(|t| t.div_ceil((bptt * batch).max(1) as u64));
+    ensure!(
+        a.max_seconds.is_none_or(|s| s.is_finite() && s > 0.0),
+        "--max-seconds must be positive"
+    );
+    let train_cfg = TrainConfig {
+        bptt,
+        batch,
+        optimizer: match a.optim {
+            OptimArg::Sgd => Optimizer::Sgd,
+            OptimArg::Adam => Optimizer::Adam(AdamConfig::default()),
+        },
+        lr: a.lr.unwrap_or(match a.optim {
+            OptimArg::Sgd => p.lr,
+            OptimArg::Adam => 1e-3,
+        }),
+        clip: Some(a.clip.unwrap_or(p.clip.unwrap_or(0.25))),
+        lr_decay: a.lr_decay.unwrap_or(match a.optim {
+            OptimArg::Sgd => p.lr_decay,
+            OptimArg::Adam => 1.0,
+        }),
+        decay_after: a.decay_after.unwrap_or(p.decay_after),
+        epochs: a.epochs.unwrap_or(p.epochs),
+        max_steps,
+        seed: a.seed,
+        eval_batch: a.eval_batch,
+    };
+    train_cfg.validate()?;
+    data::Batched::new(&corpus.train, train_cfg.batch).context("training split")?;
+    data::Batched::new(&corpus.valid, train_cfg.eval_batch).context("validation split")?;
+
+    // Every run, checked before any is trained.
+    let mut plan = Vec::new();
+    for &hidden in &sizes {
+        for &cell in &a.cells {
+            let cell_kind = CellKind::from(cell);
+            let model_cfg = LmConfig {
+                vocab: corpus.vocab.len(),
+                embed: a.embed.unwrap_or(hidden),
+                cell: cell_kind,
+                hidden,
+                layers: a.layers.unwrap_or(layers),
+                dropout: Dropout {
+                    p: a.dropout.unwrap_or(preset_dropout),
+                    kind: DropoutKind::Standard,
+                },
+                output: OutputWeights::Separate,
+            };
+            model_cfg.validate()?;
+            let name = if sizes.len() > 1 {
+                format!("{}-{hidden}", cell_kind.name())
+            } else {
+                cell_kind.name().to_string()
+            };
+            ensure!(
+                !plan.iter().any(|(n, _)| *n == name),
+                "{name} is listed twice in --cells/--hidden"
+            );
+            let dir = a.out.join("runs").join(&name);
+            if RunDir::new(&dir).holds_run() && !a.force {
+                bail!(
+                    "{} already holds a run: pass --force to train it again, or compare the \
+                     finished runs with --runs",
+                    dir.display()
+                );
+            }
+            plan.push((name, model_cfg));
+        }
+    }
+
+    // The test split is evaluated once at the end, timed, rather than inside training.
+    let train_corpus = Corpus {
+        test: None,
+        ..corpus.clone()
+    };
+    let kind: TokenKind = a.tokens.into();
+    let mut dirs = Vec::new();
+    for (name, model_cfg) in plan {
+        let run = RunDir::new(a.out.join("runs").join(&name));
+        run.create()?;
+        for f in [
+            run.checkpoint_path(),
+            run.model_path(),
+            run.metrics_path(),
+            run.dir.join(seqrnn::report::compare::SUMMARY_FILE),
+        ] {
+            let _ = std::fs::remove_file(f);
+        }
+        corpus.vocab.save(&run.vocab_path())?;
+        run.save_config(&RunConfig {
+            format: FORMAT_VERSION,
+            tokens: kind.into(),
+            model: model_cfg,
+            train: serde_json::to_value(train_cfg)?,
+        })?;
+        let model = LanguageModel::new(model_cfg)?;
+        let mut params =
+            model.init_params(LmInit::Uniform(a.init.unwrap_or(preset_init)), a.seed)?;
+        let title = format!(
+            "{} {}×{}",
+            model_cfg.cell.name().to_uppercase(),
+            model_cfg.layers,
+            model_cfg.hidden
+        );
+        eprintln!(
+            "{name}: {title}, {} parameters, {} thread(s)",
+            model.num_params(),
+            seqrnn::linalg::threads()
+        );
+        let reset = reset_peak_rss();
+        let t0 = Instant::now();
+        train_one(
+            &model,
+            &mut params,
+            &train_corpus,
+            &train_cfg,
+            &run,
+            &title,
+            a.max_seconds,
+        )
+        .with_context(|| format!("training {name} failed"))?;
+        let train_seconds = t0.elapsed().as_secs_f64();
+        let train_peak = if reset {
+            seqrnn::bench::peak_rss_bytes()
+        } else {
+            None
+        };
+        drop(params);
+        let eval = if corpus.test.is_some() || kind == TokenKind::Char {
+            Some(
+                measure_lm(&run.dir, &data_path, a.eval_batch)
+                    .with_context(|| format!("could not evaluate {name}"))?,
+            )
+        } else {
+            None
+        };
+        RunSummary {
+            eval,
+            train_peak_rss_bytes: train_peak,
+            train_threads: Some(seqrnn::linalg::threads()),
+            train_seconds: Some(train_seconds),
+        }
+        .save(&run.dir)?;
+        dirs.push(run.dir.clone());
+    }
+    notes.push(format!(
+        "Runs trained one after another by `seqrnn compare` with the same settings and seed on \
+         {} thread(s){}; each run's `summary.json` holds the figures measured at its end.",
+        seqrnn::linalg::threads(),
+        match (a.max_tokens, a.max_seconds) {
+            (Some(t), Some(s)) => format!(", budget {t} tokens and {s} s each"),
+            (Some(t), None) => format!(", budget {t} tokens each"),
+            (None, Some(s)) => format!(", budget {s} s each (checked at epoch ends)"),
+            (None, None) => String::new(),
+        }
+    ));
+    Ok(dirs)
+}
+
+/// Trains one run: in one go, or, with a wall-clock budget, one epoch at a time (resuming from
+/// the checkpoint) until the budget is spent.
+fn train_one(
+    model: &LanguageModel,
+    params: &mut Vec<f32>,
+    corpus: &Corpus,
+    cfg: &TrainConfig,
+    run: &RunDir,
+    title: &str,
+    max_seconds: Option<f64>,
+) -> Result<()> {
+    let mut progress = TrainProgress::new();
+    let Some(budget) = max_seconds else {
+        let start = Start {
+            resume: None,
+            history: Vec::new(),
+        };
+        let r = train::train(model, params, corpus, cfg, run, title, start, &mut progress);
+        progress.finish();
+        r?;
+        return Ok(());
+    };
+    let t0 = Instant::now();
+    for epoch in 1..=cfg.epochs {
+        let start = if epoch == 1 {
+            Start {
+                resume: None,
+                history: Vec::new(),
+            }
+        } else {
+            let (p, adam, state) = load_checkpoint(&run.checkpoint_path(), model.num_params())?;
+            *params = p;
+            Start {
+                resume: Some((state, adam)),
+                history: read_metrics(&run.metrics_path())?,
+            }
+        };
+        let one = TrainConfig {
+            epochs: epoch,
+            ..*cfg
+        };
+        let r = train::train(
+            model,
+            params,
+            corpus,
+            &one,
+            run,
+            title,
+            start,
+            &mut progress,
+        );
+        progress.finish();
+        if r?.stopped_early || t0.elapsed().as_secs_f64() >= budget {
+            break;
+        }
+    }
+    Ok(())
+}
