@@ -119,6 +119,7 @@ fn lm(a: LmArgs) -> Result<()> {
             "eval_gflops": r.eval_gflops,
             "gemm_peak_gflops": r.gemm_peak_gflops,
             "train_fraction_of_peak": r.train_gflops / r.gemm_peak_gflops,
+            "generate_ms_per_token": r.generate_ms_per_token,
             "peak_rss_mib": peak,
         });
         println!("{v}");
@@ -147,6 +148,10 @@ fn lm(a: LmArgs) -> Result<()> {
             r.eval_tokens_per_s,
             r.eval_gflops,
             100.0 * r.eval_gflops / r.gemm_peak_gflops
+        );
+        println!(
+            "  generate {:.3} ms/token at batch 1 (sampling at temperature 0.8)",
+            r.generate_ms_per_token
         );
         println!(
             "  peak: 1024³ matrix product {:.1} GFLOP/s; FLOPs per token forward {:.2} M, training 3×",

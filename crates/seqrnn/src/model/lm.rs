@@ -319,6 +319,19 @@ impl LanguageModel {
         );
     }
 
+    /// `products[T·B, V]` = `y[T·B, H] · Wᵀ`, the decoder without its bias (resized to fit).
+    fn decode_product(&self, params: &[f32], y: &[f32], products: &mut Vec<f32>) {
+        let c = &self.config;
+        fit(products, y.len() / c.hidden * c.vocab);
+        softmax::product(
+            y,
+            &params[self.layout.decoder_weight.clone()],
+            products,
+            c.vocab,
+            c.hidden,
+        );
+    }
+
     fn check_tokens(&self, what: &str, ids: &[u32], shape: SeqShape) -> Result<()> {
         if ids.len() != shape.t * shape.b {
             return Err(Error::Shape(format!(
@@ -393,11 +406,11 @@ impl LanguageModel {
             c.dropout
                 .apply_train(&mut cache.y, &mut cache.y_mask, shape.t, row, rng);
         }
-        self.decode(params, &cache.y, &mut cache.dlogits);
+        self.decode_product(params, &cache.y, &mut cache.dlogits);
         Ok(softmax::loss_and_grad(
             &mut cache.dlogits,
+            &params[self.layout.decoder_bias.clone()],
             targets,
-            c.vocab,
             1.0 / n as f32,
         ))
     }
@@ -461,6 +474,30 @@ impl LanguageModel {
         Ok(())
     }
 
+    /// Inference pass of the embedding and recurrent stack over one window: `ws.y[T·B, H]`.
+    fn infer_hidden(
+        &self,
+        params: &[f32],
+        inputs: &[u32],
+        shape: SeqShape,
+        state: &mut RnnState,
+        ws: &mut LmWorkspace,
+    ) -> Result<()> {
+        self.check_params("parameter block", params.len())?;
+        self.check_tokens("inputs", inputs, shape)?;
+        let n = shape.t * shape.b;
+        self.embed(params, inputs, &mut ws.x);
+        fit(&mut ws.y, n * self.config.hidden);
+        self.rnn.forward_infer(
+            &params[self.layout.rnn.clone()],
+            &ws.x,
+            shape,
+            state,
+            &mut ws.y,
+            &mut ws.rnn,
+        )
+    }
+
     /// Inference pass over one window: writes `logits[T·B, V]` into the workspace and returns
     /// them. No dropout, nothing cached.
     pub fn logits<'w>(
@@ -471,20 +508,7 @@ impl LanguageModel {
         state: &mut RnnState,
         ws: &'w mut LmWorkspace,
     ) -> Result<&'w [f32]> {
-        self.check_params("parameter block", params.len())?;
-        self.check_tokens("inputs", inputs, shape)?;
-        let c = &self.config;
-        let n = shape.t * shape.b;
-        self.embed(params, inputs, &mut ws.x);
-        fit(&mut ws.y, n * c.hidden);
-        self.rnn.forward_infer(
-            &params[self.layout.rnn.clone()],
-            &ws.x,
-            shape,
-            state,
-            &mut ws.y,
-            &mut ws.rnn,
-        )?;
+        self.infer_hidden(params, inputs, shape, state, ws)?;
         self.decode(params, &ws.y, &mut ws.logits);
         Ok(&ws.logits)
     }
@@ -500,8 +524,12 @@ impl LanguageModel {
         ws: &mut LmWorkspace,
     ) -> Result<f64> {
         self.check_tokens("targets", targets, shape)?;
-        let vocab = self.config.vocab;
-        let logits = self.logits(params, inputs, shape, state, ws)?;
-        Ok(softmax::loss(logits, targets, vocab))
+        self.infer_hidden(params, inputs, shape, state, ws)?;
+        self.decode_product(params, &ws.y, &mut ws.logits);
+        Ok(softmax::loss(
+            &mut ws.logits,
+            &params[self.layout.decoder_bias.clone()],
+            targets,
+        ))
     }
 }

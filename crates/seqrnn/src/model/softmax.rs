@@ -4,8 +4,30 @@
 //! log-sum-exp and the loss; in training the same pass overwrites each row with its gradient
 //! `scale · (softmax − onehot(target))`, so no probability tensor is ever stored.
 
+use rayon::prelude::*;
+
 use crate::linalg::{matmul, Accumulate, Mat, MatMut};
 use crate::rnn::activation::exp;
+
+/// Rows of `[N, V]` handled by one parallel task of the row passes: the split is fixed, so
+/// results do not depend on the thread count.
+const ROWS_PER_TASK: usize = 8;
+
+/// Columns of `db[V]` summed by one parallel task of the bias gradient.
+const COLS_PER_TASK: usize = 1024;
+
+/// `out[N, V] = h[N, H] · Wᵀ`, the output product without the bias.
+///
+/// - `h[N, H]`, `w[V, H]`: read. `out[N, V]`: written.
+pub fn product(h: &[f32], w: &[f32], out: &mut [f32], vocab: usize, hidden: usize) {
+    let n = h.len() / hidden;
+    matmul(
+        MatMut::new(&mut out[..n * vocab], n, vocab),
+        Mat::new(h, n, hidden),
+        Mat::new(w, vocab, hidden).t(),
+        Accumulate::Overwrite,
+    );
+}
 
 /// `logits[N, V] = h[N, H] · Wᵀ + b`.
 ///
@@ -13,107 +35,139 @@ use crate::rnn::activation::exp;
 pub fn logits(h: &[f32], w: &[f32], b: &[f32], logits: &mut [f32], hidden: usize) {
     let v = b.len();
     let n = h.len() / hidden;
-    matmul(
-        MatMut::new(&mut logits[..n * v], n, v),
-        Mat::new(h, n, hidden),
-        Mat::new(w, v, hidden).t(),
-        Accumulate::Overwrite,
-    );
-    for row in logits[..n * v].chunks_exact_mut(v) {
-        row.iter_mut().zip(b).for_each(|(l, b)| *l += b);
-    }
+    product(h, w, logits, v, hidden);
+    logits[..n * v]
+        .par_chunks_mut(v * ROWS_PER_TASK)
+        .for_each(|rows| rows.chunks_exact_mut(v).for_each(|row| add(row, b)));
+}
+
+/// `row += b`.
+#[multiversion::multiversion(targets = "simd")]
+fn add(row: &mut [f32], b: &[f32]) {
+    row.iter_mut().zip(b).for_each(|(l, b)| *l += b);
 }
 
 /// Lanes of the row reductions: eight independent partial maxima and sums let the compiler
 /// vectorise them (a single f32 accumulator forces sequential order).
 const LANES: usize = 8;
 
-/// Maximum of a row.
-fn row_max(row: &[f32]) -> f32 {
+/// `row += b` and the maximum of the result, in one pass.
+#[multiversion::multiversion(targets = "simd")]
+fn add_max(row: &mut [f32], b: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; LANES];
-    let chunks = row.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
+    let mut chunks = row.chunks_exact_mut(LANES);
+    let mut bc = b.chunks_exact(LANES);
+    for (c, b) in (&mut chunks).zip(&mut bc) {
         for k in 0..LANES {
+            c[k] += b[k];
             acc[k] = acc[k].max(c[k]);
         }
     }
-    tail.iter().fold(
-        acc.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)),
-        |a, &b| a.max(b),
-    )
+    let mut m = acc.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    for (v, b) in chunks.into_remainder().iter_mut().zip(bc.remainder()) {
+        *v += b;
+        m = m.max(*v);
+    }
+    m
 }
 
-/// `Σ_j e^{row_j − m}`, optionally writing each term back into the row.
-fn exp_sum<const WRITE: bool>(row: &mut [f32], m: f32) -> f32 {
+/// Overwrites each term of the row with `e^{row_j − m}` and returns their sum.
+#[multiversion::multiversion(targets = "simd")]
+fn exp_in_place(row: &mut [f32], m: f32) -> f32 {
     let mut acc = [0.0f32; LANES];
     let mut chunks = row.chunks_exact_mut(LANES);
     for c in &mut chunks {
         for k in 0..LANES {
             let e = exp(c[k] - m);
-            if WRITE {
-                c[k] = e;
-            }
+            c[k] = e;
             acc[k] += e;
         }
     }
     let mut s: f32 = acc.iter().sum();
     for v in chunks.into_remainder() {
         let e = exp(*v - m);
-        if WRITE {
-            *v = e;
-        }
+        *v = e;
         s += e;
     }
     s
 }
 
-/// `Σ_j e^{row_j − m}` of a read-only row.
-fn exp_sum_ro(row: &[f32], m: f32) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let chunks = row.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for k in 0..LANES {
-            acc[k] += exp(c[k] - m);
-        }
-    }
-    acc.iter().sum::<f32>() + tail.iter().map(|&v| exp(v - m)).sum::<f32>()
+/// `row *= k`.
+#[multiversion::multiversion(targets = "simd")]
+fn scale(row: &mut [f32], k: f32) {
+    row.iter_mut().for_each(|p| *p *= k);
 }
 
-/// Cross-entropy `log Σ_j e^{l_j} − l_target` of one row, without changing it.
-pub fn row_loss(row: &[f32], target: usize) -> f64 {
-    let m = row_max(row);
-    let s = exp_sum_ro(row, m);
-    (m as f64 + (s as f64).ln()) - row[target] as f64
+/// Cross-entropy `log Σ_j e^{l_j} − l_target` of one row of logits `l = row + b`; the row is
+/// used as scratch (it ends holding `e^{l_j − max l}`).
+fn row_loss(row: &mut [f32], b: &[f32], target: usize) -> f64 {
+    let m = add_max(row, b);
+    let target_logit = row[target];
+    let s = exp_in_place(row, m);
+    (m as f64 + (s as f64).ln()) - target_logit as f64
 }
 
-/// Sum of the cross-entropies of all rows of `logits[N, V]` against `targets[N]`; `logits` is
-/// read only (evaluation).
-pub fn loss(logits: &[f32], targets: &[u32], vocab: usize) -> f64 {
-    logits
-        .chunks_exact(vocab)
-        .zip(targets)
-        .map(|(row, &t)| row_loss(row, t as usize))
-        .sum()
+/// Sums per-task partial results in task order (deterministic for any thread count).
+fn ordered_sum(parts: Vec<f64>) -> f64 {
+    parts.iter().sum()
 }
 
-/// Fused loss and gradient: returns the summed cross-entropy and overwrites every row of
-/// `logits[N, V]` with `scale · (softmax(row) − onehot(target))`, the gradient of
+/// Sum of the cross-entropies of all rows of the logits `products[N, V] + b` against
+/// `targets[N]` (evaluation). `products` (the output of [`product`]) is used as scratch.
+pub fn loss(products: &mut [f32], b: &[f32], targets: &[u32]) -> f64 {
+    let v = b.len();
+    ordered_sum(
+        products
+            .par_chunks_mut(v * ROWS_PER_TASK)
+            .zip(targets.par_chunks(ROWS_PER_TASK))
+            .map(|(rows, ts)| {
+                rows.chunks_exact_mut(v)
+                    .zip(ts)
+                    .map(|(row, &t)| row_loss(row, b, t as usize))
+                    .sum::<f64>()
+            })
+            .collect(),
+    )
+}
+
+/// Fused loss and gradient: takes `logits[N, V]` holding the products `h · Wᵀ` (bias not yet
+/// added), returns the summed cross-entropy of the logits `products + b` against `targets[N]`,
+/// and overwrites every row with `scale · (softmax(row + b) − onehot(target))`, the gradient of
 /// `scale · Σ loss` with respect to the logits.
-pub fn loss_and_grad(logits: &mut [f32], targets: &[u32], vocab: usize, scale: f32) -> f64 {
-    let mut total = 0.0f64;
-    for (row, &t) in logits.chunks_exact_mut(vocab).zip(targets) {
-        let t = t as usize;
-        let m = row_max(row);
-        let target_logit = row[t];
-        let s = exp_sum::<true>(row, m);
-        total += (m as f64 + (s as f64).ln()) - target_logit as f64;
-        let k = scale / s;
-        row.iter_mut().for_each(|p| *p *= k);
-        row[t] -= scale;
-    }
-    total
+pub fn loss_and_grad(logits: &mut [f32], b: &[f32], targets: &[u32], scale_by: f32) -> f64 {
+    let v = b.len();
+    ordered_sum(
+        logits
+            .par_chunks_mut(v * ROWS_PER_TASK)
+            .zip(targets.par_chunks(ROWS_PER_TASK))
+            .map(|(rows, ts)| {
+                let mut total = 0.0f64;
+                for (row, &t) in rows.chunks_exact_mut(v).zip(ts) {
+                    let t = t as usize;
+                    let m = add_max(row, b);
+                    let target_logit = row[t];
+                    let s = exp_in_place(row, m);
+                    total += (m as f64 + (s as f64).ln()) - target_logit as f64;
+                    scale(row, scale_by / s);
+                    row[t] -= scale_by;
+                }
+                total
+            })
+            .collect(),
+    )
+}
+
+/// `db[V] += Σ_n dlogits[n, :]`, columns split across tasks, rows summed in order.
+fn bias_grad(dlogits: &[f32], db: &mut [f32]) {
+    let v = db.len();
+    db.par_chunks_mut(COLS_PER_TASK)
+        .enumerate()
+        .for_each(|(k, d)| {
+            let lo = k * COLS_PER_TASK;
+            for row in dlogits.chunks_exact(v) {
+                add(d, &row[lo..lo + d.len()]);
+            }
+        });
 }
 
 /// Backward of [`logits`] given `dlogits[N, V]`.
@@ -136,9 +190,7 @@ pub fn backward(
         Mat::new(h, n, hidden),
         Accumulate::Add,
     );
-    for row in dlogits.chunks_exact(v) {
-        db.iter_mut().zip(row).for_each(|(d, g)| *d += g);
-    }
+    bias_grad(dlogits, db);
     matmul(
         MatMut::new(&mut dh[..n * hidden], n, hidden),
         Mat::new(dlogits, n, v),
@@ -155,12 +207,12 @@ mod tests {
     fn fused_gradient_is_softmax_minus_onehot() {
         let mut l = vec![1.0, 2.0, 3.0, -1.0, 0.0, 1000.0];
         let orig = l.clone();
-        let total = loss_and_grad(&mut l, &[2, 0], 3, 0.5);
+        let total = loss_and_grad(&mut l, &[0.0; 3], &[2, 0], 0.5);
         let lse0 = (1f64.exp() + 2f64.exp() + 3f64.exp()).ln();
         let want0 = lse0 - 3.0;
         let want1 = 1001.0; // log-sum-exp of the second row is 1000 (others vanish), minus −1
         assert!((total - (want0 + want1)).abs() < 1e-5, "{total}");
-        assert!((loss(&orig, &[2, 0], 3) - total).abs() < 1e-9);
+        assert!((loss(&mut orig.clone(), &[0.0; 3], &[2, 0]) - total).abs() < 1e-9);
         let p: Vec<f64> = [1f64, 2.0, 3.0].iter().map(|x| (x - lse0).exp()).collect();
         for j in 0..3 {
             let want = 0.5 * (p[j] - if j == 2 { 1.0 } else { 0.0 });

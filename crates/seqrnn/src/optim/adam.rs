@@ -91,19 +91,50 @@ impl Adam {
         let inv_sqrt_bc2 = (1.0 / bc2.sqrt()) as f32;
         let eps = c.eps as f32;
         let decay = (1.0 - lr * c.weight_decay) as f32;
-        for (((p, &g), m), v) in params
-            .iter_mut()
-            .zip(grads)
-            .zip(self.m.iter_mut())
-            .zip(self.v.iter_mut())
-        {
-            *m = b1 * *m + (1.0 - b1) * g;
-            *v = b2 * *v + (1.0 - b2) * g * g;
-            if c.weight_decay > 0.0 {
-                *p *= decay;
-            }
-            *p -= step_size * *m / (v.sqrt() * inv_sqrt_bc2 + eps);
+        adam_update(
+            params,
+            grads,
+            &mut self.m,
+            &mut self.v,
+            AdamStep {
+                b1,
+                b2,
+                step_size,
+                inv_sqrt_bc2,
+                eps,
+                decay: (c.weight_decay > 0.0).then_some(decay),
+            },
+        );
+    }
+}
+
+/// Scalars of one Adam update.
+#[derive(Clone, Copy)]
+struct AdamStep {
+    b1: f32,
+    b2: f32,
+    step_size: f32,
+    inv_sqrt_bc2: f32,
+    eps: f32,
+    /// Decoupled weight-decay factor, if any.
+    decay: Option<f32>,
+}
+
+/// The element-wise Adam update: `params`, `m`, `v` updated, `grads` read, all `[P]`.
+#[multiversion::multiversion(targets = "simd")]
+fn adam_update(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], s: AdamStep) {
+    for (((p, &g), m), v) in params
+        .iter_mut()
+        .zip(grads)
+        .zip(m.iter_mut())
+        .zip(v.iter_mut())
+    {
+        *m = s.b1 * *m + (1.0 - s.b1) * g;
+        *v = s.b2 * *v + (1.0 - s.b2) * g * g;
+        if let Some(d) = s.decay {
+            *p *= d;
         }
+        *p -= s.step_size * *m / (v.sqrt() * s.inv_sqrt_bc2 + s.eps);
     }
 }
 

@@ -3,6 +3,7 @@
 /// `params -= lr · grads`.
 ///
 /// - `params[P]`: updated. `grads[P]`: read.
+#[multiversion::multiversion(targets = "simd")]
 pub fn sgd_step(params: &mut [f32], grads: &[f32], lr: f32) {
     params.iter_mut().zip(grads).for_each(|(p, g)| *p -= lr * g);
 }

@@ -14,28 +14,29 @@ use super::activation::{sigmoid, tanh};
 ///   written the activations `r, z, n`.
 /// - `hg[B, 3H]`: read `W_hh h_{t-1}` (no bias).
 /// - `b_hn[H]`: read, the recurrent bias of the `n` gate (inside the reset product).
-/// - `hn[B, H]`: written `W_hn h_{t-1} + b_hn` when given (training: backward needs it).
+/// - `hn[B, H]`: written `W_hn h_{t-1} + b_hn` (training keeps it for backward; inference passes
+///   scratch).
 /// - `h[B, H]`: read `h_{t-1}`, written `h_t`.
+#[multiversion::multiversion(targets = "simd")]
 pub fn forward_gates_reset_after(
     pre: &mut [f32],
     hg: &[f32],
     b_hn: &[f32],
-    mut hn: Option<&mut [f32]>,
+    hn: &mut [f32],
     h: &mut [f32],
     hidden: usize,
 ) {
     let hs = hidden;
-    for (bi, ((p, q), h)) in pre
+    for (((p, q), h), hn_row) in pre
         .chunks_exact_mut(3 * hs)
         .zip(hg.chunks_exact(3 * hs))
         .zip(h.chunks_exact_mut(hs))
-        .enumerate()
+        .zip(hn.chunks_exact_mut(hs))
     {
         let (pr, rest) = p.split_at_mut(hs);
         let (pz, pn) = rest.split_at_mut(hs);
         let (qr, rest) = q.split_at(hs);
         let (qz, qn) = rest.split_at(hs);
-        let mut hn_row = hn.as_deref_mut().map(|v| &mut v[bi * hs..(bi + 1) * hs]);
         for j in 0..hs {
             let r = sigmoid(pr[j] + qr[j]);
             let z = sigmoid(pz[j] + qz[j]);
@@ -45,9 +46,7 @@ pub fn forward_gates_reset_after(
             pr[j] = r;
             pz[j] = z;
             pn[j] = n;
-            if let Some(row) = hn_row.as_deref_mut() {
-                row[j] = hnj;
-            }
+            hn_row[j] = hnj;
         }
     }
 }
@@ -59,6 +58,7 @@ pub fn forward_gates_reset_after(
 /// - `dh[B, H]`: read `∂L/∂h_t`; written the direct part of `∂L/∂h_{t-1}`, `dh ⊙ z` (the loop
 ///   adds `dhg · W_hh`).
 /// - `dxg[B, 3H]`: written `∂L/∂(W_ih x + b_ih)`; `dhg[B, 3H]`: written `∂L/∂(W_hh h + b_hh)`.
+#[multiversion::multiversion(targets = "simd")]
 pub fn backward_gates_reset_after(
     gates: &[f32],
     hn: &[f32],
@@ -106,6 +106,7 @@ pub fn backward_gates_reset_after(
 ///   `W_h{r,z} h_{t-1}`); written the activations `r, z` there. The `n` block is left alone.
 /// - `h[B, H]`: read `h_{t-1}`.
 /// - `rh[B, H]`: written `r ⊙ h_{t-1}`, the operand of the `W_hn` product.
+#[multiversion::multiversion(targets = "simd")]
 pub fn forward_rz_reset_before(pre: &mut [f32], h: &[f32], rh: &mut [f32], hidden: usize) {
     let hs = hidden;
     for ((p, h), rh) in pre
@@ -129,6 +130,7 @@ pub fn forward_rz_reset_before(pre: &mut [f32], h: &[f32], rh: &mut [f32], hidde
 /// - `pre[B, 3H]`: read `z` and, in the `n` block, the full pre-activation
 ///   `W_in x + b_in + b_hn + W_hn (r ⊙ h)`; written `n` there.
 /// - `h[B, H]`: read `h_{t-1}`, written `h_t`.
+#[multiversion::multiversion(targets = "simd")]
 pub fn forward_n_reset_before(pre: &mut [f32], h: &mut [f32], hidden: usize) {
     let hs = hidden;
     for (p, h) in pre.chunks_exact_mut(3 * hs).zip(h.chunks_exact_mut(hs)) {
@@ -148,6 +150,7 @@ pub fn forward_n_reset_before(pre: &mut [f32], h: &mut [f32], hidden: usize) {
 /// - `gates[B, 3H]`: read `r, z, n`; `h_prev[B, H]`: read `h_{t-1}`; `dh[B, H]`: read `∂L/∂h_t`.
 /// - `dpre[B, 3H]`: written in the `z` and `n` blocks (the loop then forms `∂L/∂(r ⊙ h) =
 ///   dpre_n · W_hn` and calls [`backward_r_reset_before`]).
+#[multiversion::multiversion(targets = "simd")]
 pub fn backward_zn_reset_before(
     gates: &[f32],
     h_prev: &[f32],
@@ -180,6 +183,7 @@ pub fn backward_zn_reset_before(
 /// - `drh[B, H]`: read `∂L/∂(r ⊙ h_{t-1})`.
 /// - `dh[B, H]`: read `∂L/∂h_t`; written `dh ⊙ z + drh ⊙ r` (the loop adds the `r, z` products).
 /// - `dpre[B, 3H]`: written in the `r` block.
+#[multiversion::multiversion(targets = "simd")]
 pub fn backward_r_reset_before(
     gates: &[f32],
     h_prev: &[f32],

@@ -12,6 +12,7 @@ use super::activation::{sigmoid, tanh};
 ///   activations `i = σ, f = σ, g = tanh, o = σ` (what backward needs).
 /// - `c[B, H]`: read `c_{t-1}`, written `c_t = f ⊙ c_{t-1} + i ⊙ g`.
 /// - `h[B, H]`: written `h_t = o ⊙ tanh(c_t)`.
+#[multiversion::multiversion(targets = "simd")]
 pub fn forward_gates(pre: &mut [f32], c: &mut [f32], h: &mut [f32], hidden: usize) {
     let hs = hidden;
     for ((p, c), h) in pre
@@ -46,6 +47,7 @@ pub fn forward_gates(pre: &mut [f32], c: &mut [f32], h: &mut [f32], hidden: usiz
 /// - `dc[B, H]`: read `∂L/∂c_t` from step t+1; written `∂L/∂c_{t-1}`.
 /// - `dpre[B, 4H]`: written `∂L/∂pre` for the four gates (the same for the input and the
 ///   recurrent product, and for both biases).
+#[multiversion::multiversion(targets = "simd")]
 pub fn backward_gates(
     gates: &[f32],
     c: &[f32],

@@ -138,7 +138,11 @@ pub(crate) fn forward(
                     w_hh.t(),
                     Accumulate::Overwrite,
                 );
-                gru::forward_gates_reset_after(g_t, scratch.hg, &p.b_hh[2 * hs..], extra_t, h, hs);
+                let hn = match extra_t {
+                    Some(e) => e,
+                    None => &mut scratch.rh[..b * hs],
+                };
+                gru::forward_gates_reset_after(g_t, scratch.hg, &p.b_hh[2 * hs..], hn, h, hs);
             }
             CellKind::Gru(GruVariant::ResetBefore) => {
                 let w_hrz = Mat::new(&p.w_hh[..2 * hs * hs], 2 * hs, hs);
