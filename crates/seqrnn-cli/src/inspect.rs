@@ -246,7 +246,9 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
         "## Units that follow the text\n\n| property | quantity | unit | r |\n|---|---|---|---|\n",
     );
     for p in &props {
-        for c in found.iter().filter(|c| c.property == p.name).take(3) {
+        let mut best: Vec<_> = found.iter().filter(|c| c.property == p.name).collect();
+        best.sort_by(|x, y| y.r.abs().total_cmp(&x.r.abs()));
+        for c in best.into_iter().take(3) {
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {:+.3} |",
@@ -299,7 +301,8 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
 }
 
 /// Colour scale of a quantity: gates on [0, 1]; the hidden state on [−1, 1]; the cell state on
-/// ± its 99th percentile of magnitude (at least 1).
+/// ± its 90th percentile of magnitude (at least 1), since a few units hold far larger values
+/// than the rest.
 fn value_scale(
     name: &str,
     kind: QuantityKind,
@@ -310,12 +313,12 @@ fn value_scale(
         QuantityKind::State if name == "cell" => {
             let mut mags: Vec<f32> = values.iter().map(|v| v.abs()).collect();
             mags.sort_by(f32::total_cmp);
-            let p99 = mags
-                .get((mags.len() as f64 * 0.99) as usize)
+            let p90 = mags
+                .get((mags.len() as f64 * 0.9) as usize)
                 .copied()
                 .unwrap_or(1.0)
                 .max(1.0);
-            ((-p99, p99), Colormap::Diverging, "cell state c")
+            ((-p90, p90), Colormap::Diverging, "cell state c")
         }
         QuantityKind::State => ((-1.0, 1.0), Colormap::Diverging, "hidden state h"),
     }

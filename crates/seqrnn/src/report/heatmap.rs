@@ -469,7 +469,11 @@ pub fn text_heat(path: &Path, th: &TextHeat<'_>) -> Result<()> {
         .map(|p| p.1 + p.2.chars().count())
         .max()
         .unwrap_or(1);
-    let width = (left * 2.0 + ADV * widest as f64).max(420.0).ceil();
+    // Wide enough for the text and the title (about 9 px a character at 16 px).
+    let title_w = 9.0 * th.title.chars().count() as f64;
+    let width = (left * 2.0 + (ADV * widest as f64).max(title_w))
+        .max(420.0)
+        .ceil();
     let text_h = LINE * lines as f64;
     let height = (top + text_h + 70.0).ceil();
     let mut s = String::new();
