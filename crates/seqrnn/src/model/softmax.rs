@@ -52,8 +52,18 @@ fn add(row: &mut [f32], b: &[f32]) {
 const LANES: usize = 8;
 
 /// `row += b` and the maximum of the result, in one pass.
-#[multiversion::multiversion(targets = "simd")]
 fn add_max(row: &mut [f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { avx2::add_max(row, b) };
+    }
+    add_max_portable(row, b)
+}
+
+/// [`add_max`] for any CPU.
+#[multiversion::multiversion(targets = "simd")]
+fn add_max_portable(row: &mut [f32], b: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; LANES];
     let mut chunks = row.chunks_exact_mut(LANES);
     let mut bc = b.chunks_exact(LANES);
@@ -71,9 +81,21 @@ fn add_max(row: &mut [f32], b: &[f32]) -> f32 {
     m
 }
 
-/// Overwrites each term of the row with `e^{row_j − m}` and returns their sum.
-#[multiversion::multiversion(targets = "simd")]
+/// Overwrites each term of the row with `e^{row_j − m}` and returns their sum: lane `k` of
+/// eight partial sums takes the terms `j ≡ k (mod 8)` in order, then the lanes are added in
+/// order and the tail after them, the same on every CPU.
 fn exp_in_place(row: &mut [f32], m: f32) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { avx2::exp_in_place(row, m) };
+    }
+    exp_in_place_portable(row, m)
+}
+
+/// [`exp_in_place`] for any CPU.
+#[multiversion::multiversion(targets = "simd")]
+fn exp_in_place_portable(row: &mut [f32], m: f32) -> f32 {
     let mut acc = [0.0f32; LANES];
     let mut chunks = row.chunks_exact_mut(LANES);
     for c in &mut chunks {
@@ -90,6 +112,75 @@ fn exp_in_place(row: &mut [f32], m: f32) -> f32 {
         s += e;
     }
     s
+}
+
+/// AVX2 forms of the row passes, lane for lane the same arithmetic as the portable ones.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::LANES;
+    use crate::rnn::activation::avx2::exp8;
+
+    /// See [`super::add_max`].
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn add_max(row: &mut [f32], b: &[f32]) -> f32 {
+        let n = row.len().min(b.len());
+        let main = n - n % LANES;
+        let mut acc = _mm256_set1_ps(f32::NEG_INFINITY);
+        let (r, bp) = (row.as_mut_ptr(), b.as_ptr());
+        for j in (0..main).step_by(LANES) {
+            // SAFETY: j + 8 ≤ n ≤ both lengths.
+            unsafe {
+                let v = _mm256_add_ps(_mm256_loadu_ps(r.add(j)), _mm256_loadu_ps(bp.add(j)));
+                _mm256_storeu_ps(r.add(j), v);
+                acc = _mm256_max_ps(v, acc);
+            }
+        }
+        let mut lanes = [0.0f32; LANES];
+        // SAFETY: `lanes` holds eight floats.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+        let mut m = lanes.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        for j in main..n {
+            row[j] += b[j];
+            m = m.max(row[j]);
+        }
+        m
+    }
+
+    /// See [`super::exp_in_place`].
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn exp_in_place(row: &mut [f32], m: f32) -> f32 {
+        let n = row.len();
+        let main = n - n % LANES;
+        let mut acc = _mm256_setzero_ps();
+        let mv = _mm256_set1_ps(m);
+        let r = row.as_mut_ptr();
+        for j in (0..main).step_by(LANES) {
+            // SAFETY: j + 8 ≤ n.
+            unsafe {
+                let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(r.add(j)), mv));
+                _mm256_storeu_ps(r.add(j), e);
+                acc = _mm256_add_ps(acc, e);
+            }
+        }
+        let mut lanes = [0.0f32; LANES];
+        // SAFETY: `lanes` holds eight floats.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+        let mut s: f32 = lanes.iter().sum();
+        for v in &mut row[main..] {
+            let e = crate::rnn::activation::exp(*v - m);
+            *v = e;
+            s += e;
+        }
+        s
+    }
 }
 
 /// `row *= k`.
@@ -202,6 +293,25 @@ pub fn backward(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vector_row_passes_equal_the_portable_ones_bit_for_bit() {
+        let row: Vec<f32> = (0..1003)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.37)
+            .collect();
+        let b: Vec<f32> = (0..1003)
+            .map(|i| ((i * 13 % 17) as f32 - 8.0) * 0.1)
+            .collect();
+        let (mut r1, mut r2) = (row.clone(), row);
+        let (m1, m2) = (add_max(&mut r1, &b), add_max_portable(&mut r2, &b));
+        assert_eq!(m1.to_bits(), m2.to_bits());
+        let (s1, s2) = (
+            exp_in_place(&mut r1, m1),
+            exp_in_place_portable(&mut r2, m2),
+        );
+        assert_eq!(s1.to_bits(), s2.to_bits());
+        assert!(r1.iter().zip(&r2).all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
 
     #[test]
     fn fused_gradient_is_softmax_minus_onehot() {

@@ -79,3 +79,69 @@ mod tests {
         assert_eq!(tanh(-50.0), -1.0);
     }
 }
+
+/// Eight-lane AVX2 forms of [`exp`], [`sigmoid`] and [`tanh`], operation for operation the same
+/// as the scalar ones (no fused multiply-adds), so they give bit-identical results.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{LN2_HI, LN2_LO, LOG2E, ROUND};
+
+    /// `e^x` per lane, as [`super::exp`].
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub fn exp8(x: __m256) -> __m256 {
+        // max/min return their second operand for NaN lanes, so NaN stays NaN as in `clamp`.
+        let x = _mm256_min_ps(
+            _mm256_set1_ps(88.3),
+            _mm256_max_ps(_mm256_set1_ps(-87.3), x),
+        );
+        let t = _mm256_add_ps(
+            _mm256_mul_ps(x, _mm256_set1_ps(LOG2E)),
+            _mm256_set1_ps(ROUND),
+        );
+        let k = _mm256_sub_ps(t, _mm256_set1_ps(ROUND));
+        let ki = _mm256_sub_epi32(
+            _mm256_castps_si256(t),
+            _mm256_set1_epi32(ROUND.to_bits() as i32),
+        );
+        let r = _mm256_sub_ps(
+            _mm256_sub_ps(x, _mm256_mul_ps(k, _mm256_set1_ps(LN2_HI))),
+            _mm256_mul_ps(k, _mm256_set1_ps(LN2_LO)),
+        );
+        let c = |v: f32| _mm256_set1_ps(v);
+        let mut p = _mm256_add_ps(c(1.0 / 120.0), _mm256_mul_ps(r, c(1.0 / 720.0)));
+        p = _mm256_add_ps(c(1.0 / 24.0), _mm256_mul_ps(r, p));
+        p = _mm256_add_ps(c(1.0 / 6.0), _mm256_mul_ps(r, p));
+        p = _mm256_add_ps(c(0.5), _mm256_mul_ps(r, p));
+        p = _mm256_add_ps(c(1.0), _mm256_mul_ps(r, p));
+        p = _mm256_add_ps(c(1.0), _mm256_mul_ps(r, p));
+        let scale = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
+            ki,
+            _mm256_set1_epi32(127),
+        )));
+        _mm256_mul_ps(p, scale)
+    }
+
+    /// Logistic sigmoid per lane, as [`super::sigmoid`].
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub fn sigmoid8(x: __m256) -> __m256 {
+        let neg = _mm256_xor_ps(x, _mm256_set1_ps(-0.0));
+        let one = _mm256_set1_ps(1.0);
+        _mm256_div_ps(one, _mm256_add_ps(one, exp8(neg)))
+    }
+
+    /// Hyperbolic tangent per lane, as [`super::tanh`].
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub fn tanh8(x: __m256) -> __m256 {
+        let one = _mm256_set1_ps(1.0);
+        let e = exp8(_mm256_mul_ps(_mm256_set1_ps(2.0), x));
+        _mm256_sub_ps(
+            one,
+            _mm256_div_ps(_mm256_set1_ps(2.0), _mm256_add_ps(e, one)),
+        )
+    }
+}

@@ -12,8 +12,19 @@ use super::activation::{sigmoid, tanh};
 ///   activations `i = σ, f = σ, g = tanh, o = σ` (what backward needs).
 /// - `c[B, H]`: read `c_{t-1}`, written `c_t = f ⊙ c_{t-1} + i ⊙ g`.
 /// - `h[B, H]`: written `h_t = o ⊙ tanh(c_t)`.
-#[multiversion::multiversion(targets = "simd")]
 pub fn forward_gates(pre: &mut [f32], c: &mut [f32], h: &mut [f32], hidden: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        unsafe { forward_gates_avx2(pre, c, h, hidden) };
+        return;
+    }
+    forward_gates_scalar(pre, c, h, hidden, 0);
+}
+
+/// [`forward_gates`] one column at a time, for columns `from..H` of every row: the reference of
+/// the vector version and its tail.
+fn forward_gates_scalar(pre: &mut [f32], c: &mut [f32], h: &mut [f32], hidden: usize, from: usize) {
     let hs = hidden;
     for ((p, c), h) in pre
         .chunks_exact_mut(4 * hs)
@@ -23,7 +34,7 @@ pub fn forward_gates(pre: &mut [f32], c: &mut [f32], h: &mut [f32], hidden: usiz
         let (pi, rest) = p.split_at_mut(hs);
         let (pf, rest) = rest.split_at_mut(hs);
         let (pg, po) = rest.split_at_mut(hs);
-        for j in 0..hs {
+        for j in from..hs {
             let i = sigmoid(pi[j]);
             let f = sigmoid(pf[j]);
             let g = tanh(pg[j]);
@@ -36,6 +47,49 @@ pub fn forward_gates(pre: &mut [f32], c: &mut [f32], h: &mut [f32], hidden: usiz
             pg[j] = g;
             po[j] = o;
         }
+    }
+}
+
+/// [`forward_gates`] eight columns at a time with AVX2; the last `H mod 8` columns of each row
+/// go through [`forward_gates_scalar`]. Bit-identical to the scalar pass.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn forward_gates_avx2(pre: &mut [f32], c: &mut [f32], h: &mut [f32], hidden: usize) {
+    use super::activation::avx2::{sigmoid8, tanh8};
+    use std::arch::x86_64::*;
+    let hs = hidden;
+    let main = hs - hs % 8;
+    let rows = h.len() / hs;
+    assert!(pre.len() >= rows * 4 * hs && c.len() >= rows * hs);
+    for r in 0..rows {
+        let p = pre[r * 4 * hs..].as_mut_ptr();
+        let cr = c[r * hs..].as_mut_ptr();
+        let hr = h[r * hs..].as_mut_ptr();
+        for j in (0..main).step_by(8) {
+            // SAFETY: j + 8 ≤ H, so every access stays inside row r of its buffer (checked above).
+            unsafe {
+                let i = sigmoid8(_mm256_loadu_ps(p.add(j)));
+                let f = sigmoid8(_mm256_loadu_ps(p.add(hs + j)));
+                let g = tanh8(_mm256_loadu_ps(p.add(2 * hs + j)));
+                let o = sigmoid8(_mm256_loadu_ps(p.add(3 * hs + j)));
+                let cn = _mm256_add_ps(
+                    _mm256_mul_ps(f, _mm256_loadu_ps(cr.add(j))),
+                    _mm256_mul_ps(i, g),
+                );
+                _mm256_storeu_ps(cr.add(j), cn);
+                _mm256_storeu_ps(hr.add(j), _mm256_mul_ps(o, tanh8(cn)));
+                _mm256_storeu_ps(p.add(j), i);
+                _mm256_storeu_ps(p.add(hs + j), f);
+                _mm256_storeu_ps(p.add(2 * hs + j), g);
+                _mm256_storeu_ps(p.add(3 * hs + j), o);
+            }
+        }
+    }
+    if main < hs {
+        forward_gates_scalar(pre, c, h, hidden, main);
     }
 }
 
@@ -82,5 +136,35 @@ pub fn backward_gates(
             d_o[j] = dh[j] * tc * o * (1.0 - o);
             dc[j] = dct * f;
         }
+    }
+}
+
+#[cfg(test)]
+mod vector_tests {
+    use super::*;
+
+    #[test]
+    fn vector_gates_equal_the_scalar_pass_bit_for_bit() {
+        // H = 13: one vector block and a scalar tail per row; values up to the clamps and NaN.
+        let (b, hs) = (3, 13);
+        let mut seed = 7u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 * 40.0 - 20.0
+        };
+        let mut pre: Vec<f32> = (0..b * 4 * hs).map(|_| next()).collect();
+        pre[5] = 200.0;
+        pre[6] = -200.0;
+        pre[7] = f32::NAN;
+        let c: Vec<f32> = (0..b * hs).map(|_| next() / 4.0).collect();
+        let (mut p1, mut c1, mut h1) = (pre.clone(), c.clone(), vec![0.0; b * hs]);
+        let (mut p2, mut c2, mut h2) = (pre, c, vec![0.0; b * hs]);
+        forward_gates(&mut p1, &mut c1, &mut h1, hs);
+        forward_gates_scalar(&mut p2, &mut c2, &mut h2, hs, 0);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&p1), bits(&p2));
+        assert_eq!(bits(&c1), bits(&c2));
+        assert_eq!(bits(&h1), bits(&h2));
+        assert!(p1[7].is_nan());
     }
 }
