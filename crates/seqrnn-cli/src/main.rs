@@ -7,7 +7,10 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod bench;
+mod classify;
 mod compare;
+mod fit_progress;
+mod forecast;
 mod inspect;
 mod lm;
 mod progress;
@@ -38,6 +41,16 @@ enum Command {
     /// Look inside a trained language model: gate activations and states per token (CSV and
     /// heatmaps), the units that follow properties of the text, gate saturation.
     Inspect(inspect::InspectArgs),
+    /// Time-series forecasting: train, evaluate, predict.
+    Forecast {
+        #[command(subcommand)]
+        what: forecast::ForecastCommand,
+    },
+    /// Sequence classification of labelled text: train, evaluate, predict.
+    Classify {
+        #[command(subcommand)]
+        what: classify::ClassifyCommand,
+    },
     /// Measure throughput.
     Bench {
         #[command(subcommand)]
@@ -125,6 +138,8 @@ fn main() -> ExitCode {
         Command::Generate(a) => lm::generate_cmd(a),
         Command::Import(a) => lm::import_cmd(a),
         Command::Download(a) => download(a),
+        Command::Forecast { what } => forecast::run(what),
+        Command::Classify { what } => classify::run(what),
         Command::Bench { what } => bench::run(what),
         Command::Compare(a) => compare::compare_cmd(a),
         Command::Inspect(a) => inspect::inspect_cmd(a),

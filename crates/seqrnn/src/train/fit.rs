@@ -393,14 +393,15 @@ pub const TASK_FORMAT_VERSION: u32 = 1;
 /// (`"forecast"` or `"classify"`) this build can read; returns the parsed JSON.
 ///
 /// # Errors
-/// [`Error::Io`] when the folder or file is missing; [`Error::Format`] naming what the folder
+/// [`Error::Data`] when the folder is missing, [`Error::Io`] when its `config.json` cannot be
+/// read; [`Error::Format`] naming what the folder
 /// holds instead (a language-model run, another task, a newer format).
 pub fn load_task_config(run: &RunDir, task: &str) -> Result<serde_json::Value> {
     let path = run.config_path();
     if !run.dir.is_dir() {
-        return Err(Error::Io {
+        return Err(Error::Data {
             path: run.dir.clone(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "run directory not found"),
+            message: "run directory not found".into(),
         });
     }
     let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {

@@ -218,6 +218,19 @@ impl Scaler {
     }
 }
 
+/// What each window is expressed relative to, before it enters the model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Anchor {
+    /// Standardised values as they are.
+    None,
+    /// Each window minus its last input row, column by column (NLinear's normalisation): the
+    /// model predicts the change from the last observed value, which is added back to its
+    /// forecasts. Robust to the level shifts between training and test periods.
+    #[default]
+    Last,
+}
+
 /// Which columns a forecaster reads and predicts, and how they are scaled: everything needed to
 /// turn a table into model inputs again (saved in the run's `config.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -232,6 +245,9 @@ pub struct ColumnSpec {
     pub date_column: Option<String>,
     /// Standardisation of the input columns.
     pub scaler: Scaler,
+    /// Window normalisation.
+    #[serde(default)]
+    pub anchor: Anchor,
 }
 
 impl ColumnSpec {
@@ -318,6 +334,7 @@ impl ColumnSpec {
             targets,
             date_column,
             scaler,
+            anchor: Anchor::default(),
         })
     }
 
@@ -341,6 +358,8 @@ pub struct Series {
     pub inputs: usize,
     /// Position of each target among the inputs (`C` values).
     pub targets: Vec<usize>,
+    /// Window normalisation.
+    pub anchor: Anchor,
 }
 
 impl Series {
@@ -362,6 +381,7 @@ impl Series {
             rows: table.rows,
             inputs: cols.len(),
             targets: spec.target_index(),
+            anchor: spec.anchor,
         })
     }
 
@@ -374,7 +394,16 @@ impl Series {
         (range.start..=range.end - span).collect()
     }
 
-    /// Fills `x[L, B, I]` and `y[B, K, C]` for windows starting at `starts` (`B` of them).
+    /// The value window `s` is expressed relative to, for input column `col` (0 without anchor).
+    pub fn anchor_value(&self, s: usize, lookback: usize, col: usize) -> f32 {
+        match self.anchor {
+            Anchor::None => 0.0,
+            Anchor::Last => self.z[(s + lookback - 1) * self.inputs + col],
+        }
+    }
+
+    /// Fills `x[L, B, I]` and `y[B, K, C]` for windows starting at `starts` (`B` of them),
+    /// relative to each window's anchor ([`Series::anchor_value`]).
     pub fn gather(
         &self,
         starts: &[usize],
@@ -387,20 +416,30 @@ impl Series {
         for (r, &s) in starts.iter().enumerate() {
             for t in 0..lookback {
                 let src = &self.z[(s + t) * i..(s + t + 1) * i];
-                x[(t * b + r) * i..(t * b + r + 1) * i].copy_from_slice(src);
+                let dst = &mut x[(t * b + r) * i..(t * b + r + 1) * i];
+                for (col, (d, v)) in dst.iter_mut().zip(src).enumerate() {
+                    *d = v - self.anchor_value(s, lookback, col);
+                }
             }
             for k in 0..horizon {
                 for (j, &col) in self.targets.iter().enumerate() {
-                    y[(r * horizon + k) * c + j] = self.z[(s + lookback + k) * i + col];
+                    y[(r * horizon + k) * c + j] =
+                        self.z[(s + lookback + k) * i + col] - self.anchor_value(s, lookback, col);
                 }
             }
         }
     }
 
-    /// Fills `x[L, 1, I]` with the last `lookback` rows (the window for forecasting the future).
-    pub fn last_window(&self, lookback: usize, x: &mut [f32]) {
-        let i = self.inputs;
-        x.copy_from_slice(&self.z[(self.rows - lookback) * i..self.rows * i]);
+    /// Fills `x[L, 1, I]` with the last `lookback` rows (the window for forecasting the
+    /// future), relative to its anchor; returns the anchor of each input column.
+    pub fn last_window(&self, lookback: usize, x: &mut [f32]) -> Vec<f32> {
+        let (i, s) = (self.inputs, self.rows - lookback);
+        let anchors: Vec<f32> = (0..i).map(|c| self.anchor_value(s, lookback, c)).collect();
+        x.copy_from_slice(&self.z[s * i..self.rows * i]);
+        for row in x.chunks_exact_mut(i) {
+            row.iter_mut().zip(&anchors).for_each(|(v, a)| *v -= a);
+        }
+        anchors
     }
 }
 
@@ -458,7 +497,8 @@ pub fn evaluate(
             for step in 0..k {
                 for (j, &col) in series.targets.iter().enumerate() {
                     let idx = (r * k + step) * c + j;
-                    let (p, t) = (out[idx] as f64, y[idx] as f64);
+                    let a = series.anchor_value(s, l, col);
+                    let (p, t) = ((out[idx] + a) as f64, (y[idx] + a) as f64);
                     let last = series.z[(s + l - 1) * series.inputs + col] as f64;
                     let sd = scaler.std[col];
                     m.mse += (p - t).powi(2);
@@ -510,7 +550,9 @@ pub fn forecast_original(
         series.gather(chunk, l, k, &mut x, &mut y);
         model.predict(params, &x, b, &mut out, &mut ws)?;
         for (idx, v) in out.iter().enumerate() {
-            all.push(scaler.undo(series.targets[idx % c], *v as f64));
+            let col = series.targets[idx % c];
+            let a = series.anchor_value(chunk[idx / (k * c)], l, col);
+            all.push(scaler.undo(col, (*v + a) as f64));
         }
     }
     Ok(all)
@@ -798,11 +840,18 @@ mod tests {
     fn gather_lays_out_windows_and_persistence_is_exact_on_a_constant() {
         let t = table();
         let spec = ColumnSpec::choose(&t, Mode::S, None, Some(&["a".into()]), None, 0..10).unwrap();
-        let s = Series::new(&t, &spec).unwrap();
+        let mut s = Series::new(&t, &spec).unwrap();
         let (mut x, mut y) = (vec![0.0; 3 * 2], vec![0.0; 2 * 2]);
+        s.anchor = Anchor::None;
         s.gather(&[0, 5], 3, 2, &mut x, &mut y);
         let z = |r: usize| s.z[r];
         assert_eq!(x, [z(0), z(5), z(1), z(6), z(2), z(7)]);
         assert_eq!(y, [z(3), z(4), z(8), z(9)]);
+        // Anchored at each window's last input row.
+        s.anchor = Anchor::Last;
+        s.gather(&[0, 5], 3, 2, &mut x, &mut y);
+        let (a, b) = (z(2), z(7));
+        assert_eq!(x, [z(0) - a, z(5) - b, z(1) - a, z(6) - b, 0.0, 0.0]);
+        assert_eq!(y, [z(3) - a, z(4) - a, z(8) - b, z(9) - b]);
     }
 }

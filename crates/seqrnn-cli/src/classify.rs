@@ -1,0 +1,421 @@
+//! `seqrnn classify train | eval | predict`: sequence classification of labelled text.
+
+use std::io::{BufRead, Write as _};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use seqrnn::data::labeled::{self, build_labels, build_vocab, encode_all, Encoded};
+use seqrnn::data::Vocab;
+use seqrnn::io::tensors::TensorFile;
+use seqrnn::model::classifier::{Classifier, ClassifierConfig, Directions, Pooling};
+use seqrnn::rnn::CellKind;
+use seqrnn::run::RunDir;
+use seqrnn::train::classify::{
+    argmax, classifier_params, evaluate, probabilities, ClassifyMetrics, ClassifyRunConfig,
+    ClassifyTask, ClassifyTrainConfig,
+};
+use seqrnn::train::fit::{fit, EarlyStopping, FitConfig, TASK_FORMAT_VERSION};
+
+use crate::fit_progress::{FitBar, ScoreShown};
+use crate::CellArg;
+
+#[derive(Subcommand, Debug)]
+pub enum ClassifyCommand {
+    /// Train a classifier on DIR/train.tsv, selecting on DIR/dev.tsv.
+    Train(TrainArgs),
+    /// Accuracy, macro-F1 and confusion matrix on a split.
+    Eval(EvalArgs),
+    /// Classify text lines from standard input: label and probability per line.
+    Predict(PredictArgs),
+}
+
+pub fn run(cmd: ClassifyCommand) -> Result<()> {
+    match cmd {
+        ClassifyCommand::Train(a) => train_cmd(a),
+        ClassifyCommand::Eval(a) => eval_cmd(a),
+        ClassifyCommand::Predict(a) => predict_cmd(a),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PoolArg {
+    /// Final state of each direction.
+    Last,
+    /// Mean over the real steps.
+    Mean,
+    /// Maximum over the real steps.
+    Max,
+}
+
+/// `seqrnn classify train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Folder with train.tsv, dev.tsv and test.tsv (`label<TAB>text`, header line).
+    #[arg(long)]
+    data: PathBuf,
+    /// Run directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Recurrent cell.
+    #[arg(long, value_enum, default_value = "lstm")]
+    cell: CellArg,
+    /// Read each sentence in both directions.
+    #[arg(long)]
+    bidirectional: bool,
+    /// Pooling over time.
+    #[arg(long, value_enum, default_value = "max")]
+    pool: PoolArg,
+    /// Recurrent layers.
+    #[arg(long, default_value_t = 1)]
+    layers: usize,
+    /// Units per direction.
+    #[arg(long, default_value_t = 128)]
+    hidden: usize,
+    /// Embedding width.
+    #[arg(long, default_value_t = 128)]
+    embed: usize,
+    /// Words seen fewer times in train.tsv become <unk>.
+    #[arg(long, default_value_t = 1)]
+    min_freq: usize,
+    /// Dropout on embeddings and pooled features.
+    #[arg(long, default_value_t = 0.5)]
+    dropout: f32,
+    /// Epochs at most.
+    #[arg(long, default_value_t = 6)]
+    epochs: usize,
+    /// Stop after this many epochs without a better dev accuracy.
+    #[arg(long, default_value_t = 2)]
+    patience: usize,
+    /// Sequences per step.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    /// Maximum global gradient norm.
+    #[arg(long, default_value_t = 5.0)]
+    clip: f64,
+    /// Stop after this many steps (smoke tests).
+    #[arg(long)]
+    max_steps: Option<u64>,
+    /// Seed of initialisation, shuffling and dropout.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Replace a run already in --out.
+    #[arg(long)]
+    force: bool,
+    /// Print one JSON object with the final figures.
+    #[arg(long)]
+    json: bool,
+}
+
+fn split_file(dir: &Path, split: &str) -> PathBuf {
+    dir.join(format!("{split}.tsv"))
+}
+
+fn load_split(dir: &Path, split: &str) -> Result<Vec<labeled::Example>> {
+    let path = split_file(dir, split);
+    labeled::load_tsv(&path).with_context(|| format!("could not load the {split} split"))
+}
+
+fn encode_split(
+    dir: &Path,
+    split: &str,
+    examples: &[labeled::Example],
+    vocab: &Vocab,
+    labels: &Vocab,
+) -> Result<Encoded> {
+    Ok(encode_all(
+        examples,
+        vocab,
+        labels,
+        &split_file(dir, split),
+    )?)
+}
+
+fn train_cmd(a: TrainArgs) -> Result<()> {
+    crate::set_threads(a.threads)?;
+    let run = RunDir::new(&a.out);
+    if run.holds_run() && !a.force {
+        bail!(
+            "{} already holds a run: pass --force to replace it",
+            a.out.display()
+        );
+    }
+    ensure!(a.min_freq >= 1, "--min-freq must be at least 1");
+    let train_ex = load_split(&a.data, "train")?;
+    let dev_ex = load_split(&a.data, "dev")?;
+    let test_path = split_file(&a.data, "test");
+    let test_ex = if test_path.is_file() {
+        Some(load_split(&a.data, "test")?)
+    } else {
+        None
+    };
+    let vocab = build_vocab(&train_ex, a.min_freq);
+    let labels = build_labels(&train_ex);
+    ensure!(
+        labels.len() >= 2,
+        "classification needs at least 2 labels, {} has {}",
+        split_file(&a.data, "train").display(),
+        labels.len()
+    );
+    let train = encode_split(&a.data, "train", &train_ex, &vocab, &labels)?;
+    let dev = encode_split(&a.data, "dev", &dev_ex, &vocab, &labels)?;
+    let test = match &test_ex {
+        Some(t) => Some(encode_split(&a.data, "test", t, &vocab, &labels)?),
+        None => None,
+    };
+    let model_cfg = ClassifierConfig {
+        vocab: vocab.len(),
+        embed: a.embed,
+        cell: CellKind::from(a.cell),
+        hidden: a.hidden,
+        layers: a.layers,
+        direction: if a.bidirectional {
+            Directions::Bidirectional
+        } else {
+            Directions::Forward
+        },
+        pooling: match a.pool {
+            PoolArg::Last => Pooling::Last,
+            PoolArg::Mean => Pooling::Mean,
+            PoolArg::Max => Pooling::Max,
+        },
+        dropout: a.dropout,
+        classes: labels.len(),
+    };
+    let model = Classifier::new(model_cfg)?;
+    let train_cfg = ClassifyTrainConfig {
+        batch: a.batch,
+        min_freq: a.min_freq,
+        fit: FitConfig {
+            lr: a.lr,
+            clip: Some(a.clip),
+            epochs: a.epochs,
+            early_stopping: EarlyStopping::Patience(a.patience),
+            max_steps: a.max_steps,
+            seed: a.seed,
+            ..FitConfig::default()
+        },
+    };
+    train_cfg.fit.validate()?;
+    let mut task = ClassifyTask::new(&model, &train, &dev, a.batch)?;
+    let mut params = model.init_params(a.seed)?;
+    run.create()?;
+    for p in [run.checkpoint_path(), run.model_path(), run.metrics_path()] {
+        let _ = std::fs::remove_file(p);
+    }
+    vocab.save(&run.vocab_path())?;
+    labels.save(&ClassifyRunConfig::labels_path(&run))?;
+    ClassifyRunConfig {
+        format: TASK_FORMAT_VERSION,
+        task: ClassifyRunConfig::TASK.into(),
+        model: model_cfg,
+        train: train_cfg,
+    }
+    .save(&run)?;
+    eprintln!(
+        "{} {}×{}{} {:?} pooling: {} parameters, vocabulary {} (min freq {}), {} labels, {} train / {} dev examples ({} dev words unknown), {} thread(s)",
+        model_cfg.cell.name().to_uppercase(),
+        model_cfg.layers,
+        model_cfg.hidden,
+        if a.bidirectional { " bidirectional" } else { "" },
+        model_cfg.pooling,
+        model.num_params(),
+        vocab.len(),
+        a.min_freq,
+        labels.len(),
+        train.ids.len(),
+        dev.ids.len(),
+        dev.unknown_tokens,
+        seqrnn::linalg::threads()
+    );
+    let t0 = std::time::Instant::now();
+    let mut bar = FitBar::new(ScoreShown::Accuracy);
+    let outcome = fit(&mut task, &mut params, &train_cfg.fit, &run, &mut bar);
+    bar.finish();
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            if !run.checkpoint_path().is_file() {
+                let _ = std::fs::remove_file(run.config_path());
+            }
+            return Err(e.into());
+        }
+    };
+    let dev_m = evaluate(&model, &outcome.best_params, &dev)?;
+    let test_m = match &test {
+        Some(t) => Some(evaluate(&model, &outcome.best_params, t)?),
+        None => None,
+    };
+    let secs = t0.elapsed().as_secs_f64();
+    if a.json {
+        let v = serde_json::json!({
+            "dev_accuracy": dev_m.accuracy,
+            "dev_macro_f1": dev_m.macro_f1,
+            "test_accuracy": test_m.as_ref().map(|m| m.accuracy),
+            "test_macro_f1": test_m.as_ref().map(|m| m.macro_f1),
+            "test_confusion": test_m.as_ref().map(|m| m.confusion.clone()),
+            "labels": labels.tokens(),
+            "best_epoch": outcome.best_epoch,
+            "epochs": outcome.epochs.len(),
+            "steps": outcome.steps,
+            "seconds": secs,
+            "run": a.out,
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "best dev accuracy {:.2}% (epoch {}), dev macro-F1 {:.4}{}; {} epochs, {:.0} s; run in {}",
+            100.0 * dev_m.accuracy,
+            outcome.best_epoch,
+            dev_m.macro_f1,
+            test_m
+                .as_ref()
+                .map(|m| format!(
+                    "; test accuracy {:.2}%, macro-F1 {:.4}",
+                    100.0 * m.accuracy,
+                    m.macro_f1
+                ))
+                .unwrap_or_default(),
+            outcome.epochs.len(),
+            secs,
+            a.out.display()
+        );
+        if let Some(m) = &test_m {
+            print!("{}", confusion_text(m, &labels));
+        }
+    }
+    Ok(())
+}
+
+fn confusion_text(m: &ClassifyMetrics, labels: &Vocab) -> String {
+    let names = labels.tokens();
+    let w = names.iter().map(String::len).max().unwrap_or(1).max(6);
+    let mut s = format!("confusion (rows: true, columns: predicted)\n{:>w$}", "");
+    for n in names {
+        s += &format!(" {n:>w$}");
+    }
+    s.push('\n');
+    for (n, row) in names.iter().zip(&m.confusion) {
+        s += &format!("{n:>w$}");
+        for v in row {
+            s += &format!(" {v:>w$}");
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// A trained run: configuration, vocabulary, labels, model, weights.
+fn load_run(dir: &Path) -> Result<(Vocab, Vocab, Classifier, Vec<f32>)> {
+    let run = RunDir::new(dir);
+    let config = ClassifyRunConfig::load(&run)
+        .with_context(|| format!("{} is not a usable classification run", dir.display()))?;
+    let vocab = Vocab::load(&run.vocab_path())?;
+    let labels = Vocab::load(&ClassifyRunConfig::labels_path(&run))?;
+    ensure!(
+        vocab.len() == config.model.vocab && labels.len() == config.model.classes,
+        "{}: vocab.txt or labels.txt does not match config.json",
+        dir.display()
+    );
+    let model = Classifier::new(config.model)?;
+    let file = TensorFile::load(&run.model_path())?;
+    let params = classifier_params(&model, &file, &run.model_path())?;
+    Ok((vocab, labels, model, params))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SplitArg {
+    Dev,
+    Test,
+}
+
+/// `seqrnn classify eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Run directory from `seqrnn classify train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Folder with dev.tsv / test.tsv.
+    #[arg(long)]
+    data: PathBuf,
+    /// Split.
+    #[arg(long, value_enum, default_value = "test")]
+    split: SplitArg,
+    /// Print one JSON object with the figures.
+    #[arg(long)]
+    json: bool,
+}
+
+fn eval_cmd(a: EvalArgs) -> Result<()> {
+    let (vocab, labels, model, params) = load_run(&a.model)?;
+    let split = match a.split {
+        SplitArg::Dev => "dev",
+        SplitArg::Test => "test",
+    };
+    let ex = load_split(&a.data, split)?;
+    let data = encode_split(&a.data, split, &ex, &vocab, &labels)?;
+    let m = evaluate(&model, &params, &data)?;
+    if a.json {
+        let mut v = serde_json::json!({
+            "split": split,
+            "examples": m.examples,
+            "loss": m.loss,
+            "labels": labels.tokens(),
+            "confusion": m.confusion,
+            "unknown_tokens": data.unknown_tokens,
+        });
+        v[format!("{split}_accuracy")] = serde_json::json!(m.accuracy);
+        v[format!("{split}_macro_f1")] = serde_json::json!(m.macro_f1);
+        println!("{v}");
+    } else {
+        println!(
+            "{split}: accuracy {:.2}%, macro-F1 {:.4}, loss {:.4}, {} examples ({} unknown words)",
+            100.0 * m.accuracy,
+            m.macro_f1,
+            m.loss,
+            m.examples,
+            data.unknown_tokens
+        );
+        print!("{}", confusion_text(&m, &labels));
+    }
+    Ok(())
+}
+
+/// `seqrnn classify predict`.
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// Run directory from `seqrnn classify train`.
+    #[arg(long)]
+    model: PathBuf,
+}
+
+fn predict_cmd(a: PredictArgs) -> Result<()> {
+    let (vocab, labels, model, params) = load_run(&a.model)?;
+    let mut seqs = Vec::new();
+    for (no, line) in std::io::stdin().lock().lines().enumerate() {
+        let line =
+            line.with_context(|| format!("standard input, line {}: not UTF-8 text", no + 1))?;
+        let mut tokens = labeled::tokenize(&line);
+        if tokens.is_empty() {
+            tokens.push(seqrnn::data::UNK.to_string());
+        }
+        seqs.push(labeled::encode(&tokens, &vocab).0);
+    }
+    if seqs.is_empty() {
+        return Ok(());
+    }
+    let k = labels.len();
+    let probs = probabilities(&model, &params, &seqs)?;
+    let mut out = std::io::stdout().lock();
+    for row in probs.chunks_exact(k) {
+        let best = argmax(row);
+        writeln!(out, "{}\t{:.4}", labels.tokens()[best], row[best])?;
+    }
+    Ok(())
+}

@@ -1,0 +1,506 @@
+//! `seqrnn forecast train | eval | predict`: multi-step time-series forecasting from CSV files.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use seqrnn::data::table::Table;
+use seqrnn::io::tensors::TensorFile;
+use seqrnn::model::forecaster::{ForecastHead, Forecaster, ForecasterConfig};
+use seqrnn::report::plot::{line_chart_svg, Series as ChartSeries};
+use seqrnn::rnn::CellKind;
+use seqrnn::run::RunDir;
+use seqrnn::train::fit::{fit, EarlyStopping, FitConfig, TASK_FORMAT_VERSION};
+use seqrnn::train::forecast::{
+    evaluate, forecast_original, forecaster_params, Anchor, ColumnSpec, ForecastMetrics,
+    ForecastRunConfig, ForecastTask, ForecastTrainConfig, Mode, Series, Split,
+};
+
+use crate::fit_progress::{FitBar, ScoreShown};
+use crate::CellArg;
+
+#[derive(Subcommand, Debug)]
+pub enum ForecastCommand {
+    /// Train a forecaster on a CSV file.
+    Train(TrainArgs),
+    /// Test-split MSE/MAE of a trained forecaster, with the persistence baseline.
+    Eval(EvalArgs),
+    /// Forecast the steps after the end of a CSV file.
+    Predict(PredictArgs),
+}
+
+pub fn run(cmd: ForecastCommand) -> Result<()> {
+    match cmd {
+        ForecastCommand::Train(a) => train_cmd(a),
+        ForecastCommand::Eval(a) => eval_cmd(a),
+        ForecastCommand::Predict(a) => predict_cmd(a),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum HeadArg {
+    /// One dense layer predicts all horizon steps from the final state.
+    Dense,
+    /// Encoder–decoder: a recurrent layer unrolled over the horizon.
+    Decoder,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AnchorArg {
+    /// Each window relative to its last input row.
+    Last,
+    /// Standardised values as they are.
+    None,
+}
+
+/// `seqrnn forecast train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// CSV file with a header line.
+    #[arg(long)]
+    data: PathBuf,
+    /// Run directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// M: all features in and out; S: target in and out; MS: all in, target out.
+    #[arg(long, default_value = "M")]
+    mode: String,
+    /// Target column(s), comma-separated (default: the last feature column).
+    #[arg(long, value_delimiter = ',')]
+    target: Option<Vec<String>>,
+    /// Feature columns, comma-separated (default: every numeric column).
+    #[arg(long, value_delimiter = ',')]
+    features: Option<Vec<String>>,
+    /// Date column, copied into forecasts (default: a text column named `date`, if any).
+    #[arg(long)]
+    date_column: Option<String>,
+    /// Past steps per window.
+    #[arg(long, default_value_t = 96)]
+    lookback: usize,
+    /// Steps to forecast.
+    #[arg(long, default_value_t = 24)]
+    horizon: usize,
+    /// `informer` (8640/2880/2880 rows), three fractions `0.7,0.1,0.2` or three row counts
+    /// (default: informer when the file has at least 14,400 rows, else 0.7,0.1,0.2).
+    #[arg(long)]
+    split: Option<String>,
+    /// Window normalisation: `last` subtracts each window's last input row (the model predicts
+    /// the change from it), `none` feeds the standardised values as they are.
+    #[arg(long, value_enum, default_value = "last")]
+    anchor: AnchorArg,
+    /// Recurrent cell.
+    #[arg(long, value_enum, default_value = "lstm")]
+    cell: CellArg,
+    /// Output head.
+    #[arg(long, value_enum, default_value = "dense")]
+    head: HeadArg,
+    /// Recurrent layers.
+    #[arg(long, default_value_t = 1)]
+    layers: usize,
+    /// Units per layer.
+    #[arg(long, default_value_t = 64)]
+    hidden: usize,
+    /// Epochs at most.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Stop after this many epochs without a better validation MSE.
+    #[arg(long, default_value_t = 3)]
+    patience: usize,
+    /// Windows per step.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Learning-rate factor per epoch.
+    #[arg(long, default_value_t = 1.0)]
+    lr_decay: f64,
+    /// Maximum global gradient norm.
+    #[arg(long, default_value_t = 1.0)]
+    clip: f64,
+    /// Stop after this many steps (smoke tests).
+    #[arg(long)]
+    max_steps: Option<u64>,
+    /// Seed of initialisation and shuffling.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Replace a run already in --out.
+    #[arg(long)]
+    force: bool,
+    /// Print one JSON object with the final figures.
+    #[arg(long)]
+    json: bool,
+}
+
+fn default_split(rows: usize) -> Split {
+    if rows >= 14_400 {
+        Split::Informer
+    } else {
+        Split::default()
+    }
+}
+
+fn load_table(path: &Path) -> Result<Table> {
+    Table::load(path).with_context(|| format!("could not read the table {}", path.display()))
+}
+
+fn train_cmd(a: TrainArgs) -> Result<()> {
+    crate::set_threads(a.threads)?;
+    let run = RunDir::new(&a.out);
+    if run.holds_run() && !a.force {
+        bail!(
+            "{} already holds a run: pass --force to replace it",
+            a.out.display()
+        );
+    }
+    let mode: Mode = a.mode.parse()?;
+    let table = load_table(&a.data)?;
+    let split = match &a.split {
+        Some(s) => s.parse()?,
+        None => default_split(table.rows),
+    };
+    ensure!(a.lookback >= 1, "--lookback must be at least 1");
+    ensure!(a.horizon >= 1, "--horizon must be at least 1");
+    let ranges = split.ranges(table.rows, a.lookback)?;
+    let mut columns = ColumnSpec::choose(
+        &table,
+        mode,
+        a.features.as_deref(),
+        a.target.as_deref(),
+        a.date_column.as_deref(),
+        ranges.train.clone(),
+    )?;
+    columns.anchor = match a.anchor {
+        AnchorArg::Last => Anchor::Last,
+        AnchorArg::None => Anchor::None,
+    };
+    let series = Series::new(&table, &columns)?;
+    let model_cfg = ForecasterConfig {
+        inputs: columns.inputs.len(),
+        outputs: columns.targets.len(),
+        lookback: a.lookback,
+        horizon: a.horizon,
+        cell: CellKind::from(a.cell),
+        hidden: a.hidden,
+        layers: a.layers,
+        head: match a.head {
+            HeadArg::Dense => ForecastHead::Dense,
+            HeadArg::Decoder => ForecastHead::Decoder,
+        },
+    };
+    let model = Forecaster::new(model_cfg)?;
+    let train_cfg = ForecastTrainConfig {
+        batch: a.batch,
+        fit: FitConfig {
+            lr: a.lr,
+            lr_decay: a.lr_decay,
+            clip: Some(a.clip),
+            epochs: a.epochs,
+            early_stopping: EarlyStopping::Patience(a.patience),
+            max_steps: a.max_steps,
+            seed: a.seed,
+            ..FitConfig::default()
+        },
+    };
+    train_cfg.fit.validate()?;
+    let (l, k) = (a.lookback, a.horizon);
+    let train_w = Series::windows(ranges.train.clone(), l, k);
+    let valid_w = Series::windows(ranges.valid.clone(), l, k);
+    let test_w = Series::windows(ranges.test.clone(), l, k);
+    ensure!(
+        !test_w.is_empty(),
+        "the test split (rows {}..{}) is too short for one window of lookback {l} + horizon {k}",
+        ranges.test.start,
+        ranges.test.end
+    );
+    let mut task = ForecastTask::new(
+        &model,
+        &series,
+        &columns.scaler,
+        train_w.clone(),
+        valid_w.clone(),
+        a.batch,
+    )?;
+    let mut params = model.init_params(a.seed)?;
+    run.create()?;
+    for p in [run.checkpoint_path(), run.model_path(), run.metrics_path()] {
+        let _ = std::fs::remove_file(p);
+    }
+    let config = ForecastRunConfig {
+        format: TASK_FORMAT_VERSION,
+        task: ForecastRunConfig::TASK.into(),
+        columns: columns.clone(),
+        model: model_cfg,
+        split,
+        train: train_cfg,
+    };
+    config.save(&run)?;
+    eprintln!(
+        "{} {}×{} {:?} head, mode {:?}, anchor {:?}: {} → {} columns, lookback {l}, horizon {k}, split {}, {} / {} / {} windows, {} parameters, {} thread(s)",
+        model_cfg.cell.name().to_uppercase(),
+        model_cfg.layers,
+        model_cfg.hidden,
+        model_cfg.head,
+        mode,
+        columns.anchor,
+        columns.inputs.len(),
+        columns.targets.len(),
+        String::from(split),
+        train_w.len(),
+        valid_w.len(),
+        test_w.len(),
+        model.num_params(),
+        seqrnn::linalg::threads()
+    );
+    let t0 = std::time::Instant::now();
+    let mut bar = FitBar::new(ScoreShown::NegMse);
+    let outcome = fit(&mut task, &mut params, &train_cfg.fit, &run, &mut bar);
+    bar.finish();
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            if !run.checkpoint_path().is_file() {
+                let _ = std::fs::remove_file(run.config_path());
+            }
+            return Err(e.into());
+        }
+    };
+    let test = evaluate(
+        &model,
+        &outcome.best_params,
+        &series,
+        &columns.scaler,
+        &test_w,
+    )?;
+    let secs = t0.elapsed().as_secs_f64();
+    if a.json {
+        let mut v = metrics_json(&test);
+        v["valid_mse"] = serde_json::json!(-outcome.best_score);
+        v["best_epoch"] = serde_json::json!(outcome.best_epoch);
+        v["epochs"] = serde_json::json!(outcome.epochs.len());
+        v["steps"] = serde_json::json!(outcome.steps);
+        v["seconds"] = serde_json::json!(secs);
+        v["run"] = serde_json::json!(a.out);
+        println!("{v}");
+    } else {
+        println!(
+            "best validation MSE {:.4} (epoch {}); {}; {} epochs, {:.0} s; run in {}",
+            -outcome.best_score,
+            outcome.best_epoch,
+            metrics_line(&test),
+            outcome.epochs.len(),
+            secs,
+            a.out.display()
+        );
+    }
+    Ok(())
+}
+
+fn metrics_json(m: &ForecastMetrics) -> serde_json::Value {
+    serde_json::json!({
+        "test_mse": m.mse,
+        "test_mae": m.mae,
+        "test_mse_original": m.mse_original,
+        "test_mae_original": m.mae_original,
+        "persistence_mse": m.persistence_mse,
+        "persistence_mae": m.persistence_mae,
+        "persistence_mse_original": m.persistence_mse_original,
+        "persistence_mae_original": m.persistence_mae_original,
+        "test_windows": m.windows,
+    })
+}
+
+fn metrics_line(m: &ForecastMetrics) -> String {
+    format!(
+        "test MSE {:.4} MAE {:.4} (original units: MSE {:.4} MAE {:.4}); persistence MSE {:.4} MAE {:.4} (original: {:.4} / {:.4}); {} windows",
+        m.mse,
+        m.mae,
+        m.mse_original,
+        m.mae_original,
+        m.persistence_mse,
+        m.persistence_mae,
+        m.persistence_mse_original,
+        m.persistence_mae_original,
+        m.windows
+    )
+}
+
+/// A trained run: configuration, model and best weights.
+fn load_run(dir: &Path) -> Result<(ForecastRunConfig, Forecaster, Vec<f32>)> {
+    let run = RunDir::new(dir);
+    let config = ForecastRunConfig::load(&run)
+        .with_context(|| format!("{} is not a usable forecasting run", dir.display()))?;
+    let model = Forecaster::new(config.model)?;
+    let file = TensorFile::load(&run.model_path())?;
+    let params = forecaster_params(&model, &file, &run.model_path())?;
+    Ok((config, model, params))
+}
+
+/// `seqrnn forecast eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Run directory from `seqrnn forecast train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// CSV file with the run's columns.
+    #[arg(long)]
+    data: PathBuf,
+    /// Split (default: the run's).
+    #[arg(long)]
+    split: Option<String>,
+    /// Draw forecast against truth for a few test windows (PNG, or SVG for a .svg path).
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Print one JSON object with the figures.
+    #[arg(long)]
+    json: bool,
+}
+
+fn eval_cmd(a: EvalArgs) -> Result<()> {
+    let (config, model, params) = load_run(&a.model)?;
+    let table = load_table(&a.data)?;
+    let split = match &a.split {
+        Some(s) => s.parse()?,
+        None => config.split,
+    };
+    let cfg = *model.config();
+    let ranges = split.ranges(table.rows, cfg.lookback)?;
+    let series = Series::new(&table, &config.columns)
+        .with_context(|| format!("{} lacks a column the model reads", a.data.display()))?;
+    let starts = Series::windows(ranges.test.clone(), cfg.lookback, cfg.horizon);
+    ensure!(
+        !starts.is_empty(),
+        "the test split (rows {}..{}) is too short for one window of lookback {} + horizon {}",
+        ranges.test.start,
+        ranges.test.end,
+        cfg.lookback,
+        cfg.horizon
+    );
+    let m = evaluate(&model, &params, &series, &config.columns.scaler, &starts)?;
+    if let Some(path) = &a.plot {
+        plot_windows(path, &model, &params, &series, &config, &table, &starts)?;
+    }
+    if a.json {
+        println!("{}", metrics_json(&m));
+    } else {
+        println!("{}", metrics_line(&m));
+    }
+    Ok(())
+}
+
+/// Forecast against truth of the last target for three test windows spread over the split.
+fn plot_windows(
+    path: &Path,
+    model: &Forecaster,
+    params: &[f32],
+    series: &Series,
+    config: &ForecastRunConfig,
+    table: &Table,
+    starts: &[usize],
+) -> Result<()> {
+    let cfg = *model.config();
+    let (l, k) = (cfg.lookback, cfg.horizon);
+    let picks: Vec<usize> = (0..3)
+        .map(|i| starts[(starts.len() - 1) * i / 2])
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let fc = forecast_original(model, params, series, &config.columns.scaler, &picks)?;
+    // The last target: the forecast column proper in the ETT convention (`OT`).
+    let c = config.columns.targets.len();
+    let target = &config.columns.targets[c - 1];
+    let col = table.column(target)?;
+    let context = l.min(2 * k).max(1);
+    let mut lines: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for (n, &s) in picks.iter().enumerate() {
+        let truth = (s + l - context..s + l + k)
+            .map(|r| (r as f64, table.get(r, col) as f64))
+            .collect();
+        let pred = (0..k)
+            .map(|step| ((s + l + step) as f64, fc[(n * k + step) * c + c - 1]))
+            .collect();
+        lines.push((format!("truth, window {}", n + 1), truth));
+        lines.push((format!("forecast, window {}", n + 1), pred));
+    }
+    let series: Vec<ChartSeries> = lines
+        .iter()
+        .map(|(name, points)| ChartSeries { name, points })
+        .collect();
+    line_chart_svg(
+        path,
+        &format!("{target}: {k}-step forecasts on the test split"),
+        "row",
+        target,
+        &series,
+    )
+    .with_context(|| format!("could not draw {}", path.display()))
+}
+
+/// `seqrnn forecast predict`.
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// Run directory from `seqrnn forecast train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// CSV file with the run's columns; its last `lookback` rows are the input.
+    #[arg(long)]
+    data: PathBuf,
+    /// Where to write the forecasts (CSV).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn predict_cmd(a: PredictArgs) -> Result<()> {
+    let (config, model, params) = load_run(&a.model)?;
+    let table = load_table(&a.data)?;
+    let cfg = *model.config();
+    ensure!(
+        table.rows >= cfg.lookback,
+        "{} has {} rows, the model needs the last {} (its lookback)",
+        a.data.display(),
+        table.rows,
+        cfg.lookback
+    );
+    let series = Series::new(&table, &config.columns)
+        .with_context(|| format!("{} lacks a column the model reads", a.data.display()))?;
+    // The window ending at the last row: `forecast_original` wants a start whose horizon is in
+    // the table, so feed the standardised rows directly.
+    let mut x = vec![0.0; cfg.lookback * series.inputs];
+    let anchors = series.last_window(cfg.lookback, &mut x);
+    let c = config.columns.targets.len();
+    let mut out = vec![0.0; cfg.horizon * c];
+    let mut ws = Default::default();
+    model.predict(&params, &x, 1, &mut out, &mut ws)?;
+    let origin = config
+        .columns
+        .date_column
+        .as_deref()
+        .and_then(|d| table.text_column(d))
+        .and_then(|v| v.last().cloned())
+        .unwrap_or_else(|| format!("row {}", table.rows));
+    let mut text = format!("origin,step,{}\n", config.columns.targets.join(","));
+    for step in 0..cfg.horizon {
+        let _ = write!(text, "{origin},{}", step + 1);
+        for (j, &col) in series.targets.iter().enumerate() {
+            let v = config
+                .columns
+                .scaler
+                .undo(col, (out[step * c + j] + anchors[col]) as f64);
+            let _ = write!(text, ",{v}");
+        }
+        text.push('\n');
+    }
+    seqrnn::io::write_atomic(&a.out, text.as_bytes())
+        .with_context(|| format!("could not write {}", a.out.display()))?;
+    eprintln!(
+        "{} forecasts of {} column(s) after {origin} written to {}",
+        cfg.horizon,
+        c,
+        a.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! `seqrnn classify` on a tiny sentiment corpus, as a user runs it.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn seqrnn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_seqrnn"))
+        .args(args)
+        .output()
+        .expect("run seqrnn")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn fails(out: &Output, needle: &str) {
+    assert!(
+        !out.status.success(),
+        "should fail: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(needle), "expected `{needle}` in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("seqrnn-cl-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Sentences whose label is decided by one word, of varied lengths.
+fn corpus(dir: &Path) {
+    let pos = ["good", "great", "fine", "lovely"];
+    let neg = ["bad", "awful", "dull", "boring"];
+    let fill = ["the", "film", "was", "a", "plot", "and", "very", "quite"];
+    let lines = |n: usize, seed: usize| {
+        let mut s = String::from("label\tsentence\n");
+        for i in 0..n {
+            // Pairs of sentences that differ only in the sentiment word.
+            let p = i / 2 + seed;
+            let k = p % 4;
+            let (label, word) = if i % 2 == 0 {
+                ("pos", pos[k])
+            } else {
+                ("neg", neg[k])
+            };
+            let len = 1 + (p * 5) % 6;
+            let words: Vec<&str> = (0..len).map(|j| fill[(p * 3 + j) % 8]).collect();
+            let at = p % (len + 1);
+            let mut w = words.clone();
+            w.insert(at, word);
+            s += &format!("{label}\t{}\n", w.join(" "));
+        }
+        s
+    };
+    std::fs::write(dir.join("train.tsv"), lines(240, 0)).unwrap();
+    std::fs::write(dir.join("dev.tsv"), lines(40, 3)).unwrap();
+    std::fs::write(dir.join("test.tsv"), lines(40, 5)).unwrap();
+}
+
+fn train_args<'a>(data: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "classify",
+        "train",
+        "--data",
+        data,
+        "--out",
+        out,
+        "--hidden",
+        "12",
+        "--embed",
+        "8",
+        "--epochs",
+        "6",
+        "--patience",
+        "6",
+        "--lr",
+        "0.02",
+        "--dropout",
+        "0",
+        "--threads",
+        "1",
+        "--json",
+    ];
+    // A flag given in `extra` replaces the default's value.
+    for flag in extra.iter().filter(|f| f.starts_with("--")) {
+        if let Some(i) = v.iter().position(|x| x == flag) {
+            v.drain(i..i + 2);
+        }
+    }
+    v.extend_from_slice(extra);
+    v
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s.lines().last().unwrap()).unwrap()
+}
+
+#[test]
+fn train_eval_predict() {
+    let d = scratch("ok");
+    corpus(&d);
+    let run = d.join("run");
+    let (data_s, run_s) = (d.to_str().unwrap(), run.to_str().unwrap());
+    let v = json(&ok(&seqrnn(&train_args(
+        data_s,
+        run_s,
+        &["--bidirectional", "--pool", "last"],
+    ))));
+    let acc = v["test_accuracy"].as_f64().unwrap();
+    assert!(acc >= 0.9, "{v}");
+    assert!(v["dev_accuracy"].as_f64().unwrap() >= 0.9, "{v}");
+    assert!(v["test_macro_f1"].as_f64().is_some(), "{v}");
+    for f in [
+        "config.json",
+        "vocab.txt",
+        "labels.txt",
+        "model.safetensors",
+        "metrics.csv",
+    ] {
+        assert!(run.join(f).is_file(), "{f}");
+    }
+    let e = json(&ok(&seqrnn(&[
+        "classify", "eval", "--model", run_s, "--data", data_s, "--split", "test", "--json",
+    ])));
+    assert!(
+        (e["test_accuracy"].as_f64().unwrap() - acc).abs() < 1e-12,
+        "{e}"
+    );
+    let conf = e["confusion"].as_array().unwrap();
+    assert_eq!(conf.len(), 2);
+    let text = ok(&seqrnn(&[
+        "classify", "eval", "--model", run_s, "--data", data_s,
+    ]));
+    assert!(
+        text.contains("macro-F1") && text.contains("confusion"),
+        "{text}"
+    );
+    // predict: one line out per line in, label and probability.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_seqrnn"))
+        .args(["classify", "predict", "--model", run_s])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"the film was great\na very dull plot and unseen words\n\n")
+        .unwrap();
+    let out = ok(&child.wait_with_output().unwrap());
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].starts_with("pos\t"), "{out}");
+    assert!(lines[1].starts_with("neg\t"), "{out}");
+    let p: f64 = lines[0].split('\t').nth(1).unwrap().parse().unwrap();
+    assert!((0.5..=1.0).contains(&p));
+    fails(&seqrnn(&train_args(data_s, run_s, &[])), "--force");
+}
+
+#[test]
+fn every_cell_and_pooling_trains() {
+    let d = scratch("variants");
+    corpus(&d);
+    for (i, extra) in [
+        vec!["--cell", "gru", "--pool", "mean"],
+        vec!["--pool", "max", "--layers", "2", "--bidirectional"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let run = d.join(format!("run{i}"));
+        let mut args = extra;
+        args.extend(["--min-freq", "2"]);
+        let v = json(&ok(&seqrnn(&train_args(
+            d.to_str().unwrap(),
+            run.to_str().unwrap(),
+            &args,
+        ))));
+        assert!(v["dev_accuracy"].as_f64().is_some(), "{v}");
+    }
+}
+
+#[test]
+fn bad_input_gives_one_message() {
+    let d = scratch("bad");
+    corpus(&d);
+    let data_s = d.to_str().unwrap();
+    let out = d.join("run");
+    let out_s = out.to_str().unwrap();
+    let broken = |name: &str, file: &str, bytes: &[u8]| {
+        let dir = d.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["train.tsv", "dev.tsv", "test.tsv"] {
+            std::fs::copy(d.join(f), dir.join(f)).unwrap();
+        }
+        std::fs::write(dir.join(file), bytes).unwrap();
+        dir.to_str().unwrap().to_string()
+    };
+    let unknown = broken("unknown", "dev.tsv", b"label\tsentence\nmeh\tgood film\n");
+    let empty = broken("empty", "train.tsv", b"");
+    let utf8 = broken(
+        "utf8",
+        "train.tsv",
+        b"label\tsentence\npos\tgood\nneg\t\xfe\n",
+    );
+    let one = broken("one", "train.tsv", b"label\tsentence\npos\tgood\n");
+    std::fs::write(d.join("one/dev.tsv"), b"label\tsentence\npos\tgood\n").unwrap();
+    let missing = d.join("missing");
+    for (args, needle) in [
+        (
+            train_args(missing.to_str().unwrap(), out_s, &[]),
+            "train.tsv",
+        ),
+        (train_args(&unknown, out_s, &[]), "unknown label `meh`"),
+        (train_args(&empty, out_s, &[]), "empty"),
+        (train_args(&utf8, out_s, &[]), "line 3: not valid UTF-8"),
+        (train_args(&one, out_s, &[]), "at least 2 labels"),
+        (
+            train_args(data_s, out_s, &["--hidden", "0"]),
+            "hidden size must be at least 1",
+        ),
+        (
+            train_args(data_s, out_s, &["--min-freq", "0"]),
+            "--min-freq",
+        ),
+        (train_args(data_s, out_s, &["--dropout", "1.5"]), "dropout"),
+        (train_args(data_s, out_s, &["--epochs", "0"]), "epochs"),
+    ] {
+        fails(&seqrnn(&args), needle);
+        assert!(
+            !out.join("config.json").exists(),
+            "{args:?} left a run behind"
+        );
+    }
+    // A forecasting run is not a classifier.
+    let fc = d.join("fc");
+    std::fs::create_dir_all(&fc).unwrap();
+    std::fs::write(fc.join("config.json"), r#"{"format":1,"task":"forecast"}"#).unwrap();
+    fails(
+        &seqrnn(&[
+            "classify",
+            "eval",
+            "--model",
+            fc.to_str().unwrap(),
+            "--data",
+            data_s,
+        ]),
+        "`forecast` run",
+    );
+}

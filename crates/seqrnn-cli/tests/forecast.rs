@@ -1,0 +1,303 @@
+//! `seqrnn forecast` on a small synthetic table, as a user runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn seqrnn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_seqrnn"))
+        .args(args)
+        .output()
+        .expect("run seqrnn")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn fails(out: &Output, needle: &str) {
+    assert!(
+        !out.status.success(),
+        "should fail: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(needle), "expected `{needle}` in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("seqrnn-fc-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// 300 hourly rows of two sines and a level in other units.
+fn table(path: &Path) {
+    let mut s = String::from("date,a,b,level\n");
+    for r in 0..300 {
+        let t = r as f64;
+        s += &format!(
+            "2020-01-{:02} {:02}:00:00,{},{},{}\n",
+            1 + r / 24,
+            r % 24,
+            (t * 0.26).sin(),
+            (t * 0.1).cos() * 2.0 + 1.0,
+            100.0 + 10.0 * (t * 0.26).sin()
+        );
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+fn train_args<'a>(data: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "forecast",
+        "train",
+        "--data",
+        data,
+        "--out",
+        out,
+        "--lookback",
+        "12",
+        "--horizon",
+        "4",
+        "--hidden",
+        "8",
+        "--epochs",
+        "3",
+        "--batch",
+        "16",
+        "--lr",
+        "0.01",
+        "--split",
+        "0.6,0.2,0.2",
+        "--threads",
+        "1",
+        "--json",
+    ];
+    // A flag given in `extra` replaces the default's value.
+    for flag in extra.iter().filter(|f| f.starts_with("--")) {
+        if let Some(i) = v.iter().position(|x| x == flag) {
+            v.drain(i..i + 2);
+        }
+    }
+    v.extend_from_slice(extra);
+    v
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s.lines().last().unwrap()).unwrap()
+}
+
+#[test]
+fn train_eval_plot_predict() {
+    let d = scratch("ok");
+    let data = d.join("t.csv");
+    table(&data);
+    let (data_s, run) = (data.to_str().unwrap(), d.join("run"));
+    let run_s = run.to_str().unwrap();
+    let v = json(&ok(&seqrnn(&train_args(data_s, run_s, &[]))));
+    for key in [
+        "test_mse",
+        "test_mae",
+        "test_mse_original",
+        "persistence_mse",
+        "persistence_mae",
+        "valid_mse",
+    ] {
+        assert!(v[key].as_f64().is_some_and(f64::is_finite), "{key}: {v}");
+    }
+    // The model learns the sines better than repeating the last value.
+    assert!(
+        v["test_mse"].as_f64() < v["persistence_mse"].as_f64(),
+        "{v}"
+    );
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "checkpoint.safetensors",
+        "metrics.csv",
+    ] {
+        assert!(run.join(f).is_file(), "{f}");
+    }
+    // eval reproduces the figures and draws the plot.
+    let plot = d.join("fc.svg");
+    let e = json(&ok(&seqrnn(&[
+        "forecast",
+        "eval",
+        "--model",
+        run_s,
+        "--data",
+        data_s,
+        "--plot",
+        plot.to_str().unwrap(),
+        "--json",
+    ])));
+    assert!((e["test_mse"].as_f64().unwrap() - v["test_mse"].as_f64().unwrap()).abs() < 1e-9);
+    assert!(std::fs::read_to_string(&plot).unwrap().contains("<svg"));
+    // predict: the next 4 steps in the original units.
+    let fc = d.join("fc.csv");
+    ok(&seqrnn(&[
+        "forecast",
+        "predict",
+        "--model",
+        run_s,
+        "--data",
+        data_s,
+        "--out",
+        fc.to_str().unwrap(),
+    ]));
+    let text = std::fs::read_to_string(&fc).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "origin,step,a,b,level");
+    assert_eq!(lines.len(), 5);
+    assert!(
+        lines[1].starts_with("2020-01-13 11:00:00,1,"),
+        "{}",
+        lines[1]
+    );
+    let level: f64 = lines[1].rsplit(',').next().unwrap().parse().unwrap();
+    assert!((80.0..120.0).contains(&level), "{level}");
+    // A run is not overwritten by accident.
+    fails(&seqrnn(&train_args(data_s, run_s, &[])), "--force");
+}
+
+#[test]
+fn modes_and_decoder_head() {
+    let d = scratch("modes");
+    let data = d.join("t.csv");
+    table(&data);
+    let data_s = data.to_str().unwrap();
+    for (mode, extra) in [
+        ("S", vec!["--target", "a"]),
+        (
+            "MS",
+            vec!["--target", "level", "--head", "decoder", "--cell", "gru"],
+        ),
+    ] {
+        let run = d.join(mode);
+        let mut args = vec!["--mode", mode];
+        args.extend(extra);
+        let v = json(&ok(&seqrnn(&train_args(
+            data_s,
+            run.to_str().unwrap(),
+            &args,
+        ))));
+        assert!(v["test_mse"].as_f64().is_some_and(f64::is_finite), "{v}");
+        let cfg = std::fs::read_to_string(run.join("config.json")).unwrap();
+        assert!(cfg.contains("\"task\": \"forecast\""), "{cfg}");
+    }
+}
+
+#[test]
+fn bad_input_gives_one_message() {
+    let d = scratch("bad");
+    let data = d.join("t.csv");
+    table(&data);
+    let data_s = data.to_str().unwrap();
+    let out = d.join("run");
+    let out_s = out.to_str().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = d.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let empty = write("empty.csv", b"");
+    let text_cell = write("text.csv", b"a,b\n1,2\n3,x\n");
+    let utf8 = write("utf8.csv", b"a,b\n1,\xff\n");
+    let missing = d.join("missing.csv");
+    for (args, needle) in [
+        (
+            train_args(missing.to_str().unwrap(), out_s, &[]),
+            "missing.csv",
+        ),
+        (train_args(&empty, out_s, &[]), "empty"),
+        (
+            train_args(&text_cell, out_s, &[]),
+            "line 3: column `b` holds `x`",
+        ),
+        (train_args(&utf8, out_s, &[]), "UTF-8"),
+        (
+            train_args(data_s, out_s, &["--target", "nope"]),
+            "no column `nope`",
+        ),
+        (train_args(data_s, out_s, &["--mode", "X"]), "unknown mode"),
+        (
+            train_args(data_s, out_s, &["--hidden", "0"]),
+            "hidden size must be at least 1",
+        ),
+        (
+            train_args(data_s, out_s, &["--lookback", "0"]),
+            "--lookback",
+        ),
+        (
+            train_args(data_s, out_s, &["--split", "informer"]),
+            "needs 14400 rows",
+        ),
+        (
+            train_args(data_s, out_s, &["--split", "1,2"]),
+            "split `1,2`",
+        ),
+        (train_args(data_s, out_s, &["--lr", "0"]), "learning rate"),
+        (
+            train_args(data_s, out_s, &["--horizon", "100"]),
+            "too short",
+        ),
+    ] {
+        fails(&seqrnn(&args), needle);
+        assert!(
+            !out.join("config.json").exists(),
+            "{args:?} left a run behind"
+        );
+    }
+    // eval of something that is not a forecasting run.
+    let lm = d.join("lm");
+    std::fs::create_dir_all(&lm).unwrap();
+    std::fs::write(
+        lm.join("config.json"),
+        r#"{"format":1,"tokens":"word","model":{}}"#,
+    )
+    .unwrap();
+    fails(
+        &seqrnn(&[
+            "forecast",
+            "eval",
+            "--model",
+            lm.to_str().unwrap(),
+            "--data",
+            data_s,
+        ]),
+        "language-model run",
+    );
+    let cl = d.join("cl");
+    std::fs::create_dir_all(&cl).unwrap();
+    std::fs::write(cl.join("config.json"), r#"{"format":1,"task":"classify"}"#).unwrap();
+    fails(
+        &seqrnn(&[
+            "forecast",
+            "eval",
+            "--model",
+            cl.to_str().unwrap(),
+            "--data",
+            data_s,
+        ]),
+        "`classify` run",
+    );
+    fails(
+        &seqrnn(&[
+            "forecast",
+            "eval",
+            "--model",
+            d.join("none").to_str().unwrap(),
+            "--data",
+            data_s,
+        ]),
+        "not found",
+    );
+}
