@@ -165,6 +165,29 @@ fn trains_both_cells_and_reports() {
     let m = std::fs::read_to_string(budget.join("runs/gru/metrics.csv")).unwrap();
     assert!(m.trim_end().ends_with(",40"), "{m}");
     assert_eq!(j3["rows"][0]["epochs"], 1);
+
+    // A wall-clock budget, checked at epoch ends: spent after the first epoch of 2.
+    let clock = d.join("clock");
+    let mut args = vec![
+        "compare",
+        "--data",
+        data,
+        "--out",
+        clock.to_str().unwrap(),
+        "--cells",
+        "gru",
+        "--hidden",
+        "4",
+        "--max-seconds",
+        "0.000001",
+        "--json",
+    ];
+    args.extend(TINY);
+    let j4: serde_json::Value = serde_json::from_str(ok(&seqrnn(&args)).trim()).unwrap();
+    assert_eq!(j4["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(j4["rows"][0]["epochs"], 1);
+    let summary = std::fs::read_to_string(clock.join("runs/gru/summary.json")).unwrap();
+    assert!(summary.contains("train_seconds"), "{summary}");
 }
 
 #[test]
@@ -234,7 +257,7 @@ fn measures_finished_runs_and_refuses_bad_input() {
     .unwrap();
     std::fs::write(
         fc.join("metrics.csv"),
-        "epoch,lr,train_loss,valid_loss,valid_mae,examples_per_s,seconds\n1,0.1,1,1,1,10,1\n",
+        "epoch,lr,train_loss,valid_loss,valid_neg_mse,examples_per_s,seconds\n1,0.1,1,1,-1,10,1\n",
     )
     .unwrap();
     let mixed = format!("{},{}", a.display(), fc.display());

@@ -225,17 +225,20 @@ fn runs_that_cannot_be_read_or_compared() {
     .unwrap();
     std::fs::write(
         fc.join("metrics.csv"),
-        "epoch,lr,train_loss,valid_loss,valid_mae,examples_per_s,seconds\n\
-         1,0.001,1.0,0.9,0.7,1000,3\n2,0.001,0.8,0.7,0.5,1100,3\n",
+        "epoch,lr,train_loss,valid_loss,valid_neg_mse,examples_per_s,seconds\n\
+         1,0.001,1.0,0.9,-0.7,1000,3\n2,0.001,0.8,0.7,-0.5,1100,3\n3,0.001,0.8,0.7,-0.6,1100,3\n",
     )
     .unwrap();
     let f = load_run(&fc).unwrap();
     assert_eq!(
         (f.task.as_str(), f.metric.name.as_str()),
-        ("forecast", "mae")
+        ("forecast", "neg_mse")
     );
-    assert!(f.metric.lower_is_better);
+    // The supervised scores are higher-is-better.
+    assert!(!f.metric.lower_is_better);
     assert_eq!(f.best().unwrap().epoch, 2);
+    assert_eq!(f.reaches(-0.55).unwrap().epoch, 2);
+    assert_eq!(f.curve[2].seconds, 9.0);
     assert_eq!(f.model, "GRU 1×8");
 
     // Mixed tasks, mixed data: one clear error each; nothing to compare: an error too.

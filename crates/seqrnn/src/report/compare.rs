@@ -10,8 +10,9 @@
 //!
 //! Language-model runs report perplexity against training tokens seen. Runs of the supervised
 //! tasks (a `config.json` with a `task` field, and a `metrics.csv` with `epoch`, `seconds`,
-//! `valid_loss` and usually a `valid_<score>` column) report their validation score against
-//! epochs, since their metrics hold no example count.
+//! `valid_loss` and usually a `valid_<score>` column, higher is better, such as `accuracy` or
+//! `neg_mse`) report their validation score against epochs, since their metrics hold no example
+//! count.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -335,10 +336,9 @@ fn load_supervised(run: &RunDir, task: &str, config: &serde_json::Value) -> Resu
         .or_else(|| col("valid_loss"))
         .ok_or_else(|| bad("no `valid_…` column".into()))?;
     let score = header[score_c].trim_start_matches("valid_").to_string();
-    let lower_is_better = !matches!(
-        score.as_str(),
-        "accuracy" | "acc" | "f1" | "auc" | "r2" | "precision" | "recall"
-    );
+    // The supervised loop's scores are higher-is-better by convention (accuracy, `neg_mse`);
+    // only the loss, used when there is no score, is lower-is-better.
+    let lower_is_better = score == "loss";
     let speed_c = col("examples_per_s");
     let mut curve = Vec::new();
     for (n, line) in lines {
