@@ -417,14 +417,22 @@ fn plot_windows(
     let context = l.min(2 * k).max(1);
     let mut lines: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     for (n, &s) in picks.iter().enumerate() {
+        // x: steps from the forecast origin (the window's last input row is 0).
+        let origin = (s + l - 1) as f64;
         let truth = (s + l - context..s + l + k)
-            .map(|r| (r as f64, table.get(r, col) as f64))
+            .map(|r| (r as f64 - origin, table.get(r, col) as f64))
             .collect();
         let pred = (0..k)
-            .map(|step| ((s + l + step) as f64, fc[(n * k + step) * c + c - 1]))
+            .map(|step| ((step + 1) as f64, fc[(n * k + step) * c + c - 1]))
             .collect();
-        lines.push((format!("truth, window {}", n + 1), truth));
-        lines.push((format!("forecast, window {}", n + 1), pred));
+        let date = config
+            .columns
+            .date_column
+            .as_deref()
+            .and_then(|d| table.text_column(d))
+            .map_or_else(|| format!("row {}", s + l - 1), |v| v[s + l - 1].clone());
+        lines.push((format!("truth from {date}"), truth));
+        lines.push((format!("forecast from {date}"), pred));
     }
     let series: Vec<ChartSeries> = lines
         .iter()
@@ -433,7 +441,7 @@ fn plot_windows(
     line_chart_svg(
         path,
         &format!("{target}: {k}-step forecasts on the test split"),
-        "row",
+        "steps after the last input row",
         target,
         &series,
     )
