@@ -50,7 +50,7 @@ fn gates(c: &mut Criterion) {
                 black_box(&mut g),
                 &hg,
                 &b_hn,
-                Some(&mut hn),
+                &mut hn,
                 &mut hs,
                 h,
             );
