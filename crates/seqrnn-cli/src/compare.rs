@@ -13,7 +13,6 @@ use seqrnn::optim::AdamConfig;
 use seqrnn::report::compare::{
     load_run, measure_lm, reset_peak_rss, write_report, ReportOptions, RunSummary,
 };
-use seqrnn::report::metrics::read_metrics;
 use seqrnn::rnn::CellKind;
 use seqrnn::run::{load_checkpoint, RunConfig, RunDir, FORMAT_VERSION};
 use seqrnn::train::{self, Optimizer, Preset, Start, TrainConfig};
@@ -328,6 +327,8 @@ fn train_runs(a: &CompareArgs, notes: &mut Vec<String>) -> Result<Vec<PathBuf>> 
         epochs: a.epochs.unwrap_or(p.epochs),
         max_steps,
         seed: a.seed,
+        checkpoint_every: None,
+        keep: seqrnn::train::lm::KeepCheckpoints::Latest,
         eval_batch: a.eval_batch,
     };
     train_cfg.validate()?;
@@ -392,12 +393,13 @@ fn train_runs(a: &CompareArgs, notes: &mut Vec<String>) -> Result<Vec<PathBuf>> 
             let _ = std::fs::remove_file(f);
         }
         corpus.vocab.save(&run.vocab_path())?;
-        run.save_config(&RunConfig {
+        let run_config = RunConfig {
             format: FORMAT_VERSION,
             tokens: kind.into(),
             model: model_cfg,
             train: serde_json::to_value(train_cfg)?,
-        })?;
+        };
+        run.save_config(&run_config)?;
         let model = LanguageModel::new(model_cfg)?;
         let mut params =
             model.init_params(LmInit::Uniform(a.init.unwrap_or(preset_init)), a.seed)?;
@@ -415,6 +417,7 @@ fn train_runs(a: &CompareArgs, notes: &mut Vec<String>) -> Result<Vec<PathBuf>> 
         let reset = reset_peak_rss();
         let t0 = Instant::now();
         train_one(
+            &run_config,
             &model,
             &mut params,
             &train_corpus,
@@ -464,7 +467,9 @@ fn train_runs(a: &CompareArgs, notes: &mut Vec<String>) -> Result<Vec<PathBuf>> 
 
 /// Trains one run: in one go, or, with a wall-clock budget, one epoch at a time (resuming from
 /// the checkpoint) until the budget is spent.
+#[allow(clippy::too_many_arguments)]
 fn train_one(
+    run_config: &RunConfig,
     model: &LanguageModel,
     params: &mut Vec<f32>,
     corpus: &Corpus,
@@ -476,8 +481,8 @@ fn train_one(
     let mut progress = TrainProgress::new();
     let Some(budget) = max_seconds else {
         let start = Start {
+            config: run_config.clone(),
             resume: None,
-            history: Vec::new(),
         };
         let r = train::train(model, params, corpus, cfg, run, title, start, &mut progress);
         progress.finish();
@@ -488,15 +493,15 @@ fn train_one(
     for epoch in 1..=cfg.epochs {
         let start = if epoch == 1 {
             Start {
+                config: run_config.clone(),
                 resume: None,
-                history: Vec::new(),
             }
         } else {
-            let (p, adam, state) = load_checkpoint(&run.checkpoint_path(), model.num_params())?;
-            *params = p;
+            let ck = load_checkpoint(&run.checkpoint_path(), model.num_params())?;
+            params.clone_from(&ck.params);
             Start {
-                resume: Some((state, adam)),
-                history: read_metrics(&run.metrics_path())?,
+                config: run_config.clone(),
+                resume: Some(ck),
             }
         };
         let one = TrainConfig {
@@ -514,7 +519,7 @@ fn train_one(
             &mut progress,
         );
         progress.finish();
-        if r?.stopped_early || t0.elapsed().as_secs_f64() >= budget {
+        if r?.end != seqrnn::train::lm::RunEnd::Completed || t0.elapsed().as_secs_f64() >= budget {
             break;
         }
     }

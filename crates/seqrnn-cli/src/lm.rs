@@ -13,9 +13,10 @@ use seqrnn::optim::AdamConfig;
 use seqrnn::report::metrics::read_metrics;
 use seqrnn::rnn::CellKind;
 use seqrnn::run::{
-    load_checkpoint, params_from_tensors, save_tensors_atomic, tensors_from_params, RunConfig,
-    RunDir, FORMAT_VERSION,
+    import_state_dict, load_checkpoint, params_from_tensors, save_model, RunConfig, RunDir,
+    FORMAT_VERSION,
 };
+use seqrnn::train::lm::{KeepCheckpoints, RunEnd};
 use seqrnn::train::{self, Optimizer, Preset, Start, TrainConfig};
 
 use crate::progress::TrainProgress;
@@ -135,6 +136,12 @@ pub struct TrainArgs {
     /// Run directory.
     #[arg(long)]
     out: PathBuf,
+    /// Also write a checkpoint every N training steps (besides the end of each epoch).
+    #[arg(long, value_name = "N")]
+    checkpoint_every: Option<u64>,
+    /// Keep each epoch's checkpoint as checkpoints/epoch-NNN.safetensors.
+    #[arg(long)]
+    keep_epoch_checkpoints: bool,
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     resume: bool,
@@ -221,6 +228,18 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
             t.epochs = e;
         }
         t.max_steps = a.max_steps;
+        t.checkpoint_every = a.checkpoint_every.or(t.checkpoint_every);
+        if a.keep_epoch_checkpoints {
+            t.keep = KeepCheckpoints::Epochs;
+        }
+        if let Some(n) = rc.train.get("threads").and_then(|v| v.as_u64()) {
+            if n as usize != seqrnn::linalg::threads() {
+                eprintln!(
+                    "warning: the run was trained with {n} thread(s) and resumes with {}: the result will differ in the last bits from an uninterrupted run (pass --threads {n} to reproduce it exactly)",
+                    seqrnn::linalg::threads()
+                );
+            }
+        }
         (rc.model, t, 0.0)
     } else {
         let preset = match a.preset {
@@ -273,6 +292,12 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
             max_steps: a.max_steps,
             seed: a.seed,
             eval_batch: a.eval_batch,
+            checkpoint_every: a.checkpoint_every,
+            keep: if a.keep_epoch_checkpoints {
+                KeepCheckpoints::Epochs
+            } else {
+                KeepCheckpoints::Latest
+            },
         };
         (model_cfg, t, a.init.unwrap_or(init))
     };
@@ -286,26 +311,64 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
         data::Batched::new(test, train_cfg.eval_batch).context("test split")?;
     }
 
+    let mut train_json = serde_json::to_value(train_cfg)?;
+    if let Some(o) = train_json.as_object_mut() {
+        // For the record: results depend on the thread count (see docs/reliability.md).
+        o.insert("threads".into(), seqrnn::linalg::threads().into());
+    }
+    let run_config = RunConfig {
+        format: FORMAT_VERSION,
+        tokens: TokenKind::from(a.tokens).into(),
+        model: model_cfg,
+        train: train_json,
+    };
     let (mut params, start) = if a.resume {
-        let (params, adam, state) = load_checkpoint(&run.checkpoint_path(), model.num_params())?;
-        let history = read_metrics(&run.metrics_path()).unwrap_or_default();
+        let path = run.checkpoint_path();
+        if !path.is_file() {
+            bail!(
+                "{} holds no checkpoint.safetensors to resume from: the run stopped before its first checkpoint; start it again with --force",
+                a.out.display()
+            );
+        }
+        let mut ck = load_checkpoint(&path, model.num_params())
+            .context("cannot resume from the run's checkpoint; start again with --force")?;
         let vocab = Vocab::load(&run.vocab_path())?;
         ensure!(
             vocab == corpus.vocab,
-            "the corpus at {} gives a different vocabulary from the run's vocab.txt",
+            "the corpus at {} gives a different vocabulary from the run's vocab.txt: resume with the corpus the run was trained on",
             data_path.display()
         );
-        eprintln!(
-            "resuming {} after epoch {} ({} steps)",
-            a.out.display(),
-            state.epochs_done,
-            state.steps_done
-        );
+        if ck.history.is_empty() && ck.state.epochs_done > 0 {
+            // Version-1 checkpoints keep no metrics: take them from metrics.csv.
+            ck.history = read_metrics(&run.metrics_path()).unwrap_or_default();
+        }
+        match &ck.state.partial {
+            Some(p) => eprintln!(
+                "resuming {} in epoch {} at window {} ({} steps done)",
+                a.out.display(),
+                ck.state.epochs_done + 1,
+                p.window,
+                ck.state.steps_done
+            ),
+            None => eprintln!(
+                "resuming {} after epoch {} ({} steps done)",
+                a.out.display(),
+                ck.state.epochs_done,
+                ck.state.steps_done
+            ),
+        }
+        let params = ck.params.clone();
+        let mut rc = run.load_config()?;
+        let threads = rc.train.get("threads").cloned();
+        rc.train = serde_json::to_value(train_cfg)?;
+        if let (Some(o), Some(t)) = (rc.train.as_object_mut(), threads) {
+            o.insert("threads".into(), t);
+        }
         (
             params,
             Start {
-                resume: Some((state, adam)),
-                history,
+                config: rc,
+                resume: Some(ck),
             },
         )
     } else {
@@ -318,22 +381,18 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
         };
         run.create()?;
         if a.force {
+            let _ = std::fs::remove_file(run.config_path());
             for p in [run.checkpoint_path(), run.model_path(), run.metrics_path()] {
                 let _ = std::fs::remove_file(p);
             }
+            let _ = std::fs::remove_dir_all(run.dir.join("checkpoints"));
         }
         corpus.vocab.save(&run.vocab_path())?;
-        run.save_config(&RunConfig {
-            format: FORMAT_VERSION,
-            tokens: TokenKind::from(a.tokens).into(),
-            model: model_cfg,
-            train: serde_json::to_value(train_cfg)?,
-        })?;
         (
             params,
             Start {
+                config: run_config,
                 resume: None,
-                history: Vec::new(),
             },
         )
     };
@@ -348,7 +407,8 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
         train_cfg.batch,
         seqrnn::linalg::threads()
     );
-    let mut progress = TrainProgress::new();
+    let stop = crate::progress::stop_on_ctrl_c()?;
+    let mut progress = TrainProgress::new().with_stop(stop);
     let t0 = std::time::Instant::now();
     let outcome = train::train(
         &model,
@@ -364,13 +424,31 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
-            // A run that never reached its first checkpoint is not left looking like one.
-            if !run.checkpoint_path().is_file() {
+            // A run that made no progress past its initial checkpoint is not left looking like
+            // one: the same command can be run again (with other settings) without --force.
+            if !a.resume
+                && load_checkpoint(&run.checkpoint_path(), model.num_params())
+                    .is_ok_and(|ck| ck.state.steps_done == 0)
+            {
                 let _ = std::fs::remove_file(run.config_path());
+                let _ = std::fs::remove_file(run.checkpoint_path());
             }
             return Err(e.into());
         }
     };
+    if outcome.end == RunEnd::Interrupted {
+        eprintln!(
+            "interrupted after {} steps; the checkpoint in {} holds the position. Continue with:\n  seqrnn train --out {} --data {} --resume{}",
+            outcome.steps,
+            a.out.display(),
+            a.out.display(),
+            data_path.display(),
+            a.threads
+                .map(|t| format!(" --threads {t}"))
+                .unwrap_or_default()
+        );
+        return Err(crate::Interrupted.into());
+    }
     let secs = t0.elapsed().as_secs_f64();
     if a.json {
         let v = serde_json::json!({
@@ -630,45 +708,15 @@ pub struct ImportArgs {
 
 pub fn import_cmd(a: ImportArgs) -> Result<()> {
     let file = TensorFile::load(&a.torch)?;
-    let shape = |name: &str| -> Result<Vec<usize>> {
-        Ok(file
-            .get(name)
-            .map_err(anyhow::Error::msg)
-            .with_context(|| {
-                format!(
-                    "{} is not a word_language_model state_dict",
-                    a.torch.display()
-                )
-            })?
-            .shape
-            .clone())
-    };
-    let enc = shape("encoder.weight")?;
-    let hh = shape("rnn.weight_hh_l0")?;
-    ensure!(
-        enc.len() == 2 && hh.len() == 2,
-        "encoder.weight and rnn.weight_hh_l0 must be matrices"
+    let (model, params) = import_state_dict(&file, &a.torch)?;
+    let config = *model.config();
+    let (v, e, h, layers, cell) = (
+        config.vocab,
+        config.embed,
+        config.hidden,
+        config.layers,
+        config.cell,
     );
-    let (v, e, h) = (enc[0], enc[1], hh[1]);
-    let cell = match hh[0] / h.max(1) {
-        4 if hh[0] == 4 * h => CellKind::Lstm,
-        3 if hh[0] == 3 * h => CellKind::Gru(seqrnn::rnn::GruVariant::ResetAfter),
-        _ => bail!("rnn.weight_hh_l0 has shape {hh:?}: neither LSTM [4H, H] nor GRU [3H, H]"),
-    };
-    let layers = (0..)
-        .take_while(|l| file.tensors.contains_key(&format!("rnn.weight_ih_l{l}")))
-        .count();
-    let config = LmConfig {
-        vocab: v,
-        embed: e,
-        cell,
-        hidden: h,
-        layers,
-        dropout: Dropout::NONE,
-        output: OutputWeights::Separate,
-    };
-    let model = LanguageModel::new(config)?;
-    let params = params_from_tensors(&model, &file, &a.torch)?;
     let vocab = Vocab::load(&a.vocab)?;
     ensure!(
         vocab.len() == v,
@@ -685,7 +733,7 @@ pub fn import_cmd(a: ImportArgs) -> Result<()> {
     }
     run.create()?;
     vocab.save(&run.vocab_path())?;
-    save_tensors_atomic(&run.model_path(), &tensors_from_params(&model, &params))?;
+    save_model(&run.model_path(), &model, &params, &vocab)?;
     run.save_config(&RunConfig {
         format: FORMAT_VERSION,
         tokens: TokenKind::from(a.tokens).into(),

@@ -1,15 +1,37 @@
 //! Training progress: a bar on a terminal, plain lines otherwise.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use seqrnn::report::metrics::EpochMetrics;
 use seqrnn::train::{Progress, StepInfo};
 
+/// Makes Ctrl-C (SIGINT) and SIGTERM set the returned flag instead of ending the process, so
+/// that training can write a checkpoint first; a second signal ends the process at once (exit
+/// code 130; every file is written atomically, so nothing is left half-written).
+pub fn stop_on_ctrl_c() -> Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        // Registered first, so it sees the flag as it was before this signal.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&flag))
+            .context("could not install the Ctrl-C handler")?;
+        signal_hook::flag::register(sig, Arc::clone(&flag))
+            .context("could not install the Ctrl-C handler")?;
+    }
+    Ok(flag)
+}
+
 pub struct TrainProgress {
     bar: Option<ProgressBar>,
     terminal: bool,
     next_line: usize,
+    stop: Arc<AtomicBool>,
+    told: AtomicBool,
 }
 
 impl TrainProgress {
@@ -18,7 +40,14 @@ impl TrainProgress {
             bar: None,
             terminal: std::io::stderr().is_terminal(),
             next_line: 0,
+            stop: Arc::new(AtomicBool::new(false)),
+            told: AtomicBool::new(false),
         }
+    }
+
+    /// Stops training when `stop` is set (see [`stop_on_ctrl_c`]).
+    pub fn with_stop(self, stop: Arc<AtomicBool>) -> Self {
+        TrainProgress { stop, ..self }
     }
 
     pub fn finish(&mut self) {
@@ -65,6 +94,19 @@ impl Progress for TrainProgress {
         if let Some(b) = &self.bar {
             b.set_message(format!("validating epoch {epoch}…"));
         }
+    }
+
+    fn should_stop(&self) -> bool {
+        let stop = self.stop.load(Ordering::Relaxed);
+        if stop && !self.told.swap(true, Ordering::Relaxed) {
+            match &self.bar {
+                Some(b) => b.println("stopping: writing a checkpoint (Ctrl-C again quits at once)"),
+                None => {
+                    eprintln!("stopping: writing a checkpoint (Ctrl-C again quits at once)")
+                }
+            }
+        }
+        stop
     }
 
     fn epoch_end(&mut self, m: &EpochMetrics) {

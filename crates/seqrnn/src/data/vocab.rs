@@ -87,7 +87,8 @@ impl Vocab {
     /// Writes the vocabulary to `path` in the format described in the [module docs](self).
     ///
     /// Fails with [`Error::Config`] if a token is empty (an empty line could not be read back)
-    /// and with [`Error::Io`] if the file cannot be written.
+    /// and with [`Error::Io`] if the file cannot be written. The file is written atomically (see
+    /// [`crate::io::write_atomic`]).
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut text = String::with_capacity(self.tokens.iter().map(|t| t.len() + 1).sum());
         for (id, token) in self.tokens.iter().enumerate() {
@@ -107,10 +108,7 @@ impl Vocab {
             }
             text.push('\n');
         }
-        std::fs::write(path, text).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        crate::io::write_atomic(path, text.as_bytes())
     }
 
     /// Reads a vocabulary written by [`Vocab::save`].

@@ -3,4 +3,4 @@
 pub mod atomic;
 pub mod tensors;
 
-pub use atomic::write_atomic;
+pub use atomic::{write_atomic, write_atomic_with};

@@ -16,6 +16,10 @@ pub struct Tensor {
     pub data: Vec<f32>,
 }
 
+/// Metadata key of the checksum that [`TensorFile::seal`] stores and [`TensorFile::from_bytes`]
+/// verifies: `crc32:` and eight hex digits.
+pub const CHECKSUM_KEY: &str = "checksum";
+
 /// The contents of a safetensors file: tensors by name and the free-form metadata.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TensorFile {
@@ -39,8 +43,17 @@ impl TensorFile {
         })
     }
 
-    /// Parses safetensors bytes; the error is a message without the file name.
+    /// Parses safetensors bytes and verifies the checksum if the file carries one; the error is
+    /// a message without the file name.
     pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
+        let file = Self::from_bytes_unverified(bytes)?;
+        file.verify()?;
+        Ok(file)
+    }
+
+    /// Parses safetensors bytes without verifying the checksum (for tools that repair or
+    /// inspect damaged files, and for fuzzing the layers behind the checksum).
+    pub fn from_bytes_unverified(bytes: &[u8]) -> std::result::Result<Self, String> {
         let st = SafeTensors::deserialize(bytes)
             .map_err(|e| format!("not a valid safetensors file ({e})"))?;
         let (_, meta) = SafeTensors::read_metadata(bytes)
@@ -65,6 +78,58 @@ impl TensorFile {
         Ok(TensorFile { tensors, metadata })
     }
 
+    /// CRC-32 of the contents, as stored under [`CHECKSUM_KEY`]: every tensor's name, shape and
+    /// f32 little-endian values in name order, then every metadata entry but the checksum.
+    pub fn checksum(&self) -> String {
+        let mut h = crc32fast::Hasher::new();
+        let mut buf = Vec::with_capacity(4 * 4096);
+        for (name, t) in &self.tensors {
+            h.update(name.as_bytes());
+            h.update(&[0]);
+            h.update(&(t.shape.len() as u64).to_le_bytes());
+            for &d in &t.shape {
+                h.update(&(d as u64).to_le_bytes());
+            }
+            for chunk in t.data.chunks(4096) {
+                buf.clear();
+                buf.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
+                h.update(&buf);
+            }
+        }
+        for (k, v) in &self.metadata {
+            if k != CHECKSUM_KEY {
+                h.update(k.as_bytes());
+                h.update(&[0]);
+                h.update(v.as_bytes());
+                h.update(&[0]);
+            }
+        }
+        format!("crc32:{:08x}", h.finalize())
+    }
+
+    /// Stores the [`checksum`](Self::checksum) of the contents in the metadata.
+    pub fn seal(&mut self) {
+        let sum = self.checksum();
+        self.metadata.insert(CHECKSUM_KEY.into(), sum);
+    }
+
+    /// Checks the stored checksum, if there is one (files from other tools have none).
+    pub fn verify(&self) -> std::result::Result<(), String> {
+        match self.metadata.get(CHECKSUM_KEY) {
+            None => Ok(()),
+            Some(stored) => {
+                let actual = self.checksum();
+                if *stored == actual {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "checksum mismatch: the file is corrupt (it records {stored}, its contents give {actual})"
+                    ))
+                }
+            }
+        }
+    }
+
     /// The tensor called `name`, or an error naming what is missing.
     pub fn get(&self, name: &str) -> std::result::Result<&Tensor, String> {
         self.tensors
@@ -72,20 +137,27 @@ impl TensorFile {
             .ok_or_else(|| format!("missing tensor `{name}`"))
     }
 
-    /// Writes the tensors as f32 with the metadata.
+    /// Writes the tensors as f32 with the metadata, atomically (see [`crate::io::write_atomic`]).
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes = self.to_bytes().map_err(|message| Error::Format {
             path: path.to_path_buf(),
             message,
         })?;
-        std::fs::write(path, bytes).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        crate::io::write_atomic(path, &bytes)
     }
 
     /// Serialises the tensors as f32 safetensors bytes.
     pub fn to_bytes(&self) -> std::result::Result<Vec<u8>, String> {
+        self.serialize(None)
+    }
+
+    /// Serialises the tensors as f32 safetensors bytes with the [`checksum`](Self::checksum) of
+    /// the contents added to the metadata (the tensors are not copied).
+    pub fn to_bytes_sealed(&self) -> std::result::Result<Vec<u8>, String> {
+        self.serialize(Some(self.checksum()))
+    }
+
+    fn serialize(&self, checksum: Option<String>) -> std::result::Result<Vec<u8>, String> {
         let raw: Vec<(String, Vec<usize>, Vec<u8>)> = self
             .tensors
             .iter()
@@ -102,7 +174,10 @@ impl TensorFile {
                     .map_err(|e| format!("tensor `{n}`: {e}"))
             })
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let meta: HashMap<String, String> = self.metadata.clone().into_iter().collect();
+        let mut meta: HashMap<String, String> = self.metadata.clone().into_iter().collect();
+        if let Some(sum) = checksum {
+            meta.insert(CHECKSUM_KEY.into(), sum);
+        }
         safetensors::serialize(views, if meta.is_empty() { None } else { Some(meta) })
             .map_err(|e| e.to_string())
     }
@@ -203,6 +278,32 @@ mod tests {
         );
         let bytes = f.to_bytes().unwrap();
         assert!(TensorFile::from_bytes(&bytes[..bytes.len() - 3]).is_err());
+    }
+
+    #[test]
+    fn a_sealed_file_detects_a_flipped_bit() {
+        let mut f = TensorFile::default();
+        f.tensors.insert(
+            "w".into(),
+            Tensor {
+                shape: vec![3],
+                data: vec![1.0, 2.0, 3.0],
+            },
+        );
+        f.metadata.insert("format".into(), "x".into());
+        f.seal();
+        let bytes = f.to_bytes().unwrap();
+        assert_eq!(TensorFile::from_bytes(&bytes).unwrap(), f);
+        // Flip one bit of the last value (the data is at the end of the file).
+        let mut bad = bytes.clone();
+        let n = bad.len();
+        bad[n - 2] ^= 0x10;
+        let e = TensorFile::from_bytes(&bad).unwrap_err();
+        assert!(e.contains("checksum mismatch"), "{e}");
+        // A changed metadata entry is caught as well.
+        let mut g = f.clone();
+        g.metadata.insert("format".into(), "y".into());
+        assert!(g.verify().is_err());
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 use std::time::Instant;
 
+use crate::rnn::RnnState;
+
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Batched, Corpus};
@@ -13,7 +15,10 @@ use crate::optim::{clip_grad_norm, sgd_step, Adam, AdamConfig};
 use crate::report::metrics::{write_metrics, EpochMetrics};
 use crate::report::plot::learning_curve_svg;
 use crate::rnn::SeqShape;
-use crate::run::{save_checkpoint, save_tensors_atomic, tensors_from_params, ResumeState, RunDir};
+use crate::run::{
+    checkpoint_bytes, save_model, vocab_fingerprint, Checkpoint, PartialEpoch, ResumeState,
+    RunConfig, RunDir,
+};
 
 /// Which optimiser updates the weights.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -53,6 +58,24 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Batch size of validation and test evaluation (1: the split as one stream).
     pub eval_batch: usize,
+    /// Also write a checkpoint every this many training steps (besides the end of each epoch);
+    /// `None`: at the end of each epoch only.
+    #[serde(default)]
+    pub checkpoint_every: Option<u64>,
+    /// Which checkpoints stay on disk.
+    #[serde(default)]
+    pub keep: KeepCheckpoints,
+}
+
+/// Which checkpoints a run keeps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeepCheckpoints {
+    /// Only the latest, `checkpoint.safetensors`.
+    #[default]
+    Latest,
+    /// The latest, and a copy of each epoch's as `checkpoints/epoch-NNN.safetensors`.
+    Epochs,
 }
 
 impl Default for TrainConfig {
@@ -90,6 +113,9 @@ impl TrainConfig {
         }
         if self.max_steps == Some(0) {
             return bad("max steps must be at least 1, got 0".into());
+        }
+        if self.checkpoint_every == Some(0) {
+            return bad("the checkpoint interval must be at least 1 step, got 0".into());
         }
         if let Optimizer::Adam(a) = self.optimizer {
             a.validate()?;
@@ -146,6 +172,8 @@ impl Preset {
             max_steps: None,
             seed: 1,
             eval_batch: 1,
+            checkpoint_every: None,
+            keep: KeepCheckpoints::Latest,
         }
     }
 }
@@ -175,6 +203,14 @@ pub trait Progress {
     fn validating(&mut self, _epoch: usize) {}
     /// An epoch finished.
     fn epoch_end(&mut self, _metrics: &EpochMetrics) {}
+    /// A checkpoint was written after `steps` training steps.
+    fn checkpointed(&mut self, _steps: u64) {}
+    /// Whether the run should stop (e.g. after Ctrl-C). Asked before every step and after every
+    /// epoch; when it answers `true` the loop writes a checkpoint and returns with
+    /// [`RunEnd::Interrupted`].
+    fn should_stop(&self) -> bool {
+        false
+    }
 }
 
 /// A [`Progress`] that ignores everything.
@@ -192,8 +228,19 @@ pub struct TrainOutcome {
     pub test_ppl: Option<f64>,
     /// Training steps taken in total.
     pub steps: u64,
-    /// Whether `max_steps` ended the run early.
-    pub stopped_early: bool,
+    /// How the run ended.
+    pub end: RunEnd,
+}
+
+/// How a training run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Every epoch ran.
+    Completed,
+    /// `max_steps` ended it (the last epoch was cut short).
+    MaxSteps,
+    /// [`Progress::should_stop`] asked it to stop; a checkpoint holds the position.
+    Interrupted,
 }
 
 /// Perplexity figures of an evaluation.
@@ -253,10 +300,12 @@ pub type AdamMoments = (Vec<f32>, Vec<f32>);
 
 /// Where a run starts: fresh, or from a checkpoint.
 pub struct Start {
-    /// Resume state, Adam moments if any, or `None` for a fresh run.
-    pub resume: Option<(ResumeState, Option<AdamMoments>)>,
-    /// Metrics of the epochs already done.
-    pub history: Vec<EpochMetrics>,
+    /// The run's configuration: stored in every checkpoint and, on a fresh start, written as
+    /// `config.json` right after the initial checkpoint (so a folder holding a `config.json`
+    /// always holds a checkpoint to resume from).
+    pub config: RunConfig,
+    /// The checkpoint to continue from, or `None` for a fresh run.
+    pub resume: Option<Checkpoint>,
 }
 
 /// Buffers of a training step, allocated once per run and reused by every step.
@@ -343,8 +392,23 @@ pub fn train_step(
     Ok(loss)
 }
 
-/// Trains `params` on `corpus`, writing checkpoints, weights and metrics into `run` after every
-/// epoch. `params` holds the initial (or resumed) weights and ends holding the final ones.
+/// Counters of a run, as stored in its checkpoints.
+struct Counters {
+    epochs_done: usize,
+    steps_done: u64,
+    tokens_seen: u64,
+    best: f64,
+}
+
+/// Trains `params` on `corpus`, writing into `run` a checkpoint at the end of every epoch and,
+/// with [`TrainConfig::checkpoint_every`], every that many steps, plus the best weights and the
+/// metrics. `params` holds the initial weights (ignored when resuming: the checkpoint's are
+/// used) and ends holding the final ones.
+///
+/// Resuming from any checkpoint, with the same thread count, reproduces the uninterrupted run
+/// bit for bit: the checkpoint holds the weights, Adam's moments and step, the position (epoch,
+/// window), the carried recurrent state, the generator position, the learning rate, the partial
+/// epoch's loss sums and the metrics so far.
 #[allow(clippy::too_many_arguments)]
 pub fn train(
     model: &LanguageModel,
@@ -360,41 +424,147 @@ pub fn train(
     let train_data = Batched::new(&corpus.train, cfg.batch)?;
     let windows = train_data.windows(cfg.bptt);
     let n = model.num_params();
+    if params.len() != n {
+        return Err(Error::Shape(format!(
+            "parameter block has {} values, expected {n}",
+            params.len()
+        )));
+    }
     let mut bufs = StepBuffers::new(model);
     let mut adam = match cfg.optimizer {
         Optimizer::Adam(a) => Some(Adam::new(a, n)?),
         Optimizer::Sgd => None,
     };
-    let mut history = start.history;
-    let (mut epochs_done, mut steps_done, mut tokens_seen, mut best, mut rng) = (
-        0,
-        0u64,
-        0u64,
-        f64::INFINITY,
-        rng_from_seed(cfg.seed.wrapping_add(1)),
-    );
-    if let Some((state, moments)) = start.resume {
-        epochs_done = state.epochs_done;
-        steps_done = state.steps_done;
-        tokens_seen = state.tokens_seen;
-        best = state.best_valid_ppl;
-        rng = restore_rng(&state)?;
-        if let (Some(a), Some((m, v))) = (adam.as_mut(), moments) {
-            a.m = m;
-            a.v = v;
-            a.step = state.adam_step;
+    let vocab = vocab_fingerprint(&corpus.vocab);
+    let rng_seed = cfg.seed.wrapping_add(1);
+    let mut rng = rng_from_seed(rng_seed);
+    let mut c = Counters {
+        epochs_done: 0,
+        steps_done: 0,
+        tokens_seen: 0,
+        best: f64::INFINITY,
+    };
+    let mut history = Vec::new();
+    let mut partial: Option<(PartialEpoch, RnnState)> = None;
+    let ck_path = run.checkpoint_path();
+    let run_config = start.config;
+    let snapshot = |c: &Counters,
+                    params: &[f32],
+                    adam: &Option<Adam>,
+                    rng: &SeqRng,
+                    history: &[EpochMetrics],
+                    partial: Option<(PartialEpoch, &RnnState)>| {
+        let (partial, carried) = match partial {
+            Some((p, s)) => (Some(p), Some(s.clone())),
+            None => (None, None),
+        };
+        Checkpoint {
+            params: params.to_vec(),
+            adam: adam.as_ref().map(|a| (a.m.clone(), a.v.clone())),
+            carried,
+            state: ResumeState {
+                epochs_done: c.epochs_done,
+                steps_done: c.steps_done,
+                tokens_seen: c.tokens_seen,
+                best_valid_ppl: c.best,
+                adam_step: adam.as_ref().map_or(0, |a| a.step),
+                rng_seed,
+                rng_word_pos: rng.get_word_pos().to_string(),
+                train_tokens: corpus.train.len() as u64,
+                partial,
+            },
+            config: Some(run_config.clone()),
+            history: history.to_vec(),
+            vocab: Some(vocab.clone()),
         }
-        history.truncate(epochs_done);
+    };
+    let save = |ck: &Checkpoint, extra: Option<std::path::PathBuf>| -> Result<()> {
+        let bytes = checkpoint_bytes(ck).map_err(|message| Error::Format {
+            path: ck_path.clone(),
+            message,
+        })?;
+        crate::io::write_atomic(&ck_path, &bytes)?;
+        if let Some(p) = extra {
+            if let Some(dir) = p.parent() {
+                std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+            }
+            crate::io::write_atomic(&p, &bytes)?;
+        }
+        Ok(())
+    };
+
+    match start.resume {
+        Some(ck) => {
+            check_resume(&ck, model, cfg, corpus, &vocab, windows.len())?;
+            params.copy_from_slice(&ck.params);
+            let s = ck.state;
+            c = Counters {
+                epochs_done: s.epochs_done,
+                steps_done: s.steps_done,
+                tokens_seen: s.tokens_seen,
+                best: s.best_valid_ppl,
+            };
+            rng = restore_rng(&s)?;
+            if let (Some(a), Some((m, v))) = (adam.as_mut(), ck.adam) {
+                a.m = m;
+                a.v = v;
+                a.step = s.adam_step;
+            }
+            history = ck.history;
+            history.truncate(c.epochs_done);
+            partial = s.partial.zip(ck.carried);
+        }
+        None => {
+            // The initial checkpoint first, then config.json: a killed run is either not a run
+            // yet (no config.json) or one that `--resume` can continue.
+            run.create()?;
+            save(&snapshot(&c, params, &adam, &rng, &history, None), None)?;
+            run.save_config(&run_config)?;
+            progress.checkpointed(0);
+        }
     }
+
     let mut best_params: Option<Vec<f32>> = None;
-    let mut stopped_early = false;
-    for epoch in epochs_done + 1..=cfg.epochs {
-        let lr = cfg.lr_at(epoch);
+    let mut end = RunEnd::Completed;
+    'epochs: for epoch in c.epochs_done + 1..=cfg.epochs {
+        let (first, lr, mut state, mut loss_sum, mut predicted, secs_before) = match partial.take()
+        {
+            Some((p, s)) => (p.window, p.lr, s, p.loss_sum, p.predicted, p.seconds),
+            None => (
+                0,
+                cfg.lr_at(epoch),
+                model.zero_state(cfg.batch),
+                0.0,
+                0,
+                0.0,
+            ),
+        };
         progress.epoch_start(epoch, windows.len());
         let t_epoch = Instant::now();
-        let mut state = model.zero_state(cfg.batch);
-        let (mut loss_sum, mut predicted) = (0.0f64, 0usize);
-        for (i, &w) in windows.iter().enumerate() {
+        let elapsed = |t: &Instant| secs_before + t.elapsed().as_secs_f64();
+        let mut saved_steps = c.steps_done;
+        for (i, &w) in windows.iter().enumerate().skip(first) {
+            if progress.should_stop() {
+                if c.steps_done != saved_steps {
+                    let p = PartialEpoch {
+                        window: i,
+                        lr,
+                        loss_sum,
+                        predicted,
+                        seconds: elapsed(&t_epoch),
+                    };
+                    save(
+                        &snapshot(&c, params, &adam, &rng, &history, Some((p, &state))),
+                        None,
+                    )?;
+                    progress.checkpointed(c.steps_done);
+                }
+                end = RunEnd::Interrupted;
+                break 'epochs;
+            }
             let shape = SeqShape {
                 t: w.len,
                 b: cfg.batch,
@@ -418,27 +588,43 @@ pub fn train(
                 StepError::Engine(e) => e,
                 StepError::NotFinite(what) => Error::Diverged {
                     epoch,
-                    step: steps_done + 1,
+                    step: c.steps_done + 1,
                     what,
                 },
             })?;
-            steps_done += 1;
+            c.steps_done += 1;
             loss_sum += loss;
-            predicted += shape.t * shape.b;
-            tokens_seen += (shape.t * shape.b) as u64;
+            predicted += (shape.t * shape.b) as u64;
+            c.tokens_seen += (shape.t * shape.b) as u64;
             progress.step(&StepInfo {
                 epoch,
                 step: i + 1,
                 steps: windows.len(),
                 loss: loss_sum / predicted as f64,
-                tokens_per_s: predicted as f64 / t_epoch.elapsed().as_secs_f64(),
+                tokens_per_s: predicted as f64 / elapsed(&t_epoch),
             });
-            if cfg.max_steps.is_some_and(|m| steps_done >= m) {
-                stopped_early = true;
+            if cfg.max_steps.is_some_and(|m| c.steps_done >= m) {
+                end = RunEnd::MaxSteps;
                 break;
             }
+            if i + 1 < windows.len() && cfg.checkpoint_every.is_some_and(|k| c.steps_done % k == 0)
+            {
+                let p = PartialEpoch {
+                    window: i + 1,
+                    lr,
+                    loss_sum,
+                    predicted,
+                    seconds: elapsed(&t_epoch),
+                };
+                save(
+                    &snapshot(&c, params, &adam, &rng, &history, Some((p, &state))),
+                    None,
+                )?;
+                saved_steps = c.steps_done;
+                progress.checkpointed(c.steps_done);
+            }
         }
-        let train_s = t_epoch.elapsed().as_secs_f64();
+        let train_s = elapsed(&t_epoch);
         progress.validating(epoch);
         let valid = evaluate(
             model,
@@ -454,41 +640,44 @@ pub fn train(
             train_ppl: (loss_sum / predicted as f64).exp(),
             valid_ppl: valid.ppl,
             tokens_per_s: predicted as f64 / train_s,
-            seconds: t_epoch.elapsed().as_secs_f64(),
-            tokens_seen,
+            seconds: elapsed(&t_epoch),
+            tokens_seen: c.tokens_seen,
         };
         history.push(row.clone());
-        if valid.ppl < best || !run.model_path().is_file() {
-            best = valid.ppl;
-            save_tensors_atomic(&run.model_path(), &tensors_from_params(model, params))?;
+        // The best weights are written before the checkpoint that records them as best.
+        if valid.ppl < c.best || !run.model_path().is_file() {
+            c.best = valid.ppl;
+            save_model(&run.model_path(), model, params, &corpus.vocab)?;
             best_params = Some(params.to_vec());
         }
-        let state = ResumeState {
-            epochs_done: epoch,
-            steps_done,
-            tokens_seen,
-            best_valid_ppl: best,
-            adam_step: adam.as_ref().map_or(0, |a| a.step),
-            rng_seed: cfg.seed.wrapping_add(1),
-            rng_word_pos: rng.get_word_pos().to_string(),
+        c.epochs_done = epoch;
+        let keep = match cfg.keep {
+            KeepCheckpoints::Latest => None,
+            KeepCheckpoints::Epochs => Some(run.epoch_checkpoint_path(epoch)),
         };
-        save_checkpoint(
-            &run.checkpoint_path(),
-            params,
-            adam.as_ref().map(|a| (a.m.as_slice(), a.v.as_slice())),
-            &state,
-        )?;
+        save(&snapshot(&c, params, &adam, &rng, &history, None), keep)?;
+        progress.checkpointed(c.steps_done);
         write_metrics(&run.metrics_path(), &history)?;
         learning_curve_svg(&run.curve_path(), title, &history)?;
         progress.epoch_end(&row);
-        if stopped_early {
+        if end == RunEnd::MaxSteps {
+            break;
+        }
+        if epoch < cfg.epochs && progress.should_stop() {
+            end = RunEnd::Interrupted;
             break;
         }
     }
+    // Written again in case a run was stopped between its last checkpoint and these files.
+    if !history.is_empty() {
+        write_metrics(&run.metrics_path(), &history)?;
+        learning_curve_svg(&run.curve_path(), title, &history)?;
+    }
     // Test perplexity of the best-on-validation weights (read back if this process did not
     // produce them, e.g. when resuming after the best epoch).
-    let test_ppl = match &corpus.test {
-        Some(test) => {
+    let test_ppl = match (&corpus.test, end) {
+        (_, RunEnd::Interrupted) | (None, _) => None,
+        (Some(test), _) => {
             let best_params = match best_params {
                 Some(p) => p,
                 None => {
@@ -508,15 +697,99 @@ pub fn train(
                 .ppl,
             )
         }
-        None => None,
     };
     Ok(TrainOutcome {
         epochs: history,
-        best_valid_ppl: best,
+        best_valid_ppl: c.best,
         test_ppl,
-        steps: steps_done,
-        stopped_early,
+        steps: c.steps_done,
+        end,
     })
+}
+
+/// Checks that a checkpoint fits the model, settings and corpus it is resumed with.
+fn check_resume(
+    ck: &Checkpoint,
+    model: &LanguageModel,
+    cfg: &TrainConfig,
+    corpus: &Corpus,
+    vocab: &str,
+    windows: usize,
+) -> Result<()> {
+    let bad = |m: String| Err(Error::Config(format!("cannot resume: {m}")));
+    if let Some(rc) = &ck.config {
+        if rc.model != *model.config() {
+            return bad(format!(
+                "the checkpoint is from another architecture ({}) than the run's ({})",
+                describe(&rc.model),
+                describe(model.config())
+            ));
+        }
+    }
+    if ck.vocab.as_deref().is_some_and(|v| v != vocab) {
+        return bad(
+            "the vocabulary (vocab.txt, or the corpus it was built from) does not match the one the checkpoint was trained with"
+                .into(),
+        );
+    }
+    let s = &ck.state;
+    if s.train_tokens != 0 && s.train_tokens != corpus.train.len() as u64 {
+        return bad(format!(
+            "the training split has {} tokens but the run was trained on {}: this is not the same corpus",
+            corpus.train.len(),
+            s.train_tokens
+        ));
+    }
+    match (&cfg.optimizer, &ck.adam) {
+        (Optimizer::Adam(_), None) => {
+            return bad("the run uses Adam but the checkpoint holds no Adam moments".into())
+        }
+        (Optimizer::Sgd, Some(_)) => {
+            return bad("the checkpoint holds Adam moments but the run uses SGD".into())
+        }
+        _ => {}
+    }
+    if let (Some(p), Some(st)) = (&s.partial, &ck.carried) {
+        let zero = model.zero_state(cfg.batch);
+        if p.window == 0
+            || p.window >= windows
+            || st.h.len() != zero.h.len()
+            || st.c.len() != zero.c.len()
+        {
+            return bad(format!(
+                "the checkpoint's position (window {} of epoch {}, state of {} values) does not fit {} windows of batch {}",
+                p.window,
+                s.epochs_done + 1,
+                st.h.len(),
+                windows,
+                cfg.batch
+            ));
+        }
+        if !(p.lr.is_finite()
+            && p.loss_sum.is_finite()
+            && st.h.iter().chain(&st.c).all(|v| v.is_finite()))
+        {
+            return bad("the checkpoint holds non-finite values".into());
+        }
+    }
+    if s.epochs_done > cfg.epochs {
+        return bad(format!(
+            "the checkpoint is after epoch {} but the run has {} epochs (pass a larger --epochs)",
+            s.epochs_done, cfg.epochs
+        ));
+    }
+    Ok(())
+}
+
+fn describe(m: &crate::model::LmConfig) -> String {
+    format!(
+        "{} {}×{}, embedding {}, vocabulary {}",
+        m.cell.name(),
+        m.layers,
+        m.hidden,
+        m.embed,
+        m.vocab
+    )
 }
 
 fn restore_rng(state: &ResumeState) -> Result<SeqRng> {
