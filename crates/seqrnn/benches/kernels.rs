@@ -46,14 +46,7 @@ fn gates(c: &mut Criterion) {
     c.bench_function("gru forward_gates_reset_after B=20 H=200", |bench| {
         bench.iter(|| {
             g.copy_from_slice(&g0);
-            gru::forward_gates_reset_after(
-                black_box(&mut g),
-                &hg,
-                &b_hn,
-                &mut hn,
-                &mut hs,
-                h,
-            );
+            gru::forward_gates_reset_after(black_box(&mut g), &hg, &b_hn, &mut hn, &mut hs, h);
         })
     });
 }
