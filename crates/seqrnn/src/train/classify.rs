@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::labeled::{length_buckets, Encoded};
 use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
-use crate::io::tensors::{Tensor, TensorFile};
+use crate::io::tensors::TensorFile;
 use crate::model::classifier::{
     Classifier, ClassifierCache, ClassifierConfig, ClassifierWorkspace, TokenBatch,
 };
@@ -216,40 +216,18 @@ impl SupervisedTask for ClassifyTask<'_> {
 
 /// The model's weights as named tensors (`embedding.weight`, `rnn.*`, `head.*`).
 pub fn classifier_tensors(model: &Classifier, params: &[f32]) -> TensorFile {
-    let mut f = TensorFile::default();
-    for (name, shape, range) in model.tensors() {
-        f.tensors.insert(
-            name,
-            Tensor {
-                shape,
-                data: params[range].to_vec(),
-            },
-        );
-    }
-    f.metadata.insert("format".into(), "seqrnn-classify".into());
-    f
+    crate::train::fit::tensors_to_file(model.tensors(), params, "seqrnn-classify")
 }
 
 /// Reads the weights of `model` from `file` (as written by [`classifier_tensors`]).
 pub fn classifier_params(model: &Classifier, file: &TensorFile, path: &Path) -> Result<Vec<f32>> {
-    let mut p = vec![0.0; model.num_params()];
-    for (name, shape, range) in model.tensors() {
-        let t = file.get(&name).map_err(|m| Error::Format {
-            path: path.to_path_buf(),
-            message: format!("{m} (not a classifier of this shape)"),
-        })?;
-        if t.shape != shape || t.data.iter().any(|v| !v.is_finite()) {
-            return Err(Error::Format {
-                path: path.to_path_buf(),
-                message: format!(
-                    "tensor `{name}` has shape {:?} or non-finite values, expected shape {shape:?}",
-                    t.shape
-                ),
-            });
-        }
-        p[range].copy_from_slice(&t.data);
-    }
-    Ok(p)
+    crate::train::fit::params_from_file(
+        model.tensors(),
+        model.num_params(),
+        file,
+        path,
+        "a classifier",
+    )
 }
 
 /// Training settings of a classification run beyond the shared loop's.

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::table::Table;
 use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
-use crate::io::tensors::{Tensor, TensorFile};
+use crate::io::tensors::TensorFile;
 use crate::model::forecaster::{ForecastCache, ForecastWorkspace, Forecaster};
 use crate::train::fit::{BatchLoss, SupervisedTask, Validation};
 
@@ -665,40 +665,18 @@ impl SupervisedTask for ForecastTask<'_> {
 
 /// The model's weights as named tensors (`rnn.*`, `decoder.*`, `head.*`).
 pub fn forecaster_tensors(model: &Forecaster, params: &[f32]) -> TensorFile {
-    let mut f = TensorFile::default();
-    for (name, shape, range) in model.tensors() {
-        f.tensors.insert(
-            name,
-            Tensor {
-                shape,
-                data: params[range].to_vec(),
-            },
-        );
-    }
-    f.metadata.insert("format".into(), "seqrnn-forecast".into());
-    f
+    crate::train::fit::tensors_to_file(model.tensors(), params, "seqrnn-forecast")
 }
 
 /// Reads the weights of `model` from `file` (as written by [`forecaster_tensors`]).
 pub fn forecaster_params(model: &Forecaster, file: &TensorFile, path: &Path) -> Result<Vec<f32>> {
-    let mut p = vec![0.0; model.num_params()];
-    for (name, shape, range) in model.tensors() {
-        let t = file.get(&name).map_err(|m| Error::Format {
-            path: path.to_path_buf(),
-            message: format!("{m} (not a forecaster of this shape)"),
-        })?;
-        if t.shape != shape || t.data.iter().any(|v| !v.is_finite()) {
-            return Err(Error::Format {
-                path: path.to_path_buf(),
-                message: format!(
-                    "tensor `{name}` has shape {:?} or non-finite values, expected shape {shape:?}",
-                    t.shape
-                ),
-            });
-        }
-        p[range].copy_from_slice(&t.data);
-    }
-    Ok(p)
+    crate::train::fit::params_from_file(
+        model.tensors(),
+        model.num_params(),
+        file,
+        path,
+        "a forecaster",
+    )
 }
 
 /// Training settings of a forecasting run beyond the shared loop's.
