@@ -9,6 +9,7 @@ use seqrnn::data::labeled::{self, build_labels, build_vocab, encode_all, Encoded
 use seqrnn::data::Vocab;
 use seqrnn::io::tensors::TensorFile;
 use seqrnn::model::classifier::{Classifier, ClassifierConfig, Directions, Pooling};
+use seqrnn::optim::AdamConfig;
 use seqrnn::rnn::CellKind;
 use seqrnn::run::RunDir;
 use seqrnn::train::classify::{
@@ -96,6 +97,12 @@ pub struct TrainArgs {
     /// Maximum global gradient norm.
     #[arg(long, default_value_t = 5.0)]
     clip: f64,
+    /// Decoupled weight decay (AdamW); 0 for plain Adam.
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f64,
+    /// Also score dev.tsv every this many steps inside an epoch (0: at epoch ends only).
+    #[arg(long, default_value_t = 0)]
+    valid_every: usize,
     /// Stop after this many steps (smoke tests).
     #[arg(long)]
     max_steps: Option<u64>,
@@ -199,6 +206,11 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             early_stopping: EarlyStopping::Patience(a.patience),
             max_steps: a.max_steps,
             seed: a.seed,
+            valid_every: (a.valid_every > 0).then_some(a.valid_every),
+            adam: AdamConfig {
+                weight_decay: a.weight_decay,
+                ..AdamConfig::default()
+            },
             ..FitConfig::default()
         },
     };
@@ -262,7 +274,8 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             "test_confusion": test_m.as_ref().map(|m| m.confusion.clone()),
             "labels": labels.tokens(),
             "best_epoch": outcome.best_epoch,
-            "epochs": outcome.epochs.len(),
+            "best_step": outcome.best_step,
+            "epochs": outcome.epochs_run,
             "steps": outcome.steps,
             "seconds": secs,
             "run": a.out,
@@ -282,7 +295,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
                     m.macro_f1
                 ))
                 .unwrap_or_default(),
-            outcome.epochs.len(),
+            outcome.epochs_run,
             secs,
             a.out.display()
         );

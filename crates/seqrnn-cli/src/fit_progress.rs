@@ -75,7 +75,6 @@ impl FitProgress for FitBar {
     }
 
     fn epoch_end(&mut self, r: &FitEpoch, _score_name: &str, best: bool) {
-        self.finish();
         let score = match self.shown {
             ScoreShown::NegMse => format!("valid mse {:.4}", -r.valid_score),
             ScoreShown::Accuracy => format!(
@@ -84,14 +83,25 @@ impl FitProgress for FitBar {
                 100.0 * r.valid_score
             ),
         };
-        eprintln!(
-            "epoch {:>3}  lr {:<9.6}  train loss {:.4}  {score}{}  {:>6.0} examples/s  {:>6.1} s",
-            r.epoch,
+        let at = if r.epoch_end {
+            format!("epoch {:>3}", r.epoch)
+        } else {
+            format!("epoch {:>3} step {}", r.epoch, r.step)
+        };
+        let line = format!(
+            "{at}  lr {:<9.6}  train loss {:.4}  {score}{}  {:>6.0} examples/s  {:>6.1} s",
             r.lr,
             r.train_loss,
             if best { " *" } else { "  " },
             r.examples_per_s,
             r.seconds
         );
+        match (&self.bar, r.epoch_end) {
+            (Some(b), false) => b.println(line),
+            _ => {
+                self.finish();
+                eprintln!("{line}");
+            }
+        }
     }
 }

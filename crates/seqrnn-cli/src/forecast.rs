@@ -281,7 +281,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         let mut v = metrics_json(&test);
         v["valid_mse"] = serde_json::json!(-outcome.best_score);
         v["best_epoch"] = serde_json::json!(outcome.best_epoch);
-        v["epochs"] = serde_json::json!(outcome.epochs.len());
+        v["epochs"] = serde_json::json!(outcome.epochs_run);
         v["steps"] = serde_json::json!(outcome.steps);
         v["seconds"] = serde_json::json!(secs);
         v["run"] = serde_json::json!(a.out);
@@ -292,7 +292,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             -outcome.best_score,
             outcome.best_epoch,
             metrics_line(&test),
-            outcome.epochs.len(),
+            outcome.epochs_run,
             secs,
             a.out.display()
         );

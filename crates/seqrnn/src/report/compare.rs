@@ -340,6 +340,8 @@ fn load_supervised(run: &RunDir, task: &str, config: &serde_json::Value) -> Resu
     // only the loss, used when there is no score, is lower-is-better.
     let lower_is_better = score == "loss";
     let speed_c = col("examples_per_s");
+    // Supervised runs may also validate inside an epoch; the curve keeps the epoch ends.
+    let end_c = col("epoch_end");
     let mut curve = Vec::new();
     for (n, line) in lines {
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
@@ -349,6 +351,9 @@ fn load_supervised(run: &RunDir, task: &str, config: &serde_json::Value) -> Resu
                 fields.len(),
                 header.len()
             )));
+        }
+        if end_c.is_some_and(|c| fields[c] == "0") {
+            continue;
         }
         let num = |c: usize| -> Result<f64> {
             fields[c].parse::<f64>().map_err(|_| {

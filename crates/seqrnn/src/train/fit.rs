@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `model.safetensors` | best-on-validation weights, named by the task ([`SupervisedTask::tensors`]) |
 //! | `checkpoint.safetensors` | latest weights, Adam moments and the loop state ([`FitState`]) |
-//! | `metrics.csv` | `epoch,lr,train_loss,valid_loss,valid_<score>,examples_per_s,seconds` |
+//! | `metrics.csv` | `epoch,lr,train_loss,valid_loss,valid_<score>,examples_per_s,seconds,step,epoch_end`, one line per validation |
 //!
 //! Every file is written atomically.
 
@@ -59,6 +59,10 @@ pub struct FitConfig {
     pub max_steps: Option<u64>,
     /// Seed of the loop's generator (shuffling, dropout).
     pub seed: u64,
+    /// Also validate (and keep the best weights) every this many steps inside an epoch;
+    /// `None` validates at epoch ends only.
+    #[serde(default)]
+    pub valid_every: Option<usize>,
 }
 
 impl Default for FitConfig {
@@ -72,6 +76,7 @@ impl Default for FitConfig {
             early_stopping: EarlyStopping::Off,
             max_steps: None,
             seed: 1,
+            valid_every: None,
         }
     }
 }
@@ -102,6 +107,9 @@ impl FitConfig {
         }
         if self.max_steps == Some(0) {
             return bad("max steps must be at least 1, got 0".into());
+        }
+        if self.valid_every == Some(0) {
+            return bad("validation interval must be at least 1 step, got 0".into());
         }
         self.adam.validate()
     }
@@ -153,14 +161,19 @@ pub trait SupervisedTask {
     fn tensors(&self, params: &[f32]) -> TensorFile;
 }
 
-/// One row of a supervised run's `metrics.csv`.
+/// One row of a supervised run's `metrics.csv`: one validation, at the end of an epoch or
+/// every [`FitConfig::valid_every`] steps inside it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FitEpoch {
     /// Epoch, from 1.
     pub epoch: usize,
+    /// Steps taken since the start of training when this validation ran.
+    pub step: u64,
+    /// Whether this validation closed its epoch.
+    pub epoch_end: bool,
     /// Learning rate of the epoch.
     pub lr: f64,
-    /// Mean training loss over the epoch's batches.
+    /// Mean training loss over the epoch's batches so far.
     pub train_loss: f64,
     /// Validation loss after the epoch.
     pub valid_loss: f64,
@@ -168,7 +181,7 @@ pub struct FitEpoch {
     pub valid_score: f64,
     /// Training examples per second.
     pub examples_per_s: f64,
-    /// Seconds of the epoch, validation included.
+    /// Seconds since the start of the epoch, this validation included.
     pub seconds: f64,
 }
 
@@ -180,7 +193,8 @@ pub trait FitProgress {
     fn step(&mut self, _info: &StepInfo) {}
     /// Validation is running.
     fn validating(&mut self, _epoch: usize) {}
-    /// An epoch finished; `best` says whether its weights were kept.
+    /// A validation finished (mid-epoch or at its end, see [`FitEpoch::epoch_end`]); `best`
+    /// says whether the weights were kept.
     fn epoch_end(&mut self, _row: &FitEpoch, _score_name: &str, _best: bool) {}
 }
 
@@ -195,10 +209,13 @@ pub struct FitState {
     pub epochs_done: usize,
     /// Steps taken.
     pub steps_done: u64,
-    /// Best validation score so far and its epoch.
+    /// Best validation score so far.
     pub best_score: f64,
     /// Epoch of the best score.
     pub best_epoch: usize,
+    /// Step count at the best score.
+    #[serde(default)]
+    pub best_step: u64,
     /// Adam's step count.
     pub adam_step: u64,
 }
@@ -206,14 +223,18 @@ pub struct FitState {
 /// What [`fit`] produced.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FitOutcome {
-    /// Per-epoch metrics.
+    /// One row per validation.
     pub epochs: Vec<FitEpoch>,
+    /// Epochs run (started).
+    pub epochs_run: usize,
     /// The best-on-validation weights (also in `model.safetensors`).
     pub best_params: Vec<f32>,
     /// Best validation score and its epoch.
     pub best_score: f64,
     /// Epoch (1-based) of the best score.
     pub best_epoch: usize,
+    /// Step count at the best score.
+    pub best_step: u64,
     /// Steps taken.
     pub steps: u64,
     /// Whether early stopping or `max_steps` ended the run before its last epoch.
@@ -248,16 +269,25 @@ pub fn fit(
     let mut adam = Adam::new(cfg.adam, n)?;
     let mut rng = rng_from_seed(cfg.seed.wrapping_add(7));
     let mut history: Vec<FitEpoch> = Vec::new();
-    let mut best_params = params.to_vec();
-    let (mut best, mut best_epoch, mut steps) = (f64::NEG_INFINITY, 0usize, 0u64);
+    let mut best = Best {
+        score: f64::NEG_INFINITY,
+        epoch: 0,
+        step: 0,
+        params: params.to_vec(),
+    };
+    let mut steps = 0u64;
     let mut stopped_early = false;
+    let mut epochs_run = 0;
     for epoch in 1..=cfg.epochs {
+        epochs_run = epoch;
         let lr = cfg.lr_at(epoch);
         let batches = task.start_epoch(epoch, &mut rng);
         progress.epoch_start(epoch, batches);
         let t0 = Instant::now();
         let (mut loss_sum, mut seen, mut n_batches) = (0.0f64, 0usize, 0usize);
+        let mut train_s = 0.0f64;
         for i in 0..batches {
+            let ts = Instant::now();
             grads.fill(0.0);
             let b = task.train_step(params, &mut grads, i, &mut rng)?;
             steps += 1;
@@ -280,6 +310,7 @@ pub fn fit(
                 });
             }
             adam.step(params, &grads, lr);
+            train_s += ts.elapsed().as_secs_f64();
             loss_sum += b.loss;
             n_batches += 1;
             seen += b.examples;
@@ -288,18 +319,42 @@ pub fn fit(
                 step: i + 1,
                 steps: batches,
                 loss: loss_sum / n_batches as f64,
-                tokens_per_s: seen as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+                tokens_per_s: seen as f64 / train_s.max(1e-9),
             });
             if cfg.max_steps.is_some_and(|m| steps >= m) {
                 stopped_early = true;
                 break;
             }
+            let mid = cfg.valid_every.is_some_and(|k| (i + 1) % k == 0) && i + 1 < batches;
+            if mid {
+                progress.validating(epoch);
+                let v = task.validate(params)?;
+                let row = FitEpoch {
+                    epoch,
+                    step: steps,
+                    epoch_end: false,
+                    lr,
+                    train_loss: loss_sum / n_batches as f64,
+                    valid_loss: v.loss,
+                    valid_score: v.score,
+                    examples_per_s: seen as f64 / train_s.max(1e-9),
+                    seconds: t0.elapsed().as_secs_f64(),
+                };
+                let improved = best.offer(&v, epoch, steps, params);
+                if improved {
+                    save_tensors_atomic(&run.model_path(), &task.tensors(params))?;
+                }
+                history.push(row.clone());
+                write_fit_metrics(&run.metrics_path(), task.score_name(), &history)?;
+                progress.epoch_end(&row, task.score_name(), improved);
+            }
         }
-        let train_s = t0.elapsed().as_secs_f64();
         progress.validating(epoch);
         let v = task.validate(params)?;
         let row = FitEpoch {
             epoch,
+            step: steps,
+            epoch_end: true,
             lr,
             train_loss: loss_sum / n_batches.max(1) as f64,
             valid_loss: v.loss,
@@ -308,18 +363,16 @@ pub fn fit(
             seconds: t0.elapsed().as_secs_f64(),
         };
         history.push(row.clone());
-        let improved = v.score > best || best_epoch == 0;
+        let improved = best.offer(&v, epoch, steps, params);
         if improved {
-            best = v.score;
-            best_epoch = epoch;
-            best_params.copy_from_slice(params);
             save_tensors_atomic(&run.model_path(), &task.tensors(params))?;
         }
         let state = FitState {
             epochs_done: epoch,
             steps_done: steps,
-            best_score: best,
-            best_epoch,
+            best_score: best.score,
+            best_epoch: best.epoch,
+            best_step: best.step,
             adam_step: adam.step,
         };
         save_fit_checkpoint(&run.checkpoint_path(), params, &adam, &state)?;
@@ -329,7 +382,7 @@ pub fn fit(
             break;
         }
         if let EarlyStopping::Patience(p) = cfg.early_stopping {
-            if epoch - best_epoch >= p && epoch < cfg.epochs {
+            if epoch - best.epoch >= p && epoch < cfg.epochs {
                 stopped_early = true;
                 break;
             }
@@ -337,12 +390,37 @@ pub fn fit(
     }
     Ok(FitOutcome {
         epochs: history,
-        best_params,
-        best_score: best,
-        best_epoch,
+        epochs_run,
+        best_params: best.params,
+        best_score: best.score,
+        best_epoch: best.epoch,
+        best_step: best.step,
         steps,
         stopped_early,
     })
+}
+
+/// The best weights seen so far and where they were seen.
+struct Best {
+    score: f64,
+    epoch: usize,
+    step: u64,
+    params: Vec<f32>,
+}
+
+impl Best {
+    /// Keeps `params` when `v` beats the best score (or nothing was kept yet); says whether it
+    /// did.
+    fn offer(&mut self, v: &Validation, epoch: usize, step: u64, params: &[f32]) -> bool {
+        let improved = v.score > self.score || self.epoch == 0;
+        if improved {
+            self.score = v.score;
+            self.epoch = epoch;
+            self.step = step;
+            self.params.copy_from_slice(params);
+        }
+        improved
+    }
 }
 
 /// Writes the latest weights, Adam moments and loop state to `path` atomically.
@@ -372,15 +450,25 @@ pub fn save_fit_checkpoint(
 }
 
 /// Writes `metrics.csv`: header `epoch,lr,train_loss,valid_loss,valid_<score_name>,
-/// examples_per_s,seconds` and one line per epoch (shortest round-trip floats), atomically.
+/// examples_per_s,seconds,step,epoch_end` and one line per validation (shortest round-trip
+/// floats; `epoch_end` is 1 for the validation that closed its epoch, 0 inside it), atomically.
 pub fn write_fit_metrics(path: &Path, score_name: &str, rows: &[FitEpoch]) -> Result<()> {
-    let mut text =
-        format!("epoch,lr,train_loss,valid_loss,valid_{score_name},examples_per_s,seconds\n");
+    let mut text = format!(
+        "epoch,lr,train_loss,valid_loss,valid_{score_name},examples_per_s,seconds,step,epoch_end\n"
+    );
     for r in rows {
         let _ = writeln!(
             text,
-            "{},{},{},{},{},{},{}",
-            r.epoch, r.lr, r.train_loss, r.valid_loss, r.valid_score, r.examples_per_s, r.seconds
+            "{},{},{},{},{},{},{},{},{}",
+            r.epoch,
+            r.lr,
+            r.train_loss,
+            r.valid_loss,
+            r.valid_score,
+            r.examples_per_s,
+            r.seconds,
+            r.step,
+            u8::from(r.epoch_end)
         );
     }
     write_atomic(path, text.as_bytes())
@@ -619,8 +707,57 @@ mod tests {
                 clip: Some(-1.0),
                 ..cfg
             },
+            FitConfig {
+                valid_every: Some(0),
+                ..cfg
+            },
         ] {
             assert!(bad.validate().is_err());
         }
+    }
+
+    #[test]
+    fn validation_inside_epochs_keeps_the_best_step() {
+        // Two steps an epoch, validation after every step: the first step of each epoch is
+        // validated inside it, the second at its end.
+        let run = tmp("mid");
+        let mut task = Quadratic {
+            target: vec![0.5, -0.25],
+            blow_up_at: None,
+            epoch: 0,
+        };
+        let cfg = FitConfig {
+            lr: 0.05,
+            epochs: 3,
+            valid_every: Some(1),
+            ..FitConfig::default()
+        };
+        let out = fit(&mut task, &mut [0.0, 0.0], &cfg, &run, &mut Quiet).unwrap();
+        assert_eq!(out.epochs_run, 3);
+        let kinds: Vec<(usize, u64, bool)> = out
+            .epochs
+            .iter()
+            .map(|r| (r.epoch, r.step, r.epoch_end))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (1, 1, false),
+                (1, 2, true),
+                (2, 3, false),
+                (2, 4, true),
+                (3, 5, false),
+                (3, 6, true)
+            ]
+        );
+        // Adam keeps walking towards the target: the last step is the best.
+        assert_eq!((out.best_epoch, out.best_step), (3, 6));
+        let m = std::fs::read_to_string(run.metrics_path()).unwrap();
+        assert_eq!(m.lines().count(), 7);
+        assert!(m.lines().nth(1).unwrap().ends_with(",1,0"), "{m}");
+        assert!(m.lines().nth(2).unwrap().ends_with(",2,1"), "{m}");
+        // Scores are strictly better each time, so the kept weights are the last ones.
+        let saved = TensorFile::load(&run.model_path()).unwrap();
+        assert_eq!(saved.get("p").unwrap().data, out.best_params);
     }
 }
