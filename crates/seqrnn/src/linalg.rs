@@ -151,7 +151,14 @@ pub enum Accumulate {
 /// Shapes: `a[m, k]`, `b[k, n]`, `c[m, n]`, any strides; `c` must not alias `a` or `b` (guaranteed
 /// by the borrow rules). Panics if the inner or outer dimensions disagree.
 pub fn matmul(c: MatMut<'_>, a: Mat<'_>, b: Mat<'_>, acc: Accumulate) {
-    matmul_inner(c, a, b, acc);
+    matmul_inner(c, a, b, acc, threads());
+    clear_upper_vector_state();
+}
+
+/// [`matmul`] on the calling thread only, whatever [`threads`] says: for products that already
+/// run inside a parallel split (each block of batch rows of a recurrence on its own thread).
+pub fn matmul_serial(c: MatMut<'_>, a: Mat<'_>, b: Mat<'_>, acc: Accumulate) {
+    matmul_inner(c, a, b, acc, 1);
     clear_upper_vector_state();
 }
 
@@ -175,7 +182,7 @@ unsafe fn zeroupper() {
     std::arch::x86_64::_mm256_zeroupper();
 }
 
-fn matmul_inner(c: MatMut<'_>, a: Mat<'_>, b: Mat<'_>, acc: Accumulate) {
+fn matmul_inner(c: MatMut<'_>, a: Mat<'_>, b: Mat<'_>, acc: Accumulate, threads: usize) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions differ");
     assert_eq!((c.rows, c.cols), (m, n), "output shape differs");
@@ -191,7 +198,6 @@ fn matmul_inner(c: MatMut<'_>, a: Mat<'_>, b: Mat<'_>, acc: Accumulate) {
         return;
     }
     let work = m * n * k;
-    let threads = threads();
     if m <= SMALL_ROWS {
         let par = if threads > 1 && work >= SMALL_PARALLEL_WORK {
             faer::Par::rayon(threads)

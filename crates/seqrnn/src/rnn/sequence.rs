@@ -6,11 +6,15 @@
 //! `∂L/∂h` to the previous step; after the loop, the weight gradients in large products over all
 //! `T·B` rows and the input gradient in one more.
 //!
+//! Each batch row's recurrence depends on that row only, so with several threads and small
+//! per-step products the step loops run once per block of rows, each block on its own thread
+//! (`row_bounds`); the all-steps products stay whole and split inside the matrix multiply.
+//!
 //! Buffers are time-major and row-major; this module's doc comments use the letters of
 //! [`crate::rnn`]. A layer's output buffer is `[T, B, D·H]`; one direction owns the `H` columns
 //! starting at `dir·H`.
 
-use crate::linalg::{matmul, Accumulate, Mat, MatMut};
+use crate::linalg::{matmul, matmul_serial, Accumulate, Mat, MatMut};
 
 use super::config::{CellKind, GruVariant};
 use super::params::{CellGrads, CellParams};
@@ -76,10 +80,10 @@ pub(crate) fn forward(
     pass: &Pass<'_>,
     x: &[f32],
     h: &mut [f32],
-    mut c: Option<&mut [f32]>,
+    c: Option<&mut [f32]>,
     out: &mut [f32],
     gates: &mut [f32],
-    mut extra: Option<&mut [f32]>,
+    extra: Option<&mut [f32]>,
     scratch: ForwardScratch<'_>,
 ) {
     let (b, hs, gh) = (pass.b, pass.h, pass.gh());
@@ -110,44 +114,113 @@ pub(crate) fn forward(
         row.iter_mut().zip(bias.iter()).for_each(|(a, b)| *a += b);
     }
 
+    // The recurrence of each batch row depends on that row only: with several threads and
+    // small per-step products, each thread takes a block of rows through all steps (one fork
+    // per pass instead of one per step; see `row_bounds`).
+    let bounds = row_bounds(b, gh, hs);
+    let mut gates_b = split_time_rows(&mut gates[..rows * gh], b, gh, &bounds);
+    let mut out_b = split_time_rows(
+        &mut out[..rows * pass.out_stride],
+        b,
+        pass.out_stride,
+        &bounds,
+    );
+    let mut extra_b = match extra {
+        Some(e) => split_time_rows(&mut e[..rows * hs], b, hs, &bounds),
+        None => empty_blocks(&bounds),
+    };
+    let h_b = split_rows(&mut h[..b * hs], hs, &bounds);
+    let c_b = match c {
+        Some(c) => split_rows(&mut c[..b * hs], hs, &bounds),
+        None => empty_rows(&bounds),
+    };
+    let hg_b = split_rows(scratch.hg, gh, &bounds);
+    let rh_b = split_rows(scratch.rh, hs, &bounds);
+    let mut blocks: Vec<ForwardRows<'_>> = h_b
+        .into_iter()
+        .zip(c_b)
+        .zip(hg_b.into_iter().zip(rh_b))
+        .enumerate()
+        .map(|(k, ((h, c), (hg, rh)))| ForwardRows {
+            rows: bounds[k + 1] - bounds[k],
+            h,
+            c,
+            gates: std::mem::take(&mut gates_b[k]),
+            out: std::mem::take(&mut out_b[k]),
+            extra: std::mem::take(&mut extra_b[k]),
+            hg,
+            rh,
+        })
+        .collect();
+    match blocks.len() {
+        1 => forward_rows(pass, &mut blocks[0], matmul),
+        _ => rayon::scope(|sc| {
+            for blk in blocks.iter_mut() {
+                sc.spawn(move |_| forward_rows(pass, blk, matmul_serial));
+            }
+        }),
+    }
+}
+
+/// One block of batch rows of a forward pass: per step `t`, `gates[t]` is `[R, G·H]`,
+/// `out[t]` `[R, D·H]` (this direction's columns written), `extra[t]` `[R, H]` (empty when not
+/// cached); `h`, `c` `[R, H]` the running state; `hg[R, G·H]`, `rh[R, H]` scratch.
+struct ForwardRows<'a> {
+    rows: usize,
+    h: &'a mut [f32],
+    c: &'a mut [f32],
+    gates: Vec<&'a mut [f32]>,
+    out: Vec<&'a mut [f32]>,
+    extra: Vec<&'a mut [f32]>,
+    hg: &'a mut [f32],
+    rh: &'a mut [f32],
+}
+
+/// A matrix product: [`matmul`] (threads inside) or [`matmul_serial`] (one thread).
+type Product = fn(MatMut<'_>, Mat<'_>, Mat<'_>, Accumulate);
+
+/// The recurrence of one block of rows over all steps: recurrent product(s) and fused gates.
+fn forward_rows(pass: &Pass<'_>, blk: &mut ForwardRows<'_>, mm: Product) {
+    let (b, hs, gh) = (blk.rows, pass.h, pass.gh());
+    let p = pass.p;
     let w_hh = Mat::new(p.w_hh, gh, hs);
+    let h = &mut *blk.h;
     for s in 0..pass.t {
         let t = pass.time(s);
-        let g_t = &mut gates[t * b * gh..(t + 1) * b * gh];
-        let extra_t = extra
-            .as_deref_mut()
-            .map(|e| &mut e[t * b * hs..(t + 1) * b * hs]);
+        let g_t = &mut *blk.gates[t];
+        let extra_t = blk.extra.get_mut(t).map(|e| &mut **e);
         match pass.cell {
             CellKind::Lstm => {
-                matmul(
+                mm(
                     MatMut::new(g_t, b, gh),
                     Mat::new(h, b, hs),
                     w_hh.t(),
                     Accumulate::Add,
                 );
-                let c = c.as_deref_mut().expect("LSTM needs a cell state");
+                let c = &mut *blk.c;
+                assert_eq!(c.len(), b * hs, "LSTM needs a cell state");
                 lstm::forward_gates(g_t, c, h, hs);
                 if let Some(e) = extra_t {
                     e.copy_from_slice(c);
                 }
             }
             CellKind::Gru(GruVariant::ResetAfter) => {
-                matmul(
-                    MatMut::new(&mut scratch.hg[..b * gh], b, gh),
+                mm(
+                    MatMut::new(&mut blk.hg[..b * gh], b, gh),
                     Mat::new(h, b, hs),
                     w_hh.t(),
                     Accumulate::Overwrite,
                 );
                 let hn = match extra_t {
                     Some(e) => e,
-                    None => &mut scratch.rh[..b * hs],
+                    None => &mut blk.rh[..b * hs],
                 };
-                gru::forward_gates_reset_after(g_t, scratch.hg, &p.b_hh[2 * hs..], hn, h, hs);
+                gru::forward_gates_reset_after(g_t, blk.hg, &p.b_hh[2 * hs..], hn, h, hs);
             }
             CellKind::Gru(GruVariant::ResetBefore) => {
                 let w_hrz = Mat::new(&p.w_hh[..2 * hs * hs], 2 * hs, hs);
                 let w_hn = Mat::new(&p.w_hh[2 * hs * hs..], hs, hs);
-                matmul(
+                mm(
                     MatMut::strided(g_t, b, 2 * hs, gh),
                     Mat::new(h, b, hs),
                     w_hrz.t(),
@@ -155,10 +228,10 @@ pub(crate) fn forward(
                 );
                 let rh = match extra_t {
                     Some(e) => e,
-                    None => &mut scratch.rh[..b * hs],
+                    None => &mut blk.rh[..b * hs],
                 };
                 gru::forward_rz_reset_before(g_t, h, rh, hs);
-                matmul(
+                mm(
                     MatMut::strided(&mut g_t[2 * hs..], b, hs, gh),
                     Mat::new(rh, b, hs),
                     w_hn.t(),
@@ -168,12 +241,178 @@ pub(crate) fn forward(
             }
         }
         // out[t] (this direction's columns) = h_t.
-        let start = t * b * pass.out_stride + pass.out_col;
+        let out_t = &mut *blk.out[t];
         for (row, hrow) in h.chunks_exact(hs).enumerate() {
-            let o = start + row * pass.out_stride;
-            out[o..o + hs].copy_from_slice(hrow);
+            let o = row * pass.out_stride + pass.out_col;
+            out_t[o..o + hs].copy_from_slice(hrow);
         }
     }
+}
+
+/// One block of batch rows of a backward pass: rows `first..first+R` of the batch. Per step
+/// `t`, `dxg[t]` and (GRU "reset after") `dhg[t]` are `[R, G·H]`; `dh`, `dc` `[R, H]` the
+/// running state gradients; `h_prev[R, H]`, `drh[R, H]` scratch.
+struct BackwardRows<'a> {
+    first: usize,
+    rows: usize,
+    dh: &'a mut [f32],
+    dc: &'a mut [f32],
+    dxg: Vec<&'a mut [f32]>,
+    dhg: Vec<&'a mut [f32]>,
+    h_prev: &'a mut [f32],
+    drh: &'a mut [f32],
+}
+
+/// The backward recurrence of one block of rows over all steps, last step first: fused gate
+/// backward and the recurrent product(s) carrying `∂L/∂h` to the step before.
+fn backward_rows(
+    pass: &Pass<'_>,
+    saved: &Saved<'_>,
+    dy: &[f32],
+    blk: &mut BackwardRows<'_>,
+    mm: Product,
+) {
+    let (bb, b, hs, gh, tt) = (pass.b, blk.rows, pass.h, pass.gh(), pass.t);
+    let r0 = blk.first;
+    let p = pass.p;
+    let w_hh = Mat::new(p.w_hh, gh, hs);
+    let bh = b * hs;
+    let dh = &mut *blk.dh;
+    // Rows of this block at step t in a `[T, B, W]` buffer.
+    let at = |t: usize, w: usize| (t * bb + r0) * w..(t * bb + r0 + b) * w;
+    for s in (0..tt).rev() {
+        let t = pass.time(s);
+        let prev = if s == 0 { None } else { Some(pass.time(s - 1)) };
+        // ∂L/∂h_t = from step t+1 (dh) + from the output at t.
+        for (r, drow) in dh.chunks_exact_mut(hs).enumerate() {
+            let o = (t * bb + r0 + r) * pass.out_stride + pass.out_col;
+            drow.iter_mut()
+                .zip(&dy[o..o + hs])
+                .for_each(|(a, d)| *a += d);
+        }
+        let h_prev: &[f32] = match prev {
+            None => &saved.h0[r0 * hs..(r0 + b) * hs],
+            Some(tp) => {
+                for (r, dst) in blk.h_prev.chunks_exact_mut(hs).enumerate() {
+                    let o = (tp * bb + r0 + r) * pass.out_stride + pass.out_col;
+                    dst.copy_from_slice(&saved.out[o..o + hs]);
+                }
+                &blk.h_prev[..bh]
+            }
+        };
+        let g_t = &saved.gates[at(t, gh)];
+        let e_t = &saved.extra[at(t, hs)];
+        let dxg_t = &mut *blk.dxg[t];
+        match pass.cell {
+            CellKind::Lstm => {
+                let c_prev = match prev {
+                    None => &saved.c0.expect("LSTM needs a cell state")[r0 * hs..(r0 + b) * hs],
+                    Some(tp) => &saved.extra[at(tp, hs)],
+                };
+                let dc = &mut *blk.dc;
+                assert_eq!(dc.len(), bh, "LSTM needs a cell state");
+                lstm::backward_gates(g_t, e_t, c_prev, dh, dc, dxg_t, hs);
+                mm(
+                    MatMut::new(dh, b, hs),
+                    Mat::new(dxg_t, b, gh),
+                    w_hh,
+                    Accumulate::Overwrite,
+                );
+            }
+            CellKind::Gru(GruVariant::ResetAfter) => {
+                let dhg_t = &mut *blk.dhg[t];
+                gru::backward_gates_reset_after(g_t, e_t, h_prev, dh, dxg_t, dhg_t, hs);
+                mm(
+                    MatMut::new(dh, b, hs),
+                    Mat::new(dhg_t, b, gh),
+                    w_hh,
+                    Accumulate::Add,
+                );
+            }
+            CellKind::Gru(GruVariant::ResetBefore) => {
+                gru::backward_zn_reset_before(g_t, h_prev, dh, dxg_t, hs);
+                let drh = &mut blk.drh[..bh];
+                mm(
+                    MatMut::new(drh, b, hs),
+                    Mat::strided(&dxg_t[2 * hs..], b, hs, gh),
+                    Mat::new(&p.w_hh[2 * hs * hs..], hs, hs),
+                    Accumulate::Overwrite,
+                );
+                gru::backward_r_reset_before(g_t, h_prev, drh, dh, dxg_t, hs);
+                mm(
+                    MatMut::new(dh, b, hs),
+                    Mat::strided(dxg_t, b, 2 * hs, gh),
+                    Mat::new(&p.w_hh[..2 * hs * hs], 2 * hs, hs),
+                    Accumulate::Add,
+                );
+            }
+        }
+    }
+}
+
+/// Row bounds `0 = r_0 < r_1 < … < r_n = B` of the blocks the recurrence of a `[B, H]` state
+/// with `G·H` gate columns is split into. A per-step product too small to be worth splitting
+/// itself ([`crate::linalg::SMALL_PARALLEL_WORK`] multiply-adds) would run on one thread: then
+/// each thread ([`crate::linalg::threads`]) takes a block of rows through all steps instead. A
+/// larger product keeps the whole batch in one block and splits each product's columns across
+/// threads (measured: at H = 650 each thread streaming all of `W_hh` every step is slower).
+fn row_bounds(b: usize, gh: usize, h: usize) -> Vec<usize> {
+    let n = if b * gh * h >= crate::linalg::SMALL_PARALLEL_WORK {
+        1
+    } else {
+        crate::linalg::threads().min(b).max(1)
+    };
+    (0..=n).map(|k| k * b / n).collect()
+}
+
+/// Cuts a time-major buffer `[T, B, W]` into row blocks: block `k` holds, for every step, its
+/// rows `bounds[k]..bounds[k+1]` as one `[R_k, W]` slice.
+fn split_time_rows<'a>(
+    buf: &'a mut [f32],
+    b: usize,
+    w: usize,
+    bounds: &[usize],
+) -> Vec<Vec<&'a mut [f32]>> {
+    let mut blocks: Vec<Vec<&'a mut [f32]>> = empty_blocks(bounds);
+    if b * w == 0 {
+        return blocks;
+    }
+    for step in buf.chunks_exact_mut(b * w) {
+        let mut rest = step;
+        for (k, blk) in blocks.iter_mut().enumerate() {
+            let (head, tail) = rest.split_at_mut((bounds[k + 1] - bounds[k]) * w);
+            blk.push(head);
+            rest = tail;
+        }
+    }
+    blocks
+}
+
+/// One empty step list per block.
+fn empty_blocks<'a>(bounds: &[usize]) -> Vec<Vec<&'a mut [f32]>> {
+    (1..bounds.len()).map(|_| Vec::new()).collect()
+}
+
+/// Cuts a `[B, W]` buffer into the row blocks of `bounds`; a buffer shorter than `B·W` (an
+/// unused scratch) gives empty blocks.
+fn split_rows<'a>(buf: &'a mut [f32], w: usize, bounds: &[usize]) -> Vec<&'a mut [f32]> {
+    let b = bounds[bounds.len() - 1];
+    if buf.len() < b * w {
+        return empty_rows(bounds);
+    }
+    let mut rest = &mut buf[..b * w];
+    let mut parts = Vec::with_capacity(bounds.len() - 1);
+    for k in 0..bounds.len() - 1 {
+        let (head, tail) = rest.split_at_mut((bounds[k + 1] - bounds[k]) * w);
+        parts.push(head);
+        rest = tail;
+    }
+    parts
+}
+
+/// One empty slice per block.
+fn empty_rows<'a>(bounds: &[usize]) -> Vec<&'a mut [f32]> {
+    (1..bounds.len()).map(|_| <&mut [f32]>::default()).collect()
 }
 
 /// What the forward pass of one layer-direction left for backward.
@@ -215,7 +454,7 @@ pub(crate) fn backward(
     saved: &Saved<'_>,
     dy: &[f32],
     dh: &mut [f32],
-    mut dc: Option<&mut [f32]>,
+    dc: Option<&mut [f32]>,
     grads: CellGrads<'_>,
     dx: &mut [f32],
     dx_acc: Accumulate,
@@ -224,77 +463,48 @@ pub(crate) fn backward(
     let (b, hs, gh, tt) = (pass.b, pass.h, pass.gh(), pass.t);
     let rows = tt * b;
     let p = pass.p;
-    let w_hh = Mat::new(p.w_hh, gh, hs);
     let bh = b * hs;
     let reset_after = pass.cell == CellKind::Gru(GruVariant::ResetAfter);
 
-    for s in (0..tt).rev() {
-        let t = pass.time(s);
-        let prev = if s == 0 { None } else { Some(pass.time(s - 1)) };
-        // ∂L/∂h_t = from step t+1 (dh) + from the output at t.
-        for (r, drow) in dh.chunks_exact_mut(hs).enumerate() {
-            let o = t * b * pass.out_stride + pass.out_col + r * pass.out_stride;
-            drow.iter_mut()
-                .zip(&dy[o..o + hs])
-                .for_each(|(a, d)| *a += d);
-        }
-        let h_prev: &[f32] = match prev {
-            None => saved.h0,
-            Some(tp) => {
-                for (r, dst) in scratch.h_prev.chunks_exact_mut(hs).enumerate() {
-                    let o = tp * b * pass.out_stride + pass.out_col + r * pass.out_stride;
-                    dst.copy_from_slice(&saved.out[o..o + hs]);
-                }
-                &scratch.h_prev[..bh]
+    let bounds = row_bounds(b, gh, hs);
+    let mut dxg_b = split_time_rows(&mut scratch.dxg[..rows * gh], b, gh, &bounds);
+    let mut dhg_b = if reset_after {
+        split_time_rows(&mut scratch.dhg[..rows * gh], b, gh, &bounds)
+    } else {
+        empty_blocks(&bounds)
+    };
+    let dh_b = split_rows(&mut dh[..bh], hs, &bounds);
+    let dc_b = match dc {
+        Some(dc) => split_rows(&mut dc[..bh], hs, &bounds),
+        None => empty_rows(&bounds),
+    };
+    let hp_b = split_rows(scratch.h_prev, hs, &bounds);
+    let drh_b = split_rows(scratch.drh, hs, &bounds);
+    let mut blocks: Vec<BackwardRows<'_>> = dh_b
+        .into_iter()
+        .zip(dc_b)
+        .zip(hp_b.into_iter().zip(drh_b))
+        .enumerate()
+        .map(|(k, ((dh, dc), (h_prev, drh)))| BackwardRows {
+            first: bounds[k],
+            rows: bounds[k + 1] - bounds[k],
+            dh,
+            dc,
+            dxg: std::mem::take(&mut dxg_b[k]),
+            dhg: std::mem::take(&mut dhg_b[k]),
+            h_prev,
+            drh,
+        })
+        .collect();
+    match blocks.len() {
+        1 => backward_rows(pass, saved, dy, &mut blocks[0], matmul),
+        _ => rayon::scope(|sc| {
+            for blk in blocks.iter_mut() {
+                sc.spawn(move |_| backward_rows(pass, saved, dy, blk, matmul_serial));
             }
-        };
-        let g_t = &saved.gates[t * b * gh..(t + 1) * b * gh];
-        let e_t = &saved.extra[t * bh..(t + 1) * bh];
-        let dxg_t = &mut scratch.dxg[t * b * gh..(t + 1) * b * gh];
-        match pass.cell {
-            CellKind::Lstm => {
-                let c_prev = match prev {
-                    None => saved.c0.expect("LSTM needs a cell state"),
-                    Some(tp) => &saved.extra[tp * bh..(tp + 1) * bh],
-                };
-                let dc = dc.as_deref_mut().expect("LSTM needs a cell state");
-                lstm::backward_gates(g_t, e_t, c_prev, dh, dc, dxg_t, hs);
-                matmul(
-                    MatMut::new(dh, b, hs),
-                    Mat::new(dxg_t, b, gh),
-                    w_hh,
-                    Accumulate::Overwrite,
-                );
-            }
-            CellKind::Gru(GruVariant::ResetAfter) => {
-                let dhg_t = &mut scratch.dhg[t * b * gh..(t + 1) * b * gh];
-                gru::backward_gates_reset_after(g_t, e_t, h_prev, dh, dxg_t, dhg_t, hs);
-                matmul(
-                    MatMut::new(dh, b, hs),
-                    Mat::new(dhg_t, b, gh),
-                    w_hh,
-                    Accumulate::Add,
-                );
-            }
-            CellKind::Gru(GruVariant::ResetBefore) => {
-                gru::backward_zn_reset_before(g_t, h_prev, dh, dxg_t, hs);
-                let drh = &mut scratch.drh[..bh];
-                matmul(
-                    MatMut::new(drh, b, hs),
-                    Mat::strided(&dxg_t[2 * hs..], b, hs, gh),
-                    Mat::new(&p.w_hh[2 * hs * hs..], hs, hs),
-                    Accumulate::Overwrite,
-                );
-                gru::backward_r_reset_before(g_t, h_prev, drh, dh, dxg_t, hs);
-                matmul(
-                    MatMut::new(dh, b, hs),
-                    Mat::strided(dxg_t, b, 2 * hs, gh),
-                    Mat::new(&p.w_hh[..2 * hs * hs], 2 * hs, hs),
-                    Accumulate::Add,
-                );
-            }
-        }
+        }),
     }
+    drop(blocks);
 
     let dxg = &scratch.dxg[..rows * gh];
     let dhg: &[f32] = if reset_after {

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod engine;
+
 /// `../shared/fixtures` from the project root, or `None` (with a printed reason) when absent.
 pub fn fixtures_dir() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures");
