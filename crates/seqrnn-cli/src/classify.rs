@@ -97,6 +97,9 @@ pub struct TrainArgs {
     /// Maximum global gradient norm.
     #[arg(long, default_value_t = 5.0)]
     clip: f64,
+    /// Probability of replacing each training word by <unk> at each step (word dropout).
+    #[arg(long, default_value_t = 0.0)]
+    word_dropout: f32,
     /// Decoupled weight decay (AdamW); 0 for plain Adam.
     #[arg(long, default_value_t = 0.0)]
     weight_decay: f64,
@@ -199,6 +202,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     let train_cfg = ClassifyTrainConfig {
         batch: a.batch,
         min_freq: a.min_freq,
+        word_dropout: a.word_dropout,
         fit: FitConfig {
             lr: a.lr,
             clip: Some(a.clip),
@@ -215,7 +219,8 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         },
     };
     train_cfg.fit.validate()?;
-    let mut task = ClassifyTask::new(&model, &train, &dev, a.batch)?;
+    let mut task =
+        ClassifyTask::new(&model, &train, &dev, a.batch)?.with_word_dropout(a.word_dropout)?;
     let mut params = model.init_params(a.seed)?;
     run.create()?;
     for p in [run.checkpoint_path(), run.model_path(), run.metrics_path()] {

@@ -9,6 +9,8 @@ use crate::error::{Error, Result};
 
 /// The padding token: id 0 of every classification vocabulary.
 pub const PAD: &str = "<pad>";
+/// Id of `<unk>` in a vocabulary from [`build_vocab`] (after `<pad>` at 0).
+pub const UNK_ID: u32 = 1;
 
 /// One labelled example: the label string and the whitespace-separated tokens of its text.
 #[derive(Clone, Debug, PartialEq, Eq)]

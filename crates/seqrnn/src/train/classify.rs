@@ -5,9 +5,10 @@
 use std::path::Path;
 
 use rand::seq::SliceRandom;
+use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use crate::data::labeled::{length_buckets, Encoded};
+use crate::data::labeled::{length_buckets, Encoded, UNK_ID};
 use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
 use crate::io::tensors::TensorFile;
@@ -114,6 +115,7 @@ pub struct ClassifyTask<'a> {
     train: &'a Encoded,
     valid: &'a Encoded,
     batch_size: usize,
+    word_dropout: f32,
     batches: Vec<Vec<usize>>,
     batch: TokenBatch,
     labels: Vec<u32>,
@@ -145,12 +147,28 @@ impl<'a> ClassifyTask<'a> {
             train,
             valid,
             batch_size: batch,
+            word_dropout: 0.0,
             batches: Vec::new(),
             batch: TokenBatch::default(),
             labels: Vec::new(),
             cache: ClassifierCache::default(),
             ws: ClassifierWorkspace::default(),
         })
+    }
+
+    /// Word dropout: during training each real token becomes `<unk>` (id
+    /// [`crate::data::labeled::UNK_ID`]) with probability `p`, drawn afresh every step.
+    ///
+    /// # Errors
+    /// [`Error::Config`] unless `0 ≤ p < 1`.
+    pub fn with_word_dropout(mut self, p: f32) -> Result<Self> {
+        if !(0.0..1.0).contains(&p) {
+            return Err(Error::Config(format!(
+                "word dropout must be in [0, 1), got {p}"
+            )));
+        }
+        self.word_dropout = p;
+        Ok(self)
     }
 }
 
@@ -183,6 +201,16 @@ impl SupervisedTask for ClassifyTask<'_> {
         let train = self.train;
         self.batch
             .fill(idx.iter().map(|&i| train.ids[i].as_slice()));
+        if self.word_dropout > 0.0 {
+            let b = idx.len();
+            for (j, &len) in self.batch.lens.iter().enumerate() {
+                for t in 0..len {
+                    if rng.random::<f32>() < self.word_dropout {
+                        self.batch.ids[t * b + j] = UNK_ID;
+                    }
+                }
+            }
+        }
         self.labels.clear();
         self.labels.extend(idx.iter().map(|&i| train.labels[i]));
         let loss = self.model.forward_train(
@@ -237,6 +265,9 @@ pub struct ClassifyTrainConfig {
     pub batch: usize,
     /// Minimum count of a training word to enter the vocabulary.
     pub min_freq: usize,
+    /// Probability of replacing a training token by `<unk>` at each step.
+    #[serde(default)]
+    pub word_dropout: f32,
     /// The shared loop's settings.
     pub fit: FitConfig,
 }
@@ -316,5 +347,48 @@ mod tests {
         assert!((r.accuracy - 2.0 / 3.0).abs() < 1e-12);
         // F1: label 0 → 0, label 1 → 2·2/(3+2) = 0.8.
         assert!((r.macro_f1 - 0.4).abs() < 1e-12);
+    }
+
+    #[test]
+    fn word_dropout_replaces_real_tokens_only() {
+        let cfg = ClassifierConfig {
+            vocab: 10,
+            embed: 2,
+            hidden: 2,
+            classes: 2,
+            ..ClassifierConfig::default()
+        };
+        let m = Classifier::new(cfg).unwrap();
+        let params = m.init_params(1).unwrap();
+        let data = Encoded {
+            ids: vec![vec![5; 40], vec![7; 3]],
+            labels: vec![0, 1],
+            unknown_tokens: 0,
+        };
+        let mut grads = vec![0.0; m.num_params()];
+        let mut rng = crate::dropout::rng_from_seed(3);
+        assert!(ClassifyTask::new(&m, &data, &data, 2)
+            .unwrap()
+            .with_word_dropout(1.0)
+            .is_err());
+        let mut task = ClassifyTask::new(&m, &data, &data, 2)
+            .unwrap()
+            .with_word_dropout(0.5)
+            .unwrap();
+        assert_eq!(task.start_epoch(1, &mut rng), 1);
+        task.train_step(&params, &mut grads, 0, &mut rng).unwrap();
+        let b = &task.batch;
+        let col = |j: usize| (0..b.t).map(|t| b.ids[t * 2 + j]).collect::<Vec<u32>>();
+        let (long, short) = if b.lens[0] == 40 {
+            (col(0), col(1))
+        } else {
+            (col(1), col(0))
+        };
+        let dropped = long.iter().filter(|&&id| id == UNK_ID).count();
+        assert!((8..=32).contains(&dropped), "{dropped} of 40 dropped");
+        assert!(long.iter().all(|&id| id == 5 || id == UNK_ID));
+        // Padding stays padding.
+        assert!(short[3..].iter().all(|&id| id == 0), "{short:?}");
+        assert!(short[..3].iter().all(|&id| id == 7 || id == UNK_ID));
     }
 }
