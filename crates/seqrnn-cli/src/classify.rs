@@ -103,8 +103,13 @@ pub struct TrainArgs {
     /// Decoupled weight decay (AdamW); 0 for plain Adam.
     #[arg(long, default_value_t = 0.0)]
     weight_decay: f64,
-    /// Also score dev.tsv every this many steps inside an epoch (0: at epoch ends only).
-    #[arg(long, default_value_t = 0)]
+    /// Validate and keep an exponential moving average of the weights with this momentum
+    /// (e.g. 0.999); 0 for the raw weights.
+    #[arg(long, default_value_t = 0.0)]
+    ema: f64,
+    /// Also score dev.tsv every this many steps inside an epoch (0: at epoch ends only); the
+    /// best-scoring weights of any validation are kept.
+    #[arg(long, default_value_t = 300)]
     valid_every: usize,
     /// Stop after this many steps (smoke tests).
     #[arg(long)]
@@ -211,6 +216,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             max_steps: a.max_steps,
             seed: a.seed,
             valid_every: (a.valid_every > 0).then_some(a.valid_every),
+            ema: (a.ema != 0.0).then_some(a.ema),
             adam: AdamConfig {
                 weight_decay: a.weight_decay,
                 ..AdamConfig::default()

@@ -178,6 +178,16 @@ fn every_cell_and_pooling_trains() {
     for (i, extra) in [
         vec!["--cell", "gru", "--pool", "mean"],
         vec!["--pool", "max", "--layers", "2", "--bidirectional"],
+        vec![
+            "--valid-every",
+            "4",
+            "--word-dropout",
+            "0.1",
+            "--ema",
+            "0.9",
+            "--weight-decay",
+            "0.01",
+        ],
     ]
     .into_iter()
     .enumerate()
@@ -191,6 +201,15 @@ fn every_cell_and_pooling_trains() {
             &args,
         ))));
         assert!(v["dev_accuracy"].as_f64().is_some(), "{v}");
+        let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+        let inside = metrics.lines().filter(|l| l.ends_with(",0")).count();
+        if i == 2 {
+            // 240 sentences in batches of 32: 8 steps an epoch, validated after steps 4 and 8.
+            assert_eq!(inside, 6, "{metrics}");
+            assert!(v["best_step"].as_u64().unwrap() >= 4, "{v}");
+        } else {
+            assert_eq!(inside, 0, "{metrics}");
+        }
     }
 }
 
@@ -239,6 +258,14 @@ fn bad_input_gives_one_message() {
         ),
         (train_args(data_s, out_s, &["--dropout", "1.5"]), "dropout"),
         (train_args(data_s, out_s, &["--epochs", "0"]), "epochs"),
+        (
+            train_args(data_s, out_s, &["--word-dropout", "1"]),
+            "word dropout must be in [0, 1)",
+        ),
+        (
+            train_args(data_s, out_s, &["--ema", "1.5"]),
+            "EMA momentum must be in (0, 1)",
+        ),
     ] {
         fails(&seqrnn(&args), needle);
         assert!(

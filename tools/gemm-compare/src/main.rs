@@ -36,6 +36,22 @@ fn shapes() -> Vec<Shape> {
             a_transposed: false,
         });
         out.push(Shape {
+            name: leak(format!("step fwd   [B,H]x[H,4H] Wᵀ stored H={h}")),
+            m: b,
+            k: h,
+            n: g,
+            b_transposed: false,
+            a_transposed: false,
+        });
+        out.push(Shape {
+            name: leak(format!("step fwd   [4H,H]x[H,B] W·hᵀ  H={h}")),
+            m: g,
+            k: h,
+            n: b,
+            b_transposed: true,
+            a_transposed: false,
+        });
+        out.push(Shape {
             name: leak(format!("step bwd   [B,4H]x[4H,H]     H={h}")),
             m: b,
             k: g,

@@ -63,6 +63,11 @@ pub struct FitConfig {
     /// `None` validates at epoch ends only.
     #[serde(default)]
     pub valid_every: Option<usize>,
+    /// Exponential moving average of the weights with this momentum (Keras' `use_ema`,
+    /// `ema_momentum`): after each step `ema = m·ema + (1 − m)·params`; validation, the kept
+    /// best weights and `model.safetensors` use the average. `None`: the raw weights.
+    #[serde(default)]
+    pub ema: Option<f64>,
 }
 
 impl Default for FitConfig {
@@ -77,6 +82,7 @@ impl Default for FitConfig {
             max_steps: None,
             seed: 1,
             valid_every: None,
+            ema: None,
         }
     }
 }
@@ -107,6 +113,11 @@ impl FitConfig {
         }
         if self.max_steps == Some(0) {
             return bad("max steps must be at least 1, got 0".into());
+        }
+        if let Some(m) = self.ema {
+            if !(m > 0.0 && m < 1.0) {
+                return bad(format!("EMA momentum must be in (0, 1), got {m}"));
+            }
         }
         if self.valid_every == Some(0) {
             return bad("validation interval must be at least 1 step, got 0".into());
@@ -278,6 +289,11 @@ pub fn fit(
     let mut steps = 0u64;
     let mut stopped_early = false;
     let mut epochs_run = 0;
+    // The moving average of the weights, when asked for: what is validated and kept.
+    let mut ema: Vec<f32> = match cfg.ema {
+        Some(_) => params.to_vec(),
+        None => Vec::new(),
+    };
     for epoch in 1..=cfg.epochs {
         epochs_run = epoch;
         let lr = cfg.lr_at(epoch);
@@ -310,6 +326,9 @@ pub fn fit(
                 });
             }
             adam.step(params, &grads, lr);
+            if let Some(m) = cfg.ema {
+                update_ema(&mut ema, params, m as f32);
+            }
             train_s += ts.elapsed().as_secs_f64();
             loss_sum += b.loss;
             n_batches += 1;
@@ -328,7 +347,8 @@ pub fn fit(
             let mid = cfg.valid_every.is_some_and(|k| (i + 1) % k == 0) && i + 1 < batches;
             if mid {
                 progress.validating(epoch);
-                let v = task.validate(params)?;
+                let scored: &[f32] = if ema.is_empty() { params } else { &ema };
+                let v = task.validate(scored)?;
                 let row = FitEpoch {
                     epoch,
                     step: steps,
@@ -340,9 +360,9 @@ pub fn fit(
                     examples_per_s: seen as f64 / train_s.max(1e-9),
                     seconds: t0.elapsed().as_secs_f64(),
                 };
-                let improved = best.offer(&v, epoch, steps, params);
+                let improved = best.offer(&v, epoch, steps, scored);
                 if improved {
-                    save_tensors_atomic(&run.model_path(), &task.tensors(params))?;
+                    save_tensors_atomic(&run.model_path(), &task.tensors(scored))?;
                 }
                 history.push(row.clone());
                 write_fit_metrics(&run.metrics_path(), task.score_name(), &history)?;
@@ -350,7 +370,8 @@ pub fn fit(
             }
         }
         progress.validating(epoch);
-        let v = task.validate(params)?;
+        let scored: &[f32] = if ema.is_empty() { params } else { &ema };
+        let v = task.validate(scored)?;
         let row = FitEpoch {
             epoch,
             step: steps,
@@ -363,9 +384,9 @@ pub fn fit(
             seconds: t0.elapsed().as_secs_f64(),
         };
         history.push(row.clone());
-        let improved = best.offer(&v, epoch, steps, params);
+        let improved = best.offer(&v, epoch, steps, scored);
         if improved {
-            save_tensors_atomic(&run.model_path(), &task.tensors(params))?;
+            save_tensors_atomic(&run.model_path(), &task.tensors(scored))?;
         }
         let state = FitState {
             epochs_done: epoch,
@@ -375,7 +396,7 @@ pub fn fit(
             best_step: best.step,
             adam_step: adam.step,
         };
-        save_fit_checkpoint(&run.checkpoint_path(), params, &adam, &state)?;
+        save_fit_checkpoint(&run.checkpoint_path(), params, &ema, &adam, &state)?;
         write_fit_metrics(&run.metrics_path(), task.score_name(), &history)?;
         progress.epoch_end(&row, task.score_name(), improved);
         if stopped_early {
@@ -398,6 +419,14 @@ pub fn fit(
         steps,
         stopped_early,
     })
+}
+
+/// `ema[P] = m·ema + (1 − m)·params` (written), `params[P]` read.
+fn update_ema(ema: &mut [f32], params: &[f32], m: f32) {
+    let k = 1.0 - m;
+    ema.iter_mut()
+        .zip(params)
+        .for_each(|(e, p)| *e = m * *e + k * p);
 }
 
 /// The best weights seen so far and where they were seen.
@@ -423,10 +452,12 @@ impl Best {
     }
 }
 
-/// Writes the latest weights, Adam moments and loop state to `path` atomically.
+/// Writes the latest weights, their moving average (`ema`, empty when not kept), Adam moments
+/// and loop state to `path` atomically.
 pub fn save_fit_checkpoint(
     path: &Path,
     params: &[f32],
+    ema: &[f32],
     adam: &Adam,
     state: &FitState,
 ) -> Result<()> {
@@ -438,6 +469,9 @@ pub fn save_fit_checkpoint(
     f.tensors.insert("params".into(), flat(params));
     f.tensors.insert("adam.m".into(), flat(&adam.m));
     f.tensors.insert("adam.v".into(), flat(&adam.v));
+    if !ema.is_empty() {
+        f.tensors.insert("ema".into(), flat(ema));
+    }
     let json = serde_json::to_string(state).map_err(|e| Error::Format {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -759,5 +793,46 @@ mod tests {
         // Scores are strictly better each time, so the kept weights are the last ones.
         let saved = TensorFile::load(&run.model_path()).unwrap();
         assert_eq!(saved.get("p").unwrap().data, out.best_params);
+    }
+
+    #[test]
+    fn moving_average_is_what_is_scored_and_kept() {
+        let run = tmp("ema");
+        let target = vec![1.0f32, -1.0];
+        let mut task = Quadratic {
+            target: target.clone(),
+            blow_up_at: None,
+            epoch: 0,
+        };
+        let cfg = FitConfig {
+            lr: 0.1,
+            epochs: 3,
+            ema: Some(0.5),
+            ..FitConfig::default()
+        };
+        let mut p = vec![0.0f32; 2];
+        let out = fit(&mut task, &mut p, &cfg, &run, &mut Quiet).unwrap();
+        // Replay Adam's path to get the average by hand: p after each of the 6 steps.
+        let mut raw = vec![0.0f32; 2];
+        let mut adam = Adam::new(cfg.adam, 2).unwrap();
+        let mut ema = raw.clone();
+        for _ in 0..6 {
+            let g: Vec<f32> = raw.iter().zip(&target).map(|(p, t)| p - t).collect();
+            adam.step(&mut raw, &g, 0.1);
+            update_ema(&mut ema, &raw, 0.5);
+        }
+        assert_eq!(p, raw, "the loop's own weights are the raw ones");
+        assert_eq!(out.best_params, ema, "the average lags behind and is kept");
+        assert_ne!(out.best_params, raw);
+        let saved = TensorFile::load(&run.model_path()).unwrap();
+        assert_eq!(saved.get("p").unwrap().data, ema);
+        let ck = TensorFile::load(&run.checkpoint_path()).unwrap();
+        assert_eq!(ck.get("ema").unwrap().data, ema);
+        assert!(FitConfig {
+            ema: Some(1.0),
+            ..cfg
+        }
+        .validate()
+        .is_err());
     }
 }
