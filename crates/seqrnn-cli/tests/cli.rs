@@ -1,13 +1,7 @@
 //! The `seqrnn` binary as a user runs it.
 
-use std::process::Command;
-
-fn seqrnn(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_seqrnn"))
-        .args(args)
-        .output()
-        .expect("run seqrnn")
-}
+mod common;
+use common::*;
 
 #[test]
 fn bench_layer_prints_json_figures() {

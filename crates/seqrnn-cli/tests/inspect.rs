@@ -1,39 +1,7 @@
 //! `seqrnn inspect` on a tiny character model, as a user runs it.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn seqrnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_seqrnn"))
-        .args(args)
-        .env_remove("SEQRNN_DATA")
-        .output()
-        .expect("run seqrnn")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-fn fails(out: &Output, needle: &str) {
-    assert!(!out.status.success(), "should fail");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(needle), "expected `{needle}` in: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("seqrnn-inspect-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+mod common;
+use common::*;
 
 #[test]
 fn inspects_a_character_model() {

@@ -9,45 +9,8 @@ use std::time::{Duration, Instant};
 
 use seqrnn::io::tensors::{Tensor, TensorFile};
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_seqrnn"));
-    c.env_remove("SEQRNN_DATA");
-    c
-}
-
-fn seqrnn(args: &[&str]) -> Output {
-    bin().args(args).output().expect("run seqrnn")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Asserts a clean failure: non-zero exit, `needle` in the message, no panic.
-fn fails(out: &Output, needle: &str) -> String {
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        !out.status.success(),
-        "should fail: {}\n{err}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert!(err.contains(needle), "expected `{needle}` in: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    err
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("seqrnn-rel-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+mod common;
+use common::*;
 
 /// A tiny word corpus (plain layout).
 fn corpus(dir: &Path) {

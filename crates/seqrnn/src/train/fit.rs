@@ -346,48 +346,35 @@ pub fn fit(
             }
             let mid = cfg.valid_every.is_some_and(|k| (i + 1) % k == 0) && i + 1 < batches;
             if mid {
-                progress.validating(epoch);
-                let scored: &[f32] = if ema.is_empty() { params } else { &ema };
-                let v = task.validate(scored)?;
-                let row = FitEpoch {
+                let at = EpochSoFar {
                     epoch,
                     step: steps,
                     epoch_end: false,
                     lr,
                     train_loss: loss_sum / n_batches as f64,
-                    valid_loss: v.loss,
-                    valid_score: v.score,
                     examples_per_s: seen as f64 / train_s.max(1e-9),
-                    seconds: t0.elapsed().as_secs_f64(),
+                    started: t0,
                 };
-                let improved = best.offer(&v, epoch, steps, scored);
-                if improved {
-                    save_tensors_atomic(&run.model_path(), &task.tensors(scored))?;
-                }
+                let scored: &[f32] = if ema.is_empty() { params } else { &ema };
+                let (row, improved) =
+                    validate_and_keep(task, scored, &at, &mut best, run, progress)?;
                 history.push(row.clone());
                 write_fit_metrics(&run.metrics_path(), task.score_name(), &history)?;
                 progress.epoch_end(&row, task.score_name(), improved);
             }
         }
-        progress.validating(epoch);
-        let scored: &[f32] = if ema.is_empty() { params } else { &ema };
-        let v = task.validate(scored)?;
-        let row = FitEpoch {
+        let at = EpochSoFar {
             epoch,
             step: steps,
             epoch_end: true,
             lr,
             train_loss: loss_sum / n_batches.max(1) as f64,
-            valid_loss: v.loss,
-            valid_score: v.score,
             examples_per_s: seen as f64 / train_s.max(1e-9),
-            seconds: t0.elapsed().as_secs_f64(),
+            started: t0,
         };
+        let scored: &[f32] = if ema.is_empty() { params } else { &ema };
+        let (row, improved) = validate_and_keep(task, scored, &at, &mut best, run, progress)?;
         history.push(row.clone());
-        let improved = best.offer(&v, epoch, steps, scored);
-        if improved {
-            save_tensors_atomic(&run.model_path(), &task.tensors(scored))?;
-        }
         let state = FitState {
             epochs_done: epoch,
             steps_done: steps,
@@ -419,6 +406,47 @@ pub fn fit(
         steps,
         stopped_early,
     })
+}
+
+/// Where an epoch stands when it is validated.
+struct EpochSoFar {
+    epoch: usize,
+    step: u64,
+    epoch_end: bool,
+    lr: f64,
+    train_loss: f64,
+    examples_per_s: f64,
+    started: Instant,
+}
+
+/// Scores `scored[P]` on the validation data, keeps it (and writes `model.safetensors`) when it
+/// beats the best so far; returns the metrics row and whether it was kept.
+fn validate_and_keep(
+    task: &mut dyn SupervisedTask,
+    scored: &[f32],
+    at: &EpochSoFar,
+    best: &mut Best,
+    run: &RunDir,
+    progress: &mut dyn FitProgress,
+) -> Result<(FitEpoch, bool)> {
+    progress.validating(at.epoch);
+    let v = task.validate(scored)?;
+    let row = FitEpoch {
+        epoch: at.epoch,
+        step: at.step,
+        epoch_end: at.epoch_end,
+        lr: at.lr,
+        train_loss: at.train_loss,
+        valid_loss: v.loss,
+        valid_score: v.score,
+        examples_per_s: at.examples_per_s,
+        seconds: at.started.elapsed().as_secs_f64(),
+    };
+    let improved = best.offer(&v, at.epoch, at.step, scored);
+    if improved {
+        save_tensors_atomic(&run.model_path(), &task.tensors(scored))?;
+    }
+    Ok((row, improved))
 }
 
 /// `ema[P] = m·ema + (1 − m)·params` (written), `params[P]` read.

@@ -1,0 +1,56 @@
+//! Helpers shared by the command-line tests: run the built `seqrnn` binary, check how it ended,
+//! and make scratch folders.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// The built binary, without `SEQRNN_DATA` from the caller's environment (tests name their
+/// data explicitly).
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_seqrnn"));
+    c.env_remove("SEQRNN_DATA");
+    c
+}
+
+/// Runs `seqrnn ARGS…` to completion.
+pub fn seqrnn(args: &[&str]) -> Output {
+    bin().args(args).output().expect("run seqrnn")
+}
+
+/// Asserts success and returns standard output.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts a clean failure (non-zero exit, `needle` in the message, no panic) and returns the
+/// message.
+pub fn fails(out: &Output, needle: &str) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "should fail: {}\n{err}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(err.contains(needle), "expected `{needle}` in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+/// An empty scratch folder named after the test binary, the process and `name`.
+pub fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "seqrnn-{}-{}-{name}",
+        env!("CARGO_CRATE_NAME"),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
