@@ -16,7 +16,9 @@ use seqrnn::train::classify::{
     argmax, classifier_params, evaluate, probabilities, ClassifyMetrics, ClassifyRunConfig,
     ClassifyTask, ClassifyTrainConfig,
 };
-use seqrnn::train::fit::{fit, EarlyStopping, FitConfig, TASK_FORMAT_VERSION};
+use seqrnn::train::fit::{
+    fit, fit_resumed, load_fit_checkpoint, EarlyStopping, FitConfig, TASK_FORMAT_VERSION,
+};
 
 use crate::fit_progress::{FitBar, ScoreShown};
 use crate::CellArg;
@@ -82,9 +84,9 @@ pub struct TrainArgs {
     /// Dropout on embeddings and pooled features.
     #[arg(long, default_value_t = 0.5)]
     dropout: f32,
-    /// Epochs at most.
-    #[arg(long, default_value_t = 6)]
-    epochs: usize,
+    /// Epochs at most [default: 6; with --resume: the run's].
+    #[arg(long)]
+    epochs: Option<usize>,
     /// Stop after this many epochs without a better dev accuracy.
     #[arg(long, default_value_t = 2)]
     patience: usize,
@@ -121,8 +123,13 @@ pub struct TrainArgs {
     #[arg(long)]
     threads: Option<usize>,
     /// Replace a run already in --out.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     force: bool,
+    /// Go on with the run in --out from its last checkpoint (end of its last finished epoch),
+    /// with the run's own settings; only --epochs may raise the number of epochs. --data must
+    /// hold the data the run was trained on.
+    #[arg(long)]
+    resume: bool,
     /// Print one JSON object with the final figures.
     #[arg(long)]
     json: bool,
@@ -155,13 +162,25 @@ fn encode_split(
 fn train_cmd(a: TrainArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
     let run = RunDir::new(&a.out);
-    if run.holds_run() && !a.force {
-        bail!(
-            "{} already holds a run: pass --force to replace it",
+    let saved = if a.resume {
+        ensure!(
+            run.checkpoint_path().is_file(),
+            "{} holds no checkpoint to resume from",
             a.out.display()
         );
-    }
-    ensure!(a.min_freq >= 1, "--min-freq must be at least 1");
+        let c = ClassifyRunConfig::load(&run)?;
+        Some(c)
+    } else {
+        if run.holds_run() && !a.force {
+            bail!(
+                "{} already holds a run: pass --force to replace it, or --resume to go on with it",
+                a.out.display()
+            );
+        }
+        None
+    };
+    let min_freq = saved.as_ref().map_or(a.min_freq, |c| c.train.min_freq);
+    ensure!(min_freq >= 1, "--min-freq must be at least 1");
     let train_ex = load_split(&a.data, "train")?;
     let dev_ex = load_split(&a.data, "dev")?;
     let test_path = split_file(&a.data, "test");
@@ -170,8 +189,19 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     } else {
         None
     };
-    let vocab = build_vocab(&train_ex, a.min_freq);
+    let vocab = build_vocab(&train_ex, min_freq);
     let labels = build_labels(&train_ex);
+    if saved.is_some() {
+        let same = |v: &Vocab, path: &Path| -> Result<bool> {
+            Ok(Vocab::load(path)?.tokens() == v.tokens())
+        };
+        ensure!(
+            same(&vocab, &run.vocab_path())?
+                && same(&labels, &ClassifyRunConfig::labels_path(&run))?,
+            "{} is not the data this run was trained on (its vocabulary or labels differ)",
+            split_file(&a.data, "train").display()
+        );
+    }
     ensure!(
         labels.len() >= 2,
         "classification needs at least 2 labels, {} has {}",
@@ -184,7 +214,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         Some(t) => Some(encode_split(&a.data, "test", t, &vocab, &labels)?),
         None => None,
     };
-    let model_cfg = ClassifierConfig {
+    let fresh_model = ClassifierConfig {
         vocab: vocab.len(),
         embed: a.embed,
         cell: CellKind::from(a.cell),
@@ -203,15 +233,14 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         dropout: a.dropout,
         classes: labels.len(),
     };
-    let model = Classifier::new(model_cfg)?;
-    let train_cfg = ClassifyTrainConfig {
+    let fresh_train = ClassifyTrainConfig {
         batch: a.batch,
         min_freq: a.min_freq,
         word_dropout: a.word_dropout,
         fit: FitConfig {
             lr: a.lr,
             clip: Some(a.clip),
-            epochs: a.epochs,
+            epochs: a.epochs.unwrap_or(6),
             early_stopping: EarlyStopping::Patience(a.patience),
             max_steps: a.max_steps,
             seed: a.seed,
@@ -224,33 +253,60 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             ..FitConfig::default()
         },
     };
+    let (model_cfg, train_cfg) = match &saved {
+        Some(c) => {
+            let mut t = c.train;
+            t.fit.epochs = a.epochs.unwrap_or(t.fit.epochs);
+            (c.model, t)
+        }
+        None => (fresh_model, fresh_train),
+    };
+    let model = Classifier::new(model_cfg)?;
     train_cfg.fit.validate()?;
-    let mut task =
-        ClassifyTask::new(&model, &train, &dev, a.batch)?.with_word_dropout(a.word_dropout)?;
-    let mut params = model.init_params(a.seed)?;
-    run.create()?;
-    for p in [run.checkpoint_path(), run.model_path(), run.metrics_path()] {
-        let _ = std::fs::remove_file(p);
-    }
-    vocab.save(&run.vocab_path())?;
-    labels.save(&ClassifyRunConfig::labels_path(&run))?;
-    ClassifyRunConfig {
+    let mut task = ClassifyTask::new(&model, &train, &dev, train_cfg.batch)?
+        .with_word_dropout(train_cfg.word_dropout)?;
+    let mut params = model.init_params(train_cfg.fit.seed)?;
+    let resume = match &saved {
+        Some(_) => {
+            let ck = load_fit_checkpoint(&run.checkpoint_path(), model.num_params())?;
+            eprintln!(
+                "resuming {} after epoch {} of {} with the run's own settings",
+                a.out.display(),
+                ck.state.epochs_done,
+                train_cfg.fit.epochs
+            );
+            Some(ck)
+        }
+        None => {
+            run.create()?;
+            for p in [run.checkpoint_path(), run.model_path(), run.metrics_path()] {
+                let _ = std::fs::remove_file(p);
+            }
+            vocab.save(&run.vocab_path())?;
+            labels.save(&ClassifyRunConfig::labels_path(&run))?;
+            None
+        }
+    };
+    let config = ClassifyRunConfig {
         format: TASK_FORMAT_VERSION,
         task: ClassifyRunConfig::TASK.into(),
         model: model_cfg,
         train: train_cfg,
-    }
-    .save(&run)?;
+    };
     eprintln!(
         "{} {}×{}{} {:?} pooling: {} parameters, vocabulary {} (min freq {}), {} labels, {} train / {} dev examples ({} dev words unknown), {} thread(s)",
         model_cfg.cell.name().to_uppercase(),
         model_cfg.layers,
         model_cfg.hidden,
-        if a.bidirectional { " bidirectional" } else { "" },
+        if model_cfg.direction == Directions::Bidirectional {
+            " bidirectional"
+        } else {
+            ""
+        },
         model_cfg.pooling,
         model.num_params(),
         vocab.len(),
-        a.min_freq,
+        min_freq,
         labels.len(),
         train.ids.len(),
         dev.ids.len(),
@@ -259,12 +315,32 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     );
     let t0 = std::time::Instant::now();
     let mut bar = FitBar::new(ScoreShown::Accuracy);
-    let outcome = fit(&mut task, &mut params, &train_cfg.fit, &run, &mut bar);
+    let fresh = resume.is_none();
+    let outcome = match resume {
+        Some(ck) => {
+            // A resume the loop refuses (complete run, other model) leaves the run as it was.
+            if ck.state.epochs_done < train_cfg.fit.epochs && !ck.state.stopped_early {
+                config.save(&run)?;
+            }
+            fit_resumed(
+                &mut task,
+                &mut params,
+                &train_cfg.fit,
+                &run,
+                &mut bar,
+                Some(ck),
+            )
+        }
+        None => {
+            config.save(&run)?;
+            fit(&mut task, &mut params, &train_cfg.fit, &run, &mut bar)
+        }
+    };
     bar.finish();
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
-            if !run.checkpoint_path().is_file() {
+            if fresh && !run.checkpoint_path().is_file() {
                 let _ = std::fs::remove_file(run.config_path());
             }
             return Err(e.into());

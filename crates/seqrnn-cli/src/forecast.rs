@@ -11,7 +11,9 @@ use seqrnn::model::forecaster::{ForecastHead, Forecaster, ForecasterConfig};
 use seqrnn::report::plot::{line_chart_svg, Series as ChartSeries};
 use seqrnn::rnn::CellKind;
 use seqrnn::run::RunDir;
-use seqrnn::train::fit::{fit, EarlyStopping, FitConfig, TASK_FORMAT_VERSION};
+use seqrnn::train::fit::{
+    fit, fit_resumed, load_fit_checkpoint, EarlyStopping, FitConfig, TASK_FORMAT_VERSION,
+};
 use seqrnn::train::forecast::{
     evaluate, forecast_original, forecaster_params, Anchor, ColumnSpec, ForecastMetrics,
     ForecastRunConfig, ForecastTask, ForecastTrainConfig, Mode, Series, Split,
@@ -101,9 +103,9 @@ pub struct TrainArgs {
     /// Units per layer.
     #[arg(long, default_value_t = 64)]
     hidden: usize,
-    /// Epochs at most.
-    #[arg(long, default_value_t = 10)]
-    epochs: usize,
+    /// Epochs at most [default: 10; with --resume: the run's].
+    #[arg(long)]
+    epochs: Option<usize>,
     /// Stop after this many epochs without a better validation MSE.
     #[arg(long, default_value_t = 3)]
     patience: usize,
@@ -129,8 +131,13 @@ pub struct TrainArgs {
     #[arg(long)]
     threads: Option<usize>,
     /// Replace a run already in --out.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     force: bool,
+    /// Go on with the run in --out from its last checkpoint (end of its last finished epoch),
+    /// with the run's own settings; only --epochs may raise the number of epochs. --data must
+    /// be the table the run was trained on.
+    #[arg(long)]
+    resume: bool,
     /// Print one JSON object with the final figures.
     #[arg(long)]
     json: bool,
@@ -151,35 +158,69 @@ fn load_table(path: &Path) -> Result<Table> {
 fn train_cmd(a: TrainArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
     let run = RunDir::new(&a.out);
-    if run.holds_run() && !a.force {
-        bail!(
-            "{} already holds a run: pass --force to replace it",
+    let saved = if a.resume {
+        ensure!(
+            run.checkpoint_path().is_file(),
+            "{} holds no checkpoint to resume from",
             a.out.display()
         );
-    }
-    let mode: Mode = a.mode.parse()?;
-    let table = load_table(&a.data)?;
-    let split = match &a.split {
-        Some(s) => s.parse()?,
-        None => default_split(table.rows),
+        Some(ForecastRunConfig::load(&run)?)
+    } else {
+        if run.holds_run() && !a.force {
+            bail!(
+                "{} already holds a run: pass --force to replace it, or --resume to go on with it",
+                a.out.display()
+            );
+        }
+        None
     };
-    ensure!(a.lookback >= 1, "--lookback must be at least 1");
+    let table = load_table(&a.data)?;
+    let split = match (&saved, &a.split) {
+        (Some(c), _) => c.split,
+        (None, Some(s)) => s.parse()?,
+        (None, None) => default_split(table.rows),
+    };
+    let lookback = saved.as_ref().map_or(a.lookback, |c| c.model.lookback);
+    ensure!(lookback >= 1, "--lookback must be at least 1");
     ensure!(a.horizon >= 1, "--horizon must be at least 1");
-    let ranges = split.ranges(table.rows, a.lookback)?;
-    let mut columns = ColumnSpec::choose(
-        &table,
-        mode,
-        a.features.as_deref(),
-        a.target.as_deref(),
-        a.date_column.as_deref(),
-        ranges.train.clone(),
-    )?;
-    columns.anchor = match a.anchor {
-        AnchorArg::Last => Anchor::Last,
-        AnchorArg::None => Anchor::None,
+    let ranges = split.ranges(table.rows, lookback)?;
+    let columns = match &saved {
+        Some(c) => {
+            // The same columns standardised on this table must give the run's statistics.
+            let again = ColumnSpec::choose(
+                &table,
+                c.columns.mode,
+                Some(&c.columns.inputs),
+                Some(&c.columns.targets),
+                c.columns.date_column.as_deref(),
+                ranges.train.clone(),
+            )?;
+            ensure!(
+                again.scaler == c.columns.scaler,
+                "{} is not the table this run was trained on (its training rows differ)",
+                a.data.display()
+            );
+            c.columns.clone()
+        }
+        None => {
+            let mode: Mode = a.mode.parse()?;
+            let mut columns = ColumnSpec::choose(
+                &table,
+                mode,
+                a.features.as_deref(),
+                a.target.as_deref(),
+                a.date_column.as_deref(),
+                ranges.train.clone(),
+            )?;
+            columns.anchor = match a.anchor {
+                AnchorArg::Last => Anchor::Last,
+                AnchorArg::None => Anchor::None,
+            };
+            columns
+        }
     };
     let series = Series::new(&table, &columns)?;
-    let model_cfg = ForecasterConfig {
+    let fresh_model = ForecasterConfig {
         inputs: columns.inputs.len(),
         outputs: columns.targets.len(),
         lookback: a.lookback,
@@ -192,22 +233,30 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             HeadArg::Decoder => ForecastHead::Decoder,
         },
     };
-    let model = Forecaster::new(model_cfg)?;
-    let train_cfg = ForecastTrainConfig {
+    let fresh_train = ForecastTrainConfig {
         batch: a.batch,
         fit: FitConfig {
             lr: a.lr,
             lr_decay: a.lr_decay,
             clip: Some(a.clip),
-            epochs: a.epochs,
+            epochs: a.epochs.unwrap_or(10),
             early_stopping: EarlyStopping::Patience(a.patience),
             max_steps: a.max_steps,
             seed: a.seed,
             ..FitConfig::default()
         },
     };
+    let (model_cfg, train_cfg) = match &saved {
+        Some(c) => {
+            let mut t = c.train;
+            t.fit.epochs = a.epochs.unwrap_or(t.fit.epochs);
+            (c.model, t)
+        }
+        None => (fresh_model, fresh_train),
+    };
+    let model = Forecaster::new(model_cfg)?;
     train_cfg.fit.validate()?;
-    let (l, k) = (a.lookback, a.horizon);
+    let (l, k) = (model_cfg.lookback, model_cfg.horizon);
     let train_w = Series::windows(ranges.train.clone(), l, k);
     let valid_w = Series::windows(ranges.valid.clone(), l, k);
     let test_w = Series::windows(ranges.test.clone(), l, k);
@@ -223,13 +272,28 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         &columns.scaler,
         train_w.clone(),
         valid_w.clone(),
-        a.batch,
+        train_cfg.batch,
     )?;
-    let mut params = model.init_params(a.seed)?;
-    run.create()?;
-    for p in [run.checkpoint_path(), run.model_path(), run.metrics_path()] {
-        let _ = std::fs::remove_file(p);
-    }
+    let mut params = model.init_params(train_cfg.fit.seed)?;
+    let resume = match &saved {
+        Some(_) => {
+            let ck = load_fit_checkpoint(&run.checkpoint_path(), model.num_params())?;
+            eprintln!(
+                "resuming {} after epoch {} of {} with the run's own settings",
+                a.out.display(),
+                ck.state.epochs_done,
+                train_cfg.fit.epochs
+            );
+            Some(ck)
+        }
+        None => {
+            run.create()?;
+            for p in [run.checkpoint_path(), run.model_path(), run.metrics_path()] {
+                let _ = std::fs::remove_file(p);
+            }
+            None
+        }
+    };
     let config = ForecastRunConfig {
         format: TASK_FORMAT_VERSION,
         task: ForecastRunConfig::TASK.into(),
@@ -238,14 +302,13 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         split,
         train: train_cfg,
     };
-    config.save(&run)?;
     eprintln!(
         "{} {}×{} {:?} head, mode {:?}, anchor {:?}: {} → {} columns, lookback {l}, horizon {k}, split {}, {} / {} / {} windows, {} parameters, {} thread(s)",
         model_cfg.cell.name().to_uppercase(),
         model_cfg.layers,
         model_cfg.hidden,
         model_cfg.head,
-        mode,
+        columns.mode,
         columns.anchor,
         columns.inputs.len(),
         columns.targets.len(),
@@ -258,12 +321,32 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     );
     let t0 = std::time::Instant::now();
     let mut bar = FitBar::new(ScoreShown::NegMse);
-    let outcome = fit(&mut task, &mut params, &train_cfg.fit, &run, &mut bar);
+    let fresh = resume.is_none();
+    let outcome = match resume {
+        Some(ck) => {
+            // A resume the loop refuses (complete run, other model) leaves the run as it was.
+            if ck.state.epochs_done < train_cfg.fit.epochs && !ck.state.stopped_early {
+                config.save(&run)?;
+            }
+            fit_resumed(
+                &mut task,
+                &mut params,
+                &train_cfg.fit,
+                &run,
+                &mut bar,
+                Some(ck),
+            )
+        }
+        None => {
+            config.save(&run)?;
+            fit(&mut task, &mut params, &train_cfg.fit, &run, &mut bar)
+        }
+    };
     bar.finish();
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
-            if !run.checkpoint_path().is_file() {
+            if fresh && !run.checkpoint_path().is_file() {
                 let _ = std::fs::remove_file(run.config_path());
             }
             return Err(e.into());

@@ -257,3 +257,104 @@ fn bad_input_gives_one_message() {
         "`forecast` run",
     );
 }
+
+#[test]
+fn resume_goes_on_exactly_where_the_run_stopped() {
+    let d = scratch("resume");
+    corpus(&d);
+    let data_s = d.to_str().unwrap();
+    let whole = d.join("whole");
+    let part = d.join("part");
+    let (whole_s, part_s) = (whole.to_str().unwrap(), part.to_str().unwrap());
+    let extra = ["--epochs", "4", "--valid-every", "3", "--dropout", "0.3"];
+    let a = json(&ok(&seqrnn(&train_args(data_s, whole_s, &extra))));
+    let mut first = extra.to_vec();
+    first[1] = "2";
+    ok(&seqrnn(&train_args(data_s, part_s, &first)));
+    // Other flags are the run's own on resume: a different --hidden is ignored.
+    let b = json(&ok(&seqrnn(&[
+        "classify",
+        "train",
+        "--data",
+        data_s,
+        "--out",
+        part_s,
+        "--resume",
+        "--epochs",
+        "4",
+        "--hidden",
+        "99",
+        "--threads",
+        "1",
+        "--json",
+    ])));
+    for k in [
+        "test_accuracy",
+        "dev_accuracy",
+        "best_step",
+        "steps",
+        "epochs",
+    ] {
+        assert_eq!(a[k], b[k], "{k}: {a} vs {b}");
+    }
+    let weights = |dir: &Path| {
+        let f = seqrnn::io::tensors::TensorFile::load(&dir.join("model.safetensors")).unwrap();
+        f.tensors
+            .into_iter()
+            .map(|(k, t)| (k, t.data.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()))
+            .collect::<Vec<_>>()
+    };
+    assert!(weights(&whole) == weights(&part), "best weights differ");
+    // metrics.csv: the same rows, timing columns aside.
+    let rows = |dir: &Path| -> Vec<String> {
+        std::fs::read_to_string(dir.join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                format!("{},{},{},{},{}", f[0], f[2], f[4], f[7], f[8])
+            })
+            .collect()
+    };
+    assert_eq!(rows(&whole), rows(&part));
+    let resume = |out: &str, data: &str, extra: &[&str]| {
+        let mut v = vec![
+            "classify",
+            "train",
+            "--data",
+            data,
+            "--out",
+            out,
+            "--resume",
+            "--threads",
+            "1",
+        ];
+        v.extend_from_slice(extra);
+        seqrnn(&v)
+    };
+    fails(&resume(part_s, data_s, &[]), "complete (4 of 4 epochs)");
+    fails(
+        &resume(d.join("none").to_str().unwrap(), data_s, &[]),
+        "no checkpoint",
+    );
+    fails(&resume(part_s, data_s, &["--force"]), "cannot be used with");
+    let other = d.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    for f in ["dev.tsv", "test.tsv"] {
+        std::fs::copy(d.join(f), other.join(f)).unwrap();
+    }
+    std::fs::write(
+        other.join("train.tsv"),
+        "label\tsentence\npos\tnice\nneg\tugly\n",
+    )
+    .unwrap();
+    fails(
+        &resume(part_s, other.to_str().unwrap(), &["--epochs", "5"]),
+        "not the data this run was trained on",
+    );
+    // The refusals left the run as it was.
+    assert!(
+        weights(&whole) == weights(&part),
+        "a refusal changed the run"
+    );
+}

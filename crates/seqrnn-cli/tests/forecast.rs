@@ -268,3 +268,76 @@ fn bad_input_gives_one_message() {
         "not found",
     );
 }
+
+#[test]
+fn resume_goes_on_exactly_where_the_run_stopped() {
+    let d = scratch("resume");
+    let data = d.join("t.csv");
+    table(&data);
+    let data_s = data.to_str().unwrap();
+    let (whole, part) = (d.join("whole"), d.join("part"));
+    let (whole_s, part_s) = (whole.to_str().unwrap(), part.to_str().unwrap());
+    let a = json(&ok(&seqrnn(&train_args(
+        data_s,
+        whole_s,
+        &["--epochs", "4", "--patience", "9"],
+    ))));
+    ok(&seqrnn(&train_args(
+        data_s,
+        part_s,
+        &["--epochs", "2", "--patience", "9"],
+    )));
+    // The run's own settings: --horizon and --lookback given here are ignored.
+    let b = json(&ok(&seqrnn(&[
+        "forecast",
+        "train",
+        "--data",
+        data_s,
+        "--out",
+        part_s,
+        "--resume",
+        "--epochs",
+        "4",
+        "--horizon",
+        "9",
+        "--lookback",
+        "3",
+        "--threads",
+        "1",
+        "--json",
+    ])));
+    for k in [
+        "test_mse",
+        "test_mae",
+        "valid_mse",
+        "best_epoch",
+        "steps",
+        "epochs",
+    ] {
+        assert_eq!(a[k], b[k], "{k}: {a} vs {b}");
+    }
+    let resume = |data: &str, extra: &[&str]| {
+        let mut v = vec![
+            "forecast",
+            "train",
+            "--data",
+            data,
+            "--out",
+            part_s,
+            "--resume",
+            "--threads",
+            "1",
+        ];
+        v.extend_from_slice(extra);
+        seqrnn(&v)
+    };
+    fails(&resume(data_s, &[]), "complete (4 of 4 epochs)");
+    // Another table: its training rows standardise differently.
+    let other = d.join("other.csv");
+    let text = std::fs::read_to_string(&data).unwrap().replace(",1", ",2");
+    std::fs::write(&other, text).unwrap();
+    fails(
+        &resume(other.to_str().unwrap(), &["--epochs", "5"]),
+        "not the table this run was trained on",
+    );
+}

@@ -229,6 +229,39 @@ pub struct FitState {
     pub best_step: u64,
     /// Adam's step count.
     pub adam_step: u64,
+    /// Position of the loop's generator (a `u128` in decimal), so a resumed run draws what
+    /// the uninterrupted one would have; empty in checkpoints that cannot be resumed.
+    #[serde(default)]
+    pub rng_word_pos: String,
+    /// Position of the generator at the start of each finished epoch: a resume replays each
+    /// epoch's preparation ([`SupervisedTask::start_epoch`]) from it, for tasks whose order
+    /// carries over from one epoch to the next.
+    #[serde(default)]
+    pub epoch_rng_pos: Vec<String>,
+    /// Whether early stopping or the step limit ended the run.
+    #[serde(default)]
+    pub stopped_early: bool,
+    /// The metrics rows so far.
+    #[serde(default)]
+    pub history: Vec<FitEpoch>,
+}
+
+/// What a supervised checkpoint holds: everything [`fit_resumed`] needs to go on exactly where
+/// the run stopped.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FitCheckpoint {
+    /// Latest weights `[P]`.
+    pub params: Vec<f32>,
+    /// Their moving average `[P]` (empty when the run keeps none).
+    pub ema: Vec<f32>,
+    /// The best weights so far `[P]`.
+    pub best: Vec<f32>,
+    /// Adam's moments `[P]` each.
+    pub adam_m: Vec<f32>,
+    /// Second moment.
+    pub adam_v: Vec<f32>,
+    /// The loop's position.
+    pub state: FitState,
 }
 
 /// What [`fit`] produced.
@@ -268,6 +301,27 @@ pub fn fit(
     run: &RunDir,
     progress: &mut dyn FitProgress,
 ) -> Result<FitOutcome> {
+    fit_resumed(task, params, cfg, run, progress, None)
+}
+
+/// [`fit`], going on from `resume` (a checkpoint of the same run, [`load_fit_checkpoint`]) when
+/// given: weights, Adam moments, moving average, best weights, metrics and the generator's
+/// position are restored and training starts at the epoch after the checkpoint's, so the
+/// result is the one the uninterrupted run would have given (same thread count). `cfg` may
+/// allow more epochs than the run first had.
+///
+/// # Errors
+/// As [`fit`]; [`Error::Config`] when `resume` does not fit the task or `cfg` (other
+/// parameter count, a moving average kept or not, no generator position), or when the run is
+/// already complete for `cfg.epochs`.
+pub fn fit_resumed(
+    task: &mut dyn SupervisedTask,
+    params: &mut [f32],
+    cfg: &FitConfig,
+    run: &RunDir,
+    progress: &mut dyn FitProgress,
+    resume: Option<FitCheckpoint>,
+) -> Result<FitOutcome> {
     cfg.validate()?;
     let n = task.num_params();
     if params.len() != n {
@@ -294,9 +348,81 @@ pub fn fit(
         Some(_) => params.to_vec(),
         None => Vec::new(),
     };
-    for epoch in 1..=cfg.epochs {
+    let mut first_epoch = 1;
+    let mut epoch_starts: Vec<String> = Vec::new();
+    if let Some(ck) = resume {
+        let bad = |m: String| Err(Error::Config(m));
+        let st = ck.state;
+        if [&ck.params, &ck.best, &ck.adam_m, &ck.adam_v]
+            .iter()
+            .any(|v| v.len() != n)
+            || !(ck.ema.is_empty() || ck.ema.len() == n)
+        {
+            return bad(format!(
+                "the checkpoint holds {} parameters, the model has {n}",
+                ck.params.len()
+            ));
+        }
+        if ck.ema.is_empty() == cfg.ema.is_some() {
+            return bad("the checkpoint and the settings disagree on the moving average".into());
+        }
+        let older = || {
+            Error::Config(
+                "the checkpoint has no generator position (written by an older seqrnn): it \
+                 cannot be resumed exactly"
+                    .into(),
+            )
+        };
+        let pos: u128 = st.rng_word_pos.parse().map_err(|_| older())?;
+        let epoch_pos = st
+            .epoch_rng_pos
+            .iter()
+            .map(|p| p.parse::<u128>().map_err(|_| older()))
+            .collect::<Result<Vec<u128>>>()?;
+        if epoch_pos.len() != st.epochs_done {
+            return Err(older());
+        }
+        if st.stopped_early {
+            return bad(format!(
+                "the run stopped early after epoch {} (early stopping or a step limit): there is \
+                 nothing to resume",
+                st.epochs_done
+            ));
+        }
+        if st.epochs_done >= cfg.epochs {
+            return bad(format!(
+                "the run is complete ({} of {} epochs): pass a larger --epochs to train on",
+                st.epochs_done, cfg.epochs
+            ));
+        }
+        params.copy_from_slice(&ck.params);
+        adam.m = ck.adam_m;
+        adam.v = ck.adam_v;
+        adam.step = st.adam_step;
+        ema = ck.ema;
+        best = Best {
+            score: st.best_score,
+            epoch: st.best_epoch,
+            step: st.best_step,
+            params: ck.best,
+        };
+        steps = st.steps_done;
+        history = st.history;
+        // Replay each finished epoch's preparation (shuffles that carry over), then go on
+        // from where the generator stood.
+        for (e, &p) in epoch_pos.iter().enumerate() {
+            rng.set_word_pos(p);
+            task.start_epoch(e + 1, &mut rng);
+        }
+        epoch_starts = st.epoch_rng_pos;
+        rng.set_word_pos(pos);
+        first_epoch = st.epochs_done + 1;
+        epochs_run = st.epochs_done;
+    }
+    for epoch in first_epoch..=cfg.epochs {
         epochs_run = epoch;
         let lr = cfg.lr_at(epoch);
+        epoch_starts.push(rng.get_word_pos().to_string());
         let batches = task.start_epoch(epoch, &mut rng);
         progress.epoch_start(epoch, batches);
         let t0 = Instant::now();
@@ -375,6 +501,11 @@ pub fn fit(
         let scored: &[f32] = if ema.is_empty() { params } else { &ema };
         let (row, improved) = validate_and_keep(task, scored, &at, &mut best, run, progress)?;
         history.push(row.clone());
+        let patience_spent = match cfg.early_stopping {
+            EarlyStopping::Patience(p) => epoch - best.epoch >= p && epoch < cfg.epochs,
+            EarlyStopping::Off => false,
+        };
+        stopped_early |= patience_spent;
         let state = FitState {
             epochs_done: epoch,
             steps_done: steps,
@@ -382,18 +513,23 @@ pub fn fit(
             best_epoch: best.epoch,
             best_step: best.step,
             adam_step: adam.step,
+            rng_word_pos: rng.get_word_pos().to_string(),
+            epoch_rng_pos: epoch_starts.clone(),
+            stopped_early,
+            history: history.clone(),
         };
-        save_fit_checkpoint(&run.checkpoint_path(), params, &ema, &adam, &state)?;
+        save_fit_checkpoint(
+            &run.checkpoint_path(),
+            params,
+            &ema,
+            &best.params,
+            &adam,
+            &state,
+        )?;
         write_fit_metrics(&run.metrics_path(), task.score_name(), &history)?;
         progress.epoch_end(&row, task.score_name(), improved);
         if stopped_early {
             break;
-        }
-        if let EarlyStopping::Patience(p) = cfg.early_stopping {
-            if epoch - best.epoch >= p && epoch < cfg.epochs {
-                stopped_early = true;
-                break;
-            }
         }
     }
     Ok(FitOutcome {
@@ -480,12 +616,13 @@ impl Best {
     }
 }
 
-/// Writes the latest weights, their moving average (`ema`, empty when not kept), Adam moments
-/// and loop state to `path` atomically.
+/// Writes the latest weights, their moving average (`ema`, empty when not kept), the best
+/// weights so far, Adam moments and loop state to `path` atomically.
 pub fn save_fit_checkpoint(
     path: &Path,
     params: &[f32],
     ema: &[f32],
+    best: &[f32],
     adam: &Adam,
     state: &FitState,
 ) -> Result<()> {
@@ -500,6 +637,7 @@ pub fn save_fit_checkpoint(
     if !ema.is_empty() {
         f.tensors.insert("ema".into(), flat(ema));
     }
+    f.tensors.insert("best".into(), flat(best));
     let json = serde_json::to_string(state).map_err(|e| Error::Format {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -509,6 +647,54 @@ pub fn save_fit_checkpoint(
         ("state".into(), json),
     ]);
     save_tensors_atomic(path, &f)
+}
+
+/// Reads a checkpoint written by [`save_fit_checkpoint`] for a model of `n` parameters.
+///
+/// # Errors
+/// [`Error::Format`] naming `path` when it is not a supervised checkpoint, lacks a tensor or its
+/// state, or holds another number of parameters; I/O and integrity errors as
+/// [`TensorFile::load`] gives them.
+pub fn load_fit_checkpoint(path: &Path, n: usize) -> Result<FitCheckpoint> {
+    let f = TensorFile::load(path)?;
+    let bad = |message: String| Error::Format {
+        path: path.to_path_buf(),
+        message,
+    };
+    match f.metadata.get("format").map(String::as_str) {
+        Some(FIT_CHECKPOINT_FORMAT) => {}
+        Some(other) => {
+            return Err(bad(format!(
+                "checkpoint format `{other}` is not `{FIT_CHECKPOINT_FORMAT}`"
+            )))
+        }
+        None => return Err(bad("not a seqrnn supervised checkpoint".into())),
+    }
+    let state: FitState = serde_json::from_str(
+        f.metadata
+            .get("state")
+            .ok_or_else(|| bad("the checkpoint has no loop state".into()))?,
+    )
+    .map_err(|e| bad(format!("unreadable loop state ({e})")))?;
+    let take = |name: &str, required: bool| -> Result<Vec<f32>> {
+        match f.get(name) {
+            Ok(t) if t.data.len() == n => Ok(t.data.clone()),
+            Ok(t) => Err(bad(format!(
+                "`{name}` holds {} values, the model has {n} parameters",
+                t.data.len()
+            ))),
+            Err(_) if !required => Ok(Vec::new()),
+            Err(m) => Err(bad(m)),
+        }
+    };
+    Ok(FitCheckpoint {
+        params: take("params", true)?,
+        ema: take("ema", false)?,
+        best: take("best", true)?,
+        adam_m: take("adam.m", true)?,
+        adam_v: take("adam.v", true)?,
+        state,
+    })
 }
 
 /// Writes `metrics.csv`: header `epoch,lr,train_loss,valid_loss,valid_<score_name>,
@@ -641,12 +827,15 @@ pub fn params_from_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::RngExt;
 
     /// Least squares `min ½‖p − target‖²` as a task, one batch per epoch.
     struct Quadratic {
         target: Vec<f32>,
         blow_up_at: Option<usize>,
         epoch: usize,
+        /// Adds generator noise to the gradient (so a resume must restore the generator).
+        noisy: bool,
     }
 
     impl SupervisedTask for Quadratic {
@@ -665,11 +854,14 @@ mod tests {
             params: &[f32],
             grads: &mut [f32],
             _index: usize,
-            _rng: &mut SeqRng,
+            rng: &mut SeqRng,
         ) -> Result<BatchLoss> {
             let mut loss = 0.0;
             for ((g, p), t) in grads.iter_mut().zip(params).zip(&self.target) {
                 *g += p - t;
+                if self.noisy {
+                    *g += rng.random::<f32>() - 0.5;
+                }
                 loss += 0.5 * ((p - t) as f64).powi(2);
             }
             if self.blow_up_at == Some(self.epoch) {
@@ -712,6 +904,7 @@ mod tests {
             target: vec![0.5, -0.25, 1.0],
             blow_up_at: None,
             epoch: 0,
+            noisy: false,
         };
         let mut p = vec![0.0; 3];
         let cfg = FitConfig {
@@ -742,6 +935,7 @@ mod tests {
             target: vec![0.0; 2],
             blow_up_at: None,
             epoch: 0,
+            noisy: false,
         };
         let cfg = FitConfig {
             epochs: 10,
@@ -755,6 +949,7 @@ mod tests {
             target: vec![1.0; 2],
             blow_up_at: Some(2),
             epoch: 0,
+            noisy: false,
         };
         let err = fit(&mut task, &mut [0.0, 0.0], &cfg, &run, &mut Quiet).unwrap_err();
         assert!(matches!(err, Error::Diverged { epoch: 2, .. }), "{err}");
@@ -787,6 +982,7 @@ mod tests {
             target: vec![0.5, -0.25],
             blow_up_at: None,
             epoch: 0,
+            noisy: false,
         };
         let cfg = FitConfig {
             lr: 0.05,
@@ -831,6 +1027,7 @@ mod tests {
             target: target.clone(),
             blow_up_at: None,
             epoch: 0,
+            noisy: false,
         };
         let cfg = FitConfig {
             lr: 0.1,
@@ -862,5 +1059,94 @@ mod tests {
         }
         .validate()
         .is_err());
+    }
+
+    #[test]
+    fn resumed_run_ends_as_the_uninterrupted_one() {
+        let task = || Quadratic {
+            target: vec![0.5, -0.25, 2.0],
+            blow_up_at: None,
+            epoch: 0,
+            noisy: true,
+        };
+        let cfg = FitConfig {
+            lr: 0.05,
+            epochs: 5,
+            valid_every: Some(1),
+            ema: Some(0.6),
+            seed: 9,
+            ..FitConfig::default()
+        };
+        let whole_run = tmp("whole");
+        let mut whole = vec![0.0f32; 3];
+        let a = fit(&mut task(), &mut whole, &cfg, &whole_run, &mut Quiet).unwrap();
+        // The same run, stopped after 2 epochs and resumed to 5.
+        let part_run = tmp("part");
+        let mut part = vec![0.0f32; 3];
+        let first = FitConfig { epochs: 2, ..cfg };
+        fit(&mut task(), &mut part, &first, &part_run, &mut Quiet).unwrap();
+        let ck = load_fit_checkpoint(&part_run.checkpoint_path(), 3).unwrap();
+        assert_eq!(ck.state.epochs_done, 2);
+        let mut again = vec![9.0f32; 3];
+        let b = fit_resumed(
+            &mut task(),
+            &mut again,
+            &cfg,
+            &part_run,
+            &mut Quiet,
+            Some(ck),
+        )
+        .unwrap();
+        assert_eq!(again, whole);
+        assert_eq!(b.best_params, a.best_params);
+        assert_eq!(
+            (b.best_epoch, b.best_step, b.steps),
+            (a.best_epoch, a.best_step, a.steps)
+        );
+        assert_eq!(b.epochs.len(), a.epochs.len());
+        for (x, y) in a.epochs.iter().zip(&b.epochs) {
+            assert_eq!(
+                (x.epoch, x.step, x.valid_score),
+                (y.epoch, y.step, y.valid_score)
+            );
+        }
+        for f in [whole_run.model_path(), part_run.model_path()] {
+            assert_eq!(
+                TensorFile::load(&f).unwrap().get("p").unwrap().data,
+                a.best_params
+            );
+        }
+        // A complete run, or one checkpoint for another model or settings, is refused.
+        let ck = || load_fit_checkpoint(&part_run.checkpoint_path(), 3).unwrap();
+        let refuse = |c: &FitConfig, ck: FitCheckpoint, needle: &str| {
+            let err = fit_resumed(
+                &mut task(),
+                &mut [0.0; 3],
+                c,
+                &part_run,
+                &mut Quiet,
+                Some(ck),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(needle), "{err}");
+        };
+        refuse(&cfg, ck(), "complete (5 of 5 epochs)");
+        refuse(
+            &FitConfig {
+                epochs: 6,
+                ema: None,
+                ..cfg
+            },
+            ck(),
+            "moving average",
+        );
+        let mut old = ck();
+        old.state.rng_word_pos.clear();
+        refuse(&FitConfig { epochs: 6, ..cfg }, old, "older seqrnn");
+        let err = load_fit_checkpoint(&part_run.checkpoint_path(), 4).unwrap_err();
+        assert!(err.to_string().contains("4 parameters"), "{err}");
+        let err = load_fit_checkpoint(&part_run.model_path(), 3).unwrap_err();
+        assert!(err.to_string().contains("supervised checkpoint"), "{err}");
     }
 }
