@@ -105,9 +105,9 @@ pub struct TrainArgs {
     /// Decoupled weight decay (AdamW); 0 for plain Adam.
     #[arg(long, default_value_t = 0.0)]
     weight_decay: f64,
-    /// Validate and keep an exponential moving average of the weights with this momentum
-    /// (e.g. 0.999); 0 for the raw weights.
-    #[arg(long, default_value_t = 0.0)]
+    /// Validate and keep an exponential moving average of the weights with this momentum; 0
+    /// for the raw weights.
+    #[arg(long, default_value_t = 0.999)]
     ema: f64,
     /// Also score dev.tsv every this many steps inside an epoch (0: at epoch ends only); the
     /// best-scoring weights of any validation are kept.

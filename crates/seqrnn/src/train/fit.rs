@@ -63,9 +63,11 @@ pub struct FitConfig {
     /// `None` validates at epoch ends only.
     #[serde(default)]
     pub valid_every: Option<usize>,
-    /// Exponential moving average of the weights with this momentum (Keras' `use_ema`,
-    /// `ema_momentum`): after each step `ema = m·ema + (1 − m)·params`; validation, the kept
-    /// best weights and `model.safetensors` use the average. `None`: the raw weights.
+    /// Exponential moving average of the weights with this momentum `M` (Keras' `use_ema`,
+    /// `ema_momentum`): after step `t` (counted from 1), `ema = m·ema + (1 − m)·params` with
+    /// `m = min(M, (1 + t) / (10 + t))`, the warm-up of TensorFlow's `ExponentialMovingAverage`
+    /// with `num_updates`, so short runs are not dominated by the initial weights. Validation,
+    /// the kept best weights and `model.safetensors` use the average. `None`: the raw weights.
     #[serde(default)]
     pub ema: Option<f64>,
 }
@@ -453,7 +455,7 @@ pub fn fit_resumed(
             }
             adam.step(params, &grads, lr);
             if let Some(m) = cfg.ema {
-                update_ema(&mut ema, params, m as f32);
+                update_ema(&mut ema, params, ema_momentum(m, steps) as f32);
             }
             train_s += ts.elapsed().as_secs_f64();
             loss_sum += b.loss;
@@ -583,6 +585,11 @@ fn validate_and_keep(
         save_tensors_atomic(&run.model_path(), &task.tensors(scored))?;
     }
     Ok((row, improved))
+}
+
+/// Momentum of the moving average after step `t` (from 1): `min(m, (1 + t) / (10 + t))`.
+fn ema_momentum(m: f64, t: u64) -> f64 {
+    m.min((1.0 + t as f64) / (10.0 + t as f64))
 }
 
 /// `ema[P] = m·ema + (1 − m)·params` (written), `params[P]` read.
@@ -1041,11 +1048,15 @@ mod tests {
         let mut raw = vec![0.0f32; 2];
         let mut adam = Adam::new(cfg.adam, 2).unwrap();
         let mut ema = raw.clone();
-        for _ in 0..6 {
+        for t in 1..=6u64 {
             let g: Vec<f32> = raw.iter().zip(&target).map(|(p, t)| p - t).collect();
             adam.step(&mut raw, &g, 0.1);
-            update_ema(&mut ema, &raw, 0.5);
+            // Warm-up: (1 + t) / (10 + t) stays below 0.5 for these six steps.
+            let m = (1.0 + t as f32) / (10.0 + t as f32);
+            assert_eq!(ema_momentum(0.5, t) as f32, m);
+            update_ema(&mut ema, &raw, m);
         }
+        assert_eq!(ema_momentum(0.5, 9), 0.5);
         assert_eq!(p, raw, "the loop's own weights are the raw ones");
         assert_eq!(out.best_params, ema, "the average lags behind and is kept");
         assert_ne!(out.best_params, raw);
