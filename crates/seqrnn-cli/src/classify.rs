@@ -16,11 +16,9 @@ use seqrnn::train::classify::{
     argmax, classifier_params, evaluate, probabilities, ClassifyMetrics, ClassifyRunConfig,
     ClassifyTask, ClassifyTrainConfig,
 };
-use seqrnn::train::fit::{
-    fit, fit_resumed, load_fit_checkpoint, EarlyStopping, FitConfig, TASK_FORMAT_VERSION,
-};
+use seqrnn::train::fit::{load_fit_checkpoint, EarlyStopping, FitConfig, TASK_FORMAT_VERSION};
 
-use crate::fit_progress::{FitBar, ScoreShown};
+use crate::fit_progress::{train_supervised, ScoreShown};
 use crate::CellArg;
 
 #[derive(Subcommand, Debug)]
@@ -314,38 +312,15 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         seqrnn::linalg::threads()
     );
     let t0 = std::time::Instant::now();
-    let mut bar = FitBar::new(ScoreShown::Accuracy);
-    let fresh = resume.is_none();
-    let outcome = match resume {
-        Some(ck) => {
-            // A resume the loop refuses (complete run, other model) leaves the run as it was.
-            if ck.state.epochs_done < train_cfg.fit.epochs && !ck.state.stopped_early {
-                config.save(&run)?;
-            }
-            fit_resumed(
-                &mut task,
-                &mut params,
-                &train_cfg.fit,
-                &run,
-                &mut bar,
-                Some(ck),
-            )
-        }
-        None => {
-            config.save(&run)?;
-            fit(&mut task, &mut params, &train_cfg.fit, &run, &mut bar)
-        }
-    };
-    bar.finish();
-    let outcome = match outcome {
-        Ok(o) => o,
-        Err(e) => {
-            if fresh && !run.checkpoint_path().is_file() {
-                let _ = std::fs::remove_file(run.config_path());
-            }
-            return Err(e.into());
-        }
-    };
+    let outcome = train_supervised(
+        &mut task,
+        &mut params,
+        &train_cfg.fit,
+        &run,
+        ScoreShown::Accuracy,
+        resume,
+        || config.save(&run),
+    )?;
     let dev_m = evaluate(&model, &outcome.best_params, &dev)?;
     let test_m = match &test {
         Some(t) => Some(evaluate(&model, &outcome.best_params, t)?),

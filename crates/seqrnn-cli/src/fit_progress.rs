@@ -4,7 +4,10 @@
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use seqrnn::train::fit::{FitEpoch, FitProgress};
+use seqrnn::run::RunDir;
+use seqrnn::train::fit::{
+    fit, fit_resumed, FitCheckpoint, FitConfig, FitEpoch, FitOutcome, FitProgress, SupervisedTask,
+};
 use seqrnn::train::StepInfo;
 
 /// How the validation score is shown at the end of an epoch.
@@ -104,4 +107,38 @@ impl FitProgress for FitBar {
             }
         }
     }
+}
+
+/// Trains `task` with a progress bar, from scratch or on from `resume`. `save_config` writes the
+/// run's `config.json` first, except before a resume the loop will refuse (a complete or
+/// early-stopped run), so a refused resume leaves the run as it was. A fresh run that fails
+/// before its first checkpoint removes its `config.json`, so the folder is not taken for a run.
+pub fn train_supervised(
+    task: &mut dyn SupervisedTask,
+    params: &mut [f32],
+    cfg: &FitConfig,
+    run: &RunDir,
+    shown: ScoreShown,
+    resume: Option<FitCheckpoint>,
+    save_config: impl FnOnce() -> seqrnn::error::Result<()>,
+) -> anyhow::Result<FitOutcome> {
+    let mut bar = FitBar::new(shown);
+    let fresh = resume.is_none();
+    let goes_on = resume
+        .as_ref()
+        .is_none_or(|ck| ck.state.epochs_done < cfg.epochs && !ck.state.stopped_early);
+    if goes_on {
+        save_config()?;
+    }
+    let outcome = match resume {
+        Some(ck) => fit_resumed(task, params, cfg, run, &mut bar, Some(ck)),
+        None => fit(task, params, cfg, run, &mut bar),
+    };
+    bar.finish();
+    outcome.map_err(|e| {
+        if fresh && !run.checkpoint_path().is_file() {
+            let _ = std::fs::remove_file(run.config_path());
+        }
+        e.into()
+    })
 }

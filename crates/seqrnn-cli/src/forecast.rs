@@ -11,15 +11,13 @@ use seqrnn::model::forecaster::{ForecastHead, Forecaster, ForecasterConfig};
 use seqrnn::report::plot::{line_chart_svg, Series as ChartSeries};
 use seqrnn::rnn::CellKind;
 use seqrnn::run::RunDir;
-use seqrnn::train::fit::{
-    fit, fit_resumed, load_fit_checkpoint, EarlyStopping, FitConfig, TASK_FORMAT_VERSION,
-};
+use seqrnn::train::fit::{load_fit_checkpoint, EarlyStopping, FitConfig, TASK_FORMAT_VERSION};
 use seqrnn::train::forecast::{
     evaluate, forecast_original, forecaster_params, Anchor, ColumnSpec, ForecastMetrics,
     ForecastRunConfig, ForecastTask, ForecastTrainConfig, Mode, Series, Split,
 };
 
-use crate::fit_progress::{FitBar, ScoreShown};
+use crate::fit_progress::{train_supervised, ScoreShown};
 use crate::CellArg;
 
 #[derive(Subcommand, Debug)]
@@ -320,38 +318,15 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         seqrnn::linalg::threads()
     );
     let t0 = std::time::Instant::now();
-    let mut bar = FitBar::new(ScoreShown::NegMse);
-    let fresh = resume.is_none();
-    let outcome = match resume {
-        Some(ck) => {
-            // A resume the loop refuses (complete run, other model) leaves the run as it was.
-            if ck.state.epochs_done < train_cfg.fit.epochs && !ck.state.stopped_early {
-                config.save(&run)?;
-            }
-            fit_resumed(
-                &mut task,
-                &mut params,
-                &train_cfg.fit,
-                &run,
-                &mut bar,
-                Some(ck),
-            )
-        }
-        None => {
-            config.save(&run)?;
-            fit(&mut task, &mut params, &train_cfg.fit, &run, &mut bar)
-        }
-    };
-    bar.finish();
-    let outcome = match outcome {
-        Ok(o) => o,
-        Err(e) => {
-            if fresh && !run.checkpoint_path().is_file() {
-                let _ = std::fs::remove_file(run.config_path());
-            }
-            return Err(e.into());
-        }
-    };
+    let outcome = train_supervised(
+        &mut task,
+        &mut params,
+        &train_cfg.fit,
+        &run,
+        ScoreShown::NegMse,
+        resume,
+        || config.save(&run),
+    )?;
     let test = evaluate(
         &model,
         &outcome.best_params,
