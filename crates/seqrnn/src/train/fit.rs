@@ -1155,6 +1155,13 @@ mod tests {
         let mut old = ck();
         old.state.rng_word_pos.clear();
         refuse(&FitConfig { epochs: 6, ..cfg }, old, "older seqrnn");
+        let mut stopped = ck();
+        stopped.state.stopped_early = true;
+        refuse(
+            &FitConfig { epochs: 6, ..cfg },
+            stopped,
+            "stopped early after epoch 5",
+        );
         let err = load_fit_checkpoint(&part_run.checkpoint_path(), 4).unwrap_err();
         assert!(err.to_string().contains("4 parameters"), "{err}");
         let err = load_fit_checkpoint(&part_run.model_path(), 3).unwrap_err();
