@@ -1,23 +1,22 @@
 //! `seqrnn compare`: train several cells on the same data with the same budget, or gather
 //! finished runs, and write a comparison report.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
 use seqrnn::data::{self, Corpus, TokenKind};
-use seqrnn::dropout::{Dropout, DropoutKind};
-use seqrnn::model::{LanguageModel, LmConfig, LmInit, OutputWeights};
-use seqrnn::optim::AdamConfig;
+use seqrnn::dropout::DropoutKind;
+use seqrnn::model::{LanguageModel, LmInit, OutputWeights};
 use seqrnn::report::compare::{
     load_run, measure_lm, reset_peak_rss, write_report, ReportOptions, RunSummary,
 };
 use seqrnn::rnn::CellKind;
 use seqrnn::run::{load_checkpoint, RunConfig, RunDir, FORMAT_VERSION};
-use seqrnn::train::{self, Optimizer, Preset, Start, TrainConfig};
+use seqrnn::train::{self, Start, TrainConfig};
 
-use crate::lm::{OptimArg, PresetArg, TokensArg};
+use crate::lm::{default_data, load_corpus, LmFlags};
 use crate::progress::TrainProgress;
 use crate::CellArg;
 
@@ -44,45 +43,9 @@ pub struct CompareArgs {
     /// preset's).
     #[arg(long, value_delimiter = ',')]
     hidden: Vec<usize>,
-    /// Token kind.
-    #[arg(long, value_enum, default_value = "word")]
-    tokens: TokensArg,
-    /// Zaremba et al. configuration shared by all runs; explicit flags override its values.
-    #[arg(long, value_enum, default_value = "small")]
-    preset: PresetArg,
-    /// Recurrent layers.
-    #[arg(long)]
-    layers: Option<usize>,
-    /// Embedding width (default: hidden).
-    #[arg(long)]
-    embed: Option<usize>,
-    /// Dropout on non-recurrent connections.
-    #[arg(long)]
-    dropout: Option<f32>,
-    /// BPTT window length.
-    #[arg(long)]
-    bptt: Option<usize>,
-    /// Batch columns.
-    #[arg(long)]
-    batch: Option<usize>,
-    /// Optimiser.
-    #[arg(long, value_enum, default_value = "sgd")]
-    optim: OptimArg,
-    /// Learning rate (mean-loss convention, as for `train`).
-    #[arg(long)]
-    lr: Option<f64>,
-    /// Maximum global gradient norm.
-    #[arg(long)]
-    clip: Option<f64>,
-    /// Learning-rate factor per epoch after --decay-after epochs.
-    #[arg(long)]
-    lr_decay: Option<f64>,
-    /// Epochs at the initial learning rate.
-    #[arg(long)]
-    decay_after: Option<usize>,
-    /// Epochs.
-    #[arg(long)]
-    epochs: Option<usize>,
+    /// Model and training settings shared by every run (as for `train`).
+    #[command(flatten)]
+    lm: LmFlags,
     /// Token budget of every run: training stops after this many training tokens (rounded up
     /// to whole steps).
     #[arg(long)]
@@ -91,18 +54,9 @@ pub struct CompareArgs {
     /// starts after it is spent.
     #[arg(long)]
     max_seconds: Option<f64>,
-    /// Seed of initialisation and dropout, the same for every run.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
     /// Threads (default: all cores). Runs train one after another on the same threads.
     #[arg(long)]
     threads: Option<usize>,
-    /// Uniform initialisation scale (default: the preset's).
-    #[arg(long)]
-    init: Option<f32>,
-    /// Evaluation batch size (1: each split as one stream).
-    #[arg(long, default_value_t = 1)]
-    eval_batch: usize,
     /// Target validation perplexity of the time-to-target column (default: the weakest run's
     /// best, so that every run reaches it).
     #[arg(long)]
@@ -127,19 +81,19 @@ fn training_flags(a: &CompareArgs) -> Vec<&'static str> {
         }
     };
     flag(!a.hidden.is_empty(), "--hidden");
-    flag(a.layers.is_some(), "--layers");
-    flag(a.embed.is_some(), "--embed");
-    flag(a.dropout.is_some(), "--dropout");
-    flag(a.bptt.is_some(), "--bptt");
-    flag(a.batch.is_some(), "--batch");
-    flag(a.lr.is_some(), "--lr");
-    flag(a.clip.is_some(), "--clip");
-    flag(a.lr_decay.is_some(), "--lr-decay");
-    flag(a.decay_after.is_some(), "--decay-after");
-    flag(a.epochs.is_some(), "--epochs");
+    flag(a.lm.layers.is_some(), "--layers");
+    flag(a.lm.embed.is_some(), "--embed");
+    flag(a.lm.dropout.is_some(), "--dropout");
+    flag(a.lm.bptt.is_some(), "--bptt");
+    flag(a.lm.batch.is_some(), "--batch");
+    flag(a.lm.lr.is_some(), "--lr");
+    flag(a.lm.clip.is_some(), "--clip");
+    flag(a.lm.lr_decay.is_some(), "--lr-decay");
+    flag(a.lm.decay_after.is_some(), "--decay-after");
+    flag(a.lm.epochs.is_some(), "--epochs");
     flag(a.max_tokens.is_some(), "--max-tokens");
     flag(a.max_seconds.is_some(), "--max-seconds");
-    flag(a.init.is_some(), "--init");
+    flag(a.lm.init.is_some(), "--init");
     flag(a.force, "--force");
     used
 }
@@ -162,7 +116,7 @@ fn command_line() -> String {
 
 pub fn compare_cmd(a: CompareArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
-    ensure!(a.eval_batch >= 1, "--eval-batch must be at least 1");
+    ensure!(a.lm.eval_batch >= 1, "--eval-batch must be at least 1");
     let mut notes = Vec::new();
     let dirs = if a.runs.is_empty() {
         train_runs(&a, &mut notes)?
@@ -202,7 +156,7 @@ pub fn compare_cmd(a: CompareArgs) -> Result<()> {
                     run.dir.display()
                 );
                 eprintln!("measuring {} on {}", run.name, data_path.display());
-                let e = measure_lm(&run.dir, data_path, a.eval_batch).with_context(|| {
+                let e = measure_lm(&run.dir, data_path, a.lm.eval_batch).with_context(|| {
                     format!(
                         "could not evaluate {} on {}",
                         run.dir.display(),
@@ -252,54 +206,22 @@ pub fn compare_cmd(a: CompareArgs) -> Result<()> {
     Ok(())
 }
 
-fn default_data(tokens: TokensArg) -> Result<PathBuf> {
-    let base = std::env::var_os("SEQRNN_DATA").context(
-        "no --data given and SEQRNN_DATA is not set: point --data at a corpus folder, or give \
-         --runs to compare finished runs",
-    )?;
-    Ok(match tokens {
-        TokensArg::Word => PathBuf::from(base).join("ptb"),
-        TokensArg::Char => PathBuf::from(base).join("tinyshakespeare"),
-    })
-}
-
-fn load_corpus(path: &Path, tokens: TokensArg) -> Result<Corpus> {
-    Ok(match tokens {
-        TokensArg::Word => data::load_word_corpus(path)?,
-        TokensArg::Char => {
-            let file = if path.is_dir() {
-                path.join("input.txt")
-            } else {
-                path.to_path_buf()
-            };
-            data::load_char_corpus(&file)?
-        }
-    })
-}
-
 /// Trains every cell × size on the same data with the same settings; returns the run folders.
 fn train_runs(a: &CompareArgs, notes: &mut Vec<String>) -> Result<Vec<PathBuf>> {
     let data_path = match &a.data {
         Some(p) => p.clone(),
-        None => default_data(a.tokens)?,
+        None => default_data(a.lm.tokens)?,
     };
     ensure!(!a.cells.is_empty(), "--cells names no cell");
-    let corpus = load_corpus(&data_path, a.tokens)
+    let corpus = load_corpus(&data_path, a.lm.tokens)
         .with_context(|| format!("could not load the corpus from {}", data_path.display()))?;
-    let preset = match a.preset {
-        PresetArg::Small => Preset::Small,
-        PresetArg::Medium => Preset::Medium,
-        PresetArg::Large => Preset::Large,
-    };
-    let (layers, preset_hidden, preset_init, preset_dropout) = preset.model();
     let sizes = if a.hidden.is_empty() {
-        vec![preset_hidden]
+        vec![a.lm.hidden(None)]
     } else {
         a.hidden.clone()
     };
-    let p = preset.train_config();
-    let bptt = a.bptt.unwrap_or(p.bptt);
-    let batch = a.batch.unwrap_or(p.batch);
+    let p = a.lm.preset().train_config();
+    let (bptt, batch) = (a.lm.bptt.unwrap_or(p.bptt), a.lm.batch.unwrap_or(p.batch));
     let max_steps = a
         .max_tokens
         .map(|t| t.div_ceil((bptt * batch).max(1) as u64));
@@ -307,30 +229,8 @@ fn train_runs(a: &CompareArgs, notes: &mut Vec<String>) -> Result<Vec<PathBuf>> 
         a.max_seconds.is_none_or(|s| s.is_finite() && s > 0.0),
         "--max-seconds must be positive"
     );
-    let train_cfg = TrainConfig {
-        bptt,
-        batch,
-        optimizer: match a.optim {
-            OptimArg::Sgd => Optimizer::Sgd,
-            OptimArg::Adam => Optimizer::Adam(AdamConfig::default()),
-        },
-        lr: a.lr.unwrap_or(match a.optim {
-            OptimArg::Sgd => p.lr,
-            OptimArg::Adam => 1e-3,
-        }),
-        clip: Some(a.clip.unwrap_or(p.clip.unwrap_or(0.25))),
-        lr_decay: a.lr_decay.unwrap_or(match a.optim {
-            OptimArg::Sgd => p.lr_decay,
-            OptimArg::Adam => 1.0,
-        }),
-        decay_after: a.decay_after.unwrap_or(p.decay_after),
-        epochs: a.epochs.unwrap_or(p.epochs),
-        max_steps,
-        seed: a.seed,
-        checkpoint_every: None,
-        keep: seqrnn::train::lm::KeepCheckpoints::Latest,
-        eval_batch: a.eval_batch,
-    };
+    let train_cfg =
+        a.lm.train_config(max_steps, None, seqrnn::train::lm::KeepCheckpoints::Latest);
     train_cfg.validate()?;
     data::Batched::new(&corpus.train, train_cfg.batch).context("training split")?;
     data::Batched::new(&corpus.valid, train_cfg.eval_batch).context("validation split")?;
@@ -340,18 +240,13 @@ fn train_runs(a: &CompareArgs, notes: &mut Vec<String>) -> Result<Vec<PathBuf>> 
     for &hidden in &sizes {
         for &cell in &a.cells {
             let cell_kind = CellKind::from(cell);
-            let model_cfg = LmConfig {
-                vocab: corpus.vocab.len(),
-                embed: a.embed.unwrap_or(hidden),
-                cell: cell_kind,
+            let model_cfg = a.lm.model_config(
+                corpus.vocab.len(),
+                cell_kind,
                 hidden,
-                layers: a.layers.unwrap_or(layers),
-                dropout: Dropout {
-                    p: a.dropout.unwrap_or(preset_dropout),
-                    kind: DropoutKind::Standard,
-                },
-                output: OutputWeights::Separate,
-            };
+                DropoutKind::Standard,
+                OutputWeights::Separate,
+            );
             model_cfg.validate()?;
             let name = if sizes.len() > 1 {
                 format!("{}-{hidden}", cell_kind.name())
@@ -379,7 +274,7 @@ fn train_runs(a: &CompareArgs, notes: &mut Vec<String>) -> Result<Vec<PathBuf>> 
         test: None,
         ..corpus.clone()
     };
-    let kind: TokenKind = a.tokens.into();
+    let kind: TokenKind = a.lm.tokens.into();
     let mut dirs = Vec::new();
     for (name, model_cfg) in plan {
         let run = RunDir::new(a.out.join("runs").join(&name));
@@ -401,8 +296,7 @@ fn train_runs(a: &CompareArgs, notes: &mut Vec<String>) -> Result<Vec<PathBuf>> 
         };
         run.save_config(&run_config)?;
         let model = LanguageModel::new(model_cfg)?;
-        let mut params =
-            model.init_params(LmInit::Uniform(a.init.unwrap_or(preset_init)), a.seed)?;
+        let mut params = model.init_params(LmInit::Uniform(a.lm.init_scale()), a.lm.seed)?;
         let title = format!(
             "{} {}×{}",
             model_cfg.cell.name().to_uppercase(),
@@ -436,7 +330,7 @@ fn train_runs(a: &CompareArgs, notes: &mut Vec<String>) -> Result<Vec<PathBuf>> 
         drop(params);
         let eval = if corpus.test.is_some() || kind == TokenKind::Char {
             Some(
-                measure_lm(&run.dir, &data_path, a.eval_batch)
+                measure_lm(&run.dir, &data_path, a.lm.eval_batch)
                     .with_context(|| format!("could not evaluate {name}"))?,
             )
         } else {

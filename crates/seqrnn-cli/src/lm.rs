@@ -64,75 +64,30 @@ pub struct TrainArgs {
     /// text file or a folder holding input.txt (char). Default: $SEQRNN_DATA/ptb.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Token kind.
-    #[arg(long, value_enum, default_value = "word")]
-    tokens: TokensArg,
-    /// Zaremba et al. configuration; explicit flags override its values.
-    #[arg(long, value_enum, default_value = "small")]
-    preset: PresetArg,
     /// Recurrent cell.
     #[arg(long, value_enum, default_value = "lstm")]
     cell: CellArg,
-    /// Recurrent layers.
-    #[arg(long)]
-    layers: Option<usize>,
     /// Units per layer.
     #[arg(long)]
     hidden: Option<usize>,
-    /// Embedding width (default: hidden).
-    #[arg(long)]
-    embed: Option<usize>,
-    /// Dropout on non-recurrent connections.
-    #[arg(long)]
-    dropout: Option<f32>,
+    /// Model and training settings.
+    #[command(flatten)]
+    lm: LmFlags,
     /// One dropout mask per sequence, shared over time (Gal & Ghahramani).
     #[arg(long)]
     variational: bool,
     /// Tie output weights to the embedding (needs embed = hidden).
     #[arg(long)]
     tie: bool,
-    /// BPTT window length.
-    #[arg(long)]
-    bptt: Option<usize>,
-    /// Batch columns.
-    #[arg(long)]
-    batch: Option<usize>,
-    /// Optimiser.
-    #[arg(long, value_enum, default_value = "sgd")]
-    optim: OptimArg,
-    /// Learning rate (mean-loss convention: Zaremba's lr × bptt for SGD).
-    #[arg(long)]
-    lr: Option<f64>,
-    /// Maximum global gradient norm (mean-loss convention: Zaremba's clip / bptt).
-    #[arg(long)]
-    clip: Option<f64>,
-    /// Learning-rate factor per epoch after --decay-after epochs.
-    #[arg(long)]
-    lr_decay: Option<f64>,
-    /// Epochs at the initial learning rate.
-    #[arg(long)]
-    decay_after: Option<usize>,
-    /// Epochs.
-    #[arg(long)]
-    epochs: Option<usize>,
     /// Stop after this many training steps (smoke tests).
     #[arg(long)]
     max_steps: Option<u64>,
-    /// Seed of initialisation and dropout.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
     /// Threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Uniform initialisation scale (default: the preset's).
-    #[arg(long)]
-    init: Option<f32>,
     /// Start from these weights (PyTorch names, as written by `seqrnn import` or training).
     #[arg(long)]
     init_from: Option<PathBuf>,
-    /// Evaluation batch size (1: each split as one stream).
-    #[arg(long, default_value_t = 1)]
-    eval_batch: usize,
     /// Run directory.
     #[arg(long)]
     out: PathBuf,
@@ -153,7 +108,141 @@ pub struct TrainArgs {
     json: bool,
 }
 
-fn default_data(tokens: TokensArg) -> Result<PathBuf> {
+/// The model and training flags `seqrnn train` and `seqrnn compare` share: a Zaremba et al.
+/// preset, overridden by the flags given.
+#[derive(Args, Debug)]
+pub struct LmFlags {
+    /// Token kind.
+    #[arg(long, value_enum, default_value = "word")]
+    pub tokens: TokensArg,
+    /// Zaremba et al. configuration; explicit flags override its values.
+    #[arg(long, value_enum, default_value = "small")]
+    pub preset: PresetArg,
+    /// Recurrent layers.
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Embedding width (default: hidden).
+    #[arg(long)]
+    pub embed: Option<usize>,
+    /// Dropout on non-recurrent connections.
+    #[arg(long)]
+    pub dropout: Option<f32>,
+    /// BPTT window length.
+    #[arg(long)]
+    pub bptt: Option<usize>,
+    /// Batch columns.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Optimiser.
+    #[arg(long, value_enum, default_value = "sgd")]
+    pub optim: OptimArg,
+    /// Learning rate (mean-loss convention: Zaremba's lr × bptt for SGD).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Maximum global gradient norm (mean-loss convention: Zaremba's clip / bptt).
+    #[arg(long)]
+    pub clip: Option<f64>,
+    /// Learning-rate factor per epoch after --decay-after epochs.
+    #[arg(long)]
+    pub lr_decay: Option<f64>,
+    /// Epochs at the initial learning rate.
+    #[arg(long)]
+    pub decay_after: Option<usize>,
+    /// Epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Seed of initialisation and dropout.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Uniform initialisation scale (default: the preset's).
+    #[arg(long)]
+    pub init: Option<f32>,
+    /// Evaluation batch size (1: each split as one stream).
+    #[arg(long, default_value_t = 1)]
+    pub eval_batch: usize,
+}
+
+impl LmFlags {
+    /// The preset named by `--preset`.
+    pub fn preset(&self) -> Preset {
+        match self.preset {
+            PresetArg::Small => Preset::Small,
+            PresetArg::Medium => Preset::Medium,
+            PresetArg::Large => Preset::Large,
+        }
+    }
+
+    /// The preset's hidden size unless `hidden` is given.
+    pub fn hidden(&self, hidden: Option<usize>) -> usize {
+        hidden.unwrap_or(self.preset().model().1)
+    }
+
+    /// The model: `cell` with `hidden` units over a vocabulary of `vocab`, the rest from the
+    /// flags or the preset.
+    pub fn model_config(
+        &self,
+        vocab: usize,
+        cell: CellKind,
+        hidden: usize,
+        dropout_kind: DropoutKind,
+        output: OutputWeights,
+    ) -> LmConfig {
+        let (layers, _, _, dropout) = self.preset().model();
+        LmConfig {
+            vocab,
+            embed: self.embed.unwrap_or(hidden),
+            cell,
+            hidden,
+            layers: self.layers.unwrap_or(layers),
+            dropout: Dropout {
+                p: self.dropout.unwrap_or(dropout),
+                kind: dropout_kind,
+            },
+            output,
+        }
+    }
+
+    /// The training settings, with the step limit and checkpointing given by the command.
+    pub fn train_config(
+        &self,
+        max_steps: Option<u64>,
+        checkpoint_every: Option<u64>,
+        keep: KeepCheckpoints,
+    ) -> TrainConfig {
+        let p = self.preset().train_config();
+        TrainConfig {
+            bptt: self.bptt.unwrap_or(p.bptt),
+            batch: self.batch.unwrap_or(p.batch),
+            optimizer: match self.optim {
+                OptimArg::Sgd => Optimizer::Sgd,
+                OptimArg::Adam => Optimizer::Adam(AdamConfig::default()),
+            },
+            lr: self.lr.unwrap_or(match self.optim {
+                OptimArg::Sgd => p.lr,
+                OptimArg::Adam => 1e-3,
+            }),
+            clip: Some(self.clip.unwrap_or(p.clip.unwrap_or(0.25))),
+            lr_decay: self.lr_decay.unwrap_or(match self.optim {
+                OptimArg::Sgd => p.lr_decay,
+                OptimArg::Adam => 1.0,
+            }),
+            decay_after: self.decay_after.unwrap_or(p.decay_after),
+            epochs: self.epochs.unwrap_or(p.epochs),
+            max_steps,
+            seed: self.seed,
+            eval_batch: self.eval_batch,
+            checkpoint_every,
+            keep,
+        }
+    }
+
+    /// The uniform initialisation scale.
+    pub fn init_scale(&self) -> f32 {
+        self.init.unwrap_or(self.preset().model().2)
+    }
+}
+
+pub(crate) fn default_data(tokens: TokensArg) -> Result<PathBuf> {
     let base = std::env::var_os("SEQRNN_DATA").context(
         "no --data given and SEQRNN_DATA is not set: point --data at a corpus folder (e.g. --data ../shared/data/ptb)",
     )?;
@@ -163,7 +252,7 @@ fn default_data(tokens: TokensArg) -> Result<PathBuf> {
     })
 }
 
-fn load_corpus(path: &Path, tokens: TokensArg) -> Result<Corpus> {
+pub(crate) fn load_corpus(path: &Path, tokens: TokensArg) -> Result<Corpus> {
     let corpus = match tokens {
         TokensArg::Word => data::load_word_corpus(path)?,
         TokensArg::Char => {
@@ -195,7 +284,7 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
     let data_path = match &a.data {
         Some(p) => p.clone(),
-        None => default_data(a.tokens)?,
+        None => default_data(a.lm.tokens)?,
     };
     let run = RunDir::new(&a.out);
     ensure!(
@@ -215,7 +304,7 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
         );
     }
 
-    let corpus = load_corpus(&data_path, a.tokens)
+    let corpus = load_corpus(&data_path, a.lm.tokens)
         .with_context(|| format!("could not load the corpus from {}", data_path.display()))?;
 
     // Model and training settings: the preset, overridden by explicit flags; on resume, the
@@ -224,7 +313,7 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
         let rc = run.load_config()?;
         let mut t: TrainConfig = serde_json::from_value(rc.train.clone())
             .context("the run's config.json holds no readable training settings")?;
-        if let Some(e) = a.epochs {
+        if let Some(e) = a.lm.epochs {
             t.epochs = e;
         }
         t.max_steps = a.max_steps;
@@ -242,64 +331,28 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
         }
         (rc.model, t, 0.0)
     } else {
-        let preset = match a.preset {
-            PresetArg::Small => Preset::Small,
-            PresetArg::Medium => Preset::Medium,
-            PresetArg::Large => Preset::Large,
-        };
-        let (layers, hidden, init, dropout) = preset.model();
-        let hidden = a.hidden.unwrap_or(hidden);
-        let model_cfg = LmConfig {
-            vocab: corpus.vocab.len(),
-            embed: a.embed.unwrap_or(hidden),
-            cell: CellKind::from(a.cell),
-            hidden,
-            layers: a.layers.unwrap_or(layers),
-            dropout: Dropout {
-                p: a.dropout.unwrap_or(dropout),
-                kind: if a.variational {
-                    DropoutKind::Variational
-                } else {
-                    DropoutKind::Standard
-                },
+        let model_cfg = a.lm.model_config(
+            corpus.vocab.len(),
+            CellKind::from(a.cell),
+            a.lm.hidden(a.hidden),
+            if a.variational {
+                DropoutKind::Variational
+            } else {
+                DropoutKind::Standard
             },
-            output: if a.tie {
+            if a.tie {
                 OutputWeights::Tied
             } else {
                 OutputWeights::Separate
             },
+        );
+        let keep = if a.keep_epoch_checkpoints {
+            KeepCheckpoints::Epochs
+        } else {
+            KeepCheckpoints::Latest
         };
-        let p = preset.train_config();
-        let optimizer = match a.optim {
-            OptimArg::Sgd => Optimizer::Sgd,
-            OptimArg::Adam => Optimizer::Adam(AdamConfig::default()),
-        };
-        let t = TrainConfig {
-            bptt: a.bptt.unwrap_or(p.bptt),
-            batch: a.batch.unwrap_or(p.batch),
-            optimizer,
-            lr: a.lr.unwrap_or(match a.optim {
-                OptimArg::Sgd => p.lr,
-                OptimArg::Adam => 1e-3,
-            }),
-            clip: Some(a.clip.unwrap_or(p.clip.unwrap_or(0.25))),
-            lr_decay: a.lr_decay.unwrap_or(match a.optim {
-                OptimArg::Sgd => p.lr_decay,
-                OptimArg::Adam => 1.0,
-            }),
-            decay_after: a.decay_after.unwrap_or(p.decay_after),
-            epochs: a.epochs.unwrap_or(p.epochs),
-            max_steps: a.max_steps,
-            seed: a.seed,
-            eval_batch: a.eval_batch,
-            checkpoint_every: a.checkpoint_every,
-            keep: if a.keep_epoch_checkpoints {
-                KeepCheckpoints::Epochs
-            } else {
-                KeepCheckpoints::Latest
-            },
-        };
-        (model_cfg, t, a.init.unwrap_or(init))
+        let t = a.lm.train_config(a.max_steps, a.checkpoint_every, keep);
+        (model_cfg, t, a.lm.init_scale())
     };
     model_cfg.validate()?;
     train_cfg.validate()?;
@@ -318,7 +371,7 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
     }
     let run_config = RunConfig {
         format: FORMAT_VERSION,
-        tokens: TokenKind::from(a.tokens).into(),
+        tokens: TokenKind::from(a.lm.tokens).into(),
         model: model_cfg,
         train: train_json,
     };
@@ -377,7 +430,7 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
                 let file = TensorFile::load(path)?;
                 params_from_tensors(&model, &file, path)?
             }
-            None => model.init_params(LmInit::Uniform(init_scale), a.seed)?,
+            None => model.init_params(LmInit::Uniform(init_scale), a.lm.seed)?,
         };
         run.create()?;
         if a.force {
@@ -397,7 +450,7 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
         )
     };
 
-    let title = train_title(&model_cfg, a.tokens);
+    let title = train_title(&model_cfg, a.lm.tokens);
     eprintln!(
         "{title}: {} parameters, vocabulary {}, {} train tokens, bptt {}, batch {}, {} thread(s)",
         model.num_params(),
