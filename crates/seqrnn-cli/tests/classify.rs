@@ -38,7 +38,7 @@ fn corpus(dir: &Path) {
 }
 
 fn train_args<'a>(data: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec![
+    let v = vec![
         "classify",
         "train",
         "--data",
@@ -61,18 +61,7 @@ fn train_args<'a>(data: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str
         "1",
         "--json",
     ];
-    // A flag given in `extra` replaces the default's value.
-    for flag in extra.iter().filter(|f| f.starts_with("--")) {
-        if let Some(i) = v.iter().position(|x| x == flag) {
-            v.drain(i..i + 2);
-        }
-    }
-    v.extend_from_slice(extra);
-    v
-}
-
-fn json(s: &str) -> serde_json::Value {
-    serde_json::from_str(s.lines().last().unwrap()).unwrap()
+    with_overrides(v, extra)
 }
 
 #[test]

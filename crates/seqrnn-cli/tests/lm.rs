@@ -70,10 +70,6 @@ fn small_train_with<'a>(
     args
 }
 
-fn json(s: &str) -> serde_json::Value {
-    serde_json::from_str(s.lines().last().unwrap()).unwrap()
-}
-
 #[test]
 fn train_resume_eval_generate_round_trip() {
     let d = scratch("round");

@@ -54,3 +54,20 @@ pub fn scratch(name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// `base` arguments with `extra` appended; a flag in `extra` replaces the same flag (and its
+/// value) in `base`.
+pub fn with_overrides<'a>(mut base: Vec<&'a str>, extra: &[&'a str]) -> Vec<&'a str> {
+    for flag in extra.iter().filter(|f| f.starts_with("--")) {
+        if let Some(i) = base.iter().position(|x| x == flag) {
+            base.drain(i..i + 2);
+        }
+    }
+    base.extend_from_slice(extra);
+    base
+}
+
+/// The JSON object on the last line of a command's output.
+pub fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s.lines().last().unwrap()).unwrap()
+}
