@@ -9,10 +9,13 @@
 # The peers are installed outside the repository, e.g.
 #   python3 -m venv /tmp/peer-torch && /tmp/peer-torch/bin/pip install torch numpy
 #   python3 -m venv /tmp/peer-keras && /tmp/peer-keras/bin/pip install tensorflow-cpu keras numpy
+# With SEQRNN_MKL naming a second binary built with `--features mkl` (docs/performance.md), each
+# language-model figure of seqrnn is also taken with it, right after the default one.
 # Every figure lands as one JSON file in OUT_DIR (default /tmp/bench-peers); peak resident memory
 # comes from `/usr/bin/time -v`.
 set -u
 S=${SEQRNN:-./target/release/seqrnn}
+SM=${SEQRNN_MKL:-}
 TORCH_PY=${TORCH_PY:-/tmp/peer-torch/bin/python}
 KERAS_PY=${KERAS_PY:-/tmp/peer-keras/bin/python}
 D=${PTB:-../shared/data/ptb}
@@ -27,6 +30,10 @@ for cfg in "lstm 200 100" "gru 200 100" "lstm 650 30" "gru 650 30"; do
   set -- $cfg; c=$1; h=$2; n=$3
   echo "== $c $h ($(date +%T), load $(cut -d' ' -f1 /proc/loadavg))"
   /usr/bin/time -v $S bench lm --cell $c --hidden $h --threads 2 --steps $n --json 2>"$OUT/s-$c$h.time" | tee "$OUT/s-$c$h.json"
+  if [ -n "$SM" ]; then
+    /usr/bin/time -v $SM bench lm --cell $c --hidden $h --threads 2 --steps $n --json 2>"$OUT/m-$c$h.time" | tee "$OUT/m-$c$h.json"
+    echo "peak RSS KiB: seqrnn (mkl) $(rss "$OUT/m-$c$h.time")"
+  fi
   /usr/bin/time -v "$TORCH_PY" "$P/torch_lm.py" --data "$D" --cell $c --hidden $h --steps $n --threads 2 2>"$OUT/t-$c$h.time" | tee "$OUT/t-$c$h.json"
   echo "peak RSS KiB: seqrnn $(rss "$OUT/s-$c$h.time") torch $(rss "$OUT/t-$c$h.time")"
   if [ "$c$h" != "gru650" ]; then
@@ -38,9 +45,13 @@ for cfg in "lstm 200 100" "gru 200 100" "lstm 650 30" "gru 650 30"; do
   fi
 done
 echo "== lstm 200 repeats ($(date +%T))"
-for i in 2 3 4 5; do $S bench lm --cell lstm --hidden 200 --threads 2 --steps 100 --json | tee "$OUT/s-lstm200-r$i.json"; done
+for i in 2 3 4 5; do
+  $S bench lm --cell lstm --hidden 200 --threads 2 --steps 100 --json | tee "$OUT/s-lstm200-r$i.json"
+  if [ -n "$SM" ]; then $SM bench lm --cell lstm --hidden 200 --threads 2 --steps 100 --json | tee "$OUT/m-lstm200-r$i.json"; fi
+done
 "$TORCH_PY" "$P/torch_lm.py" --data "$D" --cell lstm --hidden 200 --steps 100 --threads 2 | tee "$OUT/t-lstm200-r2.json"
 echo "== lstm 200, 1 thread ($(date +%T))"
 $S bench lm --cell lstm --hidden 200 --threads 1 --steps 100 --json | tee "$OUT/s-lstm200-1t.json"
+if [ -n "$SM" ]; then $SM bench lm --cell lstm --hidden 200 --threads 1 --steps 100 --json | tee "$OUT/m-lstm200-1t.json"; fi
 "$TORCH_PY" "$P/torch_lm.py" --data "$D" --cell lstm --hidden 200 --steps 100 --threads 1 | tee "$OUT/t-lstm200-1t.json"
 echo "== done $(date +%T)"

@@ -143,7 +143,20 @@ impl std::fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
+/// With oneMKL's OpenMP threads, an idle OpenMP thread spins for a while before it sleeps, and
+/// meanwhile competes with rayon's threads for the cores. A shorter spin than libgomp's default
+/// (300,000) measured faster (docs/performance.md). Set before any thread starts; a value the
+/// user gives is kept.
+#[cfg(feature = "mkl")]
+fn shorten_openmp_spin() {
+    if std::env::var_os("GOMP_SPINCOUNT").is_none() {
+        std::env::set_var("GOMP_SPINCOUNT", "20000");
+    }
+}
+
 fn main() -> ExitCode {
+    #[cfg(feature = "mkl")]
+    shorten_openmp_spin();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(a) => lm::train_cmd(a),

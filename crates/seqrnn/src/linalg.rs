@@ -13,6 +13,14 @@
 //!   projection, the weight gradients and the output layer.
 //!
 //! The thread count is process-wide ([`set_threads`]); both crates run on rayon's global pool.
+//!
+//! A recurrent weight multiplies a `[B, ·]` state at every step of a sequence: [`Prepared`]
+//! readies it once per pass and [`matmul_prepared`] uses it per step.
+//!
+//! With the `mkl` feature every product goes to Intel oneMKL instead (`cblas_sgemm` on oneMKL's
+//! own OpenMP threads), and a [`Prepared`] weight is packed once in oneMKL's internal layout
+//! (`cblas_sgemm_pack`/`cblas_sgemm_compute`), as oneDNN does for its recurrent weights. The
+//! measurements behind both routes are in `docs/performance.md`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -130,6 +138,18 @@ impl<'a> MatMut<'a> {
     }
 }
 
+impl MatMut<'_> {
+    /// The same view, borrowed again.
+    pub fn reborrow(&mut self) -> MatMut<'_> {
+        MatMut {
+            data: self.data,
+            rows: self.rows,
+            cols: self.cols,
+            rs: self.rs,
+        }
+    }
+}
+
 /// Resizes a workspace buffer to exactly `n` values; no allocation once it has had that size.
 pub(crate) fn fit(v: &mut Vec<f32>, n: usize) {
     if v.len() != n {
@@ -152,13 +172,6 @@ pub enum Accumulate {
 /// by the borrow rules). Panics if the inner or outer dimensions disagree.
 pub fn matmul(c: MatMut<'_>, a: Mat<'_>, b: Mat<'_>, acc: Accumulate) {
     matmul_inner(c, a, b, acc, threads());
-    clear_upper_vector_state();
-}
-
-/// [`matmul`] on the calling thread only, whatever [`threads`] says: for products that already
-/// run inside a parallel split (each block of batch rows of a recurrence on its own thread).
-pub fn matmul_serial(c: MatMut<'_>, a: Mat<'_>, b: Mat<'_>, acc: Accumulate) {
-    matmul_inner(c, a, b, acc, 1);
     clear_upper_vector_state();
 }
 
@@ -198,6 +211,12 @@ fn matmul_inner(c: MatMut<'_>, a: Mat<'_>, b: Mat<'_>, acc: Accumulate, threads:
         return;
     }
     let work = m * n * k;
+    #[cfg(feature = "mkl")]
+    let mut c = c;
+    #[cfg(feature = "mkl")]
+    if mkl_matmul(&mut c, a, b, acc, threads) {
+        return;
+    }
     if m <= SMALL_ROWS {
         let par = if threads > 1 && work >= SMALL_PARALLEL_WORK {
             faer::Par::rayon(threads)
@@ -251,6 +270,109 @@ fn matmul_inner(c: MatMut<'_>, a: Mat<'_>, b: Mat<'_>, acc: Accumulate, threads:
         }
     }
 }
+
+/// The `mkl` feature's route: one `cblas_sgemm` on `threads` of oneMKL's threads. False when an
+/// operand has no unit stride.
+#[cfg(feature = "mkl")]
+fn mkl_matmul(c: &mut MatMut<'_>, a: Mat<'_>, b: Mat<'_>, acc: Accumulate, threads: usize) -> bool {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let threads = if m * n * k >= LARGE_PARALLEL_WORK {
+        threads
+    } else {
+        1
+    };
+    // SAFETY: the views were bounds-checked on construction and `c` is a unique borrow.
+    unsafe {
+        mkl::sgemm(
+            mkl::Operands {
+                m,
+                n,
+                k,
+                a: (a.data.as_ptr(), a.rs, a.cs),
+                c: (c.data.as_mut_ptr(), c.rs),
+                add: acc == Accumulate::Add,
+                threads,
+            },
+            (b.data.as_ptr(), b.rs, b.cs),
+        )
+    }
+}
+
+/// A right operand is packed for [`matmul_prepared`] only when used at least this many times.
+pub const PACK_MIN_USES: usize = 4;
+
+/// The right operand `B[k, n]` of many products `[m, k]·B` of one shape (a recurrent weight,
+/// used at every step), prepared once. With the `mkl` feature it is packed in oneMKL's internal
+/// layout, as oneDNN keeps its recurrent weights; otherwise it is the view itself.
+pub struct Prepared<'a> {
+    b: Mat<'a>,
+    m: usize,
+    threads: usize,
+    /// `b` in oneMKL's packed layout (`None`: not worth packing, or no unit stride).
+    #[cfg(feature = "mkl")]
+    pack: Option<mkl::PackedB>,
+}
+
+impl<'a> Prepared<'a> {
+    /// Prepares `b` for `uses` products with `m` rows on `threads` threads (1 inside a parallel
+    /// split; [`threads`] otherwise). Packing costs about one product, so a `b` used fewer than
+    /// [`PACK_MIN_USES`] times is left as it is.
+    pub fn new(b: Mat<'a>, m: usize, threads: usize, uses: usize) -> Self {
+        let threads = threads.max(1);
+        #[cfg(feature = "mkl")]
+        {
+            let pack = if uses >= PACK_MIN_USES {
+                // SAFETY: the view was bounds-checked on construction.
+                unsafe { mkl::PackedB::new(m, b.cols, b.rows, (b.data.as_ptr(), b.rs, b.cs)) }
+            } else {
+                None
+            };
+            Prepared {
+                b,
+                m,
+                threads,
+                pack,
+            }
+        }
+        #[cfg(not(feature = "mkl"))]
+        {
+            let _ = uses;
+            Prepared { b, m, threads }
+        }
+    }
+}
+
+/// `C (=|+=) A · B` with a prepared `B`: [`matmul`]'s contract; `a` must have the `m` rows `b`
+/// was prepared for.
+pub fn matmul_prepared(mut c: MatMut<'_>, a: Mat<'_>, b: &Prepared<'_>, acc: Accumulate) {
+    assert_eq!(a.rows, b.m, "rows differ from the prepared product's");
+    assert_eq!(a.cols, b.b.rows, "inner dimensions differ");
+    assert_eq!((c.rows, c.cols), (a.rows, b.b.cols), "output shape differs");
+    #[cfg(feature = "mkl")]
+    if let Some(pack) = &b.pack {
+        // SAFETY: the views were bounds-checked on construction and `c` is a unique borrow.
+        let done = unsafe {
+            pack.compute(mkl::Operands {
+                m: a.rows,
+                n: b.b.cols,
+                k: a.cols,
+                a: (a.data.as_ptr(), a.rs, a.cs),
+                c: (c.data.as_mut_ptr(), c.rs),
+                add: acc == Accumulate::Add,
+                threads: b.threads,
+            })
+        };
+        if done {
+            clear_upper_vector_state();
+            return;
+        }
+    }
+    matmul_inner(c.reborrow(), a, b.b, acc, b.threads);
+    clear_upper_vector_state();
+}
+
+#[cfg(feature = "mkl")]
+mod mkl;
 
 #[cfg(test)]
 mod tests {
@@ -315,6 +437,64 @@ mod tests {
                 assert_eq!(c, twice, "add m={m} n={n} k={k} ta={ta} tb={tb}");
             }
         }
+    }
+
+    #[test]
+    fn prepared_products_match_naive_packed_or_not() {
+        // Integer-valued operands: every backend's sum is exact, so equality is exact.
+        let (m, n, k) = (5, 24, 9);
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32) - 6.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32) - 5.0).collect();
+        for &tb in &[false, true] {
+            let bv = if tb {
+                Mat::new(&b, n, k).t()
+            } else {
+                Mat::new(&b, k, n)
+            };
+            let want = naive(m, n, k, &|i, p| a[i * k + p], &|p, j| {
+                if tb {
+                    b[j * k + p]
+                } else {
+                    b[p * n + j]
+                }
+            });
+            for &(uses, threads) in &[(1, 1), (PACK_MIN_USES, 1), (PACK_MIN_USES, 2)] {
+                let w = Prepared::new(bv, m, threads, uses);
+                // Written into columns 1..=n of a wider buffer, twice: overwrite, then add.
+                let mut c = vec![7.0; m * (n + 2)];
+                for acc in [Accumulate::Overwrite, Accumulate::Add] {
+                    matmul_prepared(
+                        MatMut::strided(&mut c[1..], m, n, n + 2),
+                        Mat::new(&a, m, k),
+                        &w,
+                        acc,
+                    );
+                }
+                for i in 0..m {
+                    let row = &c[i * (n + 2)..(i + 1) * (n + 2)];
+                    assert_eq!(row[0], 7.0, "column before untouched");
+                    assert_eq!(row[n + 1], 7.0, "column after untouched");
+                    for j in 0..n {
+                        assert_eq!(row[1 + j], 2.0 * want[i * n + j], "tb={tb} uses={uses}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "rows differ")]
+    fn prepared_product_refuses_other_row_count() {
+        let b = [1.0; 6];
+        let w = Prepared::new(Mat::new(&b, 2, 3), 4, 1, PACK_MIN_USES);
+        let a = [1.0; 6];
+        let mut c = [0.0; 9];
+        matmul_prepared(
+            MatMut::new(&mut c, 3, 3),
+            Mat::new(&a, 3, 2),
+            &w,
+            Accumulate::Add,
+        );
     }
 
     #[test]

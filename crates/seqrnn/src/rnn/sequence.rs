@@ -14,7 +14,7 @@
 //! [`crate::rnn`]. A layer's output buffer is `[T, B, D·H]`; one direction owns the `H` columns
 //! starting at `dir·H`.
 
-use crate::linalg::{matmul, matmul_serial, Accumulate, Mat, MatMut};
+use crate::linalg::{matmul, matmul_prepared, threads, Accumulate, Mat, MatMut, Prepared};
 
 use super::config::{CellKind, GruVariant};
 use super::params::{CellGrads, CellParams};
@@ -153,10 +153,10 @@ pub(crate) fn forward(
         })
         .collect();
     match blocks.len() {
-        1 => forward_rows(pass, &mut blocks[0], matmul),
+        1 => forward_rows(pass, &mut blocks[0], threads()),
         _ => rayon::scope(|sc| {
             for blk in blocks.iter_mut() {
-                sc.spawn(move |_| forward_rows(pass, blk, matmul_serial));
+                sc.spawn(move |_| forward_rows(pass, blk, 1));
             }
         }),
     }
@@ -176,14 +176,31 @@ struct ForwardRows<'a> {
     rh: &'a mut [f32],
 }
 
-/// A matrix product: [`matmul`] (threads inside) or [`matmul_serial`] (one thread).
-type Product = fn(MatMut<'_>, Mat<'_>, Mat<'_>, Accumulate);
-
 /// The recurrence of one block of rows over all steps: recurrent product(s) and fused gates.
-fn forward_rows(pass: &Pass<'_>, blk: &mut ForwardRows<'_>, mm: Product) {
+/// The recurrent weights are prepared for the block's products once (`threads`: 1 when the
+/// block runs inside a row split, else [`threads`]).
+fn forward_rows(pass: &Pass<'_>, blk: &mut ForwardRows<'_>, threads: usize) {
     let (b, hs, gh) = (blk.rows, pass.h, pass.gh());
     let p = pass.p;
     let w_hh = Mat::new(p.w_hh, gh, hs);
+    // `W_hhᵀ` whole, or (GRU "reset before") its r,z and n parts.
+    let (w_a, w_n) = match pass.cell {
+        CellKind::Gru(GruVariant::ResetBefore) => (
+            Prepared::new(
+                Mat::new(&p.w_hh[..2 * hs * hs], 2 * hs, hs).t(),
+                b,
+                threads,
+                pass.t,
+            ),
+            Some(Prepared::new(
+                Mat::new(&p.w_hh[2 * hs * hs..], hs, hs).t(),
+                b,
+                threads,
+                pass.t,
+            )),
+        ),
+        _ => (Prepared::new(w_hh.t(), b, threads, pass.t), None),
+    };
     let h = &mut *blk.h;
     for s in 0..pass.t {
         let t = pass.time(s);
@@ -191,10 +208,10 @@ fn forward_rows(pass: &Pass<'_>, blk: &mut ForwardRows<'_>, mm: Product) {
         let extra_t = blk.extra.get_mut(t).map(|e| &mut **e);
         match pass.cell {
             CellKind::Lstm => {
-                mm(
+                matmul_prepared(
                     MatMut::new(g_t, b, gh),
                     Mat::new(h, b, hs),
-                    w_hh.t(),
+                    &w_a,
                     Accumulate::Add,
                 );
                 let c = &mut *blk.c;
@@ -205,10 +222,10 @@ fn forward_rows(pass: &Pass<'_>, blk: &mut ForwardRows<'_>, mm: Product) {
                 }
             }
             CellKind::Gru(GruVariant::ResetAfter) => {
-                mm(
+                matmul_prepared(
                     MatMut::new(&mut blk.hg[..b * gh], b, gh),
                     Mat::new(h, b, hs),
-                    w_hh.t(),
+                    &w_a,
                     Accumulate::Overwrite,
                 );
                 let hn = match extra_t {
@@ -218,12 +235,11 @@ fn forward_rows(pass: &Pass<'_>, blk: &mut ForwardRows<'_>, mm: Product) {
                 gru::forward_gates_reset_after(g_t, blk.hg, &p.b_hh[2 * hs..], hn, h, hs);
             }
             CellKind::Gru(GruVariant::ResetBefore) => {
-                let w_hrz = Mat::new(&p.w_hh[..2 * hs * hs], 2 * hs, hs);
-                let w_hn = Mat::new(&p.w_hh[2 * hs * hs..], hs, hs);
-                mm(
+                let w_hn = w_n.as_ref().expect("prepared above");
+                matmul_prepared(
                     MatMut::strided(g_t, b, 2 * hs, gh),
                     Mat::new(h, b, hs),
-                    w_hrz.t(),
+                    &w_a,
                     Accumulate::Add,
                 );
                 let rh = match extra_t {
@@ -231,10 +247,10 @@ fn forward_rows(pass: &Pass<'_>, blk: &mut ForwardRows<'_>, mm: Product) {
                     None => &mut blk.rh[..b * hs],
                 };
                 gru::forward_rz_reset_before(g_t, h, rh, hs);
-                mm(
+                matmul_prepared(
                     MatMut::strided(&mut g_t[2 * hs..], b, hs, gh),
                     Mat::new(rh, b, hs),
-                    w_hn.t(),
+                    w_hn,
                     Accumulate::Add,
                 );
                 gru::forward_n_reset_before(g_t, h, hs);
@@ -270,12 +286,32 @@ fn backward_rows(
     saved: &Saved<'_>,
     dy: &[f32],
     blk: &mut BackwardRows<'_>,
-    mm: Product,
+    threads: usize,
 ) {
     let (bb, b, hs, gh, tt) = (pass.b, blk.rows, pass.h, pass.gh(), pass.t);
     let r0 = blk.first;
     let p = pass.p;
-    let w_hh = Mat::new(p.w_hh, gh, hs);
+    // `W_hh` whole, or (GRU "reset before") its n and r,z parts, prepared once for all steps.
+    let (w_a, w_n) = match pass.cell {
+        CellKind::Gru(GruVariant::ResetBefore) => (
+            Prepared::new(
+                Mat::new(&p.w_hh[..2 * hs * hs], 2 * hs, hs),
+                b,
+                threads,
+                pass.t,
+            ),
+            Some(Prepared::new(
+                Mat::new(&p.w_hh[2 * hs * hs..], hs, hs),
+                b,
+                threads,
+                pass.t,
+            )),
+        ),
+        _ => (
+            Prepared::new(Mat::new(p.w_hh, gh, hs), b, threads, pass.t),
+            None,
+        ),
+    };
     let bh = b * hs;
     let dh = &mut *blk.dh;
     // Rows of this block at step t in a `[T, B, W]` buffer.
@@ -312,37 +348,37 @@ fn backward_rows(
                 let dc = &mut *blk.dc;
                 assert_eq!(dc.len(), bh, "LSTM needs a cell state");
                 lstm::backward_gates(g_t, e_t, c_prev, dh, dc, dxg_t, hs);
-                mm(
+                matmul_prepared(
                     MatMut::new(dh, b, hs),
                     Mat::new(dxg_t, b, gh),
-                    w_hh,
+                    &w_a,
                     Accumulate::Overwrite,
                 );
             }
             CellKind::Gru(GruVariant::ResetAfter) => {
                 let dhg_t = &mut *blk.dhg[t];
                 gru::backward_gates_reset_after(g_t, e_t, h_prev, dh, dxg_t, dhg_t, hs);
-                mm(
+                matmul_prepared(
                     MatMut::new(dh, b, hs),
                     Mat::new(dhg_t, b, gh),
-                    w_hh,
+                    &w_a,
                     Accumulate::Add,
                 );
             }
             CellKind::Gru(GruVariant::ResetBefore) => {
                 gru::backward_zn_reset_before(g_t, h_prev, dh, dxg_t, hs);
                 let drh = &mut blk.drh[..bh];
-                mm(
+                matmul_prepared(
                     MatMut::new(drh, b, hs),
                     Mat::strided(&dxg_t[2 * hs..], b, hs, gh),
-                    Mat::new(&p.w_hh[2 * hs * hs..], hs, hs),
+                    w_n.as_ref().expect("prepared above"),
                     Accumulate::Overwrite,
                 );
                 gru::backward_r_reset_before(g_t, h_prev, drh, dh, dxg_t, hs);
-                mm(
+                matmul_prepared(
                     MatMut::new(dh, b, hs),
                     Mat::strided(dxg_t, b, 2 * hs, gh),
-                    Mat::new(&p.w_hh[..2 * hs * hs], 2 * hs, hs),
+                    &w_a,
                     Accumulate::Add,
                 );
             }
@@ -497,10 +533,10 @@ pub(crate) fn backward(
         })
         .collect();
     match blocks.len() {
-        1 => backward_rows(pass, saved, dy, &mut blocks[0], matmul),
+        1 => backward_rows(pass, saved, dy, &mut blocks[0], threads()),
         _ => rayon::scope(|sc| {
             for blk in blocks.iter_mut() {
-                sc.spawn(move |_| backward_rows(pass, saved, dy, blk, matmul_serial));
+                sc.spawn(move |_| backward_rows(pass, saved, dy, blk, 1));
             }
         }),
     }
