@@ -1,6 +1,7 @@
 //! Measures candidate f32 matrix-multiply crates on the exact shapes the seqrnn engine runs.
 //!
-//! Usage: `cargo run --release -- --threads N [--features openblas]`
+//! Usage: `cargo run --release -- --threads N [--features openblas|mkl]`
+//! (`--features mkl` needs `SEQRNN_MKL_DIR`, as printed by `tools/install-mkl.sh`.)
 //! (`MATMUL_NUM_THREADS` is set from `--threads` for `matrixmultiply`, which reads it once.)
 //!
 //! Every product is `C[m,n] = A[m,k] · B[k,n]` in row-major storage, with `B` either stored as
@@ -249,6 +250,230 @@ impl Backend for OpenBlas {
     }
 }
 
+#[cfg(feature = "mkl")]
+mod mkl {
+    //! oneMKL: `cblas_sgemm`, the same with `B` packed once (`cblas_sgemm_pack`, as a recurrent
+    //! weight used at every step), and bf16 operands with f32 results (`cblas_gemm_bf16bf16f32`).
+    use super::{Backend, Shape};
+    use std::cell::RefCell;
+    use std::os::raw::c_int;
+
+    extern "C" {
+        fn MKL_Set_Threading_Layer(code: c_int) -> c_int;
+        fn MKL_Set_Num_Threads(n: c_int);
+        fn cblas_sgemm_pack_get_size(id: c_int, m: c_int, n: c_int, k: c_int) -> usize;
+        fn cblas_sgemm_pack(
+            layout: c_int,
+            id: c_int,
+            trans: c_int,
+            m: c_int,
+            n: c_int,
+            k: c_int,
+            alpha: f32,
+            src: *const f32,
+            ld: c_int,
+            dest: *mut f32,
+        );
+        fn cblas_sgemm_compute(
+            layout: c_int,
+            ta: c_int,
+            tb: c_int,
+            m: c_int,
+            n: c_int,
+            k: c_int,
+            a: *const f32,
+            lda: c_int,
+            b: *const f32,
+            ldb: c_int,
+            beta: f32,
+            c: *mut f32,
+            ldc: c_int,
+        );
+        fn cblas_gemm_bf16bf16f32(
+            layout: c_int,
+            ta: c_int,
+            tb: c_int,
+            m: c_int,
+            n: c_int,
+            k: c_int,
+            alpha: f32,
+            a: *const u16,
+            lda: c_int,
+            b: *const u16,
+            ldb: c_int,
+            beta: f32,
+            c: *mut f32,
+            ldc: c_int,
+        );
+    }
+
+    const ROW_MAJOR: c_int = 101;
+    const NO_TRANS: c_int = 111;
+    const TRANS: c_int = 112;
+    const PACKED: c_int = 151;
+    const B_MATRIX: c_int = 162;
+
+    pub fn set_threads(threads: usize) {
+        // SAFETY: oneMKL's set-up calls, before any product.
+        unsafe {
+            MKL_Set_Threading_Layer(3); // GNU OpenMP, as the engine uses it
+            MKL_Set_Num_Threads(threads as c_int);
+        }
+    }
+
+    fn layout(s: &Shape) -> (c_int, c_int, c_int, c_int) {
+        let (ta, lda) = if s.a_transposed {
+            (TRANS, s.m)
+        } else {
+            (NO_TRANS, s.k)
+        };
+        let (tb, ldb) = if s.b_transposed {
+            (TRANS, s.k)
+        } else {
+            (NO_TRANS, s.n)
+        };
+        (ta, lda as c_int, tb, ldb as c_int)
+    }
+
+    pub struct Plain;
+    impl Backend for Plain {
+        fn name(&self) -> &'static str {
+            "oneMKL 2026.2"
+        }
+        fn run(&self, s: &Shape, a: &[f32], b: &[f32], c: &mut [f32]) {
+            let (ta, lda, tb, ldb) = layout(s);
+            // SAFETY: the slices hold the shapes described.
+            unsafe {
+                cblas_sys::cblas_sgemm(
+                    cblas_sys::CBLAS_LAYOUT::CblasRowMajor,
+                    if ta == TRANS {
+                        cblas_sys::CBLAS_TRANSPOSE::CblasTrans
+                    } else {
+                        cblas_sys::CBLAS_TRANSPOSE::CblasNoTrans
+                    },
+                    if tb == TRANS {
+                        cblas_sys::CBLAS_TRANSPOSE::CblasTrans
+                    } else {
+                        cblas_sys::CBLAS_TRANSPOSE::CblasNoTrans
+                    },
+                    s.m as i32,
+                    s.n as i32,
+                    s.k as i32,
+                    1.0,
+                    a.as_ptr(),
+                    lda,
+                    b.as_ptr(),
+                    ldb,
+                    0.0,
+                    c.as_mut_ptr(),
+                    s.n as i32,
+                )
+            }
+        }
+    }
+
+    /// `B` packed on the first (untimed) call for a shape, then reused.
+    #[derive(Default)]
+    pub struct Packed {
+        cache: RefCell<Option<(&'static str, Vec<f32>)>>,
+    }
+    impl Backend for Packed {
+        fn name(&self) -> &'static str {
+            "oneMKL, B packed"
+        }
+        fn run(&self, s: &Shape, a: &[f32], b: &[f32], c: &mut [f32]) {
+            let (ta, lda, tb, ldb) = layout(s);
+            let mut cache = self.cache.borrow_mut();
+            if cache.as_ref().map(|(n, _)| *n) != Some(s.name) {
+                // SAFETY: the buffer has the size oneMKL asks for.
+                let buf = unsafe {
+                    let bytes = cblas_sgemm_pack_get_size(
+                        B_MATRIX,
+                        s.m as c_int,
+                        s.n as c_int,
+                        s.k as c_int,
+                    );
+                    let mut buf = vec![0.0f32; bytes.div_ceil(4)];
+                    cblas_sgemm_pack(
+                        ROW_MAJOR,
+                        B_MATRIX,
+                        tb,
+                        s.m as c_int,
+                        s.n as c_int,
+                        s.k as c_int,
+                        1.0,
+                        b.as_ptr(),
+                        ldb,
+                        buf.as_mut_ptr(),
+                    );
+                    buf
+                };
+                *cache = Some((s.name, buf));
+            }
+            let packed = &cache.as_ref().expect("packed above").1;
+            // SAFETY: as above.
+            unsafe {
+                cblas_sgemm_compute(
+                    ROW_MAJOR,
+                    ta,
+                    PACKED,
+                    s.m as c_int,
+                    s.n as c_int,
+                    s.k as c_int,
+                    a.as_ptr(),
+                    lda,
+                    packed.as_ptr(),
+                    ldb,
+                    0.0,
+                    c.as_mut_ptr(),
+                    s.n as c_int,
+                );
+            }
+        }
+    }
+
+    /// Operands rounded to bf16 on the first (untimed) call for a shape, then reused.
+    #[derive(Default)]
+    pub struct Bf16 {
+        cache: RefCell<Option<(&'static str, Vec<u16>, Vec<u16>)>>,
+    }
+    fn to_bf16(x: &[f32]) -> Vec<u16> {
+        x.iter().map(|v| (v.to_bits() >> 16) as u16).collect()
+    }
+    impl Backend for Bf16 {
+        fn name(&self) -> &'static str {
+            "oneMKL bf16→f32"
+        }
+        fn run(&self, s: &Shape, a: &[f32], b: &[f32], c: &mut [f32]) {
+            let (ta, lda, tb, ldb) = layout(s);
+            let mut cache = self.cache.borrow_mut();
+            if cache.as_ref().map(|(n, _, _)| *n) != Some(s.name) {
+                *cache = Some((s.name, to_bf16(a), to_bf16(b)));
+            }
+            let (_, a16, b16) = cache.as_ref().expect("converted above");
+            // SAFETY: the slices hold the shapes described.
+            unsafe {
+                cblas_gemm_bf16bf16f32(
+                    ROW_MAJOR,
+                    ta,
+                    tb,
+                    s.m as c_int,
+                    s.n as c_int,
+                    s.k as c_int,
+                    1.0,
+                    a16.as_ptr(),
+                    lda,
+                    b16.as_ptr(),
+                    ldb,
+                    0.0,
+                    c.as_mut_ptr(),
+                    s.n as c_int,
+                );
+            }
+        }
+    }
+}
+
 fn fill(n: usize, seed: u32) -> Vec<f32> {
     let mut x = seed.wrapping_mul(2654435761).wrapping_add(1);
     (0..n)
@@ -304,7 +529,17 @@ fn main() {
     ];
     #[cfg(feature = "openblas")]
     backends.push(Box::new(OpenBlas));
-    print!("| shape ({threads} thread{}) |", if threads > 1 { "s" } else { "" });
+    #[cfg(feature = "mkl")]
+    {
+        mkl::set_threads(threads);
+        backends.push(Box::new(mkl::Plain));
+        backends.push(Box::new(mkl::Packed::default()));
+        backends.push(Box::new(mkl::Bf16::default()));
+    }
+    print!(
+        "| shape ({threads} thread{}) |",
+        if threads > 1 { "s" } else { "" }
+    );
     for b in &backends {
         print!(" {} |", b.name());
     }
