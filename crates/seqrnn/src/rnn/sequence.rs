@@ -176,31 +176,48 @@ struct ForwardRows<'a> {
     rh: &'a mut [f32],
 }
 
+/// Which per-step product a recurrent weight is prepared for.
+#[derive(Clone, Copy)]
+enum StepProduct {
+    /// `h_{t-1} · W_hhᵀ`: the weight used transposed.
+    Forward,
+    /// `∂gates · W_hh`: the weight used as stored.
+    Backward,
+}
+
+/// A pass's recurrent weight prepared once for the per-step products of a block of `b` rows:
+/// `W_hh` whole, or for GRU "reset before" its `r,z` rows (first) and its `n` rows (second),
+/// which multiply different left operands.
+fn prepare_w_hh<'a>(
+    pass: &Pass<'a>,
+    b: usize,
+    threads: usize,
+    product: StepProduct,
+) -> (Prepared<'a>, Option<Prepared<'a>>) {
+    let (hs, w) = (pass.h, pass.p.w_hh);
+    let prepare = |rows: std::ops::Range<usize>| {
+        let m = Mat::new(&w[rows.start * hs..rows.end * hs], rows.len(), hs);
+        let m = match product {
+            StepProduct::Forward => m.t(),
+            StepProduct::Backward => m,
+        };
+        Prepared::new(m, b, threads, pass.t)
+    };
+    match pass.cell {
+        CellKind::Gru(GruVariant::ResetBefore) => {
+            (prepare(0..2 * hs), Some(prepare(2 * hs..3 * hs)))
+        }
+        _ => (prepare(0..pass.gh()), None),
+    }
+}
+
 /// The recurrence of one block of rows over all steps: recurrent product(s) and fused gates.
 /// The recurrent weights are prepared for the block's products once (`threads`: 1 when the
 /// block runs inside a row split, else [`threads`]).
 fn forward_rows(pass: &Pass<'_>, blk: &mut ForwardRows<'_>, threads: usize) {
     let (b, hs, gh) = (blk.rows, pass.h, pass.gh());
     let p = pass.p;
-    let w_hh = Mat::new(p.w_hh, gh, hs);
-    // `W_hhᵀ` whole, or (GRU "reset before") its r,z and n parts.
-    let (w_a, w_n) = match pass.cell {
-        CellKind::Gru(GruVariant::ResetBefore) => (
-            Prepared::new(
-                Mat::new(&p.w_hh[..2 * hs * hs], 2 * hs, hs).t(),
-                b,
-                threads,
-                pass.t,
-            ),
-            Some(Prepared::new(
-                Mat::new(&p.w_hh[2 * hs * hs..], hs, hs).t(),
-                b,
-                threads,
-                pass.t,
-            )),
-        ),
-        _ => (Prepared::new(w_hh.t(), b, threads, pass.t), None),
-    };
+    let (w_a, w_n) = prepare_w_hh(pass, b, threads, StepProduct::Forward);
     let h = &mut *blk.h;
     for s in 0..pass.t {
         let t = pass.time(s);
@@ -290,28 +307,7 @@ fn backward_rows(
 ) {
     let (bb, b, hs, gh, tt) = (pass.b, blk.rows, pass.h, pass.gh(), pass.t);
     let r0 = blk.first;
-    let p = pass.p;
-    // `W_hh` whole, or (GRU "reset before") its n and r,z parts, prepared once for all steps.
-    let (w_a, w_n) = match pass.cell {
-        CellKind::Gru(GruVariant::ResetBefore) => (
-            Prepared::new(
-                Mat::new(&p.w_hh[..2 * hs * hs], 2 * hs, hs),
-                b,
-                threads,
-                pass.t,
-            ),
-            Some(Prepared::new(
-                Mat::new(&p.w_hh[2 * hs * hs..], hs, hs),
-                b,
-                threads,
-                pass.t,
-            )),
-        ),
-        _ => (
-            Prepared::new(Mat::new(p.w_hh, gh, hs), b, threads, pass.t),
-            None,
-        ),
-    };
+    let (w_a, w_n) = prepare_w_hh(pass, b, threads, StepProduct::Backward);
     let bh = b * hs;
     let dh = &mut *blk.dh;
     // Rows of this block at step t in a `[T, B, W]` buffer.
