@@ -12,7 +12,7 @@ MKL_VERSION=2026.2.0
 prefix=${1:-target/mkl}
 if ! ls "$prefix"/lib/libmkl_rt.so* >/dev/null 2>&1; then
     python3 -m venv "$prefix" >&2
-    "$prefix/bin/pip" install --quiet --disable-pip-version-check "mkl==$MKL_VERSION" >&2
+    "$prefix/bin/pip" install --quiet --disable-pip-version-check --no-cache-dir "mkl==$MKL_VERSION" >&2
 fi
 ls "$prefix"/lib/libmkl_rt.so* >/dev/null
 cd "$prefix/lib" && pwd
