@@ -6,7 +6,7 @@
 #   cargo build --release -p seqrnn-cli --features mkl
 #
 # The environment goes to $1 (default: target/mkl). Needs python3 with venv and pip; about
-# 700 MB on disk. oneMKL is under the Intel Simplified Software License.
+# 1 GB on disk. oneMKL is under the Intel Simplified Software License.
 set -euo pipefail
 MKL_VERSION=2026.2.0
 prefix=${1:-target/mkl}
