@@ -522,6 +522,7 @@ fn main() {
     unsafe {
         openblas_set_num_threads(threads as i32)
     };
+    #[cfg_attr(not(any(feature = "openblas", feature = "mkl")), allow(unused_mut))]
     let mut backends: Vec<Box<dyn Backend>> = vec![
         Box::new(Gemm { threads }),
         Box::new(Faer { threads }),
