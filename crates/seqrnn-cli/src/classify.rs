@@ -3,7 +3,7 @@
 use std::io::{BufRead, Write as _};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use seqrnn::data::labeled::{self, build_labels, build_vocab, encode_all, Encoded};
 use seqrnn::data::Vocab;
@@ -12,13 +12,15 @@ use seqrnn::model::classifier::{Classifier, ClassifierConfig, Directions, Poolin
 use seqrnn::optim::AdamConfig;
 use seqrnn::rnn::CellKind;
 use seqrnn::run::RunDir;
+use seqrnn::run::TASK_FORMAT_VERSION;
 use seqrnn::train::classify::{
     argmax, classifier_params, evaluate, probabilities, ClassifyMetrics, ClassifyRunConfig,
     ClassifyTask, ClassifyTrainConfig,
 };
-use seqrnn::train::fit::{load_fit_checkpoint, EarlyStopping, FitConfig, TASK_FORMAT_VERSION};
+use seqrnn::train::{EarlyStopping, FitConfig, Optimizer};
 
-use crate::fit_progress::{train_supervised, ScoreShown};
+use crate::progress::Shown;
+use crate::training::{self, new_run, resumed_run};
 use crate::CellArg;
 
 #[derive(Subcommand, Debug)]
@@ -159,23 +161,10 @@ fn encode_split(
 
 fn train_cmd(a: TrainArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
-    let run = RunDir::new(&a.out);
-    let saved = if a.resume {
-        ensure!(
-            run.checkpoint_path().is_file(),
-            "{} holds no checkpoint to resume from",
-            a.out.display()
-        );
-        let c = ClassifyRunConfig::load(&run)?;
-        Some(c)
-    } else {
-        if run.holds_run() && !a.force {
-            bail!(
-                "{} already holds a run: pass --force to replace it, or --resume to go on with it",
-                a.out.display()
-            );
-        }
-        None
+    let resumed = resumed_run(&a.out, a.resume, a.force)?;
+    let saved = match &resumed {
+        Some(run) => Some(ClassifyRunConfig::load(run.dir())?),
+        None => None,
     };
     let min_freq = saved.as_ref().map_or(a.min_freq, |c| c.train.min_freq);
     ensure!(min_freq >= 1, "--min-freq must be at least 1");
@@ -194,8 +183,11 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             Ok(Vocab::load(path)?.tokens() == v.tokens())
         };
         ensure!(
-            same(&vocab, &run.vocab_path())?
-                && same(&labels, &ClassifyRunConfig::labels_path(&run))?,
+            same(&vocab, &resumed_dir(&resumed).vocab_path())?
+                && same(
+                    &labels,
+                    &ClassifyRunConfig::labels_path(resumed_dir(&resumed))
+                )?,
             "{} is not the data this run was trained on (its vocabulary or labels differ)",
             split_file(&a.data, "train").display()
         );
@@ -244,10 +236,10 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             seed: a.seed,
             valid_every: (a.valid_every > 0).then_some(a.valid_every),
             ema: (a.ema != 0.0).then_some(a.ema),
-            adam: AdamConfig {
+            optimizer: Optimizer::Adam(AdamConfig {
                 weight_decay: a.weight_decay,
                 ..AdamConfig::default()
-            },
+            }),
             ..FitConfig::default()
         },
     };
@@ -264,27 +256,6 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     let mut task = ClassifyTask::new(&model, &train, &dev, train_cfg.batch)?
         .with_word_dropout(train_cfg.word_dropout)?;
     let mut params = model.init_params(train_cfg.fit.seed)?;
-    let resume = match &saved {
-        Some(_) => {
-            let ck = load_fit_checkpoint(&run.checkpoint_path(), model.num_params())?;
-            eprintln!(
-                "resuming {} after epoch {} of {} with the run's own settings",
-                a.out.display(),
-                ck.state.epochs_done,
-                train_cfg.fit.epochs
-            );
-            Some(ck)
-        }
-        None => {
-            run.create()?;
-            for p in [run.checkpoint_path(), run.model_path(), run.metrics_path()] {
-                let _ = std::fs::remove_file(p);
-            }
-            vocab.save(&run.vocab_path())?;
-            labels.save(&ClassifyRunConfig::labels_path(&run))?;
-            None
-        }
-    };
     let config = ClassifyRunConfig {
         format: TASK_FORMAT_VERSION,
         task: ClassifyRunConfig::TASK.into(),
@@ -311,15 +282,25 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         dev.unknown_tokens,
         seqrnn::linalg::threads()
     );
+    let run = match resumed {
+        Some(mut run) => {
+            run.set_config(&config)?;
+            run
+        }
+        None => {
+            let run = new_run(&a.out, a.force, &config)?;
+            vocab.save(&run.dir().vocab_path())?;
+            labels.save(&ClassifyRunConfig::labels_path(run.dir()))?;
+            run
+        }
+    };
     let t0 = std::time::Instant::now();
-    let outcome = train_supervised(
+    let outcome = training::fit(
         &mut task,
         &mut params,
         &train_cfg.fit,
         &run,
-        ScoreShown::Accuracy,
-        resume,
-        || config.save(&run),
+        Shown::Accuracy,
     )?;
     let dev_m = evaluate(&model, &outcome.best_params, &dev)?;
     let test_m = match &test {
@@ -493,4 +474,12 @@ fn predict_cmd(a: PredictArgs) -> Result<()> {
         writeln!(out, "{}\t{:.4}", labels.tokens()[best], row[best])?;
     }
     Ok(())
+}
+
+/// The folder of the resumed run (only called when there is one).
+fn resumed_dir(run: &Option<seqrnn::run::Run>) -> &RunDir {
+    match run {
+        Some(r) => r.dir(),
+        None => unreachable!("called for resumed runs only"),
+    }
 }

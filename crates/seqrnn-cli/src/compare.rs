@@ -13,11 +13,12 @@ use seqrnn::report::compare::{
     load_run, measure_lm, reset_peak_rss, write_report, ReportOptions, RunSummary,
 };
 use seqrnn::rnn::CellKind;
-use seqrnn::run::{load_checkpoint, RunConfig, RunDir, FORMAT_VERSION};
-use seqrnn::train::{self, Start, TrainConfig};
+use seqrnn::run::{Existing, Run, RunConfig, RunDir, FORMAT_VERSION};
+use seqrnn::train::{self, KeepCheckpoints, RunEnd, TrainConfig};
 
 use crate::lm::{default_data, load_corpus, LmFlags};
-use crate::progress::TrainProgress;
+use crate::progress::{Shown, TrainProgress};
+use crate::training::stop_if_interrupted;
 use crate::CellArg;
 
 /// `seqrnn compare`.
@@ -229,8 +230,7 @@ fn train_runs(a: &CompareArgs, notes: &mut Vec<String>) -> Result<Vec<PathBuf>> 
         a.max_seconds.is_none_or(|s| s.is_finite() && s > 0.0),
         "--max-seconds must be positive"
     );
-    let train_cfg =
-        a.lm.train_config(max_steps, None, seqrnn::train::lm::KeepCheckpoints::Latest);
+    let train_cfg = a.lm.train_config(max_steps, None, KeepCheckpoints::Latest);
     train_cfg.validate()?;
     data::Batched::new(&corpus.train, train_cfg.batch).context("training split")?;
     data::Batched::new(&corpus.valid, train_cfg.eval_batch).context("validation split")?;
@@ -277,24 +277,20 @@ fn train_runs(a: &CompareArgs, notes: &mut Vec<String>) -> Result<Vec<PathBuf>> 
     let kind: TokenKind = a.lm.tokens.into();
     let mut dirs = Vec::new();
     for (name, model_cfg) in plan {
-        let run = RunDir::new(a.out.join("runs").join(&name));
-        run.create()?;
-        for f in [
-            run.checkpoint_path(),
-            run.model_path(),
-            run.metrics_path(),
-            run.dir.join(seqrnn::report::compare::SUMMARY_FILE),
-        ] {
-            let _ = std::fs::remove_file(f);
-        }
-        corpus.vocab.save(&run.vocab_path())?;
         let run_config = RunConfig {
             format: FORMAT_VERSION,
             tokens: kind.into(),
             model: model_cfg,
             train: serde_json::to_value(train_cfg)?,
         };
-        run.save_config(&run_config)?;
+        // Checked above: a run there is replaced only with --force.
+        let run = Run::create(
+            &a.out.join("runs").join(&name),
+            &run_config,
+            Existing::Replace,
+        )?;
+        remove_if_present(&run.dir().dir.join(seqrnn::report::compare::SUMMARY_FILE))?;
+        corpus.vocab.save(&run.dir().vocab_path())?;
         let model = LanguageModel::new(model_cfg)?;
         let mut params = model.init_params(LmInit::Uniform(a.lm.init_scale()), a.lm.seed)?;
         let title = format!(
@@ -311,17 +307,17 @@ fn train_runs(a: &CompareArgs, notes: &mut Vec<String>) -> Result<Vec<PathBuf>> 
         let reset = reset_peak_rss();
         let t0 = Instant::now();
         train_one(
-            &run_config,
             &model,
             &mut params,
             &train_corpus,
             &train_cfg,
-            &run,
+            run,
             &title,
             a.max_seconds,
         )
         .with_context(|| format!("training {name} failed"))?;
         let train_seconds = t0.elapsed().as_secs_f64();
+        let dir = a.out.join("runs").join(&name);
         let train_peak = if reset {
             seqrnn::bench::peak_rss_bytes()
         } else {
@@ -330,7 +326,7 @@ fn train_runs(a: &CompareArgs, notes: &mut Vec<String>) -> Result<Vec<PathBuf>> 
         drop(params);
         let eval = if corpus.test.is_some() || kind == TokenKind::Char {
             Some(
-                measure_lm(&run.dir, &data_path, a.lm.eval_batch)
+                measure_lm(&dir, &data_path, a.lm.eval_batch)
                     .with_context(|| format!("could not evaluate {name}"))?,
             )
         } else {
@@ -342,8 +338,8 @@ fn train_runs(a: &CompareArgs, notes: &mut Vec<String>) -> Result<Vec<PathBuf>> 
             train_threads: Some(seqrnn::linalg::threads()),
             train_seconds: Some(train_seconds),
         }
-        .save(&run.dir)?;
-        dirs.push(run.dir.clone());
+        .save(&dir)?;
+        dirs.push(dir);
     }
     notes.push(format!(
         "Runs trained one after another by `seqrnn compare` with the same settings and seed on \
@@ -361,61 +357,46 @@ fn train_runs(a: &CompareArgs, notes: &mut Vec<String>) -> Result<Vec<PathBuf>> 
 
 /// Trains one run: in one go, or, with a wall-clock budget, one epoch at a time (resuming from
 /// the checkpoint) until the budget is spent.
-#[allow(clippy::too_many_arguments)]
 fn train_one(
-    run_config: &RunConfig,
     model: &LanguageModel,
-    params: &mut Vec<f32>,
+    params: &mut [f32],
     corpus: &Corpus,
     cfg: &TrainConfig,
-    run: &RunDir,
+    run: Run,
     title: &str,
     max_seconds: Option<f64>,
 ) -> Result<()> {
-    let mut progress = TrainProgress::new();
-    let Some(budget) = max_seconds else {
-        let start = Start {
-            config: run_config.clone(),
-            resume: None,
-        };
-        let r = train::train(model, params, corpus, cfg, run, title, start, &mut progress);
-        progress.finish();
-        r?;
-        return Ok(());
-    };
+    let mut progress = TrainProgress::new(Shown::Perplexity)?;
     let t0 = Instant::now();
-    for epoch in 1..=cfg.epochs {
-        let start = if epoch == 1 {
-            Start {
-                config: run_config.clone(),
-                resume: None,
-            }
-        } else {
-            let ck = load_checkpoint(&run.checkpoint_path(), model.num_params())?;
-            params.clone_from(&ck.params);
-            Start {
-                config: run_config.clone(),
-                resume: Some(ck),
-            }
-        };
+    let mut run = run;
+    // With a budget, one epoch a call; without, all of them in one.
+    let first = match max_seconds {
+        Some(_) => 1,
+        None => cfg.epochs,
+    };
+    for epoch in first..=cfg.epochs {
         let one = TrainConfig {
             epochs: epoch,
             ..*cfg
         };
-        let r = train::train(
-            model,
-            params,
-            corpus,
-            &one,
-            run,
-            title,
-            start,
-            &mut progress,
-        );
+        let r = train::train(model, params, corpus, &one, &run, title, &mut progress);
         progress.finish();
-        if r?.end != seqrnn::train::lm::RunEnd::Completed || t0.elapsed().as_secs_f64() >= budget {
+        let r = r?;
+        stop_if_interrupted(r.fit.end, r.fit.steps, &run)?;
+        let spent = max_seconds.is_none_or(|b| t0.elapsed().as_secs_f64() >= b);
+        if r.fit.end != RunEnd::Completed || spent {
             break;
         }
+        run = Run::resume(&run.dir().dir)?;
     }
     Ok(())
+}
+
+fn remove_if_present(path: &std::path::Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(anyhow::Error::new(e).context(format!("could not remove {}", path.display())))
+        }
+        _ => Ok(()),
+    }
 }

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use seqrnn::data::table::Table;
 use seqrnn::io::tensors::TensorFile;
@@ -11,13 +11,15 @@ use seqrnn::model::forecaster::{ForecastHead, Forecaster, ForecasterConfig};
 use seqrnn::report::plot::{line_chart_svg, Series as ChartSeries};
 use seqrnn::rnn::CellKind;
 use seqrnn::run::RunDir;
-use seqrnn::train::fit::{load_fit_checkpoint, EarlyStopping, FitConfig, TASK_FORMAT_VERSION};
+use seqrnn::run::TASK_FORMAT_VERSION;
 use seqrnn::train::forecast::{
     evaluate, forecast_original, forecaster_params, Anchor, ColumnSpec, ForecastMetrics,
     ForecastRunConfig, ForecastTask, ForecastTrainConfig, Mode, Series, Split,
 };
+use seqrnn::train::{EarlyStopping, FitConfig};
 
-use crate::fit_progress::{train_supervised, ScoreShown};
+use crate::progress::Shown;
+use crate::training::{self, new_run, resumed_run};
 use crate::CellArg;
 
 #[derive(Subcommand, Debug)]
@@ -155,22 +157,10 @@ fn load_table(path: &Path) -> Result<Table> {
 
 fn train_cmd(a: TrainArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
-    let run = RunDir::new(&a.out);
-    let saved = if a.resume {
-        ensure!(
-            run.checkpoint_path().is_file(),
-            "{} holds no checkpoint to resume from",
-            a.out.display()
-        );
-        Some(ForecastRunConfig::load(&run)?)
-    } else {
-        if run.holds_run() && !a.force {
-            bail!(
-                "{} already holds a run: pass --force to replace it, or --resume to go on with it",
-                a.out.display()
-            );
-        }
-        None
+    let resumed = resumed_run(&a.out, a.resume, a.force)?;
+    let saved = match &resumed {
+        Some(run) => Some(ForecastRunConfig::load(run.dir())?),
+        None => None,
     };
     let table = load_table(&a.data)?;
     let split = match (&saved, &a.split) {
@@ -273,25 +263,6 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         train_cfg.batch,
     )?;
     let mut params = model.init_params(train_cfg.fit.seed)?;
-    let resume = match &saved {
-        Some(_) => {
-            let ck = load_fit_checkpoint(&run.checkpoint_path(), model.num_params())?;
-            eprintln!(
-                "resuming {} after epoch {} of {} with the run's own settings",
-                a.out.display(),
-                ck.state.epochs_done,
-                train_cfg.fit.epochs
-            );
-            Some(ck)
-        }
-        None => {
-            run.create()?;
-            for p in [run.checkpoint_path(), run.model_path(), run.metrics_path()] {
-                let _ = std::fs::remove_file(p);
-            }
-            None
-        }
-    };
     let config = ForecastRunConfig {
         format: TASK_FORMAT_VERSION,
         task: ForecastRunConfig::TASK.into(),
@@ -317,16 +288,15 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         model.num_params(),
         seqrnn::linalg::threads()
     );
+    let run = match resumed {
+        Some(mut run) => {
+            run.set_config(&config)?;
+            run
+        }
+        None => new_run(&a.out, a.force, &config)?,
+    };
     let t0 = std::time::Instant::now();
-    let outcome = train_supervised(
-        &mut task,
-        &mut params,
-        &train_cfg.fit,
-        &run,
-        ScoreShown::NegMse,
-        resume,
-        || config.save(&run),
-    )?;
+    let outcome = training::fit(&mut task, &mut params, &train_cfg.fit, &run, Shown::NegMse)?;
     let test = evaluate(
         &model,
         &outcome.best_params,

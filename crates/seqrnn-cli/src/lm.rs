@@ -10,16 +10,14 @@ use seqrnn::generate::{generate, Decoding};
 use seqrnn::io::tensors::TensorFile;
 use seqrnn::model::{LanguageModel, LmConfig, LmInit, OutputWeights};
 use seqrnn::optim::AdamConfig;
-use seqrnn::report::metrics::read_metrics;
 use seqrnn::rnn::CellKind;
 use seqrnn::run::{
-    import_state_dict, load_checkpoint, params_from_tensors, save_model, RunConfig, RunDir,
-    FORMAT_VERSION,
+    import_state_dict, params_from_tensors, save_model, Run, RunConfig, RunDir, FORMAT_VERSION,
 };
-use seqrnn::train::lm::{KeepCheckpoints, RunEnd};
-use seqrnn::train::{self, Optimizer, Preset, Start, TrainConfig};
+use seqrnn::train::{self, KeepCheckpoints, Optimizer, Preset, TrainConfig};
 
-use crate::progress::TrainProgress;
+use crate::progress::{Shown, TrainProgress};
+use crate::training::{new_run, resume_advice, resumed_run, stop_if_interrupted};
 use crate::CellArg;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -286,74 +284,15 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
         Some(p) => p.clone(),
         None => default_data(a.lm.tokens)?,
     };
-    let run = RunDir::new(&a.out);
-    ensure!(
-        !(a.resume && a.force),
-        "--resume and --force contradict each other: choose one"
-    );
-    if run.holds_run() && !a.resume && !a.force {
-        bail!(
-            "{} already holds a run: pass --resume to continue it or --force to replace it",
-            a.out.display()
-        );
-    }
-    if a.resume && !run.holds_run() {
-        bail!(
-            "{} holds no run to resume (no config.json)",
-            a.out.display()
-        );
-    }
-
+    let resumed = resumed_run(&a.out, a.resume, a.force)?;
     let corpus = load_corpus(&data_path, a.lm.tokens)
         .with_context(|| format!("could not load the corpus from {}", data_path.display()))?;
-
-    // Model and training settings: the preset, overridden by explicit flags; on resume, the
-    // run's own settings (only --epochs may extend it).
-    let (model_cfg, train_cfg, init_scale) = if a.resume {
-        let rc = run.load_config()?;
-        let mut t: TrainConfig = serde_json::from_value(rc.train.clone())
-            .context("the run's config.json holds no readable training settings")?;
-        if let Some(e) = a.lm.epochs {
-            t.epochs = e;
-        }
-        t.max_steps = a.max_steps;
-        t.checkpoint_every = a.checkpoint_every.or(t.checkpoint_every);
-        if a.keep_epoch_checkpoints {
-            t.keep = KeepCheckpoints::Epochs;
-        }
-        if let Some(n) = rc.train.get("threads").and_then(|v| v.as_u64()) {
-            if n as usize != seqrnn::linalg::threads() {
-                eprintln!(
-                    "warning: the run was trained with {n} thread(s) and resumes with {}: the result will differ in the last bits from an uninterrupted run (pass --threads {n} to reproduce it exactly)",
-                    seqrnn::linalg::threads()
-                );
-            }
-        }
-        (rc.model, t, 0.0)
-    } else {
-        let model_cfg = a.lm.model_config(
-            corpus.vocab.len(),
-            CellKind::from(a.cell),
-            a.lm.hidden(a.hidden),
-            if a.variational {
-                DropoutKind::Variational
-            } else {
-                DropoutKind::Standard
-            },
-            if a.tie {
-                OutputWeights::Tied
-            } else {
-                OutputWeights::Separate
-            },
-        );
-        let keep = if a.keep_epoch_checkpoints {
-            KeepCheckpoints::Epochs
-        } else {
-            KeepCheckpoints::Latest
-        };
-        let t = a.lm.train_config(a.max_steps, a.checkpoint_every, keep);
-        (model_cfg, t, a.lm.init_scale())
+    let run_config = match &resumed {
+        Some(run) => resumed_config(&a, run)?,
+        None => fresh_config(&a, &corpus),
     };
+    let model_cfg = run_config.model;
+    let train_cfg: TrainConfig = serde_json::from_value(run_config.train.clone())?;
     model_cfg.validate()?;
     train_cfg.validate()?;
     let model = LanguageModel::new(model_cfg)?;
@@ -363,93 +302,27 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
     if let Some(test) = &corpus.test {
         data::Batched::new(test, train_cfg.eval_batch).context("test split")?;
     }
-
-    let mut train_json = serde_json::to_value(train_cfg)?;
-    if let Some(o) = train_json.as_object_mut() {
-        // For the record: results depend on the thread count (see docs/reliability.md).
-        o.insert("threads".into(), seqrnn::linalg::threads().into());
-    }
-    let run_config = RunConfig {
-        format: FORMAT_VERSION,
-        tokens: TokenKind::from(a.lm.tokens).into(),
-        model: model_cfg,
-        train: train_json,
-    };
-    let (mut params, start) = if a.resume {
-        let path = run.checkpoint_path();
-        if !path.is_file() {
-            bail!(
-                "{} holds no checkpoint.safetensors to resume from: the run stopped before its first checkpoint; start it again with --force",
-                a.out.display()
+    let (run, mut params) = match resumed {
+        Some(mut run) => {
+            let vocab = Vocab::load(&run.dir().vocab_path())?;
+            ensure!(
+                vocab == corpus.vocab,
+                "the corpus at {} gives a different vocabulary from the run's vocab.txt: resume with the corpus the run was trained on",
+                data_path.display()
             );
+            run.set_config(&run_config)?;
+            (run, vec![0.0; model.num_params()])
         }
-        let mut ck = load_checkpoint(&path, model.num_params())
-            .context("cannot resume from the run's checkpoint; start again with --force")?;
-        let vocab = Vocab::load(&run.vocab_path())?;
-        ensure!(
-            vocab == corpus.vocab,
-            "the corpus at {} gives a different vocabulary from the run's vocab.txt: resume with the corpus the run was trained on",
-            data_path.display()
-        );
-        if ck.history.is_empty() && ck.state.epochs_done > 0 {
-            // Version-1 checkpoints keep no metrics: take them from metrics.csv.
-            ck.history = read_metrics(&run.metrics_path()).unwrap_or_default();
+        None => {
+            let params = match &a.init_from {
+                Some(path) => params_from_tensors(&model, &TensorFile::load(path)?, path)?,
+                None => model.init_params(LmInit::Uniform(a.lm.init_scale()), a.lm.seed)?,
+            };
+            let run = new_run(&a.out, a.force, &run_config)?;
+            corpus.vocab.save(&run.dir().vocab_path())?;
+            (run, params)
         }
-        match &ck.state.partial {
-            Some(p) => eprintln!(
-                "resuming {} in epoch {} at window {} ({} steps done)",
-                a.out.display(),
-                ck.state.epochs_done + 1,
-                p.window,
-                ck.state.steps_done
-            ),
-            None => eprintln!(
-                "resuming {} after epoch {} ({} steps done)",
-                a.out.display(),
-                ck.state.epochs_done,
-                ck.state.steps_done
-            ),
-        }
-        let params = ck.params.clone();
-        let mut rc = run.load_config()?;
-        let threads = rc.train.get("threads").cloned();
-        rc.train = serde_json::to_value(train_cfg)?;
-        if let (Some(o), Some(t)) = (rc.train.as_object_mut(), threads) {
-            o.insert("threads".into(), t);
-        }
-        (
-            params,
-            Start {
-                config: rc,
-                resume: Some(ck),
-            },
-        )
-    } else {
-        let params = match &a.init_from {
-            Some(path) => {
-                let file = TensorFile::load(path)?;
-                params_from_tensors(&model, &file, path)?
-            }
-            None => model.init_params(LmInit::Uniform(init_scale), a.lm.seed)?,
-        };
-        run.create()?;
-        if a.force {
-            let _ = std::fs::remove_file(run.config_path());
-            for p in [run.checkpoint_path(), run.model_path(), run.metrics_path()] {
-                let _ = std::fs::remove_file(p);
-            }
-            let _ = std::fs::remove_dir_all(run.dir.join("checkpoints"));
-        }
-        corpus.vocab.save(&run.vocab_path())?;
-        (
-            params,
-            Start {
-                config: run_config,
-                resume: None,
-            },
-        )
     };
-
     let title = train_title(&model_cfg, a.lm.tokens);
     eprintln!(
         "{title}: {} parameters, vocabulary {}, {} train tokens, bptt {}, batch {}, {} thread(s)",
@@ -460,8 +333,7 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
         train_cfg.batch,
         seqrnn::linalg::threads()
     );
-    let stop = crate::progress::stop_on_ctrl_c()?;
-    let mut progress = TrainProgress::new().with_stop(stop);
+    let mut progress = TrainProgress::new(Shown::Perplexity)?;
     let t0 = std::time::Instant::now();
     let outcome = train::train(
         &model,
@@ -470,45 +342,86 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
         &train_cfg,
         &run,
         &title,
-        start,
         &mut progress,
     );
     progress.finish();
-    let outcome = match outcome {
-        Ok(o) => o,
-        Err(e) => {
-            // A run that made no progress past its initial checkpoint is not left looking like
-            // one: the same command can be run again (with other settings) without --force.
-            if !a.resume
-                && load_checkpoint(&run.checkpoint_path(), model.num_params())
-                    .is_ok_and(|ck| ck.state.steps_done == 0)
-            {
-                let _ = std::fs::remove_file(run.config_path());
-                let _ = std::fs::remove_file(run.checkpoint_path());
-            }
-            return Err(e.into());
-        }
+    let outcome = outcome.map_err(|e| resume_advice(e, &run))?;
+    stop_if_interrupted(outcome.fit.end, outcome.fit.steps, &run)?;
+    print_outcome(&a, &outcome, t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// A fresh run's configuration: the preset, overridden by the flags given.
+fn fresh_config(a: &TrainArgs, corpus: &Corpus) -> RunConfig {
+    let model = a.lm.model_config(
+        corpus.vocab.len(),
+        CellKind::from(a.cell),
+        a.lm.hidden(a.hidden),
+        match a.variational {
+            true => DropoutKind::Variational,
+            false => DropoutKind::Standard,
+        },
+        match a.tie {
+            true => OutputWeights::Tied,
+            false => OutputWeights::Separate,
+        },
+    );
+    let keep = match a.keep_epoch_checkpoints {
+        true => KeepCheckpoints::Epochs,
+        false => KeepCheckpoints::Latest,
     };
-    if outcome.end == RunEnd::Interrupted {
-        eprintln!(
-            "interrupted after {} steps; the checkpoint in {} holds the position. Continue with:\n  seqrnn train --out {} --data {} --resume{}",
-            outcome.steps,
-            a.out.display(),
-            a.out.display(),
-            data_path.display(),
-            a.threads
-                .map(|t| format!(" --threads {t}"))
-                .unwrap_or_default()
-        );
-        return Err(crate::Interrupted.into());
+    let t = a.lm.train_config(a.max_steps, a.checkpoint_every, keep);
+    let mut train = serde_json::to_value(t).unwrap_or_default();
+    if let Some(o) = train.as_object_mut() {
+        // For the record: results depend on the thread count (see docs/reliability.md).
+        o.insert("threads".into(), seqrnn::linalg::threads().into());
     }
-    let secs = t0.elapsed().as_secs_f64();
+    RunConfig {
+        format: FORMAT_VERSION,
+        tokens: TokenKind::from(a.lm.tokens).into(),
+        model,
+        train,
+    }
+}
+
+/// A resumed run's configuration: its own settings, with a new epoch count, step limit and
+/// checkpointing when given.
+fn resumed_config(a: &TrainArgs, run: &Run) -> Result<RunConfig> {
+    let mut rc = run.dir().load_config()?;
+    let mut t: TrainConfig = serde_json::from_value(rc.train.clone())
+        .context("the run's config.json holds no readable training settings")?;
+    if let Some(e) = a.lm.epochs {
+        t.epochs = e;
+    }
+    t.max_steps = a.max_steps;
+    t.checkpoint_every = a.checkpoint_every.or(t.checkpoint_every);
+    if a.keep_epoch_checkpoints {
+        t.keep = KeepCheckpoints::Epochs;
+    }
+    let threads = rc.train.get("threads").cloned();
+    if let Some(n) = threads.as_ref().and_then(|v| v.as_u64()) {
+        if n as usize != seqrnn::linalg::threads() {
+            eprintln!(
+                "warning: the run was trained with {n} thread(s) and resumes with {}: the result will differ in the last bits from an uninterrupted run (pass --threads {n} to reproduce it exactly)",
+                seqrnn::linalg::threads()
+            );
+        }
+    }
+    rc.train = serde_json::to_value(t)?;
+    if let (Some(o), Some(n)) = (rc.train.as_object_mut(), threads) {
+        o.insert("threads".into(), n);
+    }
+    Ok(rc)
+}
+
+fn print_outcome(a: &TrainArgs, outcome: &train::TrainOutcome, secs: f64) {
+    let epochs = outcome.fit.epochs.len();
     if a.json {
         let v = serde_json::json!({
             "valid_ppl": outcome.best_valid_ppl,
             "test_ppl": outcome.test_ppl,
-            "epochs": outcome.epochs.len(),
-            "steps": outcome.steps,
+            "epochs": epochs,
+            "steps": outcome.fit.steps,
             "seconds": secs,
             "run": a.out,
         });
@@ -521,13 +434,12 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
                 .test_ppl
                 .map(|p| format!(", test perplexity {p:.2} (best-on-validation weights)"))
                 .unwrap_or_default(),
-            outcome.epochs.len(),
-            outcome.steps,
+            epochs,
+            outcome.fit.steps,
             secs,
             a.out.display()
         );
     }
-    Ok(())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

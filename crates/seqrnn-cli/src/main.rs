@@ -9,11 +9,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod bench;
 mod classify;
 mod compare;
-mod fit_progress;
 mod forecast;
 mod inspect;
 mod lm;
 mod progress;
+mod training;
 
 /// Train, evaluate and benchmark LSTM and GRU sequence models.
 #[derive(Parser, Debug)]

@@ -1,4 +1,5 @@
-//! Training progress: a bar on a terminal, plain lines otherwise.
+//! Training progress of every training command: a bar on a terminal, plain lines otherwise, one
+//! summary line per validation; Ctrl-C asks the loop to stop after a checkpoint.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use seqrnn::report::metrics::EpochMetrics;
+use seqrnn::train::checkpoint::{FitEpoch, FitState};
 use seqrnn::train::{Progress, StepInfo};
 
 /// Makes Ctrl-C (SIGINT) and SIGTERM set the returned flag instead of ending the process, so
@@ -26,28 +27,37 @@ pub fn stop_on_ctrl_c() -> Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
+/// How a task's losses and validation score are shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shown {
+    /// Cross-entropy per token: perplexities, tokens per second.
+    Perplexity,
+    /// The score is −MSE: `valid mse`.
+    NegMse,
+    /// The score is an accuracy in [0, 1]: a percentage.
+    Accuracy,
+}
+
 pub struct TrainProgress {
     bar: Option<ProgressBar>,
     terminal: bool,
     next_line: usize,
+    shown: Shown,
     stop: Arc<AtomicBool>,
     told: AtomicBool,
 }
 
 impl TrainProgress {
-    pub fn new() -> Self {
-        TrainProgress {
+    /// Progress showing figures as `shown`; Ctrl-C and SIGTERM stop the loop after a checkpoint.
+    pub fn new(shown: Shown) -> Result<Self> {
+        Ok(TrainProgress {
             bar: None,
             terminal: std::io::stderr().is_terminal(),
             next_line: 0,
-            stop: Arc::new(AtomicBool::new(false)),
+            shown,
+            stop: stop_on_ctrl_c()?,
             told: AtomicBool::new(false),
-        }
-    }
-
-    /// Stops training when `stop` is set (see [`stop_on_ctrl_c`]).
-    pub fn with_stop(self, stop: Arc<AtomicBool>) -> Self {
-        TrainProgress { stop, ..self }
+        })
     }
 
     pub fn finish(&mut self) {
@@ -55,9 +65,69 @@ impl TrainProgress {
             b.finish_and_clear();
         }
     }
+
+    fn line(&mut self, line: String, keep_bar: bool) {
+        match (&self.bar, keep_bar) {
+            (Some(b), true) => b.println(line),
+            _ => {
+                self.finish();
+                eprintln!("{line}");
+            }
+        }
+    }
+
+    /// The summary of a validation row.
+    fn summary(&self, r: &FitEpoch, best: bool) -> String {
+        if self.shown == Shown::Perplexity {
+            return format!(
+                "epoch {:>3}  lr {:<10.6}  train ppl {:>8.2}  valid ppl {:>8.2}  {:>7.0} tok/s  {:>6.1} s",
+                r.epoch,
+                r.lr,
+                r.train_loss.exp(),
+                -r.valid_score,
+                r.examples_per_s,
+                r.seconds
+            );
+        }
+        let score = match self.shown {
+            Shown::Accuracy => format!(
+                "valid loss {:.4}  valid accuracy {:.2}%",
+                r.valid_loss,
+                100.0 * r.valid_score
+            ),
+            _ => format!("valid mse {:.4}", -r.valid_score),
+        };
+        let at = match r.epoch_end {
+            true => format!("epoch {:>3}", r.epoch),
+            false => format!("epoch {:>3} step {}", r.epoch, r.step),
+        };
+        format!(
+            "{at}  lr {:<9.6}  train loss {:.4}  {score}{}  {:>6.0} examples/s  {:>6.1} s",
+            r.lr,
+            r.train_loss,
+            if best { " *" } else { "  " },
+            r.examples_per_s,
+            r.seconds
+        )
+    }
 }
 
 impl Progress for TrainProgress {
+    fn resumed(&mut self, s: &FitState) {
+        match &s.partial {
+            Some(p) => eprintln!(
+                "resuming in epoch {} at step {} ({} steps done)",
+                s.epochs_done + 1,
+                p.step,
+                s.steps_done
+            ),
+            None => eprintln!(
+                "resuming after epoch {} ({} steps done)",
+                s.epochs_done, s.steps_done
+            ),
+        }
+    }
+
     fn epoch_start(&mut self, epoch: usize, steps: usize) {
         self.finish();
         if self.terminal {
@@ -75,12 +145,15 @@ impl Progress for TrainProgress {
     }
 
     fn step(&mut self, s: &StepInfo) {
-        let msg = format!(
-            "loss {:.3} ppl {:.1} {:.0} tok/s",
-            s.loss,
-            s.loss.exp(),
-            s.tokens_per_s
-        );
+        let msg = match self.shown {
+            Shown::Perplexity => format!(
+                "loss {:.3} ppl {:.1} {:.0} tok/s",
+                s.loss,
+                s.loss.exp(),
+                s.tokens_per_s
+            ),
+            _ => format!("loss {:.4} {:.0} examples/s", s.loss, s.tokens_per_s),
+        };
         if let Some(b) = &self.bar {
             b.set_position(s.step as u64);
             b.set_message(msg);
@@ -96,24 +169,20 @@ impl Progress for TrainProgress {
         }
     }
 
+    fn validated(&mut self, r: &FitEpoch, best: bool) {
+        let line = self.summary(r, best);
+        self.line(line, !r.epoch_end);
+    }
+
     fn should_stop(&self) -> bool {
         let stop = self.stop.load(Ordering::Relaxed);
         if stop && !self.told.swap(true, Ordering::Relaxed) {
+            let msg = "stopping: writing a checkpoint (Ctrl-C again quits at once)";
             match &self.bar {
-                Some(b) => b.println("stopping: writing a checkpoint (Ctrl-C again quits at once)"),
-                None => {
-                    eprintln!("stopping: writing a checkpoint (Ctrl-C again quits at once)")
-                }
+                Some(b) => b.println(msg),
+                None => eprintln!("{msg}"),
             }
         }
         stop
-    }
-
-    fn epoch_end(&mut self, m: &EpochMetrics) {
-        self.finish();
-        eprintln!(
-            "epoch {:>3}  lr {:<10.6}  train ppl {:>8.2}  valid ppl {:>8.2}  {:>7.0} tok/s  {:>6.1} s",
-            m.epoch, m.lr, m.train_ppl, m.valid_ppl, m.tokens_per_s, m.seconds
-        );
     }
 }

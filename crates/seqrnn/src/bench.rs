@@ -5,11 +5,13 @@ use std::time::Instant;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::data::Batched;
+use crate::data::{Batched, Vocab};
 use crate::error::Result;
-use crate::model::{LanguageModel, LmConfig, LmInit};
+use crate::model::{LanguageModel, LmConfig, LmInit, LmWorkspace};
+use crate::optim::{clip_grad_norm, sgd_step};
 use crate::rnn::{CellKind, Init, Rnn, RnnCache, RnnConfig, RnnState, RnnWorkspace, SeqShape};
-use crate::train::lm::{train_step, StepBuffers, StepError, Update};
+use crate::train::lm::LmTask;
+use crate::train::{Task, TrainConfig};
 
 /// Figures of one layer benchmark.
 #[derive(Clone, Debug, PartialEq)]
@@ -226,7 +228,7 @@ pub struct LmBench {
     pub generate_ms_per_token: f64,
 }
 
-/// Runs real training steps ([`crate::train::lm::train_step`]: forward, backward, clipping at
+/// Runs real training steps ([`LmTask`]'s forward and backward, clipping at
 /// 0.25, SGD) and evaluation windows of a language model on a random token stream, timing
 /// `steps` of each after `warmup` untimed ones, then [`GENERATE_TOKENS`] tokens of generation at
 /// batch 1, plus a `1024³` product as the peak reference.
@@ -242,47 +244,36 @@ pub fn lm(cfg: LmBenchConfig) -> Result<LmBench> {
         .collect();
     let data = Batched::new(&stream, b)?;
     let all = data.windows(t);
-    let mut bufs = StepBuffers::new(&model);
+    let mut vocab = Vocab::new();
+    for i in 0..cfg.vocab {
+        vocab.add(&i.to_string());
+    }
+    let train_cfg = TrainConfig {
+        bptt: t,
+        batch: b,
+        ..TrainConfig::default()
+    };
+    let mut task = LmTask::over(&model, &vocab, &stream, &stream, &train_cfg, "bench")?;
+    let mut grads = vec![0.0; model.num_params()];
     let mut drop_rng = crate::dropout::rng_from_seed(5);
     let shape = SeqShape { t, b };
-    let step = |params: &mut [f32],
-                state: &mut RnnState,
-                bufs: &mut StepBuffers,
-                drop_rng: &mut crate::dropout::SeqRng,
-                w| {
-        train_step(
-            &model,
-            params,
-            data.inputs(w),
-            data.targets(w),
-            shape,
-            state,
-            bufs,
-            drop_rng,
-            Update {
-                clip: Some(0.25),
-                lr: 1.0,
-                adam: None,
-            },
-        )
-        .map_err(|e| match e {
-            StepError::Engine(e) => e,
-            StepError::NotFinite(what) => crate::error::Error::Diverged {
-                epoch: 1,
-                step: 0,
-                what,
-            },
-        })
+    // The loop's step with clipping at 0.25 and SGD at lr 1.
+    let mut step = |params: &mut [f32], i: usize| -> Result<()> {
+        grads.fill(0.0);
+        task.train_step(params, &mut grads, i, &mut drop_rng)?;
+        clip_grad_norm(&mut grads, 0.25);
+        sgd_step(params, &grads, 1.0);
+        Ok(())
     };
-    let mut state = model.zero_state(b);
-    for &w in all.iter().take(cfg.warmup) {
-        step(&mut params, &mut state, &mut bufs, &mut drop_rng, w)?;
+    for i in 0..cfg.warmup {
+        step(&mut params, i)?;
     }
     let t0 = Instant::now();
-    for &w in all.iter().skip(cfg.warmup).take(cfg.steps) {
-        step(&mut params, &mut state, &mut bufs, &mut drop_rng, w)?;
+    for i in cfg.warmup..cfg.warmup + cfg.steps {
+        step(&mut params, i)?;
     }
     let train_s = t0.elapsed().as_secs_f64();
+    let mut ws = LmWorkspace::default();
     let mut state = model.zero_state(b);
     for &w in all.iter().take(cfg.warmup) {
         model.eval_loss(
@@ -291,7 +282,7 @@ pub fn lm(cfg: LmBenchConfig) -> Result<LmBench> {
             data.targets(w),
             shape,
             &mut state,
-            &mut bufs.ws,
+            &mut ws,
         )?;
     }
     let t0 = Instant::now();
@@ -302,7 +293,7 @@ pub fn lm(cfg: LmBenchConfig) -> Result<LmBench> {
             data.targets(w),
             shape,
             &mut state,
-            &mut bufs.ws,
+            &mut ws,
         )?;
     }
     let eval_s = t0.elapsed().as_secs_f64();

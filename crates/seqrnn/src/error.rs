@@ -41,6 +41,24 @@ pub enum Error {
     /// A dataset could not be fetched or failed verification.
     #[error("{0}")]
     Download(String),
+    /// A fresh run was asked for in a folder that holds one.
+    #[error("{} already holds a run", dir.display())]
+    RunExists {
+        /// The run folder.
+        dir: PathBuf,
+    },
+    /// A resume was asked for in a folder that holds no run.
+    #[error("{} holds no run to resume (no config.json, so no checkpoint to continue from)", dir.display())]
+    NoRun {
+        /// The folder.
+        dir: PathBuf,
+    },
+    /// A run folder without a checkpoint to resume from.
+    #[error("{} holds no checkpoint.safetensors to resume from: the run stopped before its first checkpoint", dir.display())]
+    NoCheckpoint {
+        /// The run folder.
+        dir: PathBuf,
+    },
     /// A safetensors file that cannot be parsed or lacks a tensor.
     #[error("{path}: {message}")]
     Format {

@@ -16,7 +16,8 @@ use crate::model::classifier::{
     Classifier, ClassifierCache, ClassifierConfig, ClassifierWorkspace, TokenBatch,
 };
 use crate::run::RunDir;
-use crate::train::fit::{BatchLoss, FitConfig, SupervisedTask, Validation};
+use crate::train::fit::FitConfig;
+use crate::train::task::{BatchLoss, Task, Validation};
 
 /// Sequences per inference batch.
 pub const EVAL_BATCH: usize = 256;
@@ -172,7 +173,7 @@ impl<'a> ClassifyTask<'a> {
     }
 }
 
-impl SupervisedTask for ClassifyTask<'_> {
+impl Task for ClassifyTask<'_> {
     fn num_params(&self) -> usize {
         self.model.num_params()
     }
@@ -240,6 +241,10 @@ impl SupervisedTask for ClassifyTask<'_> {
     fn tensors(&self, params: &[f32]) -> TensorFile {
         classifier_tensors(self.model, params)
     }
+
+    fn params_from(&self, file: &TensorFile, path: &Path) -> Result<Vec<f32>> {
+        classifier_params(self.model, file, path)
+    }
 }
 
 /// The model's weights as named tensors (`embedding.weight`, `rnn.*`, `head.*`).
@@ -275,7 +280,7 @@ pub struct ClassifyTrainConfig {
 /// The `config.json` of a classification run (`vocab.txt` and `labels.txt` sit beside it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClassifyRunConfig {
-    /// Format version ([`crate::train::fit::TASK_FORMAT_VERSION`]).
+    /// Format version ([`crate::run::TASK_FORMAT_VERSION`]).
     pub format: u32,
     /// Always `"classify"`.
     pub task: String,
@@ -305,7 +310,7 @@ impl ClassifyRunConfig {
 
     /// Reads `config.json` of `run`, refusing other kinds of run with a clear message.
     pub fn load(run: &RunDir) -> Result<Self> {
-        let v = crate::train::fit::load_task_config(run, Self::TASK)?;
+        let v = crate::run::load_task_config(run, Self::TASK)?;
         let c: ClassifyRunConfig = serde_json::from_value(v).map_err(|e| Error::Format {
             path: run.config_path(),
             message: format!("unreadable classification configuration ({e})"),

@@ -1,21 +1,22 @@
-//! The epoch loop shared by every supervised task (forecasting, classification): Adam with
-//! global-norm clipping, per-epoch validation, keep-best weights, checkpoints, a metrics file,
-//! early stopping and divergence detection.
+//! The one training loop of every task (language models, forecasting, classification, and
+//! whatever implements [`Task`]): SGD or Adam, a step-decay learning-rate schedule, global-norm
+//! clipping, divergence detection, validation at epoch ends and every N steps, keep-best
+//! weights, a moving average of the weights, early stopping, checkpoints at epoch ends and
+//! every N steps (with the task's carried state), exact resume, and a stop on request
+//! (Ctrl-C) that writes a checkpoint first.
 //!
-//! A task implements [`SupervisedTask`]: it owns its data and model, cuts each epoch into
-//! batches, runs one forward and backward pass per batch and scores the current weights on its
-//! validation data. [`fit`] does everything else and writes into the run folder:
+//! [`fit`] writes into the run folder ([`Run`]):
 //!
 //! | file | contents |
 //! |---|---|
-//! | `model.safetensors` | best-on-validation weights, named by the task ([`SupervisedTask::tensors`]) |
-//! | `checkpoint.safetensors` | latest weights, Adam moments and the loop state ([`FitState`]) |
-//! | `metrics.csv` | `epoch,lr,train_loss,valid_loss,valid_<score>,examples_per_s,seconds,step,epoch_end`, one line per validation |
+//! | `model.safetensors` | best-on-validation weights, named by the task ([`Task::tensors`]) |
+//! | `checkpoint.safetensors` | everything a resume needs ([`crate::train::checkpoint`]) |
+//! | `metrics.csv` (and a curve) | one line per validation ([`Task::write_metrics`]) |
+//! | `config.json` | the run's settings, written once the first checkpoint is on disk |
 //!
-//! Every file is written atomically.
+//! Every file is written atomically. Resuming from any checkpoint, with the same thread count,
+//! ends bit for bit as the uninterrupted run.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
@@ -24,10 +25,28 @@ use serde::{Deserialize, Serialize};
 use crate::dropout::{rng_from_seed, SeqRng};
 use crate::error::{Error, Result};
 use crate::io::tensors::{Tensor, TensorFile};
-use crate::io::write_atomic;
-use crate::optim::{clip_grad_norm, grad_norm, Adam, AdamConfig};
-use crate::run::{save_tensors_atomic, RunDir};
-use crate::train::StepInfo;
+use crate::optim::{clip_grad_norm, grad_norm, sgd_step, Adam, AdamConfig};
+use crate::run::Run;
+use crate::train::checkpoint::{
+    checkpoint_bytes, load_checkpoint, Checkpoint, FitEpoch, FitState, PartialEpoch,
+};
+use crate::train::task::{LossAverage, Progress, StepInfo, Task, Validation};
+
+/// Which optimiser updates the weights.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    /// Plain SGD (Zaremba et al.).
+    Sgd,
+    /// Adam with the given moments and weight decay.
+    Adam(AdamConfig),
+}
+
+impl Default for Optimizer {
+    fn default() -> Self {
+        Optimizer::Adam(AdamConfig::default())
+    }
+}
 
 /// When training stops before its last epoch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,36 +59,109 @@ pub enum EarlyStopping {
     Patience(usize),
 }
 
-/// Settings of the shared loop. `validate()` before use.
+/// Which checkpoints a run keeps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeepCheckpoints {
+    /// Only the latest, `checkpoint.safetensors`.
+    #[default]
+    Latest,
+    /// The latest, and a copy of each epoch's as `checkpoints/epoch-NNN.safetensors`.
+    Epochs,
+}
+
+/// Settings of the loop. `validate()` before use.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "FitConfigFile")]
 pub struct FitConfig {
-    /// Adam learning rate.
+    /// Initial learning rate.
     pub lr: f64,
-    /// Learning-rate factor applied after each epoch (1 = constant).
+    /// Factor applied to the learning rate each epoch after `decay_after` epochs (1 = none).
     pub lr_decay: f64,
-    /// Adam moments and weight decay.
-    pub adam: AdamConfig,
+    /// Epochs run at the initial learning rate (at least 1).
+    pub decay_after: usize,
+    /// Optimiser.
+    pub optimizer: Optimizer,
     /// Maximum global gradient norm; `None` for no clipping.
     pub clip: Option<f64>,
     /// Epochs at most.
     pub epochs: usize,
     /// Early stopping on the validation score.
     pub early_stopping: EarlyStopping,
-    /// Stop after this many steps in total (smoke tests).
+    /// Stop after this many steps in total; the epoch is validated and checkpointed, and a
+    /// resume goes on from the next epoch.
     pub max_steps: Option<u64>,
-    /// Seed of the loop's generator (shuffling, dropout).
+    /// Seed of the loop's generator (shuffling, dropout), through [`Task::generator_seed`].
     pub seed: u64,
     /// Also validate (and keep the best weights) every this many steps inside an epoch;
     /// `None` validates at epoch ends only.
-    #[serde(default)]
     pub valid_every: Option<usize>,
     /// Exponential moving average of the weights with this momentum `M` (Keras' `use_ema`,
     /// `ema_momentum`): after step `t` (counted from 1), `ema = m·ema + (1 − m)·params` with
     /// `m = min(M, (1 + t) / (10 + t))`, the warm-up of TensorFlow's `ExponentialMovingAverage`
-    /// with `num_updates`, so short runs are not dominated by the initial weights. Validation,
-    /// the kept best weights and `model.safetensors` use the average. `None`: the raw weights.
-    #[serde(default)]
+    /// with `num_updates`. Validation, the kept best weights and `model.safetensors` use the
+    /// average. `None`: the raw weights.
     pub ema: Option<f64>,
+    /// Also write a checkpoint every this many steps inside an epoch; `None`: at epoch ends.
+    pub checkpoint_every: Option<u64>,
+    /// Which checkpoints stay on disk.
+    pub keep: KeepCheckpoints,
+}
+
+/// `FitConfig` as stored in `config.json`, also in the form earlier versions wrote (an `adam`
+/// field instead of `optimizer`, fewer fields).
+#[derive(Deserialize)]
+struct FitConfigFile {
+    lr: f64,
+    lr_decay: f64,
+    #[serde(default = "one")]
+    decay_after: usize,
+    #[serde(default)]
+    optimizer: Option<Optimizer>,
+    #[serde(default)]
+    adam: Option<AdamConfig>,
+    clip: Option<f64>,
+    epochs: usize,
+    #[serde(default)]
+    early_stopping: EarlyStopping,
+    #[serde(default)]
+    max_steps: Option<u64>,
+    seed: u64,
+    #[serde(default)]
+    valid_every: Option<usize>,
+    #[serde(default)]
+    ema: Option<f64>,
+    #[serde(default)]
+    checkpoint_every: Option<u64>,
+    #[serde(default)]
+    keep: KeepCheckpoints,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl From<FitConfigFile> for FitConfig {
+    fn from(f: FitConfigFile) -> Self {
+        FitConfig {
+            lr: f.lr,
+            lr_decay: f.lr_decay,
+            decay_after: f.decay_after,
+            optimizer: f
+                .optimizer
+                .or(f.adam.map(Optimizer::Adam))
+                .unwrap_or_default(),
+            clip: f.clip,
+            epochs: f.epochs,
+            early_stopping: f.early_stopping,
+            max_steps: f.max_steps,
+            seed: f.seed,
+            valid_every: f.valid_every,
+            ema: f.ema,
+            checkpoint_every: f.checkpoint_every,
+            keep: f.keep,
+        }
+    }
 }
 
 impl Default for FitConfig {
@@ -77,7 +169,8 @@ impl Default for FitConfig {
         FitConfig {
             lr: 1e-3,
             lr_decay: 1.0,
-            adam: AdamConfig::default(),
+            decay_after: 1,
+            optimizer: Optimizer::default(),
             clip: Some(5.0),
             epochs: 10,
             early_stopping: EarlyStopping::Off,
@@ -85,6 +178,8 @@ impl Default for FitConfig {
             seed: 1,
             valid_every: None,
             ema: None,
+            checkpoint_every: None,
+            keep: KeepCheckpoints::Latest,
         }
     }
 }
@@ -124,158 +219,46 @@ impl FitConfig {
         if self.valid_every == Some(0) {
             return bad("validation interval must be at least 1 step, got 0".into());
         }
-        self.adam.validate()
+        if self.checkpoint_every == Some(0) {
+            return bad("the checkpoint interval must be at least 1 step, got 0".into());
+        }
+        match self.optimizer {
+            Optimizer::Adam(a) => a.validate(),
+            Optimizer::Sgd => Ok(()),
+        }
     }
 
-    /// Learning rate of epoch `epoch` (1-based): `lr · decay^(epoch − 1)`.
+    /// Learning rate of epoch `epoch` (1-based): `lr · decay^max(epoch − decay_after, 0)`.
     pub fn lr_at(&self, epoch: usize) -> f64 {
-        self.lr * self.lr_decay.powi(epoch.saturating_sub(1) as i32)
+        let n = epoch.saturating_sub(self.decay_after);
+        self.lr * self.lr_decay.powi(n as i32)
     }
 }
 
-/// Loss of one training batch.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct BatchLoss {
-    /// Mean loss over the batch (the quantity whose gradient was accumulated).
-    pub loss: f64,
-    /// Examples in the batch.
-    pub examples: usize,
-}
-
-/// How the current weights do on the validation data.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Validation {
-    /// Mean validation loss (same definition as the training loss).
-    pub loss: f64,
-    /// The selection score: higher is better (accuracy; minus the MSE).
-    pub score: f64,
-}
-
-/// A supervised task the shared loop can train: data, model and loss.
-pub trait SupervisedTask {
-    /// Length of the parameter (and gradient) block.
-    fn num_params(&self) -> usize;
-    /// Name of the validation score in `metrics.csv` (`valid_<name>`), e.g. `accuracy`.
-    fn score_name(&self) -> &'static str;
-    /// Prepares an epoch (e.g. shuffles batches with `rng`) and returns its number of batches.
-    fn start_epoch(&mut self, epoch: usize, rng: &mut SeqRng) -> usize;
-    /// Forward and backward pass on batch `index` of the current epoch: accumulates (`+=`) the
-    /// gradient of the mean batch loss into `grads[P]` (zeroed by the loop before each step).
-    fn train_step(
-        &mut self,
-        params: &[f32],
-        grads: &mut [f32],
-        index: usize,
-        rng: &mut SeqRng,
-    ) -> Result<BatchLoss>;
-    /// Scores `params` on the validation data.
-    fn validate(&mut self, params: &[f32]) -> Result<Validation>;
-    /// The weights as named tensors, for `model.safetensors`.
-    fn tensors(&self, params: &[f32]) -> TensorFile;
-}
-
-/// One row of a supervised run's `metrics.csv`: one validation, at the end of an epoch or
-/// every [`FitConfig::valid_every`] steps inside it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FitEpoch {
-    /// Epoch, from 1.
-    pub epoch: usize,
-    /// Steps taken since the start of training when this validation ran.
-    pub step: u64,
-    /// Whether this validation closed its epoch.
-    pub epoch_end: bool,
-    /// Learning rate of the epoch.
-    pub lr: f64,
-    /// Mean training loss over the epoch's batches so far.
-    pub train_loss: f64,
-    /// Validation loss after the epoch.
-    pub valid_loss: f64,
-    /// Validation score after the epoch (higher is better).
-    pub valid_score: f64,
-    /// Training examples per second.
-    pub examples_per_s: f64,
-    /// Seconds since the start of the epoch, this validation included.
-    pub seconds: f64,
-}
-
-/// Receives the loop's events; the command-line tool draws progress from them.
-pub trait FitProgress {
-    /// An epoch begins with `steps` batches.
-    fn epoch_start(&mut self, _epoch: usize, _steps: usize) {}
-    /// A step finished; `tokens_per_s` holds examples per second and `loss` the epoch's mean.
-    fn step(&mut self, _info: &StepInfo) {}
-    /// Validation is running.
-    fn validating(&mut self, _epoch: usize) {}
-    /// A validation finished (mid-epoch or at its end, see [`FitEpoch::epoch_end`]); `best`
-    /// says whether the weights were kept.
-    fn epoch_end(&mut self, _row: &FitEpoch, _score_name: &str, _best: bool) {}
-}
-
-/// A [`FitProgress`] that ignores everything.
-pub struct Quiet;
-impl FitProgress for Quiet {}
-
-/// The loop's position, stored in `checkpoint.safetensors`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FitState {
-    /// Epochs finished.
-    pub epochs_done: usize,
-    /// Steps taken.
-    pub steps_done: u64,
-    /// Best validation score so far.
-    pub best_score: f64,
-    /// Epoch of the best score.
-    pub best_epoch: usize,
-    /// Step count at the best score.
-    #[serde(default)]
-    pub best_step: u64,
-    /// Adam's step count.
-    pub adam_step: u64,
-    /// Position of the loop's generator (a `u128` in decimal), so a resumed run draws what
-    /// the uninterrupted one would have; empty in checkpoints that cannot be resumed.
-    #[serde(default)]
-    pub rng_word_pos: String,
-    /// Position of the generator at the start of each finished epoch: a resume replays each
-    /// epoch's preparation ([`SupervisedTask::start_epoch`]) from it, for tasks whose order
-    /// carries over from one epoch to the next.
-    #[serde(default)]
-    pub epoch_rng_pos: Vec<String>,
-    /// Whether early stopping or the step limit ended the run.
-    #[serde(default)]
-    pub stopped_early: bool,
-    /// The metrics rows so far.
-    #[serde(default)]
-    pub history: Vec<FitEpoch>,
-}
-
-/// What a supervised checkpoint holds: everything [`fit_resumed`] needs to go on exactly where
-/// the run stopped.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FitCheckpoint {
-    /// Latest weights `[P]`.
-    pub params: Vec<f32>,
-    /// Their moving average `[P]` (empty when the run keeps none).
-    pub ema: Vec<f32>,
-    /// The best weights so far `[P]`.
-    pub best: Vec<f32>,
-    /// Adam's moments `[P]` each.
-    pub adam_m: Vec<f32>,
-    /// Second moment.
-    pub adam_v: Vec<f32>,
-    /// The loop's position.
-    pub state: FitState,
+/// How a training run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Every epoch ran.
+    Completed,
+    /// Early stopping ended it (the validation score stopped improving).
+    EarlyStopped,
+    /// [`FitConfig::max_steps`] ended it (the last epoch was cut short).
+    MaxSteps,
+    /// [`Progress::should_stop`] asked it to stop; a checkpoint holds the position.
+    Interrupted,
 }
 
 /// What [`fit`] produced.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FitOutcome {
-    /// One row per validation.
+    /// One row per validation, including those restored on resume.
     pub epochs: Vec<FitEpoch>,
     /// Epochs run (started).
     pub epochs_run: usize,
-    /// The best-on-validation weights (also in `model.safetensors`).
+    /// The best-on-validation weights (also in `model.safetensors`); empty when the run was
+    /// interrupted before its first validation.
     pub best_params: Vec<f32>,
-    /// Best validation score and its epoch.
+    /// Best validation score.
     pub best_score: f64,
     /// Epoch (1-based) of the best score.
     pub best_epoch: usize,
@@ -283,46 +266,33 @@ pub struct FitOutcome {
     pub best_step: u64,
     /// Steps taken.
     pub steps: u64,
-    /// Whether early stopping or `max_steps` ended the run before its last epoch.
-    pub stopped_early: bool,
+    /// How the run ended.
+    pub end: RunEnd,
 }
 
-/// Format tag of a supervised checkpoint.
-pub const FIT_CHECKPOINT_FORMAT: &str = "seqrnn-fit-checkpoint-1";
+impl FitOutcome {
+    /// Whether early stopping or the step limit ended the run before its last epoch.
+    pub fn stopped_early(&self) -> bool {
+        matches!(self.end, RunEnd::EarlyStopped | RunEnd::MaxSteps)
+    }
+}
 
-/// Trains `params[P]` (initial weights in, last weights out) on `task`, writing
-/// `model.safetensors`, `checkpoint.safetensors` and `metrics.csv` into `run` after every epoch.
+/// Trains `params[P]` (initial weights in, last weights out) on `task` into `run`: from
+/// scratch for a fresh run, from its checkpoint for a resumed one ([`Run::resume`]; `params`'
+/// values are then replaced by the checkpoint's). `cfg` may allow more epochs than the run
+/// first had.
 ///
 /// # Errors
-/// [`Error::Diverged`] when a loss or gradient norm becomes non-finite (the files of the last
-/// finished epoch stay as they were); task and I/O errors as they come.
+/// [`Error::Diverged`] when a loss or gradient norm becomes non-finite (the last checkpoint
+/// stays); [`Error::Config`] when the checkpoint does not fit the task or `cfg`, or the run is
+/// complete; task and I/O errors as they come. A fresh run that fails before a checkpoint
+/// past its initial one is removed from the folder ([`Run::abandon`]).
 pub fn fit(
-    task: &mut dyn SupervisedTask,
+    task: &mut dyn Task,
     params: &mut [f32],
     cfg: &FitConfig,
-    run: &RunDir,
-    progress: &mut dyn FitProgress,
-) -> Result<FitOutcome> {
-    fit_resumed(task, params, cfg, run, progress, None)
-}
-
-/// [`fit`], going on from `resume` (a checkpoint of the same run, [`load_fit_checkpoint`]) when
-/// given: weights, Adam moments, moving average, best weights, metrics and the generator's
-/// position are restored and training starts at the epoch after the checkpoint's, so the
-/// result is the one the uninterrupted run would have given (same thread count). `cfg` may
-/// allow more epochs than the run first had.
-///
-/// # Errors
-/// As [`fit`]; [`Error::Config`] when `resume` does not fit the task or `cfg` (other
-/// parameter count, a moving average kept or not, no generator position), or when the run is
-/// already complete for `cfg.epochs`.
-pub fn fit_resumed(
-    task: &mut dyn SupervisedTask,
-    params: &mut [f32],
-    cfg: &FitConfig,
-    run: &RunDir,
-    progress: &mut dyn FitProgress,
-    resume: Option<FitCheckpoint>,
+    run: &Run,
+    progress: &mut dyn Progress,
 ) -> Result<FitOutcome> {
     cfg.validate()?;
     let n = task.num_params();
@@ -332,259 +302,457 @@ pub fn fit_resumed(
             params.len()
         )));
     }
-    let mut grads = vec![0.0f32; n];
-    let mut adam = Adam::new(cfg.adam, n)?;
-    let mut rng = rng_from_seed(cfg.seed.wrapping_add(7));
-    let mut history: Vec<FitEpoch> = Vec::new();
-    let mut best = Best {
-        score: f64::NEG_INFINITY,
-        epoch: 0,
-        step: 0,
-        params: params.to_vec(),
+    let adam = match cfg.optimizer {
+        Optimizer::Adam(a) => Some(Adam::new(a, n)?),
+        Optimizer::Sgd => None,
     };
-    let mut steps = 0u64;
-    let mut stopped_early = false;
-    let mut epochs_run = 0;
-    // The moving average of the weights, when asked for: what is validated and kept.
-    let mut ema: Vec<f32> = match cfg.ema {
-        Some(_) => params.to_vec(),
-        None => Vec::new(),
-    };
-    let mut first_epoch = 1;
-    let mut epoch_starts: Vec<String> = Vec::new();
-    if let Some(ck) = resume {
-        let bad = |m: String| Err(Error::Config(m));
-        let st = ck.state;
-        if [&ck.params, &ck.best, &ck.adam_m, &ck.adam_v]
-            .iter()
-            .any(|v| v.len() != n)
-            || !(ck.ema.is_empty() || ck.ema.len() == n)
-        {
-            return bad(format!(
-                "the checkpoint holds {} parameters, the model has {n}",
-                ck.params.len()
-            ));
-        }
-        if ck.ema.is_empty() == cfg.ema.is_some() {
-            return bad("the checkpoint and the settings disagree on the moving average".into());
-        }
-        let older = || {
-            Error::Config(
-                "the checkpoint has no generator position (written by an older seqrnn): it \
-                 cannot be resumed exactly"
-                    .into(),
-            )
-        };
-        let pos: u128 = st.rng_word_pos.parse().map_err(|_| older())?;
-        let epoch_pos = st
-            .epoch_rng_pos
-            .iter()
-            .map(|p| p.parse::<u128>().map_err(|_| older()))
-            .collect::<Result<Vec<u128>>>()?;
-        if epoch_pos.len() != st.epochs_done {
-            return Err(older());
-        }
-        if st.stopped_early {
-            return bad(format!(
-                "the run stopped early after epoch {} (early stopping or a step limit): there is \
-                 nothing to resume",
-                st.epochs_done
-            ));
-        }
-        if st.epochs_done >= cfg.epochs {
-            return bad(format!(
-                "the run is complete ({} of {} epochs): pass a larger --epochs to train on",
-                st.epochs_done, cfg.epochs
-            ));
-        }
-        params.copy_from_slice(&ck.params);
-        adam.m = ck.adam_m;
-        adam.v = ck.adam_v;
-        adam.step = st.adam_step;
-        ema = ck.ema;
-        best = Best {
-            score: st.best_score,
-            epoch: st.best_epoch,
-            step: st.best_step,
-            params: ck.best,
-        };
-        steps = st.steps_done;
-        history = st.history;
-        // Replay each finished epoch's preparation (shuffles that carry over), then go on
-        // from where the generator stood.
-        for (e, &p) in epoch_pos.iter().enumerate() {
-            rng.set_word_pos(p);
-            task.start_epoch(e + 1, &mut rng);
-        }
-        epoch_starts = st.epoch_rng_pos;
-        rng.set_word_pos(pos);
-        first_epoch = st.epochs_done + 1;
-        epochs_run = st.epochs_done;
+    let mut lp = Loop::new(task, cfg, run, progress, params, adam);
+    let result = lp.run(params);
+    if result.is_err() && lp.saved_steps == 0 {
+        run.abandon();
     }
-    for epoch in first_epoch..=cfg.epochs {
-        epochs_run = epoch;
-        let lr = cfg.lr_at(epoch);
-        epoch_starts.push(rng.get_word_pos().to_string());
-        let batches = task.start_epoch(epoch, &mut rng);
-        progress.epoch_start(epoch, batches);
-        let t0 = Instant::now();
-        let (mut loss_sum, mut seen, mut n_batches) = (0.0f64, 0usize, 0usize);
-        let mut train_s = 0.0f64;
-        for i in 0..batches {
-            let ts = Instant::now();
-            grads.fill(0.0);
-            let b = task.train_step(params, &mut grads, i, &mut rng)?;
-            steps += 1;
-            if !b.loss.is_finite() {
-                return Err(Error::Diverged {
-                    epoch,
-                    step: steps,
-                    what: format!("the loss is {}", b.loss),
-                });
-            }
-            let norm = match cfg.clip {
-                Some(c) => clip_grad_norm(&mut grads, c),
-                None => grad_norm(&grads),
-            };
-            if !norm.is_finite() {
-                return Err(Error::Diverged {
-                    epoch,
-                    step: steps,
-                    what: format!("the gradient norm is {norm}"),
-                });
-            }
-            adam.step(params, &grads, lr);
-            if let Some(m) = cfg.ema {
-                update_ema(&mut ema, params, ema_momentum(m, steps) as f32);
-            }
-            train_s += ts.elapsed().as_secs_f64();
-            loss_sum += b.loss;
-            n_batches += 1;
-            seen += b.examples;
-            progress.step(&StepInfo {
-                epoch,
-                step: i + 1,
-                steps: batches,
-                loss: loss_sum / n_batches as f64,
-                tokens_per_s: seen as f64 / train_s.max(1e-9),
-            });
-            if cfg.max_steps.is_some_and(|m| steps >= m) {
-                stopped_early = true;
-                break;
-            }
-            let mid = cfg.valid_every.is_some_and(|k| (i + 1) % k == 0) && i + 1 < batches;
-            if mid {
-                let at = EpochSoFar {
-                    epoch,
-                    step: steps,
-                    epoch_end: false,
-                    lr,
-                    train_loss: loss_sum / n_batches as f64,
-                    examples_per_s: seen as f64 / train_s.max(1e-9),
-                    started: t0,
-                };
-                let scored: &[f32] = if ema.is_empty() { params } else { &ema };
-                let (row, improved) =
-                    validate_and_keep(task, scored, &at, &mut best, run, progress)?;
-                history.push(row.clone());
-                write_fit_metrics(&run.metrics_path(), task.score_name(), &history)?;
-                progress.epoch_end(&row, task.score_name(), improved);
-            }
-        }
-        let at = EpochSoFar {
-            epoch,
-            step: steps,
-            epoch_end: true,
-            lr,
-            train_loss: loss_sum / n_batches.max(1) as f64,
-            examples_per_s: seen as f64 / train_s.max(1e-9),
-            started: t0,
-        };
-        let scored: &[f32] = if ema.is_empty() { params } else { &ema };
-        let (row, improved) = validate_and_keep(task, scored, &at, &mut best, run, progress)?;
-        history.push(row.clone());
-        let patience_spent = match cfg.early_stopping {
-            EarlyStopping::Patience(p) => epoch - best.epoch >= p && epoch < cfg.epochs,
-            EarlyStopping::Off => false,
-        };
-        stopped_early |= patience_spent;
-        let state = FitState {
-            epochs_done: epoch,
-            steps_done: steps,
-            best_score: best.score,
-            best_epoch: best.epoch,
-            best_step: best.step,
-            adam_step: adam.step,
-            rng_word_pos: rng.get_word_pos().to_string(),
-            epoch_rng_pos: epoch_starts.clone(),
-            stopped_early,
-            history: history.clone(),
-        };
-        save_fit_checkpoint(
-            &run.checkpoint_path(),
-            params,
-            &ema,
-            &best.params,
-            &adam,
-            &state,
-        )?;
-        write_fit_metrics(&run.metrics_path(), task.score_name(), &history)?;
-        progress.epoch_end(&row, task.score_name(), improved);
-        if stopped_early {
-            break;
-        }
-    }
-    Ok(FitOutcome {
-        epochs: history,
-        epochs_run,
-        best_params: best.params,
-        best_score: best.score,
-        best_epoch: best.epoch,
-        best_step: best.step,
-        steps,
-        stopped_early,
-    })
+    result
 }
 
-/// Where an epoch stands when it is validated.
-struct EpochSoFar {
+/// The loop's working state.
+struct Loop<'a> {
+    task: &'a mut dyn Task,
+    cfg: &'a FitConfig,
+    run: &'a Run,
+    progress: &'a mut dyn Progress,
+    /// `grads[P]`, zeroed before each step.
+    grads: Vec<f32>,
+    adam: Option<Adam>,
+    rng: SeqRng,
+    /// Moving average `[P]` of the weights, when kept.
+    ema: Option<Vec<f32>>,
+    state: FitState,
+    history: Vec<FitEpoch>,
+    /// The best weights, when this process produced them.
+    best: Option<Vec<f32>>,
+    /// Steps done when the last checkpoint was written.
+    saved_steps: u64,
+}
+
+/// An epoch in progress.
+struct EpochRun {
     epoch: usize,
-    step: u64,
-    epoch_end: bool,
     lr: f64,
-    train_loss: f64,
-    examples_per_s: f64,
+    steps: usize,
+    acc: PartialEpoch,
     started: Instant,
 }
 
-/// Scores `scored[P]` on the validation data, keeps it (and writes `model.safetensors`) when it
-/// beats the best so far; returns the metrics row and whether it was kept.
-fn validate_and_keep(
-    task: &mut dyn SupervisedTask,
-    scored: &[f32],
-    at: &EpochSoFar,
-    best: &mut Best,
-    run: &RunDir,
-    progress: &mut dyn FitProgress,
-) -> Result<(FitEpoch, bool)> {
-    progress.validating(at.epoch);
-    let v = task.validate(scored)?;
-    let row = FitEpoch {
-        epoch: at.epoch,
-        step: at.step,
-        epoch_end: at.epoch_end,
-        lr: at.lr,
-        train_loss: at.train_loss,
-        valid_loss: v.loss,
-        valid_score: v.score,
-        examples_per_s: at.examples_per_s,
-        seconds: at.started.elapsed().as_secs_f64(),
-    };
-    let improved = best.offer(&v, at.epoch, at.step, scored);
-    if improved {
-        save_tensors_atomic(&run.model_path(), &task.tensors(scored))?;
+impl EpochRun {
+    /// Mean training loss so far.
+    fn train_loss(&self, avg: LossAverage) -> f64 {
+        match avg {
+            LossAverage::PerStep => self.acc.loss_sum / self.acc.step.max(1) as f64,
+            LossAverage::PerExample => self.acc.loss_sum / self.acc.examples as f64,
+        }
     }
-    Ok((row, improved))
+    fn seconds(&self) -> f64 {
+        self.acc.seconds + self.started.elapsed().as_secs_f64()
+    }
+    fn examples_per_s(&self) -> f64 {
+        self.acc.examples as f64 / self.acc.train_seconds.max(1e-9)
+    }
+    /// The position after `step` steps, for a checkpoint.
+    fn position(&self) -> PartialEpoch {
+        PartialEpoch {
+            seconds: self.seconds(),
+            ..self.acc.clone()
+        }
+    }
+}
+
+/// What ends an epoch besides its last step.
+enum Stop {
+    Not,
+    MaxSteps,
+    Interrupted,
+}
+
+impl<'a> Loop<'a> {
+    fn new(
+        task: &'a mut dyn Task,
+        cfg: &'a FitConfig,
+        run: &'a Run,
+        progress: &'a mut dyn Progress,
+        params: &[f32],
+        adam: Option<Adam>,
+    ) -> Self {
+        let rng = rng_from_seed(task.generator_seed(cfg.seed));
+        Loop {
+            grads: vec![0.0; params.len()],
+            adam,
+            rng,
+            ema: cfg.ema.map(|_| params.to_vec()),
+            state: FitState {
+                epochs_done: 0,
+                steps_done: 0,
+                examples_seen: 0,
+                best_score: f64::NEG_INFINITY,
+                best_epoch: 0,
+                best_step: 0,
+                adam_step: 0,
+                rng_word_pos: String::new(),
+                epoch_rng_pos: Vec::new(),
+                stopped_early: false,
+                partial: None,
+            },
+            history: Vec::new(),
+            best: None,
+            saved_steps: 0,
+            task,
+            cfg,
+            run,
+            progress,
+        }
+    }
+
+    fn run(&mut self, params: &mut [f32]) -> Result<FitOutcome> {
+        let mut resumed = None;
+        if self.run.is_fresh() {
+            // The initial checkpoint first, then config.json: a killed run is either not a
+            // run yet (no config.json) or one that a resume can continue.
+            self.save_checkpoint(params, None)?;
+            self.run.write_config()?;
+        } else {
+            let ck = load_checkpoint(&self.run.dir().checkpoint_path(), params.len())?;
+            resumed = self.restore(params, ck)?;
+            self.run.write_config()?;
+            self.progress.resumed(&self.state);
+        }
+        let mut end = RunEnd::Completed;
+        let mut epochs_run = self.state.epochs_done;
+        for epoch in self.state.epochs_done + 1..=self.cfg.epochs {
+            epochs_run = epoch;
+            let mut e = match resumed.take() {
+                Some(r) => r,
+                None => self.start_epoch(epoch),
+            };
+            let stop = self.train_epoch(params, &mut e)?;
+            if let Stop::Interrupted = stop {
+                end = RunEnd::Interrupted;
+                break;
+            }
+            self.end_epoch(params, &e)?;
+            if let Stop::MaxSteps = stop {
+                end = RunEnd::MaxSteps;
+                break;
+            }
+            if self.state.stopped_early {
+                end = RunEnd::EarlyStopped;
+                break;
+            }
+            if epoch < self.cfg.epochs && self.progress.should_stop() {
+                end = RunEnd::Interrupted;
+                break;
+            }
+        }
+        // Written again in case a run was stopped between its last checkpoint and these files.
+        if !self.history.is_empty() {
+            self.task.write_metrics(self.run.dir(), &self.history)?;
+        }
+        self.outcome(end, epochs_run)
+    }
+
+    fn start_epoch(&mut self, epoch: usize) -> EpochRun {
+        self.state
+            .epoch_rng_pos
+            .push(self.rng.get_word_pos().to_string());
+        let steps = self.task.start_epoch(epoch, &mut self.rng);
+        self.new_epoch_run(epoch, steps, None)
+    }
+
+    fn new_epoch_run(&self, epoch: usize, steps: usize, acc: Option<PartialEpoch>) -> EpochRun {
+        EpochRun {
+            epoch,
+            lr: self.cfg.lr_at(epoch),
+            steps,
+            acc: acc.unwrap_or(PartialEpoch {
+                step: 0,
+                loss_sum: 0.0,
+                examples: 0,
+                train_seconds: 0.0,
+                seconds: 0.0,
+            }),
+            started: Instant::now(),
+        }
+    }
+
+    /// Runs the epoch's remaining steps, with validations and checkpoints inside it.
+    fn train_epoch(&mut self, params: &mut [f32], e: &mut EpochRun) -> Result<Stop> {
+        self.progress.epoch_start(e.epoch, e.steps);
+        for i in e.acc.step..e.steps {
+            if self.progress.should_stop() {
+                if self.state.steps_done != self.saved_steps {
+                    self.save_checkpoint(params, Some(e.position()))?;
+                }
+                return Ok(Stop::Interrupted);
+            }
+            self.step(params, e, i)?;
+            if self
+                .cfg
+                .max_steps
+                .is_some_and(|m| self.state.steps_done >= m)
+            {
+                return Ok(Stop::MaxSteps);
+            }
+            let inside = i + 1 < e.steps;
+            if inside && self.cfg.valid_every.is_some_and(|k| (i + 1) % k == 0) {
+                let row = self.validate(params, e, false)?;
+                self.task.write_metrics(self.run.dir(), &self.history)?;
+                self.progress.validated(&row.0, row.1);
+            }
+            let every = self.cfg.checkpoint_every;
+            if inside && every.is_some_and(|k| self.state.steps_done % k == 0) {
+                self.save_checkpoint(params, Some(e.position()))?;
+            }
+        }
+        Ok(Stop::Not)
+    }
+
+    /// One step: forward and backward (the task's), divergence check, clipping, update.
+    fn step(&mut self, params: &mut [f32], e: &mut EpochRun, i: usize) -> Result<()> {
+        let t0 = Instant::now();
+        self.grads.fill(0.0);
+        let b = self
+            .task
+            .train_step(params, &mut self.grads, i, &mut self.rng)?;
+        let diverged = |what: String| Error::Diverged {
+            epoch: e.epoch,
+            step: self.state.steps_done + 1,
+            what,
+        };
+        if !b.loss.is_finite() {
+            return Err(diverged(format!("the loss is {}", b.loss)));
+        }
+        let norm = match self.cfg.clip {
+            Some(c) => clip_grad_norm(&mut self.grads, c),
+            None => grad_norm(&self.grads),
+        };
+        if !norm.is_finite() {
+            return Err(diverged(format!("the gradient norm is {norm}")));
+        }
+        match self.adam.as_mut() {
+            Some(a) => a.step(params, &self.grads, e.lr),
+            None => sgd_step(params, &self.grads, e.lr as f32),
+        }
+        self.state.steps_done += 1;
+        if let (Some(m), Some(ema)) = (self.cfg.ema, self.ema.as_mut()) {
+            update_ema(ema, params, ema_momentum(m, self.state.steps_done) as f32);
+        }
+        e.acc.train_seconds += t0.elapsed().as_secs_f64();
+        e.acc.loss_sum += b.loss;
+        e.acc.step += 1;
+        e.acc.examples += b.examples as u64;
+        self.state.examples_seen += b.examples as u64;
+        self.progress.step(&StepInfo {
+            epoch: e.epoch,
+            step: i + 1,
+            steps: e.steps,
+            loss: e.train_loss(self.task.loss_average()),
+            tokens_per_s: e.examples_per_s(),
+        });
+        Ok(())
+    }
+
+    /// Scores the weights (their average, when kept), keeps them and writes
+    /// `model.safetensors` when they beat the best so far; returns the metrics row (also added
+    /// to the history) and whether they were kept.
+    fn validate(
+        &mut self,
+        params: &[f32],
+        e: &EpochRun,
+        epoch_end: bool,
+    ) -> Result<(FitEpoch, bool)> {
+        self.progress.validating(e.epoch);
+        let scored: &[f32] = self.ema.as_deref().unwrap_or(params);
+        let v: Validation = self.task.validate(scored)?;
+        let improved = v.score > self.state.best_score || self.state.best_epoch == 0;
+        if improved {
+            let path = self.run.dir().model_path();
+            self.run.save_tensors(&path, &self.task.tensors(scored))?;
+            self.state.best_score = v.score;
+            self.state.best_epoch = e.epoch;
+            self.state.best_step = self.state.steps_done;
+            match self.best.as_mut() {
+                Some(b) => b.copy_from_slice(scored),
+                None => self.best = Some(scored.to_vec()),
+            }
+        }
+        let row = FitEpoch {
+            epoch: e.epoch,
+            step: self.state.steps_done,
+            epoch_end,
+            lr: e.lr,
+            train_loss: e.train_loss(self.task.loss_average()),
+            valid_loss: v.loss,
+            valid_score: v.score,
+            examples_per_s: e.examples_per_s(),
+            seconds: e.seconds(),
+            examples_seen: self.state.examples_seen,
+        };
+        self.history.push(row.clone());
+        Ok((row, improved))
+    }
+
+    /// Validates the finished epoch, decides on early stopping, writes the checkpoint and the
+    /// metrics.
+    fn end_epoch(&mut self, params: &[f32], e: &EpochRun) -> Result<()> {
+        let (row, improved) = self.validate(params, e, true)?;
+        if let EarlyStopping::Patience(p) = self.cfg.early_stopping {
+            self.state.stopped_early =
+                e.epoch - self.state.best_epoch >= p && e.epoch < self.cfg.epochs;
+        }
+        self.state.epochs_done = e.epoch;
+        self.save_checkpoint(params, None)?;
+        self.task.write_metrics(self.run.dir(), &self.history)?;
+        self.progress.validated(&row, improved);
+        Ok(())
+    }
+
+    /// Writes `checkpoint.safetensors` (and the epoch's copy when kept); `partial` is the
+    /// position inside the current epoch, `None` at its end.
+    fn save_checkpoint(&mut self, params: &[f32], partial: Option<PartialEpoch>) -> Result<()> {
+        let mut state = self.state.clone();
+        state.adam_step = self.adam.as_ref().map_or(0, |a| a.step);
+        state.rng_word_pos = self.rng.get_word_pos().to_string();
+        let carried = match partial {
+            Some(_) => self.task.carried(),
+            None => Default::default(),
+        };
+        state.partial = partial;
+        let ck = Checkpoint {
+            params: params.to_vec(),
+            adam: self.adam.as_ref().map(|a| (a.m.clone(), a.v.clone())),
+            ema: self.ema.clone(),
+            carried,
+            state,
+            history: self.history.clone(),
+            task: self.task.identity(),
+        };
+        let dir = self.run.dir();
+        let path = dir.checkpoint_path();
+        let bytes = checkpoint_bytes(&ck, &path)?;
+        self.run.write(&path, &bytes)?;
+        if ck.state.partial.is_none() && self.cfg.keep == KeepCheckpoints::Epochs {
+            let kept = dir.epoch_checkpoint_path(ck.state.epochs_done);
+            if let Some(folder) = kept.parent() {
+                std::fs::create_dir_all(folder).map_err(|source| Error::Io {
+                    path: folder.to_path_buf(),
+                    source,
+                })?;
+            }
+            self.run.write(&kept, &bytes)?;
+        }
+        self.saved_steps = self.state.steps_done;
+        self.progress.checkpointed(self.state.steps_done);
+        Ok(())
+    }
+
+    /// Restores the checkpoint `ck` into the loop and `params`; returns the epoch in progress
+    /// when the checkpoint was written inside one.
+    fn restore(&mut self, params: &mut [f32], ck: Checkpoint) -> Result<Option<EpochRun>> {
+        let refuse = |m: String| Error::Config(format!("cannot resume: {m}"));
+        let bad = |m: String| Err(refuse(m));
+        self.task.check_identity(&ck.task)?;
+        match (&self.adam, &ck.adam) {
+            (Some(_), None) => {
+                return bad("the run uses Adam but the checkpoint holds no Adam moments".into())
+            }
+            (None, Some(_)) => {
+                return bad("the checkpoint holds Adam moments but the run uses SGD".into())
+            }
+            _ => {}
+        }
+        if ck.ema.is_some() != self.ema.is_some() {
+            return bad("the checkpoint and the settings disagree on the moving average".into());
+        }
+        let st = &ck.state;
+        if st.stopped_early {
+            return bad(format!(
+                "the run stopped early after epoch {} (early stopping): there is nothing to resume",
+                st.epochs_done
+            ));
+        }
+        if st.epochs_done >= self.cfg.epochs {
+            return bad(format!(
+                "the run is complete ({} of {} epochs): give it more epochs to train on",
+                st.epochs_done, self.cfg.epochs
+            ));
+        }
+        let pos = |p: &str| {
+            p.parse::<u128>().map_err(|_| {
+                refuse(format!(
+                    "the checkpoint holds an unreadable generator position `{p}`"
+                ))
+            })
+        };
+        let begun = st.epochs_done + usize::from(st.partial.is_some());
+        if st.epoch_rng_pos.len() != begun {
+            return bad("the checkpoint's generator positions do not match its epochs".into());
+        }
+        // Replay each begun epoch's preparation (shuffles that carry over), then go on from
+        // where the generator stood.
+        let mut steps = 0;
+        for (e, p) in st.epoch_rng_pos.iter().enumerate() {
+            self.rng.set_word_pos(pos(p)?);
+            steps = self.task.start_epoch(e + 1, &mut self.rng);
+        }
+        self.rng.set_word_pos(pos(&st.rng_word_pos)?);
+        let partial = match &st.partial {
+            Some(p) if p.step == 0 || p.step >= steps => {
+                return bad(format!(
+                    "the checkpoint's position (step {} of epoch {}) does not fit this run's {steps} steps per epoch",
+                    p.step,
+                    st.epochs_done + 1
+                ))
+            }
+            Some(p) => {
+                self.task.restore_carried(&ck.carried)?;
+                Some(self.new_epoch_run(st.epochs_done + 1, steps, Some(p.clone())))
+            }
+            None => None,
+        };
+        params.copy_from_slice(&ck.params);
+        if let (Some(a), Some((m, v))) = (self.adam.as_mut(), ck.adam) {
+            a.m = m;
+            a.v = v;
+            a.step = ck.state.adam_step;
+        }
+        self.ema = ck.ema;
+        self.history = ck.history;
+        self.state = ck.state;
+        self.state.partial = None;
+        self.saved_steps = self.state.steps_done;
+        Ok(partial)
+    }
+
+    /// The outcome, with the best weights read back from `model.safetensors` when this process
+    /// did not produce them.
+    fn outcome(&mut self, end: RunEnd, epochs_run: usize) -> Result<FitOutcome> {
+        let best_params = match self.best.take() {
+            Some(b) => b,
+            None if end == RunEnd::Interrupted && self.state.best_epoch == 0 => Vec::new(),
+            None => {
+                let path = self.run.dir().model_path();
+                self.task.params_from(&TensorFile::load(&path)?, &path)?
+            }
+        };
+        Ok(FitOutcome {
+            epochs: std::mem::take(&mut self.history),
+            epochs_run,
+            best_params,
+            best_score: self.state.best_score,
+            best_epoch: self.state.best_epoch,
+            best_step: self.state.best_step,
+            steps: self.state.steps_done,
+            end,
+        })
+    }
 }
 
 /// Momentum of the moving average after step `t` (from 1): `min(m, (1 + t) / (10 + t))`.
@@ -598,186 +766,6 @@ fn update_ema(ema: &mut [f32], params: &[f32], m: f32) {
     ema.iter_mut()
         .zip(params)
         .for_each(|(e, p)| *e = m * *e + k * p);
-}
-
-/// The best weights seen so far and where they were seen.
-struct Best {
-    score: f64,
-    epoch: usize,
-    step: u64,
-    params: Vec<f32>,
-}
-
-impl Best {
-    /// Keeps `params` when `v` beats the best score (or nothing was kept yet); says whether it
-    /// did.
-    fn offer(&mut self, v: &Validation, epoch: usize, step: u64, params: &[f32]) -> bool {
-        let improved = v.score > self.score || self.epoch == 0;
-        if improved {
-            self.score = v.score;
-            self.epoch = epoch;
-            self.step = step;
-            self.params.copy_from_slice(params);
-        }
-        improved
-    }
-}
-
-/// Writes the latest weights, their moving average (`ema`, empty when not kept), the best
-/// weights so far, Adam moments and loop state to `path` atomically.
-pub fn save_fit_checkpoint(
-    path: &Path,
-    params: &[f32],
-    ema: &[f32],
-    best: &[f32],
-    adam: &Adam,
-    state: &FitState,
-) -> Result<()> {
-    let flat = |v: &[f32]| Tensor {
-        shape: vec![v.len()],
-        data: v.to_vec(),
-    };
-    let mut f = TensorFile::default();
-    f.tensors.insert("params".into(), flat(params));
-    f.tensors.insert("adam.m".into(), flat(&adam.m));
-    f.tensors.insert("adam.v".into(), flat(&adam.v));
-    if !ema.is_empty() {
-        f.tensors.insert("ema".into(), flat(ema));
-    }
-    f.tensors.insert("best".into(), flat(best));
-    let json = serde_json::to_string(state).map_err(|e| Error::Format {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    f.metadata = BTreeMap::from([
-        ("format".into(), FIT_CHECKPOINT_FORMAT.into()),
-        ("state".into(), json),
-    ]);
-    save_tensors_atomic(path, &f)
-}
-
-/// Reads a checkpoint written by [`save_fit_checkpoint`] for a model of `n` parameters.
-///
-/// # Errors
-/// [`Error::Format`] naming `path` when it is not a supervised checkpoint, lacks a tensor or its
-/// state, or holds another number of parameters; I/O and integrity errors as
-/// [`TensorFile::load`] gives them.
-pub fn load_fit_checkpoint(path: &Path, n: usize) -> Result<FitCheckpoint> {
-    let f = TensorFile::load(path)?;
-    let bad = |message: String| Error::Format {
-        path: path.to_path_buf(),
-        message,
-    };
-    match f.metadata.get("format").map(String::as_str) {
-        Some(FIT_CHECKPOINT_FORMAT) => {}
-        Some(other) => {
-            return Err(bad(format!(
-                "checkpoint format `{other}` is not `{FIT_CHECKPOINT_FORMAT}`"
-            )))
-        }
-        None => return Err(bad("not a seqrnn supervised checkpoint".into())),
-    }
-    let state: FitState = serde_json::from_str(
-        f.metadata
-            .get("state")
-            .ok_or_else(|| bad("the checkpoint has no loop state".into()))?,
-    )
-    .map_err(|e| bad(format!("unreadable loop state ({e})")))?;
-    let take = |name: &str, required: bool| -> Result<Vec<f32>> {
-        match f.get(name) {
-            Ok(t) if t.data.len() == n => Ok(t.data.clone()),
-            Ok(t) => Err(bad(format!(
-                "`{name}` holds {} values, the model has {n} parameters",
-                t.data.len()
-            ))),
-            Err(_) if !required => Ok(Vec::new()),
-            Err(m) => Err(bad(m)),
-        }
-    };
-    Ok(FitCheckpoint {
-        params: take("params", true)?,
-        ema: take("ema", false)?,
-        best: take("best", true)?,
-        adam_m: take("adam.m", true)?,
-        adam_v: take("adam.v", true)?,
-        state,
-    })
-}
-
-/// Writes `metrics.csv`: header `epoch,lr,train_loss,valid_loss,valid_<score_name>,
-/// examples_per_s,seconds,step,epoch_end` and one line per validation (shortest round-trip
-/// floats; `epoch_end` is 1 for the validation that closed its epoch, 0 inside it), atomically.
-pub fn write_fit_metrics(path: &Path, score_name: &str, rows: &[FitEpoch]) -> Result<()> {
-    let mut text = format!(
-        "epoch,lr,train_loss,valid_loss,valid_{score_name},examples_per_s,seconds,step,epoch_end\n"
-    );
-    for r in rows {
-        let _ = writeln!(
-            text,
-            "{},{},{},{},{},{},{},{},{}",
-            r.epoch,
-            r.lr,
-            r.train_loss,
-            r.valid_loss,
-            r.valid_score,
-            r.examples_per_s,
-            r.seconds,
-            r.step,
-            u8::from(r.epoch_end)
-        );
-    }
-    write_atomic(path, text.as_bytes())
-}
-
-/// Version of the `config.json` written by supervised runs (`seqrnn forecast`, `seqrnn classify`).
-pub const TASK_FORMAT_VERSION: u32 = 1;
-
-/// Reads the `config.json` of `run` and checks that it was written by a `task` run
-/// (`"forecast"` or `"classify"`) this build can read; returns the parsed JSON.
-///
-/// # Errors
-/// [`Error::Data`] when the folder is missing, [`Error::Io`] when its `config.json` cannot be
-/// read; [`Error::Format`] naming what the folder
-/// holds instead (a language-model run, another task, a newer format).
-pub fn load_task_config(run: &RunDir, task: &str) -> Result<serde_json::Value> {
-    let path = run.config_path();
-    if !run.dir.is_dir() {
-        return Err(Error::Data {
-            path: run.dir.clone(),
-            message: "run directory not found".into(),
-        });
-    }
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let bad = |message: String| Error::Format {
-        path: path.clone(),
-        message,
-    };
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| bad(format!("not a seqrnn run configuration ({e})")))?;
-    match v.get("task").and_then(|t| t.as_str()) {
-        Some(t) if t == task => {}
-        Some(other) => {
-            return Err(bad(format!(
-                "this is a `{other}` run, not a `{task}` run: use `seqrnn {other} eval` with it"
-            )))
-        }
-        None if v.get("tokens").is_some() => {
-            return Err(bad(format!(
-                "this is a language-model run, not a `{task}` run: use `seqrnn eval` or `seqrnn generate` with it"
-            )))
-        }
-        None => return Err(bad("not a seqrnn run configuration (no `task`)".into())),
-    }
-    let format = v.get("format").and_then(|f| f.as_u64()).unwrap_or(0);
-    if format == 0 || format > TASK_FORMAT_VERSION as u64 {
-        return Err(bad(format!(
-            "format {format} is not readable by this build (it reads 1 to {TASK_FORMAT_VERSION})"
-        )));
-    }
-    Ok(v)
 }
 
 /// A model's weights as named tensors, from its `(name, shape, range in params)` list, with
@@ -834,6 +822,8 @@ pub fn params_from_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::Existing;
+    use crate::train::task::{BatchLoss, Silent};
     use rand::RngExt;
 
     /// Least squares `min ½‖p − target‖²` as a task, one batch per epoch.
@@ -845,7 +835,7 @@ mod tests {
         noisy: bool,
     }
 
-    impl SupervisedTask for Quadratic {
+    impl Task for Quadratic {
         fn num_params(&self) -> usize {
             self.target.len()
         }
@@ -884,6 +874,9 @@ mod tests {
                 .sum();
             Ok(Validation { loss, score: -loss })
         }
+        fn params_from(&self, file: &TensorFile, _path: &Path) -> Result<Vec<f32>> {
+            Ok(file.get("p").unwrap().data.clone())
+        }
         fn tensors(&self, params: &[f32]) -> TensorFile {
             let mut f = TensorFile::default();
             f.tensors.insert(
@@ -897,11 +890,15 @@ mod tests {
         }
     }
 
-    fn tmp(name: &str) -> RunDir {
+    fn tmp(name: &str) -> Run {
         let d = std::env::temp_dir().join(format!("seqrnn-fit-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        RunDir::new(d)
+        Run::create(
+            &d,
+            &serde_json::json!({"task": "quadratic"}),
+            Existing::Refuse,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -919,19 +916,20 @@ mod tests {
             epochs: 30,
             ..FitConfig::default()
         };
-        let out = fit(&mut task, &mut p, &cfg, &run, &mut Quiet).unwrap();
+        let out = fit(&mut task, &mut p, &cfg, &run, &mut Silent).unwrap();
         assert!(out.best_score > -1e-3, "{}", out.best_score);
         assert_eq!(out.epochs.len(), 30);
-        let m = std::fs::read_to_string(run.metrics_path()).unwrap();
+        let m = std::fs::read_to_string(run.dir().metrics_path()).unwrap();
         assert!(m.starts_with("epoch,lr,train_loss,valid_loss,valid_neg_loss,"));
         assert_eq!(m.lines().count(), 31);
-        let saved = TensorFile::load(&run.model_path()).unwrap();
+        let saved = TensorFile::load(&run.dir().model_path()).unwrap();
         assert_eq!(saved.get("p").unwrap().data, out.best_params);
-        let ck = TensorFile::load(&run.checkpoint_path()).unwrap();
+        let ck = TensorFile::load(&run.dir().checkpoint_path()).unwrap();
         assert_eq!(
             ck.metadata.get("format").map(String::as_str),
-            Some(FIT_CHECKPOINT_FORMAT)
+            Some("seqrnn-checkpoint-3")
         );
+        assert!(run.dir().config_path().is_file());
     }
 
     #[test]
@@ -949,8 +947,8 @@ mod tests {
             early_stopping: EarlyStopping::Patience(2),
             ..FitConfig::default()
         };
-        let out = fit(&mut task, &mut [0.0, 0.0], &cfg, &run, &mut Quiet).unwrap();
-        assert!(out.stopped_early);
+        let out = fit(&mut task, &mut [0.0, 0.0], &cfg, &run, &mut Silent).unwrap();
+        assert_eq!(out.end, RunEnd::EarlyStopped);
         assert_eq!(out.epochs.len(), 3);
         let mut task = Quadratic {
             target: vec![1.0; 2],
@@ -958,7 +956,7 @@ mod tests {
             epoch: 0,
             noisy: false,
         };
-        let err = fit(&mut task, &mut [0.0, 0.0], &cfg, &run, &mut Quiet).unwrap_err();
+        let err = fit(&mut task, &mut [0.0, 0.0], &cfg, &run, &mut Silent).unwrap_err();
         assert!(matches!(err, Error::Diverged { epoch: 2, .. }), "{err}");
         for bad in [
             FitConfig { lr: 0.0, ..cfg },
@@ -997,7 +995,7 @@ mod tests {
             valid_every: Some(1),
             ..FitConfig::default()
         };
-        let out = fit(&mut task, &mut [0.0, 0.0], &cfg, &run, &mut Quiet).unwrap();
+        let out = fit(&mut task, &mut [0.0, 0.0], &cfg, &run, &mut Silent).unwrap();
         assert_eq!(out.epochs_run, 3);
         let kinds: Vec<(usize, u64, bool)> = out
             .epochs
@@ -1017,12 +1015,12 @@ mod tests {
         );
         // Adam keeps walking towards the target: the last step is the best.
         assert_eq!((out.best_epoch, out.best_step), (3, 6));
-        let m = std::fs::read_to_string(run.metrics_path()).unwrap();
+        let m = std::fs::read_to_string(run.dir().metrics_path()).unwrap();
         assert_eq!(m.lines().count(), 7);
         assert!(m.lines().nth(1).unwrap().ends_with(",1,0"), "{m}");
         assert!(m.lines().nth(2).unwrap().ends_with(",2,1"), "{m}");
         // Scores are strictly better each time, so the kept weights are the last ones.
-        let saved = TensorFile::load(&run.model_path()).unwrap();
+        let saved = TensorFile::load(&run.dir().model_path()).unwrap();
         assert_eq!(saved.get("p").unwrap().data, out.best_params);
     }
 
@@ -1043,10 +1041,10 @@ mod tests {
             ..FitConfig::default()
         };
         let mut p = vec![0.0f32; 2];
-        let out = fit(&mut task, &mut p, &cfg, &run, &mut Quiet).unwrap();
+        let out = fit(&mut task, &mut p, &cfg, &run, &mut Silent).unwrap();
         // Replay Adam's path to get the average by hand: p after each of the 6 steps.
         let mut raw = vec![0.0f32; 2];
-        let mut adam = Adam::new(cfg.adam, 2).unwrap();
+        let mut adam = Adam::new(AdamConfig::default(), 2).unwrap();
         let mut ema = raw.clone();
         for t in 1..=6u64 {
             let g: Vec<f32> = raw.iter().zip(&target).map(|(p, t)| p - t).collect();
@@ -1060,9 +1058,9 @@ mod tests {
         assert_eq!(p, raw, "the loop's own weights are the raw ones");
         assert_eq!(out.best_params, ema, "the average lags behind and is kept");
         assert_ne!(out.best_params, raw);
-        let saved = TensorFile::load(&run.model_path()).unwrap();
+        let saved = TensorFile::load(&run.dir().model_path()).unwrap();
         assert_eq!(saved.get("p").unwrap().data, ema);
-        let ck = TensorFile::load(&run.checkpoint_path()).unwrap();
+        let ck = TensorFile::load(&run.dir().checkpoint_path()).unwrap();
         assert_eq!(ck.get("ema").unwrap().data, ema);
         assert!(FitConfig {
             ema: Some(1.0),
@@ -1090,24 +1088,18 @@ mod tests {
         };
         let whole_run = tmp("whole");
         let mut whole = vec![0.0f32; 3];
-        let a = fit(&mut task(), &mut whole, &cfg, &whole_run, &mut Quiet).unwrap();
+        let a = fit(&mut task(), &mut whole, &cfg, &whole_run, &mut Silent).unwrap();
         // The same run, stopped after 2 epochs and resumed to 5.
         let part_run = tmp("part");
         let mut part = vec![0.0f32; 3];
         let first = FitConfig { epochs: 2, ..cfg };
-        fit(&mut task(), &mut part, &first, &part_run, &mut Quiet).unwrap();
-        let ck = load_fit_checkpoint(&part_run.checkpoint_path(), 3).unwrap();
+        fit(&mut task(), &mut part, &first, &part_run, &mut Silent).unwrap();
+        let ck_path = part_run.dir().checkpoint_path();
+        let ck = load_checkpoint(&ck_path, 3).unwrap();
         assert_eq!(ck.state.epochs_done, 2);
+        let resumed = Run::resume(&part_run.dir().dir).unwrap();
         let mut again = vec![9.0f32; 3];
-        let b = fit_resumed(
-            &mut task(),
-            &mut again,
-            &cfg,
-            &part_run,
-            &mut Quiet,
-            Some(ck),
-        )
-        .unwrap();
+        let b = fit(&mut task(), &mut again, &cfg, &resumed, &mut Silent).unwrap();
         assert_eq!(again, whole);
         assert_eq!(b.best_params, a.best_params);
         assert_eq!(
@@ -1121,25 +1113,20 @@ mod tests {
                 (y.epoch, y.step, y.valid_score)
             );
         }
-        for f in [whole_run.model_path(), part_run.model_path()] {
+        for f in [whole_run.dir().model_path(), part_run.dir().model_path()] {
             assert_eq!(
                 TensorFile::load(&f).unwrap().get("p").unwrap().data,
                 a.best_params
             );
         }
         // A complete run, or one checkpoint for another model or settings, is refused.
-        let ck = || load_fit_checkpoint(&part_run.checkpoint_path(), 3).unwrap();
-        let refuse = |c: &FitConfig, ck: FitCheckpoint, needle: &str| {
-            let err = fit_resumed(
-                &mut task(),
-                &mut [0.0; 3],
-                c,
-                &part_run,
-                &mut Quiet,
-                Some(ck),
-            )
-            .unwrap_err()
-            .to_string();
+        let ck = || load_checkpoint(&ck_path, 3).unwrap();
+        let refuse = |c: &FitConfig, ck: Checkpoint, needle: &str| {
+            let bytes = checkpoint_bytes(&ck, &ck_path).unwrap();
+            std::fs::write(&ck_path, bytes).unwrap();
+            let err = fit(&mut task(), &mut [0.0; 3], c, &resumed, &mut Silent)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(needle), "{err}");
         };
         refuse(&cfg, ck(), "complete (5 of 5 epochs)");
@@ -1153,8 +1140,12 @@ mod tests {
             "moving average",
         );
         let mut old = ck();
-        old.state.rng_word_pos.clear();
-        refuse(&FitConfig { epochs: 6, ..cfg }, old, "older seqrnn");
+        old.state.rng_word_pos = "x".into();
+        refuse(
+            &FitConfig { epochs: 6, ..cfg },
+            old,
+            "unreadable generator position",
+        );
         let mut stopped = ck();
         stopped.state.stopped_early = true;
         refuse(
@@ -1162,9 +1153,41 @@ mod tests {
             stopped,
             "stopped early after epoch 5",
         );
-        let err = load_fit_checkpoint(&part_run.checkpoint_path(), 4).unwrap_err();
+        refuse(
+            &FitConfig {
+                epochs: 6,
+                optimizer: Optimizer::Sgd,
+                ..cfg
+            },
+            ck(),
+            "the run uses SGD",
+        );
+        let err = load_checkpoint(&ck_path, 4).unwrap_err();
         assert!(err.to_string().contains("4 parameters"), "{err}");
-        let err = load_fit_checkpoint(&part_run.model_path(), 3).unwrap_err();
-        assert!(err.to_string().contains("supervised checkpoint"), "{err}");
+        let err = load_checkpoint(&part_run.dir().model_path(), 3).unwrap_err();
+        assert!(err.to_string().contains("not a seqrnn checkpoint"), "{err}");
+    }
+
+    #[test]
+    fn a_fresh_run_that_fails_before_its_first_checkpoint_is_removed() {
+        let run = tmp("abandon");
+        let mut task = Quadratic {
+            target: vec![1.0; 2],
+            blow_up_at: Some(1),
+            epoch: 0,
+            noisy: false,
+        };
+        let err = fit(
+            &mut task,
+            &mut [0.0; 2],
+            &FitConfig::default(),
+            &run,
+            &mut Silent,
+        );
+        assert!(matches!(err, Err(Error::Diverged { step: 1, .. })));
+        assert!(!run.dir().config_path().exists());
+        assert!(!run.dir().checkpoint_path().exists());
+        // The folder is no run: a fresh one may start in it without replacing anything.
+        Run::create(&run.dir().dir, &0, Existing::Refuse).unwrap();
     }
 }

@@ -18,7 +18,7 @@ use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
 use crate::io::tensors::TensorFile;
 use crate::model::forecaster::{ForecastCache, ForecastWorkspace, Forecaster};
-use crate::train::fit::{BatchLoss, SupervisedTask, Validation};
+use crate::train::task::{BatchLoss, Task, Validation};
 
 /// Which columns go in and which come out (the Informer benchmark's settings).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -613,7 +613,7 @@ impl<'a> ForecastTask<'a> {
     }
 }
 
-impl SupervisedTask for ForecastTask<'_> {
+impl Task for ForecastTask<'_> {
     fn num_params(&self) -> usize {
         self.model.num_params()
     }
@@ -661,6 +661,10 @@ impl SupervisedTask for ForecastTask<'_> {
     fn tensors(&self, params: &[f32]) -> TensorFile {
         forecaster_tensors(self.model, params)
     }
+
+    fn params_from(&self, file: &TensorFile, path: &Path) -> Result<Vec<f32>> {
+        forecaster_params(self.model, file, path)
+    }
 }
 
 /// The model's weights as named tensors (`rnn.*`, `decoder.*`, `head.*`).
@@ -692,7 +696,7 @@ pub struct ForecastTrainConfig {
 /// weights.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ForecastRunConfig {
-    /// Format version ([`crate::train::fit::TASK_FORMAT_VERSION`]).
+    /// Format version ([`crate::run::TASK_FORMAT_VERSION`]).
     pub format: u32,
     /// Always `"forecast"`.
     pub task: String,
@@ -721,7 +725,7 @@ impl ForecastRunConfig {
 
     /// Reads `config.json` of `run`, refusing other kinds of run with a clear message.
     pub fn load(run: &crate::run::RunDir) -> Result<Self> {
-        let v = crate::train::fit::load_task_config(run, Self::TASK)?;
+        let v = crate::run::load_task_config(run, Self::TASK)?;
         let c: ForecastRunConfig = serde_json::from_value(v).map_err(|e| Error::Format {
             path: run.config_path(),
             message: format!("unreadable forecasting configuration ({e})"),

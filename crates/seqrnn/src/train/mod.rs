@@ -1,12 +1,14 @@
-//! Training loops: [`lm`] for language models; [`fit`], the epoch loop shared by the supervised
-//! tasks [`forecast`] and [`classify`].
+//! Training: one loop ([`fit`]) for every task, the checkpoint format it writes
+//! ([`checkpoint`]), what a task implements ([`task`]), and the tasks: language models
+//! ([`lm`]), forecasting ([`forecast`]) and classification ([`classify`]).
 
+pub mod checkpoint;
 pub mod classify;
 pub mod fit;
 pub mod forecast;
 pub mod lm;
+pub mod task;
 
-pub use lm::{
-    evaluate, train, EvalResult, Optimizer, Preset, Progress, Silent, Start, StepInfo, TrainConfig,
-    TrainOutcome,
-};
+pub use fit::{fit, EarlyStopping, FitConfig, FitOutcome, KeepCheckpoints, Optimizer, RunEnd};
+pub use lm::{evaluate, train, EvalResult, Preset, TrainConfig, TrainOutcome};
+pub use task::{BatchLoss, LossAverage, Progress, Silent, StepInfo, Task, Validation};

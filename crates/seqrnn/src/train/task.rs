@@ -1,0 +1,145 @@
+//! What a task gives the one training loop ([`crate::train::fit`]), and what the loop tells
+//! whoever watches it.
+//!
+//! A new task (a tagger, a translator…) implements [`Task`]: it owns its data, model and
+//! buffers, cuts each epoch into steps, runs one forward and backward pass per step, scores
+//! weights on its validation data and names its tensors. Everything else — optimiser,
+//! schedule, clipping, divergence, keep-best, moving average, early stopping, checkpoints,
+//! resume, Ctrl-C, metrics — is the loop's.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::dropout::SeqRng;
+use crate::error::Result;
+use crate::io::tensors::TensorFile;
+use crate::train::checkpoint::FitEpoch;
+
+/// Loss of one training step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchLoss {
+    /// The step's loss as [`Task::loss_average`] says it is summed over the epoch (its mean
+    /// over the batch, or its sum).
+    pub loss: f64,
+    /// Examples (sequences, windows, predicted tokens) in the step.
+    pub examples: usize,
+}
+
+/// How the losses of an epoch's steps make its training loss.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LossAverage {
+    /// Each step reports its mean loss; the epoch's is the mean over steps.
+    #[default]
+    PerStep,
+    /// Each step reports its summed loss; the epoch's is the sum over the examples' count
+    /// (the language model's cross-entropy per token).
+    PerExample,
+}
+
+/// How the current weights do on the validation data.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Validation {
+    /// Mean validation loss (same definition as the training loss).
+    pub loss: f64,
+    /// The selection score: higher is better (accuracy; minus the MSE; minus the perplexity).
+    pub score: f64,
+}
+
+/// A task the one training loop can train: data, model and loss.
+pub trait Task {
+    /// Length of the parameter (and gradient) block.
+    fn num_params(&self) -> usize;
+    /// Name of the validation score (`valid_<name>` in a supervised `metrics.csv`).
+    fn score_name(&self) -> &'static str;
+    /// How step losses add up to an epoch's training loss.
+    fn loss_average(&self) -> LossAverage {
+        LossAverage::PerStep
+    }
+    /// Seed of the loop's generator (shuffling, dropout) for a run seeded with `seed`.
+    fn generator_seed(&self, seed: u64) -> u64 {
+        seed.wrapping_add(7)
+    }
+    /// Prepares epoch `epoch` (e.g. shuffles with `rng`, resets carried state) and returns its
+    /// number of steps.
+    fn start_epoch(&mut self, epoch: usize, rng: &mut SeqRng) -> usize;
+    /// Forward and backward pass on step `index` of the current epoch: accumulates (`+=`) the
+    /// gradient of the mean step loss into `grads[P]` (zeroed by the loop before each step).
+    /// A non-finite loss may be returned without a backward pass: the loop stops on it.
+    fn train_step(
+        &mut self,
+        params: &[f32],
+        grads: &mut [f32],
+        index: usize,
+        rng: &mut SeqRng,
+    ) -> Result<BatchLoss>;
+    /// Scores `params` on the validation data.
+    fn validate(&mut self, params: &[f32]) -> Result<Validation>;
+    /// The weights as named tensors, for `model.safetensors`.
+    fn tensors(&self, params: &[f32]) -> TensorFile;
+    /// Reads weights written by [`Task::tensors`] back (`path` names the file in errors).
+    fn params_from(&self, file: &TensorFile, path: &Path) -> Result<Vec<f32>>;
+    /// State carried from one step to the next inside an epoch (the language model's recurrent
+    /// state), by name; saved in mid-epoch checkpoints.
+    fn carried(&self) -> BTreeMap<String, Vec<f32>> {
+        BTreeMap::new()
+    }
+    /// Restores state saved by [`Task::carried`] after [`Task::start_epoch`] on resume.
+    fn restore_carried(&mut self, _carried: &BTreeMap<String, Vec<f32>>) -> Result<()> {
+        Ok(())
+    }
+    /// What a checkpoint must match to be resumed with this task (model, data fingerprints).
+    fn identity(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+    /// Refuses a checkpoint whose [`Task::identity`] was `saved`, with a message naming what
+    /// differs.
+    fn check_identity(&self, _saved: &serde_json::Value) -> Result<()> {
+        Ok(())
+    }
+    /// Writes the run's metrics files (`metrics.csv`, a curve) from the rows so far.
+    fn write_metrics(&self, run: &crate::run::RunDir, rows: &[FitEpoch]) -> Result<()> {
+        crate::report::metrics::write_fit_metrics(&run.metrics_path(), self.score_name(), rows)
+    }
+}
+
+/// One training step, as reported to [`Progress`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepInfo {
+    /// Epoch (1-based).
+    pub epoch: usize,
+    /// Step within the epoch (1-based).
+    pub step: usize,
+    /// Steps in this epoch.
+    pub steps: usize,
+    /// Mean training loss of the epoch so far.
+    pub loss: f64,
+    /// Training examples (tokens, for a language model) per second this epoch.
+    pub tokens_per_s: f64,
+}
+
+/// Receives the loop's events; the command-line tool draws progress bars from them.
+pub trait Progress {
+    /// A resumed run goes on from the position `state` (after its checks passed).
+    fn resumed(&mut self, _state: &crate::train::checkpoint::FitState) {}
+    /// An epoch begins with `steps` steps.
+    fn epoch_start(&mut self, _epoch: usize, _steps: usize) {}
+    /// A step finished.
+    fn step(&mut self, _info: &StepInfo) {}
+    /// Validation is running.
+    fn validating(&mut self, _epoch: usize) {}
+    /// A validation finished (inside an epoch or at its end, see [`FitEpoch::epoch_end`]);
+    /// `best` says whether the weights were kept.
+    fn validated(&mut self, _row: &FitEpoch, _best: bool) {}
+    /// A checkpoint was written after `steps` training steps.
+    fn checkpointed(&mut self, _steps: u64) {}
+    /// Whether the run should stop (e.g. after Ctrl-C). Asked before every step and after
+    /// every epoch; when it answers `true` the loop writes a checkpoint and returns with
+    /// [`crate::train::RunEnd::Interrupted`].
+    fn should_stop(&self) -> bool {
+        false
+    }
+}
+
+/// A [`Progress`] that ignores everything.
+pub struct Silent;
+impl Progress for Silent {}
