@@ -125,6 +125,23 @@ fn train_eval_plot_predict() {
 }
 
 #[test]
+fn the_same_run_twice_writes_the_same_files() {
+    let d = scratch("twice");
+    let data = d.join("t.csv");
+    table(&data);
+    let runs = [d.join("a"), d.join("b")];
+    for run in &runs {
+        let args = train_args(
+            data.to_str().unwrap(),
+            run.to_str().unwrap(),
+            &["--epochs", "2", "--max-steps", "12"],
+        );
+        ok(&seqrnn(&args));
+    }
+    same_run_files(&runs[0], &runs[1]);
+}
+
+#[test]
 fn modes_and_decoder_head() {
     let d = scratch("modes");
     let data = d.join("t.csv");

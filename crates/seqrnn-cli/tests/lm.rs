@@ -71,6 +71,23 @@ fn small_train_with<'a>(
 }
 
 #[test]
+fn the_same_run_twice_writes_the_same_files() {
+    let d = scratch("twice");
+    corpus(&d);
+    let data = d.to_str().unwrap();
+    let runs = [d.join("a"), d.join("b")];
+    for run in &runs {
+        let args = small_train_with(
+            data,
+            run.to_str().unwrap(),
+            &[("--epochs", "2"), ("--max-steps", "30")],
+        );
+        ok(&seqrnn(&args));
+    }
+    same_run_files(&runs[0], &runs[1]);
+}
+
+#[test]
 fn train_resume_eval_generate_round_trip() {
     let d = scratch("round");
     corpus(&d);
