@@ -88,6 +88,27 @@ fn the_same_run_twice_writes_the_same_files() {
 }
 
 #[test]
+fn a_missing_model_file_names_the_cause_once() {
+    let d = scratch("missing-model");
+    corpus(&d);
+    let run = d.join("run");
+    let run_s = run.to_str().unwrap();
+    ok(&seqrnn(&small_train(d.to_str().unwrap(), run_s)));
+    std::fs::remove_file(run.join("model.safetensors")).unwrap();
+    std::fs::remove_file(run.join("checkpoint.safetensors")).unwrap();
+    let err = fails(
+        &seqrnn(&["eval", "--model", run_s, "--data", d.to_str().unwrap()]),
+        "model.safetensors",
+    );
+    // The operating system's message ("No such file or directory (os error 2)"), once.
+    let os = std::fs::read(run.join("model.safetensors"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err.matches(&os).count(), 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
 fn train_resume_eval_generate_round_trip() {
     let d = scratch("round");
     corpus(&d);

@@ -3,25 +3,25 @@
 use std::path::PathBuf;
 
 /// Everything that can go wrong in the library, each with a message meant for a user.
-#[derive(Debug, thiserror::Error)]
+///
+/// Each message is complete on its own: [`Error::Io`] shows the operating system's message after
+/// the path, and [`source`](std::error::Error::source) is `None` for every variant, so a caller
+/// that prints the whole chain (`anyhow`'s `{:#}`) shows each cause once.
+#[derive(Debug)]
 pub enum Error {
     /// A configuration or hyperparameter that makes no sense.
-    #[error("invalid configuration: {0}")]
     Config(String),
     /// A buffer or tensor whose size does not match what the operation needs.
-    #[error("shape mismatch: {0}")]
     Shape(String),
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
     Io {
         /// The file concerned.
         path: PathBuf,
-        /// What the operating system said.
-        #[source]
+        /// What the operating system said (part of the message, not a separate
+        /// [`source`](std::error::Error::source)).
         source: std::io::Error,
     },
     /// A data file (corpus, vocabulary, table) whose contents cannot be used.
-    #[error("{path}: {message}")]
     Data {
         /// The file concerned.
         path: PathBuf,
@@ -29,7 +29,6 @@ pub enum Error {
         message: String,
     },
     /// Training produced a non-finite loss or gradient.
-    #[error("training diverged at epoch {epoch}, step {step}: {what}; the last good checkpoint was kept; try a lower learning rate (--lr) or a gradient clip (--clip)")]
     Diverged {
         /// Epoch (1-based).
         epoch: usize,
@@ -39,10 +38,8 @@ pub enum Error {
         what: String,
     },
     /// A dataset could not be fetched or failed verification.
-    #[error("{0}")]
     Download(String),
     /// A safetensors file that cannot be parsed or lacks a tensor.
-    #[error("{path}: {message}")]
     Format {
         /// The file concerned.
         path: PathBuf,
@@ -50,6 +47,27 @@ pub enum Error {
         message: String,
     },
 }
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Config(m) => write!(f, "invalid configuration: {m}"),
+            Error::Shape(m) => write!(f, "shape mismatch: {m}"),
+            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::Data { path, message } | Error::Format { path, message } => {
+                write!(f, "{}: {message}", path.display())
+            }
+            Error::Diverged { epoch, step, what } => write!(
+                f,
+                "training diverged at epoch {epoch}, step {step}: {what}; the last good checkpoint was kept; try a lower learning rate (--lr) or a gradient clip (--clip)"
+            ),
+            Error::Download(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+// No `source()`: every message already holds its cause (see [`Error`]).
+impl std::error::Error for Error {}
 
 /// `Result` with the library's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
