@@ -109,6 +109,43 @@ fn a_missing_model_file_names_the_cause_once() {
 }
 
 #[test]
+fn a_run_stopped_in_its_first_epoch_says_it_has_no_weights_yet() {
+    let d = scratch("first-epoch");
+    corpus(&d);
+    std::fs::write(d.join("text.txt"), "the cat sat on the mat\n").unwrap();
+    let run = d.join("run");
+    let run_s = run.to_str().unwrap();
+    ok(&seqrnn(&small_train(d.to_str().unwrap(), run_s)));
+    // What Ctrl-C during the first epoch leaves: config.json and a checkpoint, no weights.
+    std::fs::remove_file(run.join("model.safetensors")).unwrap();
+    let data = d.to_str().unwrap();
+    let (text, out) = (d.join("text.txt"), d.join("inspect"));
+    for args in [
+        vec!["eval", "--model", run_s, "--data", data],
+        vec!["generate", "--model", run_s, "--tokens", "5"],
+        vec![
+            "inspect",
+            "--model",
+            run_s,
+            "--text",
+            text.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ] {
+        let err = fails(
+            &seqrnn(&args),
+            "the run has a checkpoint but no finished epoch yet, so there are no trained weights to use",
+        );
+        assert!(
+            err.contains(&format!("`seqrnn train --resume --out {run_s} ...`")),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
+#[test]
 fn train_resume_eval_generate_round_trip() {
     let d = scratch("round");
     corpus(&d);

@@ -39,6 +39,15 @@ pub enum Error {
     },
     /// A dataset could not be fetched or failed verification.
     Download(String),
+    /// A run folder holding a checkpoint but no `model.safetensors` yet: training was stopped
+    /// during its first epoch, so there are no trained weights to use (the run can be resumed).
+    NoFinishedEpoch {
+        /// The run folder.
+        dir: PathBuf,
+        /// The subcommand that trains and resumes it: `train`, `forecast train` or
+        /// `classify train`.
+        train: &'static str,
+    },
     /// A safetensors file that cannot be parsed or lacks a tensor.
     Format {
         /// The file concerned.
@@ -62,6 +71,11 @@ impl std::fmt::Display for Error {
                 "training diverged at epoch {epoch}, step {step}: {what}; the last good checkpoint was kept; try a lower learning rate (--lr) or a gradient clip (--clip)"
             ),
             Error::Download(m) => write!(f, "{m}"),
+            Error::NoFinishedEpoch { dir, train } => write!(
+                f,
+                "{0}: the run has a checkpoint but no finished epoch yet, so there are no trained weights to use; continue it with `seqrnn {train} --resume --out {0} ...`",
+                dir.display()
+            ),
         }
     }
 }

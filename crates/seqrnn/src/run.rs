@@ -169,6 +169,20 @@ impl RunDir {
         Ok(config)
     }
 
+    /// Reads the trained weights, `model.safetensors`. A run stopped during its first epoch
+    /// holds a checkpoint but no weights yet: that is [`Error::NoFinishedEpoch`], naming `train`,
+    /// the subcommand that resumes it (`train`, `forecast train`, `classify train`).
+    pub fn load_weights(&self, train: &'static str) -> Result<TensorFile> {
+        let path = self.model_path();
+        if !path.exists() && self.checkpoint_path().is_file() {
+            return Err(Error::NoFinishedEpoch {
+                dir: self.dir.clone(),
+                train,
+            });
+        }
+        TensorFile::load(&path)
+    }
+
     /// Reads the model, its vocabulary and its best weights.
     pub fn load_model(&self) -> Result<(RunConfig, Vocab, LanguageModel, Vec<f32>)> {
         let config = self.load_config()?;
@@ -184,7 +198,7 @@ impl RunDir {
             });
         }
         let model = LanguageModel::new(config.model)?;
-        let file = TensorFile::load(&self.model_path())?;
+        let file = self.load_weights("train")?;
         if file
             .metadata
             .get("vocab")
@@ -783,6 +797,61 @@ mod tests {
         );
         assert_eq!(load_checkpoint(&p, 3).unwrap(), old);
         assert!(!d.join("checkpoint.safetensors.tmp").exists());
+    }
+
+    #[test]
+    fn a_run_with_a_checkpoint_but_no_weights_says_it_has_no_finished_epoch() {
+        let d = tmp("no-epoch");
+        let run = RunDir::new(&d);
+        // Nothing at all: the operating system's message, once.
+        let e = run.load_weights("train").unwrap_err();
+        assert!(matches!(e, Error::Io { .. }), "{e}");
+        // A checkpoint but no model.safetensors (stopped during the first epoch).
+        save_checkpoint(&run.checkpoint_path(), &sample_checkpoint()).unwrap();
+        let e = run.load_weights("forecast train").unwrap_err();
+        assert!(matches!(e, Error::NoFinishedEpoch { .. }), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("has a checkpoint but no finished epoch yet")
+                && text.contains("no trained weights")
+                && text.contains(&format!(
+                    "seqrnn forecast train --resume --out {}",
+                    d.display()
+                ))
+                && !text.contains('\n'),
+            "{text}"
+        );
+        // The same through load_model, after config.json and vocab.txt.
+        let mut vocab = Vocab::new();
+        for t in ["<unk>", "a", "b"] {
+            vocab.add(t);
+        }
+        vocab.save(&run.vocab_path()).unwrap();
+        let model = LmConfig {
+            vocab: 3,
+            embed: 2,
+            cell: CellKind::Lstm,
+            hidden: 2,
+            layers: 1,
+            dropout: crate::dropout::Dropout::NONE,
+            output: crate::model::OutputWeights::Separate,
+        };
+        run.save_config(&RunConfig {
+            format: FORMAT_VERSION,
+            tokens: TokenKindName::Word,
+            model,
+            train: serde_json::Value::Null,
+        })
+        .unwrap();
+        let e = run.load_model().unwrap_err();
+        assert!(
+            matches!(e, Error::NoFinishedEpoch { train: "train", .. }),
+            "{e}"
+        );
+        // Once the first epoch has written the weights, they load.
+        let lm = LanguageModel::new(model).unwrap();
+        save_model(&run.model_path(), &lm, &vec![0.0; lm.num_params()], &vocab).unwrap();
+        assert!(run.load_model().is_ok());
     }
 
     #[test]
