@@ -271,12 +271,9 @@ fn character_level_training_runs() {
 
 #[test]
 fn import_makes_a_run_that_loads() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/torch_lm_lstm.safetensors");
-    if !fixture.is_file() {
-        eprintln!("skipping: {} not found", fixture.display());
+    let Some(fixture) = shared("fixtures/torch_lm_lstm.safetensors") else {
         return;
-    }
+    };
     let d = scratch("import");
     let vocab: String = (0..50).map(|i| format!("w{i}\n")).collect();
     std::fs::write(d.join("vocab.txt"), vocab).unwrap();
@@ -397,13 +394,12 @@ fn download_without_network_says_how_to_use_a_local_copy() {
         .output()
         .unwrap();
     fails(&out, "--data DIR");
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/ptb");
-    if shared.is_dir() {
+    if let Some(ptb) = shared("data/ptb") {
         let text = ok(&seqrnn(&[
             "download",
             "ptb",
             "--out",
-            shared.to_str().unwrap(),
+            ptb.to_str().unwrap(),
         ]));
         assert!(
             text.contains("already holds the verified PTB files"),

@@ -67,6 +67,32 @@ pub fn with_overrides<'a>(mut base: Vec<&'a str>, extra: &[&'a str]) -> Vec<&'a 
     base
 }
 
+/// `rel` under the shared folder (`../shared` from the project root: reference fixtures and
+/// corpora), or `None` after [`skip`] when it is absent.
+pub fn shared(rel: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared")
+        .join(rel);
+    if path.exists() {
+        Some(path)
+    } else {
+        skip(&format!(
+            "{} not found (the shared folder is absent)",
+            path.display()
+        ));
+        None
+    }
+}
+
+/// Prints `skipping: REASON`; with `SEQRNN_REQUIRE_SHARED=1` (as CI sets it) the test fails with
+/// the reason instead, so that a missing shared folder cannot pass as skipped tests.
+pub fn skip(reason: &str) {
+    if std::env::var("SEQRNN_REQUIRE_SHARED").is_ok_and(|v| !v.is_empty() && v != "0") {
+        panic!("{reason}; SEQRNN_REQUIRE_SHARED is set, so the test may not skip");
+    }
+    eprintln!("skipping: {reason}");
+}
+
 /// Asserts that two runs of the same training command wrote the same files: `config.json` and
 /// `model.safetensors` byte for byte, and `checkpoint.safetensors` (language-model or supervised)
 /// byte for byte once the wall-clock timings it records for the metrics (seconds and throughput)

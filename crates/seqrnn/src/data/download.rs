@@ -133,11 +133,9 @@ mod tests {
 
     #[test]
     fn shared_ptb_copy_verifies() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/ptb");
-        if !dir.is_dir() {
-            eprintln!("skipping: {} not found", dir.display());
+        let Some(dir) = crate::test_shared::shared("data/ptb") else {
             return;
-        }
+        };
         assert!(verify_ptb(&dir).unwrap());
         let empty = std::env::temp_dir().join(format!("seqrnn-noptb-{}", std::process::id()));
         std::fs::create_dir_all(&empty).unwrap();
