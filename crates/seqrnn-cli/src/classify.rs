@@ -7,7 +7,6 @@ use anyhow::{ensure, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use seqrnn::data::labeled::{self, build_labels, build_vocab, encode_all, Encoded};
 use seqrnn::data::Vocab;
-use seqrnn::io::tensors::TensorFile;
 use seqrnn::model::classifier::{Classifier, ClassifierConfig, Directions, Pooling};
 use seqrnn::optim::AdamConfig;
 use seqrnn::rnn::CellKind;
@@ -380,7 +379,7 @@ fn load_run(dir: &Path) -> Result<(Vocab, Vocab, Classifier, Vec<f32>)> {
         dir.display()
     );
     let model = Classifier::new(config.model)?;
-    let file = TensorFile::load(&run.model_path())?;
+    let file = run.load_weights("classify train")?;
     let params = classifier_params(&model, &file, &run.model_path())?;
     Ok((vocab, labels, model, params))
 }

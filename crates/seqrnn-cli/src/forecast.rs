@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{ensure, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use seqrnn::data::table::Table;
-use seqrnn::io::tensors::TensorFile;
 use seqrnn::model::forecaster::{ForecastHead, Forecaster, ForecasterConfig};
 use seqrnn::report::plot::{line_chart_svg, Series as ChartSeries};
 use seqrnn::rnn::CellKind;
@@ -363,7 +362,7 @@ fn load_run(dir: &Path) -> Result<(ForecastRunConfig, Forecaster, Vec<f32>)> {
     let config = ForecastRunConfig::load(&run)
         .with_context(|| format!("{} is not a usable forecasting run", dir.display()))?;
     let model = Forecaster::new(config.model)?;
-    let file = TensorFile::load(&run.model_path())?;
+    let file = run.load_weights("forecast train")?;
     let params = forecaster_params(&model, &file, &run.model_path())?;
     Ok((config, model, params))
 }

@@ -65,6 +65,28 @@ fn train_args<'a>(data: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str
 }
 
 #[test]
+fn a_run_stopped_in_its_first_epoch_says_it_has_no_weights_yet() {
+    let d = scratch("first-epoch");
+    corpus(&d);
+    let run = d.join("run");
+    let (data_s, run_s) = (d.to_str().unwrap(), run.to_str().unwrap());
+    ok(&seqrnn(&train_args(data_s, run_s, &["--epochs", "1"])));
+    // What Ctrl-C during the first epoch leaves: config.json and a checkpoint, no weights.
+    std::fs::remove_file(run.join("model.safetensors")).unwrap();
+    let err = fails(
+        &seqrnn(&["classify", "eval", "--model", run_s, "--data", data_s]),
+        "the run has a checkpoint but no finished epoch yet, so there are no trained weights to use",
+    );
+    assert!(
+        err.contains(&format!(
+            "`seqrnn classify train --resume --out {run_s} ...`"
+        )),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
 fn train_eval_predict() {
     let d = scratch("ok");
     corpus(&d);

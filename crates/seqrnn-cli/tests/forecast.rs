@@ -125,6 +125,53 @@ fn train_eval_plot_predict() {
 }
 
 #[test]
+fn the_same_run_twice_writes_the_same_files() {
+    let d = scratch("twice");
+    let data = d.join("t.csv");
+    table(&data);
+    let runs = [d.join("a"), d.join("b")];
+    for run in &runs {
+        let args = train_args(
+            data.to_str().unwrap(),
+            run.to_str().unwrap(),
+            &["--epochs", "2", "--max-steps", "12"],
+        );
+        ok(&seqrnn(&args));
+    }
+    same_run_files(&runs[0], &runs[1]);
+}
+
+#[test]
+fn a_run_stopped_in_its_first_epoch_says_it_has_no_weights_yet() {
+    let d = scratch("first-epoch");
+    let data = d.join("t.csv");
+    table(&data);
+    let run = d.join("run");
+    let (data_s, run_s) = (data.to_str().unwrap(), run.to_str().unwrap());
+    ok(&seqrnn(&train_args(data_s, run_s, &["--epochs", "1"])));
+    // What Ctrl-C during the first epoch leaves: config.json and a checkpoint, no weights.
+    std::fs::remove_file(run.join("model.safetensors")).unwrap();
+    let fc = d.join("fc.csv");
+    for sub in ["eval", "predict"] {
+        let mut args = vec!["forecast", sub, "--model", run_s, "--data", data_s];
+        if sub == "predict" {
+            args.extend(["--out", fc.to_str().unwrap()]);
+        }
+        let err = fails(
+            &seqrnn(&args),
+            "the run has a checkpoint but no finished epoch yet, so there are no trained weights to use",
+        );
+        assert!(
+            err.contains(&format!(
+                "`seqrnn forecast train --resume --out {run_s} ...`"
+            )),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
+
+#[test]
 fn modes_and_decoder_head() {
     let d = scratch("modes");
     let data = d.join("t.csv");

@@ -71,6 +71,81 @@ fn small_train_with<'a>(
 }
 
 #[test]
+fn the_same_run_twice_writes_the_same_files() {
+    let d = scratch("twice");
+    corpus(&d);
+    let data = d.to_str().unwrap();
+    let runs = [d.join("a"), d.join("b")];
+    for run in &runs {
+        let args = small_train_with(
+            data,
+            run.to_str().unwrap(),
+            &[("--epochs", "2"), ("--max-steps", "30")],
+        );
+        ok(&seqrnn(&args));
+    }
+    same_run_files(&runs[0], &runs[1]);
+}
+
+#[test]
+fn a_missing_model_file_names_the_cause_once() {
+    let d = scratch("missing-model");
+    corpus(&d);
+    let run = d.join("run");
+    let run_s = run.to_str().unwrap();
+    ok(&seqrnn(&small_train(d.to_str().unwrap(), run_s)));
+    std::fs::remove_file(run.join("model.safetensors")).unwrap();
+    std::fs::remove_file(run.join("checkpoint.safetensors")).unwrap();
+    let err = fails(
+        &seqrnn(&["eval", "--model", run_s, "--data", d.to_str().unwrap()]),
+        "model.safetensors",
+    );
+    // The operating system's message ("No such file or directory (os error 2)"), once.
+    let os = std::fs::read(run.join("model.safetensors"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err.matches(&os).count(), 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn a_run_stopped_in_its_first_epoch_says_it_has_no_weights_yet() {
+    let d = scratch("first-epoch");
+    corpus(&d);
+    std::fs::write(d.join("text.txt"), "the cat sat on the mat\n").unwrap();
+    let run = d.join("run");
+    let run_s = run.to_str().unwrap();
+    ok(&seqrnn(&small_train(d.to_str().unwrap(), run_s)));
+    // What Ctrl-C during the first epoch leaves: config.json and a checkpoint, no weights.
+    std::fs::remove_file(run.join("model.safetensors")).unwrap();
+    let data = d.to_str().unwrap();
+    let (text, out) = (d.join("text.txt"), d.join("inspect"));
+    for args in [
+        vec!["eval", "--model", run_s, "--data", data],
+        vec!["generate", "--model", run_s, "--tokens", "5"],
+        vec![
+            "inspect",
+            "--model",
+            run_s,
+            "--text",
+            text.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ] {
+        let err = fails(
+            &seqrnn(&args),
+            "the run has a checkpoint but no finished epoch yet, so there are no trained weights to use",
+        );
+        assert!(
+            err.contains(&format!("`seqrnn train --resume --out {run_s} ...`")),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
+#[test]
 fn train_resume_eval_generate_round_trip() {
     let d = scratch("round");
     corpus(&d);
@@ -196,12 +271,9 @@ fn character_level_training_runs() {
 
 #[test]
 fn import_makes_a_run_that_loads() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/torch_lm_lstm.safetensors");
-    if !fixture.is_file() {
-        eprintln!("skipping: {} not found", fixture.display());
+    let Some(fixture) = shared("fixtures/torch_lm_lstm.safetensors") else {
         return;
-    }
+    };
     let d = scratch("import");
     let vocab: String = (0..50).map(|i| format!("w{i}\n")).collect();
     std::fs::write(d.join("vocab.txt"), vocab).unwrap();
@@ -322,13 +394,12 @@ fn download_without_network_says_how_to_use_a_local_copy() {
         .output()
         .unwrap();
     fails(&out, "--data DIR");
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/ptb");
-    if shared.is_dir() {
+    if let Some(ptb) = shared("data/ptb") {
         let text = ok(&seqrnn(&[
             "download",
             "ptb",
             "--out",
-            shared.to_str().unwrap(),
+            ptb.to_str().unwrap(),
         ]));
         assert!(
             text.contains("already holds the verified PTB files"),

@@ -12,13 +12,13 @@ pub enum Error {
     #[error("shape mismatch: {0}")]
     Shape(String),
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file concerned.
         path: PathBuf,
-        /// What the operating system said.
-        #[source]
-        source: std::io::Error,
+        /// What the operating system said (part of the message, so not also a `source()`:
+        /// a chain printer shows it once).
+        cause: std::io::Error,
     },
     /// A data file (corpus, vocabulary, table) whose contents cannot be used.
     #[error("{path}: {message}")]
@@ -58,6 +58,16 @@ pub enum Error {
     NoCheckpoint {
         /// The run folder.
         dir: PathBuf,
+    },
+    /// A run folder holding a checkpoint but no `model.safetensors` yet: training was stopped
+    /// during its first epoch, so there are no trained weights to use (the run can be resumed).
+    #[error("{}: the run has a checkpoint but no finished epoch yet, so there are no trained weights to use; continue it with `seqrnn {train} --resume --out {} ...`", dir.display(), dir.display())]
+    NoFinishedEpoch {
+        /// The run folder.
+        dir: PathBuf,
+        /// The subcommand that trains and resumes it: `train`, `forecast train` or
+        /// `classify train`.
+        train: &'static str,
     },
     /// A safetensors file that cannot be parsed or lacks a tensor.
     #[error("{path}: {message}")]

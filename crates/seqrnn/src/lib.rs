@@ -46,3 +46,6 @@ pub mod run;
 pub mod train;
 
 pub use error::{Error, Result};
+
+#[cfg(test)]
+mod test_shared;

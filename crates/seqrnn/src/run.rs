@@ -117,7 +117,7 @@ impl RunDir {
     pub fn create(&self) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(|source| Error::Io {
             path: self.dir.clone(),
-            source,
+            cause: source,
         })
     }
 
@@ -141,7 +141,7 @@ impl RunDir {
         if !self.dir.is_dir() {
             return Err(Error::Io {
                 path: self.dir.clone(),
-                source: std::io::Error::new(
+                cause: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
                     "run directory not found",
                 ),
@@ -149,7 +149,7 @@ impl RunDir {
         }
         let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
             path: path.clone(),
-            source,
+            cause: source,
         })?;
         let config: RunConfig = serde_json::from_str(&text).map_err(|e| Error::Format {
             path: path.clone(),
@@ -168,6 +168,20 @@ impl RunDir {
         Ok(config)
     }
 
+    /// Reads the trained weights, `model.safetensors`. A run stopped during its first epoch
+    /// holds a checkpoint but no weights yet: that is [`Error::NoFinishedEpoch`], naming `train`,
+    /// the subcommand that resumes it (`train`, `forecast train`, `classify train`).
+    pub fn load_weights(&self, train: &'static str) -> Result<TensorFile> {
+        let path = self.model_path();
+        if !path.exists() && self.checkpoint_path().is_file() {
+            return Err(Error::NoFinishedEpoch {
+                dir: self.dir.clone(),
+                train,
+            });
+        }
+        TensorFile::load(&path)
+    }
+
     /// Reads the model, its vocabulary and its best weights.
     pub fn load_model(&self) -> Result<(RunConfig, Vocab, LanguageModel, Vec<f32>)> {
         let config = self.load_config()?;
@@ -183,7 +197,7 @@ impl RunDir {
             });
         }
         let model = LanguageModel::new(config.model)?;
-        let file = TensorFile::load(&self.model_path())?;
+        let file = self.load_weights("train")?;
         if file
             .metadata
             .get("vocab")
@@ -250,7 +264,7 @@ impl Run {
         }
         let kept = d.dir.join("checkpoints");
         if kept.is_dir() {
-            std::fs::remove_dir_all(&kept).map_err(|source| Error::Io { path: kept, source })?;
+            std::fs::remove_dir_all(&kept).map_err(|source| Error::Io { path: kept, cause: source })?;
         }
         let mut run = Run {
             dir: d,
@@ -281,7 +295,7 @@ impl Run {
         }
         let config = std::fs::read(d.config_path()).map_err(|source| Error::Io {
             path: d.config_path(),
-            source,
+            cause: source,
         })?;
         Ok(Run {
             dir: d,
@@ -341,7 +355,7 @@ fn remove_if_present(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
             path: path.to_path_buf(),
-            source: e,
+            cause: e,
         }),
         _ => Ok(()),
     }
@@ -522,7 +536,7 @@ pub fn load_task_config(run: &RunDir, task: &str) -> Result<serde_json::Value> {
     }
     let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
         path: path.clone(),
-        source,
+        cause: source,
     })?;
     let bad = |message: String| Error::Format {
         path: path.clone(),
@@ -574,5 +588,60 @@ mod tests {
         assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
         // A folder that does not exist: an error, nothing written.
         assert!(write_atomic(&d.join("missing/x"), b"x").is_err());
+    }
+
+    #[test]
+    fn a_run_with_a_checkpoint_but_no_weights_says_it_has_no_finished_epoch() {
+        let d = tmp("no-epoch");
+        let run = RunDir::new(&d);
+        // Nothing at all: the operating system's message, once.
+        let e = run.load_weights("train").unwrap_err();
+        assert!(matches!(e, Error::Io { .. }), "{e}");
+        // A checkpoint but no model.safetensors (stopped during the first epoch).
+        std::fs::write(run.checkpoint_path(), b"a checkpoint").unwrap();
+        let e = run.load_weights("forecast train").unwrap_err();
+        assert!(matches!(e, Error::NoFinishedEpoch { .. }), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("has a checkpoint but no finished epoch yet")
+                && text.contains("no trained weights")
+                && text.contains(&format!(
+                    "seqrnn forecast train --resume --out {}",
+                    d.display()
+                ))
+                && !text.contains('\n'),
+            "{text}"
+        );
+        // The same through load_model, after config.json and vocab.txt.
+        let mut vocab = Vocab::new();
+        for t in ["<unk>", "a", "b"] {
+            vocab.add(t);
+        }
+        vocab.save(&run.vocab_path()).unwrap();
+        let model = LmConfig {
+            vocab: 3,
+            embed: 2,
+            cell: CellKind::Lstm,
+            hidden: 2,
+            layers: 1,
+            dropout: crate::dropout::Dropout::NONE,
+            output: crate::model::OutputWeights::Separate,
+        };
+        run.save_config(&RunConfig {
+            format: FORMAT_VERSION,
+            tokens: TokenKindName::Word,
+            model,
+            train: serde_json::Value::Null,
+        })
+        .unwrap();
+        let e = run.load_model().unwrap_err();
+        assert!(
+            matches!(e, Error::NoFinishedEpoch { train: "train", .. }),
+            "{e}"
+        );
+        // Once the first epoch has written the weights, they load.
+        let lm = LanguageModel::new(model).unwrap();
+        save_model(&run.model_path(), &lm, &vec![0.0; lm.num_params()], &vocab).unwrap();
+        assert!(run.load_model().is_ok());
     }
 }

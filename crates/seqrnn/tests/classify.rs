@@ -2,23 +2,20 @@
 //! guarantee through the public API: a sentence alone and in a batch with longer ones gets the
 //! same logits, for every pooling, one or two directions, LSTM and GRU.
 
-use std::path::Path;
-
 use seqrnn::data::labeled::{build_labels, build_vocab, encode_all, load_tsv};
 use seqrnn::model::classifier::{
     Classifier, ClassifierConfig, ClassifierWorkspace, Directions, Pooling, TokenBatch,
 };
 use seqrnn::rnn::{CellKind, GruVariant};
 
-const SST2: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/sst2");
+mod common;
 
 #[test]
 fn sst2_splits_and_vocabulary() {
-    if !Path::new(SST2).exists() {
-        eprintln!("skipping: {SST2} is absent");
+    let Some(dir) = common::shared("data/sst2") else {
         return;
-    }
-    let dir = Path::new(SST2);
+    };
+    let dir = dir.as_path();
     let train = load_tsv(&dir.join("train.tsv")).unwrap();
     let dev = load_tsv(&dir.join("dev.tsv")).unwrap();
     let test = load_tsv(&dir.join("test.tsv")).unwrap();

@@ -1,31 +1,21 @@
 //! The data pipeline on the real corpora in `shared/data` (skipped when they are absent).
 
-use std::path::Path;
 use std::time::Instant;
 
 use seqrnn::data::{load_char_corpus, load_word_corpus, Batched, Vocab, EOS, UNK};
 
-const PTB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/ptb");
-const SHAKESPEARE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/data/tinyshakespeare/input.txt"
-);
+mod common;
 
-fn present(path: &str) -> bool {
-    let ok = Path::new(path).exists();
-    if !ok {
-        eprintln!("skipping: {path} is absent");
-    }
-    ok
-}
+const PTB: &str = "data/ptb";
+const SHAKESPEARE: &str = "data/tinyshakespeare/input.txt";
 
 #[test]
 fn data_ptb_word_corpus() {
-    if !present(PTB) {
+    let Some(ptb) = common::shared(PTB) else {
         return;
-    }
+    };
     let start = Instant::now();
-    let c = load_word_corpus(Path::new(PTB)).unwrap();
+    let c = load_word_corpus(&ptb).unwrap();
     eprintln!("PTB loaded in {:?}", start.elapsed());
 
     assert_eq!(c.vocab.len(), 10_000);
@@ -38,7 +28,7 @@ fn data_ptb_word_corpus() {
     assert_eq!(c.vocab.unk_id(), Some(26));
     assert_eq!(c.vocab.id(UNK), Some(26));
 
-    let text = std::fs::read_to_string(Path::new(PTB).join("ptb.train.txt")).unwrap();
+    let text = std::fs::read_to_string(ptb.join("ptb.train.txt")).unwrap();
     let first_line: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(first_line[..3], ["aer", "banknote", "berlitz"]);
     let decoded: Vec<&str> = c.train[..=first_line.len()]
@@ -66,10 +56,10 @@ fn data_ptb_word_corpus() {
 
 #[test]
 fn data_tiny_shakespeare_char_corpus() {
-    if !present(SHAKESPEARE) {
+    let Some(shakespeare) = common::shared(SHAKESPEARE) else {
         return;
-    }
-    let c = load_char_corpus(Path::new(SHAKESPEARE)).unwrap();
+    };
+    let c = load_char_corpus(&shakespeare).unwrap();
     assert_eq!(c.train.len() + c.valid.len(), 1_115_394);
     assert_eq!(c.train.len(), 1_003_854);
     assert_eq!(c.valid.len(), 111_540);

@@ -7,18 +7,14 @@ use seqrnn::data::table::Table;
 use seqrnn::model::forecaster::{Forecaster, ForecasterConfig};
 use seqrnn::train::forecast::{evaluate, ColumnSpec, Mode, Series, Split};
 
-const ETTH1: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/data/ett/ETTh1.csv"
-);
+mod common;
 
 #[test]
 fn etth1_informer_split_and_standardisation() {
-    if !Path::new(ETTH1).exists() {
-        eprintln!("skipping: {ETTH1} is absent");
+    let Some(etth1) = common::shared("data/ett/ETTh1.csv") else {
         return;
-    }
-    let t = Table::load(Path::new(ETTH1)).unwrap();
+    };
+    let t = Table::load(&etth1).unwrap();
     assert_eq!(t.rows, 17_420);
     assert_eq!(
         t.columns,

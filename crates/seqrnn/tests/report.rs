@@ -191,7 +191,7 @@ fn runs_that_cannot_be_read_or_compared() {
 
     // Missing folder.
     match load_run(&d.join("absent")).unwrap_err() {
-        Error::Io { source, .. } => assert_eq!(source.kind(), std::io::ErrorKind::NotFound),
+        Error::Io { cause: source, .. } => assert_eq!(source.kind(), std::io::ErrorKind::NotFound),
         e => panic!("{e:?}"),
     }
     // A folder that is not a run.

@@ -69,7 +69,7 @@ const LAYOUTS: [[&str; 3]; 2] = [
 pub fn load_word_corpus(dir: &Path) -> Result<Corpus> {
     let meta = std::fs::metadata(dir).map_err(|source| Error::Io {
         path: dir.to_path_buf(),
-        source,
+        cause: source,
     })?;
     if !meta.is_dir() {
         return Err(Error::Data {
@@ -256,7 +256,7 @@ pub fn tokenize(text: &str, kind: TokenKind) -> Vec<String> {
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })
 }
 

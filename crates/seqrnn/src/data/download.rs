@@ -40,7 +40,7 @@ pub fn verify_ptb(dir: &Path) -> Result<bool> {
             .and_then(|mut f| f.read_to_end(&mut bytes))
             .map_err(|source| Error::Io {
                 path: path.clone(),
-                source,
+                cause: source,
             })?;
         let got = md5_hex(&bytes);
         if got != sum {
@@ -82,7 +82,7 @@ pub fn download_ptb(dest: &Path) -> Result<()> {
         .map_err(|e| offline(e.to_string()))?;
     std::fs::create_dir_all(dest).map_err(|source| Error::Io {
         path: dest.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let bad = |m: String| Error::Download(format!("{url}: {m}"));
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive.as_slice()));
@@ -133,11 +133,9 @@ mod tests {
 
     #[test]
     fn shared_ptb_copy_verifies() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/ptb");
-        if !dir.is_dir() {
-            eprintln!("skipping: {} not found", dir.display());
+        let Some(dir) = crate::test_shared::shared("data/ptb") else {
             return;
-        }
+        };
         assert!(verify_ptb(&dir).unwrap());
         let empty = std::env::temp_dir().join(format!("seqrnn-noptb-{}", std::process::id()));
         std::fs::create_dir_all(&empty).unwrap();

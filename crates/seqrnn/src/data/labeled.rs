@@ -29,7 +29,7 @@ pub struct Example {
 pub fn load_tsv(path: &Path) -> Result<Vec<Example>> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let bad = |message: String| Error::Data {
         path: path.to_path_buf(),

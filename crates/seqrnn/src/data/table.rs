@@ -36,7 +36,7 @@ impl Table {
     pub fn load(path: &Path) -> Result<Table> {
         let bytes = std::fs::read(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         })?;
         let text = String::from_utf8(bytes).map_err(|e| Error::Data {
             path: path.to_path_buf(),

@@ -122,7 +122,7 @@ impl Vocab {
         };
         let bytes = std::fs::read(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         })?;
         if bytes.is_empty() {
             return Err(data_error("vocabulary file is empty".to_owned()));

@@ -52,14 +52,14 @@ pub fn write_atomic_with(
         let _ = std::fs::remove_file(&tmp);
         return Err(Error::Io {
             path: tmp,
-            source: kept(source),
+            cause: kept(source),
         });
     }
     if let Err(source) = std::fs::rename(&tmp, path) {
         let _ = std::fs::remove_file(&tmp);
         return Err(Error::Io {
             path: path.to_path_buf(),
-            source: kept(source),
+            cause: kept(source),
         });
     }
     // Make the rename itself durable where the platform allows syncing a folder.

@@ -1,6 +1,7 @@
 //! Named f32 tensors in the safetensors format (PyTorch's `state_dict` names).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -20,6 +21,9 @@ pub struct Tensor {
 /// verifies: `crc32:` and eight hex digits.
 pub const CHECKSUM_KEY: &str = "checksum";
 
+/// The largest header safetensors readers accept (the `safetensors` crate's limit).
+const MAX_HEADER: usize = 100_000_000;
+
 /// The contents of a safetensors file: tensors by name and the free-form metadata.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TensorFile {
@@ -35,7 +39,7 @@ impl TensorFile {
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         })?;
         Self::from_bytes(&bytes).map_err(|message| Error::Format {
             path: path.to_path_buf(),
@@ -157,29 +161,76 @@ impl TensorFile {
         self.serialize(Some(self.checksum()))
     }
 
+    /// The safetensors layout, written here rather than by the `safetensors` crate so that the
+    /// same contents always give the same bytes (the crate keeps the metadata in a `HashMap`,
+    /// whose order changes from one process to the next): the header lists `__metadata__` first
+    /// with its entries in key order, then the tensors in name order, each `{"dtype":"F32",
+    /// "shape":[…],"data_offsets":[start,end]}`, padded with spaces to a multiple of 8 bytes;
+    /// the values follow in the same order. Any safetensors reader accepts it, and files written
+    /// before (in another header order) read and verify as they did.
     fn serialize(&self, checksum: Option<String>) -> std::result::Result<Vec<u8>, String> {
-        let raw: Vec<(String, Vec<usize>, Vec<u8>)> = self
-            .tensors
+        let mut meta: BTreeMap<&str, &str> = self
+            .metadata
             .iter()
-            .map(|(n, t)| {
-                let bytes = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
-                (n.clone(), t.shape.clone(), bytes)
-            })
+            .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let views = raw
-            .iter()
-            .map(|(n, s, b)| {
-                TensorView::new(Dtype::F32, s.clone(), b)
-                    .map(|v| (n.as_str(), v))
-                    .map_err(|e| format!("tensor `{n}`: {e}"))
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let mut meta: HashMap<String, String> = self.metadata.clone().into_iter().collect();
-        if let Some(sum) = checksum {
-            meta.insert(CHECKSUM_KEY.into(), sum);
+        if let Some(sum) = &checksum {
+            meta.insert(CHECKSUM_KEY, sum);
         }
-        safetensors::serialize(views, if meta.is_empty() { None } else { Some(meta) })
-            .map_err(|e| e.to_string())
+        let quote = |s: &str| serde_json::to_string(s).map_err(|e| e.to_string());
+        let mut header = String::from("{");
+        if !meta.is_empty() {
+            header.push_str("\"__metadata__\":{");
+            for (i, (k, v)) in meta.iter().enumerate() {
+                if i > 0 {
+                    header.push(',');
+                }
+                header.push_str(&quote(k)?);
+                header.push(':');
+                header.push_str(&quote(v)?);
+            }
+            header.push('}');
+        }
+        let mut offset = 0usize;
+        for (i, (name, t)) in self.tensors.iter().enumerate() {
+            let n = t.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            if n != Some(t.data.len()) {
+                return Err(format!(
+                    "tensor `{name}`: shape {:?} does not hold {} values",
+                    t.shape,
+                    t.data.len()
+                ));
+            }
+            let end = offset + 4 * t.data.len();
+            if i > 0 || !meta.is_empty() {
+                header.push(',');
+            }
+            let shape: Vec<String> = t.shape.iter().map(usize::to_string).collect();
+            let _ = write!(
+                header,
+                "{}:{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{offset},{end}]}}",
+                quote(name)?,
+                shape.join(",")
+            );
+            offset = end;
+        }
+        header.push('}');
+        while header.len() % 8 != 0 {
+            header.push(' ');
+        }
+        if header.len() > MAX_HEADER {
+            return Err(format!(
+                "the header is {} bytes, more than safetensors readers accept ({MAX_HEADER})",
+                header.len()
+            ));
+        }
+        let mut bytes = Vec::with_capacity(8 + header.len() + offset);
+        bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        for t in self.tensors.values() {
+            bytes.extend(t.data.iter().flat_map(|v| v.to_le_bytes()));
+        }
+        Ok(bytes)
     }
 }
 
@@ -304,6 +355,162 @@ mod tests {
         let mut g = f.clone();
         g.metadata.insert("format".into(), "y".into());
         assert!(g.verify().is_err());
+    }
+
+    /// A file with tensors and several metadata entries (inserted out of key order).
+    fn sample_file() -> TensorFile {
+        let mut f = TensorFile::default();
+        for (name, n) in [("rnn.weight_hh_l0", 6), ("encoder.weight", 4), ("bias", 1)] {
+            f.tensors.insert(
+                name.into(),
+                Tensor {
+                    shape: if n == 6 { vec![3, 2] } else { vec![n] },
+                    data: (0..n).map(|i| i as f32 * 0.25 - 1.0).collect(),
+                },
+            );
+        }
+        for (k, v) in [
+            ("vocab", "crc32:0badf00d:50"),
+            ("format", "seqrnn-lm"),
+            ("resume", r#"{"a":1,"b":"x\"y"}"#),
+            ("metrics", "1,20,300.5,280.25\n"),
+            ("config", "{}"),
+            ("zeta", "é ünïcode"),
+        ] {
+            f.metadata.insert(k.into(), v.into());
+        }
+        f
+    }
+
+    #[test]
+    fn the_same_contents_always_give_the_same_bytes() {
+        let f = sample_file();
+        let sealed = f.to_bytes_sealed().unwrap();
+        assert_eq!(sealed, f.to_bytes_sealed().unwrap());
+        // A separate instance built in another insertion order, sealed in place.
+        let mut g = TensorFile::default();
+        for (k, v) in f.metadata.iter().rev() {
+            g.metadata.insert(k.clone(), v.clone());
+        }
+        for (k, t) in f.tensors.iter().rev() {
+            g.tensors.insert(k.clone(), t.clone());
+        }
+        g.seal();
+        assert_eq!(g.to_bytes().unwrap(), sealed);
+        assert_eq!(f.to_bytes().unwrap(), f.clone().to_bytes().unwrap());
+        // And it reads back, checksum verified, as what was written.
+        assert_eq!(TensorFile::from_bytes(&sealed).unwrap(), g);
+        let (n, meta) = SafeTensors::read_metadata(&sealed).unwrap();
+        assert_eq!((8 + n) % 8, 0);
+        assert_eq!(meta.metadata().as_ref().unwrap().len(), 7);
+    }
+
+    #[test]
+    fn the_header_is_the_safetensors_layout() {
+        // With at most one metadata entry the `safetensors` crate's order is fixed: both
+        // writers give the same bytes.
+        let mut f = sample_file();
+        f.metadata.retain(|k, _| k == "resume");
+        let raw: Vec<(String, Vec<usize>, Vec<u8>)> = f
+            .tensors
+            .iter()
+            .map(|(n, t)| {
+                let b = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+                (n.clone(), t.shape.clone(), b)
+            })
+            .collect();
+        let views = || {
+            raw.iter()
+                .map(|(n, s, b)| {
+                    (
+                        n.as_str(),
+                        TensorView::new(Dtype::F32, s.clone(), b).unwrap(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let meta: std::collections::HashMap<String, String> =
+            f.metadata.clone().into_iter().collect();
+        let theirs = safetensors::serialize(views(), Some(meta)).unwrap();
+        assert_eq!(f.to_bytes().unwrap(), theirs);
+        let theirs = safetensors::serialize(views(), None).unwrap();
+        f.metadata.clear();
+        assert_eq!(f.to_bytes().unwrap(), theirs);
+        assert_eq!(
+            TensorFile::default().to_bytes().unwrap(),
+            safetensors::serialize(Vec::<(&str, TensorView<'_>)>::new(), None).unwrap()
+        );
+    }
+
+    #[test]
+    fn files_written_in_another_header_order_still_load_and_verify() {
+        // Earlier versions wrote the metadata in whatever order a `HashMap` gave; the
+        // checksum covers the entries in key order, so any order verifies.
+        let mut f = sample_file();
+        f.seal();
+        let raw: Vec<(String, Vec<usize>, Vec<u8>)> = f
+            .tensors
+            .iter()
+            .map(|(n, t)| {
+                let b = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+                (n.clone(), t.shape.clone(), b)
+            })
+            .collect();
+        let views = raw.iter().map(|(n, s, b)| {
+            (
+                n.as_str(),
+                TensorView::new(Dtype::F32, s.clone(), b).unwrap(),
+            )
+        });
+        let meta: std::collections::HashMap<String, String> =
+            f.metadata.clone().into_iter().collect();
+        let old = safetensors::serialize(views, Some(meta)).unwrap();
+        assert_eq!(TensorFile::from_bytes(&old).unwrap(), f);
+        // The header, reversed by hand, reads the same too.
+        let (n, _) = SafeTensors::read_metadata(&old).unwrap();
+        let header: serde_json::Value = serde_json::from_slice(&old[8..8 + n]).unwrap();
+        let mut text = String::from("{");
+        let obj = header.as_object().unwrap();
+        for (i, (k, v)) in obj.iter().rev().enumerate() {
+            let v = if k == "__metadata__" {
+                let m = v.as_object().unwrap();
+                let entries: Vec<String> = m
+                    .iter()
+                    .rev()
+                    .map(|(a, b)| format!("{}:{}", serde_json::json!(a), b))
+                    .collect();
+                format!("{{{}}}", entries.join(","))
+            } else {
+                v.to_string()
+            };
+            if i > 0 {
+                text.push(',');
+            }
+            let _ = write!(text, "{}:{v}", serde_json::json!(k));
+        }
+        text.push('}');
+        while text.len() % 8 != 0 {
+            text.push(' ');
+        }
+        let mut reversed = (text.len() as u64).to_le_bytes().to_vec();
+        reversed.extend_from_slice(text.as_bytes());
+        reversed.extend_from_slice(&old[8 + n..]);
+        assert_ne!(reversed, f.to_bytes().unwrap());
+        assert_eq!(TensorFile::from_bytes(&reversed).unwrap(), f);
+    }
+
+    #[test]
+    fn a_shape_that_does_not_fit_the_values_is_refused() {
+        let mut f = TensorFile::default();
+        f.tensors.insert(
+            "w".into(),
+            Tensor {
+                shape: vec![2, 2],
+                data: vec![1.0; 3],
+            },
+        );
+        let e = f.to_bytes().unwrap_err();
+        assert!(e.contains("tensor `w`"), "{e}");
     }
 
     #[test]

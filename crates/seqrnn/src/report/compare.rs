@@ -75,7 +75,7 @@ impl RunSummary {
         }
         let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
             path: path.clone(),
-            source,
+            cause: source,
         })?;
         serde_json::from_str(&text)
             .map(Some)
@@ -205,13 +205,13 @@ pub fn load_run(dir: &Path) -> Result<ReportRun> {
     if !dir.is_dir() {
         return Err(Error::Io {
             path: dir.to_path_buf(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "run directory not found"),
+            cause: std::io::Error::new(std::io::ErrorKind::NotFound, "run directory not found"),
         });
     }
     let path = run.config_path();
     let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
         path: path.clone(),
-        source,
+        cause: source,
     })?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Format {
         path: path.clone(),
@@ -300,7 +300,7 @@ fn load_supervised(run: &RunDir, task: &str, config: &serde_json::Value) -> Resu
     let path = run.metrics_path();
     let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
         path: path.clone(),
-        source,
+        cause: source,
     })?;
     let bad = |message: String| Error::Data {
         path: path.clone(),
@@ -454,7 +454,7 @@ pub fn measure_lm(dir: &Path, data_path: &Path, batch: usize) -> Result<EvalFigu
                 .find(|p| p.is_file())
                 .ok_or_else(|| Error::Io {
                     path: data_path.to_path_buf(),
-                    source: std::io::Error::new(
+                    cause: std::io::Error::new(
                         std::io::ErrorKind::NotFound,
                         "no ptb.test.txt or test.txt in this folder",
                     ),
@@ -647,7 +647,7 @@ pub fn write_report(out: &Path, runs: &[ReportRun], opts: &ReportOptions) -> Res
     unique_names(&mut runs);
     std::fs::create_dir_all(out).map_err(|source| Error::Io {
         path: out.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let first = &runs[0];
     let metric = first.metric.clone();
@@ -770,7 +770,7 @@ pub fn write_report(out: &Path, runs: &[ReportRun], opts: &ReportOptions) -> Res
         line_chart(&path, chart_title, x_label, &y_label, &named)?;
         let bytes = std::fs::read(&path).map_err(|source| Error::Io {
             path: path.clone(),
-            source,
+            cause: source,
         })?;
         images.push((file.to_string(), chart_title.clone(), bytes));
         files.push(file.to_string());

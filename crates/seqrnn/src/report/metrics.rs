@@ -77,7 +77,7 @@ pub fn write_metrics(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
 pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let data_err = |message: String| Error::Data {
         path: path.to_path_buf(),
@@ -315,7 +315,7 @@ mod tests {
         let dir = temp_dir();
         let path = dir.join("absent.csv");
         match read_metrics(&path).unwrap_err() {
-            Error::Io { path: p, source } => {
+            Error::Io { path: p, cause: source } => {
                 assert_eq!(p, path);
                 assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
             }

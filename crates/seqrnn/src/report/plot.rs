@@ -272,7 +272,7 @@ fn render(chart: &Chart<'_>) -> Result<String> {
     let mut svg = String::new();
     draw(chart, &x_axis, &y_axis, &y_desc, &plotted, &mut svg).map_err(|e| Error::Io {
         path: chart.path.to_path_buf(),
-        source: std::io::Error::other(format!("could not draw the chart: {e}")),
+        cause: std::io::Error::other(format!("could not draw the chart: {e}")),
     })?;
     Ok(svg)
 }

@@ -56,7 +56,7 @@ pub fn is_png(path: &Path) -> bool {
 pub(crate) fn draw_error(path: &Path, what: impl std::fmt::Display) -> Error {
     Error::Io {
         path: path.to_path_buf(),
-        source: std::io::Error::other(format!("could not draw the picture: {what}")),
+        cause: std::io::Error::other(format!("could not draw the picture: {what}")),
     }
 }
 

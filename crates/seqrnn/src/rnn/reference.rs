@@ -676,7 +676,6 @@ mod tests {
     use super::*;
     use crate::rnn::config::Direction;
     use std::collections::HashMap;
-    use std::path::PathBuf;
 
     /// Tiny deterministic generator (xorshift64*), values in U(-0.5, 0.5).
     struct Rng(u64);
@@ -980,12 +979,6 @@ mod tests {
 
     // ---------------------------------------------------------------- fixtures
 
-    fn fixture_path(name: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/fixtures")
-            .join(format!("{name}.safetensors"))
-    }
-
     /// A loaded fixture: tensors as `f64` with their shapes, and the header metadata.
     struct Fixture {
         tensors: HashMap<String, (Vec<usize>, Vec<f64>)>,
@@ -995,11 +988,8 @@ mod tests {
     impl Fixture {
         /// Loads a fixture, or returns `None` (after saying why) when the file is absent.
         fn load(name: &str) -> Option<Fixture> {
-            let path = fixture_path(name);
-            let Ok(bytes) = std::fs::read(&path) else {
-                eprintln!("skipping: fixture {} not found", path.display());
-                return None;
-            };
+            let path = crate::test_shared::shared(&format!("fixtures/{name}.safetensors"))?;
+            let bytes = std::fs::read(&path).expect("readable fixture");
             let st = safetensors::SafeTensors::deserialize(&bytes).expect("valid safetensors");
             let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).expect("header");
             let meta = header.metadata().clone().unwrap_or_default();

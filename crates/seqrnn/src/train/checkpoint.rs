@@ -176,7 +176,7 @@ pub fn checkpoint_bytes(ck: &Checkpoint, path: &Path) -> Result<Vec<u8>> {
 pub fn load_checkpoint(path: &Path, n: usize) -> Result<Checkpoint> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     checkpoint_from_bytes(&bytes, n).map_err(|message| Error::Format {
         path: path.to_path_buf(),

@@ -643,7 +643,7 @@ impl<'a> Loop<'a> {
             if let Some(folder) = kept.parent() {
                 std::fs::create_dir_all(folder).map_err(|source| Error::Io {
                     path: folder.to_path_buf(),
-                    source,
+                    cause: source,
                 })?;
             }
             self.run.write(&kept, &bytes)?;
