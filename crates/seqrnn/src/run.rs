@@ -141,10 +141,7 @@ impl RunDir {
         if !self.dir.is_dir() {
             return Err(Error::Io {
                 path: self.dir.clone(),
-                cause: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "run directory not found",
-                ),
+                cause: std::io::Error::new(std::io::ErrorKind::NotFound, "run directory not found"),
             });
         }
         let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
@@ -264,7 +261,10 @@ impl Run {
         }
         let kept = d.dir.join("checkpoints");
         if kept.is_dir() {
-            std::fs::remove_dir_all(&kept).map_err(|source| Error::Io { path: kept, cause: source })?;
+            std::fs::remove_dir_all(&kept).map_err(|source| Error::Io {
+                path: kept,
+                cause: source,
+            })?;
         }
         let mut run = Run {
             dir: d,

@@ -315,7 +315,10 @@ mod tests {
         let dir = temp_dir();
         let path = dir.join("absent.csv");
         match read_metrics(&path).unwrap_err() {
-            Error::Io { path: p, cause: source } => {
+            Error::Io {
+                path: p,
+                cause: source,
+            } => {
                 assert_eq!(p, path);
                 assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
             }
