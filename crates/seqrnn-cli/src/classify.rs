@@ -13,8 +13,8 @@ use seqrnn::optim::AdamConfig;
 use seqrnn::rnn::CellKind;
 use seqrnn::run::RunDir;
 use seqrnn::train::classify::{
-    argmax, classifier_params, evaluate, probabilities, ClassifyMetrics, ClassifyRunConfig,
-    ClassifyTask, ClassifyTrainConfig,
+    argmax, evaluate, probabilities, ClassifyMetrics, ClassifyRunConfig, ClassifyTask,
+    ClassifyTrainConfig,
 };
 use seqrnn::train::fit::{load_fit_checkpoint, EarlyStopping, FitConfig, TASK_FORMAT_VERSION};
 
@@ -400,7 +400,9 @@ fn load_run(dir: &Path) -> Result<(Vocab, Vocab, Classifier, Vec<f32>)> {
     );
     let model = Classifier::new(config.model)?;
     let file = TensorFile::load(&run.model_path())?;
-    let params = classifier_params(&model, &file, &run.model_path())?;
+    let params = model
+        .param_layout()
+        .from_file(&file, &run.model_path(), "a classifier")?;
     Ok((vocab, labels, model, params))
 }
 

@@ -13,8 +13,8 @@ use seqrnn::rnn::CellKind;
 use seqrnn::run::RunDir;
 use seqrnn::train::fit::{load_fit_checkpoint, EarlyStopping, FitConfig, TASK_FORMAT_VERSION};
 use seqrnn::train::forecast::{
-    evaluate, forecast_original, forecaster_params, Anchor, ColumnSpec, ForecastMetrics,
-    ForecastRunConfig, ForecastTask, ForecastTrainConfig, Mode, Series, Split,
+    evaluate, forecast_original, Anchor, ColumnSpec, ForecastMetrics, ForecastRunConfig,
+    ForecastTask, ForecastTrainConfig, Mode, Series, Split,
 };
 
 use crate::fit_progress::{train_supervised, ScoreShown};
@@ -394,7 +394,9 @@ fn load_run(dir: &Path) -> Result<(ForecastRunConfig, Forecaster, Vec<f32>)> {
         .with_context(|| format!("{} is not a usable forecasting run", dir.display()))?;
     let model = Forecaster::new(config.model)?;
     let file = TensorFile::load(&run.model_path())?;
-    let params = forecaster_params(&model, &file, &run.model_path())?;
+    let params = model
+        .param_layout()
+        .from_file(&file, &run.model_path(), "a forecaster")?;
     Ok((config, model, params))
 }
 

@@ -13,8 +13,7 @@ use seqrnn::optim::AdamConfig;
 use seqrnn::report::metrics::read_metrics;
 use seqrnn::rnn::CellKind;
 use seqrnn::run::{
-    import_state_dict, load_checkpoint, params_from_tensors, save_model, RunConfig, RunDir,
-    FORMAT_VERSION,
+    import_state_dict, load_checkpoint, save_model, RunConfig, RunDir, FORMAT_VERSION,
 };
 use seqrnn::train::lm::{KeepCheckpoints, RunEnd};
 use seqrnn::train::{self, Optimizer, Preset, Start, TrainConfig};
@@ -428,7 +427,7 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
         let params = match &a.init_from {
             Some(path) => {
                 let file = TensorFile::load(path)?;
-                params_from_tensors(&model, &file, path)?
+                model.param_layout().from_file(&file, path, "a model")?
             }
             None => model.init_params(LmInit::Uniform(init_scale), a.lm.seed)?,
         };

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::dropout::{rng_from_seed, Dropout, SeqRng};
 use crate::error::{Error, Result};
 use crate::linalg::fit;
+use crate::model::layout::{NamedTensor, ParamLayout};
 use crate::model::{dense, embedding};
 use crate::rnn::{
     CellKind, Direction, ForgetBias, Init, InitScheme, Rnn, RnnCache, RnnConfig, RnnLayout,
@@ -207,6 +208,7 @@ pub struct Classifier {
     /// One single-layer, single-direction stack per layer (input `I_l`).
     layers: Vec<Rnn>,
     layout: RnnLayout,
+    params: ParamLayout,
     emb: Range<usize>,
     rnn: Range<usize>,
     head_w: Range<usize>,
@@ -330,14 +332,16 @@ impl Classifier {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let emb = 0..config.vocab * config.embed;
-        let rnn = emb.end..emb.end + layout.len();
-        let head_w = rnn.end..rnn.end + config.classes * config.features();
-        let head_b = head_w.end..head_w.end + config.classes;
+        let mut params = ParamLayout::new();
+        let emb = params.push("embedding.weight", vec![config.vocab, config.embed]);
+        let rnn = params.push_rnn("rnn", &layout);
+        let head_w = params.push("head.weight", vec![config.classes, config.features()]);
+        let head_b = params.push("head.bias", vec![config.classes]);
         Ok(Classifier {
             config,
             layers,
             layout,
+            params,
             emb,
             rnn,
             head_w,
@@ -350,9 +354,15 @@ impl Classifier {
         &self.config
     }
 
+    /// Every tensor of the parameter block (`embedding.weight`, `rnn.*`, `head.*`); it writes
+    /// and reads the model's files.
+    pub fn param_layout(&self) -> &ParamLayout {
+        &self.params
+    }
+
     /// Length of the parameter block.
     pub fn num_params(&self) -> usize {
-        self.head_b.end
+        self.params.len()
     }
 
     /// Initial weights: embedding `N(0, 1)` scaled by 0.1 (padding row zero), recurrent layers
@@ -382,24 +392,8 @@ impl Classifier {
     }
 
     /// Every tensor: name, shape, range in the block.
-    pub fn tensors(&self) -> Vec<(String, Vec<usize>, Range<usize>)> {
-        let c = &self.config;
-        let mut out = vec![(
-            "embedding.weight".to_string(),
-            vec![c.vocab, c.embed],
-            self.emb.clone(),
-        )];
-        for t in self.layout.tensors() {
-            let r = t.range.start + self.rnn.start..t.range.end + self.rnn.start;
-            out.push((format!("rnn.{}", t.name), t.shape, r));
-        }
-        out.push((
-            "head.weight".into(),
-            vec![c.classes, c.features()],
-            self.head_w.clone(),
-        ));
-        out.push(("head.bias".into(), vec![c.classes], self.head_b.clone()));
-        out
+    pub fn tensors(&self) -> Vec<NamedTensor> {
+        self.params.named()
     }
 
     fn cell_params(&self, layer: usize, dir: usize) -> Range<usize> {
@@ -408,13 +402,7 @@ impl Classifier {
     }
 
     fn check(&self, params: &[f32], batch: &TokenBatch) -> Result<()> {
-        if params.len() != self.num_params() {
-            return Err(Error::Shape(format!(
-                "parameter block has {} values, expected {}",
-                params.len(),
-                self.num_params()
-            )));
-        }
+        self.params.check_block("parameter block", params.len())?;
         let b = batch.b();
         if b == 0 || batch.t == 0 || batch.lens.iter().any(|&l| l == 0 || l > batch.t) {
             return Err(Error::Shape(

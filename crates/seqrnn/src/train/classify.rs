@@ -2,8 +2,6 @@
 //! length-bucketed batches, evaluation (accuracy, macro-F1, confusion matrix) and the run
 //! configuration.
 
-use std::path::Path;
-
 use rand::seq::SliceRandom;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
@@ -238,25 +236,12 @@ impl SupervisedTask for ClassifyTask<'_> {
     }
 
     fn tensors(&self, params: &[f32]) -> TensorFile {
-        classifier_tensors(self.model, params)
+        self.model.param_layout().to_file(params, CLASSIFY_FORMAT)
     }
 }
 
-/// The model's weights as named tensors (`embedding.weight`, `rnn.*`, `head.*`).
-pub fn classifier_tensors(model: &Classifier, params: &[f32]) -> TensorFile {
-    crate::train::fit::tensors_to_file(model.tensors(), params, "seqrnn-classify")
-}
-
-/// Reads the weights of `model` from `file` (as written by [`classifier_tensors`]).
-pub fn classifier_params(model: &Classifier, file: &TensorFile, path: &Path) -> Result<Vec<f32>> {
-    crate::train::fit::params_from_file(
-        model.tensors(),
-        model.num_params(),
-        file,
-        path,
-        "a classifier",
-    )
-}
+/// `format` metadata of a classifier's weights file.
+pub const CLASSIFY_FORMAT: &str = "seqrnn-classify";
 
 /// Training settings of a classification run beyond the shared loop's.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

@@ -780,57 +780,6 @@ pub fn load_task_config(run: &RunDir, task: &str) -> Result<serde_json::Value> {
     Ok(v)
 }
 
-/// A model's weights as named tensors, from its `(name, shape, range in params)` list, with
-/// `format` in the file's metadata.
-pub fn tensors_to_file(
-    tensors: Vec<crate::model::lm::NamedTensor>,
-    params: &[f32],
-    format: &str,
-) -> TensorFile {
-    let mut f = TensorFile::default();
-    for (name, shape, range) in tensors {
-        f.tensors.insert(
-            name,
-            Tensor {
-                shape,
-                data: params[range].to_vec(),
-            },
-        );
-    }
-    f.metadata.insert("format".into(), format.into());
-    f
-}
-
-/// Reads a parameter block of `n` values from `file` (written by [`tensors_to_file`]): every
-/// listed tensor must be there with its shape and finite values; `what` names the model in
-/// errors ("a classifier").
-pub fn params_from_file(
-    tensors: Vec<crate::model::lm::NamedTensor>,
-    n: usize,
-    file: &TensorFile,
-    path: &Path,
-    what: &str,
-) -> Result<Vec<f32>> {
-    let mut p = vec![0.0; n];
-    for (name, shape, range) in tensors {
-        let t = file.get(&name).map_err(|m| Error::Format {
-            path: path.to_path_buf(),
-            message: format!("{m} (not {what} of this shape)"),
-        })?;
-        if t.shape != shape || t.data.iter().any(|v| !v.is_finite()) {
-            return Err(Error::Format {
-                path: path.to_path_buf(),
-                message: format!(
-                    "tensor `{name}` has shape {:?} or non-finite values, expected shape {shape:?}",
-                    t.shape
-                ),
-            });
-        }
-        p[range].copy_from_slice(&t.data);
-    }
-    Ok(p)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

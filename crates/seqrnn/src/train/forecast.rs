@@ -8,7 +8,6 @@
 //! row, so every target row of the split is predicted (Informer's convention).
 
 use std::ops::Range;
-use std::path::Path;
 
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -659,25 +658,12 @@ impl SupervisedTask for ForecastTask<'_> {
     }
 
     fn tensors(&self, params: &[f32]) -> TensorFile {
-        forecaster_tensors(self.model, params)
+        self.model.param_layout().to_file(params, FORECAST_FORMAT)
     }
 }
 
-/// The model's weights as named tensors (`rnn.*`, `decoder.*`, `head.*`).
-pub fn forecaster_tensors(model: &Forecaster, params: &[f32]) -> TensorFile {
-    crate::train::fit::tensors_to_file(model.tensors(), params, "seqrnn-forecast")
-}
-
-/// Reads the weights of `model` from `file` (as written by [`forecaster_tensors`]).
-pub fn forecaster_params(model: &Forecaster, file: &TensorFile, path: &Path) -> Result<Vec<f32>> {
-    crate::train::fit::params_from_file(
-        model.tensors(),
-        model.num_params(),
-        file,
-        path,
-        "a forecaster",
-    )
-}
+/// `format` metadata of a forecaster's weights file.
+pub const FORECAST_FORMAT: &str = "seqrnn-forecast";
 
 /// Training settings of a forecasting run beyond the shared loop's.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -744,6 +730,7 @@ impl ForecastRunConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn table() -> Table {
         let mut text = String::from("date,a,b\n");

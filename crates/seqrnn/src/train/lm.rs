@@ -682,7 +682,9 @@ pub fn train(
                 Some(p) => p,
                 None => {
                     let file = crate::io::tensors::TensorFile::load(&run.model_path())?;
-                    crate::run::params_from_tensors(model, &file, &run.model_path())?
+                    model
+                        .param_layout()
+                        .from_file(&file, &run.model_path(), "a model")?
                 }
             };
             Some(
