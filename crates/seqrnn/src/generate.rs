@@ -5,6 +5,7 @@ use rand::RngExt;
 
 use crate::dropout::{rng_from_seed, SeqRng};
 use crate::error::{Error, Result};
+use crate::model::softmax::{exp_weights, row_max};
 use crate::model::{LanguageModel, LmWorkspace};
 use crate::rnn::{RnnState, SeqShape};
 
@@ -90,13 +91,12 @@ pub fn choose(
     else {
         return argmax();
     };
-    let m = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let m = row_max(logits);
     scratch.clear();
     scratch.extend(
-        logits
-            .iter()
+        exp_weights(logits, m, temperature)
             .enumerate()
-            .map(|(i, &l)| (((l - m) / temperature).exp(), i as u32)),
+            .map(|(i, w)| (w, i as u32)),
     );
     if top_k.is_some() || top_p.is_some() {
         scratch.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::linalg::fit;
 use crate::model::encoder::{zero_padding, EncoderCache, EncoderWorkspace, SeqEncoder};
 use crate::model::layout::{NamedTensor, ParamLayout};
-use crate::model::{dense, embedding};
+use crate::model::{dense, embedding, softmax};
 use crate::rnn::{CellKind, Direction, ForgetBias, Init, InitScheme, RnnConfig};
 
 /// How the recurrent outputs of a sequence become one feature vector.
@@ -487,17 +487,11 @@ impl Classifier {
         let (w, bias) = (&params[self.head_w.clone()], &params[self.head_b.clone()]);
         dense::forward(w, bias, &cache.feat, &mut cache.dlogits, b, f, k);
         // Softmax cross-entropy; the logits become ∂(mean loss)/∂logits in place.
-        let mut loss = 0.0f64;
-        for (row, &y) in cache.dlogits.chunks_exact_mut(k).zip(labels) {
-            let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let sum: f64 = row.iter().map(|v| ((v - m) as f64).exp()).sum();
-            loss += sum.ln() + (m - row[y as usize]) as f64;
-            for (j, v) in row.iter_mut().enumerate() {
-                let p = ((*v - m) as f64).exp() / sum;
-                *v = ((p - if j == y as usize { 1.0 } else { 0.0 }) / b as f64) as f32;
-            }
-        }
-        Ok(loss / b as f64)
+        Ok(softmax::mean_cross_entropy_grad(
+            &mut cache.dlogits,
+            k,
+            labels,
+        ))
     }
 
     /// Backward pass of the last [`Classifier::forward_train`]: accumulates (`+=`) into

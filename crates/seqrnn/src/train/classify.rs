@@ -13,6 +13,7 @@ use crate::io::tensors::TensorFile;
 use crate::model::classifier::{
     Classifier, ClassifierCache, ClassifierConfig, ClassifierWorkspace, TokenBatch,
 };
+use crate::model::softmax;
 use crate::run::RunDir;
 use crate::train::fit::{BatchLoss, FitConfig, SupervisedTask, Validation};
 
@@ -49,11 +50,7 @@ pub fn probabilities(model: &Classifier, params: &[f32], seqs: &[Vec<u32>]) -> R
         logits.resize(idx.len() * k, 0.0);
         model.logits(params, &batch, &mut logits, &mut ws)?;
         for (row, &i) in logits.chunks_exact(k).zip(&idx) {
-            let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let sum: f32 = row.iter().map(|v| (v - m).exp()).sum();
-            for (o, v) in out[i * k..(i + 1) * k].iter_mut().zip(row) {
-                *o = (v - m).exp() / sum;
-            }
+            softmax::softmax_row(row, &mut out[i * k..(i + 1) * k]);
         }
     }
     Ok(out)
