@@ -6,7 +6,7 @@ use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
 use seqrnn::data::{self, Corpus, TokenKind, Vocab};
 use seqrnn::dropout::{Dropout, DropoutKind};
-use seqrnn::generate::{generate, Decoding};
+use seqrnn::generate::{generate, Decoding, LmStepper};
 use seqrnn::io::tensors::TensorFile;
 use seqrnn::model::{LanguageModel, LmConfig, LmInit, OutputWeights};
 use seqrnn::optim::AdamConfig;
@@ -713,7 +713,8 @@ pub fn generate_cmd(a: GenerateArgs) -> Result<()> {
     if prompt.is_empty() {
         prompt.push(start);
     }
-    let out = generate(&model, &params, &prompt, a.tokens, decoding, a.seed)?;
+    let mut stepper = LmStepper::new(&model, &params);
+    let out = generate(&mut stepper, &prompt, a.tokens, decoding, a.seed)?;
     let render = |ids: &[u32]| -> String {
         let mut s = String::new();
         for &id in ids {
