@@ -102,8 +102,11 @@ pub fn import(data: &[u8]) {
     }
     if let Ok((model, params)) = run::import_state_dict(&file, path) {
         assert_eq!(params.len(), model.num_params());
-        let again = run::tensors_from_params(&model, &params);
-        let back = run::params_from_tensors(&model, &again, path).expect("exported weights load");
+        let again = model.param_layout().to_file(&params, run::MODEL_FORMAT);
+        let back = model
+            .param_layout()
+            .from_file(&again, path, "a model")
+            .expect("exported weights load");
         assert!(back
             .iter()
             .zip(&params)

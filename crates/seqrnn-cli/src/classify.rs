@@ -13,8 +13,8 @@ use seqrnn::rnn::CellKind;
 use seqrnn::run::RunDir;
 use seqrnn::run::TASK_FORMAT_VERSION;
 use seqrnn::train::classify::{
-    argmax, classifier_params, evaluate, probabilities, ClassifyMetrics, ClassifyRunConfig,
-    ClassifyTask, ClassifyTrainConfig,
+    argmax, evaluate, probabilities, ClassifyMetrics, ClassifyRunConfig, ClassifyTask,
+    ClassifyTrainConfig,
 };
 use seqrnn::train::{EarlyStopping, FitConfig, Optimizer};
 
@@ -380,7 +380,9 @@ fn load_run(dir: &Path) -> Result<(Vocab, Vocab, Classifier, Vec<f32>)> {
     );
     let model = Classifier::new(config.model)?;
     let file = run.load_weights("classify train")?;
-    let params = classifier_params(&model, &file, &run.model_path())?;
+    let params = model
+        .param_layout()
+        .from_file(&file, &run.model_path(), "a classifier")?;
     Ok((vocab, labels, model, params))
 }
 

@@ -12,8 +12,8 @@ use seqrnn::rnn::CellKind;
 use seqrnn::run::RunDir;
 use seqrnn::run::TASK_FORMAT_VERSION;
 use seqrnn::train::forecast::{
-    evaluate, forecast_original, forecaster_params, Anchor, ColumnSpec, ForecastMetrics,
-    ForecastRunConfig, ForecastTask, ForecastTrainConfig, Mode, Series, Split,
+    evaluate, forecast_original, Anchor, ColumnSpec, ForecastMetrics, ForecastRunConfig,
+    ForecastTask, ForecastTrainConfig, Mode, Series, Split,
 };
 use seqrnn::train::{EarlyStopping, FitConfig};
 
@@ -363,7 +363,9 @@ fn load_run(dir: &Path) -> Result<(ForecastRunConfig, Forecaster, Vec<f32>)> {
         .with_context(|| format!("{} is not a usable forecasting run", dir.display()))?;
     let model = Forecaster::new(config.model)?;
     let file = run.load_weights("forecast train")?;
-    let params = forecaster_params(&model, &file, &run.model_path())?;
+    let params = model
+        .param_layout()
+        .from_file(&file, &run.model_path(), "a forecaster")?;
     Ok((config, model, params))
 }
 

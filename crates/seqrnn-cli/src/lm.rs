@@ -6,14 +6,12 @@ use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
 use seqrnn::data::{self, Corpus, TokenKind, Vocab};
 use seqrnn::dropout::{Dropout, DropoutKind};
-use seqrnn::generate::{generate, Decoding};
+use seqrnn::generate::{generate, Decoding, LmStepper};
 use seqrnn::io::tensors::TensorFile;
 use seqrnn::model::{LanguageModel, LmConfig, LmInit, OutputWeights};
 use seqrnn::optim::AdamConfig;
 use seqrnn::rnn::CellKind;
-use seqrnn::run::{
-    import_state_dict, params_from_tensors, save_model, Run, RunConfig, RunDir, FORMAT_VERSION,
-};
+use seqrnn::run::{import_state_dict, save_model, Run, RunConfig, RunDir, FORMAT_VERSION};
 use seqrnn::train::{self, KeepCheckpoints, Optimizer, Preset, TrainConfig};
 
 use crate::progress::{Shown, TrainProgress};
@@ -315,7 +313,11 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
         }
         None => {
             let params = match &a.init_from {
-                Some(path) => params_from_tensors(&model, &TensorFile::load(path)?, path)?,
+                Some(path) => {
+                    model
+                        .param_layout()
+                        .from_file(&TensorFile::load(path)?, path, "a model")?
+                }
                 None => model.init_params(LmInit::Uniform(a.lm.init_scale()), a.lm.seed)?,
             };
             let run = new_run(&a.out, a.force, &run_config)?;
@@ -626,7 +628,8 @@ pub fn generate_cmd(a: GenerateArgs) -> Result<()> {
     if prompt.is_empty() {
         prompt.push(start);
     }
-    let out = generate(&model, &params, &prompt, a.tokens, decoding, a.seed)?;
+    let mut stepper = LmStepper::new(&model, &params);
+    let out = generate(&mut stepper, &prompt, a.tokens, decoding, a.seed)?;
     let render = |ids: &[u32]| -> String {
         let mut s = String::new();
         for &id in ids {

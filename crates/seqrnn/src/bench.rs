@@ -302,9 +302,21 @@ pub fn lm(cfg: LmBenchConfig) -> Result<LmBench> {
         top_k: None,
         top_p: None,
     };
-    crate::generate::generate(&model, &params, &[0], 20, decoding, 6)?;
+    crate::generate::generate(
+        &mut crate::generate::LmStepper::new(&model, &params),
+        &[0],
+        20,
+        decoding,
+        6,
+    )?;
     let t0 = Instant::now();
-    crate::generate::generate(&model, &params, &[0], GENERATE_TOKENS, decoding, 7)?;
+    crate::generate::generate(
+        &mut crate::generate::LmStepper::new(&model, &params),
+        &[0],
+        GENERATE_TOKENS,
+        decoding,
+        7,
+    )?;
     let generate_ms_per_token = t0.elapsed().as_secs_f64() * 1e3 / GENERATE_TOKENS as f64;
     let tokens = (cfg.steps * t * b) as f64;
     let rc = model.rnn().config();

@@ -1,10 +1,12 @@
-//! Text generation from a language model: greedy decoding or sampling with temperature, top-k
-//! and nucleus (top-p) truncation.
+//! Generation from any model that gives next-step logits ([`NextToken`]; the language model's
+//! is [`LmStepper`]): greedy decoding or sampling with temperature, top-k and nucleus (top-p)
+//! truncation.
 
 use rand::RngExt;
 
 use crate::dropout::{rng_from_seed, SeqRng};
 use crate::error::{Error, Result};
+use crate::model::softmax::{exp_weights, row_max};
 use crate::model::{LanguageModel, LmWorkspace};
 use crate::rnn::{RnnState, SeqShape};
 
@@ -90,13 +92,12 @@ pub fn choose(
     else {
         return argmax();
     };
-    let m = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let m = row_max(logits);
     scratch.clear();
     scratch.extend(
-        logits
-            .iter()
+        exp_weights(logits, m, temperature)
             .enumerate()
-            .map(|(i, &l)| (((l - m) / temperature).exp(), i as u32)),
+            .map(|(i, w)| (w, i as u32)),
     );
     if top_k.is_some() || top_p.is_some() {
         scratch.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
@@ -127,11 +128,78 @@ pub fn choose(
     scratch.last().map_or_else(argmax, |e| e.1)
 }
 
-/// Runs the model over `prompt` (at least one token) and then generates `n` tokens, feeding each
-/// back in. The same seed gives the same tokens.
-pub fn generate(
-    model: &LanguageModel,
-    params: &[f32],
+/// A model that predicts the next token one step at a time: what [`generate`] needs.
+///
+/// Implementations keep their recurrent state between calls and, once warmed up, should not
+/// allocate per step.
+pub trait NextToken {
+    /// Width of a row of logits (the vocabulary size `V`).
+    fn vocab(&self) -> usize;
+
+    /// Starts afresh (zero state) and reads `prompt` (at least one token); writes the logits of
+    /// the token that follows it into `logits[V]`.
+    fn prime(&mut self, prompt: &[u32], logits: &mut [f32]) -> Result<()>;
+
+    /// Reads one more token; writes the logits of the token that follows it into `logits[V]`.
+    fn step(&mut self, token: u32, logits: &mut [f32]) -> Result<()>;
+}
+
+/// A [`LanguageModel`] with its parameters, recurrent state (batch 1) and workspace, stepping
+/// one token at a time.
+#[derive(Debug)]
+pub struct LmStepper<'m> {
+    model: &'m LanguageModel,
+    params: &'m [f32],
+    state: RnnState,
+    ws: LmWorkspace,
+}
+
+impl<'m> LmStepper<'m> {
+    /// A stepper for `model` with `params`, at a zero state.
+    pub fn new(model: &'m LanguageModel, params: &'m [f32]) -> Self {
+        LmStepper {
+            model,
+            params,
+            state: model.zero_state(1),
+            ws: LmWorkspace::default(),
+        }
+    }
+}
+
+impl NextToken for LmStepper<'_> {
+    fn vocab(&self) -> usize {
+        self.model.config().vocab
+    }
+
+    /// The whole prompt runs as one window; the logits of its last step are kept.
+    fn prime(&mut self, prompt: &[u32], logits: &mut [f32]) -> Result<()> {
+        self.state.reset();
+        let v = self.vocab();
+        let shape = SeqShape {
+            t: prompt.len(),
+            b: 1,
+        };
+        let all = self
+            .model
+            .logits(self.params, prompt, shape, &mut self.state, &mut self.ws)?;
+        logits.copy_from_slice(&all[all.len() - v..]);
+        Ok(())
+    }
+
+    fn step(&mut self, token: u32, logits: &mut [f32]) -> Result<()> {
+        let shape = SeqShape { t: 1, b: 1 };
+        let out = self
+            .model
+            .logits(self.params, &[token], shape, &mut self.state, &mut self.ws)?;
+        logits.copy_from_slice(out);
+        Ok(())
+    }
+}
+
+/// Primes `model` with `prompt` (at least one token) and then generates `n` tokens, feeding
+/// each back in. The same seed gives the same tokens.
+pub fn generate<M: NextToken + ?Sized>(
+    model: &mut M,
     prompt: &[u32],
     n: usize,
     decoding: Decoding,
@@ -144,32 +212,16 @@ pub fn generate(
         ));
     }
     let mut rng = rng_from_seed(seed);
-    let mut state: RnnState = model.zero_state(1);
-    let mut ws = LmWorkspace::default();
-    let mut scratch = Vec::with_capacity(model.config().vocab);
-    let v = model.config().vocab;
-    let shape = SeqShape {
-        t: prompt.len(),
-        b: 1,
-    };
-    let logits = model.logits(params, prompt, shape, &mut state, &mut ws)?;
-    let mut next = choose(
-        &logits[logits.len() - v..],
-        decoding,
-        &mut rng,
-        &mut scratch,
-    );
+    let v = model.vocab();
+    let mut scratch = Vec::with_capacity(v);
+    let mut logits = vec![0.0; v];
+    model.prime(prompt, &mut logits)?;
+    let mut next = choose(&logits, decoding, &mut rng, &mut scratch);
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         out.push(next);
-        let logits = model.logits(
-            params,
-            &[next],
-            SeqShape { t: 1, b: 1 },
-            &mut state,
-            &mut ws,
-        )?;
-        next = choose(logits, decoding, &mut rng, &mut scratch);
+        model.step(next, &mut logits)?;
+        next = choose(&logits, decoding, &mut rng, &mut scratch);
     }
     Ok(out)
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{TokenKind, Vocab};
 use crate::error::{Error, Result};
-use crate::io::tensors::{Tensor, TensorFile};
+use crate::io::tensors::TensorFile;
 use crate::io::write_atomic;
 use crate::model::{LanguageModel, LmConfig};
 use crate::rnn::CellKind;
@@ -205,7 +205,9 @@ impl RunDir {
                 message: "does not match the vocabulary the model was trained with (its tokens or their order differ)".into(),
             });
         }
-        let params = params_from_tensors(&model, &file, &self.model_path())?;
+        let params = model
+            .param_layout()
+            .from_file(&file, &self.model_path(), "a model")?;
         Ok((config, vocab, model, params))
     }
 }
@@ -361,74 +363,17 @@ fn remove_if_present(path: &Path) -> Result<()> {
     }
 }
 
-/// Converts a model's parameter block into named tensors (PyTorch names; a tied decoder weight is
-/// written as a copy of the encoder weight, as PyTorch's `state_dict` holds both).
-pub fn tensors_from_params(model: &LanguageModel, params: &[f32]) -> TensorFile {
-    let mut f = TensorFile::default();
-    for (name, shape, range) in model.tensors() {
-        f.tensors.insert(
-            name,
-            Tensor {
-                shape,
-                data: params[range].to_vec(),
-            },
-        );
-    }
-    f.metadata.insert("format".into(), "seqrnn-lm".into());
-    f
-}
+/// `format` metadata of a language model's weights file.
+pub const MODEL_FORMAT: &str = "seqrnn-lm";
 
 /// Writes a model's weights to `path` atomically (PyTorch names), with the fingerprint of its
 /// vocabulary ([`vocab_fingerprint`]) and a checksum in the metadata.
 pub fn save_model(path: &Path, model: &LanguageModel, params: &[f32], vocab: &Vocab) -> Result<()> {
-    let mut f = tensors_from_params(model, params);
+    // PyTorch names; a tied decoder weight is written as a copy of the encoder weight, as
+    // PyTorch's `state_dict` holds both.
+    let mut f = model.param_layout().to_file(params, MODEL_FORMAT);
     f.metadata.insert("vocab".into(), vocab_fingerprint(vocab));
     save_tensors_atomic(path, &f)
-}
-
-/// Reads a model's parameter block from named tensors, checking that every tensor is present with
-/// the right shape and that the values are finite.
-pub fn params_from_tensors(
-    model: &LanguageModel,
-    file: &TensorFile,
-    path: &Path,
-) -> Result<Vec<f32>> {
-    let bad = |message: String| Error::Format {
-        path: path.to_path_buf(),
-        message,
-    };
-    let tied = model.layout().decoder_weight == model.layout().encoder;
-    let tensors = model.tensors();
-    // Every tensor is checked before the parameter block is allocated.
-    for (name, shape, _) in &tensors {
-        if tied && name == "decoder.weight" {
-            // Same storage as encoder.weight; a file may hold a copy or nothing.
-            continue;
-        }
-        let t = file
-            .get(name)
-            .map_err(|m| bad(format!("{m} (not a model of this shape)")))?;
-        if t.shape != *shape {
-            return Err(bad(format!(
-                "tensor `{name}` has shape {:?}, the model needs {:?}",
-                t.shape, shape
-            )));
-        }
-        if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
-            return Err(bad(format!(
-                "tensor `{name}` holds a non-finite value at index {i}"
-            )));
-        }
-    }
-    let mut params = vec![0.0; model.num_params()];
-    for (name, _, range) in tensors {
-        if let Ok(t) = file.get(&name) {
-            if !(tied && name == "decoder.weight") {
-                params[range].copy_from_slice(&t.data);
-            }
-        }
-    }
-    Ok(params)
 }
 
 /// Writes named tensors atomically, with a checksum of the contents in the metadata
@@ -512,7 +457,7 @@ pub fn import_state_dict(file: &TensorFile, path: &Path) -> Result<(LanguageMode
         return Err(bad("the tensors describe a model too large to load".into()));
     }
     let model = LanguageModel::new(config)?;
-    let params = params_from_tensors(&model, file, path)?;
+    let params = model.param_layout().from_file(file, path, "a model")?;
     Ok((model, params))
 }
 

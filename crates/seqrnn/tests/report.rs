@@ -10,7 +10,7 @@ use seqrnn::report::compare::{
 };
 use seqrnn::report::metrics::{write_metrics, EpochMetrics};
 use seqrnn::rnn::{CellKind, GruVariant};
-use seqrnn::run::{save_tensors_atomic, tensors_from_params, RunConfig, RunDir, TokenKindName};
+use seqrnn::run::{save_tensors_atomic, RunConfig, RunDir, TokenKindName, MODEL_FORMAT};
 use seqrnn::Error;
 
 fn scratch(name: &str) -> PathBuf {
@@ -57,7 +57,11 @@ fn fake_run(dir: &Path, cell: CellKind, valid: &[f64]) -> PathBuf {
     .unwrap();
     let model = LanguageModel::new(cfg).unwrap();
     let params = model.init_params(LmInit::Uniform(0.1), 1).unwrap();
-    save_tensors_atomic(&run.model_path(), &tensors_from_params(&model, &params)).unwrap();
+    save_tensors_atomic(
+        &run.model_path(),
+        &model.param_layout().to_file(&params, MODEL_FORMAT),
+    )
+    .unwrap();
     let rows: Vec<EpochMetrics> = valid
         .iter()
         .enumerate()

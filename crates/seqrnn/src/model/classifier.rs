@@ -4,10 +4,8 @@
 //!
 //! Batches hold sequences of different lengths, padded to the longest (`ids[T, B]`, time-major,
 //! with `lens[B]`), and padding never changes a result:
-//! - each layer-direction runs as its own one-layer stack; the forward direction reads the padded
-//!   batch as it is (steps after a sequence's end cannot affect earlier steps), the reverse
-//!   direction reads every sequence reversed *within its own length* (PyTorch's
-//!   `pack_padded_sequence`), so it starts at the sequence's real last token;
+//! - the recurrent layers are a padding-exact [`SeqEncoder`] (each direction reads every sequence
+//!   within its own length, as PyTorch's `pack_padded_sequence`);
 //! - pooling reads only steps `t < len` (`last`: the forward direction at `len − 1`, the reverse
 //!   direction at step 0, i.e. after reading the whole sequence);
 //! - backward feeds zero gradient into padded steps, so the weights never see them.
@@ -23,11 +21,10 @@ use serde::{Deserialize, Serialize};
 use crate::dropout::{rng_from_seed, Dropout, SeqRng};
 use crate::error::{Error, Result};
 use crate::linalg::fit;
-use crate::model::{dense, embedding};
-use crate::rnn::{
-    CellKind, Direction, ForgetBias, Init, InitScheme, Rnn, RnnCache, RnnConfig, RnnLayout,
-    RnnState, RnnWorkspace, SeqShape,
-};
+use crate::model::encoder::{zero_padding, EncoderCache, EncoderWorkspace, SeqEncoder};
+use crate::model::layout::{NamedTensor, ParamLayout};
+use crate::model::{dense, embedding, softmax};
+use crate::rnn::{CellKind, Direction, ForgetBias, Init, InitScheme, RnnConfig};
 
 /// How the recurrent outputs of a sequence become one feature vector.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,13 +197,13 @@ impl TokenBatch {
     }
 }
 
-/// A classifier: configuration, per-layer stacks, layout. Parameters are owned by the caller.
+/// A classifier: configuration, encoder, layout. Parameters are owned by the caller.
 #[derive(Clone, Debug)]
 pub struct Classifier {
     config: ClassifierConfig,
-    /// One single-layer, single-direction stack per layer (input `I_l`).
-    layers: Vec<Rnn>,
-    layout: RnnLayout,
+    /// The recurrent layers (input `E`).
+    encoder: SeqEncoder,
+    params: ParamLayout,
     emb: Range<usize>,
     rnn: Range<usize>,
     head_w: Range<usize>,
@@ -219,8 +216,8 @@ pub struct ClassifierCache {
     batch: TokenBatch,
     /// Embedding dropout mask `[T, B, E]`.
     emb_mask: Vec<f32>,
-    /// Per layer-direction: the engine's cache.
-    rnn: Vec<RnnCache>,
+    /// The encoder's cache.
+    enc: EncoderCache,
     /// Top layer output `[T, B, D·H]`.
     top: Vec<f32>,
     /// Pooled features `[B, D·H]` after dropout, the mask, and argmax steps for max pooling.
@@ -234,110 +231,35 @@ pub struct ClassifierCache {
 /// Scratch buffers, reused across calls.
 #[derive(Debug, Default)]
 pub struct ClassifierWorkspace {
-    rnn: RnnWorkspace,
-    a: Vec<f32>,
-    b: Vec<f32>,
-    rev: Vec<f32>,
-    y: Vec<f32>,
-    dy: Vec<f32>,
-    dx: Vec<f32>,
+    enc: EncoderWorkspace,
+    /// Embedding output `[T, B, E]` (zero at padding, after dropout in training).
+    emb: Vec<f32>,
+    /// Top layer output `[T, B, D·H]` (inference).
+    top: Vec<f32>,
+    /// Final states `[L·D, B, H]` (unused by the head).
+    h_n: Vec<f32>,
+    /// `∂` top layer output `[T, B, D·H]`, `∂` embedding output `[T, B, E]`.
+    dtop: Vec<f32>,
+    demb: Vec<f32>,
     dfeat: Vec<f32>,
-    layer_in: Vec<f32>,
-    layer_out: Vec<f32>,
     feat: Vec<f32>,
     argmax: Vec<u32>,
-}
-
-/// Copies `src[T, B, ·]` columns `src_off..src_off+n` to `dst[T, B, ·]` columns
-/// `dst_off..dst_off+n`, reversing each sequence within its own length; steps `t ≥ len` of `dst`
-/// are set to zero. Applying it twice restores the real steps.
-#[allow(clippy::too_many_arguments)]
-fn reverse_within(
-    src: &[f32],
-    src_w: usize,
-    src_off: usize,
-    dst: &mut [f32],
-    dst_w: usize,
-    dst_off: usize,
-    n: usize,
-    lens: &[usize],
-    t_max: usize,
-) {
-    let b = lens.len();
-    for t in 0..t_max {
-        for (j, &len) in lens.iter().enumerate() {
-            let d = (t * b + j) * dst_w + dst_off;
-            if t < len {
-                let s = ((len - 1 - t) * b + j) * src_w + src_off;
-                dst[d..d + n].copy_from_slice(&src[s..s + n]);
-            } else {
-                dst[d..d + n].fill(0.0);
-            }
-        }
-    }
-}
-
-/// Copies columns `off..off+n` of `src[T, B, w]` into `dst[T, B, n]` (or back, `into_wide`).
-fn copy_cols(
-    wide: &mut [f32],
-    w: usize,
-    off: usize,
-    narrow: &mut [f32],
-    n: usize,
-    into_wide: bool,
-) {
-    for (row_w, row_n) in wide.chunks_exact_mut(w).zip(narrow.chunks_exact_mut(n)) {
-        if into_wide {
-            row_w[off..off + n].copy_from_slice(row_n);
-        } else {
-            row_n.copy_from_slice(&row_w[off..off + n]);
-        }
-    }
-}
-
-/// Zeroes steps `t ≥ len` of `x[T, B, f]`.
-fn zero_padding(x: &mut [f32], f: usize, lens: &[usize]) {
-    let b = lens.len();
-    for (k, row) in x.chunks_exact_mut(f).enumerate() {
-        if k / b >= lens[k % b] {
-            row.fill(0.0);
-        }
-    }
-}
-
-/// Which forward pass the stacks run.
-enum Mode<'a> {
-    Train {
-        caches: &'a mut Vec<RnnCache>,
-        rng: &'a mut SeqRng,
-    },
-    Infer,
 }
 
 impl Classifier {
     /// A classifier for `config`, after validating it.
     pub fn new(config: ClassifierConfig) -> Result<Self> {
         config.validate()?;
-        let full = config.rnn_config();
-        let layout = RnnLayout::new(&full);
-        let layers = (0..config.layers)
-            .map(|l| {
-                Rnn::new(RnnConfig {
-                    input_size: full.layer_input_size(l),
-                    num_layers: 1,
-                    direction: Direction::Forward,
-                    ..full
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let emb = 0..config.vocab * config.embed;
-        let rnn = emb.end..emb.end + layout.len();
-        let head_w = rnn.end..rnn.end + config.classes * config.features();
-        let head_b = head_w.end..head_w.end + config.classes;
+        let encoder = SeqEncoder::new(config.rnn_config())?;
+        let mut params = ParamLayout::new();
+        let emb = params.push("embedding.weight", vec![config.vocab, config.embed]);
+        let rnn = params.push_rnn("rnn", encoder.layout());
+        let head_w = params.push("head.weight", vec![config.classes, config.features()]);
+        let head_b = params.push("head.bias", vec![config.classes]);
         Ok(Classifier {
             config,
-            layers,
-            layout,
+            encoder,
+            params,
             emb,
             rnn,
             head_w,
@@ -350,9 +272,20 @@ impl Classifier {
         &self.config
     }
 
+    /// Every tensor of the parameter block (`embedding.weight`, `rnn.*`, `head.*`); it writes
+    /// and reads the model's files.
+    pub fn param_layout(&self) -> &ParamLayout {
+        &self.params
+    }
+
+    /// The recurrent layers.
+    pub fn encoder(&self) -> &SeqEncoder {
+        &self.encoder
+    }
+
     /// Length of the parameter block.
     pub fn num_params(&self) -> usize {
-        self.head_b.end
+        self.params.len()
     }
 
     /// Initial weights: embedding `N(0, 1)` scaled by 0.1 (padding row zero), recurrent layers
@@ -382,39 +315,12 @@ impl Classifier {
     }
 
     /// Every tensor: name, shape, range in the block.
-    pub fn tensors(&self) -> Vec<(String, Vec<usize>, Range<usize>)> {
-        let c = &self.config;
-        let mut out = vec![(
-            "embedding.weight".to_string(),
-            vec![c.vocab, c.embed],
-            self.emb.clone(),
-        )];
-        for t in self.layout.tensors() {
-            let r = t.range.start + self.rnn.start..t.range.end + self.rnn.start;
-            out.push((format!("rnn.{}", t.name), t.shape, r));
-        }
-        out.push((
-            "head.weight".into(),
-            vec![c.classes, c.features()],
-            self.head_w.clone(),
-        ));
-        out.push(("head.bias".into(), vec![c.classes], self.head_b.clone()));
-        out
-    }
-
-    fn cell_params(&self, layer: usize, dir: usize) -> Range<usize> {
-        let s = self.layout.cell(layer, dir).span();
-        s.start + self.rnn.start..s.end + self.rnn.start
+    pub fn tensors(&self) -> Vec<NamedTensor> {
+        self.params.named()
     }
 
     fn check(&self, params: &[f32], batch: &TokenBatch) -> Result<()> {
-        if params.len() != self.num_params() {
-            return Err(Error::Shape(format!(
-                "parameter block has {} values, expected {}",
-                params.len(),
-                self.num_params()
-            )));
-        }
+        self.params.check_block("parameter block", params.len())?;
         let b = batch.b();
         if b == 0 || batch.t == 0 || batch.lens.iter().any(|&l| l == 0 || l > batch.t) {
             return Err(Error::Shape(
@@ -441,90 +347,12 @@ impl Classifier {
         Ok(())
     }
 
-    /// Runs embedding and stacks; leaves the top output `[T, B, D·H]` in `top`.
-    fn encode(
-        &self,
-        params: &[f32],
-        batch: &TokenBatch,
-        top: &mut Vec<f32>,
-        ws: &mut ClassifierWorkspace,
-        mode: &mut Mode<'_>,
-        emb_mask: &mut Vec<f32>,
-    ) -> Result<()> {
-        let c = &self.config;
-        let (t, b, h, d) = (batch.t, batch.b(), c.hidden, c.direction.count());
-        let shape = SeqShape { t, b };
-        let dh = d * h;
-        // Embeddings, zero at padding.
-        fit(&mut ws.layer_in, t * b * c.embed);
-        embedding::forward(
-            &params[self.emb.clone()],
-            &batch.ids,
-            &mut ws.layer_in,
-            c.embed,
-        );
-        zero_padding(&mut ws.layer_in, c.embed, &batch.lens);
-        if let Mode::Train { rng, .. } = mode {
-            let drop = Dropout {
-                p: c.dropout,
-                ..Dropout::NONE
-            };
-            if drop.is_active() {
-                drop.apply_train(&mut ws.layer_in, emb_mask, t, b * c.embed, rng);
-            }
-        }
-        for (l, rnn) in self.layers.iter().enumerate() {
-            let in_w = if l == 0 { c.embed } else { dh };
-            fit(&mut ws.layer_out, t * b * dh);
-            fit(&mut ws.y, t * b * h);
-            for dir in 0..d {
-                let p = &params[self.cell_params(l, dir)];
-                let x: &[f32] = if dir == 0 {
-                    &ws.layer_in
-                } else {
-                    fit(&mut ws.rev, t * b * in_w);
-                    reverse_within(
-                        &ws.layer_in,
-                        in_w,
-                        0,
-                        &mut ws.rev,
-                        in_w,
-                        0,
-                        in_w,
-                        &batch.lens,
-                        t,
-                    );
-                    &ws.rev
-                };
-                let mut state = RnnState::zeros(rnn.config(), b);
-                match mode {
-                    Mode::Train { caches, rng, .. } => {
-                        caches.resize_with(c.layers * d, RnnCache::default);
-                        rnn.forward_train(
-                            p,
-                            x,
-                            shape,
-                            &mut state,
-                            &mut ws.y,
-                            &mut caches[l * d + dir],
-                            rng,
-                        )?
-                    }
-                    Mode::Infer => {
-                        rnn.forward_infer(p, x, shape, &mut state, &mut ws.y, &mut ws.rnn)?
-                    }
-                }
-                if dir == 0 {
-                    copy_cols(&mut ws.layer_out, dh, 0, &mut ws.y, h, true);
-                } else {
-                    reverse_within(&ws.y, h, 0, &mut ws.layer_out, dh, h, h, &batch.lens, t);
-                }
-            }
-            zero_padding(&mut ws.layer_out, dh, &batch.lens);
-            std::mem::swap(&mut ws.layer_in, &mut ws.layer_out);
-        }
-        top.clone_from(&ws.layer_in);
-        Ok(())
+    /// `ws.emb[T, B, E]`: the embeddings of the batch, zero at padding.
+    fn embed(&self, params: &[f32], batch: &TokenBatch, ws: &mut ClassifierWorkspace) {
+        let e = self.config.embed;
+        fit(&mut ws.emb, batch.t * batch.b() * e);
+        embedding::forward(&params[self.emb.clone()], &batch.ids, &mut ws.emb, e);
+        zero_padding(&mut ws.emb, e, &batch.lens);
     }
 
     /// Pools `top[T, B, D·H]` into `feat[B, D·H]` over each sequence's real steps.
@@ -594,18 +422,19 @@ impl Classifier {
                 b * k
             )));
         }
-        let mut top = std::mem::take(&mut ws.a);
-        let mut unused = std::mem::take(&mut ws.b);
-        let r = self.encode(params, batch, &mut top, ws, &mut Mode::Infer, &mut unused);
-        ws.b = unused;
-        r?;
-        let (mut feat, mut argmax) = (std::mem::take(&mut ws.feat), std::mem::take(&mut ws.argmax));
-        self.pool(&top, &batch.lens, &mut feat, &mut argmax);
+        self.embed(params, batch, ws);
+        self.encoder.forward_infer(
+            &params[self.rnn.clone()],
+            &ws.emb,
+            &batch.lens,
+            batch.t,
+            &mut ws.top,
+            &mut ws.h_n,
+            &mut ws.enc,
+        )?;
+        self.pool(&ws.top, &batch.lens, &mut ws.feat, &mut ws.argmax);
         let (w, bias) = (&params[self.head_w.clone()], &params[self.head_b.clone()]);
-        dense::forward(w, bias, &feat, logits, b, c.features(), k);
-        ws.a = top;
-        ws.feat = feat;
-        ws.argmax = argmax;
+        dense::forward(w, bias, &ws.feat, logits, b, c.features(), k);
         Ok(())
     }
 
@@ -630,27 +459,27 @@ impl Classifier {
             )));
         }
         cache.batch.clone_from(batch);
-        let mut top = std::mem::take(&mut cache.top);
-        let mut emb_mask = std::mem::take(&mut cache.emb_mask);
-        let r = self.encode(
-            params,
-            batch,
-            &mut top,
-            ws,
-            &mut Mode::Train {
-                caches: &mut cache.rnn,
-                rng,
-            },
-            &mut emb_mask,
-        );
-        cache.top = top;
-        cache.emb_mask = emb_mask;
-        r?;
-        self.pool(&cache.top, &batch.lens, &mut cache.feat, &mut cache.argmax);
+        self.embed(params, batch, ws);
         let drop = Dropout {
             p: c.dropout,
             ..Dropout::NONE
         };
+        if drop.is_active() {
+            let row = b * c.embed;
+            drop.apply_train(&mut ws.emb, &mut cache.emb_mask, batch.t, row, rng);
+        }
+        self.encoder.forward_train(
+            &params[self.rnn.clone()],
+            &ws.emb,
+            &batch.lens,
+            batch.t,
+            &mut cache.top,
+            &mut ws.h_n,
+            &mut cache.enc,
+            &mut ws.enc,
+            rng,
+        )?;
+        self.pool(&cache.top, &batch.lens, &mut cache.feat, &mut cache.argmax);
         if drop.is_active() {
             drop.apply_train(&mut cache.feat, &mut cache.feat_mask, 1, b * f, rng);
         }
@@ -658,17 +487,11 @@ impl Classifier {
         let (w, bias) = (&params[self.head_w.clone()], &params[self.head_b.clone()]);
         dense::forward(w, bias, &cache.feat, &mut cache.dlogits, b, f, k);
         // Softmax cross-entropy; the logits become ∂(mean loss)/∂logits in place.
-        let mut loss = 0.0f64;
-        for (row, &y) in cache.dlogits.chunks_exact_mut(k).zip(labels) {
-            let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let sum: f64 = row.iter().map(|v| ((v - m) as f64).exp()).sum();
-            loss += sum.ln() + (m - row[y as usize]) as f64;
-            for (j, v) in row.iter_mut().enumerate() {
-                let p = ((*v - m) as f64).exp() / sum;
-                *v = ((p - if j == y as usize { 1.0 } else { 0.0 }) / b as f64) as f32;
-            }
-        }
-        Ok(loss / b as f64)
+        Ok(softmax::mean_cross_entropy_grad(
+            &mut cache.dlogits,
+            k,
+            labels,
+        ))
     }
 
     /// Backward pass of the last [`Classifier::forward_train`]: accumulates (`+=`) into
@@ -687,14 +510,7 @@ impl Classifier {
         }
         let c = &self.config;
         let batch = &cache.batch;
-        let (t, b, h, d, k, f) = (
-            batch.t,
-            batch.b(),
-            c.hidden,
-            c.direction.count(),
-            c.classes,
-            c.features(),
-        );
+        let (t, b, h, k, f) = (batch.t, batch.b(), c.hidden, c.classes, c.features());
         let dh = f;
         // Head.
         fit(&mut ws.dfeat, b * f);
@@ -717,25 +533,25 @@ impl Classifier {
             crate::dropout::apply_mask(&mut ws.dfeat, &cache.feat_mask);
         }
         // Unpool into ∂top[T, B, D·H] (zero at padding).
-        fit(&mut ws.dy, t * b * dh);
-        ws.dy.fill(0.0);
+        fit(&mut ws.dtop, t * b * dh);
+        ws.dtop.fill(0.0);
         let at = |t: usize, j: usize| (t * b + j) * dh;
         for (j, &len) in batch.lens.iter().enumerate() {
             let g = &ws.dfeat[j * dh..(j + 1) * dh];
             match c.pooling {
                 Pooling::Last => {
                     let a = at(len - 1, j);
-                    ws.dy[a..a + h].copy_from_slice(&g[..h]);
+                    ws.dtop[a..a + h].copy_from_slice(&g[..h]);
                     if dh > h {
                         let a = at(0, j);
-                        ws.dy[a + h..a + dh].copy_from_slice(&g[h..]);
+                        ws.dtop[a + h..a + dh].copy_from_slice(&g[h..]);
                     }
                 }
                 Pooling::Mean => {
                     let inv = 1.0 / len as f32;
                     for s in 0..len {
                         let a = at(s, j);
-                        ws.dy[a..a + dh]
+                        ws.dtop[a..a + dh]
                             .iter_mut()
                             .zip(g)
                             .for_each(|(d, v)| *d = v * inv);
@@ -744,50 +560,26 @@ impl Classifier {
                 Pooling::Max => {
                     for (kk, v) in g.iter().enumerate() {
                         let s = cache.argmax[j * dh + kk] as usize;
-                        ws.dy[at(s, j) + kk] += v;
+                        ws.dtop[at(s, j) + kk] += v;
                     }
                 }
             }
         }
-        // Layers, top down: ws.dy holds ∂(layer output) [T, B, D·H].
-        for l in (0..c.layers).rev() {
-            let rnn = &self.layers[l];
-            let in_w = if l == 0 { c.embed } else { dh };
-            fit(&mut ws.dx, t * b * in_w);
-            fit(&mut ws.y, t * b * h);
-            fit(&mut ws.b, t * b * in_w);
-            for dir in 0..d {
-                if dir == 0 {
-                    copy_cols(&mut ws.dy, dh, 0, &mut ws.y, h, false);
-                } else {
-                    reverse_within(&ws.dy, dh, h, &mut ws.y, h, 0, h, &batch.lens, t);
-                }
-                let span = self.cell_params(l, dir);
-                let mut dstate = RnnState::zeros(rnn.config(), b);
-                let out: &mut [f32] = if dir == 0 { &mut ws.dx } else { &mut ws.b };
-                rnn.backward(
-                    &params[span.clone()],
-                    &mut grads[span],
-                    &cache.rnn[l * d + dir],
-                    &ws.y,
-                    &mut dstate,
-                    out,
-                    &mut ws.rnn,
-                )?;
-                if dir == 1 {
-                    fit(&mut ws.rev, t * b * in_w);
-                    reverse_within(&ws.b, in_w, 0, &mut ws.rev, in_w, 0, in_w, &batch.lens, t);
-                    ws.dx.iter_mut().zip(&ws.rev).for_each(|(a, v)| *a += v);
-                }
-            }
-            zero_padding(&mut ws.dx, in_w, &batch.lens);
-            std::mem::swap(&mut ws.dx, &mut ws.dy);
-        }
-        // ws.dy: ∂(embedding output after dropout) [T, B, E].
+        // Recurrent layers: ∂(embedding output after dropout) [T, B, E].
+        fit(&mut ws.demb, t * b * c.embed);
+        self.encoder.backward(
+            &params[self.rnn.clone()],
+            &mut grads[self.rnn.clone()],
+            &cache.enc,
+            &ws.dtop,
+            None,
+            &mut ws.demb,
+            &mut ws.enc,
+        )?;
         if c.dropout > 0.0 && !cache.emb_mask.is_empty() {
-            crate::dropout::apply_mask(&mut ws.dy, &cache.emb_mask);
+            crate::dropout::apply_mask(&mut ws.demb, &cache.emb_mask);
         }
-        embedding::backward(&ws.dy, &batch.ids, &mut grads[self.emb.clone()], c.embed);
+        embedding::backward(&ws.demb, &batch.ids, &mut grads[self.emb.clone()], c.embed);
         // The padding row never learns.
         grads[self.emb.start..self.emb.start + c.embed].fill(0.0);
         Ok(())

@@ -22,6 +22,7 @@ use crate::dropout::{rng_from_seed, SeqRng};
 use crate::error::{Error, Result};
 use crate::linalg::fit;
 use crate::model::dense;
+use crate::model::layout::{NamedTensor, ParamLayout};
 use crate::rnn::{
     CellKind, Direction, ForgetBias, Init, InitScheme, Rnn, RnnCache, RnnConfig, RnnState,
     RnnWorkspace, SeqShape,
@@ -127,6 +128,7 @@ pub struct Forecaster {
     config: ForecasterConfig,
     encoder: Rnn,
     decoder: Option<Rnn>,
+    params: ParamLayout,
     rnn: Range<usize>,
     dec: Range<usize>,
     head_w: Range<usize>,
@@ -171,14 +173,20 @@ impl Forecaster {
             ForecastHead::Dense => None,
             ForecastHead::Decoder => Some(Rnn::new(config.decoder())?),
         };
-        let rnn = 0..encoder.num_params();
-        let dec = rnn.end..rnn.end + decoder.as_ref().map_or(0, Rnn::num_params);
-        let head_w = dec.end..dec.end + config.head_rows() * config.hidden;
-        let head_b = head_w.end..head_w.end + config.head_rows();
+        let mut params = ParamLayout::new();
+        let rnn = params.push_rnn("rnn", encoder.layout());
+        let dec = match &decoder {
+            Some(d) => params.push_rnn("decoder", d.layout()),
+            None => rnn.end..rnn.end,
+        };
+        let rows = config.head_rows();
+        let head_w = params.push("head.weight", vec![rows, config.hidden]);
+        let head_b = params.push("head.bias", vec![rows]);
         Ok(Forecaster {
             config,
             encoder,
             decoder,
+            params,
             rnn,
             dec,
             head_w,
@@ -191,9 +199,15 @@ impl Forecaster {
         &self.config
     }
 
+    /// Every tensor of the parameter block (`rnn.*`, `decoder.*`, `head.*`); it writes and
+    /// reads the model's files.
+    pub fn param_layout(&self) -> &ParamLayout {
+        &self.params
+    }
+
     /// Length of the parameter block.
     pub fn num_params(&self) -> usize {
-        self.head_b.end
+        self.params.len()
     }
 
     /// Initial weights: recurrent layers `U(±1/√H)` with the LSTM forget-gate bias 1, heads as
@@ -215,36 +229,13 @@ impl Forecaster {
     }
 
     /// Every tensor: name, shape, range in the block (`rnn.*`, `decoder.*`, `head.*`).
-    pub fn tensors(&self) -> Vec<(String, Vec<usize>, Range<usize>)> {
-        let mut out = Vec::new();
-        for t in self.encoder.layout().tensors() {
-            out.push((format!("rnn.{}", t.name), t.shape, t.range));
-        }
-        if let Some(d) = &self.decoder {
-            for t in d.layout().tensors() {
-                let r = t.range.start + self.dec.start..t.range.end + self.dec.start;
-                out.push((format!("decoder.{}", t.name), t.shape, r));
-            }
-        }
-        let rows = self.config.head_rows();
-        out.push((
-            "head.weight".into(),
-            vec![rows, self.config.hidden],
-            self.head_w.clone(),
-        ));
-        out.push(("head.bias".into(), vec![rows], self.head_b.clone()));
-        out
+    pub fn tensors(&self) -> Vec<NamedTensor> {
+        self.params.named()
     }
 
     fn check(&self, params: &[f32], x: &[f32], b: usize) -> Result<()> {
         let c = &self.config;
-        if params.len() != self.num_params() {
-            return Err(Error::Shape(format!(
-                "parameter block has {} values, expected {}",
-                params.len(),
-                self.num_params()
-            )));
-        }
+        self.params.check_block("parameter block", params.len())?;
         if b == 0 || x.len() != c.lookback * b * c.inputs {
             return Err(Error::Shape(format!(
                 "input x[L, B, I] has {} values, expected {}·{b}·{}",

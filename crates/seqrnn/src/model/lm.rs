@@ -14,10 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::dropout::{apply_mask, Dropout, SeqRng};
 use crate::error::{Error, Result};
 use crate::linalg::fit;
+use crate::model::layout::ParamLayout;
 use crate::model::{embedding, softmax};
-use crate::rnn::{
-    CellKind, Direction, Rnn, RnnCache, RnnConfig, RnnLayout, RnnState, RnnWorkspace, SeqShape,
-};
+use crate::rnn::{CellKind, Direction, Rnn, RnnCache, RnnConfig, RnnState, RnnWorkspace, SeqShape};
 
 /// Whether the output layer has its own weights or reuses the embedding's.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,7 +121,7 @@ impl Default for LmInit {
 pub struct LmLayout {
     /// `encoder.weight [V, E]`.
     pub encoder: Range<usize>,
-    /// The recurrent stack's block (laid out by [`RnnLayout`]).
+    /// The recurrent stack's block (laid out by [`crate::rnn::RnnLayout`]).
     pub rnn: Range<usize>,
     /// `decoder.weight [V, H]`: its own range, or the encoder's when tied.
     pub decoder_weight: Range<usize>,
@@ -132,8 +131,7 @@ pub struct LmLayout {
     pub len: usize,
 }
 
-/// A named tensor of the model: PyTorch name, shape, range in the block.
-pub type NamedTensor = (String, Vec<usize>, Range<usize>);
+pub use crate::model::layout::NamedTensor;
 
 /// A language model: configuration, layout and the recurrent stack. Parameters, gradients and
 /// states are owned by the caller.
@@ -141,7 +139,7 @@ pub type NamedTensor = (String, Vec<usize>, Range<usize>);
 pub struct LanguageModel {
     config: LmConfig,
     rnn: Rnn,
-    rnn_layout: RnnLayout,
+    params: ParamLayout,
     layout: LmLayout,
 }
 
@@ -178,19 +176,17 @@ impl LanguageModel {
     pub fn new(config: LmConfig) -> Result<Self> {
         config.validate()?;
         let rnn = Rnn::new(config.rnn_config())?.with_dropout(config.dropout)?;
-        let rnn_layout = rnn.layout().clone();
         let (v, e, h) = (config.vocab, config.embed, config.hidden);
-        let encoder = 0..v * e;
-        let rnn_range = encoder.end..encoder.end + rnn_layout.len();
-        let (decoder_weight, bias_start) = match config.output {
-            OutputWeights::Separate => {
-                (rnn_range.end..rnn_range.end + v * h, rnn_range.end + v * h)
-            }
-            OutputWeights::Tied => (encoder.clone(), rnn_range.end),
+        let mut params = ParamLayout::new();
+        let encoder = params.push("encoder.weight", vec![v, e]);
+        let rnn_range = params.push_rnn("rnn", rnn.layout());
+        let decoder_weight = match config.output {
+            OutputWeights::Separate => params.push("decoder.weight", vec![v, h]),
+            OutputWeights::Tied => params.alias("decoder.weight", vec![v, h], "encoder.weight"),
         };
-        let decoder_bias = bias_start..bias_start + v;
+        let decoder_bias = params.push("decoder.bias", vec![v]);
         let layout = LmLayout {
-            len: decoder_bias.end,
+            len: params.len(),
             encoder,
             rnn: rnn_range,
             decoder_weight,
@@ -199,7 +195,7 @@ impl LanguageModel {
         Ok(LanguageModel {
             config,
             rnn,
-            rnn_layout,
+            params,
             layout,
         })
     }
@@ -214,9 +210,15 @@ impl LanguageModel {
         &self.layout
     }
 
+    /// Every tensor of the parameter block, with the tied `decoder.weight` as an alias of
+    /// `encoder.weight`; it writes and reads the model's files.
+    pub fn param_layout(&self) -> &ParamLayout {
+        &self.params
+    }
+
     /// Number of parameters (tied weights counted once).
     pub fn num_params(&self) -> usize {
-        self.layout.len
+        self.params.len()
     }
 
     /// The recurrent stack.
@@ -272,31 +274,7 @@ impl LanguageModel {
     /// Every tensor in PyTorch `state_dict` order with its name. With tied weights
     /// `decoder.weight` is listed with the encoder's range (a copy on export).
     pub fn tensors(&self) -> Vec<NamedTensor> {
-        let (v, e, h) = (self.config.vocab, self.config.embed, self.config.hidden);
-        let mut out = vec![(
-            "encoder.weight".to_string(),
-            vec![v, e],
-            self.layout.encoder.clone(),
-        )];
-        let base = self.layout.rnn.start;
-        for t in self.rnn_layout.tensors() {
-            out.push((
-                format!("rnn.{}", t.name),
-                t.shape,
-                base + t.range.start..base + t.range.end,
-            ));
-        }
-        out.push((
-            "decoder.weight".to_string(),
-            vec![v, h],
-            self.layout.decoder_weight.clone(),
-        ));
-        out.push((
-            "decoder.bias".to_string(),
-            vec![v],
-            self.layout.decoder_bias.clone(),
-        ));
-        out
+        self.params.named()
     }
 
     /// `out[T·B, E]` = embedding rows of `inputs` (resized to fit).
@@ -350,13 +328,7 @@ impl LanguageModel {
     }
 
     fn check_params(&self, what: &str, n: usize) -> Result<()> {
-        if n != self.layout.len {
-            return Err(Error::Shape(format!(
-                "{what} has {n} values, expected {}",
-                self.layout.len
-            )));
-        }
-        Ok(())
+        self.params.check_block(what, n)
     }
 
     /// Training forward pass over one window: returns the summed cross-entropy of its `T·B`

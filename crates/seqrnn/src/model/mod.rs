@@ -3,8 +3,12 @@
 pub mod classifier;
 pub mod dense;
 pub mod embedding;
+pub mod encoder;
 pub mod forecaster;
+pub mod layout;
 pub mod lm;
 pub mod softmax;
 
+pub use encoder::{EncoderCache, EncoderWorkspace, SeqEncoder};
+pub use layout::{NamedTensor, ParamEntry, ParamLayout};
 pub use lm::{LanguageModel, LmCache, LmConfig, LmInit, LmLayout, LmWorkspace, OutputWeights};

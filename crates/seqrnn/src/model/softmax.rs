@@ -1,8 +1,17 @@
-//! The output layer with softmax cross-entropy fused into one pass over the logits.
+//! Softmax and cross-entropy: every model's, in one place.
 //!
-//! Forward computes `logits[N, V] = h[N, H] · W[V, H]ᵀ + b` with one product, then per row the
-//! log-sum-exp and the loss; in training the same pass overwrites each row with its gradient
-//! `scale · (softmax − onehot(target))`, so no probability tensor is ever stored.
+//! - Vocabulary-sized output layers (the language model): forward computes
+//!   `logits[N, V] = h[N, H] · W[V, H]ᵀ + b` with one product, then per row the log-sum-exp and
+//!   the loss ([`loss`]); in training the same pass overwrites each row with its gradient
+//!   `scale · (softmax − onehot(target))` ([`loss_and_grad`]), so no probability tensor is ever
+//!   stored. Rows are split across threads and reduced in eight lanes with the engine's `exp`.
+//! - Few-class heads (the classifier): [`mean_cross_entropy_grad`], the mean cross-entropy and
+//!   its gradient in f64, one row at a time.
+//! - Probabilities and sampling weights of single rows ([`row_max`], [`exp_weights`],
+//!   [`softmax_row`]): f32 with the standard library's `exp`, summed in order.
+//!
+//! The three forms round differently (different `exp`, precision and summation order) and each
+//! model's results are pinned to its own, so they are kept apart rather than merged.
 
 use rayon::prelude::*;
 
@@ -290,6 +299,44 @@ pub fn backward(
     );
 }
 
+/// Mean softmax cross-entropy of the rows of `logits[N, K]` against `targets[N]` (each `< K`),
+/// computed in f64; overwrites every row with `(softmax(row) − onehot(target)) / N`, the gradient
+/// of the mean with respect to the logits. For few classes (a classifier's head).
+pub fn mean_cross_entropy_grad(logits: &mut [f32], classes: usize, targets: &[u32]) -> f64 {
+    let n = targets.len();
+    let mut loss = 0.0f64;
+    for (row, &y) in logits.chunks_exact_mut(classes).zip(targets) {
+        let m = row_max(row);
+        let sum: f64 = row.iter().map(|v| ((v - m) as f64).exp()).sum();
+        loss += sum.ln() + (m - row[y as usize]) as f64;
+        for (j, v) in row.iter_mut().enumerate() {
+            let p = ((*v - m) as f64).exp() / sum;
+            *v = ((p - if j == y as usize { 1.0 } else { 0.0 }) / n as f64) as f32;
+        }
+    }
+    loss / n as f64
+}
+
+/// The largest value of `row` (`−∞` when empty).
+pub fn row_max(row: &[f32]) -> f32 {
+    row.iter().copied().fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// Unnormalised softmax weights `e^{(l_j − m) / temperature}` of the logits `row`, with `m` its
+/// maximum ([`row_max`]): the largest weight is 1.
+pub fn exp_weights(row: &[f32], m: f32, temperature: f32) -> impl Iterator<Item = f32> + '_ {
+    row.iter().map(move |&l| ((l - m) / temperature).exp())
+}
+
+/// `out[K] = softmax(row[K])`: [`exp_weights`] at temperature 1 over their sum (in order).
+pub fn softmax_row(row: &[f32], out: &mut [f32]) {
+    let m = row_max(row);
+    let sum: f32 = exp_weights(row, m, 1.0).sum();
+    for (o, w) in out.iter_mut().zip(exp_weights(row, m, 1.0)) {
+        *o = w / sum;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,5 +379,29 @@ mod tests {
         for (g, w) in l[3..].iter().zip([-0.5, 0.0, 0.5]) {
             assert!((g - w).abs() < 1e-37, "{g} vs {w}");
         }
+    }
+
+    #[test]
+    fn row_forms_agree_with_their_definitions() {
+        let row = [1.0f32, -2.0, 0.5, 3.0];
+        let mut p = [0.0; 4];
+        softmax_row(&row, &mut p);
+        let z: f64 = row.iter().map(|&v| (v as f64).exp()).sum();
+        for (pj, &v) in p.iter().zip(&row) {
+            assert!((*pj as f64 - (v as f64).exp() / z).abs() < 1e-6);
+        }
+        assert_eq!(row_max(&row), 3.0);
+        let w: Vec<f32> = exp_weights(&row, 3.0, 2.0).collect();
+        assert_eq!(w[3], 1.0);
+        assert!((w[0] - (-1.0f32).exp()).abs() < 1e-7);
+        let mut l = [1.0f32, 2.0, 3.0, 0.0, 0.0, 0.0];
+        let loss = mean_cross_entropy_grad(&mut l, 3, &[2, 1]);
+        let want = ((z_of(&[1.0, 2.0, 3.0]) - 3.0) + 3f64.ln()) / 2.0;
+        assert!((loss - want).abs() < 1e-12, "{loss} vs {want}");
+        assert!((l[3] - 1.0 / 6.0).abs() < 1e-7 && (l[4] + 1.0 / 3.0).abs() < 1e-7);
+    }
+
+    fn z_of(row: &[f64]) -> f64 {
+        row.iter().map(|v| v.exp()).sum::<f64>().ln()
     }
 }

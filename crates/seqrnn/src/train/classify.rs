@@ -2,8 +2,6 @@
 //! length-bucketed batches, evaluation (accuracy, macro-F1, confusion matrix) and the run
 //! configuration.
 
-use std::path::Path;
-
 use rand::seq::SliceRandom;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
@@ -15,6 +13,7 @@ use crate::io::tensors::TensorFile;
 use crate::model::classifier::{
     Classifier, ClassifierCache, ClassifierConfig, ClassifierWorkspace, TokenBatch,
 };
+use crate::model::softmax;
 use crate::run::RunDir;
 use crate::train::fit::FitConfig;
 use crate::train::task::{BatchLoss, Task, Validation};
@@ -52,11 +51,7 @@ pub fn probabilities(model: &Classifier, params: &[f32], seqs: &[Vec<u32>]) -> R
         logits.resize(idx.len() * k, 0.0);
         model.logits(params, &batch, &mut logits, &mut ws)?;
         for (row, &i) in logits.chunks_exact(k).zip(&idx) {
-            let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let sum: f32 = row.iter().map(|v| (v - m).exp()).sum();
-            for (o, v) in out[i * k..(i + 1) * k].iter_mut().zip(row) {
-                *o = (v - m).exp() / sum;
-            }
+            softmax::softmax_row(row, &mut out[i * k..(i + 1) * k]);
         }
     }
     Ok(out)
@@ -239,29 +234,18 @@ impl Task for ClassifyTask<'_> {
     }
 
     fn tensors(&self, params: &[f32]) -> TensorFile {
-        classifier_tensors(self.model, params)
+        self.model.param_layout().to_file(params, CLASSIFY_FORMAT)
     }
 
-    fn params_from(&self, file: &TensorFile, path: &Path) -> Result<Vec<f32>> {
-        classifier_params(self.model, file, path)
+    fn params_from(&self, file: &TensorFile, path: &std::path::Path) -> Result<Vec<f32>> {
+        self.model
+            .param_layout()
+            .from_file(file, path, "a classifier")
     }
 }
 
-/// The model's weights as named tensors (`embedding.weight`, `rnn.*`, `head.*`).
-pub fn classifier_tensors(model: &Classifier, params: &[f32]) -> TensorFile {
-    crate::train::fit::tensors_to_file(model.tensors(), params, "seqrnn-classify")
-}
-
-/// Reads the weights of `model` from `file` (as written by [`classifier_tensors`]).
-pub fn classifier_params(model: &Classifier, file: &TensorFile, path: &Path) -> Result<Vec<f32>> {
-    crate::train::fit::params_from_file(
-        model.tensors(),
-        model.num_params(),
-        file,
-        path,
-        "a classifier",
-    )
-}
+/// `format` metadata of a classifier's weights file.
+pub const CLASSIFY_FORMAT: &str = "seqrnn-classify";
 
 /// Training settings of a classification run beyond the shared loop's.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

@@ -17,14 +17,13 @@
 //! Every file is written atomically. Resuming from any checkpoint, with the same thread count,
 //! ends bit for bit as the uninterrupted run.
 
-use std::path::Path;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use crate::dropout::{rng_from_seed, SeqRng};
 use crate::error::{Error, Result};
-use crate::io::tensors::{Tensor, TensorFile};
+use crate::io::tensors::TensorFile;
 use crate::optim::{clip_grad_norm, grad_norm, sgd_step, Adam, AdamConfig};
 use crate::run::Run;
 use crate::train::checkpoint::{
@@ -768,63 +767,14 @@ fn update_ema(ema: &mut [f32], params: &[f32], m: f32) {
         .for_each(|(e, p)| *e = m * *e + k * p);
 }
 
-/// A model's weights as named tensors, from its `(name, shape, range in params)` list, with
-/// `format` in the file's metadata.
-pub fn tensors_to_file(
-    tensors: Vec<crate::model::lm::NamedTensor>,
-    params: &[f32],
-    format: &str,
-) -> TensorFile {
-    let mut f = TensorFile::default();
-    for (name, shape, range) in tensors {
-        f.tensors.insert(
-            name,
-            Tensor {
-                shape,
-                data: params[range].to_vec(),
-            },
-        );
-    }
-    f.metadata.insert("format".into(), format.into());
-    f
-}
-
-/// Reads a parameter block of `n` values from `file` (written by [`tensors_to_file`]): every
-/// listed tensor must be there with its shape and finite values; `what` names the model in
-/// errors ("a classifier").
-pub fn params_from_file(
-    tensors: Vec<crate::model::lm::NamedTensor>,
-    n: usize,
-    file: &TensorFile,
-    path: &Path,
-    what: &str,
-) -> Result<Vec<f32>> {
-    let mut p = vec![0.0; n];
-    for (name, shape, range) in tensors {
-        let t = file.get(&name).map_err(|m| Error::Format {
-            path: path.to_path_buf(),
-            message: format!("{m} (not {what} of this shape)"),
-        })?;
-        if t.shape != shape || t.data.iter().any(|v| !v.is_finite()) {
-            return Err(Error::Format {
-                path: path.to_path_buf(),
-                message: format!(
-                    "tensor `{name}` has shape {:?} or non-finite values, expected shape {shape:?}",
-                    t.shape
-                ),
-            });
-        }
-        p[range].copy_from_slice(&t.data);
-    }
-    Ok(p)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::tensors::Tensor;
     use crate::run::Existing;
     use crate::train::task::{BatchLoss, Silent};
     use rand::RngExt;
+    use std::path::Path;
 
     /// Least squares `min ½‖p − target‖²` as a task, one batch per epoch.
     struct Quadratic {

@@ -8,7 +8,6 @@
 //! row, so every target row of the split is predicted (Informer's convention).
 
 use std::ops::Range;
-use std::path::Path;
 
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -659,29 +658,18 @@ impl Task for ForecastTask<'_> {
     }
 
     fn tensors(&self, params: &[f32]) -> TensorFile {
-        forecaster_tensors(self.model, params)
+        self.model.param_layout().to_file(params, FORECAST_FORMAT)
     }
 
-    fn params_from(&self, file: &TensorFile, path: &Path) -> Result<Vec<f32>> {
-        forecaster_params(self.model, file, path)
+    fn params_from(&self, file: &TensorFile, path: &std::path::Path) -> Result<Vec<f32>> {
+        self.model
+            .param_layout()
+            .from_file(file, path, "a forecaster")
     }
 }
 
-/// The model's weights as named tensors (`rnn.*`, `decoder.*`, `head.*`).
-pub fn forecaster_tensors(model: &Forecaster, params: &[f32]) -> TensorFile {
-    crate::train::fit::tensors_to_file(model.tensors(), params, "seqrnn-forecast")
-}
-
-/// Reads the weights of `model` from `file` (as written by [`forecaster_tensors`]).
-pub fn forecaster_params(model: &Forecaster, file: &TensorFile, path: &Path) -> Result<Vec<f32>> {
-    crate::train::fit::params_from_file(
-        model.tensors(),
-        model.num_params(),
-        file,
-        path,
-        "a forecaster",
-    )
-}
+/// `format` metadata of a forecaster's weights file.
+pub const FORECAST_FORMAT: &str = "seqrnn-forecast";
 
 /// Training settings of a forecasting run beyond the shared loop's.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -748,6 +736,7 @@ impl ForecastRunConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn table() -> Table {
         let mut text = String::from("date,a,b\n");

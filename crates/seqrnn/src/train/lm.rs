@@ -15,7 +15,7 @@ use crate::model::{LanguageModel, LmCache, LmConfig, LmWorkspace};
 use crate::report::metrics::{write_metrics, EpochMetrics};
 use crate::report::plot::learning_curve_svg;
 use crate::rnn::{RnnState, SeqShape};
-use crate::run::{params_from_tensors, tensors_from_params, vocab_fingerprint, Run, RunDir};
+use crate::run::{vocab_fingerprint, Run, RunDir, MODEL_FORMAT};
 use crate::train::checkpoint::FitEpoch;
 use crate::train::fit::{
     fit, EarlyStopping, FitConfig, FitOutcome, KeepCheckpoints, Optimizer, RunEnd,
@@ -369,13 +369,13 @@ impl Task for LmTask<'_> {
         })
     }
     fn tensors(&self, params: &[f32]) -> TensorFile {
-        let mut f = tensors_from_params(self.model, params);
+        let mut f = self.model.param_layout().to_file(params, MODEL_FORMAT);
         f.metadata
             .insert("vocab".into(), vocab_fingerprint(self.vocab));
         f
     }
     fn params_from(&self, file: &TensorFile, path: &std::path::Path) -> Result<Vec<f32>> {
-        params_from_tensors(self.model, file, path)
+        self.model.param_layout().from_file(file, path, "a model")
     }
     fn carried(&self) -> BTreeMap<String, Vec<f32>> {
         let mut m = BTreeMap::from([("h".to_string(), self.state.h.clone())]);
