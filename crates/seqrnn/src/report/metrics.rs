@@ -174,6 +174,29 @@ fn shorten(s: &str) -> String {
     }
 }
 
+/// The timing columns of any run's `metrics.csv` (`tokens_per_s` or `examples_per_s`, and
+/// `seconds`), one pair per row; empty when the file is missing or has no such columns, and a
+/// row's unreadable field reads as 0.
+pub fn read_timings(path: &Path) -> Vec<(f64, f64)> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<&str> = lines.next().unwrap_or("").split(',').map(str::trim).collect();
+    let col = |names: &[&str]| header.iter().position(|h| names.contains(h));
+    let (Some(per_s), Some(secs)) = (col(&["tokens_per_s", "examples_per_s"]), col(&["seconds"]))
+    else {
+        return Vec::new();
+    };
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').map(str::trim).collect();
+            let x = |i: usize| f.get(i).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+            (x(per_s), x(secs))
+        })
+        .collect()
+}
+
 /// Writes `metrics.csv`: header `epoch,lr,train_loss,valid_loss,valid_<score_name>,
 /// examples_per_s,seconds,step,epoch_end` and one line per validation (shortest round-trip
 /// floats; `epoch_end` is 1 for the validation that closed its epoch, 0 inside it), atomically.

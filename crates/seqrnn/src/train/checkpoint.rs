@@ -13,7 +13,7 @@
 //! |---|---|
 //! | `format` | `seqrnn-checkpoint-3` |
 //! | `resume` | the loop's position, [`FitState`], as JSON |
-//! | `metrics` | the metrics rows so far, [`FitEpoch`], as JSON |
+//! | `metrics` | the metrics rows so far, [`FitEpoch`], as JSON (without timings) |
 //! | `task` | what the task checks on resume (model, data fingerprints), as JSON |
 //!
 //! Earlier formats (`seqrnn-checkpoint-1`, `-2` of language models, `seqrnn-fit-checkpoint-1`
@@ -49,9 +49,14 @@ pub struct FitEpoch {
     pub valid_loss: f64,
     /// Validation score (higher is better).
     pub valid_score: f64,
-    /// Training examples (tokens, for a language model) per second.
+    /// Training examples (tokens, for a language model) per second. Not stored in checkpoints
+    /// (see [`FitEpoch::seconds`]).
+    #[serde(skip)]
     pub examples_per_s: f64,
-    /// Seconds since the start of the epoch, this validation included.
+    /// Seconds since the start of the epoch, this validation included. Timings are not stored
+    /// in checkpoints, so that the same run writes the same bytes; a resume reads them back
+    /// from `metrics.csv`.
+    #[serde(skip)]
     pub seconds: f64,
     /// Training examples seen since the start of training.
     #[serde(default)]
@@ -68,11 +73,12 @@ pub struct PartialEpoch {
     pub loss_sum: f64,
     /// Examples those steps covered.
     pub examples: u64,
-    /// Seconds spent in those steps.
-    #[serde(with = "exact_f64")]
+    /// Seconds spent in those steps (not stored: a resumed epoch's time and throughput cover
+    /// the part after the resume).
+    #[serde(skip)]
     pub train_seconds: f64,
-    /// Seconds since the epoch started (steps, validations and checkpoints).
-    #[serde(with = "exact_f64")]
+    /// Seconds since the epoch started (steps, validations and checkpoints; not stored).
+    #[serde(skip)]
     pub seconds: f64,
 }
 
@@ -315,8 +321,8 @@ mod tests {
                     step: 3,
                     loss_sum: 0.1 + 0.2,
                     examples: 30,
-                    train_seconds: 1.5,
-                    seconds: 2.0,
+                    train_seconds: 0.0,
+                    seconds: 0.0,
                 }),
             },
             history: vec![],

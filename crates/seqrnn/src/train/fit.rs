@@ -25,6 +25,7 @@ use crate::dropout::{rng_from_seed, SeqRng};
 use crate::error::{Error, Result};
 use crate::io::tensors::TensorFile;
 use crate::optim::{clip_grad_norm, grad_norm, sgd_step, Adam, AdamConfig};
+use crate::report::metrics::read_timings;
 use crate::run::Run;
 use crate::train::checkpoint::{
     checkpoint_bytes, load_checkpoint, Checkpoint, FitEpoch, FitState, PartialEpoch,
@@ -339,6 +340,8 @@ struct EpochRun {
     lr: f64,
     steps: usize,
     acc: PartialEpoch,
+    /// Examples of the steps timed in `acc.train_seconds` (those of this process).
+    timed: u64,
     started: Instant,
 }
 
@@ -354,7 +357,7 @@ impl EpochRun {
         self.acc.seconds + self.started.elapsed().as_secs_f64()
     }
     fn examples_per_s(&self) -> f64 {
-        self.acc.examples as f64 / self.acc.train_seconds.max(1e-9)
+        self.timed as f64 / self.acc.train_seconds.max(1e-9)
     }
     /// The position after `step` steps, for a checkpoint.
     fn position(&self) -> PartialEpoch {
@@ -477,6 +480,7 @@ impl<'a> Loop<'a> {
                 train_seconds: 0.0,
                 seconds: 0.0,
             }),
+            timed: 0,
             started: Instant::now(),
         }
     }
@@ -547,6 +551,7 @@ impl<'a> Loop<'a> {
         e.acc.loss_sum += b.loss;
         e.acc.step += 1;
         e.acc.examples += b.examples as u64;
+        e.timed += b.examples as u64;
         self.state.examples_seen += b.examples as u64;
         self.progress.step(&StepInfo {
             epoch: e.epoch,
@@ -724,6 +729,13 @@ impl<'a> Loop<'a> {
         }
         self.ema = ck.ema;
         self.history = ck.history;
+        // Timings are not in checkpoints: take them from the metrics file when it matches.
+        let timings = read_timings(&self.run.dir().metrics_path());
+        if timings.len() == self.history.len() {
+            for (row, (per_s, secs)) in self.history.iter_mut().zip(timings) {
+                (row.examples_per_s, row.seconds) = (per_s, secs);
+            }
+        }
         self.state = ck.state;
         self.state.partial = None;
         self.saved_steps = self.state.steps_done;
