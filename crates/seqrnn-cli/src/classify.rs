@@ -13,8 +13,7 @@ use seqrnn::rnn::CellKind;
 use seqrnn::run::RunDir;
 use seqrnn::run::TASK_FORMAT_VERSION;
 use seqrnn::train::classify::{
-    argmax, evaluate, probabilities, ClassifyMetrics, ClassifyRunConfig, ClassifyTask,
-    ClassifyTrainConfig,
+    evaluate, ClassifyMetrics, ClassifyRunConfig, ClassifyTask, ClassifyTrainConfig, Trained,
 };
 use seqrnn::train::{EarlyStopping, FitConfig, Optimizer};
 
@@ -367,23 +366,9 @@ fn confusion_text(m: &ClassifyMetrics, labels: &Vocab) -> String {
 }
 
 /// A trained run: configuration, vocabulary, labels, model, weights.
-fn load_run(dir: &Path) -> Result<(Vocab, Vocab, Classifier, Vec<f32>)> {
-    let run = RunDir::new(dir);
-    let config = ClassifyRunConfig::load(&run)
-        .with_context(|| format!("{} is not a usable classification run", dir.display()))?;
-    let vocab = Vocab::load(&run.vocab_path())?;
-    let labels = Vocab::load(&ClassifyRunConfig::labels_path(&run))?;
-    ensure!(
-        vocab.len() == config.model.vocab && labels.len() == config.model.classes,
-        "{}: vocab.txt or labels.txt does not match config.json",
-        dir.display()
-    );
-    let model = Classifier::new(config.model)?;
-    let file = run.load_weights("classify train")?;
-    let params = model
-        .param_layout()
-        .from_file(&file, &run.model_path(), "a classifier")?;
-    Ok((vocab, labels, model, params))
+fn load_run(dir: &Path) -> Result<Trained> {
+    Trained::load(dir)
+        .with_context(|| format!("{} is not a usable classification run", dir.display()))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -410,7 +395,13 @@ pub struct EvalArgs {
 }
 
 fn eval_cmd(a: EvalArgs) -> Result<()> {
-    let (vocab, labels, model, params) = load_run(&a.model)?;
+    let Trained {
+        vocab,
+        labels,
+        model,
+        params,
+        ..
+    } = load_run(&a.model)?;
     let split = match a.split {
         SplitArg::Dev => "dev",
         SplitArg::Test => "test",
@@ -453,26 +444,17 @@ pub struct PredictArgs {
 }
 
 fn predict_cmd(a: PredictArgs) -> Result<()> {
-    let (vocab, labels, model, params) = load_run(&a.model)?;
-    let mut seqs = Vec::new();
+    let clf = load_run(&a.model)?;
+    let mut texts = Vec::new();
     for (no, line) in std::io::stdin().lock().lines().enumerate() {
-        let line =
-            line.with_context(|| format!("standard input, line {}: not UTF-8 text", no + 1))?;
-        let mut tokens = labeled::tokenize(&line);
-        if tokens.is_empty() {
-            tokens.push(seqrnn::data::UNK.to_string());
-        }
-        seqs.push(labeled::encode(&tokens, &vocab).0);
+        texts.push(
+            line.with_context(|| format!("standard input, line {}: not UTF-8 text", no + 1))?,
+        );
     }
-    if seqs.is_empty() {
-        return Ok(());
-    }
-    let k = labels.len();
-    let probs = probabilities(&model, &params, &seqs)?;
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     let mut out = std::io::stdout().lock();
-    for row in probs.chunks_exact(k) {
-        let best = argmax(row);
-        writeln!(out, "{}\t{:.4}", labels.tokens()[best], row[best])?;
+    for p in clf.predict(&texts)? {
+        writeln!(out, "{}\t{:.4}", p.label, p.probability)?;
     }
     Ok(())
 }

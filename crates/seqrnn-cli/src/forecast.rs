@@ -1,6 +1,5 @@
 //! `seqrnn forecast train | eval | predict`: multi-step time-series forecasting from CSV files.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context, Result};
@@ -9,11 +8,10 @@ use seqrnn::data::table::Table;
 use seqrnn::model::forecaster::{ForecastHead, Forecaster, ForecasterConfig};
 use seqrnn::report::plot::{line_chart_svg, Series as ChartSeries};
 use seqrnn::rnn::CellKind;
-use seqrnn::run::RunDir;
 use seqrnn::run::TASK_FORMAT_VERSION;
 use seqrnn::train::forecast::{
     evaluate, forecast_original, Anchor, ColumnSpec, ForecastMetrics, ForecastRunConfig,
-    ForecastTask, ForecastTrainConfig, Mode, Series, Split,
+    ForecastTask, ForecastTrainConfig, Mode, Series, Split, Trained,
 };
 use seqrnn::train::{EarlyStopping, FitConfig};
 
@@ -357,16 +355,8 @@ fn metrics_line(m: &ForecastMetrics) -> String {
 }
 
 /// A trained run: configuration, model and best weights.
-fn load_run(dir: &Path) -> Result<(ForecastRunConfig, Forecaster, Vec<f32>)> {
-    let run = RunDir::new(dir);
-    let config = ForecastRunConfig::load(&run)
-        .with_context(|| format!("{} is not a usable forecasting run", dir.display()))?;
-    let model = Forecaster::new(config.model)?;
-    let file = run.load_weights("forecast train")?;
-    let params = model
-        .param_layout()
-        .from_file(&file, &run.model_path(), "a forecaster")?;
-    Ok((config, model, params))
+fn load_run(dir: &Path) -> Result<Trained> {
+    Trained::load(dir).with_context(|| format!("{} is not a usable forecasting run", dir.display()))
 }
 
 /// `seqrnn forecast eval`.
@@ -390,7 +380,11 @@ pub struct EvalArgs {
 }
 
 fn eval_cmd(a: EvalArgs) -> Result<()> {
-    let (config, model, params) = load_run(&a.model)?;
+    let Trained {
+        config,
+        model,
+        params,
+    } = load_run(&a.model)?;
     let table = load_table(&a.data)?;
     let split = match &a.split {
         Some(s) => s.parse()?,
@@ -492,51 +486,18 @@ pub struct PredictArgs {
 }
 
 fn predict_cmd(a: PredictArgs) -> Result<()> {
-    let (config, model, params) = load_run(&a.model)?;
+    let model = load_run(&a.model)?;
     let table = load_table(&a.data)?;
-    let cfg = *model.config();
-    ensure!(
-        table.rows >= cfg.lookback,
-        "{} has {} rows, the model needs the last {} (its lookback)",
-        a.data.display(),
-        table.rows,
-        cfg.lookback
-    );
-    let series = Series::new(&table, &config.columns)
-        .with_context(|| format!("{} lacks a column the model reads", a.data.display()))?;
-    // The window ending at the last row: `forecast_original` wants a start whose horizon is in
-    // the table, so feed the standardised rows directly.
-    let mut x = vec![0.0; cfg.lookback * series.inputs];
-    let anchors = series.last_window(cfg.lookback, &mut x);
-    let c = config.columns.targets.len();
-    let mut out = vec![0.0; cfg.horizon * c];
-    let mut ws = Default::default();
-    model.predict(&params, &x, 1, &mut out, &mut ws)?;
-    let origin = config
-        .columns
-        .date_column
-        .as_deref()
-        .and_then(|d| table.text_column(d))
-        .and_then(|v| v.last().cloned())
-        .unwrap_or_else(|| format!("row {}", table.rows));
-    let mut text = format!("origin,step,{}\n", config.columns.targets.join(","));
-    for step in 0..cfg.horizon {
-        let _ = write!(text, "{origin},{}", step + 1);
-        for (j, &col) in series.targets.iter().enumerate() {
-            let v = config
-                .columns
-                .scaler
-                .undo(col, (out[step * c + j] + anchors[col]) as f64);
-            let _ = write!(text, ",{v}");
-        }
-        text.push('\n');
-    }
-    seqrnn::io::write_atomic(&a.out, text.as_bytes())
+    let f = model
+        .predict(&table)
+        .with_context(|| format!("cannot forecast after {}", a.data.display()))?;
+    seqrnn::io::write_atomic(&a.out, f.to_csv().as_bytes())
         .with_context(|| format!("could not write {}", a.out.display()))?;
     eprintln!(
-        "{} forecasts of {} column(s) after {origin} written to {}",
-        cfg.horizon,
-        c,
+        "{} forecasts of {} column(s) after {} written to {}",
+        f.values.len(),
+        f.columns.len(),
+        f.origin,
         a.out.display()
     );
     Ok(())

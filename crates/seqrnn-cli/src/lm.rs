@@ -6,8 +6,9 @@ use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
 use seqrnn::data::{self, Corpus, TokenKind, Vocab};
 use seqrnn::dropout::{Dropout, DropoutKind};
-use seqrnn::generate::{generate, Decoding, LmStepper};
+use seqrnn::generate::Decoding;
 use seqrnn::io::tensors::TensorFile;
+use seqrnn::lm::{Sampling, Split, Trained};
 use seqrnn::model::{LanguageModel, LmConfig, LmInit, OutputWeights};
 use seqrnn::optim::AdamConfig;
 use seqrnn::rnn::CellKind;
@@ -285,12 +286,11 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
     let resumed = resumed_run(&a.out, a.resume, a.force)?;
     let corpus = load_corpus(&data_path, a.lm.tokens)
         .with_context(|| format!("could not load the corpus from {}", data_path.display()))?;
-    let run_config = match &resumed {
+    let (run_config, train_cfg) = match &resumed {
         Some(run) => resumed_config(&a, run)?,
         None => fresh_config(&a, &corpus),
     };
     let model_cfg = run_config.model;
-    let train_cfg: TrainConfig = serde_json::from_value(run_config.train.clone())?;
     model_cfg.validate()?;
     train_cfg.validate()?;
     let model = LanguageModel::new(model_cfg)?;
@@ -354,7 +354,7 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
 }
 
 /// A fresh run's configuration: the preset, overridden by the flags given.
-fn fresh_config(a: &TrainArgs, corpus: &Corpus) -> RunConfig {
+fn fresh_config(a: &TrainArgs, corpus: &Corpus) -> (RunConfig, TrainConfig) {
     let model = a.lm.model_config(
         corpus.vocab.len(),
         CellKind::from(a.cell),
@@ -378,17 +378,18 @@ fn fresh_config(a: &TrainArgs, corpus: &Corpus) -> RunConfig {
         // For the record: results depend on the thread count (see docs/reliability.md).
         o.insert("threads".into(), seqrnn::linalg::threads().into());
     }
-    RunConfig {
+    let rc = RunConfig {
         format: FORMAT_VERSION,
         tokens: TokenKind::from(a.lm.tokens).into(),
         model,
         train,
-    }
+    };
+    (rc, t)
 }
 
 /// A resumed run's configuration: its own settings, with a new epoch count, step limit and
 /// checkpointing when given.
-fn resumed_config(a: &TrainArgs, run: &Run) -> Result<RunConfig> {
+fn resumed_config(a: &TrainArgs, run: &Run) -> Result<(RunConfig, TrainConfig)> {
     let mut rc = run.dir().load_config()?;
     let mut t: TrainConfig = serde_json::from_value(rc.train.clone())
         .context("the run's config.json holds no readable training settings")?;
@@ -413,7 +414,7 @@ fn resumed_config(a: &TrainArgs, run: &Run) -> Result<RunConfig> {
     if let (Some(o), Some(n)) = (rc.train.as_object_mut(), threads) {
         o.insert("threads".into(), n);
     }
-    Ok(rc)
+    Ok((rc, t))
 }
 
 fn print_outcome(a: &TrainArgs, outcome: &train::TrainOutcome, secs: f64) {
@@ -476,66 +477,26 @@ pub struct EvalArgs {
 pub fn eval_cmd(a: EvalArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
     ensure!(a.batch >= 1, "--batch must be at least 1");
-    let run = RunDir::new(&a.model);
-    let (rc, vocab, model, params) = run.load_model()?;
-    let kind: TokenKind = rc.tokens.into();
-    let tokens_arg = match kind {
-        TokenKind::Word => TokensArg::Word,
-        TokenKind::Char => TokensArg::Char,
-    };
+    let lm = Trained::load(&a.model)?;
     let data_path = match &a.data {
         Some(p) => p.clone(),
-        None => default_data(tokens_arg)?,
+        None => default_data(match lm.token_kind() {
+            TokenKind::Word => TokensArg::Word,
+            TokenKind::Char => TokensArg::Char,
+        })?,
     };
-    let stream = match (kind, a.split) {
-        (TokenKind::Word, split) => {
-            let name = match split {
-                SplitArg::Valid => "valid",
-                SplitArg::Test => "test",
-            };
-            let file = [format!("ptb.{name}.txt"), format!("{name}.txt")]
-                .into_iter()
-                .map(|f| data_path.join(f))
-                .find(|p| p.is_file())
-                .with_context(|| {
-                    format!("no ptb.{name}.txt or {name}.txt in {}", data_path.display())
-                })?;
-            let (ids, unknown) = data::encode_words(&file, &vocab)?;
-            if unknown > 0 {
-                eprintln!(
-                    "note: {unknown} tokens of {} are not in the vocabulary and count as <unk>",
-                    file.display()
-                );
-            }
-            ids
-        }
-        (TokenKind::Char, SplitArg::Test) => {
-            bail!("character corpora have no test split: use --split valid")
-        }
-        (TokenKind::Char, SplitArg::Valid) => {
-            let corpus = load_corpus(&data_path, TokensArg::Char)?;
-            ensure!(
-                corpus.vocab == vocab,
-                "the text at {} gives a different character vocabulary from the model's",
-                data_path.display()
-            );
-            corpus.valid
-        }
+    let (split, key) = match a.split {
+        SplitArg::Valid => (Split::Valid, "valid"),
+        SplitArg::Test => (Split::Test, "test"),
     };
-    let mut ws = Default::default();
-    let r = train::evaluate(
-        &model,
-        &params,
-        &stream,
-        a.batch,
-        train::lm::EVAL_WINDOW,
-        &mut ws,
-    )?;
+    let (stream, unknown) = lm.split(&data_path, split)?;
+    if unknown > 0 {
+        eprintln!(
+            "note: {unknown} tokens of the {key} split are not in the vocabulary and count as <unk>"
+        );
+    }
+    let r = lm.perplexity(&stream, a.batch)?;
     if a.json {
-        let key = match a.split {
-            SplitArg::Valid => "valid",
-            SplitArg::Test => "test",
-        };
         let v = serde_json::json!({
             format!("{key}_ppl"): r.ppl,
             format!("{key}_loss"): r.loss,
@@ -586,9 +547,7 @@ pub struct GenerateArgs {
 
 pub fn generate_cmd(a: GenerateArgs) -> Result<()> {
     crate::set_threads(Some(a.threads.unwrap_or(1)))?;
-    let run = RunDir::new(&a.model);
-    let (rc, vocab, model, params) = run.load_model()?;
-    let kind: TokenKind = rc.tokens.into();
+    let lm = Trained::load(&a.model)?;
     let decoding = if a.greedy {
         Decoding::Greedy
     } else {
@@ -599,57 +558,20 @@ pub fn generate_cmd(a: GenerateArgs) -> Result<()> {
         }
     };
     decoding.validate()?;
-    let unk = vocab.unk_id();
-    let mut prompt = Vec::new();
-    let mut unknown = Vec::new();
-    for tok in data::tokenize(a.prompt.as_deref().unwrap_or(""), kind) {
-        match vocab.id(&tok).or(unk) {
-            Some(id) => {
-                if vocab.id(&tok).is_none() {
-                    unknown.push(tok);
-                }
-                prompt.push(id)
-            }
-            None => bail!("prompt token `{tok}` is not in the vocabulary, which has no <unk>"),
-        }
-    }
-    if !unknown.is_empty() {
+    let prompt = lm.encode(a.prompt.as_deref().unwrap_or(""))?;
+    if !prompt.unknown.is_empty() {
         eprintln!(
             "warning: not in the vocabulary, read as <unk>: {}",
-            unknown.join(" ")
+            prompt.unknown.join(" ")
         );
     }
-    let start = match kind {
-        TokenKind::Word => vocab.id(data::EOS),
-        TokenKind::Char => vocab.id("\n"),
-    }
-    .unwrap_or(0);
-    let shown = prompt.clone();
-    if prompt.is_empty() {
-        prompt.push(start);
-    }
-    let mut stepper = LmStepper::new(&model, &params);
-    let out = generate(&mut stepper, &prompt, a.tokens, decoding, a.seed)?;
-    let render = |ids: &[u32]| -> String {
-        let mut s = String::new();
-        for &id in ids {
-            let t = vocab.token(id).unwrap_or(data::UNK);
-            match kind {
-                TokenKind::Word if t == data::EOS => s.push('\n'),
-                TokenKind::Word => {
-                    if !s.is_empty() && !s.ends_with('\n') {
-                        s.push(' ');
-                    }
-                    s.push_str(t);
-                }
-                TokenKind::Char => s.push_str(t),
-            }
-        }
-        s
+    let sampling = Sampling {
+        decoding,
+        seed: a.seed,
     };
-    let mut all = shown;
-    all.extend(&out);
-    println!("{}", render(&all));
+    let mut all = prompt.ids.clone();
+    all.extend(lm.generate_ids(&prompt.ids, a.tokens, &sampling)?);
+    println!("{}", lm.decode(&all));
     Ok(())
 }
 

@@ -46,6 +46,14 @@ pub mod run;
 pub mod train;
 
 pub use error::{Error, Result};
+/// Classification: train ([`train::classify`]), load a trained run and use it
+/// ([`classify::Trained`]).
+pub use train::classify;
+/// Forecasting: train ([`train::forecast`]), load a trained run and use it
+/// ([`forecast::Trained`]).
+pub use train::forecast;
+/// Language models: train ([`train::lm`]), load a trained run and use it ([`lm::Trained`]).
+pub use train::lm;
 
 #[cfg(test)]
 mod test_shared;

@@ -59,6 +59,22 @@ const LAYOUTS: [[&str; 3]; 2] = [
     ["train.txt", "valid.txt", "test.txt"],
 ];
 
+/// The file of split `name` (`"train"`, `"valid"` or `"test"`) of the word corpus in `dir`:
+/// `ptb.NAME.txt`, or else `NAME.txt`.
+///
+/// # Errors
+/// [`Error::Data`] naming both files when neither is there.
+pub fn word_split_file(dir: &Path, name: &str) -> Result<PathBuf> {
+    let col = ["train", "valid", "test"].iter().position(|n| *n == name);
+    col.into_iter()
+        .flat_map(|c| LAYOUTS.iter().map(move |l| dir.join(l[c])))
+        .find(|p| p.is_file())
+        .ok_or_else(|| Error::Data {
+            path: dir.to_path_buf(),
+            message: format!("no ptb.{name}.txt or {name}.txt here"),
+        })
+}
+
 /// Word corpus in Mikolov's layout in `dir`: `ptb.train.txt`, `ptb.valid.txt`, `ptb.test.txt`,
 /// or else `train.txt`, `valid.txt`, `test.txt` (test optional in both layouts; train and valid
 /// required).

@@ -16,5 +16,7 @@ pub mod table;
 pub mod vocab;
 
 pub use batch::{Batched, Window};
-pub use corpus::{encode_words, load_char_corpus, load_word_corpus, tokenize, Corpus, TokenKind};
+pub use corpus::{
+    encode_words, load_char_corpus, load_word_corpus, tokenize, word_split_file, Corpus, TokenKind,
+};
 pub use vocab::{Vocab, EOS, UNK};

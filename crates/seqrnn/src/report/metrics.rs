@@ -182,7 +182,12 @@ pub fn read_timings(path: &Path) -> Vec<(f64, f64)> {
         return Vec::new();
     };
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines.next().unwrap_or("").split(',').map(str::trim).collect();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .collect();
     let col = |names: &[&str]| header.iter().position(|h| names.contains(h));
     let (Some(per_s), Some(secs)) = (col(&["tokens_per_s", "examples_per_s"]), col(&["seconds"]))
     else {
