@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --workspace
+# The library without its chart and report dependencies, as an embedding program may take it.
+cargo check -p seqrnn --no-default-features --lib
 SEQRNN_MKL_DIR=$(tools/install-mkl.sh target/mkl)
 export SEQRNN_MKL_DIR
 cargo clippy -p seqrnn -p seqrnn-cli --all-targets --features seqrnn-cli/mkl -- -D warnings

@@ -9,15 +9,22 @@
 //! - [`compare`]: reports comparing several runs (`seqrnn compare`);
 //! - [`heatmap`]: heatmaps of activations and text shaded by one unit (`seqrnn inspect`).
 //!
+//! Everything but [`metrics`] needs the `plots` feature (on by default).
+//!
 //! Every file is written atomically (see [`crate::io::write_atomic`]).
 
+#[cfg(feature = "plots")]
 pub mod compare;
+#[cfg(feature = "plots")]
 pub mod heatmap;
 pub mod metrics;
+#[cfg(feature = "plots")]
 pub mod plot;
+#[cfg(feature = "plots")]
 pub mod raster;
 
 pub use metrics::{read_metrics, write_metrics, EpochMetrics, METRICS_HEADER};
+#[cfg(feature = "plots")]
 pub use plot::{learning_curve, learning_curve_svg, line_chart, line_chart_svg, Series};
 
 use crate::io::write_atomic;

@@ -14,7 +14,6 @@ use crate::generate::{generate, Decoding, LmStepper};
 use crate::io::tensors::TensorFile;
 use crate::model::{LanguageModel, LmCache, LmConfig, LmWorkspace};
 use crate::report::metrics::{write_metrics, EpochMetrics};
-use crate::report::plot::learning_curve_svg;
 use crate::rnn::{RnnState, SeqShape};
 use crate::run::{vocab_fingerprint, Run, RunDir, MODEL_FORMAT};
 use crate::train::checkpoint::FitEpoch;
@@ -248,6 +247,8 @@ pub struct LmTask<'a> {
     state: RnnState,
     cache: LmCache,
     ws: LmWorkspace,
+    /// Heads the learning curve (drawn with the `plots` feature).
+    #[cfg_attr(not(feature = "plots"), allow(dead_code))]
     title: String,
 }
 
@@ -443,7 +444,9 @@ impl Task for LmTask<'_> {
     fn write_metrics(&self, run: &RunDir, rows: &[FitEpoch]) -> Result<()> {
         let rows: Vec<EpochMetrics> = rows.iter().map(epoch_metrics).collect();
         write_metrics(&run.metrics_path(), &rows)?;
-        learning_curve_svg(&run.curve_path(), &self.title, &rows)
+        #[cfg(feature = "plots")]
+        crate::report::plot::learning_curve_svg(&run.curve_path(), &self.title, &rows)?;
+        Ok(())
     }
 }
 
@@ -755,6 +758,129 @@ mod tests {
             },
         ] {
             assert!(bad.validate().is_err(), "{bad:?}");
+        }
+    }
+
+    /// Stops the loop (as Ctrl-C does) once `after` steps have been taken.
+    struct StopAfter {
+        after: usize,
+        seen: usize,
+    }
+    impl Progress for StopAfter {
+        fn step(&mut self, _: &crate::train::StepInfo) {
+            self.seen += 1;
+        }
+        fn should_stop(&self) -> bool {
+            self.seen >= self.after
+        }
+    }
+
+    #[test]
+    fn a_run_stopped_mid_epoch_and_resumed_ends_as_the_uninterrupted_one() {
+        use crate::dropout::{Dropout, DropoutKind};
+        use crate::run::Existing;
+        use crate::train::task::Silent;
+        let mut vocab = Vocab::new();
+        for t in ["<unk>", "<eos>", "a", "b", "c", "d", "e"] {
+            vocab.add(t);
+        }
+        let stream = |n: usize, k: u32| (0..n as u32).map(|i| (i * k + i / 3) % 7).collect();
+        let corpus = Corpus {
+            vocab,
+            train: stream(400, 5),
+            valid: stream(60, 3),
+            test: None,
+            unknown_in_valid: 0,
+            unknown_in_test: 0,
+        };
+        let model = LanguageModel::new(LmConfig {
+            vocab: 7,
+            embed: 6,
+            cell: crate::rnn::CellKind::Lstm,
+            hidden: 8,
+            layers: 2,
+            dropout: Dropout {
+                p: 0.2,
+                kind: DropoutKind::Standard,
+            },
+            output: crate::model::OutputWeights::Separate,
+        })
+        .unwrap();
+        let cfg = TrainConfig {
+            bptt: 5,
+            batch: 4,
+            optimizer: Optimizer::Adam(crate::optim::AdamConfig::default()),
+            lr: 0.01,
+            lr_decay: 0.7,
+            decay_after: 1,
+            epochs: 3,
+            checkpoint_every: Some(3),
+            seed: 4,
+            ..TrainConfig::default()
+        };
+        let init = model
+            .init_params(crate::model::LmInit::Uniform(0.1), 4)
+            .unwrap();
+        let dir = |name: &str| {
+            let d = std::env::temp_dir().join(format!("seqrnn-lm-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&d);
+            d
+        };
+        let fresh = |d: &std::path::Path| Run::create(d, &0, Existing::Refuse).unwrap();
+        let (whole_dir, part_dir) = (dir("whole"), dir("part"));
+        let mut whole = init.clone();
+        let a = train(
+            &model,
+            &mut whole,
+            &corpus,
+            &cfg,
+            &fresh(&whole_dir),
+            "t",
+            &mut Silent,
+        )
+        .unwrap();
+        // Stopped inside the second epoch (20 windows an epoch), between two checkpoints.
+        let mut part = init.clone();
+        let mut stop = StopAfter { after: 27, seen: 0 };
+        let b = train(
+            &model,
+            &mut part,
+            &corpus,
+            &cfg,
+            &fresh(&part_dir),
+            "t",
+            &mut stop,
+        )
+        .unwrap();
+        assert_eq!(b.fit.end, RunEnd::Interrupted);
+        assert_eq!(b.fit.steps, 27);
+        let mut again = vec![0.0; init.len()];
+        let run = Run::resume(&part_dir).unwrap();
+        let c = train(&model, &mut again, &corpus, &cfg, &run, "t", &mut Silent).unwrap();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&again), bits(&whole));
+        assert_eq!(bits(&c.fit.best_params), bits(&a.fit.best_params));
+        assert_eq!(c.best_valid_ppl.to_bits(), a.best_valid_ppl.to_bits());
+        let rows = |o: &TrainOutcome| {
+            let r = o.fit.epochs.iter();
+            r.map(|r| {
+                (
+                    r.epoch,
+                    r.step,
+                    r.lr,
+                    r.train_loss.to_bits(),
+                    r.valid_score.to_bits(),
+                )
+            })
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(rows(&c), rows(&a));
+        for f in ["model.safetensors", "checkpoint.safetensors"] {
+            assert_eq!(
+                std::fs::read(whole_dir.join(f)).unwrap(),
+                std::fs::read(part_dir.join(f)).unwrap(),
+                "{f}"
+            );
         }
     }
 }
