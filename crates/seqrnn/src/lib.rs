@@ -29,6 +29,104 @@
 //! assert!(grads.iter().any(|g| *g != 0.0));
 //! # Ok::<(), seqrnn::Error>(())
 //! ```
+//!
+//! ## Using a trained run
+//!
+//! Each task loads a run folder written by its training command and uses it in a few lines
+//! ([`lm::Trained`], [`forecast::Trained`], [`classify::Trained`]). Here each run is first
+//! trained for a moment on a tiny data set (hidden lines), the way `seqrnn train`,
+//! `seqrnn forecast train` and `seqrnn classify train` do it with [`train::fit`].
+//!
+//! ```
+//! # use seqrnn::run::{Existing, Run, RunConfig, FORMAT_VERSION};
+//! # use seqrnn::train::{self, Silent};
+//! # let dir = std::env::temp_dir().join(format!("seqrnn-doc-lm-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! # std::fs::write(dir.join("train.txt"), "the company said it would buy the shares\n".repeat(30))?;
+//! # std::fs::write(dir.join("valid.txt"), "the company said it would buy\n")?;
+//! # let corpus = seqrnn::data::load_word_corpus(&dir)?;
+//! # let config = seqrnn::model::LmConfig { vocab: corpus.vocab.len(), embed: 8, hidden: 8,
+//! #     layers: 1, ..Default::default() };
+//! # let model = seqrnn::model::LanguageModel::new(config)?;
+//! # let mut params = model.init_params(seqrnn::model::LmInit::Uniform(0.1), 1)?;
+//! # let settings = train::TrainConfig { bptt: 5, batch: 2, epochs: 1, ..Default::default() };
+//! # let rc = RunConfig { format: FORMAT_VERSION, tokens: seqrnn::run::TokenKindName::Word,
+//! #     model: config, train: serde_json::to_value(settings)? };
+//! # let run = Run::create(&dir.join("run"), &rc, Existing::Replace)?;
+//! # corpus.vocab.save(&run.dir().vocab_path())?;
+//! # train::train(&model, &mut params, &corpus, &settings, &run, "doc", &mut Silent)?;
+//! # let run_dir = dir.join("run");
+//! use seqrnn::lm::{Sampling, Trained};
+//!
+//! let lm = Trained::load(&run_dir)?;
+//! let text = lm.generate("the company said", 40, &Sampling::default())?;
+//! assert!(text.starts_with("the company said"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ```
+//! # use seqrnn::data::table::Table;
+//! # use seqrnn::model::forecaster::{Forecaster, ForecasterConfig};
+//! # use seqrnn::run::{Existing, Run, TASK_FORMAT_VERSION};
+//! # use seqrnn::train::forecast::*;
+//! # use seqrnn::train::{self, FitConfig, Silent};
+//! # let dir = std::env::temp_dir().join(format!("seqrnn-doc-fc-{}", std::process::id()));
+//! # let mut csv = String::from("date,load\n");
+//! # for r in 0..200 { csv += &format!("d{r},{}\n", (r as f32 * 0.3).sin()); }
+//! # let table = Table::parse(&csv, std::path::Path::new("load.csv"))?;
+//! # let split = Split::Rows([120, 40, 40]);
+//! # let ranges = split.ranges(table.rows, 12)?;
+//! # let columns = ColumnSpec::choose(&table, Mode::S, None, Some(&["load".to_string()]),
+//! #     Some("date"), ranges.train.clone())?;
+//! # let series = Series::new(&table, &columns)?;
+//! # let mc = ForecasterConfig { lookback: 12, horizon: 4, hidden: 8, ..Default::default() };
+//! # let model = Forecaster::new(mc)?;
+//! # let fit = FitConfig { epochs: 1, ..FitConfig::default() };
+//! # let config = ForecastRunConfig { format: TASK_FORMAT_VERSION, task: "forecast".into(),
+//! #     columns: columns.clone(), model: mc, split, train: ForecastTrainConfig { batch: 8, fit } };
+//! # let mut task = ForecastTask::new(&model, &series, &columns.scaler,
+//! #     Series::windows(ranges.train, 12, 4), Series::windows(ranges.valid, 12, 4), 8)?;
+//! # let mut params = model.init_params(1)?;
+//! # let run = Run::create(&dir, &config, Existing::Replace)?;
+//! # train::fit(&mut task, &mut params, &fit, &run, &mut Silent)?;
+//! # let run_dir = dir.clone();
+//! let model = seqrnn::forecast::Trained::load(&run_dir)?;
+//! let forecast = model.predict(&table)?; // the 4 steps after the table's last row
+//! assert_eq!((forecast.values.len(), forecast.origin.as_str()), (4, "d199"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ```
+//! # use seqrnn::data::labeled::{build_labels, build_vocab, encode_all, Example};
+//! # use seqrnn::model::classifier::{Classifier, ClassifierConfig};
+//! # use seqrnn::run::{Existing, Run, TASK_FORMAT_VERSION};
+//! # use seqrnn::train::classify::*;
+//! # use seqrnn::train::{self, FitConfig, Silent};
+//! # let dir = std::env::temp_dir().join(format!("seqrnn-doc-cl-{}", std::process::id()));
+//! # let ex = |l: &str, t: &str| Example { label: l.into(),
+//! #     tokens: t.split(' ').map(String::from).collect() };
+//! # let data: Vec<Example> = (0..20).flat_map(|_| [ex("pos", "a gripping film"),
+//! #     ex("neg", "dull and far too long")]).collect();
+//! # let (vocab, labels) = (build_vocab(&data, 1), build_labels(&data));
+//! # let enc = encode_all(&data, &vocab, &labels, std::path::Path::new("train.tsv"))?;
+//! # let mc = ClassifierConfig { vocab: vocab.len(), embed: 8, hidden: 8, dropout: 0.0,
+//! #     classes: labels.len(), ..Default::default() };
+//! # let model = Classifier::new(mc)?;
+//! # let fit = FitConfig { epochs: 3, lr: 0.01, ..FitConfig::default() };
+//! # let config = ClassifyRunConfig { format: TASK_FORMAT_VERSION, task: "classify".into(),
+//! #     model: mc, train: ClassifyTrainConfig { batch: 8, min_freq: 1, word_dropout: 0.0, fit } };
+//! # let mut task = ClassifyTask::new(&model, &enc, &enc, 8)?;
+//! # let mut params = model.init_params(1)?;
+//! # let run = Run::create(&dir, &config, Existing::Replace)?;
+//! # vocab.save(&run.dir().vocab_path())?;
+//! # labels.save(&ClassifyRunConfig::labels_path(run.dir()))?;
+//! # train::fit(&mut task, &mut params, &fit, &run, &mut Silent)?;
+//! # let run_dir = dir.clone();
+//! let classifier = seqrnn::classify::Trained::load(&run_dir)?;
+//! let predicted = classifier.predict(&["a gripping film", "dull and far too long"])?;
+//! assert_eq!((predicted[0].label.as_str(), predicted[1].label.as_str()), ("pos", "neg"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod bench;
 pub mod data;
