@@ -11,14 +11,13 @@ use serde::{Deserialize, Serialize};
 use crate::data::labeled::{length_buckets, Encoded, UNK_ID};
 use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
-use crate::io::tensors::TensorFile;
 use crate::model::classifier::{
     Classifier, ClassifierCache, ClassifierConfig, ClassifierWorkspace, TokenBatch,
 };
 use crate::model::softmax;
 use crate::run::RunDir;
 use crate::train::fit::FitConfig;
-use crate::train::task::{BatchLoss, Task, Validation};
+use crate::train::task::{BatchLoss, Task, Validation, Weights};
 
 /// Sequences per inference batch.
 pub const EVAL_BATCH: usize = 256;
@@ -171,10 +170,13 @@ impl<'a> ClassifyTask<'a> {
 }
 
 impl Task for ClassifyTask<'_> {
-    fn num_params(&self) -> usize {
-        self.model.num_params()
+    fn weights(&self) -> Weights<'_> {
+        Weights {
+            layout: self.model.param_layout(),
+            format: CLASSIFY_FORMAT,
+            what: "a classifier",
+        }
     }
-
     fn score_name(&self) -> &'static str {
         "accuracy"
     }
@@ -233,16 +235,6 @@ impl Task for ClassifyTask<'_> {
             loss: m.loss,
             score: m.accuracy,
         })
-    }
-
-    fn tensors(&self, params: &[f32]) -> TensorFile {
-        self.model.param_layout().to_file(params, CLASSIFY_FORMAT)
-    }
-
-    fn params_from(&self, file: &TensorFile, path: &std::path::Path) -> Result<Vec<f32>> {
-        self.model
-            .param_layout()
-            .from_file(file, path, "a classifier")
     }
 }
 

@@ -782,11 +782,10 @@ fn update_ema(ema: &mut [f32], params: &[f32], m: f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::tensors::Tensor;
+    use crate::model::ParamLayout;
     use crate::run::Existing;
-    use crate::train::task::{BatchLoss, Silent};
+    use crate::train::task::{BatchLoss, Silent, Weights};
     use rand::RngExt;
-    use std::path::Path;
 
     /// Least squares `min ½‖p − target‖²` as a task, one batch per epoch.
     struct Quadratic {
@@ -795,11 +794,23 @@ mod tests {
         epoch: usize,
         /// Adds generator noise to the gradient (so a resume must restore the generator).
         noisy: bool,
+        /// One tensor `p` of the target's length.
+        layout: ParamLayout,
+    }
+
+    fn layout(n: usize) -> ParamLayout {
+        let mut l = ParamLayout::new();
+        l.push("p", vec![n]);
+        l
     }
 
     impl Task for Quadratic {
-        fn num_params(&self) -> usize {
-            self.target.len()
+        fn weights(&self) -> Weights<'_> {
+            Weights {
+                layout: &self.layout,
+                format: "quadratic",
+                what: "a quadratic",
+            }
         }
         fn score_name(&self) -> &'static str {
             "neg_loss"
@@ -836,20 +847,6 @@ mod tests {
                 .sum();
             Ok(Validation { loss, score: -loss })
         }
-        fn params_from(&self, file: &TensorFile, _path: &Path) -> Result<Vec<f32>> {
-            Ok(file.get("p").unwrap().data.clone())
-        }
-        fn tensors(&self, params: &[f32]) -> TensorFile {
-            let mut f = TensorFile::default();
-            f.tensors.insert(
-                "p".into(),
-                Tensor {
-                    shape: vec![params.len()],
-                    data: params.to_vec(),
-                },
-            );
-            f
-        }
     }
 
     fn tmp(name: &str) -> Run {
@@ -871,6 +868,7 @@ mod tests {
             blow_up_at: None,
             epoch: 0,
             noisy: false,
+            layout: layout(vec![0.5, -0.25, 1.0].len()),
         };
         let mut p = vec![0.0; 3];
         let cfg = FitConfig {
@@ -903,6 +901,7 @@ mod tests {
             blow_up_at: None,
             epoch: 0,
             noisy: false,
+            layout: layout(vec![0.0; 2].len()),
         };
         let cfg = FitConfig {
             epochs: 10,
@@ -917,6 +916,7 @@ mod tests {
             blow_up_at: Some(2),
             epoch: 0,
             noisy: false,
+            layout: layout(vec![1.0; 2].len()),
         };
         let err = fit(&mut task, &mut [0.0, 0.0], &cfg, &run, &mut Silent).unwrap_err();
         assert!(matches!(err, Error::Diverged { epoch: 2, .. }), "{err}");
@@ -950,6 +950,7 @@ mod tests {
             blow_up_at: None,
             epoch: 0,
             noisy: false,
+            layout: layout(vec![0.5, -0.25].len()),
         };
         let cfg = FitConfig {
             lr: 0.05,
@@ -995,6 +996,7 @@ mod tests {
             blow_up_at: None,
             epoch: 0,
             noisy: false,
+            layout: layout(target.clone().len()),
         };
         let cfg = FitConfig {
             lr: 0.1,
@@ -1039,6 +1041,7 @@ mod tests {
             blow_up_at: None,
             epoch: 0,
             noisy: true,
+            layout: layout(vec![0.5, -0.25, 2.0].len()),
         };
         let cfg = FitConfig {
             lr: 0.05,
@@ -1138,6 +1141,7 @@ mod tests {
             blow_up_at: Some(1),
             epoch: 0,
             noisy: false,
+            layout: layout(vec![1.0; 2].len()),
         };
         let err = fit(
             &mut task,

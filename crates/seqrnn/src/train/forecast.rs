@@ -16,9 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::data::table::Table;
 use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
-use crate::io::tensors::TensorFile;
 use crate::model::forecaster::{ForecastCache, ForecastWorkspace, Forecaster};
-use crate::train::task::{BatchLoss, Task, Validation};
+use crate::train::task::{BatchLoss, Task, Validation, Weights};
 
 /// Which columns go in and which come out (the Informer benchmark's settings).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -480,19 +479,11 @@ pub fn evaluate(
 ) -> Result<ForecastMetrics> {
     let cfg = *model.config();
     let (l, k, c) = (cfg.lookback, cfg.horizon, series.targets.len());
-    let mut ws = ForecastWorkspace::default();
-    let (mut x, mut y, mut out) = (Vec::new(), Vec::new(), Vec::new());
     let mut m = ForecastMetrics {
         windows: starts.len(),
         ..ForecastMetrics::default()
     };
-    for chunk in starts.chunks(EVAL_BATCH) {
-        let b = chunk.len();
-        x.resize(l * b * series.inputs, 0.0);
-        y.resize(b * k * c, 0.0);
-        out.resize(b * k * c, 0.0);
-        series.gather(chunk, l, k, &mut x, &mut y);
-        model.predict(params, &x, b, &mut out, &mut ws)?;
+    predict_windows(model, params, series, starts, |chunk, out, y| {
         for (r, &s) in chunk.iter().enumerate() {
             for step in 0..k {
                 for (j, &col) in series.targets.iter().enumerate() {
@@ -512,7 +503,7 @@ pub fn evaluate(
                 }
             }
         }
-    }
+    })?;
     let n = (starts.len() * k * c).max(1) as f64;
     for v in [
         &mut m.mse,
@@ -529,6 +520,32 @@ pub fn evaluate(
     Ok(m)
 }
 
+/// Runs `model` over the windows starting at `starts`, [`EVAL_BATCH`] at a time, and hands each
+/// batch to `each` with its starts, the predictions `out[b, K, C]` and the truths `y[b, K, C]`
+/// (standardised, relative to the anchor).
+fn predict_windows(
+    model: &Forecaster,
+    params: &[f32],
+    series: &Series,
+    starts: &[usize],
+    mut each: impl FnMut(&[usize], &[f32], &[f32]),
+) -> Result<()> {
+    let cfg = *model.config();
+    let (l, k, c) = (cfg.lookback, cfg.horizon, series.targets.len());
+    let mut ws = ForecastWorkspace::default();
+    let (mut x, mut y, mut out) = (Vec::new(), Vec::new(), Vec::new());
+    for chunk in starts.chunks(EVAL_BATCH) {
+        let b = chunk.len();
+        x.resize(l * b * series.inputs, 0.0);
+        y.resize(b * k * c, 0.0);
+        out.resize(b * k * c, 0.0);
+        series.gather(chunk, l, k, &mut x, &mut y);
+        model.predict(params, &x, b, &mut out, &mut ws)?;
+        each(chunk, &out, &y);
+    }
+    Ok(())
+}
+
 /// Forecasts for the windows starting at `starts`, in the original units: `[N, K, C]`.
 pub fn forecast_original(
     model: &Forecaster,
@@ -539,22 +556,14 @@ pub fn forecast_original(
 ) -> Result<Vec<f64>> {
     let cfg = *model.config();
     let (l, k, c) = (cfg.lookback, cfg.horizon, series.targets.len());
-    let mut ws = ForecastWorkspace::default();
     let mut all = Vec::with_capacity(starts.len() * k * c);
-    let (mut x, mut y, mut out) = (Vec::new(), Vec::new(), Vec::new());
-    for chunk in starts.chunks(EVAL_BATCH) {
-        let b = chunk.len();
-        x.resize(l * b * series.inputs, 0.0);
-        y.resize(b * k * c, 0.0);
-        out.resize(b * k * c, 0.0);
-        series.gather(chunk, l, k, &mut x, &mut y);
-        model.predict(params, &x, b, &mut out, &mut ws)?;
+    predict_windows(model, params, series, starts, |chunk, out, _| {
         for (idx, v) in out.iter().enumerate() {
             let col = series.targets[idx % c];
             let a = series.anchor_value(chunk[idx / (k * c)], l, col);
             all.push(scaler.undo(col, (*v + a) as f64));
         }
-    }
+    })?;
     Ok(all)
 }
 
@@ -614,10 +623,13 @@ impl<'a> ForecastTask<'a> {
 }
 
 impl Task for ForecastTask<'_> {
-    fn num_params(&self) -> usize {
-        self.model.num_params()
+    fn weights(&self) -> Weights<'_> {
+        Weights {
+            layout: self.model.param_layout(),
+            format: FORECAST_FORMAT,
+            what: "a forecaster",
+        }
     }
-
     fn score_name(&self) -> &'static str {
         "neg_mse"
     }
@@ -656,16 +668,6 @@ impl Task for ForecastTask<'_> {
             loss: m.mse,
             score: -m.mse,
         })
-    }
-
-    fn tensors(&self, params: &[f32]) -> TensorFile {
-        self.model.param_layout().to_file(params, FORECAST_FORMAT)
-    }
-
-    fn params_from(&self, file: &TensorFile, path: &std::path::Path) -> Result<Vec<f32>> {
-        self.model
-            .param_layout()
-            .from_file(file, path, "a forecaster")
     }
 }
 

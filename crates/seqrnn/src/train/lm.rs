@@ -20,7 +20,7 @@ use crate::train::checkpoint::FitEpoch;
 use crate::train::fit::{
     fit, EarlyStopping, FitConfig, FitOutcome, KeepCheckpoints, Optimizer, RunEnd,
 };
-use crate::train::task::{BatchLoss, LossAverage, Progress, Task, Validation};
+use crate::train::task::{BatchLoss, LossAverage, Progress, Task, Validation, Weights};
 
 /// Training settings. Learning rate and clip follow PyTorch's loss convention (mean over all
 /// `T·B` predictions): Zaremba et al.'s lr 1 and clip 5 at `bptt = 20` are lr 20 and clip 0.25
@@ -307,8 +307,12 @@ impl<'a> LmTask<'a> {
 }
 
 impl Task for LmTask<'_> {
-    fn num_params(&self) -> usize {
-        self.model.num_params()
+    fn weights(&self) -> Weights<'_> {
+        Weights {
+            layout: self.model.param_layout(),
+            format: MODEL_FORMAT,
+            what: "a model",
+        }
     }
     fn score_name(&self) -> &'static str {
         "neg_ppl"
@@ -370,14 +374,12 @@ impl Task for LmTask<'_> {
             score: -v.ppl,
         })
     }
+    /// The weights with the vocabulary's fingerprint in the metadata.
     fn tensors(&self, params: &[f32]) -> TensorFile {
         let mut f = self.model.param_layout().to_file(params, MODEL_FORMAT);
         f.metadata
             .insert("vocab".into(), vocab_fingerprint(self.vocab));
         f
-    }
-    fn params_from(&self, file: &TensorFile, path: &std::path::Path) -> Result<Vec<f32>> {
-        self.model.param_layout().from_file(file, path, "a model")
     }
     fn carried(&self) -> BTreeMap<String, Vec<f32>> {
         let mut m = BTreeMap::from([("h".to_string(), self.state.h.clone())]);

@@ -11,4 +11,4 @@ pub mod task;
 
 pub use fit::{fit, EarlyStopping, FitConfig, FitOutcome, KeepCheckpoints, Optimizer, RunEnd};
 pub use lm::{evaluate, train, EvalResult, Preset, TrainConfig, TrainOutcome};
-pub use task::{BatchLoss, LossAverage, Progress, Silent, StepInfo, Task, Validation};
+pub use task::{BatchLoss, LossAverage, Progress, Silent, StepInfo, Task, Validation, Weights};

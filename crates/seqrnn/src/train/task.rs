@@ -13,6 +13,7 @@ use std::path::Path;
 use crate::dropout::SeqRng;
 use crate::error::Result;
 use crate::io::tensors::TensorFile;
+use crate::model::ParamLayout;
 use crate::train::checkpoint::FitEpoch;
 
 /// Loss of one training step.
@@ -45,10 +46,25 @@ pub struct Validation {
     pub score: f64,
 }
 
+/// How a task's weights are named and stored in `model.safetensors`.
+#[derive(Clone, Copy, Debug)]
+pub struct Weights<'a> {
+    /// The model's tensors: names, shapes and places in the parameter block.
+    pub layout: &'a ParamLayout,
+    /// The file's `format` metadata (`seqrnn-lm`, `seqrnn-forecast`…).
+    pub format: &'static str,
+    /// The model named in errors ("a classifier").
+    pub what: &'static str,
+}
+
 /// A task the one training loop can train: data, model and loss.
 pub trait Task {
+    /// How the model's weights are named and stored.
+    fn weights(&self) -> Weights<'_>;
     /// Length of the parameter (and gradient) block.
-    fn num_params(&self) -> usize;
+    fn num_params(&self) -> usize {
+        self.weights().layout.len()
+    }
     /// Name of the validation score (`valid_<name>` in a supervised `metrics.csv`).
     fn score_name(&self) -> &'static str;
     /// How step losses add up to an epoch's training loss.
@@ -75,9 +91,15 @@ pub trait Task {
     /// Scores `params` on the validation data.
     fn validate(&mut self, params: &[f32]) -> Result<Validation>;
     /// The weights as named tensors, for `model.safetensors`.
-    fn tensors(&self, params: &[f32]) -> TensorFile;
+    fn tensors(&self, params: &[f32]) -> TensorFile {
+        let w = self.weights();
+        w.layout.to_file(params, w.format)
+    }
     /// Reads weights written by [`Task::tensors`] back (`path` names the file in errors).
-    fn params_from(&self, file: &TensorFile, path: &Path) -> Result<Vec<f32>>;
+    fn params_from(&self, file: &TensorFile, path: &Path) -> Result<Vec<f32>> {
+        let w = self.weights();
+        w.layout.from_file(file, path, w.what)
+    }
     /// State carried from one step to the next inside an epoch (the language model's recurrent
     /// state), by name; saved in mid-epoch checkpoints.
     fn carried(&self) -> BTreeMap<String, Vec<f32>> {
