@@ -154,6 +154,22 @@ fn shorten_openmp_spin() {
     }
 }
 
+/// What the user can do about a library error, in this tool's flags and commands.
+fn advice(e: &anyhow::Error) -> String {
+    use seqrnn::Error;
+    match e.chain().find_map(|c| c.downcast_ref::<Error>()) {
+        Some(Error::Diverged { .. }) => {
+            "; try a lower learning rate (--lr) or a gradient clip (--clip)".into()
+        }
+        Some(Error::NoFinishedEpoch { dir, train }) => format!(
+            "; continue its training with `{} {train} --resume --out {} ...`",
+            training::program(),
+            dir.display()
+        ),
+        _ => String::new(),
+    }
+}
+
 fn main() -> ExitCode {
     #[cfg(feature = "mkl")]
     shorten_openmp_spin();
@@ -174,7 +190,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is::<Interrupted>() => ExitCode::from(130),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {e:#}{}", advice(&e));
             ExitCode::FAILURE
         }
     }

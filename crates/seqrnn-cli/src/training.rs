@@ -89,12 +89,6 @@ fn resume_command() -> String {
     if !args.iter().any(|a| a == "--resume") {
         args.push("--resume".into());
     }
-    let program = match std::env::var("CARGO_PKG_NAME") {
-        Ok(p) if p == "seqrnn-cli" && std::env::var_os("CARGO").is_some() => {
-            "cargo run --release -p seqrnn-cli --".to_string()
-        }
-        _ => "seqrnn".to_string(),
-    };
     let quoted = args.iter().map(|a| {
         if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c)) {
             format!("'{}'", a.replace('\'', r"'\''"))
@@ -102,8 +96,19 @@ fn resume_command() -> String {
             a.clone()
         }
     });
-    std::iter::once(program)
+    std::iter::once(program().to_string())
         .chain(quoted)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// How this program was started: `seqrnn`, or `cargo run --release -p seqrnn-cli --` when cargo
+/// started it (as the README does).
+pub fn program() -> &'static str {
+    let by_cargo = std::env::var("CARGO_PKG_NAME").is_ok_and(|p| p == "seqrnn-cli")
+        && std::env::var_os("CARGO").is_some();
+    match by_cargo {
+        true => "cargo run --release -p seqrnn-cli --",
+        false => "seqrnn",
+    }
 }

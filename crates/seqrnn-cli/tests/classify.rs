@@ -78,9 +78,7 @@ fn a_run_stopped_in_its_first_epoch_says_it_has_no_weights_yet() {
         "the run has a checkpoint but no finished epoch yet, so there are no trained weights to use",
     );
     assert!(
-        err.contains(&format!(
-            "`seqrnn classify train --resume --out {run_s} ...`"
-        )),
+        err.contains(&format!(" classify train --resume --out {run_s} ...`")),
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");

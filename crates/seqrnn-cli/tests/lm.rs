@@ -138,7 +138,7 @@ fn a_run_stopped_in_its_first_epoch_says_it_has_no_weights_yet() {
             "the run has a checkpoint but no finished epoch yet, so there are no trained weights to use",
         );
         assert!(
-            err.contains(&format!("`seqrnn train --resume --out {run_s} ...`")),
+            err.contains(&format!(" train --resume --out {run_s} ...`")),
             "{err}"
         );
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");

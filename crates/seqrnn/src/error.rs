@@ -29,7 +29,7 @@ pub enum Error {
         message: String,
     },
     /// Training produced a non-finite loss or gradient.
-    #[error("training diverged at epoch {epoch}, step {step}: {what}; the last good checkpoint was kept; try a lower learning rate (--lr) or a gradient clip (--clip)")]
+    #[error("training diverged at epoch {epoch}, step {step}: {what}; the last good checkpoint was kept")]
     Diverged {
         /// Epoch (1-based).
         epoch: usize,
@@ -61,7 +61,7 @@ pub enum Error {
     },
     /// A run folder holding a checkpoint but no `model.safetensors` yet: training was stopped
     /// during its first epoch, so there are no trained weights to use (the run can be resumed).
-    #[error("{}: the run has a checkpoint but no finished epoch yet, so there are no trained weights to use; continue it with `seqrnn {train} --resume --out {} ...`", dir.display(), dir.display())]
+    #[error("{}: the run has a checkpoint but no finished epoch yet, so there are no trained weights to use", dir.display())]
     NoFinishedEpoch {
         /// The run folder.
         dir: PathBuf,
