@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::linalg::fit;
 use crate::model::encoder::{zero_padding, EncoderCache, EncoderWorkspace, SeqEncoder};
 use crate::model::layout::{NamedTensor, ParamLayout};
+use crate::model::lm::{check_embed, check_vocab};
 use crate::model::{dense, embedding, softmax};
 use crate::rnn::{CellKind, Direction, ForgetBias, Init, InitScheme, RnnConfig};
 
@@ -122,23 +123,14 @@ impl Default for ClassifierConfig {
 impl ClassifierConfig {
     /// Checks sizes and dropout.
     pub fn validate(&self) -> Result<()> {
-        if self.vocab < 2 {
-            return Err(Error::Config(format!(
-                "vocabulary must hold at least 2 tokens, got {}",
-                self.vocab
-            )));
-        }
+        check_vocab(self.vocab)?;
         if self.classes < 2 {
             return Err(Error::Config(format!(
                 "classification needs at least 2 labels, the training data has {}",
                 self.classes
             )));
         }
-        if self.embed == 0 {
-            return Err(Error::Config(
-                "embedding size must be at least 1, got 0".into(),
-            ));
-        }
+        check_embed(self.embed)?;
         Dropout {
             p: self.dropout,
             ..Dropout::NONE
