@@ -156,6 +156,17 @@ impl ClassifierConfig {
     }
 }
 
+/// Refuses a backward pass without a gradient block of `params` values or without a training
+/// forward pass before it (`batch` examples cached, 0 before the first).
+pub(crate) fn check_backward(grads: usize, params: usize, batch: usize) -> Result<()> {
+    if grads != params || batch == 0 {
+        return Err(Error::Shape(
+            "backward needs the gradient block and a training forward pass".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A batch of token sequences, padded: `ids[T, B]` time-major (padding id 0), `lens[B] ≥ 1`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TokenBatch {
@@ -495,11 +506,7 @@ impl Classifier {
         cache: &ClassifierCache,
         ws: &mut ClassifierWorkspace,
     ) -> Result<()> {
-        if grads.len() != self.num_params() || cache.batch.b() == 0 {
-            return Err(Error::Shape(
-                "backward needs the gradient block and a training forward pass".into(),
-            ));
-        }
+        check_backward(grads.len(), self.num_params(), cache.batch.b())?;
         let c = &self.config;
         let batch = &cache.batch;
         let (t, b, h, k, f) = (batch.t, batch.b(), c.hidden, c.classes, c.features());
