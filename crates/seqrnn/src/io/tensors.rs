@@ -405,49 +405,9 @@ mod tests {
         assert_eq!(meta.metadata().as_ref().unwrap().len(), 7);
     }
 
-    #[test]
-    fn the_header_is_the_safetensors_layout() {
-        // With at most one metadata entry the `safetensors` crate's order is fixed: both
-        // writers give the same bytes.
-        let mut f = sample_file();
-        f.metadata.retain(|k, _| k == "resume");
-        let raw: Vec<(String, Vec<usize>, Vec<u8>)> = f
-            .tensors
-            .iter()
-            .map(|(n, t)| {
-                let b = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
-                (n.clone(), t.shape.clone(), b)
-            })
-            .collect();
-        let views = || {
-            raw.iter()
-                .map(|(n, s, b)| {
-                    (
-                        n.as_str(),
-                        TensorView::new(Dtype::F32, s.clone(), b).unwrap(),
-                    )
-                })
-                .collect::<Vec<_>>()
-        };
-        let meta: std::collections::HashMap<String, String> =
-            f.metadata.clone().into_iter().collect();
-        let theirs = safetensors::serialize(views(), Some(meta)).unwrap();
-        assert_eq!(f.to_bytes().unwrap(), theirs);
-        let theirs = safetensors::serialize(views(), None).unwrap();
-        f.metadata.clear();
-        assert_eq!(f.to_bytes().unwrap(), theirs);
-        assert_eq!(
-            TensorFile::default().to_bytes().unwrap(),
-            safetensors::serialize(Vec::<(&str, TensorView<'_>)>::new(), None).unwrap()
-        );
-    }
-
-    #[test]
-    fn files_written_in_another_header_order_still_load_and_verify() {
-        // Earlier versions wrote the metadata in whatever order a `HashMap` gave; the
-        // checksum covers the entries in key order, so any order verifies.
-        let mut f = sample_file();
-        f.seal();
+    /// `f` written by the `safetensors` crate, with its metadata (in the order a `HashMap` gives)
+    /// or without.
+    fn crate_serialize(f: &TensorFile, with_metadata: bool) -> Vec<u8> {
         let raw: Vec<(String, Vec<usize>, Vec<u8>)> = f
             .tensors
             .iter()
@@ -462,9 +422,35 @@ mod tests {
                 TensorView::new(Dtype::F32, s.clone(), b).unwrap(),
             )
         });
-        let meta: std::collections::HashMap<String, String> =
-            f.metadata.clone().into_iter().collect();
-        let old = safetensors::serialize(views, Some(meta)).unwrap();
+        let meta: Option<std::collections::HashMap<String, String>> =
+            with_metadata.then(|| f.metadata.clone().into_iter().collect());
+        safetensors::serialize(views, meta).unwrap()
+    }
+
+    #[test]
+    fn the_header_is_the_safetensors_layout() {
+        // With at most one metadata entry the `safetensors` crate's order is fixed: both
+        // writers give the same bytes.
+        let mut f = sample_file();
+        f.metadata.retain(|k, _| k == "resume");
+        let theirs = crate_serialize(&f, true);
+        assert_eq!(f.to_bytes().unwrap(), theirs);
+        let theirs = crate_serialize(&f, false);
+        f.metadata.clear();
+        assert_eq!(f.to_bytes().unwrap(), theirs);
+        assert_eq!(
+            TensorFile::default().to_bytes().unwrap(),
+            safetensors::serialize(Vec::<(&str, TensorView<'_>)>::new(), None).unwrap()
+        );
+    }
+
+    #[test]
+    fn files_written_in_another_header_order_still_load_and_verify() {
+        // Earlier versions wrote the metadata in whatever order a `HashMap` gave; the
+        // checksum covers the entries in key order, so any order verifies.
+        let mut f = sample_file();
+        f.seal();
+        let old = crate_serialize(&f, true);
         assert_eq!(TensorFile::from_bytes(&old).unwrap(), f);
         // The header, reversed by hand, reads the same too.
         let (n, _) = SafeTensors::read_metadata(&old).unwrap();

@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::linalg::fit;
 use crate::model::encoder::{zero_padding, EncoderCache, EncoderWorkspace, SeqEncoder};
 use crate::model::layout::{NamedTensor, ParamLayout};
+use crate::model::lm::{check_embed, check_vocab};
 use crate::model::{dense, embedding, softmax};
 use crate::rnn::{CellKind, Direction, ForgetBias, Init, InitScheme, RnnConfig};
 
@@ -122,23 +123,14 @@ impl Default for ClassifierConfig {
 impl ClassifierConfig {
     /// Checks sizes and dropout.
     pub fn validate(&self) -> Result<()> {
-        if self.vocab < 2 {
-            return Err(Error::Config(format!(
-                "vocabulary must hold at least 2 tokens, got {}",
-                self.vocab
-            )));
-        }
+        check_vocab(self.vocab)?;
         if self.classes < 2 {
             return Err(Error::Config(format!(
                 "classification needs at least 2 labels, the training data has {}",
                 self.classes
             )));
         }
-        if self.embed == 0 {
-            return Err(Error::Config(
-                "embedding size must be at least 1, got 0".into(),
-            ));
-        }
+        check_embed(self.embed)?;
         Dropout {
             p: self.dropout,
             ..Dropout::NONE
@@ -162,6 +154,17 @@ impl ClassifierConfig {
     pub fn features(&self) -> usize {
         self.direction.count() * self.hidden
     }
+}
+
+/// Refuses a backward pass without a gradient block of `params` values or without a training
+/// forward pass before it (`batch` examples cached, 0 before the first).
+pub(crate) fn check_backward(grads: usize, params: usize, batch: usize) -> Result<()> {
+    if grads != params || batch == 0 {
+        return Err(Error::Shape(
+            "backward needs the gradient block and a training forward pass".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A batch of token sequences, padded: `ids[T, B]` time-major (padding id 0), `lens[B] ≥ 1`.
@@ -503,11 +506,7 @@ impl Classifier {
         cache: &ClassifierCache,
         ws: &mut ClassifierWorkspace,
     ) -> Result<()> {
-        if grads.len() != self.num_params() || cache.batch.b() == 0 {
-            return Err(Error::Shape(
-                "backward needs the gradient block and a training forward pass".into(),
-            ));
-        }
+        check_backward(grads.len(), self.num_params(), cache.batch.b())?;
         let c = &self.config;
         let batch = &cache.batch;
         let (t, b, h, k, f) = (batch.t, batch.b(), c.hidden, c.classes, c.features());

@@ -26,6 +26,7 @@
 use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
 use crate::linalg::fit;
+use crate::rnn::stack::check_lens;
 use crate::rnn::{
     Direction, Rnn, RnnCache, RnnConfig, RnnLayout, RnnState, RnnWorkspace, SeqShape,
 };
@@ -376,13 +377,7 @@ impl SeqEncoder {
                 dh_n.map_or(0, |_| c.num_layers * d * b * h),
             ),
         ];
-        for (what, got, want) in need {
-            if got != want {
-                return Err(Error::Shape(format!(
-                    "{what} has {got} values, expected {want}"
-                )));
-            }
-        }
+        check_lens(need)?;
         // ws.layer_out: ∂(layer output) [T, B, D·H], zero at padding.
         ws.layer_out.clear();
         ws.layer_out.extend_from_slice(dout);

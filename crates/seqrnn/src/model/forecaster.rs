@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::dropout::{rng_from_seed, SeqRng};
 use crate::error::{Error, Result};
 use crate::linalg::fit;
+use crate::model::classifier::check_backward;
 use crate::model::dense;
 use crate::model::layout::{NamedTensor, ParamLayout};
 use crate::rnn::{
@@ -421,11 +422,7 @@ impl Forecaster {
     ) -> Result<()> {
         let c = self.config;
         let (b, h) = (cache.b, c.hidden);
-        if grads.len() != self.num_params() || b == 0 {
-            return Err(Error::Shape(
-                "backward needs the gradient block and a training forward pass".into(),
-            ));
-        }
+        check_backward(grads.len(), self.num_params(), b)?;
         let w = &params[self.head_w.clone()];
         let (g_rest, g_head) = grads.split_at_mut(self.head_w.start);
         let (gw, gb) = g_head.split_at_mut(self.head_w.len());

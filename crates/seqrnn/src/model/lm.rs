@@ -18,6 +18,26 @@ use crate::model::layout::ParamLayout;
 use crate::model::{embedding, softmax};
 use crate::rnn::{CellKind, Direction, Rnn, RnnCache, RnnConfig, RnnState, RnnWorkspace, SeqShape};
 
+/// Refuses a vocabulary of fewer than 2 tokens (a token model's configuration check).
+pub(crate) fn check_vocab(vocab: usize) -> Result<()> {
+    if vocab < 2 {
+        return Err(Error::Config(format!(
+            "vocabulary must hold at least 2 tokens, got {vocab}"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses an embedding width of 0 (a token model's configuration check).
+pub(crate) fn check_embed(embed: usize) -> Result<()> {
+    if embed == 0 {
+        return Err(Error::Config(
+            "embedding size must be at least 1, got 0".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Whether the output layer has its own weights or reuses the embedding's.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -65,16 +85,9 @@ impl Default for LmConfig {
 impl LmConfig {
     /// Checks sizes, dropout and the tying constraint.
     pub fn validate(&self) -> Result<()> {
-        if self.vocab < 2 {
-            return Err(Error::Config(format!(
-                "vocabulary must hold at least 2 tokens, got {}",
-                self.vocab
-            )));
-        }
-        if self.hidden > 0 && self.embed == 0 {
-            return Err(Error::Config(
-                "embedding size must be at least 1, got 0".into(),
-            ));
+        check_vocab(self.vocab)?;
+        if self.hidden > 0 {
+            check_embed(self.embed)?;
         }
         self.rnn_config().validate()?;
         self.dropout.validate()?;

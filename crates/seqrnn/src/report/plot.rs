@@ -635,13 +635,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn learning_curve_of_13_epochs() {
+    /// The learning curve of `epochs` epochs of [`rows`] written as `file` in a new folder,
+    /// checked with [`check_svg`]: the folder and the SVG text.
+    fn curve_svg(file: &str, title: &str, epochs: usize) -> (PathBuf, String) {
         let dir = temp_dir();
-        let path = dir.join("curve.svg");
-        learning_curve_svg(&path, "LSTM 2×200 on PTB & <test>", &rows(13)).unwrap();
+        let path = dir.join(file);
+        learning_curve_svg(&path, title, &rows(epochs)).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         check_svg(&text);
+        (dir, text)
+    }
+
+    #[test]
+    fn learning_curve_of_13_epochs() {
+        let (dir, text) = curve_svg("curve.svg", "LSTM 2×200 on PTB & <test>", 13);
         assert!(text.contains("LSTM 2×200 on PTB &amp; &lt;test&gt;"));
         assert!(
             text.contains(">\ntrain\n<") || text.contains(">train<"),
@@ -658,11 +665,7 @@ mod tests {
 
     #[test]
     fn learning_curve_of_one_epoch_has_markers() {
-        let dir = temp_dir();
-        let path = dir.join("one.svg");
-        learning_curve_svg(&path, "one epoch", &rows(1)).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        check_svg(&text);
+        let (_, text) = curve_svg("one.svg", "one epoch", 1);
         assert!(text.contains("one epoch"));
         assert!(text.contains("train") && text.contains("validation"));
         assert!(

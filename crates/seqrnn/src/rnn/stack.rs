@@ -175,14 +175,7 @@ impl Rnn {
                 },
             ),
         ];
-        for (what, got, need) in want {
-            if got != need {
-                return Err(Error::Shape(format!(
-                    "{what} has {got} values, expected {need}"
-                )));
-            }
-        }
-        Ok(())
+        check_lens(want)
     }
 
     fn pass<'p>(&self, params: &'p [f32], layer: usize, dir: usize, shape: SeqShape) -> Pass<'p> {
@@ -476,14 +469,23 @@ impl Rnn {
     }
 
     fn check_len(&self, what: &str, got: usize, need: usize) -> Result<()> {
-        if got == need {
-            Ok(())
-        } else {
-            Err(Error::Shape(format!(
+        check_lens([(what, got, need)])
+    }
+}
+
+/// Checks buffer lengths `(what, got, need)` in order: the first that differs is a shape error
+/// `"{what} has {got} values, expected {need}"`.
+pub(crate) fn check_lens<'a>(
+    want: impl IntoIterator<Item = (&'a str, usize, usize)>,
+) -> Result<()> {
+    for (what, got, need) in want {
+        if got != need {
+            return Err(Error::Shape(format!(
                 "{what} has {got} values, expected {need}"
-            )))
+            )));
         }
     }
+    Ok(())
 }
 
 /// Read-only views of a training-mode pass, for looking inside a trained model (gate
