@@ -7,12 +7,14 @@
 //!   ends in `.png`;
 //! - [`raster`]: the PNG renderer behind them (SVG drawn by `resvg` with bundled fonts);
 //! - [`compare`]: reports comparing several runs (`seqrnn compare`);
-//! - [`heatmap`]: heatmaps of activations and text shaded by one unit (`seqrnn inspect`).
+//! - [`heatmap`]: heatmaps of activations and text shaded by one unit (`seqrnn inspect`);
+//! - [`inspect`]: the folder of CSV files, pictures and summary of `seqrnn inspect`.
 //!
 //! Every file is written atomically (see [`crate::io::write_atomic`]).
 
 pub mod compare;
 pub mod heatmap;
+pub mod inspect;
 pub mod metrics;
 pub mod plot;
 pub mod raster;
