@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
+use seqrnn::bench::LayerBench;
 use seqrnn::rnn::{Direction, RnnConfig, SeqShape};
 
 use crate::CellArg;
@@ -189,67 +190,77 @@ fn layer(a: LayerArgs) -> Result<()> {
         b: a.batch,
     };
     let r = seqrnn::bench::layer(config, shape, a.iterations, 3)?;
-    let threads = seqrnn::linalg::threads();
     let peak = seqrnn::bench::peak_rss_bytes();
     if a.json {
-        let v = serde_json::json!({
-            "cell": config.cell.name(),
-            "hidden": config.hidden_size,
-            "input": config.input_size,
-            "layers": config.num_layers,
-            "directions": config.directions(),
-            "batch": shape.b,
-            "seq": shape.t,
-            "threads": threads,
-            "forward_ms": r.forward_s * 1e3,
-            "forward_backward_ms": r.forward_backward_s * 1e3,
-            "forward_tokens_per_s": r.forward_tokens_per_s(),
-            "train_tokens_per_s": r.train_tokens_per_s(),
-            "forward_gflops": r.forward_gflops(),
-            "train_gflops": r.train_gflops(),
-            "peak_rss_mib": peak.map(|b| b as f64 / (1 << 20) as f64),
-        });
-        println!("{v}");
+        print_layer_json(&config, shape, &r, peak);
     } else {
-        println!(
-            "{} {}×{} (I={}, {}), T={} B={}, {} thread{}, median of {} runs",
-            config.cell.name(),
-            config.num_layers,
-            config.hidden_size,
-            config.input_size,
-            if a.bidirectional {
-                "bidirectional"
-            } else {
-                "one direction"
-            },
-            shape.t,
-            shape.b,
-            threads,
-            if threads == 1 { "" } else { "s" },
-            r.iterations
-        );
-        println!(
-            "  forward           {:8.3} ms/seq  {:>10.0} tokens/s  {:6.1} GFLOP/s",
-            r.forward_s * 1e3,
-            r.forward_tokens_per_s(),
-            r.forward_gflops()
-        );
-        println!(
-            "  forward+backward  {:8.3} ms/seq  {:>10.0} tokens/s  {:6.1} GFLOP/s",
-            r.forward_backward_s * 1e3,
-            r.train_tokens_per_s(),
-            r.train_gflops()
-        );
-        println!(
-            "  FLOPs: forward 2·T·B·Σ G·H·(I_l+H) = {:.1} MFLOP, backward counted as 2× forward",
-            r.forward_flops / 1e6
-        );
-        if let Some(p) = peak {
-            println!(
-                "  peak resident memory {:.1} MiB",
-                p as f64 / (1 << 20) as f64
-            );
-        }
+        print_layer_text(&config, shape, &r, peak);
     }
     Ok(())
+}
+
+/// The figures of `seqrnn bench layer --json`: one JSON object.
+fn print_layer_json(config: &RnnConfig, shape: SeqShape, r: &LayerBench, peak: Option<u64>) {
+    let v = serde_json::json!({
+        "cell": config.cell.name(),
+        "hidden": config.hidden_size,
+        "input": config.input_size,
+        "layers": config.num_layers,
+        "directions": config.directions(),
+        "batch": shape.b,
+        "seq": shape.t,
+        "threads": seqrnn::linalg::threads(),
+        "forward_ms": r.forward_s * 1e3,
+        "forward_backward_ms": r.forward_backward_s * 1e3,
+        "forward_tokens_per_s": r.forward_tokens_per_s(),
+        "train_tokens_per_s": r.train_tokens_per_s(),
+        "forward_gflops": r.forward_gflops(),
+        "train_gflops": r.train_gflops(),
+        "peak_rss_mib": peak.map(|b| b as f64 / (1 << 20) as f64),
+    });
+    println!("{v}");
+}
+
+/// The figures of `seqrnn bench layer`: what was measured, then one line per pass.
+fn print_layer_text(config: &RnnConfig, shape: SeqShape, r: &LayerBench, peak: Option<u64>) {
+    let threads = seqrnn::linalg::threads();
+    println!(
+        "{} {}×{} (I={}, {}), T={} B={}, {} thread{}, median of {} runs",
+        config.cell.name(),
+        config.num_layers,
+        config.hidden_size,
+        config.input_size,
+        if config.direction == Direction::Bidirectional {
+            "bidirectional"
+        } else {
+            "one direction"
+        },
+        shape.t,
+        shape.b,
+        threads,
+        if threads == 1 { "" } else { "s" },
+        r.iterations
+    );
+    println!(
+        "  forward           {:8.3} ms/seq  {:>10.0} tokens/s  {:6.1} GFLOP/s",
+        r.forward_s * 1e3,
+        r.forward_tokens_per_s(),
+        r.forward_gflops()
+    );
+    println!(
+        "  forward+backward  {:8.3} ms/seq  {:>10.0} tokens/s  {:6.1} GFLOP/s",
+        r.forward_backward_s * 1e3,
+        r.train_tokens_per_s(),
+        r.train_gflops()
+    );
+    println!(
+        "  FLOPs: forward 2·T·B·Σ G·H·(I_l+H) = {:.1} MFLOP, backward counted as 2× forward",
+        r.forward_flops / 1e6
+    );
+    if let Some(p) = peak {
+        println!(
+            "  peak resident memory {:.1} MiB",
+            p as f64 / (1 << 20) as f64
+        );
+    }
 }

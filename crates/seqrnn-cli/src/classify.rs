@@ -15,7 +15,7 @@ use seqrnn::run::TASK_FORMAT_VERSION;
 use seqrnn::train::classify::{
     evaluate, ClassifyMetrics, ClassifyRunConfig, ClassifyTask, ClassifyTrainConfig, Trained,
 };
-use seqrnn::train::{EarlyStopping, FitConfig, Optimizer};
+use seqrnn::train::{EarlyStopping, FitConfig, FitOutcome, Optimizer};
 
 use crate::progress::Shown;
 use crate::training::{self, new_run, resumed_run};
@@ -157,6 +157,16 @@ fn encode_split(
     )?)
 }
 
+/// The splits of `--data`, encoded with the vocabulary and labels of train.tsv.
+struct ClassifyData {
+    min_freq: usize,
+    vocab: Vocab,
+    labels: Vocab,
+    train: Encoded,
+    dev: Encoded,
+    test: Option<Encoded>,
+}
+
 fn train_cmd(a: TrainArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
     let resumed = resumed_run(&a.out, a.resume, a.force)?;
@@ -165,45 +175,121 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         None => None,
     };
     let min_freq = saved.as_ref().map_or(a.min_freq, |c| c.train.min_freq);
+    let d = load_data(&a.data, min_freq, resumed.as_ref().map(|r| r.dir()))?;
+    let (model_cfg, train_cfg) = match &saved {
+        Some(c) => {
+            let mut t = c.train;
+            t.fit.epochs = a.epochs.unwrap_or(t.fit.epochs);
+            (c.model, t)
+        }
+        None => settings_from_flags(&a, d.vocab.len(), d.labels.len()),
+    };
+    let model = Classifier::new(model_cfg)?;
+    train_cfg.fit.validate()?;
+    let mut task = ClassifyTask::new(&model, &d.train, &d.dev, train_cfg.batch)?
+        .with_word_dropout(train_cfg.word_dropout)?;
+    let mut params = model.init_params(train_cfg.fit.seed)?;
+    let config = ClassifyRunConfig {
+        format: TASK_FORMAT_VERSION,
+        task: ClassifyRunConfig::TASK.into(),
+        model: model_cfg,
+        train: train_cfg,
+    };
+    print_start(&model, &d);
+    let run = match resumed {
+        Some(mut run) => {
+            run.set_config(&config)?;
+            run
+        }
+        None => {
+            let run = new_run(&a.out, a.force, &config)?;
+            d.vocab.save(&run.dir().vocab_path())?;
+            d.labels.save(&ClassifyRunConfig::labels_path(run.dir()))?;
+            run
+        }
+    };
+    let t0 = std::time::Instant::now();
+    let outcome = training::fit(
+        &mut task,
+        &mut params,
+        &train_cfg.fit,
+        &run,
+        Shown::Accuracy,
+    )?;
+    let dev_m = evaluate(&model, &outcome.best_params, &d.dev)?;
+    let test_m = match &d.test {
+        Some(t) => Some(evaluate(&model, &outcome.best_params, t)?),
+        None => None,
+    };
+    let secs = t0.elapsed().as_secs_f64();
+    let result = TrainResult {
+        outcome: &outcome,
+        dev: &dev_m,
+        test: test_m.as_ref(),
+        secs,
+    };
+    print_result(&a, &d.labels, &result);
+    Ok(())
+}
+
+/// Loads the splits, builds the vocabulary and labels from train.tsv and encodes the splits;
+/// for a resumed run (its folder `resumed`), checks that they are the run's.
+fn load_data(data: &Path, min_freq: usize, resumed: Option<&RunDir>) -> Result<ClassifyData> {
     ensure!(min_freq >= 1, "--min-freq must be at least 1");
-    let train_ex = load_split(&a.data, "train")?;
-    let dev_ex = load_split(&a.data, "dev")?;
-    let test_path = split_file(&a.data, "test");
-    let test_ex = if test_path.is_file() {
-        Some(load_split(&a.data, "test")?)
+    let train_ex = load_split(data, "train")?;
+    let dev_ex = load_split(data, "dev")?;
+    let test_ex = if split_file(data, "test").is_file() {
+        Some(load_split(data, "test")?)
     } else {
         None
     };
     let vocab = build_vocab(&train_ex, min_freq);
     let labels = build_labels(&train_ex);
-    if saved.is_some() {
-        let same = |v: &Vocab, path: &Path| -> Result<bool> {
-            Ok(Vocab::load(path)?.tokens() == v.tokens())
-        };
-        ensure!(
-            same(&vocab, &resumed_dir(&resumed).vocab_path())?
-                && same(
-                    &labels,
-                    &ClassifyRunConfig::labels_path(resumed_dir(&resumed))
-                )?,
-            "{} is not the data this run was trained on (its vocabulary or labels differ)",
-            split_file(&a.data, "train").display()
-        );
+    if let Some(dir) = resumed {
+        check_same_data(data, dir, &vocab, &labels)?;
     }
     ensure!(
         labels.len() >= 2,
         "classification needs at least 2 labels, {} has {}",
-        split_file(&a.data, "train").display(),
+        split_file(data, "train").display(),
         labels.len()
     );
-    let train = encode_split(&a.data, "train", &train_ex, &vocab, &labels)?;
-    let dev = encode_split(&a.data, "dev", &dev_ex, &vocab, &labels)?;
+    let train = encode_split(data, "train", &train_ex, &vocab, &labels)?;
+    let dev = encode_split(data, "dev", &dev_ex, &vocab, &labels)?;
     let test = match &test_ex {
-        Some(t) => Some(encode_split(&a.data, "test", t, &vocab, &labels)?),
+        Some(t) => Some(encode_split(data, "test", t, &vocab, &labels)?),
         None => None,
     };
-    let fresh_model = ClassifierConfig {
-        vocab: vocab.len(),
+    Ok(ClassifyData {
+        min_freq,
+        vocab,
+        labels,
+        train,
+        dev,
+        test,
+    })
+}
+
+/// A resumed run goes on only with the data it was trained on: the same vocabulary and labels.
+fn check_same_data(data: &Path, dir: &RunDir, vocab: &Vocab, labels: &Vocab) -> Result<()> {
+    let same =
+        |v: &Vocab, path: &Path| -> Result<bool> { Ok(Vocab::load(path)?.tokens() == v.tokens()) };
+    ensure!(
+        same(vocab, &dir.vocab_path())? && same(labels, &ClassifyRunConfig::labels_path(dir))?,
+        "{} is not the data this run was trained on (its vocabulary or labels differ)",
+        split_file(data, "train").display()
+    );
+    Ok(())
+}
+
+/// The model and training settings of a fresh run, from the flags.
+fn settings_from_flags(
+    a: &TrainArgs,
+    vocab: usize,
+    classes: usize,
+) -> (ClassifierConfig, ClassifyTrainConfig) {
+    let model = ClassifierConfig {
+        vocab,
         embed: a.embed,
         cell: CellKind::from(a.cell),
         hidden: a.hidden,
@@ -219,9 +305,9 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             PoolArg::Max => Pooling::Max,
         },
         dropout: a.dropout,
-        classes: labels.len(),
+        classes,
     };
-    let fresh_train = ClassifyTrainConfig {
+    let train = ClassifyTrainConfig {
         batch: a.batch,
         min_freq: a.min_freq,
         word_dropout: a.word_dropout,
@@ -241,110 +327,82 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             ..FitConfig::default()
         },
     };
-    let (model_cfg, train_cfg) = match &saved {
-        Some(c) => {
-            let mut t = c.train;
-            t.fit.epochs = a.epochs.unwrap_or(t.fit.epochs);
-            (c.model, t)
-        }
-        None => (fresh_model, fresh_train),
-    };
-    let model = Classifier::new(model_cfg)?;
-    train_cfg.fit.validate()?;
-    let mut task = ClassifyTask::new(&model, &train, &dev, train_cfg.batch)?
-        .with_word_dropout(train_cfg.word_dropout)?;
-    let mut params = model.init_params(train_cfg.fit.seed)?;
-    let config = ClassifyRunConfig {
-        format: TASK_FORMAT_VERSION,
-        task: ClassifyRunConfig::TASK.into(),
-        model: model_cfg,
-        train: train_cfg,
-    };
+    (model, train)
+}
+
+/// The line on standard error that says what is trained on what.
+fn print_start(model: &Classifier, d: &ClassifyData) {
+    let c = model.config();
     eprintln!(
         "{} {}×{}{} {:?} pooling: {} parameters, vocabulary {} (min freq {}), {} labels, {} train / {} dev examples ({} dev words unknown), {} thread(s)",
-        model_cfg.cell.name().to_uppercase(),
-        model_cfg.layers,
-        model_cfg.hidden,
-        if model_cfg.direction == Directions::Bidirectional {
+        c.cell.name().to_uppercase(),
+        c.layers,
+        c.hidden,
+        if c.direction == Directions::Bidirectional {
             " bidirectional"
         } else {
             ""
         },
-        model_cfg.pooling,
+        c.pooling,
         model.num_params(),
-        vocab.len(),
-        min_freq,
-        labels.len(),
-        train.ids.len(),
-        dev.ids.len(),
-        dev.unknown_tokens,
+        d.vocab.len(),
+        d.min_freq,
+        d.labels.len(),
+        d.train.ids.len(),
+        d.dev.ids.len(),
+        d.dev.unknown_tokens,
         seqrnn::linalg::threads()
     );
-    let run = match resumed {
-        Some(mut run) => {
-            run.set_config(&config)?;
-            run
-        }
-        None => {
-            let run = new_run(&a.out, a.force, &config)?;
-            vocab.save(&run.dir().vocab_path())?;
-            labels.save(&ClassifyRunConfig::labels_path(run.dir()))?;
-            run
-        }
-    };
-    let t0 = std::time::Instant::now();
-    let outcome = training::fit(
-        &mut task,
-        &mut params,
-        &train_cfg.fit,
-        &run,
-        Shown::Accuracy,
-    )?;
-    let dev_m = evaluate(&model, &outcome.best_params, &dev)?;
-    let test_m = match &test {
-        Some(t) => Some(evaluate(&model, &outcome.best_params, t)?),
-        None => None,
-    };
-    let secs = t0.elapsed().as_secs_f64();
+}
+
+/// The figures at the end of training.
+struct TrainResult<'a> {
+    outcome: &'a FitOutcome,
+    dev: &'a ClassifyMetrics,
+    test: Option<&'a ClassifyMetrics>,
+    secs: f64,
+}
+
+/// The summary line and confusion matrix, or with `--json` one JSON object.
+fn print_result(a: &TrainArgs, labels: &Vocab, r: &TrainResult<'_>) {
+    let (outcome, dev_m, test_m) = (r.outcome, r.dev, r.test);
     if a.json {
         let v = serde_json::json!({
             "dev_accuracy": dev_m.accuracy,
             "dev_macro_f1": dev_m.macro_f1,
-            "test_accuracy": test_m.as_ref().map(|m| m.accuracy),
-            "test_macro_f1": test_m.as_ref().map(|m| m.macro_f1),
-            "test_confusion": test_m.as_ref().map(|m| m.confusion.clone()),
+            "test_accuracy": test_m.map(|m| m.accuracy),
+            "test_macro_f1": test_m.map(|m| m.macro_f1),
+            "test_confusion": test_m.map(|m| m.confusion.clone()),
             "labels": labels.tokens(),
             "best_epoch": outcome.best_epoch,
             "best_step": outcome.best_step,
             "epochs": outcome.epochs_run,
             "steps": outcome.steps,
-            "seconds": secs,
+            "seconds": r.secs,
             "run": a.out,
         });
         println!("{v}");
-    } else {
-        println!(
-            "best dev accuracy {:.2}% (epoch {}), dev macro-F1 {:.4}{}; {} epochs, {:.0} s; run in {}",
-            100.0 * dev_m.accuracy,
-            outcome.best_epoch,
-            dev_m.macro_f1,
-            test_m
-                .as_ref()
-                .map(|m| format!(
-                    "; test accuracy {:.2}%, macro-F1 {:.4}",
-                    100.0 * m.accuracy,
-                    m.macro_f1
-                ))
-                .unwrap_or_default(),
-            outcome.epochs_run,
-            secs,
-            a.out.display()
-        );
-        if let Some(m) = &test_m {
-            print!("{}", confusion_text(m, &labels));
-        }
+        return;
     }
-    Ok(())
+    println!(
+        "best dev accuracy {:.2}% (epoch {}), dev macro-F1 {:.4}{}; {} epochs, {:.0} s; run in {}",
+        100.0 * dev_m.accuracy,
+        outcome.best_epoch,
+        dev_m.macro_f1,
+        test_m
+            .map(|m| format!(
+                "; test accuracy {:.2}%, macro-F1 {:.4}",
+                100.0 * m.accuracy,
+                m.macro_f1
+            ))
+            .unwrap_or_default(),
+        outcome.epochs_run,
+        r.secs,
+        a.out.display()
+    );
+    if let Some(m) = test_m {
+        print!("{}", confusion_text(m, labels));
+    }
 }
 
 fn confusion_text(m: &ClassifyMetrics, labels: &Vocab) -> String {
@@ -457,12 +515,4 @@ fn predict_cmd(a: PredictArgs) -> Result<()> {
         writeln!(out, "{}\t{:.4}", p.label, p.probability)?;
     }
     Ok(())
-}
-
-/// The folder of the resumed run (only called when there is one).
-fn resumed_dir(run: &Option<seqrnn::run::Run>) -> &RunDir {
-    match run {
-        Some(r) => r.dir(),
-        None => unreachable!("called for resumed runs only"),
-    }
 }

@@ -1,16 +1,17 @@
 //! `seqrnn compare`: train several cells on the same data with the same budget, or gather
 //! finished runs, and write a comparison report.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
 use seqrnn::data::{self, Corpus, TokenKind};
 use seqrnn::dropout::DropoutKind;
-use seqrnn::model::{LanguageModel, LmInit, OutputWeights};
+use seqrnn::model::{LanguageModel, LmConfig, LmInit, OutputWeights};
 use seqrnn::report::compare::{
-    load_run, measure_lm, reset_peak_rss, write_report, ReportOptions, RunSummary,
+    load_run, measure_lm, reset_peak_rss, write_report, Report, ReportOptions, ReportRun,
+    RunSummary,
 };
 use seqrnn::rnn::CellKind;
 use seqrnn::run::{Existing, Run, RunConfig, RunDir, FORMAT_VERSION};
@@ -122,18 +123,7 @@ pub fn compare_cmd(a: CompareArgs) -> Result<()> {
     let dirs = if a.runs.is_empty() {
         train_runs(&a, &mut notes)?
     } else {
-        let flags = training_flags(&a);
-        ensure!(
-            flags.is_empty(),
-            "--runs builds the report from finished runs, so {} (training flags) cannot be used \
-             with it",
-            flags.join(", ")
-        );
-        ensure!(
-            a.runs.len() >= 2,
-            "--runs needs at least two run directories, comma-separated"
-        );
-        a.runs.clone()
+        finished_runs(&a)?
     };
 
     let mut runs = Vec::new();
@@ -147,25 +137,7 @@ pub fn compare_cmd(a: CompareArgs) -> Result<()> {
     // With --runs and --data: measure what the runs did not record.
     if !a.runs.is_empty() {
         if let Some(data_path) = &a.data {
-            for run in runs.iter_mut() {
-                if run.summary.eval.is_some() {
-                    continue;
-                }
-                ensure!(
-                    run.task == "lm",
-                    "{}: only language-model runs can be measured here; leave out --data",
-                    run.dir.display()
-                );
-                eprintln!("measuring {} on {}", run.name, data_path.display());
-                let e = measure_lm(&run.dir, data_path, a.lm.eval_batch).with_context(|| {
-                    format!(
-                        "could not evaluate {} on {}",
-                        run.dir.display(),
-                        data_path.display()
-                    )
-                })?;
-                run.summary.eval = Some(e);
-            }
+            measure_runs(&mut runs, data_path, a.lm.eval_batch)?;
             notes.push(format!(
                 "Evaluation figures measured by `seqrnn compare` from the saved best weights, \
                  one run after another on {} thread(s); the training figures come from each \
@@ -188,23 +160,68 @@ pub fn compare_cmd(a: CompareArgs) -> Result<()> {
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        for r in &report.rows {
-            println!(
-                "{:<24} {:<12} best valid {} {:.2} (epoch {}){}",
-                r.name,
-                r.model,
-                report.metric.name,
-                r.best_valid,
-                r.best_epoch,
-                match (&r.eval_value, &r.eval_split) {
-                    (Some(v), Some(s)) => format!(", {s} {v:.2}"),
-                    _ => String::new(),
-                }
-            );
-        }
-        println!("report in {}", a.out.join("report.md").display());
+        print_summary(&report, &a.out);
     }
     Ok(())
+}
+
+/// The run folders of --runs, refusing training flags beside it.
+fn finished_runs(a: &CompareArgs) -> Result<Vec<PathBuf>> {
+    let flags = training_flags(a);
+    ensure!(
+        flags.is_empty(),
+        "--runs builds the report from finished runs, so {} (training flags) cannot be used \
+         with it",
+        flags.join(", ")
+    );
+    ensure!(
+        a.runs.len() >= 2,
+        "--runs needs at least two run directories, comma-separated"
+    );
+    Ok(a.runs.clone())
+}
+
+/// Measures on `data_path` the evaluation figures of the runs that did not record them.
+fn measure_runs(runs: &mut [ReportRun], data_path: &Path, eval_batch: usize) -> Result<()> {
+    for run in runs.iter_mut() {
+        if run.summary.eval.is_some() {
+            continue;
+        }
+        ensure!(
+            run.task == "lm",
+            "{}: only language-model runs can be measured here; leave out --data",
+            run.dir.display()
+        );
+        eprintln!("measuring {} on {}", run.name, data_path.display());
+        let e = measure_lm(&run.dir, data_path, eval_batch).with_context(|| {
+            format!(
+                "could not evaluate {} on {}",
+                run.dir.display(),
+                data_path.display()
+            )
+        })?;
+        run.summary.eval = Some(e);
+    }
+    Ok(())
+}
+
+/// One line per run, and where the report is.
+fn print_summary(report: &Report, out: &Path) {
+    for r in &report.rows {
+        println!(
+            "{:<24} {:<12} best valid {} {:.2} (epoch {}){}",
+            r.name,
+            r.model,
+            report.metric.name,
+            r.best_valid,
+            r.best_epoch,
+            match (&r.eval_value, &r.eval_split) {
+                (Some(v), Some(s)) => format!(", {s} {v:.2}"),
+                _ => String::new(),
+            }
+        );
+    }
+    println!("report in {}", out.join("report.md").display());
 }
 
 /// Trains every cell × size on the same data with the same settings; returns the run folders.
@@ -216,11 +233,41 @@ fn train_runs(a: &CompareArgs, notes: &mut Vec<String>) -> Result<Vec<PathBuf>> 
     ensure!(!a.cells.is_empty(), "--cells names no cell");
     let corpus = load_corpus(&data_path, a.lm.tokens)
         .with_context(|| format!("could not load the corpus from {}", data_path.display()))?;
-    let sizes = if a.hidden.is_empty() {
-        vec![a.lm.hidden(None)]
-    } else {
-        a.hidden.clone()
+    let train_cfg = shared_train_config(a, &corpus)?;
+    let plan = plan_runs(a, corpus.vocab.len())?;
+
+    // The test split is evaluated once at the end, timed, rather than inside training.
+    let train_corpus = Corpus {
+        test: None,
+        ..corpus.clone()
     };
+    let shared = Shared {
+        data_path: &data_path,
+        corpus: &corpus,
+        train_corpus: &train_corpus,
+        train_cfg: &train_cfg,
+    };
+    let mut dirs = Vec::new();
+    for (name, model_cfg) in plan {
+        dirs.push(train_planned(a, &shared, &name, model_cfg)?);
+    }
+    notes.push(format!(
+        "Runs trained one after another by `seqrnn compare` with the same settings and seed on \
+         {} thread(s){}; each run's `summary.json` holds the figures measured at its end.",
+        seqrnn::linalg::threads(),
+        match (a.max_tokens, a.max_seconds) {
+            (Some(t), Some(s)) => format!(", budget {t} tokens and {s} s each"),
+            (Some(t), None) => format!(", budget {t} tokens each"),
+            (None, Some(s)) => format!(", budget {s} s each (checked at epoch ends)"),
+            (None, None) => String::new(),
+        }
+    ));
+    Ok(dirs)
+}
+
+/// The training settings every run shares, with the token budget as a step limit; checked
+/// against the corpus.
+fn shared_train_config(a: &CompareArgs, corpus: &Corpus) -> Result<TrainConfig> {
     let p = a.lm.preset().train_config();
     let (bptt, batch) = (a.lm.bptt.unwrap_or(p.bptt), a.lm.batch.unwrap_or(p.batch));
     let max_steps = a
@@ -234,14 +281,22 @@ fn train_runs(a: &CompareArgs, notes: &mut Vec<String>) -> Result<Vec<PathBuf>> 
     train_cfg.validate()?;
     data::Batched::new(&corpus.train, train_cfg.batch).context("training split")?;
     data::Batched::new(&corpus.valid, train_cfg.eval_batch).context("validation split")?;
+    Ok(train_cfg)
+}
 
-    // Every run, checked before any is trained.
-    let mut plan = Vec::new();
+/// Every run (name and model), checked before any is trained.
+fn plan_runs(a: &CompareArgs, vocab: usize) -> Result<Vec<(String, LmConfig)>> {
+    let sizes = if a.hidden.is_empty() {
+        vec![a.lm.hidden(None)]
+    } else {
+        a.hidden.clone()
+    };
+    let mut plan: Vec<(String, LmConfig)> = Vec::new();
     for &hidden in &sizes {
         for &cell in &a.cells {
             let cell_kind = CellKind::from(cell);
             let model_cfg = a.lm.model_config(
-                corpus.vocab.len(),
+                vocab,
                 cell_kind,
                 hidden,
                 DropoutKind::Standard,
@@ -268,91 +323,89 @@ fn train_runs(a: &CompareArgs, notes: &mut Vec<String>) -> Result<Vec<PathBuf>> 
             plan.push((name, model_cfg));
         }
     }
+    Ok(plan)
+}
 
-    // The test split is evaluated once at the end, timed, rather than inside training.
-    let train_corpus = Corpus {
-        test: None,
-        ..corpus.clone()
-    };
+/// What every run of `seqrnn compare` trains on.
+struct Shared<'a> {
+    /// The corpus folder, for the evaluation at the end.
+    data_path: &'a Path,
+    /// The corpus.
+    corpus: &'a Corpus,
+    /// The corpus without its test split, for training.
+    train_corpus: &'a Corpus,
+    /// The training settings.
+    train_cfg: &'a TrainConfig,
+}
+
+/// Trains the run `name` in OUT/runs, then measures it and saves its `summary.json`; returns
+/// its folder.
+fn train_planned(
+    a: &CompareArgs,
+    s: &Shared<'_>,
+    name: &str,
+    model_cfg: LmConfig,
+) -> Result<PathBuf> {
     let kind: TokenKind = a.lm.tokens.into();
-    let mut dirs = Vec::new();
-    for (name, model_cfg) in plan {
-        let run_config = RunConfig {
-            format: FORMAT_VERSION,
-            tokens: kind.into(),
-            model: model_cfg,
-            train: serde_json::to_value(train_cfg)?,
-        };
-        // Checked above: a run there is replaced only with --force.
-        let run = Run::create(
-            &a.out.join("runs").join(&name),
-            &run_config,
-            Existing::Replace,
-        )?;
-        remove_if_present(&run.dir().dir.join(seqrnn::report::compare::SUMMARY_FILE))?;
-        corpus.vocab.save(&run.dir().vocab_path())?;
-        let model = LanguageModel::new(model_cfg)?;
-        let mut params = model.init_params(LmInit::Uniform(a.lm.init_scale()), a.lm.seed)?;
-        let title = format!(
-            "{} {}×{}",
-            model_cfg.cell.name().to_uppercase(),
-            model_cfg.layers,
-            model_cfg.hidden
-        );
-        eprintln!(
-            "{name}: {title}, {} parameters, {} thread(s)",
-            model.num_params(),
-            seqrnn::linalg::threads()
-        );
-        let reset = reset_peak_rss();
-        let t0 = Instant::now();
-        train_one(
-            &model,
-            &mut params,
-            &train_corpus,
-            &train_cfg,
-            run,
-            &title,
-            a.max_seconds,
+    let dir = a.out.join("runs").join(name);
+    let run_config = RunConfig {
+        format: FORMAT_VERSION,
+        tokens: kind.into(),
+        model: model_cfg,
+        train: serde_json::to_value(s.train_cfg)?,
+    };
+    // Checked by plan_runs: a run there is replaced only with --force.
+    let run = Run::create(&dir, &run_config, Existing::Replace)?;
+    remove_if_present(&run.dir().dir.join(seqrnn::report::compare::SUMMARY_FILE))?;
+    s.corpus.vocab.save(&run.dir().vocab_path())?;
+    let model = LanguageModel::new(model_cfg)?;
+    let mut params = model.init_params(LmInit::Uniform(a.lm.init_scale()), a.lm.seed)?;
+    let title = format!(
+        "{} {}×{}",
+        model_cfg.cell.name().to_uppercase(),
+        model_cfg.layers,
+        model_cfg.hidden
+    );
+    eprintln!(
+        "{name}: {title}, {} parameters, {} thread(s)",
+        model.num_params(),
+        seqrnn::linalg::threads()
+    );
+    let reset = reset_peak_rss();
+    let t0 = Instant::now();
+    train_one(
+        &model,
+        &mut params,
+        s.train_corpus,
+        s.train_cfg,
+        run,
+        &title,
+        a.max_seconds,
+    )
+    .with_context(|| format!("training {name} failed"))?;
+    let train_seconds = t0.elapsed().as_secs_f64();
+    let train_peak = if reset {
+        seqrnn::bench::peak_rss_bytes()
+    } else {
+        None
+    };
+    drop(params);
+    let eval = if s.corpus.test.is_some() || kind == TokenKind::Char {
+        Some(
+            measure_lm(&dir, s.data_path, a.lm.eval_batch)
+                .with_context(|| format!("could not evaluate {name}"))?,
         )
-        .with_context(|| format!("training {name} failed"))?;
-        let train_seconds = t0.elapsed().as_secs_f64();
-        let dir = a.out.join("runs").join(&name);
-        let train_peak = if reset {
-            seqrnn::bench::peak_rss_bytes()
-        } else {
-            None
-        };
-        drop(params);
-        let eval = if corpus.test.is_some() || kind == TokenKind::Char {
-            Some(
-                measure_lm(&dir, &data_path, a.lm.eval_batch)
-                    .with_context(|| format!("could not evaluate {name}"))?,
-            )
-        } else {
-            None
-        };
-        RunSummary {
-            eval,
-            train_peak_rss_bytes: train_peak,
-            train_threads: Some(seqrnn::linalg::threads()),
-            train_seconds: Some(train_seconds),
-        }
-        .save(&dir)?;
-        dirs.push(dir);
+    } else {
+        None
+    };
+    RunSummary {
+        eval,
+        train_peak_rss_bytes: train_peak,
+        train_threads: Some(seqrnn::linalg::threads()),
+        train_seconds: Some(train_seconds),
     }
-    notes.push(format!(
-        "Runs trained one after another by `seqrnn compare` with the same settings and seed on \
-         {} thread(s){}; each run's `summary.json` holds the figures measured at its end.",
-        seqrnn::linalg::threads(),
-        match (a.max_tokens, a.max_seconds) {
-            (Some(t), Some(s)) => format!(", budget {t} tokens and {s} s each"),
-            (Some(t), None) => format!(", budget {t} tokens each"),
-            (None, Some(s)) => format!(", budget {s} s each (checked at epoch ends)"),
-            (None, None) => String::new(),
-        }
-    ));
-    Ok(dirs)
+    .save(&dir)?;
+    Ok(dir)
 }
 
 /// Trains one run: in one go, or, with a wall-clock budget, one epoch at a time (resuming from
@@ -392,7 +445,7 @@ fn train_one(
     Ok(())
 }
 
-fn remove_if_present(path: &std::path::Path) -> Result<()> {
+fn remove_if_present(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(anyhow::Error::new(e).context(format!("could not remove {}", path.display())))

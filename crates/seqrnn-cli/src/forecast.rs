@@ -11,9 +11,9 @@ use seqrnn::rnn::CellKind;
 use seqrnn::run::TASK_FORMAT_VERSION;
 use seqrnn::train::forecast::{
     evaluate, forecast_original, Anchor, ColumnSpec, ForecastMetrics, ForecastRunConfig,
-    ForecastTask, ForecastTrainConfig, Mode, Series, Split, Trained,
+    ForecastTask, ForecastTrainConfig, Mode, Series, Split, SplitRanges, Trained,
 };
-use seqrnn::train::{EarlyStopping, FitConfig};
+use seqrnn::train::{EarlyStopping, FitConfig, FitOutcome};
 
 use crate::progress::Shown;
 use crate::training::{self, new_run, resumed_run};
@@ -170,93 +170,27 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     ensure!(a.horizon >= 1, "--horizon must be at least 1");
     let ranges = split.ranges(table.rows, lookback)?;
     let columns = match &saved {
-        Some(c) => {
-            // The same columns standardised on this table must give the run's statistics.
-            let again = ColumnSpec::choose(
-                &table,
-                c.columns.mode,
-                Some(&c.columns.inputs),
-                Some(&c.columns.targets),
-                c.columns.date_column.as_deref(),
-                ranges.train.clone(),
-            )?;
-            ensure!(
-                again.scaler == c.columns.scaler,
-                "{} is not the table this run was trained on (its training rows differ)",
-                a.data.display()
-            );
-            c.columns.clone()
-        }
-        None => {
-            let mode: Mode = a.mode.parse()?;
-            let mut columns = ColumnSpec::choose(
-                &table,
-                mode,
-                a.features.as_deref(),
-                a.target.as_deref(),
-                a.date_column.as_deref(),
-                ranges.train.clone(),
-            )?;
-            columns.anchor = match a.anchor {
-                AnchorArg::Last => Anchor::Last,
-                AnchorArg::None => Anchor::None,
-            };
-            columns
-        }
+        Some(c) => resumed_columns(&a.data, &table, c, ranges.train.clone())?,
+        None => columns_from_flags(&a, &table, ranges.train.clone())?,
     };
     let series = Series::new(&table, &columns)?;
-    let fresh_model = ForecasterConfig {
-        inputs: columns.inputs.len(),
-        outputs: columns.targets.len(),
-        lookback: a.lookback,
-        horizon: a.horizon,
-        cell: CellKind::from(a.cell),
-        hidden: a.hidden,
-        layers: a.layers,
-        head: match a.head {
-            HeadArg::Dense => ForecastHead::Dense,
-            HeadArg::Decoder => ForecastHead::Decoder,
-        },
-    };
-    let fresh_train = ForecastTrainConfig {
-        batch: a.batch,
-        fit: FitConfig {
-            lr: a.lr,
-            lr_decay: a.lr_decay,
-            clip: Some(a.clip),
-            epochs: a.epochs.unwrap_or(10),
-            early_stopping: EarlyStopping::Patience(a.patience),
-            max_steps: a.max_steps,
-            seed: a.seed,
-            ..FitConfig::default()
-        },
-    };
     let (model_cfg, train_cfg) = match &saved {
         Some(c) => {
             let mut t = c.train;
             t.fit.epochs = a.epochs.unwrap_or(t.fit.epochs);
             (c.model, t)
         }
-        None => (fresh_model, fresh_train),
+        None => settings_from_flags(&a, &columns),
     };
     let model = Forecaster::new(model_cfg)?;
     train_cfg.fit.validate()?;
-    let (l, k) = (model_cfg.lookback, model_cfg.horizon);
-    let train_w = Series::windows(ranges.train.clone(), l, k);
-    let valid_w = Series::windows(ranges.valid.clone(), l, k);
-    let test_w = Series::windows(ranges.test.clone(), l, k);
-    ensure!(
-        !test_w.is_empty(),
-        "the test split (rows {}..{}) is too short for one window of lookback {l} + horizon {k}",
-        ranges.test.start,
-        ranges.test.end
-    );
+    let windows = Windows::new(&ranges, model_cfg.lookback, model_cfg.horizon)?;
     let mut task = ForecastTask::new(
         &model,
         &series,
         &columns.scaler,
-        train_w.clone(),
-        valid_w.clone(),
+        windows.train.clone(),
+        windows.valid.clone(),
         train_cfg.batch,
     )?;
     let mut params = model.init_params(train_cfg.fit.seed)?;
@@ -268,23 +202,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         split,
         train: train_cfg,
     };
-    eprintln!(
-        "{} {}×{} {:?} head, mode {:?}, anchor {:?}: {} → {} columns, lookback {l}, horizon {k}, split {}, {} / {} / {} windows, {} parameters, {} thread(s)",
-        model_cfg.cell.name().to_uppercase(),
-        model_cfg.layers,
-        model_cfg.hidden,
-        model_cfg.head,
-        columns.mode,
-        columns.anchor,
-        columns.inputs.len(),
-        columns.targets.len(),
-        String::from(split),
-        train_w.len(),
-        valid_w.len(),
-        test_w.len(),
-        model.num_params(),
-        seqrnn::linalg::threads()
-    );
+    print_start(&model, &config, &windows);
     let run = match resumed {
         Some(mut run) => {
             run.set_config(&config)?;
@@ -299,11 +217,145 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         &outcome.best_params,
         &series,
         &columns.scaler,
-        &test_w,
+        &windows.test,
     )?;
-    let secs = t0.elapsed().as_secs_f64();
+    print_result(&a, &outcome, &test, t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The columns of a resumed run, checked against the table: the same columns standardised on
+/// this table must give the run's statistics.
+fn resumed_columns(
+    data: &Path,
+    table: &Table,
+    c: &ForecastRunConfig,
+    train_rows: std::ops::Range<usize>,
+) -> Result<ColumnSpec> {
+    let again = ColumnSpec::choose(
+        table,
+        c.columns.mode,
+        Some(&c.columns.inputs),
+        Some(&c.columns.targets),
+        c.columns.date_column.as_deref(),
+        train_rows,
+    )?;
+    ensure!(
+        again.scaler == c.columns.scaler,
+        "{} is not the table this run was trained on (its training rows differ)",
+        data.display()
+    );
+    Ok(c.columns.clone())
+}
+
+/// The columns of a fresh run, from --mode, --features, --target, --date-column and --anchor.
+fn columns_from_flags(
+    a: &TrainArgs,
+    table: &Table,
+    train_rows: std::ops::Range<usize>,
+) -> Result<ColumnSpec> {
+    let mode: Mode = a.mode.parse()?;
+    let mut columns = ColumnSpec::choose(
+        table,
+        mode,
+        a.features.as_deref(),
+        a.target.as_deref(),
+        a.date_column.as_deref(),
+        train_rows,
+    )?;
+    columns.anchor = match a.anchor {
+        AnchorArg::Last => Anchor::Last,
+        AnchorArg::None => Anchor::None,
+    };
+    Ok(columns)
+}
+
+/// The model and training settings of a fresh run, from the flags.
+fn settings_from_flags(
+    a: &TrainArgs,
+    columns: &ColumnSpec,
+) -> (ForecasterConfig, ForecastTrainConfig) {
+    let model = ForecasterConfig {
+        inputs: columns.inputs.len(),
+        outputs: columns.targets.len(),
+        lookback: a.lookback,
+        horizon: a.horizon,
+        cell: CellKind::from(a.cell),
+        hidden: a.hidden,
+        layers: a.layers,
+        head: match a.head {
+            HeadArg::Dense => ForecastHead::Dense,
+            HeadArg::Decoder => ForecastHead::Decoder,
+        },
+    };
+    let train = ForecastTrainConfig {
+        batch: a.batch,
+        fit: FitConfig {
+            lr: a.lr,
+            lr_decay: a.lr_decay,
+            clip: Some(a.clip),
+            epochs: a.epochs.unwrap_or(10),
+            early_stopping: EarlyStopping::Patience(a.patience),
+            max_steps: a.max_steps,
+            seed: a.seed,
+            ..FitConfig::default()
+        },
+    };
+    (model, train)
+}
+
+/// The first rows of the windows of each split.
+struct Windows {
+    train: Vec<usize>,
+    valid: Vec<usize>,
+    test: Vec<usize>,
+}
+
+impl Windows {
+    /// The windows of lookback `l` + horizon `k` in each split; the test split must hold one.
+    fn new(ranges: &SplitRanges, l: usize, k: usize) -> Result<Windows> {
+        let w = Windows {
+            train: Series::windows(ranges.train.clone(), l, k),
+            valid: Series::windows(ranges.valid.clone(), l, k),
+            test: Series::windows(ranges.test.clone(), l, k),
+        };
+        ensure!(
+            !w.test.is_empty(),
+            "the test split (rows {}..{}) is too short for one window of lookback {l} + horizon {k}",
+            ranges.test.start,
+            ranges.test.end
+        );
+        Ok(w)
+    }
+}
+
+/// The line on standard error that says what is trained on what.
+fn print_start(model: &Forecaster, config: &ForecastRunConfig, w: &Windows) {
+    let (m, columns) = (&config.model, &config.columns);
+    eprintln!(
+        "{} {}×{} {:?} head, mode {:?}, anchor {:?}: {} → {} columns, lookback {}, horizon {}, split {}, {} / {} / {} windows, {} parameters, {} thread(s)",
+        m.cell.name().to_uppercase(),
+        m.layers,
+        m.hidden,
+        m.head,
+        columns.mode,
+        columns.anchor,
+        columns.inputs.len(),
+        columns.targets.len(),
+        m.lookback,
+        m.horizon,
+        String::from(config.split),
+        w.train.len(),
+        w.valid.len(),
+        w.test.len(),
+        model.num_params(),
+        seqrnn::linalg::threads()
+    );
+}
+
+/// The summary line, or with `--json` one JSON object.
+fn print_result(a: &TrainArgs, outcome: &FitOutcome, test: &ForecastMetrics, secs: f64) {
     if a.json {
-        let mut v = metrics_json(&test);
+        let mut v = metrics_json(test);
         v["valid_mse"] = serde_json::json!(-outcome.best_score);
         v["best_epoch"] = serde_json::json!(outcome.best_epoch);
         v["epochs"] = serde_json::json!(outcome.epochs_run);
@@ -316,13 +368,12 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             "best validation MSE {:.4} (epoch {}); {}; {} epochs, {:.0} s; run in {}",
             -outcome.best_score,
             outcome.best_epoch,
-            metrics_line(&test),
+            metrics_line(test),
             outcome.epochs_run,
             secs,
             a.out.display()
         );
     }
-    Ok(())
 }
 
 fn metrics_json(m: &ForecastMetrics) -> serde_json::Value {

@@ -7,7 +7,8 @@
 //!   ends in `.png`;
 //! - [`raster`]: the PNG renderer behind them (SVG drawn by `resvg` with bundled fonts);
 //! - [`compare`]: reports comparing several runs (`seqrnn compare`);
-//! - [`heatmap`]: heatmaps of activations and text shaded by one unit (`seqrnn inspect`).
+//! - [`heatmap`]: heatmaps of activations and text shaded by one unit (`seqrnn inspect`);
+//! - [`inspect`]: the folder of CSV files, pictures and summary of `seqrnn inspect`.
 //!
 //! Everything but [`metrics`] needs the `plots` feature (on by default).
 //!
@@ -17,6 +18,7 @@
 pub mod compare;
 #[cfg(feature = "plots")]
 pub mod heatmap;
+pub mod inspect;
 pub mod metrics;
 #[cfg(feature = "plots")]
 pub mod plot;
