@@ -18,6 +18,7 @@
 pub mod compare;
 #[cfg(feature = "plots")]
 pub mod heatmap;
+#[cfg(feature = "plots")]
 pub mod inspect;
 pub mod metrics;
 #[cfg(feature = "plots")]
