@@ -250,18 +250,7 @@ pub(crate) fn default_data(tokens: TokensArg) -> Result<PathBuf> {
 }
 
 pub(crate) fn load_corpus(path: &Path, tokens: TokensArg) -> Result<Corpus> {
-    let corpus = match tokens {
-        TokensArg::Word => data::load_word_corpus(path)?,
-        TokensArg::Char => {
-            let file = if path.is_dir() {
-                path.join("input.txt")
-            } else {
-                path.to_path_buf()
-            };
-            data::load_char_corpus(&file)?
-        }
-    };
-    Ok(corpus)
+    Ok(data::load_corpus(path, tokens.into())?)
 }
 
 fn train_title(cfg: &LmConfig, tokens: TokensArg) -> String {

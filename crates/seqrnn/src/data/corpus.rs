@@ -59,6 +59,24 @@ const LAYOUTS: [[&str; 3]; 2] = [
     ["train.txt", "valid.txt", "test.txt"],
 ];
 
+/// The text file of a character corpus given as `path`: the file itself, or `input.txt` in the
+/// folder it names.
+pub fn char_corpus_file(path: &Path) -> PathBuf {
+    match path.is_dir() {
+        true => path.join("input.txt"),
+        false => path.to_path_buf(),
+    }
+}
+
+/// The corpus at `path`: a word-corpus folder ([`load_word_corpus`]) or a character corpus
+/// ([`char_corpus_file`], [`load_char_corpus`]).
+pub fn load_corpus(path: &Path, kind: TokenKind) -> Result<Corpus> {
+    match kind {
+        TokenKind::Word => load_word_corpus(path),
+        TokenKind::Char => load_char_corpus(&char_corpus_file(path)),
+    }
+}
+
 /// The file of split `name` (`"train"`, `"valid"` or `"test"`) of the word corpus in `dir`:
 /// `ptb.NAME.txt`, or else `NAME.txt`.
 ///

@@ -17,6 +17,7 @@ pub mod vocab;
 
 pub use batch::{Batched, Window};
 pub use corpus::{
-    encode_words, load_char_corpus, load_word_corpus, tokenize, word_split_file, Corpus, TokenKind,
+    char_corpus_file, encode_words, load_char_corpus, load_corpus, load_word_corpus, tokenize,
+    word_split_file, Corpus, TokenKind,
 };
 pub use vocab::{Vocab, EOS, UNK};

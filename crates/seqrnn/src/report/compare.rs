@@ -22,10 +22,9 @@ use serde::{Deserialize, Serialize};
 use super::metrics::read_metrics;
 use super::plot::{line_chart, Series};
 use super::write_atomic;
-use crate::data::{self, TokenKind};
+use crate::data::TokenKind;
 use crate::error::{Error, Result};
 use crate::io::tensors::TensorFile;
-use crate::model::LmWorkspace;
 use crate::run::{RunConfig, RunDir, TokenKindName};
 
 /// File name of a run's end-of-training summary.
@@ -444,51 +443,16 @@ pub fn reset_peak_rss() -> bool {
 /// vocabulary.
 pub fn measure_lm(dir: &Path, data_path: &Path, batch: usize) -> Result<EvalFigures> {
     let reset = reset_peak_rss();
-    let run = RunDir::new(dir);
-    let (config, vocab, model, params) = run.load_model()?;
-    let (split, stream) = match TokenKind::from(config.tokens) {
-        TokenKind::Word => {
-            let file = ["ptb.test.txt", "test.txt"]
-                .iter()
-                .map(|f| data_path.join(f))
-                .find(|p| p.is_file())
-                .ok_or_else(|| Error::Io {
-                    path: data_path.to_path_buf(),
-                    cause: std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        "no ptb.test.txt or test.txt in this folder",
-                    ),
-                })?;
-            ("test", data::encode_words(&file, &vocab)?.0)
-        }
-        TokenKind::Char => {
-            let file = if data_path.is_dir() {
-                data_path.join("input.txt")
-            } else {
-                data_path.to_path_buf()
-            };
-            let corpus = data::load_char_corpus(&file)?;
-            if corpus.vocab != vocab {
-                return Err(Error::Data {
-                    path: file,
-                    message: "its characters give a different vocabulary from the model's: \
-                              not the text this model was trained on"
-                        .into(),
-                });
-            }
-            ("valid", corpus.valid)
-        }
+    let lm = crate::lm::Trained::load(dir)?;
+    // The test split of a word corpus; a character corpus has only its validation split.
+    let (split, name) = match lm.token_kind() {
+        TokenKind::Word => (crate::lm::Split::Test, "test"),
+        TokenKind::Char => (crate::lm::Split::Valid, "valid"),
     };
-    let r = crate::train::evaluate(
-        &model,
-        &params,
-        &stream,
-        batch,
-        crate::train::lm::EVAL_WINDOW,
-        &mut LmWorkspace::default(),
-    )?;
+    let (stream, _) = lm.split(data_path, split)?;
+    let r = lm.perplexity(&stream, batch)?;
     Ok(EvalFigures {
-        split: split.into(),
+        split: name.into(),
         value: r.ppl,
         count: r.tokens,
         per_s: r.tokens_per_s,

@@ -669,15 +669,14 @@ impl Trained {
                 "character corpora have no test split: use the validation split".into(),
             )),
             (TokenKind::Char, Split::Valid) => {
-                let file = match data.is_dir() {
-                    true => data.join("input.txt"),
-                    false => data.to_path_buf(),
-                };
+                let file = crate::data::char_corpus_file(data);
                 let corpus = crate::data::load_char_corpus(&file)?;
                 if corpus.vocab != self.vocab {
                     return Err(Error::Data {
                         path: file,
-                        message: "gives a different character vocabulary from the model's".into(),
+                        message: "its characters give a different vocabulary from the model's: \
+                                  not the text this model was trained on"
+                            .into(),
                     });
                 }
                 Ok((corpus.valid, 0))
