@@ -67,107 +67,22 @@ pub fn with_overrides<'a>(mut base: Vec<&'a str>, extra: &[&'a str]) -> Vec<&'a 
     base
 }
 
-/// `rel` under the shared folder (`../shared` from the project root: reference fixtures and
-/// corpora), or `None` after [`skip`] when it is absent.
-pub fn shared(rel: &str) -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared")
-        .join(rel);
-    if path.exists() {
-        Some(path)
-    } else {
-        skip(&format!(
-            "{} not found (the shared folder is absent)",
-            path.display()
-        ));
-        None
-    }
-}
+#[path = "../../../seqrnn/src/test_shared.rs"]
+mod shared_folder;
+/// The shared folder's files, or a skip (a failure under `SEQRNN_REQUIRE_SHARED=1`).
+#[allow(unused_imports)]
+pub(crate) use shared_folder::{shared, skip};
 
-/// Prints `skipping: REASON`; with `SEQRNN_REQUIRE_SHARED=1` (as CI sets it) the test fails with
-/// the reason instead, so that a missing shared folder cannot pass as skipped tests.
-pub fn skip(reason: &str) {
-    if std::env::var("SEQRNN_REQUIRE_SHARED").is_ok_and(|v| !v.is_empty() && v != "0") {
-        panic!("{reason}; SEQRNN_REQUIRE_SHARED is set, so the test may not skip");
-    }
-    eprintln!("skipping: {reason}");
-}
-
-/// Asserts that two runs of the same training command wrote the same files: `config.json` and
-/// `model.safetensors` byte for byte, and `checkpoint.safetensors` (language-model or supervised)
-/// byte for byte once the wall-clock timings it records for the metrics (seconds and throughput)
-/// are set equal, which shows that the rest of its bytes (values, metadata, header order)
-/// agree.
+/// Asserts that two runs of the same training command wrote the same `config.json`,
+/// `model.safetensors` and `checkpoint.safetensors`, byte for byte.
 pub fn same_run_files(a: &Path, b: &Path) {
-    for f in ["config.json", "model.safetensors"] {
+    for f in ["config.json", "model.safetensors", "checkpoint.safetensors"] {
         let (x, y) = (
             std::fs::read(a.join(f)).unwrap(),
             std::fs::read(b.join(f)).unwrap(),
         );
         assert!(x == y, "{f} differs between two identical runs");
     }
-    let f = "checkpoint.safetensors";
-    let (x, y) = (
-        std::fs::read(a.join(f)).unwrap(),
-        std::fs::read(b.join(f)).unwrap(),
-    );
-    let timing = |bytes: &[u8]| {
-        let file = seqrnn::io::tensors::TensorFile::from_bytes(bytes).unwrap();
-        // The writer gives exactly the bytes on disk for these contents.
-        assert!(
-            file.to_bytes().unwrap() == bytes,
-            "{f} is not in canonical form"
-        );
-        let mut file = without_timings(file);
-        file.seal();
-        file.to_bytes().unwrap()
-    };
-    assert!(
-        timing(&x) == timing(&y),
-        "{f} differs between two identical runs beyond its recorded timings"
-    );
-}
-
-/// A checkpoint's contents with its recorded wall-clock timings set to 0: the `seconds` and
-/// `tokens_per_s` columns of a language-model checkpoint's metrics and the `seconds` of its
-/// partial epoch, the `seconds` and `examples_per_s` of a supervised checkpoint's history.
-fn without_timings(mut file: seqrnn::io::tensors::TensorFile) -> seqrnn::io::tensors::TensorFile {
-    use serde_json::Value;
-    let zero = |v: &mut Value, keys: &[&str]| {
-        for k in keys {
-            if let Some(x) = v.get_mut(*k) {
-                *x = Value::from(0);
-            }
-        }
-    };
-    if let Some(m) = file.metadata.get_mut("metrics") {
-        *m = m
-            .lines()
-            .map(|l| {
-                let mut f: Vec<&str> = l.split(',').collect();
-                f[4] = "0";
-                f[5] = "0";
-                f.join(",") + "\n"
-            })
-            .collect();
-    }
-    if let Some(r) = file.metadata.get_mut("resume") {
-        let mut v: Value = serde_json::from_str(r).unwrap();
-        if let Some(p) = v.get_mut("partial").filter(|p| !p.is_null()) {
-            zero(p, &["seconds"]);
-        }
-        *r = v.to_string();
-    }
-    if let Some(s) = file.metadata.get_mut("state") {
-        let mut v: Value = serde_json::from_str(s).unwrap();
-        if let Some(Value::Array(rows)) = v.get_mut("history") {
-            for row in rows {
-                zero(row, &["seconds", "examples_per_s"]);
-            }
-        }
-        *s = v.to_string();
-    }
-    file
 }
 
 /// The JSON object on the last line of a command's output.

@@ -5,31 +5,11 @@ use std::path::PathBuf;
 
 pub mod engine;
 
-/// `rel` under the shared folder (`../shared` from the project root: reference fixtures and
-/// corpora), or `None` after [`skip`] when it is absent.
-pub fn shared(rel: &str) -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared")
-        .join(rel);
-    if path.exists() {
-        Some(path)
-    } else {
-        skip(&format!(
-            "{} not found (the shared folder is absent)",
-            path.display()
-        ));
-        None
-    }
-}
-
-/// Prints `skipping: REASON`; with `SEQRNN_REQUIRE_SHARED=1` (as CI sets it) the test fails with
-/// the reason instead, so that a missing shared folder cannot pass as skipped tests.
-pub fn skip(reason: &str) {
-    if std::env::var("SEQRNN_REQUIRE_SHARED").is_ok_and(|v| !v.is_empty() && v != "0") {
-        panic!("{reason}; SEQRNN_REQUIRE_SHARED is set, so the test may not skip");
-    }
-    eprintln!("skipping: {reason}");
-}
+#[path = "../../src/test_shared.rs"]
+mod shared_folder;
+/// The shared folder's files, or a skip (a failure under `SEQRNN_REQUIRE_SHARED=1`).
+#[allow(unused_imports)]
+pub(crate) use shared_folder::{shared, skip};
 
 /// `../shared/fixtures` from the project root, or `None` (see [`shared`]) when absent.
 pub fn fixtures_dir() -> Option<PathBuf> {
