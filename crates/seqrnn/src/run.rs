@@ -148,10 +148,19 @@ impl RunDir {
             path: path.clone(),
             cause: source,
         })?;
-        let config: RunConfig = serde_json::from_str(&text).map_err(|e| Error::Format {
+        let bad = |message: String| Error::Format {
             path: path.clone(),
-            message: format!("not a seqrnn run configuration ({e})"),
-        })?;
+            message,
+        };
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| bad(format!("not a seqrnn run configuration ({e})")))?;
+        if let Some(task) = value.get("task").and_then(|t| t.as_str()) {
+            return Err(bad(format!(
+                "this is a `{task}` run, not a language-model run: use `seqrnn {task} eval` or `seqrnn {task} predict` with it"
+            )));
+        }
+        let config: RunConfig = serde_json::from_value(value)
+            .map_err(|e| bad(format!("not a seqrnn run configuration ({e})")))?;
         if config.format > FORMAT_VERSION {
             return Err(Error::Format {
                 path,
@@ -533,6 +542,21 @@ mod tests {
         assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
         // A folder that does not exist: an error, nothing written.
         assert!(write_atomic(&d.join("missing/x"), b"x").is_err());
+    }
+
+    #[test]
+    fn a_run_of_another_task_is_named() {
+        let d = tmp("other-task");
+        std::fs::write(
+            d.join("config.json"),
+            r#"{"format": 1, "task": "forecast"}"#,
+        )
+        .unwrap();
+        let e = RunDir::new(&d).load_config().unwrap_err().to_string();
+        assert!(
+            e.contains("this is a `forecast` run, not a language-model run"),
+            "{e}"
+        );
     }
 
     #[test]
