@@ -657,11 +657,9 @@ impl<'a> Loop<'a> {
         Ok(())
     }
 
-    /// Restores the checkpoint `ck` into the loop and `params`; returns the epoch in progress
-    /// when the checkpoint was written inside one.
-    fn restore(&mut self, params: &mut [f32], ck: Checkpoint) -> Result<Option<EpochRun>> {
-        let refuse = |m: String| Error::Config(format!("cannot resume: {m}"));
-        let bad = |m: String| Err(refuse(m));
+    /// Refuses a checkpoint that does not fit the task or the settings, or whose run is over.
+    fn check_resumable(&self, ck: &Checkpoint) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(format!("cannot resume: {m}")));
         self.task.check_identity(&ck.task)?;
         match (&self.adam, &ck.adam) {
             (Some(_), None) => {
@@ -688,6 +686,16 @@ impl<'a> Loop<'a> {
                 st.epochs_done, self.cfg.epochs
             ));
         }
+        Ok(())
+    }
+
+    /// Restores the checkpoint `ck` into the loop and `params`; returns the epoch in progress
+    /// when the checkpoint was written inside one.
+    fn restore(&mut self, params: &mut [f32], ck: Checkpoint) -> Result<Option<EpochRun>> {
+        self.check_resumable(&ck)?;
+        let refuse = |m: String| Error::Config(format!("cannot resume: {m}"));
+        let bad = |m: String| Err(refuse(m));
+        let st = &ck.state;
         let pos = |p: &str| {
             p.parse::<u128>().map_err(|_| {
                 refuse(format!(
