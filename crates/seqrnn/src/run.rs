@@ -135,25 +135,37 @@ impl RunDir {
         write_atomic(&self.config_path(), text.as_bytes())
     }
 
-    /// Reads `config.json`, refusing files from a newer format.
-    pub fn load_config(&self) -> Result<RunConfig> {
-        let path = self.config_path();
+    /// `config.json` as JSON, whatever kind of run wrote it.
+    ///
+    /// # Errors
+    /// [`Error::Data`] when the folder is missing, [`Error::Io`] when its `config.json` cannot
+    /// be read, [`Error::Format`] when it is not JSON.
+    pub fn read_config_json(&self) -> Result<serde_json::Value> {
         if !self.dir.is_dir() {
-            return Err(Error::Io {
+            return Err(Error::Data {
                 path: self.dir.clone(),
-                cause: std::io::Error::new(std::io::ErrorKind::NotFound, "run directory not found"),
+                message: "run directory not found".into(),
             });
         }
+        let path = self.config_path();
         let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
             path: path.clone(),
             cause: source,
         })?;
+        serde_json::from_str(&text).map_err(|e| Error::Format {
+            path,
+            message: format!("not a seqrnn run configuration ({e})"),
+        })
+    }
+
+    /// Reads `config.json`, refusing files from a newer format and runs of other tasks.
+    pub fn load_config(&self) -> Result<RunConfig> {
+        let path = self.config_path();
         let bad = |message: String| Error::Format {
             path: path.clone(),
             message,
         };
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| bad(format!("not a seqrnn run configuration ({e})")))?;
+        let value = self.read_config_json()?;
         if let Some(task) = value.get("task").and_then(|t| t.as_str()) {
             return Err(bad(format!(
                 "this is a `{task}` run, not a language-model run: use `seqrnn {task} eval` or `seqrnn {task} predict` with it"
@@ -482,22 +494,11 @@ pub const TASK_FORMAT_VERSION: u32 = 1;
 /// holds instead (a language-model run, another task, a newer format).
 pub fn load_task_config(run: &RunDir, task: &str) -> Result<serde_json::Value> {
     let path = run.config_path();
-    if !run.dir.is_dir() {
-        return Err(Error::Data {
-            path: run.dir.clone(),
-            message: "run directory not found".into(),
-        });
-    }
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
-        path: path.clone(),
-        cause: source,
-    })?;
     let bad = |message: String| Error::Format {
         path: path.clone(),
         message,
     };
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| bad(format!("not a seqrnn run configuration ({e})")))?;
+    let v = run.read_config_json()?;
     match v.get("task").and_then(|t| t.as_str()) {
         Some(t) if t == task => {}
         Some(other) => {
