@@ -195,7 +195,9 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         model: model_cfg,
         train: train_cfg,
     };
-    print_start(&model, &d);
+    if training::is_root() {
+        print_start(&model, &d);
+    }
     let run = match resumed {
         Some(mut run) => {
             run.set_config(&config)?;
@@ -203,8 +205,10 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         }
         None => {
             let run = new_run(&a.out, a.force, &config)?;
-            d.vocab.save(&run.dir().vocab_path())?;
-            d.labels.save(&ClassifyRunConfig::labels_path(run.dir()))?;
+            if run.is_writer() {
+                d.vocab.save(&run.dir().vocab_path())?;
+                d.labels.save(&ClassifyRunConfig::labels_path(run.dir()))?;
+            }
             run
         }
     };
@@ -216,6 +220,9 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         &run,
         Shown::Accuracy,
     )?;
+    if !run.is_writer() {
+        return Ok(());
+    }
     let dev_m = evaluate(&model, &outcome.best_params, &d.dev)?;
     let test_m = match &d.test {
         Some(t) => Some(evaluate(&model, &outcome.best_params, t)?),

@@ -202,7 +202,9 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         split,
         train: train_cfg,
     };
-    print_start(&model, &config, &windows);
+    if training::is_root() {
+        print_start(&model, &config, &windows);
+    }
     let run = match resumed {
         Some(mut run) => {
             run.set_config(&config)?;
@@ -212,6 +214,9 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     };
     let t0 = std::time::Instant::now();
     let outcome = training::fit(&mut task, &mut params, &train_cfg.fit, &run, Shown::NegMse)?;
+    if !run.is_writer() {
+        return Ok(());
+    }
     let test = evaluate(
         &model,
         &outcome.best_params,

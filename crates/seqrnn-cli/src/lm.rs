@@ -15,7 +15,7 @@ use seqrnn::rnn::CellKind;
 use seqrnn::run::{import_state_dict, save_model, Run, RunConfig, RunDir, FORMAT_VERSION};
 use seqrnn::train::{self, KeepCheckpoints, Optimizer, Preset, TrainConfig};
 
-use crate::progress::{Shown, TrainProgress};
+use crate::progress::Shown;
 use crate::training::{new_run, resume_advice, resumed_run, stop_if_interrupted};
 use crate::CellArg;
 
@@ -310,12 +310,15 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
                 None => model.init_params(LmInit::Uniform(a.lm.init_scale()), a.lm.seed)?,
             };
             let run = new_run(&a.out, a.force, &run_config)?;
-            corpus.vocab.save(&run.dir().vocab_path())?;
+            if run.is_writer() {
+                corpus.vocab.save(&run.dir().vocab_path())?;
+            }
             (run, params)
         }
     };
     let title = train_title(&model_cfg, a.lm.tokens);
-    eprintln!(
+    if crate::training::is_root() {
+        eprintln!(
         "{title}: {} parameters, vocabulary {}, {} train tokens, bptt {}, batch {}, {} thread(s)",
         model.num_params(),
         model_cfg.vocab,
@@ -324,7 +327,8 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
         train_cfg.batch,
         seqrnn::linalg::threads()
     );
-    let mut progress = TrainProgress::new(Shown::Perplexity)?;
+    }
+    let mut progress = crate::training::progress(Shown::Perplexity)?;
     let t0 = std::time::Instant::now();
     let outcome = train::train(
         &model,
@@ -333,12 +337,15 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
         &train_cfg,
         &run,
         &title,
-        &mut progress,
+        progress.as_mut(),
     );
-    progress.finish();
+    drop(progress);
     let outcome = outcome.map_err(|e| resume_advice(e, &run))?;
     stop_if_interrupted(outcome.fit.end, outcome.fit.steps, &run)?;
-    print_outcome(&a, &outcome, t0.elapsed().as_secs_f64());
+    crate::training::report_allreduce(&outcome.fit);
+    if crate::training::is_root() {
+        print_outcome(&a, &outcome, t0.elapsed().as_secs_f64());
+    }
     Ok(())
 }
 

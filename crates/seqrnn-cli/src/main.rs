@@ -120,7 +120,11 @@ impl From<CellArg> for seqrnn::rnn::CellKind {
 
 /// Sets the number of threads for matrix products (and rayon's global pool).
 pub fn set_threads(threads: Option<usize>) -> Result<()> {
-    let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let n = threads.unwrap_or_else(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Ranks on one machine share its cores.
+        (cores / training::ranks_on_this_machine()).max(1)
+    });
     anyhow::ensure!(n >= 1, "--threads must be at least 1");
     rayon::ThreadPoolBuilder::new()
         .num_threads(n)
@@ -174,7 +178,50 @@ fn main() -> ExitCode {
     #[cfg(feature = "mkl")]
     shorten_openmp_spin();
     let cli = Cli::parse();
-    let result = match cli.command {
+    // Under mpirun or srun: this process is one rank of a data-parallel training job.
+    let group = match seqrnn::dist::Group::from_env() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    training::set_group(group.clone());
+    let result = match group.is_distributed() && !cli.command.trains() {
+        true => Err(anyhow::anyhow!(
+            "only the training commands (train, forecast train, classify train) run across MPI ranks; run this command as one process"
+        )),
+        false => run(cli.command),
+    };
+    training::set_group(seqrnn::dist::Group::single());
+    let code = match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Interrupted>() => ExitCode::from(130),
+        Err(e) if group.is_distributed() => training::fail_rank(&group, &e, &advice(&e)),
+        Err(e) => {
+            eprintln!("error: {e:#}{}", advice(&e));
+            ExitCode::FAILURE
+        }
+    };
+    // The last clone of the group: MPI is finalised here.
+    drop(group);
+    code
+}
+
+impl Command {
+    /// Whether the command trains (and may run as one rank of an MPI job).
+    fn trains(&self) -> bool {
+        match self {
+            Command::Train(_) => true,
+            Command::Forecast { what } => matches!(what, forecast::ForecastCommand::Train(_)),
+            Command::Classify { what } => matches!(what, classify::ClassifyCommand::Train(_)),
+            _ => false,
+        }
+    }
+}
+
+fn run(command: Command) -> Result<()> {
+    match command {
         Command::Train(a) => lm::train_cmd(a),
         Command::Eval(a) => lm::eval_cmd(a),
         Command::Generate(a) => lm::generate_cmd(a),
@@ -185,13 +232,5 @@ fn main() -> ExitCode {
         Command::Bench { what } => bench::run(what),
         Command::Compare(a) => compare::compare_cmd(a),
         Command::Inspect(a) => inspect::inspect_cmd(a),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.is::<Interrupted>() => ExitCode::from(130),
-        Err(e) => {
-            eprintln!("error: {e:#}{}", advice(&e));
-            ExitCode::FAILURE
-        }
     }
 }

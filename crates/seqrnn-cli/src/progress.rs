@@ -1,7 +1,7 @@
 //! Training progress of every training command: a bar on a terminal, plain lines otherwise, one
 //! summary line per validation; Ctrl-C asks the loop to stop after a checkpoint.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -27,6 +27,32 @@ pub fn stop_on_ctrl_c() -> Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
+/// The progress of an MPI rank other than 0: prints nothing, and stops on Ctrl-C or SIGTERM
+/// as rank 0 does (the loop stops every rank at the same step).
+pub struct RankProgress {
+    stop: Arc<AtomicBool>,
+}
+
+impl RankProgress {
+    pub fn new() -> Result<Self> {
+        Ok(RankProgress {
+            stop: stop_on_ctrl_c()?,
+        })
+    }
+}
+
+impl Progress for RankProgress {
+    fn should_stop(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for TrainProgress {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
 /// How a task's losses and validation score are shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shown {
@@ -45,6 +71,21 @@ pub struct TrainProgress {
     shown: Shown,
     stop: Arc<AtomicBool>,
     told: AtomicBool,
+    /// `epoch,step,loss` of every step, appended to the file `SEQRNN_STEP_LOG` names.
+    step_log: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+/// The step log `SEQRNN_STEP_LOG` asks for (see docs/distributed.md), opened for appending.
+fn open_step_log() -> Result<Option<std::io::BufWriter<std::fs::File>>> {
+    let Some(path) = std::env::var_os("SEQRNN_STEP_LOG") else {
+        return Ok(None);
+    };
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("could not open the step log {}", path.to_string_lossy()))?;
+    Ok(Some(std::io::BufWriter::new(f)))
 }
 
 impl TrainProgress {
@@ -57,12 +98,16 @@ impl TrainProgress {
             shown,
             stop: stop_on_ctrl_c()?,
             told: AtomicBool::new(false),
+            step_log: open_step_log()?,
         })
     }
 
     pub fn finish(&mut self) {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
+        }
+        if let Some(f) = self.step_log.as_mut() {
+            let _ = std::io::Write::flush(f);
         }
     }
 
@@ -145,6 +190,9 @@ impl Progress for TrainProgress {
     }
 
     fn step(&mut self, s: &StepInfo) {
+        if let Some(f) = self.step_log.as_mut() {
+            let _ = writeln!(f, "{},{},{}", s.epoch, s.step, s.step_loss);
+        }
         let msg = match self.shown {
             Shown::Perplexity => format!(
                 "loss {:.3} ppl {:.1} {:.0} tok/s",

@@ -1,14 +1,66 @@
 //! What every training command does around the library's one loop: open the run folder (fresh,
 //! forced or resumed), draw progress, and on Ctrl-C say how to go on.
 
+use std::cell::RefCell;
 use std::path::Path;
+use std::process::ExitCode;
 
 use anyhow::{bail, Result};
+use seqrnn::dist::Group;
 use seqrnn::error::Error;
 use seqrnn::run::{Existing, Run};
-use seqrnn::train::{FitConfig, FitOutcome, RunEnd, Task};
+use seqrnn::train::{FitConfig, FitOutcome, Progress, RunEnd, Task};
 
-use crate::progress::{Shown, TrainProgress};
+use crate::progress::{RankProgress, Shown, TrainProgress};
+
+thread_local! {
+    /// The processes this one trains with (one, or the ranks of an MPI job).
+    static GROUP: RefCell<Group> = RefCell::new(Group::single());
+}
+
+/// Sets the group of [`group`] (once, in `main`).
+pub fn set_group(group: Group) {
+    GROUP.with(|g| *g.borrow_mut() = group);
+}
+
+/// The processes this one trains with.
+pub fn group() -> Group {
+    GROUP.with(|g| g.borrow().clone())
+}
+
+/// Whether this process prints: on one process, or rank 0 of an MPI job (the other ranks
+/// print nothing but errors).
+pub fn is_root() -> bool {
+    GROUP.with(|g| g.borrow().is_root())
+}
+
+/// How many ranks of the job run on this machine (1 outside an MPI job).
+pub fn ranks_on_this_machine() -> usize {
+    [
+        "OMPI_COMM_WORLD_LOCAL_SIZE",
+        "MPI_LOCALNRANKS",
+        "SLURM_NTASKS_PER_NODE",
+    ]
+    .iter()
+    .find_map(|k| std::env::var(k).ok()?.parse::<usize>().ok())
+    .unwrap_or(1)
+    .max(1)
+}
+
+/// A rank's error: printed unless another rank tells it ([`Error::RankFailed`]), then every
+/// rank of the job is ended (MPI_Abort), so none waits on this one.
+pub fn fail_rank(group: &Group, e: &anyhow::Error, advice: &str) -> ExitCode {
+    let other = e
+        .chain()
+        .any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::RankFailed { .. })));
+    match (other, group.rank()) {
+        // Another rank tells the error: give it time to print and end the job.
+        (true, _) => std::thread::sleep(std::time::Duration::from_secs(2)),
+        (false, 0) => eprintln!("error: {e:#}{advice}"),
+        (false, r) => eprintln!("error (rank {r}): {e:#}{advice}"),
+    }
+    group.abort(1)
+}
 
 /// The run to go on with (`--resume`), or `None` for a fresh one; refuses both flags at once.
 pub fn resumed_run(out: &Path, resume: bool, force: bool) -> Result<Option<Run>> {
@@ -16,7 +68,7 @@ pub fn resumed_run(out: &Path, resume: bool, force: bool) -> Result<Option<Run>>
         bail!("--resume and --force contradict each other: choose one");
     }
     Ok(match resume {
-        true => Some(Run::resume(out)?),
+        true => Some(Run::resume_in(&group(), out)?),
         false => None,
     })
 }
@@ -28,7 +80,7 @@ pub fn new_run(out: &Path, force: bool, config: &impl serde::Serialize) -> Resul
         true => Existing::Replace,
         false => Existing::Refuse,
     };
-    Run::create(out, config, existing).map_err(|e| match e {
+    Run::create_in(&group(), out, config, existing).map_err(|e| match e {
         Error::RunExists { .. } => {
             anyhow::anyhow!("{e}: pass --resume to continue it or --force to replace it")
         }
@@ -44,12 +96,33 @@ pub fn fit(
     run: &Run,
     shown: Shown,
 ) -> Result<FitOutcome> {
-    let mut progress = TrainProgress::new(shown)?;
-    let out = seqrnn::train::fit(task, params, cfg, run, &mut progress);
-    progress.finish();
+    let mut progress = progress(shown)?;
+    let out = seqrnn::train::fit(task, params, cfg, run, progress.as_mut());
+    drop(progress);
     let out = out.map_err(|e| resume_advice(e, run))?;
     stop_if_interrupted(out.end, out.steps, run)?;
+    report_allreduce(&out);
     Ok(out)
+}
+
+/// Progress bars on rank 0 (and on one process); nothing on the other ranks.
+pub fn progress(shown: Shown) -> Result<Box<dyn Progress>> {
+    Ok(match is_root() {
+        true => Box::new(TrainProgress::new(shown)?),
+        false => Box::new(RankProgress::new()?),
+    })
+}
+
+/// In a data-parallel run, the time spent summing gradients across ranks (rank 0).
+pub fn report_allreduce(out: &FitOutcome) {
+    let g = group();
+    if g.is_distributed() && g.is_root() && out.steps > 0 {
+        eprintln!(
+            "{} ranks: gradient allreduce {:.2} ms per step",
+            g.size(),
+            1e3 * out.allreduce_seconds / out.steps as f64
+        );
+    }
 }
 
 /// A checkpoint that cannot be read gets the way out: start again.
@@ -69,11 +142,13 @@ pub fn resume_advice(e: Error, run: &Run) -> anyhow::Error {
 /// After Ctrl-C: says where the position is and the command that goes on; exit code 130.
 pub fn stop_if_interrupted(end: RunEnd, steps: u64, run: &Run) -> Result<()> {
     if end == RunEnd::Interrupted {
-        eprintln!(
-            "interrupted after {steps} steps; the checkpoint in {} holds the position. Continue with:\n  {}",
-            run.dir().dir.display(),
-            resume_command()
-        );
+        if is_root() {
+            eprintln!(
+                "interrupted after {steps} steps; the checkpoint in {} holds the position. Continue with:\n  {}",
+                run.dir().dir.display(),
+                resume_command()
+            );
+        }
         return Err(crate::Interrupted.into());
     }
     Ok(())

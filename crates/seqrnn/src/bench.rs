@@ -84,7 +84,7 @@ pub fn layer(
     let mut cache = RnnCache::default();
     let mut ws = RnnWorkspace::default();
     let zero = RnnState::zeros(&config, shape.b);
-    let mut drop_rng = crate::dropout::rng_from_seed(3);
+    let mut drop_rng = crate::dropout::RowRng::new(3, 0);
 
     let time = |f: &mut dyn FnMut() -> Result<()>| -> Result<f64> {
         for _ in 0..warmup {

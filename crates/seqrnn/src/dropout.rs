@@ -1,6 +1,6 @@
 //! Dropout on non-recurrent connections, and the random generator every stochastic step uses.
 
-use rand::{RngExt, SeedableRng};
+use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Error, Result};
@@ -60,26 +60,35 @@ impl Dropout {
         self.p > 0.0
     }
 
-    /// Fills `mask[T, B, F]` (`t` steps of `row = B·F` values) with 0 or `1/(1−p)`.
-    pub fn fill_mask(&self, mask: &mut [f32], t: usize, row: usize, rng: &mut SeqRng) {
-        debug_assert_eq!(mask.len(), t * row);
+    /// Fills `mask[T, B, F]` with 0 or `1/(1−p)`. Row `b` of the batch is global row
+    /// `rng.first_row + b`, and its values come from a generator of its own (see [`RowRng`]),
+    /// so a batch split across processes gets the masks one process would draw.
+    pub fn fill_mask(&self, mask: &mut [f32], t: usize, b: usize, f: usize, rng: &mut RowRng) {
+        debug_assert_eq!(mask.len(), t * b * f);
         let keep = 1.0 - self.p;
         let scale = 1.0 / keep;
-        let draw = |rng: &mut SeqRng| {
-            if rng.random::<f32>() < keep {
-                scale
-            } else {
-                0.0
-            }
-        };
-        match self.kind {
-            DropoutKind::Standard => mask.iter_mut().for_each(|m| *m = draw(rng)),
-            DropoutKind::Variational => {
-                let (first, rest) = mask.split_at_mut(row.min(t * row));
-                first.iter_mut().for_each(|m| *m = draw(rng));
-                for chunk in rest.chunks_exact_mut(row) {
-                    chunk.copy_from_slice(first);
+        let draw = |r: &mut SeqRng| if r.random::<f32>() < keep { scale } else { 0.0 };
+        let seed = rng.shared.next_u64();
+        for row in 0..b {
+            let mut r = rng.row(seed, row);
+            let at = |s: usize| s * b * f + row * f;
+            match self.kind {
+                DropoutKind::Standard => {
+                    for s in 0..t {
+                        mask[at(s)..at(s) + f]
+                            .iter_mut()
+                            .for_each(|m| *m = draw(&mut r));
+                    }
                 }
+                DropoutKind::Variational if t > 0 => {
+                    mask[at(0)..at(0) + f]
+                        .iter_mut()
+                        .for_each(|m| *m = draw(&mut r));
+                    for s in 1..t {
+                        mask.copy_within(at(0)..at(0) + f, at(s));
+                    }
+                }
+                DropoutKind::Variational => {}
             }
         }
     }
@@ -87,18 +96,57 @@ impl Dropout {
 
 impl Dropout {
     /// Training-time dropout of `x[T, B, F]` in place: draws `mask` (resized to match) and
-    /// applies it. `row = B·F`.
+    /// applies it.
     pub fn apply_train(
         &self,
         x: &mut [f32],
         mask: &mut Vec<f32>,
         t: usize,
-        row: usize,
-        rng: &mut SeqRng,
+        b: usize,
+        rng: &mut RowRng,
     ) {
         crate::linalg::fit(mask, x.len());
-        self.fill_mask(mask, t, row, rng);
+        let f = if t * b == 0 { 0 } else { x.len() / (t * b) };
+        self.fill_mask(mask, t, b, f, rng);
         apply_mask(x, mask);
+    }
+}
+
+/// The generator of one training step's dropout masks, for rows `first_row..` of its global
+/// batch.
+///
+/// Every mask takes one seed from `shared`, the same on every process of a data-parallel run;
+/// global row `r` of the mask is then drawn from that seed's ChaCha8 stream `r`. The masks of
+/// a row therefore do not depend on how the batch is split across processes.
+#[derive(Clone, Debug)]
+pub struct RowRng {
+    /// Source of each mask's seed.
+    pub shared: SeqRng,
+    /// Global index of the step's first local batch row.
+    pub first_row: usize,
+}
+
+impl RowRng {
+    /// Masks for global rows `first_row..`, seeded from `seed`.
+    pub fn new(seed: u64, first_row: usize) -> Self {
+        RowRng {
+            shared: rng_from_seed(seed),
+            first_row,
+        }
+    }
+
+    /// The generator of local row `row` for a draw seeded `seed` (taken from `shared`): stream
+    /// `first_row + row` of that seed.
+    pub fn row(&self, seed: u64, row: usize) -> SeqRng {
+        let mut r = rng_from_seed(seed);
+        r.set_stream((self.first_row + row) as u64);
+        r
+    }
+
+    /// The step generator of a process holding rows `first_row..`: one draw from the loop's
+    /// generator, so every process advances it alike.
+    pub fn for_step(loop_rng: &mut SeqRng, first_row: usize) -> Self {
+        Self::new(loop_rng.next_u64(), first_row)
     }
 }
 
@@ -118,7 +166,7 @@ mod tests {
             kind: DropoutKind::Standard,
         };
         let mut m = vec![0.0; 40_000];
-        d.fill_mask(&mut m, 100, 400, &mut rng_from_seed(3));
+        d.fill_mask(&mut m, 100, 4, 100, &mut RowRng::new(3, 0));
         let kept = m.iter().filter(|&&v| v != 0.0).count() as f64 / m.len() as f64;
         assert!((kept - 0.75).abs() < 0.01, "{kept}");
         assert!(m.iter().all(|&v| v == 0.0 || (v - 4.0 / 3.0).abs() < 1e-6));
@@ -134,11 +182,33 @@ mod tests {
             kind: DropoutKind::Variational,
         };
         let mut m = vec![0.0; 5 * 12];
-        d.fill_mask(&mut m, 5, 12, &mut rng_from_seed(1));
+        d.fill_mask(&mut m, 5, 3, 4, &mut RowRng::new(1, 0));
         for t in 1..5 {
             assert_eq!(m[..12], m[t * 12..(t + 1) * 12]);
         }
         assert!(m[..12].contains(&0.0) && m[..12].contains(&2.0));
+    }
+
+    #[test]
+    fn masks_of_a_row_do_not_depend_on_how_the_batch_is_split() {
+        for kind in [DropoutKind::Standard, DropoutKind::Variational] {
+            let d = Dropout { p: 0.5, kind };
+            let (t, b, f) = (3, 5, 4);
+            let mut whole = vec![0.0; t * b * f];
+            d.fill_mask(&mut whole, t, b, f, &mut RowRng::new(9, 0));
+            assert!(whole.contains(&0.0) && whole.contains(&2.0));
+            for first in [1, 2, 4] {
+                let n = b - first;
+                let mut part = vec![0.0; t * n * f];
+                d.fill_mask(&mut part, t, n, f, &mut RowRng::new(9, first));
+                for s in 0..t {
+                    for r in 0..n {
+                        let w = &whole[(s * b + first + r) * f..][..f];
+                        assert_eq!(w, &part[(s * n + r) * f..][..f], "{kind:?} {first} {s} {r}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

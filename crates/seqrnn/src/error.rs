@@ -69,6 +69,15 @@ pub enum Error {
         /// `classify train`.
         train: &'static str,
     },
+    /// Another rank of a data-parallel run failed (and said why); this one stops with it.
+    #[error("rank {rank} failed (its message says why)")]
+    RankFailed {
+        /// The lowest rank that failed.
+        rank: usize,
+    },
+    /// The ranks of a data-parallel run disagree (settings, data, weights).
+    #[error("data-parallel training: {0}")]
+    Distributed(String),
     /// A safetensors file that cannot be parsed or lacks a tensor.
     #[error("{path}: {message}")]
     Format {

@@ -11,7 +11,6 @@
 //! counts gate activations below 0.1 and above 0.9.
 
 use crate::data::TokenKind;
-use crate::dropout::rng_from_seed;
 use crate::error::{Error, Result};
 use crate::model::LanguageModel;
 use crate::rnn::{CellKind, Rnn, RnnCache, RnnState, SeqShape};
@@ -120,7 +119,7 @@ pub fn inspect(
         &mut state,
         &mut y,
         &mut cache,
-        &mut rng_from_seed(0),
+        &mut crate::dropout::RowRng::new(0, 0),
     )?;
     let missing = || Error::Shape(format!("the pass kept no values for layer {layer}"));
     let gates = cache.gates(layer, 0, 1).ok_or_else(missing)?;

@@ -19,7 +19,7 @@
 //! let mut state = RnnState::zeros(&config, shape.b);     // h, c [L·D, B, H]; carried across windows
 //! let mut y = vec![0.0; shape.t * shape.b * 64];         // y[T, B, D·H]
 //! let mut cache = RnnCache::default();
-//! let mut rng = seqrnn::dropout::rng_from_seed(1);        // dropout masks, if any
+//! let mut rng = seqrnn::dropout::RowRng::new(1, 0);       // dropout masks, if any
 //! rnn.forward_train(&params, &x, shape, &mut state, &mut y, &mut cache, &mut rng)?;
 //! let (mut grads, mut dx) = (vec![0.0; rnn.num_params()], vec![0.0; x.len()]);
 //! let mut dstate = RnnState::zeros(&config, shape.b);    // ∂L/∂ final state in, ∂L/∂ initial out
@@ -130,6 +130,7 @@
 
 pub mod bench;
 pub mod data;
+pub mod dist;
 pub mod dropout;
 pub mod error;
 pub mod generate;

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{TokenKind, Vocab};
+use crate::dist::Group;
 use crate::error::{Error, Result};
 use crate::io::tensors::TensorFile;
 use crate::io::write_atomic;
@@ -256,6 +257,8 @@ pub struct Run {
     dir: RunDir,
     fresh: bool,
     config: Vec<u8>,
+    /// The processes training it; only rank 0 writes.
+    group: Group,
 }
 
 impl Run {
@@ -293,6 +296,7 @@ impl Run {
             dir: d,
             fresh: true,
             config: Vec::new(),
+            group: Group::single(),
         };
         run.set_config(config)?;
         Ok(run)
@@ -324,7 +328,60 @@ impl Run {
             dir: d,
             fresh: false,
             config,
+            group: Group::single(),
         })
+    }
+
+    /// [`Run::create`] for the ranks of `group`: rank 0 creates the folder, the others write
+    /// nothing. Every rank returns an error when rank 0 fails (the others
+    /// [`Error::RankFailed`]).
+    pub fn create_in(
+        group: &Group,
+        dir: &Path,
+        config: &impl Serialize,
+        existing: Existing,
+    ) -> Result<Run> {
+        let made = match group.is_root() {
+            true => Run::create(dir, config, existing),
+            false => Ok(Run {
+                dir: RunDir::new(dir),
+                fresh: true,
+                config: Vec::new(),
+                group: Group::single(),
+            }),
+        };
+        let mut run = group.agree(made)?;
+        run.set_config(config)?;
+        run.group = group.clone();
+        Ok(run)
+    }
+
+    /// [`Run::resume`] for the ranks of `group`: rank 0 checks the folder and reads its
+    /// `config.json` for every rank (the checkpoint, too, is read by rank 0 alone).
+    pub fn resume_in(group: &Group, dir: &Path) -> Result<Run> {
+        let found = match group.is_root() {
+            true => Run::resume(dir),
+            false => Ok(Run {
+                dir: RunDir::new(dir),
+                fresh: false,
+                config: Vec::new(),
+                group: Group::single(),
+            }),
+        };
+        let mut run = group.agree(found)?;
+        run.config = group.broadcast_bytes(std::mem::take(&mut run.config));
+        run.group = group.clone();
+        Ok(run)
+    }
+
+    /// The processes training the run.
+    pub fn group(&self) -> &Group {
+        &self.group
+    }
+
+    /// Whether this process writes the run's files (rank 0).
+    pub fn is_writer(&self) -> bool {
+        self.group.is_root()
     }
 
     /// The folder's paths.
@@ -348,14 +405,20 @@ impl Run {
         Ok(())
     }
 
-    /// Writes `bytes` to `path` (a file of the run) atomically.
+    /// Writes `bytes` to `path` (a file of the run) atomically; on ranks other than 0, nothing.
     pub fn write(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        write_atomic(path, bytes)
+        match self.is_writer() {
+            true => write_atomic(path, bytes),
+            false => Ok(()),
+        }
     }
 
     /// Writes named tensors to `path` atomically, sealed with a checksum.
     pub fn save_tensors(&self, path: &Path, file: &TensorFile) -> Result<()> {
-        save_tensors_atomic(path, file)
+        match self.is_writer() {
+            true => save_tensors_atomic(path, file),
+            false => Ok(()),
+        }
     }
 
     /// Writes `config.json`: called by the training loop once the run has a checkpoint to
@@ -367,7 +430,7 @@ impl Run {
     /// Removes a fresh run that made no progress (its `config.json` and checkpoint), so that the
     /// folder is not taken for a run; does nothing to a resumed run.
     pub fn abandon(&self) {
-        if self.fresh {
+        if self.fresh && self.is_writer() {
             let _ = std::fs::remove_file(self.dir.config_path());
             let _ = std::fs::remove_file(self.dir.checkpoint_path());
         }

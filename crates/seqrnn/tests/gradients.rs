@@ -5,7 +5,7 @@ mod common;
 
 use common::engine::{compare_with_reference, engine, problem, Problem, CELLS};
 use common::Gen;
-use seqrnn::dropout::rng_from_seed;
+use seqrnn::dropout::RowRng;
 use seqrnn::rnn::{
     CellKind, Direction, Rnn, RnnCache, RnnConfig, RnnState, RnnWorkspace, SeqShape,
 };
@@ -245,7 +245,7 @@ fn dropout_between_layers_has_exact_gradients() {
                     &mut state,
                     &mut y,
                     &mut cache,
-                    &mut rng_from_seed(5),
+                    &mut RowRng::new(5, 0),
                 )
                 .unwrap();
             let l = y

@@ -4,7 +4,6 @@
 mod common;
 
 use common::{assert_close, fixtures_dir};
-use seqrnn::dropout::rng_from_seed;
 use seqrnn::io::tensors::TensorFile;
 use seqrnn::model::{LanguageModel, LmCache, LmConfig, LmWorkspace};
 use seqrnn::rnn::SeqShape;
@@ -52,7 +51,7 @@ fn check(name: &str) {
             shape,
             &mut state,
             &mut cache,
-            &mut rng_from_seed(0),
+            &mut seqrnn::dropout::RowRng::new(0, 0),
         )
         .unwrap();
     let mean = sum / (shape.t * shape.b) as f64;

@@ -199,7 +199,7 @@ fn run(case: &Case) {
         &mut state,
         &mut y,
         &mut cache,
-        &mut seqrnn::dropout::rng_from_seed(0),
+        &mut seqrnn::dropout::RowRng::new(0, 0),
     )
     .unwrap();
     assert_close("y", &y, &case.want_y, TOL);

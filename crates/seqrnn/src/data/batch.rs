@@ -120,6 +120,30 @@ impl Batched {
         &self.data[(w.start + 1) * self.batch..(w.start + 1 + w.len) * self.batch]
     }
 
+    /// Columns `cols` of every row, as a stream of `cols.len()` columns (a rank's streams in a
+    /// data-parallel run).
+    ///
+    /// # Panics
+    ///
+    /// If `cols` reaches past the last column or is empty.
+    pub fn columns(&self, cols: std::ops::Range<usize>) -> Batched {
+        assert!(
+            !cols.is_empty() && cols.end <= self.batch,
+            "columns {cols:?} out of range"
+        );
+        let data = self
+            .data
+            .chunks_exact(self.batch)
+            .flat_map(|row| &row[cols.clone()])
+            .copied()
+            .collect();
+        Batched {
+            data,
+            rows: self.rows,
+            batch: cols.len(),
+        }
+    }
+
     /// Number of predicted tokens in all windows: `(rows-1)*batch`.
     pub fn predicted_tokens(&self) -> usize {
         (self.rows - 1) * self.batch
@@ -129,6 +153,15 @@ impl Batched {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_column_range_keeps_its_streams() {
+        let b = Batched::new(&(0..12).collect::<Vec<u32>>(), 3).unwrap();
+        let part = b.columns(1..3);
+        assert_eq!(part.batch(), 2);
+        assert_eq!(part.rows(), 4);
+        assert_eq!(part.data(), &[4, 8, 5, 9, 6, 10, 7, 11]);
+    }
 
     #[test]
     fn columns_are_contiguous_segments() {

@@ -18,7 +18,7 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dropout::{rng_from_seed, Dropout, SeqRng};
+use crate::dropout::{rng_from_seed, Dropout, RowRng};
 use crate::error::{Error, Result};
 use crate::linalg::fit;
 use crate::model::encoder::{zero_padding, EncoderCache, EncoderWorkspace, SeqEncoder};
@@ -450,7 +450,7 @@ impl Classifier {
         labels: &[u32],
         cache: &mut ClassifierCache,
         ws: &mut ClassifierWorkspace,
-        rng: &mut SeqRng,
+        rng: &mut RowRng,
     ) -> Result<f64> {
         self.check(params, batch)?;
         let c = &self.config;
@@ -468,8 +468,7 @@ impl Classifier {
             ..Dropout::NONE
         };
         if drop.is_active() {
-            let row = b * c.embed;
-            drop.apply_train(&mut ws.emb, &mut cache.emb_mask, batch.t, row, rng);
+            drop.apply_train(&mut ws.emb, &mut cache.emb_mask, batch.t, b, rng);
         }
         self.encoder.forward_train(
             &params[self.rnn.clone()],
@@ -484,7 +483,7 @@ impl Classifier {
         )?;
         self.pool(&cache.top, &batch.lens, &mut cache.feat, &mut cache.argmax);
         if drop.is_active() {
-            drop.apply_train(&mut cache.feat, &mut cache.feat_mask, 1, b * f, rng);
+            drop.apply_train(&mut cache.feat, &mut cache.feat_mask, 1, b, rng);
         }
         fit(&mut cache.dlogits, b * k);
         let (w, bias) = (&params[self.head_w.clone()], &params[self.head_b.clone()]);
@@ -681,8 +680,15 @@ mod tests {
             let labels = [0, 2, 1];
             let mut cache = ClassifierCache::default();
             let mut ws = ClassifierWorkspace::default();
-            m.forward_train(&p, &bt, &labels, &mut cache, &mut ws, &mut rng)
-                .unwrap();
+            m.forward_train(
+                &p,
+                &bt,
+                &labels,
+                &mut cache,
+                &mut ws,
+                &mut RowRng::new(3, 0),
+            )
+            .unwrap();
             let mut g = vec![0.0; m.num_params()];
             m.backward(&p, &mut g, &cache, &mut ws).unwrap();
             let gmax = g.iter().fold(0.0f32, |a, v| a.max(v.abs()));
@@ -691,11 +697,25 @@ mod tests {
                 let keep = p[i];
                 p[i] = keep + eps;
                 let lp = m
-                    .forward_train(&p, &bt, &labels, &mut cache, &mut ws, &mut rng)
+                    .forward_train(
+                        &p,
+                        &bt,
+                        &labels,
+                        &mut cache,
+                        &mut ws,
+                        &mut RowRng::new(3, 0),
+                    )
                     .unwrap();
                 p[i] = keep - eps;
                 let lm = m
-                    .forward_train(&p, &bt, &labels, &mut cache, &mut ws, &mut rng)
+                    .forward_train(
+                        &p,
+                        &bt,
+                        &labels,
+                        &mut cache,
+                        &mut ws,
+                        &mut RowRng::new(3, 0),
+                    )
                     .unwrap();
                 p[i] = keep;
                 let fd = ((lp - lm) / (2.0 * eps as f64)) as f32;

@@ -23,7 +23,7 @@
 //! Dimension letters are the engine's ([`crate::rnn`]); `F` is the input width (`I` of the
 //! first layer).
 
-use crate::dropout::SeqRng;
+use crate::dropout::RowRng;
 use crate::error::{Error, Result};
 use crate::linalg::fit;
 use crate::rnn::stack::check_lens;
@@ -135,7 +135,7 @@ pub fn zero_padding(x: &mut [f32], f: usize, lens: &[usize]) {
 enum Mode<'a> {
     Train {
         caches: &'a mut Vec<RnnCache>,
-        rng: &'a mut SeqRng,
+        rng: &'a mut RowRng,
     },
     Infer,
 }
@@ -242,7 +242,7 @@ impl SeqEncoder {
         h_n: &mut Vec<f32>,
         cache: &mut EncoderCache,
         ws: &mut EncoderWorkspace,
-        rng: &mut SeqRng,
+        rng: &mut RowRng,
     ) -> Result<()> {
         self.check(params, x, lens, t)?;
         cache.t = t;
@@ -492,7 +492,7 @@ mod tests {
             let (mut out, mut h_n) = (Vec::new(), Vec::new());
             let mut cache = EncoderCache::default();
             let mut ws = EncoderWorkspace::default();
-            let mut rng = rng_from_seed(1);
+            let mut rng = RowRng::new(1, 0);
             enc.forward_train(
                 &params, &x, &lens, t, &mut out, &mut h_n, &mut cache, &mut ws, &mut rng,
             )

@@ -18,7 +18,7 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dropout::{rng_from_seed, SeqRng};
+use crate::dropout::{rng_from_seed, RowRng};
 use crate::error::{Error, Result};
 use crate::linalg::fit;
 use crate::model::classifier::check_backward;
@@ -360,7 +360,7 @@ impl Forecaster {
         target: &[f32],
         b: usize,
         cache: &mut ForecastCache,
-        rng: &mut SeqRng,
+        rng: &mut RowRng,
     ) -> Result<f64> {
         self.check(params, x, b)?;
         let c = self.config;
@@ -484,7 +484,7 @@ impl Forecaster {
 
 /// Which forward pass the decoder runs.
 enum DecoderPass<'a> {
-    Train(&'a mut RnnCache, &'a mut SeqRng),
+    Train(&'a mut RnnCache, &'a mut RowRng),
     Infer(&'a mut RnnWorkspace),
 }
 
@@ -526,7 +526,7 @@ mod tests {
             let mut cache = ForecastCache::default();
             let mut ws = ForecastWorkspace::default();
             let loss = m
-                .forward_train(&p, &x, &y, b, &mut cache, &mut rng)
+                .forward_train(&p, &x, &y, b, &mut cache, &mut RowRng::new(9, 0))
                 .unwrap();
             let mut g = vec![0.0; m.num_params()];
             m.backward(&p, &mut g, &cache, &mut ws).unwrap();
@@ -546,11 +546,11 @@ mod tests {
                 let keep = p[i];
                 p[i] = keep + eps;
                 let lp = m
-                    .forward_train(&p, &x, &y, b, &mut cache, &mut rng)
+                    .forward_train(&p, &x, &y, b, &mut cache, &mut RowRng::new(9, 0))
                     .unwrap();
                 p[i] = keep - eps;
                 let lm = m
-                    .forward_train(&p, &x, &y, b, &mut cache, &mut rng)
+                    .forward_train(&p, &x, &y, b, &mut cache, &mut RowRng::new(9, 0))
                     .unwrap();
                 p[i] = keep;
                 let fd = ((lp - lm) / (2.0 * eps as f64)) as f32;

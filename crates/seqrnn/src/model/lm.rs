@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dropout::{apply_mask, Dropout, SeqRng};
+use crate::dropout::{apply_mask, Dropout, RowRng};
 use crate::error::{Error, Result};
 use crate::linalg::fit;
 use crate::model::layout::ParamLayout;
@@ -360,7 +360,7 @@ impl LanguageModel {
         shape: SeqShape,
         state: &mut RnnState,
         cache: &mut LmCache,
-        rng: &mut SeqRng,
+        rng: &mut RowRng,
     ) -> Result<f64> {
         self.check_params("parameter block", params.len())?;
         self.check_tokens("inputs", inputs, shape)?;
@@ -372,9 +372,8 @@ impl LanguageModel {
         cache.inputs.extend_from_slice(inputs);
         self.embed(params, inputs, &mut cache.x);
         if c.dropout.is_active() {
-            let row = shape.b * c.embed;
             c.dropout
-                .apply_train(&mut cache.x, &mut cache.x_mask, shape.t, row, rng);
+                .apply_train(&mut cache.x, &mut cache.x_mask, shape.t, shape.b, rng);
         }
         fit(&mut cache.y, n * c.hidden);
         self.rnn.forward_train(
@@ -387,9 +386,8 @@ impl LanguageModel {
             rng,
         )?;
         if c.dropout.is_active() {
-            let row = shape.b * c.hidden;
             c.dropout
-                .apply_train(&mut cache.y, &mut cache.y_mask, shape.t, row, rng);
+                .apply_train(&mut cache.y, &mut cache.y_mask, shape.t, shape.b, rng);
         }
         self.decode_product(params, &cache.y, &mut cache.dlogits);
         Ok(softmax::loss_and_grad(

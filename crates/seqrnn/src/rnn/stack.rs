@@ -1,6 +1,6 @@
 //! A stack of recurrent layers: the public forward/backward API over whole sequences.
 
-use crate::dropout::{apply_mask, Dropout, SeqRng};
+use crate::dropout::{apply_mask, Dropout, RowRng};
 use crate::error::{Error, Result};
 use crate::linalg::{fit, Accumulate};
 
@@ -274,7 +274,7 @@ impl Rnn {
         state: &mut RnnState,
         y: &mut [f32],
         cache: &mut RnnCache,
-        rng: &mut SeqRng,
+        rng: &mut RowRng,
     ) -> Result<()> {
         self.check(params, x, shape, state)?;
         self.check_len("output y[T, B, D·H]", y.len(), self.out_len(shape))?;
@@ -335,9 +335,8 @@ impl Rnn {
                 let dropped = &mut cache.dropped[layer];
                 dropped.clear();
                 dropped.extend_from_slice(out);
-                let row = shape.b * cfg.output_size();
                 self.dropout
-                    .apply_train(dropped, &mut cache.masks[layer], shape.t, row, rng);
+                    .apply_train(dropped, &mut cache.masks[layer], shape.t, shape.b, rng);
             }
         }
         y.copy_from_slice(&cache.out[cfg.num_layers - 1]);

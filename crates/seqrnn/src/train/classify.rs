@@ -9,7 +9,8 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 use crate::data::labeled::{length_buckets, Encoded, UNK_ID};
-use crate::dropout::SeqRng;
+use crate::dist::{share, Group};
+use crate::dropout::{RowRng, SeqRng};
 use crate::error::{Error, Result};
 use crate::model::classifier::{
     Classifier, ClassifierCache, ClassifierConfig, ClassifierWorkspace, TokenBatch,
@@ -116,6 +117,8 @@ pub struct ClassifyTask<'a> {
     batches: Vec<Vec<usize>>,
     batch: TokenBatch,
     labels: Vec<u32>,
+    /// This process's rank and the number of ranks (see [`Task::shard`]).
+    rank: (usize, usize),
     cache: ClassifierCache,
     ws: ClassifierWorkspace,
 }
@@ -148,6 +151,7 @@ impl<'a> ClassifyTask<'a> {
             batches: Vec::new(),
             batch: TokenBatch::default(),
             labels: Vec::new(),
+            rank: (0, 1),
             cache: ClassifierCache::default(),
             ws: ClassifierWorkspace::default(),
         })
@@ -181,6 +185,13 @@ impl Task for ClassifyTask<'_> {
         "accuracy"
     }
 
+    /// Each rank takes its rows of every batch.
+    fn shard(&mut self, group: &Group) -> Result<()> {
+        group.rows(self.batch_size, "the training batch (--batch)")?;
+        self.rank = (group.rank(), group.size());
+        Ok(())
+    }
+
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
         let mut order: Vec<usize> = (0..self.train.ids.len()).collect();
         order.shuffle(rng);
@@ -197,15 +208,26 @@ impl Task for ClassifyTask<'_> {
         index: usize,
         rng: &mut SeqRng,
     ) -> Result<BatchLoss> {
-        let idx = &self.batches[index];
+        let all = &self.batches[index];
+        let mine = share(all.len(), self.rank.0, self.rank.1);
+        let mut masks = RowRng::for_step(rng, mine.start);
+        let idx = &all[mine];
+        if idx.is_empty() {
+            return Ok(BatchLoss {
+                loss: 0.0,
+                examples: 0,
+            });
+        }
         let train = self.train;
         self.batch
             .fill(idx.iter().map(|&i| train.ids[i].as_slice()));
         if self.word_dropout > 0.0 {
             let b = idx.len();
+            let seed = masks.shared.random::<u64>();
             for (j, &len) in self.batch.lens.iter().enumerate() {
+                let mut r = masks.row(seed, j);
                 for t in 0..len {
-                    if rng.random::<f32>() < self.word_dropout {
+                    if r.random::<f32>() < self.word_dropout {
                         self.batch.ids[t * b + j] = UNK_ID;
                     }
                 }
@@ -219,21 +241,45 @@ impl Task for ClassifyTask<'_> {
             &self.labels,
             &mut self.cache,
             &mut self.ws,
-            rng,
+            &mut masks,
         )?;
         self.model
             .backward(params, grads, &self.cache, &mut self.ws)?;
+        // The model's loss and gradient are means over this rank's examples; the step's are
+        // over the whole batch's.
+        let share = idx.len() as f64 / all.len() as f64;
+        if idx.len() != all.len() {
+            grads.iter_mut().for_each(|g| *g *= share as f32);
+        }
         Ok(BatchLoss {
-            loss,
+            loss: loss * share,
             examples: idx.len(),
         })
     }
 
-    fn validate(&mut self, params: &[f32]) -> Result<Validation> {
-        let m = evaluate(self.model, params, self.valid)?;
+    /// Each rank scores its share of the validation examples; losses and hits are summed.
+    fn validate(&mut self, params: &[f32], group: &Group) -> Result<Validation> {
+        let n = self.valid.labels.len();
+        if !(group.is_distributed() && n >= group.size()) {
+            let m = evaluate(self.model, params, self.valid)?;
+            return Ok(Validation {
+                loss: m.loss,
+                score: m.accuracy,
+            });
+        }
+        let part = share(n, group.rank(), group.size());
+        let mine = Encoded {
+            ids: self.valid.ids[part.clone()].to_vec(),
+            labels: self.valid.labels[part.clone()].to_vec(),
+            unknown_tokens: 0,
+        };
+        let m = evaluate(self.model, params, &mine)?;
+        let k = part.len() as f64;
+        let mut sums = [m.loss * k, (m.accuracy * k).round()];
+        group.sum_f64(&mut sums);
         Ok(Validation {
-            loss: m.loss,
-            score: m.accuracy,
+            loss: sums[0] / n as f64,
+            score: sums[1] / n as f64,
         })
     }
 }

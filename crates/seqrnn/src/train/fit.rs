@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::dist::Group;
 use crate::dropout::{rng_from_seed, SeqRng};
 use crate::error::{Error, Result};
 use crate::io::tensors::TensorFile;
@@ -28,9 +29,13 @@ use crate::optim::{clip_grad_norm, grad_norm, sgd_step, Adam, AdamConfig};
 use crate::report::metrics::read_timings;
 use crate::run::Run;
 use crate::train::checkpoint::{
-    checkpoint_bytes, load_checkpoint, Checkpoint, FitEpoch, FitState, PartialEpoch,
+    checkpoint_bytes, checkpoint_from_bytes, load_checkpoint, Checkpoint, FitEpoch, FitState,
+    PartialEpoch,
 };
-use crate::train::task::{LossAverage, Progress, StepInfo, Task, Validation};
+use crate::train::task::{BatchLoss, LossAverage, Progress, StepInfo, Task, Validation};
+
+/// Steps between two checks that the ranks of a data-parallel run hold the same weights.
+pub const REPLICA_CHECK_EVERY: u64 = 50;
 
 /// Which optimiser updates the weights.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -268,6 +273,9 @@ pub struct FitOutcome {
     pub steps: u64,
     /// How the run ended.
     pub end: RunEnd,
+    /// Seconds this process spent summing gradients over the ranks of a data-parallel run
+    /// (0 on one process).
+    pub allreduce_seconds: f64,
 }
 
 impl FitOutcome {
@@ -332,6 +340,10 @@ struct Loop<'a> {
     best: Option<Vec<f32>>,
     /// Steps done when the last checkpoint was written.
     saved_steps: u64,
+    /// The processes training together (the run's).
+    group: Group,
+    /// Seconds spent in the gradient allreduce.
+    allreduce_seconds: f64,
 }
 
 /// An epoch in progress.
@@ -406,6 +418,8 @@ impl<'a> Loop<'a> {
             history: Vec::new(),
             best: None,
             saved_steps: 0,
+            group: run.group().clone(),
+            allreduce_seconds: 0.0,
             task,
             cfg,
             run,
@@ -414,6 +428,8 @@ impl<'a> Loop<'a> {
     }
 
     fn run(&mut self, params: &mut [f32]) -> Result<FitOutcome> {
+        self.group.agree(self.task.shard(&self.group))?;
+        self.check_same_settings()?;
         let mut resumed = None;
         if self.run.is_fresh() {
             // The initial checkpoint first, then config.json: a killed run is either not a
@@ -421,11 +437,12 @@ impl<'a> Loop<'a> {
             self.save_checkpoint(params, None)?;
             self.run.write_config()?;
         } else {
-            let ck = load_checkpoint(&self.run.dir().checkpoint_path(), params.len())?;
+            let ck = self.read_checkpoint(params.len())?;
             resumed = self.restore(params, ck)?;
             self.run.write_config()?;
             self.progress.resumed(&self.state);
         }
+        self.check_replicas(params)?;
         let mut end = RunEnd::Completed;
         let mut epochs_run = self.state.epochs_done;
         for epoch in self.state.epochs_done + 1..=self.cfg.epochs {
@@ -448,14 +465,14 @@ impl<'a> Loop<'a> {
                 end = RunEnd::EarlyStopped;
                 break;
             }
-            if epoch < self.cfg.epochs && self.progress.should_stop() {
+            if epoch < self.cfg.epochs && self.stop_requested() {
                 end = RunEnd::Interrupted;
                 break;
             }
         }
         // Written again in case a run was stopped between its last checkpoint and these files.
         if !self.history.is_empty() {
-            self.task.write_metrics(self.run.dir(), &self.history)?;
+            self.write_metrics()?;
         }
         self.outcome(end, epochs_run)
     }
@@ -489,7 +506,7 @@ impl<'a> Loop<'a> {
     fn train_epoch(&mut self, params: &mut [f32], e: &mut EpochRun) -> Result<Stop> {
         self.progress.epoch_start(e.epoch, e.steps);
         for i in e.acc.step..e.steps {
-            if self.progress.should_stop() {
+            if self.stop_requested() {
                 if self.state.steps_done != self.saved_steps {
                     self.save_checkpoint(params, Some(e.position()))?;
                 }
@@ -506,7 +523,7 @@ impl<'a> Loop<'a> {
             let inside = i + 1 < e.steps;
             if inside && self.cfg.valid_every.is_some_and(|k| (i + 1) % k == 0) {
                 let row = self.validate(params, e, false)?;
-                self.task.write_metrics(self.run.dir(), &self.history)?;
+                self.write_metrics()?;
                 self.progress.validated(&row.0, row.1);
             }
             let every = self.cfg.checkpoint_every;
@@ -524,10 +541,14 @@ impl<'a> Loop<'a> {
         let b = self
             .task
             .train_step(params, &mut self.grads, i, &mut self.rng)?;
-        let diverged = |what: String| Error::Diverged {
-            epoch: e.epoch,
-            step: self.state.steps_done + 1,
-            what,
+        let b = self.reduce_step(b);
+        // Every rank sees the same summed loss and gradient: rank 0 tells.
+        let diverged = |what: String| {
+            self.group.told_by_root(Error::Diverged {
+                epoch: e.epoch,
+                step: self.state.steps_done + 1,
+                what,
+            })
         };
         if !b.loss.is_finite() {
             return Err(diverged(format!("the loss is {}", b.loss)));
@@ -547,6 +568,9 @@ impl<'a> Loop<'a> {
         if let (Some(m), Some(ema)) = (self.cfg.ema, self.ema.as_mut()) {
             update_ema(ema, params, ema_momentum(m, self.state.steps_done) as f32);
         }
+        if self.state.steps_done % REPLICA_CHECK_EVERY == 0 {
+            self.check_replicas(params)?;
+        }
         e.acc.train_seconds += t0.elapsed().as_secs_f64();
         e.acc.loss_sum += b.loss;
         e.acc.step += 1;
@@ -558,6 +582,10 @@ impl<'a> Loop<'a> {
             step: i + 1,
             steps: e.steps,
             loss: e.train_loss(self.task.loss_average()),
+            step_loss: match self.task.loss_average() {
+                LossAverage::PerStep => b.loss,
+                LossAverage::PerExample => b.loss / b.examples.max(1) as f64,
+            },
             tokens_per_s: e.examples_per_s(),
         });
         Ok(())
@@ -574,7 +602,7 @@ impl<'a> Loop<'a> {
     ) -> Result<(FitEpoch, bool)> {
         self.progress.validating(e.epoch);
         let scored: &[f32] = self.ema.as_deref().unwrap_or(params);
-        let v: Validation = self.task.validate(scored)?;
+        let v: Validation = self.task.validate(scored, &self.group)?;
         let improved = v.score > self.state.best_score || self.state.best_epoch == 0;
         if improved {
             let path = self.run.dir().model_path();
@@ -613,7 +641,7 @@ impl<'a> Loop<'a> {
         }
         self.state.epochs_done = e.epoch;
         self.save_checkpoint(params, None)?;
-        self.task.write_metrics(self.run.dir(), &self.history)?;
+        self.write_metrics()?;
         self.progress.validated(&row, improved);
         Ok(())
     }
@@ -625,9 +653,13 @@ impl<'a> Loop<'a> {
         state.adam_step = self.adam.as_ref().map_or(0, |a| a.step);
         state.rng_word_pos = self.rng.get_word_pos().to_string();
         let carried = match partial {
-            Some(_) => self.task.carried(),
+            Some(_) => self.task.carried(&self.group),
             None => Default::default(),
         };
+        if !self.run.is_writer() {
+            self.saved_steps = self.state.steps_done;
+            return Ok(());
+        }
         state.partial = partial;
         let ck = Checkpoint {
             params: params.to_vec(),
@@ -756,10 +788,7 @@ impl<'a> Loop<'a> {
         let best_params = match self.best.take() {
             Some(b) => b,
             None if end == RunEnd::Interrupted && self.state.best_epoch == 0 => Vec::new(),
-            None => {
-                let path = self.run.dir().model_path();
-                self.task.params_from(&TensorFile::load(&path)?, &path)?
-            }
+            None => self.read_best()?,
         };
         Ok(FitOutcome {
             epochs: std::mem::take(&mut self.history),
@@ -770,8 +799,132 @@ impl<'a> Loop<'a> {
             best_step: self.state.best_step,
             steps: self.state.steps_done,
             end,
+            allreduce_seconds: self.allreduce_seconds,
         })
     }
+}
+
+/// What the ranks of a data-parallel run share: every rank computes its share of a step, the
+/// gradient block is summed over them, and rank 0 reads and writes the files.
+impl Loop<'_> {
+    /// Sums the step's gradient block and loss over the ranks (one allreduce of the contiguous
+    /// block, one of the two figures); on one process, `b` as it is.
+    fn reduce_step(&mut self, b: BatchLoss) -> BatchLoss {
+        if !self.group.is_distributed() {
+            return b;
+        }
+        let t0 = Instant::now();
+        self.group.sum_f32(&mut self.grads);
+        let mut figures = [b.loss, b.examples as f64];
+        self.group.sum_f64(&mut figures);
+        self.allreduce_seconds += t0.elapsed().as_secs_f64();
+        BatchLoss {
+            loss: figures[0],
+            examples: figures[1] as usize,
+        }
+    }
+
+    /// Whether the run should stop: asked on every rank, so that all stop at the same step.
+    fn stop_requested(&self) -> bool {
+        self.group.any(self.progress.should_stop())
+    }
+
+    /// Refuses ranks started with other settings, data, model or seqrnn version than rank 0.
+    fn check_same_settings(&self) -> Result<()> {
+        if !self.group.is_distributed() {
+            return Ok(());
+        }
+        let settings = serde_json::json!({
+            "seqrnn": env!("CARGO_PKG_VERSION"),
+            "fit": self.cfg,
+            "task": self.task.identity(),
+            "params": self.task.num_params(),
+            "fresh": self.run.is_fresh(),
+        });
+        let digest = fnv1a(settings.to_string().as_bytes());
+        match self.group.first_differing(digest) {
+            None => Ok(()),
+            Some(r) => Err(self.group.told_by_root(Error::Distributed(format!(
+                "rank {r} was started with other settings, data or seqrnn version than rank 0: start every rank with the same command, data and binary"
+            )))),
+        }
+    }
+
+    /// Stops when the ranks' weights differ (they take identical steps, so they never should).
+    fn check_replicas(&self, params: &[f32]) -> Result<()> {
+        if !self.group.is_distributed() {
+            return Ok(());
+        }
+        let digest = params
+            .iter()
+            .fold(FNV_OFFSET, |h, v| fnv_word(h, v.to_bits()));
+        match self.group.first_differing(digest) {
+            None => Ok(()),
+            Some(r) => Err(self.group.told_by_root(Error::Distributed(format!(
+                "after step {} the weights of rank {r} differ from rank 0's: the replicas drifted apart (a different binary, library or CPU on that rank?); the last checkpoint was kept",
+                self.state.steps_done
+            )))),
+        }
+    }
+
+    /// The run's checkpoint: read by rank 0 and sent to every rank.
+    fn read_checkpoint(&self, n: usize) -> Result<Checkpoint> {
+        let path = self.run.dir().checkpoint_path();
+        if !self.group.is_distributed() {
+            return load_checkpoint(&path, n);
+        }
+        let bytes = match self.group.is_root() {
+            true => std::fs::read(&path).map_err(|cause| Error::Io {
+                path: path.clone(),
+                cause,
+            }),
+            false => Ok(Vec::new()),
+        };
+        let bytes = self.group.broadcast_bytes(self.group.agree(bytes)?);
+        checkpoint_from_bytes(&bytes, n).map_err(|message| Error::Format { path, message })
+    }
+
+    /// The best weights from `model.safetensors`: read by rank 0 and sent to every rank.
+    fn read_best(&self) -> Result<Vec<f32>> {
+        let path = self.run.dir().model_path();
+        let bytes = match self.group.is_root() {
+            true => std::fs::read(&path).map_err(|cause| Error::Io {
+                path: path.clone(),
+                cause,
+            }),
+            false => Ok(Vec::new()),
+        };
+        let bytes = self.group.broadcast_bytes(self.group.agree(bytes)?);
+        let file = TensorFile::from_bytes(&bytes).map_err(|message| Error::Format {
+            path: path.clone(),
+            message,
+        })?;
+        self.task.params_from(&file, &path)
+    }
+
+    /// Writes the metrics files (rank 0).
+    fn write_metrics(&self) -> Result<()> {
+        match self.run.is_writer() {
+            true => self.task.write_metrics(self.run.dir(), &self.history),
+            false => Ok(()),
+        }
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a step over the four bytes of `w`.
+fn fnv_word(h: u64, w: u32) -> u64 {
+    w.to_le_bytes()
+        .iter()
+        .fold(h, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+}
+
+/// FNV-1a hash of `bytes`.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(FNV_OFFSET, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// Momentum of the moving average after step `t` (from 1): `min(m, (1 + t) / (10 + t))`.
@@ -847,7 +1000,7 @@ mod tests {
             }
             Ok(BatchLoss { loss, examples: 1 })
         }
-        fn validate(&mut self, params: &[f32]) -> Result<Validation> {
+        fn validate(&mut self, params: &[f32], _: &crate::dist::Group) -> Result<Validation> {
             let loss: f64 = params
                 .iter()
                 .zip(&self.target)

@@ -14,7 +14,8 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::data::table::Table;
-use crate::dropout::SeqRng;
+use crate::dist::{share, Group};
+use crate::dropout::{RowRng, SeqRng};
 use crate::error::{Error, Result};
 use crate::model::forecaster::{ForecastCache, ForecastWorkspace, Forecaster};
 use crate::train::task::{BatchLoss, Task, Validation, Weights};
@@ -576,6 +577,8 @@ pub struct ForecastTask<'a> {
     train: Vec<usize>,
     valid: Vec<usize>,
     batch: usize,
+    /// This process's rank and the number of ranks (see [`Task::shard`]).
+    rank: (usize, usize),
     cache: ForecastCache,
     ws: ForecastWorkspace,
     x: Vec<f32>,
@@ -614,6 +617,7 @@ impl<'a> ForecastTask<'a> {
             train,
             valid,
             batch,
+            rank: (0, 1),
             cache: ForecastCache::default(),
             ws: ForecastWorkspace::default(),
             x: Vec::new(),
@@ -634,6 +638,13 @@ impl Task for ForecastTask<'_> {
         "neg_mse"
     }
 
+    /// Each rank takes its rows of every batch of windows.
+    fn shard(&mut self, group: &Group) -> Result<()> {
+        group.rows(self.batch, "the training batch (--batch)")?;
+        self.rank = (group.rank(), group.size());
+        Ok(())
+    }
+
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
         self.train.shuffle(rng);
         self.train.len().div_ceil(self.batch)
@@ -648,25 +659,54 @@ impl Task for ForecastTask<'_> {
     ) -> Result<BatchLoss> {
         let cfg = *self.model.config();
         let lo = index * self.batch;
-        let starts = &self.train[lo..(lo + self.batch).min(self.train.len())];
+        let batch = &self.train[lo..(lo + self.batch).min(self.train.len())];
+        let mine = share(batch.len(), self.rank.0, self.rank.1);
+        let mut masks = RowRng::for_step(rng, mine.start);
+        let starts = &batch[mine];
         let b = starts.len();
+        if b == 0 {
+            return Ok(BatchLoss {
+                loss: 0.0,
+                examples: 0,
+            });
+        }
         self.x.resize(cfg.lookback * b * self.series.inputs, 0.0);
         self.y.resize(b * cfg.horizon * cfg.outputs, 0.0);
         self.series
             .gather(starts, cfg.lookback, cfg.horizon, &mut self.x, &mut self.y);
-        let loss = self
-            .model
-            .forward_train(params, &self.x, &self.y, b, &mut self.cache, rng)?;
+        let loss =
+            self.model
+                .forward_train(params, &self.x, &self.y, b, &mut self.cache, &mut masks)?;
         self.model
             .backward(params, grads, &self.cache, &mut self.ws)?;
-        Ok(BatchLoss { loss, examples: b })
+        // The model's loss and gradient are means over this rank's windows; the step's are over
+        // the whole batch's.
+        let share = b as f64 / batch.len() as f64;
+        if b != batch.len() {
+            grads.iter_mut().for_each(|g| *g *= share as f32);
+        }
+        Ok(BatchLoss {
+            loss: loss * share,
+            examples: b,
+        })
     }
 
-    fn validate(&mut self, params: &[f32]) -> Result<Validation> {
-        let m = evaluate(self.model, params, self.series, self.scaler, &self.valid)?;
+    /// Each rank scores its share of the validation windows; the squared errors are summed.
+    fn validate(&mut self, params: &[f32], group: &Group) -> Result<Validation> {
+        let n = self.valid.len();
+        let mse = match group.is_distributed() && n >= group.size() {
+            false => evaluate(self.model, params, self.series, self.scaler, &self.valid)?.mse,
+            true => {
+                let part = &self.valid[share(n, group.rank(), group.size())];
+                let m = evaluate(self.model, params, self.series, self.scaler, part)?;
+                let mut sums = [m.mse * part.len() as f64];
+                group.sum_f64(&mut sums);
+                sums[0] / n as f64
+            }
+        };
         Ok(Validation {
-            loss: m.mse,
-            score: -m.mse,
+            loss: mse,
+            score: -mse,
         })
     }
 }

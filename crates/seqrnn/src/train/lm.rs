@@ -8,7 +8,8 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Batched, Corpus, TokenKind, Vocab, Window};
-use crate::dropout::SeqRng;
+use crate::dist::Group;
+use crate::dropout::{RowRng, SeqRng};
 use crate::error::{Error, Result};
 use crate::generate::{generate, Decoding, LmStepper};
 use crate::io::tensors::TensorFile;
@@ -181,12 +182,62 @@ pub fn evaluate(
     window: usize,
     ws: &mut LmWorkspace,
 ) -> Result<EvalResult> {
-    let data = Batched::new(stream, batch)?;
-    let mut state = model.zero_state(batch);
+    evaluate_in(&Group::single(), model, params, stream, batch, window, ws)
+}
+
+/// [`evaluate`] shared by the ranks of `group` (called on every rank): each rank scores its
+/// columns and the sums are added; with fewer columns than ranks every rank scores them all.
+pub fn evaluate_in(
+    group: &Group,
+    model: &LanguageModel,
+    params: &[f32],
+    stream: &[u32],
+    batch: usize,
+    window: usize,
+    ws: &mut LmWorkspace,
+) -> Result<EvalResult> {
     let t0 = Instant::now();
+    let data = Batched::new(stream, batch)?;
+    let split = group.is_distributed() && batch >= group.size();
+    let mut sums = match split {
+        true => eval_sum(
+            model,
+            params,
+            &data.columns(group.rows(batch, "the evaluation batch")?),
+            window,
+            ws,
+        )?,
+        false => eval_sum(model, params, &data, window, ws)?,
+    };
+    if split {
+        group.sum_f64(&mut sums);
+    }
+    let tokens = data.predicted_tokens();
+    let loss = sums[0] / tokens as f64;
+    Ok(EvalResult {
+        loss,
+        ppl: loss.exp(),
+        tokens,
+        tokens_per_s: tokens as f64 / t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// Summed cross-entropy over every column of `data` (windows of `window` steps, the state
+/// carried), and the number of predicted tokens.
+fn eval_sum(
+    model: &LanguageModel,
+    params: &[f32],
+    data: &Batched,
+    window: usize,
+    ws: &mut LmWorkspace,
+) -> Result<[f64; 2]> {
+    let mut state = model.zero_state(data.batch());
     let mut total = 0.0;
     for w in data.windows(window.max(1)) {
-        let shape = SeqShape { t: w.len, b: batch };
+        let shape = SeqShape {
+            t: w.len,
+            b: data.batch(),
+        };
         total += model.eval_loss(
             params,
             data.inputs(w),
@@ -196,14 +247,7 @@ pub fn evaluate(
             ws,
         )?;
     }
-    let tokens = data.predicted_tokens();
-    let loss = total / tokens as f64;
-    Ok(EvalResult {
-        loss,
-        ppl: loss.exp(),
-        tokens,
-        tokens_per_s: tokens as f64 / t0.elapsed().as_secs_f64(),
-    })
+    Ok([total, data.predicted_tokens() as f64])
 }
 
 /// Window length used for evaluation: long windows are faster, and with the state carried the
@@ -240,10 +284,15 @@ pub struct LmTask<'a> {
     model: &'a LanguageModel,
     vocab: &'a Vocab,
     train: Batched,
+    /// This rank's columns of `train` (all of them on one process).
+    local: Batched,
+    /// Which global columns `local` holds.
+    columns: std::ops::Range<usize>,
     windows: Vec<Window>,
     valid: &'a [u32],
     eval_batch: usize,
-    /// Recurrent state `h, c [L·D, B, H]` carried between the windows of an epoch.
+    /// Recurrent state `h, c [L·D, B_local, H]` of this rank's columns, carried between the
+    /// windows of an epoch.
     state: RnnState,
     cache: LmCache,
     ws: LmWorkspace,
@@ -289,6 +338,8 @@ impl<'a> LmTask<'a> {
         Ok(LmTask {
             windows: train.windows(cfg.bptt),
             state: model.zero_state(cfg.batch),
+            local: train.clone(),
+            columns: 0..cfg.batch,
             train,
             model,
             vocab,
@@ -323,8 +374,15 @@ impl Task for LmTask<'_> {
     fn generator_seed(&self, seed: u64) -> u64 {
         seed.wrapping_add(1)
     }
+    /// Takes this rank's columns (streams) of the training batch.
+    fn shard(&mut self, group: &Group) -> Result<()> {
+        self.columns = group.rows(self.train.batch(), "the training batch (--batch)")?;
+        self.local = self.train.columns(self.columns.clone());
+        self.state = self.model.zero_state(self.local.batch());
+        Ok(())
+    }
     fn start_epoch(&mut self, _epoch: usize, _rng: &mut SeqRng) -> usize {
-        self.state = self.model.zero_state(self.train.batch());
+        self.state = self.model.zero_state(self.local.batch());
         self.windows.len()
     }
     /// Forward over window `index` from the carried state, backward; the loss is the window's
@@ -339,9 +397,10 @@ impl Task for LmTask<'_> {
         let w = self.windows[index];
         let shape = SeqShape {
             t: w.len,
-            b: self.train.batch(),
+            b: self.local.batch(),
         };
-        let (inputs, targets) = (self.train.inputs(w), self.train.targets(w));
+        let (inputs, targets) = (self.local.inputs(w), self.local.targets(w));
+        let mut masks = RowRng::for_step(rng, self.columns.start);
         let loss = self.model.forward_train(
             params,
             inputs,
@@ -349,19 +408,26 @@ impl Task for LmTask<'_> {
             shape,
             &mut self.state,
             &mut self.cache,
-            rng,
+            &mut masks,
         )?;
         if loss.is_finite() {
             self.model
                 .backward(params, grads, &self.cache, &mut self.ws)?;
+            // The model's gradient is of the mean over this rank's columns; the step's mean is
+            // over all the batch's.
+            if shape.b != self.train.batch() {
+                let share = shape.b as f32 / self.train.batch() as f32;
+                grads.iter_mut().for_each(|g| *g *= share);
+            }
         }
         Ok(BatchLoss {
             loss,
             examples: shape.t * shape.b,
         })
     }
-    fn validate(&mut self, params: &[f32]) -> Result<Validation> {
-        let v = evaluate(
+    fn validate(&mut self, params: &[f32], group: &Group) -> Result<Validation> {
+        let v = evaluate_in(
+            group,
             self.model,
             params,
             self.valid,
@@ -381,13 +447,31 @@ impl Task for LmTask<'_> {
             .insert("vocab".into(), vocab_fingerprint(self.vocab));
         f
     }
-    fn carried(&self) -> BTreeMap<String, Vec<f32>> {
-        let mut m = BTreeMap::from([("h".to_string(), self.state.h.clone())]);
+    /// The state of every column: each rank's rows, gathered by a sum over zero-filled blocks.
+    fn carried(&self, group: &Group) -> BTreeMap<String, Vec<f32>> {
+        let b = self.train.batch();
+        let whole = |local: &[f32]| {
+            if !group.is_distributed() {
+                return local.to_vec();
+            }
+            let row = self.model.config().hidden;
+            let mut all = vec![0.0; local.len() / self.local.batch() * b];
+            for (dst, src) in all
+                .chunks_exact_mut(b * row)
+                .zip(local.chunks_exact(self.local.batch() * row))
+            {
+                dst[self.columns.start * row..self.columns.end * row].copy_from_slice(src);
+            }
+            group.sum_f32(&mut all);
+            all
+        };
+        let mut m = BTreeMap::from([("h".to_string(), whole(&self.state.h))]);
         if !self.state.c.is_empty() {
-            m.insert("c".into(), self.state.c.clone());
+            m.insert("c".into(), whole(&self.state.c));
         }
         m
     }
+    /// Takes this rank's columns of the whole batch's state.
     fn restore_carried(&mut self, carried: &BTreeMap<String, Vec<f32>>) -> Result<()> {
         let zero = self.model.zero_state(self.train.batch());
         let get = |name: &str, len: usize| {
@@ -400,9 +484,17 @@ impl Task for LmTask<'_> {
             ))),
         }
         };
+        let row = self.model.config().hidden;
+        let (b, cols) = (self.train.batch(), self.columns.clone());
+        let mine = |all: Vec<f32>| -> Vec<f32> {
+            all.chunks_exact(b * row)
+                .flat_map(|layer| &layer[cols.start * row..cols.end * row])
+                .copied()
+                .collect()
+        };
         self.state = RnnState {
-            h: get("h", zero.h.len())?,
-            c: get("c", zero.c.len())?,
+            h: mine(get("h", zero.h.len())?),
+            c: mine(get("c", zero.c.len())?),
         };
         Ok(())
     }
@@ -494,7 +586,8 @@ pub fn train(
     let test_ppl = match (&corpus.test, out.end) {
         (_, RunEnd::Interrupted) | (None, _) => None,
         (Some(test), _) => Some(
-            evaluate(
+            evaluate_in(
+                run.group(),
                 model,
                 &out.best_params,
                 test,

@@ -10,8 +10,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::dist::Group;
 use crate::dropout::SeqRng;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::io::tensors::TensorFile;
 use crate::model::ParamLayout;
 use crate::train::checkpoint::FitEpoch;
@@ -78,9 +79,32 @@ pub trait Task {
     /// Prepares epoch `epoch` (e.g. shuffles with `rng`, resets carried state) and returns its
     /// number of steps.
     fn start_epoch(&mut self, epoch: usize, rng: &mut SeqRng) -> usize;
+    /// Takes this process's share of every batch in a data-parallel run over `group` (called
+    /// once by the loop before training, on every rank): from then on [`Task::train_step`]
+    /// works on this rank's rows ([`Group::rows`]) of each step's global batch. The default
+    /// trains on one process only.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the batch has fewer rows than `group` has ranks, or the task
+    /// cannot be split.
+    fn shard(&mut self, group: &Group) -> Result<()> {
+        match group.is_distributed() {
+            false => Ok(()),
+            true => Err(Error::Config(format!(
+                "{} cannot be trained across processes",
+                self.weights().what
+            ))),
+        }
+    }
     /// Forward and backward pass on step `index` of the current epoch: accumulates (`+=`) the
     /// gradient of the mean step loss into `grads[P]` (zeroed by the loop before each step).
     /// A non-finite loss may be returned without a backward pass: the loop stops on it.
+    ///
+    /// In a data-parallel run (see [`Task::shard`]) the step covers this rank's rows only, and
+    /// the loss, its example count and the gradient are this rank's shares: summed over the
+    /// ranks they are those of the whole batch (the mean is taken over the global batch).
+    /// Dropout masks come from [`crate::dropout::RowRng::for_step`] with the rank's first
+    /// global row, so they do not depend on the rank count.
     fn train_step(
         &mut self,
         params: &[f32],
@@ -88,8 +112,9 @@ pub trait Task {
         index: usize,
         rng: &mut SeqRng,
     ) -> Result<BatchLoss>;
-    /// Scores `params` on the validation data.
-    fn validate(&mut self, params: &[f32]) -> Result<Validation>;
+    /// Scores `params` on the validation data; called on every rank of `group`, which may each
+    /// score a share and sum the figures over the group.
+    fn validate(&mut self, params: &[f32], group: &Group) -> Result<Validation>;
     /// The weights as named tensors, for `model.safetensors`.
     fn tensors(&self, params: &[f32]) -> TensorFile {
         let w = self.weights();
@@ -101,11 +126,13 @@ pub trait Task {
         w.layout.from_file(file, path, w.what)
     }
     /// State carried from one step to the next inside an epoch (the language model's recurrent
-    /// state), by name; saved in mid-epoch checkpoints.
-    fn carried(&self) -> BTreeMap<String, Vec<f32>> {
+    /// state), by name, for the whole batch (gathered over `group`, on every rank); saved in
+    /// mid-epoch checkpoints.
+    fn carried(&self, _group: &Group) -> BTreeMap<String, Vec<f32>> {
         BTreeMap::new()
     }
-    /// Restores state saved by [`Task::carried`] after [`Task::start_epoch`] on resume.
+    /// Restores state saved by [`Task::carried`] (for the whole batch: a rank takes its rows)
+    /// after [`Task::start_epoch`] on resume.
     fn restore_carried(&mut self, _carried: &BTreeMap<String, Vec<f32>>) -> Result<()> {
         Ok(())
     }
@@ -135,6 +162,9 @@ pub struct StepInfo {
     pub steps: usize,
     /// Mean training loss of the epoch so far.
     pub loss: f64,
+    /// This step's own loss (per example for [`LossAverage::PerExample`]; over the whole
+    /// batch of every rank).
+    pub step_loss: f64,
     /// Training examples (tokens, for a language model) per second this epoch.
     pub tokens_per_s: f64,
 }

@@ -2,7 +2,6 @@
 //! pass, every output and gradient compared.
 
 use super::{assert_close, Gen};
-use seqrnn::dropout::rng_from_seed;
 use seqrnn::rnn::reference::{self, RefParams};
 use seqrnn::rnn::{
     CellKind, GruVariant, Rnn, RnnCache, RnnConfig, RnnState, RnnWorkspace, SeqShape,
@@ -71,7 +70,7 @@ pub fn engine(p: &Problem) -> (Vec<f32>, RnnState, Vec<f32>, Vec<f32>, RnnState)
             &mut state,
             &mut y,
             &mut cache,
-            &mut rng_from_seed(0),
+            &mut seqrnn::dropout::RowRng::new(0, 0),
         )
         .unwrap();
     let mut grads = vec![0.0; p.rnn.num_params()];
