@@ -93,7 +93,7 @@ fn sequences(c: &mut Criterion) {
                     &mut s,
                     &mut y,
                     &mut cache,
-                    &mut seqrnn::dropout::rng_from_seed(0),
+                    &mut seqrnn::dropout::RowRng::new(0, 0),
                 )
                 .unwrap();
                 let mut ds = RnnState::zeros(&config, 20);

@@ -106,7 +106,7 @@ impl Dropout {
         rng: &mut RowRng,
     ) {
         crate::linalg::fit(mask, x.len());
-        let f = if t * b == 0 { 0 } else { x.len() / (t * b) };
+        let f = x.len().checked_div(t * b).unwrap_or(0);
         self.fill_mask(mask, t, b, f, rng);
         apply_mask(x, mask);
     }
