@@ -100,7 +100,10 @@ fn one_vs_two(name: &str, args: impl Fn(&str) -> Vec<String>) -> usize {
     assert!(!losses[0].is_empty());
     assert_eq!(losses[0].len(), losses[1].len());
     for (i, (a, b)) in losses[0].iter().zip(&losses[1]).enumerate() {
-        assert!((a - b).abs() <= 1e-5 * a.abs(), "{name}: step {i}: {a} vs {b}");
+        assert!(
+            (a - b).abs() <= 1e-5 * a.abs(),
+            "{name}: step {i}: {a} vs {b}"
+        );
     }
     let d = rel_diff(&params[0], &params[1]);
     assert!(d <= 1e-5, "{name}: final weights differ by {d:e}");
@@ -110,8 +113,27 @@ fn one_vs_two(name: &str, args: impl Fn(&str) -> Vec<String>) -> usize {
 fn lm_args(data: &Path, out: &str, dropout: &str) -> Vec<String> {
     let d = data.to_str().unwrap();
     [
-        "train", "--data", d, "--out", out, "--hidden", "16", "--layers", "2", "--bptt", "6",
-        "--batch", "4", "--epochs", "2", "--lr", "1", "--dropout", dropout, "--threads", "1",
+        "train",
+        "--data",
+        d,
+        "--out",
+        out,
+        "--hidden",
+        "16",
+        "--layers",
+        "2",
+        "--bptt",
+        "6",
+        "--batch",
+        "4",
+        "--epochs",
+        "2",
+        "--lr",
+        "1",
+        "--dropout",
+        dropout,
+        "--threads",
+        "1",
     ]
     .map(String::from)
     .to_vec()
@@ -131,7 +153,11 @@ fn two_ranks_train_a_language_model_as_one_process() {
 fn two_ranks_train_a_classifier_as_one_process() {
     let data = scratch("classify-data");
     let line = |i: usize| {
-        let (label, word) = if i % 2 == 0 { ("pos", "good") } else { ("neg", "bad") };
+        let (label, word) = if i % 2 == 0 {
+            ("pos", "good")
+        } else {
+            ("neg", "bad")
+        };
         let fill = ["the", "film", "was", "very", "plot"];
         let mut w: Vec<&str> = (0..1 + i % 4).map(|j| fill[(i + j) % 5]).collect();
         w.insert(i % (w.len() + 1), word);
@@ -147,9 +173,26 @@ fn two_ranks_train_a_classifier_as_one_process() {
     for dropout in ["0", "0.5"] {
         one_vs_two(&format!("classify-{dropout}"), |out| {
             [
-                "classify", "train", "--data", &d, "--out", out, "--hidden", "8", "--embed", "6",
-                "--epochs", "2", "--batch", "8", "--lr", "0.01", "--dropout", dropout,
-                "--threads", "1",
+                "classify",
+                "train",
+                "--data",
+                &d,
+                "--out",
+                out,
+                "--hidden",
+                "8",
+                "--embed",
+                "6",
+                "--epochs",
+                "2",
+                "--batch",
+                "8",
+                "--lr",
+                "0.01",
+                "--dropout",
+                dropout,
+                "--threads",
+                "1",
             ]
             .map(String::from)
             .to_vec()
@@ -170,8 +213,26 @@ fn two_ranks_train_a_forecaster_as_one_process() {
     let t = table.to_str().unwrap().to_string();
     one_vs_two("forecast", |out| {
         [
-            "forecast", "train", "--data", &t, "--out", out, "--lookback", "8", "--horizon", "2",
-            "--hidden", "8", "--epochs", "2", "--batch", "7", "--lr", "0.01", "--threads", "1",
+            "forecast",
+            "train",
+            "--data",
+            &t,
+            "--out",
+            out,
+            "--lookback",
+            "8",
+            "--horizon",
+            "2",
+            "--hidden",
+            "8",
+            "--epochs",
+            "2",
+            "--batch",
+            "7",
+            "--lr",
+            "0.01",
+            "--threads",
+            "1",
         ]
         .map(String::from)
         .to_vec()
@@ -241,7 +302,10 @@ fn a_killed_rank_ends_the_job_and_the_checkpoint_resumes_on_one_or_two_ranks() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(killed_at.elapsed() < Duration::from_secs(30), "the job hangs");
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(30),
+            "the job hangs"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let out = child.wait_with_output().unwrap();
@@ -288,7 +352,10 @@ fn more_ranks_than_batch_rows_are_refused() {
         "cannot split the training batch (--batch) of 2 rows across 3 processes",
     );
     assert!(t0.elapsed() < Duration::from_secs(30));
-    assert!(!out.join("config.json").exists(), "a refused run leaves no run behind");
+    assert!(
+        !out.join("config.json").exists(),
+        "a refused run leaves no run behind"
+    );
 }
 
 #[test]
@@ -313,7 +380,12 @@ fn ranks_started_with_different_flags_are_refused() {
 #[test]
 fn commands_that_do_not_train_refuse_to_run_across_ranks() {
     let o = mpirun(2)
-        .args([env!("CARGO_BIN_EXE_seqrnn"), "eval", "--model", "/nonexistent"])
+        .args([
+            env!("CARGO_BIN_EXE_seqrnn"),
+            "eval",
+            "--model",
+            "/nonexistent",
+        ])
         .output()
         .unwrap();
     fails(&o, "only the training commands");
