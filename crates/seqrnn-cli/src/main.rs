@@ -182,7 +182,7 @@ fn main() -> ExitCode {
     let group = match seqrnn::dist::Group::from_env() {
         Ok(g) => g,
         Err(e) => {
-            eprintln!("error: {e}");
+            training::say(&format!("error: {e}"));
             return ExitCode::FAILURE;
         }
     };

@@ -56,10 +56,17 @@ pub fn fail_rank(group: &Group, e: &anyhow::Error, advice: &str) -> ExitCode {
     match (other, group.rank()) {
         // Another rank tells the error: give it time to print and end the job.
         (true, _) => std::thread::sleep(std::time::Duration::from_secs(2)),
-        (false, 0) => eprintln!("error: {e:#}{advice}"),
-        (false, r) => eprintln!("error (rank {r}): {e:#}{advice}"),
+        (false, 0) => say(&format!("error: {e:#}{advice}")),
+        (false, r) => say(&format!("error (rank {r}): {e:#}{advice}")),
     }
     group.abort(1)
+}
+
+/// Writes `line` to standard error in one piece, so that the lines of several ranks sharing a
+/// terminal do not interleave.
+pub fn say(line: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
 }
 
 /// The run to go on with (`--resume`), or `None` for a fresh one; refuses both flags at once.
@@ -155,7 +162,7 @@ pub fn stop_if_interrupted(end: RunEnd, steps: u64, run: &Run) -> Result<()> {
 }
 
 /// This process's command line with `--resume` (and without `--force`), as it was invoked:
-/// through `cargo run` when cargo started it.
+/// through `cargo run` when cargo started it, under `mpirun` for a data-parallel run.
 fn resume_command() -> String {
     let mut args: Vec<String> = std::env::args()
         .skip(1)
@@ -171,7 +178,14 @@ fn resume_command() -> String {
             a.clone()
         }
     });
-    std::iter::once(program().to_string())
+    // A data-parallel run goes on under mpirun (any rank count the batch allows).
+    let g = group();
+    let launcher = g
+        .is_distributed()
+        .then(|| format!("mpirun -np {}", g.size()));
+    launcher
+        .into_iter()
+        .chain(std::iter::once(program().to_string()))
         .chain(quoted)
         .collect::<Vec<_>>()
         .join(" ")

@@ -81,3 +81,23 @@ fn impossible_sizes_are_refused_with_one_clear_message() {
     let out = seqrnn(&["bench", "layer", "--cell", "rnn"]);
     assert!(!out.status.success());
 }
+
+/// A build without the `mpi` feature started by an MPI launcher (its environment, here without
+/// `mpirun`) refuses to train alone on every rank.
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn a_build_without_mpi_refuses_to_run_as_one_rank_of_many() {
+    let dir = scratch("no-mpi");
+    let out = bin()
+        .args(["train", "--data", "/nonexistent", "--out"])
+        .arg(dir.join("run"))
+        .env("OMPI_COMM_WORLD_RANK", "1")
+        .env("OMPI_COMM_WORLD_SIZE", "2")
+        .output()
+        .unwrap();
+    fails(
+        &out,
+        "launched as rank 1 of 2 by an MPI launcher, but this seqrnn was built without the `mpi` feature",
+    );
+    assert!(!dir.join("run").exists());
+}
