@@ -145,17 +145,20 @@ impl Group {
         shard_rows(n, self.rank, self.size, what)
     }
 
-    /// `buf[i] = Σ_ranks buf[i]` on every rank (an allreduce).
-    pub fn sum_f32(&self, buf: &mut [f32]) {
+    /// `buf[i] = Σ_ranks buf[i]` on every rank (an allreduce). The sums arrive in a buffer
+    /// kept from the previous call, which is then swapped with `buf`: no copy, no allocation
+    /// once the sizes repeat.
+    pub fn sum_f32(&self, buf: &mut Vec<f32>) {
         #[cfg(feature = "mpi")]
         if let Some(m) = &self.mpi {
             use mpi::collective::{CommunicatorCollectives, SystemOperation};
             let mut out = m.scratch.borrow_mut();
-            out.clear();
-            out.resize(buf.len(), 0.0);
+            if out.len() != buf.len() {
+                *out = vec![0.0; buf.len()];
+            }
             m.world
                 .all_reduce_into(&buf[..], &mut out[..], SystemOperation::sum());
-            buf.copy_from_slice(&out);
+            std::mem::swap(buf, &mut *out);
         }
         let _ = buf;
     }
@@ -255,6 +258,26 @@ impl Group {
     }
 }
 
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x100_0000_01b3;
+
+/// FNV-1a hash of `bytes`: what ranks compare to find that they differ.
+pub fn fingerprint(bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(FNV_OFFSET, |h, &b| (h ^ b as u64).wrapping_mul(FNV_PRIME))
+}
+
+/// FNV-1a hash of the bits of `values` (weights, data), little-endian.
+pub fn fingerprint_f32(values: &[f32]) -> u64 {
+    values.iter().fold(FNV_OFFSET, |h, v| {
+        v.to_bits()
+            .to_le_bytes()
+            .iter()
+            .fold(h, |h, &b| (h ^ b as u64).wrapping_mul(FNV_PRIME))
+    })
+}
+
 /// Rows `rank` gets of a batch of `n` rows split over `size` ranks (see [`Group::rows`]).
 ///
 /// # Errors
@@ -305,7 +328,7 @@ mod tests {
     #[test]
     fn a_single_process_reduces_to_itself() {
         let g = Group::single();
-        let mut v = [1.5f32, -2.0];
+        let mut v = vec![1.5f32, -2.0];
         g.sum_f32(&mut v);
         assert_eq!(v, [1.5, -2.0]);
         assert_eq!(g.first_rank_where(true), Some(0));

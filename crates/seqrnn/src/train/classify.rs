@@ -9,7 +9,7 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 use crate::data::labeled::{length_buckets, Encoded, UNK_ID};
-use crate::dist::{share, Group};
+use crate::dist::{fingerprint, share, Group};
 use crate::dropout::{RowRng, SeqRng};
 use crate::error::{Error, Result};
 use crate::model::classifier::{
@@ -190,6 +190,21 @@ impl Task for ClassifyTask<'_> {
         group.rows(self.batch_size, "the training batch (--batch)")?;
         self.rank = (group.rank(), group.size());
         Ok(())
+    }
+
+    /// The model and a fingerprint of the encoded training examples (the ranks of a
+    /// data-parallel run must agree on them).
+    fn identity(&self) -> serde_json::Value {
+        let mut h = Vec::new();
+        for (ids, &label) in self.train.ids.iter().zip(&self.train.labels) {
+            h.extend(ids.iter().flat_map(|i| i.to_le_bytes()));
+            h.extend(u32::MAX.to_le_bytes());
+            h.extend(label.to_le_bytes());
+        }
+        serde_json::json!({
+            "model": self.model.config(),
+            "train": format!("{:016x}", fingerprint(&h)),
+        })
     }
 
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dist::Group;
+use crate::dist::{fingerprint, fingerprint_f32, Group};
 use crate::dropout::{rng_from_seed, SeqRng};
 use crate::error::{Error, Result};
 use crate::io::tensors::TensorFile;
@@ -841,7 +841,7 @@ impl Loop<'_> {
             "params": self.task.num_params(),
             "fresh": self.run.is_fresh(),
         });
-        let digest = fnv1a(settings.to_string().as_bytes());
+        let digest = fingerprint(settings.to_string().as_bytes());
         match self.group.first_differing(digest) {
             None => Ok(()),
             Some(r) => Err(self.group.told_by_root(Error::Distributed(format!(
@@ -855,9 +855,7 @@ impl Loop<'_> {
         if !self.group.is_distributed() {
             return Ok(());
         }
-        let digest = params
-            .iter()
-            .fold(FNV_OFFSET, |h, v| fnv_word(h, v.to_bits()));
+        let digest = fingerprint_f32(params);
         match self.group.first_differing(digest) {
             None => Ok(()),
             Some(r) => Err(self.group.told_by_root(Error::Distributed(format!(
@@ -909,22 +907,6 @@ impl Loop<'_> {
             false => Ok(()),
         }
     }
-}
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-
-/// FNV-1a step over the four bytes of `w`.
-fn fnv_word(h: u64, w: u32) -> u64 {
-    w.to_le_bytes()
-        .iter()
-        .fold(h, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
-}
-
-/// FNV-1a hash of `bytes`.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(FNV_OFFSET, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    })
 }
 
 /// Momentum of the moving average after step `t` (from 1): `min(m, (1 + t) / (10 + t))`.

@@ -14,7 +14,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::data::table::Table;
-use crate::dist::{share, Group};
+use crate::dist::{fingerprint_f32, share, Group};
 use crate::dropout::{RowRng, SeqRng};
 use crate::error::{Error, Result};
 use crate::model::forecaster::{ForecastCache, ForecastWorkspace, Forecaster};
@@ -643,6 +643,19 @@ impl Task for ForecastTask<'_> {
         group.rows(self.batch, "the training batch (--batch)")?;
         self.rank = (group.rank(), group.size());
         Ok(())
+    }
+
+    /// The model and a fingerprint of the standardised series and the training windows (the
+    /// ranks of a data-parallel run must agree on them).
+    fn identity(&self) -> serde_json::Value {
+        // In order: the task shuffles its windows every epoch.
+        let mut starts: Vec<f32> = self.train.iter().map(|&s| s as f32).collect();
+        starts.sort_by(f32::total_cmp);
+        serde_json::json!({
+            "model": self.model.config(),
+            "series": format!("{:016x}", fingerprint_f32(&self.series.z)),
+            "train_windows": format!("{:016x}", fingerprint_f32(&starts)),
+        })
     }
 
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
