@@ -110,33 +110,20 @@ fn one_vs_two(name: &str, args: impl Fn(&str) -> Vec<String>) -> usize {
     losses[0].len()
 }
 
+/// `line` split at spaces (no argument here holds one).
+fn words(line: &str) -> Vec<String> {
+    line.split_whitespace().map(String::from).collect()
+}
+
 fn lm_args(data: &Path, out: &str, dropout: &str) -> Vec<String> {
-    let d = data.to_str().unwrap();
-    [
-        "train",
-        "--data",
-        d,
-        "--out",
-        out,
-        "--hidden",
-        "16",
-        "--layers",
-        "2",
-        "--bptt",
-        "6",
-        "--batch",
-        "4",
-        "--epochs",
-        "2",
-        "--lr",
-        "1",
-        "--dropout",
-        dropout,
-        "--threads",
-        "1",
-    ]
-    .map(String::from)
-    .to_vec()
+    lm_args_with(data, out, dropout, "--batch 4 --epochs 2 --lr 1")
+}
+
+fn lm_args_with(data: &Path, out: &str, dropout: &str, rest: &str) -> Vec<String> {
+    words(&format!(
+        "train --data {} --out {out} --hidden 16 --layers 2 --bptt 6 --dropout {dropout} --threads 1 {rest}",
+        data.display()
+    ))
 }
 
 #[test]
@@ -172,30 +159,9 @@ fn two_ranks_train_a_classifier_as_one_process() {
     let d = data.to_str().unwrap().to_string();
     for dropout in ["0", "0.5"] {
         one_vs_two(&format!("classify-{dropout}"), |out| {
-            [
-                "classify",
-                "train",
-                "--data",
-                &d,
-                "--out",
-                out,
-                "--hidden",
-                "8",
-                "--embed",
-                "6",
-                "--epochs",
-                "2",
-                "--batch",
-                "8",
-                "--lr",
-                "0.01",
-                "--dropout",
-                dropout,
-                "--threads",
-                "1",
-            ]
-            .map(String::from)
-            .to_vec()
+            words(&format!(
+                "classify train --data {d} --out {out} --hidden 8 --embed 6 --epochs 2 --batch 8 --lr 0.01 --dropout {dropout} --threads 1"
+            ))
         });
     }
 }
@@ -212,30 +178,9 @@ fn two_ranks_train_a_forecaster_as_one_process() {
     std::fs::write(&table, s).unwrap();
     let t = table.to_str().unwrap().to_string();
     one_vs_two("forecast", |out| {
-        [
-            "forecast",
-            "train",
-            "--data",
-            &t,
-            "--out",
-            out,
-            "--lookback",
-            "8",
-            "--horizon",
-            "2",
-            "--hidden",
-            "8",
-            "--epochs",
-            "2",
-            "--batch",
-            "7",
-            "--lr",
-            "0.01",
-            "--threads",
-            "1",
-        ]
-        .map(String::from)
-        .to_vec()
+        words(&format!(
+            "forecast train --data {t} --out {out} --lookback 8 --horizon 2 --hidden 8 --epochs 2 --batch 7 --lr 0.01 --threads 1"
+        ))
     });
 }
 
@@ -265,9 +210,12 @@ fn a_killed_rank_ends_the_job_and_the_checkpoint_resumes_on_one_or_two_ranks() {
     corpus(&data);
     let dir = scratch("kill");
     let args = |out: &Path, extra: &[&str]| -> Vec<String> {
-        let mut a = lm_args(&data, out.to_str().unwrap(), "0.5");
-        a[14] = "6".into(); // --epochs 6
-        a.extend(["--checkpoint-every", "3"].map(String::from));
+        let mut a = lm_args_with(
+            &data,
+            out.to_str().unwrap(),
+            "0.5",
+            "--batch 4 --epochs 6 --lr 1 --checkpoint-every 3",
+        );
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     };
@@ -342,8 +290,7 @@ fn more_ranks_than_batch_rows_are_refused() {
     let data = scratch("bad-data");
     corpus(&data);
     let out = scratch("bad-batch").join("run");
-    let mut a = lm_args(&data, out.to_str().unwrap(), "0");
-    a[12] = "2".into(); // --batch 2
+    let a = lm_args_with(&data, out.to_str().unwrap(), "0", "--batch 2");
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     let t0 = Instant::now();
     let o = run(3, &a, &scratch("bad-batch").join("log"));
@@ -364,8 +311,12 @@ fn ranks_started_with_different_flags_are_refused() {
     corpus(&data);
     let out = scratch("mismatch").join("run");
     let a = lm_args(&data, out.to_str().unwrap(), "0");
-    let mut b = a.clone();
-    b[16] = "0.5".into(); // --lr 0.5 on rank 1
+    let b = lm_args_with(
+        &data,
+        out.to_str().unwrap(),
+        "0",
+        "--batch 4 --epochs 2 --lr 0.5",
+    );
     let o = mpirun(1)
         .arg(env!("CARGO_BIN_EXE_seqrnn"))
         .args(&a)

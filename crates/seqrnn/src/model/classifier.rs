@@ -680,15 +680,9 @@ mod tests {
             let labels = [0, 2, 1];
             let mut cache = ClassifierCache::default();
             let mut ws = ClassifierWorkspace::default();
-            m.forward_train(
-                &p,
-                &bt,
-                &labels,
-                &mut cache,
-                &mut ws,
-                &mut RowRng::new(3, 0),
-            )
-            .unwrap();
+            let masks = || RowRng::new(3, 0);
+            m.forward_train(&p, &bt, &labels, &mut cache, &mut ws, &mut masks())
+                .unwrap();
             let mut g = vec![0.0; m.num_params()];
             m.backward(&p, &mut g, &cache, &mut ws).unwrap();
             let gmax = g.iter().fold(0.0f32, |a, v| a.max(v.abs()));
@@ -697,25 +691,11 @@ mod tests {
                 let keep = p[i];
                 p[i] = keep + eps;
                 let lp = m
-                    .forward_train(
-                        &p,
-                        &bt,
-                        &labels,
-                        &mut cache,
-                        &mut ws,
-                        &mut RowRng::new(3, 0),
-                    )
+                    .forward_train(&p, &bt, &labels, &mut cache, &mut ws, &mut masks())
                     .unwrap();
                 p[i] = keep - eps;
                 let lm = m
-                    .forward_train(
-                        &p,
-                        &bt,
-                        &labels,
-                        &mut cache,
-                        &mut ws,
-                        &mut RowRng::new(3, 0),
-                    )
+                    .forward_train(&p, &bt, &labels, &mut cache, &mut ws, &mut masks())
                     .unwrap();
                 p[i] = keep;
                 let fd = ((lp - lm) / (2.0 * eps as f64)) as f32;

@@ -871,33 +871,32 @@ impl Loop<'_> {
         if !self.group.is_distributed() {
             return load_checkpoint(&path, n);
         }
-        let bytes = match self.group.is_root() {
-            true => std::fs::read(&path).map_err(|cause| Error::Io {
-                path: path.clone(),
-                cause,
-            }),
-            false => Ok(Vec::new()),
-        };
-        let bytes = self.group.broadcast_bytes(self.group.agree(bytes)?);
+        let bytes = self.read_on_root(&path)?;
         checkpoint_from_bytes(&bytes, n).map_err(|message| Error::Format { path, message })
     }
 
     /// The best weights from `model.safetensors`: read by rank 0 and sent to every rank.
     fn read_best(&self) -> Result<Vec<f32>> {
         let path = self.run.dir().model_path();
-        let bytes = match self.group.is_root() {
-            true => std::fs::read(&path).map_err(|cause| Error::Io {
-                path: path.clone(),
-                cause,
-            }),
-            false => Ok(Vec::new()),
-        };
-        let bytes = self.group.broadcast_bytes(self.group.agree(bytes)?);
+        let bytes = self.read_on_root(&path)?;
         let file = TensorFile::from_bytes(&bytes).map_err(|message| Error::Format {
             path: path.clone(),
             message,
         })?;
         self.task.params_from(&file, &path)
+    }
+
+    /// The bytes of the run's file `path`, read by rank 0 and sent to every rank (the other
+    /// ranks may not see the run folder).
+    fn read_on_root(&self, path: &std::path::Path) -> Result<Vec<u8>> {
+        let bytes = match self.group.is_root() {
+            true => std::fs::read(path).map_err(|cause| Error::Io {
+                path: path.to_path_buf(),
+                cause,
+            }),
+            false => Ok(Vec::new()),
+        };
+        Ok(self.group.broadcast_bytes(self.group.agree(bytes)?))
     }
 
     /// Writes the metrics files (rank 0).
