@@ -1,5 +1,6 @@
 //! Training records: per-epoch metrics files and learning-curve plots.
 //!
+//! - [`bleu`]: corpus BLEU and chrF as sacreBLEU computes them (translation);
 //! - [`metrics`]: the `metrics.csv` of a run, one [`EpochMetrics`] row per finished epoch,
 //!   written with [`write_metrics`] and read back with [`read_metrics`];
 //! - [`plot`]: charts, the learning curve of one run ([`learning_curve_svg`]) and the
@@ -10,10 +11,11 @@
 //! - [`heatmap`]: heatmaps of activations and text shaded by one unit (`seqrnn inspect`);
 //! - [`inspect`]: the folder of CSV files, pictures and summary of `seqrnn inspect`.
 //!
-//! Everything but [`metrics`] needs the `plots` feature (on by default).
+//! Everything but [`bleu`] and [`metrics`] needs the `plots` feature (on by default).
 //!
 //! Every file is written atomically (see [`crate::io::write_atomic`]).
 
+pub mod bleu;
 #[cfg(feature = "plots")]
 pub mod compare;
 #[cfg(feature = "plots")]
