@@ -295,7 +295,7 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// Reads a word file as UTF-8, reporting the 1-based line of the first invalid byte.
-fn read_text_lines(path: &Path) -> Result<String> {
+pub(crate) fn read_text_lines(path: &Path) -> Result<String> {
     let bytes = read_bytes(path)?;
     String::from_utf8(bytes).map_err(|e| {
         let bytes = e.as_bytes();
@@ -319,7 +319,7 @@ fn empty_corpus(path: &Path) -> Error {
 
 /// Lines of a text as Python's text-mode file iteration gives them (universal newlines), without
 /// their line breaks.
-struct Lines<'a>(&'a str);
+pub(crate) struct Lines<'a>(pub(crate) &'a str);
 
 impl<'a> Iterator for Lines<'a> {
     type Item = &'a str;

@@ -6,12 +6,14 @@
 //! * [`batch`]: `batchify` ([`Batched`]) and `get_batch` ([`Window`]);
 //! * [`download`]: fetching and verifying Penn Treebank;
 //! * [`table`]: numeric CSV tables (time series for forecasting);
-//! * [`labeled`]: `label<TAB>text` files for sequence classification.
+//! * [`labeled`]: `label<TAB>text` files for sequence classification;
+//! * [`parallel`]: line-aligned sentence pairs for translation (`train.de`, `train.en`).
 
 pub mod batch;
 pub mod corpus;
 pub mod download;
 pub mod labeled;
+pub mod parallel;
 pub mod table;
 pub mod vocab;
 
