@@ -1,5 +1,6 @@
 //! Models built on the recurrent engine.
 
+pub mod attention;
 pub mod classifier;
 pub mod dense;
 pub mod embedding;
