@@ -7,13 +7,15 @@
 //! * [`download`]: fetching and verifying Penn Treebank;
 //! * [`table`]: numeric CSV tables (time series for forecasting);
 //! * [`labeled`]: `label<TAB>text` files for sequence classification;
-//! * [`parallel`]: line-aligned sentence pairs for translation (`train.de`, `train.en`).
+//! * [`parallel`]: line-aligned sentence pairs for translation (`train.de`, `train.en`);
+//! * [`subword`]: subword vocabularies (BPE, unigram, words) learned with `tokenizers`.
 
 pub mod batch;
 pub mod corpus;
 pub mod download;
 pub mod labeled;
 pub mod parallel;
+pub mod subword;
 pub mod table;
 pub mod vocab;
 

@@ -8,6 +8,7 @@ pub mod encoder;
 pub mod forecaster;
 pub mod layout;
 pub mod lm;
+pub mod seq2seq;
 pub mod softmax;
 
 pub use encoder::{EncoderCache, EncoderWorkspace, SeqEncoder};
