@@ -153,6 +153,9 @@ pub use train::classify;
 pub use train::forecast;
 /// Language models: train ([`train::lm`]), load a trained run and use it ([`lm::Trained`]).
 pub use train::lm;
+/// Translation: train ([`train::translate`]), load a trained run and translate
+/// ([`translate::Trained`]).
+pub use train::translate;
 
 #[cfg(test)]
 mod test_shared;

@@ -30,7 +30,7 @@ pub enum Case {
 pub const BLEU_ORDER: usize = 4;
 
 /// A corpus BLEU score and the statistics it comes from.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Bleu {
     /// BLEU in [0, 100].
     pub score: f64,

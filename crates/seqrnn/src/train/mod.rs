@@ -8,6 +8,7 @@ pub mod fit;
 pub mod forecast;
 pub mod lm;
 pub mod task;
+pub mod translate;
 
 pub use fit::{fit, EarlyStopping, FitConfig, FitOutcome, KeepCheckpoints, Optimizer, RunEnd};
 pub use lm::{evaluate, train, EvalResult, Preset, TrainConfig, TrainOutcome};

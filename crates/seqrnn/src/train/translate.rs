@@ -1,0 +1,951 @@
+//! Translation: the training task for the shared loop ([`crate::train::fit`]), batched beam
+//! search, BLEU evaluation and the run configuration.
+//!
+//! Training is teacher-forced: each step's loss is the mean cross-entropy over the target
+//! tokens of its batch (`</s>` included), batches are sentences of similar source length, and
+//! validation scores the per-token perplexity. Decoding is beam search with the GNMT length
+//! penalty `((5 + |y|) / 6)^α` (Wu et al. 2016); a beam of 1 is greedy decoding.
+
+use std::path::{Path, PathBuf};
+
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::data::labeled::length_buckets;
+use crate::data::parallel::ParallelText;
+use crate::data::subword::{SubwordConfig, SubwordVocab, BOS, EOS, PAD};
+use crate::dist::{fingerprint, share, Group};
+use crate::dropout::{RowRng, SeqRng};
+use crate::error::{Error, Result};
+use crate::model::attention::AttnCache;
+use crate::model::classifier::TokenBatch;
+use crate::model::seq2seq::{
+    EncodedSource, PairBatch, Seq2Seq, Seq2SeqCache, Seq2SeqConfig, Seq2SeqWorkspace, StepBuffers,
+};
+use crate::model::softmax;
+use crate::report::bleu::{corpus_bleu, corpus_chrf, Bleu, Case};
+use crate::rnn::RnnState;
+use crate::run::RunDir;
+use crate::train::fit::FitConfig;
+use crate::train::task::{BatchLoss, LossAverage, Task, Validation, Weights};
+
+/// `format` metadata of a translation model's weights file.
+pub const TRANSLATE_FORMAT: &str = "seqrnn-translate";
+
+/// Sentence pairs as piece ids (no special tokens).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EncodedPairs {
+    /// Source pieces of each pair.
+    pub src: Vec<Vec<u32>>,
+    /// Target pieces of each pair.
+    pub tgt: Vec<Vec<u32>>,
+}
+
+impl EncodedPairs {
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        self.src.len()
+    }
+
+    /// Whether there is no pair.
+    pub fn is_empty(&self) -> bool {
+        self.src.is_empty()
+    }
+
+    /// Target tokens the loss counts (`</s>` included).
+    pub fn target_tokens(&self) -> usize {
+        self.tgt.iter().map(|t| t.len() + 1).sum()
+    }
+}
+
+/// Encodes a split with the two vocabularies. `max_src_len` (when given) refuses longer sources
+/// with the line number; `file` names the source file in errors.
+pub fn encode_pairs(
+    text: &ParallelText,
+    src: &SubwordVocab,
+    tgt: &SubwordVocab,
+    model: Option<&Seq2Seq>,
+    file: &Path,
+) -> Result<EncodedPairs> {
+    let mut out = EncodedPairs::default();
+    for (i, (s, t)) in text.src.iter().zip(&text.tgt).enumerate() {
+        let ids = src.encode(s)?;
+        if ids.is_empty() {
+            return Err(Error::Format {
+                path: file.to_path_buf(),
+                message: format!("line {} has no text after normalisation", i + 1),
+            });
+        }
+        if let Some(m) = model {
+            m.check_source_len(ids.len(), i + 1)
+                .map_err(|e| Error::Format {
+                    path: file.to_path_buf(),
+                    message: e.to_string(),
+                })?;
+        }
+        out.src.push(ids);
+        out.tgt.push(tgt.encode(t)?);
+    }
+    Ok(out)
+}
+
+/// How sentences are decoded. `validate()` before use.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DecodeConfig {
+    /// Hypotheses kept per sentence (1: greedy).
+    pub beam: usize,
+    /// Length penalty exponent `α` (0: raw log-probability).
+    pub alpha: f32,
+    /// Longest output: `max_len_a · |source| + max_len_b` pieces.
+    pub max_len_a: f32,
+    /// See `max_len_a`.
+    pub max_len_b: usize,
+    /// Sentences decoded together.
+    pub batch: usize,
+}
+
+impl Default for DecodeConfig {
+    fn default() -> Self {
+        DecodeConfig {
+            beam: 5,
+            alpha: 0.6,
+            max_len_a: 1.5,
+            max_len_b: 10,
+            batch: 32,
+        }
+    }
+}
+
+impl DecodeConfig {
+    /// Refuses a zero beam or batch and negative or non-finite factors.
+    pub fn validate(&self) -> Result<()> {
+        if self.beam == 0 || self.batch == 0 {
+            return Err(Error::Config(
+                "the beam size and decoding batch must be at least 1".into(),
+            ));
+        }
+        if !(self.alpha.is_finite() && self.alpha >= 0.0)
+            || !(self.max_len_a.is_finite() && self.max_len_a >= 0.0)
+        {
+            return Err(Error::Config(format!(
+                "the length penalty ({}) and length factor ({}) must be finite and ≥ 0",
+                self.alpha, self.max_len_a
+            )));
+        }
+        Ok(())
+    }
+
+    /// The longest output for a source of `len` pieces (at least 1).
+    pub fn max_len(&self, len: usize) -> usize {
+        ((self.max_len_a * len as f32) as usize + self.max_len_b).max(1)
+    }
+
+    /// The GNMT length penalty of an output of `len` pieces (`</s>` included).
+    pub fn penalty(&self, len: usize) -> f32 {
+        ((5.0 + len as f32) / 6.0).powf(self.alpha)
+    }
+}
+
+/// One translation.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Hypothesis {
+    /// Target pieces, without `<s>` and `</s>`.
+    pub tokens: Vec<u32>,
+    /// Log-probability of the pieces and `</s>` (when it was produced).
+    pub log_prob: f32,
+    /// The log-probability divided by the length penalty: what the beam ranks by.
+    pub score: f32,
+    /// Attention weights `[steps, S]` (each output piece and `</s>` over the source pieces),
+    /// when asked for.
+    pub attention: Vec<f32>,
+}
+
+/// Reusable buffers of [`Decoder`].
+#[derive(Debug, Default)]
+struct DecodeBuffers {
+    ws: Seq2SeqWorkspace,
+    step: StepBuffers,
+    enc: EncodedSource,
+    rows: EncodedSource,
+    logits: Vec<f32>,
+    weights: AttnCache,
+    batch: TokenBatch,
+}
+
+/// A live hypothesis of the beam.
+#[derive(Clone, Debug, Default)]
+struct Live {
+    tokens: Vec<u32>,
+    log_prob: f32,
+    attention: Vec<f32>,
+}
+
+/// Batched beam search over a model's weights.
+pub struct Decoder<'m> {
+    model: &'m Seq2Seq,
+    params: &'m [f32],
+    config: DecodeConfig,
+    /// Keep each hypothesis's attention weights.
+    pub keep_attention: bool,
+    buf: DecodeBuffers,
+}
+
+/// `row ← log softmax(row)` in place.
+fn log_softmax(row: &mut [f32]) {
+    let m = softmax::row_max(row);
+    let s: f64 = row.iter().map(|v| ((v - m) as f64).exp()).sum();
+    let lse = m + s.ln() as f32;
+    row.iter_mut().for_each(|v| *v -= lse);
+}
+
+impl<'m> Decoder<'m> {
+    /// A decoder for `model` with weights `params`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for invalid settings.
+    pub fn new(model: &'m Seq2Seq, params: &'m [f32], config: DecodeConfig) -> Result<Self> {
+        config.validate()?;
+        model
+            .param_layout()
+            .check_block("parameter block", params.len())?;
+        Ok(Decoder {
+            model,
+            params,
+            config,
+            keep_attention: false,
+            buf: DecodeBuffers::default(),
+        })
+    }
+
+    /// Translates every source (piece ids, each non-empty), in length-sorted batches; results
+    /// in the input order.
+    pub fn translate(&mut self, sources: &[Vec<u32>]) -> Result<Vec<Hypothesis>> {
+        for (i, s) in sources.iter().enumerate() {
+            if s.is_empty() {
+                return Err(Error::Config(format!("source sentence {} is empty", i + 1)));
+            }
+            self.model.check_source_len(s.len(), i + 1)?;
+        }
+        let lens: Vec<usize> = sources.iter().map(Vec::len).collect();
+        let order: Vec<usize> = (0..sources.len()).collect();
+        let mut out = vec![Hypothesis::default(); sources.len()];
+        for idx in length_buckets(&lens, &order, self.config.batch) {
+            self.buf
+                .batch
+                .fill(idx.iter().map(|&i| sources[i].as_slice()));
+            let hyps = self.search()?;
+            for (h, &i) in hyps.into_iter().zip(&idx) {
+                out[i] = h;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Beam search on the batch in `self.buf.batch`.
+    fn search(&mut self) -> Result<Vec<Hypothesis>> {
+        let (m, p, cfg) = (self.model, self.params, self.config);
+        let buf = &mut self.buf;
+        m.encode(p, &buf.batch, &mut buf.enc, &mut buf.ws)?;
+        let (b, k, v, s) = (buf.enc.b(), cfg.beam, m.config().tgt_vocab, buf.enc.s);
+        let rows: Vec<usize> = (0..b * k).map(|r| r / k).collect();
+        buf.enc.select(&rows, &mut buf.rows);
+        let mut state = m.initial_state(&buf.rows.h0);
+        let mut live: Vec<Vec<Live>> = (0..b).map(|_| vec![Live::default()]).collect();
+        let mut finished: Vec<Vec<Hypothesis>> = vec![Vec::new(); b];
+        let max_len: Vec<usize> = buf.enc.lens.iter().map(|&l| cfg.max_len(l)).collect();
+        let mut prev = vec![BOS; b * k];
+        let mut cands: Vec<(f32, usize, u32)> = Vec::new();
+        let mut from = vec![0usize; b * k];
+        let mut old = Vec::new();
+        for step in 1.. {
+            if live.iter().all(Vec::is_empty) {
+                break;
+            }
+            m.step(
+                p,
+                &buf.rows,
+                &prev,
+                &mut state,
+                &mut buf.logits,
+                &mut buf.weights,
+                &mut buf.step,
+                &mut buf.ws,
+            )?;
+            for i in 0..b {
+                if live[i].is_empty() {
+                    continue;
+                }
+                cands.clear();
+                for (j, hyp) in live[i].iter().enumerate() {
+                    let row = &mut buf.logits[(i * k + j) * v..(i * k + j + 1) * v];
+                    log_softmax(row);
+                    // Padding and <s> are never output.
+                    row[PAD as usize] = f32::NEG_INFINITY;
+                    row[BOS as usize] = f32::NEG_INFINITY;
+                    cands.extend(
+                        row.iter()
+                            .enumerate()
+                            .map(|(w, &lp)| (hyp.log_prob + lp, j, w as u32)),
+                    );
+                }
+                let keep = (2 * k).min(cands.len());
+                let by_score = |a: &(f32, usize, u32), c: &(f32, usize, u32)| {
+                    c.0.total_cmp(&a.0).then(a.1.cmp(&c.1)).then(a.2.cmp(&c.2))
+                };
+                if keep < cands.len() {
+                    cands.select_nth_unstable_by(keep - 1, by_score);
+                    cands.truncate(keep);
+                }
+                cands.sort_by(by_score);
+                let mut next = Vec::with_capacity(k);
+                let last = step >= max_len[i];
+                for &(lp, j, w) in cands.iter() {
+                    if next.len() == k || finished[i].len() >= k {
+                        break;
+                    }
+                    let old = &live[i][j];
+                    let mut attention = Vec::new();
+                    if self.keep_attention {
+                        attention.reserve(old.attention.len() + s);
+                        attention.extend_from_slice(&old.attention);
+                        let r = i * k + j;
+                        attention.extend_from_slice(&buf.weights.weights[r * s..(r + 1) * s]);
+                    }
+                    if w == EOS || last {
+                        let mut tokens = old.tokens.clone();
+                        if w != EOS {
+                            tokens.push(w);
+                        }
+                        let len = tokens.len() + usize::from(w == EOS);
+                        finished[i].push(Hypothesis {
+                            tokens,
+                            log_prob: lp,
+                            score: lp / cfg.penalty(len),
+                            attention,
+                        });
+                    } else {
+                        let mut tokens = Vec::with_capacity(old.tokens.len() + 1);
+                        tokens.extend_from_slice(&old.tokens);
+                        tokens.push(w);
+                        from[i * k + next.len()] = i * k + j;
+                        next.push(Live {
+                            tokens,
+                            log_prob: lp,
+                            attention,
+                        });
+                    }
+                }
+                live[i] = if finished[i].len() >= k || last {
+                    Vec::new()
+                } else {
+                    next
+                };
+                for (j, h) in live[i].iter().enumerate() {
+                    prev[i * k + j] = *h.tokens.last().unwrap_or(&BOS);
+                }
+                // Rows past the live hypotheses follow row 0 of the sentence (never read).
+                for j in live[i].len()..k {
+                    from[i * k + j] = i * k;
+                    prev[i * k + j] = BOS;
+                }
+            }
+            reorder_state(&mut state, &from, m.config().dec_hidden, &mut old);
+        }
+        Ok(finished
+            .into_iter()
+            .map(|mut f| {
+                f.sort_by(|a, c| c.score.total_cmp(&a.score));
+                f.into_iter().next().unwrap_or_default()
+            })
+            .collect())
+    }
+}
+
+/// Rows of `state` (`[L, B', H]` each) gathered by `from[B']`; `old` is scratch.
+fn reorder_state(state: &mut RnnState, from: &[usize], h: usize, old: &mut Vec<f32>) {
+    let rows = from.len();
+    for buf in [&mut state.h, &mut state.c] {
+        if buf.is_empty() {
+            continue;
+        }
+        let layers = buf.len() / (rows * h);
+        old.clone_from(buf);
+        for l in 0..layers {
+            for (r, &f) in from.iter().enumerate() {
+                let (dst, src) = ((l * rows + r) * h, (l * rows + f) * h);
+                buf[dst..dst + h].copy_from_slice(&old[src..src + h]);
+            }
+        }
+    }
+}
+
+/// Figures of a model on a test set.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TranslateMetrics {
+    /// Sentence pairs scored.
+    pub sentences: usize,
+    /// Mean cross-entropy per target piece (teacher-forced, nats).
+    pub loss: f64,
+    /// `exp(loss)`.
+    pub perplexity: f64,
+    /// Corpus BLEU as sacreBLEU's default (13a, exp smoothing, cased).
+    pub bleu: f64,
+    /// The same, lowercased.
+    pub bleu_lc: f64,
+    /// chrF (sacreBLEU's default, character 6-grams, β = 2).
+    pub chrf: f64,
+    /// BLEU details (n-gram precisions, brevity penalty).
+    pub bleu_detail: Bleu,
+    /// The translations, in order.
+    #[serde(skip)]
+    pub hypotheses: Vec<String>,
+}
+
+/// Per-token cross-entropy of `data` (teacher-forced, no dropout): `(summed loss, tokens)`.
+pub fn teacher_forced_loss(
+    model: &Seq2Seq,
+    params: &[f32],
+    data: &EncodedPairs,
+) -> Result<(f64, usize)> {
+    let lens: Vec<usize> = data.src.iter().map(Vec::len).collect();
+    let order: Vec<usize> = (0..data.len()).collect();
+    let (mut cache, mut ws, mut batch) = (
+        Seq2SeqCache::default(),
+        Seq2SeqWorkspace::default(),
+        PairBatch::default(),
+    );
+    let (mut sum, mut n) = (0.0, 0);
+    for idx in length_buckets(&lens, &order, 64) {
+        batch.fill(
+            idx.iter()
+                .map(|&i| (data.src[i].as_slice(), data.tgt[i].as_slice())),
+        );
+        let (l, c) = model.eval_loss(params, &batch, &mut cache, &mut ws)?;
+        sum += l;
+        n += c;
+    }
+    Ok((sum, n))
+}
+
+/// Translates `data`'s sources, detokenises them and scores them against `refs` (the raw
+/// target lines).
+pub fn evaluate(
+    model: &Seq2Seq,
+    params: &[f32],
+    data: &EncodedPairs,
+    refs: &[String],
+    tgt_vocab: &SubwordVocab,
+    decode: DecodeConfig,
+) -> Result<TranslateMetrics> {
+    let (sum, n) = teacher_forced_loss(model, params, data)?;
+    let mut dec = Decoder::new(model, params, decode)?;
+    let hyps = dec.translate(&data.src)?;
+    let texts = hyps
+        .iter()
+        .map(|h| tgt_vocab.decode(&h.tokens))
+        .collect::<Result<Vec<_>>>()?;
+    let refs = vec![refs.to_vec()];
+    let bleu = corpus_bleu(&texts, &refs, Case::Mixed)?;
+    let bleu_lc = corpus_bleu(&texts, &refs, Case::Lower)?;
+    let chrf = corpus_chrf(&texts, &refs)?;
+    let loss = sum / n.max(1) as f64;
+    Ok(TranslateMetrics {
+        sentences: data.len(),
+        loss,
+        perplexity: loss.exp(),
+        bleu: bleu.score,
+        bleu_lc: bleu_lc.score,
+        chrf,
+        bleu_detail: bleu,
+        hypotheses: texts,
+    })
+}
+
+/// The translation task for the shared loop: each epoch shuffles the pairs, sorts them by source
+/// length (ties in shuffled order), cuts batches and shuffles the batches; validation by
+/// per-piece perplexity.
+pub struct TranslateTask<'a> {
+    model: &'a Seq2Seq,
+    train: &'a EncodedPairs,
+    valid: &'a EncodedPairs,
+    batch_size: usize,
+    batches: Vec<Vec<usize>>,
+    batch: PairBatch,
+    rank: (usize, usize),
+    cache: Seq2SeqCache,
+    ws: Seq2SeqWorkspace,
+}
+
+impl<'a> TranslateTask<'a> {
+    /// A task over `train` and `valid`, `batch` sentence pairs a step.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `batch` is 0 or a split is empty.
+    pub fn new(
+        model: &'a Seq2Seq,
+        train: &'a EncodedPairs,
+        valid: &'a EncodedPairs,
+        batch: usize,
+    ) -> Result<Self> {
+        if batch == 0 {
+            return Err(Error::Config("batch size must be at least 1, got 0".into()));
+        }
+        if train.is_empty() || valid.is_empty() {
+            return Err(Error::Config(
+                "training and validation splits need at least one sentence pair".into(),
+            ));
+        }
+        Ok(TranslateTask {
+            model,
+            train,
+            valid,
+            batch_size: batch,
+            batches: Vec::new(),
+            batch: PairBatch::default(),
+            rank: (0, 1),
+            cache: Seq2SeqCache::default(),
+            ws: Seq2SeqWorkspace::default(),
+        })
+    }
+}
+
+impl Task for TranslateTask<'_> {
+    fn weights(&self) -> Weights<'_> {
+        Weights {
+            layout: self.model.param_layout(),
+            format: TRANSLATE_FORMAT,
+            what: "a translation model",
+        }
+    }
+
+    fn score_name(&self) -> &'static str {
+        "perplexity"
+    }
+
+    fn loss_average(&self) -> LossAverage {
+        LossAverage::PerExample
+    }
+
+    fn shard(&mut self, group: &Group) -> Result<()> {
+        group.rows(self.batch_size, "the training batch (--batch)")?;
+        self.rank = (group.rank(), group.size());
+        Ok(())
+    }
+
+    /// The model and a fingerprint of the encoded training pairs.
+    fn identity(&self) -> serde_json::Value {
+        let mut h = Vec::new();
+        for (s, t) in self.train.src.iter().zip(&self.train.tgt) {
+            h.extend(s.iter().flat_map(|i| i.to_le_bytes()));
+            h.extend(u32::MAX.to_le_bytes());
+            h.extend(t.iter().flat_map(|i| i.to_le_bytes()));
+            h.extend(u32::MAX.to_le_bytes());
+        }
+        serde_json::json!({
+            "model": self.model.config(),
+            "train": format!("{:016x}", fingerprint(&h)),
+        })
+    }
+
+    fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
+        let mut order: Vec<usize> = (0..self.train.len()).collect();
+        order.shuffle(rng);
+        let lens: Vec<usize> = self.train.src.iter().map(Vec::len).collect();
+        self.batches = length_buckets(&lens, &order, self.batch_size);
+        self.batches.shuffle(rng);
+        self.batches.len()
+    }
+
+    fn train_step(
+        &mut self,
+        params: &[f32],
+        grads: &mut [f32],
+        index: usize,
+        rng: &mut SeqRng,
+    ) -> Result<BatchLoss> {
+        let all = &self.batches[index];
+        let mine = share(all.len(), self.rank.0, self.rank.1);
+        let mut masks = RowRng::for_step(rng, mine.start);
+        let idx = &all[mine];
+        if idx.is_empty() {
+            return Ok(BatchLoss {
+                loss: 0.0,
+                examples: 0,
+            });
+        }
+        let train = self.train;
+        // The mean is over the whole batch's target tokens, on every rank alike.
+        let tokens: usize = all.iter().map(|&i| train.tgt[i].len() + 1).sum();
+        self.batch.fill(
+            idx.iter()
+                .map(|&i| (train.src[i].as_slice(), train.tgt[i].as_slice())),
+        );
+        let loss = self.model.forward_train(
+            params,
+            &self.batch,
+            1.0 / tokens as f32,
+            &mut self.cache,
+            &mut self.ws,
+            &mut masks,
+        )?;
+        if loss.is_finite() {
+            self.model
+                .backward(params, grads, &self.cache, &mut self.ws)?;
+        }
+        Ok(BatchLoss {
+            loss,
+            examples: self.batch.tokens(),
+        })
+    }
+
+    /// Per-piece perplexity of the validation pairs; each rank scores a share.
+    fn validate(&mut self, params: &[f32], group: &Group) -> Result<Validation> {
+        let n = self.valid.len();
+        let (sum, count) = if group.is_distributed() && n >= group.size() {
+            let part = share(n, group.rank(), group.size());
+            let mine = EncodedPairs {
+                src: self.valid.src[part.clone()].to_vec(),
+                tgt: self.valid.tgt[part].to_vec(),
+            };
+            let (s, c) = teacher_forced_loss(self.model, params, &mine)?;
+            let mut sums = [s, c as f64];
+            group.sum_f64(&mut sums);
+            (sums[0], sums[1] as usize)
+        } else {
+            teacher_forced_loss(self.model, params, self.valid)?
+        };
+        let loss = sum / count.max(1) as f64;
+        Ok(Validation {
+            loss,
+            score: -loss.exp(),
+        })
+    }
+}
+
+/// Training settings of a translation run beyond the shared loop's.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TranslateTrainConfig {
+    /// Sentence pairs per step.
+    pub batch: usize,
+    /// How both vocabularies were learned.
+    pub subword: SubwordConfig,
+    /// How `eval` and `run` decode by default.
+    pub decode: DecodeConfig,
+    /// The shared loop's settings.
+    pub fit: FitConfig,
+}
+
+/// The `config.json` of a translation run (`src.tokenizer.json` and `tgt.tokenizer.json` sit
+/// beside it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TranslateRunConfig {
+    /// Format version ([`crate::run::TASK_FORMAT_VERSION`]).
+    pub format: u32,
+    /// Always `"translate"`.
+    pub task: String,
+    /// Source language suffix (`de`).
+    pub src: String,
+    /// Target language suffix (`en`).
+    pub tgt: String,
+    /// The model.
+    pub model: Seq2SeqConfig,
+    /// Training settings.
+    pub train: TranslateTrainConfig,
+}
+
+impl TranslateRunConfig {
+    /// Task name in `config.json`.
+    pub const TASK: &'static str = "translate";
+
+    /// The source vocabulary file of a run.
+    pub fn src_vocab_path(run: &RunDir) -> PathBuf {
+        run.dir.join("src.tokenizer.json")
+    }
+
+    /// The target vocabulary file of a run.
+    pub fn tgt_vocab_path(run: &RunDir) -> PathBuf {
+        run.dir.join("tgt.tokenizer.json")
+    }
+
+    /// Writes `config.json` into `run` atomically.
+    pub fn save(&self, run: &RunDir) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(|e| Error::Format {
+            path: run.config_path(),
+            message: e.to_string(),
+        })?;
+        crate::io::write_atomic(&run.config_path(), text.as_bytes())
+    }
+
+    /// Reads `config.json` of `run`, refusing other kinds of run with a clear message.
+    pub fn load(run: &RunDir) -> Result<Self> {
+        let v = crate::run::load_task_config(run, Self::TASK)?;
+        let c: TranslateRunConfig = serde_json::from_value(v).map_err(|e| Error::Format {
+            path: run.config_path(),
+            message: format!("unreadable translation configuration ({e})"),
+        })?;
+        c.model.validate()?;
+        Ok(c)
+    }
+}
+
+/// The two vocabularies of a run, checked against its model.
+pub fn load_vocabs(run: &RunDir, model: &Seq2SeqConfig) -> Result<(SubwordVocab, SubwordVocab)> {
+    let sp = TranslateRunConfig::src_vocab_path(run);
+    let tp = TranslateRunConfig::tgt_vocab_path(run);
+    let (src, tgt) = (SubwordVocab::load(&sp)?, SubwordVocab::load(&tp)?);
+    for (v, want, path) in [(&src, model.src_vocab, &sp), (&tgt, model.tgt_vocab, &tp)] {
+        if v.len() != want {
+            return Err(Error::Format {
+                path: path.clone(),
+                message: format!(
+                    "the vocabulary has {} pieces but the model in config.json was built for {want}",
+                    v.len()
+                ),
+            });
+        }
+    }
+    Ok((src, tgt))
+}
+
+/// A trained translation model, loaded from its run folder (`seqrnn translate train`).
+///
+/// ```no_run
+/// let m = seqrnn::translate::Trained::load("runs/de-en")?;
+/// for line in m.translate(&["Ein Hund läuft durch den Schnee."], None)? {
+///     println!("{line}");
+/// }
+/// # Ok::<(), seqrnn::error::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Trained {
+    /// The run's configuration.
+    pub config: TranslateRunConfig,
+    /// Source vocabulary.
+    pub src_vocab: SubwordVocab,
+    /// Target vocabulary.
+    pub tgt_vocab: SubwordVocab,
+    /// The model.
+    pub model: Seq2Seq,
+    /// Its best-on-validation weights.
+    pub params: Vec<f32>,
+}
+
+impl Trained {
+    /// Reads the run in `dir`: configuration, vocabularies and weights.
+    ///
+    /// # Errors
+    /// [`Error::Format`] when the folder is not a translation run or its files disagree;
+    /// [`Error::NoFinishedEpoch`] for a run stopped before its first epoch ended; I/O errors.
+    pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
+        let run = RunDir::new(dir.as_ref());
+        let config = TranslateRunConfig::load(&run)?;
+        let (src_vocab, tgt_vocab) = load_vocabs(&run, &config.model)?;
+        let model = Seq2Seq::new(config.model)?;
+        let file = run.load_weights("translate train")?;
+        let params =
+            model
+                .param_layout()
+                .from_file(&file, &run.model_path(), "a translation model")?;
+        Ok(Trained {
+            config,
+            src_vocab,
+            tgt_vocab,
+            model,
+            params,
+        })
+    }
+
+    /// Piece ids of every source line (line numbers from 1 in errors).
+    pub fn encode_sources(&self, lines: &[&str]) -> Result<Vec<Vec<u32>>> {
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let ids = self.src_vocab.encode(l)?;
+                if ids.is_empty() {
+                    return Err(Error::Config(format!("source sentence {} is empty", i + 1)));
+                }
+                self.model.check_source_len(ids.len(), i + 1)?;
+                Ok(ids)
+            })
+            .collect()
+    }
+
+    /// Translates `lines` with `decode` (the run's settings when `None`).
+    pub fn translate(&self, lines: &[&str], decode: Option<DecodeConfig>) -> Result<Vec<String>> {
+        let src = self.encode_sources(lines)?;
+        let mut d = Decoder::new(
+            &self.model,
+            &self.params,
+            decode.unwrap_or(self.config.train.decode),
+        )?;
+        d.translate(&src)?
+            .iter()
+            .map(|h| self.tgt_vocab.decode(&h.tokens))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::attention::Score;
+    use crate::model::lm::OutputWeights;
+    use crate::rnn::CellKind;
+
+    fn model() -> (Seq2Seq, Vec<f32>) {
+        let m = Seq2Seq::new(Seq2SeqConfig {
+            src_vocab: 9,
+            tgt_vocab: 7,
+            embed: 4,
+            cell: CellKind::Lstm,
+            enc_hidden: 3,
+            enc_layers: 1,
+            dec_hidden: 4,
+            dec_layers: 2,
+            score: Score::General,
+            attn_hidden: 0,
+            dropout: 0.0,
+            output: OutputWeights::Separate,
+            max_src_len: 20,
+        })
+        .unwrap();
+        let p = m.init_params(3).unwrap();
+        (m, p)
+    }
+
+    /// Greedy decoding written out plainly, one sentence at a time.
+    fn greedy(m: &Seq2Seq, p: &[f32], src: &[u32], max_len: usize) -> Vec<u32> {
+        let mut batch = TokenBatch::default();
+        batch.fill(std::iter::once(src));
+        let mut ws = Seq2SeqWorkspace::default();
+        let mut enc = EncodedSource::default();
+        m.encode(p, &batch, &mut enc, &mut ws).unwrap();
+        let mut state = m.initial_state(&enc.h0);
+        let (mut logits, mut w, mut sb) =
+            (Vec::new(), AttnCache::default(), StepBuffers::default());
+        let mut prev = BOS;
+        let mut out = Vec::new();
+        for _ in 0..max_len {
+            m.step(
+                p,
+                &enc,
+                &[prev],
+                &mut state,
+                &mut logits,
+                &mut w,
+                &mut sb,
+                &mut ws,
+            )
+            .unwrap();
+            let best = crate::train::classify::argmax(&logits) as u32;
+            if best == EOS {
+                return out;
+            }
+            out.push(best);
+            prev = best;
+        }
+        out
+    }
+
+    #[test]
+    fn beam_of_one_is_greedy_and_batching_changes_nothing() {
+        let (m, p) = model();
+        let sources: Vec<Vec<u32>> =
+            vec![vec![5, 6, 7], vec![8], vec![4, 4, 5, 6, 7, 8], vec![6, 5]];
+        let cfg = DecodeConfig {
+            beam: 1,
+            alpha: 0.0,
+            max_len_a: 1.0,
+            max_len_b: 3,
+            batch: 3,
+        };
+        let mut d = Decoder::new(&m, &p, cfg).unwrap();
+        let hyps = d.translate(&sources).unwrap();
+        for (s, h) in sources.iter().zip(&hyps) {
+            assert_eq!(h.tokens, greedy(&m, &p, s, cfg.max_len(s.len())), "{s:?}");
+        }
+        // Beam 4, one sentence at a time or four together: the same translations.
+        let wide = DecodeConfig {
+            beam: 4,
+            alpha: 0.6,
+            ..cfg
+        };
+        let together = Decoder::new(&m, &p, wide)
+            .unwrap()
+            .translate(&sources)
+            .unwrap();
+        for (s, h) in sources.iter().zip(&together) {
+            let alone = Decoder::new(&m, &p, DecodeConfig { batch: 1, ..wide })
+                .unwrap()
+                .translate(std::slice::from_ref(s))
+                .unwrap();
+            assert_eq!(alone[0].tokens, h.tokens);
+            assert!((alone[0].score - h.score).abs() < 1e-4);
+        }
+    }
+
+    /// Beam search against exhaustive search over every output up to a length, on a
+    /// 5-piece vocabulary: with a beam as wide as the vocabulary's branching it finds the best
+    /// complete hypothesis of length ≤ 2 whenever that is shorter than the length limit.
+    #[test]
+    fn wide_beam_finds_the_exhaustive_best() {
+        let (m, p) = model();
+        let src = vec![5u32, 6, 7];
+        // Every sequence of 0–2 real pieces (ids 1, 4, 5, 6; not <pad>, <s>, </s>) then </s>.
+        let pieces = [1u32, 4, 5, 6];
+        let mut all: Vec<Vec<u32>> = vec![vec![]];
+        for &a in &pieces {
+            all.push(vec![a]);
+            for &b in &pieces {
+                all.push(vec![a, b]);
+            }
+        }
+        // Score each with teacher forcing: log p(y </s> | x).
+        let score = |y: &[u32]| -> f32 {
+            let mut batch = PairBatch::default();
+            batch.fill(std::iter::once((src.as_slice(), y)));
+            let (mut c, mut ws) = (Seq2SeqCache::default(), Seq2SeqWorkspace::default());
+            -(m.eval_loss(&p, &batch, &mut c, &mut ws).unwrap().0 as f32)
+        };
+        let cfg = DecodeConfig {
+            beam: 30,
+            alpha: 0.0,
+            max_len_a: 0.0,
+            max_len_b: 3,
+            batch: 1,
+        };
+        let h = &Decoder::new(&m, &p, cfg)
+            .unwrap()
+            .translate(&[src.clone()])
+            .unwrap()[0];
+        // The beam's answer scores what teacher forcing says it does.
+        if h.tokens.len() < 3 {
+            assert!((score(&h.tokens) - h.log_prob).abs() < 1e-3);
+        }
+        // Nothing of length ≤ 2 that ends in </s> beats it.
+        let best = all
+            .iter()
+            .map(|y| score(y))
+            .fold(f32::NEG_INFINITY, f32::max);
+        assert!(
+            h.log_prob >= best - 1e-3,
+            "beam {} vs exhaustive {best}",
+            h.log_prob
+        );
+    }
+
+    #[test]
+    fn length_penalty_and_limits() {
+        let c = DecodeConfig::default();
+        assert_eq!(c.max_len(10), 25);
+        assert!((c.penalty(1) - 1.0).abs() < 1e-6);
+        assert!((c.penalty(7) - 2f32.powf(0.6)).abs() < 1e-6);
+        assert!(DecodeConfig { beam: 0, ..c }.validate().is_err());
+        assert!(DecodeConfig { alpha: -1.0, ..c }.validate().is_err());
+        let (m, p) = model();
+        let mut d = Decoder::new(&m, &p, c).unwrap();
+        let e = d.translate(&[vec![5; 21]]).unwrap_err().to_string();
+        assert!(e.contains("limit of 20"), "{e}");
+    }
+}
