@@ -14,6 +14,7 @@ mod inspect;
 mod lm;
 mod progress;
 mod training;
+mod translate;
 
 /// Train, evaluate and benchmark LSTM and GRU sequence models.
 #[derive(Parser, Debug)]
@@ -50,6 +51,11 @@ enum Command {
     Classify {
         #[command(subcommand)]
         what: classify::ClassifyCommand,
+    },
+    /// Translation with an attentional encoder–decoder: train, evaluate (BLEU), translate.
+    Translate {
+        #[command(subcommand)]
+        what: translate::TranslateCommand,
     },
     /// Measure throughput.
     Bench {
@@ -189,7 +195,7 @@ fn main() -> ExitCode {
     training::set_group(group.clone());
     let result = match group.is_distributed() && !cli.command.trains() {
         true => Err(anyhow::anyhow!(
-            "only the training commands (train, forecast train, classify train) run across MPI ranks; run this command as one process"
+            "only the training commands (train, forecast train, classify train, translate train) run across MPI ranks; run this command as one process"
         )),
         false => run(cli.command),
     };
@@ -215,6 +221,7 @@ impl Command {
             Command::Train(_) => true,
             Command::Forecast { what } => matches!(what, forecast::ForecastCommand::Train(_)),
             Command::Classify { what } => matches!(what, classify::ClassifyCommand::Train(_)),
+            Command::Translate { what } => matches!(what, translate::TranslateCommand::Train(_)),
             _ => false,
         }
     }
@@ -229,6 +236,7 @@ fn run(command: Command) -> Result<()> {
         Command::Download(a) => download(a),
         Command::Forecast { what } => forecast::run(what),
         Command::Classify { what } => classify::run(what),
+        Command::Translate { what } => translate::run(what),
         Command::Bench { what } => bench::run(what),
         Command::Compare(a) => compare::compare_cmd(a),
         Command::Inspect(a) => inspect::inspect_cmd(a),

@@ -120,6 +120,10 @@ pub struct Heatmap<'a> {
     pub colormap: Colormap,
     /// Name of the values, shown by the colour bar.
     pub value_label: &'a str,
+    /// Labels of the rows, one per row (empty: row numbers).
+    pub row_labels: &'a [String],
+    /// Names of the axes: columns, rows.
+    pub axes: (&'a str, &'a str),
 }
 
 /// Pixel geometry of a heatmap.
@@ -134,8 +138,17 @@ struct Layout {
 }
 
 fn layout(h: &Heatmap<'_>, chars: bool) -> Layout {
-    let cw = (1400 / h.tokens.max(1) as u32).clamp(2, 14);
-    let ch = (640 / h.units.max(1) as u32).clamp(1, 12);
+    // A labelled matrix (attention) gets square cells, larger when there are few.
+    let (cw, ch) = match h.row_labels.is_empty() {
+        true => (
+            (1400 / h.tokens.max(1) as u32).clamp(2, 14),
+            (640 / h.units.max(1) as u32).clamp(1, 12),
+        ),
+        false => {
+            let c = (1000 / h.tokens.max(h.units).max(1) as u32).clamp(2, 24);
+            (c, c)
+        }
+    };
     let longest = h
         .labels
         .iter()
@@ -149,7 +162,14 @@ fn layout(h: &Heatmap<'_>, chars: bool) -> Layout {
     } else {
         12 + 7 * longest.min(14)
     };
-    let (left, top) = (70, 48);
+    let left = match h.row_labels.is_empty() {
+        true => 70,
+        false => {
+            let widest = h.row_labels.iter().map(|l| l.chars().count()).max().unwrap_or(1);
+            40 + 7 * widest.min(24) as u32
+        }
+    };
+    let top = 48;
     let width = left + cw * h.tokens as u32 + 110;
     let height = top + ch * h.units as u32 + label_rows + 40;
     Layout {
@@ -202,20 +222,28 @@ fn frame_svg(h: &Heatmap<'_>, l: &Layout, cells: &str) -> String {
         f64::from(l.top) - 0.5
     );
     // Units down: ticks at round unit numbers at least 14 px apart.
-    let step = tick_step(14.0 / f64::from(l.ch));
+    let step = match h.row_labels.is_empty() {
+        true => tick_step(14.0 / f64::from(l.ch)),
+        false => 1,
+    };
     for u in (0..h.units).step_by(step) {
         let y = l.top + l.ch * u as u32 + l.ch / 2;
+        let text = match h.row_labels.get(u) {
+            Some(label) => esc(&visible_token(label)),
+            None => u.to_string(),
+        };
         let _ = write!(
             s,
-            r#"<text x="{}" y="{}" font-family="sans-serif" font-size="11" text-anchor="end">{u}</text>"#,
+            r#"<text x="{}" y="{}" font-family="sans-serif" font-size="11" text-anchor="end">{text}</text>"#,
             l.left - 6,
             y + 4
         );
     }
     let _ = write!(
         s,
-        r#"<text transform="translate(18 {}) rotate(-90)" font-family="sans-serif" font-size="13" text-anchor="middle">unit</text>"#,
-        l.top + map_h / 2
+        r#"<text transform="translate(18 {}) rotate(-90)" font-family="sans-serif" font-size="13" text-anchor="middle">{}</text>"#,
+        l.top + map_h / 2,
+        esc(h.axes.1)
     );
     // Tokens across.
     let base = l.top + map_h + 4;
@@ -257,9 +285,9 @@ fn frame_svg(h: &Heatmap<'_>, l: &Layout, cells: &str) -> String {
         l.left + map_w / 2,
         base + l.label_rows + 14,
         if l.cw >= 7 {
-            "token"
+            h.axes.0.to_string()
         } else {
-            "token (position)"
+            format!("{} (position)", h.axes.0)
         }
     );
     // Colour bar.
@@ -339,6 +367,44 @@ fn check(h: &Heatmap<'_>, path: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Draws an attention matrix to `path` (PNG or SVG as [`heatmap`]): `weights[R, C]` row-major,
+/// one row per output piece (`rows` labels them), one column per source piece (`cols`), on a
+/// 0–1 scale.
+///
+/// # Errors
+/// As [`heatmap`]; [`Error::Data`] when the labels do not match the matrix.
+pub fn attention_map(path: &Path, weights: &[f32], cols: &[String], rows: &[String]) -> Result<()> {
+    let (c, r) = (cols.len(), rows.len());
+    if weights.len() != r * c {
+        return Err(Error::Data {
+            path: path.to_path_buf(),
+            message: format!("{} attention weights for {r} × {c} pieces", weights.len()),
+        });
+    }
+    // The heatmap stores columns one after the other.
+    let mut values = vec![0.0; r * c];
+    for i in 0..r {
+        for j in 0..c {
+            values[j * r + i] = weights[i * c + j];
+        }
+    }
+    heatmap(
+        path,
+        &Heatmap {
+            title: "attention",
+            values: &values,
+            tokens: c,
+            units: r,
+            labels: cols,
+            range: (0.0, 1.0),
+            colormap: Colormap::Sequential,
+            value_label: "weight",
+            row_labels: rows,
+            axes: ("source", "output"),
+        },
+    )
 }
 
 /// Draws a heatmap (tokens across, units down) to `path`: PNG when the path ends in `.png`,
@@ -581,6 +647,8 @@ mod tests {
             range: (0.0, 1.0),
             colormap: Colormap::Sequential,
             value_label: "activation",
+            row_labels: &[],
+            axes: ("token", "unit"),
         };
         for name in ["h.png", "h.svg"] {
             heatmap(&d.join(name), &h).unwrap();

@@ -162,6 +162,8 @@ fn write_heatmaps(
                 range,
                 colormap,
                 value_label: label,
+                row_labels: &[],
+                axes: ("token", "unit"),
             },
         )?;
         files.push(name);

@@ -155,8 +155,8 @@ pub struct Hypothesis {
     pub log_prob: f32,
     /// The log-probability divided by the length penalty: what the beam ranks by.
     pub score: f32,
-    /// Attention weights `[steps, S]` (each output piece and `</s>` over the source pieces),
-    /// when asked for.
+    /// Attention weights `[steps, |source|]` (each output piece, and `</s>` when produced, over
+    /// the source pieces), when asked for.
     pub attention: Vec<f32>,
 }
 
@@ -312,6 +312,12 @@ impl<'m> Decoder<'m> {
                         attention.extend_from_slice(&buf.weights.weights[r * s..(r + 1) * s]);
                     }
                     if w == EOS || last {
+                        // The sentence's own source positions only: [steps, len].
+                        let len_i = buf.enc.lens[i];
+                        let attention: Vec<f32> = attention
+                            .chunks_exact(s)
+                            .flat_map(|row| row[..len_i].iter().copied())
+                            .collect();
                         let mut tokens = old.tokens.clone();
                         if w != EOS {
                             tokens.push(w);

@@ -1,0 +1,737 @@
+//! `seqrnn translate train | eval | run`: encoder–decoder translation with attention.
+
+use std::io::{BufRead, Write as _};
+use std::path::{Path, PathBuf};
+
+use anyhow::{ensure, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use seqrnn::data::parallel::{read_split, ParallelText};
+use seqrnn::data::subword::{Subword, SubwordConfig, SubwordVocab};
+use seqrnn::model::attention::Score;
+use seqrnn::model::lm::OutputWeights;
+use seqrnn::model::seq2seq::{Seq2Seq, Seq2SeqConfig};
+use seqrnn::optim::AdamConfig;
+use seqrnn::rnn::CellKind;
+use seqrnn::run::{RunDir, TASK_FORMAT_VERSION};
+use seqrnn::train::translate::{
+    encode_pairs, evaluate, load_vocabs, DecodeConfig, Decoder, EncodedPairs, TranslateMetrics,
+    TranslateRunConfig, TranslateTask, TranslateTrainConfig, Trained,
+};
+use seqrnn::train::{EarlyStopping, FitConfig, KeepCheckpoints, Optimizer};
+
+use crate::progress::Shown;
+use crate::training::{self, new_run, resumed_run};
+use crate::CellArg;
+
+#[derive(Subcommand, Debug)]
+pub enum TranslateCommand {
+    /// Train an encoder–decoder on DIR/train.SRC and DIR/train.TGT, selecting on the
+    /// validation split's perplexity; report BLEU on the validation and test splits.
+    Train(TrainArgs),
+    /// BLEU (cased and lowercased), chrF and perplexity of a trained model on a split.
+    Eval(EvalArgs),
+    /// Translate lines (a file or standard input): one translation a line on standard output.
+    Run(RunArgs),
+}
+
+pub fn run(cmd: TranslateCommand) -> Result<()> {
+    match cmd {
+        TranslateCommand::Train(a) => train_cmd(a),
+        TranslateCommand::Eval(a) => eval_cmd(a),
+        TranslateCommand::Run(a) => run_cmd(a),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScoreArg {
+    /// Luong dot product (needs --dec-hidden = 2 × --hidden).
+    Dot,
+    /// Luong general (bilinear).
+    General,
+    /// Bahdanau additive.
+    Additive,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TokenizerArg {
+    /// Byte-pair encoding.
+    Bpe,
+    /// Unigram language model.
+    Unigram,
+    /// Whole words (with --min-freq).
+    Word,
+}
+
+/// How `eval` and `run` decode (defaults: the run's own settings).
+#[derive(Args, Debug, Clone, Copy)]
+pub struct DecodeArgs {
+    /// Beam size (1: greedy) [default: the run's, 5 unless set at training].
+    #[arg(long)]
+    beam: Option<usize>,
+    /// GNMT length penalty exponent α [default: the run's, 0.6].
+    #[arg(long)]
+    alpha: Option<f32>,
+}
+
+impl DecodeArgs {
+    fn apply(&self, mut d: DecodeConfig) -> DecodeConfig {
+        d.beam = self.beam.unwrap_or(d.beam);
+        d.alpha = self.alpha.unwrap_or(d.alpha);
+        d
+    }
+}
+
+/// `seqrnn translate train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Folder with PREFIX.SRC and PREFIX.TGT for the train, validation and test splits.
+    #[arg(long)]
+    data: PathBuf,
+    /// Source language suffix (`de` reads train.de).
+    #[arg(long)]
+    src: String,
+    /// Target language suffix.
+    #[arg(long)]
+    tgt: String,
+    /// File prefix of the training split.
+    #[arg(long, default_value = "train")]
+    train: String,
+    /// File prefix of the validation split.
+    #[arg(long, default_value = "val")]
+    valid: String,
+    /// File prefix of the test split (scored at the end when its files exist).
+    #[arg(long, default_value = "test_2016_flickr")]
+    test: String,
+    /// Run directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Recurrent cell.
+    #[arg(long, value_enum, default_value = "lstm")]
+    cell: CellArg,
+    /// Embedding width (both languages).
+    #[arg(long, default_value_t = 256)]
+    embed: usize,
+    /// Encoder units per direction.
+    #[arg(long, default_value_t = 256)]
+    hidden: usize,
+    /// Encoder layers.
+    #[arg(long, default_value_t = 1)]
+    layers: usize,
+    /// Decoder units.
+    #[arg(long, default_value_t = 512)]
+    dec_hidden: usize,
+    /// Decoder layers.
+    #[arg(long, default_value_t = 1)]
+    dec_layers: usize,
+    /// Attention score.
+    #[arg(long, value_enum, default_value = "general")]
+    attention: ScoreArg,
+    /// Hidden size of the additive score.
+    #[arg(long, default_value_t = 256)]
+    attn_hidden: usize,
+    /// Dropout on embeddings, between decoder layers and on the attentional state.
+    #[arg(long, default_value_t = 0.3)]
+    dropout: f32,
+    /// Tie the output layer to the target embedding (needs --embed = --dec-hidden).
+    #[arg(long)]
+    tie: bool,
+    /// Vocabulary model (learned from the training split, one per language).
+    #[arg(long, value_enum, default_value = "bpe")]
+    tokenizer: TokenizerArg,
+    /// Vocabulary size per language, special tokens included (at most, for words).
+    #[arg(long, default_value_t = 8000)]
+    vocab_size: usize,
+    /// Words seen fewer times become <unk> (--tokenizer word); pairs seen fewer times are not
+    /// merged (bpe).
+    #[arg(long, default_value_t = 1)]
+    min_freq: u64,
+    /// Longest source in pieces: longer training pairs are left out, and `eval`/`run` refuse
+    /// longer sentences.
+    #[arg(long, default_value_t = 100)]
+    max_src_len: usize,
+    /// Epochs at most [default: 12; with --resume: the run's].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Stop after this many epochs without a better validation perplexity.
+    #[arg(long, default_value_t = 3)]
+    patience: usize,
+    /// Sentence pairs per step.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    /// Learning rate factor per epoch after --decay-after epochs.
+    #[arg(long, default_value_t = 0.7)]
+    lr_decay: f64,
+    /// Epochs at the initial learning rate.
+    #[arg(long, default_value_t = 6)]
+    decay_after: usize,
+    /// Maximum global gradient norm.
+    #[arg(long, default_value_t = 5.0)]
+    clip: f64,
+    /// Validate and keep an exponential moving average of the weights with this momentum; 0
+    /// for the raw weights.
+    #[arg(long, default_value_t = 0.0)]
+    ema: f64,
+    /// Also validate every this many steps inside an epoch (0: at epoch ends only).
+    #[arg(long, default_value_t = 0)]
+    valid_every: usize,
+    /// Also write a checkpoint every this many steps (0: at epoch ends only).
+    #[arg(long, default_value_t = 0)]
+    checkpoint_every: u64,
+    /// Stop after this many steps (smoke tests).
+    #[arg(long)]
+    max_steps: Option<u64>,
+    /// How `eval` and `run` decode by default: beam size.
+    #[arg(long, default_value_t = 5)]
+    beam: usize,
+    /// How `eval` and `run` decode by default: GNMT length penalty α.
+    #[arg(long, default_value_t = 0.6)]
+    alpha: f32,
+    /// Seed of initialisation, shuffling and dropout.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Replace a run already in --out.
+    #[arg(long, conflicts_with = "resume")]
+    force: bool,
+    /// Go on with the run in --out from its last checkpoint, with the run's own settings; only
+    /// --epochs may raise the number of epochs. --data must hold the run's data.
+    #[arg(long)]
+    resume: bool,
+    /// Print one JSON object with the final figures.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Refuses a language suffix that is not a plain name.
+fn check_lang(lang: &str, flag: &str) -> Result<()> {
+    ensure!(
+        !lang.is_empty()
+            && lang
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+        "{flag} `{lang}` is not a language suffix (letters, digits, `-` or `_`, e.g. de)"
+    );
+    Ok(())
+}
+
+fn read(dir: &Path, prefix: &str, src: &str, tgt: &str, what: &str) -> Result<ParallelText> {
+    read_split(dir, prefix, src, tgt).with_context(|| format!("could not read the {what} split"))
+}
+
+fn src_file(dir: &Path, prefix: &str, src: &str) -> PathBuf {
+    dir.join(format!("{prefix}.{src}"))
+}
+
+/// Everything `train` reads: the splits, the vocabularies and the encoded pairs.
+struct TranslateData {
+    src_vocab: SubwordVocab,
+    tgt_vocab: SubwordVocab,
+    train: EncodedPairs,
+    dropped: usize,
+    valid_text: ParallelText,
+    valid: EncodedPairs,
+    test: Option<(ParallelText, EncodedPairs)>,
+}
+
+fn load_data(
+    a: &TrainArgs,
+    subword: &SubwordConfig,
+    max_src_len: usize,
+    resumed: Option<&RunDir>,
+) -> Result<TranslateData> {
+    let train_text = read(&a.data, &a.train, &a.src, &a.tgt, "training")?;
+    let valid_text = read(&a.data, &a.valid, &a.src, &a.tgt, "validation")?;
+    let test_text = match src_file(&a.data, &a.test, &a.src).is_file() {
+        true => Some(read(&a.data, &a.test, &a.src, &a.tgt, "test")?),
+        false => None,
+    };
+    let (src_vocab, tgt_vocab) = match resumed {
+        Some(run) => {
+            let c = TranslateRunConfig::load(run)?;
+            load_vocabs(run, &c.model)?
+        }
+        None => (
+            SubwordVocab::learn(subword, &train_text.src)
+                .context("could not learn the source vocabulary")?,
+            SubwordVocab::learn(subword, &train_text.tgt)
+                .context("could not learn the target vocabulary")?,
+        ),
+    };
+    let train_all = encode_pairs(
+        &train_text,
+        &src_vocab,
+        &tgt_vocab,
+        None,
+        &src_file(&a.data, &a.train, &a.src),
+    )?;
+    let mut train = EncodedPairs::default();
+    let mut dropped = 0;
+    for (s, t) in train_all.src.into_iter().zip(train_all.tgt) {
+        if s.len() > max_src_len {
+            dropped += 1;
+            continue;
+        }
+        train.src.push(s);
+        train.tgt.push(t);
+    }
+    ensure!(
+        !train.is_empty(),
+        "every training source is longer than --max-src-len {max_src_len}"
+    );
+    let limit = Seq2Seq::new(Seq2SeqConfig {
+        max_src_len,
+        src_vocab: src_vocab.len(),
+        tgt_vocab: tgt_vocab.len(),
+        ..Seq2SeqConfig::default()
+    })?;
+    let enc = |t: &ParallelText, prefix: &str| {
+        encode_pairs(
+            t,
+            &src_vocab,
+            &tgt_vocab,
+            Some(&limit),
+            &src_file(&a.data, prefix, &a.src),
+        )
+    };
+    let valid = enc(&valid_text, &a.valid)?;
+    let test = match test_text {
+        Some(t) => {
+            let e = enc(&t, &a.test)?;
+            Some((t, e))
+        }
+        None => None,
+    };
+    Ok(TranslateData {
+        src_vocab,
+        tgt_vocab,
+        train,
+        dropped,
+        valid_text,
+        valid,
+        test,
+    })
+}
+
+fn settings_from_flags(
+    a: &TrainArgs,
+    src_vocab: usize,
+    tgt_vocab: usize,
+) -> (Seq2SeqConfig, TranslateTrainConfig) {
+    let model = Seq2SeqConfig {
+        src_vocab,
+        tgt_vocab,
+        embed: a.embed,
+        cell: CellKind::from(a.cell),
+        enc_hidden: a.hidden,
+        enc_layers: a.layers,
+        dec_hidden: a.dec_hidden,
+        dec_layers: a.dec_layers,
+        score: match a.attention {
+            ScoreArg::Dot => Score::Dot,
+            ScoreArg::General => Score::General,
+            ScoreArg::Additive => Score::Additive,
+        },
+        attn_hidden: a.attn_hidden,
+        dropout: a.dropout,
+        output: if a.tie {
+            OutputWeights::Tied
+        } else {
+            OutputWeights::Separate
+        },
+        max_src_len: a.max_src_len,
+    };
+    let train = TranslateTrainConfig {
+        batch: a.batch,
+        subword: subword_from_flags(a),
+        decode: DecodeConfig {
+            beam: a.beam,
+            alpha: a.alpha,
+            ..DecodeConfig::default()
+        },
+        fit: FitConfig {
+            lr: a.lr,
+            lr_decay: a.lr_decay,
+            decay_after: a.decay_after,
+            clip: Some(a.clip),
+            epochs: a.epochs.unwrap_or(12),
+            early_stopping: EarlyStopping::Patience(a.patience),
+            max_steps: a.max_steps,
+            seed: a.seed,
+            valid_every: (a.valid_every > 0).then_some(a.valid_every),
+            ema: (a.ema != 0.0).then_some(a.ema),
+            checkpoint_every: (a.checkpoint_every > 0).then_some(a.checkpoint_every),
+            keep: KeepCheckpoints::default(),
+            optimizer: Optimizer::Adam(AdamConfig::default()),
+            ..FitConfig::default()
+        },
+    };
+    (model, train)
+}
+
+fn subword_from_flags(a: &TrainArgs) -> SubwordConfig {
+    SubwordConfig {
+        kind: match a.tokenizer {
+            TokenizerArg::Bpe => Subword::Bpe,
+            TokenizerArg::Unigram => Subword::Unigram,
+            TokenizerArg::Word => Subword::Word,
+        },
+        vocab_size: a.vocab_size,
+        min_freq: a.min_freq,
+    }
+}
+
+fn train_cmd(a: TrainArgs) -> Result<()> {
+    check_lang(&a.src, "--src")?;
+    check_lang(&a.tgt, "--tgt")?;
+    ensure!(a.src != a.tgt, "--src and --tgt are both `{}`", a.src);
+    crate::set_threads(a.threads)?;
+    let resumed = resumed_run(&a.out, a.resume, a.force)?;
+    let saved = match &resumed {
+        Some(run) => Some(TranslateRunConfig::load(run.dir())?),
+        None => None,
+    };
+    if let Some(c) = &saved {
+        ensure!(
+            c.src == a.src && c.tgt == a.tgt,
+            "the run in {} translates {} → {}, not {} → {}",
+            a.out.display(),
+            c.src,
+            c.tgt,
+            a.src,
+            a.tgt
+        );
+    }
+    let subword = saved
+        .as_ref()
+        .map_or_else(|| subword_from_flags(&a), |c| c.train.subword);
+    let max_src_len = saved
+        .as_ref()
+        .map_or(a.max_src_len, |c| c.model.max_src_len);
+    let d = load_data(&a, &subword, max_src_len, resumed.as_ref().map(|r| r.dir()))?;
+    let (model_cfg, train_cfg) = match &saved {
+        Some(c) => {
+            let mut t = c.train;
+            t.fit.epochs = a.epochs.unwrap_or(t.fit.epochs);
+            (c.model, t)
+        }
+        None => settings_from_flags(&a, d.src_vocab.len(), d.tgt_vocab.len()),
+    };
+    let model = Seq2Seq::new(model_cfg)?;
+    train_cfg.fit.validate()?;
+    train_cfg.decode.validate()?;
+    let mut task = TranslateTask::new(&model, &d.train, &d.valid, train_cfg.batch)?;
+    let mut params = model.init_params(train_cfg.fit.seed)?;
+    let config = TranslateRunConfig {
+        format: TASK_FORMAT_VERSION,
+        task: TranslateRunConfig::TASK.into(),
+        src: a.src.clone(),
+        tgt: a.tgt.clone(),
+        model: model_cfg,
+        train: train_cfg,
+    };
+    if training::is_root() {
+        print_start(&model, &d);
+    }
+    let run = match resumed {
+        Some(mut run) => {
+            run.set_config(&config)?;
+            run
+        }
+        None => {
+            let run = new_run(&a.out, a.force, &config)?;
+            if run.is_writer() {
+                d.src_vocab
+                    .save(&TranslateRunConfig::src_vocab_path(run.dir()))?;
+                d.tgt_vocab
+                    .save(&TranslateRunConfig::tgt_vocab_path(run.dir()))?;
+            }
+            run
+        }
+    };
+    let t0 = std::time::Instant::now();
+    let outcome = training::fit(
+        &mut task,
+        &mut params,
+        &train_cfg.fit,
+        &run,
+        Shown::Perplexity,
+    )?;
+    if !run.is_writer() {
+        return Ok(());
+    }
+    let train_secs = t0.elapsed().as_secs_f64();
+    let best = &outcome.best_params;
+    let score = |text: &ParallelText, data: &EncodedPairs| {
+        evaluate(&model, best, data, &text.tgt, &d.tgt_vocab, train_cfg.decode)
+    };
+    let t1 = std::time::Instant::now();
+    let valid = score(&d.valid_text, &d.valid)?;
+    let test = match &d.test {
+        Some((text, data)) => Some(score(text, data)?),
+        None => None,
+    };
+    let eval_secs = t1.elapsed().as_secs_f64();
+    if a.json {
+        let v = serde_json::json!({
+            "valid_bleu": valid.bleu,
+            "valid_bleu_lc": valid.bleu_lc,
+            "valid_perplexity": valid.perplexity,
+            "test_bleu": test.as_ref().map(|m| m.bleu),
+            "test_bleu_lc": test.as_ref().map(|m| m.bleu_lc),
+            "test_chrf": test.as_ref().map(|m| m.chrf),
+            "test_perplexity": test.as_ref().map(|m| m.perplexity),
+            "beam": train_cfg.decode.beam,
+            "best_epoch": outcome.best_epoch,
+            "epochs": outcome.epochs_run,
+            "steps": outcome.steps,
+            "train_seconds": train_secs,
+            "eval_seconds": eval_secs,
+            "run": a.out,
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "valid BLEU {:.2} (lowercased {:.2}), perplexity {:.2}{}; best epoch {}, {} epochs, {:.0} s; beam {}; run in {}",
+            valid.bleu,
+            valid.bleu_lc,
+            valid.perplexity,
+            test.as_ref()
+                .map(|m| format!(
+                    "; test BLEU {:.2} (lowercased {:.2}), chrF {:.2}, perplexity {:.2}",
+                    m.bleu, m.bleu_lc, m.chrf, m.perplexity
+                ))
+                .unwrap_or_default(),
+            outcome.best_epoch,
+            outcome.epochs_run,
+            train_secs,
+            train_cfg.decode.beam,
+            a.out.display()
+        );
+    }
+    Ok(())
+}
+
+fn print_start(model: &Seq2Seq, d: &TranslateData) {
+    let c = model.config();
+    let tokens: usize = d.train.src.iter().map(Vec::len).sum::<usize>() + d.train.target_tokens();
+    eprintln!(
+        "{} encoder {}×{} bidirectional, decoder {}×{}, {:?} attention: {} parameters; vocabularies {} / {} pieces; {} train pairs ({} source + target pieces{}) / {} valid pairs, {} thread(s)",
+        c.cell.name().to_uppercase(),
+        c.enc_layers,
+        c.enc_hidden,
+        c.dec_layers,
+        c.dec_hidden,
+        c.score,
+        model.num_params(),
+        d.src_vocab.len(),
+        d.tgt_vocab.len(),
+        d.train.len(),
+        tokens,
+        if d.dropped > 0 {
+            format!(", {} longer than --max-src-len left out", d.dropped)
+        } else {
+            String::new()
+        },
+        d.valid.len(),
+        seqrnn::linalg::threads()
+    );
+}
+
+fn load_run(dir: &Path) -> Result<Trained> {
+    Trained::load(dir).with_context(|| format!("{} is not a usable translation run", dir.display()))
+}
+
+/// `seqrnn translate eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Run directory from `seqrnn translate train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Folder with PREFIX.SRC and PREFIX.TGT.
+    #[arg(long)]
+    data: PathBuf,
+    /// Source language suffix (must be the run's).
+    #[arg(long)]
+    src: String,
+    /// Target language suffix (must be the run's).
+    #[arg(long)]
+    tgt: String,
+    /// File prefix of the split to score.
+    #[arg(long, default_value = "test_2016_flickr")]
+    test: String,
+    #[command(flatten)]
+    decode: DecodeArgs,
+    /// Threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Write the translations to this file, one a line.
+    #[arg(long)]
+    hyp_out: Option<PathBuf>,
+    /// Print one JSON object with the figures.
+    #[arg(long)]
+    json: bool,
+}
+
+fn eval_cmd(a: EvalArgs) -> Result<()> {
+    crate::set_threads(a.threads)?;
+    let m = load_run(&a.model)?;
+    ensure!(
+        m.config.src == a.src && m.config.tgt == a.tgt,
+        "the run in {} translates {} → {}, not {} → {}",
+        a.model.display(),
+        m.config.src,
+        m.config.tgt,
+        a.src,
+        a.tgt
+    );
+    let text = read(&a.data, &a.test, &a.src, &a.tgt, "test")?;
+    let data = encode_pairs(
+        &text,
+        &m.src_vocab,
+        &m.tgt_vocab,
+        Some(&m.model),
+        &src_file(&a.data, &a.test, &a.src),
+    )?;
+    let decode = a.decode.apply(m.config.train.decode);
+    let t0 = std::time::Instant::now();
+    let r: TranslateMetrics = evaluate(&m.model, &m.params, &data, &text.tgt, &m.tgt_vocab, decode)?;
+    let secs = t0.elapsed().as_secs_f64();
+    if let Some(path) = &a.hyp_out {
+        let mut s = r.hypotheses.join("\n");
+        s.push('\n');
+        seqrnn::io::write_atomic(path, s.as_bytes())?;
+    }
+    if a.json {
+        let v = serde_json::json!({
+            "split": a.test,
+            "sentences": r.sentences,
+            "test_bleu": r.bleu,
+            "test_bleu_lc": r.bleu_lc,
+            "test_chrf": r.chrf,
+            "test_perplexity": r.perplexity,
+            "bleu_counts": r.bleu_detail.counts,
+            "bleu_totals": r.bleu_detail.totals,
+            "brevity_penalty": r.bleu_detail.bp,
+            "hyp_len": r.bleu_detail.sys_len,
+            "ref_len": r.bleu_detail.ref_len,
+            "beam": decode.beam,
+            "alpha": decode.alpha,
+            "seconds": secs,
+            "sentences_per_s": r.sentences as f64 / secs,
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "{}: BLEU {:.2} (lowercased {:.2}), chrF {:.2}, perplexity {:.2}; {} sentences, beam {}, {:.1} s ({:.1} sentences/s)",
+            a.test,
+            r.bleu,
+            r.bleu_lc,
+            r.chrf,
+            r.perplexity,
+            r.sentences,
+            decode.beam,
+            secs,
+            r.sentences as f64 / secs
+        );
+    }
+    Ok(())
+}
+
+/// `seqrnn translate run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Run directory from `seqrnn translate train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Source sentences, one a line (default: standard input).
+    #[arg(long)]
+    input: Option<PathBuf>,
+    #[command(flatten)]
+    decode: DecodeArgs,
+    /// Threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Draw each sentence's attention (source across, translation down) as
+    /// DIR/NNNN.png.
+    #[arg(long)]
+    attention_out: Option<PathBuf>,
+}
+
+fn read_lines(input: Option<&Path>) -> Result<Vec<String>> {
+    let (reader, name): (Box<dyn BufRead>, String) = match input {
+        Some(p) => (
+            Box::new(std::io::BufReader::new(
+                std::fs::File::open(p).with_context(|| format!("could not open {}", p.display()))?,
+            )),
+            p.display().to_string(),
+        ),
+        None => (
+            Box::new(std::io::stdin().lock()),
+            "standard input".to_string(),
+        ),
+    };
+    let mut lines = Vec::new();
+    for (no, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("{name}, line {}: not UTF-8 text", no + 1))?;
+        let line = line.trim().to_string();
+        ensure!(
+            !line.is_empty(),
+            "{name}, line {}: empty line (one source sentence a line)",
+            no + 1
+        );
+        lines.push(line);
+    }
+    Ok(lines)
+}
+
+fn run_cmd(a: RunArgs) -> Result<()> {
+    crate::set_threads(a.threads)?;
+    let m = load_run(&a.model)?;
+    let lines = read_lines(a.input.as_deref())?;
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let sources = m.encode_sources(&refs)?;
+    let decode = a.decode.apply(m.config.train.decode);
+    let mut dec = Decoder::new(&m.model, &m.params, decode)?;
+    dec.keep_attention = a.attention_out.is_some();
+    let hyps = dec.translate(&sources)?;
+    let mut out = std::io::stdout().lock();
+    for h in &hyps {
+        writeln!(out, "{}", m.tgt_vocab.decode(&h.tokens)?)?;
+    }
+    if let Some(dir) = &a.attention_out {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("could not create {}", dir.display()))?;
+        for (i, (h, src)) in hyps.iter().zip(&sources).enumerate() {
+            let path = dir.join(format!("{:04}.png", i + 1));
+            draw_attention(&m, src, h, &path)?;
+        }
+    }
+    Ok(())
+}
+
+/// The attention matrix of one translation as a heatmap: source pieces across, output pieces
+/// (and `</s>`) down.
+fn draw_attention(
+    m: &Trained,
+    src: &[u32],
+    h: &seqrnn::train::translate::Hypothesis,
+    path: &Path,
+) -> Result<()> {
+    let s = src.len();
+    let steps = h.attention.len() / s;
+    let values = &h.attention[..steps * s];
+    let cols = m.src_vocab.pieces(src);
+    let mut rows = m.tgt_vocab.pieces(&h.tokens);
+    rows.truncate(steps);
+    if rows.len() < steps {
+        rows.push("</s>".into());
+    }
+    seqrnn::report::heatmap::attention_map(path, values, &cols, &rows)
+        .with_context(|| format!("could not draw {}", path.display()))?;
+    Ok(())
+}
