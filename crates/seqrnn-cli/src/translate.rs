@@ -14,8 +14,8 @@ use seqrnn::optim::AdamConfig;
 use seqrnn::rnn::CellKind;
 use seqrnn::run::{RunDir, TASK_FORMAT_VERSION};
 use seqrnn::train::translate::{
-    encode_pairs, evaluate, load_vocabs, DecodeConfig, Decoder, EncodedPairs, TranslateMetrics,
-    TranslateRunConfig, TranslateTask, TranslateTrainConfig, Trained,
+    encode_pairs, evaluate, load_vocabs, DecodeConfig, Decoder, EncodedPairs, Trained,
+    TranslateMetrics, TranslateRunConfig, TranslateTask, TranslateTrainConfig,
 };
 use seqrnn::train::{EarlyStopping, FitConfig, KeepCheckpoints, Optimizer};
 
@@ -467,7 +467,14 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     let train_secs = t0.elapsed().as_secs_f64();
     let best = &outcome.best_params;
     let score = |text: &ParallelText, data: &EncodedPairs| {
-        evaluate(&model, best, data, &text.tgt, &d.tgt_vocab, train_cfg.decode)
+        evaluate(
+            &model,
+            best,
+            data,
+            &text.tgt,
+            &d.tgt_vocab,
+            train_cfg.decode,
+        )
     };
     let t1 = std::time::Instant::now();
     let valid = score(&d.valid_text, &d.valid)?;
@@ -599,7 +606,8 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     )?;
     let decode = a.decode.apply(m.config.train.decode);
     let t0 = std::time::Instant::now();
-    let r: TranslateMetrics = evaluate(&m.model, &m.params, &data, &text.tgt, &m.tgt_vocab, decode)?;
+    let r: TranslateMetrics =
+        evaluate(&m.model, &m.params, &data, &text.tgt, &m.tgt_vocab, decode)?;
     let secs = t0.elapsed().as_secs_f64();
     if let Some(path) = &a.hyp_out {
         let mut s = r.hypotheses.join("\n");
@@ -666,7 +674,8 @@ fn read_lines(input: Option<&Path>) -> Result<Vec<String>> {
     let (reader, name): (Box<dyn BufRead>, String) = match input {
         Some(p) => (
             Box::new(std::io::BufReader::new(
-                std::fs::File::open(p).with_context(|| format!("could not open {}", p.display()))?,
+                std::fs::File::open(p)
+                    .with_context(|| format!("could not open {}", p.display()))?,
             )),
             p.display().to_string(),
         ),

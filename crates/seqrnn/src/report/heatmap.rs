@@ -165,7 +165,12 @@ fn layout(h: &Heatmap<'_>, chars: bool) -> Layout {
     let left = match h.row_labels.is_empty() {
         true => 70,
         false => {
-            let widest = h.row_labels.iter().map(|l| l.chars().count()).max().unwrap_or(1);
+            let widest = h
+                .row_labels
+                .iter()
+                .map(|l| l.chars().count())
+                .max()
+                .unwrap_or(1);
             40 + 7 * widest.min(24) as u32
         }
     };

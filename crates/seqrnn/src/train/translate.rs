@@ -26,6 +26,7 @@ use crate::model::softmax;
 use crate::report::bleu::{corpus_bleu, corpus_chrf, Bleu, Case};
 use crate::rnn::RnnState;
 use crate::run::RunDir;
+use crate::train::checkpoint::FitEpoch;
 use crate::train::fit::FitConfig;
 use crate::train::task::{BatchLoss, LossAverage, Task, Validation, Weights};
 
@@ -553,6 +554,18 @@ impl Task for TranslateTask<'_> {
         })
     }
 
+    fn check_identity(&self, saved: &serde_json::Value) -> Result<()> {
+        let mine = self.identity();
+        let bad = |m: &str| Err(Error::Config(format!("cannot resume: {m}")));
+        if saved.get("model").is_some_and(|m| *m != mine["model"]) {
+            return bad("the checkpoint is from another model configuration than the run's");
+        }
+        if saved.get("train").is_some_and(|t| *t != mine["train"]) {
+            return bad("the training pairs (or the vocabularies that encode them) are not those the run was trained on");
+        }
+        Ok(())
+    }
+
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
         let mut order: Vec<usize> = (0..self.train.len()).collect();
         order.shuffle(rng);
@@ -602,6 +615,19 @@ impl Task for TranslateTask<'_> {
             loss,
             examples: self.batch.tokens(),
         })
+    }
+
+    /// `metrics.csv` and `curve.svg` as a language model's: per-piece perplexities.
+    fn write_metrics(&self, run: &RunDir, rows: &[FitEpoch]) -> Result<()> {
+        let rows: Vec<_> = rows.iter().map(crate::train::lm::epoch_metrics).collect();
+        crate::report::metrics::write_metrics(&run.metrics_path(), &rows)?;
+        #[cfg(feature = "plots")]
+        crate::report::plot::learning_curve_svg(
+            &run.curve_path(),
+            "translation: perplexity per target piece",
+            &rows,
+        )?;
+        Ok(())
     }
 
     /// Per-piece perplexity of the validation pairs; each rank scores a share.
