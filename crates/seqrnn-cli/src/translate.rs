@@ -367,7 +367,6 @@ fn settings_from_flags(
             checkpoint_every: (a.checkpoint_every > 0).then_some(a.checkpoint_every),
             keep: KeepCheckpoints::default(),
             optimizer: Optimizer::Adam(AdamConfig::default()),
-            ..FitConfig::default()
         },
     };
     (model, train)

@@ -167,6 +167,35 @@ fn two_ranks_train_a_classifier_as_one_process() {
 }
 
 #[test]
+fn two_ranks_train_a_translation_model_as_one_process() {
+    let data = scratch("translate-data");
+    let (src, tgt) = (
+        ["ein", "zwei", "hund", "katze", "rot"],
+        ["one", "two", "dog", "cat", "red"],
+    );
+    for (split, n) in [("train", 40), ("val", 6), ("test", 6)] {
+        let (mut s, mut t) = (String::new(), String::new());
+        for i in 0..n {
+            let ids: Vec<usize> = (0..1 + i % 4).map(|j| (i * 3 + j * 2) % 5).collect();
+            s += &ids.iter().map(|&k| src[k]).collect::<Vec<_>>().join(" ");
+            t += &ids.iter().map(|&k| tgt[k]).collect::<Vec<_>>().join(" ");
+            s.push('\n');
+            t.push('\n');
+        }
+        std::fs::write(data.join(format!("{split}.de")), s).unwrap();
+        std::fs::write(data.join(format!("{split}.en")), t).unwrap();
+    }
+    let d = data.to_str().unwrap().to_string();
+    for dropout in ["0", "0.3"] {
+        one_vs_two(&format!("translate-{dropout}"), |out| {
+            words(&format!(
+                "translate train --data {d} --src de --tgt en --test test --out {out} --tokenizer word --embed 6 --hidden 5 --dec-hidden 7 --dec-layers 2 --epochs 2 --batch 8 --lr 0.01 --dropout {dropout} --beam 2 --threads 1"
+            ))
+        });
+    }
+}
+
+#[test]
 fn two_ranks_train_a_forecaster_as_one_process() {
     let dir = scratch("forecast-data");
     let table = dir.join("series.csv");

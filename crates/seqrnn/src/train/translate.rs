@@ -77,12 +77,16 @@ pub fn encode_pairs(
                 message: format!("line {} has no text after normalisation", i + 1),
             });
         }
-        if let Some(m) = model {
-            m.check_source_len(ids.len(), i + 1)
-                .map_err(|e| Error::Format {
-                    path: file.to_path_buf(),
-                    message: e.to_string(),
-                })?;
+        let limit = model.map_or(usize::MAX, |m| m.config().max_src_len);
+        if ids.len() > limit {
+            return Err(Error::Format {
+                path: file.to_path_buf(),
+                message: format!(
+                    "line {} has {} pieces, more than the model's limit of {limit} (--max-src-len at training)",
+                    i + 1,
+                    ids.len()
+                ),
+            });
         }
         out.src.push(ids);
         out.tgt.push(tgt.encode(t)?);
@@ -125,9 +129,8 @@ impl DecodeConfig {
                 "the beam size and decoding batch must be at least 1".into(),
             ));
         }
-        if !(self.alpha.is_finite() && self.alpha >= 0.0)
-            || !(self.max_len_a.is_finite() && self.max_len_a >= 0.0)
-        {
+        let ok = |v: f32| v.is_finite() && v >= 0.0;
+        if !(ok(self.alpha) && ok(self.max_len_a)) {
             return Err(Error::Config(format!(
                 "the length penalty ({}) and length factor ({}) must be finite and ≥ 0",
                 self.alpha, self.max_len_a
@@ -949,7 +952,7 @@ mod tests {
         };
         let h = &Decoder::new(&m, &p, cfg)
             .unwrap()
-            .translate(&[src.clone()])
+            .translate(std::slice::from_ref(&src))
             .unwrap()[0];
         // The beam's answer scores what teacher forcing says it does.
         if h.tokens.len() < 3 {
