@@ -194,12 +194,30 @@ pub struct Decoder<'m> {
     buf: DecodeBuffers,
 }
 
-/// `row ← log softmax(row)` in place.
-fn log_softmax(row: &mut [f32]) {
+/// The `top.len()` most probable next pieces of one row of logits, as `(log-probability, id)`,
+/// best first (ties: the smaller id); `<pad>` and `<s>` are never among them (a slot left over
+/// holds `−∞`).
+fn row_top(row: &[f32], top: &mut [(f32, u32)]) {
     let m = softmax::row_max(row);
-    let s: f64 = row.iter().map(|v| ((v - m) as f64).exp()).sum();
-    let lse = m + s.ln() as f32;
-    row.iter_mut().for_each(|v| *v -= lse);
+    let sum: f64 = row
+        .iter()
+        .map(|&v| crate::rnn::activation::exp(v - m) as f64)
+        .sum();
+    let lse = m + sum.ln() as f32;
+    top.fill((f32::NEG_INFINITY, u32::MAX));
+    let n = top.len();
+    for (w, &v) in row.iter().enumerate() {
+        if v <= top[n - 1].0 || w == PAD as usize || w == BOS as usize {
+            continue;
+        }
+        // Insert before the first smaller value (equal values keep the earlier, smaller id).
+        let at = top.iter().position(|&(x, _)| v > x).unwrap_or(n - 1);
+        top.copy_within(at..n - 1, at + 1);
+        top[at] = (v, w as u32);
+    }
+    top.iter_mut()
+        .filter(|t| t.1 != u32::MAX)
+        .for_each(|t| t.0 -= lse);
 }
 
 impl<'m> Decoder<'m> {
@@ -259,6 +277,7 @@ impl<'m> Decoder<'m> {
         let max_len: Vec<usize> = buf.enc.lens.iter().map(|&l| cfg.max_len(l)).collect();
         let mut prev = vec![BOS; b * k];
         let mut cands: Vec<(f32, usize, u32)> = Vec::new();
+        let mut tops: Vec<(f32, u32)> = Vec::new();
         let mut from = vec![0usize; b * k];
         let mut old = Vec::new();
         for step in 1.. {
@@ -275,32 +294,39 @@ impl<'m> Decoder<'m> {
                 &mut buf.step,
                 &mut buf.ws,
             )?;
+            // Each live row's 2k best next pieces, rows in parallel.
+            let per = (2 * k).min(v);
+            fit_tops(&mut tops, b * k * per);
+            {
+                use rayon::prelude::*;
+                let live_rows: Vec<bool> = (0..b * k).map(|r| r % k < live[r / k].len()).collect();
+                tops.par_chunks_mut(per)
+                    .zip(buf.logits.par_chunks(v))
+                    .zip(live_rows.par_iter())
+                    .for_each(|((top, row), &on)| match on {
+                        true => row_top(row, top),
+                        false => top.fill((f32::NEG_INFINITY, u32::MAX)),
+                    });
+            }
             for i in 0..b {
                 if live[i].is_empty() {
                     continue;
                 }
                 cands.clear();
                 for (j, hyp) in live[i].iter().enumerate() {
-                    let row = &mut buf.logits[(i * k + j) * v..(i * k + j + 1) * v];
-                    log_softmax(row);
-                    // Padding and <s> are never output.
-                    row[PAD as usize] = f32::NEG_INFINITY;
-                    row[BOS as usize] = f32::NEG_INFINITY;
+                    let r = i * k + j;
                     cands.extend(
-                        row.iter()
-                            .enumerate()
-                            .map(|(w, &lp)| (hyp.log_prob + lp, j, w as u32)),
+                        tops[r * per..(r + 1) * per]
+                            .iter()
+                            .filter(|t| t.1 != u32::MAX)
+                            .map(|&(lp, w)| (hyp.log_prob + lp, j, w)),
                     );
                 }
-                let keep = (2 * k).min(cands.len());
                 let by_score = |a: &(f32, usize, u32), c: &(f32, usize, u32)| {
                     c.0.total_cmp(&a.0).then(a.1.cmp(&c.1)).then(a.2.cmp(&c.2))
                 };
-                if keep < cands.len() {
-                    cands.select_nth_unstable_by(keep - 1, by_score);
-                    cands.truncate(keep);
-                }
                 cands.sort_by(by_score);
+                cands.truncate(2 * k);
                 let mut next = Vec::with_capacity(k);
                 let last = step >= max_len[i];
                 for &(lp, j, w) in cands.iter() {
@@ -369,6 +395,11 @@ impl<'m> Decoder<'m> {
             })
             .collect())
     }
+}
+
+/// `tops` resized to `n` entries.
+fn fit_tops(tops: &mut Vec<(f32, u32)>, n: usize) {
+    tops.resize(n, (f32::NEG_INFINITY, u32::MAX));
 }
 
 /// Rows of `state` (`[L, B', H]` each) gathered by `from[B']`; `old` is scratch.
@@ -873,6 +904,8 @@ mod tests {
                 &mut ws,
             )
             .unwrap();
+            logits[PAD as usize] = f32::NEG_INFINITY;
+            logits[BOS as usize] = f32::NEG_INFINITY;
             let best = crate::train::classify::argmax(&logits) as u32;
             if best == EOS {
                 return out;
@@ -968,6 +1001,26 @@ mod tests {
             "beam {} vs exhaustive {best}",
             h.log_prob
         );
+    }
+
+    #[test]
+    fn row_top_is_a_partial_sort_of_the_log_probabilities() {
+        let row = [0.5f32, 2.0, 3.0, -1.0, 2.0, 7.0, 0.25];
+        let lse = row.iter().map(|&v| (v as f64).exp()).sum::<f64>().ln() as f32;
+        let mut top = [(0.0, 0); 3];
+        row_top(&row, &mut top);
+        // Ids 0 (<pad>) and 2 (<s>) are never chosen; ties keep the smaller id first.
+        let ids: Vec<u32> = top.iter().map(|t| t.1).collect();
+        assert_eq!(ids, vec![5, 1, 4]);
+        for (lp, w) in top {
+            assert!((lp - (row[w as usize] - lse)).abs() < 1e-5);
+        }
+        let mut wide = [(0.0, 0); 9];
+        row_top(&row, &mut wide);
+        assert_eq!((wide[3].1, wide[4].1), (6, 3));
+        assert!(wide[5..]
+            .iter()
+            .all(|t| t.1 == u32::MAX && t.0 == f32::NEG_INFINITY));
     }
 
     #[test]
