@@ -130,7 +130,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 256)]
     attn_hidden: usize,
     /// Dropout on embeddings, between decoder layers and on the attentional state.
-    #[arg(long, default_value_t = 0.3)]
+    #[arg(long, default_value_t = 0.4)]
     dropout: f32,
     /// Tie the output layer to the target embedding (needs --embed = --dec-hidden).
     #[arg(long)]
@@ -162,10 +162,10 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 2e-3)]
     lr: f64,
     /// Learning rate factor per epoch after --decay-after epochs.
-    #[arg(long, default_value_t = 0.7)]
+    #[arg(long, default_value_t = 0.5)]
     lr_decay: f64,
     /// Epochs at the initial learning rate.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 4)]
     decay_after: usize,
     /// Maximum global gradient norm.
     #[arg(long, default_value_t = 5.0)]
@@ -723,7 +723,7 @@ fn run_cmd(a: RunArgs) -> Result<()> {
 }
 
 /// The attention matrix of one translation as a heatmap: source pieces across, output pieces
-/// (and `</s>`) down.
+/// (and `</s>`) down; pieces that continue a word are labelled `##piece`.
 fn draw_attention(
     m: &Trained,
     src: &[u32],
@@ -733,8 +733,18 @@ fn draw_attention(
     let s = src.len();
     let steps = h.attention.len() / s;
     let values = &h.attention[..steps * s];
-    let cols = m.src_vocab.pieces(src);
-    let mut rows = m.tgt_vocab.pieces(&h.tokens);
+    // A piece that starts a word loses its `▁`; one that continues a word is shown `##piece`.
+    let shown = |pieces: Vec<String>| -> Vec<String> {
+        pieces
+            .into_iter()
+            .map(|p| match p.strip_prefix('▁') {
+                Some(word) => word.to_string(),
+                None => format!("##{p}"),
+            })
+            .collect()
+    };
+    let cols = shown(m.src_vocab.pieces(src));
+    let mut rows = shown(m.tgt_vocab.pieces(&h.tokens));
     rows.truncate(steps);
     if rows.len() < steps {
         rows.push("</s>".into());

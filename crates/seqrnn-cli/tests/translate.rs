@@ -64,6 +64,8 @@ fn train_args<'a>(data: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str
         "16",
         "--lr",
         "0.01",
+        "--decay-after",
+        "12",
         "--dropout",
         "0",
         "--epochs",

@@ -37,7 +37,7 @@ use crate::model::attention::{Attention, AttnCache, AttnGrads, AttnShape, AttnWo
 use crate::model::classifier::{check_backward, TokenBatch};
 use crate::model::encoder::{zero_padding, EncoderCache, EncoderWorkspace, SeqEncoder};
 use crate::model::layout::{NamedTensor, ParamLayout};
-use crate::model::lm::{check_embed, check_vocab, OutputWeights};
+use crate::model::lm::{check_embed, OutputWeights};
 use crate::model::{dense, embedding, softmax};
 use crate::rnn::{
     CellKind, Direction, ForgetBias, Init, InitScheme, Rnn, RnnCache, RnnConfig, RnnState,
@@ -98,7 +98,6 @@ impl Default for Seq2SeqConfig {
 impl Seq2SeqConfig {
     /// Checks sizes, dropout and the constraints between them.
     pub fn validate(&self) -> Result<()> {
-        check_vocab(self.src_vocab.max(4).min(self.src_vocab))?;
         if self.src_vocab < 5 || self.tgt_vocab < 5 {
             return Err(Error::Config(format!(
                 "vocabularies need the 4 special tokens and at least one piece, got {} and {}",
