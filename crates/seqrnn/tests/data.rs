@@ -84,3 +84,47 @@ fn data_tiny_shakespeare_char_corpus() {
     std::fs::remove_file(&path).unwrap();
     assert_eq!(back, c.vocab);
 }
+
+/// CoNLL-2003 English NER (IOB1) and UD English EWT (CoNLL-U, UPOS) as the tagger reads them.
+#[test]
+fn data_conll2003_and_ud_ewt_tagging_files() {
+    use seqrnn::data::conll::{read_tagged, Format, ReadConfig};
+    use seqrnn::data::tags::{check, detect, Scheme};
+    let Some(conll) = common::shared("data/conll2003") else {
+        return;
+    };
+    let mut sizes = Vec::new();
+    for split in ["eng.train", "eng.testa", "eng.testb"] {
+        let f = read_tagged(&conll.join(split), &ReadConfig::default()).unwrap();
+        let labels: Vec<Vec<String>> = f.sentences.iter().map(|s| s.labels.clone()).collect();
+        assert_eq!(detect(&labels), Scheme::Iob1, "{split}");
+        assert!(
+            labels.iter().all(|l| check(l, Scheme::Iob1).is_ok()),
+            "{split}"
+        );
+        sizes.push((
+            f.sentences.len(),
+            f.sentences.iter().map(|s| s.words.len()).sum::<usize>(),
+        ));
+    }
+    // The shared task's sentence and token counts (Tjong Kim Sang & De Meulder 2003, table 1).
+    assert_eq!(
+        sizes,
+        vec![(14_041, 203_621), (3_250, 51_362), (3_453, 46_435)]
+    );
+    let Some(ud) = common::shared("data/ud-ewt") else {
+        return;
+    };
+    let cfg = ReadConfig {
+        format: Format::Conllu,
+        ..ReadConfig::default()
+    };
+    let train = read_tagged(&ud.join("en_ewt-ud-train.conllu"), &cfg).unwrap();
+    assert_eq!(train.sentences.len(), 12_544);
+    let tags: std::collections::BTreeSet<&str> = train
+        .sentences
+        .iter()
+        .flat_map(|s| s.labels.iter().map(String::as_str))
+        .collect();
+    assert_eq!(tags.len(), 17, "{tags:?}");
+}

@@ -11,12 +11,14 @@
 //! * [`subword`]: subword vocabularies (BPE, unigram, words) learned with `tokenizers`.
 
 pub mod batch;
+pub mod conll;
 pub mod corpus;
 pub mod download;
 pub mod labeled;
 pub mod parallel;
 pub mod subword;
 pub mod table;
+pub mod tags;
 pub mod vocab;
 
 pub use batch::{Batched, Window};

@@ -2,6 +2,7 @@
 
 pub mod attention;
 pub mod classifier;
+pub mod crf;
 pub mod dense;
 pub mod embedding;
 pub mod encoder;

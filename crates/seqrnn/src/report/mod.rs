@@ -18,6 +18,7 @@
 pub mod bleu;
 #[cfg(feature = "plots")]
 pub mod compare;
+pub mod entities;
 #[cfg(feature = "plots")]
 pub mod heatmap;
 #[cfg(feature = "plots")]
