@@ -11,6 +11,7 @@ pub mod layout;
 pub mod lm;
 pub mod seq2seq;
 pub mod softmax;
+pub mod tagger;
 
 pub use encoder::{EncoderCache, EncoderWorkspace, SeqEncoder};
 pub use layout::{NamedTensor, ParamEntry, ParamLayout};
