@@ -13,6 +13,7 @@ mod forecast;
 mod inspect;
 mod lm;
 mod progress;
+mod tag;
 mod training;
 mod translate;
 
@@ -56,6 +57,11 @@ enum Command {
     Translate {
         #[command(subcommand)]
         what: translate::TranslateCommand,
+    },
+    /// Tagging (named entities, parts of speech): train, evaluate, predict.
+    Tag {
+        #[command(subcommand)]
+        what: tag::TagCommand,
     },
     /// Measure throughput.
     Bench {
@@ -195,7 +201,7 @@ fn main() -> ExitCode {
     training::set_group(group.clone());
     let result = match group.is_distributed() && !cli.command.trains() {
         true => Err(anyhow::anyhow!(
-            "only the training commands (train, forecast train, classify train, translate train) run across MPI ranks; run this command as one process"
+            "only the training commands (train, forecast train, classify train, translate train, tag train) run across MPI ranks; run this command as one process"
         )),
         false => run(cli.command),
     };
@@ -222,6 +228,7 @@ impl Command {
             Command::Forecast { what } => matches!(what, forecast::ForecastCommand::Train(_)),
             Command::Classify { what } => matches!(what, classify::ClassifyCommand::Train(_)),
             Command::Translate { what } => matches!(what, translate::TranslateCommand::Train(_)),
+            Command::Tag { what } => matches!(what, tag::TagCommand::Train(_)),
             _ => false,
         }
     }
@@ -237,6 +244,7 @@ fn run(command: Command) -> Result<()> {
         Command::Forecast { what } => forecast::run(what),
         Command::Classify { what } => classify::run(what),
         Command::Translate { what } => translate::run(what),
+        Command::Tag { what } => tag::run(what),
         Command::Bench { what } => bench::run(what),
         Command::Compare(a) => compare::compare_cmd(a),
         Command::Inspect(a) => inspect::inspect_cmd(a),

@@ -62,6 +62,8 @@ pub enum Shown {
     NegMse,
     /// The score is an accuracy in [0, 1]: a percentage.
     Accuracy,
+    /// The score is an entity F1 in [0, 1]: a percentage.
+    F1,
 }
 
 pub struct TrainProgress {
@@ -137,6 +139,11 @@ impl TrainProgress {
         let score = match self.shown {
             Shown::Accuracy => format!(
                 "valid loss {:.4}  valid accuracy {:.2}%",
+                r.valid_loss,
+                100.0 * r.valid_score
+            ),
+            Shown::F1 => format!(
+                "valid loss {:.4}  valid F1 {:.2}",
                 r.valid_loss,
                 100.0 * r.valid_score
             ),

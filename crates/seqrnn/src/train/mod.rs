@@ -7,6 +7,7 @@ pub mod classify;
 pub mod fit;
 pub mod forecast;
 pub mod lm;
+pub mod tag;
 pub mod task;
 pub mod translate;
 

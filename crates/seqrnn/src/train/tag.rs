@@ -1,0 +1,579 @@
+//! Sequence tagging: vocabularies, the training task for the shared loop ([`crate::train::fit`]),
+//! evaluation (token accuracy; entity precision, recall and F1 as `conlleval` counts them) and
+//! the run configuration.
+//!
+//! Entity tags are converted to the training scheme ([`Scheme`], IOBES by default, as Lample et
+//! al.) before training, and predictions back to the file's scheme; chunks are the same in every
+//! scheme, so entity scores do not depend on it. Labels that are not entity tags (parts of
+//! speech) are used as they are.
+
+use std::path::Path;
+
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::data::conll::Sentence;
+use crate::data::labeled::length_buckets;
+use crate::data::tags::{check, convert, split_tag, Scheme};
+use crate::data::{Vocab, UNK};
+use crate::dist::{fingerprint, share, Group};
+use crate::dropout::{RowRng, SeqRng};
+use crate::error::{Error, Result};
+use crate::model::crf::Constraints;
+use crate::model::tagger::{casing, TagBatch, Tagger, TaggerCache, TaggerWorkspace};
+use crate::report::entities::{score, EntityScores};
+use crate::run::RunDir;
+use crate::train::fit::FitConfig;
+use crate::train::task::{BatchLoss, LossAverage, Task, Validation, Weights};
+
+/// `format` metadata of a tagger's weights file.
+pub const TAG_FORMAT: &str = "seqrnn-tag";
+
+/// Padding entry of the word and character vocabularies (id 0); `<unk>` is id 1.
+pub const PAD: &str = "<pad>";
+
+/// Whether `labels` are entity tags (`O` or a `B/I/E/S-TYPE` tag).
+pub fn is_entity_tagging<S: AsRef<str>>(labels: &[Vec<S>]) -> bool {
+    let mut any_typed = false;
+    for l in labels.iter().flatten() {
+        let l = l.as_ref();
+        if l == "O" {
+            continue;
+        }
+        let (p, _) = split_tag(l);
+        if !l.contains('-') || !matches!(p, "B" | "I" | "E" | "S") {
+            return false;
+        }
+        any_typed = true;
+    }
+    any_typed
+}
+
+/// The vocabularies of a tagger: lowercased words, characters, and labels (in the training
+/// scheme for entity tags).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TagVocabs {
+    /// `<pad>`, `<unk>`, then lowercased training words seen at least `min_freq` times, most
+    /// frequent first.
+    pub words: Vocab,
+    /// `<pad>`, `<unk>`, then every training character, most frequent first.
+    pub chars: Vocab,
+    /// Labels, sorted.
+    pub labels: Vocab,
+}
+
+fn by_frequency<'a>(items: impl Iterator<Item = &'a str>, min: usize) -> Vocab {
+    let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for i in items {
+        *counts.entry(i).or_default() += 1;
+    }
+    let mut v: Vec<(&str, usize)> = counts.into_iter().filter(|&(_, c)| c >= min).collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut vocab = Vocab::new();
+    vocab.add(PAD);
+    vocab.add(UNK);
+    for (w, _) in v {
+        vocab.add(w);
+    }
+    vocab
+}
+
+impl TagVocabs {
+    /// Builds the vocabularies from training sentences whose labels are already in the training
+    /// scheme.
+    pub fn build(sentences: &[Sentence], min_freq: usize) -> Self {
+        let lower: Vec<String> = sentences
+            .iter()
+            .flat_map(|s| s.words.iter().map(|w| w.to_lowercase()))
+            .collect();
+        let words = by_frequency(lower.iter().map(String::as_str), min_freq.max(1));
+        let chars_s: Vec<String> = sentences
+            .iter()
+            .flat_map(|s| s.words.iter().flat_map(|w| w.chars().map(String::from)))
+            .collect();
+        let chars = by_frequency(chars_s.iter().map(String::as_str), 1);
+        let mut labels: Vec<&str> = sentences
+            .iter()
+            .flat_map(|s| s.labels.iter().map(String::as_str))
+            .collect();
+        labels.sort_unstable();
+        labels.dedup();
+        let mut l = Vocab::new();
+        for x in labels {
+            l.add(x);
+        }
+        TagVocabs {
+            words,
+            chars,
+            labels: l,
+        }
+    }
+}
+
+/// Sentences as ids.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EncodedTags {
+    /// Word ids per sentence.
+    pub words: Vec<Vec<u32>>,
+    /// Casing classes per sentence.
+    pub cases: Vec<Vec<u32>>,
+    /// Character ids per word per sentence.
+    pub chars: Vec<Vec<Vec<u32>>>,
+    /// Label ids per sentence.
+    pub labels: Vec<Vec<u32>>,
+}
+
+impl EncodedTags {
+    /// Number of sentences.
+    pub fn len(&self) -> usize {
+        self.words.len()
+    }
+
+    /// Whether there is no sentence.
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+
+    /// Fills `batch` with sentences `idx`.
+    pub fn batch(&self, idx: &[usize], batch: &mut TagBatch) {
+        let b = idx.len();
+        let t = idx.iter().map(|&i| self.words[i].len()).max().unwrap_or(0);
+        batch.t = t;
+        batch.lens.clear();
+        batch.lens.extend(idx.iter().map(|&i| self.words[i].len()));
+        for buf in [&mut batch.words, &mut batch.cases, &mut batch.tags] {
+            buf.clear();
+            buf.resize(t * b, 0);
+        }
+        for (j, &i) in idx.iter().enumerate() {
+            for s in 0..self.words[i].len() {
+                batch.words[s * b + j] = self.words[i][s];
+                batch.cases[s * b + j] = self.cases[i][s];
+                batch.tags[s * b + j] = self.labels[i][s];
+            }
+        }
+        batch.chars.clear();
+        for s in 0..t {
+            for &i in idx {
+                if s < self.words[i].len() {
+                    batch.chars.push(self.chars[i][s].clone());
+                }
+            }
+        }
+    }
+}
+
+/// Encodes sentences (labels in the training scheme). Unknown words and characters become
+/// `<unk>`; an unknown label is an error naming its line of `file`.
+pub fn encode(sentences: &[Sentence], v: &TagVocabs, file: &Path) -> Result<EncodedTags> {
+    let mut out = EncodedTags::default();
+    let unk = 1;
+    for s in sentences {
+        out.words.push(
+            s.words
+                .iter()
+                .map(|w| v.words.id(&w.to_lowercase()).unwrap_or(unk))
+                .collect(),
+        );
+        out.cases.push(s.words.iter().map(|w| casing(w)).collect());
+        out.chars.push(
+            s.words
+                .iter()
+                .map(|w| {
+                    w.chars()
+                        .map(|c| v.chars.id(&c.to_string()).unwrap_or(unk))
+                        .collect()
+                })
+                .collect(),
+        );
+        let mut labels = Vec::with_capacity(s.labels.len());
+        for (l, &line) in s.labels.iter().zip(&s.lines) {
+            labels.push(v.labels.id(l).ok_or_else(|| Error::Format {
+                path: file.to_path_buf(),
+                message: format!("line {line}: label `{l}` never appears in the training file"),
+            })?);
+        }
+        out.labels.push(labels);
+    }
+    Ok(out)
+}
+
+/// Converts every sentence's labels to `to`, after checking them in `from` (the error names the
+/// line of `file`).
+pub fn to_scheme(sentences: &mut [Sentence], from: Scheme, to: Scheme, file: &Path) -> Result<()> {
+    for s in sentences.iter_mut() {
+        check(&s.labels, from).map_err(|(i, why)| Error::Format {
+            path: file.to_path_buf(),
+            message: format!("line {}: {why}", s.lines[i]),
+        })?;
+        s.labels = convert(&s.labels, to);
+    }
+    Ok(())
+}
+
+/// The CRF constraints of `labels` in `scheme` (AllenNLP's `allowed_transitions`): an `I-X` or
+/// `E-X` only continues a `B-X` or `I-X`; with IOBES a `B-X`/`I-X` must be continued.
+pub fn constraints(labels: &Vocab, scheme: Option<Scheme>) -> Constraints {
+    let k = labels.len();
+    let mut c = Constraints::none(k);
+    let Some(scheme) = scheme else {
+        return c;
+    };
+    let parts: Vec<(&str, &str)> = labels.tokens().iter().map(|l| split_tag(l)).collect();
+    let opens = |p: &str| matches!(p, "B" | "I");
+    for (j, &(p, kind)) in parts.iter().enumerate() {
+        let continues = matches!(
+            (scheme, p),
+            (Scheme::Iob2, "I") | (Scheme::Iobes, "I" | "E")
+        );
+        c.start[j] = !continues;
+        if scheme == Scheme::Iobes {
+            c.end[j] = !opens(p);
+        }
+        for (i, &(q, prev_kind)) in parts.iter().enumerate() {
+            let after_open = opens(q);
+            let ok = match scheme {
+                Scheme::Iob1 => true,
+                Scheme::Iob2 => !continues || (after_open && prev_kind == kind),
+                Scheme::Iobes => match continues {
+                    true => after_open && prev_kind == kind,
+                    false => !after_open,
+                },
+            };
+            c.transitions[i * k + j] = ok;
+        }
+    }
+    c
+}
+
+/// Sentences per inference batch.
+pub const EVAL_BATCH: usize = 128;
+
+/// Predicted label ids of every sentence, in order.
+pub fn predict(model: &Tagger, params: &[f32], data: &EncodedTags) -> Result<Vec<Vec<u32>>> {
+    let lens: Vec<usize> = data.words.iter().map(Vec::len).collect();
+    let order: Vec<usize> = (0..data.len()).collect();
+    let mut out = vec![Vec::new(); data.len()];
+    let (mut cache, mut ws) = (TaggerCache::default(), TaggerWorkspace::default());
+    let (mut batch, mut tags) = (TagBatch::default(), Vec::new());
+    for idx in length_buckets(&lens, &order, EVAL_BATCH) {
+        data.batch(&idx, &mut batch);
+        model.predict(params, &batch, &mut tags, &mut cache, &mut ws)?;
+        let b = idx.len();
+        for (j, &i) in idx.iter().enumerate() {
+            out[i] = (0..lens[i]).map(|s| tags[s * b + j]).collect();
+        }
+    }
+    Ok(out)
+}
+
+/// Summed loss and token count of `data` (no dropout).
+pub fn loss(model: &Tagger, params: &[f32], data: &EncodedTags) -> Result<(f64, usize)> {
+    let lens: Vec<usize> = data.words.iter().map(Vec::len).collect();
+    let order: Vec<usize> = (0..data.len()).collect();
+    let (mut cache, mut ws, mut batch) = (
+        TaggerCache::default(),
+        TaggerWorkspace::default(),
+        TagBatch::default(),
+    );
+    let (mut sum, mut n) = (0.0, 0);
+    for idx in length_buckets(&lens, &order, EVAL_BATCH) {
+        data.batch(&idx, &mut batch);
+        sum += model.eval_loss(params, &batch, &mut cache, &mut ws)?;
+        n += batch.tokens();
+    }
+    Ok((sum, n))
+}
+
+/// Scores predictions against the gold labels, both as label ids in the training scheme;
+/// entity scores are computed on chunks (the same in every scheme).
+pub fn evaluate(
+    model: &Tagger,
+    params: &[f32],
+    data: &EncodedTags,
+    labels: &Vocab,
+) -> Result<EntityScores> {
+    let pred = predict(model, params, data)?;
+    let name = |ids: &Vec<u32>| -> Vec<String> {
+        ids.iter()
+            .map(|&i| labels.token(i).unwrap_or("O").to_string())
+            .collect()
+    };
+    let gold: Vec<Vec<String>> = data.labels.iter().map(name).collect();
+    let pred: Vec<Vec<String>> = pred.iter().map(name).collect();
+    score(&gold, &pred)
+}
+
+/// The tagging task for the shared loop: length-bucketed batches, shuffled every epoch;
+/// validation by entity F1 (entity tags) or token accuracy.
+pub struct TagTask<'a> {
+    model: &'a Tagger,
+    train: &'a EncodedTags,
+    valid: &'a EncodedTags,
+    labels: &'a Vocab,
+    entities: bool,
+    batch_size: usize,
+    batches: Vec<Vec<usize>>,
+    batch: TagBatch,
+    rank: (usize, usize),
+    cache: TaggerCache,
+    ws: TaggerWorkspace,
+}
+
+impl<'a> TagTask<'a> {
+    /// A task over `train` and `valid`, `batch` sentences a step; `entities` selects on entity
+    /// F1 (else token accuracy).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `batch` is 0 or a split is empty.
+    pub fn new(
+        model: &'a Tagger,
+        train: &'a EncodedTags,
+        valid: &'a EncodedTags,
+        labels: &'a Vocab,
+        entities: bool,
+        batch: usize,
+    ) -> Result<Self> {
+        if batch == 0 || train.is_empty() || valid.is_empty() {
+            return Err(Error::Config(
+                "the batch size and both splits need at least one sentence".into(),
+            ));
+        }
+        Ok(TagTask {
+            model,
+            train,
+            valid,
+            labels,
+            entities,
+            batch_size: batch,
+            batches: Vec::new(),
+            batch: TagBatch::default(),
+            rank: (0, 1),
+            cache: TaggerCache::default(),
+            ws: TaggerWorkspace::default(),
+        })
+    }
+}
+
+impl Task for TagTask<'_> {
+    fn weights(&self) -> Weights<'_> {
+        Weights {
+            layout: self.model.param_layout(),
+            format: TAG_FORMAT,
+            what: "a tagger",
+        }
+    }
+
+    fn score_name(&self) -> &'static str {
+        match self.entities {
+            true => "f1",
+            false => "accuracy",
+        }
+    }
+
+    fn loss_average(&self) -> LossAverage {
+        LossAverage::PerExample
+    }
+
+    fn shard(&mut self, group: &Group) -> Result<()> {
+        group.rows(self.batch_size, "the training batch (--batch)")?;
+        self.rank = (group.rank(), group.size());
+        Ok(())
+    }
+
+    fn identity(&self) -> serde_json::Value {
+        let mut h = Vec::new();
+        for (w, l) in self.train.words.iter().zip(&self.train.labels) {
+            h.extend(w.iter().chain(l).flat_map(|i| i.to_le_bytes()));
+            h.extend(u32::MAX.to_le_bytes());
+        }
+        serde_json::json!({
+            "model": self.model.config(),
+            "train": format!("{:016x}", fingerprint(&h)),
+        })
+    }
+
+    fn check_identity(&self, saved: &serde_json::Value) -> Result<()> {
+        let mine = self.identity();
+        for (key, what) in [
+            (
+                "model",
+                "the checkpoint is from another model configuration than the run's",
+            ),
+            (
+                "train",
+                "the training file (or its vocabularies) is not the one the run was trained on",
+            ),
+        ] {
+            if saved.get(key).is_some_and(|v| *v != mine[key]) {
+                return Err(Error::Config(format!("cannot resume: {what}")));
+            }
+        }
+        Ok(())
+    }
+
+    fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
+        let mut order: Vec<usize> = (0..self.train.len()).collect();
+        order.shuffle(rng);
+        let lens: Vec<usize> = self.train.words.iter().map(Vec::len).collect();
+        self.batches = length_buckets(&lens, &order, self.batch_size);
+        self.batches.shuffle(rng);
+        self.batches.len()
+    }
+
+    fn train_step(
+        &mut self,
+        params: &[f32],
+        grads: &mut [f32],
+        index: usize,
+        rng: &mut SeqRng,
+    ) -> Result<BatchLoss> {
+        let all = &self.batches[index];
+        let mine = share(all.len(), self.rank.0, self.rank.1);
+        let mut masks = RowRng::for_step(rng, mine.start);
+        let idx = &all[mine];
+        if idx.is_empty() {
+            return Ok(BatchLoss {
+                loss: 0.0,
+                examples: 0,
+            });
+        }
+        let tokens: usize = all.iter().map(|&i| self.train.words[i].len()).sum();
+        self.train.batch(idx, &mut self.batch);
+        let loss = self.model.forward_train(
+            params,
+            &self.batch,
+            1.0 / tokens as f32,
+            &mut self.cache,
+            &mut self.ws,
+            &mut masks,
+        )?;
+        if loss.is_finite() {
+            self.model
+                .backward(params, grads, &self.cache, &mut self.ws)?;
+        }
+        Ok(BatchLoss {
+            loss,
+            examples: self.batch.tokens(),
+        })
+    }
+
+    /// Validation on one process (the scores need every sentence; the ranks of a data-parallel
+    /// run each compute them).
+    fn validate(&mut self, params: &[f32], _group: &Group) -> Result<Validation> {
+        let (sum, n) = loss(self.model, params, self.valid)?;
+        let s = evaluate(self.model, params, self.valid, self.labels)?;
+        Ok(Validation {
+            loss: sum / n.max(1) as f64,
+            score: match self.entities {
+                true => s.overall.f1,
+                false => s.accuracy,
+            },
+        })
+    }
+}
+
+/// Training settings of a tagging run beyond the shared loop's.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TagTrainConfig {
+    /// Sentences per step.
+    pub batch: usize,
+    /// Minimum count of a training word (lowercased) to enter the vocabulary.
+    pub min_freq: usize,
+    /// The training files' scheme (entity tags only).
+    pub file_scheme: Option<Scheme>,
+    /// The scheme the model is trained in (entity tags only).
+    pub train_scheme: Option<Scheme>,
+    /// How the files are read.
+    pub read: crate::data::conll::ReadConfig,
+    /// The shared loop's settings.
+    pub fit: FitConfig,
+}
+
+/// The `config.json` of a tagging run (`words.txt`, `chars.txt`, `labels.txt` beside it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TagRunConfig {
+    /// Format version ([`crate::run::TASK_FORMAT_VERSION`]).
+    pub format: u32,
+    /// Always `"tag"`.
+    pub task: String,
+    /// The model.
+    pub model: crate::model::tagger::TaggerConfig,
+    /// Training settings.
+    pub train: TagTrainConfig,
+}
+
+impl TagRunConfig {
+    /// Task name in `config.json`.
+    pub const TASK: &'static str = "tag";
+
+    /// A vocabulary file of a run: `words.txt`, `chars.txt` or `labels.txt`.
+    pub fn vocab_file(run: &RunDir, name: &str) -> std::path::PathBuf {
+        run.dir.join(format!("{name}.txt"))
+    }
+
+    /// Writes `config.json` into `run` atomically.
+    pub fn save(&self, run: &RunDir) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(|e| Error::Format {
+            path: run.config_path(),
+            message: e.to_string(),
+        })?;
+        crate::io::write_atomic(&run.config_path(), text.as_bytes())
+    }
+
+    /// Reads `config.json` of `run`, refusing other kinds of run.
+    pub fn load(run: &RunDir) -> Result<Self> {
+        let v = crate::run::load_task_config(run, Self::TASK)?;
+        let c: TagRunConfig = serde_json::from_value(v).map_err(|e| Error::Format {
+            path: run.config_path(),
+            message: format!("unreadable tagging configuration ({e})"),
+        })?;
+        c.model.validate()?;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(tags: &[&str]) -> Vocab {
+        let mut v = Vocab::new();
+        for t in tags {
+            v.add(t);
+        }
+        v
+    }
+
+    #[test]
+    fn constraints_allow_exactly_the_valid_sequences() {
+        let v = labels(&["B-PER", "E-PER", "I-PER", "O", "S-PER"]);
+        let c = constraints(&v, Some(Scheme::Iobes));
+        let id = |t: &str| v.id(t).unwrap() as usize;
+        let ok = |a: &str, b: &str| c.transitions[id(a) * 5 + id(b)];
+        assert!(ok("B-PER", "I-PER") && ok("B-PER", "E-PER") && ok("I-PER", "E-PER"));
+        assert!(ok("E-PER", "O") && ok("S-PER", "B-PER") && ok("O", "S-PER"));
+        assert!(!ok("O", "I-PER") && !ok("B-PER", "O") && !ok("E-PER", "E-PER"));
+        assert!(!c.start[id("I-PER")] && !c.start[id("E-PER")] && c.start[id("B-PER")]);
+        assert!(!c.end[id("B-PER")] && !c.end[id("I-PER")] && c.end[id("E-PER")]);
+        // Every allowed sequence of length 3 is a valid IOBES sequence, and the reverse.
+        let tags = v.tokens();
+        for a in tags {
+            for b in tags {
+                for d in tags {
+                    let seq = [a.as_str(), b, d];
+                    let allowed = c.start[id(a)] && ok(a, b) && ok(b, d) && c.end[id(d)];
+                    assert_eq!(allowed, check(&seq, Scheme::Iobes).is_ok(), "{seq:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn entity_tags_are_told_from_parts_of_speech() {
+        assert!(is_entity_tagging(&[vec!["O", "B-PER", "I-PER"]]));
+        assert!(!is_entity_tagging(&[vec!["NOUN", "VERB"]]));
+        assert!(!is_entity_tagging(&[vec!["O", "O"]]));
+        assert!(!is_entity_tagging(&[vec!["B-NP", "I-NP", "PUNCT"]]));
+    }
+}
