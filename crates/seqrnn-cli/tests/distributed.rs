@@ -196,6 +196,30 @@ fn two_ranks_train_a_translation_model_as_one_process() {
 }
 
 #[test]
+fn two_ranks_train_a_tagger_as_one_process() {
+    let data = scratch("tag-data");
+    let mut text = String::new();
+    for i in 0..40 {
+        let name = ["Anna", "Boris", "Clara"][i % 3];
+        text += &format!("{name} I-PER\n");
+        for j in 0..1 + i % 3 {
+            text += &format!("{} O\n", ["went", "to", "see"][(i + j) % 3]);
+        }
+        text += &format!("{} I-LOC\n\n", ["Paris", "Oslo"][i % 2]);
+    }
+    let f = data.join("train.txt");
+    std::fs::write(&f, text).unwrap();
+    let f = f.to_str().unwrap().to_string();
+    for (dropout, head) in [("0", "--crf"), ("0.3", "--crf"), ("0.3", "")] {
+        one_vs_two(&format!("tag-{dropout}{head}"), |out| {
+            words(&format!(
+                "tag train --train {f} --dev {f} --out {out} {head} --embed 5 --char-embed 3 --char-hidden 2 --hidden 4 --epochs 2 --batch 8 --lr 0.01 --dropout {dropout} --threads 1"
+            ))
+        });
+    }
+}
+
+#[test]
 fn two_ranks_train_a_forecaster_as_one_process() {
     let dir = scratch("forecast-data");
     let table = dir.join("series.csv");
