@@ -161,6 +161,10 @@ pub struct TrainArgs {
     /// Lowercased words seen fewer times become <unk>.
     #[arg(long, default_value_t = 1)]
     min_freq: usize,
+    /// Replace each training word seen once by <unk> with this probability at every step
+    /// (Lample et al.'s singleton replacement).
+    #[arg(long, default_value_t = 0.5)]
+    unk_replace: f32,
     /// Epochs at most.
     #[arg(long)]
     epochs: Option<usize>,
@@ -269,7 +273,8 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         &vocabs.labels,
         entities,
         train_cfg.batch,
-    )?;
+    )?
+    .with_unk_replace(train_cfg.unk_replace)?;
     let mut params = model.init_params(train_cfg.fit.seed)?;
     let config = TagRunConfig {
         format: TASK_FORMAT_VERSION,
@@ -399,6 +404,7 @@ fn settings(
     let train = TagTrainConfig {
         batch: a.batch,
         min_freq: a.min_freq,
+        unk_replace: a.unk_replace,
         file_scheme,
         train_scheme,
         read,

@@ -313,6 +313,10 @@ pub struct TagTask<'a> {
     labels: &'a Vocab,
     entities: bool,
     batch_size: usize,
+    /// Probability of replacing a training word seen once by `<unk>` at each step.
+    unk_replace: f32,
+    /// Whether each word id occurs once in the training data.
+    singleton: Vec<bool>,
     batches: Vec<Vec<usize>>,
     batch: TagBatch,
     rank: (usize, usize),
@@ -321,6 +325,28 @@ pub struct TagTask<'a> {
 }
 
 impl<'a> TagTask<'a> {
+    /// Lample et al.'s singleton replacement: during training each word seen once in the
+    /// training data becomes `<unk>` with probability `p` (drawn afresh every step, per
+    /// sentence), so the `<unk>` embedding learns from real contexts. Characters and casing are
+    /// kept.
+    ///
+    /// # Errors
+    /// [`Error::Config`] unless `0 ≤ p ≤ 1`.
+    pub fn with_unk_replace(mut self, p: f32) -> Result<Self> {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(Error::Config(format!(
+                "the <unk> replacement probability must be in [0, 1], got {p}"
+            )));
+        }
+        self.unk_replace = p;
+        let mut counts = vec![0usize; self.model.config().words];
+        for w in self.train.words.iter().flatten() {
+            counts[*w as usize] += 1;
+        }
+        self.singleton = counts.iter().map(|&c| c == 1).collect();
+        Ok(self)
+    }
+
     /// A task over `train` and `valid`, `batch` sentences a step; `entities` selects on entity
     /// F1 (else token accuracy).
     ///
@@ -346,6 +372,8 @@ impl<'a> TagTask<'a> {
             labels,
             entities,
             batch_size: batch,
+            unk_replace: 0.0,
+            singleton: Vec::new(),
             batches: Vec::new(),
             batch: TagBatch::default(),
             rank: (0, 1),
@@ -440,6 +468,20 @@ impl Task for TagTask<'_> {
         }
         let tokens: usize = all.iter().map(|&i| self.train.words[i].len()).sum();
         self.train.batch(idx, &mut self.batch);
+        if self.unk_replace > 0.0 {
+            use rand::RngExt;
+            let b = idx.len();
+            let seed = masks.shared.random::<u64>();
+            for (j, &len) in self.batch.lens.iter().enumerate() {
+                let mut r = masks.row(seed, j);
+                for t in 0..len {
+                    let w = &mut self.batch.words[t * b + j];
+                    if self.singleton[*w as usize] && r.random::<f32>() < self.unk_replace {
+                        *w = 1;
+                    }
+                }
+            }
+        }
         let loss = self.model.forward_train(
             params,
             &self.batch,
@@ -480,6 +522,9 @@ pub struct TagTrainConfig {
     pub batch: usize,
     /// Minimum count of a training word (lowercased) to enter the vocabulary.
     pub min_freq: usize,
+    /// Probability of replacing a singleton training word by `<unk>` at each step.
+    #[serde(default)]
+    pub unk_replace: f32,
     /// The training files' scheme (entity tags only).
     pub file_scheme: Option<Scheme>,
     /// The scheme the model is trained in (entity tags only).
@@ -567,6 +612,57 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn unk_replacement_touches_singletons_only() {
+        use crate::model::tagger::{Head, TaggerConfig};
+        use crate::rnn::CellKind;
+        let cfg = TaggerConfig {
+            words: 6,
+            chars: 3,
+            embed: 2,
+            char_embed: 2,
+            char_hidden: 0,
+            cell: CellKind::Lstm,
+            hidden: 2,
+            layers: 1,
+            dropout: 0.0,
+            tags: 2,
+            head: Head::Softmax,
+        };
+        let m = Tagger::new(cfg, Constraints::none(2)).unwrap();
+        let p = m.init_params(1).unwrap();
+        // Word 5 occurs once, word 4 many times; the short sentence is padded.
+        let mut words = vec![4u32; 40];
+        words[7] = 5;
+        let data = EncodedTags {
+            words: vec![words.clone(), vec![4, 4]],
+            cases: vec![vec![0; 40], vec![0; 2]],
+            chars: vec![vec![vec![2]; 40], vec![vec![2]; 2]],
+            labels: vec![vec![0; 40], vec![1; 2]],
+        };
+        let labels = labels(&["A", "B"]);
+        assert!(TagTask::new(&m, &data, &data, &labels, false, 2)
+            .unwrap()
+            .with_unk_replace(1.5)
+            .is_err());
+        let mut task = TagTask::new(&m, &data, &data, &labels, false, 2)
+            .unwrap()
+            .with_unk_replace(1.0)
+            .unwrap();
+        let mut rng = crate::dropout::rng_from_seed(2);
+        task.start_epoch(1, &mut rng);
+        let mut g = vec![0.0; m.num_params()];
+        task.train_step(&p, &mut g, 0, &mut rng).unwrap();
+        let b = &task.batch;
+        let long = usize::from(b.lens[0] != 40);
+        let col: Vec<u32> = (0..b.t).map(|t| b.words[t * 2 + long]).collect();
+        assert_eq!(col.iter().filter(|&&w| w == 1).count(), 1, "{col:?}");
+        assert_eq!(col[7], 1);
+        let short: Vec<u32> = (0..b.t).map(|t| b.words[t * 2 + 1 - long]).collect();
+        assert_eq!(&short[..2], &[4, 4]);
+        assert!(short[2..].iter().all(|&w| w == 0));
     }
 
     #[test]
