@@ -13,8 +13,8 @@ use seqrnn::optim::AdamConfig;
 use seqrnn::rnn::CellKind;
 use seqrnn::run::{RunDir, TASK_FORMAT_VERSION};
 use seqrnn::train::tag::{
-    constraints, encode, evaluate, is_entity_tagging, predict, to_scheme, TagRunConfig, TagTask,
-    TagTrainConfig, TagVocabs,
+    constraints, encode, evaluate, evaluate_with_confusion, is_entity_tagging, predict, to_scheme,
+    TagRunConfig, TagTask, TagTrainConfig, TagVocabs,
 };
 use seqrnn::train::{EarlyStopping, FitConfig, KeepCheckpoints, Optimizer};
 
@@ -495,10 +495,15 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
         to_scheme(&mut f.sentences, from, to, &a.test)?;
     }
     let enc = encode(&f.sentences, &m.vocabs, &a.test)?;
-    let s = evaluate(&m.model, &m.params, &enc, &m.vocabs.labels)?;
+    let (s, table) = evaluate_with_confusion(&m.model, &m.params, &enc, &m.vocabs.labels)?;
     let entities = m.config.train.train_scheme.is_some();
     if a.json {
-        let mut v = serde_json::json!({ "test_accuracy": s.accuracy, "tokens": s.tokens });
+        let mut v = serde_json::json!({
+            "test_accuracy": s.accuracy,
+            "tokens": s.tokens,
+            "labels": m.vocabs.labels.tokens(),
+            "confusion": table,
+        });
         if entities {
             v["test_f1"] = serde_json::json!(s.overall.f1);
             v["test_precision"] = serde_json::json!(s.overall.precision);
@@ -513,6 +518,7 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
         100.0 * s.accuracy,
         s.tokens
     );
+    print!("{}", confusion_text(&table, m.vocabs.labels.tokens()));
     if entities {
         println!(
             "entities: precision {:.2}, recall {:.2}, F1 {:.2} ({} gold, {} predicted)",
@@ -533,6 +539,24 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The confusion table as text: rows the gold label, columns the predicted one.
+fn confusion_text(table: &[Vec<usize>], names: &[String]) -> String {
+    let w = names.iter().map(String::len).max().unwrap_or(1).max(6);
+    let mut s = format!("confusion (rows: gold, columns: predicted)\n{:>w$}", "");
+    for n in names {
+        let _ = write!(s, " {n:>w$}");
+    }
+    s.push('\n');
+    for (n, row) in names.iter().zip(table) {
+        let _ = write!(s, "{n:>w$}");
+        for v in row {
+            let _ = write!(s, " {v:>w$}");
+        }
+        s.push('\n');
+    }
+    s
 }
 
 /// `seqrnn tag predict`.

@@ -105,6 +105,19 @@ fn train_eval_predict_with_a_crf() {
         "tag", "eval", "--model", run_s, "--test", &te, "--json",
     ])));
     assert_eq!(e["test_f1"], v["test_f1"], "{e}");
+    // The confusion table counts every token once (rows gold, columns predicted).
+    let table = e["confusion"].as_array().unwrap();
+    let total: u64 = table
+        .iter()
+        .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap()))
+        .sum();
+    assert_eq!(total, e["tokens"].as_u64().unwrap());
+    assert_eq!(table.len(), e["labels"].as_array().unwrap().len());
+    let text = ok(&seqrnn(&["tag", "eval", "--model", run_s, "--test", &te]));
+    assert!(
+        text.contains("confusion (rows: gold, columns: predicted)"),
+        "{text}"
+    );
     // predict writes the file back with one more column, in the file's own scheme (IOB1).
     let out = d.join("tagged.txt");
     ok(&seqrnn(&[

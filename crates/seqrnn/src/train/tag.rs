@@ -293,15 +293,38 @@ pub fn evaluate(
     data: &EncodedTags,
     labels: &Vocab,
 ) -> Result<EntityScores> {
+    Ok(evaluate_with_confusion(model, params, data, labels)?.0)
+}
+
+/// As [`evaluate`], with the confusion table of the labels: `confusion[gold][predicted]` token
+/// counts, label ids in the training scheme.
+pub fn evaluate_with_confusion(
+    model: &Tagger,
+    params: &[f32],
+    data: &EncodedTags,
+    labels: &Vocab,
+) -> Result<(EntityScores, Vec<Vec<usize>>)> {
     let pred = predict(model, params, data)?;
     let name = |ids: &Vec<u32>| -> Vec<String> {
         ids.iter()
             .map(|&i| labels.token(i).unwrap_or("O").to_string())
             .collect()
     };
-    let gold: Vec<Vec<String>> = data.labels.iter().map(name).collect();
-    let pred: Vec<Vec<String>> = pred.iter().map(name).collect();
-    score(&gold, &pred)
+    let gold_s: Vec<Vec<String>> = data.labels.iter().map(name).collect();
+    let pred_s: Vec<Vec<String>> = pred.iter().map(name).collect();
+    let table = confusion(&data.labels, &pred, labels.len());
+    Ok((score(&gold_s, &pred_s)?, table))
+}
+
+/// `confusion[gold][predicted]` token counts of label ids below `k`.
+pub fn confusion(gold: &[Vec<u32>], pred: &[Vec<u32>], k: usize) -> Vec<Vec<usize>> {
+    let mut t = vec![vec![0usize; k]; k];
+    for (g, p) in gold.iter().zip(pred) {
+        for (&a, &b) in g.iter().zip(p) {
+            t[a as usize][b as usize] += 1;
+        }
+    }
+    t
 }
 
 /// The tagging task for the shared loop: length-bucketed batches, shuffled every epoch;
@@ -663,6 +686,12 @@ mod tests {
         let short: Vec<u32> = (0..b.t).map(|t| b.words[t * 2 + 1 - long]).collect();
         assert_eq!(&short[..2], &[4, 4]);
         assert!(short[2..].iter().all(|&w| w == 0));
+    }
+
+    #[test]
+    fn confusion_counts_tokens_by_gold_and_predicted_label() {
+        let t = confusion(&[vec![0, 1, 1], vec![2]], &[vec![0, 2, 1], vec![2]], 3);
+        assert_eq!(t, vec![vec![1, 0, 0], vec![0, 1, 1], vec![0, 0, 1]]);
     }
 
     #[test]
