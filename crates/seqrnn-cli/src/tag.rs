@@ -177,9 +177,26 @@ pub struct TrainArgs {
     /// Adam learning rate.
     #[arg(long, default_value_t = 2e-3)]
     lr: f64,
+    /// Learning rate factor per epoch after --decay-after epochs.
+    #[arg(long, default_value_t = 1.0)]
+    lr_decay: f64,
+    /// Epochs at the initial learning rate.
+    #[arg(long, default_value_t = 1)]
+    decay_after: usize,
     /// Maximum global gradient norm.
     #[arg(long, default_value_t = 5.0)]
     clip: f64,
+    /// Decoupled weight decay (AdamW); 0 for plain Adam.
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f64,
+    /// Validate and keep an exponential moving average of the weights with this momentum; 0
+    /// for the raw weights.
+    #[arg(long, default_value_t = 0.0)]
+    ema: f64,
+    /// Also score the dev file every this many steps inside an epoch (0: at epoch ends only);
+    /// the best-scoring weights of any validation are kept.
+    #[arg(long, default_value_t = 0)]
+    valid_every: usize,
     /// Also write a checkpoint every this many steps (0: at epoch ends only).
     #[arg(long, default_value_t = 0)]
     checkpoint_every: u64,
@@ -410,18 +427,21 @@ fn settings(
         read,
         fit: FitConfig {
             lr: a.lr,
-            lr_decay: 1.0,
-            decay_after: 1,
+            lr_decay: a.lr_decay,
+            decay_after: a.decay_after,
             clip: Some(a.clip),
             epochs: a.epochs.unwrap_or(30),
             early_stopping: EarlyStopping::Patience(a.patience),
             max_steps: a.max_steps,
             seed: a.seed,
-            valid_every: None,
-            ema: None,
+            valid_every: (a.valid_every > 0).then_some(a.valid_every),
+            ema: (a.ema != 0.0).then_some(a.ema),
             checkpoint_every: (a.checkpoint_every > 0).then_some(a.checkpoint_every),
             keep: KeepCheckpoints::default(),
-            optimizer: Optimizer::Adam(AdamConfig::default()),
+            optimizer: Optimizer::Adam(AdamConfig {
+                weight_decay: a.weight_decay,
+                ..AdamConfig::default()
+            }),
         },
     };
     (model, train)
