@@ -13,6 +13,7 @@ mod forecast;
 mod inspect;
 mod lm;
 mod progress;
+mod speech;
 mod tag;
 mod training;
 mod translate;
@@ -62,6 +63,11 @@ enum Command {
     Tag {
         #[command(subcommand)]
         what: tag::TagCommand,
+    },
+    /// Speech recognition with CTC (WAV in, text out): train, evaluate (WER), transcribe.
+    Speech {
+        #[command(subcommand)]
+        what: speech::SpeechCommand,
     },
     /// Measure throughput.
     Bench {
@@ -229,6 +235,7 @@ impl Command {
             Command::Classify { what } => matches!(what, classify::ClassifyCommand::Train(_)),
             Command::Translate { what } => matches!(what, translate::TranslateCommand::Train(_)),
             Command::Tag { what } => matches!(what, tag::TagCommand::Train(_)),
+            Command::Speech { what } => matches!(what, speech::SpeechCommand::Train(_)),
             _ => false,
         }
     }
@@ -245,6 +252,7 @@ fn run(command: Command) -> Result<()> {
         Command::Classify { what } => classify::run(what),
         Command::Translate { what } => translate::run(what),
         Command::Tag { what } => tag::run(what),
+        Command::Speech { what } => speech::run(what),
         Command::Bench { what } => bench::run(what),
         Command::Compare(a) => compare::compare_cmd(a),
         Command::Inspect(a) => inspect::inspect_cmd(a),

@@ -64,6 +64,8 @@ pub enum Shown {
     Accuracy,
     /// The score is an entity F1 in [0, 1]: a percentage.
     F1,
+    /// The score is `1 − WER`: the word error rate as a percentage.
+    Wer,
 }
 
 pub struct TrainProgress {
@@ -146,6 +148,11 @@ impl TrainProgress {
                 "valid loss {:.4}  valid F1 {:.2}",
                 r.valid_loss,
                 100.0 * r.valid_score
+            ),
+            Shown::Wer => format!(
+                "valid loss {:.4}  valid WER {:.2}%",
+                r.valid_loss,
+                100.0 * (1.0 - r.valid_score)
             ),
             _ => format!("valid mse {:.4}", -r.valid_score),
         };

@@ -8,14 +8,19 @@
 //! * [`table`]: numeric CSV tables (time series for forecasting);
 //! * [`labeled`]: `label<TAB>text` files for sequence classification;
 //! * [`parallel`]: line-aligned sentence pairs for translation (`train.de`, `train.en`);
-//! * [`subword`]: subword vocabularies (BPE, unigram, words) learned with `tokenizers`.
+//! * [`subword`]: subword vocabularies (BPE, unigram, words) learned with `tokenizers`;
+//! * [`conll`], [`tags`]: CoNLL and CoNLL-U tagged files, tag schemes (IOB1, IOB2, IOBES);
+//! * [`audio`]: WAV files, resampling, log-mel features, normalisation and SpecAugment;
+//! * [`speech`]: speech corpora (manifests, the Free Spoken Digit Dataset, connected digits).
 
+pub mod audio;
 pub mod batch;
 pub mod conll;
 pub mod corpus;
 pub mod download;
 pub mod labeled;
 pub mod parallel;
+pub mod speech;
 pub mod subword;
 pub mod table;
 pub mod tags;

@@ -3,6 +3,7 @@
 pub mod attention;
 pub mod classifier;
 pub mod crf;
+pub mod ctc;
 pub mod dense;
 pub mod embedding;
 pub mod encoder;
@@ -11,6 +12,7 @@ pub mod layout;
 pub mod lm;
 pub mod seq2seq;
 pub mod softmax;
+pub mod speech;
 pub mod tagger;
 
 pub use encoder::{EncoderCache, EncoderWorkspace, SeqEncoder};

@@ -412,6 +412,73 @@ pub fn attention_map(path: &Path, weights: &[f32], cols: &[String], rows: &[Stri
     )
 }
 
+/// Draws a speech alignment to `path` (PNG or SVG as [`heatmap`]): per-frame label
+/// probabilities `probs[frames, C]` (rows labelled `labels`, the blank first) above the
+/// log-mel spectrogram `spectrogram[frames, F]` (scaled to 0–1, low bands at the bottom), time
+/// across, on one 0–1 scale.
+///
+/// # Errors
+/// As [`heatmap`]; [`Error::Data`] when the sizes disagree.
+pub fn alignment_map(
+    path: &Path,
+    title: &str,
+    probs: &[f32],
+    labels: &[String],
+    spectrogram: &[f32],
+    bands: usize,
+) -> Result<()> {
+    let c = labels.len();
+    let frames = probs.len() / c.max(1);
+    if c == 0 || bands == 0 || probs.len() != frames * c || spectrogram.len() != frames * bands {
+        return Err(Error::Data {
+            path: path.to_path_buf(),
+            message: format!(
+                "{} probabilities and {} spectrogram values for {c} labels and {bands} bands",
+                probs.len(),
+                spectrogram.len()
+            ),
+        });
+    }
+    let (lo, hi) = spectrogram
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let span = (hi - lo).max(1e-6);
+    let units = c + 1 + bands;
+    let mut values = vec![0.0; frames * units];
+    for t in 0..frames {
+        let col = &mut values[t * units..(t + 1) * units];
+        col[..c].copy_from_slice(&probs[t * c..(t + 1) * c]);
+        for m in 0..bands {
+            col[c + 1 + m] = (spectrogram[t * bands + bands - 1 - m] - lo) / span;
+        }
+    }
+    let mut rows: Vec<String> = labels.to_vec();
+    rows.push(String::new());
+    rows.extend((0..bands).map(|m| match m {
+        0 => format!("mel {}", bands - 1),
+        _ if m == bands - 1 => "mel 0".to_string(),
+        _ => String::new(),
+    }));
+    let cols = vec![String::new(); frames];
+    heatmap(
+        path,
+        &Heatmap {
+            title,
+            values: &values,
+            tokens: frames,
+            units,
+            labels: &cols,
+            range: (0.0, 1.0),
+            colormap: Colormap::Sequential,
+            value_label: "probability / level",
+            row_labels: &rows,
+            axes: ("frame", "label · mel band"),
+        },
+    )
+}
+
 /// Draws a heatmap (tokens across, units down) to `path`: PNG when the path ends in `.png`,
 /// SVG otherwise. Column labels are drawn when the columns are wide enough (at most about
 /// 200 tokens); otherwise token positions are marked.

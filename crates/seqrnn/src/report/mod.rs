@@ -1,6 +1,7 @@
 //! Training records: per-epoch metrics files and learning-curve plots.
 //!
 //! - [`bleu`]: corpus BLEU and chrF as sacreBLEU computes them (translation);
+//! - [`wer`]: word and character error rates as `jiwer` computes them (speech recognition);
 //! - [`metrics`]: the `metrics.csv` of a run, one [`EpochMetrics`] row per finished epoch,
 //!   written with [`write_metrics`] and read back with [`read_metrics`];
 //! - [`plot`]: charts, the learning curve of one run ([`learning_curve_svg`]) and the
@@ -11,7 +12,7 @@
 //! - [`heatmap`]: heatmaps of activations and text shaded by one unit (`seqrnn inspect`);
 //! - [`inspect`]: the folder of CSV files, pictures and summary of `seqrnn inspect`.
 //!
-//! Everything but [`bleu`] and [`metrics`] needs the `plots` feature (on by default).
+//! Everything but [`bleu`], [`wer`] and [`metrics`] needs the `plots` feature (on by default).
 //!
 //! Every file is written atomically (see [`crate::io::write_atomic`]).
 
@@ -28,6 +29,7 @@ pub mod metrics;
 pub mod plot;
 #[cfg(feature = "plots")]
 pub mod raster;
+pub mod wer;
 
 pub use metrics::{read_metrics, write_metrics, EpochMetrics, METRICS_HEADER};
 #[cfg(feature = "plots")]

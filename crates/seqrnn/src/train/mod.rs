@@ -1,12 +1,14 @@
 //! Training: one loop ([`fit`]) for every task, the checkpoint format it writes
 //! ([`checkpoint`]), what a task implements ([`task`]), and the tasks: language models
-//! ([`lm`]), forecasting ([`forecast`]) and classification ([`classify`]).
+//! ([`lm`]), forecasting ([`forecast`]), classification ([`classify`]), translation
+//! ([`translate`]), tagging ([`tag`]) and speech recognition ([`speech`]).
 
 pub mod checkpoint;
 pub mod classify;
 pub mod fit;
 pub mod forecast;
 pub mod lm;
+pub mod speech;
 pub mod tag;
 pub mod task;
 pub mod translate;

@@ -1,0 +1,587 @@
+//! Acoustic model for speech recognition with CTC (Graves et al. 2006; DeepSpeech 2's recurrent
+//! part).
+//!
+//! ```text
+//! log-mel frames f[T, B, F] → stack S frames, keep every S-th step → x[T', B, S·F]
+//! → dropout → L-layer bidirectional LSTM/GRU → dropout → Linear(2·H, C) → logits[T', B, C]
+//! → CTC loss (training) or greedy / prefix beam search decoding (blank = label 0)
+//! ```
+//!
+//! Frame stacking (`stack = S`) concatenates frames `S·t' .. S·t' + S − 1` into step `t'`
+//! (frames past an utterance's end are zero), so `T' = ⌈T / S⌉` and the recurrence runs `S`
+//! times fewer steps. The encoder is the padding-exact [`SeqEncoder`]: an utterance alone gets
+//! the logits it gets in a padded batch.
+//!
+//! Parameters are one block in PyTorch names: `rnn.*` (the engine's layout),
+//! `output.weight [C, 2·H]`, `output.bias [C]`.
+
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+
+use crate::dropout::{apply_mask, rng_from_seed, Dropout, RowRng};
+use crate::error::{Error, Result};
+use crate::linalg::fit;
+use crate::model::classifier::check_backward;
+use crate::model::ctc::{Ctc, CtcWorkspace, GradScale};
+use crate::model::dense;
+use crate::model::encoder::{EncoderCache, EncoderWorkspace, SeqEncoder};
+use crate::model::layout::ParamLayout;
+use crate::rnn::{CellKind, Direction, ForgetBias, Init, InitScheme, RnnConfig};
+
+/// Shape of an acoustic model. `validate()` before use.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpeechConfig {
+    /// Features per frame `F` (mel bands).
+    pub features: usize,
+    /// Frames stacked into one recurrent step `S` (1: none).
+    pub stack: usize,
+    /// Recurrent cell.
+    pub cell: CellKind,
+    /// Units per direction `H`.
+    pub hidden: usize,
+    /// Layers `L`.
+    pub layers: usize,
+    /// Dropout on the encoder's input and output.
+    pub dropout: f32,
+    /// Output labels `C`, the blank (0) included.
+    pub labels: usize,
+}
+
+impl SpeechConfig {
+    /// Checks sizes and dropout.
+    pub fn validate(&self) -> Result<()> {
+        if self.features == 0 || self.labels < 2 || self.stack == 0 || self.stack > 16 {
+            return Err(Error::Config(format!(
+                "an acoustic model needs features, 1 to 16 stacked frames and at least one label \
+                 besides the blank, got {} features, stack {}, {} labels",
+                self.features, self.stack, self.labels
+            )));
+        }
+        Dropout {
+            p: self.dropout,
+            ..Dropout::NONE
+        }
+        .validate()?;
+        self.rnn_config().validate()
+    }
+
+    /// The encoder.
+    pub fn rnn_config(&self) -> RnnConfig {
+        RnnConfig {
+            cell: self.cell,
+            input_size: self.stack * self.features,
+            hidden_size: self.hidden,
+            num_layers: self.layers,
+            direction: Direction::Bidirectional,
+        }
+    }
+
+    /// Recurrent steps of an utterance of `frames` frames, `⌈frames / S⌉`.
+    pub fn steps(&self, frames: usize) -> usize {
+        frames.div_ceil(self.stack)
+    }
+}
+
+/// A batch of utterances: features `[T, B, F]` time-major (zero past each utterance's end),
+/// frame counts, and the label ids of each transcript (no blanks).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SpeechBatch {
+    /// Features `[T, B, F]`.
+    pub feats: Vec<f32>,
+    /// Frames of each utterance `[B]`, each in `1..=T`.
+    pub frames: Vec<usize>,
+    /// `T`.
+    pub t: usize,
+    /// Label ids of each transcript (each in `1..C`).
+    pub targets: Vec<Vec<u32>>,
+}
+
+impl SpeechBatch {
+    /// Batch size.
+    pub fn b(&self) -> usize {
+        self.frames.len()
+    }
+}
+
+/// An acoustic model: configuration, encoder, layout. Parameters are owned by the caller.
+#[derive(Clone, Debug)]
+pub struct SpeechModel {
+    config: SpeechConfig,
+    encoder: SeqEncoder,
+    ctc: Ctc,
+    params: ParamLayout,
+    rnn: Range<usize>,
+    out_w: Range<usize>,
+    out_b: Range<usize>,
+}
+
+/// What a forward pass keeps: step counts, the dropout masks, the encoder's cache and output,
+/// and the logits (with their gradient once the loss is taken).
+#[derive(Debug, Default)]
+pub struct SpeechCache {
+    /// Recurrent steps of each utterance `[B]` and `T'`.
+    lens: Vec<usize>,
+    t: usize,
+    /// Mask of the encoder input `[T', B, S·F]` (empty without dropout).
+    x_mask: Vec<f32>,
+    enc: EncoderCache,
+    /// Encoder output `[T', B, 2·H]` after dropout, and its mask.
+    top: Vec<f32>,
+    top_mask: Vec<f32>,
+    /// Logits `[T', B, C]`.
+    pub logits: Vec<f32>,
+    /// `∂L/∂logits` `[T', B, C]`.
+    dlogits: Vec<f32>,
+}
+
+impl SpeechCache {
+    /// Recurrent steps of each utterance of the last pass.
+    pub fn steps(&self) -> &[usize] {
+        &self.lens
+    }
+
+    /// `T'` of the last pass.
+    pub fn t(&self) -> usize {
+        self.t
+    }
+}
+
+/// Scratch buffers, reused across calls.
+#[derive(Debug, Default)]
+pub struct SpeechWorkspace {
+    enc: EncoderWorkspace,
+    ctc: CtcWorkspace,
+    x: Vec<f32>,
+    h_n: Vec<f32>,
+    dtop: Vec<f32>,
+    dx: Vec<f32>,
+}
+
+impl SpeechModel {
+    /// A model for `config`.
+    pub fn new(config: SpeechConfig) -> Result<Self> {
+        config.validate()?;
+        let encoder = SeqEncoder::new(config.rnn_config())?;
+        let ctc = Ctc::new(config.labels)?;
+        let mut p = ParamLayout::new();
+        let rnn = p.push_rnn("rnn", encoder.layout());
+        let out_w = p.push("output.weight", vec![config.labels, 2 * config.hidden]);
+        let out_b = p.push("output.bias", vec![config.labels]);
+        Ok(SpeechModel {
+            config,
+            encoder,
+            ctc,
+            params: p,
+            rnn,
+            out_w,
+            out_b,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SpeechConfig {
+        &self.config
+    }
+
+    /// Every tensor of the parameter block.
+    pub fn param_layout(&self) -> &ParamLayout {
+        &self.params
+    }
+
+    /// Length of the parameter block.
+    pub fn num_params(&self) -> usize {
+        self.params.len()
+    }
+
+    /// Initial weights: recurrent layers `U(±1/√H)` with LSTM forget-gate bias 1, the output
+    /// layer as `nn.Linear`.
+    pub fn init_params(&self, seed: u64) -> Result<Vec<f32>> {
+        let c = &self.config;
+        let mut p = vec![0.0; self.num_params()];
+        let init = Init {
+            scheme: InitScheme::PyTorch,
+            forget_bias: ForgetBias::One,
+        };
+        init.apply(&c.rnn_config(), &mut p[self.rnn.clone()], seed)?;
+        let mut rng = rng_from_seed(seed.wrapping_add(1));
+        let (w, b) = p[self.out_w.start..self.out_b.end].split_at_mut(self.out_w.len());
+        dense::init(w, b, 2 * c.hidden, &mut rng);
+        Ok(p)
+    }
+
+    fn check(&self, params: &[f32], batch: &SpeechBatch) -> Result<()> {
+        self.params.check_block("parameter block", params.len())?;
+        let (b, t, f) = (batch.b(), batch.t, self.config.features);
+        if b == 0 || t == 0 || batch.frames.iter().any(|&n| n == 0 || n > t) {
+            return Err(Error::Shape(
+                "a speech batch needs utterances of 1..=T frames".into(),
+            ));
+        }
+        if batch.feats.len() != t * b * f || batch.targets.len() != b {
+            return Err(Error::Shape(format!(
+                "features must be [T, B, F] = [{t}, {b}, {f}] with one transcript per utterance"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The stacked encoder input `ws.x[T', B, S·F]` and the step counts.
+    fn stack(&self, batch: &SpeechBatch, cache: &mut SpeechCache, ws: &mut SpeechWorkspace) {
+        let c = &self.config;
+        let (b, f, s) = (batch.b(), c.features, c.stack);
+        cache.t = c.steps(batch.t);
+        cache.lens.clear();
+        cache.lens.extend(batch.frames.iter().map(|&n| c.steps(n)));
+        let width = s * f;
+        fit(&mut ws.x, cache.t * b * width);
+        ws.x.fill(0.0);
+        for (j, &frames) in batch.frames.iter().enumerate() {
+            for frame in 0..frames {
+                let (step, slot) = (frame / s, frame % s);
+                let dst = (step * b + j) * width + slot * f;
+                let src = (frame * b + j) * f;
+                ws.x[dst..dst + f].copy_from_slice(&batch.feats[src..src + f]);
+            }
+        }
+    }
+
+    /// Logits `[T', B, C]` into `cache.logits`. With `rng`, a training pass (dropout, caches
+    /// for backward).
+    fn logits(
+        &self,
+        params: &[f32],
+        batch: &SpeechBatch,
+        cache: &mut SpeechCache,
+        ws: &mut SpeechWorkspace,
+        mut rng: Option<&mut RowRng>,
+    ) -> Result<()> {
+        self.check(params, batch)?;
+        let c = &self.config;
+        self.stack(batch, cache, ws);
+        let (b, t, k, h2) = (batch.b(), cache.t, c.labels, 2 * c.hidden);
+        let drop = Dropout {
+            p: c.dropout,
+            ..Dropout::NONE
+        };
+        let train = rng.is_some() && drop.is_active();
+        cache.x_mask.clear();
+        cache.top_mask.clear();
+        if let (true, Some(r)) = (train, rng.as_deref_mut()) {
+            drop.apply_train(&mut ws.x, &mut cache.x_mask, t, b, r);
+        }
+        let p = &params[self.rnn.clone()];
+        match rng.as_deref_mut() {
+            Some(r) => self.encoder.forward_train(
+                p,
+                &ws.x,
+                &cache.lens,
+                t,
+                &mut cache.top,
+                &mut ws.h_n,
+                &mut cache.enc,
+                &mut ws.enc,
+                r,
+            )?,
+            None => self.encoder.forward_infer(
+                p,
+                &ws.x,
+                &cache.lens,
+                t,
+                &mut cache.top,
+                &mut ws.h_n,
+                &mut ws.enc,
+            )?,
+        }
+        if let (true, Some(r)) = (train, rng) {
+            drop.apply_train(&mut cache.top, &mut cache.top_mask, t, b, r);
+        }
+        fit(&mut cache.logits, t * b * k);
+        dense::forward(
+            &params[self.out_w.clone()],
+            &params[self.out_b.clone()],
+            &cache.top,
+            &mut cache.logits,
+            t * b,
+            h2,
+            k,
+        );
+        Ok(())
+    }
+
+    /// Training forward pass: returns the CTC negative log-likelihood summed over the batch
+    /// and keeps, for [`SpeechModel::backward`], the gradient of `scale ·` that sum.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for a batch that does not fit; the CTC's error for a transcript that
+    /// the utterance's steps cannot hold.
+    pub fn forward_train(
+        &self,
+        params: &[f32],
+        batch: &SpeechBatch,
+        scale: f32,
+        cache: &mut SpeechCache,
+        ws: &mut SpeechWorkspace,
+        rng: &mut RowRng,
+    ) -> Result<f64> {
+        self.logits(params, batch, cache, ws, Some(rng))?;
+        self.loss(batch, scale, cache, ws)
+    }
+
+    /// The summed CTC loss of the cached logits and `scale ·` its gradient.
+    fn loss(
+        &self,
+        batch: &SpeechBatch,
+        scale: f32,
+        cache: &mut SpeechCache,
+        ws: &mut SpeechWorkspace,
+    ) -> Result<f64> {
+        fit(&mut cache.dlogits, cache.logits.len());
+        cache.dlogits.fill(0.0);
+        let targets: Vec<&[u32]> = batch.targets.iter().map(Vec::as_slice).collect();
+        self.ctc.nll(
+            &cache.logits,
+            cache.t,
+            &cache.lens,
+            &targets,
+            Some((&mut cache.dlogits, GradScale::Uniform(scale))),
+            &mut ws.ctc,
+        )
+    }
+
+    /// The summed CTC loss of a batch without dropout (evaluation).
+    pub fn eval_loss(
+        &self,
+        params: &[f32],
+        batch: &SpeechBatch,
+        cache: &mut SpeechCache,
+        ws: &mut SpeechWorkspace,
+    ) -> Result<f64> {
+        self.logits(params, batch, cache, ws, None)?;
+        let targets: Vec<&[u32]> = batch.targets.iter().map(Vec::as_slice).collect();
+        self.ctc.nll(
+            &cache.logits,
+            cache.t,
+            &cache.lens,
+            &targets,
+            None,
+            &mut ws.ctc,
+        )
+    }
+
+    /// Inference: the logits `[T', B, C]` of a batch in `cache.logits` (transcripts are not
+    /// read), with [`SpeechCache::steps`] giving each utterance's steps.
+    pub fn forward_infer(
+        &self,
+        params: &[f32],
+        batch: &SpeechBatch,
+        cache: &mut SpeechCache,
+        ws: &mut SpeechWorkspace,
+    ) -> Result<()> {
+        self.logits(params, batch, cache, ws, None)
+    }
+
+    /// The CTC of the output layer (decoding).
+    pub fn ctc(&self) -> &Ctc {
+        &self.ctc
+    }
+
+    /// Backward pass of the last [`SpeechModel::forward_train`]: accumulates (`+=`) into
+    /// `grads`.
+    pub fn backward(
+        &self,
+        params: &[f32],
+        grads: &mut [f32],
+        cache: &SpeechCache,
+        ws: &mut SpeechWorkspace,
+    ) -> Result<()> {
+        check_backward(grads.len(), self.num_params(), cache.lens.len())?;
+        let c = &self.config;
+        let (b, t, k, h2) = (cache.lens.len(), cache.t, c.labels, 2 * c.hidden);
+        fit(&mut ws.dtop, t * b * h2);
+        {
+            let (lo, hi) = grads.split_at_mut(self.out_b.start);
+            dense::backward(
+                &params[self.out_w.clone()],
+                &cache.top,
+                &cache.dlogits,
+                &mut lo[self.out_w.clone()],
+                &mut hi[..self.out_b.len()],
+                &mut ws.dtop,
+                t * b,
+                h2,
+                k,
+            );
+        }
+        if !cache.top_mask.is_empty() {
+            apply_mask(&mut ws.dtop, &cache.top_mask);
+        }
+        fit(&mut ws.dx, t * b * c.stack * c.features);
+        self.encoder.backward(
+            &params[self.rnn.clone()],
+            &mut grads[self.rnn.clone()],
+            &cache.enc,
+            &ws.dtop,
+            None,
+            &mut ws.dx,
+            &mut ws.enc,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rnn::GruVariant;
+    use rand::RngExt;
+
+    fn cfg(cell: CellKind, stack: usize, layers: usize, dropout: f32) -> SpeechConfig {
+        SpeechConfig {
+            features: 3,
+            stack,
+            cell,
+            hidden: 3,
+            layers,
+            dropout,
+            labels: 4,
+        }
+    }
+
+    /// Utterances of 7, 4 and 5 frames with transcripts of 2, 1 and 0 labels.
+    fn sample(f: usize) -> SpeechBatch {
+        let frames = vec![7, 4, 5];
+        let (t, b) = (7, 3);
+        let mut rng = rng_from_seed(5);
+        let mut feats = vec![0.0; t * b * f];
+        for (j, &n) in frames.iter().enumerate() {
+            for s in 0..n {
+                for v in &mut feats[(s * b + j) * f..(s * b + j + 1) * f] {
+                    *v = rng.random_range(-1.0..1.0);
+                }
+            }
+        }
+        SpeechBatch {
+            feats,
+            frames,
+            t,
+            targets: vec![vec![1, 2], vec![3], vec![]],
+        }
+    }
+
+    fn one(batch: &SpeechBatch, j: usize) -> SpeechBatch {
+        let (b, f) = (batch.b(), batch.feats.len() / (batch.t * batch.b()));
+        let n = batch.frames[j];
+        let mut feats = Vec::new();
+        for s in 0..n {
+            feats.extend_from_slice(&batch.feats[(s * b + j) * f..(s * b + j + 1) * f]);
+        }
+        SpeechBatch {
+            feats,
+            frames: vec![n],
+            t: n,
+            targets: vec![batch.targets[j].clone()],
+        }
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let gru = CellKind::Gru(GruVariant::ResetAfter);
+        for c in [
+            cfg(CellKind::Lstm, 1, 1, 0.0),
+            cfg(CellKind::Lstm, 2, 2, 0.3),
+            cfg(gru, 3, 1, 0.2),
+        ] {
+            let m = SpeechModel::new(c).unwrap();
+            let mut p = m.init_params(2).unwrap();
+            let mut rng = rng_from_seed(9);
+            p.iter_mut().for_each(|v| *v += rng.random_range(-0.3..0.3));
+            let bt = sample(c.features);
+            let (mut cache, mut ws) = (SpeechCache::default(), SpeechWorkspace::default());
+            let masks = || RowRng::new(1, 0);
+            m.forward_train(&p, &bt, 0.5, &mut cache, &mut ws, &mut masks())
+                .unwrap();
+            let mut g = vec![0.0; m.num_params()];
+            m.backward(&p, &mut g, &cache, &mut ws).unwrap();
+            let gmax = g.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+            let eps = 1e-2;
+            for i in 0..p.len() {
+                let keep = p[i];
+                let mut f = |x: f32| {
+                    p[i] = x;
+                    0.5 * m
+                        .forward_train(&p, &bt, 0.5, &mut cache, &mut ws, &mut masks())
+                        .unwrap()
+                };
+                let fd = ((f(keep + eps) - f(keep - eps)) / (2.0 * eps as f64)) as f32;
+                p[i] = keep;
+                assert!(
+                    (fd - g[i]).abs() <= 3e-3 * gmax + 2e-4,
+                    "{c:?} param {i}: finite difference {fd}, backward {}",
+                    g[i]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_utterance_alone_scores_as_in_a_batch() {
+        let c = cfg(CellKind::Lstm, 2, 2, 0.0);
+        let m = SpeechModel::new(c).unwrap();
+        let p = m.init_params(4).unwrap();
+        let (mut cache, mut ws) = (SpeechCache::default(), SpeechWorkspace::default());
+        let all = sample(c.features);
+        let whole = m.eval_loss(&p, &all, &mut cache, &mut ws).unwrap();
+        let (t, k) = (cache.t(), c.labels);
+        assert_eq!((t, cache.steps()), (4, &[4, 2, 3][..]));
+        let logits = cache.logits.clone();
+        let mut parts = 0.0;
+        for j in 0..3 {
+            let u = one(&all, j);
+            parts += m.eval_loss(&p, &u, &mut cache, &mut ws).unwrap();
+            for s in 0..cache.steps()[0] {
+                let a = &logits[(s * 3 + j) * k..(s * 3 + j + 1) * k];
+                let b = &cache.logits[s * k..(s + 1) * k];
+                for (x, y) in a.iter().zip(b) {
+                    assert!((x - y).abs() < 1e-5, "utterance {j} step {s}: {x} vs {y}");
+                }
+            }
+        }
+        assert!(
+            (whole - parts).abs() < 1e-5 * whole.abs(),
+            "{whole} vs {parts}"
+        );
+        let _ = t;
+    }
+
+    #[test]
+    fn frames_are_stacked_in_order() {
+        let c = cfg(CellKind::Lstm, 3, 1, 0.0);
+        let m = SpeechModel::new(c).unwrap();
+        let bt = SpeechBatch {
+            feats: (0..5 * 3).map(|v| v as f32).collect(),
+            frames: vec![5],
+            t: 5,
+            targets: vec![vec![1]],
+        };
+        let (mut cache, mut ws) = (SpeechCache::default(), SpeechWorkspace::default());
+        m.stack(&bt, &mut cache, &mut ws);
+        assert_eq!(cache.steps(), &[2]);
+        let want: Vec<f32> = (0..15).map(|v| v as f32).chain([0.0; 3]).collect();
+        assert_eq!(ws.x, want);
+    }
+
+    #[test]
+    fn impossible_configurations_are_refused() {
+        for c in [
+            SpeechConfig {
+                labels: 1,
+                ..cfg(CellKind::Lstm, 1, 1, 0.0)
+            },
+            cfg(CellKind::Lstm, 0, 1, 0.0),
+            cfg(CellKind::Lstm, 1, 0, 0.0),
+            cfg(CellKind::Lstm, 1, 1, 1.0),
+        ] {
+            assert!(SpeechModel::new(c).is_err(), "{c:?}");
+        }
+    }
+}

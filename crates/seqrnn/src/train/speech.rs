@@ -1,0 +1,687 @@
+//! Speech recognition with CTC: features of a corpus, the task the shared loop trains, decoding
+//! and error rates, and trained runs.
+//!
+//! Every recording becomes log-mel frames `[frames, F]` normalised per utterance
+//! ([`Featurizer`]); transcripts become label ids over the training transcripts' characters
+//! ([`Alphabet`], blank = 0). A recording whose steps (frames after stacking) cannot hold its
+//! transcript under CTC is refused when the data is read, naming the file. Training batches
+//! group utterances of similar length; SpecAugment masks, when asked for, are drawn per
+//! utterance and step from the loop's generator, so they do not depend on how a batch is split
+//! across processes. Validation scores `1 − WER` of greedy decoding (higher is better).
+
+use std::path::{Path, PathBuf};
+
+use rand::seq::SliceRandom;
+use rand::RngExt;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::data::audio::{FeatureConfig, FilterBank, SpecAugment};
+use crate::data::labeled::length_buckets;
+use crate::data::speech::{Concat, Utterance};
+use crate::dist::{fingerprint, share, Group};
+use crate::dropout::{RowRng, SeqRng};
+use crate::error::{Error, Result};
+use crate::model::ctc::{min_frames, CtcWorkspace};
+use crate::model::speech::{SpeechBatch, SpeechCache, SpeechConfig, SpeechModel, SpeechWorkspace};
+use crate::report::wer::ErrorCounts;
+use crate::run::RunDir;
+use crate::train::fit::FitConfig;
+use crate::train::task::{BatchLoss, LossAverage, Task, Validation, Weights};
+
+/// `format` metadata of a speech model's `model.safetensors`.
+pub const SPEECH_FORMAT: &str = "seqrnn-speech";
+
+/// The characters a model writes: label `1 + i` is `chars[i]`; label 0 is the CTC blank.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alphabet {
+    chars: Vec<char>,
+}
+
+impl Alphabet {
+    /// The characters of `texts`, sorted.
+    pub fn from_transcripts<'a>(texts: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut chars: Vec<char> = texts.into_iter().flat_map(str::chars).collect();
+        chars.sort_unstable();
+        chars.dedup();
+        Alphabet { chars }
+    }
+
+    /// An alphabet of these characters (sorted, without repeats).
+    pub fn from_chars(text: &str) -> Self {
+        Self::from_transcripts([text])
+    }
+
+    /// The characters, in label order.
+    pub fn chars(&self) -> String {
+        self.chars.iter().collect()
+    }
+
+    /// Output labels `C`: the characters and the blank.
+    pub fn labels(&self) -> usize {
+        self.chars.len() + 1
+    }
+
+    /// The labels of a transcript; `Err(c)` names the first character outside the alphabet.
+    pub fn encode(&self, text: &str) -> std::result::Result<Vec<u32>, char> {
+        text.chars()
+            .map(|c| match self.chars.binary_search(&c) {
+                Ok(i) => Ok(i as u32 + 1),
+                Err(_) => Err(c),
+            })
+            .collect()
+    }
+
+    /// The text of labels (blanks and unknown ids skipped).
+    pub fn decode(&self, labels: &[u32]) -> String {
+        labels
+            .iter()
+            .filter_map(|&l| self.chars.get((l as usize).checked_sub(1)?))
+            .collect()
+    }
+}
+
+/// Turns samples into normalised log-mel frames `[frames, F]`.
+#[derive(Debug)]
+pub struct Featurizer {
+    bank: FilterBank,
+}
+
+impl Featurizer {
+    /// A featurizer for `config` (validated).
+    pub fn new(config: &FeatureConfig) -> Result<Self> {
+        Ok(Featurizer {
+            bank: FilterBank::new(*config)?,
+        })
+    }
+
+    /// Normalised log-mel frames of `samples` into `out` (`[frames, F]`); returns the frames.
+    pub fn features(&mut self, samples: &[f32], out: &mut Vec<f32>) -> usize {
+        let frames = self.bank.compute(samples, out);
+        crate::data::audio::normalize_utterance(out, self.bank.n_mels());
+        frames
+    }
+}
+
+/// A featurised corpus: frames and labels of every utterance.
+#[derive(Clone, Debug, Default)]
+pub struct SpeechData {
+    /// Features `[frames, F]` of each utterance.
+    pub feats: Vec<Vec<f32>>,
+    /// Frames of each utterance.
+    pub frames: Vec<usize>,
+    /// Labels of each transcript.
+    pub targets: Vec<Vec<u32>>,
+    /// The transcripts.
+    pub transcripts: Vec<String>,
+    /// Where each utterance came from.
+    pub sources: Vec<String>,
+    /// `F`.
+    pub width: usize,
+}
+
+impl SpeechData {
+    /// Utterances.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Seconds of audio at `hop_ms` per frame.
+    pub fn seconds(&self, hop_ms: f32) -> f64 {
+        let hop_ms = hop_ms as f64;
+        self.frames.iter().sum::<usize>() as f64 * hop_ms / 1000.0
+    }
+
+    /// Rows `idx` as a padded batch; with `augment`, SpecAugment masks drawn from `masks` (one
+    /// generator per row, as dropout's).
+    pub fn batch(
+        &self,
+        idx: &[usize],
+        out: &mut SpeechBatch,
+        augment: Option<(&SpecAugment, &mut RowRng)>,
+    ) {
+        let (b, f) = (idx.len(), self.width);
+        let t = idx.iter().map(|&i| self.frames[i]).max().unwrap_or(0);
+        out.t = t;
+        out.frames.clear();
+        out.frames.extend(idx.iter().map(|&i| self.frames[i]));
+        out.targets.clear();
+        out.targets
+            .extend(idx.iter().map(|&i| self.targets[i].clone()));
+        crate::linalg::fit(&mut out.feats, t * b * f);
+        out.feats.fill(0.0);
+        let mut scratch = Vec::new();
+        let seeded = augment.map(|(a, r)| (a, r.shared.random::<u64>(), r));
+        for (j, &i) in idx.iter().enumerate() {
+            let src: &[f32] = match &seeded {
+                Some((a, seed, r)) => {
+                    scratch.clone_from(&self.feats[i]);
+                    a.apply(&mut scratch, f, &mut r.row(*seed, j));
+                    &scratch
+                }
+                None => &self.feats[i],
+            };
+            for (s, row) in src.chunks_exact(f).enumerate() {
+                out.feats[(s * b + j) * f..(s * b + j + 1) * f].copy_from_slice(row);
+            }
+        }
+    }
+}
+
+/// Featurises utterances (in parallel) and encodes their transcripts.
+///
+/// # Errors
+/// [`Error::Data`] naming the recording for a transcript with a character outside `alphabet`,
+/// or a recording whose steps cannot hold its transcript under CTC.
+pub fn prepare(
+    utterances: &[Utterance],
+    features: &FeatureConfig,
+    alphabet: &Alphabet,
+    model: &SpeechConfig,
+) -> Result<SpeechData> {
+    features.validate()?;
+    let feats: Vec<(Vec<f32>, usize)> = utterances
+        .par_iter()
+        .map_init(
+            || Featurizer::new(features),
+            |f, u| -> Result<(Vec<f32>, usize)> {
+                let f = f.as_mut().map_err(|e| Error::Config(e.to_string()))?;
+                let mut out = Vec::new();
+                let n = f.features(&u.samples, &mut out);
+                Ok((out, n))
+            },
+        )
+        .collect::<Result<_>>()?;
+    let mut data = SpeechData {
+        width: features.n_mels,
+        ..SpeechData::default()
+    };
+    for (u, (x, frames)) in utterances.iter().zip(feats) {
+        let bad = |message: String| Error::Data {
+            path: PathBuf::from(&u.source),
+            message,
+        };
+        let target = alphabet.encode(&u.transcript).map_err(|c| {
+            bad(format!(
+                "the transcript {:?} holds {c:?}, which is not in the alphabet {:?}",
+                u.transcript,
+                alphabet.chars()
+            ))
+        })?;
+        let (steps, need) = (model.steps(frames), min_frames(&target));
+        if frames == 0 || steps < need {
+            return Err(bad(format!(
+                "the recording is too short for its transcript under CTC: {frames} frames \
+                 ({steps} steps after stacking {}), and {:?} needs at least {need} steps",
+                model.stack, u.transcript
+            )));
+        }
+        data.feats.push(x);
+        data.frames.push(frames);
+        data.targets.push(target);
+        data.transcripts.push(u.transcript.clone());
+        data.sources.push(u.source.clone());
+    }
+    Ok(data)
+}
+
+/// How logits become label sequences.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decoding {
+    /// The most probable label of every step, repeats merged, blanks dropped.
+    #[default]
+    Greedy,
+    /// CTC prefix beam search of this width.
+    Beam(usize),
+}
+
+/// Error rates of a transcribed corpus.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SpeechScores {
+    /// Utterances.
+    pub utterances: usize,
+    /// Fraction of utterances transcribed exactly.
+    pub accuracy: f64,
+    /// Word error rate (word edits over reference words).
+    pub wer: f64,
+    /// Character error rate.
+    pub cer: f64,
+    /// Mean CTC loss per utterance.
+    pub loss: f64,
+    /// The transcripts, in order.
+    pub hypotheses: Vec<String>,
+}
+
+/// Utterances per inference batch.
+const EVAL_BATCH: usize = 32;
+
+/// Transcribes `data` (length-sorted batches of [`EVAL_BATCH`]); with `loss`, also the mean CTC
+/// loss. Returns the hypotheses in order and the summed loss.
+pub fn transcribe(
+    model: &SpeechModel,
+    params: &[f32],
+    data: &SpeechData,
+    alphabet: &Alphabet,
+    decoding: Decoding,
+    with_loss: bool,
+) -> Result<(Vec<String>, f64)> {
+    let order: Vec<usize> = (0..data.len()).collect();
+    let batches = length_buckets(&data.frames, &order, EVAL_BATCH);
+    let (mut cache, mut ws) = (SpeechCache::default(), SpeechWorkspace::default());
+    let mut batch = SpeechBatch::default();
+    let mut hyps = vec![String::new(); data.len()];
+    let mut total = 0.0;
+    let c = model.config().labels;
+    let mut ctc_ws = CtcWorkspace::default();
+    for idx in &batches {
+        data.batch(idx, &mut batch, None);
+        match with_loss {
+            true => total += model.eval_loss(params, &batch, &mut cache, &mut ws)?,
+            false => model.forward_infer(params, &batch, &mut cache, &mut ws)?,
+        }
+        let (b, t) = (idx.len(), cache.t());
+        let mut rows = vec![0.0f32; t * c];
+        for (j, &i) in idx.iter().enumerate() {
+            let len = cache.steps()[j];
+            for s in 0..len {
+                rows[s * c..(s + 1) * c]
+                    .copy_from_slice(&cache.logits[(s * b + j) * c..(s * b + j + 1) * c]);
+            }
+            let ctc = model.ctc();
+            let labels = match decoding {
+                Decoding::Greedy => ctc.greedy(&rows[..len * c], len)?,
+                Decoding::Beam(w) => {
+                    ctc.prefix_beam_search(&rows[..len * c], len, w, &mut ctc_ws)?
+                        .0
+                }
+            };
+            hyps[i] = alphabet.decode(&labels);
+        }
+    }
+    Ok((hyps, total))
+}
+
+/// Scores `data`: accuracy, WER, CER and mean loss.
+pub fn evaluate(
+    model: &SpeechModel,
+    params: &[f32],
+    data: &SpeechData,
+    alphabet: &Alphabet,
+    decoding: Decoding,
+) -> Result<SpeechScores> {
+    let (hyps, total) = transcribe(model, params, data, alphabet, decoding, true)?;
+    let (mut words, mut chars, mut exact) = (ErrorCounts::default(), ErrorCounts::default(), 0);
+    for (h, r) in hyps.iter().zip(&data.transcripts) {
+        words += ErrorCounts::words(r, h);
+        chars += ErrorCounts::chars(r, h);
+        exact += usize::from(h == r);
+    }
+    let n = data.len().max(1) as f64;
+    Ok(SpeechScores {
+        utterances: data.len(),
+        accuracy: exact as f64 / n,
+        wer: words.rate().unwrap_or(0.0),
+        cer: chars.rate().unwrap_or(0.0),
+        loss: total / n,
+        hypotheses: hyps,
+    })
+}
+
+/// The speech task for the shared loop: length-bucketed batches shuffled every epoch, CTC loss
+/// per utterance, validation by `1 − WER` of greedy decoding.
+pub struct SpeechTask<'a> {
+    model: &'a SpeechModel,
+    train: &'a SpeechData,
+    valid: &'a SpeechData,
+    alphabet: &'a Alphabet,
+    batch_size: usize,
+    augment: Option<SpecAugment>,
+    batches: Vec<Vec<usize>>,
+    rank: (usize, usize),
+    batch: SpeechBatch,
+    cache: SpeechCache,
+    ws: SpeechWorkspace,
+}
+
+impl<'a> SpeechTask<'a> {
+    /// A task over featurised data; `augment` masks training features.
+    pub fn new(
+        model: &'a SpeechModel,
+        train: &'a SpeechData,
+        valid: &'a SpeechData,
+        alphabet: &'a Alphabet,
+        batch_size: usize,
+        augment: Option<SpecAugment>,
+    ) -> Result<Self> {
+        if train.is_empty() || valid.is_empty() || batch_size == 0 {
+            return Err(Error::Config(
+                "speech training needs training and validation utterances and a batch of at \
+                 least 1"
+                    .into(),
+            ));
+        }
+        Ok(SpeechTask {
+            model,
+            train,
+            valid,
+            alphabet,
+            batch_size,
+            augment,
+            batches: Vec::new(),
+            rank: (0, 1),
+            batch: SpeechBatch::default(),
+            cache: SpeechCache::default(),
+            ws: SpeechWorkspace::default(),
+        })
+    }
+}
+
+impl Task for SpeechTask<'_> {
+    fn weights(&self) -> Weights<'_> {
+        Weights {
+            layout: self.model.param_layout(),
+            format: SPEECH_FORMAT,
+            what: "an acoustic model",
+        }
+    }
+
+    fn score_name(&self) -> &'static str {
+        "word_accuracy"
+    }
+
+    fn loss_average(&self) -> LossAverage {
+        LossAverage::PerExample
+    }
+
+    fn shard(&mut self, group: &Group) -> Result<()> {
+        group.rows(self.batch_size, "the training batch (--batch)")?;
+        self.rank = (group.rank(), group.size());
+        Ok(())
+    }
+
+    fn identity(&self) -> serde_json::Value {
+        let mut h = Vec::new();
+        for (x, y) in self.train.feats.iter().zip(&self.train.targets) {
+            h.extend(fingerprint_f32_bytes(x));
+            h.extend(y.iter().flat_map(|i| i.to_le_bytes()));
+        }
+        serde_json::json!({
+            "model": self.model.config(),
+            "train": format!("{:016x}", fingerprint(&h)),
+        })
+    }
+
+    fn check_identity(&self, saved: &serde_json::Value) -> Result<()> {
+        let mine = self.identity();
+        for (key, what) in [
+            (
+                "model",
+                "the checkpoint is from another model configuration than the run's",
+            ),
+            (
+                "train",
+                "the training recordings or transcripts are not the ones the run was trained on",
+            ),
+        ] {
+            if saved.get(key).is_some_and(|v| *v != mine[key]) {
+                return Err(Error::Config(format!("cannot resume: {what}")));
+            }
+        }
+        Ok(())
+    }
+
+    fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
+        let mut order: Vec<usize> = (0..self.train.len()).collect();
+        order.shuffle(rng);
+        self.batches = length_buckets(&self.train.frames, &order, self.batch_size);
+        self.batches.shuffle(rng);
+        self.batches.len()
+    }
+
+    fn train_step(
+        &mut self,
+        params: &[f32],
+        grads: &mut [f32],
+        index: usize,
+        rng: &mut SeqRng,
+    ) -> Result<BatchLoss> {
+        let all = &self.batches[index];
+        let mine = share(all.len(), self.rank.0, self.rank.1);
+        let mut masks = RowRng::for_step(rng, mine.start);
+        let idx = &all[mine];
+        if idx.is_empty() {
+            return Ok(BatchLoss {
+                loss: 0.0,
+                examples: 0,
+            });
+        }
+        let augment = self.augment.as_ref().map(|a| (a, &mut masks));
+        self.train.batch(idx, &mut self.batch, augment);
+        let loss = self.model.forward_train(
+            params,
+            &self.batch,
+            1.0 / all.len() as f32,
+            &mut self.cache,
+            &mut self.ws,
+            &mut masks,
+        )?;
+        if loss.is_finite() {
+            self.model
+                .backward(params, grads, &self.cache, &mut self.ws)?;
+        }
+        Ok(BatchLoss {
+            loss,
+            examples: idx.len(),
+        })
+    }
+
+    /// Validation on one process (every rank decodes the whole validation set).
+    fn validate(&mut self, params: &[f32], _group: &Group) -> Result<Validation> {
+        let s = evaluate(
+            self.model,
+            params,
+            self.valid,
+            self.alphabet,
+            Decoding::Greedy,
+        )?;
+        Ok(Validation {
+            loss: s.loss,
+            score: 1.0 - s.wer,
+        })
+    }
+}
+
+fn fingerprint_f32_bytes(x: &[f32]) -> impl Iterator<Item = u8> + '_ {
+    x.iter().flat_map(|v| v.to_bits().to_le_bytes())
+}
+
+/// Where a run's recordings come from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpeechSource {
+    /// The Free Spoken Digit Dataset's recordings folder (its own split).
+    Fsdd(PathBuf),
+    /// Manifests of the three parts.
+    Manifests {
+        /// Training manifest.
+        train: PathBuf,
+        /// Validation manifest.
+        valid: PathBuf,
+        /// Test manifest (optional).
+        test: Option<PathBuf>,
+    },
+}
+
+/// Training settings of a speech run beyond the shared loop's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpeechTrainConfig {
+    /// Utterances per step.
+    pub batch: usize,
+    /// Where the recordings came from.
+    pub source: SpeechSource,
+    /// Connected utterances built from the recordings (`None`: as recorded).
+    pub concat: Option<Concat>,
+    /// SpecAugment masks on training features (`None`: none).
+    pub augment: Option<SpecAugment>,
+    /// Decoding of `eval` and `transcribe`.
+    pub decoding: Decoding,
+    /// The shared loop's settings.
+    pub fit: FitConfig,
+}
+
+/// The `config.json` of a speech run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpeechRunConfig {
+    /// Format version ([`crate::run::TASK_FORMAT_VERSION`]).
+    pub format: u32,
+    /// Always `"speech"`.
+    pub task: String,
+    /// The model.
+    pub model: SpeechConfig,
+    /// The features.
+    pub features: FeatureConfig,
+    /// The characters of the labels, in order.
+    pub alphabet: String,
+    /// Training settings.
+    pub train: SpeechTrainConfig,
+}
+
+impl SpeechRunConfig {
+    /// Task name in `config.json`.
+    pub const TASK: &'static str = "speech";
+
+    /// Reads `config.json` of `run`, refusing other kinds of run.
+    pub fn load(run: &RunDir) -> Result<Self> {
+        let v = crate::run::load_task_config(run, Self::TASK)?;
+        let c: SpeechRunConfig = serde_json::from_value(v).map_err(|e| Error::Format {
+            path: run.config_path(),
+            message: format!("unreadable speech configuration ({e})"),
+        })?;
+        c.model.validate()?;
+        c.features.validate()?;
+        if Alphabet::from_chars(&c.alphabet).labels() != c.model.labels {
+            return Err(Error::Format {
+                path: run.config_path(),
+                message: "the alphabet does not match the model's labels".into(),
+            });
+        }
+        Ok(c)
+    }
+}
+
+/// A trained run ready to transcribe.
+#[derive(Debug)]
+pub struct Trained {
+    /// Its configuration.
+    pub config: SpeechRunConfig,
+    /// The characters.
+    pub alphabet: Alphabet,
+    /// The model.
+    pub model: SpeechModel,
+    /// Its weights.
+    pub params: Vec<f32>,
+}
+
+impl Trained {
+    /// Loads the run in `dir` (its best weights).
+    pub fn load(dir: &Path) -> Result<Self> {
+        let run = RunDir::new(dir);
+        let config = SpeechRunConfig::load(&run)?;
+        let model = SpeechModel::new(config.model)?;
+        let file = run.load_weights("speech train")?;
+        let params =
+            model
+                .param_layout()
+                .from_file(&file, &run.model_path(), "an acoustic model")?;
+        Ok(Trained {
+            alphabet: Alphabet::from_chars(&config.alphabet),
+            config,
+            model,
+            params,
+        })
+    }
+
+    /// Featurises utterances for this model.
+    pub fn prepare(&self, utterances: &[Utterance]) -> Result<SpeechData> {
+        prepare(
+            utterances,
+            &self.config.features,
+            &self.alphabet,
+            &self.config.model,
+        )
+    }
+
+    /// Error rates on `data` with the run's decoding.
+    pub fn evaluate(&self, data: &SpeechData) -> Result<SpeechScores> {
+        evaluate(
+            &self.model,
+            &self.params,
+            data,
+            &self.alphabet,
+            self.config.train.decoding,
+        )
+    }
+}
+
+/// Draws utterance `i` of `data` as [`crate::report::heatmap::alignment_map`] does: the model's
+/// per-frame label probabilities (each step's repeated over its stacked frames) above the
+/// utterance's normalised log-mel spectrogram, titled with `transcript`.
+#[cfg(feature = "plots")]
+pub fn alignment_picture(
+    m: &Trained,
+    data: &SpeechData,
+    i: usize,
+    transcript: &str,
+    path: &Path,
+) -> Result<()> {
+    let mut batch = SpeechBatch::default();
+    data.batch(&[i], &mut batch, None);
+    let (mut cache, mut ws) = (SpeechCache::default(), SpeechWorkspace::default());
+    m.model
+        .forward_infer(&m.params, &batch, &mut cache, &mut ws)?;
+    let (c, stack, frames) = (
+        m.model.config().labels,
+        m.model.config().stack,
+        data.frames[i],
+    );
+    let mut probs = vec![0.0f32; frames * c];
+    for (frame, row) in probs.chunks_exact_mut(c).enumerate() {
+        let logits = &cache.logits[(frame / stack) * c..(frame / stack + 1) * c];
+        let top = logits.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+        let sum: f32 = logits.iter().map(|v| (v - top).exp()).sum();
+        row.iter_mut()
+            .zip(logits)
+            .for_each(|(p, v)| *p = (v - top).exp() / sum);
+    }
+    let mut labels = vec!["blank".to_string()];
+    labels.extend(m.alphabet.chars.iter().map(|&ch| match ch {
+        ' ' => "space".to_string(),
+        _ => ch.to_string(),
+    }));
+    let title = format!("{}: \"{transcript}\"", data.sources[i]);
+    crate::report::heatmap::alignment_map(path, &title, &probs, &labels, &data.feats[i], data.width)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alphabet_round_trips_and_names_unknown_characters() {
+        let a = Alphabet::from_transcripts(["one two", "three"]);
+        assert_eq!(a.chars(), " ehnortw");
+        assert_eq!(a.labels(), 9);
+        let ids = a.encode("two one").unwrap();
+        assert_eq!(ids, [7, 8, 5, 1, 5, 4, 2]);
+        assert_eq!(a.decode(&ids), "two one");
+        assert_eq!(a.decode(&[0, 7, 0, 99, 8]), "tw");
+        assert_eq!(a.encode("four"), Err('f'));
+        assert_eq!(Alphabet::from_chars(&a.chars()), a);
+    }
+}
