@@ -220,6 +220,20 @@ fn two_ranks_train_a_tagger_as_one_process() {
 }
 
 #[test]
+fn two_ranks_train_a_speech_model_as_one_process() {
+    let data = scratch("speech-data");
+    let tr = speech_corpus(&data, "train", 16, 0);
+    let va = speech_corpus(&data, "valid", 4, 1);
+    for (dropout, masks) in [("0", "0"), ("0.3", "2")] {
+        one_vs_two(&format!("speech-{dropout}"), |out| {
+            words(&format!(
+                "speech train --train {tr} --valid {va} --out {out} --mels 12 --hidden 6 --layers 1 --stack 3 --epochs 2 --batch 8 --lr 0.01 --dropout {dropout} --freq-masks {masks} --time-masks {masks} --time-width 4 --threads 1"
+            ))
+        });
+    }
+}
+
+#[test]
 fn two_ranks_train_a_forecaster_as_one_process() {
     let dir = scratch("forecast-data");
     let table = dir.join("series.csv");

@@ -89,3 +89,96 @@ pub fn same_run_files(a: &Path, b: &Path) {
 pub fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s.lines().last().unwrap()).unwrap()
 }
+
+/// A canonical WAV file: integer PCM of `bits` (8, 16, 24, 32) or, with `tag` 3, 32-bit float;
+/// `frames` holds one value per frame, copied to every channel.
+pub fn wav_bytes(rate: u32, channels: u16, bits: u16, tag: u16, frames: &[f32]) -> Vec<u8> {
+    let bytes = (bits / 8) as usize;
+    let mut data = Vec::new();
+    for &v in frames {
+        for _ in 0..channels {
+            match (tag, bits) {
+                (3, 32) => data.extend(v.to_le_bytes()),
+                (_, 8) => data.push(((v * 127.0) as i16 + 128) as u8),
+                _ => {
+                    let q = (v as f64 * ((1u64 << (bits - 1)) - 1) as f64) as i64;
+                    data.extend(&q.to_le_bytes()[..bytes]);
+                }
+            }
+        }
+    }
+    let mut w = Vec::new();
+    w.extend(b"RIFF");
+    w.extend((36 + data.len() as u32).to_le_bytes());
+    w.extend(b"WAVEfmt ");
+    w.extend(16u32.to_le_bytes());
+    w.extend(tag.to_le_bytes());
+    w.extend(channels.to_le_bytes());
+    w.extend(rate.to_le_bytes());
+    w.extend((rate * channels as u32 * bytes as u32).to_le_bytes());
+    w.extend((channels * bytes as u16).to_le_bytes());
+    w.extend(bits.to_le_bytes());
+    w.extend(b"data");
+    w.extend((data.len() as u32).to_le_bytes());
+    w.extend(data);
+    w
+}
+
+/// The samples of an utterance at `rate`: each word a 0.3 s tone (400 Hz "lo", 1600 Hz "hi")
+/// with a little noise, 0.1 s of quiet around and between.
+fn utterance(words: &[&str], rate: u32, seed: usize) -> Vec<f32> {
+    let n = |s: f32| (s * rate as f32) as usize;
+    let mut noise = (seed as u32).wrapping_mul(2_654_435_761).wrapping_add(1);
+    let mut out = Vec::new();
+    let mut quiet = |out: &mut Vec<f32>, len: usize| {
+        for _ in 0..len {
+            noise = noise.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            out.push(((noise >> 16) as f32 / 65536.0 - 0.5) * 0.01);
+        }
+    };
+    quiet(&mut out, n(0.1));
+    for w in words {
+        let f = if *w == "lo" { 400.0 } else { 1600.0 };
+        for i in 0..n(0.3) {
+            let t = i as f32 / rate as f32;
+            out.push(0.5 * (std::f32::consts::TAU * f * t).sin());
+        }
+        quiet(&mut out, n(0.1));
+    }
+    out
+}
+
+/// Formats the recordings rotate through: (rate, channels, bits, format tag).
+const FORMATS: [(u32, u16, u16, u16); 5] = [
+    (8000, 1, 16, 1),
+    (16000, 2, 16, 1),
+    (8000, 1, 24, 1),
+    (11025, 1, 32, 3),
+    (8000, 2, 8, 1),
+];
+
+/// Writes `n` made-up recordings (one to three tone "words", `lo` or `hi`, in rotating rates,
+/// channel counts and sample formats) and their manifest `name.tsv` into `dir`.
+pub fn speech_corpus(dir: &Path, name: &str, n: usize, seed: usize) -> String {
+    let mut manifest = String::new();
+    for i in 0..n {
+        let k = 1 + (i * 7 + seed) % 3;
+        let words: Vec<&str> = (0..k)
+            .map(|j| {
+                if (i + j * 3 + seed) % 2 == 0 {
+                    "lo"
+                } else {
+                    "hi"
+                }
+            })
+            .collect();
+        let (rate, ch, bits, tag) = FORMATS[(i + seed) % FORMATS.len()];
+        let file = format!("{name}-{i}.wav");
+        let samples = utterance(&words, rate, i + 100 * seed);
+        std::fs::write(dir.join(&file), wav_bytes(rate, ch, bits, tag, &samples)).unwrap();
+        manifest += &format!("{file}\t{}\n", words.join(" "));
+    }
+    let path = dir.join(format!("{name}.tsv"));
+    std::fs::write(&path, manifest).unwrap();
+    path.to_str().unwrap().to_string()
+}

@@ -7,7 +7,8 @@
 //! transcript under CTC is refused when the data is read, naming the file. Training batches
 //! group utterances of similar length; SpecAugment masks, when asked for, are drawn per
 //! utterance and step from the loop's generator, so they do not depend on how a batch is split
-//! across processes. Validation scores `1 − WER` of greedy decoding (higher is better).
+//! across processes. Validation scores `1 − WER` of greedy decoding (higher is better), ties
+//! broken by the validation loss ([`selection_score`]).
 
 use std::path::{Path, PathBuf};
 
@@ -492,9 +493,16 @@ impl Task for SpeechTask<'_> {
         )?;
         Ok(Validation {
             loss: s.loss,
-            score: 1.0 - s.wer,
+            score: selection_score(s.wer, s.loss),
         })
     }
+}
+
+/// The selection score of a validation: `1 − WER`, ties broken by the lower loss (which moves
+/// the score by less than `1e-6`, below one word error in a million words). Early in training
+/// every output is empty and the WER stays 1 for a while; the loss still tells progress.
+pub fn selection_score(wer: f64, loss: f64) -> f64 {
+    1.0 - wer - 1e-9 * loss.clamp(0.0, 1e3)
 }
 
 fn fingerprint_f32_bytes(x: &[f32]) -> impl Iterator<Item = u8> + '_ {

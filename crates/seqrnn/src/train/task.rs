@@ -147,8 +147,44 @@ pub trait Task {
     }
     /// Writes the run's metrics files (`metrics.csv`, a curve) from the rows so far.
     fn write_metrics(&self, run: &crate::run::RunDir, rows: &[FitEpoch]) -> Result<()> {
-        crate::report::metrics::write_fit_metrics(&run.metrics_path(), self.score_name(), rows)
+        crate::report::metrics::write_fit_metrics(&run.metrics_path(), self.score_name(), rows)?;
+        #[cfg(feature = "plots")]
+        loss_curve(run, self.weights().what, rows)?;
+        Ok(())
     }
+}
+
+/// `curve.svg` of a supervised run: training and validation loss at every epoch's end.
+#[cfg(feature = "plots")]
+fn loss_curve(run: &crate::run::RunDir, what: &str, rows: &[FitEpoch]) -> Result<()> {
+    use crate::report::plot::{line_chart_svg, Series};
+    let ends = || rows.iter().filter(|r| r.epoch_end);
+    let points = |loss: fn(&FitEpoch) -> f64| -> Vec<(f64, f64)> {
+        ends()
+            .map(|r| (r.epoch as f64, loss(r)))
+            .filter(|p| p.1.is_finite())
+            .collect()
+    };
+    let (train, valid) = (points(|r| r.train_loss), points(|r| r.valid_loss));
+    if train.is_empty() && valid.is_empty() {
+        return Ok(());
+    }
+    line_chart_svg(
+        &run.curve_path(),
+        &format!("learning curve of {what}"),
+        "epoch",
+        "loss",
+        &[
+            Series {
+                name: "train",
+                points: &train,
+            },
+            Series {
+                name: "validation",
+                points: &valid,
+            },
+        ],
+    )
 }
 
 /// One training step, as reported to [`Progress`].

@@ -1,0 +1,267 @@
+//! `seqrnn speech` on tiny made-up recordings, as a user runs it: two "words" that are tones
+//! ("lo" a low one, "hi" a high one), one to three per utterance, written as WAV files of
+//! several rates, sample formats and channel counts (`common::speech_corpus`).
+
+mod common;
+use common::*;
+
+fn train_args<'a>(
+    train: &'a str,
+    valid: &'a str,
+    test: &'a str,
+    out: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let v = vec![
+        "speech",
+        "train",
+        "--train",
+        train,
+        "--valid",
+        valid,
+        "--test",
+        test,
+        "--out",
+        out,
+        "--mels",
+        "20",
+        "--hidden",
+        "24",
+        "--layers",
+        "1",
+        "--stack",
+        "3",
+        "--batch",
+        "8",
+        "--epochs",
+        "12",
+        "--lr",
+        "0.01",
+        "--dropout",
+        "0",
+        "--freq-masks",
+        "0",
+        "--time-masks",
+        "0",
+        "--threads",
+        "1",
+        "--json",
+    ];
+    with_overrides(v, extra)
+}
+
+#[test]
+fn train_eval_transcribe_agree() {
+    let d = scratch("ok");
+    let tr = speech_corpus(&d, "train", 48, 0);
+    let va = speech_corpus(&d, "valid", 12, 1);
+    let te = speech_corpus(&d, "test", 12, 2);
+    let out = d.join("run");
+    let out_s = out.to_str().unwrap();
+    let a = json(&ok(&seqrnn(&train_args(&tr, &va, &te, out_s, &[]))));
+    for key in ["test_accuracy", "test_wer", "test_cer"] {
+        let v = a[key].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{key} {v}");
+    }
+    assert!(a["test_wer"].as_f64().unwrap() < 0.5, "did not learn: {a}");
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "metrics.csv",
+        "curve.svg",
+    ] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    // eval gives the figures train printed; --hyp-out lists every utterance.
+    let hyp = d.join("hyp.tsv");
+    let e = json(&ok(&seqrnn(&[
+        "speech",
+        "eval",
+        "--model",
+        out_s,
+        "--test",
+        &te,
+        "--hyp-out",
+        hyp.to_str().unwrap(),
+        "--json",
+    ])));
+    assert_eq!(a["test_wer"], e["test_wer"]);
+    assert_eq!(a["test_accuracy"], e["test_accuracy"]);
+    let hyps = std::fs::read_to_string(&hyp).unwrap();
+    assert_eq!(hyps.lines().count(), 12);
+    // transcribe: one line per file, the hypotheses eval wrote, and alignment pictures.
+    let files: Vec<String> = (0..3)
+        .map(|i| {
+            d.join(format!("test-{i}.wav"))
+                .to_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let align = d.join("align");
+    let mut args = vec![
+        "speech",
+        "transcribe",
+        "--model",
+        out_s,
+        "--align-out",
+        align.to_str().unwrap(),
+    ];
+    args.extend(files.iter().map(String::as_str));
+    let text = ok(&seqrnn(&args));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3);
+    for (line, f) in lines.iter().zip(&files) {
+        let (path, said) = line.split_once('\t').unwrap();
+        assert_eq!(path, f);
+        let want = hyps
+            .lines()
+            .find(|l| l.starts_with(f.as_str()))
+            .unwrap()
+            .split('\t')
+            .nth(2)
+            .unwrap();
+        assert_eq!(said, want, "{f}");
+    }
+    for i in 0..3 {
+        let png = std::fs::read(align.join(format!("test-{i}.png"))).unwrap();
+        assert_eq!(&png[1..4], b"PNG");
+    }
+    // A manifest can be transcribed too.
+    let text = ok(&seqrnn(&["speech", "transcribe", "--model", out_s, &te]));
+    assert_eq!(text.lines().count(), 12);
+}
+
+#[test]
+fn bad_input_gives_one_message() {
+    let d = scratch("bad");
+    let tr = speech_corpus(&d, "train", 16, 0);
+    let va = speech_corpus(&d, "valid", 4, 1);
+    let out = d.join("run");
+    let out_s = out.to_str().unwrap();
+    let good = std::fs::read(d.join("train-0.wav")).unwrap();
+    let write = |name: &str, bytes: &[u8], transcript: &str| {
+        std::fs::write(d.join(format!("{name}.wav")), bytes).unwrap();
+        let m = d.join(format!("{name}.tsv"));
+        std::fs::write(&m, format!("{name}.wav\t{transcript}\n")).unwrap();
+        m.to_str().unwrap().to_string()
+    };
+    let text = write("text", b"this is not a recording\n", "lo");
+    let cut = write("cut", &good[..good.len() - 301], "lo");
+    let empty = write("empty", &wav_bytes(8000, 1, 16, 1, &[]), "lo");
+    let mut alaw = wav_bytes(8000, 1, 8, 1, &[0.1; 800]);
+    alaw[20] = 6;
+    let alaw = write("alaw", &alaw, "lo");
+    let short = write("short", &wav_bytes(8000, 1, 16, 1, &[0.1; 400]), "hi lo hi");
+    let alien = write("alien", &good, "lo zz");
+    let no_tab = d.join("notab.tsv");
+    std::fs::write(&no_tab, "train-0.wav lo\n").unwrap();
+    let no_tab = no_tab.to_str().unwrap();
+    for (test, needle) in [
+        (&text, "not a WAV file"),
+        (&cut, "truncated"),
+        (&empty, "no samples"),
+        (&alaw, "A-law"),
+        (&short, "too short for its transcript under CTC"),
+        (&alien, "which is not in the alphabet"),
+        (&no_tab.to_string(), "line 1: expected path<TAB>transcript"),
+    ] {
+        let args = train_args(&tr, &va, test, out_s, &["--epochs", "1"]);
+        let err = fails(&seqrnn(&args), needle);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(
+            !out.join("config.json").exists(),
+            "{test} left a run behind"
+        );
+    }
+    for (extra, needle) in [
+        (&["--stack", "0"][..], "stacked frames"),
+        (&["--dropout", "1"][..], "dropout"),
+        (&["--beam", "0"][..], "--beam"),
+        (&["--mels", "500"][..], "mel"),
+    ] {
+        fails(&seqrnn(&train_args(&tr, &va, &va, out_s, extra)), needle);
+    }
+    fails(
+        &seqrnn(&["speech", "train", "--out", out_s]),
+        "--fsdd DIR, or --train and --valid",
+    );
+    // A trained run refuses a transcript with characters it never saw.
+    ok(&seqrnn(&train_args(
+        &tr,
+        &va,
+        &va,
+        out_s,
+        &["--epochs", "1"],
+    )));
+    fails(
+        &seqrnn(&["speech", "eval", "--model", out_s, "--test", &alien]),
+        "which is not in the alphabet",
+    );
+    fails(
+        &seqrnn(&[
+            "speech",
+            "transcribe",
+            "--model",
+            out_s,
+            &d.join("cut.wav").to_string_lossy(),
+        ]),
+        "truncated",
+    );
+}
+
+#[test]
+fn resume_continues_exactly() {
+    let d = scratch("resume");
+    let tr = speech_corpus(&d, "train", 24, 0);
+    let va = speech_corpus(&d, "valid", 6, 1);
+    let (whole, part) = (d.join("whole"), d.join("part"));
+    let (w, p) = (whole.to_str().unwrap(), part.to_str().unwrap());
+    let extra = [
+        "--epochs",
+        "2",
+        "--dropout",
+        "0.2",
+        "--time-masks",
+        "2",
+        "--time-width",
+        "5",
+    ];
+    let a = json(&ok(&seqrnn(&train_args(&tr, &va, &va, w, &extra))));
+    ok(&seqrnn(&train_args(
+        &tr,
+        &va,
+        &va,
+        p,
+        &[
+            "--epochs",
+            "1",
+            "--dropout",
+            "0.2",
+            "--time-masks",
+            "2",
+            "--time-width",
+            "5",
+        ],
+    )));
+    let b = json(&ok(&seqrnn(&[
+        "speech",
+        "train",
+        "--train",
+        &tr,
+        "--valid",
+        &va,
+        "--test",
+        &va,
+        "--out",
+        p,
+        "--resume",
+        "--epochs",
+        "2",
+        "--threads",
+        "1",
+        "--json",
+    ])));
+    assert_eq!(a["test_wer"], b["test_wer"]);
+    same_run_files(&whole, &part);
+}
