@@ -14,8 +14,8 @@ use seqrnn::optim::AdamConfig;
 use seqrnn::rnn::CellKind;
 use seqrnn::run::TASK_FORMAT_VERSION;
 use seqrnn::train::speech::{
-    evaluate, prepare, transcribe, Alphabet, Decoding, SpeechData, SpeechRunConfig, SpeechScores,
-    SpeechSource, SpeechTask, SpeechTrainConfig, Trained,
+    evaluate, prepare, transcribe, words_of, Alphabet, Decoding, Reader, SpeechData,
+    SpeechRunConfig, SpeechScores, SpeechSource, SpeechTask, SpeechTrainConfig, Trained,
 };
 use seqrnn::train::{EarlyStopping, FitConfig, KeepCheckpoints, Optimizer};
 
@@ -108,6 +108,10 @@ pub struct TrainArgs {
     /// beam search of this width.
     #[arg(long, default_value_t = 1)]
     beam: usize,
+    /// Decode with a beam search (of --beam, at least 2 wide) that writes only words of the
+    /// training transcripts.
+    #[arg(long)]
+    lexicon: bool,
     /// Epochs at most.
     #[arg(long)]
     epochs: Option<usize>,
@@ -174,6 +178,10 @@ pub struct EvalArgs {
     /// Decoding: 1 greedy, more a prefix beam search [default: the run's].
     #[arg(long)]
     beam: Option<usize>,
+    /// Decoding: a beam search that writes only words of the training transcripts [default:
+    /// the run's].
+    #[arg(long)]
+    lexicon: bool,
     /// Write every `source<TAB>reference<TAB>hypothesis` line to this file.
     #[arg(long)]
     hyp_out: Option<PathBuf>,
@@ -200,6 +208,10 @@ pub struct TranscribeArgs {
     /// Decoding: 1 greedy, more a prefix beam search [default: the run's].
     #[arg(long)]
     beam: Option<usize>,
+    /// Decoding: a beam search that writes only words of the training transcripts [default:
+    /// the run's].
+    #[arg(long)]
+    lexicon: bool,
     /// Threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -210,14 +222,15 @@ pub struct TranscribeArgs {
 const VALID_SEED: u64 = 0x5eed_0002;
 const TEST_SEED: u64 = 0x5eed_0003;
 
-fn decoding(beam: usize) -> Result<Decoding> {
+fn decoding(beam: usize, lexicon: bool) -> Result<Decoding> {
     ensure!(
         beam >= 1,
         "--beam must be at least 1 (1 is greedy decoding)"
     );
-    Ok(match beam {
-        1 => Decoding::Greedy,
-        w => Decoding::Beam(w),
+    Ok(match (beam, lexicon) {
+        (w, true) => Decoding::Lexicon(w.max(2)),
+        (1, false) => Decoding::Greedy,
+        (w, false) => Decoding::Beam(w),
     })
 }
 
@@ -298,7 +311,7 @@ fn settings(
         source,
         concat,
         augment,
-        decoding: decoding(a.beam)?,
+        decoding: decoding(a.beam, a.lexicon)?,
         fit: FitConfig {
             lr: a.lr,
             lr_decay: a.lr_decay,
@@ -407,7 +420,16 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             run.set_config(&config)?;
             run
         }
-        None => new_run(&a.out, a.force, &config)?,
+        None => {
+            let run = new_run(&a.out, a.force, &config)?;
+            if run.is_writer() {
+                let words = words_of(train.transcripts.iter().map(String::as_str));
+                let mut text = words.join("\n");
+                text.push('\n');
+                run.write(&SpeechRunConfig::words_path(run.dir()), text.as_bytes())?;
+            }
+            run
+        }
     };
     let t0 = std::time::Instant::now();
     let outcome = training::fit(&mut task, &mut params, &train_cfg.fit, &run, Shown::Wer)?;
@@ -416,10 +438,15 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     }
     let secs = t0.elapsed().as_secs_f64();
     let best = &outcome.best_params;
-    let dec = train_cfg.decoding;
-    let v = evaluate(&model, best, &valid, &alphabet, dec)?;
+    let lexicon = alphabet.lexicon(&words_of(train.transcripts.iter().map(String::as_str)));
+    let reader = Reader {
+        alphabet: &alphabet,
+        decoding: train_cfg.decoding,
+        lexicon: Some(&lexicon),
+    };
+    let v = evaluate(&model, best, &valid, &reader)?;
     let t = match &test {
-        Some(d) => Some(evaluate(&model, best, d, &alphabet, dec)?),
+        Some(d) => Some(evaluate(&model, best, d, &reader)?),
         None => None,
     };
     let json = serde_json::json!({
@@ -463,18 +490,18 @@ fn scores_text(s: &SpeechScores) -> String {
     )
 }
 
-fn load_trained(dir: &Path, beam: Option<usize>) -> Result<Trained> {
+fn load_trained(dir: &Path, beam: Option<usize>, lexicon: bool) -> Result<Trained> {
     let mut m = Trained::load(dir)
         .with_context(|| format!("{} is not a usable speech run", dir.display()))?;
-    if let Some(b) = beam {
-        m.config.train.decoding = decoding(b)?;
+    if beam.is_some() || lexicon {
+        m.config.train.decoding = decoding(beam.unwrap_or(8), lexicon)?;
     }
     Ok(m)
 }
 
 fn eval_cmd(a: EvalArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
-    let m = load_trained(&a.model, a.beam)?;
+    let m = load_trained(&a.model, a.beam, a.lexicon)?;
     let rate = m.config.features.sample_rate;
     let concat = match &a.concat {
         Some(c) => Some(Concat::parse(c)?),
@@ -550,18 +577,11 @@ fn named_recordings(files: &[PathBuf], rate: u32) -> Result<Vec<Utterance>> {
 
 fn transcribe_cmd(a: TranscribeArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
-    let m = load_trained(&a.model, a.beam)?;
+    let m = load_trained(&a.model, a.beam, a.lexicon)?;
     let utts = named_recordings(&a.files, m.config.features.sample_rate)?;
     // Transcripts are not known: featurise with empty ones (every recording is long enough).
     let data: SpeechData = m.prepare(&utts)?;
-    let (hyps, _) = transcribe(
-        &m.model,
-        &m.params,
-        &data,
-        &m.alphabet,
-        m.config.train.decoding,
-        false,
-    )?;
+    let (hyps, _) = transcribe(&m.model, &m.params, &data, &m.reader(), false)?;
     for (src, h) in data.sources.iter().zip(&hyps) {
         println!("{src}\t{h}");
     }

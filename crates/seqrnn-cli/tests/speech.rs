@@ -89,6 +89,25 @@ fn train_eval_transcribe_agree() {
     assert_eq!(a["test_accuracy"], e["test_accuracy"]);
     let hyps = std::fs::read_to_string(&hyp).unwrap();
     assert_eq!(hyps.lines().count(), 12);
+    // Lexicon decoding writes only words of the training transcripts.
+    let lex = d.join("lex.tsv");
+    ok(&seqrnn(&[
+        "speech",
+        "eval",
+        "--model",
+        out_s,
+        "--test",
+        &te,
+        "--lexicon",
+        "--beam",
+        "4",
+        "--hyp-out",
+        lex.to_str().unwrap(),
+    ]));
+    for line in std::fs::read_to_string(&lex).unwrap().lines() {
+        let said = line.split('\t').nth(2).unwrap();
+        assert!(said.split(' ').all(|w| w == "lo" || w == "hi"), "{line}");
+    }
     // transcribe: one line per file, the hypotheses eval wrote, and alignment pictures.
     let files: Vec<String> = (0..3)
         .map(|i| {

@@ -165,6 +165,71 @@ struct Node {
     /// The last label of the prefix ([`BLANK`] at the root, the empty prefix).
     label: u32,
     depth: u32,
+    /// The prefix's place in the [`Lexicon`] of a constrained search (its node for the word
+    /// being spelled; 0 between words); unused otherwise.
+    lex: u32,
+}
+
+/// The words a constrained beam search may write: a trie of label sequences, and the label
+/// that separates words (the space). A prefix survives only while every word it finished is in
+/// the lexicon and the word it is spelling begins one; the result ends on a whole word.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Lexicon {
+    /// `(node, label) → child`; node 0 is the root (no letter yet).
+    next: HashMap<(u32, u32), u32>,
+    /// Whether a node ends a word.
+    word_end: Vec<bool>,
+    separator: Option<u32>,
+}
+
+impl Lexicon {
+    /// The lexicon of `words` (each a non-empty label sequence without the separator), words
+    /// separated by `separator` (`None`: one word per utterance).
+    pub fn new<'a>(words: impl IntoIterator<Item = &'a [u32]>, separator: Option<u32>) -> Self {
+        let mut lex = Lexicon {
+            next: HashMap::new(),
+            word_end: vec![false],
+            separator,
+        };
+        for w in words {
+            if w.is_empty() || w.iter().any(|&l| Some(l) == separator || l == BLANK) {
+                continue;
+            }
+            let mut node = 0u32;
+            for &l in w {
+                let fresh = lex.word_end.len() as u32;
+                node = *lex.next.entry((node, l)).or_insert(fresh);
+                if node == fresh {
+                    lex.word_end.push(false);
+                }
+            }
+            lex.word_end[node as usize] = true;
+        }
+        lex
+    }
+
+    /// Words in the lexicon.
+    pub fn len(&self) -> usize {
+        self.word_end.iter().filter(|&&e| e).count()
+    }
+
+    /// Whether it holds no word.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The state after writing `label` in state `state`, or `None` when no word allows it.
+    fn step(&self, state: u32, label: u32) -> Option<u32> {
+        if Some(label) == self.separator {
+            return (state != 0 && self.word_end[state as usize]).then_some(0);
+        }
+        self.next.get(&(state, label)).copied()
+    }
+
+    /// Whether a prefix in `state` may end the utterance.
+    fn complete(&self, state: u32) -> bool {
+        self.word_end[state as usize]
+    }
 }
 
 /// A beam entry: a prefix with the log-probabilities of its paths ending in a blank and in its
@@ -213,6 +278,7 @@ impl CtcWorkspace {
             parent: 0,
             label: BLANK,
             depth: 0,
+            lex: 0,
         });
         self.children.clear();
         self.beam.clear();
@@ -224,8 +290,9 @@ impl CtcWorkspace {
         });
     }
 
-    /// The trie node of `parent` extended by `label`, made on first use.
-    fn child(&mut self, parent: u32, label: u32) -> u32 {
+    /// The trie node of `parent` extended by `label`, made on first use (with its lexicon
+    /// state `lex`).
+    fn child(&mut self, parent: u32, label: u32, lex: u32) -> u32 {
         let next = self.nodes.len() as u32;
         let id = *self.children.entry((parent, label)).or_insert(next);
         if id == next {
@@ -234,6 +301,7 @@ impl CtcWorkspace {
                 parent,
                 label,
                 depth,
+                lex,
             });
         }
         id
@@ -259,8 +327,9 @@ impl CtcWorkspace {
         }
     }
 
-    /// The candidates after one more frame whose log-softmax is in `tmp[C]`.
-    fn extend(&mut self, c: usize) {
+    /// The candidates after one more frame whose log-softmax is in `tmp[C]`; with a lexicon,
+    /// only the extensions it allows.
+    fn extend(&mut self, c: usize, lexicon: Option<&Lexicon>) {
         self.cand.clear();
         self.cand_at.clear();
         for i in 0..self.beam.len() {
@@ -275,8 +344,16 @@ impl CtcWorkspace {
             if h.node != 0 {
                 self.add(h.node, f64::NEG_INFINITY, h.label + self.tmp[last as usize]);
             }
+            let state = self.nodes[h.node as usize].lex;
             for l in 1..c as u32 {
-                let child = self.child(h.node, l);
+                let lex = match lexicon {
+                    Some(x) => match x.step(state, l) {
+                        Some(next) => next,
+                        None => continue,
+                    },
+                    None => 0,
+                };
+                let child = self.child(h.node, l, lex);
                 // The same label again only extends the prefix after a blank.
                 let from = if l == last { h.blank } else { h.total };
                 self.add(child, f64::NEG_INFINITY, from + self.tmp[l as usize]);
@@ -587,6 +664,34 @@ impl Ctc {
         beam: usize,
         ws: &mut CtcWorkspace,
     ) -> Result<(Vec<u32>, f64)> {
+        self.search(x, len, beam, None, ws)
+    }
+
+    /// [`Ctc::prefix_beam_search`] that writes only words of `lexicon`: extensions it does not
+    /// allow are never made, and the best prefix that ends on a whole word (or the empty one)
+    /// wins. When no surviving prefix ends on a word, the best prefix is returned as it is.
+    ///
+    /// # Errors
+    /// As [`Ctc::prefix_beam_search`].
+    pub fn lexicon_beam_search(
+        &self,
+        x: &[f32],
+        len: usize,
+        beam: usize,
+        lexicon: &Lexicon,
+        ws: &mut CtcWorkspace,
+    ) -> Result<(Vec<u32>, f64)> {
+        self.search(x, len, beam, Some(lexicon), ws)
+    }
+
+    fn search(
+        &self,
+        x: &[f32],
+        len: usize,
+        beam: usize,
+        lexicon: Option<&Lexicon>,
+        ws: &mut CtcWorkspace,
+    ) -> Result<(Vec<u32>, f64)> {
         self.check_row(x, len)?;
         if beam == 0 {
             return Err(Error::Config(
@@ -598,10 +703,14 @@ impl Ctc {
         ws.tmp.resize(self.c, 0.0);
         for frame in x.chunks_exact(self.c).take(len) {
             log_softmax_into(frame, &mut ws.tmp);
-            ws.extend(self.c);
+            ws.extend(self.c, lexicon);
             ws.prune(beam);
         }
-        let best = ws.beam[0];
+        let whole = |h: &&Hyp| {
+            let node = &ws.nodes[h.node as usize];
+            lexicon.is_none_or(|x| h.node == 0 || x.complete(node.lex))
+        };
+        let best = *ws.beam.iter().find(whole).unwrap_or(&ws.beam[0]);
         Ok((ws.labels(best.node), best.total))
     }
 }
@@ -1042,6 +1151,53 @@ mod tests {
         assert_eq!(
             ctc.prefix_beam_search(&[], 0, 4, &mut ws).unwrap(),
             (vec![], 0.0)
+        );
+    }
+
+    #[test]
+    fn lexicon_search_finds_the_most_probable_sequence_of_words() {
+        // Letters 1 and 2, separator 3; the words "1 2" and "2".
+        let lex = Lexicon::new([&[1u32, 2][..], &[2][..]], Some(3));
+        assert_eq!(lex.len(), 2);
+        let valid = |l: &[u32]| {
+            l.is_empty()
+                || l.split(|&x| x == 3)
+                    .all(|w| w == [1, 2].as_slice() || w == [2].as_slice())
+        };
+        let (c, mut ws) = (4, CtcWorkspace::default());
+        let ctc = Ctc::new(c).unwrap();
+        let mut differs = 0;
+        for seed in 0..40u64 {
+            let len = 1 + seed as usize % 6;
+            let x: Vec<f32> = random(len * c, 500 + seed)
+                .iter()
+                .map(|v| 1.5 * v)
+                .collect();
+            let all = all_labellings(&x, 1, c, 0, len);
+            let (want, want_lp) = all
+                .iter()
+                .filter(|(l, _)| valid(l))
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(l, &p)| (l.clone(), p))
+                .unwrap();
+            let (got, lp) = ctc
+                .lexicon_beam_search(&x, len, 256, &lex, &mut ws)
+                .unwrap();
+            assert_eq!(got, want, "seed {seed}");
+            assert!(
+                (lp - want_lp).abs() < 1e-10,
+                "seed {seed}: {lp} vs {want_lp}"
+            );
+            let free = ctc.prefix_beam_search(&x, len, 256, &mut ws).unwrap().0;
+            differs += usize::from(free != got);
+        }
+        assert!(differs > 5, "the lexicon changed only {differs} results");
+        // One word per utterance without a separator.
+        let lex = Lexicon::new([&[1u32, 1][..]], None);
+        let x = [0.0, 5.0, 0.0, 0.0, 5.0, 0.0, 0.0, 0.0, 0.0, 5.0, 0.0, 0.0];
+        assert_eq!(
+            ctc.lexicon_beam_search(&x, 3, 8, &lex, &mut ws).unwrap().0,
+            [1, 1]
         );
     }
 

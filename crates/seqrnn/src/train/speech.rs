@@ -23,7 +23,7 @@ use crate::data::speech::{Concat, Utterance};
 use crate::dist::{fingerprint, share, Group};
 use crate::dropout::{RowRng, SeqRng};
 use crate::error::{Error, Result};
-use crate::model::ctc::{min_frames, CtcWorkspace};
+use crate::model::ctc::{min_frames, CtcWorkspace, Lexicon};
 use crate::model::speech::{SpeechBatch, SpeechCache, SpeechConfig, SpeechModel, SpeechWorkspace};
 use crate::report::wer::ErrorCounts;
 use crate::run::RunDir;
@@ -71,6 +71,14 @@ impl Alphabet {
                 Err(_) => Err(c),
             })
             .collect()
+    }
+
+    /// The lexicon of `words` (words with characters outside the alphabet are left out), words
+    /// separated by the space when the alphabet has one.
+    pub fn lexicon(&self, words: &[String]) -> Lexicon {
+        let encoded: Vec<Vec<u32>> = words.iter().filter_map(|w| self.encode(w).ok()).collect();
+        let space = self.encode(" ").ok().map(|s| s[0]);
+        Lexicon::new(encoded.iter().map(Vec::as_slice), space)
     }
 
     /// The text of labels (blanks and unknown ids skipped).
@@ -240,6 +248,20 @@ pub enum Decoding {
     Greedy,
     /// CTC prefix beam search of this width.
     Beam(usize),
+    /// Prefix beam search of this width that writes only words of the training transcripts.
+    Lexicon(usize),
+}
+
+/// The words of `transcripts`, sorted, each once: the lexicon of [`Decoding::Lexicon`].
+pub fn words_of<'a>(transcripts: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut w: Vec<String> = transcripts
+        .into_iter()
+        .flat_map(str::split_whitespace)
+        .map(str::to_owned)
+        .collect();
+    w.sort_unstable();
+    w.dedup();
+    w
 }
 
 /// Error rates of a transcribed corpus.
@@ -262,16 +284,30 @@ pub struct SpeechScores {
 /// Utterances per inference batch.
 const EVAL_BATCH: usize = 32;
 
-/// Transcribes `data` (length-sorted batches of [`EVAL_BATCH`]); with `loss`, also the mean CTC
-/// loss. Returns the hypotheses in order and the summed loss.
+/// How a model's outputs are read: the decoding and, for [`Decoding::Lexicon`], the words.
+#[derive(Clone, Copy, Debug)]
+pub struct Reader<'a> {
+    /// The characters.
+    pub alphabet: &'a Alphabet,
+    /// The decoding.
+    pub decoding: Decoding,
+    /// The lexicon of [`Decoding::Lexicon`].
+    pub lexicon: Option<&'a Lexicon>,
+}
+
+/// Transcribes `data` (length-sorted batches of [`EVAL_BATCH`]); with `with_loss`, also sums the
+/// CTC loss. Returns the hypotheses in order and the summed loss.
+///
+/// # Errors
+/// [`Error::Config`] for [`Decoding::Lexicon`] without a lexicon; the model's errors.
 pub fn transcribe(
     model: &SpeechModel,
     params: &[f32],
     data: &SpeechData,
-    alphabet: &Alphabet,
-    decoding: Decoding,
+    reader: &Reader<'_>,
     with_loss: bool,
 ) -> Result<(Vec<String>, f64)> {
+    let alphabet = reader.alphabet;
     let order: Vec<usize> = (0..data.len()).collect();
     let batches = length_buckets(&data.frames, &order, EVAL_BATCH);
     let (mut cache, mut ws) = (SpeechCache::default(), SpeechWorkspace::default());
@@ -295,11 +331,17 @@ pub fn transcribe(
                     .copy_from_slice(&cache.logits[(s * b + j) * c..(s * b + j + 1) * c]);
             }
             let ctc = model.ctc();
-            let labels = match decoding {
-                Decoding::Greedy => ctc.greedy(&rows[..len * c], len)?,
-                Decoding::Beam(w) => {
-                    ctc.prefix_beam_search(&rows[..len * c], len, w, &mut ctc_ws)?
-                        .0
+            let x = &rows[..len * c];
+            let labels = match (reader.decoding, reader.lexicon) {
+                (Decoding::Greedy, _) => ctc.greedy(x, len)?,
+                (Decoding::Beam(w), _) => ctc.prefix_beam_search(x, len, w, &mut ctc_ws)?.0,
+                (Decoding::Lexicon(w), Some(lex)) => {
+                    ctc.lexicon_beam_search(x, len, w, lex, &mut ctc_ws)?.0
+                }
+                (Decoding::Lexicon(_), None) => {
+                    return Err(Error::Config(
+                        "lexicon decoding needs the words of the training transcripts".into(),
+                    ))
                 }
             };
             hyps[i] = alphabet.decode(&labels);
@@ -313,10 +355,9 @@ pub fn evaluate(
     model: &SpeechModel,
     params: &[f32],
     data: &SpeechData,
-    alphabet: &Alphabet,
-    decoding: Decoding,
+    reader: &Reader<'_>,
 ) -> Result<SpeechScores> {
-    let (hyps, total) = transcribe(model, params, data, alphabet, decoding, true)?;
+    let (hyps, total) = transcribe(model, params, data, reader, true)?;
     let (mut words, mut chars, mut exact) = (ErrorCounts::default(), ErrorCounts::default(), 0);
     for (h, r) in hyps.iter().zip(&data.transcripts) {
         words += ErrorCounts::words(r, h);
@@ -484,13 +525,12 @@ impl Task for SpeechTask<'_> {
 
     /// Validation on one process (every rank decodes the whole validation set).
     fn validate(&mut self, params: &[f32], _group: &Group) -> Result<Validation> {
-        let s = evaluate(
-            self.model,
-            params,
-            self.valid,
-            self.alphabet,
-            Decoding::Greedy,
-        )?;
+        let reader = Reader {
+            alphabet: self.alphabet,
+            decoding: Decoding::Greedy,
+            lexicon: None,
+        };
+        let s = evaluate(self.model, params, self.valid, &reader)?;
         Ok(Validation {
             loss: s.loss,
             score: selection_score(s.wer, s.loss),
@@ -564,6 +604,11 @@ impl SpeechRunConfig {
     /// Task name in `config.json`.
     pub const TASK: &'static str = "speech";
 
+    /// The run's `words.txt`: the words of the training transcripts, one a line.
+    pub fn words_path(run: &RunDir) -> PathBuf {
+        run.dir.join("words.txt")
+    }
+
     /// Reads `config.json` of `run`, refusing other kinds of run.
     pub fn load(run: &RunDir) -> Result<Self> {
         let v = crate::run::load_task_config(run, Self::TASK)?;
@@ -594,6 +639,8 @@ pub struct Trained {
     pub model: SpeechModel,
     /// Its weights.
     pub params: Vec<f32>,
+    /// The words of its training transcripts (`words.txt`), for lexicon decoding.
+    pub lexicon: Lexicon,
 }
 
 impl Trained {
@@ -607,8 +654,16 @@ impl Trained {
             model
                 .param_layout()
                 .from_file(&file, &run.model_path(), "an acoustic model")?;
+        let alphabet = Alphabet::from_chars(&config.alphabet);
+        let words_path = SpeechRunConfig::words_path(&run);
+        let words = std::fs::read_to_string(&words_path).map_err(|cause| Error::Io {
+            path: words_path,
+            cause,
+        })?;
+        let words: Vec<String> = words.lines().map(str::to_owned).collect();
         Ok(Trained {
-            alphabet: Alphabet::from_chars(&config.alphabet),
+            lexicon: alphabet.lexicon(&words),
+            alphabet,
             config,
             model,
             params,
@@ -625,15 +680,18 @@ impl Trained {
         )
     }
 
+    /// How its outputs are read: the run's decoding, its lexicon.
+    pub fn reader(&self) -> Reader<'_> {
+        Reader {
+            alphabet: &self.alphabet,
+            decoding: self.config.train.decoding,
+            lexicon: Some(&self.lexicon),
+        }
+    }
+
     /// Error rates on `data` with the run's decoding.
     pub fn evaluate(&self, data: &SpeechData) -> Result<SpeechScores> {
-        evaluate(
-            &self.model,
-            &self.params,
-            data,
-            &self.alphabet,
-            self.config.train.decoding,
-        )
+        evaluate(&self.model, &self.params, data, &self.reader())
     }
 }
 
