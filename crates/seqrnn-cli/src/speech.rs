@@ -518,11 +518,13 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     };
     let utts =
         load_part(&source, FsddSplit::Test, rate, concat.as_ref(), TEST_SEED)?.unwrap_or_default();
+    let t_feat = std::time::Instant::now();
     let data = m.prepare(&utts)?;
+    let feat_secs = t_feat.elapsed().as_secs_f64();
     let t0 = std::time::Instant::now();
     let s = m.evaluate(&data)?;
     let secs = t0.elapsed().as_secs_f64();
-    let audio = data.seconds(m.config.features.hop_ms);
+    let audio = utts.iter().map(|u| u.samples.len()).sum::<usize>() as f64 / rate as f64;
     if let Some(path) = &a.hyp_out {
         let mut text = String::new();
         for ((src, r), h) in data
@@ -545,13 +547,17 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
                 "test_loss": s.loss,
                 "utterances": s.utterances,
                 "audio_seconds": audio,
+                "feature_seconds": feat_secs,
                 "seconds": secs,
+                "threads": seqrnn::linalg::threads(),
             })
         );
     } else {
         println!(
-            "{}; {audio:.0} s of audio in {secs:.2} s ({:.0}× real time)",
+            "{}; {audio:.0} s of audio: features in {feat_secs:.2} s ({:.0}× real time), \
+             transcribed in {secs:.2} s ({:.0}× real time)",
             scores_text(&s),
+            audio / feat_secs.max(1e-9),
             audio / secs.max(1e-9)
         );
     }

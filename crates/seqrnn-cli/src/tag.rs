@@ -144,13 +144,13 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 100)]
     embed: usize,
     /// Character embedding width.
-    #[arg(long, default_value_t = 25)]
+    #[arg(long, default_value_t = 50)]
     char_embed: usize,
     /// Character BiLSTM units per direction (0: no character features).
-    #[arg(long, default_value_t = 25)]
+    #[arg(long, default_value_t = 50)]
     char_hidden: usize,
     /// Word-level units per direction.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 200)]
     hidden: usize,
     /// Word-level layers.
     #[arg(long, default_value_t = 1)]
@@ -191,7 +191,7 @@ pub struct TrainArgs {
     weight_decay: f64,
     /// Validate and keep an exponential moving average of the weights with this momentum; 0
     /// for the raw weights.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.999)]
     ema: f64,
     /// Also score the dev file every this many steps inside an epoch (0: at epoch ends only);
     /// the best-scoring weights of any validation are kept.
