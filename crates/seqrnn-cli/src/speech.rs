@@ -593,13 +593,13 @@ fn transcribe_cmd(a: TranscribeArgs) -> Result<()> {
     }
     if let Some(dir) = &a.align_out {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        for i in 0..data.len() {
+        for (i, hyp) in hyps.iter().enumerate() {
             let name = Path::new(&data.sources[i]).file_stem().map_or_else(
                 || format!("utterance-{i}"),
                 |s| s.to_string_lossy().into_owned(),
             );
             let path = dir.join(format!("{name}.png"));
-            seqrnn::train::speech::alignment_picture(&m, &data, i, &hyps[i], &path)?;
+            seqrnn::train::speech::alignment_picture(&m, &data, i, hyp, &path)?;
         }
     }
     Ok(())

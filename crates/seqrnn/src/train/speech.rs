@@ -28,7 +28,7 @@ use crate::model::speech::{SpeechBatch, SpeechCache, SpeechConfig, SpeechModel, 
 use crate::report::wer::ErrorCounts;
 use crate::run::RunDir;
 use crate::train::fit::FitConfig;
-use crate::train::task::{BatchLoss, LossAverage, Task, Validation, Weights};
+use crate::train::task::{compare_identity, BatchLoss, LossAverage, Task, Validation, Weights};
 
 /// `format` metadata of a speech model's `model.safetensors`.
 pub const SPEECH_FORMAT: &str = "seqrnn-speech";
@@ -460,22 +460,14 @@ impl Task for SpeechTask<'_> {
     }
 
     fn check_identity(&self, saved: &serde_json::Value) -> Result<()> {
-        let mine = self.identity();
-        for (key, what) in [
-            (
-                "model",
-                "the checkpoint is from another model configuration than the run's",
-            ),
-            (
-                "train",
-                "the training recordings or transcripts are not the ones the run was trained on",
-            ),
-        ] {
-            if saved.get(key).is_some_and(|v| *v != mine[key]) {
-                return Err(Error::Config(format!("cannot resume: {what}")));
-            }
-        }
-        Ok(())
+        compare_identity(
+            &self.identity(),
+            saved,
+            &[
+                ("model", "the checkpoint is from another model configuration than the run's"),
+                ("train", "the training recordings or transcripts are not the ones the run was trained on"),
+            ],
+        )
     }
 
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {

@@ -24,7 +24,7 @@ use crate::model::tagger::{casing, TagBatch, Tagger, TaggerCache, TaggerWorkspac
 use crate::report::entities::{score, EntityScores};
 use crate::run::RunDir;
 use crate::train::fit::FitConfig;
-use crate::train::task::{BatchLoss, LossAverage, Task, Validation, Weights};
+use crate::train::task::{compare_identity, BatchLoss, LossAverage, Task, Validation, Weights};
 
 /// `format` metadata of a tagger's weights file.
 pub const TAG_FORMAT: &str = "seqrnn-tag";
@@ -445,22 +445,20 @@ impl Task for TagTask<'_> {
     }
 
     fn check_identity(&self, saved: &serde_json::Value) -> Result<()> {
-        let mine = self.identity();
-        for (key, what) in [
-            (
-                "model",
-                "the checkpoint is from another model configuration than the run's",
-            ),
-            (
-                "train",
-                "the training file (or its vocabularies) is not the one the run was trained on",
-            ),
-        ] {
-            if saved.get(key).is_some_and(|v| *v != mine[key]) {
-                return Err(Error::Config(format!("cannot resume: {what}")));
-            }
-        }
-        Ok(())
+        compare_identity(
+            &self.identity(),
+            saved,
+            &[
+                (
+                    "model",
+                    "the checkpoint is from another model configuration than the run's",
+                ),
+                (
+                    "train",
+                    "the training file (or its vocabularies) is not the one the run was trained on",
+                ),
+            ],
+        )
     }
 
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {

@@ -154,6 +154,27 @@ pub trait Task {
     }
 }
 
+/// Refuses a resume whose saved identity differs from `mine` under one of `keys`, each with
+/// what the difference means ("the training file is not the one the run was trained on").
+/// Keys the saved identity lacks are not compared.
+///
+/// # Errors
+/// [`Error::Config`] naming the first difference.
+pub fn compare_identity(
+    mine: &serde_json::Value,
+    saved: &serde_json::Value,
+    keys: &[(&str, &str)],
+) -> Result<()> {
+    for (key, what) in keys {
+        if saved.get(*key).is_some_and(|v| *v != mine[*key]) {
+            return Err(crate::error::Error::Config(format!(
+                "cannot resume: {what}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// `curve.svg` of a supervised run: training and validation loss at every epoch's end.
 #[cfg(feature = "plots")]
 fn loss_curve(run: &crate::run::RunDir, what: &str, rows: &[FitEpoch]) -> Result<()> {

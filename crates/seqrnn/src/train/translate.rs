@@ -28,7 +28,7 @@ use crate::rnn::RnnState;
 use crate::run::RunDir;
 use crate::train::checkpoint::FitEpoch;
 use crate::train::fit::FitConfig;
-use crate::train::task::{BatchLoss, LossAverage, Task, Validation, Weights};
+use crate::train::task::{compare_identity, BatchLoss, LossAverage, Task, Validation, Weights};
 
 /// `format` metadata of a translation model's weights file.
 pub const TRANSLATE_FORMAT: &str = "seqrnn-translate";
@@ -589,15 +589,14 @@ impl Task for TranslateTask<'_> {
     }
 
     fn check_identity(&self, saved: &serde_json::Value) -> Result<()> {
-        let mine = self.identity();
-        let bad = |m: &str| Err(Error::Config(format!("cannot resume: {m}")));
-        if saved.get("model").is_some_and(|m| *m != mine["model"]) {
-            return bad("the checkpoint is from another model configuration than the run's");
-        }
-        if saved.get("train").is_some_and(|t| *t != mine["train"]) {
-            return bad("the training pairs (or the vocabularies that encode them) are not those the run was trained on");
-        }
-        Ok(())
+        compare_identity(
+            &self.identity(),
+            saved,
+            &[
+                ("model", "the checkpoint is from another model configuration than the run's"),
+                ("train", "the training pairs (or the vocabularies that encode them) are not those the run was trained on"),
+            ],
+        )
     }
 
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
