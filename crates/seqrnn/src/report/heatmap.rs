@@ -445,16 +445,24 @@ pub fn alignment_map(
             (a.min(v), b.max(v))
         });
     let span = (hi - lo).max(1e-6);
-    let units = c + 1 + bands;
+    // Each label gets LABEL_ROWS rows, so its name is legible beside the mel bands.
+    const LABEL_ROWS: usize = 3;
+    let top = c * LABEL_ROWS;
+    let units = top + 1 + bands;
     let mut values = vec![0.0; frames * units];
     for t in 0..frames {
         let col = &mut values[t * units..(t + 1) * units];
-        col[..c].copy_from_slice(&probs[t * c..(t + 1) * c]);
+        for (k, &p) in probs[t * c..(t + 1) * c].iter().enumerate() {
+            col[k * LABEL_ROWS..(k + 1) * LABEL_ROWS].fill(p);
+        }
         for m in 0..bands {
-            col[c + 1 + m] = (spectrogram[t * bands + bands - 1 - m] - lo) / span;
+            col[top + 1 + m] = (spectrogram[t * bands + bands - 1 - m] - lo) / span;
         }
     }
-    let mut rows: Vec<String> = labels.to_vec();
+    let mut rows: Vec<String> = labels
+        .iter()
+        .flat_map(|l| [String::new(), l.clone(), String::new()])
+        .collect();
     rows.push(String::new());
     rows.extend((0..bands).map(|m| match m {
         0 => format!("mel {}", bands - 1),
