@@ -90,19 +90,19 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 2)]
     layers: usize,
     /// Dropout on the encoder's input and output.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = 0.3)]
     dropout: f32,
     /// SpecAugment: frequency masks per utterance (0 with --time-masks 0: none).
     #[arg(long, default_value_t = 2)]
     freq_masks: usize,
     /// SpecAugment: widest frequency mask, in mel bands.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 5)]
     freq_width: usize,
     /// SpecAugment: time masks per utterance.
     #[arg(long, default_value_t = 2)]
     time_masks: usize,
     /// SpecAugment: widest time mask, in frames.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 4)]
     time_width: usize,
     /// Decoding of the final scores, eval and transcribe: 1 for greedy, more for a CTC prefix
     /// beam search of this width.
@@ -112,17 +112,17 @@ pub struct TrainArgs {
     /// training transcripts.
     #[arg(long)]
     lexicon: bool,
-    /// Epochs at most.
+    /// Epochs at most [default: 30].
     #[arg(long)]
     epochs: Option<usize>,
     /// Stop after this many epochs without a better validation WER.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 6)]
     patience: usize,
     /// Utterances per step.
     #[arg(long, default_value_t = 16)]
     batch: usize,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 2e-3)]
+    #[arg(long, default_value_t = 3e-3)]
     lr: f64,
     /// Learning rate factor per epoch after --decay-after epochs.
     #[arg(long, default_value_t = 1.0)]
@@ -135,7 +135,7 @@ pub struct TrainArgs {
     clip: f64,
     /// Validate and keep an exponential moving average of the weights with this momentum; 0
     /// for the raw weights.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.999)]
     ema: f64,
     /// Also write a checkpoint every this many steps (0: at epoch ends only).
     #[arg(long, default_value_t = 0)]
@@ -317,7 +317,7 @@ fn settings(
             lr_decay: a.lr_decay,
             decay_after: a.decay_after,
             clip: Some(a.clip),
-            epochs: a.epochs.unwrap_or(40),
+            epochs: a.epochs.unwrap_or(30),
             early_stopping: EarlyStopping::Patience(a.patience),
             max_steps: a.max_steps,
             seed: a.seed,
