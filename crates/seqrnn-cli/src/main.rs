@@ -207,7 +207,7 @@ fn main() -> ExitCode {
     training::set_group(group.clone());
     let result = match group.is_distributed() && !cli.command.trains() {
         true => Err(anyhow::anyhow!(
-            "only the training commands (train, forecast train, classify train, translate train, tag train) run across MPI ranks; run this command as one process"
+            "only the training commands (train, forecast train, classify train, translate train, tag train, speech train) run across MPI ranks; run this command as one process"
         )),
         false => run(cli.command),
     };
