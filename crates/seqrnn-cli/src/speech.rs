@@ -7,7 +7,8 @@ use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, Subcommand};
 use seqrnn::data::audio::{FeatureConfig, SpecAugment};
 use seqrnn::data::speech::{
-    concatenate, load_fsdd, load_manifest, load_recording, Concat, FsddSplit, Utterance,
+    concatenate, load_fsdd, load_manifest, load_recording, speed_perturb, Concat, FsddSplit,
+    Utterance,
 };
 use seqrnn::model::speech::{SpeechConfig, SpeechModel};
 use seqrnn::optim::AdamConfig;
@@ -92,6 +93,10 @@ pub struct TrainArgs {
     /// Dropout on the encoder's input and output.
     #[arg(long, default_value_t = 0.3)]
     dropout: f32,
+    /// Speed perturbation: also train on copies of every training recording played this many
+    /// times as fast (e.g. 0.9,1.1).
+    #[arg(long, value_delimiter = ',')]
+    speed: Vec<f32>,
     /// SpecAugment: frequency masks per utterance (0 with --time-masks 0: none).
     #[arg(long, default_value_t = 2)]
     freq_masks: usize,
@@ -241,6 +246,7 @@ fn load_part(
     part: FsddSplit,
     rate: u32,
     concat: Option<&Concat>,
+    speeds: &[f32],
     seed: u64,
 ) -> Result<Option<Vec<Utterance>>> {
     let recs = match source {
@@ -258,6 +264,10 @@ fn load_part(
         }
     };
     ensure!(!recs.is_empty(), "the {part:?} part holds no recordings");
+    let recs = match speeds.is_empty() {
+        true => recs,
+        false => speed_perturb(&recs, speeds, rate)?,
+    };
     Ok(Some(match concat {
         Some(c) => concatenate(&recs, c, rate, seed)?,
         None => recs,
@@ -310,6 +320,7 @@ fn settings(
         batch: a.batch,
         source,
         concat,
+        speeds: a.speed.clone(),
         augment,
         decoding: decoding(a.beam, a.lexicon)?,
         fit: FitConfig {
@@ -351,10 +362,15 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         None => (a.rate, a.seed),
     };
     let t_load = std::time::Instant::now();
-    let part = |p, s| load_part(&source, p, rate, concat.as_ref(), s);
-    let train_u = part(FsddSplit::Train, seed.wrapping_add(0x5eed_0001))?.unwrap_or_default();
-    let valid_u = part(FsddSplit::Valid, VALID_SEED)?.unwrap_or_default();
-    let test_u = part(FsddSplit::Test, TEST_SEED)?;
+    let speeds = match &saved {
+        Some(c) => c.train.speeds.clone(),
+        None => a.speed.clone(),
+    };
+    let part = |p, sp: &[f32], s| load_part(&source, p, rate, concat.as_ref(), sp, s);
+    let train_u =
+        part(FsddSplit::Train, &speeds, seed.wrapping_add(0x5eed_0001))?.unwrap_or_default();
+    let valid_u = part(FsddSplit::Valid, &[], VALID_SEED)?.unwrap_or_default();
+    let test_u = part(FsddSplit::Test, &[], TEST_SEED)?;
     let (model_cfg, feat_cfg, mut train_cfg, alphabet) = match &saved {
         Some(c) => (
             c.model,
@@ -516,8 +532,15 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
         },
         _ => bail!("give the test recordings: --fsdd DIR or --test MANIFEST"),
     };
-    let utts =
-        load_part(&source, FsddSplit::Test, rate, concat.as_ref(), TEST_SEED)?.unwrap_or_default();
+    let utts = load_part(
+        &source,
+        FsddSplit::Test,
+        rate,
+        concat.as_ref(),
+        &[],
+        TEST_SEED,
+    )?
+    .unwrap_or_default();
     let t_feat = std::time::Instant::now();
     let data = m.prepare(&utts)?;
     let feat_secs = t_feat.elapsed().as_secs_f64();

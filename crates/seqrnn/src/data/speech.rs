@@ -323,6 +323,41 @@ pub fn concatenate(
     Ok(out)
 }
 
+/// Speed perturbation (Ko et al. 2015): for every factor `f ≠ 1` of `factors`, a copy of each
+/// recording played `f` times as fast (resampled from `f·rate` to `rate`: `1/f` as long, pitch
+/// and tempo scaled by `f`), its source marked `@f`. The originals come first.
+///
+/// # Errors
+/// [`Error::Config`] for a factor outside `[0.5, 2]`.
+pub fn speed_perturb(
+    recordings: &[Utterance],
+    factors: &[f32],
+    rate: u32,
+) -> Result<Vec<Utterance>> {
+    let mut out = recordings.to_vec();
+    for &f in factors {
+        if !(0.5..=2.0).contains(&f) {
+            return Err(Error::Config(format!(
+                "speed factors must be between 0.5 and 2, got {f}"
+            )));
+        }
+        if f == 1.0 {
+            continue;
+        }
+        let from = (rate as f64 * f as f64).round() as u32;
+        let mut r = crate::data::audio::Resampler::new(from, rate)?;
+        for u in recordings {
+            out.push(Utterance {
+                source: format!("{}@{f}", u.source),
+                speaker: u.speaker.clone(),
+                samples: r.process(&u.samples)?,
+                transcript: u.transcript.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Shuffles utterances in place, deterministically for a seed.
 pub fn shuffle(utterances: &mut [Utterance], seed: u64) {
     utterances.shuffle(&mut rng_from_seed(seed));
@@ -419,6 +454,30 @@ mod tests {
         }
         assert_eq!(out, concatenate(&recs, &c, 1000, 5).unwrap());
         assert_ne!(out, concatenate(&recs, &c, 1000, 6).unwrap());
+    }
+
+    #[test]
+    fn speed_perturbation_scales_the_length() {
+        let recs = vec![utt("a", 8000, "one")];
+        let out = speed_perturb(&recs, &[0.9, 1.0, 1.1], 8000).unwrap();
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0], recs[0]);
+        assert_eq!(
+            (out[1].source.as_str(), out[2].source.as_str()),
+            ("one.wav@0.9", "one.wav@1.1")
+        );
+        // 1/f as long: 8,889 and 7,273 samples.
+        assert!(
+            (out[1].samples.len() as i64 - 8889).abs() <= 1,
+            "{}",
+            out[1].samples.len()
+        );
+        assert!(
+            (out[2].samples.len() as i64 - 7273).abs() <= 1,
+            "{}",
+            out[2].samples.len()
+        );
+        assert!(speed_perturb(&recs, &[3.0], 8000).is_err());
     }
 
     #[test]

@@ -567,6 +567,9 @@ pub struct SpeechTrainConfig {
     pub source: SpeechSource,
     /// Connected utterances built from the recordings (`None`: as recorded).
     pub concat: Option<Concat>,
+    /// Speed perturbation factors of the training recordings (empty: none).
+    #[serde(default)]
+    pub speeds: Vec<f32>,
     /// SpecAugment masks on training features (`None`: none).
     pub augment: Option<SpecAugment>,
     /// Decoding of `eval` and `transcribe`.
