@@ -128,3 +128,40 @@ fn data_conll2003_and_ud_ewt_tagging_files() {
         .collect();
     assert_eq!(tags.len(), 17, "{tags:?}");
 }
+
+#[test]
+fn data_fsdd_recordings_and_splits() {
+    use seqrnn::data::speech::{concatenate, load_fsdd, Concat, FsddSplit, DIGITS};
+    let Some(dir) = common::shared("data/fsdd/recordings") else {
+        return;
+    };
+    let start = Instant::now();
+    let parts = [FsddSplit::Train, FsddSplit::Valid, FsddSplit::Test]
+        .map(|split| load_fsdd(&dir, split, 8000).unwrap());
+    eprintln!("FSDD read in {:?}", start.elapsed());
+    // 6 speakers × 10 digits: takes 10–49, 5–9 and 0–4.
+    assert_eq!(parts.each_ref().map(Vec::len), [2400, 300, 300]);
+    for part in &parts {
+        for d in DIGITS {
+            assert_eq!(
+                part.iter().filter(|u| u.transcript == d).count(),
+                part.len() / 10
+            );
+        }
+        assert!(part
+            .iter()
+            .all(|u| !u.samples.is_empty() && u.samples.iter().all(|v| v.abs() <= 1.0)));
+    }
+    let test = &parts[2];
+    assert_eq!(test[0].source, "0_george_0.wav");
+    let seconds: f64 = test.iter().map(|u| u.samples.len() as f64).sum::<f64>() / 8000.0;
+    assert!(
+        (120.0..140.0).contains(&seconds),
+        "{seconds} s of test audio"
+    );
+    // Connected utterances: one per recording, of 2 to 7 digits.
+    let c = concatenate(test, &Concat::parse("2-7").unwrap(), 8000, 3).unwrap();
+    assert_eq!(c.len(), 300);
+    let words: usize = c.iter().map(|u| u.transcript.split(' ').count()).sum();
+    assert!((1200..1500).contains(&words), "{words} words");
+}
