@@ -6,17 +6,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, Subcommand};
 use seqrnn::data::audio::{FeatureConfig, SpecAugment};
-use seqrnn::data::speech::{
-    concatenate, load_fsdd, load_manifest, load_recording, speed_perturb, Concat, FsddSplit,
-    Utterance,
-};
+use seqrnn::data::speech::{load_named, Concat, FsddSplit, Utterance};
 use seqrnn::model::speech::{SpeechConfig, SpeechModel};
 use seqrnn::optim::AdamConfig;
 use seqrnn::rnn::CellKind;
 use seqrnn::run::TASK_FORMAT_VERSION;
 use seqrnn::train::speech::{
     evaluate, prepare, transcribe, words_of, Alphabet, Decoding, Reader, SpeechData,
-    SpeechRunConfig, SpeechScores, SpeechSource, SpeechTask, SpeechTrainConfig, Trained,
+    SpeechRunConfig, SpeechScores, SpeechSource, SpeechTask, SpeechTrainConfig, Trained, TEST_SEED,
+    VALID_SEED,
 };
 use seqrnn::train::{EarlyStopping, FitConfig, KeepCheckpoints, Optimizer};
 
@@ -222,11 +220,6 @@ pub struct TranscribeArgs {
     threads: Option<usize>,
 }
 
-/// Fixed seeds of the connected validation and test utterances: every run and `eval` builds the
-/// same ones.
-const VALID_SEED: u64 = 0x5eed_0002;
-const TEST_SEED: u64 = 0x5eed_0003;
-
 fn decoding(beam: usize, lexicon: bool) -> Result<Decoding> {
     ensure!(
         beam >= 1,
@@ -239,8 +232,6 @@ fn decoding(beam: usize, lexicon: bool) -> Result<Decoding> {
     })
 }
 
-/// The utterances of one part of a source at `rate`, joined into connected utterances when
-/// asked for.
 fn load_part(
     source: &SpeechSource,
     part: FsddSplit,
@@ -249,29 +240,7 @@ fn load_part(
     speeds: &[f32],
     seed: u64,
 ) -> Result<Option<Vec<Utterance>>> {
-    let recs = match source {
-        SpeechSource::Fsdd(dir) => load_fsdd(dir, part, rate)?,
-        SpeechSource::Manifests { train, valid, test } => {
-            let path = match part {
-                FsddSplit::Train => train,
-                FsddSplit::Valid => valid,
-                FsddSplit::Test => match test {
-                    Some(t) => t,
-                    None => return Ok(None),
-                },
-            };
-            load_manifest(path, rate)?
-        }
-    };
-    ensure!(!recs.is_empty(), "the {part:?} part holds no recordings");
-    let recs = match speeds.is_empty() {
-        true => recs,
-        false => speed_perturb(&recs, speeds, rate)?,
-    };
-    Ok(Some(match concat {
-        Some(c) => concatenate(&recs, c, rate, seed)?,
-        None => recs,
-    }))
+    Ok(source.load(part, rate, concat, speeds, seed)?)
 }
 
 fn source_of(d: &DataArgs) -> Result<SpeechSource> {
@@ -587,27 +556,10 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// The recordings named on the command line: WAV files, and the recordings of manifests.
-fn named_recordings(files: &[PathBuf], rate: u32) -> Result<Vec<Utterance>> {
-    let mut out = Vec::new();
-    for f in files {
-        if f.extension().is_some_and(|e| e == "tsv") {
-            out.extend(load_manifest(f, rate)?);
-        } else {
-            out.push(Utterance {
-                source: f.display().to_string(),
-                samples: load_recording(f, rate)?,
-                ..Utterance::default()
-            });
-        }
-    }
-    Ok(out)
-}
-
 fn transcribe_cmd(a: TranscribeArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
     let m = load_trained(&a.model, a.beam, a.lexicon)?;
-    let utts = named_recordings(&a.files, m.config.features.sample_rate)?;
+    let utts = load_named(&a.files, m.config.features.sample_rate)?;
     // Transcripts are not known: featurise with empty ones (every recording is long enough).
     let data: SpeechData = m.prepare(&utts)?;
     let (hyps, _) = transcribe(&m.model, &m.params, &data, &m.reader(), false)?;

@@ -117,6 +117,24 @@ pub fn load_manifest(path: &Path, rate: u32) -> Result<Vec<Utterance>> {
         .collect()
 }
 
+/// Recordings named one by one: WAV files, and the recordings of manifests (`.tsv`), at `rate`
+/// Hz, in order; the transcripts of plain WAV files are empty.
+pub fn load_named(files: &[PathBuf], rate: u32) -> Result<Vec<Utterance>> {
+    let mut out = Vec::new();
+    for f in files {
+        if f.extension().is_some_and(|e| e == "tsv") {
+            out.extend(load_manifest(f, rate)?);
+        } else {
+            out.push(Utterance {
+                source: f.display().to_string(),
+                samples: load_recording(f, rate)?,
+                ..Utterance::default()
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// A part of FSDD under its own convention.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

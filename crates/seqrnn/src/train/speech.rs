@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::audio::{FeatureConfig, FilterBank, SpecAugment};
 use crate::data::labeled::length_buckets;
-use crate::data::speech::{Concat, Utterance};
+use crate::data::speech::{
+    concatenate, load_fsdd, load_manifest, speed_perturb, Concat, FsddSplit, Utterance,
+};
 use crate::dist::{fingerprint, share, Group};
 use crate::dropout::{RowRng, SeqRng};
 use crate::error::{Error, Result};
@@ -556,6 +558,54 @@ pub enum SpeechSource {
         /// Test manifest (optional).
         test: Option<PathBuf>,
     },
+}
+
+/// Seed of the connected validation utterances: every run builds the same ones.
+pub const VALID_SEED: u64 = 0x5eed_0002;
+/// Seed of the connected test utterances: every run and `eval` build the same ones.
+pub const TEST_SEED: u64 = 0x5eed_0003;
+
+impl SpeechSource {
+    /// The utterances of one part at `rate` Hz: the recordings, with speed-perturbed copies
+    /// for each factor of `speeds`, joined into connected utterances with `concat` (seeded
+    /// `seed`). `Ok(None)` for a test part the manifests do not have.
+    ///
+    /// # Errors
+    /// The readers' errors; [`Error::Config`] for a part without recordings.
+    pub fn load(
+        &self,
+        part: FsddSplit,
+        rate: u32,
+        concat: Option<&Concat>,
+        speeds: &[f32],
+        seed: u64,
+    ) -> Result<Option<Vec<Utterance>>> {
+        let recs = match self {
+            SpeechSource::Fsdd(dir) => load_fsdd(dir, part, rate)?,
+            SpeechSource::Manifests { train, valid, test } => {
+                let path = match (part, test) {
+                    (FsddSplit::Train, _) => train,
+                    (FsddSplit::Valid, _) => valid,
+                    (FsddSplit::Test, Some(t)) => t,
+                    (FsddSplit::Test, None) => return Ok(None),
+                };
+                load_manifest(path, rate)?
+            }
+        };
+        if recs.is_empty() {
+            return Err(Error::Config(format!(
+                "the {part:?} part holds no recordings"
+            )));
+        }
+        let recs = match speeds.is_empty() {
+            true => recs,
+            false => speed_perturb(&recs, speeds, rate)?,
+        };
+        Ok(Some(match concat {
+            Some(c) => concatenate(&recs, c, rate, seed)?,
+            None => recs,
+        }))
+    }
 }
 
 /// Training settings of a speech run beyond the shared loop's.
