@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::labeled::{length_buckets, Encoded, UNK_ID};
 use crate::dist::{fingerprint, share, Group};
-use crate::dropout::{RowRng, SeqRng};
+use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
 use crate::model::classifier::{
     Classifier, ClassifierCache, ClassifierConfig, ClassifierWorkspace, TokenBatch,
@@ -18,7 +18,7 @@ use crate::model::classifier::{
 use crate::model::softmax;
 use crate::run::RunDir;
 use crate::train::fit::FitConfig;
-use crate::train::task::{BatchLoss, Task, Validation, Weights};
+use crate::train::task::{rank_rows, BatchLoss, Task, Validation, Weights};
 
 /// Sequences per inference batch.
 pub const EVAL_BATCH: usize = 256;
@@ -224,15 +224,9 @@ impl Task for ClassifyTask<'_> {
         rng: &mut SeqRng,
     ) -> Result<BatchLoss> {
         let all = &self.batches[index];
-        let mine = share(all.len(), self.rank.0, self.rank.1);
-        let mut masks = RowRng::for_step(rng, mine.start);
-        let idx = &all[mine];
-        if idx.is_empty() {
-            return Ok(BatchLoss {
-                loss: 0.0,
-                examples: 0,
-            });
-        }
+        let Some((idx, mut masks)) = rank_rows(all, self.rank, rng) else {
+            return Ok(BatchLoss::NONE);
+        };
         let train = self.train;
         self.batch
             .fill(idx.iter().map(|&i| train.ids[i].as_slice()));

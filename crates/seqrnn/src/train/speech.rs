@@ -22,7 +22,7 @@ use crate::data::labeled::length_buckets;
 use crate::data::speech::{
     concatenate, load_fsdd, load_manifest, speed_perturb, Concat, FsddSplit, Utterance,
 };
-use crate::dist::{fingerprint, share, Group};
+use crate::dist::{fingerprint, Group};
 use crate::dropout::{RowRng, SeqRng};
 use crate::error::{Error, Result};
 use crate::model::ctc::{min_frames, CtcWorkspace, Lexicon};
@@ -30,7 +30,9 @@ use crate::model::speech::{SpeechBatch, SpeechCache, SpeechConfig, SpeechModel, 
 use crate::report::wer::ErrorCounts;
 use crate::run::RunDir;
 use crate::train::fit::FitConfig;
-use crate::train::task::{compare_identity, BatchLoss, LossAverage, Task, Validation, Weights};
+use crate::train::task::{
+    compare_identity, rank_rows, BatchLoss, LossAverage, Task, Validation, Weights,
+};
 
 /// `format` metadata of a speech model's `model.safetensors`.
 pub const SPEECH_FORMAT: &str = "seqrnn-speech";
@@ -488,15 +490,9 @@ impl Task for SpeechTask<'_> {
         rng: &mut SeqRng,
     ) -> Result<BatchLoss> {
         let all = &self.batches[index];
-        let mine = share(all.len(), self.rank.0, self.rank.1);
-        let mut masks = RowRng::for_step(rng, mine.start);
-        let idx = &all[mine];
-        if idx.is_empty() {
-            return Ok(BatchLoss {
-                loss: 0.0,
-                examples: 0,
-            });
-        }
+        let Some((idx, mut masks)) = rank_rows(all, self.rank, rng) else {
+            return Ok(BatchLoss::NONE);
+        };
         let augment = self.augment.as_ref().map(|a| (a, &mut masks));
         self.train.batch(idx, &mut self.batch, augment);
         let loss = self.model.forward_train(

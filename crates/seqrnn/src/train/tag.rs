@@ -16,15 +16,17 @@ use crate::data::conll::Sentence;
 use crate::data::labeled::length_buckets;
 use crate::data::tags::{check, convert, split_tag, Scheme};
 use crate::data::{Vocab, UNK};
-use crate::dist::{fingerprint, share, Group};
-use crate::dropout::{RowRng, SeqRng};
+use crate::dist::{fingerprint, Group};
+use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
 use crate::model::crf::Constraints;
 use crate::model::tagger::{casing, TagBatch, Tagger, TaggerCache, TaggerWorkspace};
 use crate::report::entities::{score, EntityScores};
 use crate::run::RunDir;
 use crate::train::fit::FitConfig;
-use crate::train::task::{compare_identity, BatchLoss, LossAverage, Task, Validation, Weights};
+use crate::train::task::{
+    compare_identity, rank_rows, BatchLoss, LossAverage, Task, Validation, Weights,
+};
 
 /// `format` metadata of a tagger's weights file.
 pub const TAG_FORMAT: &str = "seqrnn-tag";
@@ -478,15 +480,9 @@ impl Task for TagTask<'_> {
         rng: &mut SeqRng,
     ) -> Result<BatchLoss> {
         let all = &self.batches[index];
-        let mine = share(all.len(), self.rank.0, self.rank.1);
-        let mut masks = RowRng::for_step(rng, mine.start);
-        let idx = &all[mine];
-        if idx.is_empty() {
-            return Ok(BatchLoss {
-                loss: 0.0,
-                examples: 0,
-            });
-        }
+        let Some((idx, mut masks)) = rank_rows(all, self.rank, rng) else {
+            return Ok(BatchLoss::NONE);
+        };
         let tokens: usize = all.iter().map(|&i| self.train.words[i].len()).sum();
         self.train.batch(idx, &mut self.batch);
         if self.unk_replace > 0.0 {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::dist::Group;
-use crate::dropout::SeqRng;
+use crate::dropout::{RowRng, SeqRng};
 use crate::error::{Error, Result};
 use crate::io::tensors::TensorFile;
 use crate::model::ParamLayout;
@@ -25,6 +25,29 @@ pub struct BatchLoss {
     pub loss: f64,
     /// Examples (sequences, windows, predicted tokens) in the step.
     pub examples: usize,
+}
+
+impl BatchLoss {
+    /// The step of a rank that holds none of its rows.
+    pub const NONE: BatchLoss = BatchLoss {
+        loss: 0.0,
+        examples: 0,
+    };
+}
+
+/// A data-parallel rank's part of one step: its rows of the global batch `all` (rank `rank.0`
+/// of `rank.1`, see [`crate::dist::share`]) and the step's dropout-mask generator for them
+/// ([`RowRng::for_step`], one draw from the loop's `rng` on every rank alike). `None` when the
+/// rank holds no row this step (the draw is made all the same, so the ranks stay in step).
+pub fn rank_rows<'a>(
+    all: &'a [usize],
+    rank: (usize, usize),
+    rng: &mut SeqRng,
+) -> Option<(&'a [usize], RowRng)> {
+    let mine = crate::dist::share(all.len(), rank.0, rank.1);
+    let masks = RowRng::for_step(rng, mine.start);
+    let rows = &all[mine];
+    (!rows.is_empty()).then_some((rows, masks))
 }
 
 /// How the losses of an epoch's steps make its training loss.

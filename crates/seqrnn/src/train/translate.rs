@@ -15,7 +15,7 @@ use crate::data::labeled::length_buckets;
 use crate::data::parallel::ParallelText;
 use crate::data::subword::{SubwordConfig, SubwordVocab, BOS, EOS, PAD};
 use crate::dist::{fingerprint, share, Group};
-use crate::dropout::{RowRng, SeqRng};
+use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
 use crate::model::attention::AttnCache;
 use crate::model::classifier::TokenBatch;
@@ -28,7 +28,9 @@ use crate::rnn::RnnState;
 use crate::run::RunDir;
 use crate::train::checkpoint::FitEpoch;
 use crate::train::fit::FitConfig;
-use crate::train::task::{compare_identity, BatchLoss, LossAverage, Task, Validation, Weights};
+use crate::train::task::{
+    compare_identity, rank_rows, BatchLoss, LossAverage, Task, Validation, Weights,
+};
 
 /// `format` metadata of a translation model's weights file.
 pub const TRANSLATE_FORMAT: &str = "seqrnn-translate";
@@ -616,15 +618,9 @@ impl Task for TranslateTask<'_> {
         rng: &mut SeqRng,
     ) -> Result<BatchLoss> {
         let all = &self.batches[index];
-        let mine = share(all.len(), self.rank.0, self.rank.1);
-        let mut masks = RowRng::for_step(rng, mine.start);
-        let idx = &all[mine];
-        if idx.is_empty() {
-            return Ok(BatchLoss {
-                loss: 0.0,
-                examples: 0,
-            });
-        }
+        let Some((idx, mut masks)) = rank_rows(all, self.rank, rng) else {
+            return Ok(BatchLoss::NONE);
+        };
         let train = self.train;
         // The mean is over the whole batch's target tokens, on every rank alike.
         let tokens: usize = all.iter().map(|&i| train.tgt[i].len() + 1).sum();
