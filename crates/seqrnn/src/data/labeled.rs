@@ -181,6 +181,22 @@ pub fn length_buckets(lengths: &[usize], order: &[usize], batch: usize) -> Vec<V
     idx.chunks(batch.max(1)).map(<[usize]>::to_vec).collect()
 }
 
+/// One epoch's training batches: the examples shuffled, cut into batches of similar length
+/// ([`length_buckets`]), and the batches shuffled, both with `rng` (in that order, so a seed
+/// gives the same epoch on every process).
+pub fn shuffled_buckets(
+    lengths: &[usize],
+    batch: usize,
+    rng: &mut crate::dropout::SeqRng,
+) -> Vec<Vec<usize>> {
+    use rand::seq::SliceRandom;
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.shuffle(rng);
+    let mut batches = length_buckets(lengths, &order, batch);
+    batches.shuffle(rng);
+    batches
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

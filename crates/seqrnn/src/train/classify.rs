@@ -4,11 +4,10 @@
 
 use std::path::Path;
 
-use rand::seq::SliceRandom;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use crate::data::labeled::{length_buckets, Encoded, UNK_ID};
+use crate::data::labeled::{length_buckets, shuffled_buckets, Encoded, UNK_ID};
 use crate::dist::{fingerprint, share, Group};
 use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
@@ -208,11 +207,8 @@ impl Task for ClassifyTask<'_> {
     }
 
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
-        let mut order: Vec<usize> = (0..self.train.ids.len()).collect();
-        order.shuffle(rng);
         let lens: Vec<usize> = self.train.ids.iter().map(Vec::len).collect();
-        self.batches = length_buckets(&lens, &order, self.batch_size);
-        self.batches.shuffle(rng);
+        self.batches = shuffled_buckets(&lens, self.batch_size, rng);
         self.batches.len()
     }
 

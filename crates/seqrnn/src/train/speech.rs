@@ -12,13 +12,12 @@
 
 use std::path::{Path, PathBuf};
 
-use rand::seq::SliceRandom;
 use rand::RngExt;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::audio::{FeatureConfig, FilterBank, SpecAugment};
-use crate::data::labeled::length_buckets;
+use crate::data::labeled::{length_buckets, shuffled_buckets};
 use crate::data::speech::{
     concatenate, load_fsdd, load_manifest, speed_perturb, Concat, FsddSplit, Utterance,
 };
@@ -475,10 +474,7 @@ impl Task for SpeechTask<'_> {
     }
 
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
-        let mut order: Vec<usize> = (0..self.train.len()).collect();
-        order.shuffle(rng);
-        self.batches = length_buckets(&self.train.frames, &order, self.batch_size);
-        self.batches.shuffle(rng);
+        self.batches = shuffled_buckets(&self.train.frames, self.batch_size, rng);
         self.batches.len()
     }
 

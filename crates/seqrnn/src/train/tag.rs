@@ -9,11 +9,10 @@
 
 use std::path::Path;
 
-use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::data::conll::Sentence;
-use crate::data::labeled::length_buckets;
+use crate::data::labeled::{length_buckets, shuffled_buckets};
 use crate::data::tags::{check, convert, split_tag, Scheme};
 use crate::data::{Vocab, UNK};
 use crate::dist::{fingerprint, Group};
@@ -464,11 +463,8 @@ impl Task for TagTask<'_> {
     }
 
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
-        let mut order: Vec<usize> = (0..self.train.len()).collect();
-        order.shuffle(rng);
         let lens: Vec<usize> = self.train.words.iter().map(Vec::len).collect();
-        self.batches = length_buckets(&lens, &order, self.batch_size);
-        self.batches.shuffle(rng);
+        self.batches = shuffled_buckets(&lens, self.batch_size, rng);
         self.batches.len()
     }
 

@@ -8,10 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
-use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use crate::data::labeled::length_buckets;
+use crate::data::labeled::{length_buckets, shuffled_buckets};
 use crate::data::parallel::ParallelText;
 use crate::data::subword::{SubwordConfig, SubwordVocab, BOS, EOS, PAD};
 use crate::dist::{fingerprint, share, Group};
@@ -602,11 +601,8 @@ impl Task for TranslateTask<'_> {
     }
 
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
-        let mut order: Vec<usize> = (0..self.train.len()).collect();
-        order.shuffle(rng);
         let lens: Vec<usize> = self.train.src.iter().map(Vec::len).collect();
-        self.batches = length_buckets(&lens, &order, self.batch_size);
-        self.batches.shuffle(rng);
+        self.batches = shuffled_buckets(&lens, self.batch_size, rng);
         self.batches.len()
     }
 
