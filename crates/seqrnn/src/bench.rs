@@ -200,6 +200,7 @@ impl LmBenchConfig {
             layers: self.layers,
             dropout: crate::dropout::Dropout::NONE,
             output: crate::model::OutputWeights::Separate,
+            reg: Default::default(),
         }
     }
 }

@@ -150,6 +150,18 @@ impl RowRng {
     }
 }
 
+/// Fills `mask[n]` with 0 or `1/(1−p)`, one mask for the whole step (every batch row and process
+/// alike): its seed is one draw from `rng.shared`. Used where a mask applies to weights rather
+/// than activations: DropConnect on `W_hh` and embedding (whole-word) dropout.
+pub fn shared_mask(p: f32, mask: &mut Vec<f32>, n: usize, rng: &mut RowRng) {
+    crate::linalg::fit(mask, n);
+    let keep = 1.0 - p;
+    let scale = 1.0 / keep;
+    let mut r = rng_from_seed(rng.shared.next_u64());
+    mask.iter_mut()
+        .for_each(|m| *m = if r.random::<f32>() < keep { scale } else { 0.0 });
+}
+
 /// `x ⊙= mask` (forward) or `dx ⊙= mask` (backward): the same operation.
 pub fn apply_mask(x: &mut [f32], mask: &[f32]) {
     x.iter_mut().zip(mask).for_each(|(v, m)| *v *= m);
@@ -209,6 +221,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn shared_masks_are_one_draw_for_every_process() {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        shared_mask(0.4, &mut a, 10_000, &mut RowRng::new(5, 0));
+        shared_mask(0.4, &mut b, 10_000, &mut RowRng::new(5, 7));
+        assert_eq!(
+            a, b,
+            "the first row of a shard does not change a shared mask"
+        );
+        let kept = a.iter().filter(|&&v| v != 0.0).count() as f64 / 1e4;
+        assert!((kept - 0.6).abs() < 0.02, "{kept}");
+        assert!(a.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.6).abs() < 1e-6));
     }
 
     #[test]

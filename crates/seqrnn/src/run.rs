@@ -522,6 +522,7 @@ pub fn import_state_dict(file: &TensorFile, path: &Path) -> Result<(LanguageMode
         layers,
         dropout: crate::dropout::Dropout::NONE,
         output: crate::model::OutputWeights::Separate,
+        reg: Default::default(),
     };
     config
         .validate()
@@ -655,6 +656,7 @@ mod tests {
             layers: 1,
             dropout: crate::dropout::Dropout::NONE,
             output: crate::model::OutputWeights::Separate,
+            reg: Default::default(),
         };
         run.save_config(&RunConfig {
             format: FORMAT_VERSION,

@@ -6,12 +6,17 @@
 //! encoder; written out as a copy), `decoder.bias [V]`. Token buffers are time-major `[T, B]`.
 //!
 //! The loss is PyTorch's convention: the mean cross-entropy over all `T·B` predictions.
+//!
+//! The AWD-LSTM regularisers (Merity et al. 2017, [`Regularizers`]) are exact parts of the
+//! training pass: DropConnect on every `W_hh` and whole-word embedding dropout (one mask per
+//! window), separate (locked) dropouts on the input, between layers and on the output, and the
+//! activation penalties AR and TAR on the last layer's output.
 
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dropout::{apply_mask, Dropout, RowRng};
+use crate::dropout::{apply_mask, shared_mask, Dropout, RowRng};
 use crate::error::{Error, Result};
 use crate::linalg::fit;
 use crate::model::layout::ParamLayout;
@@ -38,6 +43,14 @@ pub(crate) fn check_embed(embed: usize) -> Result<()> {
     Ok(())
 }
 
+/// `rows[N, E] ⊙= mask[ids[n]]`: each row scaled by its token's entry of a `[V]` mask.
+fn scale_rows(rows: &mut [f32], ids: &[u32], mask: &[f32], e: usize) {
+    for (row, &id) in rows.chunks_exact_mut(e).zip(ids) {
+        let m = mask[id as usize];
+        row.iter_mut().for_each(|v| *v *= m);
+    }
+}
+
 /// Whether the output layer has its own weights or reuses the embedding's.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -47,6 +60,56 @@ pub enum OutputWeights {
     Separate,
     /// `decoder.weight` is `encoder.weight` (Press & Wolf 2017, Inan et al. 2017); needs `E = H`.
     Tied,
+}
+
+/// The regularisers of AWD-LSTM (Merity et al. 2017, "Regularizing and Optimizing LSTM
+/// Language Models"), each off by default. The dropouts left `None` take the model's
+/// `dropout`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Regularizers {
+    /// Probability of dropping a whole word, i.e. a row of the embedding table, for one window
+    /// (`dropoute`); kept rows are scaled by `1/(1−p)`.
+    pub embed_drop: f32,
+    /// DropConnect on the recurrent weights `W_hh` of every layer, one mask per window
+    /// (`wdrop`); kept weights are scaled by `1/(1−p)`.
+    pub weight_drop: f32,
+    /// Dropout on the embedding output (`dropouti`).
+    pub input: Option<Dropout>,
+    /// Dropout between recurrent layers (`dropouth`).
+    pub hidden: Option<Dropout>,
+    /// Dropout on the last layer's output (`dropout`).
+    pub output: Option<Dropout>,
+    /// Activation regularisation: `ar · mean(y²)` over the last layer's dropped output.
+    pub ar: f32,
+    /// Temporal activation regularisation: `tar · mean((h_t − h_{t−1})²)` over the last layer's
+    /// output before dropout.
+    pub tar: f32,
+}
+
+impl Regularizers {
+    /// Checks every probability and weight.
+    pub fn validate(&self) -> Result<()> {
+        for (what, p) in [
+            ("embedding dropout", self.embed_drop),
+            ("weight drop", self.weight_drop),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(Error::Config(format!("{what} must be in [0, 1), got {p}")));
+            }
+        }
+        for d in [self.input, self.hidden, self.output].into_iter().flatten() {
+            d.validate()?;
+        }
+        for (what, w) in [("AR", self.ar), ("TAR", self.tar)] {
+            if !(w.is_finite() && w >= 0.0) {
+                return Err(Error::Config(format!(
+                    "the {what} weight must be a finite number ≥ 0, got {w}"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Shape and regularisation of a language model. `validate()` before use.
@@ -66,6 +129,9 @@ pub struct LmConfig {
     pub dropout: Dropout,
     /// Output weights own or tied.
     pub output: OutputWeights,
+    /// AWD-LSTM regularisers (all off by default).
+    #[serde(default)]
+    pub reg: Regularizers,
 }
 
 impl Default for LmConfig {
@@ -78,6 +144,7 @@ impl Default for LmConfig {
             layers: 2,
             dropout: Dropout::NONE,
             output: OutputWeights::Separate,
+            reg: Regularizers::default(),
         }
     }
 }
@@ -91,6 +158,7 @@ impl LmConfig {
         }
         self.rnn_config().validate()?;
         self.dropout.validate()?;
+        self.reg.validate()?;
         if self.output == OutputWeights::Tied && self.embed != self.hidden {
             return Err(Error::Config(format!(
                 "tied output weights need embedding size = hidden size, got {} and {}",
@@ -98,6 +166,21 @@ impl LmConfig {
             )));
         }
         Ok(())
+    }
+
+    /// Dropout on the embedding output.
+    pub fn input_dropout(&self) -> Dropout {
+        self.reg.input.unwrap_or(self.dropout)
+    }
+
+    /// Dropout between recurrent layers.
+    pub fn hidden_dropout(&self) -> Dropout {
+        self.reg.hidden.unwrap_or(self.dropout)
+    }
+
+    /// Dropout on the last layer's output.
+    pub fn output_dropout(&self) -> Dropout {
+        self.reg.output.unwrap_or(self.dropout)
     }
 
     /// The recurrent stack's configuration.
@@ -162,15 +245,30 @@ pub struct LmCache {
     shape: Option<SeqShape>,
     /// `inputs[T, B]`: token ids.
     inputs: Vec<u32>,
+    /// `emb_mask[V]`: the window's whole-word dropout mask (embedding dropout only).
+    emb_mask: Vec<f32>,
     /// `x[T, B, E]`: embedding output after dropout; `x_mask` its dropout mask.
     x: Vec<f32>,
     x_mask: Vec<f32>,
+    /// With weight drop: `w[R]`, the recurrent block with every `W_hh` masked, which the
+    /// recurrent passes read; `w_mask[Σ G·H·H]` the masks of the `W_hh`s in block order.
+    w: Vec<f32>,
+    w_mask: Vec<f32>,
     rnn: RnnCache,
     /// `y[T, B, H]`: recurrent output after dropout (the decoder input); `y_mask` its mask.
     y: Vec<f32>,
     y_mask: Vec<f32>,
     /// `dlogits[T·B, V]`: gradient of the mean loss w.r.t. the logits (the fused pass's output).
     dlogits: Vec<f32>,
+    /// The AR and TAR penalty of the window (not part of the returned cross-entropy).
+    penalty: f64,
+}
+
+impl LmCache {
+    /// The AR + TAR penalty the last training pass added to the mean cross-entropy.
+    pub fn penalty(&self) -> f64 {
+        self.penalty
+    }
 }
 
 /// Scratch buffers of evaluation and backward passes, reused across calls.
@@ -182,13 +280,15 @@ pub struct LmWorkspace {
     logits: Vec<f32>,
     dy: Vec<f32>,
     dx: Vec<f32>,
+    /// `[R]` gradient of the dropped recurrent block (weight drop only).
+    dw: Vec<f32>,
 }
 
 impl LanguageModel {
     /// A model for `config`, after validating it.
     pub fn new(config: LmConfig) -> Result<Self> {
         config.validate()?;
-        let rnn = Rnn::new(config.rnn_config())?.with_dropout(config.dropout)?;
+        let rnn = Rnn::new(config.rnn_config())?.with_dropout(config.hidden_dropout())?;
         let (v, e, h) = (config.vocab, config.embed, config.hidden);
         let mut params = ParamLayout::new();
         let encoder = params.push("encoder.weight", vec![v, e]);
@@ -371,13 +471,21 @@ impl LanguageModel {
         cache.inputs.clear();
         cache.inputs.extend_from_slice(inputs);
         self.embed(params, inputs, &mut cache.x);
-        if c.dropout.is_active() {
-            c.dropout
-                .apply_train(&mut cache.x, &mut cache.x_mask, shape.t, shape.b, rng);
+        if c.reg.embed_drop > 0.0 {
+            shared_mask(c.reg.embed_drop, &mut cache.emb_mask, c.vocab, rng);
+            scale_rows(&mut cache.x, inputs, &cache.emb_mask, c.embed);
         }
+        let input_dropout = c.input_dropout();
+        if input_dropout.is_active() {
+            input_dropout.apply_train(&mut cache.x, &mut cache.x_mask, shape.t, shape.b, rng);
+        }
+        let weights = match self.drop_weights(params, &mut cache.w, &mut cache.w_mask, rng) {
+            true => &cache.w[..],
+            false => &params[self.layout.rnn.clone()],
+        };
         fit(&mut cache.y, n * c.hidden);
         self.rnn.forward_train(
-            &params[self.layout.rnn.clone()],
+            weights,
             &cache.x,
             shape,
             state,
@@ -385,10 +493,11 @@ impl LanguageModel {
             &mut cache.rnn,
             rng,
         )?;
-        if c.dropout.is_active() {
-            c.dropout
-                .apply_train(&mut cache.y, &mut cache.y_mask, shape.t, shape.b, rng);
+        let output_dropout = c.output_dropout();
+        if output_dropout.is_active() {
+            output_dropout.apply_train(&mut cache.y, &mut cache.y_mask, shape.t, shape.b, rng);
         }
+        cache.penalty = self.penalty(cache, shape);
         self.decode_product(params, &cache.y, &mut cache.dlogits);
         Ok(softmax::loss_and_grad(
             &mut cache.dlogits,
@@ -398,9 +507,92 @@ impl LanguageModel {
         ))
     }
 
+    /// Weight drop: `w[R]` = the recurrent block with every `W_hh` masked by a fresh
+    /// `w_mask`; returns whether it did (false without weight drop: the passes read the
+    /// parameters' own block).
+    fn drop_weights(
+        &self,
+        params: &[f32],
+        w: &mut Vec<f32>,
+        w_mask: &mut Vec<f32>,
+        rng: &mut RowRng,
+    ) -> bool {
+        let p = self.config.reg.weight_drop;
+        if p == 0.0 {
+            return false;
+        }
+        let cells = self.rnn.layout().cells();
+        let n: usize = cells.iter().map(|cell| cell.w_hh.len()).sum();
+        shared_mask(p, w_mask, n, rng);
+        w.clear();
+        w.extend_from_slice(&params[self.layout.rnn.clone()]);
+        let mut at = 0;
+        for cell in cells {
+            let len = cell.w_hh.len();
+            apply_mask(&mut w[cell.w_hh.clone()], &w_mask[at..at + len]);
+            at += len;
+        }
+        true
+    }
+
+    /// `ar · mean(y²)` over the dropped output plus `tar · mean((h_t − h_{t−1})²)` over the
+    /// last layer's raw output.
+    fn penalty(&self, cache: &LmCache, shape: SeqShape) -> f64 {
+        let r = &self.config.reg;
+        let mut total = 0.0;
+        if r.ar > 0.0 {
+            let sq: f64 = cache.y.iter().map(|&v| (v as f64) * (v as f64)).sum();
+            total += r.ar as f64 * sq / cache.y.len() as f64;
+        }
+        if r.tar > 0.0 && shape.t > 1 {
+            let h = self.last_output(cache);
+            let step = shape.b * self.config.hidden;
+            let sq: f64 = h[step..]
+                .iter()
+                .zip(h)
+                .map(|(&a, &b)| ((a - b) as f64).powi(2))
+                .sum();
+            total += r.tar as f64 * sq / (h.len() - step) as f64;
+        }
+        total
+    }
+
+    /// `[T, B, H]` output of the last recurrent layer before dropout, from the cache.
+    fn last_output<'c>(&self, cache: &'c LmCache) -> &'c [f32] {
+        cache
+            .rnn
+            .layer_output(self.config.layers - 1)
+            .unwrap_or(&[])
+    }
+
+    /// Adds the gradient of the AR term (w.r.t. the dropped output) to `dy[T, B, H]`.
+    fn ar_backward(&self, cache: &LmCache, dy: &mut [f32]) {
+        let ar = self.config.reg.ar;
+        if ar > 0.0 {
+            let k = 2.0 * ar / cache.y.len() as f32;
+            dy.iter_mut().zip(&cache.y).for_each(|(d, &v)| *d += k * v);
+        }
+    }
+
+    /// Adds the gradient of the TAR term (w.r.t. the raw output) to `dy[T, B, H]`.
+    fn tar_backward(&self, cache: &LmCache, shape: SeqShape, dy: &mut [f32]) {
+        let tar = self.config.reg.tar;
+        if tar == 0.0 || shape.t < 2 {
+            return;
+        }
+        let h = self.last_output(cache);
+        let step = shape.b * self.config.hidden;
+        let k = 2.0 * tar / (h.len() - step) as f32;
+        for i in step..h.len() {
+            let g = k * (h[i] - h[i - step]);
+            dy[i] += g;
+            dy[i - step] -= g;
+        }
+    }
+
     /// Backward pass of the last [`LanguageModel::forward_train`]: accumulates the gradient of
-    /// the mean loss into `grads` (same layout as the parameters). Gradients do not flow into
-    /// the initial state (truncated backpropagation through time).
+    /// the mean loss plus the AR/TAR penalty into `grads` (same layout as the parameters).
+    /// Gradients do not flow into the initial state (truncated backpropagation through time).
     pub fn backward(
         &self,
         params: &[f32],
@@ -431,22 +623,18 @@ impl LanguageModel {
                 c.hidden,
             );
         }
-        if c.dropout.is_active() {
+        self.ar_backward(cache, &mut ws.dy);
+        if c.output_dropout().is_active() {
             apply_mask(&mut ws.dy, &cache.y_mask);
         }
+        self.tar_backward(cache, shape, &mut ws.dy);
         fit(&mut ws.dx, n * c.embed);
-        let mut dstate = self.zero_state(shape.b);
-        self.rnn.backward(
-            &params[l.rnn.clone()],
-            &mut grads[l.rnn.clone()],
-            &cache.rnn,
-            &ws.dy,
-            &mut dstate,
-            &mut ws.dx,
-            &mut ws.rnn,
-        )?;
-        if c.dropout.is_active() {
+        self.rnn_backward(params, grads, cache, ws, shape)?;
+        if c.input_dropout().is_active() {
             apply_mask(&mut ws.dx, &cache.x_mask);
+        }
+        if c.reg.embed_drop > 0.0 {
+            scale_rows(&mut ws.dx, &cache.inputs, &cache.emb_mask, c.embed);
         }
         embedding::backward(
             &ws.dx,
@@ -454,6 +642,53 @@ impl LanguageModel {
             &mut grads[l.encoder.clone()],
             c.embed,
         );
+        Ok(())
+    }
+
+    /// Backward through the recurrent stack from `ws.dy` into `ws.dx` and the recurrent
+    /// gradients; with weight drop through the masked block, the `W_hh` gradients masked alike.
+    fn rnn_backward(
+        &self,
+        params: &[f32],
+        grads: &mut [f32],
+        cache: &LmCache,
+        ws: &mut LmWorkspace,
+        shape: SeqShape,
+    ) -> Result<()> {
+        let l = &self.layout;
+        let mut dstate = self.zero_state(shape.b);
+        if self.config.reg.weight_drop == 0.0 {
+            return self.rnn.backward(
+                &params[l.rnn.clone()],
+                &mut grads[l.rnn.clone()],
+                &cache.rnn,
+                &ws.dy,
+                &mut dstate,
+                &mut ws.dx,
+                &mut ws.rnn,
+            );
+        }
+        ws.dw.clear();
+        ws.dw.resize(l.rnn.len(), 0.0);
+        self.rnn.backward(
+            &cache.w,
+            &mut ws.dw,
+            &cache.rnn,
+            &ws.dy,
+            &mut dstate,
+            &mut ws.dx,
+            &mut ws.rnn,
+        )?;
+        let mut at = 0;
+        for cell in self.rnn.layout().cells() {
+            let len = cell.w_hh.len();
+            apply_mask(&mut ws.dw[cell.w_hh.clone()], &cache.w_mask[at..at + len]);
+            at += len;
+        }
+        grads[l.rnn.clone()]
+            .iter_mut()
+            .zip(&ws.dw)
+            .for_each(|(g, d)| *g += d);
         Ok(())
     }
 

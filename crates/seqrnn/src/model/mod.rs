@@ -17,4 +17,6 @@ pub mod tagger;
 
 pub use encoder::{EncoderCache, EncoderWorkspace, SeqEncoder};
 pub use layout::{NamedTensor, ParamEntry, ParamLayout};
-pub use lm::{LanguageModel, LmCache, LmConfig, LmInit, LmLayout, LmWorkspace, OutputWeights};
+pub use lm::{
+    LanguageModel, LmCache, LmConfig, LmInit, LmLayout, LmWorkspace, OutputWeights, Regularizers,
+};

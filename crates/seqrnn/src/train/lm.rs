@@ -898,6 +898,7 @@ mod tests {
                 kind: DropoutKind::Standard,
             },
             output: crate::model::OutputWeights::Separate,
+            reg: Default::default(),
         })
         .unwrap();
         let cfg = TrainConfig {

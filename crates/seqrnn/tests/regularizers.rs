@@ -1,0 +1,393 @@
+//! The AWD-LSTM regularisers of the language model: exact gradients by finite differences with
+//! the masks held fixed (the same seed draws the same masks), masks applied where they belong,
+//! penalties equal to their definitions, inference untouched.
+
+mod common;
+
+use common::Gen;
+use seqrnn::dropout::{shared_mask, Dropout, DropoutKind, RowRng};
+use seqrnn::model::{LanguageModel, LmCache, LmConfig, LmWorkspace, OutputWeights, Regularizers};
+use seqrnn::rnn::{CellKind, GruVariant, SeqShape};
+
+const SHAPE: SeqShape = SeqShape { t: 5, b: 3 };
+
+fn tokens(seed: u64, v: usize) -> Vec<u32> {
+    let mut g = Gen::new(seed);
+    (0..SHAPE.t * SHAPE.b)
+        .map(|_| ((g.vec(1, 1.0)[0].abs() * 1e4) as usize % v) as u32)
+        .collect()
+}
+
+fn variational(p: f32) -> Option<Dropout> {
+    Some(Dropout {
+        p,
+        kind: DropoutKind::Variational,
+    })
+}
+
+fn every_regularizer() -> Regularizers {
+    Regularizers {
+        embed_drop: 0.3,
+        weight_drop: 0.5,
+        input: variational(0.2),
+        hidden: variational(0.25),
+        output: variational(0.3),
+        ar: 2.0,
+        tar: 1.0,
+    }
+}
+
+fn config(cell: CellKind, output: OutputWeights, reg: Regularizers) -> LmConfig {
+    LmConfig {
+        vocab: 11,
+        embed: 6,
+        cell,
+        hidden: 6,
+        layers: 2,
+        dropout: Dropout::NONE,
+        output,
+        reg,
+    }
+}
+
+/// Mean cross-entropy plus penalty of one training pass with masks from `seed`, and its
+/// gradient.
+fn objective(m: &LanguageModel, params: &[f32], seed: u64) -> (f64, Vec<f32>, f64) {
+    let v = m.config().vocab;
+    let (inputs, targets) = (tokens(1, v), tokens(2, v));
+    let mut state = m.zero_state(SHAPE.b);
+    state.h.iter_mut().for_each(|h| *h = 0.1);
+    let mut cache = LmCache::default();
+    let ce = m
+        .forward_train(
+            params,
+            &inputs,
+            &targets,
+            SHAPE,
+            &mut state,
+            &mut cache,
+            &mut RowRng::new(seed, 0),
+        )
+        .unwrap();
+    let mut grads = vec![0.0; params.len()];
+    m.backward(params, &mut grads, &cache, &mut LmWorkspace::default())
+        .unwrap();
+    let n = (SHAPE.t * SHAPE.b) as f64;
+    (ce / n + cache.penalty(), grads, cache.penalty())
+}
+
+/// Directional finite differences along random directions, over the whole block and over each
+/// tensor alone.
+fn check_gradients(m: &LanguageModel, params: &[f32], what: &str) {
+    let (_, grads, _) = objective(m, params, 9);
+    let mut g = Gen::new(4);
+    let mut directions: Vec<Vec<f32>> = (0..2).map(|_| g.vec(params.len(), 1.0)).collect();
+    for t in m.param_layout().entries() {
+        if t.alias_of.is_some() {
+            continue;
+        }
+        let mut d = vec![0.0; params.len()];
+        let r = g.vec(t.range.len(), 1.0);
+        d[t.range.clone()].copy_from_slice(&r);
+        directions.push(d);
+    }
+    for (k, d) in directions.iter().enumerate() {
+        let eps = 1e-3f32;
+        let at = |s: f32| {
+            let p: Vec<f32> = params.iter().zip(d).map(|(a, b)| a + s * b).collect();
+            objective(m, &p, 9).0
+        };
+        let numeric = (at(eps) - at(-eps)) / (2.0 * eps as f64);
+        let analytic: f64 = grads
+            .iter()
+            .zip(d)
+            .map(|(a, b)| *a as f64 * *b as f64)
+            .sum();
+        let err = (numeric - analytic).abs() / analytic.abs().max(0.1);
+        assert!(
+            err < 3e-3,
+            "{what}, direction {k}: numeric {numeric} vs analytic {analytic}"
+        );
+    }
+}
+
+#[test]
+fn every_regularizer_together_has_exact_gradients() {
+    for cell in [CellKind::Lstm, CellKind::Gru(GruVariant::ResetAfter)] {
+        for output in [OutputWeights::Separate, OutputWeights::Tied] {
+            let m = LanguageModel::new(config(cell, output, every_regularizer())).unwrap();
+            let params = m
+                .init_params(seqrnn::model::LmInit::Uniform(0.4), 3)
+                .unwrap();
+            let (_, _, penalty) = objective(&m, &params, 9);
+            assert!(penalty > 0.0);
+            check_gradients(&m, &params, &format!("{cell:?} {output:?}"));
+        }
+    }
+}
+
+#[test]
+fn each_regularizer_alone_has_exact_gradients() {
+    let all = every_regularizer();
+    let none = Regularizers::default();
+    for (name, reg) in [
+        (
+            "embed_drop",
+            Regularizers {
+                embed_drop: 0.4,
+                ..none
+            },
+        ),
+        (
+            "weight_drop",
+            Regularizers {
+                weight_drop: 0.6,
+                ..none
+            },
+        ),
+        ("ar", Regularizers { ar: all.ar, ..none }),
+        ("tar", Regularizers { tar: 3.0, ..none }),
+        (
+            "input+output",
+            Regularizers {
+                input: all.input,
+                output: all.output,
+                ..none
+            },
+        ),
+    ] {
+        let m = LanguageModel::new(config(CellKind::Lstm, OutputWeights::Separate, reg)).unwrap();
+        let params = m
+            .init_params(seqrnn::model::LmInit::Uniform(0.4), 5)
+            .unwrap();
+        check_gradients(&m, &params, name);
+    }
+}
+
+/// The training pass with weight drop equals a pass without it on weights whose `W_hh`s carry
+/// the mask, and masked-out recurrent weights get no gradient.
+#[test]
+fn weight_drop_masks_only_the_recurrent_weights() {
+    let p = 0.5;
+    let reg = Regularizers {
+        weight_drop: p,
+        ..Default::default()
+    };
+    let m = LanguageModel::new(config(CellKind::Lstm, OutputWeights::Separate, reg)).unwrap();
+    let plain = LanguageModel::new(config(
+        CellKind::Lstm,
+        OutputWeights::Separate,
+        Default::default(),
+    ))
+    .unwrap();
+    let params = m
+        .init_params(seqrnn::model::LmInit::Uniform(0.4), 7)
+        .unwrap();
+    // Weight drop is the pass's first draw: the same seed gives the same mask here.
+    let cells = m.rnn().layout().cells().to_vec();
+    let n: usize = cells.iter().map(|c| c.w_hh.len()).sum();
+    let mut mask = Vec::new();
+    shared_mask(p, &mut mask, n, &mut RowRng::new(9, 0));
+    let mut masked = params.clone();
+    let base = m.layout().rnn.start;
+    let mut at = 0;
+    for c in &cells {
+        for (i, k) in c.w_hh.clone().zip(at..) {
+            masked[base + i] *= mask[k];
+        }
+        at += c.w_hh.len();
+    }
+    let (with_drop, grads, _) = objective(&m, &params, 9);
+    let (manual, manual_grads, _) = objective(&plain, &masked, 9);
+    assert!((with_drop - manual).abs() < 1e-9, "{with_drop} vs {manual}");
+    let mut at = 0;
+    let mut zeroed = 0;
+    for c in &cells {
+        for (i, k) in c.w_hh.clone().zip(at..) {
+            let expect = manual_grads[base + i] * mask[k];
+            assert!((grads[base + i] - expect).abs() < 1e-6);
+            zeroed += usize::from(mask[k] == 0.0);
+            if mask[k] == 0.0 {
+                assert_eq!(grads[base + i], 0.0);
+            }
+        }
+        at += c.w_hh.len();
+        // Input weights and biases are never dropped.
+        for i in c.w_ih.clone().chain(c.b_ih.clone()).chain(c.b_hh.clone()) {
+            assert!((grads[base + i] - manual_grads[base + i]).abs() < 1e-6);
+        }
+    }
+    assert!(zeroed > n / 4 && zeroed < 3 * n / 4, "{zeroed} of {n}");
+}
+
+/// Embedding dropout zeroes whole words: every occurrence of a dropped word reads zeros and
+/// its row gets no gradient; kept rows are scaled by `1/(1−p)`.
+#[test]
+fn embedding_dropout_drops_whole_words() {
+    let p = 0.5;
+    let reg = Regularizers {
+        embed_drop: p,
+        ..Default::default()
+    };
+    let m = LanguageModel::new(config(CellKind::Lstm, OutputWeights::Separate, reg)).unwrap();
+    let plain = LanguageModel::new(config(
+        CellKind::Lstm,
+        OutputWeights::Separate,
+        Default::default(),
+    ))
+    .unwrap();
+    let params = m
+        .init_params(seqrnn::model::LmInit::Uniform(0.4), 8)
+        .unwrap();
+    let v = m.config().vocab;
+    let mut mask = Vec::new();
+    shared_mask(p, &mut mask, v, &mut RowRng::new(9, 0));
+    let mut masked = params.clone();
+    let (e, enc) = (m.config().embed, m.layout().encoder.clone());
+    for (row, &k) in masked[enc.clone()].chunks_exact_mut(e).zip(&mask) {
+        row.iter_mut().for_each(|x| *x *= k);
+    }
+    let (with_drop, grads, _) = objective(&m, &params, 9);
+    let (manual, _, _) = objective(&plain, &masked, 9);
+    assert!((with_drop - manual).abs() < 1e-9, "{with_drop} vs {manual}");
+    let inputs = tokens(1, v);
+    let mut dropped_seen = 0;
+    for (word, &k) in mask.iter().enumerate() {
+        let row = &grads[enc.start + word * e..][..e];
+        if k == 0.0 {
+            assert!(
+                row.iter().all(|&g| g == 0.0),
+                "dropped word {word} got a gradient"
+            );
+            dropped_seen += usize::from(inputs.contains(&(word as u32)));
+        }
+    }
+    assert!(dropped_seen > 0, "the test's inputs hold no dropped word");
+}
+
+/// AR and TAR equal their definitions on the last layer's output (no dropout: the dropped and
+/// raw outputs are the same), and inference ignores every regulariser.
+#[test]
+fn penalties_follow_their_definitions_and_inference_ignores_them() {
+    let (ar, tar) = (0.7f32, 1.3f32);
+    let reg = Regularizers {
+        ar,
+        tar,
+        ..Default::default()
+    };
+    let m = LanguageModel::new(config(CellKind::Lstm, OutputWeights::Separate, reg)).unwrap();
+    let params = m
+        .init_params(seqrnn::model::LmInit::Uniform(0.4), 2)
+        .unwrap();
+    let (_, _, penalty) = objective(&m, &params, 9);
+    // The last layer's outputs, recomputed by the stack alone.
+    let v = m.config().vocab;
+    let inputs = tokens(1, v);
+    let (e, h) = (m.config().embed, m.config().hidden);
+    let enc = &params[m.layout().encoder.clone()];
+    let x: Vec<f32> = inputs
+        .iter()
+        .flat_map(|&i| enc[i as usize * e..][..e].to_vec())
+        .collect();
+    let mut state = m.zero_state(SHAPE.b);
+    state.h.iter_mut().for_each(|s| *s = 0.1);
+    let mut y = vec![0.0; SHAPE.t * SHAPE.b * h];
+    m.rnn()
+        .forward_infer(
+            &params[m.layout().rnn.clone()],
+            &x,
+            SHAPE,
+            &mut state,
+            &mut y,
+            &mut Default::default(),
+        )
+        .unwrap();
+    let mean = |it: &mut dyn Iterator<Item = f64>| {
+        let (s, n) = it.fold((0.0, 0), |(s, n), v| (s + v, n + 1));
+        s / n as f64
+    };
+    let step = SHAPE.b * h;
+    let expect = ar as f64 * mean(&mut y.iter().map(|&a| (a as f64).powi(2)))
+        + tar as f64
+            * mean(
+                &mut y[step..]
+                    .iter()
+                    .zip(&y)
+                    .map(|(&a, &b)| ((a - b) as f64).powi(2)),
+            );
+    assert!((penalty - expect).abs() < 1e-6, "{penalty} vs {expect}");
+
+    let all = LanguageModel::new(config(
+        CellKind::Lstm,
+        OutputWeights::Separate,
+        every_regularizer(),
+    ))
+    .unwrap();
+    let plain = LanguageModel::new(config(
+        CellKind::Lstm,
+        OutputWeights::Separate,
+        Default::default(),
+    ))
+    .unwrap();
+    let targets = tokens(2, v);
+    let eval = |m: &LanguageModel| {
+        m.eval_loss(
+            &params,
+            &inputs,
+            &targets,
+            SHAPE,
+            &mut m.zero_state(SHAPE.b),
+            &mut LmWorkspace::default(),
+        )
+        .unwrap()
+    };
+    assert_eq!(eval(&all), eval(&plain));
+}
+
+#[test]
+fn impossible_regularizers_are_refused() {
+    let none = Regularizers::default();
+    for (reg, needle) in [
+        (
+            Regularizers {
+                embed_drop: 1.0,
+                ..none
+            },
+            "embedding dropout",
+        ),
+        (
+            Regularizers {
+                weight_drop: -0.1,
+                ..none
+            },
+            "weight drop",
+        ),
+        (
+            Regularizers {
+                weight_drop: f32::NAN,
+                ..none
+            },
+            "weight drop",
+        ),
+        (Regularizers { ar: -1.0, ..none }, "AR"),
+        (
+            Regularizers {
+                tar: f32::INFINITY,
+                ..none
+            },
+            "TAR",
+        ),
+        (
+            Regularizers {
+                hidden: variational(1.5),
+                ..none
+            },
+            "dropout",
+        ),
+    ] {
+        let err = LanguageModel::new(config(CellKind::Lstm, OutputWeights::Separate, reg))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(needle), "{err}");
+    }
+}
