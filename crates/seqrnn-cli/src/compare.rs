@@ -228,10 +228,10 @@ fn print_summary(report: &Report, out: &Path) {
 fn train_runs(a: &CompareArgs, notes: &mut Vec<String>) -> Result<Vec<PathBuf>> {
     let data_path = match &a.data {
         Some(p) => p.clone(),
-        None => default_data(a.lm.tokens)?,
+        None => default_data(a.lm.tokens())?,
     };
     ensure!(!a.cells.is_empty(), "--cells names no cell");
-    let corpus = load_corpus(&data_path, a.lm.tokens)
+    let corpus = load_corpus(&data_path, a.lm.tokens())
         .with_context(|| format!("could not load the corpus from {}", data_path.display()))?;
     let train_cfg = shared_train_config(a, &corpus)?;
     let plan = plan_runs(a, corpus.vocab.len())?;
@@ -346,7 +346,7 @@ fn train_planned(
     name: &str,
     model_cfg: LmConfig,
 ) -> Result<PathBuf> {
-    let kind: TokenKind = a.lm.tokens.into();
+    let kind: TokenKind = a.lm.tokens().into();
     let dir = a.out.join("runs").join(name);
     let run_config = RunConfig {
         format: FORMAT_VERSION,

@@ -9,11 +9,11 @@ use seqrnn::dropout::{Dropout, DropoutKind};
 use seqrnn::generate::Decoding;
 use seqrnn::io::tensors::TensorFile;
 use seqrnn::lm::{Sampling, Split, Trained};
-use seqrnn::model::{LanguageModel, LmConfig, LmInit, OutputWeights};
+use seqrnn::model::{LanguageModel, LmConfig, LmInit, OutputWeights, Regularizers};
 use seqrnn::optim::AdamConfig;
 use seqrnn::rnn::CellKind;
 use seqrnn::run::{import_state_dict, save_model, Run, RunConfig, RunDir, FORMAT_VERSION};
-use seqrnn::train::{self, KeepCheckpoints, Optimizer, Preset, TrainConfig};
+use seqrnn::train::{self, KeepCheckpoints, NtAsgd, Optimizer, Preset, TrainConfig, WindowLengths};
 
 use crate::progress::Shown;
 use crate::training::{new_run, resume_advice, resumed_run, stop_if_interrupted};
@@ -44,6 +44,10 @@ pub enum PresetArg {
     Medium,
     /// Zaremba et al. large: 2 × 1500, bptt 35, dropout 0.65, 55 epochs.
     Large,
+    /// Medium with tied embeddings and variational dropout, decay compressed into 18 epochs.
+    MediumTied,
+    /// Character level for Tiny Shakespeare: 2 × 512, locked dropout, weight drop, Adam.
+    Shakespeare,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -109,10 +113,10 @@ pub struct TrainArgs {
 /// preset, overridden by the flags given.
 #[derive(Args, Debug)]
 pub struct LmFlags {
-    /// Token kind.
-    #[arg(long, value_enum, default_value = "word")]
-    pub tokens: TokensArg,
-    /// Zaremba et al. configuration; explicit flags override its values.
+    /// Token kind (default: the preset's; word for the Zaremba presets).
+    #[arg(long, value_enum)]
+    pub tokens: Option<TokensArg>,
+    /// Named configuration (docs/results.md); explicit flags override its values.
     #[arg(long, value_enum, default_value = "small")]
     pub preset: PresetArg,
     /// Recurrent layers.
@@ -130,9 +134,9 @@ pub struct LmFlags {
     /// Batch columns.
     #[arg(long)]
     pub batch: Option<usize>,
-    /// Optimiser.
-    #[arg(long, value_enum, default_value = "sgd")]
-    pub optim: OptimArg,
+    /// Optimiser (default: the preset's; SGD for the Zaremba presets).
+    #[arg(long, value_enum)]
+    pub optim: Option<OptimArg>,
     /// Learning rate (mean-loss convention: Zaremba's lr × bptt for SGD).
     #[arg(long)]
     pub lr: Option<f64>,
@@ -157,6 +161,40 @@ pub struct LmFlags {
     /// Evaluation batch size (1: each split as one stream).
     #[arg(long, default_value_t = 1)]
     pub eval_batch: usize,
+    /// Probability of dropping a whole word (embedding row) for a window (AWD-LSTM `dropoute`).
+    #[arg(long, value_name = "P")]
+    pub embed_drop: Option<f32>,
+    /// DropConnect on the recurrent weights W_hh, one mask per window (AWD-LSTM `wdrop`).
+    #[arg(long, value_name = "P")]
+    pub weight_drop: Option<f32>,
+    /// Dropout on the embedding output (default: --dropout).
+    #[arg(long, value_name = "P")]
+    pub dropout_input: Option<f32>,
+    /// Dropout between recurrent layers (default: --dropout).
+    #[arg(long, value_name = "P")]
+    pub dropout_hidden: Option<f32>,
+    /// Dropout on the last layer's output (default: --dropout).
+    #[arg(long, value_name = "P")]
+    pub dropout_output: Option<f32>,
+    /// Activation regularisation weight: α · mean(h²) of the last layer's dropped output.
+    #[arg(long, value_name = "ALPHA")]
+    pub ar: Option<f32>,
+    /// Temporal activation regularisation weight: β · mean((h_t − h_{t−1})²).
+    #[arg(long, value_name = "BETA")]
+    pub tar: Option<f32>,
+    /// Random window lengths around --bptt each epoch, the learning rate scaled by length.
+    #[arg(long)]
+    pub variable_bptt: bool,
+    /// L2 weight decay (SGD).
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Non-monotonically triggered averaged SGD: average the weights from the first epoch
+    /// whose validation loss is worse than the best before the last --nonmono epochs.
+    #[arg(long)]
+    pub asgd: bool,
+    /// Epochs of patience of --asgd.
+    #[arg(long, default_value_t = 5, requires = "asgd")]
+    pub nonmono: usize,
 }
 
 impl LmFlags {
@@ -166,16 +204,27 @@ impl LmFlags {
             PresetArg::Small => Preset::Small,
             PresetArg::Medium => Preset::Medium,
             PresetArg::Large => Preset::Large,
+            PresetArg::MediumTied => Preset::MediumTied,
+            PresetArg::Shakespeare => Preset::Shakespeare,
         }
+    }
+
+    /// The token kind: `--tokens`, or the preset's.
+    pub fn tokens(&self) -> TokensArg {
+        self.tokens.unwrap_or(match self.preset().model().tokens {
+            TokenKind::Word => TokensArg::Word,
+            TokenKind::Char => TokensArg::Char,
+        })
     }
 
     /// The preset's hidden size unless `hidden` is given.
     pub fn hidden(&self, hidden: Option<usize>) -> usize {
-        hidden.unwrap_or(self.preset().model().1)
+        hidden.unwrap_or(self.preset().model().hidden)
     }
 
     /// The model: `cell` with `hidden` units over a vocabulary of `vocab`, the rest from the
-    /// flags or the preset.
+    /// flags or the preset; `dropout_kind` and `output` as the command asks, or the preset's
+    /// when it asks for more (variational dropout, tied weights).
     pub fn model_config(
         &self,
         vocab: usize,
@@ -184,18 +233,39 @@ impl LmFlags {
         dropout_kind: DropoutKind,
         output: OutputWeights,
     ) -> LmConfig {
-        let (layers, _, _, dropout) = self.preset().model();
+        let p = self.preset().model();
+        let kind = match dropout_kind {
+            DropoutKind::Variational => DropoutKind::Variational,
+            DropoutKind::Standard => p.dropout.kind,
+        };
+        let dropout = |p: Option<f32>| p.map(|p| Dropout { p, kind });
+        let given = |flag: Option<Dropout>, preset: Option<Dropout>| {
+            flag.or(preset.map(|d| Dropout { kind, ..d }))
+        };
+        let reg = Regularizers {
+            embed_drop: self.embed_drop.unwrap_or(p.reg.embed_drop),
+            weight_drop: self.weight_drop.unwrap_or(p.reg.weight_drop),
+            input: given(dropout(self.dropout_input), p.reg.input),
+            hidden: given(dropout(self.dropout_hidden), p.reg.hidden),
+            output: given(dropout(self.dropout_output), p.reg.output),
+            ar: self.ar.unwrap_or(p.reg.ar),
+            tar: self.tar.unwrap_or(p.reg.tar),
+        };
         LmConfig {
             vocab,
-            embed: self.embed.unwrap_or(hidden),
+            embed: self.embed.or(p.embed).unwrap_or(hidden),
             cell,
             hidden,
-            layers: self.layers.unwrap_or(layers),
+            layers: self.layers.unwrap_or(p.layers),
             dropout: Dropout {
-                p: self.dropout.unwrap_or(dropout),
-                kind: dropout_kind,
+                p: self.dropout.unwrap_or(p.dropout.p),
+                kind,
             },
-            output,
+            output: match output {
+                OutputWeights::Tied => OutputWeights::Tied,
+                OutputWeights::Separate => p.output,
+            },
+            reg,
         }
     }
 
@@ -207,21 +277,30 @@ impl LmFlags {
         keep: KeepCheckpoints,
     ) -> TrainConfig {
         let p = self.preset().train_config();
+        let preset_adam = matches!(p.optimizer, Optimizer::Adam(_));
+        let optim = self.optim.unwrap_or(match preset_adam {
+            true => OptimArg::Adam,
+            false => OptimArg::Sgd,
+        });
+        // The preset's learning-rate settings hold for its own optimiser.
+        let own = (optim == OptimArg::Adam) == preset_adam;
         TrainConfig {
             bptt: self.bptt.unwrap_or(p.bptt),
             batch: self.batch.unwrap_or(p.batch),
-            optimizer: match self.optim {
+            optimizer: match optim {
                 OptimArg::Sgd => Optimizer::Sgd,
                 OptimArg::Adam => Optimizer::Adam(AdamConfig::default()),
             },
-            lr: self.lr.unwrap_or(match self.optim {
-                OptimArg::Sgd => p.lr,
-                OptimArg::Adam => 1e-3,
+            lr: self.lr.unwrap_or(match (optim, own) {
+                (_, true) => p.lr,
+                (OptimArg::Sgd, false) => Preset::Small.train_config().lr,
+                (OptimArg::Adam, false) => 1e-3,
             }),
             clip: Some(self.clip.unwrap_or(p.clip.unwrap_or(0.25))),
-            lr_decay: self.lr_decay.unwrap_or(match self.optim {
-                OptimArg::Sgd => p.lr_decay,
-                OptimArg::Adam => 1.0,
+            lr_decay: self.lr_decay.unwrap_or(match (optim, own) {
+                (_, true) => p.lr_decay,
+                (OptimArg::Sgd, false) => p.lr_decay,
+                (OptimArg::Adam, false) => 1.0,
             }),
             decay_after: self.decay_after.unwrap_or(p.decay_after),
             epochs: self.epochs.unwrap_or(p.epochs),
@@ -230,12 +309,23 @@ impl LmFlags {
             eval_batch: self.eval_batch,
             checkpoint_every,
             keep,
+            windows: match self.variable_bptt {
+                true => WindowLengths::Variable,
+                false => p.windows,
+            },
+            weight_decay: self.weight_decay.unwrap_or(p.weight_decay),
+            asgd: match self.asgd {
+                true => Some(NtAsgd {
+                    nonmono: self.nonmono,
+                }),
+                false => p.asgd,
+            },
         }
     }
 
     /// The uniform initialisation scale.
     pub fn init_scale(&self) -> f32 {
-        self.init.unwrap_or(self.preset().model().2)
+        self.init.unwrap_or(self.preset().model().init)
     }
 }
 
@@ -270,10 +360,10 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
     let data_path = match &a.data {
         Some(p) => p.clone(),
-        None => default_data(a.lm.tokens)?,
+        None => default_data(a.lm.tokens())?,
     };
     let resumed = resumed_run(&a.out, a.resume, a.force)?;
-    let corpus = load_corpus(&data_path, a.lm.tokens)
+    let corpus = load_corpus(&data_path, a.lm.tokens())
         .with_context(|| format!("could not load the corpus from {}", data_path.display()))?;
     let (run_config, train_cfg) = match &resumed {
         Some(run) => resumed_config(&a, run)?,
@@ -316,7 +406,7 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
             (run, params)
         }
     };
-    let title = train_title(&model_cfg, a.lm.tokens);
+    let title = train_title(&model_cfg, a.lm.tokens());
     if crate::training::is_root() {
         eprintln!(
         "{title}: {} parameters, vocabulary {}, {} train tokens, bptt {}, batch {}, {} thread(s)",
@@ -376,7 +466,7 @@ fn fresh_config(a: &TrainArgs, corpus: &Corpus) -> (RunConfig, TrainConfig) {
     }
     let rc = RunConfig {
         format: FORMAT_VERSION,
-        tokens: TokenKind::from(a.lm.tokens).into(),
+        tokens: TokenKind::from(a.lm.tokens()).into(),
         model,
         train,
     };

@@ -305,6 +305,8 @@ fn settings(
             ema: (a.ema != 0.0).then_some(a.ema),
             checkpoint_every: (a.checkpoint_every > 0).then_some(a.checkpoint_every),
             keep: KeepCheckpoints::default(),
+            weight_decay: 0.0,
+            asgd: None,
             optimizer: Optimizer::Adam(AdamConfig::default()),
         },
     };

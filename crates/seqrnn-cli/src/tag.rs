@@ -438,6 +438,8 @@ fn settings(
             ema: (a.ema != 0.0).then_some(a.ema),
             checkpoint_every: (a.checkpoint_every > 0).then_some(a.checkpoint_every),
             keep: KeepCheckpoints::default(),
+            weight_decay: 0.0,
+            asgd: None,
             optimizer: Optimizer::Adam(AdamConfig {
                 weight_decay: a.weight_decay,
                 ..AdamConfig::default()

@@ -100,6 +100,33 @@ impl Batched {
             .collect()
     }
 
+    /// Windows of random lengths, as AWD-LSTM draws them: from row 0 on, each window's nominal
+    /// length is `bptt` with probability 0.95 and `bptt / 2` otherwise, its length is a draw of
+    /// `N(nominal, 5)` truncated to an integer, at least 5 and at most `bptt + 40`, and the last
+    /// window is cut at the end of the stream. The same generator state gives the same windows.
+    pub fn variable_windows(&self, bptt: usize, rng: &mut impl rand::Rng) -> Vec<Window> {
+        use rand::RngExt;
+        let last = self.rows - 1;
+        let mut out = Vec::new();
+        let mut start = 0;
+        while bptt > 0 && start < last {
+            let nominal = if rng.random::<f64>() < 0.95 {
+                bptt as f64
+            } else {
+                bptt as f64 / 2.0
+            };
+            // Box–Muller: one standard normal draw.
+            let u1: f64 = 1.0 - rng.random::<f64>();
+            let u2: f64 = rng.random::<f64>();
+            let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+            let drawn = (nominal + 5.0 * z).trunc().max(5.0) as usize;
+            let len = drawn.min(bptt + 40).min(last - start);
+            out.push(Window { start, len });
+            start += len;
+        }
+        out
+    }
+
     /// The `[w.len, batch]` row-major input ids of a window.
     ///
     /// # Panics
@@ -152,6 +179,33 @@ impl Batched {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn variable_windows_cover_the_stream_with_awd_lengths() {
+        let b = super::Batched::new(&(0..20_000u32).collect::<Vec<_>>(), 2).unwrap();
+        let mut rng = crate::dropout::rng_from_seed(3);
+        let w = b.variable_windows(70, &mut rng);
+        assert_eq!(w[0].start, 0);
+        for pair in w.windows(2) {
+            assert_eq!(pair[0].start + pair[0].len, pair[1].start, "contiguous");
+        }
+        let end = w.last().map(|x| x.start + x.len);
+        assert_eq!(
+            end,
+            Some(b.rows() - 1),
+            "every row but the last is an input"
+        );
+        assert!(w[..w.len() - 1].iter().all(|x| (5..=110).contains(&x.len)));
+        let mean = w.iter().map(|x| x.len as f64).sum::<f64>() / w.len() as f64;
+        // 0.95 · 70 + 0.05 · 35 = 68.25.
+        assert!((mean - 68.25).abs() < 1.5, "{mean}");
+        assert!(
+            w.iter().any(|x| x.len < 50),
+            "half-length windows are drawn"
+        );
+        let again = b.variable_windows(70, &mut crate::dropout::rng_from_seed(3));
+        assert_eq!(w, again);
+    }
+
     use super::*;
 
     #[test]

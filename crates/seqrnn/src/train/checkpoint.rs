@@ -100,6 +100,9 @@ pub struct FitState {
     pub best_step: u64,
     /// Adam's step count (0 for SGD).
     pub adam_step: u64,
+    /// NT-ASGD: the step count when weight averaging began (`None`: not begun).
+    #[serde(default)]
+    pub averaging_since: Option<u64>,
     /// Position of the loop's generator (a `u128` in decimal).
     pub rng_word_pos: String,
     /// Position of the generator at the start of each epoch begun: a resume replays each
@@ -314,6 +317,7 @@ mod tests {
                 best_epoch: 0,
                 best_step: 0,
                 adam_step: 7,
+                averaging_since: Some(5),
                 rng_word_pos: "123".into(),
                 epoch_rng_pos: vec!["0".into(), "99".into()],
                 stopped_early: false,

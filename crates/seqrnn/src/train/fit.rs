@@ -111,6 +111,33 @@ pub struct FitConfig {
     pub checkpoint_every: Option<u64>,
     /// Which checkpoints stay on disk.
     pub keep: KeepCheckpoints,
+    /// L2 weight decay of SGD, added to the (clipped) gradient as `wd · params` (PyTorch's
+    /// `SGD(weight_decay=…)`); Adam carries its own.
+    pub weight_decay: f64,
+    /// Non-monotonically triggered averaged SGD (Merity et al. 2017); `None`: plain SGD.
+    pub asgd: Option<NtAsgd>,
+}
+
+/// Non-monotonically triggered averaged SGD: SGD until an epoch's validation loss is worse than
+/// the best of those before the last `nonmono` epochs, then SGD steps with a running uniform
+/// average of the weights from that step on. Validation, the kept best weights and
+/// `model.safetensors` use the average once it exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NtAsgd {
+    /// Epochs of non-monotone patience (AWD-LSTM's `nonmono`, 5).
+    pub nonmono: usize,
+}
+
+impl NtAsgd {
+    /// Whether averaging starts after an epoch whose validation loss is `current`, given the
+    /// validation losses of the epochs before it (`previous`, oldest first): there are more
+    /// than `nonmono` of them and `current` is above the best of all but the last `nonmono`.
+    pub fn triggers(&self, previous: &[f64], current: f64) -> bool {
+        previous.len() > self.nonmono
+            && previous[..previous.len() - self.nonmono]
+                .iter()
+                .any(|&best| current > best)
+    }
 }
 
 /// `FitConfig` as stored in `config.json`, also in the form earlier versions wrote (an `adam`
@@ -140,6 +167,10 @@ struct FitConfigFile {
     checkpoint_every: Option<u64>,
     #[serde(default)]
     keep: KeepCheckpoints,
+    #[serde(default)]
+    weight_decay: f64,
+    #[serde(default)]
+    asgd: Option<NtAsgd>,
 }
 
 fn one() -> usize {
@@ -165,6 +196,8 @@ impl From<FitConfigFile> for FitConfig {
             ema: f.ema,
             checkpoint_every: f.checkpoint_every,
             keep: f.keep,
+            weight_decay: f.weight_decay,
+            asgd: f.asgd,
         }
     }
 }
@@ -185,6 +218,8 @@ impl Default for FitConfig {
             ema: None,
             checkpoint_every: None,
             keep: KeepCheckpoints::Latest,
+            weight_decay: 0.0,
+            asgd: None,
         }
     }
 }
@@ -226,6 +261,27 @@ impl FitConfig {
         }
         if self.checkpoint_every == Some(0) {
             return bad("the checkpoint interval must be at least 1 step, got 0".into());
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad(format!(
+                "weight decay must be a finite number ≥ 0, got {}",
+                self.weight_decay
+            ));
+        }
+        let adam = matches!(self.optimizer, Optimizer::Adam(_));
+        if adam && self.weight_decay > 0.0 {
+            return bad("with Adam, weight decay is Adam's own setting".into());
+        }
+        if let Some(a) = self.asgd {
+            if a.nonmono == 0 {
+                return bad("the NT-ASGD patience (nonmono) must be at least 1 epoch".into());
+            }
+            if adam {
+                return bad("averaged SGD (NT-ASGD) needs the SGD optimiser, not Adam".into());
+            }
+            if self.ema.is_some() {
+                return bad("choose one weight average: NT-ASGD or the moving average".into());
+            }
         }
         match self.optimizer {
             Optimizer::Adam(a) => a.validate(),
@@ -410,6 +466,7 @@ impl<'a> Loop<'a> {
                 best_epoch: 0,
                 best_step: 0,
                 adam_step: 0,
+                averaging_since: None,
                 rng_word_pos: String::new(),
                 epoch_rng_pos: Vec::new(),
                 stopped_early: false,
@@ -560,13 +617,25 @@ impl<'a> Loop<'a> {
         if !norm.is_finite() {
             return Err(diverged(format!("the gradient norm is {norm}")));
         }
+        let lr = e.lr * self.task.lr_scale(i);
+        if self.cfg.weight_decay > 0.0 {
+            let wd = self.cfg.weight_decay as f32;
+            self.grads
+                .iter_mut()
+                .zip(params.iter())
+                .for_each(|(g, p)| *g += wd * p);
+        }
         match self.adam.as_mut() {
-            Some(a) => a.step(params, &self.grads, e.lr),
-            None => sgd_step(params, &self.grads, e.lr as f32),
+            Some(a) => a.step(params, &self.grads, lr),
+            None => sgd_step(params, &self.grads, lr as f32),
         }
         self.state.steps_done += 1;
         if let (Some(m), Some(ema)) = (self.cfg.ema, self.ema.as_mut()) {
             update_ema(ema, params, ema_momentum(m, self.state.steps_done) as f32);
+        }
+        if let (Some(since), Some(avg)) = (self.state.averaging_since, self.ema.as_mut()) {
+            let k = (self.state.steps_done - since) as f32;
+            update_ema(avg, params, 1.0 - 1.0 / k);
         }
         if self.state.steps_done % REPLICA_CHECK_EVERY == 0 {
             self.check_replicas(params)?;
@@ -634,7 +703,20 @@ impl<'a> Loop<'a> {
     /// Validates the finished epoch, decides on early stopping, writes the checkpoint and the
     /// metrics.
     fn end_epoch(&mut self, params: &[f32], e: &EpochRun) -> Result<()> {
+        let previous: Vec<f64> = self
+            .history
+            .iter()
+            .filter(|r| r.epoch_end)
+            .map(|r| r.valid_loss)
+            .collect();
         let (row, improved) = self.validate(params, e, true)?;
+        if let Some(a) = self.cfg.asgd {
+            if self.state.averaging_since.is_none() && a.triggers(&previous, row.valid_loss) {
+                self.state.averaging_since = Some(self.state.steps_done);
+                self.ema = Some(params.to_vec());
+                self.progress.averaging_started(e.epoch);
+            }
+        }
         if let EarlyStopping::Patience(p) = self.cfg.early_stopping {
             self.state.stopped_early =
                 e.epoch - self.state.best_epoch >= p && e.epoch < self.cfg.epochs;
@@ -702,7 +784,8 @@ impl<'a> Loop<'a> {
             }
             _ => {}
         }
-        if ck.ema.is_some() != self.ema.is_some() {
+        let averaging = self.ema.is_some() || ck.state.averaging_since.is_some();
+        if ck.ema.is_some() != averaging {
             return bad("the checkpoint and the settings disagree on the moving average".into());
         }
         let st = &ck.state;
@@ -1297,5 +1380,197 @@ mod tests {
         assert!(!run.dir().checkpoint_path().exists());
         // The folder is no run: a fresh one may start in it without replacing anything.
         Run::create(&run.dir().dir, &0, Existing::Refuse).unwrap();
+    }
+
+    /// Steps of `p ← p − lr·(p − target + noise)`, two per epoch, with validation losses read
+    /// from a script; records the weights each step and each validation sees.
+    struct Scripted {
+        target: Vec<f32>,
+        script: Vec<f64>,
+        calls: usize,
+        stepped: Vec<Vec<f32>>,
+        validated: Vec<Vec<f32>>,
+        layout: ParamLayout,
+    }
+
+    impl Scripted {
+        fn new(script: &[f64]) -> Self {
+            Scripted {
+                target: vec![1.0, -2.0],
+                script: script.to_vec(),
+                calls: 0,
+                stepped: Vec::new(),
+                validated: Vec::new(),
+                layout: layout(2),
+            }
+        }
+    }
+
+    impl Task for Scripted {
+        fn weights(&self) -> Weights<'_> {
+            Weights {
+                layout: &self.layout,
+                format: "scripted",
+                what: "a scripted task",
+            }
+        }
+        fn score_name(&self) -> &'static str {
+            "neg_loss"
+        }
+        fn start_epoch(&mut self, _epoch: usize, _rng: &mut SeqRng) -> usize {
+            2
+        }
+        fn lr_scale(&self, index: usize) -> f64 {
+            // The second step of each epoch takes half the learning rate.
+            1.0 / (1 + index) as f64
+        }
+        fn train_step(
+            &mut self,
+            params: &[f32],
+            grads: &mut [f32],
+            _index: usize,
+            rng: &mut SeqRng,
+        ) -> Result<BatchLoss> {
+            self.stepped.push(params.to_vec());
+            for ((g, p), t) in grads.iter_mut().zip(params).zip(&self.target) {
+                *g += p - t + rng.random::<f32>() - 0.5;
+            }
+            Ok(BatchLoss {
+                loss: 1.0,
+                examples: 1,
+            })
+        }
+        fn validate(&mut self, params: &[f32], _: &crate::dist::Group) -> Result<Validation> {
+            self.validated.push(params.to_vec());
+            let loss = self.script[self.calls];
+            self.calls += 1;
+            Ok(Validation { loss, score: -loss })
+        }
+    }
+
+    #[test]
+    fn nt_asgd_triggers_on_a_non_monotone_validation_loss() {
+        let a = NtAsgd { nonmono: 2 };
+        let losses = [5.0, 4.0, 3.0, 3.5, 3.2, 3.1, 2.0];
+        let fired: Vec<bool> = (0..losses.len())
+            .map(|k| a.triggers(&losses[..k], losses[k]))
+            .collect();
+        // Epoch 4 (3.5) is worse than epoch 3 but only 1 epoch back; epoch 6 (3.1) is worse
+        // than the best (3.0) of the epochs before the last two; epoch 7 (2.0) is not.
+        assert_eq!(fired, [false, false, false, false, false, true, false]);
+        assert!(!NtAsgd { nonmono: 5 }.triggers(&losses[..6], 3.1));
+    }
+
+    #[test]
+    fn nt_asgd_validates_and_keeps_the_uniform_average_from_its_trigger() {
+        let script = [5.0, 4.0, 3.0, 3.5, 3.2, 3.1, 2.0, 1.0];
+        let cfg = FitConfig {
+            lr: 0.1,
+            optimizer: Optimizer::Sgd,
+            clip: None,
+            epochs: script.len(),
+            seed: 4,
+            asgd: Some(NtAsgd { nonmono: 2 }),
+            ..FitConfig::default()
+        };
+        let run = tmp("asgd");
+        let mut task = Scripted::new(&script);
+        let mut params = vec![0.0f32, 0.0];
+        let out = fit(&mut task, &mut params, &cfg, &run, &mut Silent).unwrap();
+        // Weights after step s (1-based) are those step s + 1 saw; after the last, `params`.
+        let mut after: Vec<Vec<f32>> = task.stepped[1..].to_vec();
+        after.push(params.clone());
+        // Epochs 1–6 validate the raw weights; averaging starts after step 12.
+        for e in 0..6 {
+            assert_eq!(task.validated[e], after[2 * e + 1], "epoch {}", e + 1);
+        }
+        let mean = |from: usize, to: usize| -> Vec<f32> {
+            let mut m = vec![0.0f32; 2];
+            for (k, w) in after[from..to].iter().enumerate() {
+                for (a, b) in m.iter_mut().zip(w) {
+                    *a += (b - *a) / (k + 1) as f32;
+                }
+            }
+            m
+        };
+        assert_eq!(task.validated[6], mean(12, 14), "epoch 7: steps 13–14");
+        assert_eq!(task.validated[7], mean(12, 16), "epoch 8: steps 13–16");
+        assert_eq!(out.best_epoch, 8);
+        assert_eq!(out.best_params, mean(12, 16));
+        let ck = load_checkpoint(&run.dir().checkpoint_path(), 2).unwrap();
+        assert_eq!(ck.state.averaging_since, Some(12));
+        assert_eq!(ck.ema, Some(mean(12, 16)));
+
+        // Stopped after 7 epochs (averaging under way) and resumed: the same run.
+        let part_run = tmp("asgd-part");
+        let mut part = vec![0.0f32, 0.0];
+        let first = FitConfig { epochs: 7, ..cfg };
+        fit(
+            &mut Scripted::new(&script),
+            &mut part,
+            &first,
+            &part_run,
+            &mut Silent,
+        )
+        .unwrap();
+        let resumed = Run::resume(&part_run.dir().dir).unwrap();
+        let mut again = Scripted::new(&script[7..]);
+        let b = fit(&mut again, &mut part, &cfg, &resumed, &mut Silent).unwrap();
+        assert_eq!(part, params);
+        assert_eq!(b.best_params, out.best_params);
+        assert_eq!(again.validated[0], task.validated[7]);
+    }
+
+    #[test]
+    fn weight_decay_and_step_scales_enter_the_sgd_update() {
+        let cfg = FitConfig {
+            lr: 0.1,
+            optimizer: Optimizer::Sgd,
+            clip: None,
+            epochs: 1,
+            seed: 4,
+            weight_decay: 0.5,
+            ..FitConfig::default()
+        };
+        let mut task = Scripted::new(&[1.0]);
+        let mut params = vec![2.0f32, 3.0];
+        fit(&mut task, &mut params, &cfg, &tmp("wd"), &mut Silent).unwrap();
+        // Replay the two steps with the same noise: g = p − t + u, then p −= lr·s·(g + wd·p).
+        let mut rng = rng_from_seed(task.generator_seed(4));
+        let mut p = vec![2.0f32, 3.0];
+        for scale in [1.0f32, 0.5] {
+            for (v, t) in p.iter_mut().zip(&task.target) {
+                let g = *v - t + rng.random::<f32>() - 0.5;
+                *v -= (0.1 * scale as f64) as f32 * (g + 0.5 * *v);
+            }
+        }
+        assert_eq!(params, p);
+        for bad in [
+            FitConfig {
+                weight_decay: -1.0,
+                ..cfg
+            },
+            FitConfig {
+                optimizer: Optimizer::Adam(AdamConfig::default()),
+                weight_decay: 0.1,
+                ..cfg
+            },
+            FitConfig {
+                asgd: Some(NtAsgd { nonmono: 0 }),
+                ..cfg
+            },
+            FitConfig {
+                asgd: Some(NtAsgd { nonmono: 3 }),
+                ema: Some(0.9),
+                ..cfg
+            },
+            FitConfig {
+                asgd: Some(NtAsgd { nonmono: 3 }),
+                optimizer: Optimizer::Adam(AdamConfig::default()),
+                ..cfg
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
     }
 }

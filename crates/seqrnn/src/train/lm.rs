@@ -9,17 +9,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Batched, Corpus, TokenKind, Vocab, Window};
 use crate::dist::Group;
+use crate::dropout::{Dropout, DropoutKind};
 use crate::dropout::{RowRng, SeqRng};
 use crate::error::{Error, Result};
 use crate::generate::{generate, Decoding, LmStepper};
 use crate::io::tensors::TensorFile;
-use crate::model::{LanguageModel, LmCache, LmConfig, LmWorkspace};
+use crate::model::{LanguageModel, LmCache, LmConfig, LmWorkspace, OutputWeights, Regularizers};
 use crate::report::metrics::{write_metrics, EpochMetrics};
 use crate::rnn::{RnnState, SeqShape};
 use crate::run::{vocab_fingerprint, Run, RunDir, MODEL_FORMAT};
 use crate::train::checkpoint::FitEpoch;
 use crate::train::fit::{
-    fit, EarlyStopping, FitConfig, FitOutcome, KeepCheckpoints, Optimizer, RunEnd,
+    fit, EarlyStopping, FitConfig, FitOutcome, KeepCheckpoints, NtAsgd, Optimizer, RunEnd,
 };
 use crate::train::task::{BatchLoss, LossAverage, Progress, Task, Validation, Weights};
 
@@ -57,6 +58,28 @@ pub struct TrainConfig {
     /// Which checkpoints stay on disk.
     #[serde(default)]
     pub keep: KeepCheckpoints,
+    /// Window lengths of an epoch: all `bptt`, or drawn at random around it.
+    #[serde(default)]
+    pub windows: WindowLengths,
+    /// L2 weight decay of SGD.
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// Non-monotonically triggered averaged SGD; `None`: plain SGD.
+    #[serde(default)]
+    pub asgd: Option<NtAsgd>,
+}
+
+/// How an epoch's training stream is cut into windows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowLengths {
+    /// Every window `bptt` steps (the last one shorter), in order.
+    #[default]
+    Fixed,
+    /// AWD-LSTM's random lengths around `bptt` ([`crate::data::Batched::variable_windows`]),
+    /// drawn afresh each epoch, with each step's learning rate scaled by its window's length
+    /// over `bptt`.
+    Variable,
 }
 
 impl Default for TrainConfig {
@@ -98,10 +121,7 @@ impl TrainConfig {
         if self.checkpoint_every == Some(0) {
             return bad("the checkpoint interval must be at least 1 step, got 0".into());
         }
-        if let Optimizer::Adam(a) = self.optimizer {
-            a.validate()?;
-        }
-        Ok(())
+        self.fit_config().validate()
     }
 
     /// Learning rate of epoch `epoch` (1-based): `lr · decay^max(epoch − decay_after, 0)`.
@@ -111,9 +131,12 @@ impl TrainConfig {
     }
 }
 
-/// The configurations of Zaremba et al. (2014), "Recurrent Neural Network Regularization".
+/// Named configurations: Zaremba et al. (2014), "Recurrent Neural Network Regularization"
+/// (`small`, `medium`, `large`), and recipes made to finish within a CPU budget (`medium-tied`
+/// for Penn Treebank, `shakespeare` for Tiny Shakespeare). Each is measured in `docs/results.md`
+/// with its run files in `docs/runs/PRESET/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Preset {
     /// 2 × 200, bptt 20, no dropout, 13 epochs (their test perplexity 114.5).
     Small,
@@ -121,25 +144,116 @@ pub enum Preset {
     Medium,
     /// 2 × 1500, bptt 35, dropout 0.65, 55 epochs (78.4).
     Large,
+    /// `medium` with tied input/output embeddings (Press & Wolf 2017, Inan et al. 2017) and
+    /// variational dropout (Gal & Ghahramani 2016), its learning-rate decay compressed from 39
+    /// epochs into 18 (×0.6 per epoch after 6), so that it fits 3 hours on 2 cores.
+    MediumTied,
+    /// Character level for Tiny Shakespeare: 2 × 512 LSTM with locked dropout and weight drop,
+    /// Adam, within an hour on 2 cores.
+    Shakespeare,
+}
+
+/// The model side of a [`Preset`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PresetModel {
+    /// Word or character tokens.
+    pub tokens: TokenKind,
+    /// Recurrent layers.
+    pub layers: usize,
+    /// Units per layer.
+    pub hidden: usize,
+    /// Embedding width (`None`: the hidden size).
+    pub embed: Option<usize>,
+    /// Uniform initialisation scale.
+    pub init: f32,
+    /// Dropout on non-recurrent connections.
+    pub dropout: Dropout,
+    /// Own or tied output weights.
+    pub output: OutputWeights,
+    /// AWD-LSTM regularisers.
+    pub reg: Regularizers,
 }
 
 impl Preset {
-    /// `(layers, hidden, init scale, dropout)` of the model.
-    pub fn model(self) -> (usize, usize, f32, f32) {
+    /// The model.
+    pub fn model(self) -> PresetModel {
+        let zaremba = |hidden, init, p| PresetModel {
+            tokens: TokenKind::Word,
+            layers: 2,
+            hidden,
+            embed: None,
+            init,
+            dropout: Dropout {
+                p,
+                kind: DropoutKind::Standard,
+            },
+            output: OutputWeights::Separate,
+            reg: Regularizers::default(),
+        };
         match self {
-            Preset::Small => (2, 200, 0.1, 0.0),
-            Preset::Medium => (2, 650, 0.05, 0.5),
-            Preset::Large => (2, 1500, 0.04, 0.65),
+            Preset::Small => zaremba(200, 0.1, 0.0),
+            Preset::Medium => zaremba(650, 0.05, 0.5),
+            Preset::Large => zaremba(1500, 0.04, 0.65),
+            Preset::MediumTied => PresetModel {
+                dropout: Dropout {
+                    p: 0.5,
+                    kind: DropoutKind::Variational,
+                },
+                output: OutputWeights::Tied,
+                ..zaremba(650, 0.05, 0.5)
+            },
+            Preset::Shakespeare => PresetModel {
+                tokens: TokenKind::Char,
+                embed: Some(128),
+                dropout: Dropout {
+                    p: 0.25,
+                    kind: DropoutKind::Variational,
+                },
+                reg: Regularizers {
+                    weight_drop: 0.25,
+                    ..Regularizers::default()
+                },
+                ..zaremba(512, 0.1, 0.25)
+            },
+        }
+    }
+
+    /// The language model over a vocabulary of `vocab` with `cell`.
+    pub fn lm_config(self, vocab: usize, cell: crate::rnn::CellKind) -> LmConfig {
+        let m = self.model();
+        LmConfig {
+            vocab,
+            embed: m.embed.unwrap_or(m.hidden),
+            cell,
+            hidden: m.hidden,
+            layers: m.layers,
+            dropout: m.dropout,
+            output: m.output,
+            reg: m.reg,
         }
     }
 
     /// The training settings, with the paper's lr and clip converted to the mean-loss convention
     /// (`lr × bptt`, `clip / bptt`).
     pub fn train_config(self) -> TrainConfig {
+        if self == Preset::Shakespeare {
+            return TrainConfig {
+                bptt: 128,
+                batch: 64,
+                optimizer: Optimizer::Adam(crate::optim::AdamConfig::default()),
+                lr: 2e-3,
+                clip: Some(1.0),
+                lr_decay: 0.85,
+                decay_after: 6,
+                epochs: 20,
+                ..Preset::Small.train_config()
+            };
+        }
         let (bptt, lr_decay, decay_after, clip, epochs) = match self {
             Preset::Small => (20, 0.5, 4, 5.0, 13),
             Preset::Medium => (35, 1.0 / 1.2, 6, 5.0, 39),
-            Preset::Large => (35, 1.0 / 1.15, 14, 10.0, 55),
+            Preset::MediumTied => (35, 0.6, 6, 5.0, 18),
+            Preset::Large | Preset::Shakespeare => (35, 1.0 / 1.15, 14, 10.0, 55),
         };
         TrainConfig {
             bptt,
@@ -155,6 +269,9 @@ impl Preset {
             eval_batch: 1,
             checkpoint_every: None,
             keep: KeepCheckpoints::Latest,
+            windows: WindowLengths::Fixed,
+            weight_decay: 0.0,
+            asgd: None,
         }
     }
 }
@@ -272,6 +389,8 @@ impl TrainConfig {
             ema: None,
             checkpoint_every: self.checkpoint_every,
             keep: self.keep,
+            weight_decay: self.weight_decay,
+            asgd: self.asgd,
         }
     }
 }
@@ -289,6 +408,9 @@ pub struct LmTask<'a> {
     /// Which global columns `local` holds.
     columns: std::ops::Range<usize>,
     windows: Vec<Window>,
+    /// Nominal window length and how lengths are drawn.
+    bptt: usize,
+    lengths: WindowLengths,
     valid: &'a [u32],
     eval_batch: usize,
     /// Recurrent state `h, c [L·D, B_local, H]` of this rank's columns, carried between the
@@ -337,6 +459,8 @@ impl<'a> LmTask<'a> {
         Batched::new(valid, cfg.eval_batch)?;
         Ok(LmTask {
             windows: train.windows(cfg.bptt),
+            bptt: cfg.bptt,
+            lengths: cfg.windows,
             state: model.zero_state(cfg.batch),
             local: train.clone(),
             columns: 0..cfg.batch,
@@ -381,9 +505,18 @@ impl Task for LmTask<'_> {
         self.state = self.model.zero_state(self.local.batch());
         Ok(())
     }
-    fn start_epoch(&mut self, _epoch: usize, _rng: &mut SeqRng) -> usize {
+    fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
         self.state = self.model.zero_state(self.local.batch());
+        if self.lengths == WindowLengths::Variable {
+            self.windows = self.train.variable_windows(self.bptt, rng);
+        }
         self.windows.len()
+    }
+    fn lr_scale(&self, index: usize) -> f64 {
+        match self.lengths {
+            WindowLengths::Fixed => 1.0,
+            WindowLengths::Variable => self.windows[index].len as f64 / self.bptt as f64,
+        }
     }
     /// Forward over window `index` from the carried state, backward; the loss is the window's
     /// summed cross-entropy over its `T·B` predictions.
@@ -820,7 +953,17 @@ mod tests {
         assert!((m.lr_at(8) - 35.0 / 1.44).abs() < 1e-9);
         let l = Preset::Large.train_config();
         assert!((l.clip.unwrap() - 10.0 / 35.0).abs() < 1e-12);
-        assert_eq!(Preset::Large.model(), (2, 1500, 0.04, 0.65));
+        let lm = Preset::Large.model();
+        assert_eq!(
+            (lm.layers, lm.hidden, lm.init, lm.dropout.p),
+            (2, 1500, 0.04, 0.65)
+        );
+        let t = Preset::MediumTied.lm_config(10_000, crate::rnn::CellKind::Lstm);
+        assert_eq!(
+            (t.embed, t.hidden, t.output),
+            (650, 650, crate::model::OutputWeights::Tied)
+        );
+        assert!(t.validate().is_ok());
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub mod tag;
 pub mod task;
 pub mod translate;
 
-pub use fit::{fit, EarlyStopping, FitConfig, FitOutcome, KeepCheckpoints, Optimizer, RunEnd};
-pub use lm::{evaluate, train, EvalResult, Preset, TrainConfig, TrainOutcome};
+pub use fit::{
+    fit, EarlyStopping, FitConfig, FitOutcome, KeepCheckpoints, NtAsgd, Optimizer, RunEnd,
+};
+pub use lm::{evaluate, train, EvalResult, Preset, TrainConfig, TrainOutcome, WindowLengths};
 pub use task::{BatchLoss, LossAverage, Progress, Silent, StepInfo, Task, Validation, Weights};

@@ -135,6 +135,11 @@ pub trait Task {
         index: usize,
         rng: &mut SeqRng,
     ) -> Result<BatchLoss>;
+    /// Factor on the learning rate of step `index` of the current epoch (e.g. a window's
+    /// length over the nominal one, for variable-length BPTT); 1 by default.
+    fn lr_scale(&self, _index: usize) -> f64 {
+        1.0
+    }
     /// Scores `params` on the validation data; called on every rank of `group`, which may each
     /// score a share and sum the figures over the group.
     fn validate(&mut self, params: &[f32], group: &Group) -> Result<Validation>;
@@ -264,6 +269,8 @@ pub trait Progress {
     fn validated(&mut self, _row: &FitEpoch, _best: bool) {}
     /// A checkpoint was written after `steps` training steps.
     fn checkpointed(&mut self, _steps: u64) {}
+    /// NT-ASGD began averaging the weights after epoch `epoch`.
+    fn averaging_started(&mut self, _epoch: usize) {}
     /// Whether the run should stop (e.g. after Ctrl-C). Asked before every step and after
     /// every epoch; when it answers `true` the loop writes a checkpoint and returns with
     /// [`crate::train::RunEnd::Interrupted`].
