@@ -1015,6 +1015,97 @@ mod tests {
     #[test]
     fn a_run_stopped_mid_epoch_and_resumed_ends_as_the_uninterrupted_one() {
         use crate::dropout::{Dropout, DropoutKind};
+        let model = LmConfig {
+            vocab: 7,
+            embed: 6,
+            cell: crate::rnn::CellKind::Lstm,
+            hidden: 8,
+            layers: 2,
+            dropout: Dropout {
+                p: 0.2,
+                kind: DropoutKind::Standard,
+            },
+            output: crate::model::OutputWeights::Separate,
+            reg: Default::default(),
+        };
+        let cfg = TrainConfig {
+            bptt: 5,
+            batch: 4,
+            optimizer: Optimizer::Adam(crate::optim::AdamConfig::default()),
+            lr: 0.01,
+            lr_decay: 0.7,
+            decay_after: 1,
+            epochs: 3,
+            checkpoint_every: Some(3),
+            seed: 4,
+            ..TrainConfig::default()
+        };
+        // Stopped inside the second epoch (20 windows an epoch), between two checkpoints.
+        stopped_and_resumed(model, cfg, 27, "plain");
+    }
+
+    #[test]
+    fn an_awd_run_stopped_mid_epoch_and_resumed_ends_as_the_uninterrupted_one() {
+        use crate::dropout::{Dropout, DropoutKind};
+        let locked = |p| {
+            Some(Dropout {
+                p,
+                kind: DropoutKind::Variational,
+            })
+        };
+        let model = LmConfig {
+            vocab: 7,
+            embed: 8,
+            cell: crate::rnn::CellKind::Lstm,
+            hidden: 8,
+            layers: 2,
+            dropout: Dropout::NONE,
+            output: crate::model::OutputWeights::Tied,
+            reg: crate::model::Regularizers {
+                embed_drop: 0.1,
+                weight_drop: 0.3,
+                input: locked(0.2),
+                hidden: locked(0.1),
+                output: locked(0.3),
+                ar: 2.0,
+                tar: 1.0,
+            },
+        };
+        let cfg = TrainConfig {
+            bptt: 5,
+            batch: 4,
+            optimizer: Optimizer::Sgd,
+            lr: 2.0,
+            lr_decay: 1.0,
+            epochs: 6,
+            checkpoint_every: Some(4),
+            seed: 4,
+            windows: WindowLengths::Variable,
+            weight_decay: 1e-3,
+            asgd: Some(NtAsgd { nonmono: 1 }),
+            ..TrainConfig::default()
+        };
+        let whole = stopped_and_resumed(model, cfg, 70, "awd");
+        let ck =
+            crate::train::checkpoint::load_checkpoint(&whole.join("checkpoint.safetensors"), {
+                LanguageModel::new(model).unwrap().num_params()
+            })
+            .unwrap();
+        let since = ck.state.averaging_since.expect("NT-ASGD triggered");
+        assert!(
+            since < 70,
+            "averaging began before the stop, at step {since}"
+        );
+    }
+
+    /// Trains `model` with `cfg` whole, and again stopped after `stop_after` steps and resumed;
+    /// asserts the two runs end bit for bit alike and returns the whole run's folder.
+    fn stopped_and_resumed(
+        model: LmConfig,
+        cfg: TrainConfig,
+        stop_after: usize,
+        name: &str,
+    ) -> std::path::PathBuf {
         use crate::run::Existing;
         use crate::train::task::Silent;
         let mut vocab = Vocab::new();
@@ -1030,32 +1121,7 @@ mod tests {
             unknown_in_valid: 0,
             unknown_in_test: 0,
         };
-        let model = LanguageModel::new(LmConfig {
-            vocab: 7,
-            embed: 6,
-            cell: crate::rnn::CellKind::Lstm,
-            hidden: 8,
-            layers: 2,
-            dropout: Dropout {
-                p: 0.2,
-                kind: DropoutKind::Standard,
-            },
-            output: crate::model::OutputWeights::Separate,
-            reg: Default::default(),
-        })
-        .unwrap();
-        let cfg = TrainConfig {
-            bptt: 5,
-            batch: 4,
-            optimizer: Optimizer::Adam(crate::optim::AdamConfig::default()),
-            lr: 0.01,
-            lr_decay: 0.7,
-            decay_after: 1,
-            epochs: 3,
-            checkpoint_every: Some(3),
-            seed: 4,
-            ..TrainConfig::default()
-        };
+        let model = LanguageModel::new(model).unwrap();
         let init = model
             .init_params(crate::model::LmInit::Uniform(0.1), 4)
             .unwrap();
@@ -1065,7 +1131,7 @@ mod tests {
             d
         };
         let fresh = |d: &std::path::Path| Run::create(d, &0, Existing::Refuse).unwrap();
-        let (whole_dir, part_dir) = (dir("whole"), dir("part"));
+        let (whole_dir, part_dir) = (dir(&format!("{name}-whole")), dir(&format!("{name}-part")));
         let mut whole = init.clone();
         let a = train(
             &model,
@@ -1077,9 +1143,11 @@ mod tests {
             &mut Silent,
         )
         .unwrap();
-        // Stopped inside the second epoch (20 windows an epoch), between two checkpoints.
         let mut part = init.clone();
-        let mut stop = StopAfter { after: 27, seen: 0 };
+        let mut stop = StopAfter {
+            after: stop_after,
+            seen: 0,
+        };
         let b = train(
             &model,
             &mut part,
@@ -1091,7 +1159,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(b.fit.end, RunEnd::Interrupted);
-        assert_eq!(b.fit.steps, 27);
+        assert_eq!(b.fit.steps, stop_after as u64);
         let mut again = vec![0.0; init.len()];
         let run = Run::resume(&part_dir).unwrap();
         let c = train(&model, &mut again, &corpus, &cfg, &run, "t", &mut Silent).unwrap();
@@ -1120,5 +1188,6 @@ mod tests {
                 "{f}"
             );
         }
+        whole_dir
     }
 }
