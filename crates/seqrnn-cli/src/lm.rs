@@ -162,31 +162,31 @@ pub struct LmFlags {
     #[arg(long, default_value_t = 1)]
     pub eval_batch: usize,
     /// Probability of dropping a whole word (embedding row) for a window (AWD-LSTM `dropoute`).
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
     pub embed_drop: Option<f32>,
     /// DropConnect on the recurrent weights W_hh, one mask per window (AWD-LSTM `wdrop`).
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
     pub weight_drop: Option<f32>,
     /// Dropout on the embedding output (default: --dropout).
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
     pub dropout_input: Option<f32>,
     /// Dropout between recurrent layers (default: --dropout).
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
     pub dropout_hidden: Option<f32>,
     /// Dropout on the last layer's output (default: --dropout).
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
     pub dropout_output: Option<f32>,
     /// Activation regularisation weight: α · mean(h²) of the last layer's dropped output.
-    #[arg(long, value_name = "ALPHA")]
+    #[arg(long, value_name = "ALPHA", allow_negative_numbers = true)]
     pub ar: Option<f32>,
     /// Temporal activation regularisation weight: β · mean((h_t − h_{t−1})²).
-    #[arg(long, value_name = "BETA")]
+    #[arg(long, value_name = "BETA", allow_negative_numbers = true)]
     pub tar: Option<f32>,
     /// Random window lengths around --bptt each epoch, the learning rate scaled by length.
     #[arg(long)]
     pub variable_bptt: bool,
     /// L2 weight decay (SGD).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub weight_decay: Option<f64>,
     /// Non-monotonically triggered averaged SGD: average the weights from the first epoch
     /// whose validation loss is worse than the best before the last --nonmono epochs.

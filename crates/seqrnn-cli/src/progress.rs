@@ -236,6 +236,16 @@ impl Progress for TrainProgress {
         self.line(line, !r.epoch_end);
     }
 
+    fn averaging_started(&mut self, epoch: usize) {
+        self.line(
+            format!(
+                "NT-ASGD: validation stopped improving; averaging the weights from epoch {} on",
+                epoch + 1
+            ),
+            false,
+        );
+    }
+
     fn should_stop(&self) -> bool {
         let stop = self.stop.load(Ordering::Relaxed);
         if stop && !self.told.swap(true, Ordering::Relaxed) {

@@ -386,6 +386,129 @@ fn bad_input_gets_one_clear_message() {
 }
 
 #[test]
+fn awd_regularisers_train_from_the_command_line() {
+    let d = scratch("awd");
+    corpus(&d);
+    let (data, run) = (d.to_str().unwrap(), d.join("run"));
+    let awd = [
+        ("--hidden", "8"),
+        ("--embed-drop", "0.1"),
+        ("--weight-drop", "0.5"),
+        ("--dropout-input", "0.3"),
+        ("--dropout-hidden", "0.2"),
+        ("--dropout-output", "0.4"),
+        ("--variational", ""),
+        ("--tie", ""),
+        ("--ar", "2"),
+        ("--tar", "1"),
+        ("--variable-bptt", ""),
+        ("--weight-decay", "1.2e-6"),
+        ("--asgd", ""),
+        ("--nonmono", "1"),
+        ("--epochs", "4"),
+        ("--layers", "2"),
+    ];
+    let v = json(&ok(&seqrnn(&small_train_with(
+        data,
+        run.to_str().unwrap(),
+        &awd,
+    ))));
+    assert!(v["valid_ppl"].as_f64().unwrap().is_finite(), "{v}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    let reg = &config["model"]["reg"];
+    assert_eq!(reg["weight_drop"], 0.5);
+    assert_eq!(reg["embed_drop"].as_f64().unwrap() as f32, 0.1);
+    assert_eq!(reg["hidden"]["kind"], "variational");
+    assert_eq!(reg["ar"], 2.0);
+    assert_eq!(config["model"]["output"], "tied");
+    assert_eq!(config["train"]["windows"], "variable");
+    assert_eq!(config["train"]["asgd"]["nonmono"], 1);
+    // Evaluation reads the regularised run like any other.
+    let e = json(&ok(&seqrnn(&[
+        "eval",
+        "--model",
+        run.to_str().unwrap(),
+        "--data",
+        data,
+        "--split",
+        "valid",
+        "--json",
+    ])));
+    assert!(e["valid_ppl"].as_f64().unwrap().is_finite());
+
+    // Impossible settings: one message, non-zero exit, no run folder left behind.
+    let bad = d.join("bad");
+    let bad_s = bad.to_str().unwrap();
+    for (flags, needle) in [
+        (
+            vec![("--weight-drop", "1")],
+            "weight drop must be in [0, 1)",
+        ),
+        (
+            vec![("--embed-drop", "-0.1")],
+            "embedding dropout must be in [0, 1)",
+        ),
+        (
+            vec![("--dropout-hidden", "1.2")],
+            "dropout must be in [0, 1)",
+        ),
+        (vec![("--ar", "-1")], "AR weight"),
+        (vec![("--tar", "nan")], "TAR weight"),
+        (vec![("--weight-decay", "-1")], "weight decay"),
+        (
+            vec![("--asgd", ""), ("--optim", "adam")],
+            "needs the SGD optimiser",
+        ),
+        (
+            vec![("--weight-decay", "0.1"), ("--optim", "adam")],
+            "Adam's own setting",
+        ),
+        (vec![("--asgd", ""), ("--nonmono", "0")], "at least 1 epoch"),
+        (vec![("--nonmono", "3")], "--asgd"),
+    ] {
+        fails(&seqrnn(&small_train_with(data, bad_s, &flags)), needle);
+        assert!(!bad.exists(), "{flags:?} left a run folder");
+    }
+}
+
+#[test]
+fn presets_choose_their_token_kind_and_optimiser() {
+    let d = scratch("presets");
+    let text: String = "To be, or not to be, that is the question.\n".repeat(40);
+    std::fs::write(d.join("input.txt"), text).unwrap();
+    let run = d.join("run");
+    ok(&seqrnn(&[
+        "train",
+        "--preset",
+        "shakespeare",
+        "--data",
+        d.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--hidden",
+        "16",
+        "--embed",
+        "8",
+        "--bptt",
+        "10",
+        "--batch",
+        "4",
+        "--epochs",
+        "1",
+        "--threads",
+        "1",
+    ]));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["tokens"], "char");
+    assert_eq!(config["model"]["reg"]["weight_drop"], 0.25);
+    assert_eq!(config["model"]["dropout"]["kind"], "variational");
+    assert!(config["train"]["optimizer"]["adam"].is_object(), "{config}");
+    assert_eq!(config["train"]["lr"], 0.002);
+}
+
+#[test]
 fn download_without_network_says_how_to_use_a_local_copy() {
     let d = scratch("download");
     let out = Command::new(env!("CARGO_BIN_EXE_seqrnn"))

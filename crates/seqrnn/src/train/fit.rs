@@ -710,12 +710,12 @@ impl<'a> Loop<'a> {
             .map(|r| r.valid_loss)
             .collect();
         let (row, improved) = self.validate(params, e, true)?;
-        if let Some(a) = self.cfg.asgd {
-            if self.state.averaging_since.is_none() && a.triggers(&previous, row.valid_loss) {
-                self.state.averaging_since = Some(self.state.steps_done);
-                self.ema = Some(params.to_vec());
-                self.progress.averaging_started(e.epoch);
-            }
+        let averaging = self.cfg.asgd.is_some_and(|a| {
+            self.state.averaging_since.is_none() && a.triggers(&previous, row.valid_loss)
+        });
+        if averaging {
+            self.state.averaging_since = Some(self.state.steps_done);
+            self.ema = Some(params.to_vec());
         }
         if let EarlyStopping::Patience(p) = self.cfg.early_stopping {
             self.state.stopped_early =
@@ -725,6 +725,9 @@ impl<'a> Loop<'a> {
         self.save_checkpoint(params, None)?;
         self.write_metrics()?;
         self.progress.validated(&row, improved);
+        if averaging {
+            self.progress.averaging_started(e.epoch);
+        }
         Ok(())
     }
 
