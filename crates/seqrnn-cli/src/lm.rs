@@ -434,7 +434,9 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
     stop_if_interrupted(outcome.fit.end, outcome.fit.steps, &run)?;
     crate::training::report_allreduce(&outcome.fit);
     if crate::training::is_root() {
-        print_outcome(&a, &outcome, t0.elapsed().as_secs_f64());
+        let secs = t0.elapsed().as_secs_f64();
+        write_summary(&run, &outcome, secs)?;
+        print_outcome(&a, &outcome, secs);
     }
     Ok(())
 }
@@ -501,6 +503,25 @@ fn resumed_config(a: &TrainArgs, run: &Run) -> Result<(RunConfig, TrainConfig)> 
         o.insert("threads".into(), n);
     }
     Ok((rc, t))
+}
+
+/// Writes the run's `summary.json`: the final figures, the training time over every sitting
+/// (the sum of the epochs' seconds, validation included) and the thread count.
+fn write_summary(run: &Run, outcome: &train::TrainOutcome, secs: f64) -> Result<()> {
+    let f = &outcome.fit;
+    let v = serde_json::json!({
+        "valid_ppl": outcome.best_valid_ppl,
+        "test_ppl": outcome.test_ppl,
+        "best_epoch": f.best_epoch,
+        "epochs": f.epochs.iter().filter(|r| r.epoch_end).count(),
+        "steps": f.steps,
+        "train_seconds": f.epochs.iter().filter(|r| r.epoch_end).map(|r| r.seconds).sum::<f64>(),
+        "train_threads": seqrnn::linalg::threads(),
+        "seconds": secs,
+    });
+    let path = run.dir().dir.join("summary.json");
+    seqrnn::io::write_atomic(&path, format!("{v:#}\n").as_bytes())
+        .with_context(|| format!("could not write {}", path.display()))
 }
 
 fn print_outcome(a: &TrainArgs, outcome: &train::TrainOutcome, secs: f64) {

@@ -162,9 +162,16 @@ fn train_resume_eval_generate_round_trip() {
         "checkpoint.safetensors",
         "metrics.csv",
         "curve.svg",
+        "summary.json",
     ] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["valid_ppl"], v["valid_ppl"]);
+    assert_eq!(summary["test_ppl"], v["test_ppl"]);
+    assert_eq!(summary["epochs"], 1);
+    assert!(summary["train_seconds"].as_f64().unwrap() > 0.0);
 
     // The same folder again without --resume or --force is refused, and nothing is lost.
     let before = std::fs::read(run.join("model.safetensors")).unwrap();

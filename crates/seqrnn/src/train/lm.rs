@@ -245,7 +245,8 @@ impl Preset {
                 clip: Some(1.0),
                 lr_decay: 0.85,
                 decay_after: 6,
-                epochs: 20,
+                epochs: 16,
+                eval_batch: 32,
                 ..Preset::Small.train_config()
             };
         }
