@@ -13,6 +13,5 @@ SEQRNN_MKL_DIR=$(tools/install-mkl.sh target/mkl)
 export SEQRNN_MKL_DIR
 tools/install-mpi.sh
 features=seqrnn-cli/mkl,seqrnn-cli/mpi
-cargo clippy -p seqrnn -p seqrnn-cli --all-targets --features $features -- -D warnings
 cargo test -p seqrnn --features seqrnn/mkl,seqrnn/mpi
 cargo test -p seqrnn-cli --features $features --test distributed
