@@ -119,6 +119,10 @@ fn command_line() -> String {
 pub fn compare_cmd(a: CompareArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
     ensure!(a.lm.eval_batch >= 1, "--eval-batch must be at least 1");
+    ensure!(
+        a.lm.preset != crate::lm::PresetArg::Keras,
+        "--preset keras trains the last-token objective, which seqrnn compare does not support: use seqrnn train --preset keras"
+    );
     let mut notes = Vec::new();
     let dirs = if a.runs.is_empty() {
         train_runs(&a, &mut notes)?

@@ -19,6 +19,8 @@ use crate::progress::Shown;
 use crate::training::{new_run, resume_advice, resumed_run, stop_if_interrupted};
 use crate::CellArg;
 
+mod last_token;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum TokensArg {
     /// Whitespace-separated words, one sentence a line (Penn Treebank layout).
@@ -44,6 +46,8 @@ pub enum PresetArg {
     Medium,
     /// Zaremba et al. large: 2 × 1500, bptt 35, dropout 0.65, 55 epochs.
     Large,
+    /// The Keras tutorials' last-token model: window 20, 2 × 200, dropout 0.2, Adam, batch 128.
+    Keras,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -103,6 +107,9 @@ pub struct TrainArgs {
     /// Print one JSON object with the final figures.
     #[arg(long)]
     json: bool,
+    /// The training objective and its flags.
+    #[command(flatten)]
+    last_token: last_token::LastTokenArgs,
 }
 
 /// The model and training flags `seqrnn train` and `seqrnn compare` share: a Zaremba et al.
@@ -130,9 +137,9 @@ pub struct LmFlags {
     /// Batch columns.
     #[arg(long)]
     pub batch: Option<usize>,
-    /// Optimiser.
-    #[arg(long, value_enum, default_value = "sgd")]
-    pub optim: OptimArg,
+    /// Optimiser [default: sgd; adam for the last-token objective].
+    #[arg(long, value_enum)]
+    pub optim: Option<OptimArg>,
     /// Learning rate (mean-loss convention: Zaremba's lr × bptt for SGD).
     #[arg(long)]
     pub lr: Option<f64>,
@@ -163,7 +170,8 @@ impl LmFlags {
     /// The preset named by `--preset`.
     pub fn preset(&self) -> Preset {
         match self.preset {
-            PresetArg::Small => Preset::Small,
+            // The keras preset's settings live with the last-token objective.
+            PresetArg::Small | PresetArg::Keras => Preset::Small,
             PresetArg::Medium => Preset::Medium,
             PresetArg::Large => Preset::Large,
         }
@@ -207,19 +215,20 @@ impl LmFlags {
         keep: KeepCheckpoints,
     ) -> TrainConfig {
         let p = self.preset().train_config();
+        let optim = self.optim.unwrap_or(OptimArg::Sgd);
         TrainConfig {
             bptt: self.bptt.unwrap_or(p.bptt),
             batch: self.batch.unwrap_or(p.batch),
-            optimizer: match self.optim {
+            optimizer: match optim {
                 OptimArg::Sgd => Optimizer::Sgd,
                 OptimArg::Adam => Optimizer::Adam(AdamConfig::default()),
             },
-            lr: self.lr.unwrap_or(match self.optim {
+            lr: self.lr.unwrap_or(match optim {
                 OptimArg::Sgd => p.lr,
                 OptimArg::Adam => 1e-3,
             }),
             clip: Some(self.clip.unwrap_or(p.clip.unwrap_or(0.25))),
-            lr_decay: self.lr_decay.unwrap_or(match self.optim {
+            lr_decay: self.lr_decay.unwrap_or(match optim {
                 OptimArg::Sgd => p.lr_decay,
                 OptimArg::Adam => 1.0,
             }),
@@ -267,6 +276,9 @@ fn train_title(cfg: &LmConfig, tokens: TokensArg) -> String {
 }
 
 pub fn train_cmd(a: TrainArgs) -> Result<()> {
+    if last_token::selected(&a)? {
+        return last_token::train_cmd(a);
+    }
     crate::set_threads(a.threads)?;
     let data_path = match &a.data {
         Some(p) => p.clone(),
@@ -471,6 +483,9 @@ pub struct EvalArgs {
 }
 
 pub fn eval_cmd(a: EvalArgs) -> Result<()> {
+    if seqrnn::train::last_token::LastTokenRunConfig::is_run(&a.model) {
+        return last_token::eval_cmd(a);
+    }
     crate::set_threads(a.threads)?;
     ensure!(a.batch >= 1, "--batch must be at least 1");
     let lm = Trained::load(&a.model)?;
@@ -543,6 +558,7 @@ pub struct GenerateArgs {
 
 pub fn generate_cmd(a: GenerateArgs) -> Result<()> {
     crate::set_threads(Some(a.threads.unwrap_or(1)))?;
+    last_token::refuse_generate(&a.model)?;
     let lm = Trained::load(&a.model)?;
     let decoding = if a.greedy {
         Decoding::Greedy
