@@ -118,7 +118,12 @@ fn command_line() -> String {
 
 pub fn compare_cmd(a: CompareArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
-    ensure!(a.lm.eval_batch >= 1, "--eval-batch must be at least 1");
+    let eval_batch = a.lm.eval_batch.unwrap_or(1);
+    ensure!(eval_batch >= 1, "--eval-batch must be at least 1");
+    ensure!(
+        a.lm.preset != crate::lm::PresetArg::Keras,
+        "--preset keras trains the last-token objective, which seqrnn compare does not support: use seqrnn train --preset keras"
+    );
     let mut notes = Vec::new();
     let dirs = if a.runs.is_empty() {
         train_runs(&a, &mut notes)?
@@ -137,7 +142,7 @@ pub fn compare_cmd(a: CompareArgs) -> Result<()> {
     // With --runs and --data: measure what the runs did not record.
     if !a.runs.is_empty() {
         if let Some(data_path) = &a.data {
-            measure_runs(&mut runs, data_path, a.lm.eval_batch)?;
+            measure_runs(&mut runs, data_path, eval_batch)?;
             notes.push(format!(
                 "Evaluation figures measured by `seqrnn compare` from the saved best weights, \
                  one run after another on {} thread(s); the training figures come from each \
@@ -392,7 +397,7 @@ fn train_planned(
     drop(params);
     let eval = if s.corpus.test.is_some() || kind == TokenKind::Char {
         Some(
-            measure_lm(&dir, s.data_path, a.lm.eval_batch)
+            measure_lm(&dir, s.data_path, a.lm.eval_batch.unwrap_or(1))
                 .with_context(|| format!("could not evaluate {name}"))?,
         )
     } else {

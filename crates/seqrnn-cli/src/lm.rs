@@ -19,6 +19,8 @@ use crate::progress::Shown;
 use crate::training::{new_run, resume_advice, resumed_run, stop_if_interrupted};
 use crate::CellArg;
 
+mod last_token;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum TokensArg {
     /// Whitespace-separated words, one sentence a line (Penn Treebank layout).
@@ -48,6 +50,8 @@ pub enum PresetArg {
     MediumTied,
     /// Character level for Tiny Shakespeare: 2 × 512, locked dropout, weight drop, Adam.
     Shakespeare,
+    /// The Keras tutorials' last-token model: window 20, 2 × 200, dropout 0.2, Adam, batch 128.
+    Keras,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -107,6 +111,9 @@ pub struct TrainArgs {
     /// Print one JSON object with the final figures.
     #[arg(long)]
     json: bool,
+    /// The training objective and its flags.
+    #[command(flatten)]
+    last_token: last_token::LastTokenArgs,
 }
 
 /// The model and training flags `seqrnn train` and `seqrnn compare` share: a Zaremba et al.
@@ -134,7 +141,7 @@ pub struct LmFlags {
     /// Batch columns.
     #[arg(long)]
     pub batch: Option<usize>,
-    /// Optimiser (default: the preset's; SGD for the Zaremba presets).
+    /// Optimiser (default: the preset's; SGD for the Zaremba presets, Adam for keras).
     #[arg(long, value_enum)]
     pub optim: Option<OptimArg>,
     /// Learning rate (mean-loss convention: Zaremba's lr × bptt for SGD).
@@ -158,9 +165,10 @@ pub struct LmFlags {
     /// Uniform initialisation scale (default: the preset's).
     #[arg(long)]
     pub init: Option<f32>,
-    /// Evaluation batch size (1: each split as one stream).
-    #[arg(long, default_value_t = 1)]
-    pub eval_batch: usize,
+    /// Evaluation batch size (1: each split as one stream; default: the preset's, 1 for the
+    /// Zaremba presets).
+    #[arg(long)]
+    pub eval_batch: Option<usize>,
     /// Probability of dropping a whole word (embedding row) for a window (AWD-LSTM `dropoute`).
     #[arg(long, value_name = "P", allow_negative_numbers = true)]
     pub embed_drop: Option<f32>,
@@ -201,7 +209,8 @@ impl LmFlags {
     /// The preset named by `--preset`.
     pub fn preset(&self) -> Preset {
         match self.preset {
-            PresetArg::Small => Preset::Small,
+            // The keras preset's settings live with the last-token objective.
+            PresetArg::Small | PresetArg::Keras => Preset::Small,
             PresetArg::Medium => Preset::Medium,
             PresetArg::Large => Preset::Large,
             PresetArg::MediumTied => Preset::MediumTied,
@@ -306,7 +315,7 @@ impl LmFlags {
             epochs: self.epochs.unwrap_or(p.epochs),
             max_steps,
             seed: self.seed,
-            eval_batch: self.eval_batch,
+            eval_batch: self.eval_batch.unwrap_or(p.eval_batch),
             checkpoint_every,
             keep,
             windows: match self.variable_bptt {
@@ -357,6 +366,9 @@ fn train_title(cfg: &LmConfig, tokens: TokensArg) -> String {
 }
 
 pub fn train_cmd(a: TrainArgs) -> Result<()> {
+    if last_token::selected(&a)? {
+        return last_token::train_cmd(a);
+    }
     crate::set_threads(a.threads)?;
     let data_path = match &a.data {
         Some(p) => p.clone(),
@@ -582,6 +594,9 @@ pub struct EvalArgs {
 }
 
 pub fn eval_cmd(a: EvalArgs) -> Result<()> {
+    if seqrnn::train::last_token::LastTokenRunConfig::is_run(&a.model) {
+        return last_token::eval_cmd(a);
+    }
     crate::set_threads(a.threads)?;
     ensure!(a.batch >= 1, "--batch must be at least 1");
     let lm = Trained::load(&a.model)?;
@@ -654,6 +669,7 @@ pub struct GenerateArgs {
 
 pub fn generate_cmd(a: GenerateArgs) -> Result<()> {
     crate::set_threads(Some(a.threads.unwrap_or(1)))?;
+    last_token::refuse_generate(&a.model)?;
     let lm = Trained::load(&a.model)?;
     let decoding = if a.greedy {
         Decoding::Greedy

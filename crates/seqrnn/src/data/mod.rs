@@ -7,6 +7,7 @@
 //! * [`download`]: fetching and verifying Penn Treebank;
 //! * [`table`]: numeric CSV tables (time series for forecasting);
 //! * [`labeled`]: `label<TAB>text` files for sequence classification;
+//! * [`last_token`]: sliding windows and next-word targets for last-token language modelling;
 //! * [`parallel`]: line-aligned sentence pairs for translation (`train.de`, `train.en`);
 //! * [`subword`]: subword vocabularies (BPE, unigram, words) learned with `tokenizers`;
 //! * [`conll`], [`tags`]: CoNLL and CoNLL-U tagged files, tag schemes (IOB1, IOB2, IOBES);
@@ -19,6 +20,7 @@ pub mod conll;
 pub mod corpus;
 pub mod download;
 pub mod labeled;
+pub mod last_token;
 pub mod parallel;
 pub mod speech;
 pub mod subword;

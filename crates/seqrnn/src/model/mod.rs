@@ -8,6 +8,7 @@ pub mod dense;
 pub mod embedding;
 pub mod encoder;
 pub mod forecaster;
+pub mod last_token;
 pub mod layout;
 pub mod lm;
 pub mod seq2seq;

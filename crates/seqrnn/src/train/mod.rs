@@ -1,12 +1,13 @@
 //! Training: one loop ([`fit`]) for every task, the checkpoint format it writes
 //! ([`checkpoint`]), what a task implements ([`task`]), and the tasks: language models
-//! ([`lm`]), forecasting ([`forecast`]), classification ([`classify`]), translation
+//! ([`lm`]) and their last-token form ([`last_token`]), forecasting ([`forecast`]), classification ([`classify`]), translation
 //! ([`translate`]), tagging ([`tag`]) and speech recognition ([`speech`]).
 
 pub mod checkpoint;
 pub mod classify;
 pub mod fit;
 pub mod forecast;
+pub mod last_token;
 pub mod lm;
 pub mod speech;
 pub mod tag;

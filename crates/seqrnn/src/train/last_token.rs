@@ -1,0 +1,523 @@
+//! Last-token language modelling (the Keras tutorials' formulation) for the shared loop
+//! ([`crate::train::fit`]): every position of the training stream is one example (a window of
+//! `N` words and the word after it), the examples are shuffled each epoch and cut into
+//! mini-batches, and the model ([`LastTokenModel`]) predicts the one word after each window
+//! from a zero state.
+//!
+//! Evaluation predicts every token of a stream but the first once, from the `N` tokens before
+//! it (the first `N − 1` predicted tokens from the fewer tokens before them, also from a zero
+//! state), so its per-word perplexity counts the same tokens as the language model's
+//! ([`crate::train::lm::evaluate`] with one column).
+
+use std::path::Path;
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::data::last_token::{eval_groups, fill_windows, Windows};
+use crate::data::{TokenKind, Vocab};
+use crate::dist::{fingerprint, Group};
+use crate::dropout::SeqRng;
+use crate::error::{Error, Result};
+use crate::model::last_token::{
+    LastTokenCache, LastTokenConfig, LastTokenModel, LastTokenWorkspace,
+};
+use crate::run::{RunDir, TokenKindName};
+use crate::train::fit::FitConfig;
+use crate::train::lm::{EvalResult, Split};
+use crate::train::task::{
+    compare_identity, rank_rows, BatchLoss, LossAverage, Task, Validation, Weights,
+};
+
+/// Windows per evaluation batch.
+pub const EVAL_BATCH: usize = 256;
+
+/// Scratch of an evaluation, reused across calls.
+#[derive(Debug, Default)]
+pub struct EvalWorkspace {
+    model: LastTokenWorkspace,
+    starts: Vec<usize>,
+    ids: Vec<u32>,
+    targets: Vec<u32>,
+}
+
+/// Per-word perplexity of `params` on `stream`: every token but the first predicted once from
+/// the (at most) `window` tokens before it, in batches of `batch` windows.
+///
+/// # Errors
+/// [`Error::Config`] when `window` or `batch` is 0 or the stream holds fewer than 2 tokens.
+pub fn evaluate(
+    model: &LastTokenModel,
+    params: &[f32],
+    stream: &[u32],
+    window: usize,
+    batch: usize,
+    ws: &mut EvalWorkspace,
+) -> Result<EvalResult> {
+    crate::data::last_token::check_window(window)?;
+    if batch == 0 {
+        return Err(Error::Config(
+            "evaluation batch must be at least 1, got 0".into(),
+        ));
+    }
+    if stream.len() < 2 {
+        return Err(Error::Config(format!(
+            "perplexity needs at least 2 tokens, the stream has {}",
+            stream.len()
+        )));
+    }
+    let t0 = Instant::now();
+    let mut total = 0.0;
+    for (t, starts) in eval_groups(stream.len(), window, batch) {
+        ws.starts.clear();
+        ws.starts.extend(starts);
+        fill_windows(stream, t, &ws.starts, &mut ws.ids, &mut ws.targets);
+        total += model.eval_loss(
+            params,
+            &ws.ids,
+            t,
+            ws.starts.len(),
+            &ws.targets,
+            &mut ws.model,
+        )?;
+    }
+    let tokens = stream.len() - 1;
+    let loss = total / tokens as f64;
+    Ok(EvalResult {
+        loss,
+        ppl: loss.exp(),
+        tokens,
+        tokens_per_s: tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+    })
+}
+
+/// The last-token task for the shared loop.
+pub struct LastTokenTask<'a> {
+    model: &'a LastTokenModel,
+    train: Windows<'a>,
+    valid: &'a [u32],
+    batch: usize,
+    eval_batch: usize,
+    /// This epoch's example order (window starts).
+    order: Vec<usize>,
+    /// This process's rank and the number of ranks (see [`Task::shard`]).
+    rank: (usize, usize),
+    ids: Vec<u32>,
+    targets: Vec<u32>,
+    cache: LastTokenCache,
+    ws: LastTokenWorkspace,
+    eval_ws: EvalWorkspace,
+}
+
+impl<'a> LastTokenTask<'a> {
+    /// A task over the windows of `window` tokens of `train`, validated on `valid`, `batch`
+    /// windows a step (`eval_batch` in evaluation).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when a batch size or the window is 0, the training split holds no
+    /// window and a word after it, or the validation split has fewer than 2 tokens.
+    pub fn new(
+        model: &'a LastTokenModel,
+        train: &'a [u32],
+        valid: &'a [u32],
+        window: usize,
+        batch: usize,
+        eval_batch: usize,
+    ) -> Result<Self> {
+        if batch == 0 || eval_batch == 0 {
+            return Err(Error::Config("batch size must be at least 1, got 0".into()));
+        }
+        let train = Windows::new(train, window, "the training split")?;
+        if valid.len() < 2 {
+            return Err(Error::Config(format!(
+                "the validation split needs at least 2 tokens, it has {}",
+                valid.len()
+            )));
+        }
+        Ok(LastTokenTask {
+            model,
+            train,
+            valid,
+            batch,
+            eval_batch,
+            order: Vec::new(),
+            rank: (0, 1),
+            ids: Vec::new(),
+            targets: Vec::new(),
+            cache: LastTokenCache::default(),
+            ws: LastTokenWorkspace::default(),
+            eval_ws: EvalWorkspace::default(),
+        })
+    }
+}
+
+impl Task for LastTokenTask<'_> {
+    fn weights(&self) -> Weights<'_> {
+        Weights {
+            layout: self.model.param_layout(),
+            format: LAST_TOKEN_FORMAT,
+            what: "a last-token language model",
+        }
+    }
+
+    fn score_name(&self) -> &'static str {
+        "neg_ppl"
+    }
+
+    /// The epoch's training loss is the cross-entropy per predicted word.
+    fn loss_average(&self) -> LossAverage {
+        LossAverage::PerExample
+    }
+
+    /// Each rank takes its rows of every batch.
+    fn shard(&mut self, group: &Group) -> Result<()> {
+        group.rows(self.batch, "the training batch (--batch)")?;
+        self.rank = (group.rank(), group.size());
+        Ok(())
+    }
+
+    /// The model, the window and a fingerprint of the training stream.
+    fn identity(&self) -> serde_json::Value {
+        let bytes: Vec<u8> = self
+            .train
+            .stream()
+            .iter()
+            .flat_map(|i| i.to_le_bytes())
+            .collect();
+        serde_json::json!({
+            "model": self.model.config(),
+            "window": self.train.window(),
+            "train": format!("{:016x}", fingerprint(&bytes)),
+        })
+    }
+
+    fn check_identity(&self, saved: &serde_json::Value) -> Result<()> {
+        compare_identity(
+            &self.identity(),
+            saved,
+            &[
+                ("model", "the model differs from the run's"),
+                ("window", "the window differs from the run's"),
+                (
+                    "train",
+                    "the training split is not the one the run was trained on",
+                ),
+            ],
+        )
+    }
+
+    fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
+        self.order.clear();
+        self.order.extend(0..self.train.len());
+        self.order.shuffle(rng);
+        self.order.len().div_ceil(self.batch)
+    }
+
+    fn train_step(
+        &mut self,
+        params: &[f32],
+        grads: &mut [f32],
+        index: usize,
+        rng: &mut SeqRng,
+    ) -> Result<BatchLoss> {
+        let lo = index * self.batch;
+        let all = &self.order[lo..(lo + self.batch).min(self.order.len())];
+        let Some((starts, mut masks)) = rank_rows(all, self.rank, rng) else {
+            return Ok(BatchLoss::NONE);
+        };
+        self.train.fill(starts, &mut self.ids, &mut self.targets);
+        let b = starts.len();
+        let loss = self.model.forward_train(
+            params,
+            &self.ids,
+            self.train.window(),
+            b,
+            &self.targets,
+            &mut self.cache,
+            &mut self.ws,
+            &mut masks,
+        )?;
+        if !loss.is_finite() {
+            return Ok(BatchLoss { loss, examples: b });
+        }
+        self.model
+            .backward(params, grads, &self.cache, &mut self.ws)?;
+        // The model's gradient is the mean over this rank's windows; the step's is over the
+        // whole batch's.
+        if b != all.len() {
+            let share = b as f32 / all.len() as f32;
+            grads.iter_mut().for_each(|g| *g *= share);
+        }
+        Ok(BatchLoss { loss, examples: b })
+    }
+
+    /// Per-word perplexity of the validation split (every rank scores all of it).
+    fn validate(&mut self, params: &[f32], _group: &Group) -> Result<Validation> {
+        let r = evaluate(
+            self.model,
+            params,
+            self.valid,
+            self.train.window(),
+            self.eval_batch,
+            &mut self.eval_ws,
+        )?;
+        Ok(Validation {
+            loss: r.loss,
+            score: -r.ppl,
+        })
+    }
+}
+
+/// `format` metadata of a last-token model's weights file.
+pub const LAST_TOKEN_FORMAT: &str = "seqrnn-last-token";
+
+/// Training settings of a last-token run beyond the shared loop's.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LastTokenTrainConfig {
+    /// Window length `N` (words before the predicted one).
+    pub window: usize,
+    /// Windows per step.
+    pub batch: usize,
+    /// Windows per evaluation batch.
+    pub eval_batch: usize,
+    /// Threads the run was started with (results depend on it in the last bits; 0: not
+    /// recorded).
+    #[serde(default)]
+    pub threads: usize,
+    /// The shared loop's settings.
+    pub fit: FitConfig,
+}
+
+/// The `config.json` of a last-token run (`vocab.txt` sits beside it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LastTokenRunConfig {
+    /// Format version ([`crate::run::TASK_FORMAT_VERSION`]).
+    pub format: u32,
+    /// Always `"last-token"`.
+    pub task: String,
+    /// Word or character tokens.
+    pub tokens: TokenKindName,
+    /// The model.
+    pub model: LastTokenConfig,
+    /// Training settings.
+    pub train: LastTokenTrainConfig,
+}
+
+impl LastTokenRunConfig {
+    /// Task name in `config.json`.
+    pub const TASK: &'static str = "last-token";
+
+    /// Whether `dir` holds a run whose `config.json` names this task (false when it cannot be
+    /// read).
+    pub fn is_run(dir: &Path) -> bool {
+        RunDir::new(dir)
+            .read_config_json()
+            .is_ok_and(|v| v.get("task").and_then(|t| t.as_str()) == Some(Self::TASK))
+    }
+
+    /// Reads `config.json` of `run`, refusing other kinds of run with a clear message.
+    pub fn load(run: &RunDir) -> Result<Self> {
+        let v = crate::run::load_task_config(run, Self::TASK)?;
+        let c: LastTokenRunConfig = serde_json::from_value(v).map_err(|e| Error::Format {
+            path: run.config_path(),
+            message: format!("unreadable last-token configuration ({e})"),
+        })?;
+        c.model.validate()?;
+        crate::data::last_token::check_window(c.train.window)?;
+        Ok(c)
+    }
+}
+
+/// A trained last-token model, loaded from its run folder (`seqrnn train --objective
+/// last-token`), ready to evaluate.
+#[derive(Clone, Debug)]
+pub struct Trained {
+    /// The run's configuration.
+    pub config: LastTokenRunConfig,
+    /// Vocabulary (`vocab.txt`).
+    pub vocab: Vocab,
+    /// The model.
+    pub model: LastTokenModel,
+    /// Its best-on-validation weights.
+    pub params: Vec<f32>,
+}
+
+impl Trained {
+    /// Reads the run in `dir`: configuration, vocabulary and weights.
+    ///
+    /// # Errors
+    /// [`Error::Format`] when the folder is not a last-token run or its files disagree;
+    /// [`Error::NoFinishedEpoch`] for a run stopped before its first validation; I/O errors.
+    pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
+        let run = RunDir::new(dir.as_ref());
+        let config = LastTokenRunConfig::load(&run)?;
+        let vocab = Vocab::load(&run.vocab_path())?;
+        if vocab.len() != config.model.vocab {
+            return Err(Error::Format {
+                path: run.config_path(),
+                message: "vocab.txt does not match config.json".into(),
+            });
+        }
+        let model = LastTokenModel::new(config.model)?;
+        let file = run.load_weights("train")?;
+        let params = model.param_layout().from_file(
+            &file,
+            &run.model_path(),
+            "a last-token language model",
+        )?;
+        Ok(Trained {
+            config,
+            vocab,
+            model,
+            params,
+        })
+    }
+
+    /// Token kind of the corpus the model was trained on.
+    pub fn token_kind(&self) -> TokenKind {
+        self.config.tokens.into()
+    }
+
+    /// The token ids of `split` of the corpus at `data` and the number of its words not in
+    /// the vocabulary (see [`crate::lm::Trained::split`]).
+    ///
+    /// # Errors
+    /// [`Error::Data`] when the split's file is missing or unreadable, or a character corpus'
+    /// vocabulary differs from the model's; [`Error::Config`] for the test split of a character
+    /// corpus.
+    pub fn split(&self, data: &Path, split: Split) -> Result<(Vec<u32>, usize)> {
+        let name = match split {
+            Split::Valid => "valid",
+            Split::Test => "test",
+        };
+        match (self.token_kind(), split) {
+            (TokenKind::Word, _) => {
+                crate::data::encode_words(&crate::data::word_split_file(data, name)?, &self.vocab)
+            }
+            (TokenKind::Char, Split::Test) => Err(Error::Config(
+                "character corpora have no test split: use the validation split".into(),
+            )),
+            (TokenKind::Char, Split::Valid) => {
+                let file = crate::data::char_corpus_file(data);
+                let corpus = crate::data::load_char_corpus(&file)?;
+                if corpus.vocab != self.vocab {
+                    return Err(Error::Data {
+                        path: file,
+                        message: "its characters give a different vocabulary from the model's: \
+                                  not the text this model was trained on"
+                            .into(),
+                    });
+                }
+                Ok((corpus.valid, 0))
+            }
+        }
+    }
+
+    /// Per-word perplexity on `stream` with the run's window (see [`evaluate`]).
+    pub fn perplexity(&self, stream: &[u32]) -> Result<EvalResult> {
+        evaluate(
+            &self.model,
+            &self.params,
+            stream,
+            self.config.train.window,
+            self.config.train.eval_batch,
+            &mut EvalWorkspace::default(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rnn::CellKind;
+
+    fn model() -> LastTokenModel {
+        LastTokenModel::new(LastTokenConfig {
+            vocab: 7,
+            embed: 3,
+            cell: CellKind::Lstm,
+            hidden: 4,
+            layers: 2,
+            dropout: 0.0,
+        })
+        .unwrap()
+    }
+
+    /// Evaluation is the mean over the tokens of each one's loss computed alone, from the
+    /// window before it (shorter at the start), whatever the batch.
+    #[test]
+    fn evaluation_scores_each_token_from_its_window() {
+        let m = model();
+        let p = m.init_params(3).unwrap();
+        let stream = [1u32, 4, 2, 6, 0, 3, 3, 5, 1];
+        let window = 3;
+        let mut ws = LastTokenWorkspace::default();
+        let mut by_hand = 0.0;
+        for i in 1..stream.len() {
+            let ctx = &stream[i.saturating_sub(window)..i];
+            by_hand += m
+                .eval_loss(&p, ctx, ctx.len(), 1, &stream[i..=i], &mut ws)
+                .unwrap();
+        }
+        by_hand /= (stream.len() - 1) as f64;
+        for batch in [1, 2, 5, 100] {
+            let r = evaluate(
+                &m,
+                &p,
+                &stream,
+                window,
+                batch,
+                &mut EvalWorkspace::default(),
+            )
+            .unwrap();
+            assert_eq!(r.tokens, 8);
+            assert!((r.loss - by_hand).abs() < 1e-6, "batch {batch}");
+            assert!((r.ppl - by_hand.exp()).abs() < 1e-5);
+        }
+        assert!(evaluate(&m, &p, &stream[..1], 3, 1, &mut EvalWorkspace::default()).is_err());
+        assert!(evaluate(&m, &p, &stream, 0, 1, &mut EvalWorkspace::default()).is_err());
+    }
+
+    /// An epoch visits every window once, in an order drawn from the loop's generator; the step
+    /// loss is the summed cross-entropy of the batch's windows.
+    #[test]
+    fn epochs_shuffle_every_window_into_batches() {
+        let m = model();
+        let p = m.init_params(3).unwrap();
+        let train: Vec<u32> = (0..23).map(|i| (i * 5 % 7) as u32).collect();
+        let valid = [1u32, 2, 3];
+        let mut task = LastTokenTask::new(&m, &train, &valid, 4, 6, 8).unwrap();
+        let mut rng = crate::dropout::rng_from_seed(1);
+        assert_eq!(task.start_epoch(1, &mut rng), 4);
+        let mut seen = task.order.clone();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..19).collect::<Vec<_>>());
+        let first = task.order.clone();
+        task.start_epoch(2, &mut rng);
+        assert_ne!(task.order, first);
+        let mut g = vec![0.0; m.num_params()];
+        let last = task.train_step(&p, &mut g, 3, &mut rng).unwrap();
+        assert_eq!(last.examples, 1);
+        let s = task.order[18];
+        let mut ws = LastTokenWorkspace::default();
+        let alone = m
+            .eval_loss(&p, &train[s..s + 4], 4, 1, &train[s + 4..=s + 4], &mut ws)
+            .unwrap();
+        assert!((last.loss - alone).abs() < 1e-6);
+        assert!(g.iter().any(|v| *v != 0.0));
+        let v = task.validate(&p, &Group::single()).unwrap();
+        assert!((v.score + v.loss.exp()).abs() < 1e-9);
+    }
+
+    #[test]
+    fn refuses_unusable_splits() {
+        let m = model();
+        let e = |r: Result<LastTokenTask>| r.err().unwrap().to_string();
+        let s = [1u32, 2, 3, 4];
+        assert!(e(LastTokenTask::new(&m, &s, &s, 4, 2, 2)).contains("more than 4 tokens"));
+        assert!(e(LastTokenTask::new(&m, &s, &s, 0, 2, 2)).contains("at least 1 token"));
+        assert!(e(LastTokenTask::new(&m, &s, &s[..1], 2, 2, 2)).contains("validation"));
+        assert!(e(LastTokenTask::new(&m, &s, &s, 2, 0, 2)).contains("batch"));
+    }
+}
