@@ -447,7 +447,13 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
     crate::training::report_allreduce(&outcome.fit);
     if crate::training::is_root() {
         let secs = t0.elapsed().as_secs_f64();
-        write_summary(&run, &outcome, secs)?;
+        write_summary(
+            &run,
+            outcome.best_valid_ppl,
+            outcome.test_ppl,
+            &outcome.fit,
+            secs,
+        )?;
         print_outcome(&a, &outcome, secs);
     }
     Ok(())
@@ -519,11 +525,16 @@ fn resumed_config(a: &TrainArgs, run: &Run) -> Result<(RunConfig, TrainConfig)> 
 
 /// Writes the run's `summary.json`: the final figures, the training time over every sitting
 /// (the sum of the epochs' seconds, validation included) and the thread count.
-fn write_summary(run: &Run, outcome: &train::TrainOutcome, secs: f64) -> Result<()> {
-    let f = &outcome.fit;
+fn write_summary(
+    run: &Run,
+    valid_ppl: f64,
+    test_ppl: Option<f64>,
+    f: &train::FitOutcome,
+    secs: f64,
+) -> Result<()> {
     let v = serde_json::json!({
-        "valid_ppl": outcome.best_valid_ppl,
-        "test_ppl": outcome.test_ppl,
+        "valid_ppl": valid_ppl,
+        "test_ppl": test_ppl,
         "best_epoch": f.best_epoch,
         "epochs": f.epochs.iter().filter(|r| r.epoch_end).count(),
         "steps": f.steps,

@@ -302,6 +302,7 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
         None => None,
     };
     let secs = t0.elapsed().as_secs_f64();
+    super::write_summary(&run, best_valid_ppl, test_ppl, &outcome, secs)?;
     let epochs = outcome.epochs.iter().filter(|r| r.epoch_end).count();
     if a.json {
         let v = serde_json::json!({
