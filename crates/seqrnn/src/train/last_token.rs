@@ -387,31 +387,7 @@ impl Trained {
     /// vocabulary differs from the model's; [`Error::Config`] for the test split of a character
     /// corpus.
     pub fn split(&self, data: &Path, split: Split) -> Result<(Vec<u32>, usize)> {
-        let name = match split {
-            Split::Valid => "valid",
-            Split::Test => "test",
-        };
-        match (self.token_kind(), split) {
-            (TokenKind::Word, _) => {
-                crate::data::encode_words(&crate::data::word_split_file(data, name)?, &self.vocab)
-            }
-            (TokenKind::Char, Split::Test) => Err(Error::Config(
-                "character corpora have no test split: use the validation split".into(),
-            )),
-            (TokenKind::Char, Split::Valid) => {
-                let file = crate::data::char_corpus_file(data);
-                let corpus = crate::data::load_char_corpus(&file)?;
-                if corpus.vocab != self.vocab {
-                    return Err(Error::Data {
-                        path: file,
-                        message: "its characters give a different vocabulary from the model's: \
-                                  not the text this model was trained on"
-                            .into(),
-                    });
-                }
-                Ok((corpus.valid, 0))
-            }
-        }
+        crate::train::lm::read_split(&self.vocab, self.token_kind(), data, split)
     }
 
     /// Per-word perplexity on `stream` with the run's window (see [`evaluate`]).

@@ -885,31 +885,7 @@ impl Trained {
     /// vocabulary differs from the model's; [`Error::Config`] for the test split of a character
     /// corpus (it has none).
     pub fn split(&self, data: &std::path::Path, split: Split) -> Result<(Vec<u32>, usize)> {
-        let name = match split {
-            Split::Valid => "valid",
-            Split::Test => "test",
-        };
-        match (self.token_kind(), split) {
-            (TokenKind::Word, _) => {
-                crate::data::encode_words(&crate::data::word_split_file(data, name)?, &self.vocab)
-            }
-            (TokenKind::Char, Split::Test) => Err(Error::Config(
-                "character corpora have no test split: use the validation split".into(),
-            )),
-            (TokenKind::Char, Split::Valid) => {
-                let file = crate::data::char_corpus_file(data);
-                let corpus = crate::data::load_char_corpus(&file)?;
-                if corpus.vocab != self.vocab {
-                    return Err(Error::Data {
-                        path: file,
-                        message: "its characters give a different vocabulary from the model's: \
-                                  not the text this model was trained on"
-                            .into(),
-                    });
-                }
-                Ok((corpus.valid, 0))
-            }
-        }
+        read_split(&self.vocab, self.token_kind(), data, split)
     }
 
     /// Perplexity on a token stream cut into `batch` columns (1: one stream), state carried.
@@ -935,6 +911,45 @@ fn describe(m: &LmConfig) -> String {
         m.embed,
         m.vocab
     )
+}
+
+/// The token ids of `split` of the corpus at `data` under `vocab` (`kind` tokens), and the number
+/// of its words not in the vocabulary: what [`Trained::split`] reads, for every kind of trained
+/// language model.
+///
+/// # Errors
+/// As [`Trained::split`].
+pub(crate) fn read_split(
+    vocab: &Vocab,
+    kind: TokenKind,
+    data: &std::path::Path,
+    split: Split,
+) -> Result<(Vec<u32>, usize)> {
+    let name = match split {
+        Split::Valid => "valid",
+        Split::Test => "test",
+    };
+    match (kind, split) {
+        (TokenKind::Word, _) => {
+            crate::data::encode_words(&crate::data::word_split_file(data, name)?, vocab)
+        }
+        (TokenKind::Char, Split::Test) => Err(Error::Config(
+            "character corpora have no test split: use the validation split".into(),
+        )),
+        (TokenKind::Char, Split::Valid) => {
+            let file = crate::data::char_corpus_file(data);
+            let corpus = crate::data::load_char_corpus(&file)?;
+            if corpus.vocab != *vocab {
+                return Err(Error::Data {
+                    path: file,
+                    message: "its characters give a different vocabulary from the model's: \
+                              not the text this model was trained on"
+                        .into(),
+                });
+            }
+            Ok((corpus.valid, 0))
+        }
+    }
 }
 
 #[cfg(test)]
