@@ -275,6 +275,29 @@ impl LastTokenModel {
     ) -> Result<&'w mut [f32]> {
         self.check(params, ids, t, b)?;
         let (h, v) = (self.config.hidden, self.config.vocab);
+        self.infer_last_state(params, ids, t, b, ws)?;
+        fit(&mut ws.logits, b * v);
+        softmax::logits(
+            &ws.feat,
+            &params[self.head_w.clone()],
+            &params[self.head_b.clone()],
+            &mut ws.logits,
+            h,
+        );
+        Ok(&mut ws.logits)
+    }
+
+    /// Inference up to the head's input: `ws.feat[B, H]`, the last layer's final state for
+    /// each window of `ids[T, B]` from a zero state.
+    fn infer_last_state(
+        &self,
+        params: &[f32],
+        ids: &[u32],
+        t: usize,
+        b: usize,
+        ws: &mut LastTokenWorkspace,
+    ) -> Result<()> {
+        let h = self.config.hidden;
         self.embed(params, ids, ws);
         ws.zero_state(self.rnn.config(), b);
         fit(&mut ws.y, t * b * h);
@@ -287,15 +310,7 @@ impl LastTokenModel {
             &mut ws.rnn,
         )?;
         Self::last_step(&ws.y, t, b, h, &mut ws.feat);
-        fit(&mut ws.logits, b * v);
-        softmax::logits(
-            &ws.feat,
-            &params[self.head_w.clone()],
-            &params[self.head_b.clone()],
-            &mut ws.logits,
-            h,
-        );
-        Ok(&mut ws.logits)
+        Ok(())
     }
 
     /// Evaluation: the summed cross-entropy (nats) of `targets[B]` given the windows
@@ -312,18 +327,7 @@ impl LastTokenModel {
         self.check(params, ids, t, b)?;
         self.check_targets(targets, b)?;
         let (h, v) = (self.config.hidden, self.config.vocab);
-        self.embed(params, ids, ws);
-        ws.zero_state(self.rnn.config(), b);
-        fit(&mut ws.y, t * b * h);
-        self.rnn.forward_infer(
-            &params[self.rnn_range.clone()],
-            &ws.x,
-            SeqShape { t, b },
-            &mut ws.state,
-            &mut ws.y,
-            &mut ws.rnn,
-        )?;
-        Self::last_step(&ws.y, t, b, h, &mut ws.feat);
+        self.infer_last_state(params, ids, t, b, ws)?;
         fit(&mut ws.logits, b * v);
         softmax::product(&ws.feat, &params[self.head_w.clone()], &mut ws.logits, v, h);
         Ok(softmax::loss(
