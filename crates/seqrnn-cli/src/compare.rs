@@ -84,6 +84,7 @@ fn training_flags(a: &CompareArgs) -> Vec<&'static str> {
     };
     flag(!a.hidden.is_empty(), "--hidden");
     flag(a.lm.layers.is_some(), "--layers");
+    flag(a.lm.last_hidden.is_some(), "--last-hidden");
     flag(a.lm.embed.is_some(), "--embed");
     flag(a.lm.dropout.is_some(), "--dropout");
     flag(a.lm.bptt.is_some(), "--bptt");

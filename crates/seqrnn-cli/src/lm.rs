@@ -129,7 +129,11 @@ pub struct LmFlags {
     /// Recurrent layers.
     #[arg(long)]
     pub layers: Option<usize>,
-    /// Embedding width (default: hidden).
+    /// Units of the last recurrent layer, when it differs from the others (AWD-LSTM's smaller
+    /// last layer; with tied weights the embedding takes this width). Needs 2 layers or more.
+    #[arg(long, value_name = "N")]
+    pub last_hidden: Option<usize>,
+    /// Embedding width (default: hidden, or --last-hidden with tied weights).
     #[arg(long)]
     pub embed: Option<usize>,
     /// Dropout on non-recurrent connections.
@@ -260,20 +264,27 @@ impl LmFlags {
             ar: self.ar.unwrap_or(p.reg.ar),
             tar: self.tar.unwrap_or(p.reg.tar),
         };
+        let output = match output {
+            OutputWeights::Tied => OutputWeights::Tied,
+            OutputWeights::Separate => p.output,
+        };
+        // The decoder reads the last layer: tied weights give the embedding its width.
+        let decoder_input = match output {
+            OutputWeights::Tied => self.last_hidden.unwrap_or(hidden),
+            OutputWeights::Separate => hidden,
+        };
         LmConfig {
             vocab,
-            embed: self.embed.or(p.embed).unwrap_or(hidden),
+            embed: self.embed.or(p.embed).unwrap_or(decoder_input),
             cell,
             hidden,
             layers: self.layers.unwrap_or(p.layers),
+            last_hidden: self.last_hidden,
             dropout: Dropout {
                 p: self.dropout.unwrap_or(p.dropout.p),
                 kind,
             },
-            output: match output {
-                OutputWeights::Tied => OutputWeights::Tied,
-                OutputWeights::Separate => p.output,
-            },
+            output,
             reg,
         }
     }
@@ -353,8 +364,12 @@ pub(crate) fn load_corpus(path: &Path, tokens: TokensArg) -> Result<Corpus> {
 }
 
 fn train_title(cfg: &LmConfig, tokens: TokensArg) -> String {
+    let last = cfg
+        .last_hidden
+        .map(|n| format!(" (last layer {n})"))
+        .unwrap_or_default();
     format!(
-        "{} {}×{} ({} level)",
+        "{} {}×{}{last} ({} level)",
         cfg.cell.name().to_uppercase(),
         cfg.layers,
         cfg.hidden,

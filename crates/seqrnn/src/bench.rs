@@ -198,6 +198,7 @@ impl LmBenchConfig {
             embed: self.hidden,
             hidden: self.hidden,
             layers: self.layers,
+            last_hidden: None,
             dropout: crate::dropout::Dropout::NONE,
             output: crate::model::OutputWeights::Separate,
             reg: Default::default(),

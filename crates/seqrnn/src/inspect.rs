@@ -81,6 +81,12 @@ pub fn inspect(
             c.layers
         )));
     }
+    if c.last_hidden.is_some() && layer + 1 == c.layers {
+        return Err(Error::Config(format!(
+            "layer {layer} is this model's last layer of its own size, which inspect does not read; layers 0 to {} can be inspected",
+            layer - 1
+        )));
+    }
     if ids.is_empty() {
         return Err(Error::Config("no tokens to inspect".into()));
     }
@@ -113,7 +119,7 @@ pub fn inspect(
     let mut y = vec![0.0; t_len * rnn_cfg.output_size()];
     let mut cache = RnnCache::default();
     rnn.forward_train(
-        &params[layout.rnn.clone()],
+        &params[layout.rnn.start..layout.rnn.start + rnn.num_params()],
         &x,
         shape,
         &mut state,

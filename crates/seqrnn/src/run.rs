@@ -514,12 +514,21 @@ pub fn import_state_dict(file: &TensorFile, path: &Path) -> Result<(LanguageMode
     let layers = (0..)
         .take_while(|l| file.tensors.contains_key(&format!("rnn.weight_ih_l{l}")))
         .count();
+    // A last layer of its own size (`rnn.weight_hh_l{L-1}` [G·H', H']).
+    let last_hidden = match layers {
+        0 | 1 => None,
+        _ => {
+            let top = shape(&format!("rnn.weight_hh_l{}", layers - 1))?;
+            top.get(1).copied().filter(|&n| n != h)
+        }
+    };
     let config = LmConfig {
         vocab: v,
         embed: e,
         cell,
         hidden: h,
         layers,
+        last_hidden,
         dropout: crate::dropout::Dropout::NONE,
         output: crate::model::OutputWeights::Separate,
         reg: Default::default(),
@@ -654,6 +663,7 @@ mod tests {
             cell: CellKind::Lstm,
             hidden: 2,
             layers: 1,
+            last_hidden: None,
             dropout: crate::dropout::Dropout::NONE,
             output: crate::model::OutputWeights::Separate,
             reg: Default::default(),

@@ -44,6 +44,7 @@ fn config(cell: CellKind, output: OutputWeights, reg: Regularizers) -> LmConfig 
         cell,
         hidden: 6,
         layers: 2,
+        last_hidden: None,
         dropout: Dropout::NONE,
         output,
         reg,
@@ -388,6 +389,145 @@ fn impossible_regularizers_are_refused() {
         let err = LanguageModel::new(config(CellKind::Lstm, OutputWeights::Separate, reg))
             .unwrap_err()
             .to_string();
+        assert!(err.contains(needle), "{err}");
+    }
+}
+
+/// `config` with three layers of `hidden` units under a last layer of `last` units.
+fn with_last_layer(base: LmConfig, hidden: usize, last: Option<usize>, embed: usize) -> LmConfig {
+    LmConfig {
+        hidden,
+        last_hidden: last,
+        embed,
+        layers: 3,
+        ..base
+    }
+}
+
+/// A last layer given its own size, equal to the others', is the one-stack model: the same
+/// tensors and names, bit for bit the same loss, penalty and gradients with every regulariser
+/// on (the masks are drawn in the same order), and the same carried state across windows.
+#[test]
+fn a_last_layer_of_the_same_size_is_the_one_stack_model() {
+    for cell in [CellKind::Lstm, CellKind::Gru(GruVariant::ResetAfter)] {
+        let base = config(cell, OutputWeights::Tied, every_regularizer());
+        let one = LanguageModel::new(with_last_layer(base, 6, None, 6)).unwrap();
+        let two = LanguageModel::new(with_last_layer(base, 6, Some(6), 6)).unwrap();
+        assert!(one.last_layer().is_none() && two.last_layer().is_some());
+        assert_eq!(one.tensors(), two.tensors());
+        assert_eq!(one.zero_state(3), two.zero_state(3));
+        let params = one
+            .init_params(seqrnn::model::LmInit::Uniform(0.4), 3)
+            .unwrap();
+        let (loss_one, grads_one, penalty_one) = objective(&one, &params, 9);
+        let (loss_two, grads_two, penalty_two) = objective(&two, &params, 9);
+        assert!(penalty_one > 0.0);
+        assert_eq!((loss_one, penalty_one), (loss_two, penalty_two), "{cell:?}");
+        assert_eq!(grads_one, grads_two, "{cell:?}");
+        // Inference over two windows, the state carried between them.
+        let v = one.config().vocab;
+        let (inputs, targets) = (tokens(1, v), tokens(2, v));
+        let two_windows = |m: &LanguageModel| {
+            let mut state = m.zero_state(SHAPE.b);
+            let mut ws = LmWorkspace::default();
+            let mut losses = Vec::new();
+            for _ in 0..2 {
+                losses.push(
+                    m.eval_loss(&params, &inputs, &targets, SHAPE, &mut state, &mut ws)
+                        .unwrap(),
+                );
+            }
+            (losses, state)
+        };
+        assert_eq!(two_windows(&one), two_windows(&two), "{cell:?}");
+    }
+}
+
+/// AWD-LSTM's shape in small: 3 layers, the last smaller than the others (5 under 7) and tied
+/// to a 5-wide embedding. Exact gradients, PyTorch names and shapes, a packed state.
+#[test]
+fn a_smaller_last_layer_has_exact_gradients_and_pytorch_names() {
+    for cell in [CellKind::Lstm, CellKind::Gru(GruVariant::ResetAfter)] {
+        for output in [OutputWeights::Separate, OutputWeights::Tied] {
+            let base = config(cell, output, every_regularizer());
+            let m = LanguageModel::new(with_last_layer(base, 7, Some(5), 5)).unwrap();
+            let params = m
+                .init_params(seqrnn::model::LmInit::Uniform(0.4), 4)
+                .unwrap();
+            let (_, _, penalty) = objective(&m, &params, 9);
+            assert!(penalty > 0.0);
+            check_gradients(
+                &m,
+                &params,
+                &format!("smaller last layer, {cell:?} {output:?}"),
+            );
+        }
+    }
+    let base = config(CellKind::Lstm, OutputWeights::Tied, Regularizers::default());
+    let m = LanguageModel::new(with_last_layer(base, 7, Some(5), 5)).unwrap();
+    let shape = |name: &str| m.param_layout().get(name).unwrap().shape.clone();
+    assert_eq!(shape("rnn.weight_hh_l1"), [28, 7]);
+    assert_eq!(shape("rnn.weight_ih_l2"), [20, 7]);
+    assert_eq!(shape("rnn.weight_hh_l2"), [20, 5]);
+    assert_eq!(shape("decoder.weight"), [11, 5]);
+    assert!(m.param_layout().get("rnn.weight_ih_l3").is_none());
+    // [2, B, 7] for the two layers below, then [B, 5].
+    assert_eq!(m.state_rows(), [7, 7, 5]);
+    let state = m.zero_state(3);
+    assert_eq!((state.h.len(), state.c.len()), (57, 57));
+    // A state of the wrong size is refused, not read past its end.
+    let params = m
+        .init_params(seqrnn::model::LmInit::Uniform(0.4), 4)
+        .unwrap();
+    let v = m.config().vocab;
+    let mut short = m.zero_state(2);
+    let err = m
+        .eval_loss(
+            &params,
+            &tokens(1, v),
+            &tokens(2, v),
+            SHAPE,
+            &mut short,
+            &mut LmWorkspace::default(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("recurrent state holds 38"), "{err}");
+}
+
+#[test]
+fn impossible_last_layers_are_refused() {
+    let base = config(
+        CellKind::Lstm,
+        OutputWeights::Separate,
+        Regularizers::default(),
+    );
+    let tied = config(CellKind::Lstm, OutputWeights::Tied, Regularizers::default());
+    for (cfg, needle) in [
+        (
+            LmConfig {
+                last_hidden: Some(0),
+                ..base
+            },
+            "the last layer's size must be at least 1",
+        ),
+        (
+            LmConfig {
+                last_hidden: Some(4),
+                layers: 1,
+                ..base
+            },
+            "needs at least 2 layers, got 1",
+        ),
+        (
+            LmConfig {
+                last_hidden: Some(4),
+                ..tied
+            },
+            "tied output weights need embedding size = the last layer's size, got 6 and 4",
+        ),
+    ] {
+        let err = LanguageModel::new(cfg).unwrap_err().to_string();
         assert!(err.contains(needle), "{err}");
     }
 }

@@ -106,6 +106,7 @@ fn refuse_every_step_flags(a: &TrainArgs) -> Result<()> {
         (a.lm.dropout_output.is_some(), "--dropout-output"),
         (a.lm.ar.is_some(), "--ar"),
         (a.lm.tar.is_some(), "--tar"),
+        (a.lm.last_hidden.is_some(), "--last-hidden"),
     ] {
         if given {
             bail!(

@@ -11,6 +11,13 @@
 //! training pass: DropConnect on every `W_hh` and whole-word embedding dropout (one mask per
 //! window), separate (locked) dropouts on the input, between layers and on the output, and the
 //! activation penalties AR and TAR on the last layer's output.
+//!
+//! The last recurrent layer may have its own size (`last_hidden`, AWD-LSTM's 400-unit last layer
+//! over 1150-unit layers, so that tied weights need `E = last_hidden` only). The model then runs
+//! two stacks, the first `L − 1` layers and the last one, with the between-layer dropout applied
+//! between them; the parameters keep one block and PyTorch's `nn.LSTM` names
+//! (`rnn.weight_ih_l{L−1}` for the last layer), and the caller's state stays one [`RnnState`],
+//! its slices packed in layer order (`[L−1, B, H]` then `[B, H_last]`).
 
 use std::ops::Range;
 
@@ -125,6 +132,11 @@ pub struct LmConfig {
     pub hidden: usize,
     /// Recurrent layers `L`.
     pub layers: usize,
+    /// Units of the last recurrent layer when it differs from `hidden` (needs `L ≥ 2`); `None`:
+    /// every layer has `hidden` units. The decoder reads this many features, so tied weights
+    /// need `embed = last_hidden`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_hidden: Option<usize>,
     /// Dropout on the embedding output, between recurrent layers, and on the last layer's output.
     pub dropout: Dropout,
     /// Output weights own or tied.
@@ -142,6 +154,7 @@ impl Default for LmConfig {
             cell: CellKind::Lstm,
             hidden: 200,
             layers: 2,
+            last_hidden: None,
             dropout: Dropout::NONE,
             output: OutputWeights::Separate,
             reg: Regularizers::default(),
@@ -156,16 +169,40 @@ impl LmConfig {
         if self.hidden > 0 {
             check_embed(self.embed)?;
         }
+        if let Some(last) = self.last_hidden {
+            if last == 0 {
+                return Err(Error::Config(
+                    "the last layer's size must be at least 1, got 0".into(),
+                ));
+            }
+            if self.layers < 2 {
+                return Err(Error::Config(format!(
+                    "a last layer of its own size needs at least 2 layers, got {}",
+                    self.layers
+                )));
+            }
+        }
         self.rnn_config().validate()?;
         self.dropout.validate()?;
         self.reg.validate()?;
-        if self.output == OutputWeights::Tied && self.embed != self.hidden {
-            return Err(Error::Config(format!(
-                "tied output weights need embedding size = hidden size, got {} and {}",
-                self.embed, self.hidden
-            )));
+        if self.output == OutputWeights::Tied && self.embed != self.out_size() {
+            return Err(Error::Config(match self.last_hidden {
+                None => format!(
+                    "tied output weights need embedding size = hidden size, got {} and {}",
+                    self.embed, self.hidden
+                ),
+                Some(last) => format!(
+                    "tied output weights need embedding size = the last layer's size, got {} and {last}",
+                    self.embed
+                ),
+            }));
         }
         Ok(())
+    }
+
+    /// Features the decoder reads: the last layer's units, `last_hidden` or `hidden`.
+    pub fn out_size(&self) -> usize {
+        self.last_hidden.unwrap_or(self.hidden)
     }
 
     /// Dropout on the embedding output.
@@ -183,15 +220,30 @@ impl LmConfig {
         self.reg.output.unwrap_or(self.dropout)
     }
 
-    /// The recurrent stack's configuration.
+    /// The recurrent stack's configuration: every layer, or with `last_hidden` every layer but
+    /// the last.
     pub fn rnn_config(&self) -> RnnConfig {
         RnnConfig {
             cell: self.cell,
             input_size: self.embed,
             hidden_size: self.hidden,
-            num_layers: self.layers,
+            num_layers: match self.last_hidden {
+                Some(_) => self.layers.saturating_sub(1),
+                None => self.layers,
+            },
             direction: Direction::Forward,
         }
+    }
+
+    /// With `last_hidden`, the last layer as a one-layer stack over the others' output.
+    pub fn last_rnn_config(&self) -> Option<RnnConfig> {
+        self.last_hidden.map(|last| RnnConfig {
+            cell: self.cell,
+            input_size: self.hidden,
+            hidden_size: last,
+            num_layers: 1,
+            direction: Direction::Forward,
+        })
     }
 }
 
@@ -217,8 +269,11 @@ impl Default for LmInit {
 pub struct LmLayout {
     /// `encoder.weight [V, E]`.
     pub encoder: Range<usize>,
-    /// The recurrent stack's block (laid out by [`crate::rnn::RnnLayout`]).
+    /// The recurrent block (laid out by [`crate::rnn::RnnLayout`]): the stack's, followed by
+    /// the last layer's when it has its own size.
     pub rnn: Range<usize>,
+    /// The last layer's part of `rnn`, when it has its own size.
+    pub last: Option<Range<usize>>,
     /// `decoder.weight [V, H]`: its own range, or the encoder's when tied.
     pub decoder_weight: Range<usize>,
     /// `decoder.bias [V]`.
@@ -235,6 +290,10 @@ pub use crate::model::layout::NamedTensor;
 pub struct LanguageModel {
     config: LmConfig,
     rnn: Rnn,
+    /// The last layer, when it has its own size.
+    last: Option<Rnn>,
+    /// Every `W_hh` of the recurrent block, relative to its start, in block order.
+    w_hh: Vec<Range<usize>>,
     params: ParamLayout,
     layout: LmLayout,
 }
@@ -255,7 +314,15 @@ pub struct LmCache {
     w: Vec<f32>,
     w_mask: Vec<f32>,
     rnn: RnnCache,
-    /// `y[T, B, H]`: recurrent output after dropout (the decoder input); `y_mask` its mask.
+    /// With a last layer of its own size: `h[T, B, H]`, the stack's output after the
+    /// between-layer dropout (the last layer's input), `h_mask` that dropout's mask, `last` the
+    /// last layer's cache, and the two stacks' parts of the carried state.
+    h: Vec<f32>,
+    h_mask: Vec<f32>,
+    last: RnnCache,
+    state_main: RnnState,
+    state_last: RnnState,
+    /// `y[T, B, H_out]`: recurrent output after dropout (the decoder input); `y_mask` its mask.
     y: Vec<f32>,
     y_mask: Vec<f32>,
     /// `dlogits[T·B, V]`: gradient of the mean loss w.r.t. the logits (the fused pass's output).
@@ -282,6 +349,56 @@ pub struct LmWorkspace {
     dx: Vec<f32>,
     /// `[R]` gradient of the dropped recurrent block (weight drop only).
     dw: Vec<f32>,
+    /// `∂` of the stack's final state (zeros: truncated BPTT), `[L·D, B, H]`.
+    dstate: RnnState,
+    /// With a last layer of its own size: its workspace, `h[T, B, H]` the stack's output
+    /// (inference) or its gradient (backward), the last layer's `∂` final state, and the two
+    /// stacks' parts of the carried state.
+    last: RnnWorkspace,
+    h: Vec<f32>,
+    dstate_last: RnnState,
+    state_main: RnnState,
+    state_last: RnnState,
+}
+
+/// `state` resized to a zero state of `config` for batch `b`, reusing its buffers.
+fn zero_into(state: &mut RnnState, config: &RnnConfig, b: usize) {
+    let n = config.state_slices() * b * config.hidden_size;
+    state.h.clear();
+    state.h.resize(n, 0.0);
+    state.c.clear();
+    if config.cell.has_cell_state() {
+        state.c.resize(n, 0.0);
+    }
+}
+
+/// Copies `src` into `dst`, reusing `dst`'s buffer.
+fn copy_into(dst: &mut Vec<f32>, src: &[f32]) {
+    dst.clear();
+    dst.extend_from_slice(src);
+}
+
+/// Splits a packed state at `at` values into the stack's part and the last layer's.
+fn split_state(packed: &RnnState, at: usize, main: &mut RnnState, last: &mut RnnState) {
+    copy_into(&mut main.h, &packed.h[..at]);
+    copy_into(&mut last.h, &packed.h[at..]);
+    main.c.clear();
+    last.c.clear();
+    if !packed.c.is_empty() {
+        main.c.extend_from_slice(&packed.c[..at]);
+        last.c.extend_from_slice(&packed.c[at..]);
+    }
+}
+
+/// Writes the two stacks' states back into the packed state (inverse of [`split_state`]).
+fn join_state(main: &RnnState, last: &RnnState, packed: &mut RnnState) {
+    let at = main.h.len();
+    packed.h[..at].copy_from_slice(&main.h);
+    packed.h[at..].copy_from_slice(&last.h);
+    if !packed.c.is_empty() {
+        packed.c[..at].copy_from_slice(&main.c);
+        packed.c[at..].copy_from_slice(&last.c);
+    }
 }
 
 impl LanguageModel {
@@ -289,10 +406,30 @@ impl LanguageModel {
     pub fn new(config: LmConfig) -> Result<Self> {
         config.validate()?;
         let rnn = Rnn::new(config.rnn_config())?.with_dropout(config.hidden_dropout())?;
-        let (v, e, h) = (config.vocab, config.embed, config.hidden);
+        let last = config.last_rnn_config().map(Rnn::new).transpose()?;
+        let (v, e, h) = (config.vocab, config.embed, config.out_size());
         let mut params = ParamLayout::new();
         let encoder = params.push("encoder.weight", vec![v, e]);
-        let rnn_range = params.push_rnn("rnn", rnn.layout());
+        let mut rnn_range = params.push_rnn("rnn", rnn.layout());
+        let mut w_hh: Vec<Range<usize>> = rnn
+            .layout()
+            .cells()
+            .iter()
+            .map(|c| c.w_hh.clone())
+            .collect();
+        let last_range = last.as_ref().map(|last| {
+            let below = rnn.num_params();
+            let named = last.layout().numbered_from(config.layers - 1);
+            w_hh.extend(
+                named
+                    .cells()
+                    .iter()
+                    .map(|c| c.w_hh.start + below..c.w_hh.end + below),
+            );
+            let range = params.push_rnn("rnn", &named);
+            rnn_range.end = range.end;
+            range
+        });
         let decoder_weight = match config.output {
             OutputWeights::Separate => params.push("decoder.weight", vec![v, h]),
             OutputWeights::Tied => params.alias("decoder.weight", vec![v, h], "encoder.weight"),
@@ -302,12 +439,15 @@ impl LanguageModel {
             len: params.len(),
             encoder,
             rnn: rnn_range,
+            last: last_range,
             decoder_weight,
             decoder_bias,
         };
         Ok(LanguageModel {
             config,
             rnn,
+            last,
+            w_hh,
             params,
             layout,
         })
@@ -334,9 +474,47 @@ impl LanguageModel {
         self.params.len()
     }
 
-    /// The recurrent stack.
+    /// The recurrent stack: every layer, or every layer but a last one of its own size.
     pub fn rnn(&self) -> &Rnn {
         &self.rnn
+    }
+
+    /// The last layer, when it has its own size (`last_hidden`).
+    pub fn last_layer(&self) -> Option<&Rnn> {
+        self.last.as_ref()
+    }
+
+    /// Width of each `[B, ·]` slice of the carried state, in order: `H` per layer of the stack,
+    /// then the last layer's size when it has its own.
+    pub fn state_rows(&self) -> Vec<usize> {
+        let c = self.rnn.config();
+        let mut rows = vec![c.hidden_size; c.state_slices()];
+        rows.extend(self.config.last_hidden);
+        rows
+    }
+
+    /// The stack's and the last layer's parts of the recurrent block `w` (the last empty
+    /// without a last layer of its own size).
+    fn split_block<'w>(&self, w: &'w [f32]) -> (&'w [f32], &'w [f32]) {
+        w.split_at(self.rnn.num_params())
+    }
+
+    /// Checks that `state` is a packed state of this model for batch `b`.
+    fn check_state(&self, state: &RnnState, b: usize) -> Result<()> {
+        let n = self.state_rows().iter().sum::<usize>() * b;
+        let nc = if self.config.cell.has_cell_state() {
+            n
+        } else {
+            0
+        };
+        if state.h.len() != n || state.c.len() != nc {
+            return Err(Error::Shape(format!(
+                "the recurrent state holds {} + {} values, expected {n} + {nc} for batch {b}",
+                state.h.len(),
+                state.c.len()
+            )));
+        }
+        Ok(())
     }
 
     /// A freshly initialised parameter block; the same seed gives the same values.
@@ -360,12 +538,20 @@ impl LanguageModel {
                     let u2: f64 = rng.random::<f64>();
                     *v = ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32;
                 }
+                let (below, above) = p[self.layout.rnn.clone()].split_at_mut(self.rnn.num_params());
                 crate::rnn::Init::default().apply(
                     self.rnn.config(),
-                    &mut p[self.layout.rnn.clone()],
+                    below,
                     seed.wrapping_add(1),
                 )?;
-                let k = 1.0 / (self.config.hidden as f32).sqrt();
+                if let Some(last) = &self.last {
+                    crate::rnn::Init::default().apply(
+                        last.config(),
+                        above,
+                        seed.wrapping_add(2),
+                    )?;
+                }
+                let k = 1.0 / (self.config.out_size() as f32).sqrt();
                 if self.config.output == OutputWeights::Separate {
                     for v in &mut p[self.layout.decoder_weight.clone()] {
                         *v = rng.random_range(-k..=k);
@@ -379,9 +565,18 @@ impl LanguageModel {
         Ok(p)
     }
 
-    /// A zero recurrent state for batch `b`.
+    /// A zero recurrent state for batch `b` (with a last layer of its own size, both stacks'
+    /// slices packed: `h[L−1, B, H]` then `h[B, H_last]`, and `c` alike).
     pub fn zero_state(&self, b: usize) -> RnnState {
-        RnnState::zeros(self.rnn.config(), b)
+        let n = self.state_rows().iter().sum::<usize>() * b;
+        RnnState {
+            h: vec![0.0; n],
+            c: if self.config.cell.has_cell_state() {
+                vec![0.0; n]
+            } else {
+                Vec::new()
+            },
+        }
     }
 
     /// Every tensor in PyTorch `state_dict` order with its name. With tied weights
@@ -397,29 +592,29 @@ impl LanguageModel {
         embedding::forward(&params[self.layout.encoder.clone()], inputs, out, e);
     }
 
-    /// `logits[T·B, V]` = decoder applied to `y[T·B, H]` (resized to fit).
+    /// `logits[T·B, V]` = decoder applied to `y[T·B, H_out]` (resized to fit).
     fn decode(&self, params: &[f32], y: &[f32], logits: &mut Vec<f32>) {
         let c = &self.config;
-        fit(logits, y.len() / c.hidden * c.vocab);
+        fit(logits, y.len() / c.out_size() * c.vocab);
         softmax::logits(
             y,
             &params[self.layout.decoder_weight.clone()],
             &params[self.layout.decoder_bias.clone()],
             logits,
-            c.hidden,
+            c.out_size(),
         );
     }
 
-    /// `products[T·B, V]` = `y[T·B, H] · Wᵀ`, the decoder without its bias (resized to fit).
+    /// `products[T·B, V]` = `y[T·B, H_out] · Wᵀ`, the decoder without its bias (resized to fit).
     fn decode_product(&self, params: &[f32], y: &[f32], products: &mut Vec<f32>) {
         let c = &self.config;
-        fit(products, y.len() / c.hidden * c.vocab);
+        fit(products, y.len() / c.out_size() * c.vocab);
         softmax::product(
             y,
             &params[self.layout.decoder_weight.clone()],
             products,
             c.vocab,
-            c.hidden,
+            c.out_size(),
         );
     }
 
@@ -479,20 +674,54 @@ impl LanguageModel {
         if input_dropout.is_active() {
             input_dropout.apply_train(&mut cache.x, &mut cache.x_mask, shape.t, shape.b, rng);
         }
-        let weights = match self.drop_weights(params, &mut cache.w, &mut cache.w_mask, rng) {
+        self.check_state(state, shape.b)?;
+        let dropped = self.drop_weights(params, &mut cache.w, &mut cache.w_mask, rng);
+        let weights = match dropped {
             true => &cache.w[..],
             false => &params[self.layout.rnn.clone()],
         };
-        fit(&mut cache.y, n * c.hidden);
-        self.rnn.forward_train(
-            weights,
-            &cache.x,
-            shape,
-            state,
-            &mut cache.y,
-            &mut cache.rnn,
-            rng,
-        )?;
+        let (below, above) = self.split_block(weights);
+        fit(&mut cache.y, n * c.out_size());
+        match &self.last {
+            None => self.rnn.forward_train(
+                below,
+                &cache.x,
+                shape,
+                state,
+                &mut cache.y,
+                &mut cache.rnn,
+                rng,
+            )?,
+            Some(last) => {
+                let at = self.rnn.config().state_slices() * shape.b * c.hidden;
+                split_state(state, at, &mut cache.state_main, &mut cache.state_last);
+                fit(&mut cache.h, n * c.hidden);
+                self.rnn.forward_train(
+                    below,
+                    &cache.x,
+                    shape,
+                    &mut cache.state_main,
+                    &mut cache.h,
+                    &mut cache.rnn,
+                    rng,
+                )?;
+                // The between-layer dropout, drawn where the one-stack model draws it.
+                let hidden = c.hidden_dropout();
+                if hidden.is_active() {
+                    hidden.apply_train(&mut cache.h, &mut cache.h_mask, shape.t, shape.b, rng);
+                }
+                last.forward_train(
+                    above,
+                    &cache.h,
+                    shape,
+                    &mut cache.state_last,
+                    &mut cache.y,
+                    &mut cache.last,
+                    rng,
+                )?;
+                join_state(&cache.state_main, &cache.state_last, state);
+            }
+        }
         let output_dropout = c.output_dropout();
         if output_dropout.is_active() {
             output_dropout.apply_train(&mut cache.y, &mut cache.y_mask, shape.t, shape.b, rng);
@@ -521,16 +750,14 @@ impl LanguageModel {
         if p == 0.0 {
             return false;
         }
-        let cells = self.rnn.layout().cells();
-        let n: usize = cells.iter().map(|cell| cell.w_hh.len()).sum();
+        let n: usize = self.w_hh.iter().map(Range::len).sum();
         shared_mask(p, w_mask, n, rng);
         w.clear();
         w.extend_from_slice(&params[self.layout.rnn.clone()]);
         let mut at = 0;
-        for cell in cells {
-            let len = cell.w_hh.len();
-            apply_mask(&mut w[cell.w_hh.clone()], &w_mask[at..at + len]);
-            at += len;
+        for range in &self.w_hh {
+            apply_mask(&mut w[range.clone()], &w_mask[at..at + range.len()]);
+            at += range.len();
         }
         true
     }
@@ -546,7 +773,7 @@ impl LanguageModel {
         }
         if r.tar > 0.0 && shape.t > 1 {
             let h = self.last_output(cache);
-            let step = shape.b * self.config.hidden;
+            let step = shape.b * self.config.out_size();
             let sq: f64 = h[step..]
                 .iter()
                 .zip(h)
@@ -557,12 +784,13 @@ impl LanguageModel {
         total
     }
 
-    /// `[T, B, H]` output of the last recurrent layer before dropout, from the cache.
+    /// `[T, B, H_out]` output of the last recurrent layer before dropout, from the cache.
     fn last_output<'c>(&self, cache: &'c LmCache) -> &'c [f32] {
-        cache
-            .rnn
-            .layer_output(self.config.layers - 1)
-            .unwrap_or(&[])
+        match self.last {
+            Some(_) => cache.last.layer_output(0),
+            None => cache.rnn.layer_output(self.config.layers - 1),
+        }
+        .unwrap_or(&[])
     }
 
     /// Adds the gradient of the AR term (w.r.t. the dropped output) to `dy[T, B, H]`.
@@ -581,7 +809,7 @@ impl LanguageModel {
             return;
         }
         let h = self.last_output(cache);
-        let step = shape.b * self.config.hidden;
+        let step = shape.b * self.config.out_size();
         let k = 2.0 * tar / (h.len() - step) as f32;
         for i in step..h.len() {
             let g = k * (h[i] - h[i - step]);
@@ -608,7 +836,7 @@ impl LanguageModel {
         let c = &self.config;
         let n = shape.t * shape.b;
         let l = &self.layout;
-        fit(&mut ws.dy, n * c.hidden);
+        fit(&mut ws.dy, n * c.out_size());
         {
             // The bias comes after every weight (own or tied), so one split separates them.
             let (weights, bias) = grads.split_at_mut(l.decoder_bias.start);
@@ -620,7 +848,7 @@ impl LanguageModel {
                 dw,
                 db,
                 &mut ws.dy,
-                c.hidden,
+                c.out_size(),
             );
         }
         self.ar_backward(cache, &mut ws.dy);
@@ -645,7 +873,7 @@ impl LanguageModel {
         Ok(())
     }
 
-    /// Backward through the recurrent stack from `ws.dy` into `ws.dx` and the recurrent
+    /// Backward through the recurrent layers from `ws.dy` into `ws.dx` and the recurrent
     /// gradients; with weight drop through the masked block, the `W_hh` gradients masked alike.
     fn rnn_backward(
         &self,
@@ -656,43 +884,78 @@ impl LanguageModel {
         shape: SeqShape,
     ) -> Result<()> {
         let l = &self.layout;
-        let mut dstate = self.zero_state(shape.b);
         if self.config.reg.weight_drop == 0.0 {
-            return self.rnn.backward(
-                &params[l.rnn.clone()],
-                &mut grads[l.rnn.clone()],
-                &cache.rnn,
-                &ws.dy,
-                &mut dstate,
-                &mut ws.dx,
-                &mut ws.rnn,
-            );
+            let (w, dw) = (&params[l.rnn.clone()], &mut grads[l.rnn.clone()]);
+            return self.layers_backward(w, dw, cache, ws, shape);
         }
-        ws.dw.clear();
-        ws.dw.resize(l.rnn.len(), 0.0);
-        self.rnn.backward(
-            &cache.w,
-            &mut ws.dw,
-            &cache.rnn,
-            &ws.dy,
-            &mut dstate,
-            &mut ws.dx,
-            &mut ws.rnn,
-        )?;
+        let mut dw = std::mem::take(&mut ws.dw);
+        dw.clear();
+        dw.resize(l.rnn.len(), 0.0);
+        let done = self.layers_backward(&cache.w, &mut dw, cache, ws, shape);
         let mut at = 0;
-        for cell in self.rnn.layout().cells() {
-            let len = cell.w_hh.len();
-            apply_mask(&mut ws.dw[cell.w_hh.clone()], &cache.w_mask[at..at + len]);
-            at += len;
+        for range in &self.w_hh {
+            apply_mask(&mut dw[range.clone()], &cache.w_mask[at..at + range.len()]);
+            at += range.len();
         }
         grads[l.rnn.clone()]
             .iter_mut()
-            .zip(&ws.dw)
+            .zip(&dw)
             .for_each(|(g, d)| *g += d);
-        Ok(())
+        ws.dw = dw;
+        done
     }
 
-    /// Inference pass of the embedding and recurrent stack over one window: `ws.y[T·B, H]`.
+    /// Backward through the stack (and the last layer of its own size): `ws.dy[T, B, H_out]` →
+    /// `ws.dx[T, B, E]`, gradients accumulated into `dw` (the recurrent block `w`'s layout).
+    /// The final states' gradients are zero (truncated backpropagation through time).
+    fn layers_backward(
+        &self,
+        w: &[f32],
+        dw: &mut [f32],
+        cache: &LmCache,
+        ws: &mut LmWorkspace,
+        shape: SeqShape,
+    ) -> Result<()> {
+        let (below, above) = self.split_block(w);
+        let (dbelow, dabove) = dw.split_at_mut(below.len());
+        zero_into(&mut ws.dstate, self.rnn.config(), shape.b);
+        let Some(last) = &self.last else {
+            return self.rnn.backward(
+                below,
+                dbelow,
+                &cache.rnn,
+                &ws.dy,
+                &mut ws.dstate,
+                &mut ws.dx,
+                &mut ws.rnn,
+            );
+        };
+        zero_into(&mut ws.dstate_last, last.config(), shape.b);
+        fit(&mut ws.h, shape.t * shape.b * self.config.hidden);
+        last.backward(
+            above,
+            dabove,
+            &cache.last,
+            &ws.dy,
+            &mut ws.dstate_last,
+            &mut ws.h,
+            &mut ws.last,
+        )?;
+        if self.config.hidden_dropout().is_active() {
+            apply_mask(&mut ws.h, &cache.h_mask);
+        }
+        self.rnn.backward(
+            below,
+            dbelow,
+            &cache.rnn,
+            &ws.h,
+            &mut ws.dstate,
+            &mut ws.dx,
+            &mut ws.rnn,
+        )
+    }
+
+    /// Inference pass of the embedding and recurrent layers over one window: `ws.y[T·B, H_out]`.
     fn infer_hidden(
         &self,
         params: &[f32],
@@ -703,17 +966,37 @@ impl LanguageModel {
     ) -> Result<()> {
         self.check_params("parameter block", params.len())?;
         self.check_tokens("inputs", inputs, shape)?;
+        self.check_state(state, shape.b)?;
         let n = shape.t * shape.b;
         self.embed(params, inputs, &mut ws.x);
-        fit(&mut ws.y, n * self.config.hidden);
+        fit(&mut ws.y, n * self.config.out_size());
+        let (below, above) = self.split_block(&params[self.layout.rnn.clone()]);
+        let Some(last) = &self.last else {
+            return self
+                .rnn
+                .forward_infer(below, &ws.x, shape, state, &mut ws.y, &mut ws.rnn);
+        };
+        let at = self.rnn.config().state_slices() * shape.b * self.config.hidden;
+        split_state(state, at, &mut ws.state_main, &mut ws.state_last);
+        fit(&mut ws.h, n * self.config.hidden);
         self.rnn.forward_infer(
-            &params[self.layout.rnn.clone()],
+            below,
             &ws.x,
             shape,
-            state,
-            &mut ws.y,
+            &mut ws.state_main,
+            &mut ws.h,
             &mut ws.rnn,
-        )
+        )?;
+        last.forward_infer(
+            above,
+            &ws.h,
+            shape,
+            &mut ws.state_last,
+            &mut ws.y,
+            &mut ws.last,
+        )?;
+        join_state(&ws.state_main, &ws.state_last, state);
+        Ok(())
     }
 
     /// Inference pass over one window: writes `logits[T·B, V]` into the workspace and returns

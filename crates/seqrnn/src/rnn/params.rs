@@ -117,6 +117,15 @@ impl RnnLayout {
         &self.cells
     }
 
+    /// The same layout with its layers numbered from `first` instead of 0. Only the names
+    /// change (`weight_ih_l{first}` …): for a stack that continues another one's layers in a
+    /// model's `state_dict`, as a last layer of its own size does.
+    pub fn numbered_from(&self, first: usize) -> RnnLayout {
+        let mut out = self.clone();
+        out.cells.iter_mut().for_each(|c| c.layer += first);
+        out
+    }
+
     /// Every tensor with its PyTorch name and shape, in `state_dict` order.
     pub fn tensors(&self) -> Vec<TensorInfo> {
         let mut out = Vec::with_capacity(4 * self.cells.len());
@@ -240,6 +249,15 @@ mod tests {
         assert_eq!(t.last().unwrap().range.end, layout.len());
         for w in t.windows(2) {
             assert_eq!(w[0].range.end, w[1].range.start);
+        }
+        // Renumbering changes the names only.
+        let shifted = layout.numbered_from(3);
+        let s = shifted.tensors();
+        assert_eq!(s[0].name, "weight_ih_l3");
+        assert_eq!(s[7].name, "bias_hh_l3_reverse");
+        assert_eq!(s[8].name, "weight_ih_l4");
+        for (a, b) in t.iter().zip(&s) {
+            assert_eq!((&a.shape, &a.range), (&b.shape, &b.range));
         }
     }
 }

@@ -228,6 +228,7 @@ impl Preset {
             cell,
             hidden: m.hidden,
             layers: m.layers,
+            last_hidden: None,
             dropout: m.dropout,
             output: m.output,
             reg: m.reg,
@@ -584,18 +585,19 @@ impl Task for LmTask<'_> {
     }
     /// The state of every column: each rank's rows, gathered by a sum over zero-filled blocks.
     fn carried(&self, group: &Group) -> BTreeMap<String, Vec<f32>> {
-        let b = self.train.batch();
+        let (b, lb) = (self.train.batch(), self.local.batch());
+        let rows = self.model.state_rows();
         let whole = |local: &[f32]| {
             if !group.is_distributed() {
                 return local.to_vec();
             }
-            let row = self.model.config().hidden;
-            let mut all = vec![0.0; local.len() / self.local.batch() * b];
-            for (dst, src) in all
-                .chunks_exact_mut(b * row)
-                .zip(local.chunks_exact(self.local.batch() * row))
-            {
-                dst[self.columns.start * row..self.columns.end * row].copy_from_slice(src);
+            let mut all = vec![0.0; local.len() / lb * b];
+            let (mut at, mut at_local) = (0, 0);
+            for &row in &rows {
+                let dst = &mut all[at..at + b * row];
+                dst[self.columns.start * row..self.columns.end * row]
+                    .copy_from_slice(&local[at_local..at_local + lb * row]);
+                (at, at_local) = (at + b * row, at_local + lb * row);
             }
             group.sum_f32(&mut all);
             all
@@ -619,13 +621,19 @@ impl Task for LmTask<'_> {
             ))),
         }
         };
-        let row = self.model.config().hidden;
+        let rows = self.model.state_rows();
         let (b, cols) = (self.train.batch(), self.columns.clone());
         let mine = |all: Vec<f32>| -> Vec<f32> {
-            all.chunks_exact(b * row)
-                .flat_map(|layer| &layer[cols.start * row..cols.end * row])
-                .copied()
-                .collect()
+            let mut out = Vec::with_capacity(all.len() / b.max(1) * cols.len());
+            let mut at = 0;
+            for &row in &rows {
+                if at + b * row > all.len() {
+                    break;
+                }
+                out.extend_from_slice(&all[at + cols.start * row..at + cols.end * row]);
+                at += b * row;
+            }
+            out
         };
         self.state = RnnState {
             h: mine(get("h", zero.h.len())?),
@@ -903,8 +911,12 @@ impl Trained {
 }
 
 fn describe(m: &LmConfig) -> String {
+    let last = m
+        .last_hidden
+        .map(|n| format!(" (last layer {n})"))
+        .unwrap_or_default();
     format!(
-        "{} {}×{}, embedding {}, vocabulary {}",
+        "{} {}×{}{last}, embedding {}, vocabulary {}",
         m.cell.name(),
         m.layers,
         m.hidden,
@@ -1041,6 +1053,7 @@ mod tests {
             cell: crate::rnn::CellKind::Lstm,
             hidden: 8,
             layers: 2,
+            last_hidden: None,
             dropout: Dropout {
                 p: 0.2,
                 kind: DropoutKind::Standard,
@@ -1079,6 +1092,7 @@ mod tests {
             cell: crate::rnn::CellKind::Lstm,
             hidden: 8,
             layers: 2,
+            last_hidden: None,
             dropout: Dropout::NONE,
             output: crate::model::OutputWeights::Tied,
             reg: crate::model::Regularizers {
