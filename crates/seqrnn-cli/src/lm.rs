@@ -779,8 +779,12 @@ pub fn import_cmd(a: ImportArgs) -> Result<()> {
         model: config,
         train: serde_json::Value::Null,
     })?;
+    let last = config
+        .last_hidden
+        .map(|n| format!(", last layer {n}"))
+        .unwrap_or_default();
     println!(
-        "imported {} {}×{} (vocabulary {v}, embedding {e}) into {}",
+        "imported {} {}×{} (vocabulary {v}, embedding {e}{last}) into {}",
         cell.name(),
         layers,
         h,

@@ -136,6 +136,38 @@ fn two_ranks_train_a_language_model_as_one_process() {
     }
 }
 
+/// A last layer of its own size packs its state per layer: two ranks split and gather it as one
+/// process would, and a checkpoint written mid-epoch by two ranks resumes on one.
+#[test]
+fn a_smaller_last_layer_trains_on_two_ranks_and_resumes_on_one() {
+    let data = scratch("last-data");
+    corpus(&data);
+    let rest = "--batch 4 --epochs 2 --lr 1 --last-hidden 8";
+    let steps = one_vs_two("lm-last", |out| lm_args_with(&data, out, "0.5", rest));
+    assert!(steps >= 10, "{steps}");
+    let dir = scratch("last");
+    let (whole, part) = (dir.join("whole"), dir.join("part"));
+    let args = |out: &Path, extra: &str| {
+        lm_args_with(
+            &data,
+            out.to_str().unwrap(),
+            "0.5",
+            &format!("{rest} {extra}"),
+        )
+    };
+    let whole_args = args(&whole, "");
+    let whole_args: Vec<&str> = whole_args.iter().map(String::as_str).collect();
+    ok(&run(0, &whole_args, &dir.join("whole.csv")));
+    let stopped = args(&part, "--max-steps 7");
+    let stopped: Vec<&str> = stopped.iter().map(String::as_str).collect();
+    ok(&run(2, &stopped, &dir.join("part2.csv")));
+    let resumed = args(&part, "--resume");
+    let resumed: Vec<&str> = resumed.iter().map(String::as_str).collect();
+    ok(&run(0, &resumed, &dir.join("part1.csv")));
+    let d = rel_diff(&final_params(&whole), &final_params(&part));
+    assert!(d <= 1e-5, "stopped on two ranks, resumed on one: {d:e}");
+}
+
 #[test]
 fn two_ranks_train_a_classifier_as_one_process() {
     let data = scratch("classify-data");

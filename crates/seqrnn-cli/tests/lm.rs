@@ -276,6 +276,92 @@ fn character_level_training_runs() {
     assert!(g.starts_with("To"));
 }
 
+/// `--last-hidden`: a tied model whose last layer is narrower than the others trains, evaluates
+/// to its training figure, and its weights import back as the same model.
+#[test]
+fn a_smaller_last_layer_trains_evaluates_and_imports() {
+    let d = scratch("last-layer");
+    corpus(&d);
+    let (data, run) = (d.to_str().unwrap(), d.join("run"));
+    let run_s = run.to_str().unwrap();
+    let flags = [
+        ("--layers", "3"),
+        ("--last-hidden", "4"),
+        ("--tie", ""),
+        ("--variational", ""),
+        ("--dropout", "0.2"),
+        ("--weight-drop", "0.3"),
+    ];
+    let v = json(&ok(&seqrnn(&small_train_with(data, run_s, &flags))));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    let model = &config["model"];
+    assert_eq!(
+        (&model["hidden"], &model["last_hidden"], &model["embed"]),
+        (&8.into(), &4.into(), &4.into()),
+        "{model}"
+    );
+    let e = json(&ok(&seqrnn(&[
+        "eval", "--model", run_s, "--data", data, "--split", "valid", "--json",
+    ])));
+    let (trained, evaluated) = (
+        v["valid_ppl"].as_f64().unwrap(),
+        e["valid_ppl"].as_f64().unwrap(),
+    );
+    assert!(
+        (trained - evaluated).abs() < 1e-6 * trained,
+        "{trained} vs {evaluated}"
+    );
+    let imported = d.join("imported");
+    let out = ok(&seqrnn(&[
+        "import",
+        "--torch",
+        run.join("model.safetensors").to_str().unwrap(),
+        "--vocab",
+        run.join("vocab.txt").to_str().unwrap(),
+        "--out",
+        imported.to_str().unwrap(),
+    ]));
+    assert!(out.contains("lstm 3×8 (vocabulary "), "{out}");
+    assert!(out.contains("embedding 4, last layer 4)"), "{out}");
+    let again = json(&ok(&seqrnn(&[
+        "eval",
+        "--model",
+        imported.to_str().unwrap(),
+        "--data",
+        data,
+        "--split",
+        "valid",
+        "--json",
+    ])));
+    assert_eq!(again["valid_ppl"], e["valid_ppl"]);
+    // Impossible shapes: one message each, no run folder left.
+    let bad = d.join("bad");
+    let bad_s = bad.to_str().unwrap();
+    for (flags, needle) in [
+        (
+            vec![("--last-hidden", "4")],
+            "a last layer of its own size needs at least 2 layers, got 1",
+        ),
+        (
+            vec![
+                ("--layers", "2"),
+                ("--last-hidden", "4"),
+                ("--tie", ""),
+                ("--embed", "8"),
+            ],
+            "tied output weights need embedding size = the last layer's size, got 8 and 4",
+        ),
+        (
+            vec![("--layers", "2"), ("--last-hidden", "0")],
+            "the last layer's size must be at least 1",
+        ),
+    ] {
+        fails(&seqrnn(&small_train_with(data, bad_s, &flags)), needle);
+        assert!(!bad.exists(), "{flags:?} left a run folder");
+    }
+}
+
 #[test]
 fn import_makes_a_run_that_loads() {
     let Some(fixture) = shared("fixtures/torch_lm_lstm.safetensors") else {

@@ -449,6 +449,29 @@ mod tests {
         assert!(inspect(&m, &p, &[9], 0).is_err());
     }
 
+    /// Below a last layer of its own size the layers read as in the one-width model; the last
+    /// layer itself is refused with a message.
+    #[test]
+    fn layers_below_a_last_layer_of_its_own_size() {
+        let ids = [0, 1, 2, 3, 4, 1];
+        let (plain, p) = model(CellKind::Lstm, 2);
+        let m = LanguageModel::new(LmConfig {
+            last_hidden: Some(4),
+            ..*plain.config()
+        })
+        .unwrap();
+        let (a, b) = (
+            inspect(&plain, &p, &ids, 0).unwrap(),
+            inspect(&m, &p, &ids, 0).unwrap(),
+        );
+        assert_eq!(
+            a.get("hidden").unwrap().values,
+            b.get("hidden").unwrap().values
+        );
+        let err = inspect(&m, &p, &ids, 1).unwrap_err().to_string();
+        assert!(err.contains("last layer of its own size"), "{err}");
+    }
+
     #[test]
     fn properties_of_a_text() {
         let toks: Vec<String> = "ab \"c\"\nd(e)\n".chars().map(String::from).collect();
