@@ -1132,6 +1132,42 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_run_with_a_smaller_last_layer_stopped_mid_epoch_resumes_exactly() {
+        use crate::dropout::{Dropout, DropoutKind};
+        let model = LmConfig {
+            vocab: 7,
+            embed: 4,
+            cell: crate::rnn::CellKind::Lstm,
+            hidden: 8,
+            layers: 3,
+            last_hidden: Some(4),
+            dropout: Dropout {
+                p: 0.2,
+                kind: DropoutKind::Variational,
+            },
+            output: crate::model::OutputWeights::Tied,
+            reg: crate::model::Regularizers {
+                weight_drop: 0.3,
+                ..Default::default()
+            },
+        };
+        let cfg = TrainConfig {
+            bptt: 5,
+            batch: 4,
+            optimizer: Optimizer::Sgd,
+            lr: 2.0,
+            lr_decay: 1.0,
+            epochs: 3,
+            checkpoint_every: Some(3),
+            seed: 4,
+            ..TrainConfig::default()
+        };
+        // Stopped inside the second epoch, between two checkpoints: the carried state of both
+        // stacks comes back from the checkpoint.
+        stopped_and_resumed(model, cfg, 27, "last-layer");
+    }
+
     /// Trains `model` with `cfg` whole, and again stopped after `stop_after` steps and resumed;
     /// asserts the two runs end bit for bit alike and returns the whole run's folder.
     fn stopped_and_resumed(
