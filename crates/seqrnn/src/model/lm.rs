@@ -499,9 +499,16 @@ impl LanguageModel {
         w.split_at(self.rnn.num_params())
     }
 
+    /// Values in each of `h` and `c` of the carried state for batch `b` (no allocation: it is
+    /// checked every window).
+    fn state_len(&self, b: usize) -> usize {
+        let below = self.rnn.config().state_slices() * self.config.hidden;
+        (below + self.config.last_hidden.unwrap_or(0)) * b
+    }
+
     /// Checks that `state` is a packed state of this model for batch `b`.
     fn check_state(&self, state: &RnnState, b: usize) -> Result<()> {
-        let n = self.state_rows().iter().sum::<usize>() * b;
+        let n = self.state_len(b);
         let nc = if self.config.cell.has_cell_state() {
             n
         } else {
@@ -568,7 +575,7 @@ impl LanguageModel {
     /// A zero recurrent state for batch `b` (with a last layer of its own size, both stacks'
     /// slices packed: `h[L−1, B, H]` then `h[B, H_last]`, and `c` alike).
     pub fn zero_state(&self, b: usize) -> RnnState {
-        let n = self.state_rows().iter().sum::<usize>() * b;
+        let n = self.state_len(b);
         RnnState {
             h: vec![0.0; n],
             c: if self.config.cell.has_cell_state() {
