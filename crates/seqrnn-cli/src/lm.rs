@@ -46,7 +46,7 @@ pub enum PresetArg {
     Medium,
     /// Zaremba et al. large: 2 × 1500, bptt 35, dropout 0.65, 55 epochs.
     Large,
-    /// Medium with tied embeddings and variational dropout, decay compressed into 18 epochs.
+    /// Medium with tied embeddings and variational dropout, decay compressed into 17 epochs.
     MediumTied,
     /// Character level for Tiny Shakespeare: 2 × 512, locked dropout, weight drop, Adam.
     Shakespeare,
