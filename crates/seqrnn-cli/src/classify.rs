@@ -235,7 +235,9 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         test: test_m.as_ref(),
         secs,
     };
-    print_result(&a, &d.labels, &result);
+    let v = result_json(&a, &d.labels, &result);
+    run.finish(&v)?;
+    print_result(&a, &v, &d.labels, &result);
     Ok(())
 }
 
@@ -370,11 +372,10 @@ struct TrainResult<'a> {
     secs: f64,
 }
 
-/// The summary line and confusion matrix, or with `--json` one JSON object.
-fn print_result(a: &TrainArgs, labels: &Vocab, r: &TrainResult<'_>) {
+/// The run's final figures (its `summary.json`, and what `--json` prints).
+fn result_json(a: &TrainArgs, labels: &Vocab, r: &TrainResult<'_>) -> serde_json::Value {
     let (outcome, dev_m, test_m) = (r.outcome, r.dev, r.test);
-    if a.json {
-        let v = serde_json::json!({
+    serde_json::json!({
             "dev_accuracy": dev_m.accuracy,
             "dev_macro_f1": dev_m.macro_f1,
             "test_accuracy": test_m.map(|m| m.accuracy),
@@ -387,7 +388,14 @@ fn print_result(a: &TrainArgs, labels: &Vocab, r: &TrainResult<'_>) {
             "steps": outcome.steps,
             "seconds": r.secs,
             "run": a.out,
-        });
+    })
+}
+
+/// The summary line and confusion matrix, or with `--json` one JSON object (`v`, from
+/// [`result_json`]).
+fn print_result(a: &TrainArgs, v: &serde_json::Value, labels: &Vocab, r: &TrainResult<'_>) {
+    let (outcome, dev_m, test_m) = (r.outcome, r.dev, r.test);
+    if a.json {
         println!("{v}");
         return;
     }

@@ -224,7 +224,9 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         &columns.scaler,
         &windows.test,
     )?;
-    print_result(&a, &outcome, &test, t0.elapsed().as_secs_f64());
+    let v = result_json(&a, &outcome, &test, t0.elapsed().as_secs_f64());
+    run.finish(&v)?;
+    print_result(&a, &v, &outcome, &test);
     Ok(())
 }
 
@@ -357,16 +359,32 @@ fn print_start(model: &Forecaster, config: &ForecastRunConfig, w: &Windows) {
     );
 }
 
-/// The summary line, or with `--json` one JSON object.
-fn print_result(a: &TrainArgs, outcome: &FitOutcome, test: &ForecastMetrics, secs: f64) {
+/// The run's final figures (its `summary.json`, and what `--json` prints).
+fn result_json(
+    a: &TrainArgs,
+    outcome: &FitOutcome,
+    test: &ForecastMetrics,
+    secs: f64,
+) -> serde_json::Value {
+    let mut v = metrics_json(test);
+    v["valid_mse"] = serde_json::json!(-outcome.best_score);
+    v["best_epoch"] = serde_json::json!(outcome.best_epoch);
+    v["epochs"] = serde_json::json!(outcome.epochs_run);
+    v["steps"] = serde_json::json!(outcome.steps);
+    v["seconds"] = serde_json::json!(secs);
+    v["run"] = serde_json::json!(a.out);
+    v
+}
+
+/// The summary line, or with `--json` one JSON object (`v`, from [`result_json`]).
+fn print_result(
+    a: &TrainArgs,
+    v: &serde_json::Value,
+    outcome: &FitOutcome,
+    test: &ForecastMetrics,
+) {
+    let secs = v["seconds"].as_f64().unwrap_or_default();
     if a.json {
-        let mut v = metrics_json(test);
-        v["valid_mse"] = serde_json::json!(-outcome.best_score);
-        v["best_epoch"] = serde_json::json!(outcome.best_epoch);
-        v["epochs"] = serde_json::json!(outcome.epochs_run);
-        v["steps"] = serde_json::json!(outcome.steps);
-        v["seconds"] = serde_json::json!(secs);
-        v["run"] = serde_json::json!(a.out);
         println!("{v}");
     } else {
         println!(

@@ -557,9 +557,8 @@ fn write_summary(
         "train_threads": seqrnn::linalg::threads(),
         "seconds": secs,
     });
-    let path = run.dir().dir.join("summary.json");
-    seqrnn::io::write_atomic(&path, format!("{v:#}\n").as_bytes())
-        .with_context(|| format!("could not write {}", path.display()))
+    run.finish(&v)
+        .with_context(|| format!("could not write {}", run.dir().summary_path().display()))
 }
 
 fn print_outcome(a: &TrainArgs, outcome: &train::TrainOutcome, secs: f64) {

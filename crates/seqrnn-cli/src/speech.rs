@@ -450,6 +450,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         "seconds": secs,
         "run": a.out,
     });
+    run.finish(&json)?;
     if a.json {
         println!("{json}");
     } else {

@@ -369,6 +369,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             v["test_per_type"] = serde_json::to_value(&s.per_type)?;
         }
     }
+    run.finish(&v)?;
     if a.json {
         println!("{v}");
     } else {

@@ -484,8 +484,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         None => None,
     };
     let eval_secs = t1.elapsed().as_secs_f64();
-    if a.json {
-        let v = serde_json::json!({
+    let v = serde_json::json!({
             "valid_bleu": valid.bleu,
             "valid_bleu_lc": valid.bleu_lc,
             "valid_perplexity": valid.perplexity,
@@ -500,7 +499,9 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             "train_seconds": train_secs,
             "eval_seconds": eval_secs,
             "run": a.out,
-        });
+    });
+    run.finish(&v)?;
+    if a.json {
         println!("{v}");
     } else {
         println!(

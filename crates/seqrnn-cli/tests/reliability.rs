@@ -212,6 +212,43 @@ fn sigkill_at_any_moment_then_resume_is_bit_identical() {
     }
 }
 
+/// The kill that lands after the last epoch's checkpoint, before `summary.json`: the resume
+/// trains nothing, writes the final figures, and a second resume is refused as complete.
+#[test]
+fn a_run_killed_before_its_summary_is_finished_by_resume() {
+    let d = scratch("summary");
+    corpus(&d);
+    let (reference, _) = reference(&d);
+    let run = d.join("unfinished");
+    ok(&bin().args(run_args(&d, &run)).output().unwrap());
+    let summary = |dir: &Path| -> serde_json::Value {
+        let text = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let written = summary(&run);
+    std::fs::remove_file(run.join("summary.json")).unwrap();
+    let out = bin().args(resume_args(&d, &run)).output().unwrap();
+    let text = ok(&out);
+    assert!(text.contains("8 epochs"), "{text}");
+    same_as_reference(&run, &reference);
+    let again = summary(&run);
+    for key in [
+        "valid_ppl",
+        "test_ppl",
+        "best_epoch",
+        "epochs",
+        "steps",
+        "train_seconds",
+    ] {
+        assert_eq!(again[key], written[key], "{key}");
+    }
+    assert_eq!(again["test_ppl"], summary(&reference)["test_ppl"]);
+    let out = bin().args(resume_args(&d, &run)).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the run is complete (8 of 8 epochs)"), "{err}");
+}
+
 #[test]
 fn ctrl_c_writes_a_checkpoint_says_how_to_resume_and_resume_is_exact() {
     let d = scratch("sigint");

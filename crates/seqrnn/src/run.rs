@@ -8,6 +8,7 @@
 //! | `checkpoint.safetensors` | resume state: latest weights, optimiser moments, position, generator |
 //! | `metrics.csv` | one row per epoch |
 //! | `curve.svg` | learning curve |
+//! | `summary.json` | the final figures, written by the command once the run is finished ([`Run::finish`]) |
 //!
 //! Every file is written to a temporary name in the same folder, flushed to disk, and renamed,
 //! so a crash never leaves a half-written file under the real name.
@@ -23,6 +24,9 @@ use crate::io::tensors::TensorFile;
 use crate::io::write_atomic;
 use crate::model::{LanguageModel, LmConfig};
 use crate::rnn::CellKind;
+
+/// File name of a run's end-of-training summary: its presence marks the run as finished.
+pub const SUMMARY_FILE: &str = "summary.json";
 
 /// Version of the run-directory format written by this build.
 pub const FORMAT_VERSION: u32 = 1;
@@ -112,6 +116,10 @@ impl RunDir {
     /// `curve.svg`.
     pub fn curve_path(&self) -> PathBuf {
         self.dir.join("curve.svg")
+    }
+    /// `summary.json` ([`SUMMARY_FILE`]).
+    pub fn summary_path(&self) -> PathBuf {
+        self.dir.join(SUMMARY_FILE)
     }
 
     /// Creates the folder (and parents) if needed.
@@ -252,10 +260,14 @@ pub enum Existing {
 /// checkpoint to resume from; a fresh run that fails before its first step is removed again
 /// ([`Run::abandon`], called by the training loop), so the same command can be run again.
 /// Every file goes through [`Run::write`] or [`Run::save_tensors`], which write atomically.
+/// A run is finished once the command has written its `summary.json` ([`Run::finish`]); one
+/// killed between its last checkpoint and that file can be resumed to write it.
 #[derive(Clone, Debug)]
 pub struct Run {
     dir: RunDir,
     fresh: bool,
+    /// Whether the folder held a `summary.json` when the run was opened.
+    finished: bool,
     config: Vec<u8>,
     /// The processes training it; only rank 0 writes.
     group: Group,
@@ -282,6 +294,7 @@ impl Run {
             d.model_path(),
             d.metrics_path(),
             d.curve_path(),
+            d.summary_path(),
         ] {
             remove_if_present(&p)?;
         }
@@ -295,6 +308,7 @@ impl Run {
         let mut run = Run {
             dir: d,
             fresh: true,
+            finished: false,
             config: Vec::new(),
             group: Group::single(),
         };
@@ -324,9 +338,11 @@ impl Run {
             path: d.config_path(),
             cause: source,
         })?;
+        let finished = d.summary_path().is_file();
         Ok(Run {
             dir: d,
             fresh: false,
+            finished,
             config,
             group: Group::single(),
         })
@@ -346,6 +362,7 @@ impl Run {
             false => Ok(Run {
                 dir: RunDir::new(dir),
                 fresh: true,
+                finished: false,
                 config: Vec::new(),
                 group: Group::single(),
             }),
@@ -364,12 +381,14 @@ impl Run {
             false => Ok(Run {
                 dir: RunDir::new(dir),
                 fresh: false,
+                finished: false,
                 config: Vec::new(),
                 group: Group::single(),
             }),
         };
         let mut run = group.agree(found)?;
         run.config = group.broadcast_bytes(std::mem::take(&mut run.config));
+        run.finished = group.broadcast_u64(u64::from(run.finished)) != 0;
         run.group = group.clone();
         Ok(run)
     }
@@ -392,6 +411,24 @@ impl Run {
     /// Whether the run starts from scratch (not resumed).
     pub fn is_fresh(&self) -> bool {
         self.fresh
+    }
+
+    /// Whether the run was finished when it was opened: its `summary.json` was written, so
+    /// there is nothing left to resume (unless it is given more epochs).
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Marks the run as finished by writing `summary` as its `summary.json` (atomically; on
+    /// ranks other than 0, nothing): the last file a command writes, after its final figures.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be written.
+    pub fn finish(&self, summary: &serde_json::Value) -> Result<()> {
+        self.write(
+            &self.dir.summary_path(),
+            format!("{summary:#}\n").as_bytes(),
+        )
     }
 
     /// Sets the `config.json` written when training starts (e.g. a resumed run's extended

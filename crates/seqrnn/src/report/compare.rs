@@ -27,8 +27,7 @@ use crate::error::{Error, Result};
 use crate::io::tensors::TensorFile;
 use crate::run::{RunConfig, RunDir, TokenKindName};
 
-/// File name of a run's end-of-training summary.
-pub const SUMMARY_FILE: &str = "summary.json";
+pub use crate::run::SUMMARY_FILE;
 
 /// Figures of one evaluation of a run's best weights.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

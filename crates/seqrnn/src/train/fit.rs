@@ -502,7 +502,15 @@ impl<'a> Loop<'a> {
         self.check_replicas(params)?;
         let mut end = RunEnd::Completed;
         let mut epochs_run = self.state.epochs_done;
-        for epoch in self.state.epochs_done + 1..=self.cfg.epochs {
+        // A run that stopped early trains no further (it is resumed only to be finished).
+        let last = match self.state.stopped_early {
+            true => {
+                end = RunEnd::EarlyStopped;
+                self.state.epochs_done
+            }
+            false => self.cfg.epochs,
+        };
+        for epoch in self.state.epochs_done + 1..=last {
             epochs_run = epoch;
             let mut e = match resumed.take() {
                 Some(r) => r,
@@ -791,14 +799,20 @@ impl<'a> Loop<'a> {
         if ck.ema.is_some() != averaging {
             return bad("the checkpoint and the settings disagree on the moving average".into());
         }
+        // A run whose training is over but which has no summary yet was stopped before its
+        // final files: it goes on to write them, training nothing.
         let st = &ck.state;
-        if st.stopped_early {
+        if st.stopped_early && self.run.is_finished() {
             return bad(format!(
                 "the run stopped early after epoch {} (early stopping): there is nothing to resume",
                 st.epochs_done
             ));
         }
-        if st.epochs_done >= self.cfg.epochs {
+        let over = match self.run.is_finished() {
+            true => st.epochs_done >= self.cfg.epochs,
+            false => st.epochs_done > self.cfg.epochs,
+        };
+        if over {
             return bad(format!(
                 "the run is complete ({} of {} epochs): give it more epochs to train on",
                 st.epochs_done, self.cfg.epochs
@@ -1312,11 +1326,46 @@ mod tests {
                 a.best_params
             );
         }
-        // A complete run, or one checkpoint for another model or settings, is refused.
-        let ck = || load_checkpoint(&ck_path, 3).unwrap();
+        // Stopped after its last checkpoint, before the command wrote its summary: a resume
+        // trains nothing and ends as the uninterrupted run.
+        let original = std::fs::read(&ck_path).unwrap();
+        let ck = || checkpoint_from_bytes(&original, 3).unwrap();
+        let put = |ck: &Checkpoint| {
+            std::fs::write(&ck_path, checkpoint_bytes(ck, &ck_path).unwrap()).unwrap();
+        };
+        let unfinished = Run::resume(&part_run.dir().dir).unwrap();
+        assert!(!unfinished.is_finished());
+        let finish = |c: &FitConfig, ck: &Checkpoint| {
+            put(ck);
+            let mut p = vec![9.0f32; 3];
+            let out = fit(&mut task(), &mut p, c, &unfinished, &mut Silent).unwrap();
+            assert_eq!(p, whole);
+            assert_eq!(out.best_params, a.best_params);
+            assert_eq!(
+                (out.best_epoch, out.steps, out.epochs_run, out.epochs.len()),
+                (a.best_epoch, a.steps, 5, a.epochs.len())
+            );
+            out.end
+        };
+        assert_eq!(finish(&cfg, &ck()), RunEnd::Completed);
+        let mut stopped = ck();
+        stopped.state.stopped_early = true;
+        let more = FitConfig { epochs: 6, ..cfg };
+        assert_eq!(finish(&more, &stopped), RunEnd::EarlyStopped);
+        // Fewer epochs than it has done are refused.
+        put(&ck());
+        let fewer = FitConfig { epochs: 4, ..cfg };
+        let err = fit(&mut task(), &mut [0.0; 3], &fewer, &unfinished, &mut Silent).unwrap_err();
+        assert!(
+            err.to_string().contains("complete (5 of 4 epochs)"),
+            "{err}"
+        );
+        // A finished run, or one checkpoint for another model or settings, is refused.
+        part_run.finish(&serde_json::json!({})).unwrap();
+        let resumed = Run::resume(&part_run.dir().dir).unwrap();
+        assert!(resumed.is_finished());
         let refuse = |c: &FitConfig, ck: Checkpoint, needle: &str| {
-            let bytes = checkpoint_bytes(&ck, &ck_path).unwrap();
-            std::fs::write(&ck_path, bytes).unwrap();
+            put(&ck);
             let err = fit(&mut task(), &mut [0.0; 3], c, &resumed, &mut Silent)
                 .unwrap_err()
                 .to_string();
