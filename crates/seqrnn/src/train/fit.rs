@@ -349,7 +349,8 @@ impl FitOutcome {
 /// # Errors
 /// [`Error::Diverged`] when a loss or gradient norm becomes non-finite (the last checkpoint
 /// stays); [`Error::Config`] when the checkpoint does not fit the task or `cfg`, or the run is
-/// complete; task and I/O errors as they come. A fresh run that fails before a checkpoint
+/// finished ([`Run::is_finished`]) with no epochs left (an unfinished one whose epochs are all
+/// done trains nothing and returns its outcome); task and I/O errors as they come. A fresh run that fails before a checkpoint
 /// past its initial one is removed from the folder ([`Run::abandon`]).
 pub fn fit(
     task: &mut dyn Task,
