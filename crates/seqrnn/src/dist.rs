@@ -3,7 +3,7 @@
 //!
 //! A [`Group`] is one process (the default, [`Group::single`]) or the ranks of an MPI job
 //! started by `mpirun`/`srun` ([`Group::from_env`], with the `mpi` feature: Open MPI through the
-//! `mpi` crate). The training loop ([`crate::train::fit`]) sums the gradients of every step over
+//! `mpi` crate). The training loop ([`crate::train::fit()`]) sums the gradients of every step over
 //! the group with one allreduce of the contiguous gradient block, so every rank takes the same
 //! optimiser step; rank 0 alone writes the run folder.
 

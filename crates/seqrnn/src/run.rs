@@ -103,7 +103,7 @@ impl RunDir {
         self.dir.join("checkpoint.safetensors")
     }
     /// `checkpoints/epoch-NNN.safetensors`: the checkpoint of the end of epoch `epoch`, kept
-    /// with [`crate::train::lm::KeepCheckpoints::Epochs`].
+    /// with [`crate::train::KeepCheckpoints::Epochs`].
     pub fn epoch_checkpoint_path(&self, epoch: usize) -> PathBuf {
         self.dir
             .join("checkpoints")

@@ -1,6 +1,6 @@
 //! Fetching Penn Treebank: Mikolov's `simple-examples.tgz`, unpacked and checked against the
 //! published MD5 sums. Checksums ([`md5_hex`], [`verify_ptb`]) are always available; the network
-//! fetch ([`download_ptb`]) needs the `download` feature.
+//! fetch (`download_ptb`) needs the `download` feature.
 
 use std::io::Read;
 use std::path::Path;

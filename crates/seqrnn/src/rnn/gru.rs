@@ -4,7 +4,7 @@
 //! Gate rows are PyTorch's `r, z, n`; every `[B, 3H]` buffer holds, per batch row, the three
 //! `H`-wide gate blocks in that order. The update is `h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}` in both forms.
 //! The recurrent products around these kernels are issued by the shared sequence loop
-//! ([`super::sequence`]); "reset before" needs two per step, because `W_hn` multiplies `r ⊙ h`.
+//! (`super::sequence`); "reset before" needs two per step, because `W_hn` multiplies `r ⊙ h`.
 
 use super::activation::{sigmoid, tanh};
 

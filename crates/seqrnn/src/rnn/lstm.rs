@@ -2,7 +2,7 @@
 //!
 //! Gate rows are PyTorch's `i, f, g, o`; every `[B, 4H]` buffer holds, per batch row, the four
 //! `H`-wide gate blocks in that order. The recurrent products around these kernels are issued by
-//! the shared sequence loop ([`super::sequence`]).
+//! the shared sequence loop (`super::sequence`).
 
 use super::activation::{sigmoid, tanh};
 

@@ -39,7 +39,7 @@
 //! [`Rnn::forward_train`] caches what backward needs in an [`RnnCache`];
 //! [`Rnn::forward_infer`] caches nothing; [`Rnn::backward`] accumulates weight gradients and
 //! writes input and initial-state gradients. Each layer-direction runs the shared loop of
-//! [`sequence`] with the gate kernels of [`lstm`] or [`gru`]; [`reference`] is a plain-loop f64
+//! `sequence` with the gate kernels of [`lstm`] or [`gru`]; [`mod@reference`] is a plain-loop f64
 //! implementation used as the test oracle.
 
 pub(crate) mod activation;

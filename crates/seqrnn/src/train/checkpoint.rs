@@ -1,5 +1,5 @@
 //! The one checkpoint format of every training run (`checkpoint.safetensors`, format
-//! `seqrnn-checkpoint-3`): everything [`crate::train::fit`] needs to go on exactly where a run
+//! `seqrnn-checkpoint-3`): everything [`crate::train::fit()`] needs to go on exactly where a run
 //! stopped, at an epoch boundary or between two steps.
 //!
 //! | tensor | shape | contents |

@@ -1,4 +1,4 @@
-//! Sequence classification: the training task for the shared loop ([`crate::train::fit`]) with
+//! Sequence classification: the training task for the shared loop ([`crate::train::fit()`]) with
 //! length-bucketed batches, evaluation (accuracy, macro-F1, confusion matrix) and the run
 //! configuration.
 

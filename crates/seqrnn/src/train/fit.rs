@@ -5,7 +5,7 @@
 //! every N steps (with the task's carried state), exact resume, and a stop on request
 //! (Ctrl-C) that writes a checkpoint first.
 //!
-//! [`fit`] writes into the run folder ([`Run`]):
+//! [`fit()`] writes into the run folder ([`Run`]):
 //!
 //! | file | contents |
 //! |---|---|
@@ -309,7 +309,7 @@ pub enum RunEnd {
     Interrupted,
 }
 
-/// What [`fit`] produced.
+/// What [`fit()`] produced.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FitOutcome {
     /// One row per validation, including those restored on resume.

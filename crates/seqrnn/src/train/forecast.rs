@@ -1,6 +1,6 @@
 //! Time-series forecasting: column selection (Informer's `M`, `S`, `MS` settings), chronological
 //! splits, standardisation with training statistics, sliding windows, the training task for the
-//! shared loop ([`crate::train::fit`]) and evaluation with the persistence baseline.
+//! shared loop ([`crate::train::fit()`]) and evaluation with the persistence baseline.
 //!
 //! A window starting at row `s` feeds rows `s .. s+L` (all input columns, standardised) and
 //! predicts rows `s+L .. s+L+K` of the target columns. A split `[lo, hi)` holds the windows whose

@@ -1,5 +1,5 @@
 //! Last-token language modelling (the Keras tutorials' formulation) for the shared loop
-//! ([`crate::train::fit`]): every position of the training stream is one example (a window of
+//! ([`crate::train::fit()`]): every position of the training stream is one example (a window of
 //! `N` words and the word after it), the examples are shuffled each epoch and cut into
 //! mini-batches, and the model ([`LastTokenModel`]) predicts the one word after each window
 //! from a zero state.

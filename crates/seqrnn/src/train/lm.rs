@@ -1,4 +1,4 @@
-//! Language modelling as a task of the one training loop ([`crate::train::fit`]): truncated BPTT
+//! Language modelling as a task of the one training loop ([`crate::train::fit()`]): truncated BPTT
 //! over PyTorch-style batches with the recurrent state carried between windows (and saved in
 //! mid-epoch checkpoints), Zaremba et al.'s presets, perplexity evaluation.
 
@@ -713,7 +713,7 @@ pub struct TrainOutcome {
 }
 
 /// Trains `params` (initial weights in, last weights out; a resumed run's come from its
-/// checkpoint) on `corpus` into `run` with the one loop ([`fit`]), then measures the test
+/// checkpoint) on `corpus` into `run` with the one loop ([`fit()`]), then measures the test
 /// perplexity of the best-on-validation weights. `title` heads the learning curve.
 pub fn train(
     model: &LanguageModel,

@@ -1,4 +1,4 @@
-//! Training: one loop ([`fit`]) for every task, the checkpoint format it writes
+//! Training: one loop ([`fit()`]) for every task, the checkpoint format it writes
 //! ([`checkpoint`]), what a task implements ([`task`]), and the tasks: language models
 //! ([`lm`]) and their last-token form ([`last_token`]), forecasting ([`forecast`]), classification ([`classify`]), translation
 //! ([`translate`]), tagging ([`tag`]) and speech recognition ([`speech`]).

@@ -298,7 +298,7 @@ pub struct Reader<'a> {
     pub lexicon: Option<&'a Lexicon>,
 }
 
-/// Transcribes `data` (length-sorted batches of [`EVAL_BATCH`]); with `with_loss`, also sums the
+/// Transcribes `data` (length-sorted batches of `EVAL_BATCH`); with `with_loss`, also sums the
 /// CTC loss. Returns the hypotheses in order and the summed loss.
 ///
 /// # Errors

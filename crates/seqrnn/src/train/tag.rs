@@ -1,4 +1,4 @@
-//! Sequence tagging: vocabularies, the training task for the shared loop ([`crate::train::fit`]),
+//! Sequence tagging: vocabularies, the training task for the shared loop ([`crate::train::fit()`]),
 //! evaluation (token accuracy; entity precision, recall and F1 as `conlleval` counts them) and
 //! the run configuration.
 //!

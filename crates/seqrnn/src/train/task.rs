@@ -1,4 +1,4 @@
-//! What a task gives the one training loop ([`crate::train::fit`]), and what the loop tells
+//! What a task gives the one training loop ([`crate::train::fit()`]), and what the loop tells
 //! whoever watches it.
 //!
 //! A new task (a tagger, a translator…) implements [`Task`]: it owns its data, model and

@@ -1,4 +1,4 @@
-//! Translation: the training task for the shared loop ([`crate::train::fit`]), batched beam
+//! Translation: the training task for the shared loop ([`crate::train::fit()`]), batched beam
 //! search, BLEU evaluation and the run configuration.
 //!
 //! Training is teacher-forced: each step's loss is the mean cross-entropy over the target
