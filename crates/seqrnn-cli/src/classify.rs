@@ -376,18 +376,18 @@ struct TrainResult<'a> {
 fn result_json(a: &TrainArgs, labels: &Vocab, r: &TrainResult<'_>) -> serde_json::Value {
     let (outcome, dev_m, test_m) = (r.outcome, r.dev, r.test);
     serde_json::json!({
-            "dev_accuracy": dev_m.accuracy,
-            "dev_macro_f1": dev_m.macro_f1,
-            "test_accuracy": test_m.map(|m| m.accuracy),
-            "test_macro_f1": test_m.map(|m| m.macro_f1),
-            "test_confusion": test_m.map(|m| m.confusion.clone()),
-            "labels": labels.tokens(),
-            "best_epoch": outcome.best_epoch,
-            "best_step": outcome.best_step,
-            "epochs": outcome.epochs_run,
-            "steps": outcome.steps,
-            "seconds": r.secs,
-            "run": a.out,
+        "dev_accuracy": dev_m.accuracy,
+        "dev_macro_f1": dev_m.macro_f1,
+        "test_accuracy": test_m.map(|m| m.accuracy),
+        "test_macro_f1": test_m.map(|m| m.macro_f1),
+        "test_confusion": test_m.map(|m| m.confusion.clone()),
+        "labels": labels.tokens(),
+        "best_epoch": outcome.best_epoch,
+        "best_step": outcome.best_step,
+        "epochs": outcome.epochs_run,
+        "steps": outcome.steps,
+        "seconds": r.secs,
+        "run": a.out,
     })
 }
 

@@ -360,9 +360,8 @@ fn train_planned(
         model: model_cfg,
         train: serde_json::to_value(s.train_cfg)?,
     };
-    // Checked by plan_runs: a run there is replaced only with --force.
+    // Checked by plan_runs: a run there is replaced only with --force (its summary.json too).
     let run = Run::create(&dir, &run_config, Existing::Replace)?;
-    remove_if_present(&run.dir().dir.join(seqrnn::report::compare::SUMMARY_FILE))?;
     s.corpus.vocab.save(&run.dir().vocab_path())?;
     let model = LanguageModel::new(model_cfg)?;
     let mut params = model.init_params(LmInit::Uniform(a.lm.init_scale()), a.lm.seed)?;
@@ -449,13 +448,4 @@ fn train_one(
         run = Run::resume(&run.dir().dir)?;
     }
     Ok(())
-}
-
-fn remove_if_present(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(anyhow::Error::new(e).context(format!("could not remove {}", path.display())))
-        }
-        _ => Ok(()),
-    }
 }

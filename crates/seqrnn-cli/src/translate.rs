@@ -485,20 +485,20 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     };
     let eval_secs = t1.elapsed().as_secs_f64();
     let v = serde_json::json!({
-            "valid_bleu": valid.bleu,
-            "valid_bleu_lc": valid.bleu_lc,
-            "valid_perplexity": valid.perplexity,
-            "test_bleu": test.as_ref().map(|m| m.bleu),
-            "test_bleu_lc": test.as_ref().map(|m| m.bleu_lc),
-            "test_chrf": test.as_ref().map(|m| m.chrf),
-            "test_perplexity": test.as_ref().map(|m| m.perplexity),
-            "beam": train_cfg.decode.beam,
-            "best_epoch": outcome.best_epoch,
-            "epochs": outcome.epochs_run,
-            "steps": outcome.steps,
-            "train_seconds": train_secs,
-            "eval_seconds": eval_secs,
-            "run": a.out,
+        "valid_bleu": valid.bleu,
+        "valid_bleu_lc": valid.bleu_lc,
+        "valid_perplexity": valid.perplexity,
+        "test_bleu": test.as_ref().map(|m| m.bleu),
+        "test_bleu_lc": test.as_ref().map(|m| m.bleu_lc),
+        "test_chrf": test.as_ref().map(|m| m.chrf),
+        "test_perplexity": test.as_ref().map(|m| m.perplexity),
+        "beam": train_cfg.decode.beam,
+        "best_epoch": outcome.best_epoch,
+        "epochs": outcome.epochs_run,
+        "steps": outcome.steps,
+        "train_seconds": train_secs,
+        "eval_seconds": eval_secs,
+        "run": a.out,
     });
     run.finish(&v)?;
     if a.json {
