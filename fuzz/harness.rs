@@ -197,10 +197,10 @@ pub fn table(data: &[u8]) {
     }
 }
 
-/// The TSV reader of classification data (`data::labeled`). The bytes are cut at the first NUL
+/// The TSV reader of classification data (`classify::data`). The bytes are cut at the first NUL
 /// into a training and a validation file; labels unknown to the training file are refused.
 pub fn labeled(data: &[u8]) {
-    use data::labeled;
+    use seqrnn::classify::data as labeled;
     let d = scratch();
     let mut parts = data.splitn(2, |&b| b == 0);
     let (train, valid) = (parts.next().unwrap_or(&[]), parts.next());

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use seqrnn::bench::LayerBench;
+use seqrnn::lm::bench::LayerBench;
 use seqrnn::rnn::{Direction, RnnConfig, SeqShape};
 
 use crate::CellArg;
@@ -90,7 +90,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
 
 fn lm(a: LmArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
-    let cfg = seqrnn::bench::LmBenchConfig {
+    let cfg = seqrnn::lm::bench::LmBenchConfig {
         cell: a.cell.into(),
         hidden: a.hidden,
         layers: a.layers,
@@ -100,9 +100,9 @@ fn lm(a: LmArgs) -> Result<()> {
         steps: a.steps,
         ..Default::default()
     };
-    let r = seqrnn::bench::lm(cfg)?;
+    let r = seqrnn::lm::bench::lm(cfg)?;
     let threads = seqrnn::linalg::threads();
-    let peak = seqrnn::bench::peak_rss_bytes().map(|b| b as f64 / (1 << 20) as f64);
+    let peak = seqrnn::lm::bench::peak_rss_bytes().map(|b| b as f64 / (1 << 20) as f64);
     if a.json {
         let v = serde_json::json!({
             "cell": cfg.cell.name(),
@@ -189,8 +189,8 @@ fn layer(a: LayerArgs) -> Result<()> {
         t: a.seq,
         b: a.batch,
     };
-    let r = seqrnn::bench::layer(config, shape, a.iterations, 3)?;
-    let peak = seqrnn::bench::peak_rss_bytes();
+    let r = seqrnn::lm::bench::layer(config, shape, a.iterations, 3)?;
+    let peak = seqrnn::lm::bench::peak_rss_bytes();
     if a.json {
         print_layer_json(&config, shape, &r, peak);
     } else {

@@ -5,16 +5,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use seqrnn::data::labeled::{self, build_labels, build_vocab, encode_all, Encoded};
+use seqrnn::classify::data::{self as labeled, build_labels, build_vocab, encode_all, Encoded};
+use seqrnn::classify::model::{Classifier, ClassifierConfig, Directions, Pooling};
+use seqrnn::classify::{
+    evaluate, ClassifyMetrics, ClassifyRunConfig, ClassifyTask, ClassifyTrainConfig, Trained,
+};
 use seqrnn::data::Vocab;
-use seqrnn::model::classifier::{Classifier, ClassifierConfig, Directions, Pooling};
 use seqrnn::optim::AdamConfig;
 use seqrnn::rnn::CellKind;
 use seqrnn::run::RunDir;
 use seqrnn::run::TASK_FORMAT_VERSION;
-use seqrnn::train::classify::{
-    evaluate, ClassifyMetrics, ClassifyRunConfig, ClassifyTask, ClassifyTrainConfig, Trained,
-};
 use seqrnn::train::{EarlyStopping, FitConfig, FitOutcome, Optimizer};
 
 use crate::progress::Shown;

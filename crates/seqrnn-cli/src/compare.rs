@@ -8,14 +8,15 @@ use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
 use seqrnn::data::{self, Corpus, TokenKind};
 use seqrnn::dropout::DropoutKind;
-use seqrnn::model::{LanguageModel, LmConfig, LmInit, OutputWeights};
-use seqrnn::report::compare::{
+use seqrnn::lm::compare::{
     load_run, measure_lm, reset_peak_rss, write_report, Report, ReportOptions, ReportRun,
     RunSummary,
 };
+use seqrnn::lm::TrainConfig;
+use seqrnn::lm::{LanguageModel, LmConfig, LmInit, OutputWeights};
 use seqrnn::rnn::CellKind;
 use seqrnn::run::{Existing, Run, RunConfig, RunDir, FORMAT_VERSION};
-use seqrnn::train::{self, KeepCheckpoints, RunEnd, TrainConfig};
+use seqrnn::train::{KeepCheckpoints, RunEnd};
 
 use crate::lm::{default_data, load_corpus, LmFlags};
 use crate::progress::{Shown, TrainProgress};
@@ -138,7 +139,7 @@ pub fn compare_cmd(a: CompareArgs) -> Result<()> {
             load_run(dir).with_context(|| format!("cannot read the run {}", dir.display()))?;
         runs.push(run);
     }
-    seqrnn::report::compare::check_comparable(&runs)?;
+    seqrnn::lm::compare::check_comparable(&runs)?;
 
     // With --runs and --data: measure what the runs did not record.
     if !a.runs.is_empty() {
@@ -390,7 +391,7 @@ fn train_planned(
     .with_context(|| format!("training {name} failed"))?;
     let train_seconds = t0.elapsed().as_secs_f64();
     let train_peak = if reset {
-        seqrnn::bench::peak_rss_bytes()
+        seqrnn::lm::bench::peak_rss_bytes()
     } else {
         None
     };
@@ -437,7 +438,7 @@ fn train_one(
             epochs: epoch,
             ..*cfg
         };
-        let r = train::train(model, params, corpus, &one, &run, title, &mut progress);
+        let r = seqrnn::lm::train(model, params, corpus, &one, &run, title, &mut progress);
         progress.finish();
         let r = r?;
         stop_if_interrupted(r.fit.end, r.fit.steps, &run)?;

@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{ensure, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use seqrnn::data::table::Table;
-use seqrnn::model::forecaster::{ForecastHead, Forecaster, ForecasterConfig};
-use seqrnn::report::plot::{line_chart_svg, Series as ChartSeries};
-use seqrnn::rnn::CellKind;
-use seqrnn::run::TASK_FORMAT_VERSION;
-use seqrnn::train::forecast::{
+use seqrnn::forecast::model::{ForecastHead, Forecaster, ForecasterConfig};
+use seqrnn::forecast::{
     evaluate, forecast_original, Anchor, ColumnSpec, ForecastMetrics, ForecastRunConfig,
     ForecastTask, ForecastTrainConfig, Mode, Series, Split, SplitRanges, Trained,
 };
+use seqrnn::report::plot::{line_chart_svg, Series as ChartSeries};
+use seqrnn::rnn::CellKind;
+use seqrnn::run::TASK_FORMAT_VERSION;
 use seqrnn::train::{EarlyStopping, FitConfig, FitOutcome};
 
 use crate::progress::Shown;

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
 use seqrnn::data::{self, TokenKind, Vocab};
-use seqrnn::inspect::inspect;
-use seqrnn::report::inspect::{write_inspect_report, InspectReport, InspectReportOptions};
+use seqrnn::lm::inspect::inspect;
+use seqrnn::lm::inspect_report::{write_inspect_report, InspectReport, InspectReportOptions};
 use seqrnn::run::RunDir;
 
 /// `seqrnn inspect`.

@@ -6,14 +6,15 @@ use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
 use seqrnn::data::{self, Corpus, TokenKind, Vocab};
 use seqrnn::dropout::{Dropout, DropoutKind};
-use seqrnn::generate::Decoding;
 use seqrnn::io::tensors::TensorFile;
+use seqrnn::lm::generate::Decoding;
+use seqrnn::lm::{LanguageModel, LmConfig, LmInit, OutputWeights, Regularizers};
+use seqrnn::lm::{Preset, TrainConfig, WindowLengths};
 use seqrnn::lm::{Sampling, Split, Trained};
-use seqrnn::model::{LanguageModel, LmConfig, LmInit, OutputWeights, Regularizers};
 use seqrnn::optim::AdamConfig;
 use seqrnn::rnn::CellKind;
 use seqrnn::run::{import_state_dict, save_model, Run, RunConfig, RunDir, FORMAT_VERSION};
-use seqrnn::train::{self, KeepCheckpoints, NtAsgd, Optimizer, Preset, TrainConfig, WindowLengths};
+use seqrnn::train::{self, KeepCheckpoints, NtAsgd, Optimizer};
 
 use crate::progress::Shown;
 use crate::training::{new_run, resume_advice, resumed_run, stop_if_interrupted};
@@ -447,7 +448,7 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
     }
     let mut progress = crate::training::progress(Shown::Perplexity)?;
     let t0 = std::time::Instant::now();
-    let outcome = train::train(
+    let outcome = seqrnn::lm::train(
         &model,
         &mut params,
         &corpus,
@@ -561,7 +562,7 @@ fn write_summary(
         .with_context(|| format!("could not write {}", run.dir().summary_path().display()))
 }
 
-fn print_outcome(a: &TrainArgs, outcome: &train::TrainOutcome, secs: f64) {
+fn print_outcome(a: &TrainArgs, outcome: &seqrnn::lm::TrainOutcome, secs: f64) {
     let epochs = outcome.fit.epochs.len();
     if a.json {
         let v = serde_json::json!({
@@ -619,7 +620,7 @@ pub struct EvalArgs {
 }
 
 pub fn eval_cmd(a: EvalArgs) -> Result<()> {
-    if seqrnn::train::last_token::LastTokenRunConfig::is_run(&a.model) {
+    if seqrnn::last_token::LastTokenRunConfig::is_run(&a.model) {
         return last_token::eval_cmd(a);
     }
     crate::set_threads(a.threads)?;

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, Subcommand};
 use seqrnn::data::audio::{FeatureConfig, SpecAugment};
-use seqrnn::data::speech::{load_named, Concat, FsddSplit, Utterance};
-use seqrnn::model::speech::{SpeechConfig, SpeechModel};
 use seqrnn::optim::AdamConfig;
 use seqrnn::rnn::CellKind;
 use seqrnn::run::TASK_FORMAT_VERSION;
-use seqrnn::train::speech::{
+use seqrnn::speech::data::{load_named, Concat, FsddSplit, Utterance};
+use seqrnn::speech::model::{SpeechConfig, SpeechModel};
+use seqrnn::speech::{
     evaluate, prepare, transcribe, words_of, Alphabet, Decoding, Reader, SpeechData,
     SpeechRunConfig, SpeechScores, SpeechSource, SpeechTask, SpeechTrainConfig, Trained, TEST_SEED,
     VALID_SEED,
@@ -577,7 +577,7 @@ fn transcribe_cmd(a: TranscribeArgs) -> Result<()> {
                 |s| s.to_string_lossy().into_owned(),
             );
             let path = dir.join(format!("{name}.png"));
-            seqrnn::train::speech::alignment_picture(&m, &data, i, hyp, &path)?;
+            seqrnn::speech::alignment_picture(&m, &data, i, hyp, &path)?;
         }
     }
     Ok(())

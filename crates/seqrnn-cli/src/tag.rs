@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use seqrnn::data::conll::{read_tagged, Columns, Format, ReadConfig, TaggedFile, UdLabel};
-use seqrnn::data::tags::{convert, detect, Scheme};
 use seqrnn::data::Vocab;
-use seqrnn::model::tagger::{Head, Tagger, TaggerConfig};
 use seqrnn::optim::AdamConfig;
 use seqrnn::rnn::CellKind;
 use seqrnn::run::{RunDir, TASK_FORMAT_VERSION};
-use seqrnn::train::tag::{
+use seqrnn::tag::conll::{read_tagged, Columns, Format, ReadConfig, TaggedFile, UdLabel};
+use seqrnn::tag::model::{Head, Tagger, TaggerConfig};
+use seqrnn::tag::tags::{convert, detect, Scheme};
+use seqrnn::tag::{
     constraints, encode, evaluate, evaluate_with_confusion, is_entity_tagging, predict, to_scheme,
     TagRunConfig, TagTask, TagTrainConfig, TagVocabs,
 };

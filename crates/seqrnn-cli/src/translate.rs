@@ -5,19 +5,19 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use seqrnn::data::parallel::{read_split, ParallelText};
 use seqrnn::data::subword::{Subword, SubwordConfig, SubwordVocab};
+use seqrnn::lm::model::OutputWeights;
 use seqrnn::model::attention::Score;
-use seqrnn::model::lm::OutputWeights;
-use seqrnn::model::seq2seq::{Seq2Seq, Seq2SeqConfig};
 use seqrnn::optim::AdamConfig;
 use seqrnn::rnn::CellKind;
 use seqrnn::run::{RunDir, TASK_FORMAT_VERSION};
-use seqrnn::train::translate::{
+use seqrnn::train::{EarlyStopping, FitConfig, KeepCheckpoints, Optimizer};
+use seqrnn::translate::data::{read_split, ParallelText};
+use seqrnn::translate::model::{Seq2Seq, Seq2SeqConfig};
+use seqrnn::translate::{
     encode_pairs, evaluate, load_vocabs, DecodeConfig, Decoder, EncodedPairs, Trained,
     TranslateMetrics, TranslateRunConfig, TranslateTask, TranslateTrainConfig,
 };
-use seqrnn::train::{EarlyStopping, FitConfig, KeepCheckpoints, Optimizer};
 
 use crate::progress::Shown;
 use crate::training::{self, new_run, resumed_run};
@@ -730,7 +730,7 @@ fn run_cmd(a: RunArgs) -> Result<()> {
 fn draw_attention(
     m: &Trained,
     src: &[u32],
-    h: &seqrnn::train::translate::Hypothesis,
+    h: &seqrnn::translate::Hypothesis,
     path: &Path,
 ) -> Result<()> {
     let s = src.len();

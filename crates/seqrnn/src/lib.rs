@@ -45,10 +45,10 @@
 //! # std::fs::write(dir.join("train.txt"), "the company said it would buy the shares\n".repeat(30))?;
 //! # std::fs::write(dir.join("valid.txt"), "the company said it would buy\n")?;
 //! # let corpus = seqrnn::data::load_word_corpus(&dir)?;
-//! # let config = seqrnn::model::LmConfig { vocab: corpus.vocab.len(), embed: 8, hidden: 8,
+//! # let config = seqrnn::lm::LmConfig { vocab: corpus.vocab.len(), embed: 8, hidden: 8,
 //! #     layers: 1, ..Default::default() };
-//! # let model = seqrnn::model::LanguageModel::new(config)?;
-//! # let mut params = model.init_params(seqrnn::model::LmInit::Uniform(0.1), 1)?;
+//! # let model = seqrnn::lm::LanguageModel::new(config)?;
+//! # let mut params = model.init_params(seqrnn::lm::LmInit::Uniform(0.1), 1)?;
 //! # let settings = train::TrainConfig { bptt: 5, batch: 2, epochs: 1, ..Default::default() };
 //! # let rc = RunConfig { format: FORMAT_VERSION, tokens: seqrnn::run::TokenKindName::Word,
 //! #     model: config, train: serde_json::to_value(settings)? };
@@ -66,9 +66,9 @@
 //!
 //! ```
 //! # use seqrnn::data::table::Table;
-//! # use seqrnn::model::forecaster::{Forecaster, ForecasterConfig};
+//! # use seqrnn::forecast::model::{Forecaster, ForecasterConfig};
 //! # use seqrnn::run::{Existing, Run, TASK_FORMAT_VERSION};
-//! # use seqrnn::train::forecast::*;
+//! # use seqrnn::forecast::*;
 //! # use seqrnn::train::{self, FitConfig, Silent};
 //! # let dir = std::env::temp_dir().join(format!("seqrnn-doc-fc-{}", std::process::id()));
 //! # let mut csv = String::from("date,load\n");
@@ -97,10 +97,10 @@
 //! ```
 //!
 //! ```
-//! # use seqrnn::data::labeled::{build_labels, build_vocab, encode_all, Example};
-//! # use seqrnn::model::classifier::{Classifier, ClassifierConfig};
+//! # use seqrnn::classify::data::{build_labels, build_vocab, encode_all, Example};
+//! # use seqrnn::classify::model::{Classifier, ClassifierConfig};
 //! # use seqrnn::run::{Existing, Run, TASK_FORMAT_VERSION};
-//! # use seqrnn::train::classify::*;
+//! # use seqrnn::classify::*;
 //! # use seqrnn::train::{self, FitConfig, Silent};
 //! # let dir = std::env::temp_dir().join(format!("seqrnn-doc-cl-{}", std::process::id()));
 //! # let ex = |l: &str, t: &str| Example { label: l.into(),
@@ -128,13 +128,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod bench;
 pub mod data;
 pub mod dist;
 pub mod dropout;
 pub mod error;
-pub mod generate;
-pub mod inspect;
 pub mod io;
 pub mod linalg;
 pub mod model;
@@ -142,20 +139,11 @@ pub mod optim;
 pub mod report;
 pub mod rnn;
 pub mod run;
+pub mod tasks;
 pub mod train;
 
 pub use error::{Error, Result};
-/// Classification: train ([`train::classify`]), load a trained run and use it
-/// ([`classify::Trained`]).
-pub use train::classify;
-/// Forecasting: train ([`train::forecast`]), load a trained run and use it
-/// ([`forecast::Trained`]).
-pub use train::forecast;
-/// Language models: train ([`train::lm`]), load a trained run and use it ([`lm::Trained`]).
-pub use train::lm;
-/// Translation: train ([`train::translate`]), load a trained run and translate
-/// ([`translate::Trained`]).
-pub use train::translate;
+pub use tasks::{classify, forecast, last_token, lm, speech, tag, translate};
 
 #[cfg(test)]
 mod test_shared;

@@ -22,8 +22,8 @@ use crate::dist::Group;
 use crate::error::{Error, Result};
 use crate::io::tensors::TensorFile;
 use crate::io::write_atomic;
-use crate::model::{LanguageModel, LmConfig};
 use crate::rnn::CellKind;
+use crate::tasks::lm::{LanguageModel, LmConfig};
 
 /// File name of a run's end-of-training summary: its presence marks the run as finished.
 pub const SUMMARY_FILE: &str = "summary.json";
@@ -567,7 +567,7 @@ pub fn import_state_dict(file: &TensorFile, path: &Path) -> Result<(LanguageMode
         layers,
         last_hidden,
         dropout: crate::dropout::Dropout::NONE,
-        output: crate::model::OutputWeights::Separate,
+        output: crate::tasks::lm::OutputWeights::Separate,
         reg: Default::default(),
     };
     config
@@ -702,7 +702,7 @@ mod tests {
             layers: 1,
             last_hidden: None,
             dropout: crate::dropout::Dropout::NONE,
-            output: crate::model::OutputWeights::Separate,
+            output: crate::tasks::lm::OutputWeights::Separate,
             reg: Default::default(),
         };
         run.save_config(&RunConfig {

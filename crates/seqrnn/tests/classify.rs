@@ -2,8 +2,8 @@
 //! guarantee through the public API: a sentence alone and in a batch with longer ones gets the
 //! same logits, for every pooling, one or two directions, LSTM and GRU.
 
-use seqrnn::data::labeled::{build_labels, build_vocab, encode_all, load_tsv};
-use seqrnn::model::classifier::{
+use seqrnn::classify::data::{build_labels, build_vocab, encode_all, load_tsv};
+use seqrnn::classify::model::{
     Classifier, ClassifierConfig, ClassifierWorkspace, Directions, Pooling, TokenBatch,
 };
 use seqrnn::rnn::{CellKind, GruVariant};

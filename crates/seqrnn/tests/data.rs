@@ -88,8 +88,8 @@ fn data_tiny_shakespeare_char_corpus() {
 /// CoNLL-2003 English NER (IOB1) and UD English EWT (CoNLL-U, UPOS) as the tagger reads them.
 #[test]
 fn data_conll2003_and_ud_ewt_tagging_files() {
-    use seqrnn::data::conll::{read_tagged, Format, ReadConfig};
-    use seqrnn::data::tags::{check, detect, Scheme};
+    use seqrnn::tag::conll::{read_tagged, Format, ReadConfig};
+    use seqrnn::tag::tags::{check, detect, Scheme};
     let Some(conll) = common::shared("data/conll2003") else {
         return;
     };
@@ -131,7 +131,7 @@ fn data_conll2003_and_ud_ewt_tagging_files() {
 
 #[test]
 fn data_fsdd_recordings_and_splits() {
-    use seqrnn::data::speech::{concatenate, load_fsdd, Concat, FsddSplit, DIGITS};
+    use seqrnn::speech::data::{concatenate, load_fsdd, Concat, FsddSplit, DIGITS};
     let Some(dir) = common::shared("data/fsdd/recordings") else {
         return;
     };

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use seqrnn::data::table::Table;
-use seqrnn::model::forecaster::{Forecaster, ForecasterConfig};
-use seqrnn::train::forecast::{evaluate, ColumnSpec, Mode, Series, Split};
+use seqrnn::forecast::model::{Forecaster, ForecasterConfig};
+use seqrnn::forecast::{evaluate, ColumnSpec, Mode, Series, Split};
 
 mod common;
 

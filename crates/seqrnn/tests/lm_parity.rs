@@ -5,7 +5,7 @@ mod common;
 
 use common::{assert_close, fixtures_dir};
 use seqrnn::io::tensors::TensorFile;
-use seqrnn::model::{LanguageModel, LmCache, LmConfig, LmWorkspace};
+use seqrnn::lm::{LanguageModel, LmCache, LmConfig, LmWorkspace};
 use seqrnn::rnn::SeqShape;
 
 fn check(name: &str) {

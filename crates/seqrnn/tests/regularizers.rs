@@ -6,7 +6,7 @@ mod common;
 
 use common::Gen;
 use seqrnn::dropout::{shared_mask, Dropout, DropoutKind, RowRng};
-use seqrnn::model::{LanguageModel, LmCache, LmConfig, LmWorkspace, OutputWeights, Regularizers};
+use seqrnn::lm::{LanguageModel, LmCache, LmConfig, LmWorkspace, OutputWeights, Regularizers};
 use seqrnn::rnn::{CellKind, GruVariant, SeqShape};
 
 const SHAPE: SeqShape = SeqShape { t: 5, b: 3 };
@@ -117,9 +117,7 @@ fn every_regularizer_together_has_exact_gradients() {
     for cell in [CellKind::Lstm, CellKind::Gru(GruVariant::ResetAfter)] {
         for output in [OutputWeights::Separate, OutputWeights::Tied] {
             let m = LanguageModel::new(config(cell, output, every_regularizer())).unwrap();
-            let params = m
-                .init_params(seqrnn::model::LmInit::Uniform(0.4), 3)
-                .unwrap();
+            let params = m.init_params(seqrnn::lm::LmInit::Uniform(0.4), 3).unwrap();
             let (_, _, penalty) = objective(&m, &params, 9);
             assert!(penalty > 0.0);
             check_gradients(&m, &params, &format!("{cell:?} {output:?}"));
@@ -158,9 +156,7 @@ fn each_regularizer_alone_has_exact_gradients() {
         ),
     ] {
         let m = LanguageModel::new(config(CellKind::Lstm, OutputWeights::Separate, reg)).unwrap();
-        let params = m
-            .init_params(seqrnn::model::LmInit::Uniform(0.4), 5)
-            .unwrap();
+        let params = m.init_params(seqrnn::lm::LmInit::Uniform(0.4), 5).unwrap();
         check_gradients(&m, &params, name);
     }
 }
@@ -181,9 +177,7 @@ fn weight_drop_masks_only_the_recurrent_weights() {
         Default::default(),
     ))
     .unwrap();
-    let params = m
-        .init_params(seqrnn::model::LmInit::Uniform(0.4), 7)
-        .unwrap();
+    let params = m.init_params(seqrnn::lm::LmInit::Uniform(0.4), 7).unwrap();
     // Weight drop is the pass's first draw: the same seed gives the same mask here.
     let cells = m.rnn().layout().cells().to_vec();
     let n: usize = cells.iter().map(|c| c.w_hh.len()).sum();
@@ -237,9 +231,7 @@ fn embedding_dropout_drops_whole_words() {
         Default::default(),
     ))
     .unwrap();
-    let params = m
-        .init_params(seqrnn::model::LmInit::Uniform(0.4), 8)
-        .unwrap();
+    let params = m.init_params(seqrnn::lm::LmInit::Uniform(0.4), 8).unwrap();
     let v = m.config().vocab;
     let mut mask = Vec::new();
     shared_mask(p, &mut mask, v, &mut RowRng::new(9, 0));
@@ -277,9 +269,7 @@ fn penalties_follow_their_definitions_and_inference_ignores_them() {
         ..Default::default()
     };
     let m = LanguageModel::new(config(CellKind::Lstm, OutputWeights::Separate, reg)).unwrap();
-    let params = m
-        .init_params(seqrnn::model::LmInit::Uniform(0.4), 2)
-        .unwrap();
+    let params = m.init_params(seqrnn::lm::LmInit::Uniform(0.4), 2).unwrap();
     let (_, _, penalty) = objective(&m, &params, 9);
     // The last layer's outputs, recomputed by the stack alone.
     let v = m.config().vocab;
@@ -417,7 +407,7 @@ fn a_last_layer_of_the_same_size_is_the_one_stack_model() {
         assert_eq!(one.tensors(), two.tensors());
         assert_eq!(one.zero_state(3), two.zero_state(3));
         let params = one
-            .init_params(seqrnn::model::LmInit::Uniform(0.4), 3)
+            .init_params(seqrnn::lm::LmInit::Uniform(0.4), 3)
             .unwrap();
         let (loss_one, grads_one, penalty_one) = objective(&one, &params, 9);
         let (loss_two, grads_two, penalty_two) = objective(&two, &params, 9);
@@ -451,9 +441,7 @@ fn a_smaller_last_layer_has_exact_gradients_and_pytorch_names() {
         for output in [OutputWeights::Separate, OutputWeights::Tied] {
             let base = config(cell, output, every_regularizer());
             let m = LanguageModel::new(with_last_layer(base, 7, Some(5), 5)).unwrap();
-            let params = m
-                .init_params(seqrnn::model::LmInit::Uniform(0.4), 4)
-                .unwrap();
+            let params = m.init_params(seqrnn::lm::LmInit::Uniform(0.4), 4).unwrap();
             let (_, _, penalty) = objective(&m, &params, 9);
             assert!(penalty > 0.0);
             check_gradients(
@@ -476,9 +464,7 @@ fn a_smaller_last_layer_has_exact_gradients_and_pytorch_names() {
     let state = m.zero_state(3);
     assert_eq!((state.h.len(), state.c.len()), (57, 57));
     // A state of the wrong size is refused, not read past its end.
-    let params = m
-        .init_params(seqrnn::model::LmInit::Uniform(0.4), 4)
-        .unwrap();
+    let params = m.init_params(seqrnn::lm::LmInit::Uniform(0.4), 4).unwrap();
     let v = m.config().vocab;
     let mut short = m.zero_state(2);
     let err = m

@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use seqrnn::data::Vocab;
-use seqrnn::model::{LanguageModel, LmConfig, LmInit};
-use seqrnn::report::compare::{
+use seqrnn::lm::compare::{
     check_comparable, load_run, measure_lm, write_report, ReportOptions, RunSummary,
 };
+use seqrnn::lm::{LanguageModel, LmConfig, LmInit};
 use seqrnn::report::metrics::{write_metrics, EpochMetrics};
 use seqrnn::rnn::{CellKind, GruVariant};
 use seqrnn::run::{save_tensors_atomic, RunConfig, RunDir, TokenKindName, MODEL_FORMAT};

@@ -4,15 +4,15 @@
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
 use seqrnn::data::{TokenKind, Vocab};
-use seqrnn::lm::Split;
-use seqrnn::model::last_token::{LastTokenConfig, LastTokenModel};
-use seqrnn::optim::AdamConfig;
-use seqrnn::rnn::CellKind;
-use seqrnn::run::TASK_FORMAT_VERSION;
-use seqrnn::train::last_token::{
+use seqrnn::last_token::model::{LastTokenConfig, LastTokenModel};
+use seqrnn::last_token::{
     evaluate, EvalWorkspace, LastTokenRunConfig, LastTokenTask, LastTokenTrainConfig, Trained,
     EVAL_BATCH,
 };
+use seqrnn::lm::Split;
+use seqrnn::optim::AdamConfig;
+use seqrnn::rnn::CellKind;
+use seqrnn::run::TASK_FORMAT_VERSION;
 use seqrnn::train::{EarlyStopping, FitConfig, KeepCheckpoints, Optimizer};
 
 use super::{default_data, load_corpus, EvalArgs, OptimArg, PresetArg, SplitArg, TrainArgs};

@@ -16,16 +16,10 @@
 
 pub mod audio;
 pub mod batch;
-pub mod conll;
 pub mod corpus;
 pub mod download;
-pub mod labeled;
-pub mod last_token;
-pub mod parallel;
-pub mod speech;
 pub mod subword;
 pub mod table;
-pub mod tags;
 pub mod vocab;
 
 pub use batch::{Batched, Window};

@@ -1,6 +1,6 @@
 //! Entity-level precision, recall and F1 of predicted tag sequences, counted as the CoNLL
 //! `conlleval` script counts them (and `seqeval` in its default mode): a predicted chunk is
-//! correct when a gold chunk has the same type, first and last token ([`crate::data::tags`]
+//! correct when a gold chunk has the same type, first and last token ([`crate::tasks::tag::tags`]
 //! reads the chunks of any scheme); figures overall (micro-averaged over chunks) and per type;
 //! token accuracy over every token, `O` included.
 
@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::tags::{chunks, Chunk};
 use crate::error::{Error, Result};
+use crate::tasks::tag::tags::{chunks, Chunk};
 
 /// Precision, recall, F1 and gold count of one set of chunks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]

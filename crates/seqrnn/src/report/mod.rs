@@ -17,13 +17,9 @@
 //! Every file is written atomically (see [`crate::io::write_atomic`]).
 
 pub mod bleu;
-#[cfg(feature = "plots")]
-pub mod compare;
 pub mod entities;
 #[cfg(feature = "plots")]
 pub mod heatmap;
-#[cfg(feature = "plots")]
-pub mod inspect;
 pub mod metrics;
 #[cfg(feature = "plots")]
 pub mod plot;

@@ -13,11 +13,11 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::heatmap::{heatmap, text_heat, Colormap, Heatmap, TextHeat};
-use super::write_atomic;
 use crate::data::TokenKind;
 use crate::error::Result;
-use crate::inspect::{
+use crate::io::write_atomic;
+use crate::report::heatmap::{heatmap, text_heat, Colormap, Heatmap, TextHeat};
+use crate::tasks::lm::inspect::{
     correlated_units, saturation, text_properties, Inspection, Property, QuantityKind, Saturation,
     UnitCorrelation,
 };

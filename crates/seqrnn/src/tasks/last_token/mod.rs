@@ -7,7 +7,10 @@
 //! Evaluation predicts every token of a stream but the first once, from the `N` tokens before
 //! it (the first `N − 1` predicted tokens from the fewer tokens before them, also from a zero
 //! state), so its per-word perplexity counts the same tokens as the language model's
-//! ([`crate::train::lm::evaluate`] with one column).
+//! ([`crate::tasks::lm::evaluate`] with one column).
+
+pub mod data;
+pub mod model;
 
 use std::path::Path;
 use std::time::Instant;
@@ -15,17 +18,17 @@ use std::time::Instant;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use crate::data::last_token::{eval_groups, fill_windows, Windows};
 use crate::data::{TokenKind, Vocab};
 use crate::dist::{fingerprint, Group};
 use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
-use crate::model::last_token::{
+use crate::run::{RunDir, TokenKindName};
+use crate::tasks::last_token::data::{eval_groups, fill_windows, Windows};
+use crate::tasks::last_token::model::{
     LastTokenCache, LastTokenConfig, LastTokenModel, LastTokenWorkspace,
 };
-use crate::run::{RunDir, TokenKindName};
+use crate::tasks::lm::{EvalResult, Split};
 use crate::train::fit::FitConfig;
-use crate::train::lm::{EvalResult, Split};
 use crate::train::task::{
     compare_identity, rank_rows, BatchLoss, LossAverage, Task, Validation, Weights,
 };
@@ -55,7 +58,7 @@ pub fn evaluate(
     batch: usize,
     ws: &mut EvalWorkspace,
 ) -> Result<EvalResult> {
-    crate::data::last_token::check_window(window)?;
+    crate::tasks::last_token::data::check_window(window)?;
     if batch == 0 {
         return Err(Error::Config(
             "evaluation batch must be at least 1, got 0".into(),
@@ -324,7 +327,7 @@ impl LastTokenRunConfig {
             message: format!("unreadable last-token configuration ({e})"),
         })?;
         c.model.validate()?;
-        crate::data::last_token::check_window(c.train.window)?;
+        crate::tasks::last_token::data::check_window(c.train.window)?;
         Ok(c)
     }
 }
@@ -380,14 +383,14 @@ impl Trained {
     }
 
     /// The token ids of `split` of the corpus at `data` and the number of its words not in
-    /// the vocabulary (see [`crate::lm::Trained::split`]).
+    /// the vocabulary (see [`crate::tasks::lm::Trained::split`]).
     ///
     /// # Errors
     /// [`Error::Data`] when the split's file is missing or unreadable, or a character corpus'
     /// vocabulary differs from the model's; [`Error::Config`] for the test split of a character
     /// corpus.
     pub fn split(&self, data: &Path, split: Split) -> Result<(Vec<u32>, usize)> {
-        crate::train::lm::read_split(&self.vocab, self.token_kind(), data, split)
+        crate::tasks::lm::read_split(&self.vocab, self.token_kind(), data, split)
     }
 
     /// Per-word perplexity on `stream` with the run's window (see [`evaluate`]).

@@ -7,21 +7,25 @@
 //! scheme, so entity scores do not depend on it. Labels that are not entity tags (parts of
 //! speech) are used as they are.
 
+pub mod conll;
+pub mod model;
+pub mod tags;
+
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::conll::Sentence;
-use crate::data::labeled::{length_buckets, shuffled_buckets};
-use crate::data::tags::{check, convert, split_tag, Scheme};
 use crate::data::{Vocab, UNK};
 use crate::dist::{fingerprint, Group};
 use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
 use crate::model::crf::Constraints;
-use crate::model::tagger::{casing, TagBatch, Tagger, TaggerCache, TaggerWorkspace};
 use crate::report::entities::{score, EntityScores};
 use crate::run::RunDir;
+use crate::tasks::classify::data::{length_buckets, shuffled_buckets};
+use crate::tasks::tag::conll::Sentence;
+use crate::tasks::tag::model::{casing, TagBatch, Tagger, TaggerCache, TaggerWorkspace};
+use crate::tasks::tag::tags::{check, convert, split_tag, Scheme};
 use crate::train::fit::FitConfig;
 use crate::train::task::{
     compare_identity, rank_rows, BatchLoss, LossAverage, Task, Validation, Weights,
@@ -543,7 +547,7 @@ pub struct TagTrainConfig {
     /// The scheme the model is trained in (entity tags only).
     pub train_scheme: Option<Scheme>,
     /// How the files are read.
-    pub read: crate::data::conll::ReadConfig,
+    pub read: crate::tasks::tag::conll::ReadConfig,
     /// The shared loop's settings.
     pub fit: FitConfig,
 }
@@ -556,7 +560,7 @@ pub struct TagRunConfig {
     /// Always `"tag"`.
     pub task: String,
     /// The model.
-    pub model: crate::model::tagger::TaggerConfig,
+    pub model: crate::tasks::tag::model::TaggerConfig,
     /// Training settings.
     pub train: TagTrainConfig,
 }
@@ -629,8 +633,8 @@ mod tests {
 
     #[test]
     fn unk_replacement_touches_singletons_only() {
-        use crate::model::tagger::{Head, TaggerConfig};
         use crate::rnn::CellKind;
+        use crate::tasks::tag::model::{Head, TaggerConfig};
         let cfg = TaggerConfig {
             words: 6,
             chars: 3,

@@ -7,11 +7,12 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::data::{Batched, Vocab};
 use crate::error::Result;
-use crate::model::{LanguageModel, LmConfig, LmInit, LmWorkspace};
 use crate::optim::{clip_grad_norm, sgd_step};
 use crate::rnn::{CellKind, Init, Rnn, RnnCache, RnnConfig, RnnState, RnnWorkspace, SeqShape};
-use crate::train::lm::LmTask;
-use crate::train::{Task, TrainConfig};
+use crate::tasks::lm::LmTask;
+use crate::tasks::lm::TrainConfig;
+use crate::tasks::lm::{LanguageModel, LmConfig, LmInit, LmWorkspace};
+use crate::train::Task;
 
 /// Figures of one layer benchmark.
 #[derive(Clone, Debug, PartialEq)]
@@ -200,7 +201,7 @@ impl LmBenchConfig {
             layers: self.layers,
             last_hidden: None,
             dropout: crate::dropout::Dropout::NONE,
-            output: crate::model::OutputWeights::Separate,
+            output: crate::tasks::lm::OutputWeights::Separate,
             reg: Default::default(),
         }
     }
@@ -296,15 +297,15 @@ pub fn lm(cfg: LmBenchConfig) -> Result<LmBench> {
         eval(w)?;
     }
     let eval_s = t0.elapsed().as_secs_f64();
-    let decoding = crate::generate::Decoding::Sample {
+    let decoding = crate::tasks::lm::generate::Decoding::Sample {
         temperature: 0.8,
         top_k: None,
         top_p: None,
     };
     // `n` tokens from a prompt of token 0 at batch 1, drawn with `seed`.
     let generate = |n, seed| {
-        crate::generate::generate(
-            &mut crate::generate::LmStepper::new(&model, &params),
+        crate::tasks::lm::generate::generate(
+            &mut crate::tasks::lm::generate::LmStepper::new(&model, &params),
             &[0],
             n,
             decoding,

@@ -6,25 +6,28 @@
 //! validation scores the per-token perplexity. Decoding is beam search with the GNMT length
 //! penalty `((5 + |y|) / 6)^α` (Wu et al. 2016); a beam of 1 is greedy decoding.
 
+pub mod data;
+pub mod model;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::labeled::{length_buckets, shuffled_buckets};
-use crate::data::parallel::ParallelText;
 use crate::data::subword::{SubwordConfig, SubwordVocab, BOS, EOS, PAD};
 use crate::dist::{fingerprint, share, Group};
 use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
 use crate::model::attention::AttnCache;
-use crate::model::classifier::TokenBatch;
-use crate::model::seq2seq::{
-    EncodedSource, PairBatch, Seq2Seq, Seq2SeqCache, Seq2SeqConfig, Seq2SeqWorkspace, StepBuffers,
-};
 use crate::model::softmax;
 use crate::report::bleu::{corpus_bleu, corpus_chrf, Bleu, Case};
 use crate::rnn::RnnState;
 use crate::run::RunDir;
+use crate::tasks::classify::data::{length_buckets, shuffled_buckets};
+use crate::tasks::classify::model::TokenBatch;
+use crate::tasks::translate::data::ParallelText;
+use crate::tasks::translate::model::{
+    EncodedSource, PairBatch, Seq2Seq, Seq2SeqCache, Seq2SeqConfig, Seq2SeqWorkspace, StepBuffers,
+};
 use crate::train::checkpoint::FitEpoch;
 use crate::train::fit::FitConfig;
 use crate::train::task::{
@@ -644,7 +647,7 @@ impl Task for TranslateTask<'_> {
 
     /// `metrics.csv` and `curve.svg` as a language model's: per-piece perplexities.
     fn write_metrics(&self, run: &RunDir, rows: &[FitEpoch]) -> Result<()> {
-        let rows: Vec<_> = rows.iter().map(crate::train::lm::epoch_metrics).collect();
+        let rows: Vec<_> = rows.iter().map(crate::tasks::lm::epoch_metrics).collect();
         crate::report::metrics::write_metrics(&run.metrics_path(), &rows)?;
         #[cfg(feature = "plots")]
         crate::report::plot::learning_curve_svg(
@@ -847,8 +850,8 @@ impl Trained {
 mod tests {
     use super::*;
     use crate::model::attention::Score;
-    use crate::model::lm::OutputWeights;
     use crate::rnn::CellKind;
+    use crate::tasks::lm::model::OutputWeights;
 
     fn model() -> (Seq2Seq, Vec<f32>) {
         let m = Seq2Seq::new(Seq2SeqConfig {
@@ -897,7 +900,7 @@ mod tests {
             .unwrap();
             logits[PAD as usize] = f32::NEG_INFINITY;
             logits[BOS as usize] = f32::NEG_INFINITY;
-            let best = crate::train::classify::argmax(&logits) as u32;
+            let best = crate::tasks::classify::argmax(&logits) as u32;
             if best == EOS {
                 return out;
             }

@@ -19,12 +19,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::metrics::read_metrics;
-use super::plot::{line_chart, Series};
-use super::write_atomic;
 use crate::data::TokenKind;
 use crate::error::{Error, Result};
 use crate::io::tensors::TensorFile;
+use crate::io::write_atomic;
+use crate::report::metrics::read_metrics;
+use crate::report::plot::{line_chart, Series};
 use crate::run::{RunConfig, RunDir, TokenKindName};
 
 pub use crate::run::SUMMARY_FILE;
@@ -240,7 +240,7 @@ pub fn load_run(dir: &Path) -> Result<ReportRun> {
 /// A language-model run.
 fn load_lm(run: &RunDir) -> Result<ReportRun> {
     let config: RunConfig = run.load_config()?;
-    let model = crate::model::LanguageModel::new(config.model)?;
+    let model = crate::tasks::lm::LanguageModel::new(config.model)?;
     let rows = read_metrics(&run.metrics_path())?;
     if rows.is_empty() {
         return Err(no_epochs(run));
@@ -442,11 +442,11 @@ pub fn reset_peak_rss() -> bool {
 /// vocabulary.
 pub fn measure_lm(dir: &Path, data_path: &Path, batch: usize) -> Result<EvalFigures> {
     let reset = reset_peak_rss();
-    let lm = crate::lm::Trained::load(dir)?;
+    let lm = crate::tasks::lm::Trained::load(dir)?;
     // The test split of a word corpus; a character corpus has only its validation split.
     let (split, name) = match lm.token_kind() {
-        TokenKind::Word => (crate::lm::Split::Test, "test"),
-        TokenKind::Char => (crate::lm::Split::Valid, "valid"),
+        TokenKind::Word => (crate::tasks::lm::Split::Test, "test"),
+        TokenKind::Char => (crate::tasks::lm::Split::Valid, "valid"),
     };
     let (stream, _) = lm.split(data_path, split)?;
     let r = lm.perplexity(&stream, batch)?;
@@ -457,7 +457,7 @@ pub fn measure_lm(dir: &Path, data_path: &Path, batch: usize) -> Result<EvalFigu
         per_s: r.tokens_per_s,
         threads: crate::linalg::threads(),
         peak_rss_bytes: if reset {
-            crate::bench::peak_rss_bytes()
+            crate::tasks::lm::bench::peak_rss_bytes()
         } else {
             None
         },

@@ -23,9 +23,9 @@ use crate::error::{Error, Result};
 use crate::linalg::fit;
 use crate::model::encoder::{zero_padding, EncoderCache, EncoderWorkspace, SeqEncoder};
 use crate::model::layout::{NamedTensor, ParamLayout};
-use crate::model::lm::{check_embed, check_vocab};
 use crate::model::{dense, embedding, softmax};
 use crate::rnn::{CellKind, Direction, ForgetBias, Init, InitScheme, RnnConfig};
+use crate::tasks::lm::model::{check_embed, check_vocab};
 
 /// How the recurrent outputs of a sequence become one feature vector.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,6 +2,18 @@
 //! over PyTorch-style batches with the recurrent state carried between windows (and saved in
 //! mid-epoch checkpoints), Zaremba et al.'s presets, perplexity evaluation.
 
+pub mod bench;
+#[cfg(feature = "plots")]
+pub mod compare;
+pub mod generate;
+pub mod inspect;
+#[cfg(feature = "plots")]
+pub mod inspect_report;
+pub mod model;
+pub use model::{
+    LanguageModel, LmCache, LmConfig, LmInit, LmLayout, LmWorkspace, OutputWeights, Regularizers,
+};
+
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -12,12 +24,11 @@ use crate::dist::Group;
 use crate::dropout::{Dropout, DropoutKind};
 use crate::dropout::{RowRng, SeqRng};
 use crate::error::{Error, Result};
-use crate::generate::{generate, Decoding, LmStepper};
 use crate::io::tensors::TensorFile;
-use crate::model::{LanguageModel, LmCache, LmConfig, LmWorkspace, OutputWeights, Regularizers};
 use crate::report::metrics::{write_metrics, EpochMetrics};
 use crate::rnn::{RnnState, SeqShape};
 use crate::run::{vocab_fingerprint, Run, RunDir, MODEL_FORMAT};
+use crate::tasks::lm::generate::{generate, Decoding, LmStepper};
 use crate::train::checkpoint::FitEpoch;
 use crate::train::fit::{
     fit, EarlyStopping, FitConfig, FitOutcome, KeepCheckpoints, NtAsgd, Optimizer, RunEnd,
@@ -990,7 +1001,7 @@ mod tests {
         let t = Preset::MediumTied.lm_config(10_000, crate::rnn::CellKind::Lstm);
         assert_eq!(
             (t.embed, t.hidden, t.output),
-            (650, 650, crate::model::OutputWeights::Tied)
+            (650, 650, crate::tasks::lm::OutputWeights::Tied)
         );
         assert!(t.validate().is_ok());
         let mt = Preset::MediumTied.train_config();
@@ -1058,7 +1069,7 @@ mod tests {
                 p: 0.2,
                 kind: DropoutKind::Standard,
             },
-            output: crate::model::OutputWeights::Separate,
+            output: crate::tasks::lm::OutputWeights::Separate,
             reg: Default::default(),
         };
         let cfg = TrainConfig {
@@ -1094,8 +1105,8 @@ mod tests {
             layers: 2,
             last_hidden: None,
             dropout: Dropout::NONE,
-            output: crate::model::OutputWeights::Tied,
-            reg: crate::model::Regularizers {
+            output: crate::tasks::lm::OutputWeights::Tied,
+            reg: crate::tasks::lm::Regularizers {
                 embed_drop: 0.1,
                 weight_drop: 0.3,
                 input: locked(0.2),
@@ -1146,8 +1157,8 @@ mod tests {
                 p: 0.2,
                 kind: DropoutKind::Variational,
             },
-            output: crate::model::OutputWeights::Tied,
-            reg: crate::model::Regularizers {
+            output: crate::tasks::lm::OutputWeights::Tied,
+            reg: crate::tasks::lm::Regularizers {
                 weight_drop: 0.3,
                 ..Default::default()
             },
@@ -1193,7 +1204,7 @@ mod tests {
         };
         let model = LanguageModel::new(model).unwrap();
         let init = model
-            .init_params(crate::model::LmInit::Uniform(0.1), 4)
+            .init_params(crate::tasks::lm::LmInit::Uniform(0.1), 4)
             .unwrap();
         let dir = |name: &str| {
             let d = std::env::temp_dir().join(format!("seqrnn-lm-{}-{name}", std::process::id()));

@@ -7,8 +7,8 @@ use rand::RngExt;
 use crate::dropout::{rng_from_seed, SeqRng};
 use crate::error::{Error, Result};
 use crate::model::softmax::{exp_weights, row_max};
-use crate::model::{LanguageModel, LmWorkspace};
 use crate::rnn::{RnnState, SeqShape};
+use crate::tasks::lm::{LanguageModel, LmWorkspace};
 
 /// How the next token is chosen from the model's distribution.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -7,6 +7,8 @@
 //! rows all fall inside it; validation and test splits start `L` rows before their first target
 //! row, so every target row of the split is predicted (Informer's convention).
 
+pub mod model;
+
 use std::ops::Range;
 use std::path::Path;
 
@@ -17,7 +19,7 @@ use crate::data::table::Table;
 use crate::dist::{fingerprint_f32, share, Group};
 use crate::dropout::{RowRng, SeqRng};
 use crate::error::{Error, Result};
-use crate::model::forecaster::{ForecastCache, ForecastWorkspace, Forecaster};
+use crate::tasks::forecast::model::{ForecastCache, ForecastWorkspace, Forecaster};
 use crate::train::task::{BatchLoss, Task, Validation, Weights};
 
 /// Which columns go in and which come out (the Informer benchmark's settings).
@@ -747,7 +749,7 @@ pub struct ForecastRunConfig {
     /// Columns and standardisation.
     pub columns: ColumnSpec,
     /// The model.
-    pub model: crate::model::forecaster::ForecasterConfig,
+    pub model: crate::tasks::forecast::model::ForecasterConfig,
     /// The split used in training (the default of `eval`).
     pub split: Split,
     /// Training settings.

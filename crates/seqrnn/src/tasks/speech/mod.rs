@@ -10,6 +10,9 @@
 //! across processes. Validation scores `1 − WER` of greedy decoding (higher is better), ties
 //! broken by the validation loss ([`selection_score`]).
 
+pub mod data;
+pub mod model;
+
 use std::path::{Path, PathBuf};
 
 use rand::RngExt;
@@ -17,17 +20,19 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::audio::{FeatureConfig, FilterBank, SpecAugment};
-use crate::data::labeled::{length_buckets, shuffled_buckets};
-use crate::data::speech::{
-    concatenate, load_fsdd, load_manifest, speed_perturb, Concat, FsddSplit, Utterance,
-};
 use crate::dist::{fingerprint, Group};
 use crate::dropout::{RowRng, SeqRng};
 use crate::error::{Error, Result};
 use crate::model::ctc::{min_frames, CtcWorkspace, Lexicon};
-use crate::model::speech::{SpeechBatch, SpeechCache, SpeechConfig, SpeechModel, SpeechWorkspace};
 use crate::report::wer::ErrorCounts;
 use crate::run::RunDir;
+use crate::tasks::classify::data::{length_buckets, shuffled_buckets};
+use crate::tasks::speech::data::{
+    concatenate, load_fsdd, load_manifest, speed_perturb, Concat, FsddSplit, Utterance,
+};
+use crate::tasks::speech::model::{
+    SpeechBatch, SpeechCache, SpeechConfig, SpeechModel, SpeechWorkspace,
+};
 use crate::train::fit::FitConfig;
 use crate::train::task::{
     compare_identity, rank_rows, BatchLoss, LossAverage, Task, Validation, Weights,

@@ -12,8 +12,8 @@
 
 use crate::data::TokenKind;
 use crate::error::{Error, Result};
-use crate::model::LanguageModel;
 use crate::rnn::{CellKind, Rnn, RnnCache, RnnState, SeqShape};
+use crate::tasks::lm::LanguageModel;
 
 /// Whether a quantity is a gate (in `[0, 1]`) or a state (around 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -385,8 +385,8 @@ pub fn saturation(ins: &Inspection) -> Vec<Saturation> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{LmConfig, LmInit};
     use crate::rnn::GruVariant;
+    use crate::tasks::lm::{LmConfig, LmInit};
 
     fn model(cell: CellKind, layers: usize) -> (LanguageModel, Vec<f32>) {
         let m = LanguageModel::new(LmConfig {

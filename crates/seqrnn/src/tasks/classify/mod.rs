@@ -2,20 +2,23 @@
 //! length-bucketed batches, evaluation (accuracy, macro-F1, confusion matrix) and the run
 //! configuration.
 
+pub mod data;
+pub mod model;
+
 use std::path::Path;
 
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use crate::data::labeled::{length_buckets, shuffled_buckets, Encoded, UNK_ID};
 use crate::dist::{fingerprint, share, Group};
 use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
-use crate::model::classifier::{
-    Classifier, ClassifierCache, ClassifierConfig, ClassifierWorkspace, TokenBatch,
-};
 use crate::model::softmax;
 use crate::run::RunDir;
+use crate::tasks::classify::data::{length_buckets, shuffled_buckets, Encoded, UNK_ID};
+use crate::tasks::classify::model::{
+    Classifier, ClassifierCache, ClassifierConfig, ClassifierWorkspace, TokenBatch,
+};
 use crate::train::fit::FitConfig;
 use crate::train::task::{rank_rows, BatchLoss, Task, Validation, Weights};
 
@@ -157,7 +160,7 @@ impl<'a> ClassifyTask<'a> {
     }
 
     /// Word dropout: during training each real token becomes `<unk>` (id
-    /// [`crate::data::labeled::UNK_ID`]) with probability `p`, drawn afresh every step.
+    /// [`crate::tasks::classify::data::UNK_ID`]) with probability `p`, drawn afresh every step.
     ///
     /// # Errors
     /// [`Error::Config`] unless `0 ≤ p < 1`.
@@ -417,11 +420,11 @@ impl Trained {
     /// Token ids of `text` (whitespace-separated words, unknown ones as `<unk>`; an empty text
     /// is one `<unk>`).
     pub fn encode(&self, text: &str) -> Vec<u32> {
-        let mut tokens = crate::data::labeled::tokenize(text);
+        let mut tokens = crate::tasks::classify::data::tokenize(text);
         if tokens.is_empty() {
             tokens.push(crate::data::UNK.to_string());
         }
-        crate::data::labeled::encode(&tokens, &self.vocab).0
+        crate::tasks::classify::data::encode(&tokens, &self.vocab).0
     }
 
     /// The label of each text, with the probabilities.
@@ -448,7 +451,7 @@ impl Trained {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::classifier::ClassifierConfig;
+    use crate::tasks::classify::model::ClassifierConfig;
 
     #[test]
     fn metrics_from_a_known_confusion() {
