@@ -49,12 +49,12 @@
 //! #     layers: 1, ..Default::default() };
 //! # let model = seqrnn::lm::LanguageModel::new(config)?;
 //! # let mut params = model.init_params(seqrnn::lm::LmInit::Uniform(0.1), 1)?;
-//! # let settings = train::TrainConfig { bptt: 5, batch: 2, epochs: 1, ..Default::default() };
+//! # let settings = seqrnn::lm::TrainConfig { bptt: 5, batch: 2, epochs: 1, ..Default::default() };
 //! # let rc = RunConfig { format: FORMAT_VERSION, tokens: seqrnn::run::TokenKindName::Word,
 //! #     model: config, train: serde_json::to_value(settings)? };
 //! # let run = Run::create(&dir.join("run"), &rc, Existing::Replace)?;
 //! # corpus.vocab.save(&run.dir().vocab_path())?;
-//! # train::train(&model, &mut params, &corpus, &settings, &run, "doc", &mut Silent)?;
+//! # seqrnn::lm::train(&model, &mut params, &corpus, &settings, &run, "doc", &mut Silent)?;
 //! # let run_dir = dir.join("run");
 //! use seqrnn::lm::{Sampling, Trained};
 //!
@@ -143,7 +143,8 @@ pub mod tasks;
 pub mod train;
 
 pub use error::{Error, Result};
-pub use tasks::{classify, forecast, last_token, lm, speech, tag, translate};
+pub use tasks::lm::last_token;
+pub use tasks::{classify, forecast, lm, speech, tag, translate};
 
 #[cfg(test)]
 mod test_shared;

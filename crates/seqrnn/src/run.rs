@@ -567,7 +567,7 @@ pub fn import_state_dict(file: &TensorFile, path: &Path) -> Result<(LanguageMode
         layers,
         last_hidden,
         dropout: crate::dropout::Dropout::NONE,
-        output: crate::tasks::lm::OutputWeights::Separate,
+        output: crate::model::embedding::OutputWeights::Separate,
         reg: Default::default(),
     };
     config
@@ -702,7 +702,7 @@ mod tests {
             layers: 1,
             last_hidden: None,
             dropout: crate::dropout::Dropout::NONE,
-            output: crate::tasks::lm::OutputWeights::Separate,
+            output: crate::model::embedding::OutputWeights::Separate,
             reg: Default::default(),
         };
         run.save_config(&RunConfig {

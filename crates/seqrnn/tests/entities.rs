@@ -4,7 +4,7 @@
 //! a line, tags separated by spaces; `expected.json` holds its scores). The sentences mix
 //! schemes and hold ill-formed sequences on purpose.
 
-use seqrnn::report::entities::score;
+use seqrnn::tag::entities::score;
 use serde_json::Value;
 
 fn fixture(name: &str) -> String {

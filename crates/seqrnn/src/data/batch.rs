@@ -177,8 +177,38 @@ impl Batched {
     }
 }
 
+/// Batches of example indices with similar lengths: indices sorted by length (ties by
+/// `order`'s position), cut into batches of at most `batch`.
+pub fn length_buckets(lengths: &[usize], order: &[usize], batch: usize) -> Vec<Vec<usize>> {
+    let mut idx = order.to_vec();
+    idx.sort_by_key(|&i| lengths[i]);
+    idx.chunks(batch.max(1)).map(<[usize]>::to_vec).collect()
+}
+
+/// One epoch's training batches: the examples shuffled, cut into batches of similar length
+/// ([`length_buckets`]), and the batches shuffled, both with `rng` (in that order, so a seed
+/// gives the same epoch on every process).
+pub fn shuffled_buckets(
+    lengths: &[usize],
+    batch: usize,
+    rng: &mut crate::dropout::SeqRng,
+) -> Vec<Vec<usize>> {
+    use rand::seq::SliceRandom;
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.shuffle(rng);
+    let mut batches = length_buckets(lengths, &order, batch);
+    batches.shuffle(rng);
+    batches
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn length_buckets_sort_by_length_then_order() {
+        let b = super::length_buckets(&[3, 1, 2, 1], &[0, 1, 2, 3], 2);
+        assert_eq!(b, vec![vec![1, 3], vec![2, 0]]);
+    }
+
     #[test]
     fn variable_windows_cover_the_stream_with_awd_lengths() {
         let b = super::Batched::new(&(0..20_000u32).collect::<Vec<_>>(), 2).unwrap();

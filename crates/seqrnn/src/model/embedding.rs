@@ -1,5 +1,9 @@
 //! Token embedding: a lookup table `W[V, E]`, forward gather and backward scatter-add.
 
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
 /// Forward: `out[n] = table[ids[n]]` for every token.
 ///
 /// - `table[V, E]`: read. `ids[N]`: read, each `< V` (checked by the caller).
@@ -22,6 +26,70 @@ pub fn backward(dout: &[f32], ids: &[u32], dtable: &mut [f32], embed: usize) {
             .iter_mut()
             .zip(row)
             .for_each(|(d, g)| *d += g);
+    }
+}
+
+/// Refuses a vocabulary of fewer than 2 tokens (a token model's configuration check).
+pub(crate) fn check_vocab(vocab: usize) -> Result<()> {
+    if vocab < 2 {
+        return Err(Error::Config(format!(
+            "vocabulary must hold at least 2 tokens, got {vocab}"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses an embedding width of 0 (a token model's configuration check).
+pub(crate) fn check_embed(embed: usize) -> Result<()> {
+    if embed == 0 {
+        return Err(Error::Config(
+            "embedding size must be at least 1, got 0".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the output layer has its own weights or reuses the embedding's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputWeights {
+    /// `decoder.weight` is a separate `[V, H]` tensor.
+    #[default]
+    Separate,
+    /// `decoder.weight` is `encoder.weight` (Press & Wolf 2017, Inan et al. 2017); needs `E = H`.
+    Tied,
+}
+
+/// A batch of token sequences, padded: `ids[T, B]` time-major (padding id 0), `lens[B] ≥ 1`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TokenBatch {
+    /// `ids[T, B]`, `T` = the longest length.
+    pub ids: Vec<u32>,
+    /// Real length of each sequence.
+    pub lens: Vec<usize>,
+    /// `T`.
+    pub t: usize,
+}
+
+impl TokenBatch {
+    /// Pads `seqs` (each non-empty) into one batch, reusing `self`'s buffers.
+    pub fn fill<'s>(&mut self, seqs: impl Iterator<Item = &'s [u32]> + Clone) {
+        self.lens.clear();
+        self.lens.extend(seqs.clone().map(<[u32]>::len));
+        self.t = self.lens.iter().copied().max().unwrap_or(0);
+        let b = self.lens.len();
+        self.ids.clear();
+        self.ids.resize(self.t * b, 0);
+        for (j, s) in seqs.enumerate() {
+            for (t, &id) in s.iter().enumerate() {
+                self.ids[t * b + j] = id;
+            }
+        }
+    }
+
+    /// Batch size `B`.
+    pub fn b(&self) -> usize {
+        self.lens.len()
     }
 }
 

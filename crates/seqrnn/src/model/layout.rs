@@ -192,6 +192,17 @@ impl ParamLayout {
     }
 }
 
+/// Refuses a backward pass without a gradient block of `params` values or without a training
+/// forward pass before it (`batch` examples cached, 0 before the first).
+pub(crate) fn check_backward(grads: usize, params: usize, batch: usize) -> Result<()> {
+    if grads != params || batch == 0 {
+        return Err(Error::Shape(
+            "backward needs the gradient block and a training forward pass".into(),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

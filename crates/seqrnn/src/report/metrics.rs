@@ -202,35 +202,6 @@ pub fn read_timings(path: &Path) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// Writes `metrics.csv`: header `epoch,lr,train_loss,valid_loss,valid_<score_name>,
-/// examples_per_s,seconds,step,epoch_end` and one line per validation (shortest round-trip
-/// floats; `epoch_end` is 1 for the validation that closed its epoch, 0 inside it), atomically.
-pub fn write_fit_metrics(
-    path: &Path,
-    score_name: &str,
-    rows: &[crate::train::checkpoint::FitEpoch],
-) -> Result<()> {
-    let mut text = format!(
-        "epoch,lr,train_loss,valid_loss,valid_{score_name},examples_per_s,seconds,step,epoch_end\n"
-    );
-    for r in rows {
-        let _ = writeln!(
-            text,
-            "{},{},{},{},{},{},{},{},{}",
-            r.epoch,
-            r.lr,
-            r.train_loss,
-            r.valid_loss,
-            r.valid_score,
-            r.examples_per_s,
-            r.seconds,
-            r.step,
-            u8::from(r.epoch_end)
-        );
-    }
-    write_atomic(path, text.as_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,6 @@
 //! Every file is written atomically (see [`crate::io::write_atomic`]).
 
 pub mod bleu;
-pub mod entities;
 #[cfg(feature = "plots")]
 pub mod heatmap;
 pub mod metrics;

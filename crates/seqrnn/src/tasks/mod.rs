@@ -6,7 +6,6 @@
 
 pub mod classify;
 pub mod forecast;
-pub mod last_token;
 pub mod lm;
 pub mod speech;
 pub mod tag;

@@ -5,6 +5,7 @@
 
 pub mod checkpoint;
 pub mod fit;
+pub mod metrics;
 pub mod task;
 
 pub use fit::{

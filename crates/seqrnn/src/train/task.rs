@@ -175,7 +175,7 @@ pub trait Task {
     }
     /// Writes the run's metrics files (`metrics.csv`, a curve) from the rows so far.
     fn write_metrics(&self, run: &crate::run::RunDir, rows: &[FitEpoch]) -> Result<()> {
-        crate::report::metrics::write_fit_metrics(&run.metrics_path(), self.score_name(), rows)?;
+        crate::train::metrics::write_fit_metrics(&run.metrics_path(), self.score_name(), rows)?;
         #[cfg(feature = "plots")]
         loss_curve(run, self.weights().what, rows)?;
         Ok(())

@@ -21,11 +21,13 @@ use serde::{Deserialize, Serialize};
 use crate::dropout::{rng_from_seed, Dropout, RowRng};
 use crate::error::{Error, Result};
 use crate::linalg::fit;
+pub use crate::model::embedding::TokenBatch;
+use crate::model::embedding::{check_embed, check_vocab};
 use crate::model::encoder::{zero_padding, EncoderCache, EncoderWorkspace, SeqEncoder};
+use crate::model::layout::check_backward;
 use crate::model::layout::{NamedTensor, ParamLayout};
 use crate::model::{dense, embedding, softmax};
 use crate::rnn::{CellKind, Direction, ForgetBias, Init, InitScheme, RnnConfig};
-use crate::tasks::lm::model::{check_embed, check_vocab};
 
 /// How the recurrent outputs of a sequence become one feature vector.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,50 +155,6 @@ impl ClassifierConfig {
     /// Width of the pooled feature, `D·H`.
     pub fn features(&self) -> usize {
         self.direction.count() * self.hidden
-    }
-}
-
-/// Refuses a backward pass without a gradient block of `params` values or without a training
-/// forward pass before it (`batch` examples cached, 0 before the first).
-pub(crate) fn check_backward(grads: usize, params: usize, batch: usize) -> Result<()> {
-    if grads != params || batch == 0 {
-        return Err(Error::Shape(
-            "backward needs the gradient block and a training forward pass".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// A batch of token sequences, padded: `ids[T, B]` time-major (padding id 0), `lens[B] ≥ 1`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TokenBatch {
-    /// `ids[T, B]`, `T` = the longest length.
-    pub ids: Vec<u32>,
-    /// Real length of each sequence.
-    pub lens: Vec<usize>,
-    /// `T`.
-    pub t: usize,
-}
-
-impl TokenBatch {
-    /// Pads `seqs` (each non-empty) into one batch, reusing `self`'s buffers.
-    pub fn fill<'s>(&mut self, seqs: impl Iterator<Item = &'s [u32]> + Clone) {
-        self.lens.clear();
-        self.lens.extend(seqs.clone().map(<[u32]>::len));
-        self.t = self.lens.iter().copied().max().unwrap_or(0);
-        let b = self.lens.len();
-        self.ids.clear();
-        self.ids.resize(self.t * b, 0);
-        for (j, s) in seqs.enumerate() {
-            for (t, &id) in s.iter().enumerate() {
-                self.ids[t * b + j] = id;
-            }
-        }
-    }
-
-    /// Batch size `B`.
-    pub fn b(&self) -> usize {
-        self.lens.len()
     }
 }
 

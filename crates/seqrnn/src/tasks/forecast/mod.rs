@@ -8,6 +8,8 @@
 //! row, so every target row of the split is predicted (Informer's convention).
 
 pub mod model;
+mod trained;
+pub use trained::{Forecast, Trained};
 
 use std::ops::Range;
 use std::path::Path;
@@ -788,119 +790,6 @@ impl ForecastRunConfig {
             });
         }
         Ok(c)
-    }
-}
-
-/// A forecast past the end of a table.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Forecast {
-    /// The last row the forecast starts after: its date, or `row N`.
-    pub origin: String,
-    /// The forecast columns.
-    pub columns: Vec<String>,
-    /// `values[step][column]`, in the columns' own units, for steps 1 to the horizon.
-    pub values: Vec<Vec<f64>>,
-}
-
-impl Forecast {
-    /// The forecast as CSV: `origin,step,<columns>`, one line per step.
-    pub fn to_csv(&self) -> String {
-        use std::fmt::Write as _;
-        let mut text = format!("origin,step,{}\n", self.columns.join(","));
-        for (step, row) in self.values.iter().enumerate() {
-            let _ = write!(text, "{},{}", self.origin, step + 1);
-            for v in row {
-                let _ = write!(text, ",{v}");
-            }
-            text.push('\n');
-        }
-        text
-    }
-}
-
-/// A trained forecaster, loaded from its run folder (`seqrnn forecast train`), ready to use.
-///
-/// ```no_run
-/// use seqrnn::data::table::Table;
-/// let model = seqrnn::forecast::Trained::load("runs/etth1-24")?;
-/// let table = Table::load(std::path::Path::new("ETTh1.csv"))?;
-/// print!("{}", model.predict(&table)?.to_csv());
-/// # Ok::<(), seqrnn::error::Error>(())
-/// ```
-#[derive(Clone, Debug)]
-pub struct Trained {
-    /// The run's configuration (columns, standardisation, model, split).
-    pub config: ForecastRunConfig,
-    /// The model.
-    pub model: Forecaster,
-    /// Its best-on-validation weights.
-    pub params: Vec<f32>,
-}
-
-impl Trained {
-    /// Reads the run in `dir`: configuration and weights.
-    ///
-    /// # Errors
-    /// [`Error::Format`] when the folder is not a forecasting run; [`Error::NoFinishedEpoch`]
-    /// for a run stopped before its first epoch ended; I/O errors.
-    pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
-        let run = crate::run::RunDir::new(dir.as_ref());
-        let config = ForecastRunConfig::load(&run)?;
-        let model = Forecaster::new(config.model)?;
-        let file = run.load_weights("forecast train")?;
-        let params = model
-            .param_layout()
-            .from_file(&file, &run.model_path(), "a forecaster")?;
-        Ok(Trained {
-            config,
-            model,
-            params,
-        })
-    }
-
-    /// Forecasts the horizon after the last row of `table`, from its last `lookback` rows.
-    ///
-    /// # Errors
-    /// [`Error::Config`] when the table is shorter than the lookback or lacks a column the
-    /// model reads.
-    pub fn predict(&self, table: &Table) -> Result<Forecast> {
-        let cfg = *self.model.config();
-        if table.rows < cfg.lookback {
-            return Err(Error::Config(format!(
-                "the table has {} rows, the model needs the last {} (its lookback)",
-                table.rows, cfg.lookback
-            )));
-        }
-        let columns = &self.config.columns;
-        let series = Series::new(table, columns)?;
-        let mut x = vec![0.0; cfg.lookback * series.inputs];
-        let anchors = series.last_window(cfg.lookback, &mut x);
-        let c = columns.targets.len();
-        let mut out = vec![0.0; cfg.horizon * c];
-        self.model
-            .predict(&self.params, &x, 1, &mut out, &mut Default::default())?;
-        let values = (0..cfg.horizon)
-            .map(|step| {
-                let row = series.targets.iter().enumerate();
-                row.map(|(j, &col)| {
-                    columns
-                        .scaler
-                        .undo(col, (out[step * c + j] + anchors[col]) as f64)
-                })
-                .collect()
-            })
-            .collect();
-        let origin = columns
-            .date_column
-            .as_deref()
-            .and_then(|d| table.text_column(d))
-            .and_then(|v| v.last().cloned())
-            .unwrap_or_else(|| format!("row {}", table.rows));
-        Ok(Forecast {
-            origin,
-            columns: columns.targets.clone(),
-            values,
-        })
     }
 }
 

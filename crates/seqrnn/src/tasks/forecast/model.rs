@@ -22,12 +22,12 @@ use crate::dropout::{rng_from_seed, RowRng};
 use crate::error::{Error, Result};
 use crate::linalg::fit;
 use crate::model::dense;
+use crate::model::layout::check_backward;
 use crate::model::layout::{NamedTensor, ParamLayout};
 use crate::rnn::{
     CellKind, Direction, ForgetBias, Init, InitScheme, Rnn, RnnCache, RnnConfig, RnnState,
     RnnWorkspace, SeqShape,
 };
-use crate::tasks::classify::model::check_backward;
 
 /// How the horizon is produced from the encoder's final output.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

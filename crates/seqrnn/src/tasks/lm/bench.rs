@@ -201,7 +201,7 @@ impl LmBenchConfig {
             layers: self.layers,
             last_hidden: None,
             dropout: crate::dropout::Dropout::NONE,
-            output: crate::tasks::lm::OutputWeights::Separate,
+            output: crate::model::embedding::OutputWeights::Separate,
             reg: Default::default(),
         }
     }

@@ -9,10 +9,14 @@ pub mod generate;
 pub mod inspect;
 #[cfg(feature = "plots")]
 pub mod inspect_report;
+pub mod last_token;
 pub mod model;
 pub use model::{
     LanguageModel, LmCache, LmConfig, LmInit, LmLayout, LmWorkspace, OutputWeights, Regularizers,
 };
+mod trained;
+use trained::describe;
+pub use trained::{Prompt, Sampling, Split, Trained};
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -33,6 +37,7 @@ use crate::train::checkpoint::FitEpoch;
 use crate::train::fit::{
     fit, EarlyStopping, FitConfig, FitOutcome, KeepCheckpoints, NtAsgd, Optimizer, RunEnd,
 };
+pub use crate::train::metrics::epoch_metrics;
 use crate::train::task::{BatchLoss, LossAverage, Progress, Task, Validation, Weights};
 
 /// Training settings. Learning rate and clip follow PyTorch's loss convention (mean over all
@@ -698,19 +703,6 @@ impl Task for LmTask<'_> {
     }
 }
 
-/// A language model's `metrics.csv` row from the loop's.
-pub fn epoch_metrics(r: &FitEpoch) -> EpochMetrics {
-    EpochMetrics {
-        epoch: r.epoch,
-        lr: r.lr,
-        train_ppl: r.train_loss.exp(),
-        valid_ppl: -r.valid_score,
-        tokens_per_s: r.examples_per_s,
-        seconds: r.seconds,
-        tokens_seen: r.examples_seen,
-    }
-}
-
 /// What a language-model training run produced.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainOutcome {
@@ -757,183 +749,6 @@ pub fn train(
         test_ppl,
         fit: out,
     })
-}
-
-/// How [`Trained::generate`] picks each token.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Sampling {
-    /// Greedy or sampled (temperature, top-k, top-p).
-    pub decoding: Decoding,
-    /// Seed of the draws.
-    pub seed: u64,
-}
-
-/// A prompt as token ids.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Prompt {
-    /// Its token ids; words not in the vocabulary are `<unk>`.
-    pub ids: Vec<u32>,
-    /// The words that were not in the vocabulary.
-    pub unknown: Vec<String>,
-}
-
-/// Which held-out split of a corpus.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Split {
-    /// Validation.
-    Valid,
-    /// Test.
-    Test,
-}
-
-/// A trained language model, loaded from its run folder (`seqrnn train` or `seqrnn import`),
-/// ready to generate and evaluate.
-///
-/// ```no_run
-/// use seqrnn::lm::{Sampling, Trained};
-/// let lm = Trained::load("runs/ptb-small")?;
-/// println!("{}", lm.generate("the company said", 40, &Sampling::default())?);
-/// # Ok::<(), seqrnn::error::Error>(())
-/// ```
-#[derive(Clone, Debug)]
-pub struct Trained {
-    /// The run's configuration.
-    pub config: crate::run::RunConfig,
-    /// Its vocabulary.
-    pub vocab: Vocab,
-    /// The model.
-    pub model: LanguageModel,
-    /// Its best-on-validation weights.
-    pub params: Vec<f32>,
-}
-
-impl Trained {
-    /// Reads the run in `dir`: configuration, vocabulary and weights.
-    ///
-    /// # Errors
-    /// [`Error::NoFinishedEpoch`] for a run stopped before its first epoch ended;
-    /// [`Error::Format`] when its files disagree; I/O errors.
-    pub fn load(dir: impl AsRef<std::path::Path>) -> Result<Self> {
-        let (config, vocab, model, params) = RunDir::new(dir.as_ref()).load_model()?;
-        Ok(Trained {
-            config,
-            vocab,
-            model,
-            params,
-        })
-    }
-
-    /// Word or character tokens.
-    pub fn token_kind(&self) -> TokenKind {
-        self.config.tokens.into()
-    }
-
-    /// `text` as token ids, unknown words as `<unk>`; the empty text is a sentence boundary.
-    ///
-    /// # Errors
-    /// [`Error::Config`] when a word is unknown and the vocabulary has no `<unk>`.
-    pub fn encode(&self, text: &str) -> Result<Prompt> {
-        let mut p = Prompt {
-            ids: Vec::new(),
-            unknown: Vec::new(),
-        };
-        for tok in crate::data::tokenize(text, self.token_kind()) {
-            match (self.vocab.id(&tok), self.vocab.unk_id()) {
-                (Some(id), _) => p.ids.push(id),
-                (None, Some(unk)) => {
-                    p.ids.push(unk);
-                    p.unknown.push(tok);
-                }
-                (None, None) => {
-                    return Err(Error::Config(format!(
-                        "`{tok}` is not in the vocabulary, which has no <unk>"
-                    )))
-                }
-            }
-        }
-        Ok(p)
-    }
-
-    /// Token ids as text: words joined by spaces, `<eos>` as a line break; characters as they
-    /// are.
-    pub fn decode(&self, ids: &[u32]) -> String {
-        let mut s = String::new();
-        for &id in ids {
-            let t = self.vocab.token(id).unwrap_or(crate::data::UNK);
-            match self.token_kind() {
-                TokenKind::Word if t == crate::data::EOS => s.push('\n'),
-                TokenKind::Word => {
-                    if !s.is_empty() && !s.ends_with('\n') {
-                        s.push(' ');
-                    }
-                    s.push_str(t);
-                }
-                TokenKind::Char => s.push_str(t),
-            }
-        }
-        s
-    }
-
-    /// `n` tokens after the prompt `ids` (a sentence boundary when empty).
-    pub fn generate_ids(&self, ids: &[u32], n: usize, sampling: &Sampling) -> Result<Vec<u32>> {
-        sampling.decoding.validate()?;
-        let boundary = match self.token_kind() {
-            TokenKind::Word => self.vocab.id(crate::data::EOS),
-            TokenKind::Char => self.vocab.id("\n"),
-        };
-        let start = [boundary.unwrap_or(0)];
-        let prompt = if ids.is_empty() { &start[..] } else { ids };
-        let mut stepper = LmStepper::new(&self.model, &self.params);
-        generate(&mut stepper, prompt, n, sampling.decoding, sampling.seed)
-    }
-
-    /// The prompt followed by `n` generated tokens, as text.
-    pub fn generate(&self, prompt: &str, n: usize, sampling: &Sampling) -> Result<String> {
-        let mut ids = self.encode(prompt)?.ids;
-        let more = self.generate_ids(&ids, n, sampling)?;
-        ids.extend(more);
-        Ok(self.decode(&ids))
-    }
-
-    /// The token stream of a held-out split of the corpus at `data` (the layout the run was
-    /// trained on: a word-corpus folder, or a text file or folder holding `input.txt`), and the
-    /// number of its words not in the vocabulary.
-    ///
-    /// # Errors
-    /// [`Error::Data`] when the split's file is missing or unreadable, or a character corpus'
-    /// vocabulary differs from the model's; [`Error::Config`] for the test split of a character
-    /// corpus (it has none).
-    pub fn split(&self, data: &std::path::Path, split: Split) -> Result<(Vec<u32>, usize)> {
-        read_split(&self.vocab, self.token_kind(), data, split)
-    }
-
-    /// Perplexity on a token stream cut into `batch` columns (1: one stream), state carried.
-    pub fn perplexity(&self, stream: &[u32], batch: usize) -> Result<EvalResult> {
-        let mut ws = LmWorkspace::default();
-        evaluate(
-            &self.model,
-            &self.params,
-            stream,
-            batch,
-            EVAL_WINDOW,
-            &mut ws,
-        )
-    }
-}
-
-fn describe(m: &LmConfig) -> String {
-    let last = m
-        .last_hidden
-        .map(|n| format!(" (last layer {n})"))
-        .unwrap_or_default();
-    format!(
-        "{} {}×{}{last}, embedding {}, vocabulary {}",
-        m.cell.name(),
-        m.layers,
-        m.hidden,
-        m.embed,
-        m.vocab
-    )
 }
 
 /// The token ids of `split` of the corpus at `data` under `vocab` (`kind` tokens), and the number
@@ -1001,7 +816,7 @@ mod tests {
         let t = Preset::MediumTied.lm_config(10_000, crate::rnn::CellKind::Lstm);
         assert_eq!(
             (t.embed, t.hidden, t.output),
-            (650, 650, crate::tasks::lm::OutputWeights::Tied)
+            (650, 650, crate::model::embedding::OutputWeights::Tied)
         );
         assert!(t.validate().is_ok());
         let mt = Preset::MediumTied.train_config();
@@ -1069,7 +884,7 @@ mod tests {
                 p: 0.2,
                 kind: DropoutKind::Standard,
             },
-            output: crate::tasks::lm::OutputWeights::Separate,
+            output: crate::model::embedding::OutputWeights::Separate,
             reg: Default::default(),
         };
         let cfg = TrainConfig {
@@ -1105,7 +920,7 @@ mod tests {
             layers: 2,
             last_hidden: None,
             dropout: Dropout::NONE,
-            output: crate::tasks::lm::OutputWeights::Tied,
+            output: crate::model::embedding::OutputWeights::Tied,
             reg: crate::tasks::lm::Regularizers {
                 embed_drop: 0.1,
                 weight_drop: 0.3,
@@ -1157,7 +972,7 @@ mod tests {
                 p: 0.2,
                 kind: DropoutKind::Variational,
             },
-            output: crate::tasks::lm::OutputWeights::Tied,
+            output: crate::model::embedding::OutputWeights::Tied,
             reg: crate::tasks::lm::Regularizers {
                 weight_drop: 0.3,
                 ..Default::default()

@@ -26,29 +26,11 @@ use serde::{Deserialize, Serialize};
 use crate::dropout::{apply_mask, shared_mask, Dropout, RowRng};
 use crate::error::{Error, Result};
 use crate::linalg::fit;
+pub use crate::model::embedding::OutputWeights;
+use crate::model::embedding::{check_embed, check_vocab};
 use crate::model::layout::ParamLayout;
 use crate::model::{embedding, softmax};
 use crate::rnn::{CellKind, Direction, Rnn, RnnCache, RnnConfig, RnnState, RnnWorkspace, SeqShape};
-
-/// Refuses a vocabulary of fewer than 2 tokens (a token model's configuration check).
-pub(crate) fn check_vocab(vocab: usize) -> Result<()> {
-    if vocab < 2 {
-        return Err(Error::Config(format!(
-            "vocabulary must hold at least 2 tokens, got {vocab}"
-        )));
-    }
-    Ok(())
-}
-
-/// Refuses an embedding width of 0 (a token model's configuration check).
-pub(crate) fn check_embed(embed: usize) -> Result<()> {
-    if embed == 0 {
-        return Err(Error::Config(
-            "embedding size must be at least 1, got 0".into(),
-        ));
-    }
-    Ok(())
-}
 
 /// `rows[N, E] ⊙= mask[ids[n]]`: each row scaled by its token's entry of a `[V]` mask.
 fn scale_rows(rows: &mut [f32], ids: &[u32], mask: &[f32], e: usize) {
@@ -56,17 +38,6 @@ fn scale_rows(rows: &mut [f32], ids: &[u32], mask: &[f32], e: usize) {
         let m = mask[id as usize];
         row.iter_mut().for_each(|v| *v *= m);
     }
-}
-
-/// Whether the output layer has its own weights or reuses the embedding's.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutputWeights {
-    /// `decoder.weight` is a separate `[V, H]` tensor.
-    #[default]
-    Separate,
-    /// `decoder.weight` is `encoder.weight` (Press & Wolf 2017, Inan et al. 2017); needs `E = H`.
-    Tied,
 }
 
 /// The regularisers of AWD-LSTM (Merity et al. 2017, "Regularizing and Optimizing LSTM

@@ -25,9 +25,9 @@ use crate::linalg::fit;
 use crate::model::ctc::{Ctc, CtcWorkspace, GradScale};
 use crate::model::dense;
 use crate::model::encoder::{EncoderCache, EncoderWorkspace, SeqEncoder};
+use crate::model::layout::check_backward;
 use crate::model::layout::ParamLayout;
 use crate::rnn::{CellKind, Direction, ForgetBias, Init, InitScheme, RnnConfig};
-use crate::tasks::classify::model::check_backward;
 
 /// Shape of an acoustic model. `validate()` before use.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

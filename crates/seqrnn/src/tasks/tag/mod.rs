@@ -8,6 +8,7 @@
 //! speech) are used as they are.
 
 pub mod conll;
+pub mod entities;
 pub mod model;
 pub mod tags;
 
@@ -15,15 +16,15 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::batch::{length_buckets, shuffled_buckets};
 use crate::data::{Vocab, UNK};
 use crate::dist::{fingerprint, Group};
 use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
 use crate::model::crf::Constraints;
-use crate::report::entities::{score, EntityScores};
 use crate::run::RunDir;
-use crate::tasks::classify::data::{length_buckets, shuffled_buckets};
 use crate::tasks::tag::conll::Sentence;
+use crate::tasks::tag::entities::{score, EntityScores};
 use crate::tasks::tag::model::{casing, TagBatch, Tagger, TaggerCache, TaggerWorkspace};
 use crate::tasks::tag::tags::{check, convert, split_tag, Scheme};
 use crate::train::fit::FitConfig;

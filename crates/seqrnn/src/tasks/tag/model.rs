@@ -26,12 +26,12 @@ use crate::dropout::{apply_mask, rng_from_seed, Dropout, RowRng};
 use crate::error::{Error, Result};
 use crate::linalg::fit;
 use crate::model::crf::{Constraints, Crf, CrfWorkspace};
+use crate::model::embedding::check_embed;
 use crate::model::encoder::{zero_padding, EncoderCache, EncoderWorkspace, SeqEncoder};
+use crate::model::layout::check_backward;
 use crate::model::layout::ParamLayout;
 use crate::model::{dense, embedding};
 use crate::rnn::{CellKind, Direction, ForgetBias, Init, InitScheme, RnnConfig};
-use crate::tasks::classify::model::check_backward;
-use crate::tasks::lm::model::check_embed;
 
 /// Width of the casing feature: all lower case, all upper case, capitalised, other.
 pub const CASES: usize = 4;
@@ -690,7 +690,7 @@ impl Tagger {
             None => {
                 for flat in batch.real() {
                     let row = &cache.emissions[flat * k..(flat + 1) * k];
-                    out[flat] = crate::tasks::classify::argmax(row) as u32;
+                    out[flat] = crate::model::softmax::argmax(row) as u32;
                 }
                 Ok(())
             }

@@ -34,15 +34,16 @@ use crate::dropout::{apply_mask, rng_from_seed, Dropout, RowRng};
 use crate::error::{Error, Result};
 use crate::linalg::{fit, matmul, Accumulate, Mat, MatMut};
 use crate::model::attention::{Attention, AttnCache, AttnGrads, AttnShape, AttnWorkspace, Score};
+use crate::model::embedding::TokenBatch;
+use crate::model::embedding::{check_embed, OutputWeights};
 use crate::model::encoder::{zero_padding, EncoderCache, EncoderWorkspace, SeqEncoder};
+use crate::model::layout::check_backward;
 use crate::model::layout::{NamedTensor, ParamLayout};
 use crate::model::{dense, embedding, softmax};
 use crate::rnn::{
     CellKind, Direction, ForgetBias, Init, InitScheme, Rnn, RnnCache, RnnConfig, RnnState,
     RnnWorkspace, SeqShape,
 };
-use crate::tasks::classify::model::{check_backward, TokenBatch};
-use crate::tasks::lm::model::{check_embed, OutputWeights};
 
 /// Shape of a translation model. `validate()` before use.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

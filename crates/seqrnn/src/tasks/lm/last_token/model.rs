@@ -19,13 +19,13 @@ use serde::{Deserialize, Serialize};
 use crate::dropout::{apply_mask, rng_from_seed, Dropout, RowRng};
 use crate::error::{Error, Result};
 use crate::linalg::fit;
+use crate::model::embedding::{check_embed, check_vocab};
 use crate::model::layout::ParamLayout;
 use crate::model::{embedding, softmax};
 use crate::rnn::{
     CellKind, Direction, ForgetBias, Init, InitScheme, Rnn, RnnCache, RnnConfig, RnnState,
     RnnWorkspace, SeqShape,
 };
-use crate::tasks::lm::model::{check_embed, check_vocab};
 
 /// Shape and dropout of a last-token model. `validate()` before use.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -401,7 +401,7 @@ impl LastTokenModel {
         cache: &LastTokenCache,
         ws: &mut LastTokenWorkspace,
     ) -> Result<()> {
-        crate::tasks::classify::model::check_backward(grads.len(), self.num_params(), cache.b)?;
+        crate::model::layout::check_backward(grads.len(), self.num_params(), cache.b)?;
         let (t, b, h, e) = (cache.t, cache.b, self.config.hidden, self.config.embed);
         fit(&mut ws.dfeat, b * h);
         {

@@ -3,7 +3,7 @@
 //! it, `stream[i + N]`; every position of the stream starts one (stride 1).
 //!
 //! Batches are time-major `ids[N, B]` (window `j` in column `j`) with `targets[B]`, the layout
-//! of [`crate::tasks::last_token::model::LastTokenModel`].
+//! of [`crate::tasks::lm::last_token::model::LastTokenModel`].
 
 use crate::error::{Error, Result};
 

@@ -1,0 +1,97 @@
+use super::*;
+
+/// One text's predicted label.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prediction {
+    /// The most probable label.
+    pub label: String,
+    /// Its probability.
+    pub probability: f32,
+    /// Every label's probability, in the order of [`Trained::labels`].
+    pub probabilities: Vec<f32>,
+}
+
+/// A trained classifier, loaded from its run folder (`seqrnn classify train`), ready to use.
+///
+/// ```no_run
+/// let clf = seqrnn::classify::Trained::load("runs/sst2")?;
+/// for p in clf.predict(&["a gripping film", "dull and far too long"])? {
+///     println!("{} {:.3}", p.label, p.probability);
+/// }
+/// # Ok::<(), seqrnn::error::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Trained {
+    /// The run's configuration.
+    pub config: ClassifyRunConfig,
+    /// Word vocabulary (`vocab.txt`).
+    pub vocab: crate::data::Vocab,
+    /// Labels in id order (`labels.txt`).
+    pub labels: crate::data::Vocab,
+    /// The model.
+    pub model: Classifier,
+    /// Its best-on-validation weights.
+    pub params: Vec<f32>,
+}
+
+impl Trained {
+    /// Reads the run in `dir`: configuration, vocabulary, labels and weights.
+    ///
+    /// # Errors
+    /// [`Error::Format`] when the folder is not a classification run or its files disagree;
+    /// [`Error::NoFinishedEpoch`] for a run stopped before its first epoch ended; I/O errors.
+    pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
+        let run = RunDir::new(dir.as_ref());
+        let config = ClassifyRunConfig::load(&run)?;
+        let vocab = crate::data::Vocab::load(&run.vocab_path())?;
+        let labels = crate::data::Vocab::load(&ClassifyRunConfig::labels_path(&run))?;
+        if vocab.len() != config.model.vocab || labels.len() != config.model.classes {
+            return Err(Error::Format {
+                path: run.config_path(),
+                message: "vocab.txt or labels.txt does not match config.json".into(),
+            });
+        }
+        let model = Classifier::new(config.model)?;
+        let file = run.load_weights("classify train")?;
+        let params = model
+            .param_layout()
+            .from_file(&file, &run.model_path(), "a classifier")?;
+        Ok(Trained {
+            config,
+            vocab,
+            labels,
+            model,
+            params,
+        })
+    }
+
+    /// Token ids of `text` (whitespace-separated words, unknown ones as `<unk>`; an empty text
+    /// is one `<unk>`).
+    pub fn encode(&self, text: &str) -> Vec<u32> {
+        let mut tokens = crate::tasks::classify::data::tokenize(text);
+        if tokens.is_empty() {
+            tokens.push(crate::data::UNK.to_string());
+        }
+        crate::tasks::classify::data::encode(&tokens, &self.vocab).0
+    }
+
+    /// The label of each text, with the probabilities.
+    pub fn predict(&self, texts: &[&str]) -> Result<Vec<Prediction>> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let seqs: Vec<Vec<u32>> = texts.iter().map(|t| self.encode(t)).collect();
+        let probs = probabilities(&self.model, &self.params, &seqs)?;
+        Ok(probs
+            .chunks_exact(self.labels.len())
+            .map(|row| {
+                let best = argmax(row);
+                Prediction {
+                    label: self.labels.tokens()[best].clone(),
+                    probability: row[best],
+                    probabilities: row.to_vec(),
+                }
+            })
+            .collect())
+    }
+}
