@@ -1,7 +1,9 @@
 //! Token embedding: a lookup table `W[V, E]`, forward gather and backward scatter-add.
 
+use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
+use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
 
 /// Forward: `out[n] = table[ids[n]]` for every token.
@@ -26,6 +28,16 @@ pub fn backward(dout: &[f32], ids: &[u32], dtable: &mut [f32], embed: usize) {
             .iter_mut()
             .zip(row)
             .for_each(|(d, g)| *d += g);
+    }
+}
+
+/// Draws every value of `values` (embedding rows) from `N(0, std²)` by the Box–Muller transform,
+/// one pair of uniforms per value (PyTorch's `nn.Embedding` draws `N(0, 1)`).
+pub(crate) fn init_normal(values: &mut [f32], std: f64, rng: &mut SeqRng) {
+    for v in values {
+        let u1: f64 = 1.0 - rng.random::<f64>();
+        let u2: f64 = rng.random::<f64>();
+        *v = (std * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32;
     }
 }
 

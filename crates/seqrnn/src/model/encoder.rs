@@ -55,6 +55,13 @@ pub struct EncoderCache {
     rnn: Vec<RnnCache>,
 }
 
+impl EncoderCache {
+    /// `T·B` of the cached pass: the rows of its input and output.
+    pub fn rows(&self) -> usize {
+        self.t * self.lens.len()
+    }
+}
+
 /// Scratch buffers of the forward and backward passes, reused across calls (nothing is
 /// allocated once the shapes have been seen).
 #[derive(Debug, Default)]

@@ -6,8 +6,12 @@ pub mod ctc;
 pub mod dense;
 pub mod embedding;
 pub mod encoder;
+pub mod encoder_head;
 pub mod layout;
 pub mod softmax;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use encoder::{EncoderCache, EncoderWorkspace, SeqEncoder};
+pub use encoder_head::{EncoderHead, EncoderHeadCache, EncoderHeadWorkspace};
 pub use layout::{NamedTensor, ParamEntry, ParamLayout};

@@ -18,16 +18,17 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dropout::{rng_from_seed, Dropout, RowRng};
+use crate::dropout::{rng_from_seed, RowRng};
 use crate::error::{Error, Result};
 use crate::linalg::fit;
 pub use crate::model::embedding::TokenBatch;
 use crate::model::embedding::{check_embed, check_vocab};
 use crate::model::encoder::{zero_padding, EncoderCache, EncoderWorkspace, SeqEncoder};
+use crate::model::encoder_head::{check_encoder, init_recurrent, standard_dropout};
 use crate::model::layout::check_backward;
 use crate::model::layout::{NamedTensor, ParamLayout};
 use crate::model::{dense, embedding, softmax};
-use crate::rnn::{CellKind, Direction, ForgetBias, Init, InitScheme, RnnConfig};
+use crate::rnn::{CellKind, Direction, RnnConfig};
 
 /// How the recurrent outputs of a sequence become one feature vector.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,12 +134,7 @@ impl ClassifierConfig {
             )));
         }
         check_embed(self.embed)?;
-        Dropout {
-            p: self.dropout,
-            ..Dropout::NONE
-        }
-        .validate()?;
-        self.rnn_config().validate()
+        check_encoder(self.dropout, &self.rnn_config())
     }
 
     /// The configuration of the whole stack (its layout names the parameters).
@@ -252,24 +248,12 @@ impl Classifier {
     /// Initial weights: embedding `N(0, 1)` scaled by 0.1 (padding row zero), recurrent layers
     /// `U(±1/√H)` with LSTM forget-gate bias 1, head as PyTorch's `nn.Linear`.
     pub fn init_params(&self, seed: u64) -> Result<Vec<f32>> {
-        use rand::RngExt;
         let mut p = vec![0.0; self.num_params()];
         let mut rng = rng_from_seed(seed);
         let e = self.config.embed;
-        for v in &mut p[self.emb.start + e..self.emb.end] {
-            let u1: f64 = 1.0 - rng.random::<f64>();
-            let u2: f64 = rng.random::<f64>();
-            *v = (0.1 * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32;
-        }
-        Init {
-            scheme: InitScheme::PyTorch,
-            forget_bias: ForgetBias::One,
-        }
-        .apply(
-            &self.config.rnn_config(),
-            &mut p[self.rnn.clone()],
-            seed.wrapping_add(1),
-        )?;
+        embedding::init_normal(&mut p[self.emb.start + e..self.emb.end], 0.1, &mut rng);
+        let rnn = &mut p[self.rnn.clone()];
+        init_recurrent(&self.config.rnn_config(), rnn, seed.wrapping_add(1))?;
         let (w, b) = p[self.head_w.start..].split_at_mut(self.head_w.len());
         dense::init(w, b, self.config.features(), &mut rng);
         Ok(p)
@@ -421,10 +405,7 @@ impl Classifier {
         }
         cache.batch.clone_from(batch);
         self.embed(params, batch, ws);
-        let drop = Dropout {
-            p: c.dropout,
-            ..Dropout::NONE
-        };
+        let drop = standard_dropout(c.dropout);
         if drop.is_active() {
             drop.apply_train(&mut ws.emb, &mut cache.emb_mask, batch.t, b, rng);
         }
@@ -545,6 +526,7 @@ impl Classifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::testing::{check_gradients, FdCheck};
     use crate::rnn::GruVariant;
     use rand::RngExt;
 
@@ -643,28 +625,19 @@ mod tests {
                 .unwrap();
             let mut g = vec![0.0; m.num_params()];
             m.backward(&p, &mut g, &cache, &mut ws).unwrap();
-            let gmax = g.iter().fold(0.0f32, |a, v| a.max(v.abs()));
-            let eps = 1e-2;
-            for i in 0..p.len() {
-                let keep = p[i];
-                p[i] = keep + eps;
-                let lp = m
-                    .forward_train(&p, &bt, &labels, &mut cache, &mut ws, &mut masks())
-                    .unwrap();
-                p[i] = keep - eps;
-                let lm = m
-                    .forward_train(&p, &bt, &labels, &mut cache, &mut ws, &mut masks())
-                    .unwrap();
-                p[i] = keep;
-                let fd = ((lp - lm) / (2.0 * eps as f64)) as f32;
-                // The padding row is frozen; max pooling is piecewise, so allow its kinks.
-                let want = if i < 5 { 0.0 } else { fd };
-                assert!(
-                    (want - g[i]).abs() <= 3e-3 * gmax + 1e-4,
-                    "{c:?} param {i}: finite difference {fd}, backward {}",
-                    g[i]
-                );
-            }
+            // The padding row is frozen; max pooling is piecewise, so allow its kinks.
+            let what = format!("{c:?}");
+            check_gradients(
+                &what,
+                &mut p,
+                &g,
+                FdCheck::new(3e-3, 1e-4),
+                |i| i < 5,
+                |p| {
+                    m.forward_train(p, &bt, &labels, &mut cache, &mut ws, &mut masks())
+                        .unwrap()
+                },
+            );
         }
     }
 }

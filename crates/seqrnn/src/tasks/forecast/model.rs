@@ -22,12 +22,10 @@ use crate::dropout::{rng_from_seed, RowRng};
 use crate::error::{Error, Result};
 use crate::linalg::fit;
 use crate::model::dense;
+use crate::model::encoder_head::init_recurrent;
 use crate::model::layout::check_backward;
 use crate::model::layout::{NamedTensor, ParamLayout};
-use crate::rnn::{
-    CellKind, Direction, ForgetBias, Init, InitScheme, Rnn, RnnCache, RnnConfig, RnnState,
-    RnnWorkspace, SeqShape,
-};
+use crate::rnn::{CellKind, Direction, Rnn, RnnCache, RnnConfig, RnnState, RnnWorkspace, SeqShape};
 
 /// How the horizon is produced from the encoder's final output.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,13 +213,9 @@ impl Forecaster {
     /// PyTorch's `nn.Linear`. The same seed gives the same values.
     pub fn init_params(&self, seed: u64) -> Result<Vec<f32>> {
         let mut p = vec![0.0; self.num_params()];
-        let init = Init {
-            scheme: InitScheme::PyTorch,
-            forget_bias: ForgetBias::One,
-        };
-        init.apply(self.encoder.config(), &mut p[self.rnn.clone()], seed)?;
+        init_recurrent(self.encoder.config(), &mut p[self.rnn.clone()], seed)?;
         if let Some(d) = &self.decoder {
-            init.apply(d.config(), &mut p[self.dec.clone()], seed.wrapping_add(1))?;
+            init_recurrent(d.config(), &mut p[self.dec.clone()], seed.wrapping_add(1))?;
         }
         let mut rng = rng_from_seed(seed.wrapping_add(2));
         let (w, b) = p[self.head_w.start..].split_at_mut(self.head_w.len());
@@ -491,6 +485,7 @@ enum DecoderPass<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::testing::{check_gradients, FdCheck};
     use crate::rnn::GruVariant;
     use rand::RngExt;
 
@@ -540,26 +535,18 @@ mod tests {
                 .sum::<f64>()
                 / y.len() as f64;
             assert!((mse - loss).abs() < 1e-6, "{mse} vs {loss}");
-            let gmax = g.iter().fold(0.0f32, |a, v| a.max(v.abs()));
-            let eps = 1e-2;
-            for i in 0..p.len() {
-                let keep = p[i];
-                p[i] = keep + eps;
-                let lp = m
-                    .forward_train(&p, &x, &y, b, &mut cache, &mut RowRng::new(9, 0))
-                    .unwrap();
-                p[i] = keep - eps;
-                let lm = m
-                    .forward_train(&p, &x, &y, b, &mut cache, &mut RowRng::new(9, 0))
-                    .unwrap();
-                p[i] = keep;
-                let fd = ((lp - lm) / (2.0 * eps as f64)) as f32;
-                assert!(
-                    (fd - g[i]).abs() <= 2e-3 * gmax + 1e-4,
-                    "{head:?} {cell:?} param {i}: finite difference {fd}, backward {}",
-                    g[i]
-                );
-            }
+            let what = format!("{head:?} {cell:?}");
+            check_gradients(
+                &what,
+                &mut p,
+                &g,
+                FdCheck::new(2e-3, 1e-4),
+                |_| false,
+                |p| {
+                    m.forward_train(p, &x, &y, b, &mut cache, &mut RowRng::new(9, 0))
+                        .unwrap()
+                },
+            );
         }
     }
 

@@ -510,12 +510,8 @@ impl LanguageModel {
                 p.iter_mut().for_each(|v| *v = rng.random_range(-s..=s));
             }
             LmInit::PyTorch => {
-                for v in &mut p[self.layout.encoder.clone()] {
-                    // Box–Muller: N(0, 1).
-                    let u1: f64 = 1.0 - rng.random::<f64>();
-                    let u2: f64 = rng.random::<f64>();
-                    *v = ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32;
-                }
+                let table = &mut p[self.layout.encoder.clone()];
+                crate::model::embedding::init_normal(table, 1.0, &mut rng);
                 let (below, above) = p[self.layout.rnn.clone()].split_at_mut(self.rnn.num_params());
                 crate::rnn::Init::default().apply(
                     self.rnn.config(),

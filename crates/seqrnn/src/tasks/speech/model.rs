@@ -19,15 +19,16 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dropout::{apply_mask, rng_from_seed, Dropout, RowRng};
+use crate::dropout::{rng_from_seed, RowRng};
 use crate::error::{Error, Result};
 use crate::linalg::fit;
 use crate::model::ctc::{Ctc, CtcWorkspace, GradScale};
-use crate::model::dense;
-use crate::model::encoder::{EncoderCache, EncoderWorkspace, SeqEncoder};
+use crate::model::encoder_head::{
+    check_encoder, EncoderHead, EncoderHeadCache, EncoderHeadWorkspace,
+};
 use crate::model::layout::check_backward;
 use crate::model::layout::ParamLayout;
-use crate::rnn::{CellKind, Direction, ForgetBias, Init, InitScheme, RnnConfig};
+use crate::rnn::{CellKind, Direction, RnnConfig};
 
 /// Shape of an acoustic model. `validate()` before use.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -58,12 +59,7 @@ impl SpeechConfig {
                 self.features, self.stack, self.labels
             )));
         }
-        Dropout {
-            p: self.dropout,
-            ..Dropout::NONE
-        }
-        .validate()?;
-        self.rnn_config().validate()
+        check_encoder(self.dropout, &self.rnn_config())
     }
 
     /// The encoder.
@@ -104,31 +100,28 @@ impl SpeechBatch {
     }
 }
 
-/// An acoustic model: configuration, encoder, layout. Parameters are owned by the caller.
+/// An acoustic model: configuration, encoder with its output layer, CTC, layout. Parameters
+/// are owned by the caller.
 #[derive(Clone, Debug)]
 pub struct SpeechModel {
     config: SpeechConfig,
-    encoder: SeqEncoder,
+    /// Dropout, encoder, dropout, `output` layer (`rnn.*`, `output.*`).
+    body: EncoderHead,
     ctc: Ctc,
     params: ParamLayout,
-    rnn: Range<usize>,
-    out_w: Range<usize>,
-    out_b: Range<usize>,
+    /// The body's range in the parameter block.
+    body_p: Range<usize>,
 }
 
-/// What a forward pass keeps: step counts, the dropout masks, the encoder's cache and output,
-/// and the logits (with their gradient once the loss is taken).
+/// What a forward pass keeps: step counts, the body's cache, and the logits (with their
+/// gradient once the loss is taken).
 #[derive(Debug, Default)]
 pub struct SpeechCache {
     /// Recurrent steps of each utterance `[B]` and `T'`.
     lens: Vec<usize>,
     t: usize,
-    /// Mask of the encoder input `[T', B, S·F]` (empty without dropout).
-    x_mask: Vec<f32>,
-    enc: EncoderCache,
-    /// Encoder output `[T', B, 2·H]` after dropout, and its mask.
-    top: Vec<f32>,
-    top_mask: Vec<f32>,
+    /// Dropout masks, encoder cache and output of the training pass.
+    body: EncoderHeadCache,
     /// Logits `[T', B, C]`.
     pub logits: Vec<f32>,
     /// `∂L/∂logits` `[T', B, C]`.
@@ -150,32 +143,26 @@ impl SpeechCache {
 /// Scratch buffers, reused across calls.
 #[derive(Debug, Default)]
 pub struct SpeechWorkspace {
-    enc: EncoderWorkspace,
+    body: EncoderHeadWorkspace,
     ctc: CtcWorkspace,
+    /// Stacked encoder input `[T', B, S·F]`.
     x: Vec<f32>,
-    h_n: Vec<f32>,
-    dtop: Vec<f32>,
-    dx: Vec<f32>,
 }
 
 impl SpeechModel {
     /// A model for `config`.
     pub fn new(config: SpeechConfig) -> Result<Self> {
         config.validate()?;
-        let encoder = SeqEncoder::new(config.rnn_config())?;
+        let body = EncoderHead::new(config.rnn_config(), config.dropout, config.labels)?;
         let ctc = Ctc::new(config.labels)?;
         let mut p = ParamLayout::new();
-        let rnn = p.push_rnn("rnn", encoder.layout());
-        let out_w = p.push("output.weight", vec![config.labels, 2 * config.hidden]);
-        let out_b = p.push("output.bias", vec![config.labels]);
+        let body_p = body.push_params(&mut p, "rnn", "output");
         Ok(SpeechModel {
             config,
-            encoder,
+            body,
             ctc,
             params: p,
-            rnn,
-            out_w,
-            out_b,
+            body_p,
         })
     }
 
@@ -197,16 +184,10 @@ impl SpeechModel {
     /// Initial weights: recurrent layers `U(±1/√H)` with LSTM forget-gate bias 1, the output
     /// layer as `nn.Linear`.
     pub fn init_params(&self, seed: u64) -> Result<Vec<f32>> {
-        let c = &self.config;
         let mut p = vec![0.0; self.num_params()];
-        let init = Init {
-            scheme: InitScheme::PyTorch,
-            forget_bias: ForgetBias::One,
-        };
-        init.apply(&c.rnn_config(), &mut p[self.rnn.clone()], seed)?;
         let mut rng = rng_from_seed(seed.wrapping_add(1));
-        let (w, b) = p[self.out_w.start..self.out_b.end].split_at_mut(self.out_w.len());
-        dense::init(w, b, 2 * c.hidden, &mut rng);
+        self.body
+            .init(&mut p[self.body_p.clone()], seed, &mut rng)?;
         Ok(p)
     }
 
@@ -254,59 +235,19 @@ impl SpeechModel {
         batch: &SpeechBatch,
         cache: &mut SpeechCache,
         ws: &mut SpeechWorkspace,
-        mut rng: Option<&mut RowRng>,
+        rng: Option<&mut RowRng>,
     ) -> Result<()> {
         self.check(params, batch)?;
-        let c = &self.config;
         self.stack(batch, cache, ws);
-        let (b, t, k, h2) = (batch.b(), cache.t, c.labels, 2 * c.hidden);
-        let drop = Dropout {
-            p: c.dropout,
-            ..Dropout::NONE
-        };
-        let train = rng.is_some() && drop.is_active();
-        cache.x_mask.clear();
-        cache.top_mask.clear();
-        if let (true, Some(r)) = (train, rng.as_deref_mut()) {
-            drop.apply_train(&mut ws.x, &mut cache.x_mask, t, b, r);
-        }
-        let p = &params[self.rnn.clone()];
-        match rng.as_deref_mut() {
-            Some(r) => self.encoder.forward_train(
-                p,
-                &ws.x,
-                &cache.lens,
-                t,
-                &mut cache.top,
-                &mut ws.h_n,
-                &mut cache.enc,
-                &mut ws.enc,
-                r,
-            )?,
-            None => self.encoder.forward_infer(
-                p,
-                &ws.x,
-                &cache.lens,
-                t,
-                &mut cache.top,
-                &mut ws.h_n,
-                &mut ws.enc,
-            )?,
-        }
-        if let (true, Some(r)) = (train, rng) {
-            drop.apply_train(&mut cache.top, &mut cache.top_mask, t, b, r);
-        }
-        fit(&mut cache.logits, t * b * k);
-        dense::forward(
-            &params[self.out_w.clone()],
-            &params[self.out_b.clone()],
-            &cache.top,
+        self.body.forward(
+            &params[self.body_p.clone()],
+            &mut ws.x,
+            &cache.lens,
+            cache.t,
             &mut cache.logits,
-            t * b,
-            h2,
-            k,
-        );
-        Ok(())
+            rng.map(|r| (&mut cache.body, r)),
+            &mut ws.body,
+        )
     }
 
     /// Training forward pass: returns the CTC negative log-likelihood summed over the batch
@@ -325,26 +266,33 @@ impl SpeechModel {
         rng: &mut RowRng,
     ) -> Result<f64> {
         self.logits(params, batch, cache, ws, Some(rng))?;
-        self.loss(batch, scale, cache, ws)
+        self.loss(batch, Some(scale), cache, ws)
     }
 
-    /// The summed CTC loss of the cached logits and `scale ·` its gradient.
+    /// The summed CTC loss of the cached logits; with `scale`, also `scale ·` its gradient
+    /// (into `cache.dlogits`).
     fn loss(
         &self,
         batch: &SpeechBatch,
-        scale: f32,
+        scale: Option<f32>,
         cache: &mut SpeechCache,
         ws: &mut SpeechWorkspace,
     ) -> Result<f64> {
-        fit(&mut cache.dlogits, cache.logits.len());
-        cache.dlogits.fill(0.0);
+        let grad = match scale {
+            Some(scale) => {
+                fit(&mut cache.dlogits, cache.logits.len());
+                cache.dlogits.fill(0.0);
+                Some((&mut cache.dlogits[..], GradScale::Uniform(scale)))
+            }
+            None => None,
+        };
         let targets: Vec<&[u32]> = batch.targets.iter().map(Vec::as_slice).collect();
         self.ctc.nll(
             &cache.logits,
             cache.t,
             &cache.lens,
             &targets,
-            Some((&mut cache.dlogits, GradScale::Uniform(scale))),
+            grad,
             &mut ws.ctc,
         )
     }
@@ -358,15 +306,7 @@ impl SpeechModel {
         ws: &mut SpeechWorkspace,
     ) -> Result<f64> {
         self.logits(params, batch, cache, ws, None)?;
-        let targets: Vec<&[u32]> = batch.targets.iter().map(Vec::as_slice).collect();
-        self.ctc.nll(
-            &cache.logits,
-            cache.t,
-            &cache.lens,
-            &targets,
-            None,
-            &mut ws.ctc,
-        )
+        self.loss(batch, None, cache, ws)
     }
 
     /// Inference: the logits `[T', B, C]` of a batch in `cache.logits` (transcripts are not
@@ -396,42 +336,19 @@ impl SpeechModel {
         ws: &mut SpeechWorkspace,
     ) -> Result<()> {
         check_backward(grads.len(), self.num_params(), cache.lens.len())?;
-        let c = &self.config;
-        let (b, t, k, h2) = (cache.lens.len(), cache.t, c.labels, 2 * c.hidden);
-        fit(&mut ws.dtop, t * b * h2);
-        {
-            let (lo, hi) = grads.split_at_mut(self.out_b.start);
-            dense::backward(
-                &params[self.out_w.clone()],
-                &cache.top,
-                &cache.dlogits,
-                &mut lo[self.out_w.clone()],
-                &mut hi[..self.out_b.len()],
-                &mut ws.dtop,
-                t * b,
-                h2,
-                k,
-            );
-        }
-        if !cache.top_mask.is_empty() {
-            apply_mask(&mut ws.dtop, &cache.top_mask);
-        }
-        fit(&mut ws.dx, t * b * c.stack * c.features);
-        self.encoder.backward(
-            &params[self.rnn.clone()],
-            &mut grads[self.rnn.clone()],
-            &cache.enc,
-            &ws.dtop,
-            None,
-            &mut ws.dx,
-            &mut ws.enc,
-        )
+        let r = self.body_p.clone();
+        let p = &params[r.clone()];
+        let body = &cache.body;
+        self.body
+            .backward(p, &mut grads[r], body, &cache.dlogits, &mut ws.body)?;
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::testing::{check_gradients, FdCheck};
     use crate::rnn::GruVariant;
     use rand::RngExt;
 
@@ -502,24 +419,19 @@ mod tests {
                 .unwrap();
             let mut g = vec![0.0; m.num_params()];
             m.backward(&p, &mut g, &cache, &mut ws).unwrap();
-            let gmax = g.iter().fold(0.0f32, |a, v| a.max(v.abs()));
-            let eps = 1e-2;
-            for i in 0..p.len() {
-                let keep = p[i];
-                let mut f = |x: f32| {
-                    p[i] = x;
+            let what = format!("{c:?}");
+            check_gradients(
+                &what,
+                &mut p,
+                &g,
+                FdCheck::new(3e-3, 2e-4),
+                |_| false,
+                |p| {
                     0.5 * m
-                        .forward_train(&p, &bt, 0.5, &mut cache, &mut ws, &mut masks())
+                        .forward_train(p, &bt, 0.5, &mut cache, &mut ws, &mut masks())
                         .unwrap()
-                };
-                let fd = ((f(keep + eps) - f(keep - eps)) / (2.0 * eps as f64)) as f32;
-                p[i] = keep;
-                assert!(
-                    (fd - g[i]).abs() <= 3e-3 * gmax + 2e-4,
-                    "{c:?} param {i}: finite difference {fd}, backward {}",
-                    g[i]
-                );
-            }
+                },
+            );
         }
     }
 

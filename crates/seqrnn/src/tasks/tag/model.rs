@@ -22,16 +22,19 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dropout::{apply_mask, rng_from_seed, Dropout, RowRng};
+use crate::dropout::{rng_from_seed, RowRng};
 use crate::error::{Error, Result};
 use crate::linalg::fit;
 use crate::model::crf::{Constraints, Crf, CrfWorkspace};
+use crate::model::embedding;
 use crate::model::embedding::check_embed;
 use crate::model::encoder::{zero_padding, EncoderCache, EncoderWorkspace, SeqEncoder};
+use crate::model::encoder_head::{
+    check_encoder, init_recurrent, EncoderHead, EncoderHeadCache, EncoderHeadWorkspace,
+};
 use crate::model::layout::check_backward;
 use crate::model::layout::ParamLayout;
-use crate::model::{dense, embedding};
-use crate::rnn::{CellKind, Direction, ForgetBias, Init, InitScheme, RnnConfig};
+use crate::rnn::{CellKind, Direction, RnnConfig};
 
 /// Width of the casing feature: all lower case, all upper case, capitalised, other.
 pub const CASES: usize = 4;
@@ -104,12 +107,7 @@ impl TaggerConfig {
         if self.char_hidden > 0 {
             check_embed(self.char_embed)?;
         }
-        Dropout {
-            p: self.dropout,
-            ..Dropout::NONE
-        }
-        .validate()?;
-        self.rnn_config().validate()
+        check_encoder(self.dropout, &self.rnn_config())
     }
 
     /// Width of the word-level encoder's input: `E + 4 + 2·Hc`.
@@ -185,16 +183,16 @@ impl TagBatch {
 #[derive(Clone, Debug)]
 pub struct Tagger {
     config: TaggerConfig,
-    encoder: SeqEncoder,
+    /// Dropout, word-level encoder, dropout, `emissions` layer (`rnn.*`, `emissions.*`).
+    body: EncoderHead,
     char_encoder: Option<SeqEncoder>,
     crf: Option<Crf>,
     params: ParamLayout,
     word_emb: Range<usize>,
     char_emb: Range<usize>,
     char_rnn: Range<usize>,
-    rnn: Range<usize>,
-    out_w: Range<usize>,
-    out_b: Range<usize>,
+    /// The body's range in the parameter block.
+    body_p: Range<usize>,
     crf_p: Range<usize>,
 }
 
@@ -207,12 +205,8 @@ pub struct TaggerCache {
     char_lens: Vec<usize>,
     char_t: usize,
     char_enc: EncoderCache,
-    /// Encoder input `[T, B, I]` (after dropout) and its mask.
-    x_mask: Vec<f32>,
-    enc: EncoderCache,
-    /// Encoder output `[T, B, 2·H]` after dropout, and its mask.
-    top: Vec<f32>,
-    top_mask: Vec<f32>,
+    /// Dropout masks, word-level encoder cache and output of the training pass.
+    body: EncoderHeadCache,
     /// Emissions `[T, B, K]`; for the softmax head, `∂L/∂emissions` once the loss is taken.
     emissions: Vec<f32>,
     /// `∂L/∂emissions` of the CRF head.
@@ -224,16 +218,14 @@ pub struct TaggerCache {
 /// Scratch buffers, reused across calls.
 #[derive(Debug, Default)]
 pub struct TaggerWorkspace {
-    enc: EncoderWorkspace,
+    body: EncoderHeadWorkspace,
     char_ws: EncoderWorkspace,
     crf: CrfWorkspace,
+    /// Encoder input `[T, B, I]`.
     x: Vec<f32>,
     char_x: Vec<f32>,
     char_out: Vec<f32>,
     char_hn: Vec<f32>,
-    h_n: Vec<f32>,
-    dtop: Vec<f32>,
-    dx: Vec<f32>,
     dchar_out: Vec<f32>,
     dchar_hn: Vec<f32>,
     dchar_x: Vec<f32>,
@@ -244,7 +236,7 @@ impl Tagger {
     pub fn new(config: TaggerConfig, constraints: Constraints) -> Result<Self> {
         config.validate()?;
         let c = &config;
-        let encoder = SeqEncoder::new(c.rnn_config())?;
+        let body = EncoderHead::new(c.rnn_config(), c.dropout, c.tags)?;
         let char_encoder = match c.char_hidden {
             0 => None,
             _ => Some(SeqEncoder::new(c.char_config())?),
@@ -262,9 +254,7 @@ impl Tagger {
             ),
             None => (p.len()..p.len(), p.len()..p.len()),
         };
-        let rnn = p.push_rnn("rnn", encoder.layout());
-        let out_w = p.push("emissions.weight", vec![c.tags, 2 * c.hidden]);
-        let out_b = p.push("emissions.bias", vec![c.tags]);
+        let body_p = body.push_params(&mut p, "rnn", "emissions");
         let crf_p = match c.head {
             Head::Crf => {
                 let a = p.push("crf.transitions", vec![c.tags, c.tags]);
@@ -276,16 +266,14 @@ impl Tagger {
         };
         Ok(Tagger {
             config,
-            encoder,
+            body,
             char_encoder,
             crf,
             params: p,
             word_emb,
             char_emb,
             char_rnn,
-            rnn,
-            out_w,
-            out_b,
+            body_p,
             crf_p,
         })
     }
@@ -308,7 +296,6 @@ impl Tagger {
     /// Initial weights: embeddings `N(0, 0.1²)` (padding rows zero), recurrent layers
     /// `U(±1/√H)` with LSTM forget-gate bias 1, the emission layer as `nn.Linear`, CRF scores 0.
     pub fn init_params(&self, seed: u64) -> Result<Vec<f32>> {
-        use rand::RngExt;
         let c = &self.config;
         let mut p = vec![0.0; self.num_params()];
         let mut rng = rng_from_seed(seed);
@@ -316,30 +303,14 @@ impl Tagger {
             if r.is_empty() {
                 continue;
             }
-            for v in &mut p[r.start + e..r.end] {
-                let u1: f64 = 1.0 - rng.random::<f64>();
-                let u2: f64 = rng.random::<f64>();
-                *v = (0.1 * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32;
-            }
+            embedding::init_normal(&mut p[r.start + e..r.end], 0.1, &mut rng);
         }
-        let init = Init {
-            scheme: InitScheme::PyTorch,
-            forget_bias: ForgetBias::One,
-        };
-        init.apply(
-            &c.rnn_config(),
-            &mut p[self.rnn.clone()],
-            seed.wrapping_add(1),
-        )?;
         if self.char_encoder.is_some() {
-            init.apply(
-                &c.char_config(),
-                &mut p[self.char_rnn.clone()],
-                seed.wrapping_add(2),
-            )?;
+            let char_rnn = &mut p[self.char_rnn.clone()];
+            init_recurrent(&c.char_config(), char_rnn, seed.wrapping_add(2))?;
         }
-        let (w, b) = p[self.out_w.start..self.out_b.end].split_at_mut(self.out_w.len());
-        dense::init(w, b, 2 * c.hidden, &mut rng);
+        let body = &mut p[self.body_p.clone()];
+        self.body.init(body, seed.wrapping_add(1), &mut rng)?;
         Ok(p)
     }
 
@@ -457,57 +428,17 @@ impl Tagger {
         mut rng: Option<&mut RowRng>,
     ) -> Result<()> {
         self.check(params, batch)?;
-        let c = &self.config;
-        let (b, t, k, h2) = (batch.b(), batch.t, c.tags, 2 * c.hidden);
         cache.batch.clone_from(batch);
         self.input(params, batch, cache, ws, rng.as_deref_mut())?;
-        let drop = Dropout {
-            p: c.dropout,
-            ..Dropout::NONE
-        };
-        let train = rng.is_some() && drop.is_active();
-        cache.x_mask.clear();
-        cache.top_mask.clear();
-        if let (true, Some(r)) = (train, rng.as_deref_mut()) {
-            drop.apply_train(&mut ws.x, &mut cache.x_mask, t, b, r);
-        }
-        let p = &params[self.rnn.clone()];
-        match rng.as_deref_mut() {
-            Some(r) => self.encoder.forward_train(
-                p,
-                &ws.x,
-                &batch.lens,
-                t,
-                &mut cache.top,
-                &mut ws.h_n,
-                &mut cache.enc,
-                &mut ws.enc,
-                r,
-            )?,
-            None => self.encoder.forward_infer(
-                p,
-                &ws.x,
-                &batch.lens,
-                t,
-                &mut cache.top,
-                &mut ws.h_n,
-                &mut ws.enc,
-            )?,
-        }
-        if let (true, Some(r)) = (train, rng) {
-            drop.apply_train(&mut cache.top, &mut cache.top_mask, t, b, r);
-        }
-        fit(&mut cache.emissions, t * b * k);
-        dense::forward(
-            &params[self.out_w.clone()],
-            &params[self.out_b.clone()],
-            &cache.top,
+        self.body.forward(
+            &params[self.body_p.clone()],
+            &mut ws.x,
+            &batch.lens,
+            batch.t,
             &mut cache.emissions,
-            t * b,
-            h2,
-            k,
-        );
-        Ok(())
+            rng.map(|r| (&mut cache.body, r)),
+            &mut ws.body,
+        )
     }
 
     /// Training forward pass: returns the summed loss over the batch (per-token cross-entropy,
@@ -584,46 +515,21 @@ impl Tagger {
         check_backward(grads.len(), self.num_params(), cache.batch.b())?;
         let c = &self.config;
         let batch = &cache.batch;
-        let (b, t, k, h2, i_w, e) = (batch.b(), batch.t, c.tags, 2 * c.hidden, c.input(), c.embed);
+        let (i_w, e) = (c.input(), c.embed);
         if self.crf.is_some() {
             grads[self.crf_p.clone()]
                 .iter_mut()
                 .zip(&cache.dcrf)
                 .for_each(|(g, d)| *g += d);
         }
-        fit(&mut ws.dtop, t * b * h2);
-        {
-            let (lo, hi) = grads.split_at_mut(self.out_b.start);
-            dense::backward(
-                &params[self.out_w.clone()],
-                &cache.top,
-                &cache.demissions,
-                &mut lo[self.out_w.clone()],
-                &mut hi[..self.out_b.len()],
-                &mut ws.dtop,
-                t * b,
-                h2,
-                k,
-            );
-        }
-        if !cache.top_mask.is_empty() {
-            apply_mask(&mut ws.dtop, &cache.top_mask);
-        }
-        fit(&mut ws.dx, t * b * i_w);
-        self.encoder.backward(
-            &params[self.rnn.clone()],
-            &mut grads[self.rnn.clone()],
-            &cache.enc,
-            &ws.dtop,
-            None,
-            &mut ws.dx,
-            &mut ws.enc,
-        )?;
-        if !cache.x_mask.is_empty() {
-            apply_mask(&mut ws.dx, &cache.x_mask);
-        }
+        let r = self.body_p.clone();
+        let p = &params[r.clone()];
+        let demissions = &cache.demissions;
+        let dx = self
+            .body
+            .backward(p, &mut grads[r], &cache.body, demissions, &mut ws.body)?;
         // Word embeddings (the padding row never learns).
-        for (n, row) in ws.dx.chunks_exact(i_w).enumerate() {
+        for (n, row) in dx.chunks_exact(i_w).enumerate() {
             let w = batch.words[n] as usize;
             if w == 0 {
                 continue;
@@ -637,7 +543,7 @@ impl Tagger {
             let (ec, hc, n, lt) = (c.char_embed, c.char_hidden, batch.tokens(), cache.char_t);
             fit(&mut ws.dchar_hn, 2 * n * hc);
             for (kk, flat) in batch.real().enumerate() {
-                let row = &ws.dx[flat * i_w + e + CASES..(flat + 1) * i_w];
+                let row = &dx[flat * i_w + e + CASES..(flat + 1) * i_w];
                 ws.dchar_hn[kk * hc..(kk + 1) * hc].copy_from_slice(&row[..hc]);
                 ws.dchar_hn[(n + kk) * hc..(n + kk + 1) * hc].copy_from_slice(&row[hc..]);
             }
@@ -713,6 +619,7 @@ impl Tagger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::testing::{check_gradients, FdCheck};
     use crate::rnn::GruVariant;
     use rand::RngExt;
 
@@ -802,28 +709,17 @@ mod tests {
                 .unwrap();
             let mut g = vec![0.0; m.num_params()];
             m.backward(&p, &mut g, &cache, &mut ws).unwrap();
-            let gmax = g.iter().fold(0.0f32, |a, v| a.max(v.abs()));
-            let eps = 1e-2;
-            for i in 0..p.len() {
-                let keep = p[i];
-                let mut f = |x: f32| {
-                    p[i] = x;
-                    0.5 * m
-                        .forward_train(&p, &bt, 0.5, &mut cache, &mut ws, &mut masks())
-                        .unwrap()
-                };
-                let fd = ((f(keep + eps) - f(keep - eps)) / (2.0 * eps as f64)) as f32;
-                p[i] = keep;
-                let frozen = i < c.embed
+            let frozen = |i: usize| {
+                i < c.embed
                     || (c.char_hidden > 0
-                        && (m.char_emb.start..m.char_emb.start + c.char_embed).contains(&i));
-                let want = if frozen { 0.0 } else { fd };
-                assert!(
-                    (want - g[i]).abs() <= 3e-3 * gmax + 2e-4,
-                    "{c:?} param {i}: finite difference {fd}, backward {}",
-                    g[i]
-                );
-            }
+                        && (m.char_emb.start..m.char_emb.start + c.char_embed).contains(&i))
+            };
+            let what = format!("{c:?}");
+            check_gradients(&what, &mut p, &g, FdCheck::new(3e-3, 2e-4), frozen, |p| {
+                0.5 * m
+                    .forward_train(p, &bt, 0.5, &mut cache, &mut ws, &mut masks())
+                    .unwrap()
+            });
         }
     }
 

@@ -37,13 +37,11 @@ use crate::model::attention::{Attention, AttnCache, AttnGrads, AttnShape, AttnWo
 use crate::model::embedding::TokenBatch;
 use crate::model::embedding::{check_embed, OutputWeights};
 use crate::model::encoder::{zero_padding, EncoderCache, EncoderWorkspace, SeqEncoder};
+use crate::model::encoder_head::{init_recurrent, standard_dropout};
 use crate::model::layout::check_backward;
 use crate::model::layout::{NamedTensor, ParamLayout};
 use crate::model::{dense, embedding, softmax};
-use crate::rnn::{
-    CellKind, Direction, ForgetBias, Init, InitScheme, Rnn, RnnCache, RnnConfig, RnnState,
-    RnnWorkspace, SeqShape,
-};
+use crate::rnn::{CellKind, Direction, Rnn, RnnCache, RnnConfig, RnnState, RnnWorkspace, SeqShape};
 
 /// Shape of a translation model. `validate()` before use.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -111,11 +109,7 @@ impl Seq2SeqConfig {
                 "the longest source must be at least 1".into(),
             ));
         }
-        Dropout {
-            p: self.dropout,
-            ..Dropout::NONE
-        }
-        .validate()?;
+        standard_dropout(self.dropout).validate()?;
         if self.output == OutputWeights::Tied && self.embed != self.dec_hidden {
             return Err(Error::Config(format!(
                 "a tied output layer needs the embedding size ({}) to equal the decoder size ({})",
@@ -362,10 +356,7 @@ impl Seq2Seq {
         config.validate()?;
         let c = &config;
         let encoder = SeqEncoder::new(c.encoder_config())?;
-        let decoder = Rnn::new(c.decoder_config())?.with_dropout(Dropout {
-            p: c.dropout,
-            ..Dropout::NONE
-        })?;
+        let decoder = Rnn::new(c.decoder_config())?.with_dropout(standard_dropout(c.dropout))?;
         let attn = Attention::new(c.score, c.dec_hidden, c.keys(), c.attn_hidden)?;
         let (hd, k) = (c.dec_hidden, c.keys());
         let mut p = ParamLayout::new();
@@ -448,26 +439,12 @@ impl Seq2Seq {
         let mut p = vec![0.0; self.num_params()];
         let mut rng = rng_from_seed(seed);
         for r in [&self.r.src_emb, &self.r.tgt_emb] {
-            for v in &mut p[r.start + c.embed..r.end] {
-                let u1: f64 = 1.0 - rng.random::<f64>();
-                let u2: f64 = rng.random::<f64>();
-                *v = (0.1 * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32;
-            }
+            embedding::init_normal(&mut p[r.start + c.embed..r.end], 0.1, &mut rng);
         }
-        let init = Init {
-            scheme: InitScheme::PyTorch,
-            forget_bias: ForgetBias::One,
-        };
-        init.apply(
-            &c.encoder_config(),
-            &mut p[self.r.enc.clone()],
-            seed.wrapping_add(1),
-        )?;
-        init.apply(
-            &c.decoder_config(),
-            &mut p[self.r.dec.clone()],
-            seed.wrapping_add(2),
-        )?;
+        let enc = &mut p[self.r.enc.clone()];
+        init_recurrent(&c.encoder_config(), enc, seed.wrapping_add(1))?;
+        let dec = &mut p[self.r.dec.clone()];
+        init_recurrent(&c.decoder_config(), dec, seed.wrapping_add(2))?;
         let (k, hd) = (c.keys(), c.dec_hidden);
         let (w, b) = p[self.r.bridge_w.start..self.r.bridge_b.end].split_at_mut(hd * k);
         dense::init(w, b, k, &mut rng);
@@ -536,10 +513,7 @@ impl Seq2Seq {
     }
 
     fn dropout(&self) -> Dropout {
-        Dropout {
-            p: self.config.dropout,
-            ..Dropout::NONE
-        }
+        standard_dropout(self.config.dropout)
     }
 
     /// Bridge: `z[B, 2·He]` from the top layer's final states `h_n[L_e·2, B, He]`, then
@@ -1060,6 +1034,7 @@ pub struct StepBuffers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::testing::{check_gradients, FdCheck};
     use crate::rnn::GruVariant;
     use rand::RngExt;
 
@@ -1142,30 +1117,16 @@ mod tests {
             assert!(loss0.is_finite());
             let mut g = vec![0.0; m.num_params()];
             m.backward(&p, &mut g, &cache, &mut ws).unwrap();
-            let gmax = g.iter().fold(0.0f32, |a, v| a.max(v.abs()));
-            let eps = 1e-2;
-            for i in 0..p.len() {
-                let keep = p[i];
-                p[i] = keep + eps;
-                let lp = m
-                    .forward_train(&p, &bt, 1.0, &mut cache, &mut ws, &mut masks())
-                    .unwrap();
-                p[i] = keep - eps;
-                let lm = m
-                    .forward_train(&p, &bt, 1.0, &mut cache, &mut ws, &mut masks())
-                    .unwrap();
-                p[i] = keep;
-                let fd = ((lp - lm) / (2.0 * eps as f64)) as f32;
-                let e = c.embed;
-                let frozen = (m.r.src_emb.start..m.r.src_emb.start + e).contains(&i)
-                    || (m.r.tgt_emb.start..m.r.tgt_emb.start + e).contains(&i);
-                let want = if frozen { 0.0 } else { fd };
-                assert!(
-                    (want - g[i]).abs() <= 2e-3 * gmax + 2e-4,
-                    "{c:?} param {i}: finite difference {fd}, backward {}",
-                    g[i]
-                );
-            }
+            let e = c.embed;
+            let frozen = |i: usize| {
+                (m.r.src_emb.start..m.r.src_emb.start + e).contains(&i)
+                    || (m.r.tgt_emb.start..m.r.tgt_emb.start + e).contains(&i)
+            };
+            let what = format!("{c:?}");
+            check_gradients(&what, &mut p, &g, FdCheck::new(2e-3, 2e-4), frozen, |p| {
+                m.forward_train(p, &bt, 1.0, &mut cache, &mut ws, &mut masks())
+                    .unwrap()
+            });
         }
     }
 
@@ -1185,23 +1146,22 @@ mod tests {
         assert!(cache.hid_mask.contains(&0.0));
         let mut g = vec![0.0; m.num_params()];
         m.backward(&p, &mut g, &cache, &mut ws).unwrap();
-        let gmax = g.iter().fold(0.0f32, |a, v| a.max(v.abs()));
-        for i in (0..p.len()).step_by(7) {
-            let keep = p[i];
-            let mut f = |x: f32, p: &mut Vec<f32>| {
-                p[i] = x;
+        let check = FdCheck {
+            stride: 7,
+            ..FdCheck::new(3e-3, 2e-4)
+        };
+        check_gradients(
+            "dropout",
+            &mut p,
+            &g,
+            check,
+            |_| false,
+            |p| {
                 0.5 * m
                     .forward_train(p, &bt, 0.5, &mut cache, &mut ws, &mut masks())
                     .unwrap()
-            };
-            let fd = ((f(keep + 1e-2, &mut p) - f(keep - 1e-2, &mut p)) / 2e-2) as f32;
-            p[i] = keep;
-            assert!(
-                (fd - g[i]).abs() <= 3e-3 * gmax + 2e-4,
-                "param {i}: {fd} vs {}",
-                g[i]
-            );
-        }
+            },
+        );
     }
 
     /// The step-by-step path gives the teacher-forced logits, and a sentence alone scores as

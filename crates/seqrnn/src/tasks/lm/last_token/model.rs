@@ -20,6 +20,7 @@ use crate::dropout::{apply_mask, rng_from_seed, Dropout, RowRng};
 use crate::error::{Error, Result};
 use crate::linalg::fit;
 use crate::model::embedding::{check_embed, check_vocab};
+use crate::model::encoder_head::{check_encoder, standard_dropout};
 use crate::model::layout::ParamLayout;
 use crate::model::{embedding, softmax};
 use crate::rnn::{
@@ -63,8 +64,7 @@ impl LastTokenConfig {
     pub fn validate(&self) -> Result<()> {
         check_vocab(self.vocab)?;
         check_embed(self.embed)?;
-        self.drop().validate()?;
-        self.rnn_config().validate()
+        check_encoder(self.dropout, &self.rnn_config())
     }
 
     /// The recurrent stack's configuration (one direction).
@@ -79,10 +79,7 @@ impl LastTokenConfig {
     }
 
     fn drop(&self) -> Dropout {
-        Dropout {
-            p: self.dropout,
-            ..Dropout::NONE
-        }
+        standard_dropout(self.dropout)
     }
 }
 
@@ -442,6 +439,7 @@ impl LastTokenModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::testing::{check_gradients, FdCheck};
     use crate::rnn::GruVariant;
     use rand::RngExt;
 
@@ -488,23 +486,16 @@ mod tests {
             let mut g = vec![0.0; m.num_params()];
             m.backward(&p, &mut g, &cache, &mut LastTokenWorkspace::default())
                 .unwrap();
-            let gmax = g.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+            let what = format!("{c:?}");
+            let gmax = check_gradients(
+                &what,
+                &mut p,
+                &g,
+                FdCheck::new(3e-3, 1e-4),
+                |_| false,
+                |p| loss(p, &mut cache),
+            );
             assert!(gmax > 1e-3);
-            let eps = 1e-2;
-            for i in 0..p.len() {
-                let keep = p[i];
-                p[i] = keep + eps;
-                let lp = loss(&p, &mut cache);
-                p[i] = keep - eps;
-                let lm = loss(&p, &mut cache);
-                p[i] = keep;
-                let fd = ((lp - lm) / (2.0 * eps as f64)) as f32;
-                assert!(
-                    (fd - g[i]).abs() <= 3e-3 * gmax + 1e-4,
-                    "{c:?} param {i}: finite difference {fd}, backward {}",
-                    g[i]
-                );
-            }
         }
     }
 

@@ -1,0 +1,275 @@
+//! A per-step encoder with a dense head: the shared body of the sequence labellers (tagger,
+//! acoustic model).
+//!
+//! ```text
+//! x[T, B, F] → dropout → padding-exact (bi)directional LSTM/GRU ([`SeqEncoder`]) → top[T, B, D·H]
+//! → dropout → Linear(D·H, K) → out[T, B, K]
+//! ```
+//!
+//! Both dropouts are standard (a fresh mask per element), drawn in that order in training and
+//! absent in inference. Parameters are the encoder's block followed by the dense layer's
+//! `weight [K, D·H]` and `bias [K]` ([`EncoderHead::push_params`] names them into a model's
+//! layout); every pass reads and writes that sub-block only. Padding steps of the output hold
+//! the bias (the caller's loss ignores them); the gradient of the input is zero there.
+
+use std::ops::Range;
+
+use crate::dropout::{apply_mask, Dropout, RowRng, SeqRng};
+use crate::error::Result;
+use crate::linalg::fit;
+use crate::model::dense;
+use crate::model::encoder::{EncoderCache, EncoderWorkspace, SeqEncoder};
+use crate::model::layout::ParamLayout;
+use crate::rnn::{ForgetBias, Init, InitScheme, RnnConfig};
+
+/// Standard dropout with drop probability `p`.
+pub(crate) fn standard_dropout(p: f32) -> Dropout {
+    Dropout { p, ..Dropout::NONE }
+}
+
+/// Checks an encoder's dropout (`0 ≤ p < 1`) and its recurrent configuration (a model
+/// configuration's check).
+pub(crate) fn check_encoder(dropout: f32, rnn: &RnnConfig) -> Result<()> {
+    standard_dropout(dropout).validate()?;
+    rnn.validate()
+}
+
+/// The models' recurrent initialisation: `U(±1/√H)` (PyTorch) with the LSTM forget-gate bias 1,
+/// drawn from `seed`.
+pub(crate) fn init_recurrent(config: &RnnConfig, params: &mut [f32], seed: u64) -> Result<()> {
+    Init {
+        scheme: InitScheme::PyTorch,
+        forget_bias: ForgetBias::One,
+    }
+    .apply(config, params, seed)
+}
+
+/// The block: encoder, dropout, output width and the ranges of its sub-block. Parameters,
+/// gradients, caches and workspaces are owned by the caller.
+#[derive(Clone, Debug)]
+pub struct EncoderHead {
+    encoder: SeqEncoder,
+    drop: Dropout,
+    /// Output width `K`.
+    outputs: usize,
+    /// Ranges within the block: the encoder, `weight [K, D·H]`, `bias [K]`.
+    rnn: Range<usize>,
+    w: Range<usize>,
+    b: Range<usize>,
+}
+
+/// What [`EncoderHead::forward_train`] keeps for [`EncoderHead::backward`].
+#[derive(Debug, Default)]
+pub struct EncoderHeadCache {
+    /// Input dropout mask `[T, B, F]` (empty without dropout).
+    x_mask: Vec<f32>,
+    enc: EncoderCache,
+    /// Encoder output `[T, B, D·H]` after dropout (the dense layer's input), and its mask
+    /// (empty without dropout).
+    top: Vec<f32>,
+    top_mask: Vec<f32>,
+}
+
+/// Scratch buffers, reused across calls.
+#[derive(Debug, Default)]
+pub struct EncoderHeadWorkspace {
+    enc: EncoderWorkspace,
+    /// Final states `[L·D, B, H]` (unused by the head).
+    h_n: Vec<f32>,
+    /// Encoder output `[T, B, D·H]` (inference).
+    top: Vec<f32>,
+    /// `∂top[T, B, D·H]` (backward).
+    dtop: Vec<f32>,
+    /// `∂x[T, B, F]` (backward): the gradient of the input before dropout.
+    dx: Vec<f32>,
+}
+
+impl EncoderHead {
+    /// A block over the encoder `config` (input `F`), with dropout `p` on the encoder's input
+    /// and output and `outputs` (`K`) values per step.
+    pub fn new(config: RnnConfig, dropout: f32, outputs: usize) -> Result<Self> {
+        let encoder = SeqEncoder::new(config)?;
+        let rnn = 0..encoder.num_params();
+        let w = rnn.end..rnn.end + outputs * encoder.output_size();
+        let b = w.end..w.end + outputs;
+        Ok(EncoderHead {
+            encoder,
+            drop: standard_dropout(dropout),
+            outputs,
+            rnn,
+            w,
+            b,
+        })
+    }
+
+    /// Appends the block's tensors to a model's layout: the encoder under `rnn` (`rnn.*`),
+    /// then `{dense}.weight [K, D·H]`, `{dense}.bias [K]`. Returns the block's range.
+    pub fn push_params(&self, p: &mut ParamLayout, rnn: &str, dense: &str) -> Range<usize> {
+        let start = p.len();
+        p.push_rnn(rnn, self.encoder.layout());
+        let k = self.outputs;
+        p.push(
+            format!("{dense}.weight"),
+            vec![k, self.encoder.output_size()],
+        );
+        let end = p.push(format!("{dense}.bias"), vec![k]).end;
+        start..end
+    }
+
+    /// Length of the block.
+    pub fn num_params(&self) -> usize {
+        self.b.end
+    }
+
+    /// Initial weights of the block `params`: the encoder by [`init_recurrent`] from `rnn_seed`,
+    /// then the dense layer as `nn.Linear` from `rng`.
+    pub fn init(&self, params: &mut [f32], rnn_seed: u64, rng: &mut SeqRng) -> Result<()> {
+        init_recurrent(
+            self.encoder.config(),
+            &mut params[self.rnn.clone()],
+            rnn_seed,
+        )?;
+        let (w, b) = params[self.w.start..].split_at_mut(self.w.len());
+        dense::init(w, b, self.encoder.output_size(), rng);
+        Ok(())
+    }
+
+    /// `out[N, K] = top[N, D·H] · Wᵀ + b` for `N = T·B` rows.
+    fn dense(&self, params: &[f32], top: &[f32], out: &mut Vec<f32>) {
+        let (f, k) = (self.encoder.output_size(), self.outputs);
+        let n = top.len() / f;
+        fit(out, n * k);
+        let (w, b) = (&params[self.w.clone()], &params[self.b.clone()]);
+        dense::forward(w, b, top, out, n, f, k);
+    }
+
+    /// Inference pass: no dropout, nothing cached.
+    ///
+    /// - `params`: read, the block. `x[T, B, F]`: read; `lens[B]`: real lengths in `1..=T`.
+    /// - `out[T, B, K]`: written (resized).
+    pub fn forward_infer(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        lens: &[usize],
+        t: usize,
+        out: &mut Vec<f32>,
+        ws: &mut EncoderHeadWorkspace,
+    ) -> Result<()> {
+        let p = &params[self.rnn.clone()];
+        let (top, h_n) = (&mut ws.top, &mut ws.h_n);
+        self.encoder
+            .forward_infer(p, x, lens, t, top, h_n, &mut ws.enc)?;
+        self.dense(params, &ws.top, out);
+        Ok(())
+    }
+
+    /// Training pass: as [`EncoderHead::forward_infer`] with dropout masks from `rng` (input
+    /// first, then the encoder's output), and fills `cache` for [`EncoderHead::backward`].
+    ///
+    /// - `x[T, B, F]`: read, and overwritten by its dropped-out values.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_train(
+        &self,
+        params: &[f32],
+        x: &mut [f32],
+        lens: &[usize],
+        t: usize,
+        out: &mut Vec<f32>,
+        cache: &mut EncoderHeadCache,
+        ws: &mut EncoderHeadWorkspace,
+        rng: &mut RowRng,
+    ) -> Result<()> {
+        let b = lens.len();
+        cache.x_mask.clear();
+        cache.top_mask.clear();
+        if self.drop.is_active() {
+            self.drop.apply_train(x, &mut cache.x_mask, t, b, rng);
+        }
+        self.encoder.forward_train(
+            &params[self.rnn.clone()],
+            x,
+            lens,
+            t,
+            &mut cache.top,
+            &mut ws.h_n,
+            &mut cache.enc,
+            &mut ws.enc,
+            rng,
+        )?;
+        if self.drop.is_active() {
+            self.drop
+                .apply_train(&mut cache.top, &mut cache.top_mask, t, b, rng);
+        }
+        self.dense(params, &cache.top, out);
+        Ok(())
+    }
+
+    /// [`EncoderHead::forward_train`] with `train = Some((cache, rng))`, else
+    /// [`EncoderHead::forward_infer`] (`x` is then only read).
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(
+        &self,
+        params: &[f32],
+        x: &mut [f32],
+        lens: &[usize],
+        t: usize,
+        out: &mut Vec<f32>,
+        train: Option<(&mut EncoderHeadCache, &mut RowRng)>,
+        ws: &mut EncoderHeadWorkspace,
+    ) -> Result<()> {
+        match train {
+            Some((cache, rng)) => self.forward_train(params, x, lens, t, out, cache, ws, rng),
+            None => self.forward_infer(params, x, lens, t, out, ws),
+        }
+    }
+
+    /// Backward pass of the last [`EncoderHead::forward_train`]; returns `∂x[T, B, F]` (the
+    /// input before dropout, zero at padding), kept in `ws`.
+    ///
+    /// - `params`: read, the block. `grads`: accumulated (`+=`), the block's gradient.
+    /// - `dout[T, B, K]`: read, `∂L/∂out`.
+    pub fn backward<'w>(
+        &self,
+        params: &[f32],
+        grads: &mut [f32],
+        cache: &EncoderHeadCache,
+        dout: &[f32],
+        ws: &'w mut EncoderHeadWorkspace,
+    ) -> Result<&'w [f32]> {
+        let (f, k) = (self.encoder.output_size(), self.outputs);
+        let n = cache.enc.rows();
+        fit(&mut ws.dtop, n * f);
+        {
+            let (lo, hi) = grads.split_at_mut(self.b.start);
+            dense::backward(
+                &params[self.w.clone()],
+                &cache.top,
+                dout,
+                &mut lo[self.w.clone()],
+                &mut hi[..self.b.len()],
+                &mut ws.dtop,
+                n,
+                f,
+                k,
+            );
+        }
+        if !cache.top_mask.is_empty() {
+            apply_mask(&mut ws.dtop, &cache.top_mask);
+        }
+        fit(&mut ws.dx, n * self.encoder.config().input_size);
+        self.encoder.backward(
+            &params[self.rnn.clone()],
+            &mut grads[self.rnn.clone()],
+            &cache.enc,
+            &ws.dtop,
+            None,
+            &mut ws.dx,
+            &mut ws.enc,
+        )?;
+        if !cache.x_mask.is_empty() {
+            apply_mask(&mut ws.dx, &cache.x_mask);
+        }
+        Ok(&ws.dx)
+    }
+}
