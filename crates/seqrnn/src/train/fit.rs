@@ -32,7 +32,9 @@ use crate::train::checkpoint::{
     checkpoint_bytes, checkpoint_from_bytes, load_checkpoint, Checkpoint, FitEpoch, FitState,
     PartialEpoch,
 };
-use crate::train::task::{BatchLoss, LossAverage, Progress, StepInfo, Task, Validation};
+use crate::train::task::{
+    compare_identity, BatchLoss, LossAverage, Progress, Rank, Step, StepInfo, Task, Validation,
+};
 
 /// Steps between two checks that the ranks of a data-parallel run hold the same weights.
 pub const REPLICA_CHECK_EVERY: u64 = 50;
@@ -399,6 +401,8 @@ struct Loop<'a> {
     saved_steps: u64,
     /// The processes training together (the run's).
     group: Group,
+    /// This process's place in `group`.
+    rank: Rank,
     /// Seconds spent in the gradient allreduce.
     allreduce_seconds: f64,
 }
@@ -477,6 +481,7 @@ impl<'a> Loop<'a> {
             best: None,
             saved_steps: 0,
             group: run.group().clone(),
+            rank: Rank::of(run.group()),
             allreduce_seconds: 0.0,
             task,
             cfg,
@@ -486,7 +491,10 @@ impl<'a> Loop<'a> {
     }
 
     fn run(&mut self, params: &mut [f32]) -> Result<FitOutcome> {
-        self.group.agree(self.task.shard(&self.group))?;
+        let rows = self
+            .group
+            .rows(self.task.batch_size(), "the training batch (--batch)");
+        self.task.own_rows(self.group.agree(rows)?);
         self.check_same_settings()?;
         let mut resumed = None;
         if self.run.is_fresh() {
@@ -604,9 +612,12 @@ impl<'a> Loop<'a> {
     fn step(&mut self, params: &mut [f32], e: &mut EpochRun, i: usize) -> Result<()> {
         let t0 = Instant::now();
         self.grads.fill(0.0);
-        let b = self
-            .task
-            .train_step(params, &mut self.grads, i, &mut self.rng)?;
+        let step = Step {
+            index: i,
+            rank: self.rank,
+            rng: &mut self.rng,
+        };
+        let b = self.task.train_step(params, &mut self.grads, step)?;
         let b = self.reduce_step(b);
         // Every rank sees the same summed loss and gradient: rank 0 tells.
         let diverged = |what: String| {
@@ -787,6 +798,8 @@ impl<'a> Loop<'a> {
     fn check_resumable(&self, ck: &Checkpoint) -> Result<()> {
         let bad = |m: String| Err(Error::Config(format!("cannot resume: {m}")));
         self.task.check_identity(&ck.task)?;
+        let task = self.task.identity();
+        compare_identity(&task, &ck.task, self.task.identity_keys())?;
         match (&self.adam, &ck.adam) {
             (Some(_), None) => {
                 return bad("the run uses Adam but the checkpoint holds no Adam moments".into())
@@ -1022,6 +1035,33 @@ fn update_ema(ema: &mut [f32], params: &[f32], m: f32) {
         .for_each(|(e, p)| *e = m * *e + k * p);
 }
 
+/// Test support for the tasks: trains `task` from `params` for one epoch into a fresh run in a
+/// temporary folder named after `name`, then resumes that run with `other` (the same model on
+/// other data) for a second epoch; returns the loop's refusal.
+#[cfg(test)]
+pub(crate) fn resume_refusal(
+    name: &str,
+    task: &mut dyn Task,
+    other: &mut dyn Task,
+    params: &[f32],
+) -> String {
+    let id = std::process::id();
+    let dir = std::env::temp_dir().join(format!("seqrnn-resume-{id}-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = Run::create(&dir, &name, crate::run::Existing::Refuse).expect("a fresh run");
+    let cfg = FitConfig {
+        epochs: 1,
+        ..FitConfig::default()
+    };
+    let silent = &mut crate::train::task::Silent;
+    fit(task, &mut params.to_vec(), &cfg, &run, silent).expect("one epoch");
+    let resumed = Run::resume(&dir).expect("the run resumes");
+    let more = FitConfig { epochs: 2, ..cfg };
+    let refused = fit(other, &mut params.to_vec(), &more, &resumed, silent);
+    let _ = std::fs::remove_dir_all(&dir);
+    refused.expect_err("the other data is refused").to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1029,6 +1069,34 @@ mod tests {
     use crate::run::Existing;
     use crate::train::task::{BatchLoss, Silent, Weights};
     use rand::RngExt;
+
+    /// The loop's default settings with learning rate `lr` and `epochs` epochs.
+    fn cfg(lr: f64, epochs: usize) -> FitConfig {
+        FitConfig {
+            lr,
+            epochs,
+            ..FitConfig::default()
+        }
+    }
+
+    /// Plain SGD at learning rate 0.1 without clipping, seed 4, for `epochs` epochs.
+    fn sgd(epochs: usize) -> FitConfig {
+        FitConfig {
+            optimizer: Optimizer::Sgd,
+            clip: None,
+            seed: 4,
+            ..cfg(0.1, epochs)
+        }
+    }
+
+    /// Every change of `base` is refused by [`FitConfig::validate`].
+    fn refused(base: &FitConfig, changes: &[fn(&mut FitConfig)]) {
+        for change in changes {
+            let mut bad = *base;
+            change(&mut bad);
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+    }
 
     /// Least squares `min ½‖p − target‖²` as a task, one batch per epoch.
     struct Quadratic {
@@ -1047,16 +1115,33 @@ mod tests {
         l
     }
 
+    impl Quadratic {
+        fn new(target: &[f32]) -> Self {
+            Quadratic {
+                target: target.to_vec(),
+                blow_up_at: None,
+                epoch: 0,
+                noisy: false,
+                layout: layout(target.len()),
+            }
+        }
+    }
+
     impl Task for Quadratic {
         fn weights(&self) -> Weights<'_> {
-            Weights {
-                layout: &self.layout,
-                format: "quadratic",
-                what: "a quadratic",
-            }
+            Weights::new(&self.layout, "quadratic", "a quadratic")
         }
         fn score_name(&self) -> &'static str {
             "neg_loss"
+        }
+        fn batch_size(&self) -> usize {
+            1
+        }
+        fn identity(&self) -> serde_json::Value {
+            serde_json::json!({ "target": self.target })
+        }
+        fn identity_keys(&self) -> &'static [(&'static str, &'static str)] {
+            &[("target", "the target is not the run's")]
         }
         fn start_epoch(&mut self, epoch: usize, _rng: &mut SeqRng) -> usize {
             self.epoch = epoch;
@@ -1066,14 +1151,13 @@ mod tests {
             &mut self,
             params: &[f32],
             grads: &mut [f32],
-            _index: usize,
-            rng: &mut SeqRng,
+            step: Step<'_>,
         ) -> Result<BatchLoss> {
             let mut loss = 0.0;
             for ((g, p), t) in grads.iter_mut().zip(params).zip(&self.target) {
                 *g += p - t;
                 if self.noisy {
-                    *g += rng.random::<f32>() - 0.5;
+                    *g += step.rng.random::<f32>() - 0.5;
                 }
                 loss += 0.5 * ((p - t) as f64).powi(2);
             }
@@ -1106,20 +1190,9 @@ mod tests {
     #[test]
     fn converges_keeps_best_and_writes_files() {
         let run = tmp("ok");
-        let mut task = Quadratic {
-            target: vec![0.5, -0.25, 1.0],
-            blow_up_at: None,
-            epoch: 0,
-            noisy: false,
-            layout: layout(vec![0.5, -0.25, 1.0].len()),
-        };
+        let mut task = Quadratic::new(&[0.5, -0.25, 1.0]);
         let mut p = vec![0.0; 3];
-        let cfg = FitConfig {
-            lr: 0.05,
-            epochs: 30,
-            ..FitConfig::default()
-        };
-        let out = fit(&mut task, &mut p, &cfg, &run, &mut Silent).unwrap();
+        let out = fit(&mut task, &mut p, &cfg(0.05, 30), &run, &mut Silent).unwrap();
         assert!(out.best_score > -1e-3, "{}", out.best_score);
         assert_eq!(out.epochs.len(), 30);
         let m = std::fs::read_to_string(run.dir().metrics_path()).unwrap();
@@ -1139,48 +1212,31 @@ mod tests {
     fn early_stopping_and_divergence() {
         let run = tmp("stop");
         // Already at the optimum: no epoch improves on the first, so patience 2 stops at 3.
-        let mut task = Quadratic {
-            target: vec![0.0; 2],
-            blow_up_at: None,
-            epoch: 0,
-            noisy: false,
-            layout: layout(vec![0.0; 2].len()),
-        };
+        let mut task = Quadratic::new(&[0.0; 2]);
         let cfg = FitConfig {
-            epochs: 10,
             early_stopping: EarlyStopping::Patience(2),
-            ..FitConfig::default()
+            ..cfg(1e-3, 10)
         };
         let out = fit(&mut task, &mut [0.0, 0.0], &cfg, &run, &mut Silent).unwrap();
         assert_eq!(out.end, RunEnd::EarlyStopped);
         assert_eq!(out.epochs.len(), 3);
         let mut task = Quadratic {
-            target: vec![1.0; 2],
             blow_up_at: Some(2),
-            epoch: 0,
-            noisy: false,
-            layout: layout(vec![1.0; 2].len()),
+            ..Quadratic::new(&[1.0; 2])
         };
         let err = fit(&mut task, &mut [0.0, 0.0], &cfg, &run, &mut Silent).unwrap_err();
         assert!(matches!(err, Error::Diverged { epoch: 2, .. }), "{err}");
-        for bad in [
-            FitConfig { lr: 0.0, ..cfg },
-            FitConfig { epochs: 0, ..cfg },
-            FitConfig {
-                early_stopping: EarlyStopping::Patience(0),
-                ..cfg
-            },
-            FitConfig {
-                clip: Some(-1.0),
-                ..cfg
-            },
-            FitConfig {
-                valid_every: Some(0),
-                ..cfg
-            },
-        ] {
-            assert!(bad.validate().is_err());
-        }
+        refused(
+            &cfg,
+            &[
+                |c| c.lr = 0.0,
+                |c| c.epochs = 0,
+                |c| c.early_stopping = EarlyStopping::Patience(0),
+                |c| c.clip = Some(-1.0),
+                |c| c.valid_every = Some(0),
+                |c| c.ema = Some(1.0),
+            ],
+        );
     }
 
     #[test]
@@ -1188,18 +1244,10 @@ mod tests {
         // Two steps an epoch, validation after every step: the first step of each epoch is
         // validated inside it, the second at its end.
         let run = tmp("mid");
-        let mut task = Quadratic {
-            target: vec![0.5, -0.25],
-            blow_up_at: None,
-            epoch: 0,
-            noisy: false,
-            layout: layout(vec![0.5, -0.25].len()),
-        };
+        let mut task = Quadratic::new(&[0.5, -0.25]);
         let cfg = FitConfig {
-            lr: 0.05,
-            epochs: 3,
             valid_every: Some(1),
-            ..FitConfig::default()
+            ..cfg(0.05, 3)
         };
         let out = fit(&mut task, &mut [0.0, 0.0], &cfg, &run, &mut Silent).unwrap();
         assert_eq!(out.epochs_run, 3);
@@ -1234,18 +1282,10 @@ mod tests {
     fn moving_average_is_what_is_scored_and_kept() {
         let run = tmp("ema");
         let target = vec![1.0f32, -1.0];
-        let mut task = Quadratic {
-            target: target.clone(),
-            blow_up_at: None,
-            epoch: 0,
-            noisy: false,
-            layout: layout(target.clone().len()),
-        };
+        let mut task = Quadratic::new(&target);
         let cfg = FitConfig {
-            lr: 0.1,
-            epochs: 3,
             ema: Some(0.5),
-            ..FitConfig::default()
+            ..cfg(0.1, 3)
         };
         let mut p = vec![0.0f32; 2];
         let out = fit(&mut task, &mut p, &cfg, &run, &mut Silent).unwrap();
@@ -1269,30 +1309,19 @@ mod tests {
         assert_eq!(saved.get("p").unwrap().data, ema);
         let ck = TensorFile::load(&run.dir().checkpoint_path()).unwrap();
         assert_eq!(ck.get("ema").unwrap().data, ema);
-        assert!(FitConfig {
-            ema: Some(1.0),
-            ..cfg
-        }
-        .validate()
-        .is_err());
     }
 
     #[test]
     fn resumed_run_ends_as_the_uninterrupted_one() {
         let task = || Quadratic {
-            target: vec![0.5, -0.25, 2.0],
-            blow_up_at: None,
-            epoch: 0,
             noisy: true,
-            layout: layout(vec![0.5, -0.25, 2.0].len()),
+            ..Quadratic::new(&[0.5, -0.25, 2.0])
         };
         let cfg = FitConfig {
-            lr: 0.05,
-            epochs: 5,
             valid_every: Some(1),
             ema: Some(0.6),
             seed: 9,
-            ..FitConfig::default()
+            ..cfg(0.05, 5)
         };
         let whole_run = tmp("whole");
         let mut whole = vec![0.0f32; 3];
@@ -1373,37 +1402,29 @@ mod tests {
             assert!(err.contains(needle), "{err}");
         };
         refuse(&cfg, ck(), "complete (5 of 5 epochs)");
-        refuse(
-            &FitConfig {
-                epochs: 6,
-                ema: None,
-                ..cfg
-            },
-            ck(),
-            "moving average",
-        );
+        refuse(&FitConfig { ema: None, ..more }, ck(), "moving average");
         let mut old = ck();
         old.state.rng_word_pos = "x".into();
-        refuse(
-            &FitConfig { epochs: 6, ..cfg },
-            old,
-            "unreadable generator position",
-        );
+        refuse(&more, old, "unreadable generator position");
         let mut stopped = ck();
         stopped.state.stopped_early = true;
-        refuse(
-            &FitConfig { epochs: 6, ..cfg },
-            stopped,
-            "stopped early after epoch 5",
-        );
-        refuse(
-            &FitConfig {
-                epochs: 6,
-                optimizer: Optimizer::Sgd,
-                ..cfg
-            },
-            ck(),
-            "the run uses SGD",
+        refuse(&more, stopped, "stopped early after epoch 5");
+        let sgd = FitConfig {
+            optimizer: Optimizer::Sgd,
+            ..more
+        };
+        refuse(&sgd, ck(), "the run uses SGD");
+        // The checkpoint of another task (another target) is refused by the loop itself.
+        put(&ck());
+        let mut other = Quadratic {
+            noisy: true,
+            ..Quadratic::new(&[0.5, -0.25, 3.0])
+        };
+        let err = fit(&mut other, &mut [0.0; 3], &more, &resumed, &mut Silent).unwrap_err();
+        let err = err.to_string();
+        assert!(
+            err.contains("cannot resume: the target is not the run's"),
+            "{err}"
         );
         let err = load_checkpoint(&ck_path, 4).unwrap_err();
         assert!(err.to_string().contains("4 parameters"), "{err}");
@@ -1415,19 +1436,10 @@ mod tests {
     fn a_fresh_run_that_fails_before_its_first_checkpoint_is_removed() {
         let run = tmp("abandon");
         let mut task = Quadratic {
-            target: vec![1.0; 2],
             blow_up_at: Some(1),
-            epoch: 0,
-            noisy: false,
-            layout: layout(vec![1.0; 2].len()),
+            ..Quadratic::new(&[1.0; 2])
         };
-        let err = fit(
-            &mut task,
-            &mut [0.0; 2],
-            &FitConfig::default(),
-            &run,
-            &mut Silent,
-        );
+        let err = fit(&mut task, &mut [0.0; 2], &cfg(1e-3, 10), &run, &mut Silent);
         assert!(matches!(err, Err(Error::Diverged { step: 1, .. })));
         assert!(!run.dir().config_path().exists());
         assert!(!run.dir().checkpoint_path().exists());
@@ -1461,14 +1473,19 @@ mod tests {
 
     impl Task for Scripted {
         fn weights(&self) -> Weights<'_> {
-            Weights {
-                layout: &self.layout,
-                format: "scripted",
-                what: "a scripted task",
-            }
+            Weights::new(&self.layout, "scripted", "a scripted task")
         }
         fn score_name(&self) -> &'static str {
             "neg_loss"
+        }
+        fn batch_size(&self) -> usize {
+            1
+        }
+        fn identity(&self) -> serde_json::Value {
+            serde_json::Value::Null
+        }
+        fn identity_keys(&self) -> &'static [(&'static str, &'static str)] {
+            &[]
         }
         fn start_epoch(&mut self, _epoch: usize, _rng: &mut SeqRng) -> usize {
             2
@@ -1481,12 +1498,11 @@ mod tests {
             &mut self,
             params: &[f32],
             grads: &mut [f32],
-            _index: usize,
-            rng: &mut SeqRng,
+            step: Step<'_>,
         ) -> Result<BatchLoss> {
             self.stepped.push(params.to_vec());
             for ((g, p), t) in grads.iter_mut().zip(params).zip(&self.target) {
-                *g += p - t + rng.random::<f32>() - 0.5;
+                *g += p - t + step.rng.random::<f32>() - 0.5;
             }
             Ok(BatchLoss {
                 loss: 1.0,
@@ -1518,13 +1534,8 @@ mod tests {
     fn nt_asgd_validates_and_keeps_the_uniform_average_from_its_trigger() {
         let script = [5.0, 4.0, 3.0, 3.5, 3.2, 3.1, 2.0, 1.0];
         let cfg = FitConfig {
-            lr: 0.1,
-            optimizer: Optimizer::Sgd,
-            clip: None,
-            epochs: script.len(),
-            seed: 4,
             asgd: Some(NtAsgd { nonmono: 2 }),
-            ..FitConfig::default()
+            ..sgd(script.len())
         };
         let run = tmp("asgd");
         let mut task = Scripted::new(&script);
@@ -1577,13 +1588,8 @@ mod tests {
     #[test]
     fn weight_decay_and_step_scales_enter_the_sgd_update() {
         let cfg = FitConfig {
-            lr: 0.1,
-            optimizer: Optimizer::Sgd,
-            clip: None,
-            epochs: 1,
-            seed: 4,
             weight_decay: 0.5,
-            ..FitConfig::default()
+            ..sgd(1)
         };
         let mut task = Scripted::new(&[1.0]);
         let mut params = vec![2.0f32, 3.0];
@@ -1598,32 +1604,18 @@ mod tests {
             }
         }
         assert_eq!(params, p);
-        for bad in [
-            FitConfig {
-                weight_decay: -1.0,
-                ..cfg
-            },
-            FitConfig {
-                optimizer: Optimizer::Adam(AdamConfig::default()),
-                weight_decay: 0.1,
-                ..cfg
-            },
-            FitConfig {
-                asgd: Some(NtAsgd { nonmono: 0 }),
-                ..cfg
-            },
-            FitConfig {
-                asgd: Some(NtAsgd { nonmono: 3 }),
-                ema: Some(0.9),
-                ..cfg
-            },
-            FitConfig {
-                asgd: Some(NtAsgd { nonmono: 3 }),
-                optimizer: Optimizer::Adam(AdamConfig::default()),
-                ..cfg
-            },
-        ] {
-            assert!(bad.validate().is_err(), "{bad:?}");
-        }
+        refused(
+            &cfg,
+            &[
+                |c| c.weight_decay = -1.0,
+                |c| (c.optimizer, c.weight_decay) = (Optimizer::Adam(AdamConfig::default()), 0.1),
+                |c| c.asgd = Some(NtAsgd { nonmono: 0 }),
+                |c| (c.asgd, c.ema) = (Some(NtAsgd { nonmono: 3 }), Some(0.9)),
+                |c| {
+                    c.asgd = Some(NtAsgd { nonmono: 3 });
+                    c.optimizer = Optimizer::Adam(AdamConfig::default());
+                },
+            ],
+        );
     }
 }

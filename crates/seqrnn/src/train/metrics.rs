@@ -1,12 +1,14 @@
 //! The run's `metrics.csv` from the loop's rows ([`FitEpoch`]): the supervised form
-//! ([`write_fit_metrics`]) and the perplexity form of token models ([`epoch_metrics`]).
+//! ([`write_fit_metrics`]) and the perplexity form of token models
+//! ([`write_perplexity_metrics`], [`epoch_metrics`]).
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::error::Result;
 use crate::io::write_atomic;
-use crate::report::metrics::EpochMetrics;
+use crate::report::metrics::{write_metrics, EpochMetrics};
+use crate::run::RunDir;
 use crate::train::checkpoint::FitEpoch;
 
 /// Writes `metrics.csv`: header `epoch,lr,train_loss,valid_loss,valid_<score_name>,
@@ -45,4 +47,16 @@ pub fn epoch_metrics(r: &FitEpoch) -> EpochMetrics {
         seconds: r.seconds,
         tokens_seen: r.examples_seen,
     }
+}
+
+/// Writes a token model's `metrics.csv` (perplexities, [`epoch_metrics`]) into `run` and, with
+/// the `plots` feature, its learning curve headed `title`.
+pub fn write_perplexity_metrics(run: &RunDir, title: &str, rows: &[FitEpoch]) -> Result<()> {
+    let rows: Vec<EpochMetrics> = rows.iter().map(epoch_metrics).collect();
+    write_metrics(&run.metrics_path(), &rows)?;
+    #[cfg(feature = "plots")]
+    crate::report::plot::learning_curve_svg(&run.curve_path(), title, &rows)?;
+    #[cfg(not(feature = "plots"))]
+    let _ = title;
+    Ok(())
 }

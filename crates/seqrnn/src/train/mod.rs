@@ -1,7 +1,6 @@
 //! Training: one loop ([`fit()`]) for every task, the checkpoint format it writes
-//! ([`checkpoint`]), what a task implements ([`task`]), and the tasks: language models
-//! ([`lm`]) and their last-token form ([`last_token`]), forecasting ([`forecast`]), classification ([`classify`]), translation
-//! ([`translate`]), tagging ([`tag`]) and speech recognition ([`speech`]).
+//! ([`checkpoint`]), what a task implements ([`task`]) and the metrics files ([`metrics`]). The
+//! tasks themselves are in [`crate::tasks`].
 
 pub mod checkpoint;
 pub mod fit;
@@ -11,4 +10,7 @@ pub mod task;
 pub use fit::{
     fit, EarlyStopping, FitConfig, FitOutcome, KeepCheckpoints, NtAsgd, Optimizer, RunEnd,
 };
-pub use task::{BatchLoss, LossAverage, Progress, Silent, StepInfo, Task, Validation, Weights};
+pub use task::{
+    BatchLoss, Buckets, LossAverage, Progress, Rank, Silent, Step, StepInfo, Task, Validation,
+    Weights,
+};

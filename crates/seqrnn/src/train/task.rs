@@ -8,6 +8,7 @@
 //! resume, Ctrl-C, metrics — is the loop's.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::Path;
 
 use crate::dist::Group;
@@ -35,19 +36,118 @@ impl BatchLoss {
     };
 }
 
-/// A data-parallel rank's part of one step: its rows of the global batch `all` (rank `rank.0`
-/// of `rank.1`, see [`crate::dist::share`]) and the step's dropout-mask generator for them
-/// ([`RowRng::for_step`], one draw from the loop's `rng` on every rank alike). `None` when the
-/// rank holds no row this step (the draw is made all the same, so the ranks stay in step).
-pub fn rank_rows<'a>(
-    all: &'a [usize],
-    rank: (usize, usize),
-    rng: &mut SeqRng,
-) -> Option<(&'a [usize], RowRng)> {
-    let mine = crate::dist::share(all.len(), rank.0, rank.1);
-    let masks = RowRng::for_step(rng, mine.start);
-    let rows = &all[mine];
-    (!rows.is_empty()).then_some((rows, masks))
+/// Which of the processes of a data-parallel run this one is: rank `index` of `count` (rank 0
+/// of 1 on one process). The loop tells each step ([`Step::rank`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rank {
+    /// This process's rank, from 0.
+    pub index: usize,
+    /// Number of processes.
+    pub count: usize,
+}
+
+impl Rank {
+    /// The one process of a run that is not distributed.
+    pub const SOLE: Rank = Rank { index: 0, count: 1 };
+
+    /// This process's rank in `group`.
+    pub fn of(group: &Group) -> Rank {
+        Rank {
+            index: group.rank(),
+            count: group.size(),
+        }
+    }
+
+    /// This rank's rows of a batch of `n` rows, possibly none ([`crate::dist::share`]).
+    pub fn share(self, n: usize) -> Range<usize> {
+        crate::dist::share(n, self.index, self.count)
+    }
+}
+
+/// One training step, as the loop hands it to [`Task::train_step`].
+pub struct Step<'a> {
+    /// The step's place in the current epoch, from 0.
+    pub index: usize,
+    /// Which process this is: in a data-parallel run the step covers this rank's rows only.
+    pub rank: Rank,
+    /// The loop's generator. Every rank must draw the same from it: a task draws its dropout
+    /// masks through [`Step::share`] or [`Step::rows`].
+    pub rng: &'a mut SeqRng,
+}
+
+impl<'a> Step<'a> {
+    /// Step `index` of a run on one process, drawing from `rng`.
+    pub fn sole(index: usize, rng: &'a mut SeqRng) -> Self {
+        Step {
+            index,
+            rank: Rank::SOLE,
+            rng,
+        }
+    }
+
+    /// This rank's rows of the step's global batch of `n` rows, and the step's dropout-mask
+    /// generator for them ([`RowRng::for_step`] with the rank's first global row: one draw from
+    /// the loop's generator on every rank alike, so the masks do not depend on the rank count).
+    pub fn share(&mut self, n: usize) -> (Range<usize>, RowRng) {
+        let mine = self.rank.share(n);
+        let masks = RowRng::for_step(self.rng, mine.start);
+        (mine, masks)
+    }
+
+    /// This rank's part of the step's global batch `all` (row indices) and its mask generator,
+    /// as [`Step::share`]; `None` when the rank holds no row this step (the draw is made all
+    /// the same, so the ranks stay in step).
+    pub fn rows<'b>(&mut self, all: &'b [usize]) -> Option<(&'b [usize], RowRng)> {
+        let (mine, masks) = self.share(all.len());
+        let rows = &all[mine];
+        (!rows.is_empty()).then_some((rows, masks))
+    }
+}
+
+/// Makes the gradient of the mean over this rank's `mine` rows (as the models compute it) that
+/// of the mean over the step's `all` rows, this rank's share of it: `grads[P] *= mine / all`.
+/// Returns the factor, for the loss.
+pub fn share_of_mean(grads: &mut [f32], mine: usize, all: usize) -> f64 {
+    let share = mine as f64 / all as f64;
+    if mine != all {
+        grads.iter_mut().for_each(|g| *g *= share as f32);
+    }
+    share
+}
+
+/// The steps of an epoch for a task whose steps are batches of examples of varied length:
+/// batches of at most `size` examples of similar length, cut afresh and shuffled every epoch
+/// ([`crate::data::batch::shuffled_buckets`]).
+#[derive(Clone, Debug, Default)]
+pub struct Buckets {
+    size: usize,
+    batches: Vec<Vec<usize>>,
+}
+
+impl Buckets {
+    /// Batches of at most `size` examples (at least 1, checked by the task).
+    pub fn new(size: usize) -> Self {
+        Buckets {
+            size,
+            batches: Vec::new(),
+        }
+    }
+
+    /// Examples of a full batch: the global batch a step shares out ([`Task::batch_size`]).
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Cuts a new epoch's batches from examples of lengths `lens`; returns how many.
+    pub fn shuffle(&mut self, lens: &[usize], rng: &mut SeqRng) -> usize {
+        self.batches = crate::data::batch::shuffled_buckets(lens, self.size, rng);
+        self.batches.len()
+    }
+
+    /// Batch `index` of the epoch: its examples' indices.
+    pub fn get(&self, index: usize) -> &[usize] {
+        &self.batches[index]
+    }
 }
 
 /// How the losses of an epoch's steps make its training loss.
@@ -81,6 +181,17 @@ pub struct Weights<'a> {
     pub what: &'static str,
 }
 
+impl<'a> Weights<'a> {
+    /// Weights laid out by `layout`, stored with `format` metadata, named `what` in errors.
+    pub fn new(layout: &'a ParamLayout, format: &'static str, what: &'static str) -> Self {
+        Weights {
+            layout,
+            format,
+            what,
+        }
+    }
+}
+
 /// A task the one training loop can train: data, model and loss.
 pub trait Task {
     /// How the model's weights are named and stored.
@@ -102,38 +213,29 @@ pub trait Task {
     /// Prepares epoch `epoch` (e.g. shuffles with `rng`, resets carried state) and returns its
     /// number of steps.
     fn start_epoch(&mut self, epoch: usize, rng: &mut SeqRng) -> usize;
-    /// Takes this process's share of every batch in a data-parallel run over `group` (called
-    /// once by the loop before training, on every rank): from then on [`Task::train_step`]
-    /// works on this rank's rows ([`Group::rows`]) of each step's global batch. The default
-    /// trains on one process only.
+    /// Rows (sequences, windows, streams) of every step's global batch. In a data-parallel
+    /// run the loop shares them out among the ranks ([`Group::rows`]), and refuses a batch
+    /// with fewer rows than ranks.
+    fn batch_size(&self) -> usize;
+    /// This process's rows of every step's batch (all of them on one process), told once
+    /// before training to a task that keeps buffers per row from one step to the next (the
+    /// language model's columns and their carried state). Nothing by default: a task takes its
+    /// rows at each step ([`Step::rows`]).
+    fn own_rows(&mut self, _rows: Range<usize>) {}
+    /// Forward and backward pass on step `step.index` of the current epoch: accumulates (`+=`)
+    /// the gradient of the mean step loss into `grads[P]` (zeroed by the loop before each
+    /// step). A non-finite loss may be returned without a backward pass: the loop stops on it.
     ///
-    /// # Errors
-    /// [`Error::Config`] when the batch has fewer rows than `group` has ranks, or the task
-    /// cannot be split.
-    fn shard(&mut self, group: &Group) -> Result<()> {
-        match group.is_distributed() {
-            false => Ok(()),
-            true => Err(Error::Config(format!(
-                "{} cannot be trained across processes",
-                self.weights().what
-            ))),
-        }
-    }
-    /// Forward and backward pass on step `index` of the current epoch: accumulates (`+=`) the
-    /// gradient of the mean step loss into `grads[P]` (zeroed by the loop before each step).
-    /// A non-finite loss may be returned without a backward pass: the loop stops on it.
-    ///
-    /// In a data-parallel run (see [`Task::shard`]) the step covers this rank's rows only, and
-    /// the loss, its example count and the gradient are this rank's shares: summed over the
-    /// ranks they are those of the whole batch (the mean is taken over the global batch).
-    /// Dropout masks come from [`crate::dropout::RowRng::for_step`] with the rank's first
-    /// global row, so they do not depend on the rank count.
+    /// In a data-parallel run the step covers this rank's rows only ([`Step::rows`]), and the
+    /// loss, its example count and the gradient are this rank's shares: summed over the ranks
+    /// they are those of the whole batch (the mean is taken over the global batch, see
+    /// [`share_of_mean`]). Dropout masks come from [`Step::share`] or [`Step::rows`], so they
+    /// do not depend on the rank count.
     fn train_step(
         &mut self,
         params: &[f32],
         grads: &mut [f32],
-        index: usize,
-        rng: &mut SeqRng,
+        step: Step<'_>,
     ) -> Result<BatchLoss>;
     /// Factor on the learning rate of step `index` of the current epoch (e.g. a window's
     /// length over the nominal one, for variable-length BPTT); 1 by default.
@@ -164,12 +266,18 @@ pub trait Task {
     fn restore_carried(&mut self, _carried: &BTreeMap<String, Vec<f32>>) -> Result<()> {
         Ok(())
     }
-    /// What a checkpoint must match to be resumed with this task (model, data fingerprints).
-    fn identity(&self) -> serde_json::Value {
-        serde_json::Value::Null
-    }
-    /// Refuses a checkpoint whose [`Task::identity`] was `saved`, with a message naming what
-    /// differs.
+    /// What a checkpoint must match to be resumed with this task: an object of named parts
+    /// (the model, fingerprints of the training data). The loop saves it in every checkpoint
+    /// and refuses to resume one whose parts differ ([`Task::identity_keys`]); the ranks of a
+    /// data-parallel run must agree on it.
+    fn identity(&self) -> serde_json::Value;
+    /// The parts of [`Task::identity`] the loop compares on resume, each with what a difference
+    /// means ("the training file is not the one the run was trained on"), for its refusal
+    /// `cannot resume: …`.
+    fn identity_keys(&self) -> &'static [(&'static str, &'static str)];
+    /// A closer look at a saved identity, before the loop compares the parts named by
+    /// [`Task::identity_keys`]: a task may refuse a part it compares itself with a finer
+    /// message (the language model names both architectures). Accepts by default.
     fn check_identity(&self, _saved: &serde_json::Value) -> Result<()> {
         Ok(())
     }
@@ -184,7 +292,7 @@ pub trait Task {
 
 /// Refuses a resume whose saved identity differs from `mine` under one of `keys`, each with
 /// what the difference means ("the training file is not the one the run was trained on").
-/// Keys the saved identity lacks are not compared.
+/// Keys the saved identity lacks (a checkpoint of an earlier version) are not compared.
 ///
 /// # Errors
 /// [`Error::Config`] naming the first difference.
@@ -195,12 +303,25 @@ pub fn compare_identity(
 ) -> Result<()> {
     for (key, what) in keys {
         if saved.get(*key).is_some_and(|v| *v != mine[*key]) {
-            return Err(crate::error::Error::Config(format!(
-                "cannot resume: {what}"
-            )));
+            return Err(Error::Config(format!("cannot resume: {what}")));
         }
     }
     Ok(())
+}
+
+/// The `model` part of an identity and what its difference means, as most tasks word it.
+pub const MODEL_PART: (&str, &str) = (
+    "model",
+    "the checkpoint is from another model configuration than the run's",
+);
+
+/// The identity of most tasks: the model's configuration and a fingerprint of the bytes of the
+/// training data, `{"model": …, "train": "<16 hex digits>"}`.
+pub fn model_and_data(model: &impl serde::Serialize, train: &[u8]) -> serde_json::Value {
+    serde_json::json!({
+        "model": model,
+        "train": format!("{:016x}", crate::dist::fingerprint(train)),
+    })
 }
 
 /// `curve.svg` of a supervised run: training and validation loss at every epoch's end.

@@ -14,8 +14,8 @@ use std::path::Path;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use crate::data::batch::{length_buckets, shuffled_buckets};
-use crate::dist::{fingerprint, share, Group};
+use crate::data::batch::length_buckets;
+use crate::dist::{share, Group};
 use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
 use crate::model::softmax;
@@ -26,7 +26,9 @@ use crate::tasks::classify::model::{
     Classifier, ClassifierCache, ClassifierConfig, ClassifierWorkspace, TokenBatch,
 };
 use crate::train::fit::FitConfig;
-use crate::train::task::{rank_rows, BatchLoss, Task, Validation, Weights};
+use crate::train::task::{
+    model_and_data, share_of_mean, BatchLoss, Buckets, Step, Task, Validation, Weights, MODEL_PART,
+};
 
 /// Sequences per inference batch.
 pub const EVAL_BATCH: usize = 256;
@@ -109,13 +111,10 @@ pub struct ClassifyTask<'a> {
     model: &'a Classifier,
     train: &'a Encoded,
     valid: &'a Encoded,
-    batch_size: usize,
     word_dropout: f32,
-    batches: Vec<Vec<usize>>,
+    batches: Buckets,
     batch: TokenBatch,
     labels: Vec<u32>,
-    /// This process's rank and the number of ranks (see [`Task::shard`]).
-    rank: (usize, usize),
     cache: ClassifierCache,
     ws: ClassifierWorkspace,
 }
@@ -143,12 +142,10 @@ impl<'a> ClassifyTask<'a> {
             model,
             train,
             valid,
-            batch_size: batch,
             word_dropout: 0.0,
-            batches: Vec::new(),
+            batches: Buckets::new(batch),
             batch: TokenBatch::default(),
             labels: Vec::new(),
-            rank: (0, 1),
             cache: ClassifierCache::default(),
             ws: ClassifierWorkspace::default(),
         })
@@ -172,21 +169,14 @@ impl<'a> ClassifyTask<'a> {
 
 impl Task for ClassifyTask<'_> {
     fn weights(&self) -> Weights<'_> {
-        Weights {
-            layout: self.model.param_layout(),
-            format: CLASSIFY_FORMAT,
-            what: "a classifier",
-        }
+        Weights::new(self.model.param_layout(), CLASSIFY_FORMAT, "a classifier")
     }
     fn score_name(&self) -> &'static str {
         "accuracy"
     }
 
-    /// Each rank takes its rows of every batch.
-    fn shard(&mut self, group: &Group) -> Result<()> {
-        group.rows(self.batch_size, "the training batch (--batch)")?;
-        self.rank = (group.rank(), group.size());
-        Ok(())
+    fn batch_size(&self) -> usize {
+        self.batches.size()
     }
 
     /// The model and a fingerprint of the encoded training examples (the ranks of a
@@ -198,27 +188,32 @@ impl Task for ClassifyTask<'_> {
             h.extend(u32::MAX.to_le_bytes());
             h.extend(label.to_le_bytes());
         }
-        serde_json::json!({
-            "model": self.model.config(),
-            "train": format!("{:016x}", fingerprint(&h)),
-        })
+        model_and_data(self.model.config(), &h)
+    }
+
+    fn identity_keys(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            MODEL_PART,
+            (
+                "train",
+                "the training examples (or the vocabulary and labels that encode them) are not those the run was trained on",
+            ),
+        ]
     }
 
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
         let lens: Vec<usize> = self.train.ids.iter().map(Vec::len).collect();
-        self.batches = shuffled_buckets(&lens, self.batch_size, rng);
-        self.batches.len()
+        self.batches.shuffle(&lens, rng)
     }
 
     fn train_step(
         &mut self,
         params: &[f32],
         grads: &mut [f32],
-        index: usize,
-        rng: &mut SeqRng,
+        mut step: Step<'_>,
     ) -> Result<BatchLoss> {
-        let all = &self.batches[index];
-        let Some((idx, mut masks)) = rank_rows(all, self.rank, rng) else {
+        let all = self.batches.get(step.index);
+        let Some((idx, mut masks)) = step.rows(all) else {
             return Ok(BatchLoss::NONE);
         };
         let train = self.train;
@@ -250,10 +245,7 @@ impl Task for ClassifyTask<'_> {
             .backward(params, grads, &self.cache, &mut self.ws)?;
         // The model's loss and gradient are means over this rank's examples; the step's are
         // over the whole batch's.
-        let share = idx.len() as f64 / all.len() as f64;
-        if idx.len() != all.len() {
-            grads.iter_mut().for_each(|g| *g *= share as f32);
-        }
+        let share = share_of_mean(grads, idx.len(), all.len());
         Ok(BatchLoss {
             loss: loss * share,
             examples: idx.len(),
@@ -325,6 +317,37 @@ mod tests {
     }
 
     #[test]
+    fn a_run_resumed_on_other_examples_is_refused() {
+        let cfg = ClassifierConfig {
+            vocab: 10,
+            embed: 2,
+            hidden: 2,
+            classes: 2,
+            ..ClassifierConfig::default()
+        };
+        let m = Classifier::new(cfg).unwrap();
+        let data = Encoded {
+            ids: vec![vec![5, 6], vec![7; 3]],
+            labels: vec![0, 1],
+            unknown_tokens: 0,
+        };
+        let other = Encoded {
+            labels: vec![1, 0],
+            ..data.clone()
+        };
+        let err = crate::train::fit::resume_refusal(
+            "classify",
+            &mut ClassifyTask::new(&m, &data, &data, 2).unwrap(),
+            &mut ClassifyTask::new(&m, &other, &data, 2).unwrap(),
+            &m.init_params(1).unwrap(),
+        );
+        assert!(
+            err.contains("cannot resume: the training examples"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn word_dropout_replaces_real_tokens_only() {
         let cfg = ClassifierConfig {
             vocab: 10,
@@ -351,7 +374,8 @@ mod tests {
             .with_word_dropout(0.5)
             .unwrap();
         assert_eq!(task.start_epoch(1, &mut rng), 1);
-        task.train_step(&params, &mut grads, 0, &mut rng).unwrap();
+        task.train_step(&params, &mut grads, Step::sole(0, &mut rng))
+            .unwrap();
         let b = &task.batch;
         let col = |j: usize| (0..b.t).map(|t| b.ids[t * 2 + j]).collect::<Vec<u32>>();
         let (long, short) = if b.lens[0] == 40 {

@@ -21,10 +21,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::table::Table;
 use crate::dist::{fingerprint_f32, share, Group};
-use crate::dropout::{RowRng, SeqRng};
+use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
 use crate::tasks::forecast::model::{ForecastCache, ForecastWorkspace, Forecaster};
-use crate::train::task::{BatchLoss, Task, Validation, Weights};
+use crate::train::task::{share_of_mean, BatchLoss, Step, Task, Validation, Weights, MODEL_PART};
 
 /// Which columns go in and which come out (the Informer benchmark's settings).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -583,8 +583,6 @@ pub struct ForecastTask<'a> {
     train: Vec<usize>,
     valid: Vec<usize>,
     batch: usize,
-    /// This process's rank and the number of ranks (see [`Task::shard`]).
-    rank: (usize, usize),
     cache: ForecastCache,
     ws: ForecastWorkspace,
     x: Vec<f32>,
@@ -623,7 +621,6 @@ impl<'a> ForecastTask<'a> {
             train,
             valid,
             batch,
-            rank: (0, 1),
             cache: ForecastCache::default(),
             ws: ForecastWorkspace::default(),
             x: Vec::new(),
@@ -634,21 +631,14 @@ impl<'a> ForecastTask<'a> {
 
 impl Task for ForecastTask<'_> {
     fn weights(&self) -> Weights<'_> {
-        Weights {
-            layout: self.model.param_layout(),
-            format: FORECAST_FORMAT,
-            what: "a forecaster",
-        }
+        Weights::new(self.model.param_layout(), FORECAST_FORMAT, "a forecaster")
     }
     fn score_name(&self) -> &'static str {
         "neg_mse"
     }
 
-    /// Each rank takes its rows of every batch of windows.
-    fn shard(&mut self, group: &Group) -> Result<()> {
-        group.rows(self.batch, "the training batch (--batch)")?;
-        self.rank = (group.rank(), group.size());
-        Ok(())
+    fn batch_size(&self) -> usize {
+        self.batch
     }
 
     /// The model and a fingerprint of the standardised series and the training windows (the
@@ -664,6 +654,20 @@ impl Task for ForecastTask<'_> {
         })
     }
 
+    fn identity_keys(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            MODEL_PART,
+            (
+                "series",
+                "the table (or its columns and scaling) is not the one the run was trained on",
+            ),
+            (
+                "train_windows",
+                "the training windows (the split) are not those the run was trained on",
+            ),
+        ]
+    }
+
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
         self.train.shuffle(rng);
         self.train.len().div_ceil(self.batch)
@@ -673,22 +677,15 @@ impl Task for ForecastTask<'_> {
         &mut self,
         params: &[f32],
         grads: &mut [f32],
-        index: usize,
-        rng: &mut SeqRng,
+        mut step: Step<'_>,
     ) -> Result<BatchLoss> {
         let cfg = *self.model.config();
-        let lo = index * self.batch;
+        let lo = step.index * self.batch;
         let batch = &self.train[lo..(lo + self.batch).min(self.train.len())];
-        let mine = share(batch.len(), self.rank.0, self.rank.1);
-        let mut masks = RowRng::for_step(rng, mine.start);
-        let starts = &batch[mine];
+        let Some((starts, mut masks)) = step.rows(batch) else {
+            return Ok(BatchLoss::NONE);
+        };
         let b = starts.len();
-        if b == 0 {
-            return Ok(BatchLoss {
-                loss: 0.0,
-                examples: 0,
-            });
-        }
         self.x.resize(cfg.lookback * b * self.series.inputs, 0.0);
         self.y.resize(b * cfg.horizon * cfg.outputs, 0.0);
         self.series
@@ -700,10 +697,7 @@ impl Task for ForecastTask<'_> {
             .backward(params, grads, &self.cache, &mut self.ws)?;
         // The model's loss and gradient are means over this rank's windows; the step's are over
         // the whole batch's.
-        let share = b as f64 / batch.len() as f64;
-        if b != batch.len() {
-            grads.iter_mut().for_each(|g| *g *= share as f32);
-        }
+        let share = share_of_mean(grads, b, batch.len());
         Ok(BatchLoss {
             loss: loss * share,
             examples: b,
@@ -739,11 +733,43 @@ mod tests {
     use std::path::Path;
 
     fn table() -> Table {
+        table_with(|r| 10.0 - 2.0 * r)
+    }
+
+    /// Rows 0..20 of columns `a = r` and `b = f(r)`.
+    fn table_with(b: impl Fn(f32) -> f32) -> Table {
         let mut text = String::from("date,a,b\n");
         for r in 0..20 {
-            text += &format!("d{r},{},{}\n", r as f32, 10.0 - 2.0 * r as f32);
+            text += &format!("d{r},{},{}\n", r as f32, b(r as f32));
         }
         Table::parse(&text, Path::new("t.csv")).unwrap()
+    }
+
+    #[test]
+    fn a_run_resumed_on_another_table_is_refused() {
+        let model = Forecaster::new(crate::tasks::forecast::model::ForecasterConfig {
+            lookback: 3,
+            horizon: 2,
+            hidden: 2,
+            ..Default::default()
+        })
+        .unwrap();
+        let tables = [table(), table_with(|r| (r * r) % 7.0)];
+        let [first, other] = tables.map(|t| {
+            let spec = ColumnSpec::choose(&t, Mode::S, None, None, None, 0..10).unwrap();
+            (Series::new(&t, &spec).unwrap(), spec.scaler)
+        });
+        fn task<'a>(m: &'a Forecaster, (series, scaler): &'a (Series, Scaler)) -> ForecastTask<'a> {
+            let windows = |r| Series::windows(r, 3, 2);
+            ForecastTask::new(m, series, scaler, windows(0..10), windows(8..20), 2).unwrap()
+        }
+        let err = crate::train::fit::resume_refusal(
+            "forecast",
+            &mut task(&model, &first),
+            &mut task(&model, &other),
+            &model.init_params(1).unwrap(),
+        );
+        assert!(err.contains("cannot resume: the table"), "{err}");
     }
 
     #[test]

@@ -25,11 +25,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Batched, Corpus, TokenKind, Vocab, Window};
 use crate::dist::Group;
+use crate::dropout::SeqRng;
 use crate::dropout::{Dropout, DropoutKind};
-use crate::dropout::{RowRng, SeqRng};
 use crate::error::{Error, Result};
 use crate::io::tensors::TensorFile;
-use crate::report::metrics::{write_metrics, EpochMetrics};
 use crate::rnn::{RnnState, SeqShape};
 use crate::run::{vocab_fingerprint, Run, RunDir, MODEL_FORMAT};
 use crate::tasks::lm::generate::{generate, Decoding, LmStepper};
@@ -38,7 +37,11 @@ use crate::train::fit::{
     fit, EarlyStopping, FitConfig, FitOutcome, KeepCheckpoints, NtAsgd, Optimizer, RunEnd,
 };
 pub use crate::train::metrics::epoch_metrics;
-use crate::train::task::{BatchLoss, LossAverage, Progress, Task, Validation, Weights};
+use crate::train::metrics::write_perplexity_metrics;
+use crate::train::task::{
+    compare_identity, share_of_mean, BatchLoss, LossAverage, Progress, Step, Task, Validation,
+    Weights,
+};
 
 /// Training settings. Learning rate and clip follow PyTorch's loss convention (mean over all
 /// `T·B` predictions): Zaremba et al.'s lr 1 and clip 5 at `bptt = 20` are lr 20 and clip 0.25
@@ -438,7 +441,6 @@ pub struct LmTask<'a> {
     cache: LmCache,
     ws: LmWorkspace,
     /// Heads the learning curve (drawn with the `plots` feature).
-    #[cfg_attr(not(feature = "plots"), allow(dead_code))]
     title: String,
 }
 
@@ -502,11 +504,7 @@ impl<'a> LmTask<'a> {
 
 impl Task for LmTask<'_> {
     fn weights(&self) -> Weights<'_> {
-        Weights {
-            layout: self.model.param_layout(),
-            format: MODEL_FORMAT,
-            what: "a model",
-        }
+        Weights::new(self.model.param_layout(), MODEL_FORMAT, "a model")
     }
     fn score_name(&self) -> &'static str {
         "neg_ppl"
@@ -517,12 +515,15 @@ impl Task for LmTask<'_> {
     fn generator_seed(&self, seed: u64) -> u64 {
         seed.wrapping_add(1)
     }
-    /// Takes this rank's columns (streams) of the training batch.
-    fn shard(&mut self, group: &Group) -> Result<()> {
-        self.columns = group.rows(self.train.batch(), "the training batch (--batch)")?;
-        self.local = self.train.columns(self.columns.clone());
+    /// The batch's columns (streams).
+    fn batch_size(&self) -> usize {
+        self.train.batch()
+    }
+    /// Takes this rank's columns of the training stream, whose recurrent state it carries.
+    fn own_rows(&mut self, rows: std::ops::Range<usize>) {
+        self.local = self.train.columns(rows.clone());
+        self.columns = rows;
         self.state = self.model.zero_state(self.local.batch());
-        Ok(())
     }
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
         self.state = self.model.zero_state(self.local.batch());
@@ -537,22 +538,21 @@ impl Task for LmTask<'_> {
             WindowLengths::Variable => self.windows[index].len as f64 / self.bptt as f64,
         }
     }
-    /// Forward over window `index` from the carried state, backward; the loss is the window's
-    /// summed cross-entropy over its `T·B` predictions.
+    /// Forward over window `step.index` from the carried state, backward; the loss is the
+    /// window's summed cross-entropy over its `T·B` predictions.
     fn train_step(
         &mut self,
         params: &[f32],
         grads: &mut [f32],
-        index: usize,
-        rng: &mut SeqRng,
+        mut step: Step<'_>,
     ) -> Result<BatchLoss> {
-        let w = self.windows[index];
+        let w = self.windows[step.index];
         let shape = SeqShape {
             t: w.len,
             b: self.local.batch(),
         };
         let (inputs, targets) = (self.local.inputs(w), self.local.targets(w));
-        let mut masks = RowRng::for_step(rng, self.columns.start);
+        let (_, mut masks) = step.share(self.train.batch());
         let loss = self.model.forward_train(
             params,
             inputs,
@@ -567,10 +567,7 @@ impl Task for LmTask<'_> {
                 .backward(params, grads, &self.cache, &mut self.ws)?;
             // The model's gradient is of the mean over this rank's columns; the step's mean is
             // over all the batch's.
-            if shape.b != self.train.batch() {
-                let share = shape.b as f32 / self.train.batch() as f32;
-                grads.iter_mut().for_each(|g| *g *= share);
-            }
+            share_of_mean(grads, shape.b, self.train.batch());
         }
         Ok(BatchLoss {
             loss,
@@ -664,6 +661,11 @@ impl Task for LmTask<'_> {
             "train_tokens": self.train.data().len(),
         })
     }
+    fn identity_keys(&self) -> &'static [(&'static str, &'static str)] {
+        &[VOCAB_PART]
+    }
+    /// Compares the model (read as a configuration, so that one written by an earlier version
+    /// still matches), the vocabulary and the training split's length, naming both sides.
     fn check_identity(&self, saved: &serde_json::Value) -> Result<()> {
         let bad = |m: String| Err(Error::Config(format!("cannot resume: {m}")));
         if let Some(m) = saved.get("model") {
@@ -679,12 +681,7 @@ impl Task for LmTask<'_> {
                 ));
             }
         }
-        if saved
-            .get("vocab")
-            .is_some_and(|v| v.as_str() != Some(&vocab_fingerprint(self.vocab)))
-        {
-            return bad("the vocabulary (vocab.txt, or the corpus it was built from) does not match the one the checkpoint was trained with".into());
-        }
+        compare_identity(&self.identity(), saved, &[VOCAB_PART])?;
         let tokens = saved.get("train_tokens").and_then(|t| t.as_u64());
         if let Some(t) = tokens.filter(|&t| t != self.train.data().len() as u64) {
             return bad(format!(
@@ -695,13 +692,15 @@ impl Task for LmTask<'_> {
         Ok(())
     }
     fn write_metrics(&self, run: &RunDir, rows: &[FitEpoch]) -> Result<()> {
-        let rows: Vec<EpochMetrics> = rows.iter().map(epoch_metrics).collect();
-        write_metrics(&run.metrics_path(), &rows)?;
-        #[cfg(feature = "plots")]
-        crate::report::plot::learning_curve_svg(&run.curve_path(), &self.title, &rows)?;
-        Ok(())
+        write_perplexity_metrics(run, &self.title, rows)
     }
 }
+
+/// The vocabulary part of a language model's identity and what its difference means.
+const VOCAB_PART: (&str, &str) = (
+    "vocab",
+    "the vocabulary (vocab.txt, or the corpus it was built from) does not match the one the checkpoint was trained with",
+);
 
 /// What a language-model training run produced.
 #[derive(Clone, Debug, PartialEq)]

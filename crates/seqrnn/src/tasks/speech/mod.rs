@@ -24,8 +24,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::audio::{FeatureConfig, FilterBank, SpecAugment};
-use crate::data::batch::{length_buckets, shuffled_buckets};
-use crate::dist::{fingerprint, Group};
+use crate::data::batch::length_buckets;
+use crate::dist::Group;
 use crate::dropout::{RowRng, SeqRng};
 use crate::error::{Error, Result};
 use crate::model::ctc::{min_frames, CtcWorkspace, Lexicon};
@@ -39,7 +39,7 @@ use crate::tasks::speech::model::{
 };
 use crate::train::fit::FitConfig;
 use crate::train::task::{
-    compare_identity, rank_rows, BatchLoss, LossAverage, Task, Validation, Weights,
+    model_and_data, BatchLoss, Buckets, LossAverage, Step, Task, Validation, Weights, MODEL_PART,
 };
 
 /// `format` metadata of a speech model's `model.safetensors`.
@@ -394,10 +394,8 @@ pub struct SpeechTask<'a> {
     train: &'a SpeechData,
     valid: &'a SpeechData,
     alphabet: &'a Alphabet,
-    batch_size: usize,
     augment: Option<SpecAugment>,
-    batches: Vec<Vec<usize>>,
-    rank: (usize, usize),
+    batches: Buckets,
     batch: SpeechBatch,
     cache: SpeechCache,
     ws: SpeechWorkspace,
@@ -425,10 +423,8 @@ impl<'a> SpeechTask<'a> {
             train,
             valid,
             alphabet,
-            batch_size,
             augment,
-            batches: Vec::new(),
-            rank: (0, 1),
+            batches: Buckets::new(batch_size),
             batch: SpeechBatch::default(),
             cache: SpeechCache::default(),
             ws: SpeechWorkspace::default(),
@@ -438,11 +434,11 @@ impl<'a> SpeechTask<'a> {
 
 impl Task for SpeechTask<'_> {
     fn weights(&self) -> Weights<'_> {
-        Weights {
-            layout: self.model.param_layout(),
-            format: SPEECH_FORMAT,
-            what: "an acoustic model",
-        }
+        Weights::new(
+            self.model.param_layout(),
+            SPEECH_FORMAT,
+            "an acoustic model",
+        )
     }
 
     fn score_name(&self) -> &'static str {
@@ -453,10 +449,8 @@ impl Task for SpeechTask<'_> {
         LossAverage::PerExample
     }
 
-    fn shard(&mut self, group: &Group) -> Result<()> {
-        group.rows(self.batch_size, "the training batch (--batch)")?;
-        self.rank = (group.rank(), group.size());
-        Ok(())
+    fn batch_size(&self) -> usize {
+        self.batches.size()
     }
 
     fn identity(&self) -> serde_json::Value {
@@ -465,37 +459,31 @@ impl Task for SpeechTask<'_> {
             h.extend(fingerprint_f32_bytes(x));
             h.extend(y.iter().flat_map(|i| i.to_le_bytes()));
         }
-        serde_json::json!({
-            "model": self.model.config(),
-            "train": format!("{:016x}", fingerprint(&h)),
-        })
+        model_and_data(self.model.config(), &h)
     }
 
-    fn check_identity(&self, saved: &serde_json::Value) -> Result<()> {
-        compare_identity(
-            &self.identity(),
-            saved,
-            &[
-                ("model", "the checkpoint is from another model configuration than the run's"),
-                ("train", "the training recordings or transcripts are not the ones the run was trained on"),
-            ],
-        )
+    fn identity_keys(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            MODEL_PART,
+            (
+                "train",
+                "the training recordings or transcripts are not the ones the run was trained on",
+            ),
+        ]
     }
 
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
-        self.batches = shuffled_buckets(&self.train.frames, self.batch_size, rng);
-        self.batches.len()
+        self.batches.shuffle(&self.train.frames, rng)
     }
 
     fn train_step(
         &mut self,
         params: &[f32],
         grads: &mut [f32],
-        index: usize,
-        rng: &mut SeqRng,
+        mut step: Step<'_>,
     ) -> Result<BatchLoss> {
-        let all = &self.batches[index];
-        let Some((idx, mut masks)) = rank_rows(all, self.rank, rng) else {
+        let all = self.batches.get(step.index);
+        let Some((idx, mut masks)) = step.rows(all) else {
             return Ok(BatchLoss::NONE);
         };
         let augment = self.augment.as_ref().map(|a| (a, &mut masks));

@@ -18,9 +18,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::batch::{length_buckets, shuffled_buckets};
+use crate::data::batch::length_buckets;
 use crate::data::{Vocab, UNK};
-use crate::dist::{fingerprint, Group};
+use crate::dist::Group;
 use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
 use crate::model::crf::Constraints;
@@ -31,7 +31,7 @@ use crate::tasks::tag::model::{casing, TagBatch, Tagger, TaggerCache, TaggerWork
 use crate::tasks::tag::tags::{check, convert, split_tag, Scheme};
 use crate::train::fit::FitConfig;
 use crate::train::task::{
-    compare_identity, rank_rows, BatchLoss, LossAverage, Task, Validation, Weights,
+    model_and_data, BatchLoss, Buckets, LossAverage, Step, Task, Validation, Weights, MODEL_PART,
 };
 
 /// `format` metadata of a tagger's weights file.
@@ -343,14 +343,12 @@ pub struct TagTask<'a> {
     valid: &'a EncodedTags,
     labels: &'a Vocab,
     entities: bool,
-    batch_size: usize,
     /// Probability of replacing a training word seen once by `<unk>` at each step.
     unk_replace: f32,
     /// Whether each word id occurs once in the training data.
     singleton: Vec<bool>,
-    batches: Vec<Vec<usize>>,
+    batches: Buckets,
     batch: TagBatch,
-    rank: (usize, usize),
     cache: TaggerCache,
     ws: TaggerWorkspace,
 }
@@ -402,12 +400,10 @@ impl<'a> TagTask<'a> {
             valid,
             labels,
             entities,
-            batch_size: batch,
             unk_replace: 0.0,
             singleton: Vec::new(),
-            batches: Vec::new(),
+            batches: Buckets::new(batch),
             batch: TagBatch::default(),
-            rank: (0, 1),
             cache: TaggerCache::default(),
             ws: TaggerWorkspace::default(),
         })
@@ -416,11 +412,7 @@ impl<'a> TagTask<'a> {
 
 impl Task for TagTask<'_> {
     fn weights(&self) -> Weights<'_> {
-        Weights {
-            layout: self.model.param_layout(),
-            format: TAG_FORMAT,
-            what: "a tagger",
-        }
+        Weights::new(self.model.param_layout(), TAG_FORMAT, "a tagger")
     }
 
     fn score_name(&self) -> &'static str {
@@ -434,10 +426,8 @@ impl Task for TagTask<'_> {
         LossAverage::PerExample
     }
 
-    fn shard(&mut self, group: &Group) -> Result<()> {
-        group.rows(self.batch_size, "the training batch (--batch)")?;
-        self.rank = (group.rank(), group.size());
-        Ok(())
+    fn batch_size(&self) -> usize {
+        self.batches.size()
     }
 
     fn identity(&self) -> serde_json::Value {
@@ -446,44 +436,32 @@ impl Task for TagTask<'_> {
             h.extend(w.iter().chain(l).flat_map(|i| i.to_le_bytes()));
             h.extend(u32::MAX.to_le_bytes());
         }
-        serde_json::json!({
-            "model": self.model.config(),
-            "train": format!("{:016x}", fingerprint(&h)),
-        })
+        model_and_data(self.model.config(), &h)
     }
 
-    fn check_identity(&self, saved: &serde_json::Value) -> Result<()> {
-        compare_identity(
-            &self.identity(),
-            saved,
-            &[
-                (
-                    "model",
-                    "the checkpoint is from another model configuration than the run's",
-                ),
-                (
-                    "train",
-                    "the training file (or its vocabularies) is not the one the run was trained on",
-                ),
-            ],
-        )
+    fn identity_keys(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            MODEL_PART,
+            (
+                "train",
+                "the training file (or its vocabularies) is not the one the run was trained on",
+            ),
+        ]
     }
 
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
         let lens: Vec<usize> = self.train.words.iter().map(Vec::len).collect();
-        self.batches = shuffled_buckets(&lens, self.batch_size, rng);
-        self.batches.len()
+        self.batches.shuffle(&lens, rng)
     }
 
     fn train_step(
         &mut self,
         params: &[f32],
         grads: &mut [f32],
-        index: usize,
-        rng: &mut SeqRng,
+        mut step: Step<'_>,
     ) -> Result<BatchLoss> {
-        let all = &self.batches[index];
-        let Some((idx, mut masks)) = rank_rows(all, self.rank, rng) else {
+        let all = self.batches.get(step.index);
+        let Some((idx, mut masks)) = step.rows(all) else {
             return Ok(BatchLoss::NONE);
         };
         let tokens: usize = all.iter().map(|&i| self.train.words[i].len()).sum();
@@ -611,7 +589,8 @@ mod tests {
         let mut rng = crate::dropout::rng_from_seed(2);
         task.start_epoch(1, &mut rng);
         let mut g = vec![0.0; m.num_params()];
-        task.train_step(&p, &mut g, 0, &mut rng).unwrap();
+        task.train_step(&p, &mut g, Step::sole(0, &mut rng))
+            .unwrap();
         let b = &task.batch;
         let long = usize::from(b.lens[0] != 40);
         let col: Vec<u32> = (0..b.t).map(|t| b.words[t * 2 + long]).collect();

@@ -21,9 +21,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::batch::{length_buckets, shuffled_buckets};
+use crate::data::batch::length_buckets;
 use crate::data::subword::{SubwordConfig, SubwordVocab, BOS, EOS, PAD};
-use crate::dist::{fingerprint, share, Group};
+use crate::dist::{share, Group};
 use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
 use crate::model::attention::AttnCache;
@@ -38,8 +38,9 @@ use crate::tasks::translate::model::{
 };
 use crate::train::checkpoint::FitEpoch;
 use crate::train::fit::FitConfig;
+use crate::train::metrics::write_perplexity_metrics;
 use crate::train::task::{
-    compare_identity, rank_rows, BatchLoss, LossAverage, Task, Validation, Weights,
+    model_and_data, BatchLoss, Buckets, LossAverage, Step, Task, Validation, Weights, MODEL_PART,
 };
 
 /// `format` metadata of a translation model's weights file.
@@ -195,10 +196,8 @@ pub struct TranslateTask<'a> {
     model: &'a Seq2Seq,
     train: &'a EncodedPairs,
     valid: &'a EncodedPairs,
-    batch_size: usize,
-    batches: Vec<Vec<usize>>,
+    batches: Buckets,
     batch: PairBatch,
-    rank: (usize, usize),
     cache: Seq2SeqCache,
     ws: Seq2SeqWorkspace,
 }
@@ -226,10 +225,8 @@ impl<'a> TranslateTask<'a> {
             model,
             train,
             valid,
-            batch_size: batch,
-            batches: Vec::new(),
+            batches: Buckets::new(batch),
             batch: PairBatch::default(),
-            rank: (0, 1),
             cache: Seq2SeqCache::default(),
             ws: Seq2SeqWorkspace::default(),
         })
@@ -238,11 +235,11 @@ impl<'a> TranslateTask<'a> {
 
 impl Task for TranslateTask<'_> {
     fn weights(&self) -> Weights<'_> {
-        Weights {
-            layout: self.model.param_layout(),
-            format: TRANSLATE_FORMAT,
-            what: "a translation model",
-        }
+        Weights::new(
+            self.model.param_layout(),
+            TRANSLATE_FORMAT,
+            "a translation model",
+        )
     }
 
     fn score_name(&self) -> &'static str {
@@ -253,10 +250,8 @@ impl Task for TranslateTask<'_> {
         LossAverage::PerExample
     }
 
-    fn shard(&mut self, group: &Group) -> Result<()> {
-        group.rows(self.batch_size, "the training batch (--batch)")?;
-        self.rank = (group.rank(), group.size());
-        Ok(())
+    fn batch_size(&self) -> usize {
+        self.batches.size()
     }
 
     /// The model and a fingerprint of the encoded training pairs.
@@ -268,38 +263,29 @@ impl Task for TranslateTask<'_> {
             h.extend(t.iter().flat_map(|i| i.to_le_bytes()));
             h.extend(u32::MAX.to_le_bytes());
         }
-        serde_json::json!({
-            "model": self.model.config(),
-            "train": format!("{:016x}", fingerprint(&h)),
-        })
+        model_and_data(self.model.config(), &h)
     }
 
-    fn check_identity(&self, saved: &serde_json::Value) -> Result<()> {
-        compare_identity(
-            &self.identity(),
-            saved,
-            &[
-                ("model", "the checkpoint is from another model configuration than the run's"),
-                ("train", "the training pairs (or the vocabularies that encode them) are not those the run was trained on"),
-            ],
-        )
+    fn identity_keys(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            MODEL_PART,
+            ("train", "the training pairs (or the vocabularies that encode them) are not those the run was trained on"),
+        ]
     }
 
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
         let lens: Vec<usize> = self.train.src.iter().map(Vec::len).collect();
-        self.batches = shuffled_buckets(&lens, self.batch_size, rng);
-        self.batches.len()
+        self.batches.shuffle(&lens, rng)
     }
 
     fn train_step(
         &mut self,
         params: &[f32],
         grads: &mut [f32],
-        index: usize,
-        rng: &mut SeqRng,
+        mut step: Step<'_>,
     ) -> Result<BatchLoss> {
-        let all = &self.batches[index];
-        let Some((idx, mut masks)) = rank_rows(all, self.rank, rng) else {
+        let all = self.batches.get(step.index);
+        let Some((idx, mut masks)) = step.rows(all) else {
             return Ok(BatchLoss::NONE);
         };
         let train = self.train;
@@ -329,18 +315,7 @@ impl Task for TranslateTask<'_> {
 
     /// `metrics.csv` and `curve.svg` as a language model's: per-piece perplexities.
     fn write_metrics(&self, run: &RunDir, rows: &[FitEpoch]) -> Result<()> {
-        let rows: Vec<_> = rows
-            .iter()
-            .map(crate::train::metrics::epoch_metrics)
-            .collect();
-        crate::report::metrics::write_metrics(&run.metrics_path(), &rows)?;
-        #[cfg(feature = "plots")]
-        crate::report::plot::learning_curve_svg(
-            &run.curve_path(),
-            "translation: perplexity per target piece",
-            &rows,
-        )?;
-        Ok(())
+        write_perplexity_metrics(run, "translation: perplexity per target piece", rows)
     }
 
     /// Per-piece perplexity of the validation pairs; each rank scores a share.

@@ -23,7 +23,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{TokenKind, Vocab};
-use crate::dist::{fingerprint, Group};
+use crate::dist::Group;
 use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
 use crate::run::{RunDir, TokenKindName};
@@ -34,7 +34,7 @@ use crate::tasks::lm::last_token::model::{
 use crate::tasks::lm::{EvalResult, Split};
 use crate::train::fit::FitConfig;
 use crate::train::task::{
-    compare_identity, rank_rows, BatchLoss, LossAverage, Task, Validation, Weights,
+    model_and_data, share_of_mean, BatchLoss, LossAverage, Step, Task, Validation, Weights,
 };
 
 /// Windows per evaluation batch.
@@ -108,8 +108,6 @@ pub struct LastTokenTask<'a> {
     eval_batch: usize,
     /// This epoch's example order (window starts).
     order: Vec<usize>,
-    /// This process's rank and the number of ranks (see [`Task::shard`]).
-    rank: (usize, usize),
     ids: Vec<u32>,
     targets: Vec<u32>,
     cache: LastTokenCache,
@@ -149,7 +147,6 @@ impl<'a> LastTokenTask<'a> {
             batch,
             eval_batch,
             order: Vec::new(),
-            rank: (0, 1),
             ids: Vec::new(),
             targets: Vec::new(),
             cache: LastTokenCache::default(),
@@ -161,11 +158,11 @@ impl<'a> LastTokenTask<'a> {
 
 impl Task for LastTokenTask<'_> {
     fn weights(&self) -> Weights<'_> {
-        Weights {
-            layout: self.model.param_layout(),
-            format: LAST_TOKEN_FORMAT,
-            what: "a last-token language model",
-        }
+        Weights::new(
+            self.model.param_layout(),
+            LAST_TOKEN_FORMAT,
+            "a last-token language model",
+        )
     }
 
     fn score_name(&self) -> &'static str {
@@ -177,11 +174,8 @@ impl Task for LastTokenTask<'_> {
         LossAverage::PerExample
     }
 
-    /// Each rank takes its rows of every batch.
-    fn shard(&mut self, group: &Group) -> Result<()> {
-        group.rows(self.batch, "the training batch (--batch)")?;
-        self.rank = (group.rank(), group.size());
-        Ok(())
+    fn batch_size(&self) -> usize {
+        self.batch
     }
 
     /// The model, the window and a fingerprint of the training stream.
@@ -192,26 +186,20 @@ impl Task for LastTokenTask<'_> {
             .iter()
             .flat_map(|i| i.to_le_bytes())
             .collect();
-        serde_json::json!({
-            "model": self.model.config(),
-            "window": self.train.window(),
-            "train": format!("{:016x}", fingerprint(&bytes)),
-        })
+        let mut id = model_and_data(self.model.config(), &bytes);
+        id["window"] = self.train.window().into();
+        id
     }
 
-    fn check_identity(&self, saved: &serde_json::Value) -> Result<()> {
-        compare_identity(
-            &self.identity(),
-            saved,
-            &[
-                ("model", "the model differs from the run's"),
-                ("window", "the window differs from the run's"),
-                (
-                    "train",
-                    "the training split is not the one the run was trained on",
-                ),
-            ],
-        )
+    fn identity_keys(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            ("model", "the model differs from the run's"),
+            ("window", "the window differs from the run's"),
+            (
+                "train",
+                "the training split is not the one the run was trained on",
+            ),
+        ]
     }
 
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
@@ -225,12 +213,11 @@ impl Task for LastTokenTask<'_> {
         &mut self,
         params: &[f32],
         grads: &mut [f32],
-        index: usize,
-        rng: &mut SeqRng,
+        mut step: Step<'_>,
     ) -> Result<BatchLoss> {
-        let lo = index * self.batch;
+        let lo = step.index * self.batch;
         let all = &self.order[lo..(lo + self.batch).min(self.order.len())];
-        let Some((starts, mut masks)) = rank_rows(all, self.rank, rng) else {
+        let Some((starts, mut masks)) = step.rows(all) else {
             return Ok(BatchLoss::NONE);
         };
         self.train.fill(starts, &mut self.ids, &mut self.targets);
@@ -252,10 +239,7 @@ impl Task for LastTokenTask<'_> {
             .backward(params, grads, &self.cache, &mut self.ws)?;
         // The model's gradient is the mean over this rank's windows; the step's is over the
         // whole batch's.
-        if b != all.len() {
-            let share = b as f32 / all.len() as f32;
-            grads.iter_mut().for_each(|g| *g *= share);
-        }
+        share_of_mean(grads, b, all.len());
         Ok(BatchLoss { loss, examples: b })
     }
 
@@ -349,7 +333,9 @@ mod tests {
         task.start_epoch(2, &mut rng);
         assert_ne!(task.order, first);
         let mut g = vec![0.0; m.num_params()];
-        let last = task.train_step(&p, &mut g, 3, &mut rng).unwrap();
+        let last = task
+            .train_step(&p, &mut g, Step::sole(3, &mut rng))
+            .unwrap();
         assert_eq!(last.examples, 1);
         let s = task.order[18];
         let mut ws = LastTokenWorkspace::default();
