@@ -20,11 +20,25 @@
 //! With the `mkl` feature every product goes to Intel oneMKL instead (`cblas_sgemm` on oneMKL's
 //! own OpenMP threads), and a [`Prepared`] weight is packed once in oneMKL's internal layout
 //! (`cblas_sgemm_pack`/`cblas_sgemm_compute`), as oneDNN does for its recurrent weights. The
-//! measurements behind both routes are in `docs/performance.md`.
+//! measurements behind both routes are in `docs/performance.md`. Such a build still takes the
+//! pure-Rust route when the environment says `SEQRNN_MATMUL=rust` ([`uses_mkl`]), so that one
+//! build can be tested with both.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 static THREADS: AtomicUsize = AtomicUsize::new(1);
+
+/// Whether products go to oneMKL: in a build with the `mkl` feature, unless the environment
+/// variable `SEQRNN_MATMUL` is `rust` (read once, at the first product); never otherwise.
+pub fn uses_mkl() -> bool {
+    #[cfg(feature = "mkl")]
+    {
+        static MKL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *MKL.get_or_init(|| std::env::var("SEQRNN_MATMUL").map_or(true, |v| v != "rust"))
+    }
+    #[cfg(not(feature = "mkl"))]
+    false
+}
 
 /// Products with at most this many rows go to the small-matrix path.
 pub const SMALL_ROWS: usize = 64;
@@ -214,7 +228,7 @@ fn matmul_inner(c: MatMut<'_>, a: Mat<'_>, b: Mat<'_>, acc: Accumulate, threads:
     #[cfg(feature = "mkl")]
     let mut c = c;
     #[cfg(feature = "mkl")]
-    if mkl_matmul(&mut c, a, b, acc, threads) {
+    if uses_mkl() && mkl_matmul(&mut c, a, b, acc, threads) {
         return;
     }
     if m <= SMALL_ROWS {
@@ -321,7 +335,7 @@ impl<'a> Prepared<'a> {
         let threads = threads.max(1);
         #[cfg(feature = "mkl")]
         {
-            let pack = if uses >= PACK_MIN_USES {
+            let pack = if uses >= PACK_MIN_USES && uses_mkl() {
                 // SAFETY: the view was bounds-checked on construction.
                 unsafe { mkl::PackedB::new(m, b.cols, b.rows, (b.data.as_ptr(), b.rs, b.cs)) }
             } else {
