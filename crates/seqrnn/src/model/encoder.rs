@@ -56,9 +56,14 @@ pub struct EncoderCache {
 }
 
 impl EncoderCache {
-    /// `T·B` of the cached pass: the rows of its input and output.
-    pub fn rows(&self) -> usize {
-        self.t * self.lens.len()
+    /// `T` of the cached pass (0 before the first).
+    pub fn t(&self) -> usize {
+        self.t
+    }
+
+    /// `lens[B]` of the cached pass.
+    pub fn lens(&self) -> &[usize] {
+        &self.lens
     }
 }
 

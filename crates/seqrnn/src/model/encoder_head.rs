@@ -1,25 +1,27 @@
-//! A per-step encoder with a dense head: the shared body of the sequence labellers (tagger,
-//! acoustic model).
+//! An encoder with a dense head: the shared body of the sequence labellers (tagger, acoustic
+//! model) and of the sequence classifier.
 //!
 //! ```text
 //! x[T, B, F] → dropout → padding-exact (bi)directional LSTM/GRU ([`SeqEncoder`]) → top[T, B, D·H]
-//! → dropout → Linear(D·H, K) → out[T, B, K]
+//! → [pooling over time → feat[B, D·H]] → dropout → Linear(D·H, K) → out[N, K]
 //! ```
 //!
-//! Both dropouts are standard (a fresh mask per element), drawn in that order in training and
-//! absent in inference. Parameters are the encoder's block followed by the dense layer's
-//! `weight [K, D·H]` and `bias [K]` ([`EncoderHead::push_params`] names them into a model's
-//! layout); every pass reads and writes that sub-block only. Padding steps of the output hold
-//! the bias (the caller's loss ignores them); the gradient of the input is zero there.
+//! Without pooling the head reads every step (`N = T·B`); with [`Pooling`] it reads one vector
+//! per sequence (`N = B`). Both dropouts are standard (a fresh mask per element), drawn in that
+//! order in training and absent in inference. Parameters are the encoder's block followed by the
+//! dense layer's `weight [K, D·H]` and `bias [K]` ([`EncoderHead::push_params`] names them into a
+//! model's layout); every pass reads and writes that sub-block only. Per-step outputs at padding
+//! steps hold the bias (the caller's loss ignores them); the gradient of the input is zero there.
 
 use std::ops::Range;
 
 use crate::dropout::{apply_mask, Dropout, RowRng, SeqRng};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::linalg::fit;
 use crate::model::dense;
 use crate::model::encoder::{EncoderCache, EncoderWorkspace, SeqEncoder};
 use crate::model::layout::ParamLayout;
+use crate::model::pooling::Pooling;
 use crate::rnn::{ForgetBias, Init, InitScheme, RnnConfig};
 
 /// Standard dropout with drop probability `p`.
@@ -44,11 +46,13 @@ pub(crate) fn init_recurrent(config: &RnnConfig, params: &mut [f32], seed: u64) 
     .apply(config, params, seed)
 }
 
-/// The block: encoder, dropout, output width and the ranges of its sub-block. Parameters,
-/// gradients, caches and workspaces are owned by the caller.
+/// The block: encoder, pooling, dropout, output width and the ranges of its sub-block.
+/// Parameters, gradients, caches and workspaces are owned by the caller.
 #[derive(Clone, Debug)]
 pub struct EncoderHead {
     encoder: SeqEncoder,
+    /// Pooling over time before the head (`None`: the head reads every step).
+    pool: Option<Pooling>,
     drop: Dropout,
     /// Output width `K`.
     outputs: usize,
@@ -64,10 +68,14 @@ pub struct EncoderHeadCache {
     /// Input dropout mask `[T, B, F]` (empty without dropout).
     x_mask: Vec<f32>,
     enc: EncoderCache,
-    /// Encoder output `[T, B, D·H]` after dropout (the dense layer's input), and its mask
-    /// (empty without dropout).
+    /// Encoder output `top[T, B, D·H]`; without pooling, after dropout (the head's input).
     top: Vec<f32>,
-    top_mask: Vec<f32>,
+    /// With pooling: pooled features `[B, D·H]` after dropout (the head's input), and for max
+    /// pooling the step of each maximum `[B, D·H]`.
+    feat: Vec<f32>,
+    argmax: Vec<u32>,
+    /// Dropout mask of the head's input (empty without dropout).
+    mask: Vec<f32>,
 }
 
 /// Scratch buffers, reused across calls.
@@ -76,17 +84,22 @@ pub struct EncoderHeadWorkspace {
     enc: EncoderWorkspace,
     /// Final states `[L·D, B, H]` (unused by the head).
     h_n: Vec<f32>,
-    /// Encoder output `[T, B, D·H]` (inference).
+    /// Encoder output `[T, B, D·H]`, pooled features `[B, D·H]` and max-pooling steps
+    /// (inference).
     top: Vec<f32>,
-    /// `∂top[T, B, D·H]` (backward).
+    feat: Vec<f32>,
+    argmax: Vec<u32>,
+    /// `∂top[T, B, D·H]` and, with pooling, `∂feat[B, D·H]` (backward).
     dtop: Vec<f32>,
+    dfeat: Vec<f32>,
     /// `∂x[T, B, F]` (backward): the gradient of the input before dropout.
     dx: Vec<f32>,
 }
 
 impl EncoderHead {
     /// A block over the encoder `config` (input `F`), with dropout `p` on the encoder's input
-    /// and output and `outputs` (`K`) values per step.
+    /// and on the head's input, and `outputs` (`K`) values per head row; the head reads every
+    /// step ([`EncoderHead::pooled`] changes that).
     pub fn new(config: RnnConfig, dropout: f32, outputs: usize) -> Result<Self> {
         let encoder = SeqEncoder::new(config)?;
         let rnn = 0..encoder.num_params();
@@ -94,12 +107,35 @@ impl EncoderHead {
         let b = w.end..w.end + outputs;
         Ok(EncoderHead {
             encoder,
+            pool: None,
             drop: standard_dropout(dropout),
             outputs,
             rnn,
             w,
             b,
         })
+    }
+
+    /// The same block with the head reading one pooled vector per sequence.
+    pub fn pooled(self, pooling: Pooling) -> Self {
+        EncoderHead {
+            pool: Some(pooling),
+            ..self
+        }
+    }
+
+    /// The encoder.
+    pub fn encoder(&self) -> &SeqEncoder {
+        &self.encoder
+    }
+
+    /// Rows `N` of the output for a batch of `b` sequences padded to `t` steps: `T·B`, or `B`
+    /// with pooling.
+    pub fn rows(&self, t: usize, b: usize) -> usize {
+        match self.pool {
+            Some(_) => b,
+            None => t * b,
+        }
     }
 
     /// Appends the block's tensors to a model's layout: the encoder under `rnn` (`rnn.*`),
@@ -134,38 +170,54 @@ impl EncoderHead {
         Ok(())
     }
 
-    /// `out[N, K] = top[N, D·H] · Wᵀ + b` for `N = T·B` rows.
-    fn dense(&self, params: &[f32], top: &[f32], out: &mut Vec<f32>) {
+    /// `out[N, K] = y[N, D·H] · Wᵀ + b`, the head on its input rows `y`.
+    fn dense(&self, params: &[f32], y: &[f32], out: &mut [f32]) -> Result<()> {
         let (f, k) = (self.encoder.output_size(), self.outputs);
-        let n = top.len() / f;
-        fit(out, n * k);
+        let n = y.len() / f;
+        if out.len() != n * k {
+            return Err(Error::Shape(format!(
+                "output out[N, K] has {} values, expected {n}·{k}",
+                out.len()
+            )));
+        }
         let (w, b) = (&params[self.w.clone()], &params[self.b.clone()]);
-        dense::forward(w, b, top, out, n, f, k);
+        dense::forward(w, b, y, out, n, f, k);
+        Ok(())
     }
 
     /// Inference pass: no dropout, nothing cached.
     ///
     /// - `params`: read, the block. `x[T, B, F]`: read; `lens[B]`: real lengths in `1..=T`.
-    /// - `out[T, B, K]`: written (resized).
+    /// - `out[N, K]`: written, `N` = [`EncoderHead::rows`].
     pub fn forward_infer(
         &self,
         params: &[f32],
         x: &[f32],
         lens: &[usize],
         t: usize,
-        out: &mut Vec<f32>,
+        out: &mut [f32],
         ws: &mut EncoderHeadWorkspace,
     ) -> Result<()> {
         let p = &params[self.rnn.clone()];
         let (top, h_n) = (&mut ws.top, &mut ws.h_n);
         self.encoder
             .forward_infer(p, x, lens, t, top, h_n, &mut ws.enc)?;
-        self.dense(params, &ws.top, out);
-        Ok(())
+        let y = match self.pool {
+            Some(pool) => {
+                let (h, dh) = (
+                    self.encoder.config().hidden_size,
+                    self.encoder.output_size(),
+                );
+                pool.forward(&ws.top, lens, h, dh, &mut ws.feat, &mut ws.argmax);
+                &ws.feat
+            }
+            None => &ws.top,
+        };
+        self.dense(params, y, out)
     }
 
-    /// Training pass: as [`EncoderHead::forward_infer`] with dropout masks from `rng` (input
-    /// first, then the encoder's output), and fills `cache` for [`EncoderHead::backward`].
+    /// Training pass: as [`EncoderHead::forward_infer`] with dropout masks from `rng` (the
+    /// input first, then the head's input), and fills `cache` for [`EncoderHead::backward`].
     ///
     /// - `x[T, B, F]`: read, and overwritten by its dropped-out values.
     #[allow(clippy::too_many_arguments)]
@@ -175,14 +227,14 @@ impl EncoderHead {
         x: &mut [f32],
         lens: &[usize],
         t: usize,
-        out: &mut Vec<f32>,
+        out: &mut [f32],
         cache: &mut EncoderHeadCache,
         ws: &mut EncoderHeadWorkspace,
         rng: &mut RowRng,
     ) -> Result<()> {
         let b = lens.len();
         cache.x_mask.clear();
-        cache.top_mask.clear();
+        cache.mask.clear();
         if self.drop.is_active() {
             self.drop.apply_train(x, &mut cache.x_mask, t, b, rng);
         }
@@ -197,12 +249,22 @@ impl EncoderHead {
             &mut ws.enc,
             rng,
         )?;
+        // The head's input and its steps per sequence.
+        let (y, steps) = match self.pool {
+            Some(pool) => {
+                let (h, dh) = (
+                    self.encoder.config().hidden_size,
+                    self.encoder.output_size(),
+                );
+                pool.forward(&cache.top, lens, h, dh, &mut cache.feat, &mut cache.argmax);
+                (&mut cache.feat, 1)
+            }
+            None => (&mut cache.top, t),
+        };
         if self.drop.is_active() {
-            self.drop
-                .apply_train(&mut cache.top, &mut cache.top_mask, t, b, rng);
+            self.drop.apply_train(y, &mut cache.mask, steps, b, rng);
         }
-        self.dense(params, &cache.top, out);
-        Ok(())
+        self.dense(params, y, out)
     }
 
     /// [`EncoderHead::forward_train`] with `train = Some((cache, rng))`, else
@@ -214,7 +276,7 @@ impl EncoderHead {
         x: &mut [f32],
         lens: &[usize],
         t: usize,
-        out: &mut Vec<f32>,
+        out: &mut [f32],
         train: Option<(&mut EncoderHeadCache, &mut RowRng)>,
         ws: &mut EncoderHeadWorkspace,
     ) -> Result<()> {
@@ -228,7 +290,7 @@ impl EncoderHead {
     /// input before dropout, zero at padding), kept in `ws`.
     ///
     /// - `params`: read, the block. `grads`: accumulated (`+=`), the block's gradient.
-    /// - `dout[T, B, K]`: read, `∂L/∂out`.
+    /// - `dout[N, K]`: read, `∂L/∂out`.
     pub fn backward<'w>(
         &self,
         params: &[f32],
@@ -237,27 +299,33 @@ impl EncoderHead {
         dout: &[f32],
         ws: &'w mut EncoderHeadWorkspace,
     ) -> Result<&'w [f32]> {
-        let (f, k) = (self.encoder.output_size(), self.outputs);
-        let n = cache.enc.rows();
-        fit(&mut ws.dtop, n * f);
+        let (h, f, k) = (
+            self.encoder.config().hidden_size,
+            self.encoder.output_size(),
+            self.outputs,
+        );
+        let (t, lens) = (cache.enc.t(), cache.enc.lens());
+        let (y, dy) = match self.pool {
+            Some(_) => (&cache.feat, &mut ws.dfeat),
+            None => (&cache.top, &mut ws.dtop),
+        };
+        let n = self.rows(t, lens.len());
+        fit(dy, n * f);
         {
             let (lo, hi) = grads.split_at_mut(self.b.start);
-            dense::backward(
-                &params[self.w.clone()],
-                &cache.top,
-                dout,
-                &mut lo[self.w.clone()],
-                &mut hi[..self.b.len()],
-                &mut ws.dtop,
-                n,
-                f,
-                k,
-            );
+            let (gw, gb) = (&mut lo[self.w.clone()], &mut hi[..self.b.len()]);
+            dense::backward(&params[self.w.clone()], y, dout, gw, gb, dy, n, f, k);
         }
-        if !cache.top_mask.is_empty() {
-            apply_mask(&mut ws.dtop, &cache.top_mask);
+        if !cache.mask.is_empty() {
+            apply_mask(dy, &cache.mask);
         }
-        fit(&mut ws.dx, n * self.encoder.config().input_size);
+        if let Some(pool) = self.pool {
+            pool.backward(&ws.dfeat, lens, t, h, f, &cache.argmax, &mut ws.dtop);
+        }
+        fit(
+            &mut ws.dx,
+            t * lens.len() * self.encoder.config().input_size,
+        );
         self.encoder.backward(
             &params[self.rnn.clone()],
             &mut grads[self.rnn.clone()],

@@ -8,6 +8,7 @@ pub mod embedding;
 pub mod encoder;
 pub mod encoder_head;
 pub mod layout;
+pub mod pooling;
 pub mod softmax;
 #[cfg(test)]
 pub(crate) mod testing;

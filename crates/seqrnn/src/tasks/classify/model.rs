@@ -23,39 +23,15 @@ use crate::error::{Error, Result};
 use crate::linalg::fit;
 pub use crate::model::embedding::TokenBatch;
 use crate::model::embedding::{check_embed, check_vocab};
-use crate::model::encoder::{zero_padding, EncoderCache, EncoderWorkspace, SeqEncoder};
-use crate::model::encoder_head::{check_encoder, init_recurrent, standard_dropout};
+use crate::model::encoder::{zero_padding, SeqEncoder};
+use crate::model::encoder_head::{
+    check_encoder, EncoderHead, EncoderHeadCache, EncoderHeadWorkspace,
+};
 use crate::model::layout::check_backward;
 use crate::model::layout::{NamedTensor, ParamLayout};
-use crate::model::{dense, embedding, softmax};
+pub use crate::model::pooling::Pooling;
+use crate::model::{embedding, softmax};
 use crate::rnn::{CellKind, Direction, RnnConfig};
-
-/// How the recurrent outputs of a sequence become one feature vector.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Pooling {
-    /// The final state of each direction (forward at the last real step, reverse at step 0).
-    Last,
-    /// The mean over the real steps.
-    Mean,
-    /// The element-wise maximum over the real steps.
-    #[default]
-    Max,
-}
-
-impl std::str::FromStr for Pooling {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "last" => Ok(Pooling::Last),
-            "mean" => Ok(Pooling::Mean),
-            "max" => Ok(Pooling::Max),
-            _ => Err(Error::Config(format!(
-                "unknown pooling `{s}` (expected last, mean or max)"
-            ))),
-        }
-    }
-}
 
 /// Which directions the recurrent layers read (a serialisable [`Direction`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,33 +130,26 @@ impl ClassifierConfig {
     }
 }
 
-/// A classifier: configuration, encoder, layout. Parameters are owned by the caller.
+/// A classifier: configuration, encoder with its pooled head, layout. Parameters are owned by
+/// the caller.
 #[derive(Clone, Debug)]
 pub struct Classifier {
     config: ClassifierConfig,
-    /// The recurrent layers (input `E`).
-    encoder: SeqEncoder,
+    /// Dropout, the recurrent layers (input `E`), pooling, dropout, `head` layer (`rnn.*`,
+    /// `head.*`).
+    body: EncoderHead,
     params: ParamLayout,
     emb: Range<usize>,
-    rnn: Range<usize>,
-    head_w: Range<usize>,
-    head_b: Range<usize>,
+    /// The body's range in the parameter block.
+    body_p: Range<usize>,
 }
 
 /// What a training forward pass keeps for backward.
 #[derive(Debug, Default)]
 pub struct ClassifierCache {
     batch: TokenBatch,
-    /// Embedding dropout mask `[T, B, E]`.
-    emb_mask: Vec<f32>,
-    /// The encoder's cache.
-    enc: EncoderCache,
-    /// Top layer output `[T, B, D·H]`.
-    top: Vec<f32>,
-    /// Pooled features `[B, D·H]` after dropout, the mask, and argmax steps for max pooling.
-    feat: Vec<f32>,
-    feat_mask: Vec<f32>,
-    argmax: Vec<u32>,
+    /// Dropout masks, encoder cache, pooled features of the training pass.
+    body: EncoderHeadCache,
     /// `∂L/∂logits [B, K]`.
     dlogits: Vec<f32>,
 }
@@ -188,39 +157,26 @@ pub struct ClassifierCache {
 /// Scratch buffers, reused across calls.
 #[derive(Debug, Default)]
 pub struct ClassifierWorkspace {
-    enc: EncoderWorkspace,
+    body: EncoderHeadWorkspace,
     /// Embedding output `[T, B, E]` (zero at padding, after dropout in training).
     emb: Vec<f32>,
-    /// Top layer output `[T, B, D·H]` (inference).
-    top: Vec<f32>,
-    /// Final states `[L·D, B, H]` (unused by the head).
-    h_n: Vec<f32>,
-    /// `∂` top layer output `[T, B, D·H]`, `∂` embedding output `[T, B, E]`.
-    dtop: Vec<f32>,
-    demb: Vec<f32>,
-    dfeat: Vec<f32>,
-    feat: Vec<f32>,
-    argmax: Vec<u32>,
 }
 
 impl Classifier {
     /// A classifier for `config`, after validating it.
     pub fn new(config: ClassifierConfig) -> Result<Self> {
         config.validate()?;
-        let encoder = SeqEncoder::new(config.rnn_config())?;
+        let body = EncoderHead::new(config.rnn_config(), config.dropout, config.classes)?
+            .pooled(config.pooling);
         let mut params = ParamLayout::new();
         let emb = params.push("embedding.weight", vec![config.vocab, config.embed]);
-        let rnn = params.push_rnn("rnn", encoder.layout());
-        let head_w = params.push("head.weight", vec![config.classes, config.features()]);
-        let head_b = params.push("head.bias", vec![config.classes]);
+        let body_p = body.push_params(&mut params, "rnn", "head");
         Ok(Classifier {
             config,
-            encoder,
+            body,
             params,
             emb,
-            rnn,
-            head_w,
-            head_b,
+            body_p,
         })
     }
 
@@ -237,7 +193,7 @@ impl Classifier {
 
     /// The recurrent layers.
     pub fn encoder(&self) -> &SeqEncoder {
-        &self.encoder
+        self.body.encoder()
     }
 
     /// Length of the parameter block.
@@ -252,10 +208,8 @@ impl Classifier {
         let mut rng = rng_from_seed(seed);
         let e = self.config.embed;
         embedding::init_normal(&mut p[self.emb.start + e..self.emb.end], 0.1, &mut rng);
-        let rnn = &mut p[self.rnn.clone()];
-        init_recurrent(&self.config.rnn_config(), rnn, seed.wrapping_add(1))?;
-        let (w, b) = p[self.head_w.start..].split_at_mut(self.head_w.len());
-        dense::init(w, b, self.config.features(), &mut rng);
+        let body = &mut p[self.body_p.clone()];
+        self.body.init(body, seed.wrapping_add(1), &mut rng)?;
         Ok(p)
     }
 
@@ -300,55 +254,6 @@ impl Classifier {
         zero_padding(&mut ws.emb, e, &batch.lens);
     }
 
-    /// Pools `top[T, B, D·H]` into `feat[B, D·H]` over each sequence's real steps.
-    fn pool(&self, top: &[f32], lens: &[usize], feat: &mut Vec<f32>, argmax: &mut Vec<u32>) {
-        let c = &self.config;
-        let (b, h, dh) = (lens.len(), c.hidden, c.features());
-        fit(feat, b * dh);
-        let at = |t: usize, j: usize| (t * b + j) * dh;
-        match c.pooling {
-            Pooling::Last => {
-                for (j, &len) in lens.iter().enumerate() {
-                    let f = &mut feat[j * dh..(j + 1) * dh];
-                    f[..h].copy_from_slice(&top[at(len - 1, j)..at(len - 1, j) + h]);
-                    if dh > h {
-                        f[h..].copy_from_slice(&top[at(0, j) + h..at(0, j) + dh]);
-                    }
-                }
-            }
-            Pooling::Mean => {
-                feat.fill(0.0);
-                for (j, &len) in lens.iter().enumerate() {
-                    let f = &mut feat[j * dh..(j + 1) * dh];
-                    for t in 0..len {
-                        f.iter_mut()
-                            .zip(&top[at(t, j)..at(t, j) + dh])
-                            .for_each(|(a, v)| *a += v);
-                    }
-                    let inv = 1.0 / len as f32;
-                    f.iter_mut().for_each(|a| *a *= inv);
-                }
-            }
-            Pooling::Max => {
-                argmax.clear();
-                argmax.resize(b * dh, 0);
-                for (j, &len) in lens.iter().enumerate() {
-                    let f = &mut feat[j * dh..(j + 1) * dh];
-                    f.copy_from_slice(&top[at(0, j)..at(0, j) + dh]);
-                    let am = &mut argmax[j * dh..(j + 1) * dh];
-                    for t in 1..len {
-                        for (k, v) in top[at(t, j)..at(t, j) + dh].iter().enumerate() {
-                            if *v > f[k] {
-                                f[k] = *v;
-                                am[k] = t as u32;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     /// Logits `[B, K]` of a batch (inference: no dropout).
     pub fn logits(
         &self,
@@ -368,19 +273,10 @@ impl Classifier {
             )));
         }
         self.embed(params, batch, ws);
-        self.encoder.forward_infer(
-            &params[self.rnn.clone()],
-            &ws.emb,
-            &batch.lens,
-            batch.t,
-            &mut ws.top,
-            &mut ws.h_n,
-            &mut ws.enc,
-        )?;
-        self.pool(&ws.top, &batch.lens, &mut ws.feat, &mut ws.argmax);
-        let (w, bias) = (&params[self.head_w.clone()], &params[self.head_b.clone()]);
-        dense::forward(w, bias, &ws.feat, logits, b, c.features(), k);
-        Ok(())
+        let p = &params[self.body_p.clone()];
+        let (x, lens) = (&ws.emb, &batch.lens);
+        self.body
+            .forward_infer(p, x, lens, batch.t, logits, &mut ws.body)
     }
 
     /// Training forward pass: returns the mean cross-entropy of `labels[B]` and keeps what
@@ -396,7 +292,7 @@ impl Classifier {
     ) -> Result<f64> {
         self.check(params, batch)?;
         let c = &self.config;
-        let (b, k, f) = (batch.b(), c.classes, c.features());
+        let (b, k) = (batch.b(), c.classes);
         if labels.len() != b || labels.iter().any(|&l| l as usize >= k) {
             return Err(Error::Shape(format!(
                 "need {b} labels below {k}, got {:?}",
@@ -405,28 +301,17 @@ impl Classifier {
         }
         cache.batch.clone_from(batch);
         self.embed(params, batch, ws);
-        let drop = standard_dropout(c.dropout);
-        if drop.is_active() {
-            drop.apply_train(&mut ws.emb, &mut cache.emb_mask, batch.t, b, rng);
-        }
-        self.encoder.forward_train(
-            &params[self.rnn.clone()],
-            &ws.emb,
+        fit(&mut cache.dlogits, b * k);
+        self.body.forward_train(
+            &params[self.body_p.clone()],
+            &mut ws.emb,
             &batch.lens,
             batch.t,
-            &mut cache.top,
-            &mut ws.h_n,
-            &mut cache.enc,
-            &mut ws.enc,
+            &mut cache.dlogits,
+            &mut cache.body,
+            &mut ws.body,
             rng,
         )?;
-        self.pool(&cache.top, &batch.lens, &mut cache.feat, &mut cache.argmax);
-        if drop.is_active() {
-            drop.apply_train(&mut cache.feat, &mut cache.feat_mask, 1, b, rng);
-        }
-        fit(&mut cache.dlogits, b * k);
-        let (w, bias) = (&params[self.head_w.clone()], &params[self.head_b.clone()]);
-        dense::forward(w, bias, &cache.feat, &mut cache.dlogits, b, f, k);
         // Softmax cross-entropy; the logits become ∂(mean loss)/∂logits in place.
         Ok(softmax::mean_cross_entropy_grad(
             &mut cache.dlogits,
@@ -445,80 +330,15 @@ impl Classifier {
         ws: &mut ClassifierWorkspace,
     ) -> Result<()> {
         check_backward(grads.len(), self.num_params(), cache.batch.b())?;
-        let c = &self.config;
-        let batch = &cache.batch;
-        let (t, b, h, k, f) = (batch.t, batch.b(), c.hidden, c.classes, c.features());
-        let dh = f;
-        // Head.
-        fit(&mut ws.dfeat, b * f);
-        {
-            let w = &params[self.head_w.clone()];
-            let (gw, gb) = grads[self.head_w.start..].split_at_mut(self.head_w.len());
-            dense::backward(
-                w,
-                &cache.feat,
-                &cache.dlogits,
-                gw,
-                gb,
-                &mut ws.dfeat,
-                b,
-                f,
-                k,
-            );
-        }
-        if !cache.feat_mask.is_empty() && c.dropout > 0.0 {
-            crate::dropout::apply_mask(&mut ws.dfeat, &cache.feat_mask);
-        }
-        // Unpool into ∂top[T, B, D·H] (zero at padding).
-        fit(&mut ws.dtop, t * b * dh);
-        ws.dtop.fill(0.0);
-        let at = |t: usize, j: usize| (t * b + j) * dh;
-        for (j, &len) in batch.lens.iter().enumerate() {
-            let g = &ws.dfeat[j * dh..(j + 1) * dh];
-            match c.pooling {
-                Pooling::Last => {
-                    let a = at(len - 1, j);
-                    ws.dtop[a..a + h].copy_from_slice(&g[..h]);
-                    if dh > h {
-                        let a = at(0, j);
-                        ws.dtop[a + h..a + dh].copy_from_slice(&g[h..]);
-                    }
-                }
-                Pooling::Mean => {
-                    let inv = 1.0 / len as f32;
-                    for s in 0..len {
-                        let a = at(s, j);
-                        ws.dtop[a..a + dh]
-                            .iter_mut()
-                            .zip(g)
-                            .for_each(|(d, v)| *d = v * inv);
-                    }
-                }
-                Pooling::Max => {
-                    for (kk, v) in g.iter().enumerate() {
-                        let s = cache.argmax[j * dh + kk] as usize;
-                        ws.dtop[at(s, j) + kk] += v;
-                    }
-                }
-            }
-        }
-        // Recurrent layers: ∂(embedding output after dropout) [T, B, E].
-        fit(&mut ws.demb, t * b * c.embed);
-        self.encoder.backward(
-            &params[self.rnn.clone()],
-            &mut grads[self.rnn.clone()],
-            &cache.enc,
-            &ws.dtop,
-            None,
-            &mut ws.demb,
-            &mut ws.enc,
-        )?;
-        if c.dropout > 0.0 && !cache.emb_mask.is_empty() {
-            crate::dropout::apply_mask(&mut ws.demb, &cache.emb_mask);
-        }
-        embedding::backward(&ws.demb, &batch.ids, &mut grads[self.emb.clone()], c.embed);
+        let r = self.body_p.clone();
+        let p = &params[r.clone()];
+        let demb =
+            self.body
+                .backward(p, &mut grads[r], &cache.body, &cache.dlogits, &mut ws.body)?;
+        let (ids, e) = (&cache.batch.ids, self.config.embed);
+        embedding::backward(demb, ids, &mut grads[self.emb.clone()], e);
         // The padding row never learns.
-        grads[self.emb.start..self.emb.start + c.embed].fill(0.0);
+        grads[self.emb.start..self.emb.start + e].fill(0.0);
         Ok(())
     }
 }

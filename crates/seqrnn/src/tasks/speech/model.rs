@@ -239,6 +239,7 @@ impl SpeechModel {
     ) -> Result<()> {
         self.check(params, batch)?;
         self.stack(batch, cache, ws);
+        fit(&mut cache.logits, cache.t * batch.b() * self.config.labels);
         self.body.forward(
             &params[self.body_p.clone()],
             &mut ws.x,

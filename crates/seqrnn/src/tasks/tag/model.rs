@@ -430,6 +430,7 @@ impl Tagger {
         self.check(params, batch)?;
         cache.batch.clone_from(batch);
         self.input(params, batch, cache, ws, rng.as_deref_mut())?;
+        fit(&mut cache.emissions, batch.t * batch.b() * self.config.tags);
         self.body.forward(
             &params[self.body_p.clone()],
             &mut ws.x,
