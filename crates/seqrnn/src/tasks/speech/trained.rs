@@ -1,7 +1,16 @@
 use super::*;
+use crate::tasks::speech::data::load_named;
 
-/// A trained run ready to transcribe.
-#[derive(Debug)]
+/// A trained acoustic model, loaded from its run folder (`seqrnn speech train`), ready to
+/// transcribe.
+///
+/// ```no_run
+/// let m = seqrnn::speech::Trained::load("runs/fsdd")?;
+/// let text = m.transcribe_files(&["seven.wav".into()])?;  // resampled to the run's rate
+/// println!("{}", text[0]);
+/// # Ok::<(), seqrnn::error::Error>(())
+/// ```
+#[derive(Clone, Debug)]
 pub struct Trained {
     /// Its configuration.
     pub config: SpeechRunConfig,
@@ -16,9 +25,13 @@ pub struct Trained {
 }
 
 impl Trained {
-    /// Loads the run in `dir` (its best weights).
-    pub fn load(dir: &Path) -> Result<Self> {
-        let run = RunDir::new(dir);
+    /// Reads the run in `dir`: configuration, weights and the words of its transcripts.
+    ///
+    /// # Errors
+    /// [`Error::Format`] when the folder is not a speech run or its files disagree;
+    /// [`Error::NoFinishedEpoch`] for a run stopped before its first epoch ended; I/O errors.
+    pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
+        let run = RunDir::new(dir.as_ref());
         let config = SpeechRunConfig::load(&run)?;
         let model = SpeechModel::new(config.model)?;
         let file = run.load_weights("speech train")?;
@@ -64,6 +77,57 @@ impl Trained {
     /// Error rates on `data` with the run's decoding.
     pub fn evaluate(&self, data: &SpeechData) -> Result<SpeechScores> {
         evaluate(&self.model, &self.params, data, &self.reader())
+    }
+
+    /// The transcript of each featurised utterance of `data`, with the run's decoding.
+    ///
+    /// # Errors
+    /// The model's and the decoder's errors.
+    pub fn transcribe_data(&self, data: &SpeechData) -> Result<Vec<String>> {
+        Ok(transcribe(&self.model, &self.params, data, &self.reader(), false)?.0)
+    }
+
+    /// The transcript of each recording: mono samples in `[-1, 1]` at the run's rate
+    /// (`config.features.sample_rate`).
+    ///
+    /// # Errors
+    /// [`Error::Data`] for an empty recording; the model's errors.
+    pub fn transcribe(&self, recordings: &[&[f32]]) -> Result<Vec<String>> {
+        let utterances: Vec<Utterance> = recordings
+            .iter()
+            .enumerate()
+            .map(|(i, samples)| Utterance {
+                source: format!("recording {}", i + 1),
+                samples: samples.to_vec(),
+                ..Utterance::default()
+            })
+            .collect();
+        self.transcribe_data(&self.prepare(&utterances)?)
+    }
+
+    /// The transcript of each file: WAV recordings (resampled to the run's rate) and the
+    /// recordings of manifests (`.tsv`), in order.
+    ///
+    /// # Errors
+    /// The readers' errors, naming the file; the model's errors.
+    pub fn transcribe_files(&self, files: &[PathBuf]) -> Result<Vec<String>> {
+        let utterances = load_named(files, self.config.features.sample_rate)?;
+        let blank: Vec<Utterance> = utterances
+            .into_iter()
+            .map(|u| Utterance {
+                transcript: String::new(),
+                ..u
+            })
+            .collect();
+        self.transcribe_data(&self.prepare(&blank)?)
+    }
+
+    /// [`Trained::transcribe`]: the transcript of each recording.
+    ///
+    /// # Errors
+    /// As [`Trained::transcribe`].
+    pub fn predict(&self, recordings: &[&[f32]]) -> Result<Vec<String>> {
+        self.transcribe(recordings)
     }
 }
 

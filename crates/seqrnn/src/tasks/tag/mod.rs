@@ -12,7 +12,9 @@ pub mod conll;
 pub mod entities;
 pub mod model;
 pub mod tags;
+mod trained;
 pub use config::{TagRunConfig, TagTrainConfig};
+pub use trained::{Trained, Words};
 
 use std::path::Path;
 

@@ -65,6 +65,10 @@ impl Trained {
     }
 
     /// Translates `lines` with `decode` (the run's settings when `None`).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an empty source or bad decoding settings; [`Error::Shape`] for a
+    /// source longer than the model accepts; the vocabularies' errors.
     pub fn translate(&self, lines: &[&str], decode: Option<DecodeConfig>) -> Result<Vec<String>> {
         let src = self.encode_sources(lines)?;
         let mut d = Decoder::new(
@@ -76,5 +80,13 @@ impl Trained {
             .iter()
             .map(|h| self.tgt_vocab.decode(&h.tokens))
             .collect()
+    }
+
+    /// [`Trained::translate`] with the run's decoding settings: one translation per line.
+    ///
+    /// # Errors
+    /// As [`Trained::translate`].
+    pub fn predict(&self, lines: &[&str]) -> Result<Vec<String>> {
+        self.translate(lines, None)
     }
 }

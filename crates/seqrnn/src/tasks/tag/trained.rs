@@ -1,0 +1,235 @@
+use super::*;
+use crate::tasks::tag::conll::{read_tagged, Format, TaggedFile};
+
+/// A sentence to tag: its words. A string is split at white space; a list of words is taken
+/// as it is.
+pub trait Words {
+    /// The words, in order.
+    fn words(&self) -> Vec<String>;
+}
+
+impl Words for str {
+    fn words(&self) -> Vec<String> {
+        self.split_whitespace().map(str::to_owned).collect()
+    }
+}
+
+impl Words for String {
+    fn words(&self) -> Vec<String> {
+        self.as_str().words()
+    }
+}
+
+impl<S: AsRef<str>> Words for [S] {
+    fn words(&self) -> Vec<String> {
+        self.iter().map(|w| w.as_ref().to_owned()).collect()
+    }
+}
+
+impl<S: AsRef<str>> Words for Vec<S> {
+    fn words(&self) -> Vec<String> {
+        self.as_slice().words()
+    }
+}
+
+impl<S: AsRef<str>, const N: usize> Words for [S; N] {
+    fn words(&self) -> Vec<String> {
+        self.as_slice().words()
+    }
+}
+
+impl<W: Words + ?Sized> Words for &W {
+    fn words(&self) -> Vec<String> {
+        (**self).words()
+    }
+}
+
+/// A trained tagger, loaded from its run folder (`seqrnn tag train`), ready to tag and score.
+///
+/// Labels come out in the scheme of the training files (entity tags are trained in their own
+/// scheme and converted back).
+///
+/// ```no_run
+/// let tagger = seqrnn::tag::Trained::load("runs/conll03")?;
+/// let labels = tagger.tag(&["John lives in Paris"])?;      // or lists of words
+/// println!("{}", labels[0].join(" "));                    // B-PER O O B-LOC
+/// # Ok::<(), seqrnn::error::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Trained {
+    /// The run's configuration.
+    pub config: TagRunConfig,
+    /// Words, characters and labels (`words.txt`, `chars.txt`, `labels.txt`).
+    pub vocabs: TagVocabs,
+    /// The model.
+    pub model: Tagger,
+    /// Its best-on-validation weights.
+    pub params: Vec<f32>,
+}
+
+impl Trained {
+    /// Reads the run in `dir`: configuration, vocabularies and weights.
+    ///
+    /// # Errors
+    /// [`Error::Format`] when the folder is not a tagging run or its files disagree;
+    /// [`Error::NoFinishedEpoch`] for a run stopped before its first epoch ended; I/O errors.
+    pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
+        let run = RunDir::new(dir.as_ref());
+        let config = TagRunConfig::load(&run)?;
+        let load = |name: &str| Vocab::load(&TagRunConfig::vocab_file(&run, name));
+        let vocabs = TagVocabs {
+            words: load("words")?,
+            chars: load("chars")?,
+            labels: load("labels")?,
+        };
+        if vocabs.words.len() != config.model.words
+            || vocabs.chars.len() != config.model.chars
+            || vocabs.labels.len() != config.model.tags
+        {
+            return Err(Error::Format {
+                path: run.config_path(),
+                message: "words.txt, chars.txt or labels.txt does not match config.json".into(),
+            });
+        }
+        let scheme = config.train.train_scheme;
+        let model = Tagger::new(config.model, constraints(&vocabs.labels, scheme))?;
+        let file = run.load_weights("tag train")?;
+        let params = model
+            .param_layout()
+            .from_file(&file, &run.model_path(), "a tagger")?;
+        Ok(Trained {
+            config,
+            vocabs,
+            model,
+            params,
+        })
+    }
+
+    /// Whether the labels are entity tags (scored by entity F1), not parts of speech.
+    pub fn entities(&self) -> bool {
+        self.config.train.train_scheme.is_some()
+    }
+
+    /// The labels in id order, in the training scheme (the rows and columns of the confusion
+    /// table of [`Trained::evaluate_file`]).
+    pub fn labels(&self) -> &[String] {
+        self.vocabs.labels.tokens()
+    }
+
+    /// The labels of every sentence, in the scheme of the training files; an empty sentence
+    /// has none.
+    ///
+    /// # Errors
+    /// The model's errors.
+    pub fn tag<S: Words>(&self, sentences: &[S]) -> Result<Vec<Vec<String>>> {
+        let words: Vec<Vec<String>> = sentences.iter().map(Words::words).collect();
+        self.tag_words(&words)
+    }
+
+    /// [`Trained::tag`]: the labels of each sentence.
+    ///
+    /// # Errors
+    /// The model's errors.
+    pub fn predict<S: Words>(&self, sentences: &[S]) -> Result<Vec<Vec<String>>> {
+        self.tag(sentences)
+    }
+
+    /// Reads a file in the run's format (CoNLL columns or CoNLL-U, the columns it was trained
+    /// on).
+    ///
+    /// # Errors
+    /// The reader's errors, naming the file and line.
+    pub fn read(&self, path: &Path) -> Result<TaggedFile> {
+        read_tagged(path, &self.config.train.read)
+    }
+
+    /// Scores the labelled file at `path` (the run's format): token accuracy, entity scores
+    /// (entity tags), and the confusion table `[gold][predicted]` of [`Trained::labels`].
+    ///
+    /// # Errors
+    /// The reader's errors; [`Error::Format`] for a label of the file that is not one of the
+    /// run's or breaks its scheme, naming the line.
+    pub fn evaluate_file(&self, path: &Path) -> Result<(EntityScores, Vec<Vec<usize>>)> {
+        let mut f = self.read(path)?;
+        if let (Some(from), Some(to)) = (
+            self.config.train.file_scheme,
+            self.config.train.train_scheme,
+        ) {
+            to_scheme(&mut f.sentences, from, to, path)?;
+        }
+        let enc = encode(&f.sentences, &self.vocabs, path)?;
+        evaluate_with_confusion(&self.model, &self.params, &enc, &self.vocabs.labels)
+    }
+
+    /// The file at `path` (the run's format) tagged: each token line with the predicted label
+    /// appended as one more column (a tab in CoNLL-U, a space otherwise), every other line as
+    /// it was; lines end with `\n`.
+    ///
+    /// # Errors
+    /// The reader's errors; the model's.
+    pub fn tag_file(&self, path: &Path) -> Result<String> {
+        let f = self.read(path)?;
+        let words: Vec<Vec<String>> = f.sentences.iter().map(|s| s.words.clone()).collect();
+        let tags = self.tag_words(&words)?;
+        let mut lines = f.lines.clone();
+        let sep = match self.config.train.read.format {
+            Format::Conllu => '\t',
+            Format::Conll => ' ',
+        };
+        for (s, tags) in f.sentences.iter().zip(tags) {
+            for (&line, tag) in s.lines.iter().zip(tags) {
+                let l = &mut lines[line - 1];
+                l.push(sep);
+                l.push_str(&tag);
+            }
+        }
+        let mut text = lines.join("\n");
+        text.push('\n');
+        Ok(text)
+    }
+
+    /// The labels of sentences given as words (see [`Trained::tag`]).
+    fn tag_words(&self, sentences: &[Vec<String>]) -> Result<Vec<Vec<String>>> {
+        let ids = self.tag_ids(sentences)?;
+        let labels = self.vocabs.labels.tokens();
+        let file_scheme = match self.config.train.train_scheme {
+            Some(_) => self.config.train.file_scheme,
+            None => None,
+        };
+        Ok(ids
+            .iter()
+            .map(|ids| {
+                let tags: Vec<String> = ids.iter().map(|&i| labels[i as usize].clone()).collect();
+                match file_scheme {
+                    Some(scheme) => convert(&tags, scheme),
+                    None => tags,
+                }
+            })
+            .collect())
+    }
+
+    /// Predicted label ids (training scheme) of sentences given as words; none for an empty
+    /// sentence.
+    fn tag_ids(&self, sentences: &[Vec<String>]) -> Result<Vec<Vec<u32>>> {
+        // Labels are not needed to tag: encode with the first label everywhere.
+        let first = self.labels().first().cloned().unwrap_or_default();
+        let kept: Vec<usize> = (0..sentences.len())
+            .filter(|&i| !sentences[i].is_empty())
+            .collect();
+        let unlabelled: Vec<Sentence> = kept
+            .iter()
+            .map(|&i| Sentence {
+                words: sentences[i].clone(),
+                labels: vec![first.clone(); sentences[i].len()],
+                lines: (1..=sentences[i].len()).collect(),
+            })
+            .collect();
+        let enc = encode(&unlabelled, &self.vocabs, Path::new("(sentences)"))?;
+        let pred = predict(&self.model, &self.params, &enc)?;
+        let mut out = vec![Vec::new(); sentences.len()];
+        for (i, p) in kept.into_iter().zip(pred) {
+            out[i] = p;
+        }
+        Ok(out)
+    }
+}
