@@ -294,20 +294,32 @@ impl LastTokenModel {
         b: usize,
         ws: &mut LastTokenWorkspace,
     ) -> Result<()> {
-        let h = self.config.hidden;
+        self.run_stack(params, ids, t, b, ws, None)?;
+        Self::last_step(&ws.y, t, b, self.config.hidden, &mut ws.feat);
+        Ok(())
+    }
+
+    /// Embeds the windows `ids[T, B]` and runs the stack from a zero state into
+    /// `ws.y[T, B, H]`: a training pass with `train = Some((cache, rng))` (dropout between
+    /// layers, `cache` filled for backward), else an inference pass.
+    fn run_stack(
+        &self,
+        params: &[f32],
+        ids: &[u32],
+        t: usize,
+        b: usize,
+        ws: &mut LastTokenWorkspace,
+        train: Option<(&mut RnnCache, &mut RowRng)>,
+    ) -> Result<()> {
         self.embed(params, ids, ws);
         ws.zero_state(self.rnn.config(), b);
-        fit(&mut ws.y, t * b * h);
-        self.rnn.forward_infer(
-            &params[self.rnn_range.clone()],
-            &ws.x,
-            SeqShape { t, b },
-            &mut ws.state,
-            &mut ws.y,
-            &mut ws.rnn,
-        )?;
-        Self::last_step(&ws.y, t, b, h, &mut ws.feat);
-        Ok(())
+        fit(&mut ws.y, t * b * self.config.hidden);
+        let (p, shape) = (&params[self.rnn_range.clone()], SeqShape { t, b });
+        let (x, state, y) = (&ws.x, &mut ws.state, &mut ws.y);
+        match train {
+            Some((cache, rng)) => self.rnn.forward_train(p, x, shape, state, y, cache, rng),
+            None => self.rnn.forward_infer(p, x, shape, state, y, &mut ws.rnn),
+        }
     }
 
     /// Evaluation: the summed cross-entropy (nats) of `targets[B]` given the windows
@@ -356,18 +368,7 @@ impl LastTokenModel {
         cache.b = b;
         cache.ids.clear();
         cache.ids.extend_from_slice(ids);
-        self.embed(params, ids, ws);
-        ws.zero_state(self.rnn.config(), b);
-        fit(&mut ws.y, t * b * h);
-        self.rnn.forward_train(
-            &params[self.rnn_range.clone()],
-            &ws.x,
-            SeqShape { t, b },
-            &mut ws.state,
-            &mut ws.y,
-            &mut cache.rnn,
-            rng,
-        )?;
+        self.run_stack(params, ids, t, b, ws, Some((&mut cache.rnn, &mut *rng)))?;
         Self::last_step(&ws.y, t, b, h, &mut cache.feat);
         let drop = self.config.drop();
         if drop.is_active() {
