@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use seqrnn::data::{self, Vocab};
 use seqrnn::io::tensors::TensorFile;
-use seqrnn::run;
+use seqrnn::lm;
 use seqrnn::train::checkpoint::{checkpoint_bytes, checkpoint_from_bytes};
 
 /// The names of the targets, as in `fuzz/Cargo.toml` and the folders of `fuzz/seeds/`.
@@ -100,9 +100,9 @@ pub fn import(data: &[u8]) {
     for t in file.tensors.values() {
         assert_eq!(t.data.len(), t.shape.iter().product::<usize>());
     }
-    if let Ok((model, params)) = run::import_state_dict(&file, path) {
+    if let Ok((model, params)) = lm::import_state_dict(&file, path) {
         assert_eq!(params.len(), model.num_params());
-        let again = model.param_layout().to_file(&params, run::MODEL_FORMAT);
+        let again = model.param_layout().to_file(&params, lm::MODEL_FORMAT);
         let back = model
             .param_layout()
             .from_file(&again, path, "a model")

@@ -13,8 +13,7 @@ use seqrnn::classify::{
 use seqrnn::data::Vocab;
 use seqrnn::optim::AdamConfig;
 use seqrnn::rnn::CellKind;
-use seqrnn::run::RunDir;
-use seqrnn::run::TASK_FORMAT_VERSION;
+use seqrnn::run::{NoData, RunDir};
 use seqrnn::train::{EarlyStopping, FitConfig, FitOutcome, Optimizer};
 
 use crate::progress::Shown;
@@ -189,12 +188,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     let mut task = ClassifyTask::new(&model, &d.train, &d.dev, train_cfg.batch)?
         .with_word_dropout(train_cfg.word_dropout)?;
     let mut params = model.init_params(train_cfg.fit.seed)?;
-    let config = ClassifyRunConfig {
-        format: TASK_FORMAT_VERSION,
-        task: ClassifyRunConfig::TASK.into(),
-        model: model_cfg,
-        train: train_cfg,
-    };
+    let config = ClassifyRunConfig::new(model_cfg, train_cfg, NoData {});
     if training::is_root() {
         print_start(&model, &d);
     }

@@ -15,7 +15,8 @@ use seqrnn::lm::compare::{
 use seqrnn::lm::TrainConfig;
 use seqrnn::lm::{LanguageModel, LmConfig, LmInit, OutputWeights};
 use seqrnn::rnn::CellKind;
-use seqrnn::run::{Existing, Run, RunConfig, RunDir, FORMAT_VERSION};
+use seqrnn::lm::{LmRunConfig, LmRunData};
+use seqrnn::run::{Existing, Run, RunDir};
 use seqrnn::train::{KeepCheckpoints, RunEnd};
 
 use crate::lm::{default_data, load_corpus, LmFlags};
@@ -355,12 +356,8 @@ fn train_planned(
 ) -> Result<PathBuf> {
     let kind: TokenKind = a.lm.tokens().into();
     let dir = a.out.join("runs").join(name);
-    let run_config = RunConfig {
-        format: FORMAT_VERSION,
-        tokens: kind.into(),
-        model: model_cfg,
-        train: serde_json::to_value(s.train_cfg)?,
-    };
+    let train = serde_json::to_value(s.train_cfg)?;
+    let run_config = LmRunConfig::new(model_cfg, train, LmRunData { tokens: kind.into() });
     // Checked by plan_runs: a run there is replaced only with --force (its summary.json too).
     let run = Run::create(&dir, &run_config, Existing::Replace)?;
     s.corpus.vocab.save(&run.dir().vocab_path())?;

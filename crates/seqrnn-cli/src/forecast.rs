@@ -8,11 +8,10 @@ use seqrnn::data::table::Table;
 use seqrnn::forecast::model::{ForecastHead, Forecaster, ForecasterConfig};
 use seqrnn::forecast::{
     evaluate, forecast_original, Anchor, ColumnSpec, ForecastMetrics, ForecastRunConfig,
-    ForecastTask, ForecastTrainConfig, Mode, Series, Split, SplitRanges, Trained,
+    ForecastRunData, ForecastTask, ForecastTrainConfig, Mode, Series, Split, SplitRanges, Trained,
 };
 use seqrnn::report::plot::{line_chart_svg, Series as ChartSeries};
 use seqrnn::rnn::CellKind;
-use seqrnn::run::TASK_FORMAT_VERSION;
 use seqrnn::train::{EarlyStopping, FitConfig, FitOutcome};
 
 use crate::progress::Shown;
@@ -194,14 +193,11 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         train_cfg.batch,
     )?;
     let mut params = model.init_params(train_cfg.fit.seed)?;
-    let config = ForecastRunConfig {
-        format: TASK_FORMAT_VERSION,
-        task: ForecastRunConfig::TASK.into(),
+    let data = ForecastRunData {
         columns: columns.clone(),
-        model: model_cfg,
         split,
-        train: train_cfg,
     };
+    let config = ForecastRunConfig::new(model_cfg, train_cfg, data);
     if training::is_root() {
         print_start(&model, &config, &windows);
     }

@@ -9,7 +9,7 @@ use clap::Args;
 use seqrnn::data::{self, TokenKind, Vocab};
 use seqrnn::lm::inspect::inspect;
 use seqrnn::lm::inspect_report::{write_inspect_report, InspectReport, InspectReportOptions};
-use seqrnn::run::RunDir;
+use seqrnn::run::{RunDir, LANGUAGE_MODEL_TASK};
 
 /// `seqrnn inspect`.
 #[derive(Args, Debug)]
@@ -50,8 +50,7 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
     ensure!(a.unit_tokens >= 1, "--unit-tokens must be at least 1");
     let run = RunDir::new(&a.model);
     refuse_other_task(&run, &a.model)?;
-    let (rc, vocab, model, params) = run
-        .load_model()
+    let (rc, vocab, model, params) = seqrnn::lm::load_model(&run)
         .with_context(|| format!("cannot load the model in {}", a.model.display()))?;
     let kind: TokenKind = rc.tokens.into();
     let layers = model.config().layers;
@@ -90,7 +89,7 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
 fn refuse_other_task(run: &RunDir, model: &Path) -> Result<()> {
     if let Ok(text) = std::fs::read_to_string(run.config_path()) {
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
-            if let Some(task) = v.get("task").and_then(|t| t.as_str()) {
+            if let Some(task) = seqrnn::run::task_of(&v).filter(|t| *t != LANGUAGE_MODEL_TASK) {
                 bail!(
                     "{} is a `{task}` run: inspect reads language models (runs of `seqrnn train`)",
                     model.display()

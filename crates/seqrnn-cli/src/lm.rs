@@ -13,7 +13,8 @@ use seqrnn::lm::{Preset, TrainConfig, WindowLengths};
 use seqrnn::lm::{Sampling, Split, Trained};
 use seqrnn::optim::AdamConfig;
 use seqrnn::rnn::CellKind;
-use seqrnn::run::{import_state_dict, save_model, Run, RunConfig, RunDir, FORMAT_VERSION};
+use seqrnn::lm::{import_state_dict, save_model, LmRunConfig, LmRunData};
+use seqrnn::run::{Run, RunDir};
 use seqrnn::train::{self, KeepCheckpoints, NtAsgd, Optimizer};
 
 use crate::progress::Shown;
@@ -476,7 +477,7 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
 }
 
 /// A fresh run's configuration: the preset, overridden by the flags given.
-fn fresh_config(a: &TrainArgs, corpus: &Corpus) -> (RunConfig, TrainConfig) {
+fn fresh_config(a: &TrainArgs, corpus: &Corpus) -> (LmRunConfig, TrainConfig) {
     let model = a.lm.model_config(
         corpus.vocab.len(),
         CellKind::from(a.cell),
@@ -500,19 +501,15 @@ fn fresh_config(a: &TrainArgs, corpus: &Corpus) -> (RunConfig, TrainConfig) {
         // For the record: results depend on the thread count (see docs/reliability.md).
         o.insert("threads".into(), seqrnn::linalg::threads().into());
     }
-    let rc = RunConfig {
-        format: FORMAT_VERSION,
-        tokens: TokenKind::from(a.lm.tokens()).into(),
-        model,
-        train,
-    };
+    let tokens = TokenKind::from(a.lm.tokens()).into();
+    let rc = LmRunConfig::new(model, train, LmRunData { tokens });
     (rc, t)
 }
 
 /// A resumed run's configuration: its own settings, with a new epoch count, step limit and
 /// checkpointing when given.
-fn resumed_config(a: &TrainArgs, run: &Run) -> Result<(RunConfig, TrainConfig)> {
-    let mut rc = run.dir().load_config()?;
+fn resumed_config(a: &TrainArgs, run: &Run) -> Result<(LmRunConfig, TrainConfig)> {
+    let mut rc = LmRunConfig::load(run.dir())?;
     let mut t: TrainConfig = serde_json::from_value(rc.train.clone())
         .context("the run's config.json holds no readable training settings")?;
     if let Some(e) = a.lm.epochs {
@@ -773,12 +770,8 @@ pub fn import_cmd(a: ImportArgs) -> Result<()> {
     run.create()?;
     vocab.save(&run.vocab_path())?;
     save_model(&run.model_path(), &model, &params, &vocab)?;
-    run.save_config(&RunConfig {
-        format: FORMAT_VERSION,
-        tokens: TokenKind::from(a.tokens).into(),
-        model: config,
-        train: serde_json::Value::Null,
-    })?;
+    let tokens = TokenKind::from(a.tokens).into();
+    LmRunConfig::new(config, serde_json::Value::Null, LmRunData { tokens }).save(&run)?;
     let last = config
         .last_hidden
         .map(|n| format!(", last layer {n}"))

@@ -8,13 +8,12 @@ use clap::{Args, Subcommand};
 use seqrnn::data::audio::{FeatureConfig, SpecAugment};
 use seqrnn::optim::AdamConfig;
 use seqrnn::rnn::CellKind;
-use seqrnn::run::TASK_FORMAT_VERSION;
 use seqrnn::speech::data::{load_named, Concat, FsddSplit, Utterance};
 use seqrnn::speech::model::{SpeechConfig, SpeechModel};
 use seqrnn::speech::{
     evaluate, prepare, transcribe, words_of, Alphabet, Decoding, Reader, SpeechData,
-    SpeechRunConfig, SpeechScores, SpeechSource, SpeechTask, SpeechTrainConfig, Trained, TEST_SEED,
-    VALID_SEED,
+    SpeechRunConfig, SpeechRunData, SpeechScores, SpeechSource, SpeechTask, SpeechTrainConfig,
+    Trained, TEST_SEED, VALID_SEED,
 };
 use seqrnn::train::{EarlyStopping, FitConfig, KeepCheckpoints, Optimizer};
 
@@ -379,14 +378,11 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         train_cfg.augment,
     )?;
     let mut params = model.init_params(train_cfg.fit.seed)?;
-    let config = SpeechRunConfig {
-        format: TASK_FORMAT_VERSION,
-        task: SpeechRunConfig::TASK.into(),
-        model: model_cfg,
+    let data = SpeechRunData {
         features: feat_cfg,
         alphabet: alphabet.chars(),
-        train: train_cfg.clone(),
     };
+    let config = SpeechRunConfig::new(model_cfg, train_cfg.clone(), data);
     let hop = feat_cfg.hop_ms;
     if training::is_root() {
         eprintln!(

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use seqrnn::data::Vocab;
 use seqrnn::optim::AdamConfig;
 use seqrnn::rnn::CellKind;
-use seqrnn::run::{RunDir, TASK_FORMAT_VERSION};
+use seqrnn::run::{NoData, RunDir};
 use seqrnn::tag::conll::{read_tagged, Columns, Format, ReadConfig, TaggedFile, UdLabel};
 use seqrnn::tag::model::{Head, Tagger, TaggerConfig};
 use seqrnn::tag::tags::{convert, detect, Scheme};
@@ -293,12 +293,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     )?
     .with_unk_replace(train_cfg.unk_replace)?;
     let mut params = model.init_params(train_cfg.fit.seed)?;
-    let config = TagRunConfig {
-        format: TASK_FORMAT_VERSION,
-        task: TagRunConfig::TASK.into(),
-        model: model_cfg,
-        train: train_cfg,
-    };
+    let config = TagRunConfig::new(model_cfg, train_cfg, NoData {});
     if training::is_root() {
         eprintln!(
             "{} tagger, {} parameters: {} words, {} characters, {} labels{}; {} train / {} dev sentences, {} thread(s)",

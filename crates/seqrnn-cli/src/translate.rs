@@ -10,13 +10,13 @@ use seqrnn::lm::model::OutputWeights;
 use seqrnn::model::attention::Score;
 use seqrnn::optim::AdamConfig;
 use seqrnn::rnn::CellKind;
-use seqrnn::run::{RunDir, TASK_FORMAT_VERSION};
+use seqrnn::run::RunDir;
 use seqrnn::train::{EarlyStopping, FitConfig, KeepCheckpoints, Optimizer};
 use seqrnn::translate::data::{read_split, ParallelText};
 use seqrnn::translate::model::{Seq2Seq, Seq2SeqConfig};
 use seqrnn::translate::{
     encode_pairs, evaluate, load_vocabs, DecodeConfig, Decoder, EncodedPairs, Trained,
-    TranslateMetrics, TranslateRunConfig, TranslateTask, TranslateTrainConfig,
+    TranslateMetrics, TranslateRunConfig, TranslateRunData, TranslateTask, TranslateTrainConfig,
 };
 
 use crate::progress::Shown;
@@ -427,14 +427,11 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     train_cfg.decode.validate()?;
     let mut task = TranslateTask::new(&model, &d.train, &d.valid, train_cfg.batch)?;
     let mut params = model.init_params(train_cfg.fit.seed)?;
-    let config = TranslateRunConfig {
-        format: TASK_FORMAT_VERSION,
-        task: TranslateRunConfig::TASK.into(),
+    let langs = TranslateRunData {
         src: a.src.clone(),
         tgt: a.tgt.clone(),
-        model: model_cfg,
-        train: train_cfg,
     };
+    let config = TranslateRunConfig::new(model_cfg, train_cfg, langs);
     if training::is_root() {
         print_start(&model, &d);
     }

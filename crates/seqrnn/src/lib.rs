@@ -38,7 +38,8 @@
 //! `seqrnn forecast train` and `seqrnn classify train` do it with [`train::fit()`].
 //!
 //! ```
-//! # use seqrnn::run::{Existing, Run, RunConfig, FORMAT_VERSION};
+//! # use seqrnn::lm::{LmRunConfig, LmRunData, TokenKindName};
+//! # use seqrnn::run::{Existing, Run};
 //! # use seqrnn::train::{self, Silent};
 //! # let dir = std::env::temp_dir().join(format!("seqrnn-doc-lm-{}", std::process::id()));
 //! # std::fs::create_dir_all(&dir)?;
@@ -50,8 +51,8 @@
 //! # let model = seqrnn::lm::LanguageModel::new(config)?;
 //! # let mut params = model.init_params(seqrnn::lm::LmInit::Uniform(0.1), 1)?;
 //! # let settings = seqrnn::lm::TrainConfig { bptt: 5, batch: 2, epochs: 1, ..Default::default() };
-//! # let rc = RunConfig { format: FORMAT_VERSION, tokens: seqrnn::run::TokenKindName::Word,
-//! #     model: config, train: serde_json::to_value(settings)? };
+//! # let rc = LmRunConfig::new(config, serde_json::to_value(settings)?,
+//! #     LmRunData { tokens: TokenKindName::Word });
 //! # let run = Run::create(&dir.join("run"), &rc, Existing::Replace)?;
 //! # corpus.vocab.save(&run.dir().vocab_path())?;
 //! # seqrnn::lm::train(&model, &mut params, &corpus, &settings, &run, "doc", &mut Silent)?;
@@ -67,7 +68,7 @@
 //! ```
 //! # use seqrnn::data::table::Table;
 //! # use seqrnn::forecast::model::{Forecaster, ForecasterConfig};
-//! # use seqrnn::run::{Existing, Run, TASK_FORMAT_VERSION};
+//! # use seqrnn::run::{Existing, Run};
 //! # use seqrnn::forecast::*;
 //! # use seqrnn::train::{self, FitConfig, Silent};
 //! # let dir = std::env::temp_dir().join(format!("seqrnn-doc-fc-{}", std::process::id()));
@@ -82,8 +83,8 @@
 //! # let mc = ForecasterConfig { lookback: 12, horizon: 4, hidden: 8, ..Default::default() };
 //! # let model = Forecaster::new(mc)?;
 //! # let fit = FitConfig { epochs: 1, ..FitConfig::default() };
-//! # let config = ForecastRunConfig { format: TASK_FORMAT_VERSION, task: "forecast".into(),
-//! #     columns: columns.clone(), model: mc, split, train: ForecastTrainConfig { batch: 8, fit } };
+//! # let config = ForecastRunConfig::new(mc, ForecastTrainConfig { batch: 8, fit },
+//! #     ForecastRunData { columns: columns.clone(), split });
 //! # let mut task = ForecastTask::new(&model, &series, &columns.scaler,
 //! #     Series::windows(ranges.train, 12, 4), Series::windows(ranges.valid, 12, 4), 8)?;
 //! # let mut params = model.init_params(1)?;
@@ -99,7 +100,7 @@
 //! ```
 //! # use seqrnn::classify::data::{build_labels, build_vocab, encode_all, Example};
 //! # use seqrnn::classify::model::{Classifier, ClassifierConfig};
-//! # use seqrnn::run::{Existing, Run, TASK_FORMAT_VERSION};
+//! # use seqrnn::run::{Existing, NoData, Run};
 //! # use seqrnn::classify::*;
 //! # use seqrnn::train::{self, FitConfig, Silent};
 //! # let dir = std::env::temp_dir().join(format!("seqrnn-doc-cl-{}", std::process::id()));
@@ -113,8 +114,8 @@
 //! #     classes: labels.len(), ..Default::default() };
 //! # let model = Classifier::new(mc)?;
 //! # let fit = FitConfig { epochs: 3, lr: 0.01, ..FitConfig::default() };
-//! # let config = ClassifyRunConfig { format: TASK_FORMAT_VERSION, task: "classify".into(),
-//! #     model: mc, train: ClassifyTrainConfig { batch: 8, min_freq: 1, word_dropout: 0.0, fit } };
+//! # let config = ClassifyRunConfig::new(mc,
+//! #     ClassifyTrainConfig { batch: 8, min_freq: 1, word_dropout: 0.0, fit }, NoData {});
 //! # let mut task = ClassifyTask::new(&model, &enc, &enc, 8)?;
 //! # let mut params = model.init_params(1)?;
 //! # let run = Run::create(&dir, &config, Existing::Replace)?;

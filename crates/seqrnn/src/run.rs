@@ -2,7 +2,7 @@
 //!
 //! | file | contents |
 //! |---|---|
-//! | `config.json` | format version, model and training configuration, token kind |
+//! | `config.json` | format version, task, what the task keeps of its data, model and training configuration ([`RunConfig`]) |
 //! | `vocab.txt` | the vocabulary, one token per line in id order |
 //! | `model.safetensors` | the best-on-validation weights, PyTorch `word_language_model` names |
 //! | `checkpoint.safetensors` | resume state: latest weights, optimiser moments, position, generator |
@@ -15,61 +15,137 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{TokenKind, Vocab};
+use crate::data::Vocab;
 use crate::dist::Group;
 use crate::error::{Error, Result};
 use crate::io::tensors::TensorFile;
 use crate::io::write_atomic;
-use crate::rnn::CellKind;
-use crate::tasks::lm::{LanguageModel, LmConfig};
 
 /// File name of a run's end-of-training summary: its presence marks the run as finished.
 pub const SUMMARY_FILE: &str = "summary.json";
 
-/// Version of the run-directory format written by this build.
+/// Version of the `config.json` format written by this build.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// `config.json` of a run.
+/// The `task` of a language-model run (`seqrnn train`). Runs written before every run named
+/// its task hold no `task`: they are recognised by their `tokens`.
+pub const LANGUAGE_MODEL_TASK: &str = "lm";
+
+/// The `config.json` of a run: the format, the task, what the task keeps of its data (`D`,
+/// written beside the other keys), the model (`M`) and the training settings (`T`).
+///
+/// A task names its own with a type alias (for example `seqrnn::classify::ClassifyRunConfig`)
+/// and describes it with [`RunKind`]; [`RunConfig::save`] and [`RunConfig::load`] serve them
+/// all. The data's fields can be read on the configuration itself (`config.columns`), through
+/// [`std::ops::Deref`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunConfig {
+pub struct RunConfig<M, T, D = NoData> {
     /// Format version ([`FORMAT_VERSION`] when written by this build).
     pub format: u32,
-    /// Word or character tokens.
-    pub tokens: TokenKindName,
-    /// The model.
-    pub model: LmConfig,
-    /// Training settings as given (free-form, for the record and for resuming).
+    /// The task that wrote it ([`RunKind::TASK`]).
     #[serde(default)]
-    pub train: serde_json::Value,
+    pub task: String,
+    /// What the task keeps of its data.
+    #[serde(flatten)]
+    pub data: D,
+    /// The model.
+    pub model: M,
+    /// Training settings.
+    pub train: T,
 }
 
-/// Serialisable token kind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TokenKindName {
-    /// Whitespace-separated words.
-    Word,
-    /// Characters.
-    Char,
-}
+/// The data of a run whose task keeps nothing of it in `config.json` (its vocabularies sit
+/// beside it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoData {}
 
-impl From<TokenKind> for TokenKindName {
-    fn from(k: TokenKind) -> Self {
-        match k {
-            TokenKind::Word => TokenKindName::Word,
-            TokenKind::Char => TokenKindName::Char,
+/// What [`RunConfig::save`] and [`RunConfig::load`] need to know of a task's run
+/// configuration.
+pub trait RunKind: Serialize + DeserializeOwned {
+    /// The `task` in `config.json` (`"classify"`).
+    const TASK: &'static str;
+    /// The task's name in messages (`"classification"`).
+    const NAME: &'static str;
+
+    /// Checks that the configuration is consistent (its model, and its model against its
+    /// data); `path` is the `config.json` that errors name.
+    ///
+    /// # Errors
+    /// The model's own validation error, or [`Error::Format`] naming `path`.
+    fn check(&self, path: &Path) -> Result<()>;
+
+    /// The message that refuses a run of the task `other` ([`LANGUAGE_MODEL_TASK`] for a
+    /// language model), telling which commands use it.
+    fn refuse(other: &str) -> String {
+        match other {
+            LANGUAGE_MODEL_TASK => format!(
+                "this is a language-model run, not a `{}` run: use `seqrnn eval` or `seqrnn generate` with it",
+                Self::TASK
+            ),
+            _ => format!(
+                "this is a `{other}` run, not a `{}` run: use `seqrnn {other} eval` with it",
+                Self::TASK
+            ),
         }
     }
 }
 
-impl From<TokenKindName> for TokenKind {
-    fn from(k: TokenKindName) -> Self {
-        match k {
-            TokenKindName::Word => TokenKind::Word,
-            TokenKindName::Char => TokenKind::Char,
+impl<M, T, D> RunConfig<M, T, D>
+where
+    Self: RunKind,
+{
+    /// A configuration of this build's format for the task.
+    pub fn new(model: M, train: T, data: D) -> Self {
+        RunConfig {
+            format: FORMAT_VERSION,
+            task: Self::TASK.into(),
+            data,
+            model,
+            train,
         }
+    }
+
+    /// Writes `config.json` into `run` atomically.
+    ///
+    /// # Errors
+    /// [`Error::Format`] when it cannot be serialised, [`Error::Io`] when it cannot be written.
+    pub fn save(&self, run: &RunDir) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(|e| Error::Format {
+            path: run.config_path(),
+            message: e.to_string(),
+        })?;
+        write_atomic(&run.config_path(), text.as_bytes())
+    }
+
+    /// Reads `config.json` of `run` and checks it ([`RunKind::check`]).
+    ///
+    /// # Errors
+    /// [`Error::Data`] when the folder is missing, [`Error::Io`] when its `config.json` cannot
+    /// be read; [`Error::Format`] when it is not JSON, names another task ([`RunKind::refuse`]),
+    /// has a format this build does not read, or is not a configuration of the task.
+    pub fn load(run: &RunDir) -> Result<Self> {
+        let path = run.config_path();
+        let value = load_task_config(run, Self::TASK, Self::refuse)?;
+        let mut config: Self = serde_json::from_value(value).map_err(|e| Error::Format {
+            path: path.clone(),
+            message: format!("unreadable {} configuration ({e})", Self::NAME),
+        })?;
+        // A language-model run written before runs named their task.
+        config.task = Self::TASK.into();
+        config.check(&path)?;
+        Ok(config)
+    }
+}
+
+impl<M, T, D> std::ops::Deref for RunConfig<M, T, D> {
+    type Target = D;
+
+    /// The task's data.
+    fn deref(&self) -> &D {
+        &self.data
     }
 }
 
@@ -135,15 +211,6 @@ impl RunDir {
         self.config_path().is_file()
     }
 
-    /// Writes `config.json`.
-    pub fn save_config(&self, config: &RunConfig) -> Result<()> {
-        let text = serde_json::to_string_pretty(config).map_err(|e| Error::Format {
-            path: self.config_path(),
-            message: e.to_string(),
-        })?;
-        write_atomic(&self.config_path(), text.as_bytes())
-    }
-
     /// `config.json` as JSON, whatever kind of run wrote it.
     ///
     /// # Errors
@@ -167,34 +234,6 @@ impl RunDir {
         })
     }
 
-    /// Reads `config.json`, refusing files from a newer format and runs of other tasks.
-    pub fn load_config(&self) -> Result<RunConfig> {
-        let path = self.config_path();
-        let bad = |message: String| Error::Format {
-            path: path.clone(),
-            message,
-        };
-        let value = self.read_config_json()?;
-        if let Some(task) = value.get("task").and_then(|t| t.as_str()) {
-            return Err(bad(format!(
-                "this is a `{task}` run, not a language-model run: use `seqrnn {task} eval` or `seqrnn {task} predict` with it"
-            )));
-        }
-        let config: RunConfig = serde_json::from_value(value)
-            .map_err(|e| bad(format!("not a seqrnn run configuration ({e})")))?;
-        if config.format > FORMAT_VERSION {
-            return Err(Error::Format {
-                path,
-                message: format!(
-                    "written by a newer seqrnn (format {}; this build reads up to {FORMAT_VERSION})",
-                    config.format
-                ),
-            });
-        }
-        config.model.validate()?;
-        Ok(config)
-    }
-
     /// Reads the trained weights, `model.safetensors`. A run stopped during its first epoch
     /// holds a checkpoint but no weights yet: that is [`Error::NoFinishedEpoch`], naming `train`,
     /// the subcommand that resumes it (`train`, `forecast train`, `classify train`).
@@ -207,38 +246,6 @@ impl RunDir {
             });
         }
         TensorFile::load(&path)
-    }
-
-    /// Reads the model, its vocabulary and its best weights.
-    pub fn load_model(&self) -> Result<(RunConfig, Vocab, LanguageModel, Vec<f32>)> {
-        let config = self.load_config()?;
-        let vocab = Vocab::load(&self.vocab_path())?;
-        if vocab.len() != config.model.vocab {
-            return Err(Error::Format {
-                path: self.vocab_path(),
-                message: format!(
-                    "holds {} tokens but the model was trained with {}",
-                    vocab.len(),
-                    config.model.vocab
-                ),
-            });
-        }
-        let model = LanguageModel::new(config.model)?;
-        let file = self.load_weights("train")?;
-        if file
-            .metadata
-            .get("vocab")
-            .is_some_and(|v| *v != vocab_fingerprint(&vocab))
-        {
-            return Err(Error::Format {
-                path: self.vocab_path(),
-                message: "does not match the vocabulary the model was trained with (its tokens or their order differ)".into(),
-            });
-        }
-        let params = model
-            .param_layout()
-            .from_file(&file, &self.model_path(), "a model")?;
-        Ok((config, vocab, model, params))
     }
 }
 
@@ -484,19 +491,6 @@ fn remove_if_present(path: &Path) -> Result<()> {
     }
 }
 
-/// `format` metadata of a language model's weights file.
-pub const MODEL_FORMAT: &str = "seqrnn-lm";
-
-/// Writes a model's weights to `path` atomically (PyTorch names), with the fingerprint of its
-/// vocabulary ([`vocab_fingerprint`]) and a checksum in the metadata.
-pub fn save_model(path: &Path, model: &LanguageModel, params: &[f32], vocab: &Vocab) -> Result<()> {
-    // PyTorch names; a tied decoder weight is written as a copy of the encoder weight, as
-    // PyTorch's `state_dict` holds both.
-    let mut f = model.param_layout().to_file(params, MODEL_FORMAT);
-    f.metadata.insert("vocab".into(), vocab_fingerprint(vocab));
-    save_tensors_atomic(path, &f)
-}
-
 /// Writes named tensors atomically, with a checksum of the contents in the metadata
 /// ([`crate::io::tensors::CHECKSUM_KEY`]) that every load verifies.
 pub fn save_tensors_atomic(path: &Path, file: &TensorFile) -> Result<()> {
@@ -518,118 +512,50 @@ pub fn vocab_fingerprint(vocab: &Vocab) -> String {
     format!("crc32:{:08x}:{}", h.finalize(), vocab.len())
 }
 
-/// Builds a language model from a PyTorch `word_language_model` `state_dict`: infers LSTM or
-/// GRU, layers and sizes from the tensor shapes and reads the weights, naming any tensor that is
-/// missing or misshapen.
-pub fn import_state_dict(file: &TensorFile, path: &Path) -> Result<(LanguageModel, Vec<f32>)> {
-    let bad = |message: String| Error::Format {
-        path: path.to_path_buf(),
-        message,
-    };
-    let shape = |name: &str| -> Result<&[usize]> {
-        Ok(&file
-            .get(name)
-            .map_err(|m| bad(format!("{m}: not a word_language_model state_dict")))?
-            .shape)
-    };
-    let (enc, hh) = (shape("encoder.weight")?, shape("rnn.weight_hh_l0")?);
-    if enc.len() != 2 || hh.len() != 2 {
-        return Err(bad(format!(
-            "encoder.weight {enc:?} and rnn.weight_hh_l0 {hh:?} must be matrices"
-        )));
-    }
-    let (v, e, h) = (enc[0], enc[1], hh[1]);
-    let cell = if h > 0 && hh[0] == 4 * h {
-        CellKind::Lstm
-    } else if h > 0 && hh[0] == 3 * h {
-        CellKind::Gru(crate::rnn::GruVariant::ResetAfter)
-    } else {
-        return Err(bad(format!(
-            "rnn.weight_hh_l0 has shape {hh:?}: neither LSTM [4H, H] nor GRU [3H, H]"
-        )));
-    };
-    let layers = (0..)
-        .take_while(|l| file.tensors.contains_key(&format!("rnn.weight_ih_l{l}")))
-        .count();
-    // A last layer of its own size (`rnn.weight_hh_l{L-1}` [G·H', H']).
-    let last_hidden = match layers {
-        0 | 1 => None,
-        _ => {
-            let top = shape(&format!("rnn.weight_hh_l{}", layers - 1))?;
-            top.get(1).copied().filter(|&n| n != h)
-        }
-    };
-    let config = LmConfig {
-        vocab: v,
-        embed: e,
-        cell,
-        hidden: h,
-        layers,
-        last_hidden,
-        dropout: crate::dropout::Dropout::NONE,
-        output: crate::model::embedding::OutputWeights::Separate,
-        reg: Default::default(),
-    };
-    config
-        .validate()
-        .map_err(|err| bad(format!("the tensors describe an impossible model: {err}")))?;
-    // Sizes beyond what memory can hold are refused before any arithmetic can overflow (the
-    // tensors themselves are checked one by one below).
-    let gates = hh[0] / h;
-    let fits = [
-        v.checked_mul(e),
-        v.checked_mul(h),
-        gates.checked_mul(h).and_then(|g| g.checked_mul(e.max(h))),
-    ]
-    .into_iter()
-    .all(|n| n.is_some_and(|n| n <= isize::MAX as usize / 64))
-        && layers <= 1 << 16;
-    if !fits {
-        return Err(bad("the tensors describe a model too large to load".into()));
-    }
-    let model = LanguageModel::new(config)?;
-    let params = model.param_layout().from_file(file, path, "a model")?;
-    Ok((model, params))
-}
-
-/// Version of the `config.json` written by supervised runs (`seqrnn forecast`, `seqrnn classify`).
-pub const TASK_FORMAT_VERSION: u32 = 1;
-
-/// Reads the `config.json` of `run` and checks that it was written by a `task` run
-/// (`"forecast"` or `"classify"`) this build can read; returns the parsed JSON.
+/// Reads the `config.json` of `run` and checks that it was written by a `task` run this build
+/// can read; returns the parsed JSON. A run of another task is refused with `refuse(other)`
+/// ([`RunKind::refuse`]); a run that names no task but holds `tokens` is a language-model run
+/// written before runs named their task ([`LANGUAGE_MODEL_TASK`]).
 ///
 /// # Errors
 /// [`Error::Data`] when the folder is missing, [`Error::Io`] when its `config.json` cannot be
-/// read; [`Error::Format`] naming what the folder
-/// holds instead (a language-model run, another task, a newer format).
-pub fn load_task_config(run: &RunDir, task: &str) -> Result<serde_json::Value> {
+/// read; [`Error::Format`] naming what the folder holds instead (another task, a format this
+/// build does not read).
+pub fn load_task_config(
+    run: &RunDir,
+    task: &str,
+    refuse: impl Fn(&str) -> String,
+) -> Result<serde_json::Value> {
     let path = run.config_path();
     let bad = |message: String| Error::Format {
         path: path.clone(),
         message,
     };
     let v = run.read_config_json()?;
-    match v.get("task").and_then(|t| t.as_str()) {
+    match task_of(&v) {
         Some(t) if t == task => {}
-        Some(other) => {
-            return Err(bad(format!(
-                "this is a `{other}` run, not a `{task}` run: use `seqrnn {other} eval` with it"
-            )))
-        }
-        None if v.get("tokens").is_some() => {
-            return Err(bad(format!(
-                "this is a language-model run, not a `{task}` run: use `seqrnn eval` or `seqrnn generate` with it"
-            )))
-        }
+        Some(other) => return Err(bad(refuse(other))),
         None => return Err(bad("not a seqrnn run configuration (no `task`)".into())),
     }
-    let format = v.get("format").and_then(|f| f.as_u64()).unwrap_or(0);
-    if format == 0 || format > TASK_FORMAT_VERSION as u64 {
-        return Err(bad(format!(
-            "format {format} is not readable by this build (it reads 1 to {TASK_FORMAT_VERSION})"
-        )));
+    match v.get("format").and_then(|f| f.as_u64()).unwrap_or(0) {
+        0 => Err(bad(format!(
+            "format 0 is not readable by this build (it reads 1 to {FORMAT_VERSION})"
+        ))),
+        f if f > u64::from(FORMAT_VERSION) => Err(bad(format!(
+            "written by a newer seqrnn (format {f}; this build reads up to {FORMAT_VERSION})"
+        ))),
+        _ => Ok(v),
     }
-    Ok(v)
+}
+
+/// The task that wrote a `config.json`: its `task`, or [`LANGUAGE_MODEL_TASK`] for a
+/// language-model run written before runs named their task.
+pub fn task_of(config: &serde_json::Value) -> Option<&str> {
+    match config.get("task").and_then(|t| t.as_str()) {
+        Some(t) => Some(t),
+        None if config.get("tokens").is_some() => Some(LANGUAGE_MODEL_TASK),
+        None => None,
+    }
 }
 
 #[cfg(test)]
@@ -655,19 +581,117 @@ mod tests {
         assert!(write_atomic(&d.join("missing/x"), b"x").is_err());
     }
 
+    /// A task of the tests: a model size, a step count, a name kept of its data.
+    type DemoRunConfig = RunConfig<usize, u32, DemoData>;
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    struct DemoData {
+        name: String,
+    }
+
+    impl RunKind for DemoRunConfig {
+        const TASK: &'static str = "demo";
+        const NAME: &'static str = "demonstration";
+
+        fn check(&self, path: &Path) -> Result<()> {
+            match self.model {
+                0 => Err(Error::Format {
+                    path: path.to_path_buf(),
+                    message: "an empty model".into(),
+                }),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    fn demo(name: &str) -> DemoRunConfig {
+        RunConfig::new(3, 7, DemoData { name: name.into() })
+    }
+
+    fn load_err(run: &RunDir, json: &str) -> String {
+        std::fs::write(run.config_path(), json).unwrap();
+        DemoRunConfig::load(run).unwrap_err().to_string()
+    }
+
     #[test]
-    fn a_run_of_another_task_is_named() {
-        let d = tmp("other-task");
+    fn a_configuration_is_saved_flat_and_loaded_back() {
+        let run = RunDir::new(tmp("round-trip"));
+        let config = demo("a");
+        assert_eq!(
+            (config.format, config.task.as_str()),
+            (FORMAT_VERSION, "demo")
+        );
+        config.save(&run).unwrap();
+        let text = std::fs::read_to_string(run.config_path()).unwrap();
+        let keys: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.trim().split(':').next())
+            .filter(|k| k.starts_with('"'))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "\"format\"",
+                "\"task\"",
+                "\"name\"",
+                "\"model\"",
+                "\"train\""
+            ]
+        );
+        let back = DemoRunConfig::load(&run).unwrap();
+        assert_eq!(back, config);
+        assert_eq!(back.name, "a", "the data reads through Deref");
+        // Keys in another order (earlier versions wrote the data among the other keys).
         std::fs::write(
-            d.join("config.json"),
-            r#"{"format": 1, "task": "forecast"}"#,
+            run.config_path(),
+            r#"{"train": 7, "name": "a", "model": 3, "task": "demo", "format": 1}"#,
         )
         .unwrap();
-        let e = RunDir::new(&d).load_config().unwrap_err().to_string();
+        assert_eq!(DemoRunConfig::load(&run).unwrap(), config);
+        // The task's own check runs on load.
+        RunConfig { model: 0, ..config }.save(&run).unwrap();
+        let e = DemoRunConfig::load(&run).unwrap_err().to_string();
+        assert!(e.contains("an empty model"), "{e}");
+    }
+
+    #[test]
+    fn a_run_of_another_task_is_named() {
+        let run = RunDir::new(tmp("other-task"));
+        let e = load_err(&run, r#"{"format": 1, "task": "forecast"}"#);
         assert!(
-            e.contains("this is a `forecast` run, not a language-model run"),
+            e.contains("this is a `forecast` run, not a `demo` run: use `seqrnn forecast eval`"),
             "{e}"
         );
+        // A language-model run, written before or after runs named their task.
+        for json in [
+            r#"{"format": 1, "tokens": "word", "model": {}}"#,
+            r#"{"format": 1, "task": "lm", "tokens": "word", "model": {}}"#,
+        ] {
+            let e = load_err(&run, json);
+            assert!(
+                e.contains("this is a language-model run, not a `demo` run: use `seqrnn eval`"),
+                "{e}"
+            );
+        }
+        let e = load_err(&run, r#"{"format": 1}"#);
+        assert!(
+            e.contains("not a seqrnn run configuration (no `task`)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_format_this_build_does_not_read_is_refused() {
+        let run = RunDir::new(tmp("format"));
+        let e = load_err(&run, r#"{"format": 7, "task": "demo"}"#);
+        assert!(
+            e.contains("written by a newer seqrnn (format 7; this build reads up to 1)"),
+            "{e}"
+        );
+        let e = load_err(&run, r#"{"task": "demo"}"#);
+        assert!(e.contains("format 0 is not readable"), "{e}");
+        let e = load_err(&run, r#"{"format": 1, "task": "demo", "model": 3}"#);
+        assert!(e.contains("unreadable demonstration configuration"), "{e}");
     }
 
     #[test]
@@ -688,38 +712,5 @@ mod tests {
                 && !text.contains('\n'),
             "{text}"
         );
-        // The same through load_model, after config.json and vocab.txt.
-        let mut vocab = Vocab::new();
-        for t in ["<unk>", "a", "b"] {
-            vocab.add(t);
-        }
-        vocab.save(&run.vocab_path()).unwrap();
-        let model = LmConfig {
-            vocab: 3,
-            embed: 2,
-            cell: CellKind::Lstm,
-            hidden: 2,
-            layers: 1,
-            last_hidden: None,
-            dropout: crate::dropout::Dropout::NONE,
-            output: crate::model::embedding::OutputWeights::Separate,
-            reg: Default::default(),
-        };
-        run.save_config(&RunConfig {
-            format: FORMAT_VERSION,
-            tokens: TokenKindName::Word,
-            model,
-            train: serde_json::Value::Null,
-        })
-        .unwrap();
-        let e = run.load_model().unwrap_err();
-        assert!(
-            matches!(e, Error::NoFinishedEpoch { train: "train", .. }),
-            "{e}"
-        );
-        // Once the first epoch has written the weights, they load.
-        let lm = LanguageModel::new(model).unwrap();
-        save_model(&run.model_path(), &lm, &vec![0.0; lm.num_params()], &vocab).unwrap();
-        assert!(run.load_model().is_ok());
     }
 }

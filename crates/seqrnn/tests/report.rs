@@ -8,10 +8,11 @@ use seqrnn::data::Vocab;
 use seqrnn::lm::compare::{
     check_comparable, load_run, measure_lm, write_report, ReportOptions, RunSummary,
 };
-use seqrnn::lm::{LanguageModel, LmConfig, LmInit};
+use seqrnn::lm::MODEL_FORMAT;
+use seqrnn::lm::{LanguageModel, LmConfig, LmInit, LmRunConfig, LmRunData, TokenKindName};
 use seqrnn::report::metrics::{write_metrics, EpochMetrics};
 use seqrnn::rnn::{CellKind, GruVariant};
-use seqrnn::run::{save_tensors_atomic, RunConfig, RunDir, TokenKindName, MODEL_FORMAT};
+use seqrnn::run::{save_tensors_atomic, RunDir};
 use seqrnn::Error;
 
 fn scratch(name: &str) -> PathBuf {
@@ -49,13 +50,12 @@ fn fake_run(dir: &Path, cell: CellKind, valid: &[f64]) -> PathBuf {
         layers: 1,
         ..LmConfig::default()
     };
-    run.save_config(&RunConfig {
-        format: 1,
+    let data = LmRunData {
         tokens: TokenKindName::Word,
-        model: cfg,
-        train: serde_json::Value::Null,
-    })
-    .unwrap();
+    };
+    LmRunConfig::new(cfg, serde_json::Value::Null, data)
+        .save(&run)
+        .unwrap();
     let model = LanguageModel::new(cfg).unwrap();
     let params = model.init_params(LmInit::Uniform(0.1), 1).unwrap();
     save_tensors_atomic(

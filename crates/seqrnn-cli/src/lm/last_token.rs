@@ -12,7 +12,7 @@ use seqrnn::last_token::{
 use seqrnn::lm::Split;
 use seqrnn::optim::AdamConfig;
 use seqrnn::rnn::CellKind;
-use seqrnn::run::TASK_FORMAT_VERSION;
+use seqrnn::lm::LmRunData;
 use seqrnn::train::{EarlyStopping, FitConfig, KeepCheckpoints, Optimizer};
 
 use super::{default_data, load_corpus, EvalArgs, OptimArg, PresetArg, SplitArg, TrainArgs};
@@ -236,13 +236,8 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
         );
     }
     let mut params = model.init_params(train_cfg.fit.seed)?;
-    let config = LastTokenRunConfig {
-        format: TASK_FORMAT_VERSION,
-        task: LastTokenRunConfig::TASK.into(),
-        tokens: TokenKind::from(a.lm.tokens()).into(),
-        model: model_cfg,
-        train: train_cfg,
-    };
+    let tokens = TokenKind::from(a.lm.tokens()).into();
+    let config = LastTokenRunConfig::new(model_cfg, train_cfg, LmRunData { tokens });
     let run = match resumed {
         Some(mut run) => {
             let vocab = Vocab::load(&run.dir().vocab_path())?;

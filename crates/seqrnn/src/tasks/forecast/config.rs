@@ -1,4 +1,7 @@
+use std::path::Path;
+
 use super::*;
+use crate::run::{RunConfig, RunKind};
 
 /// Training settings of a forecasting run beyond the shared loop's.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -9,55 +12,41 @@ pub struct ForecastTrainConfig {
     pub fit: crate::train::fit::FitConfig,
 }
 
-/// The `config.json` of a forecasting run: everything `eval` and `predict` need besides the
-/// weights.
+/// What a forecasting run keeps of its data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ForecastRunConfig {
-    /// Format version ([`crate::run::TASK_FORMAT_VERSION`]).
-    pub format: u32,
-    /// Always `"forecast"`.
-    pub task: String,
+pub struct ForecastRunData {
     /// Columns and standardisation.
     pub columns: ColumnSpec,
-    /// The model.
-    pub model: crate::tasks::forecast::model::ForecasterConfig,
     /// The split used in training (the default of `eval`).
     pub split: Split,
-    /// Training settings.
-    pub train: ForecastTrainConfig,
 }
 
-impl ForecastRunConfig {
-    /// Task name in `config.json`.
-    pub const TASK: &'static str = "forecast";
+/// The `config.json` of a forecasting run: everything `eval` and `predict` need besides the
+/// weights.
+pub type ForecastRunConfig = RunConfig<
+    crate::tasks::forecast::model::ForecasterConfig,
+    ForecastTrainConfig,
+    ForecastRunData,
+>;
 
-    /// Writes `config.json` into `run` atomically.
-    pub fn save(&self, run: &crate::run::RunDir) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| Error::Format {
-            path: run.config_path(),
-            message: e.to_string(),
-        })?;
-        crate::io::write_atomic(&run.config_path(), text.as_bytes())
-    }
+impl RunKind for ForecastRunConfig {
+    const TASK: &'static str = "forecast";
+    const NAME: &'static str = "forecasting";
 
-    /// Reads `config.json` of `run`, refusing other kinds of run with a clear message.
-    pub fn load(run: &crate::run::RunDir) -> Result<Self> {
-        let v = crate::run::load_task_config(run, Self::TASK)?;
-        let c: ForecastRunConfig = serde_json::from_value(v).map_err(|e| Error::Format {
-            path: run.config_path(),
-            message: format!("unreadable forecasting configuration ({e})"),
-        })?;
-        c.model.validate()?;
-        if c.columns.inputs.len() != c.model.inputs
-            || c.columns.targets.len() != c.model.outputs
-            || c.columns.scaler.mean.len() != c.model.inputs
-            || c.columns.scaler.std.len() != c.model.inputs
+    /// The model, and the columns and scaler against its sizes.
+    fn check(&self, path: &Path) -> Result<()> {
+        self.model.validate()?;
+        let (c, m) = (&self.data.columns, &self.model);
+        if c.inputs.len() != m.inputs
+            || c.targets.len() != m.outputs
+            || c.scaler.mean.len() != m.inputs
+            || c.scaler.std.len() != m.inputs
         {
             return Err(Error::Format {
-                path: run.config_path(),
+                path: path.to_path_buf(),
                 message: "columns, scaler and model sizes disagree".into(),
             });
         }
-        Ok(c)
+        Ok(())
     }
 }

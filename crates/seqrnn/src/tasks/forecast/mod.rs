@@ -11,7 +11,7 @@ pub mod model;
 mod trained;
 pub use trained::{Forecast, Trained};
 mod config;
-pub use config::{ForecastRunConfig, ForecastTrainConfig};
+pub use config::{ForecastRunConfig, ForecastRunData, ForecastTrainConfig};
 
 use std::ops::Range;
 use std::path::Path;

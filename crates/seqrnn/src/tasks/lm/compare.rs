@@ -25,7 +25,8 @@ use crate::io::tensors::TensorFile;
 use crate::io::write_atomic;
 use crate::report::metrics::read_metrics;
 use crate::report::plot::{line_chart, Series};
-use crate::run::{RunConfig, RunDir, TokenKindName};
+use crate::run::{task_of, RunDir, LANGUAGE_MODEL_TASK};
+use crate::tasks::lm::{LmRunConfig, TokenKindName};
 
 pub use crate::run::SUMMARY_FILE;
 
@@ -220,9 +221,9 @@ pub fn load_run(dir: &Path) -> Result<ReportRun> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| dir.display().to_string());
     let summary = RunSummary::load(dir)?.unwrap_or_default();
-    let mut r = match value.get("task").and_then(|t| t.as_str()) {
+    let mut r = match task_of(&value) {
+        Some(LANGUAGE_MODEL_TASK) => load_lm(&run)?,
         Some(task) => load_supervised(&run, task, &value)?,
-        None if value.get("tokens").is_some() => load_lm(&run)?,
         None => {
             return Err(Error::Format {
                 path,
@@ -239,7 +240,7 @@ pub fn load_run(dir: &Path) -> Result<ReportRun> {
 
 /// A language-model run.
 fn load_lm(run: &RunDir) -> Result<ReportRun> {
-    let config: RunConfig = run.load_config()?;
+    let config = LmRunConfig::load(run)?;
     let model = crate::tasks::lm::LanguageModel::new(config.model)?;
     let rows = read_metrics(&run.metrics_path())?;
     if rows.is_empty() {

@@ -5,6 +5,10 @@
 pub mod bench;
 #[cfg(feature = "plots")]
 pub mod compare;
+mod config;
+pub use config::{
+    import_state_dict, load_model, save_model, LmRunConfig, LmRunData, TokenKindName, MODEL_FORMAT,
+};
 pub mod generate;
 pub mod inspect;
 #[cfg(feature = "plots")]
@@ -30,7 +34,7 @@ use crate::dropout::{Dropout, DropoutKind};
 use crate::error::{Error, Result};
 use crate::io::tensors::TensorFile;
 use crate::rnn::{RnnState, SeqShape};
-use crate::run::{vocab_fingerprint, Run, RunDir, MODEL_FORMAT};
+use crate::run::{vocab_fingerprint, Run, RunDir};
 use crate::tasks::lm::generate::{generate, Decoding, LmStepper};
 use crate::train::checkpoint::FitEpoch;
 use crate::train::fit::{

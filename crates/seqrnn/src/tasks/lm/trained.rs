@@ -39,7 +39,7 @@ pub enum Split {
 #[derive(Clone, Debug)]
 pub struct Trained {
     /// The run's configuration.
-    pub config: crate::run::RunConfig,
+    pub config: LmRunConfig,
     /// Its vocabulary.
     pub vocab: Vocab,
     /// The model.
@@ -55,7 +55,7 @@ impl Trained {
     /// [`Error::NoFinishedEpoch`] for a run stopped before its first epoch ended;
     /// [`Error::Format`] when its files disagree; I/O errors.
     pub fn load(dir: impl AsRef<std::path::Path>) -> Result<Self> {
-        let (config, vocab, model, params) = RunDir::new(dir.as_ref()).load_model()?;
+        let (config, vocab, model, params) = load_model(&RunDir::new(dir.as_ref()))?;
         Ok(Trained {
             config,
             vocab,

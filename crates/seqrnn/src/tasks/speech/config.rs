@@ -1,4 +1,5 @@
 use super::*;
+use crate::run::{RunConfig, RunKind};
 
 /// Training settings of a speech run beyond the shared loop's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -20,47 +21,39 @@ pub struct SpeechTrainConfig {
     pub fit: FitConfig,
 }
 
-/// The `config.json` of a speech run.
+/// What a speech run keeps of its data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SpeechRunConfig {
-    /// Format version ([`crate::run::TASK_FORMAT_VERSION`]).
-    pub format: u32,
-    /// Always `"speech"`.
-    pub task: String,
-    /// The model.
-    pub model: SpeechConfig,
+pub struct SpeechRunData {
     /// The features.
     pub features: FeatureConfig,
     /// The characters of the labels, in order.
     pub alphabet: String,
-    /// Training settings.
-    pub train: SpeechTrainConfig,
 }
 
-impl SpeechRunConfig {
-    /// Task name in `config.json`.
-    pub const TASK: &'static str = "speech";
+/// The `config.json` of a speech run (`words.txt` sits beside it).
+pub type SpeechRunConfig = RunConfig<SpeechConfig, SpeechTrainConfig, SpeechRunData>;
 
-    /// The run's `words.txt`: the words of the training transcripts, one a line.
-    pub fn words_path(run: &RunDir) -> PathBuf {
-        run.dir.join("words.txt")
-    }
+impl RunKind for SpeechRunConfig {
+    const TASK: &'static str = "speech";
+    const NAME: &'static str = "speech";
 
-    /// Reads `config.json` of `run`, refusing other kinds of run.
-    pub fn load(run: &RunDir) -> Result<Self> {
-        let v = crate::run::load_task_config(run, Self::TASK)?;
-        let c: SpeechRunConfig = serde_json::from_value(v).map_err(|e| Error::Format {
-            path: run.config_path(),
-            message: format!("unreadable speech configuration ({e})"),
-        })?;
-        c.model.validate()?;
-        c.features.validate()?;
-        if Alphabet::from_chars(&c.alphabet).labels() != c.model.labels {
+    /// The model, the features, and the alphabet against the model's labels.
+    fn check(&self, path: &Path) -> Result<()> {
+        self.model.validate()?;
+        self.data.features.validate()?;
+        if Alphabet::from_chars(&self.data.alphabet).labels() != self.model.labels {
             return Err(Error::Format {
-                path: run.config_path(),
+                path: path.to_path_buf(),
                 message: "the alphabet does not match the model's labels".into(),
             });
         }
-        Ok(c)
+        Ok(())
+    }
+}
+
+impl SpeechRunConfig {
+    /// The run's `words.txt`: the words of the training transcripts, one a line.
+    pub fn words_path(run: &RunDir) -> PathBuf {
+        run.dir.join("words.txt")
     }
 }

@@ -15,7 +15,7 @@ pub mod model;
 mod trained;
 pub use trained::{alignment_picture, Trained};
 mod config;
-pub use config::{SpeechRunConfig, SpeechTrainConfig};
+pub use config::{SpeechRunConfig, SpeechRunData, SpeechTrainConfig};
 
 use std::path::{Path, PathBuf};
 

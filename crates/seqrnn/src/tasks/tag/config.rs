@@ -1,4 +1,7 @@
+use std::path::Path;
+
 use super::*;
+use crate::run::{RunConfig, RunKind};
 
 /// Training settings of a tagging run beyond the shared loop's.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -21,44 +24,20 @@ pub struct TagTrainConfig {
 }
 
 /// The `config.json` of a tagging run (`words.txt`, `chars.txt`, `labels.txt` beside it).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TagRunConfig {
-    /// Format version ([`crate::run::TASK_FORMAT_VERSION`]).
-    pub format: u32,
-    /// Always `"tag"`.
-    pub task: String,
-    /// The model.
-    pub model: crate::tasks::tag::model::TaggerConfig,
-    /// Training settings.
-    pub train: TagTrainConfig,
+pub type TagRunConfig = RunConfig<crate::tasks::tag::model::TaggerConfig, TagTrainConfig>;
+
+impl RunKind for TagRunConfig {
+    const TASK: &'static str = "tag";
+    const NAME: &'static str = "tagging";
+
+    fn check(&self, _path: &Path) -> Result<()> {
+        self.model.validate()
+    }
 }
 
 impl TagRunConfig {
-    /// Task name in `config.json`.
-    pub const TASK: &'static str = "tag";
-
     /// A vocabulary file of a run: `words.txt`, `chars.txt` or `labels.txt`.
     pub fn vocab_file(run: &RunDir, name: &str) -> std::path::PathBuf {
         run.dir.join(format!("{name}.txt"))
-    }
-
-    /// Writes `config.json` into `run` atomically.
-    pub fn save(&self, run: &RunDir) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| Error::Format {
-            path: run.config_path(),
-            message: e.to_string(),
-        })?;
-        crate::io::write_atomic(&run.config_path(), text.as_bytes())
-    }
-
-    /// Reads `config.json` of `run`, refusing other kinds of run.
-    pub fn load(run: &RunDir) -> Result<Self> {
-        let v = crate::run::load_task_config(run, Self::TASK)?;
-        let c: TagRunConfig = serde_json::from_value(v).map_err(|e| Error::Format {
-            path: run.config_path(),
-            message: format!("unreadable tagging configuration ({e})"),
-        })?;
-        c.model.validate()?;
-        Ok(c)
     }
 }

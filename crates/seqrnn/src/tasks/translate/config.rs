@@ -1,4 +1,5 @@
 use super::*;
+use crate::run::{RunConfig, RunKind};
 
 /// Training settings of a translation run beyond the shared loop's.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -13,28 +14,29 @@ pub struct TranslateTrainConfig {
     pub fit: FitConfig,
 }
 
-/// The `config.json` of a translation run (`src.tokenizer.json` and `tgt.tokenizer.json` sit
-/// beside it).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TranslateRunConfig {
-    /// Format version ([`crate::run::TASK_FORMAT_VERSION`]).
-    pub format: u32,
-    /// Always `"translate"`.
-    pub task: String,
+/// What a translation run keeps of its data: the two languages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranslateRunData {
     /// Source language suffix (`de`).
     pub src: String,
     /// Target language suffix (`en`).
     pub tgt: String,
-    /// The model.
-    pub model: Seq2SeqConfig,
-    /// Training settings.
-    pub train: TranslateTrainConfig,
+}
+
+/// The `config.json` of a translation run (`src.tokenizer.json` and `tgt.tokenizer.json` sit
+/// beside it).
+pub type TranslateRunConfig = RunConfig<Seq2SeqConfig, TranslateTrainConfig, TranslateRunData>;
+
+impl RunKind for TranslateRunConfig {
+    const TASK: &'static str = "translate";
+    const NAME: &'static str = "translation";
+
+    fn check(&self, _path: &std::path::Path) -> Result<()> {
+        self.model.validate()
+    }
 }
 
 impl TranslateRunConfig {
-    /// Task name in `config.json`.
-    pub const TASK: &'static str = "translate";
-
     /// The source vocabulary file of a run.
     pub fn src_vocab_path(run: &RunDir) -> PathBuf {
         run.dir.join("src.tokenizer.json")
@@ -43,26 +45,6 @@ impl TranslateRunConfig {
     /// The target vocabulary file of a run.
     pub fn tgt_vocab_path(run: &RunDir) -> PathBuf {
         run.dir.join("tgt.tokenizer.json")
-    }
-
-    /// Writes `config.json` into `run` atomically.
-    pub fn save(&self, run: &RunDir) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| Error::Format {
-            path: run.config_path(),
-            message: e.to_string(),
-        })?;
-        crate::io::write_atomic(&run.config_path(), text.as_bytes())
-    }
-
-    /// Reads `config.json` of `run`, refusing other kinds of run with a clear message.
-    pub fn load(run: &RunDir) -> Result<Self> {
-        let v = crate::run::load_task_config(run, Self::TASK)?;
-        let c: TranslateRunConfig = serde_json::from_value(v).map_err(|e| Error::Format {
-            path: run.config_path(),
-            message: format!("unreadable translation configuration ({e})"),
-        })?;
-        c.model.validate()?;
-        Ok(c)
     }
 }
 

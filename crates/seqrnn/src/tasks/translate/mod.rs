@@ -15,7 +15,7 @@ use beam::row_top;
 pub use beam::{DecodeConfig, Decoder, Hypothesis};
 pub use trained::Trained;
 mod config;
-pub use config::{load_vocabs, TranslateRunConfig, TranslateTrainConfig};
+pub use config::{load_vocabs, TranslateRunConfig, TranslateRunData, TranslateTrainConfig};
 
 use std::path::{Path, PathBuf};
 

@@ -1,4 +1,6 @@
 use super::*;
+use crate::run::{RunConfig, RunKind};
+use crate::tasks::lm::LmRunData;
 
 /// Training settings of a last-token run beyond the shared loop's.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -17,42 +19,27 @@ pub struct LastTokenTrainConfig {
     pub fit: FitConfig,
 }
 
-/// The `config.json` of a last-token run (`vocab.txt` sits beside it).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LastTokenRunConfig {
-    /// Format version ([`crate::run::TASK_FORMAT_VERSION`]).
-    pub format: u32,
-    /// Always `"last-token"`.
-    pub task: String,
-    /// Word or character tokens.
-    pub tokens: TokenKindName,
-    /// The model.
-    pub model: LastTokenConfig,
-    /// Training settings.
-    pub train: LastTokenTrainConfig,
+/// The `config.json` of a last-token run (`vocab.txt` sits beside it); it keeps the token kind
+/// as a language-model run does.
+pub type LastTokenRunConfig = RunConfig<LastTokenConfig, LastTokenTrainConfig, LmRunData>;
+
+impl RunKind for LastTokenRunConfig {
+    const TASK: &'static str = "last-token";
+    const NAME: &'static str = "last-token";
+
+    /// The model and the window.
+    fn check(&self, _path: &Path) -> Result<()> {
+        self.model.validate()?;
+        crate::tasks::lm::last_token::data::check_window(self.train.window)
+    }
 }
 
 impl LastTokenRunConfig {
-    /// Task name in `config.json`.
-    pub const TASK: &'static str = "last-token";
-
     /// Whether `dir` holds a run whose `config.json` names this task (false when it cannot be
     /// read).
     pub fn is_run(dir: &Path) -> bool {
         RunDir::new(dir)
             .read_config_json()
             .is_ok_and(|v| v.get("task").and_then(|t| t.as_str()) == Some(Self::TASK))
-    }
-
-    /// Reads `config.json` of `run`, refusing other kinds of run with a clear message.
-    pub fn load(run: &RunDir) -> Result<Self> {
-        let v = crate::run::load_task_config(run, Self::TASK)?;
-        let c: LastTokenRunConfig = serde_json::from_value(v).map_err(|e| Error::Format {
-            path: run.config_path(),
-            message: format!("unreadable last-token configuration ({e})"),
-        })?;
-        c.model.validate()?;
-        crate::tasks::lm::last_token::data::check_window(c.train.window)?;
-        Ok(c)
     }
 }

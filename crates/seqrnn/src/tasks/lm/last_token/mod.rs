@@ -26,7 +26,7 @@ use crate::data::{TokenKind, Vocab};
 use crate::dist::Group;
 use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
-use crate::run::{RunDir, TokenKindName};
+use crate::run::RunDir;
 use crate::tasks::lm::last_token::data::{eval_groups, fill_windows, Windows};
 use crate::tasks::lm::last_token::model::{
     LastTokenCache, LastTokenConfig, LastTokenModel, LastTokenWorkspace,
