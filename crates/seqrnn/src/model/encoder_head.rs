@@ -185,6 +185,29 @@ impl EncoderHead {
         Ok(())
     }
 
+    /// The head's input and its steps per sequence: the encoder output `top[T, B, D·H]` itself
+    /// (`T` steps), or its pooling into `feat[B, D·H]` (one step; `argmax` for max pooling).
+    fn head_input<'a>(
+        &self,
+        top: &'a mut Vec<f32>,
+        lens: &[usize],
+        t: usize,
+        feat: &'a mut Vec<f32>,
+        argmax: &mut Vec<u32>,
+    ) -> (&'a mut Vec<f32>, usize) {
+        match self.pool {
+            Some(pool) => {
+                let (h, dh) = (
+                    self.encoder.config().hidden_size,
+                    self.encoder.output_size(),
+                );
+                pool.forward(top, lens, h, dh, feat, argmax);
+                (feat, 1)
+            }
+            None => (top, t),
+        }
+    }
+
     /// Inference pass: no dropout, nothing cached.
     ///
     /// - `params`: read, the block. `x[T, B, F]`: read; `lens[B]`: real lengths in `1..=T`.
@@ -202,17 +225,7 @@ impl EncoderHead {
         let (top, h_n) = (&mut ws.top, &mut ws.h_n);
         self.encoder
             .forward_infer(p, x, lens, t, top, h_n, &mut ws.enc)?;
-        let y = match self.pool {
-            Some(pool) => {
-                let (h, dh) = (
-                    self.encoder.config().hidden_size,
-                    self.encoder.output_size(),
-                );
-                pool.forward(&ws.top, lens, h, dh, &mut ws.feat, &mut ws.argmax);
-                &ws.feat
-            }
-            None => &ws.top,
-        };
+        let (y, _) = self.head_input(&mut ws.top, lens, t, &mut ws.feat, &mut ws.argmax);
         self.dense(params, y, out)
     }
 
@@ -249,18 +262,8 @@ impl EncoderHead {
             &mut ws.enc,
             rng,
         )?;
-        // The head's input and its steps per sequence.
-        let (y, steps) = match self.pool {
-            Some(pool) => {
-                let (h, dh) = (
-                    self.encoder.config().hidden_size,
-                    self.encoder.output_size(),
-                );
-                pool.forward(&cache.top, lens, h, dh, &mut cache.feat, &mut cache.argmax);
-                (&mut cache.feat, 1)
-            }
-            None => (&mut cache.top, t),
-        };
+        let (top, feat) = (&mut cache.top, &mut cache.feat);
+        let (y, steps) = self.head_input(top, lens, t, feat, &mut cache.argmax);
         if self.drop.is_active() {
             self.drop.apply_train(y, &mut cache.mask, steps, b, rng);
         }
