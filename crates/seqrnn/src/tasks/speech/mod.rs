@@ -13,7 +13,9 @@
 pub mod data;
 pub mod model;
 mod trained;
-pub use trained::{alignment_picture, Trained};
+#[cfg(feature = "plots")]
+pub use trained::alignment_picture;
+pub use trained::Trained;
 mod config;
 pub use config::{SpeechRunConfig, SpeechRunData, SpeechTrainConfig};
 
