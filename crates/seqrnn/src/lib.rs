@@ -146,6 +146,7 @@ pub mod train;
 pub use error::{Error, Result};
 pub use tasks::lm::last_token;
 pub use tasks::{classify, forecast, lm, speech, tag, translate};
+pub use tasks::{load, Loaded};
 
 #[cfg(test)]
 mod test_shared;

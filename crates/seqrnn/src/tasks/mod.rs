@@ -1,5 +1,6 @@
 //! The tasks, one folder each: its data preparation, its network, its [`crate::train::Task`] for
-//! the one training loop, and its `Trained` (a finished run loaded for use).
+//! the one training loop, and its `Trained` (a finished run loaded for use). [`load`] opens a
+//! finished run of any task.
 //!
 //! Everything below this module (the engine, the shared network pieces, the loop, the readers,
 //! run folders and reports) knows no task; a task may use any of them, and no other task.
@@ -9,4 +10,241 @@ pub mod forecast;
 pub mod lm;
 pub mod speech;
 pub mod tag;
+#[doc(hidden)]
+pub mod tiny;
 pub mod translate;
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::run::RunDir;
+
+/// The tasks [`load`] knows, by their name in `config.json`.
+pub const TASKS: [&str; 7] = [
+    "lm",
+    "last-token",
+    "forecast",
+    "classify",
+    "translate",
+    "tag",
+    "speech",
+];
+
+/// A finished run of any task, loaded for use by [`load`].
+///
+/// Each kind is the task's own `Trained`; [`Loaded::task`] names it, and the `as_*` accessors
+/// give it when it is of that kind. The verbs: [`lm::Trained::generate`] and
+/// [`lm::last_token::Trained::generate`] (text after a prompt), [`forecast::Trained::predict`]
+/// (the horizon after a table), [`classify::Trained::predict`] (a label per text),
+/// [`translate::Trained::translate`], [`tag::Trained::tag`] (a label per word) and
+/// [`speech::Trained::transcribe`]; `predict` names the last three as well.
+#[derive(Clone, Debug)]
+// A run is loaded once and its weights live on the heap: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum Loaded {
+    /// A language model (`seqrnn train`, `seqrnn import`).
+    Lm(lm::Trained),
+    /// A last-token language model (`seqrnn train --objective last-token`).
+    LastToken(lm::last_token::Trained),
+    /// A forecaster (`seqrnn forecast train`).
+    Forecast(forecast::Trained),
+    /// A text classifier (`seqrnn classify train`).
+    Classify(classify::Trained),
+    /// A translation model (`seqrnn translate train`).
+    Translate(translate::Trained),
+    /// A tagger (`seqrnn tag train`).
+    Tag(tag::Trained),
+    /// An acoustic model (`seqrnn speech train`).
+    Speech(speech::Trained),
+}
+
+/// The task of the run in `dir`, as its `config.json` names it (one of [`TASKS`]); a run that
+/// names no task but holds `tokens` is a language model (`"lm"`), written before runs named
+/// their task.
+///
+/// # Errors
+/// [`Error::Data`] when `dir` is missing or holds no `config.json` (not a run);
+/// [`Error::Format`] when `config.json` is not JSON, names no task or a task this build does
+/// not know; [`Error::Io`] when it cannot be read.
+pub fn task_of(dir: impl AsRef<Path>) -> Result<&'static str> {
+    let run = RunDir::new(dir.as_ref());
+    if run.dir.is_dir() && !run.config_path().exists() {
+        return Err(Error::Data {
+            path: run.dir.clone(),
+            message: "not a seqrnn run (no config.json)".into(),
+        });
+    }
+    let config = run.read_config_json()?;
+    let Some(name) = crate::run::task_of(&config) else {
+        return Err(Error::Format {
+            path: run.config_path(),
+            message: "not a seqrnn run configuration (no `task`)".into(),
+        });
+    };
+    TASKS
+        .into_iter()
+        .find(|&t| t == name)
+        .ok_or_else(|| unknown_task(&run, name))
+}
+
+/// Opens the finished run in `dir`, whatever its task: reads `config.json`'s `task` and loads
+/// the task's `Trained`.
+///
+/// Here a run of every task is first trained for a moment on a few made-up examples (hidden
+/// lines, the way each task's `seqrnn … train` does it), then opened and used:
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("seqrnn-doc-load-{}", std::process::id()));
+/// # let runs = seqrnn::tasks::tiny::all(&dir)?;
+/// # let run_of = |task: &str| runs.iter().find(|(t, _)| *t == task).map(|r| r.1.clone()).unwrap();
+/// use seqrnn::lm::Sampling;
+///
+/// let lm = seqrnn::load(run_of("lm"))?;
+/// assert_eq!(lm.task(), "lm");
+/// let text = lm.as_lm().unwrap().generate("the company said", 5, &Sampling::default())?;
+/// assert!(text.starts_with("the company said"));
+///
+/// let keras = seqrnn::load(run_of("last-token"))?;
+/// let text = keras.as_last_token().unwrap().generate("the company", 12, &Sampling::default())?;
+/// assert!(text.starts_with("the company"));
+///
+/// let forecaster = seqrnn::load(run_of("forecast"))?;
+/// let table = seqrnn::tasks::tiny::load_table()?;
+/// assert_eq!(forecaster.as_forecast().unwrap().predict(&table)?.values.len(), 4);
+///
+/// let classifier = seqrnn::load(run_of("classify"))?;
+/// let p = classifier.as_classify().unwrap().predict(&["a gripping film"])?;
+/// assert_eq!(p[0].probabilities.len(), 2);
+///
+/// let translator = seqrnn::load(run_of("translate"))?;
+/// assert_eq!(translator.as_translate().unwrap().translate(&["ein hund"], None)?.len(), 1);
+///
+/// let tagger = seqrnn::load(run_of("tag"))?;
+/// let labels = tagger.as_tag().unwrap().tag(&["John lives in Paris"])?;
+/// assert_eq!(labels[0].len(), 4);
+///
+/// let speech = seqrnn::load(run_of("speech"))?;
+/// let tone = seqrnn::tasks::tiny::tones(&["lo", "hi"], 1);
+/// assert_eq!(speech.as_speech().unwrap().transcribe(&[&tone])?.len(), 1);
+///
+/// for (task, run) in &runs {
+///     assert_eq!(seqrnn::load(run)?.task(), *task);
+/// }
+/// assert!(seqrnn::load(&dir).is_err()); // not a run
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// As [`task_of`] for a folder that is not a run of a known task; then the task's own
+/// `Trained::load` errors ([`Error::NoFinishedEpoch`] for a run stopped before its first
+/// epoch ended, [`Error::Format`] when its files disagree, I/O errors).
+pub fn load(dir: impl AsRef<Path>) -> Result<Loaded> {
+    let dir = dir.as_ref();
+    Ok(match task_of(dir)? {
+        crate::run::LANGUAGE_MODEL_TASK => Loaded::Lm(lm::Trained::load(dir)?),
+        "last-token" => Loaded::LastToken(lm::last_token::Trained::load(dir)?),
+        "forecast" => Loaded::Forecast(forecast::Trained::load(dir)?),
+        "classify" => Loaded::Classify(classify::Trained::load(dir)?),
+        "translate" => Loaded::Translate(translate::Trained::load(dir)?),
+        "tag" => Loaded::Tag(tag::Trained::load(dir)?),
+        "speech" => Loaded::Speech(speech::Trained::load(dir)?),
+        other => return Err(unknown_task(&RunDir::new(dir), other)),
+    })
+}
+
+/// The error for a run of a task this build does not know.
+fn unknown_task(run: &RunDir, name: &str) -> Error {
+    Error::Format {
+        path: run.config_path(),
+        message: format!(
+            "a run of an unknown task `{name}` (this build knows {})",
+            TASKS.join(", ")
+        ),
+    }
+}
+
+impl Loaded {
+    /// The task's name in `config.json` (one of [`TASKS`]): `"lm"`, `"last-token"`,
+    /// `"forecast"`, `"classify"`, `"translate"`, `"tag"` or `"speech"`.
+    pub fn task(&self) -> &'static str {
+        match self {
+            Loaded::Lm(_) => "lm",
+            Loaded::LastToken(_) => "last-token",
+            Loaded::Forecast(_) => "forecast",
+            Loaded::Classify(_) => "classify",
+            Loaded::Translate(_) => "translate",
+            Loaded::Tag(_) => "tag",
+            Loaded::Speech(_) => "speech",
+        }
+    }
+
+    /// The number of weights of the model.
+    pub fn num_params(&self) -> usize {
+        match self {
+            Loaded::Lm(m) => m.params.len(),
+            Loaded::LastToken(m) => m.params.len(),
+            Loaded::Forecast(m) => m.params.len(),
+            Loaded::Classify(m) => m.params.len(),
+            Loaded::Translate(m) => m.params.len(),
+            Loaded::Tag(m) => m.params.len(),
+            Loaded::Speech(m) => m.params.len(),
+        }
+    }
+
+    /// The language model, if it is one.
+    pub fn as_lm(&self) -> Option<&lm::Trained> {
+        match self {
+            Loaded::Lm(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The last-token language model, if it is one.
+    pub fn as_last_token(&self) -> Option<&lm::last_token::Trained> {
+        match self {
+            Loaded::LastToken(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The forecaster, if it is one.
+    pub fn as_forecast(&self) -> Option<&forecast::Trained> {
+        match self {
+            Loaded::Forecast(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The classifier, if it is one.
+    pub fn as_classify(&self) -> Option<&classify::Trained> {
+        match self {
+            Loaded::Classify(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The translation model, if it is one.
+    pub fn as_translate(&self) -> Option<&translate::Trained> {
+        match self {
+            Loaded::Translate(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The tagger, if it is one.
+    pub fn as_tag(&self) -> Option<&tag::Trained> {
+        match self {
+            Loaded::Tag(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The acoustic model, if it is one.
+    pub fn as_speech(&self) -> Option<&speech::Trained> {
+        match self {
+            Loaded::Speech(m) => Some(m),
+            _ => None,
+        }
+    }
+}

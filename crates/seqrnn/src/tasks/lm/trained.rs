@@ -74,55 +74,19 @@ impl Trained {
     /// # Errors
     /// [`Error::Config`] when a word is unknown and the vocabulary has no `<unk>`.
     pub fn encode(&self, text: &str) -> Result<Prompt> {
-        let mut p = Prompt {
-            ids: Vec::new(),
-            unknown: Vec::new(),
-        };
-        for tok in crate::data::tokenize(text, self.token_kind()) {
-            match (self.vocab.id(&tok), self.vocab.unk_id()) {
-                (Some(id), _) => p.ids.push(id),
-                (None, Some(unk)) => {
-                    p.ids.push(unk);
-                    p.unknown.push(tok);
-                }
-                (None, None) => {
-                    return Err(Error::Config(format!(
-                        "`{tok}` is not in the vocabulary, which has no <unk>"
-                    )))
-                }
-            }
-        }
-        Ok(p)
+        encode_text(&self.vocab, self.token_kind(), text)
     }
 
     /// Token ids as text: words joined by spaces, `<eos>` as a line break; characters as they
     /// are.
     pub fn decode(&self, ids: &[u32]) -> String {
-        let mut s = String::new();
-        for &id in ids {
-            let t = self.vocab.token(id).unwrap_or(crate::data::UNK);
-            match self.token_kind() {
-                TokenKind::Word if t == crate::data::EOS => s.push('\n'),
-                TokenKind::Word => {
-                    if !s.is_empty() && !s.ends_with('\n') {
-                        s.push(' ');
-                    }
-                    s.push_str(t);
-                }
-                TokenKind::Char => s.push_str(t),
-            }
-        }
-        s
+        decode_ids(&self.vocab, self.token_kind(), ids)
     }
 
     /// `n` tokens after the prompt `ids` (a sentence boundary when empty).
     pub fn generate_ids(&self, ids: &[u32], n: usize, sampling: &Sampling) -> Result<Vec<u32>> {
         sampling.decoding.validate()?;
-        let boundary = match self.token_kind() {
-            TokenKind::Word => self.vocab.id(crate::data::EOS),
-            TokenKind::Char => self.vocab.id("\n"),
-        };
-        let start = [boundary.unwrap_or(0)];
+        let start = [boundary(&self.vocab, self.token_kind())];
         let prompt = if ids.is_empty() { &start[..] } else { ids };
         let mut stepper = LmStepper::new(&self.model, &self.params);
         generate(&mut stepper, prompt, n, sampling.decoding, sampling.seed)
@@ -160,6 +124,58 @@ impl Trained {
             &mut ws,
         )
     }
+}
+
+/// `text` as token ids of `vocab`, unknown words as `<unk>` (see [`Trained::encode`]).
+pub(crate) fn encode_text(vocab: &Vocab, kind: TokenKind, text: &str) -> Result<Prompt> {
+    let mut p = Prompt {
+        ids: Vec::new(),
+        unknown: Vec::new(),
+    };
+    for tok in crate::data::tokenize(text, kind) {
+        match (vocab.id(&tok), vocab.unk_id()) {
+            (Some(id), _) => p.ids.push(id),
+            (None, Some(unk)) => {
+                p.ids.push(unk);
+                p.unknown.push(tok);
+            }
+            (None, None) => {
+                return Err(Error::Config(format!(
+                    "`{tok}` is not in the vocabulary, which has no <unk>"
+                )))
+            }
+        }
+    }
+    Ok(p)
+}
+
+/// Token ids of `vocab` as text (see [`Trained::decode`]).
+pub(crate) fn decode_ids(vocab: &Vocab, kind: TokenKind, ids: &[u32]) -> String {
+    let mut s = String::new();
+    for &id in ids {
+        let t = vocab.token(id).unwrap_or(crate::data::UNK);
+        match kind {
+            TokenKind::Word if t == crate::data::EOS => s.push('\n'),
+            TokenKind::Word => {
+                if !s.is_empty() && !s.ends_with('\n') {
+                    s.push(' ');
+                }
+                s.push_str(t);
+            }
+            TokenKind::Char => s.push_str(t),
+        }
+    }
+    s
+}
+
+/// The token an empty prompt starts from: a sentence boundary (`<eos>`, or a line break for
+/// characters; id 0 when the vocabulary has none).
+pub(crate) fn boundary(vocab: &Vocab, kind: TokenKind) -> u32 {
+    match kind {
+        TokenKind::Word => vocab.id(crate::data::EOS),
+        TokenKind::Char => vocab.id("\n"),
+    }
+    .unwrap_or(0)
 }
 
 pub(crate) fn describe(m: &LmConfig) -> String {
