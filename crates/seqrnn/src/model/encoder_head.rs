@@ -157,8 +157,8 @@ impl EncoderHead {
         self.b.end
     }
 
-    /// Initial weights of the block `params`: the encoder by [`init_recurrent`] from `rnn_seed`,
-    /// then the dense layer as `nn.Linear` from `rng`.
+    /// Initial weights of the block `params`: the encoder `U(±1/√H)` (LSTM forget-gate bias 1)
+    /// from `rnn_seed`, then the dense layer as `nn.Linear` from `rng`.
     pub fn init(&self, params: &mut [f32], rnn_seed: u64, rng: &mut SeqRng) -> Result<()> {
         init_recurrent(
             self.encoder.config(),

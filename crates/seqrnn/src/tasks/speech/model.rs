@@ -9,8 +9,8 @@
 //!
 //! Frame stacking (`stack = S`) concatenates frames `S·t' .. S·t' + S − 1` into step `t'`
 //! (frames past an utterance's end are zero), so `T' = ⌈T / S⌉` and the recurrence runs `S`
-//! times fewer steps. The encoder is the padding-exact [`SeqEncoder`]: an utterance alone gets
-//! the logits it gets in a padded batch.
+//! times fewer steps. The encoder is the padding-exact [`SeqEncoder`](crate::model::SeqEncoder):
+//! an utterance alone gets the logits it gets in a padded batch.
 //!
 //! Parameters are one block in PyTorch names: `rnn.*` (the engine's layout),
 //! `output.weight [C, 2·H]`, `output.bias [C]`.
