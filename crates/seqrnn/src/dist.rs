@@ -61,6 +61,18 @@ pub fn launched_rank() -> Option<(usize, usize)> {
     Some((rank, size))
 }
 
+/// What a build without the `mpi` feature says when a launcher started it as one of several
+/// ranks: each would train alone. (Compiled in every build, so that one test build checks it.)
+#[cfg_attr(feature = "mpi", allow(dead_code))]
+fn refuse_without_mpi(rank: usize, size: usize) -> Result<()> {
+    if size > 1 {
+        return Err(Error::Config(format!(
+            "launched as rank {rank} of {size} by an MPI launcher, but this seqrnn was built without the `mpi` feature: every rank would train alone. Build it with `--features mpi` (docs/distributed.md)"
+        )));
+    }
+    Ok(())
+}
+
 impl Group {
     /// One process on its own.
     pub fn single() -> Group {
@@ -89,11 +101,7 @@ impl Group {
 
     #[cfg(not(feature = "mpi"))]
     fn init(rank: usize, size: usize) -> Result<Group> {
-        if size > 1 {
-            return Err(Error::Config(format!(
-                "launched as rank {rank} of {size} by an MPI launcher, but this seqrnn was built without the `mpi` feature: every rank would train alone. Build it with `--features mpi` (docs/distributed.md)"
-            )));
-        }
+        refuse_without_mpi(rank, size)?;
         Ok(Group::single())
     }
 
@@ -302,6 +310,16 @@ pub fn share(n: usize, rank: usize, size: usize) -> Range<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_build_without_mpi_refuses_to_be_one_rank_of_many() {
+        assert!(refuse_without_mpi(0, 1).is_ok());
+        let e = refuse_without_mpi(1, 2).unwrap_err().to_string();
+        assert!(
+            e.contains("launched as rank 1 of 2 by an MPI launcher, but this seqrnn was built without the `mpi` feature"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn rows_cover_the_batch_in_rank_order() {
