@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod bench;
 mod classify;
 mod compare;
+mod flags;
 mod forecast;
 mod inspect;
 mod lm;

@@ -5,22 +5,20 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use seqrnn::data::Vocab;
-use seqrnn::optim::AdamConfig;
-use seqrnn::rnn::CellKind;
-use seqrnn::run::{NoData, RunDir};
+use seqrnn::run::NoData;
 use seqrnn::tag::conll::{read_tagged, Columns, Format, ReadConfig, TaggedFile, UdLabel};
+use seqrnn::tag::entities::EntityScores;
 use seqrnn::tag::model::{Head, Tagger, TaggerConfig};
-use seqrnn::tag::tags::{convert, detect, Scheme};
+use seqrnn::tag::tags::{detect, Scheme};
 use seqrnn::tag::{
-    constraints, encode, evaluate, evaluate_with_confusion, is_entity_tagging, predict, to_scheme,
-    TagRunConfig, TagTask, TagTrainConfig, TagVocabs,
+    constraints, encode, evaluate, is_entity_tagging, to_scheme, EncodedTags, TagRunConfig,
+    TagTask, TagTrainConfig, TagVocabs, Trained,
 };
-use seqrnn::train::{EarlyStopping, FitConfig, KeepCheckpoints, Optimizer};
+use seqrnn::train::FitOutcome;
 
+use crate::flags::{default, epochs, EncoderFlags, LoopFlags, RunFlags};
 use crate::progress::Shown;
-use crate::training::{self, new_run, resumed_run};
-use crate::CellArg;
+use crate::training;
 
 #[derive(Subcommand, Debug)]
 pub enum TagCommand {
@@ -111,8 +109,18 @@ impl ReadArgs {
     }
 }
 
+/// `seqrnn tag train`'s epochs when --epochs is not given.
+const EPOCHS: usize = 30;
+
 /// `seqrnn tag train`.
 #[derive(Args, Debug)]
+#[command(
+    mut_arg("epochs", epochs(EPOCHS)),
+    mut_arg("patience", default("4")),
+    mut_arg("batch", default("16")),
+    mut_arg("ema", default("0.999")),
+    mut_arg("hidden", default("200"))
+)]
 pub struct TrainArgs {
     /// Training file.
     #[arg(long)]
@@ -134,12 +142,10 @@ pub struct TrainArgs {
     /// A linear-chain CRF on top (else a softmax per token).
     #[arg(long)]
     crf: bool,
-    /// Run directory.
-    #[arg(long)]
-    out: PathBuf,
-    /// Recurrent cell.
-    #[arg(long, value_enum, default_value = "lstm")]
-    cell: CellArg,
+    #[command(flatten)]
+    run: RunFlags,
+    #[command(flatten)]
+    encoder: EncoderFlags,
     /// Word embedding width.
     #[arg(long, default_value_t = 100)]
     embed: usize,
@@ -149,12 +155,6 @@ pub struct TrainArgs {
     /// Character BiLSTM units per direction (0: no character features).
     #[arg(long, default_value_t = 50)]
     char_hidden: usize,
-    /// Word-level units per direction.
-    #[arg(long, default_value_t = 200)]
-    hidden: usize,
-    /// Word-level layers.
-    #[arg(long, default_value_t = 1)]
-    layers: usize,
     /// Dropout on the encoder's input and output.
     #[arg(long, default_value_t = 0.5)]
     dropout: f32,
@@ -165,59 +165,8 @@ pub struct TrainArgs {
     /// (Lample et al.'s singleton replacement).
     #[arg(long, default_value_t = 0.5)]
     unk_replace: f32,
-    /// Epochs at most.
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Stop after this many epochs without a better dev score.
-    #[arg(long, default_value_t = 4)]
-    patience: usize,
-    /// Sentences per step.
-    #[arg(long, default_value_t = 16)]
-    batch: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 2e-3)]
-    lr: f64,
-    /// Learning rate factor per epoch after --decay-after epochs.
-    #[arg(long, default_value_t = 1.0)]
-    lr_decay: f64,
-    /// Epochs at the initial learning rate.
-    #[arg(long, default_value_t = 1)]
-    decay_after: usize,
-    /// Maximum global gradient norm.
-    #[arg(long, default_value_t = 5.0)]
-    clip: f64,
-    /// Decoupled weight decay (AdamW); 0 for plain Adam.
-    #[arg(long, default_value_t = 0.0)]
-    weight_decay: f64,
-    /// Validate and keep an exponential moving average of the weights with this momentum; 0
-    /// for the raw weights.
-    #[arg(long, default_value_t = 0.999)]
-    ema: f64,
-    /// Also score the dev file every this many steps inside an epoch (0: at epoch ends only);
-    /// the best-scoring weights of any validation are kept.
-    #[arg(long, default_value_t = 0)]
-    valid_every: usize,
-    /// Also write a checkpoint every this many steps (0: at epoch ends only).
-    #[arg(long, default_value_t = 0)]
-    checkpoint_every: u64,
-    /// Stop after this many steps (smoke tests).
-    #[arg(long)]
-    max_steps: Option<u64>,
-    /// Seed.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Replace a run already in --out.
-    #[arg(long, conflicts_with = "resume")]
-    force: bool,
-    /// Go on with the run in --out from its last checkpoint.
-    #[arg(long)]
-    resume: bool,
-    /// Print one JSON object with the final figures.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fit: LoopFlags,
 }
 
 fn read(path: &Path, cfg: &ReadConfig) -> Result<TaggedFile> {
@@ -228,110 +177,109 @@ fn labels_of(f: &TaggedFile) -> Vec<Vec<String>> {
     f.sentences.iter().map(|s| s.labels.clone()).collect()
 }
 
-fn train_cmd(a: TrainArgs) -> Result<()> {
-    crate::set_threads(a.threads)?;
-    let resumed = resumed_run(&a.out, a.resume, a.force)?;
-    let saved = match &resumed {
-        Some(run) => Some(TagRunConfig::load(run.dir())?),
-        None => None,
-    };
-    let read_cfg = match &saved {
-        Some(c) => c.train.read,
+/// The files of `tag train`, read in the run's way, in the training scheme and encoded.
+struct TagData {
+    /// Entity tags (else parts of speech).
+    entities: bool,
+    read: ReadConfig,
+    file_scheme: Option<Scheme>,
+    train_scheme: Option<Scheme>,
+    vocabs: TagVocabs,
+    train: EncodedTags,
+    dev: EncodedTags,
+    test: Option<EncodedTags>,
+}
+
+/// Reads, converts and encodes the files: with the settings of `saved` for a resumed run, else
+/// with the flags.
+fn load_data(a: &TrainArgs, saved: Option<&TagTrainConfig>) -> Result<TagData> {
+    let read_cfg = match saved {
+        Some(t) => t.read,
         None => a.read.config()?,
     };
-    let mut train = read(&a.train, &read_cfg)?;
-    let mut dev = read(&a.dev, &read_cfg)?;
-    let mut test = match &a.test {
-        Some(p) => Some(read(p, &read_cfg)?),
-        None => None,
-    };
-    let entities = is_entity_tagging(&labels_of(&train));
-    let (file_scheme, train_scheme) = match (&saved, entities) {
-        (Some(c), _) => (c.train.file_scheme, c.train.train_scheme),
+    let mut files = vec![read(&a.train, &read_cfg)?, read(&a.dev, &read_cfg)?];
+    let mut paths = vec![&a.train, &a.dev];
+    if let Some(p) = &a.test {
+        files.push(read(p, &read_cfg)?);
+        paths.push(p);
+    }
+    let entities = is_entity_tagging(&labels_of(&files[0]));
+    let (file_scheme, train_scheme) = match (saved, entities) {
+        (Some(t), _) => (t.file_scheme, t.train_scheme),
         (None, true) => (
             Some(
                 a.scheme
-                    .map_or_else(|| detect(&labels_of(&train)), Scheme::from),
+                    .map_or_else(|| detect(&labels_of(&files[0])), Scheme::from),
             ),
             Some(Scheme::from(a.train_scheme)),
         ),
         (None, false) => (None, None),
     };
     if let (Some(from), Some(to)) = (file_scheme, train_scheme) {
-        to_scheme(&mut train.sentences, from, to, &a.train)?;
-        to_scheme(&mut dev.sentences, from, to, &a.dev)?;
-        if let (Some(t), Some(p)) = (test.as_mut(), &a.test) {
-            to_scheme(&mut t.sentences, from, to, p)?;
+        for (f, p) in files.iter_mut().zip(&paths) {
+            to_scheme(&mut f.sentences, from, to, p)?;
         }
     }
-    let min_freq = saved.as_ref().map_or(a.min_freq, |c| c.train.min_freq);
+    let min_freq = saved.map_or(a.min_freq, |t| t.min_freq);
     ensure!(min_freq >= 1, "--min-freq must be at least 1");
-    let vocabs = TagVocabs::build(&train.sentences, min_freq);
-    let enc_train = encode(&train.sentences, &vocabs, &a.train)?;
-    let enc_dev = encode(&dev.sentences, &vocabs, &a.dev)?;
-    let enc_test = match (&test, &a.test) {
-        (Some(t), Some(p)) => Some(encode(&t.sentences, &vocabs, p)?),
-        _ => None,
-    };
-    let (model_cfg, train_cfg) = match &saved {
+    let vocabs = TagVocabs::build(&files[0].sentences, min_freq);
+    let mut encoded = files
+        .iter()
+        .zip(&paths)
+        .map(|(f, p)| encode(&f.sentences, &vocabs, p))
+        .collect::<seqrnn::error::Result<Vec<_>>>()?
+        .into_iter();
+    let (train, dev) = (encoded.next(), encoded.next());
+    Ok(TagData {
+        entities,
+        read: read_cfg,
+        file_scheme,
+        train_scheme,
+        train: train.unwrap_or_default(),
+        dev: dev.unwrap_or_default(),
+        test: encoded.next(),
+        vocabs,
+    })
+}
+
+fn train_cmd(a: TrainArgs) -> Result<()> {
+    crate::set_threads(a.run.threads)?;
+    let resumed = training::resumed::<_, _, _>(&a.run)?;
+    let saved: Option<&TagRunConfig> = resumed.as_ref().map(|(_, c)| c);
+    let d = load_data(&a, saved.map(|c| &c.train))?;
+    let (model_cfg, train_cfg) = match saved {
         Some(c) => {
-            let mut t = c.train;
-            t.fit.epochs = a.epochs.unwrap_or(t.fit.epochs);
-            (c.model, t)
+            let fit = a.fit.resumed(&a.run, c.train.fit);
+            (c.model, TagTrainConfig { fit, ..c.train })
         }
-        None => settings(&a, &vocabs, read_cfg, file_scheme, train_scheme),
+        None => settings(&a, &d),
     };
-    let model = Tagger::new(model_cfg, constraints(&vocabs.labels, train_scheme))?;
+    let model = Tagger::new(model_cfg, constraints(&d.vocabs.labels, d.train_scheme))?;
     train_cfg.fit.validate()?;
+    let labels = &d.vocabs.labels;
     let mut task = TagTask::new(
         &model,
-        &enc_train,
-        &enc_dev,
-        &vocabs.labels,
-        entities,
+        &d.train,
+        &d.dev,
+        labels,
+        d.entities,
         train_cfg.batch,
     )?
     .with_unk_replace(train_cfg.unk_replace)?;
     let mut params = model.init_params(train_cfg.fit.seed)?;
     let config = TagRunConfig::new(model_cfg, train_cfg, NoData {});
     if training::is_root() {
-        eprintln!(
-            "{} tagger, {} parameters: {} words, {} characters, {} labels{}; {} train / {} dev sentences, {} thread(s)",
-            if model_cfg.head == Head::Crf { "BiLSTM-CRF" } else { "BiLSTM-softmax" },
-            model.num_params(),
-            vocabs.words.len(),
-            vocabs.chars.len(),
-            vocabs.labels.len(),
-            match (file_scheme, train_scheme) {
-                (Some(f), Some(t)) => format!(" (files {f}, trained in {t})"),
-                _ => String::new(),
-            },
-            enc_train.len(),
-            enc_dev.len(),
-            seqrnn::linalg::threads()
-        );
+        print_start(&model, &d);
     }
-    let run = match resumed {
-        Some(mut run) => {
-            run.set_config(&config)?;
-            run
+    let run = training::open_run(resumed.map(|(r, _)| r), &a.run, &config, |run| {
+        let v = &d.vocabs;
+        for (name, v) in [("words", &v.words), ("chars", &v.chars), ("labels", labels)] {
+            v.save(&TagRunConfig::vocab_file(run.dir(), name))?;
         }
-        None => {
-            let run = new_run(&a.out, a.force, &config)?;
-            if run.is_writer() {
-                for (name, v) in [
-                    ("words", &vocabs.words),
-                    ("chars", &vocabs.chars),
-                    ("labels", &vocabs.labels),
-                ] {
-                    v.save(&TagRunConfig::vocab_file(run.dir(), name))?;
-                }
-            }
-            run
-        }
-    };
+        Ok(())
+    })?;
     let t0 = std::time::Instant::now();
-    let shown = match entities {
+    let shown = match d.entities {
         true => Shown::F1,
         false => Shown::Accuracy,
     };
@@ -341,151 +289,127 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     }
     let secs = t0.elapsed().as_secs_f64();
     let best = &outcome.best_params;
-    let d = evaluate(&model, best, &enc_dev, &vocabs.labels)?;
-    let t = match &enc_test {
-        Some(e) => Some(evaluate(&model, best, e, &vocabs.labels)?),
+    let dev = evaluate(&model, best, &d.dev, labels)?;
+    let test = match &d.test {
+        Some(e) => Some(evaluate(&model, best, e, labels)?),
         None => None,
     };
+    let v = result_json(&a, &d, &outcome, (&dev, test.as_ref()), secs)?;
+    training::finish(&run, &v, a.run.json, || {
+        let line = result_line(d.entities, &dev, test.as_ref());
+        format!(
+            "{line}; best epoch {}, {} epochs, {secs:.0} s; run in {}",
+            outcome.best_epoch,
+            outcome.epochs_run,
+            a.run.out.display()
+        )
+    })
+}
+
+/// The line on standard error that says what is trained on what.
+fn print_start(model: &Tagger, d: &TagData) {
+    eprintln!(
+        "{} tagger, {} parameters: {} words, {} characters, {} labels{}; {} train / {} dev sentences, {} thread(s)",
+        match model.config().head {
+            Head::Crf => "BiLSTM-CRF",
+            Head::Softmax => "BiLSTM-softmax",
+        },
+        model.num_params(),
+        d.vocabs.words.len(),
+        d.vocabs.chars.len(),
+        d.vocabs.labels.len(),
+        match (d.file_scheme, d.train_scheme) {
+            (Some(f), Some(t)) => format!(" (files {f}, trained in {t})"),
+            _ => String::new(),
+        },
+        d.train.len(),
+        d.dev.len(),
+        seqrnn::linalg::threads()
+    );
+}
+
+/// The run's final figures (its `summary.json`, and what `--json` prints) from the dev scores
+/// and the test scores when there is a test file.
+fn result_json(
+    a: &TrainArgs,
+    d: &TagData,
+    outcome: &FitOutcome,
+    (dev, test): (&EntityScores, Option<&EntityScores>),
+    secs: f64,
+) -> Result<serde_json::Value> {
     let mut v = serde_json::json!({
-        "dev_accuracy": d.accuracy,
-        "test_accuracy": t.as_ref().map(|s| s.accuracy),
+        "dev_accuracy": dev.accuracy,
+        "test_accuracy": test.map(|s| s.accuracy),
         "best_epoch": outcome.best_epoch,
         "epochs": outcome.epochs_run,
         "steps": outcome.steps,
         "seconds": secs,
-        "run": a.out,
+        "run": a.run.out,
     });
-    if entities {
-        v["dev_f1"] = serde_json::json!(d.overall.f1);
-        if let Some(s) = &t {
+    if d.entities {
+        v["dev_f1"] = serde_json::json!(dev.overall.f1);
+        if let Some(s) = test {
             v["test_f1"] = serde_json::json!(s.overall.f1);
             v["test_precision"] = serde_json::json!(s.overall.precision);
             v["test_recall"] = serde_json::json!(s.overall.recall);
             v["test_per_type"] = serde_json::to_value(&s.per_type)?;
         }
     }
-    run.finish(&v)?;
-    if a.json {
-        println!("{v}");
-    } else {
-        let mut line = format!("dev accuracy {:.2}%", 100.0 * d.accuracy);
-        if entities {
-            let _ = write!(line, ", F1 {:.2}", 100.0 * d.overall.f1);
-        }
-        if let Some(s) = &t {
-            let _ = write!(line, "; test accuracy {:.2}%", 100.0 * s.accuracy);
-            if entities {
-                let _ = write!(
-                    line,
-                    ", precision {:.2}, recall {:.2}, F1 {:.2}",
-                    100.0 * s.overall.precision,
-                    100.0 * s.overall.recall,
-                    100.0 * s.overall.f1
-                );
-            }
-        }
-        println!(
-            "{line}; best epoch {}, {} epochs, {secs:.0} s; run in {}",
-            outcome.best_epoch,
-            outcome.epochs_run,
-            a.out.display()
-        );
-    }
-    Ok(())
+    Ok(v)
 }
 
-fn settings(
-    a: &TrainArgs,
-    v: &TagVocabs,
-    read: ReadConfig,
-    file_scheme: Option<Scheme>,
-    train_scheme: Option<Scheme>,
-) -> (TaggerConfig, TagTrainConfig) {
+/// The dev and test figures of the summary line.
+fn result_line(entities: bool, d: &EntityScores, t: Option<&EntityScores>) -> String {
+    let mut line = format!("dev accuracy {:.2}%", 100.0 * d.accuracy);
+    if entities {
+        let _ = write!(line, ", F1 {:.2}", 100.0 * d.overall.f1);
+    }
+    if let Some(s) = t {
+        let _ = write!(line, "; test accuracy {:.2}%", 100.0 * s.accuracy);
+        if entities {
+            let _ = write!(
+                line,
+                ", precision {:.2}, recall {:.2}, F1 {:.2}",
+                100.0 * s.overall.precision,
+                100.0 * s.overall.recall,
+                100.0 * s.overall.f1
+            );
+        }
+    }
+    line
+}
+
+/// The model and training settings of a fresh run, from the flags.
+fn settings(a: &TrainArgs, d: &TagData) -> (TaggerConfig, TagTrainConfig) {
+    let v = &d.vocabs;
     let model = TaggerConfig {
         words: v.words.len(),
         chars: v.chars.len(),
         embed: a.embed,
         char_embed: a.char_embed,
         char_hidden: a.char_hidden,
-        cell: CellKind::from(a.cell),
-        hidden: a.hidden,
-        layers: a.layers,
+        cell: a.encoder.cell(),
+        hidden: a.encoder.hidden,
+        layers: a.encoder.layers,
         dropout: a.dropout,
         tags: v.labels.len(),
         head: if a.crf { Head::Crf } else { Head::Softmax },
     };
     let train = TagTrainConfig {
-        batch: a.batch,
+        batch: a.fit.batch,
         min_freq: a.min_freq,
         unk_replace: a.unk_replace,
-        file_scheme,
-        train_scheme,
-        read,
-        fit: FitConfig {
-            lr: a.lr,
-            lr_decay: a.lr_decay,
-            decay_after: a.decay_after,
-            clip: Some(a.clip),
-            epochs: a.epochs.unwrap_or(30),
-            early_stopping: EarlyStopping::Patience(a.patience),
-            max_steps: a.max_steps,
-            seed: a.seed,
-            valid_every: (a.valid_every > 0).then_some(a.valid_every),
-            ema: (a.ema != 0.0).then_some(a.ema),
-            checkpoint_every: (a.checkpoint_every > 0).then_some(a.checkpoint_every),
-            keep: KeepCheckpoints::default(),
-            weight_decay: 0.0,
-            asgd: None,
-            optimizer: Optimizer::Adam(AdamConfig {
-                weight_decay: a.weight_decay,
-                ..AdamConfig::default()
-            }),
-        },
+        file_scheme: d.file_scheme,
+        train_scheme: d.train_scheme,
+        read: d.read,
+        fit: a.fit.fit_config(&a.run, EPOCHS),
     };
     (model, train)
 }
 
-/// A trained run: configuration, vocabularies, model, weights.
-struct Loaded {
-    config: TagRunConfig,
-    vocabs: TagVocabs,
-    model: Tagger,
-    params: Vec<f32>,
-}
-
-fn load_run(dir: &Path) -> Result<Loaded> {
-    let run = RunDir::new(dir);
-    let what = || format!("{} is not a usable tagging run", dir.display());
-    let config = TagRunConfig::load(&run).with_context(what)?;
-    let load = |name: &str| Vocab::load(&TagRunConfig::vocab_file(&run, name)).with_context(what);
-    let vocabs = TagVocabs {
-        words: load("words")?,
-        chars: load("chars")?,
-        labels: load("labels")?,
-    };
-    let model = Tagger::new(
-        config.model,
-        constraints(&vocabs.labels, config.train.train_scheme),
-    )
-    .with_context(what)?;
-    ensure!(
-        vocabs.words.len() == config.model.words
-            && vocabs.chars.len() == config.model.chars
-            && vocabs.labels.len() == config.model.tags,
-        "{}: words.txt, chars.txt or labels.txt does not match config.json",
-        dir.display()
-    );
-    let file = run.load_weights("tag train").with_context(what)?;
-    let params = model
-        .param_layout()
-        .from_file(&file, &run.model_path(), "a tagger")
-        .with_context(what)?;
-    Ok(Loaded {
-        config,
-        vocabs,
-        model,
-        params,
-    })
+/// A trained tagger.
+fn load_run(dir: &Path) -> Result<Trained> {
+    Trained::load(dir).with_context(|| format!("{} is not a usable tagging run", dir.display()))
 }
 
 /// `seqrnn tag eval`.
@@ -508,18 +432,13 @@ pub struct EvalArgs {
 fn eval_cmd(a: EvalArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
     let m = load_run(&a.model)?;
-    let mut f = read(&a.test, &m.config.train.read)?;
-    if let (Some(from), Some(to)) = (m.config.train.file_scheme, m.config.train.train_scheme) {
-        to_scheme(&mut f.sentences, from, to, &a.test)?;
-    }
-    let enc = encode(&f.sentences, &m.vocabs, &a.test)?;
-    let (s, table) = evaluate_with_confusion(&m.model, &m.params, &enc, &m.vocabs.labels)?;
-    let entities = m.config.train.train_scheme.is_some();
+    let (s, table) = m.evaluate_file(&a.test)?;
+    let entities = m.entities();
     if a.json {
         let mut v = serde_json::json!({
             "test_accuracy": s.accuracy,
             "tokens": s.tokens,
-            "labels": m.vocabs.labels.tokens(),
+            "labels": m.labels(),
             "confusion": table,
         });
         if entities {
@@ -536,27 +455,32 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
         100.0 * s.accuracy,
         s.tokens
     );
-    print!("{}", confusion_text(&table, m.vocabs.labels.tokens()));
+    print!("{}", confusion_text(&table, m.labels()));
     if entities {
-        println!(
-            "entities: precision {:.2}, recall {:.2}, F1 {:.2} ({} gold, {} predicted)",
-            100.0 * s.overall.precision,
-            100.0 * s.overall.recall,
-            100.0 * s.overall.f1,
-            s.overall.support,
-            s.overall.predicted
-        );
-        for (kind, p) in &s.per_type {
-            println!(
-                "  {kind:>8}: precision {:6.2}, recall {:6.2}, F1 {:6.2} ({} gold)",
-                100.0 * p.precision,
-                100.0 * p.recall,
-                100.0 * p.f1,
-                p.support
-            );
-        }
+        print_entities(&s);
     }
     Ok(())
+}
+
+/// Entity precision, recall and F1, overall and per type.
+fn print_entities(s: &EntityScores) {
+    println!(
+        "entities: precision {:.2}, recall {:.2}, F1 {:.2} ({} gold, {} predicted)",
+        100.0 * s.overall.precision,
+        100.0 * s.overall.recall,
+        100.0 * s.overall.f1,
+        s.overall.support,
+        s.overall.predicted
+    );
+    for (kind, p) in &s.per_type {
+        println!(
+            "  {kind:>8}: precision {:6.2}, recall {:6.2}, F1 {:6.2} ({} gold)",
+            100.0 * p.precision,
+            100.0 * p.recall,
+            100.0 * p.f1,
+            p.support
+        );
+    }
 }
 
 /// The confusion table as text: rows the gold label, columns the predicted one.
@@ -597,33 +521,7 @@ pub struct PredictArgs {
 fn predict_cmd(a: PredictArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
     let m = load_run(&a.model)?;
-    let f = read(&a.input, &m.config.train.read)?;
-    // Labels are not needed to tag: encode with the first label everywhere.
-    let mut sentences = f.sentences.clone();
-    let first = m.vocabs.labels.tokens()[0].clone();
-    for s in &mut sentences {
-        s.labels = vec![first.clone(); s.words.len()];
-    }
-    let enc = encode(&sentences, &m.vocabs, &a.input)?;
-    let pred = predict(&m.model, &m.params, &enc)?;
-    let mut lines = f.lines.clone();
-    let tsv = m.config.train.read.format == Format::Conllu;
-    for (s, ids) in f.sentences.iter().zip(&pred) {
-        let mut tags: Vec<String> = ids
-            .iter()
-            .map(|&i| m.vocabs.labels.tokens()[i as usize].clone())
-            .collect();
-        if let (Some(file), Some(_)) = (m.config.train.file_scheme, m.config.train.train_scheme) {
-            tags = convert(&tags, file);
-        }
-        for (&line, tag) in s.lines.iter().zip(tags) {
-            let l = &mut lines[line - 1];
-            l.push(if tsv { '\t' } else { ' ' });
-            l.push_str(&tag);
-        }
-    }
-    let mut text = lines.join("\n");
-    text.push('\n');
+    let text = m.tag_file(&a.input)?;
     seqrnn::io::write_atomic(&a.out, text.as_bytes())
         .with_context(|| format!("could not write {}", a.out.display()))?;
     Ok(())

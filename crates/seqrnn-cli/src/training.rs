@@ -8,9 +8,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 use seqrnn::dist::Group;
 use seqrnn::error::Error;
-use seqrnn::run::{Existing, Run};
+use seqrnn::run::{Existing, Run, RunConfig, RunKind};
 use seqrnn::train::{FitConfig, FitOutcome, Progress, RunEnd, Task};
 
+use crate::flags::RunFlags;
 use crate::progress::{RankProgress, Shown, TrainProgress};
 
 thread_local! {
@@ -93,6 +94,60 @@ pub fn new_run(out: &Path, force: bool, config: &impl serde::Serialize) -> Resul
         }
         e => e.into(),
     })
+}
+
+/// With `--resume`, the run to go on with and its configuration; `None` for a fresh run.
+pub fn resumed<M, T, D>(f: &RunFlags) -> Result<Option<(Run, RunConfig<M, T, D>)>>
+where
+    RunConfig<M, T, D>: RunKind,
+{
+    match resumed_run(&f.out, f.resume, f.force)? {
+        Some(run) => {
+            let config = RunConfig::load(run.dir())?;
+            Ok(Some((run, config)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The run to train in: the resumed one, which takes `config`, or a fresh one in `--out`
+/// with `config` (see [`new_run`]), into which the writing process puts the task's own files
+/// with `write`.
+pub fn open_run(
+    resumed: Option<Run>,
+    f: &RunFlags,
+    config: &impl serde::Serialize,
+    write: impl FnOnce(&Run) -> Result<()>,
+) -> Result<Run> {
+    match resumed {
+        Some(mut run) => {
+            run.set_config(config)?;
+            Ok(run)
+        }
+        None => {
+            let run = new_run(&f.out, f.force, config)?;
+            if run.is_writer() {
+                write(&run)?;
+            }
+            Ok(run)
+        }
+    }
+}
+
+/// Ends a finished run: `summary` becomes its `summary.json` and is printed with `--json`;
+/// otherwise `line` is.
+pub fn finish(
+    run: &Run,
+    summary: &serde_json::Value,
+    json: bool,
+    line: impl FnOnce() -> String,
+) -> Result<()> {
+    run.finish(summary)?;
+    match json {
+        true => println!("{summary}"),
+        false => println!("{}", line()),
+    }
+    Ok(())
 }
 
 /// Trains `task` with a progress bar; see [`seqrnn::train::fit`].
