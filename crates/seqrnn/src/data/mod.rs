@@ -1,18 +1,15 @@
-//! Corpora, vocabularies and batching for language modelling, following PyTorch's
-//! `examples/word_language_model`.
+//! The shared readers: corpora, vocabularies and batching, following PyTorch's
+//! `examples/word_language_model`, and the formats more than one task reads. A task's own file
+//! formats live in its folder (`tasks::classify::data`, `tasks::tag::conll`, ...).
 //!
 //! * [`vocab`]: [`Vocab`], token ids in first-appearance order, saved as `vocab.txt`;
 //! * [`corpus`]: word corpora in Mikolov's PTB layout and character corpora split 90/10;
-//! * [`batch`]: `batchify` ([`Batched`]) and `get_batch` ([`Window`]);
+//! * [`batch`]: `batchify` ([`Batched`]) and `get_batch` ([`Window`]), and batches of similar
+//!   lengths ([`batch::length_buckets`]);
 //! * [`download`]: fetching and verifying Penn Treebank;
 //! * [`table`]: numeric CSV tables (time series for forecasting);
-//! * [`labeled`]: `label<TAB>text` files for sequence classification;
-//! * [`last_token`]: sliding windows and next-word targets for last-token language modelling;
-//! * [`parallel`]: line-aligned sentence pairs for translation (`train.de`, `train.en`);
 //! * [`subword`]: subword vocabularies (BPE, unigram, words) learned with `tokenizers`;
-//! * [`conll`], [`tags`]: CoNLL and CoNLL-U tagged files, tag schemes (IOB1, IOB2, IOBES);
-//! * [`audio`]: WAV files, resampling, log-mel features, normalisation and SpecAugment;
-//! * [`speech`]: speech corpora (manifests, the Free Spoken Digit Dataset, connected digits).
+//! * [`audio`]: WAV files, resampling, log-mel features, normalisation and SpecAugment.
 
 pub mod audio;
 pub mod batch;

@@ -1,4 +1,5 @@
-//! Models built on the recurrent engine.
+//! The network pieces the tasks' models are built from, on the recurrent engine: each knows
+//! no task. The models themselves live in their task's folder (`tasks::<task>::model`).
 
 pub mod attention;
 pub mod crf;

@@ -8,9 +8,10 @@
 //!   general line chart used for comparisons ([`line_chart_svg`]); SVG, or PNG when the path
 //!   ends in `.png`;
 //! - [`raster`]: the PNG renderer behind them (SVG drawn by `resvg` with bundled fonts);
-//! - [`compare`]: reports comparing several runs (`seqrnn compare`);
-//! - [`heatmap`]: heatmaps of activations and text shaded by one unit (`seqrnn inspect`);
-//! - [`inspect`]: the folder of CSV files, pictures and summary of `seqrnn inspect`.
+//! - [`heatmap`]: heatmaps of activations and text shaded by one unit (`seqrnn inspect`).
+//!
+//! Reports about one task's runs live with the task (`tasks::lm::compare`,
+//! `tasks::lm::inspect_report`, `tasks::tag::entities`).
 //!
 //! Everything but [`bleu`], [`wer`] and [`metrics`] needs the `plots` feature (on by default).
 //!
