@@ -11,14 +11,12 @@ use seqrnn::classify::{
     evaluate, ClassifyMetrics, ClassifyRunConfig, ClassifyTask, ClassifyTrainConfig, Trained,
 };
 use seqrnn::data::Vocab;
-use seqrnn::optim::AdamConfig;
-use seqrnn::rnn::CellKind;
 use seqrnn::run::{NoData, RunDir};
-use seqrnn::train::{EarlyStopping, FitConfig, FitOutcome, Optimizer};
+use seqrnn::train::FitOutcome;
 
+use crate::flags::{default, epochs, EncoderFlags, LoopFlags, RunFlags};
 use crate::progress::Shown;
-use crate::training::{self, new_run, resumed_run};
-use crate::CellArg;
+use crate::training;
 
 #[derive(Subcommand, Debug)]
 pub enum ClassifyCommand {
@@ -48,30 +46,31 @@ pub enum PoolArg {
     Max,
 }
 
+/// `seqrnn classify train`'s epochs when --epochs is not given.
+const EPOCHS: usize = 6;
+
 /// `seqrnn classify train`.
 #[derive(Args, Debug)]
+#[command(
+    mut_arg("epochs", epochs(EPOCHS)),
+    mut_arg("patience", default("2")),
+    mut_arg("ema", default("0.999")),
+    mut_arg("valid_every", default("300"))
+)]
 pub struct TrainArgs {
     /// Folder with train.tsv, dev.tsv and test.tsv (`label<TAB>text`, header line).
     #[arg(long)]
     data: PathBuf,
-    /// Run directory.
-    #[arg(long)]
-    out: PathBuf,
-    /// Recurrent cell.
-    #[arg(long, value_enum, default_value = "lstm")]
-    cell: CellArg,
+    #[command(flatten)]
+    run: RunFlags,
+    #[command(flatten)]
+    encoder: EncoderFlags,
     /// Read each sentence in both directions.
     #[arg(long)]
     bidirectional: bool,
     /// Pooling over time.
     #[arg(long, value_enum, default_value = "max")]
     pool: PoolArg,
-    /// Recurrent layers.
-    #[arg(long, default_value_t = 1)]
-    layers: usize,
-    /// Units per direction.
-    #[arg(long, default_value_t = 128)]
-    hidden: usize,
     /// Embedding width.
     #[arg(long, default_value_t = 128)]
     embed: usize,
@@ -81,55 +80,11 @@ pub struct TrainArgs {
     /// Dropout on embeddings and pooled features.
     #[arg(long, default_value_t = 0.5)]
     dropout: f32,
-    /// Epochs at most [default: 6; with --resume: the run's].
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Stop after this many epochs without a better dev accuracy.
-    #[arg(long, default_value_t = 2)]
-    patience: usize,
-    /// Sequences per step.
-    #[arg(long, default_value_t = 32)]
-    batch: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 2e-3)]
-    lr: f64,
-    /// Maximum global gradient norm.
-    #[arg(long, default_value_t = 5.0)]
-    clip: f64,
     /// Probability of replacing each training word by <unk> at each step (word dropout).
     #[arg(long, default_value_t = 0.0)]
     word_dropout: f32,
-    /// Decoupled weight decay (AdamW); 0 for plain Adam.
-    #[arg(long, default_value_t = 0.0)]
-    weight_decay: f64,
-    /// Validate and keep an exponential moving average of the weights with this momentum; 0
-    /// for the raw weights.
-    #[arg(long, default_value_t = 0.999)]
-    ema: f64,
-    /// Also score dev.tsv every this many steps inside an epoch (0: at epoch ends only); the
-    /// best-scoring weights of any validation are kept.
-    #[arg(long, default_value_t = 300)]
-    valid_every: usize,
-    /// Stop after this many steps (smoke tests).
-    #[arg(long)]
-    max_steps: Option<u64>,
-    /// Seed of initialisation, shuffling and dropout.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Replace a run already in --out.
-    #[arg(long, conflicts_with = "resume")]
-    force: bool,
-    /// Go on with the run in --out from its last checkpoint (end of its last finished epoch),
-    /// with the run's own settings; only --epochs may raise the number of epochs. --data must
-    /// hold the data the run was trained on.
-    #[arg(long)]
-    resume: bool,
-    /// Print one JSON object with the final figures.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fit: LoopFlags,
 }
 
 fn split_file(dir: &Path, split: &str) -> PathBuf {
@@ -167,19 +122,15 @@ struct ClassifyData {
 }
 
 fn train_cmd(a: TrainArgs) -> Result<()> {
-    crate::set_threads(a.threads)?;
-    let resumed = resumed_run(&a.out, a.resume, a.force)?;
-    let saved = match &resumed {
-        Some(run) => Some(ClassifyRunConfig::load(run.dir())?),
-        None => None,
-    };
-    let min_freq = saved.as_ref().map_or(a.min_freq, |c| c.train.min_freq);
-    let d = load_data(&a.data, min_freq, resumed.as_ref().map(|r| r.dir()))?;
-    let (model_cfg, train_cfg) = match &saved {
+    crate::set_threads(a.run.threads)?;
+    let resumed = training::resumed::<_, _, _>(&a.run)?;
+    let saved: Option<&ClassifyRunConfig> = resumed.as_ref().map(|(_, c)| c);
+    let min_freq = saved.map_or(a.min_freq, |c| c.train.min_freq);
+    let d = load_data(&a.data, min_freq, resumed.as_ref().map(|(r, _)| r.dir()))?;
+    let (model_cfg, train_cfg) = match saved {
         Some(c) => {
-            let mut t = c.train;
-            t.fit.epochs = a.epochs.unwrap_or(t.fit.epochs);
-            (c.model, t)
+            let fit = a.fit.resumed(&a.run, c.train.fit);
+            (c.model, ClassifyTrainConfig { fit, ..c.train })
         }
         None => settings_from_flags(&a, d.vocab.len(), d.labels.len()),
     };
@@ -192,28 +143,13 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     if training::is_root() {
         print_start(&model, &d);
     }
-    let run = match resumed {
-        Some(mut run) => {
-            run.set_config(&config)?;
-            run
-        }
-        None => {
-            let run = new_run(&a.out, a.force, &config)?;
-            if run.is_writer() {
-                d.vocab.save(&run.dir().vocab_path())?;
-                d.labels.save(&ClassifyRunConfig::labels_path(run.dir()))?;
-            }
-            run
-        }
-    };
+    let run = training::open_run(resumed.map(|(r, _)| r), &a.run, &config, |run| {
+        d.vocab.save(&run.dir().vocab_path())?;
+        Ok(d.labels.save(&ClassifyRunConfig::labels_path(run.dir()))?)
+    })?;
     let t0 = std::time::Instant::now();
-    let outcome = training::fit(
-        &mut task,
-        &mut params,
-        &train_cfg.fit,
-        &run,
-        Shown::Accuracy,
-    )?;
+    let fit = &train_cfg.fit;
+    let outcome = training::fit(&mut task, &mut params, fit, &run, Shown::Accuracy)?;
     if !run.is_writer() {
         return Ok(());
     }
@@ -294,9 +230,9 @@ fn settings_from_flags(
     let model = ClassifierConfig {
         vocab,
         embed: a.embed,
-        cell: CellKind::from(a.cell),
-        hidden: a.hidden,
-        layers: a.layers,
+        cell: a.encoder.cell(),
+        hidden: a.encoder.hidden,
+        layers: a.encoder.layers,
         direction: if a.bidirectional {
             Directions::Bidirectional
         } else {
@@ -311,24 +247,10 @@ fn settings_from_flags(
         classes,
     };
     let train = ClassifyTrainConfig {
-        batch: a.batch,
+        batch: a.fit.batch,
         min_freq: a.min_freq,
         word_dropout: a.word_dropout,
-        fit: FitConfig {
-            lr: a.lr,
-            clip: Some(a.clip),
-            epochs: a.epochs.unwrap_or(6),
-            early_stopping: EarlyStopping::Patience(a.patience),
-            max_steps: a.max_steps,
-            seed: a.seed,
-            valid_every: (a.valid_every > 0).then_some(a.valid_every),
-            ema: (a.ema != 0.0).then_some(a.ema),
-            optimizer: Optimizer::Adam(AdamConfig {
-                weight_decay: a.weight_decay,
-                ..AdamConfig::default()
-            }),
-            ..FitConfig::default()
-        },
+        fit: a.fit.fit_config(&a.run, EPOCHS),
     };
     (model, train)
 }
@@ -381,7 +303,7 @@ fn result_json(a: &TrainArgs, labels: &Vocab, r: &TrainResult<'_>) -> serde_json
         "epochs": outcome.epochs_run,
         "steps": outcome.steps,
         "seconds": r.secs,
-        "run": a.out,
+        "run": a.run.out,
     })
 }
 
@@ -389,7 +311,7 @@ fn result_json(a: &TrainArgs, labels: &Vocab, r: &TrainResult<'_>) -> serde_json
 /// [`result_json`]).
 fn print_result(a: &TrainArgs, v: &serde_json::Value, labels: &Vocab, r: &TrainResult<'_>) {
     let (outcome, dev_m, test_m) = (r.outcome, r.dev, r.test);
-    if a.json {
+    if a.run.json {
         println!("{v}");
         return;
     }
@@ -407,7 +329,7 @@ fn print_result(a: &TrainArgs, v: &serde_json::Value, labels: &Vocab, r: &TrainR
             .unwrap_or_default(),
         outcome.epochs_run,
         r.secs,
-        a.out.display()
+        a.run.out.display()
     );
     if let Some(m) = test_m {
         print!("{}", confusion_text(m, labels));

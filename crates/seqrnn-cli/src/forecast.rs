@@ -11,12 +11,11 @@ use seqrnn::forecast::{
     ForecastRunData, ForecastTask, ForecastTrainConfig, Mode, Series, Split, SplitRanges, Trained,
 };
 use seqrnn::report::plot::{line_chart_svg, Series as ChartSeries};
-use seqrnn::rnn::CellKind;
-use seqrnn::train::{EarlyStopping, FitConfig, FitOutcome};
+use seqrnn::train::FitOutcome;
 
+use crate::flags::{default, epochs, EncoderFlags, LoopFlags, RunFlags};
 use crate::progress::Shown;
-use crate::training::{self, new_run, resumed_run};
-use crate::CellArg;
+use crate::training;
 
 #[derive(Subcommand, Debug)]
 pub enum ForecastCommand {
@@ -52,15 +51,23 @@ pub enum AnchorArg {
     None,
 }
 
+/// `seqrnn forecast train`'s epochs when --epochs is not given.
+const EPOCHS: usize = 10;
+
 /// `seqrnn forecast train`.
 #[derive(Args, Debug)]
+#[command(
+    mut_arg("epochs", epochs(EPOCHS)),
+    mut_arg("lr", default("0.001")),
+    mut_arg("clip", default("1.0")),
+    mut_arg("hidden", default("64"))
+)]
 pub struct TrainArgs {
     /// CSV file with a header line.
     #[arg(long)]
     data: PathBuf,
-    /// Run directory.
-    #[arg(long)]
-    out: PathBuf,
+    #[command(flatten)]
+    run: RunFlags,
     /// M: all features in and out; S: target in and out; MS: all in, target out.
     #[arg(long, default_value = "M")]
     mode: String,
@@ -87,56 +94,13 @@ pub struct TrainArgs {
     /// the change from it), `none` feeds the standardised values as they are.
     #[arg(long, value_enum, default_value = "last")]
     anchor: AnchorArg,
-    /// Recurrent cell.
-    #[arg(long, value_enum, default_value = "lstm")]
-    cell: CellArg,
+    #[command(flatten)]
+    encoder: EncoderFlags,
     /// Output head.
     #[arg(long, value_enum, default_value = "dense")]
     head: HeadArg,
-    /// Recurrent layers.
-    #[arg(long, default_value_t = 1)]
-    layers: usize,
-    /// Units per layer.
-    #[arg(long, default_value_t = 64)]
-    hidden: usize,
-    /// Epochs at most [default: 10; with --resume: the run's].
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Stop after this many epochs without a better validation MSE.
-    #[arg(long, default_value_t = 3)]
-    patience: usize,
-    /// Windows per step.
-    #[arg(long, default_value_t = 32)]
-    batch: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f64,
-    /// Learning-rate factor per epoch.
-    #[arg(long, default_value_t = 1.0)]
-    lr_decay: f64,
-    /// Maximum global gradient norm.
-    #[arg(long, default_value_t = 1.0)]
-    clip: f64,
-    /// Stop after this many steps (smoke tests).
-    #[arg(long)]
-    max_steps: Option<u64>,
-    /// Seed of initialisation and shuffling.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Replace a run already in --out.
-    #[arg(long, conflicts_with = "resume")]
-    force: bool,
-    /// Go on with the run in --out from its last checkpoint (end of its last finished epoch),
-    /// with the run's own settings; only --epochs may raise the number of epochs. --data must
-    /// be the table the run was trained on.
-    #[arg(long)]
-    resume: bool,
-    /// Print one JSON object with the final figures.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fit: LoopFlags,
 }
 
 fn default_split(rows: usize) -> Split {
@@ -152,46 +116,38 @@ fn load_table(path: &Path) -> Result<Table> {
 }
 
 fn train_cmd(a: TrainArgs) -> Result<()> {
-    crate::set_threads(a.threads)?;
-    let resumed = resumed_run(&a.out, a.resume, a.force)?;
-    let saved = match &resumed {
-        Some(run) => Some(ForecastRunConfig::load(run.dir())?),
-        None => None,
-    };
+    crate::set_threads(a.run.threads)?;
+    let resumed = training::resumed::<_, _, _>(&a.run)?;
+    let saved: Option<&ForecastRunConfig> = resumed.as_ref().map(|(_, c)| c);
     let table = load_table(&a.data)?;
-    let split = match (&saved, &a.split) {
+    let split = match (saved, &a.split) {
         (Some(c), _) => c.split,
         (None, Some(s)) => s.parse()?,
         (None, None) => default_split(table.rows),
     };
-    let lookback = saved.as_ref().map_or(a.lookback, |c| c.model.lookback);
+    let lookback = saved.map_or(a.lookback, |c| c.model.lookback);
     ensure!(lookback >= 1, "--lookback must be at least 1");
     ensure!(a.horizon >= 1, "--horizon must be at least 1");
     let ranges = split.ranges(table.rows, lookback)?;
-    let columns = match &saved {
+    let columns = match saved {
         Some(c) => resumed_columns(&a.data, &table, c, ranges.train.clone())?,
         None => columns_from_flags(&a, &table, ranges.train.clone())?,
     };
     let series = Series::new(&table, &columns)?;
-    let (model_cfg, train_cfg) = match &saved {
+    let (model_cfg, train_cfg) = match saved {
         Some(c) => {
-            let mut t = c.train;
-            t.fit.epochs = a.epochs.unwrap_or(t.fit.epochs);
-            (c.model, t)
+            let fit = a.fit.resumed(&a.run, c.train.fit);
+            (c.model, ForecastTrainConfig { fit, ..c.train })
         }
         None => settings_from_flags(&a, &columns),
     };
     let model = Forecaster::new(model_cfg)?;
     train_cfg.fit.validate()?;
     let windows = Windows::new(&ranges, model_cfg.lookback, model_cfg.horizon)?;
-    let mut task = ForecastTask::new(
-        &model,
-        &series,
-        &columns.scaler,
-        windows.train.clone(),
-        windows.valid.clone(),
-        train_cfg.batch,
-    )?;
+    let (train_w, valid_w) = (windows.train.clone(), windows.valid.clone());
+    let scaler = &columns.scaler;
+    let batch = train_cfg.batch;
+    let mut task = ForecastTask::new(&model, &series, scaler, train_w, valid_w, batch)?;
     let mut params = model.init_params(train_cfg.fit.seed)?;
     let data = ForecastRunData {
         columns: columns.clone(),
@@ -201,29 +157,26 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     if training::is_root() {
         print_start(&model, &config, &windows);
     }
-    let run = match resumed {
-        Some(mut run) => {
-            run.set_config(&config)?;
-            run
-        }
-        None => new_run(&a.out, a.force, &config)?,
-    };
+    let run = training::open_run(resumed.map(|(r, _)| r), &a.run, &config, |_| Ok(()))?;
     let t0 = std::time::Instant::now();
     let outcome = training::fit(&mut task, &mut params, &train_cfg.fit, &run, Shown::NegMse)?;
     if !run.is_writer() {
         return Ok(());
     }
-    let test = evaluate(
-        &model,
-        &outcome.best_params,
-        &series,
-        &columns.scaler,
-        &windows.test,
-    )?;
-    let v = result_json(&a, &outcome, &test, t0.elapsed().as_secs_f64());
-    run.finish(&v)?;
-    print_result(&a, &v, &outcome, &test);
-    Ok(())
+    let best = &outcome.best_params;
+    let test = evaluate(&model, best, &series, scaler, &windows.test)?;
+    let secs = t0.elapsed().as_secs_f64();
+    let v = result_json(&a, &outcome, &test, secs);
+    training::finish(&run, &v, a.run.json, || {
+        format!(
+            "best validation MSE {:.4} (epoch {}); {}; {} epochs, {secs:.0} s; run in {}",
+            -outcome.best_score,
+            outcome.best_epoch,
+            metrics_line(&test),
+            outcome.epochs_run,
+            a.run.out.display()
+        )
+    })
 }
 
 /// The columns of a resumed run, checked against the table: the same columns standardised on
@@ -282,26 +235,17 @@ fn settings_from_flags(
         outputs: columns.targets.len(),
         lookback: a.lookback,
         horizon: a.horizon,
-        cell: CellKind::from(a.cell),
-        hidden: a.hidden,
-        layers: a.layers,
+        cell: a.encoder.cell(),
+        hidden: a.encoder.hidden,
+        layers: a.encoder.layers,
         head: match a.head {
             HeadArg::Dense => ForecastHead::Dense,
             HeadArg::Decoder => ForecastHead::Decoder,
         },
     };
     let train = ForecastTrainConfig {
-        batch: a.batch,
-        fit: FitConfig {
-            lr: a.lr,
-            lr_decay: a.lr_decay,
-            clip: Some(a.clip),
-            epochs: a.epochs.unwrap_or(10),
-            early_stopping: EarlyStopping::Patience(a.patience),
-            max_steps: a.max_steps,
-            seed: a.seed,
-            ..FitConfig::default()
-        },
+        batch: a.fit.batch,
+        fit: a.fit.fit_config(&a.run, EPOCHS),
     };
     (model, train)
 }
@@ -368,31 +312,8 @@ fn result_json(
     v["epochs"] = serde_json::json!(outcome.epochs_run);
     v["steps"] = serde_json::json!(outcome.steps);
     v["seconds"] = serde_json::json!(secs);
-    v["run"] = serde_json::json!(a.out);
+    v["run"] = serde_json::json!(a.run.out);
     v
-}
-
-/// The summary line, or with `--json` one JSON object (`v`, from [`result_json`]).
-fn print_result(
-    a: &TrainArgs,
-    v: &serde_json::Value,
-    outcome: &FitOutcome,
-    test: &ForecastMetrics,
-) {
-    let secs = v["seconds"].as_f64().unwrap_or_default();
-    if a.json {
-        println!("{v}");
-    } else {
-        println!(
-            "best validation MSE {:.4} (epoch {}); {}; {} epochs, {:.0} s; run in {}",
-            -outcome.best_score,
-            outcome.best_epoch,
-            metrics_line(test),
-            outcome.epochs_run,
-            secs,
-            a.out.display()
-        );
-    }
 }
 
 fn metrics_json(m: &ForecastMetrics) -> serde_json::Value {
