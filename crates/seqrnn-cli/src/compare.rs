@@ -14,8 +14,8 @@ use seqrnn::lm::compare::{
 };
 use seqrnn::lm::TrainConfig;
 use seqrnn::lm::{LanguageModel, LmConfig, LmInit, OutputWeights};
-use seqrnn::rnn::CellKind;
 use seqrnn::lm::{LmRunConfig, LmRunData};
+use seqrnn::rnn::CellKind;
 use seqrnn::run::{Existing, Run, RunDir};
 use seqrnn::train::{KeepCheckpoints, RunEnd};
 
@@ -357,7 +357,13 @@ fn train_planned(
     let kind: TokenKind = a.lm.tokens().into();
     let dir = a.out.join("runs").join(name);
     let train = serde_json::to_value(s.train_cfg)?;
-    let run_config = LmRunConfig::new(model_cfg, train, LmRunData { tokens: kind.into() });
+    let run_config = LmRunConfig::new(
+        model_cfg,
+        train,
+        LmRunData {
+            tokens: kind.into(),
+        },
+    );
     // Checked by plan_runs: a run there is replaced only with --force (its summary.json too).
     let run = Run::create(&dir, &run_config, Existing::Replace)?;
     s.corpus.vocab.save(&run.dir().vocab_path())?;

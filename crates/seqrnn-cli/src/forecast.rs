@@ -20,7 +20,7 @@ use crate::training;
 #[derive(Subcommand, Debug)]
 pub enum ForecastCommand {
     /// Train a forecaster on a CSV file.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Test-split MSE/MAE of a trained forecaster, with the persistence baseline.
     Eval(EvalArgs),
     /// Forecast the steps after the end of a CSV file.
@@ -29,7 +29,7 @@ pub enum ForecastCommand {
 
 pub fn run(cmd: ForecastCommand) -> Result<()> {
     match cmd {
-        ForecastCommand::Train(a) => train_cmd(a),
+        ForecastCommand::Train(a) => train_cmd(*a),
         ForecastCommand::Eval(a) => eval_cmd(a),
         ForecastCommand::Predict(a) => predict_cmd(a),
     }

@@ -8,17 +8,18 @@ use seqrnn::data::{self, Corpus, TokenKind, Vocab};
 use seqrnn::dropout::{Dropout, DropoutKind};
 use seqrnn::io::tensors::TensorFile;
 use seqrnn::lm::generate::Decoding;
+use seqrnn::lm::{import_state_dict, save_model, LmRunConfig, LmRunData};
+use seqrnn::lm::{EvalResult, Prompt, Sampling, Split, Trained};
 use seqrnn::lm::{LanguageModel, LmConfig, LmInit, OutputWeights, Regularizers};
 use seqrnn::lm::{Preset, TrainConfig, WindowLengths};
-use seqrnn::lm::{Sampling, Split, Trained};
 use seqrnn::optim::AdamConfig;
 use seqrnn::rnn::CellKind;
-use seqrnn::lm::{import_state_dict, save_model, LmRunConfig, LmRunData};
 use seqrnn::run::{Run, RunDir};
 use seqrnn::train::{self, KeepCheckpoints, NtAsgd, Optimizer};
 
+use crate::flags::RunFlags;
 use crate::progress::Shown;
-use crate::training::{new_run, resume_advice, resumed_run, stop_if_interrupted};
+use crate::training::{resume_advice, resumed_run, stop_if_interrupted};
 use crate::CellArg;
 
 mod last_token;
@@ -66,6 +67,8 @@ pub enum OptimArg {
 
 /// `seqrnn train`.
 #[derive(Args, Debug)]
+// --resume with --force is refused with its own message (`training::resumed_run`).
+#[command(mut_arg("force", |a| a.conflicts_with(clap::builder::Resettable::Reset)))]
 pub struct TrainArgs {
     /// Corpus: a folder with ptb.{train,valid,test}.txt or {train,valid,test}.txt (word), or a
     /// text file or a folder holding input.txt (char). Default: $SEQRNN_DATA/ptb.
@@ -86,33 +89,11 @@ pub struct TrainArgs {
     /// Tie output weights to the embedding (needs embed = hidden).
     #[arg(long)]
     tie: bool,
-    /// Stop after this many training steps (smoke tests).
-    #[arg(long)]
-    max_steps: Option<u64>,
-    /// Threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
     /// Start from these weights (PyTorch names, as written by `seqrnn import` or training).
     #[arg(long)]
     init_from: Option<PathBuf>,
-    /// Run directory.
-    #[arg(long)]
-    out: PathBuf,
-    /// Also write a checkpoint every N training steps (besides the end of each epoch).
-    #[arg(long, value_name = "N")]
-    checkpoint_every: Option<u64>,
-    /// Keep each epoch's checkpoint as checkpoints/epoch-NNN.safetensors.
-    #[arg(long)]
-    keep_epoch_checkpoints: bool,
-    /// Continue the run in --out from its last checkpoint.
-    #[arg(long)]
-    resume: bool,
-    /// Overwrite a different run in --out.
-    #[arg(long)]
-    force: bool,
-    /// Print one JSON object with the final figures.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    run: RunFlags,
     /// The training objective and its flags.
     #[command(flatten)]
     last_token: last_token::LastTokenArgs,
@@ -382,18 +363,56 @@ fn train_title(cfg: &LmConfig, tokens: TokensArg) -> String {
     )
 }
 
+/// The corpus of `--data`, or the default one of the token kind.
+fn data_path(data: Option<&Path>, tokens: TokensArg) -> Result<PathBuf> {
+    match data {
+        Some(p) => Ok(p.to_path_buf()),
+        None => default_data(tokens),
+    }
+}
+
+/// The corpus to train on, from `path`.
+fn train_corpus(a: &TrainArgs, path: &Path) -> Result<Corpus> {
+    load_corpus(path, a.lm.tokens())
+        .with_context(|| format!("could not load the corpus from {}", path.display()))
+}
+
+/// A resumed run goes on only with the corpus it was trained on.
+fn check_vocab(run: &Run, corpus: &Corpus, data_path: &Path) -> Result<()> {
+    let vocab = Vocab::load(&run.dir().vocab_path())?;
+    ensure!(
+        vocab == corpus.vocab,
+        "the corpus at {} gives a different vocabulary from the run's vocab.txt: resume with the corpus the run was trained on",
+        data_path.display()
+    );
+    Ok(())
+}
+
+/// The run to train in (see [`crate::training::open_run`]); a fresh one gets the corpus'
+/// vocabulary.
+fn open_run(
+    resumed: Option<Run>,
+    a: &TrainArgs,
+    config: &impl serde::Serialize,
+    corpus: &Corpus,
+    data_path: &Path,
+) -> Result<Run> {
+    if let Some(run) = &resumed {
+        check_vocab(run, corpus, data_path)?;
+    }
+    crate::training::open_run(resumed, &a.run, config, |run| {
+        Ok(corpus.vocab.save(&run.dir().vocab_path())?)
+    })
+}
+
 pub fn train_cmd(a: TrainArgs) -> Result<()> {
     if last_token::selected(&a)? {
         return last_token::train_cmd(a);
     }
-    crate::set_threads(a.threads)?;
-    let data_path = match &a.data {
-        Some(p) => p.clone(),
-        None => default_data(a.lm.tokens())?,
-    };
-    let resumed = resumed_run(&a.out, a.resume, a.force)?;
-    let corpus = load_corpus(&data_path, a.lm.tokens())
-        .with_context(|| format!("could not load the corpus from {}", data_path.display()))?;
+    crate::set_threads(a.run.threads)?;
+    let data_path = data_path(a.data.as_deref(), a.lm.tokens())?;
+    let resumed = resumed_run(&a.run.out, a.run.resume, a.run.force)?;
+    let corpus = train_corpus(&a, &data_path)?;
     let (run_config, train_cfg) = match &resumed {
         Some(run) => resumed_config(&a, run)?,
         None => fresh_config(&a, &corpus),
@@ -408,44 +427,27 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
     if let Some(test) = &corpus.test {
         data::Batched::new(test, train_cfg.eval_batch).context("test split")?;
     }
-    let (run, mut params) = match resumed {
-        Some(mut run) => {
-            let vocab = Vocab::load(&run.dir().vocab_path())?;
-            ensure!(
-                vocab == corpus.vocab,
-                "the corpus at {} gives a different vocabulary from the run's vocab.txt: resume with the corpus the run was trained on",
-                data_path.display()
-            );
-            run.set_config(&run_config)?;
-            (run, vec![0.0; model.num_params()])
+    let mut params = match (&resumed, &a.init_from) {
+        (Some(_), _) => vec![0.0; model.num_params()],
+        (None, Some(path)) => {
+            model
+                .param_layout()
+                .from_file(&TensorFile::load(path)?, path, "a model")?
         }
-        None => {
-            let params = match &a.init_from {
-                Some(path) => {
-                    model
-                        .param_layout()
-                        .from_file(&TensorFile::load(path)?, path, "a model")?
-                }
-                None => model.init_params(LmInit::Uniform(a.lm.init_scale()), a.lm.seed)?,
-            };
-            let run = new_run(&a.out, a.force, &run_config)?;
-            if run.is_writer() {
-                corpus.vocab.save(&run.dir().vocab_path())?;
-            }
-            (run, params)
-        }
+        (None, None) => model.init_params(LmInit::Uniform(a.lm.init_scale()), a.lm.seed)?,
     };
+    let run = open_run(resumed, &a, &run_config, &corpus, &data_path)?;
     let title = train_title(&model_cfg, a.lm.tokens());
     if crate::training::is_root() {
         eprintln!(
-        "{title}: {} parameters, vocabulary {}, {} train tokens, bptt {}, batch {}, {} thread(s)",
-        model.num_params(),
-        model_cfg.vocab,
-        corpus.train.len(),
-        train_cfg.bptt,
-        train_cfg.batch,
-        seqrnn::linalg::threads()
-    );
+            "{title}: {} parameters, vocabulary {}, {} train tokens, bptt {}, batch {}, {} thread(s)",
+            model.num_params(),
+            model_cfg.vocab,
+            corpus.train.len(),
+            train_cfg.bptt,
+            train_cfg.batch,
+            seqrnn::linalg::threads()
+        );
     }
     let mut progress = crate::training::progress(Shown::Perplexity)?;
     let t0 = std::time::Instant::now();
@@ -464,14 +466,9 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
     crate::training::report_allreduce(&outcome.fit);
     if crate::training::is_root() {
         let secs = t0.elapsed().as_secs_f64();
-        write_summary(
-            &run,
-            outcome.best_valid_ppl,
-            outcome.test_ppl,
-            &outcome.fit,
-            secs,
-        )?;
-        print_outcome(&a, &outcome, secs);
+        let (valid, test, fit) = (outcome.best_valid_ppl, outcome.test_ppl, &outcome.fit);
+        write_summary(&run, valid, test, fit, secs)?;
+        print_result(&a, (valid, test), fit.epochs.len(), fit.steps, secs);
     }
     Ok(())
 }
@@ -491,11 +488,9 @@ fn fresh_config(a: &TrainArgs, corpus: &Corpus) -> (LmRunConfig, TrainConfig) {
             false => OutputWeights::Separate,
         },
     );
-    let keep = match a.keep_epoch_checkpoints {
-        true => KeepCheckpoints::Epochs,
-        false => KeepCheckpoints::Latest,
-    };
-    let t = a.lm.train_config(a.max_steps, a.checkpoint_every, keep);
+    let checkpoint_every = a.run.checkpoint_every(None);
+    let keep = a.run.keep(KeepCheckpoints::Latest);
+    let t = a.lm.train_config(a.run.max_steps, checkpoint_every, keep);
     let mut train = serde_json::to_value(t).unwrap_or_default();
     if let Some(o) = train.as_object_mut() {
         // For the record: results depend on the thread count (see docs/reliability.md).
@@ -504,6 +499,16 @@ fn fresh_config(a: &TrainArgs, corpus: &Corpus) -> (LmRunConfig, TrainConfig) {
     let tokens = TokenKind::from(a.lm.tokens()).into();
     let rc = LmRunConfig::new(model, train, LmRunData { tokens });
     (rc, t)
+}
+
+/// Warns when a run resumes with another thread count than it was trained with (`trained`).
+fn warn_threads(trained: usize) {
+    let now = seqrnn::linalg::threads();
+    if trained != 0 && trained != now {
+        eprintln!(
+            "warning: the run was trained with {trained} thread(s) and resumes with {now}: the result will differ in the last bits from an uninterrupted run (pass --threads {trained} to reproduce it exactly)"
+        );
+    }
 }
 
 /// A resumed run's configuration: its own settings, with a new epoch count, step limit and
@@ -515,19 +520,12 @@ fn resumed_config(a: &TrainArgs, run: &Run) -> Result<(LmRunConfig, TrainConfig)
     if let Some(e) = a.lm.epochs {
         t.epochs = e;
     }
-    t.max_steps = a.max_steps;
-    t.checkpoint_every = a.checkpoint_every.or(t.checkpoint_every);
-    if a.keep_epoch_checkpoints {
-        t.keep = KeepCheckpoints::Epochs;
-    }
+    t.max_steps = a.run.max_steps;
+    t.checkpoint_every = a.run.checkpoint_every(t.checkpoint_every);
+    t.keep = a.run.keep(t.keep);
     let threads = rc.train.get("threads").cloned();
     if let Some(n) = threads.as_ref().and_then(|v| v.as_u64()) {
-        if n as usize != seqrnn::linalg::threads() {
-            eprintln!(
-                "warning: the run was trained with {n} thread(s) and resumes with {}: the result will differ in the last bits from an uninterrupted run (pass --threads {n} to reproduce it exactly)",
-                seqrnn::linalg::threads()
-            );
-        }
+        warn_threads(n as usize);
     }
     rc.train = serde_json::to_value(t)?;
     if let (Some(o), Some(n)) = (rc.train.as_object_mut(), threads) {
@@ -559,30 +557,27 @@ fn write_summary(
         .with_context(|| format!("could not write {}", run.dir().summary_path().display()))
 }
 
-fn print_outcome(a: &TrainArgs, outcome: &seqrnn::lm::TrainOutcome, secs: f64) {
-    let epochs = outcome.fit.epochs.len();
-    if a.json {
+/// The best validation perplexity and the test perplexity (`ppl`), as one JSON object with
+/// `--json`, else as a line.
+fn print_result(a: &TrainArgs, ppl: (f64, Option<f64>), epochs: usize, steps: u64, secs: f64) {
+    let (valid_ppl, test_ppl) = ppl;
+    if a.run.json {
         let v = serde_json::json!({
-            "valid_ppl": outcome.best_valid_ppl,
-            "test_ppl": outcome.test_ppl,
+            "valid_ppl": valid_ppl,
+            "test_ppl": test_ppl,
             "epochs": epochs,
-            "steps": outcome.fit.steps,
+            "steps": steps,
             "seconds": secs,
-            "run": a.out,
+            "run": a.run.out,
         });
         println!("{v}");
     } else {
         println!(
-            "best validation perplexity {:.2}{}; {} epochs, {} steps, {:.0} s; run in {}",
-            outcome.best_valid_ppl,
-            outcome
-                .test_ppl
+            "best validation perplexity {valid_ppl:.2}{}; {epochs} epochs, {steps} steps, {secs:.0} s; run in {}",
+            test_ppl
                 .map(|p| format!(", test perplexity {p:.2} (best-on-validation weights)"))
                 .unwrap_or_default(),
-            epochs,
-            outcome.fit.steps,
-            secs,
-            a.out.display()
+            a.run.out.display()
         );
     }
 }
@@ -623,24 +618,40 @@ pub fn eval_cmd(a: EvalArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
     ensure!(a.batch >= 1, "--batch must be at least 1");
     let lm = Trained::load(&a.model)?;
-    let data_path = match &a.data {
-        Some(p) => p.clone(),
-        None => default_data(match lm.token_kind() {
-            TokenKind::Word => TokensArg::Word,
-            TokenKind::Char => TokensArg::Char,
-        })?,
+    let (stream, key) = eval_split(&a, lm.token_kind(), |d, s| lm.split(d, s))?;
+    let r = lm.perplexity(&stream, a.batch)?;
+    print_eval(&a, key, &r, &format!("batch {}", a.batch));
+    Ok(())
+}
+
+/// The tokens `seqrnn eval` scores and the split's name: the split of `--data` (or of the
+/// default corpus of the run's token `kind`), read by `read`.
+fn eval_split(
+    a: &EvalArgs,
+    kind: TokenKind,
+    read: impl FnOnce(&Path, Split) -> seqrnn::error::Result<(Vec<u32>, usize)>,
+) -> Result<(Vec<u32>, &'static str)> {
+    let tokens = match kind {
+        TokenKind::Word => TokensArg::Word,
+        TokenKind::Char => TokensArg::Char,
     };
+    let data_path = data_path(a.data.as_deref(), tokens)?;
     let (split, key) = match a.split {
         SplitArg::Valid => (Split::Valid, "valid"),
         SplitArg::Test => (Split::Test, "test"),
     };
-    let (stream, unknown) = lm.split(&data_path, split)?;
+    let (stream, unknown) = read(&data_path, split)?;
     if unknown > 0 {
         eprintln!(
             "note: {unknown} tokens of the {key} split are not in the vocabulary and count as <unk>"
         );
     }
-    let r = lm.perplexity(&stream, a.batch)?;
+    Ok((stream, key))
+}
+
+/// The perplexity of the `key` split, as one JSON object with `--json`, else as a line that
+/// says `how` it was read.
+fn print_eval(a: &EvalArgs, key: &str, r: &EvalResult, how: &str) {
     if a.json {
         let v = serde_json::json!({
             format!("{key}_ppl"): r.ppl,
@@ -651,11 +662,10 @@ pub fn eval_cmd(a: EvalArgs) -> Result<()> {
         println!("{v}");
     } else {
         println!(
-            "perplexity {:.2} (cross-entropy {:.4} nats/token) over {} tokens, batch {}, {:.0} tokens/s",
-            r.ppl, r.loss, r.tokens, a.batch, r.tokens_per_s
+            "perplexity {:.2} (cross-entropy {:.4} nats/token) over {} tokens, {how}, {:.0} tokens/s",
+            r.ppl, r.loss, r.tokens, r.tokens_per_s
         );
     }
-    Ok(())
 }
 
 /// `seqrnn generate`.
@@ -692,8 +702,6 @@ pub struct GenerateArgs {
 
 pub fn generate_cmd(a: GenerateArgs) -> Result<()> {
     crate::set_threads(Some(a.threads.unwrap_or(1)))?;
-    last_token::refuse_generate(&a.model)?;
-    let lm = Trained::load(&a.model)?;
     let decoding = if a.greedy {
         Decoding::Greedy
     } else {
@@ -703,22 +711,51 @@ pub fn generate_cmd(a: GenerateArgs) -> Result<()> {
             top_p: a.top_p,
         }
     };
-    decoding.validate()?;
-    let prompt = lm.encode(a.prompt.as_deref().unwrap_or(""))?;
+    let sampling = Sampling {
+        decoding,
+        seed: a.seed,
+    };
+    let prompt = a.prompt.as_deref().unwrap_or("");
+    let text = match seqrnn::last_token::LastTokenRunConfig::is_run(&a.model) {
+        true => {
+            let lm = seqrnn::last_token::Trained::load(&a.model)?;
+            decoding.validate()?;
+            generated(
+                lm.encode(prompt)?,
+                |ids| lm.generate_ids(ids, a.tokens, &sampling),
+                |ids| lm.decode(ids),
+            )?
+        }
+        false => {
+            let lm = Trained::load(&a.model)?;
+            decoding.validate()?;
+            generated(
+                lm.encode(prompt)?,
+                |ids| lm.generate_ids(ids, a.tokens, &sampling),
+                |ids| lm.decode(ids),
+            )?
+        }
+    };
+    println!("{text}");
+    Ok(())
+}
+
+/// The prompt and the tokens `generate` adds to it, as text; warns of the prompt's unknown
+/// words.
+fn generated(
+    prompt: Prompt,
+    generate: impl FnOnce(&[u32]) -> seqrnn::error::Result<Vec<u32>>,
+    decode: impl FnOnce(&[u32]) -> String,
+) -> Result<String> {
     if !prompt.unknown.is_empty() {
         eprintln!(
             "warning: not in the vocabulary, read as <unk>: {}",
             prompt.unknown.join(" ")
         );
     }
-    let sampling = Sampling {
-        decoding,
-        seed: a.seed,
-    };
     let mut all = prompt.ids.clone();
-    all.extend(lm.generate_ids(&prompt.ids, a.tokens, &sampling)?);
-    println!("{}", lm.decode(&all));
-    Ok(())
+    all.extend(generate(&prompt.ids)?);
+    Ok(decode(&all))
 }
 
 /// `seqrnn import`.

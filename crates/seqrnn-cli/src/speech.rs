@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, Subcommand};
 use seqrnn::data::audio::{FeatureConfig, SpecAugment};
-use seqrnn::optim::AdamConfig;
-use seqrnn::rnn::CellKind;
+use seqrnn::run::Run;
 use seqrnn::speech::data::{load_named, Concat, FsddSplit, Utterance};
 use seqrnn::speech::model::{SpeechConfig, SpeechModel};
 use seqrnn::speech::{
@@ -15,11 +14,11 @@ use seqrnn::speech::{
     SpeechRunConfig, SpeechRunData, SpeechScores, SpeechSource, SpeechTask, SpeechTrainConfig,
     Trained, TEST_SEED, VALID_SEED,
 };
-use seqrnn::train::{EarlyStopping, FitConfig, KeepCheckpoints, Optimizer};
+use seqrnn::train::FitOutcome;
 
+use crate::flags::{default, epochs, EncoderFlags, LoopFlags, RunFlags};
 use crate::progress::Shown;
-use crate::training::{self, new_run, resumed_run};
-use crate::CellArg;
+use crate::training;
 
 #[derive(Subcommand, Debug)]
 pub enum SpeechCommand {
@@ -58,7 +57,19 @@ pub struct DataArgs {
     test: Option<PathBuf>,
 }
 
+/// `seqrnn speech train`'s epochs when --epochs is not given.
+const EPOCHS: usize = 30;
+
+/// `seqrnn speech train`.
 #[derive(Args, Debug)]
+#[command(
+    mut_arg("epochs", epochs(EPOCHS)),
+    mut_arg("patience", default("6")),
+    mut_arg("batch", default("16")),
+    mut_arg("lr", default("0.003")),
+    mut_arg("ema", default("0.999")),
+    mut_arg("layers", default("2"))
+)]
 pub struct TrainArgs {
     #[command(flatten)]
     data: DataArgs,
@@ -66,9 +77,8 @@ pub struct TrainArgs {
     /// (e.g. 2-7), for training, validation and test.
     #[arg(long)]
     concat: Option<String>,
-    /// Run directory.
-    #[arg(long)]
-    out: PathBuf,
+    #[command(flatten)]
+    run: RunFlags,
     /// Sample rate of the model's features (recordings are resampled to it).
     #[arg(long, default_value_t = 8000)]
     rate: u32,
@@ -78,15 +88,8 @@ pub struct TrainArgs {
     /// Frames stacked into one recurrent step (and the step subsampling).
     #[arg(long, default_value_t = 2)]
     stack: usize,
-    /// Recurrent cell.
-    #[arg(long, value_enum, default_value = "lstm")]
-    cell: CellArg,
-    /// Units per direction.
-    #[arg(long, default_value_t = 128)]
-    hidden: usize,
-    /// Bidirectional layers.
-    #[arg(long, default_value_t = 2)]
-    layers: usize,
+    #[command(flatten)]
+    encoder: EncoderFlags,
     /// Dropout on the encoder's input and output.
     #[arg(long, default_value_t = 0.3)]
     dropout: f32,
@@ -114,53 +117,8 @@ pub struct TrainArgs {
     /// training transcripts.
     #[arg(long)]
     lexicon: bool,
-    /// Epochs at most [default: 30].
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Stop after this many epochs without a better validation WER.
-    #[arg(long, default_value_t = 6)]
-    patience: usize,
-    /// Utterances per step.
-    #[arg(long, default_value_t = 16)]
-    batch: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 3e-3)]
-    lr: f64,
-    /// Learning rate factor per epoch after --decay-after epochs.
-    #[arg(long, default_value_t = 1.0)]
-    lr_decay: f64,
-    /// Epochs at the initial learning rate.
-    #[arg(long, default_value_t = 1)]
-    decay_after: usize,
-    /// Maximum global gradient norm.
-    #[arg(long, default_value_t = 5.0)]
-    clip: f64,
-    /// Validate and keep an exponential moving average of the weights with this momentum; 0
-    /// for the raw weights.
-    #[arg(long, default_value_t = 0.999)]
-    ema: f64,
-    /// Also write a checkpoint every this many steps (0: at epoch ends only).
-    #[arg(long, default_value_t = 0)]
-    checkpoint_every: u64,
-    /// Stop after this many steps (smoke tests).
-    #[arg(long)]
-    max_steps: Option<u64>,
-    /// Seed of initialisation, shuffling, dropout, masks and connected utterances.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Replace a run already in --out.
-    #[arg(long, conflicts_with = "resume")]
-    force: bool,
-    /// Go on with the run in --out from its last checkpoint, with the run's own settings; only
-    /// --epochs may raise the number of epochs.
-    #[arg(long)]
-    resume: bool,
-    /// Print one JSON object with the final figures.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    fit: LoopFlags,
 }
 
 #[derive(Args, Debug)]
@@ -267,9 +225,9 @@ fn settings(
     let model = SpeechConfig {
         features: a.mels,
         stack: a.stack,
-        cell: CellKind::from(a.cell),
-        hidden: a.hidden,
-        layers: a.layers,
+        cell: a.encoder.cell(),
+        hidden: a.encoder.hidden,
+        layers: a.encoder.layers,
         dropout: a.dropout,
         labels,
     };
@@ -285,183 +243,210 @@ fn settings(
         None => None,
     };
     let train = SpeechTrainConfig {
-        batch: a.batch,
+        batch: a.fit.batch,
         source,
         concat,
         speeds: a.speed.clone(),
         augment,
         decoding: decoding(a.beam, a.lexicon)?,
-        fit: FitConfig {
-            lr: a.lr,
-            lr_decay: a.lr_decay,
-            decay_after: a.decay_after,
-            clip: Some(a.clip),
-            epochs: a.epochs.unwrap_or(30),
-            early_stopping: EarlyStopping::Patience(a.patience),
-            max_steps: a.max_steps,
-            seed: a.seed,
-            valid_every: None,
-            ema: (a.ema != 0.0).then_some(a.ema),
-            checkpoint_every: (a.checkpoint_every > 0).then_some(a.checkpoint_every),
-            keep: KeepCheckpoints::default(),
-            weight_decay: 0.0,
-            asgd: None,
-            optimizer: Optimizer::Adam(AdamConfig::default()),
-        },
+        fit: a.fit.fit_config(&a.run, EPOCHS),
     };
     Ok((model, features, train))
 }
 
-fn train_cmd(a: TrainArgs) -> Result<()> {
-    crate::set_threads(a.threads)?;
-    let resumed = resumed_run(&a.out, a.resume, a.force)?;
-    let saved = match &resumed {
-        Some(run) => Some(SpeechRunConfig::load(run.dir())?),
-        None => None,
-    };
-    let source = match &saved {
+/// The recordings of each part.
+struct Parts {
+    train: Vec<Utterance>,
+    valid: Vec<Utterance>,
+    test: Option<Vec<Utterance>>,
+}
+
+/// The recordings, with the run's source and settings for a resumed run, else the flags'.
+fn load_parts(a: &TrainArgs, saved: Option<&SpeechRunConfig>) -> Result<(SpeechSource, Parts)> {
+    let source = match saved {
         Some(c) => c.train.source.clone(),
         None => source_of(&a.data)?,
     };
-    let concat = match &saved {
+    let concat = match saved {
         Some(c) => c.train.concat,
         None => a.concat.as_deref().map(Concat::parse).transpose()?,
     };
-    let (rate, seed) = match &saved {
-        Some(c) => (c.features.sample_rate, c.train.fit.seed),
-        None => (a.rate, a.seed),
-    };
-    let t_load = std::time::Instant::now();
-    let speeds = match &saved {
-        Some(c) => c.train.speeds.clone(),
-        None => a.speed.clone(),
+    let (rate, seed, speeds) = match saved {
+        Some(c) => (
+            c.features.sample_rate,
+            c.train.fit.seed,
+            c.train.speeds.clone(),
+        ),
+        None => (a.rate, a.fit.seed, a.speed.clone()),
     };
     let part = |p, sp: &[f32], s| load_part(&source, p, rate, concat.as_ref(), sp, s);
-    let train_u =
-        part(FsddSplit::Train, &speeds, seed.wrapping_add(0x5eed_0001))?.unwrap_or_default();
-    let valid_u = part(FsddSplit::Valid, &[], VALID_SEED)?.unwrap_or_default();
-    let test_u = part(FsddSplit::Test, &[], TEST_SEED)?;
-    let (model_cfg, feat_cfg, mut train_cfg, alphabet) = match &saved {
-        Some(c) => (
-            c.model,
-            c.features,
-            c.train.clone(),
-            Alphabet::from_chars(&c.alphabet),
-        ),
+    let parts = Parts {
+        train: part(FsddSplit::Train, &speeds, seed.wrapping_add(0x5eed_0001))?.unwrap_or_default(),
+        valid: part(FsddSplit::Valid, &[], VALID_SEED)?.unwrap_or_default(),
+        test: part(FsddSplit::Test, &[], TEST_SEED)?,
+    };
+    Ok((source, parts))
+}
+
+fn train_cmd(a: TrainArgs) -> Result<()> {
+    crate::set_threads(a.run.threads)?;
+    let resumed = training::resumed::<_, _, _>(&a.run)?;
+    let saved: Option<&SpeechRunConfig> = resumed.as_ref().map(|(_, c)| c);
+    let t_load = std::time::Instant::now();
+    let (source, parts) = load_parts(&a, saved)?;
+    let (model_cfg, feat_cfg, train_cfg, alphabet) = match saved {
+        Some(c) => {
+            let fit = a.fit.resumed(&a.run, c.train.fit);
+            let train = SpeechTrainConfig {
+                fit,
+                ..c.train.clone()
+            };
+            (
+                c.model,
+                c.features,
+                train,
+                Alphabet::from_chars(&c.alphabet),
+            )
+        }
         None => {
-            let alphabet =
-                Alphabet::from_transcripts(train_u.iter().map(|u| u.transcript.as_str()));
-            let (m, f, t) = settings(&a, source.clone(), alphabet.labels())?;
+            let transcripts = parts.train.iter().map(|u| u.transcript.as_str());
+            let alphabet = Alphabet::from_transcripts(transcripts);
+            let (m, f, t) = settings(&a, source, alphabet.labels())?;
             (m, f, t, alphabet)
         }
     };
-    train_cfg.fit.epochs = a.epochs.unwrap_or(train_cfg.fit.epochs);
     ensure!(train_cfg.batch >= 1, "--batch must be at least 1");
     let model = SpeechModel::new(model_cfg)?;
     train_cfg.fit.validate()?;
     if let Some(s) = &train_cfg.augment {
         s.validate()?;
     }
-    let train = prepare(&train_u, &feat_cfg, &alphabet, &model_cfg)?;
-    let valid = prepare(&valid_u, &feat_cfg, &alphabet, &model_cfg)?;
-    let test = match &test_u {
-        Some(t) => Some(prepare(t, &feat_cfg, &alphabet, &model_cfg)?),
-        None => None,
-    };
+    let prep = |u: &[Utterance]| prepare(u, &feat_cfg, &alphabet, &model_cfg);
+    let train = prep(&parts.train)?;
+    let valid = prep(&parts.valid)?;
+    let test = parts.test.as_deref().map(prep).transpose()?;
     let load_secs = t_load.elapsed().as_secs_f64();
-    let mut task = SpeechTask::new(
-        &model,
-        &train,
-        &valid,
-        &alphabet,
-        train_cfg.batch,
-        train_cfg.augment,
-    )?;
+    let (batch, augment) = (train_cfg.batch, train_cfg.augment);
+    let mut task = SpeechTask::new(&model, &train, &valid, &alphabet, batch, augment)?;
     let mut params = model.init_params(train_cfg.fit.seed)?;
     let data = SpeechRunData {
         features: feat_cfg,
         alphabet: alphabet.chars(),
     };
     let config = SpeechRunConfig::new(model_cfg, train_cfg.clone(), data);
-    let hop = feat_cfg.hop_ms;
     if training::is_root() {
-        eprintln!(
-            "CTC {}, {} parameters, {} labels ({:?} and the blank); {} train / {} valid utterances ({:.0} / {:.0} s of audio, read in {load_secs:.1} s), {} thread(s)",
-            model_cfg.cell.name().to_uppercase(),
-            model.num_params(),
-            alphabet.labels(),
-            alphabet.chars(),
-            train.len(),
-            valid.len(),
-            train.seconds(hop),
-            valid.seconds(hop),
-            seqrnn::linalg::threads()
+        print_start(
+            &model,
+            &alphabet,
+            [&train, &valid],
+            feat_cfg.hop_ms,
+            load_secs,
         );
     }
-    let run = match resumed {
-        Some(mut run) => {
-            run.set_config(&config)?;
-            run
-        }
-        None => {
-            let run = new_run(&a.out, a.force, &config)?;
-            if run.is_writer() {
-                let words = words_of(train.transcripts.iter().map(String::as_str));
-                let mut text = words.join("\n");
-                text.push('\n');
-                run.write(&SpeechRunConfig::words_path(run.dir()), text.as_bytes())?;
-            }
-            run
-        }
-    };
+    let words = words_of(train.transcripts.iter().map(String::as_str));
+    let run = training::open_run(resumed.map(|(r, _)| r), &a.run, &config, |run| {
+        let mut text = words.join("\n");
+        text.push('\n');
+        Ok(run.write(&SpeechRunConfig::words_path(run.dir()), text.as_bytes())?)
+    })?;
     let t0 = std::time::Instant::now();
     let outcome = training::fit(&mut task, &mut params, &train_cfg.fit, &run, Shown::Wer)?;
     if !run.is_writer() {
         return Ok(());
     }
     let secs = t0.elapsed().as_secs_f64();
-    let best = &outcome.best_params;
-    let lexicon = alphabet.lexicon(&words_of(train.transcripts.iter().map(String::as_str)));
+    let lexicon = alphabet.lexicon(&words);
     let reader = Reader {
         alphabet: &alphabet,
         decoding: train_cfg.decoding,
         lexicon: Some(&lexicon),
     };
-    let v = evaluate(&model, best, &valid, &reader)?;
-    let t = match &test {
-        Some(d) => Some(evaluate(&model, best, d, &reader)?),
+    report(
+        &a,
+        &run,
+        &model,
+        &outcome,
+        (&valid, test.as_ref()),
+        &reader,
+        secs,
+    )
+}
+
+/// Scores the best weights on the validation and test recordings, writes `summary.json`, and
+/// prints the figures.
+fn report(
+    a: &TrainArgs,
+    run: &Run,
+    model: &SpeechModel,
+    outcome: &FitOutcome,
+    (valid, test): (&SpeechData, Option<&SpeechData>),
+    reader: &Reader,
+    secs: f64,
+) -> Result<()> {
+    let best = &outcome.best_params;
+    let v = evaluate(model, best, valid, reader)?;
+    let t = match test {
+        Some(d) => Some(evaluate(model, best, d, reader)?),
         None => None,
     };
-    let json = serde_json::json!({
-        "valid_accuracy": v.accuracy,
-        "valid_wer": v.wer,
-        "valid_cer": v.cer,
-        "test_accuracy": t.as_ref().map(|s| s.accuracy),
-        "test_wer": t.as_ref().map(|s| s.wer),
-        "test_cer": t.as_ref().map(|s| s.cer),
-        "test_utterances": t.as_ref().map(|s| s.utterances),
-        "best_epoch": outcome.best_epoch,
-        "epochs": outcome.epochs_run,
-        "steps": outcome.steps,
-        "seconds": secs,
-        "run": a.out,
-    });
-    run.finish(&json)?;
-    if a.json {
-        println!("{json}");
-    } else {
+    let json = result_json(a, outcome, (&v, t.as_ref()), secs);
+    training::finish(run, &json, a.run.json, || {
         let mut line = format!("valid {}", scores_text(&v));
         if let Some(s) = &t {
             line.push_str(&format!("; test {}", scores_text(s)));
         }
-        println!(
+        format!(
             "{line}; best epoch {}, {} epochs, {secs:.0} s; run in {}",
             outcome.best_epoch,
             outcome.epochs_run,
-            a.out.display()
-        );
-    }
-    Ok(())
+            a.run.out.display()
+        )
+    })
+}
+
+/// The line on standard error that says what is trained on what.
+fn print_start(
+    model: &SpeechModel,
+    alphabet: &Alphabet,
+    [train, valid]: [&SpeechData; 2],
+    hop: f32,
+    load_secs: f64,
+) {
+    eprintln!(
+        "CTC {}, {} parameters, {} labels ({:?} and the blank); {} train / {} valid utterances ({:.0} / {:.0} s of audio, read in {load_secs:.1} s), {} thread(s)",
+        model.config().cell.name().to_uppercase(),
+        model.num_params(),
+        alphabet.labels(),
+        alphabet.chars(),
+        train.len(),
+        valid.len(),
+        train.seconds(hop),
+        valid.seconds(hop),
+        seqrnn::linalg::threads()
+    );
+}
+
+/// The run's final figures (its `summary.json`, and what `--json` prints).
+fn result_json(
+    a: &TrainArgs,
+    outcome: &FitOutcome,
+    (v, t): (&SpeechScores, Option<&SpeechScores>),
+    secs: f64,
+) -> serde_json::Value {
+    serde_json::json!({
+        "valid_accuracy": v.accuracy,
+        "valid_wer": v.wer,
+        "valid_cer": v.cer,
+        "test_accuracy": t.map(|s| s.accuracy),
+        "test_wer": t.map(|s| s.wer),
+        "test_cer": t.map(|s| s.cer),
+        "test_utterances": t.map(|s| s.utterances),
+        "best_epoch": outcome.best_epoch,
+        "epochs": outcome.epochs_run,
+        "steps": outcome.steps,
+        "seconds": secs,
+        "run": a.run.out,
+    })
 }
 
 fn scores_text(s: &SpeechScores) -> String {

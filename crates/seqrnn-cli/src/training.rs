@@ -96,8 +96,11 @@ pub fn new_run(out: &Path, force: bool, config: &impl serde::Serialize) -> Resul
     })
 }
 
+/// A resumed run and its configuration.
+pub type Resumed<M, T, D> = (Run, RunConfig<M, T, D>);
+
 /// With `--resume`, the run to go on with and its configuration; `None` for a fresh run.
-pub fn resumed<M, T, D>(f: &RunFlags) -> Result<Option<(Run, RunConfig<M, T, D>)>>
+pub fn resumed<M, T, D>(f: &RunFlags) -> Result<Option<Resumed<M, T, D>>>
 where
     RunConfig<M, T, D>: RunKind,
 {

@@ -8,10 +8,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use seqrnn::data::subword::{Subword, SubwordConfig, SubwordVocab};
 use seqrnn::lm::model::OutputWeights;
 use seqrnn::model::attention::Score;
-use seqrnn::optim::AdamConfig;
-use seqrnn::rnn::CellKind;
-use seqrnn::run::RunDir;
-use seqrnn::train::{EarlyStopping, FitConfig, KeepCheckpoints, Optimizer};
+use seqrnn::run::{Run, RunDir};
+use seqrnn::train::FitOutcome;
 use seqrnn::translate::data::{read_split, ParallelText};
 use seqrnn::translate::model::{Seq2Seq, Seq2SeqConfig};
 use seqrnn::translate::{
@@ -19,15 +17,15 @@ use seqrnn::translate::{
     TranslateMetrics, TranslateRunConfig, TranslateRunData, TranslateTask, TranslateTrainConfig,
 };
 
+use crate::flags::{default, epochs, EncoderFlags, LoopFlags, RunFlags};
 use crate::progress::Shown;
-use crate::training::{self, new_run, resumed_run};
-use crate::CellArg;
+use crate::training;
 
 #[derive(Subcommand, Debug)]
 pub enum TranslateCommand {
     /// Train an encoder–decoder on DIR/train.SRC and DIR/train.TGT, selecting on the
     /// validation split's perplexity; report BLEU on the validation and test splits.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// BLEU (cased and lowercased), chrF and perplexity of a trained model on a split.
     Eval(EvalArgs),
     /// Translate lines (a file or standard input): one translation a line on standard output.
@@ -36,7 +34,7 @@ pub enum TranslateCommand {
 
 pub fn run(cmd: TranslateCommand) -> Result<()> {
     match cmd {
-        TranslateCommand::Train(a) => train_cmd(a),
+        TranslateCommand::Train(a) => train_cmd(*a),
         TranslateCommand::Eval(a) => eval_cmd(a),
         TranslateCommand::Run(a) => run_cmd(a),
     }
@@ -81,8 +79,18 @@ impl DecodeArgs {
     }
 }
 
+/// `seqrnn translate train`'s epochs when --epochs is not given.
+const EPOCHS: usize = 12;
+
 /// `seqrnn translate train`.
 #[derive(Args, Debug)]
+#[command(
+    mut_arg("epochs", epochs(EPOCHS)),
+    mut_arg("batch", default("64")),
+    mut_arg("lr_decay", default("0.5")),
+    mut_arg("decay_after", default("4")),
+    mut_arg("hidden", default("256"))
+)]
 pub struct TrainArgs {
     /// Folder with PREFIX.SRC and PREFIX.TGT for the train, validation and test splits.
     #[arg(long)]
@@ -102,21 +110,13 @@ pub struct TrainArgs {
     /// File prefix of the test split (scored at the end when its files exist).
     #[arg(long, default_value = "test_2016_flickr")]
     test: String,
-    /// Run directory.
-    #[arg(long)]
-    out: PathBuf,
-    /// Recurrent cell.
-    #[arg(long, value_enum, default_value = "lstm")]
-    cell: CellArg,
+    #[command(flatten)]
+    run: RunFlags,
+    #[command(flatten)]
+    encoder: EncoderFlags,
     /// Embedding width (both languages).
     #[arg(long, default_value_t = 256)]
     embed: usize,
-    /// Encoder units per direction.
-    #[arg(long, default_value_t = 256)]
-    hidden: usize,
-    /// Encoder layers.
-    #[arg(long, default_value_t = 1)]
-    layers: usize,
     /// Decoder units.
     #[arg(long, default_value_t = 512)]
     dec_hidden: usize,
@@ -149,62 +149,14 @@ pub struct TrainArgs {
     /// longer sentences.
     #[arg(long, default_value_t = 100)]
     max_src_len: usize,
-    /// Epochs at most [default: 12; with --resume: the run's].
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Stop after this many epochs without a better validation perplexity.
-    #[arg(long, default_value_t = 3)]
-    patience: usize,
-    /// Sentence pairs per step.
-    #[arg(long, default_value_t = 64)]
-    batch: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 2e-3)]
-    lr: f64,
-    /// Learning rate factor per epoch after --decay-after epochs.
-    #[arg(long, default_value_t = 0.5)]
-    lr_decay: f64,
-    /// Epochs at the initial learning rate.
-    #[arg(long, default_value_t = 4)]
-    decay_after: usize,
-    /// Maximum global gradient norm.
-    #[arg(long, default_value_t = 5.0)]
-    clip: f64,
-    /// Validate and keep an exponential moving average of the weights with this momentum; 0
-    /// for the raw weights.
-    #[arg(long, default_value_t = 0.0)]
-    ema: f64,
-    /// Also validate every this many steps inside an epoch (0: at epoch ends only).
-    #[arg(long, default_value_t = 0)]
-    valid_every: usize,
-    /// Also write a checkpoint every this many steps (0: at epoch ends only).
-    #[arg(long, default_value_t = 0)]
-    checkpoint_every: u64,
-    /// Stop after this many steps (smoke tests).
-    #[arg(long)]
-    max_steps: Option<u64>,
+    #[command(flatten)]
+    fit: LoopFlags,
     /// How `eval` and `run` decode by default: beam size.
     #[arg(long, default_value_t = 5)]
     beam: usize,
     /// How `eval` and `run` decode by default: GNMT length penalty α.
     #[arg(long, default_value_t = 0.6)]
     alpha: f32,
-    /// Seed of initialisation, shuffling and dropout.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Replace a run already in --out.
-    #[arg(long, conflicts_with = "resume")]
-    force: bool,
-    /// Go on with the run in --out from its last checkpoint, with the run's own settings; only
-    /// --epochs may raise the number of epochs. --data must hold the run's data.
-    #[arg(long)]
-    resume: bool,
-    /// Print one JSON object with the final figures.
-    #[arg(long)]
-    json: bool,
 }
 
 /// Refuses a language suffix that is not a plain name.
@@ -326,9 +278,9 @@ fn settings_from_flags(
         src_vocab,
         tgt_vocab,
         embed: a.embed,
-        cell: CellKind::from(a.cell),
-        enc_hidden: a.hidden,
-        enc_layers: a.layers,
+        cell: a.encoder.cell(),
+        enc_hidden: a.encoder.hidden,
+        enc_layers: a.encoder.layers,
         dec_hidden: a.dec_hidden,
         dec_layers: a.dec_layers,
         score: match a.attention {
@@ -346,30 +298,14 @@ fn settings_from_flags(
         max_src_len: a.max_src_len,
     };
     let train = TranslateTrainConfig {
-        batch: a.batch,
+        batch: a.fit.batch,
         subword: subword_from_flags(a),
         decode: DecodeConfig {
             beam: a.beam,
             alpha: a.alpha,
             ..DecodeConfig::default()
         },
-        fit: FitConfig {
-            lr: a.lr,
-            lr_decay: a.lr_decay,
-            decay_after: a.decay_after,
-            clip: Some(a.clip),
-            epochs: a.epochs.unwrap_or(12),
-            early_stopping: EarlyStopping::Patience(a.patience),
-            max_steps: a.max_steps,
-            seed: a.seed,
-            valid_every: (a.valid_every > 0).then_some(a.valid_every),
-            ema: (a.ema != 0.0).then_some(a.ema),
-            checkpoint_every: (a.checkpoint_every > 0).then_some(a.checkpoint_every),
-            keep: KeepCheckpoints::default(),
-            weight_decay: 0.0,
-            asgd: None,
-            optimizer: Optimizer::Adam(AdamConfig::default()),
-        },
+        fit: a.fit.fit_config(&a.run, EPOCHS),
     };
     (model, train)
 }
@@ -390,35 +326,28 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     check_lang(&a.src, "--src")?;
     check_lang(&a.tgt, "--tgt")?;
     ensure!(a.src != a.tgt, "--src and --tgt are both `{}`", a.src);
-    crate::set_threads(a.threads)?;
-    let resumed = resumed_run(&a.out, a.resume, a.force)?;
-    let saved = match &resumed {
-        Some(run) => Some(TranslateRunConfig::load(run.dir())?),
-        None => None,
-    };
-    if let Some(c) = &saved {
+    crate::set_threads(a.run.threads)?;
+    let resumed = training::resumed::<_, _, _>(&a.run)?;
+    let saved: Option<&TranslateRunConfig> = resumed.as_ref().map(|(_, c)| c);
+    if let Some(c) = saved {
         ensure!(
             c.src == a.src && c.tgt == a.tgt,
             "the run in {} translates {} → {}, not {} → {}",
-            a.out.display(),
+            a.run.out.display(),
             c.src,
             c.tgt,
             a.src,
             a.tgt
         );
     }
-    let subword = saved
-        .as_ref()
-        .map_or_else(|| subword_from_flags(&a), |c| c.train.subword);
-    let max_src_len = saved
-        .as_ref()
-        .map_or(a.max_src_len, |c| c.model.max_src_len);
-    let d = load_data(&a, &subword, max_src_len, resumed.as_ref().map(|r| r.dir()))?;
-    let (model_cfg, train_cfg) = match &saved {
+    let subword = saved.map_or_else(|| subword_from_flags(&a), |c| c.train.subword);
+    let max_src_len = saved.map_or(a.max_src_len, |c| c.model.max_src_len);
+    let resumed_dir = resumed.as_ref().map(|(r, _)| r.dir());
+    let d = load_data(&a, &subword, max_src_len, resumed_dir)?;
+    let (model_cfg, train_cfg) = match saved {
         Some(c) => {
-            let mut t = c.train;
-            t.fit.epochs = a.epochs.unwrap_or(t.fit.epochs);
-            (c.model, t)
+            let fit = a.fit.resumed(&a.run, c.train.fit);
+            (c.model, TranslateTrainConfig { fit, ..c.train })
         }
         None => settings_from_flags(&a, d.src_vocab.len(), d.tgt_vocab.len()),
     };
@@ -435,51 +364,40 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     if training::is_root() {
         print_start(&model, &d);
     }
-    let run = match resumed {
-        Some(mut run) => {
-            run.set_config(&config)?;
-            run
-        }
-        None => {
-            let run = new_run(&a.out, a.force, &config)?;
-            if run.is_writer() {
-                d.src_vocab
-                    .save(&TranslateRunConfig::src_vocab_path(run.dir()))?;
-                d.tgt_vocab
-                    .save(&TranslateRunConfig::tgt_vocab_path(run.dir()))?;
-            }
-            run
-        }
-    };
+    let run = training::open_run(resumed.map(|(r, _)| r), &a.run, &config, |run| {
+        d.src_vocab
+            .save(&TranslateRunConfig::src_vocab_path(run.dir()))?;
+        Ok(d.tgt_vocab
+            .save(&TranslateRunConfig::tgt_vocab_path(run.dir()))?)
+    })?;
     let t0 = std::time::Instant::now();
-    let outcome = training::fit(
-        &mut task,
-        &mut params,
-        &train_cfg.fit,
-        &run,
-        Shown::Perplexity,
-    )?;
+    let fit = &train_cfg.fit;
+    let outcome = training::fit(&mut task, &mut params, fit, &run, Shown::Perplexity)?;
     if !run.is_writer() {
         return Ok(());
     }
     let train_secs = t0.elapsed().as_secs_f64();
-    let best = &outcome.best_params;
-    let score = |text: &ParallelText, data: &EncodedPairs| {
-        evaluate(
-            &model,
-            best,
-            data,
-            &text.tgt,
-            &d.tgt_vocab,
-            train_cfg.decode,
-        )
-    };
+    report(&a, &run, &model, &d, &outcome, train_cfg.decode, train_secs)
+}
+
+/// Scores the best weights on the validation and test splits, writes `summary.json`, and
+/// prints the figures.
+fn report(
+    a: &TrainArgs,
+    run: &Run,
+    model: &Seq2Seq,
+    d: &TranslateData,
+    outcome: &FitOutcome,
+    decode: DecodeConfig,
+    train_secs: f64,
+) -> Result<()> {
     let t1 = std::time::Instant::now();
-    let valid = score(&d.valid_text, &d.valid)?;
-    let test = match &d.test {
-        Some((text, data)) => Some(score(text, data)?),
-        None => None,
+    let score = |(text, data): (&ParallelText, &EncodedPairs)| {
+        let best = &outcome.best_params;
+        evaluate(model, best, data, &text.tgt, &d.tgt_vocab, decode)
     };
+    let valid = score((&d.valid_text, &d.valid))?;
+    let test = d.test.as_ref().map(|(t, e)| score((t, e))).transpose()?;
     let eval_secs = t1.elapsed().as_secs_f64();
     let v = serde_json::json!({
         "valid_bleu": valid.bleu,
@@ -489,20 +407,17 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         "test_bleu_lc": test.as_ref().map(|m| m.bleu_lc),
         "test_chrf": test.as_ref().map(|m| m.chrf),
         "test_perplexity": test.as_ref().map(|m| m.perplexity),
-        "beam": train_cfg.decode.beam,
+        "beam": decode.beam,
         "best_epoch": outcome.best_epoch,
         "epochs": outcome.epochs_run,
         "steps": outcome.steps,
         "train_seconds": train_secs,
         "eval_seconds": eval_secs,
-        "run": a.out,
+        "run": a.run.out,
     });
-    run.finish(&v)?;
-    if a.json {
-        println!("{v}");
-    } else {
-        println!(
-            "valid BLEU {:.2} (lowercased {:.2}), perplexity {:.2}{}; best epoch {}, {} epochs, {:.0} s; beam {}; run in {}",
+    training::finish(run, &v, a.run.json, || {
+        format!(
+            "valid BLEU {:.2} (lowercased {:.2}), perplexity {:.2}{}; best epoch {}, {} epochs, {train_secs:.0} s; beam {}; run in {}",
             valid.bleu,
             valid.bleu_lc,
             valid.perplexity,
@@ -514,12 +429,10 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
                 .unwrap_or_default(),
             outcome.best_epoch,
             outcome.epochs_run,
-            train_secs,
-            train_cfg.decode.beam,
-            a.out.display()
-        );
-    }
-    Ok(())
+            decode.beam,
+            a.run.out.display()
+        )
+    })
 }
 
 fn print_start(model: &Seq2Seq, d: &TranslateData) {

@@ -1,23 +1,22 @@
 //! `seqrnn train --objective last-token` (and `--preset keras`), and `seqrnn eval` of such a
 //! run: the Keras tutorials' language model, one predicted word per window.
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, ensure, Result};
 use clap::{Args, ValueEnum};
-use seqrnn::data::{TokenKind, Vocab};
+use seqrnn::data::TokenKind;
 use seqrnn::last_token::model::{LastTokenConfig, LastTokenModel};
 use seqrnn::last_token::{
     evaluate, EvalWorkspace, LastTokenRunConfig, LastTokenTask, LastTokenTrainConfig, Trained,
     EVAL_BATCH,
 };
-use seqrnn::lm::Split;
+use seqrnn::lm::LmRunData;
 use seqrnn::optim::AdamConfig;
 use seqrnn::rnn::CellKind;
-use seqrnn::lm::LmRunData;
 use seqrnn::train::{EarlyStopping, FitConfig, KeepCheckpoints, Optimizer};
 
-use super::{default_data, load_corpus, EvalArgs, OptimArg, PresetArg, SplitArg, TrainArgs};
+use super::{EvalArgs, OptimArg, PresetArg, TrainArgs};
 use crate::progress::Shown;
-use crate::training::{self, new_run, resumed_run};
+use crate::training;
 
 /// What `seqrnn train` optimises.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -144,12 +143,12 @@ fn fresh_settings(a: &TrainArgs, vocab: usize) -> Result<(LastTokenConfig, LastT
         clip: a.lm.clip,
         epochs: a.lm.epochs.unwrap_or(epochs),
         early_stopping: EarlyStopping::Off,
-        max_steps: a.max_steps,
+        max_steps: a.run.max_steps,
         seed: a.lm.seed,
         valid_every: a.last_token.valid_every,
         ema: None,
-        checkpoint_every: a.checkpoint_every,
-        keep: keep(a),
+        checkpoint_every: a.run.checkpoint_every(None),
+        keep: a.run.keep(KeepCheckpoints::Latest),
         weight_decay: a.lm.weight_decay.unwrap_or(0.0),
         asgd: a.lm.asgd.then_some(seqrnn::train::NtAsgd {
             nonmono: a.lm.nonmono,
@@ -165,69 +164,48 @@ fn fresh_settings(a: &TrainArgs, vocab: usize) -> Result<(LastTokenConfig, LastT
     Ok((model, train))
 }
 
-fn keep(a: &TrainArgs) -> KeepCheckpoints {
-    match a.keep_epoch_checkpoints {
-        true => KeepCheckpoints::Epochs,
-        false => KeepCheckpoints::Latest,
-    }
+/// A resumed run's settings: its own, with a new epoch count, step limit, checkpointing and
+/// validation interval when given.
+fn resumed_settings(
+    a: &TrainArgs,
+    c: &LastTokenRunConfig,
+) -> Result<(LastTokenConfig, LastTokenTrainConfig)> {
+    ensure!(
+        a.last_token.window.is_none_or(|w| w == c.train.window),
+        "the run was trained with --window {}: a resumed run keeps its window",
+        c.train.window
+    );
+    let mut t = c.train;
+    t.fit.epochs = a.lm.epochs.unwrap_or(t.fit.epochs);
+    t.fit.max_steps = a.run.max_steps;
+    t.fit.checkpoint_every = a.run.checkpoint_every(t.fit.checkpoint_every);
+    t.fit.valid_every = a.last_token.valid_every.or(t.fit.valid_every);
+    t.fit.keep = a.run.keep(t.fit.keep);
+    super::warn_threads(t.threads);
+    Ok((c.model, t))
 }
 
 /// `seqrnn train --objective last-token`.
 pub fn train_cmd(a: TrainArgs) -> Result<()> {
-    crate::set_threads(a.threads)?;
+    crate::set_threads(a.run.threads)?;
     refuse_every_step_flags(&a)?;
     ensure!(
         a.last_token.valid_every != Some(0),
         "--valid-every must be at least 1"
     );
-    let data_path = match &a.data {
-        Some(p) => p.clone(),
-        None => default_data(a.lm.tokens())?,
-    };
-    let resumed = resumed_run(&a.out, a.resume, a.force)?;
-    let saved = match &resumed {
-        Some(run) => Some(LastTokenRunConfig::load(run.dir())?),
-        None => None,
-    };
-    let corpus = load_corpus(&data_path, a.lm.tokens())
-        .with_context(|| format!("could not load the corpus from {}", data_path.display()))?;
-    let (model_cfg, train_cfg) = match &saved {
-        Some(c) => {
-            ensure!(
-                a.last_token.window.is_none_or(|w| w == c.train.window),
-                "the run was trained with --window {}: a resumed run keeps its window",
-                c.train.window
-            );
-            let mut t = c.train;
-            t.fit.epochs = a.lm.epochs.unwrap_or(t.fit.epochs);
-            t.fit.max_steps = a.max_steps;
-            t.fit.checkpoint_every = a.checkpoint_every.or(t.fit.checkpoint_every);
-            t.fit.valid_every = a.last_token.valid_every.or(t.fit.valid_every);
-            if a.keep_epoch_checkpoints {
-                t.fit.keep = KeepCheckpoints::Epochs;
-            }
-            if t.threads != 0 && t.threads != seqrnn::linalg::threads() {
-                eprintln!(
-                    "warning: the run was trained with {} thread(s) and resumes with {}: the result will differ in the last bits from an uninterrupted run (pass --threads {} to reproduce it exactly)",
-                    t.threads,
-                    seqrnn::linalg::threads(),
-                    t.threads
-                );
-            }
-            (c.model, t)
-        }
+    let data_path = super::data_path(a.data.as_deref(), a.lm.tokens())?;
+    let resumed = training::resumed::<_, _, _>(&a.run)?;
+    let saved: Option<&LastTokenRunConfig> = resumed.as_ref().map(|(_, c)| c);
+    let corpus = super::train_corpus(&a, &data_path)?;
+    let (model_cfg, train_cfg) = match saved {
+        Some(c) => resumed_settings(&a, c)?,
         None => fresh_settings(&a, corpus.vocab.len())?,
     };
     let model = LastTokenModel::new(model_cfg)?;
     train_cfg.fit.validate()?;
-    let mut task = LastTokenTask::new(
-        &model,
-        &corpus.train,
-        &corpus.valid,
-        train_cfg.window,
-        train_cfg.batch,
-        train_cfg.eval_batch,
-    )?;
+    let (window, batch, eval_batch) = (train_cfg.window, train_cfg.batch, train_cfg.eval_batch);
+    let (train, valid) = (&corpus.train, &corpus.valid);
+    let mut task = LastTokenTask::new(&model, train, valid, window, batch, eval_batch)?;
     if let Some(test) = &corpus.test {
         ensure!(
             test.len() >= 2,
@@ -238,89 +216,48 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
     let mut params = model.init_params(train_cfg.fit.seed)?;
     let tokens = TokenKind::from(a.lm.tokens()).into();
     let config = LastTokenRunConfig::new(model_cfg, train_cfg, LmRunData { tokens });
-    let run = match resumed {
-        Some(mut run) => {
-            let vocab = Vocab::load(&run.dir().vocab_path())?;
-            ensure!(
-                vocab == corpus.vocab,
-                "the corpus at {} gives a different vocabulary from the run's vocab.txt: resume with the corpus the run was trained on",
-                data_path.display()
-            );
-            run.set_config(&config)?;
-            run
-        }
-        None => {
-            let run = new_run(&a.out, a.force, &config)?;
-            if run.is_writer() {
-                corpus.vocab.save(&run.dir().vocab_path())?;
-            }
-            run
-        }
-    };
+    let run = super::open_run(resumed.map(|(r, _)| r), &a, &config, &corpus, &data_path)?;
     if training::is_root() {
-        eprintln!(
-            "{} {}×{} last-token (window {}): {} parameters, vocabulary {}, {} training windows, batch {}, {} thread(s)",
-            model_cfg.cell.name().to_uppercase(),
-            model_cfg.layers,
-            model_cfg.hidden,
-            train_cfg.window,
-            model.num_params(),
-            model_cfg.vocab,
-            corpus.train.len() - train_cfg.window,
-            train_cfg.batch,
-            seqrnn::linalg::threads()
-        );
+        print_start(&model, &train_cfg, corpus.train.len());
     }
     let t0 = std::time::Instant::now();
-    let outcome = training::fit(
-        &mut task,
-        &mut params,
-        &train_cfg.fit,
-        &run,
-        Shown::Perplexity,
-    )?;
+    let fit = &train_cfg.fit;
+    let outcome = training::fit(&mut task, &mut params, fit, &run, Shown::Perplexity)?;
     if !run.is_writer() {
         return Ok(());
     }
     let best_valid_ppl = -outcome.best_score;
     let test_ppl = match &corpus.test {
-        Some(test) => Some(
-            evaluate(
-                &model,
-                &outcome.best_params,
-                test,
-                train_cfg.window,
-                train_cfg.eval_batch,
-                &mut EvalWorkspace::default(),
-            )?
-            .ppl,
-        ),
+        Some(test) => {
+            let mut ws = EvalWorkspace::default();
+            let best = &outcome.best_params;
+            Some(evaluate(&model, best, test, window, eval_batch, &mut ws)?.ppl)
+        }
         None => None,
     };
     let secs = t0.elapsed().as_secs_f64();
     super::write_summary(&run, best_valid_ppl, test_ppl, &outcome, secs)?;
     let epochs = outcome.epochs.iter().filter(|r| r.epoch_end).count();
-    if a.json {
-        let v = serde_json::json!({
-            "valid_ppl": best_valid_ppl,
-            "test_ppl": test_ppl,
-            "epochs": epochs,
-            "steps": outcome.steps,
-            "seconds": secs,
-            "run": a.out,
-        });
-        println!("{v}");
-    } else {
-        println!(
-            "best validation perplexity {best_valid_ppl:.2}{}; {epochs} epochs, {} steps, {secs:.0} s; run in {}",
-            test_ppl
-                .map(|p| format!(", test perplexity {p:.2} (best-on-validation weights)"))
-                .unwrap_or_default(),
-            outcome.steps,
-            a.out.display()
-        );
-    }
+    let ppl = (best_valid_ppl, test_ppl);
+    super::print_result(&a, ppl, epochs, outcome.steps, secs);
     Ok(())
+}
+
+/// The line on standard error that says what is trained on what.
+fn print_start(model: &LastTokenModel, t: &LastTokenTrainConfig, train_tokens: usize) {
+    let c = model.config();
+    eprintln!(
+        "{} {}×{} last-token (window {}): {} parameters, vocabulary {}, {} training windows, batch {}, {} thread(s)",
+        c.cell.name().to_uppercase(),
+        c.layers,
+        c.hidden,
+        t.window,
+        model.num_params(),
+        c.vocab,
+        train_tokens - t.window,
+        t.batch,
+        seqrnn::linalg::threads()
+    );
 }
 
 /// `seqrnn eval` of a last-token run.
@@ -328,59 +265,15 @@ pub fn eval_cmd(a: EvalArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
     ensure!(a.batch >= 1, "--batch must be at least 1");
     let lm = Trained::load(&a.model)?;
-    let data_path = match &a.data {
-        Some(p) => p.clone(),
-        None => default_data(match lm.token_kind() {
-            TokenKind::Word => super::TokensArg::Word,
-            TokenKind::Char => super::TokensArg::Char,
-        })?,
-    };
-    let (split, key) = match a.split {
-        SplitArg::Valid => (Split::Valid, "valid"),
-        SplitArg::Test => (Split::Test, "test"),
-    };
-    let (stream, unknown) = lm.split(&data_path, split)?;
-    if unknown > 0 {
-        eprintln!(
-            "note: {unknown} tokens of the {key} split are not in the vocabulary and count as <unk>"
-        );
-    }
+    let (stream, key) = super::eval_split(&a, lm.token_kind(), |d, s| lm.split(d, s))?;
     let window = lm.config.train.window;
     let batch = match a.batch {
         1 => lm.config.train.eval_batch,
         n => n,
     };
-    let r = evaluate(
-        &lm.model,
-        &lm.params,
-        &stream,
-        window,
-        batch,
-        &mut EvalWorkspace::default(),
-    )?;
-    if a.json {
-        let v = serde_json::json!({
-            format!("{key}_ppl"): r.ppl,
-            format!("{key}_loss"): r.loss,
-            "tokens": r.tokens,
-            "tokens_per_s": r.tokens_per_s,
-        });
-        println!("{v}");
-    } else {
-        println!(
-            "perplexity {:.2} (cross-entropy {:.4} nats/token) over {} tokens, each from the {window} before it, {:.0} tokens/s",
-            r.ppl, r.loss, r.tokens, r.tokens_per_s
-        );
-    }
-    Ok(())
-}
-
-/// Refuses `seqrnn generate` with a last-token run (it is not implemented for them).
-pub fn refuse_generate(model: &std::path::Path) -> Result<()> {
-    ensure!(
-        !LastTokenRunConfig::is_run(model),
-        "{} is a last-token run: seqrnn generate reads every-step language-model runs only (seqrnn eval scores it)",
-        model.display()
-    );
+    let mut ws = EvalWorkspace::default();
+    let r = evaluate(&lm.model, &lm.params, &stream, window, batch, &mut ws)?;
+    let how = format!("each from the {window} before it");
+    super::print_eval(&a, key, &r, &how);
     Ok(())
 }
