@@ -288,13 +288,15 @@ fn load_parts(a: &TrainArgs, saved: Option<&SpeechRunConfig>) -> Result<(SpeechS
     Ok((source, parts))
 }
 
-fn train_cmd(a: TrainArgs) -> Result<()> {
-    crate::set_threads(a.run.threads)?;
-    let resumed = training::resumed::<_, _, _>(&a.run)?;
-    let saved: Option<&SpeechRunConfig> = resumed.as_ref().map(|(_, c)| c);
-    let t_load = std::time::Instant::now();
-    let (source, parts) = load_parts(&a, saved)?;
-    let (model_cfg, feat_cfg, train_cfg, alphabet) = match saved {
+/// The model, features, training settings and alphabet: a resumed run's own (with the
+/// flags that may change), or from the flags and the training transcripts.
+fn run_settings(
+    a: &TrainArgs,
+    saved: Option<&SpeechRunConfig>,
+    source: SpeechSource,
+    parts: &Parts,
+) -> Result<(SpeechConfig, FeatureConfig, SpeechTrainConfig, Alphabet)> {
+    Ok(match saved {
         Some(c) => {
             let fit = a.fit.resumed(&a.run, c.train.fit);
             let train = SpeechTrainConfig {
@@ -311,10 +313,19 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         None => {
             let transcripts = parts.train.iter().map(|u| u.transcript.as_str());
             let alphabet = Alphabet::from_transcripts(transcripts);
-            let (m, f, t) = settings(&a, source, alphabet.labels())?;
+            let (m, f, t) = settings(a, source, alphabet.labels())?;
             (m, f, t, alphabet)
         }
-    };
+    })
+}
+
+fn train_cmd(a: TrainArgs) -> Result<()> {
+    crate::set_threads(a.run.threads)?;
+    let resumed = training::resumed::<_, _, _>(&a.run)?;
+    let saved: Option<&SpeechRunConfig> = resumed.as_ref().map(|(_, c)| c);
+    let t_load = std::time::Instant::now();
+    let (source, parts) = load_parts(&a, saved)?;
+    let (model_cfg, feat_cfg, train_cfg, alphabet) = run_settings(&a, saved, source, &parts)?;
     ensure!(train_cfg.batch >= 1, "--batch must be at least 1");
     let model = SpeechModel::new(model_cfg)?;
     train_cfg.fit.validate()?;
