@@ -121,7 +121,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     let saved: Option<&ForecastRunConfig> = resumed.as_ref().map(|(_, c)| c);
     let table = load_table(&a.data)?;
     let split = match (saved, &a.split) {
-        (Some(c), _) => c.split,
+        (Some(c), _) => c.data.split,
         (None, Some(s)) => s.parse()?,
         (None, None) => default_split(table.rows),
     };
@@ -189,18 +189,18 @@ fn resumed_columns(
 ) -> Result<ColumnSpec> {
     let again = ColumnSpec::choose(
         table,
-        c.columns.mode,
-        Some(&c.columns.inputs),
-        Some(&c.columns.targets),
-        c.columns.date_column.as_deref(),
+        c.data.columns.mode,
+        Some(&c.data.columns.inputs),
+        Some(&c.data.columns.targets),
+        c.data.columns.date_column.as_deref(),
         train_rows,
     )?;
     ensure!(
-        again.scaler == c.columns.scaler,
+        again.scaler == c.data.columns.scaler,
         "{} is not the table this run was trained on (its training rows differ)",
         data.display()
     );
-    Ok(c.columns.clone())
+    Ok(c.data.columns.clone())
 }
 
 /// The columns of a fresh run, from --mode, --features, --target, --date-column and --anchor.
@@ -277,7 +277,7 @@ impl Windows {
 
 /// The line on standard error that says what is trained on what.
 fn print_start(model: &Forecaster, config: &ForecastRunConfig, w: &Windows) {
-    let (m, columns) = (&config.model, &config.columns);
+    let (m, columns) = (&config.model, &config.data.columns);
     eprintln!(
         "{} {}×{} {:?} head, mode {:?}, anchor {:?}: {} → {} columns, lookback {}, horizon {}, split {}, {} / {} / {} windows, {} parameters, {} thread(s)",
         m.cell.name().to_uppercase(),
@@ -290,7 +290,7 @@ fn print_start(model: &Forecaster, config: &ForecastRunConfig, w: &Windows) {
         columns.targets.len(),
         m.lookback,
         m.horizon,
-        String::from(config.split),
+        String::from(config.data.split),
         w.train.len(),
         w.valid.len(),
         w.test.len(),
@@ -379,11 +379,11 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     let table = load_table(&a.data)?;
     let split = match &a.split {
         Some(s) => s.parse()?,
-        None => config.split,
+        None => config.data.split,
     };
     let cfg = *model.config();
     let ranges = split.ranges(table.rows, cfg.lookback)?;
-    let series = Series::new(&table, &config.columns)
+    let series = Series::new(&table, &config.data.columns)
         .with_context(|| format!("{} lacks a column the model reads", a.data.display()))?;
     let starts = Series::windows(ranges.test.clone(), cfg.lookback, cfg.horizon);
     ensure!(
@@ -394,7 +394,13 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
         cfg.lookback,
         cfg.horizon
     );
-    let m = evaluate(&model, &params, &series, &config.columns.scaler, &starts)?;
+    let m = evaluate(
+        &model,
+        &params,
+        &series,
+        &config.data.columns.scaler,
+        &starts,
+    )?;
     if let Some(path) = &a.plot {
         plot_windows(path, &model, &params, &series, &config, &table, &starts)?;
     }
@@ -423,10 +429,10 @@ fn plot_windows(
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let fc = forecast_original(model, params, series, &config.columns.scaler, &picks)?;
+    let fc = forecast_original(model, params, series, &config.data.columns.scaler, &picks)?;
     // The last target: the forecast column proper in the ETT convention (`OT`).
-    let c = config.columns.targets.len();
-    let target = &config.columns.targets[c - 1];
+    let c = config.data.columns.targets.len();
+    let target = &config.data.columns.targets[c - 1];
     let col = table.column(target)?;
     let context = l.min(2 * k).max(1);
     let mut lines: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
@@ -440,6 +446,7 @@ fn plot_windows(
             .map(|step| ((step + 1) as f64, fc[(n * k + step) * c + c - 1]))
             .collect();
         let date = config
+            .data
             .columns
             .date_column
             .as_deref()

@@ -52,7 +52,7 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
     refuse_other_task(&run, &a.model)?;
     let (rc, vocab, model, params) = seqrnn::lm::load_model(&run)
         .with_context(|| format!("cannot load the model in {}", a.model.display()))?;
-    let kind: TokenKind = rc.tokens.into();
+    let kind: TokenKind = rc.data.tokens.into();
     let layers = model.config().layers;
     let layer = a.layer.unwrap_or(layers - 1);
     let tokens = read_tokens(&a.text, kind, a.max_tokens)?;

@@ -273,7 +273,7 @@ fn load_parts(a: &TrainArgs, saved: Option<&SpeechRunConfig>) -> Result<(SpeechS
     };
     let (rate, seed, speeds) = match saved {
         Some(c) => (
-            c.features.sample_rate,
+            c.data.features.sample_rate,
             c.train.fit.seed,
             c.train.speeds.clone(),
         ),
@@ -305,9 +305,9 @@ fn run_settings(
             };
             (
                 c.model,
-                c.features,
+                c.data.features,
                 train,
-                Alphabet::from_chars(&c.alphabet),
+                Alphabet::from_chars(&c.data.alphabet),
             )
         }
         None => {
@@ -482,7 +482,7 @@ fn load_trained(dir: &Path, beam: Option<usize>, lexicon: bool) -> Result<Traine
 fn eval_cmd(a: EvalArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
     let m = load_trained(&a.model, a.beam, a.lexicon)?;
-    let rate = m.config.features.sample_rate;
+    let rate = m.config.data.features.sample_rate;
     let concat = match &a.concat {
         Some(c) => Some(Concat::parse(c)?),
         None => m.config.train.concat,
@@ -554,7 +554,7 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
 fn transcribe_cmd(a: TranscribeArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
     let m = load_trained(&a.model, a.beam, a.lexicon)?;
-    let utts = load_named(&a.files, m.config.features.sample_rate)?;
+    let utts = load_named(&a.files, m.config.data.features.sample_rate)?;
     // Transcripts are not known: featurise with empty ones (every recording is long enough).
     let data: SpeechData = m.prepare(&utts)?;
     let (hyps, _) = transcribe(&m.model, &m.params, &data, &m.reader(), false)?;

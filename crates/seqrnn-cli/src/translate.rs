@@ -331,11 +331,11 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     let saved: Option<&TranslateRunConfig> = resumed.as_ref().map(|(_, c)| c);
     if let Some(c) = saved {
         ensure!(
-            c.src == a.src && c.tgt == a.tgt,
+            c.data.src == a.src && c.data.tgt == a.tgt,
             "the run in {} translates {} → {}, not {} → {}",
             a.run.out.display(),
-            c.src,
-            c.tgt,
+            c.data.src,
+            c.data.tgt,
             a.src,
             a.tgt
         );
@@ -500,11 +500,11 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
     let m = load_run(&a.model)?;
     ensure!(
-        m.config.src == a.src && m.config.tgt == a.tgt,
+        m.config.data.src == a.src && m.config.data.tgt == a.tgt,
         "the run in {} translates {} → {}, not {} → {}",
         a.model.display(),
-        m.config.src,
-        m.config.tgt,
+        m.config.data.src,
+        m.config.data.tgt,
         a.src,
         a.tgt
     );

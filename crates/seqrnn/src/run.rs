@@ -39,8 +39,7 @@ pub const LANGUAGE_MODEL_TASK: &str = "lm";
 ///
 /// A task names its own with a type alias (for example `seqrnn::classify::ClassifyRunConfig`)
 /// and describes it with [`RunKind`]; [`RunConfig::save`] and [`RunConfig::load`] serve them
-/// all. The data's fields can be read on the configuration itself (`config.columns`), through
-/// [`std::ops::Deref`].
+/// all.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig<M, T, D = NoData> {
     /// Format version ([`FORMAT_VERSION`] when written by this build).
@@ -137,15 +136,6 @@ where
         config.task = Self::TASK.into();
         config.check(&path)?;
         Ok(config)
-    }
-}
-
-impl<M, T, D> std::ops::Deref for RunConfig<M, T, D> {
-    type Target = D;
-
-    /// The task's data.
-    fn deref(&self) -> &D {
-        &self.data
     }
 }
 
@@ -640,7 +630,7 @@ mod tests {
         );
         let back = DemoRunConfig::load(&run).unwrap();
         assert_eq!(back, config);
-        assert_eq!(back.name, "a", "the data reads through Deref");
+        assert_eq!(back.data.name, "a");
         // Keys in another order (earlier versions wrote the data among the other keys).
         std::fs::write(
             run.config_path(),

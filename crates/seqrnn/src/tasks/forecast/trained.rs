@@ -80,7 +80,7 @@ impl Trained {
                 table.rows, cfg.lookback
             )));
         }
-        let columns = &self.config.columns;
+        let columns = &self.config.data.columns;
         let series = Series::new(table, columns)?;
         let mut x = vec![0.0; cfg.lookback * series.inputs];
         let anchors = series.last_window(cfg.lookback, &mut x);

@@ -265,7 +265,7 @@ fn load_lm(run: &RunDir) -> Result<ReportRun> {
         name: String::new(),
         dir: run.dir.clone(),
         task: "lm".into(),
-        data_kind: match config.tokens {
+        data_kind: match config.data.tokens {
             TokenKindName::Word => "word".into(),
             TokenKindName::Char => "char".into(),
         },

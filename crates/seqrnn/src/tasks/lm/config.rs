@@ -252,7 +252,7 @@ mod tests {
         std::fs::write(run.config_path(), old.to_string()).unwrap();
         let back = LmRunConfig::load(&run).unwrap();
         assert_eq!(back, config);
-        assert_eq!(back.tokens, TokenKindName::Char);
+        assert_eq!(back.data.tokens, TokenKindName::Char);
         // A newer format is refused.
         old["format"] = 7.into();
         std::fs::write(run.config_path(), old.to_string()).unwrap();

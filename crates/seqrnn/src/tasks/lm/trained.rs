@@ -66,7 +66,7 @@ impl Trained {
 
     /// Word or character tokens.
     pub fn token_kind(&self) -> TokenKind {
-        self.config.tokens.into()
+        self.config.data.tokens.into()
     }
 
     /// `text` as token ids, unknown words as `<unk>`; the empty text is a sentence boundary.

@@ -39,7 +39,7 @@ impl Trained {
             model
                 .param_layout()
                 .from_file(&file, &run.model_path(), "an acoustic model")?;
-        let alphabet = Alphabet::from_chars(&config.alphabet);
+        let alphabet = Alphabet::from_chars(&config.data.alphabet);
         let words_path = SpeechRunConfig::words_path(&run);
         let words = std::fs::read_to_string(&words_path).map_err(|cause| Error::Io {
             path: words_path,
@@ -59,7 +59,7 @@ impl Trained {
     pub fn prepare(&self, utterances: &[Utterance]) -> Result<SpeechData> {
         prepare(
             utterances,
-            &self.config.features,
+            &self.config.data.features,
             &self.alphabet,
             &self.config.model,
         )
@@ -111,7 +111,7 @@ impl Trained {
     /// # Errors
     /// The readers' errors, naming the file; the model's errors.
     pub fn transcribe_files(&self, files: &[PathBuf]) -> Result<Vec<String>> {
-        let utterances = load_named(files, self.config.features.sample_rate)?;
+        let utterances = load_named(files, self.config.data.features.sample_rate)?;
         let blank: Vec<Utterance> = utterances
             .into_iter()
             .map(|u| Utterance {

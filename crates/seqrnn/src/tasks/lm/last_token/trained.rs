@@ -60,7 +60,7 @@ impl Trained {
 
     /// Token kind of the corpus the model was trained on.
     pub fn token_kind(&self) -> TokenKind {
-        self.config.tokens.into()
+        self.config.data.tokens.into()
     }
 
     /// `text` as token ids, unknown words as `<unk>` (as [`crate::lm::Trained::encode`]).
