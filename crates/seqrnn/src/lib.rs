@@ -35,7 +35,8 @@
 //! Each task loads a run folder written by its training command and uses it in a few lines
 //! ([`lm::Trained`], [`forecast::Trained`], [`classify::Trained`]). Here each run is first
 //! trained for a moment on a tiny data set (hidden lines), the way `seqrnn train`,
-//! `seqrnn forecast train` and `seqrnn classify train` do it with [`train::fit()`].
+//! `seqrnn forecast train` and `seqrnn classify train` do it with [`train::fit()`]. [`load`]
+//! opens a finished run of any of the seven tasks ([`Loaded`]); its doctest opens one of each.
 //!
 //! ```
 //! # use seqrnn::lm::{LmRunConfig, LmRunData, TokenKindName};
