@@ -2,6 +2,7 @@
 //! still matches the plain-loop reference, for every cell, both directions, stacked layers and
 //! blocks of unequal size. (Its own test binary: the thread count is process-wide.)
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::assert_close;

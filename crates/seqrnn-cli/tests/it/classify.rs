@@ -4,8 +4,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// Sentences whose label is decided by one word, of varied lengths.
 fn corpus(dir: &Path) {
@@ -73,15 +72,10 @@ fn a_run_stopped_in_its_first_epoch_says_it_has_no_weights_yet() {
     ok(&seqrnn(&train_args(data_s, run_s, &["--epochs", "1"])));
     // What Ctrl-C during the first epoch leaves: config.json and a checkpoint, no weights.
     std::fs::remove_file(run.join("model.safetensors")).unwrap();
-    let err = fails(
-        &seqrnn(&["classify", "eval", "--model", run_s, "--data", data_s]),
-        "the run has a checkpoint but no finished epoch yet, so there are no trained weights to use",
+    refused_without_weights(
+        &["classify", "eval", "--model", run_s, "--data", data_s],
+        &format!("classify train --resume --out {run_s}"),
     );
-    assert!(
-        err.contains(&format!(" classify train --resume --out {run_s} ...`")),
-        "{err}"
-    );
-    assert_eq!(err.lines().count(), 1, "{err}");
 }
 
 #[test]
@@ -198,13 +192,7 @@ fn bad_input_gives_one_message() {
     let out = d.join("run");
     let out_s = out.to_str().unwrap();
     let broken = |name: &str, file: &str, bytes: &[u8]| {
-        let dir = d.join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        for f in ["train.tsv", "dev.tsv", "test.tsv"] {
-            std::fs::copy(d.join(f), dir.join(f)).unwrap();
-        }
-        std::fs::write(dir.join(file), bytes).unwrap();
-        dir.to_str().unwrap().to_string()
+        copy_with(&d, name, &["train.tsv", "dev.tsv", "test.tsv"], file, bytes)
     };
     let unknown = broken("unknown", "dev.tsv", b"label\tsentence\nmeh\tgood film\n");
     let empty = broken("empty", "train.tsv", b"");
@@ -244,16 +232,10 @@ fn bad_input_gives_one_message() {
             "EMA momentum must be in (0, 1)",
         ),
     ] {
-        fails(&seqrnn(&args), needle);
-        assert!(
-            !out.join("config.json").exists(),
-            "{args:?} left a run behind"
-        );
+        refused(&args, needle, &out);
     }
     // A forecasting run is not a classifier.
-    let fc = d.join("fc");
-    std::fs::create_dir_all(&fc).unwrap();
-    std::fs::write(fc.join("config.json"), r#"{"format":1,"task":"forecast"}"#).unwrap();
+    let fc = foreign_run(&d, "fc", r#"{"format":1,"task":"forecast"}"#);
     fails(
         &seqrnn(&[
             "classify",
@@ -347,18 +329,15 @@ fn resume_goes_on_exactly_where_the_run_stopped() {
         "no checkpoint",
     );
     fails(&resume(part_s, data_s, &["--force"]), "cannot be used with");
-    let other = d.join("other");
-    std::fs::create_dir_all(&other).unwrap();
-    for f in ["dev.tsv", "test.tsv"] {
-        std::fs::copy(d.join(f), other.join(f)).unwrap();
-    }
-    std::fs::write(
-        other.join("train.tsv"),
-        "label\tsentence\npos\tnice\nneg\tugly\n",
-    )
-    .unwrap();
+    let other = copy_with(
+        &d,
+        "other",
+        &["dev.tsv", "test.tsv"],
+        "train.tsv",
+        b"label\tsentence\npos\tnice\nneg\tugly\n",
+    );
     fails(
-        &resume(part_s, other.to_str().unwrap(), &["--epochs", "5"]),
+        &resume(part_s, &other, &["--epochs", "5"]),
         "not the data this run was trained on",
     );
     // The refusals left the run as it was.

@@ -1,7 +1,6 @@
 //! The `seqrnn` binary as a user runs it.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn bench_layer_prints_json_figures() {

@@ -3,24 +3,16 @@
 
 use std::path::Path;
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn corpus(dir: &Path) {
-    let sents = [
-        "the cat sat on the mat",
-        "the dog sat on the log",
-        "a cat and a dog met on the mat",
-    ];
-    let text: String = sents
-        .iter()
-        .cycle()
-        .take(40)
-        .map(|s| format!("{s}\n"))
-        .collect();
-    std::fs::write(dir.join("train.txt"), &text).unwrap();
-    std::fs::write(dir.join("valid.txt"), "the cat sat on the log\n").unwrap();
-    std::fs::write(dir.join("test.txt"), "the dog sat on the mat\n").unwrap();
+    word_corpus(
+        dir,
+        3,
+        40,
+        "the cat sat on the log\n",
+        "the dog sat on the mat\n",
+    );
 }
 
 const TINY: [&str; 12] = [
@@ -214,13 +206,7 @@ fn measures_finished_runs_and_refuses_bad_input() {
         "--hidden",
     );
     // A run of another task in the same report.
-    let fc = d.join("forecast");
-    std::fs::create_dir_all(&fc).unwrap();
-    std::fs::write(
-        fc.join("config.json"),
-        r#"{"format": 1, "task": "forecast"}"#,
-    )
-    .unwrap();
+    let fc = foreign_run(&d, "forecast", r#"{"format": 1, "task": "forecast"}"#);
     std::fs::write(
         fc.join("metrics.csv"),
         "epoch,lr,train_loss,valid_loss,valid_neg_mse,examples_per_s,seconds\n1,0.1,1,1,-1,10,1\n",

@@ -1,15 +1,12 @@
 //! Data-parallel training under `mpirun -np 2` (the `mpi` feature): the same steps as one
 //! process, one clear failure when a rank dies, and refused bad launches.
-#![cfg(feature = "mpi")]
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use seqrnn::io::tensors::TensorFile;
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// `mpirun -np N` around the built binary, with what Open MPI needs as root and in a container.
 fn mpirun(np: usize) -> Command {

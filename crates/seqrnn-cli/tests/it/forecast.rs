@@ -2,8 +2,7 @@
 
 use std::path::Path;
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// 300 hourly rows of two sines and a level in other units.
 fn table(path: &Path) {
@@ -157,15 +156,7 @@ fn a_run_stopped_in_its_first_epoch_says_it_has_no_weights_yet() {
         if sub == "predict" {
             args.extend(["--out", fc.to_str().unwrap()]);
         }
-        let err = fails(
-            &seqrnn(&args),
-            "the run has a checkpoint but no finished epoch yet, so there are no trained weights to use",
-        );
-        assert!(
-            err.contains(&format!(" forecast train --resume --out {run_s} ...`")),
-            "{err}"
-        );
-        assert_eq!(err.lines().count(), 1, "{err}");
+        refused_without_weights(&args, &format!("forecast train --resume --out {run_s}"));
     }
 }
 
@@ -251,20 +242,10 @@ fn bad_input_gives_one_message() {
             "too short",
         ),
     ] {
-        fails(&seqrnn(&args), needle);
-        assert!(
-            !out.join("config.json").exists(),
-            "{args:?} left a run behind"
-        );
+        refused(&args, needle, &out);
     }
     // eval of something that is not a forecasting run.
-    let lm = d.join("lm");
-    std::fs::create_dir_all(&lm).unwrap();
-    std::fs::write(
-        lm.join("config.json"),
-        r#"{"format":1,"tokens":"word","model":{}}"#,
-    )
-    .unwrap();
+    let lm = foreign_run(&d, "lm", r#"{"format":1,"tokens":"word","model":{}}"#);
     fails(
         &seqrnn(&[
             "forecast",
@@ -276,9 +257,7 @@ fn bad_input_gives_one_message() {
         ]),
         "language-model run",
     );
-    let cl = d.join("cl");
-    std::fs::create_dir_all(&cl).unwrap();
-    std::fs::write(cl.join("config.json"), r#"{"format":1,"task":"classify"}"#).unwrap();
+    let cl = foreign_run(&d, "cl", r#"{"format":1,"task":"classify"}"#);
     fails(
         &seqrnn(&[
             "forecast",

@@ -1,7 +1,6 @@
 //! `seqrnn inspect` on a tiny character model, as a user runs it.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn inspects_a_character_model() {
@@ -128,13 +127,7 @@ fn inspects_a_character_model() {
         ]),
         "not UTF-8",
     );
-    let fc = d.join("forecast");
-    std::fs::create_dir_all(&fc).unwrap();
-    std::fs::write(
-        fc.join("config.json"),
-        r#"{"format": 1, "task": "forecast"}"#,
-    )
-    .unwrap();
+    let fc = foreign_run(&d, "forecast", r#"{"format": 1, "task": "forecast"}"#);
     fails(
         &seqrnn(&[
             "inspect",

@@ -3,34 +3,17 @@
 
 use std::path::Path;
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// A tiny word corpus in the plain layout.
 fn corpus(dir: &Path) {
-    let sents = [
-        "the cat sat on the mat",
-        "the dog sat on the log",
-        "a cat and a dog met on the mat",
-        "the cat saw the dog",
-    ];
-    let text: String = sents
-        .iter()
-        .cycle()
-        .take(24)
-        .map(|s| format!("{s}\n"))
-        .collect();
-    std::fs::write(dir.join("train.txt"), &text).unwrap();
-    std::fs::write(
-        dir.join("valid.txt"),
+    word_corpus(
+        dir,
+        4,
+        24,
         "the cat sat on the log\na dog met the cat\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("test.txt"),
         "the dog sat on the mat\na bird saw the cat\n",
-    )
-    .unwrap();
+    );
 }
 
 /// A quick last-token training command with `extra` flags appended (replacing the same flags).

@@ -3,35 +3,17 @@
 use std::path::Path;
 use std::process::Command;
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// A tiny word corpus in the plain layout.
 fn corpus(dir: &Path) {
-    let sents = [
-        "the cat sat on the mat",
-        "the dog sat on the log",
-        "a cat and a dog met on the mat",
-        "the cat saw the dog",
-        "a dog saw a cat on the log",
-    ];
-    let text: String = sents
-        .iter()
-        .cycle()
-        .take(60)
-        .map(|s| format!("{s}\n"))
-        .collect();
-    std::fs::write(dir.join("train.txt"), &text).unwrap();
-    std::fs::write(
-        dir.join("valid.txt"),
+    word_corpus(
+        dir,
+        5,
+        60,
         "the cat sat on the log\na dog met the cat\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("test.txt"),
         "the dog sat on the mat\na bird saw the cat\n",
-    )
-    .unwrap();
+    );
 }
 
 fn small_train<'a>(data: &'a str, out: &'a str) -> Vec<&'a str> {
@@ -133,15 +115,7 @@ fn a_run_stopped_in_its_first_epoch_says_it_has_no_weights_yet() {
             out.to_str().unwrap(),
         ],
     ] {
-        let err = fails(
-            &seqrnn(&args),
-            "the run has a checkpoint but no finished epoch yet, so there are no trained weights to use",
-        );
-        assert!(
-            err.contains(&format!(" train --resume --out {run_s} ...`")),
-            "{err}"
-        );
-        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        refused_without_weights(&args, &format!("train --resume --out {run_s}"));
     }
 }
 

@@ -9,32 +9,17 @@ use std::time::{Duration, Instant};
 
 use seqrnn::io::tensors::{Tensor, TensorFile};
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// A tiny word corpus (plain layout).
 fn corpus(dir: &Path) {
-    let sents = [
-        "the cat sat on the mat",
-        "the dog sat on the log",
-        "a cat and a dog met on the mat",
-        "the cat saw the dog",
-        "a dog saw a cat on the log",
-        "the bird saw a dog and a cat",
-    ];
-    let text: String = sents
-        .iter()
-        .cycle()
-        .take(90)
-        .map(|s| format!("{s}\n"))
-        .collect();
-    std::fs::write(dir.join("train.txt"), &text).unwrap();
-    std::fs::write(
-        dir.join("valid.txt"),
+    word_corpus(
+        dir,
+        6,
+        90,
         "the cat sat on the log\na dog met the cat\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("test.txt"), "the dog sat on the mat\n").unwrap();
+        "the dog sat on the mat\n",
+    );
 }
 
 /// The run every exact-resume test trains: Adam with a decaying learning rate, dropout (so the

@@ -2,8 +2,7 @@
 //! ("lo" a low one, "hi" a high one), one to three per utterance, written as WAV files of
 //! several rates, sample formats and channel counts (`common::speech_corpus`).
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn train_args<'a>(
     train: &'a str,

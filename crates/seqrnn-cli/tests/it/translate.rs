@@ -2,8 +2,7 @@
 
 use std::path::Path;
 
-mod common;
-use common::*;
+use crate::common::*;
 
 const SRC: [&str; 12] = [
     "ein", "zwei", "drei", "hund", "katze", "rot", "blau", "läuft", "schläft", "groß", "klein",
@@ -165,18 +164,10 @@ fn bad_input_gives_one_message() {
     let data_s = d.to_str().unwrap();
     let out = d.join("run");
     let out_s = out.to_str().unwrap();
-    let broken = |name: &str, file: &str, bytes: &[u8]| {
-        let dir = d.join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        for split in ["train", "val", "test"] {
-            for lang in ["de", "en"] {
-                let f = format!("{split}.{lang}");
-                std::fs::copy(d.join(&f), dir.join(&f)).unwrap();
-            }
-        }
-        std::fs::write(dir.join(file), bytes).unwrap();
-        dir.to_str().unwrap().to_string()
-    };
+    let files = [
+        "train.de", "train.en", "val.de", "val.en", "test.de", "test.en",
+    ];
+    let broken = |name: &str, file: &str, bytes: &[u8]| copy_with(&d, name, &files, file, bytes);
     let unaligned = broken("unaligned", "val.en", b"one dog.\n");
     let empty_line = broken("emptyline", "train.de", b"ein hund.\n\nzwei katze.\n");
     let utf8 = broken("utf8", "train.en", b"one\n\xfe\n");
@@ -212,11 +203,7 @@ fn bad_input_gives_one_message() {
         (train_args(data_s, out_s, &["--dropout", "1"]), "dropout"),
         (train_args(data_s, out_s, &["--beam", "0"]), "beam"),
     ] {
-        fails(&seqrnn(&args), needle);
-        assert!(
-            !out.join("config.json").exists(),
-            "{args:?} left a run behind"
-        );
+        refused(&args, needle, &out);
     }
     // A trained run refuses sources longer than its limit and vocabularies not its own.
     ok(&seqrnn(&train_args(

@@ -8,7 +8,7 @@ use seqrnn::classify::model::{
 };
 use seqrnn::rnn::{CellKind, GruVariant};
 
-mod common;
+use crate::common;
 
 #[test]
 fn sst2_splits_and_vocabulary() {

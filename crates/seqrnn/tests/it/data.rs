@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use seqrnn::data::{load_char_corpus, load_word_corpus, Batched, Vocab, EOS, UNK};
 
-mod common;
+use crate::common;
 
 const PTB: &str = "data/ptb";
 const SHAKESPEARE: &str = "data/tinyshakespeare/input.txt";

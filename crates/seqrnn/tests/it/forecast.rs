@@ -7,7 +7,7 @@ use seqrnn::data::table::Table;
 use seqrnn::forecast::model::{Forecaster, ForecasterConfig};
 use seqrnn::forecast::{evaluate, ColumnSpec, Mode, Series, Split};
 
-mod common;
+use crate::common;
 
 #[test]
 fn etth1_informer_split_and_standardisation() {

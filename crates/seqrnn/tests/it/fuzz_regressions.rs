@@ -4,7 +4,7 @@
 //! The long runs are `fuzz/run.sh` (cargo-fuzz, nightly); their figures are in
 //! `docs/reliability.md`.
 
-#[path = "../../../fuzz/harness.rs"]
+#[path = "../../../../fuzz/harness.rs"]
 mod harness;
 
 use std::path::{Path, PathBuf};

@@ -1,10 +1,8 @@
 //! The fused engine against the plain-loop f64 reference on random shapes, and directional
 //! finite-difference checks of the engine's own gradients.
 
-mod common;
-
-use common::engine::{compare_with_reference, engine, problem, Problem, CELLS};
-use common::Gen;
+use crate::common::engine::{compare_with_reference, engine, problem, Problem, CELLS};
+use crate::common::{dot, Gen};
 use seqrnn::dropout::RowRng;
 use seqrnn::rnn::{
     CellKind, Direction, Rnn, RnnCache, RnnConfig, RnnState, RnnWorkspace, SeqShape,
@@ -66,8 +64,6 @@ fn loss(p: &Problem, params: &[f32], x: &[f32], state0: &RnnState) -> f64 {
     p.rnn
         .forward_infer(params, x, p.shape, &mut state, &mut y, &mut ws)
         .unwrap();
-    let dot =
-        |a: &[f32], b: &[f32]| -> f64 { a.iter().zip(b).map(|(a, b)| *a as f64 * *b as f64).sum() };
     dot(&y, &p.dy) + dot(&state.h, &p.dstate_n.h) + dot(&state.c, &p.dstate_n.c)
 }
 
@@ -103,9 +99,6 @@ fn finite_differences_agree_with_engine_gradients() {
                 loss(&p, &add(&p.params, &vp), &add(&p.x, &vx), &st)
             };
             let numeric = (shifted(eps) - shifted(-eps)) / (2.0 * eps as f64);
-            let dot = |a: &[f32], b: &[f32]| -> f64 {
-                a.iter().zip(b).map(|(a, b)| *a as f64 * *b as f64).sum()
-            };
             let analytic =
                 dot(&grads, &vp) + dot(&dx, &vx) + dot(&dstate.h, &vh) + dot(&dstate.c, &vc);
             let err = (numeric - analytic).abs() / analytic.abs().max(1.0);
@@ -248,23 +241,7 @@ fn dropout_between_layers_has_exact_gradients() {
                     &mut RowRng::new(5, 0),
                 )
                 .unwrap();
-            let l = y
-                .iter()
-                .zip(&p.dy)
-                .map(|(a, b)| *a as f64 * *b as f64)
-                .sum::<f64>()
-                + state
-                    .h
-                    .iter()
-                    .zip(&p.dstate_n.h)
-                    .map(|(a, b)| *a as f64 * *b as f64)
-                    .sum::<f64>()
-                + state
-                    .c
-                    .iter()
-                    .zip(&p.dstate_n.c)
-                    .map(|(a, b)| *a as f64 * *b as f64)
-                    .sum::<f64>();
+            let l = dot(&y, &p.dy) + dot(&state.h, &p.dstate_n.h) + dot(&state.c, &p.dstate_n.c);
             let mut grads = vec![0.0; p.rnn.num_params()];
             let mut dx = vec![0.0; p.x.len()];
             let mut ds = p.dstate_n.clone();
@@ -304,11 +281,7 @@ fn dropout_between_layers_has_exact_gradients() {
                 .0
             };
             let numeric = (at(eps) - at(-eps)) / (2.0 * eps as f64);
-            let analytic: f64 = grads
-                .iter()
-                .zip(&v)
-                .map(|(a, b)| *a as f64 * *b as f64)
-                .sum();
+            let analytic = dot(&grads, &v);
             let err = (numeric - analytic).abs() / analytic.abs().max(1.0);
             assert!(err < 2e-3, "{kind:?}: {numeric} vs {analytic}");
         }

@@ -137,7 +137,7 @@ fn imports_run_down_the_layers() {
         if let Place::Shared(part) = &from {
             assert!(
                 level(part).is_some(),
-                "{}: the shared part `{part}` has no level in tests/layers.rs (add it to LEVELS)",
+                "{}: the shared part `{part}` has no level in tests/it/layers.rs (add it to LEVELS)",
                 rel.display()
             );
         }

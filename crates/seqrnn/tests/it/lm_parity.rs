@@ -1,9 +1,7 @@
 //! The language model against PyTorch's `torch_lm_*` fixtures: logits, mean cross-entropy and
 //! every gradient of one training step.
 
-mod common;
-
-use common::{assert_close, fixtures_dir};
+use crate::common::{assert_close, fixtures_dir};
 use seqrnn::io::tensors::TensorFile;
 use seqrnn::lm::{LanguageModel, LmCache, LmConfig, LmWorkspace};
 use seqrnn::rnn::SeqShape;

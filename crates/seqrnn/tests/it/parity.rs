@@ -1,11 +1,9 @@
 //! Parity with the PyTorch and Keras reference tensors in `../shared/fixtures/`: outputs, final
 //! states and every gradient within 1e-5 absolute (f32 engine against the f64 reference).
 
-mod common;
-
 use std::path::Path;
 
-use common::{assert_close, fixtures_dir};
+use crate::common::{assert_close, fixtures_dir};
 use seqrnn::io::tensors::TensorFile;
 use seqrnn::rnn::{
     CellKind, Direction, GruVariant, Rnn, RnnCache, RnnConfig, RnnState, RnnWorkspace, SeqShape,

@@ -2,9 +2,7 @@
 //! the masks held fixed (the same seed draws the same masks), masks applied where they belong,
 //! penalties equal to their definitions, inference untouched.
 
-mod common;
-
-use common::Gen;
+use crate::common::{dot, Gen};
 use seqrnn::dropout::{shared_mask, Dropout, DropoutKind, RowRng};
 use seqrnn::lm::{LanguageModel, LmCache, LmConfig, LmWorkspace, OutputWeights, Regularizers};
 use seqrnn::rnn::{CellKind, GruVariant, SeqShape};
@@ -99,11 +97,7 @@ fn check_gradients(m: &LanguageModel, params: &[f32], what: &str) {
             objective(m, &p, 9).0
         };
         let numeric = (at(eps) - at(-eps)) / (2.0 * eps as f64);
-        let analytic: f64 = grads
-            .iter()
-            .zip(d)
-            .map(|(a, b)| *a as f64 * *b as f64)
-            .sum();
+        let analytic = dot(&grads, d);
         let err = (numeric - analytic).abs() / analytic.abs().max(0.1);
         assert!(
             err < 3e-3,

@@ -1,7 +1,5 @@
 //! The comparison-report builder on tiny runs made here: reading runs, measuring them, the
 //! report files, and the errors for runs that cannot be compared.
-#![cfg(feature = "plots")]
-
 use std::path::{Path, PathBuf};
 
 use seqrnn::data::Vocab;

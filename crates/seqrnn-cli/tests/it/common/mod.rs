@@ -43,16 +43,82 @@ pub fn fails(out: &Output, needle: &str) -> String {
     err
 }
 
-/// An empty scratch folder named after the test binary, the process and `name`.
+/// An empty scratch folder named after the calling test module (its file), the process and
+/// `name`: the modules share one process, so each keeps to folders of its own.
+#[track_caller]
 pub fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "seqrnn-{}-{}-{name}",
-        env!("CARGO_CRATE_NAME"),
-        std::process::id()
-    ));
+    let caller = Path::new(std::panic::Location::caller().file());
+    let module = caller.file_stem().unwrap().to_str().unwrap();
+    let d = std::env::temp_dir().join(format!("seqrnn-{module}-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// Asserts that `seqrnn ARGS…` fails cleanly with `needle` (as [`fails`]) and leaves no run in
+/// `out`; returns the message.
+pub fn refused(args: &[&str], needle: &str, out: &Path) -> String {
+    let err = fails(&seqrnn(args), needle);
+    assert!(
+        !out.join("config.json").exists(),
+        "{args:?} left a run behind"
+    );
+    err
+}
+
+/// Asserts the one-line refusal of `seqrnn ARGS…` on a run stopped in its first epoch (a
+/// checkpoint, no weights yet), which names the command that resumes it: `resume`, such as
+/// `classify train --resume --out RUN`.
+pub fn refused_without_weights(args: &[&str], resume: &str) {
+    let err = fails(
+        &seqrnn(args),
+        "the run has a checkpoint but no finished epoch yet, so there are no trained weights to use",
+    );
+    assert!(err.contains(&format!(" {resume} ...`")), "{err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+}
+
+/// A copy of `files` of `from` in `from/name`, with `file` holding `bytes` instead; its path.
+pub fn copy_with(from: &Path, name: &str, files: &[&str], file: &str, bytes: &[u8]) -> String {
+    let dir = from.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in files {
+        std::fs::copy(from.join(f), dir.join(f)).unwrap();
+    }
+    std::fs::write(dir.join(file), bytes).unwrap();
+    dir.to_str().unwrap().to_string()
+}
+
+/// A folder `dir/name` holding only a `config.json` of `config` (a run of some other task).
+pub fn foreign_run(dir: &Path, name: &str, config: &str) -> PathBuf {
+    let run = dir.join(name);
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join("config.json"), config).unwrap();
+    run
+}
+
+/// The sentences of the tiny word corpora ([`word_corpus`]).
+const SENTENCES: [&str; 6] = [
+    "the cat sat on the mat",
+    "the dog sat on the log",
+    "a cat and a dog met on the mat",
+    "the cat saw the dog",
+    "a dog saw a cat on the log",
+    "the bird saw a dog and a cat",
+];
+
+/// A tiny word corpus in the plain layout: `train.txt` cycles through the first `sentences` of
+/// [`SENTENCES`] for `lines` lines; `valid.txt` and `test.txt` hold `valid` and `test`.
+pub fn word_corpus(dir: &Path, sentences: usize, lines: usize, valid: &str, test: &str) {
+    let text: String = SENTENCES[..sentences]
+        .iter()
+        .cycle()
+        .take(lines)
+        .map(|s| format!("{s}\n"))
+        .collect();
+    std::fs::write(dir.join("train.txt"), &text).unwrap();
+    std::fs::write(dir.join("valid.txt"), valid).unwrap();
+    std::fs::write(dir.join("test.txt"), test).unwrap();
 }
 
 /// `base` arguments with `extra` appended; a flag in `extra` replaces the same flag (and its
@@ -67,7 +133,7 @@ pub fn with_overrides<'a>(mut base: Vec<&'a str>, extra: &[&'a str]) -> Vec<&'a 
     base
 }
 
-#[path = "../../../seqrnn/src/test_shared.rs"]
+#[path = "../../../../seqrnn/src/test_shared.rs"]
 mod shared_folder;
 /// The shared folder's files, or a skip (a failure under `SEQRNN_REQUIRE_SHARED=1`).
 #[allow(unused_imports)]

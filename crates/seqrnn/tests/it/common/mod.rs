@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 pub mod engine;
 
-#[path = "../../src/test_shared.rs"]
+#[path = "../../../src/test_shared.rs"]
 mod shared_folder;
 /// The shared folder's files, or a skip (a failure under `SEQRNN_REQUIRE_SHARED=1`).
 #[allow(unused_imports)]
@@ -41,6 +41,11 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
         got[worst.1],
         want[worst.1]
     );
+}
+
+/// `Σ a_i·b_i` in f64, in order.
+pub fn dot(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(a, b)| *a as f64 * *b as f64).sum()
 }
 
 /// Small deterministic generator for test data (xorshift64*), values in `[-s, s)`.

@@ -1,0 +1,22 @@
+//! The command-line tests, one module a command or theme, in one test binary (one link of the
+//! library and its dependencies instead of one a file). Each module runs the built `seqrnn`
+//! binary as a user does; `common` holds the helpers they share.
+//!
+//! Run one module's tests with `cargo test -p seqrnn-cli --test it MODULE::`.
+
+mod common;
+
+mod classify;
+mod cli;
+mod compare;
+/// Under `mpirun -np 2`: only with the `mpi` feature.
+#[cfg(feature = "mpi")]
+mod distributed;
+mod forecast;
+mod inspect;
+mod last_token;
+mod lm;
+mod reliability;
+mod speech;
+mod tag;
+mod translate;
