@@ -34,6 +34,17 @@ impl BatchLoss {
         loss: 0.0,
         examples: 0,
     };
+
+    /// The step of a rank whose model computed the mean loss `loss` and its gradient `grads`
+    /// over its `mine` of the batch's `all` examples: both become this rank's share of the mean
+    /// over the whole batch ([`share_of_mean`]).
+    pub fn share_of_mean(loss: f64, grads: &mut [f32], mine: usize, all: usize) -> BatchLoss {
+        let share = share_of_mean(grads, mine, all);
+        BatchLoss {
+            loss: loss * share,
+            examples: mine,
+        }
+    }
 }
 
 /// Which of the processes of a data-parallel run this one is: rank `index` of `count` (rank 0
@@ -144,10 +155,30 @@ impl Buckets {
         self.batches.len()
     }
 
+    /// Cuts a new epoch's batches from the examples `seqs` by their lengths; returns how many.
+    pub fn shuffle_seqs<T>(&mut self, seqs: &[Vec<T>], rng: &mut SeqRng) -> usize {
+        let lens: Vec<usize> = seqs.iter().map(Vec::len).collect();
+        self.shuffle(&lens, rng)
+    }
+
     /// Batch `index` of the epoch: its examples' indices.
     pub fn get(&self, index: usize) -> &[usize] {
         &self.batches[index]
     }
+
+    /// The batch of `step` (all its examples), this rank's part of it and the part's mask
+    /// generator ([`Step::rows`]); `None` when the rank holds no example this step.
+    pub fn rows<'s>(&'s self, step: &mut Step<'_>) -> Option<(&'s [usize], &'s [usize], RowRng)> {
+        let all = self.get(step.index);
+        step.rows(all).map(|(mine, masks)| (all, mine, masks))
+    }
+}
+
+/// This rank's share of a validation split of `n` examples, whose figures are then summed over
+/// `group`; `None` on one process, or where the group has more ranks than examples (every rank
+/// then scores the whole split).
+pub fn validation_share(group: &Group, n: usize) -> Option<Range<usize>> {
+    (group.is_distributed() && n >= group.size()).then(|| Rank::of(group).share(n))
 }
 
 /// How the losses of an epoch's steps make its training loss.
@@ -315,13 +346,46 @@ pub const MODEL_PART: (&str, &str) = (
     "the checkpoint is from another model configuration than the run's",
 );
 
-/// The identity of most tasks: the model's configuration and a fingerprint of the bytes of the
-/// training data, `{"model": …, "train": "<16 hex digits>"}`.
-pub fn model_and_data(model: &impl serde::Serialize, train: &[u8]) -> serde_json::Value {
-    serde_json::json!({
-        "model": model,
-        "train": format!("{:016x}", crate::dist::fingerprint(train)),
-    })
+/// The parts of the identity of most tasks ([`Fingerprint::identity`]): [`MODEL_PART`], and
+/// `train` with what a different training set means ("the training file is not the one the run
+/// was trained on").
+pub const fn model_and_train(train: &'static str) -> [(&'static str, &'static str); 2] {
+    [MODEL_PART, ("train", train)]
+}
+
+/// The bytes of a training set, as the identity of most tasks fingerprints them: token ids and
+/// features (little-endian), each example's sequences closed by [`Fingerprint::end`] where the
+/// task marks them.
+#[derive(Clone, Debug, Default)]
+pub struct Fingerprint(Vec<u8>);
+
+impl Fingerprint {
+    /// Adds the token ids `ids`.
+    pub fn ids(&mut self, ids: &[u32]) -> &mut Self {
+        self.0.extend(ids.iter().flat_map(|i| i.to_le_bytes()));
+        self
+    }
+
+    /// Adds the end of a sequence (`u32::MAX`).
+    pub fn end(&mut self) -> &mut Self {
+        self.ids(&[u32::MAX])
+    }
+
+    /// Adds the features `x` (their bits).
+    pub fn f32s(&mut self, x: &[f32]) -> &mut Self {
+        self.0
+            .extend(x.iter().flat_map(|v| v.to_bits().to_le_bytes()));
+        self
+    }
+
+    /// The identity of most tasks: the model's configuration and a fingerprint of the bytes
+    /// added, `{"model": …, "train": "<16 hex digits>"}`.
+    pub fn identity(&self, model: &impl serde::Serialize) -> serde_json::Value {
+        serde_json::json!({
+            "model": model,
+            "train": format!("{:016x}", crate::dist::fingerprint(&self.0)),
+        })
+    }
 }
 
 /// `curve.svg` of a supervised run: training and validation loss at every epoch's end.

@@ -15,7 +15,7 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 use crate::data::batch::length_buckets;
-use crate::dist::{share, Group};
+use crate::dist::Group;
 use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
 use crate::model::softmax;
@@ -27,7 +27,8 @@ use crate::tasks::classify::model::{
 };
 use crate::train::fit::FitConfig;
 use crate::train::task::{
-    model_and_data, share_of_mean, BatchLoss, Buckets, Step, Task, Validation, Weights, MODEL_PART,
+    model_and_train, validation_share, BatchLoss, Buckets, Fingerprint, Step, Task, Validation,
+    Weights,
 };
 
 /// Sequences per inference batch.
@@ -182,28 +183,23 @@ impl Task for ClassifyTask<'_> {
     /// The model and a fingerprint of the encoded training examples (the ranks of a
     /// data-parallel run must agree on them).
     fn identity(&self) -> serde_json::Value {
-        let mut h = Vec::new();
+        let mut h = Fingerprint::default();
         for (ids, &label) in self.train.ids.iter().zip(&self.train.labels) {
-            h.extend(ids.iter().flat_map(|i| i.to_le_bytes()));
-            h.extend(u32::MAX.to_le_bytes());
-            h.extend(label.to_le_bytes());
+            h.ids(ids).end().ids(&[label]);
         }
-        model_and_data(self.model.config(), &h)
+        h.identity(self.model.config())
     }
 
     fn identity_keys(&self) -> &'static [(&'static str, &'static str)] {
-        &[
-            MODEL_PART,
-            (
-                "train",
-                "the training examples (or the vocabulary and labels that encode them) are not those the run was trained on",
-            ),
-        ]
+        const KEYS: [(&str, &str); 2] = model_and_train(
+            "the training examples (or the vocabulary and labels that encode them) are not those \
+             the run was trained on",
+        );
+        &KEYS
     }
 
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
-        let lens: Vec<usize> = self.train.ids.iter().map(Vec::len).collect();
-        self.batches.shuffle(&lens, rng)
+        self.batches.shuffle_seqs(&self.train.ids, rng)
     }
 
     fn train_step(
@@ -212,8 +208,7 @@ impl Task for ClassifyTask<'_> {
         grads: &mut [f32],
         mut step: Step<'_>,
     ) -> Result<BatchLoss> {
-        let all = self.batches.get(step.index);
-        let Some((idx, mut masks)) = step.rows(all) else {
+        let Some((all, idx, mut masks)) = self.batches.rows(&mut step) else {
             return Ok(BatchLoss::NONE);
         };
         let train = self.train;
@@ -245,24 +240,19 @@ impl Task for ClassifyTask<'_> {
             .backward(params, grads, &self.cache, &mut self.ws)?;
         // The model's loss and gradient are means over this rank's examples; the step's are
         // over the whole batch's.
-        let share = share_of_mean(grads, idx.len(), all.len());
-        Ok(BatchLoss {
-            loss: loss * share,
-            examples: idx.len(),
-        })
+        Ok(BatchLoss::share_of_mean(loss, grads, idx.len(), all.len()))
     }
 
     /// Each rank scores its share of the validation examples; losses and hits are summed.
     fn validate(&mut self, params: &[f32], group: &Group) -> Result<Validation> {
         let n = self.valid.labels.len();
-        if !(group.is_distributed() && n >= group.size()) {
+        let Some(part) = validation_share(group, n) else {
             let m = evaluate(self.model, params, self.valid)?;
             return Ok(Validation {
                 loss: m.loss,
                 score: m.accuracy,
             });
-        }
-        let part = share(n, group.rank(), group.size());
+        };
         let mine = Encoded {
             ids: self.valid.ids[part.clone()].to_vec(),
             labels: self.valid.labels[part.clone()].to_vec(),
@@ -287,16 +277,21 @@ mod tests {
     use super::*;
     use crate::tasks::classify::model::ClassifierConfig;
 
-    #[test]
-    fn metrics_from_a_known_confusion() {
-        // A model whose head ignores the input: bias decides, so every prediction is label 1.
-        let cfg = ClassifierConfig {
-            vocab: 4,
+    /// A small two-class classifier's configuration over `vocab` tokens.
+    fn config(vocab: usize) -> ClassifierConfig {
+        ClassifierConfig {
+            vocab,
             embed: 2,
             hidden: 2,
             classes: 2,
             ..ClassifierConfig::default()
-        };
+        }
+    }
+
+    #[test]
+    fn metrics_from_a_known_confusion() {
+        // A model whose head ignores the input: bias decides, so every prediction is label 1.
+        let cfg = config(4);
         let m = Classifier::new(cfg).unwrap();
         let mut p = m.init_params(1).unwrap();
         let n = p.len();
@@ -318,14 +313,7 @@ mod tests {
 
     #[test]
     fn a_run_resumed_on_other_examples_is_refused() {
-        let cfg = ClassifierConfig {
-            vocab: 10,
-            embed: 2,
-            hidden: 2,
-            classes: 2,
-            ..ClassifierConfig::default()
-        };
-        let m = Classifier::new(cfg).unwrap();
+        let m = Classifier::new(config(10)).unwrap();
         let data = Encoded {
             ids: vec![vec![5, 6], vec![7; 3]],
             labels: vec![0, 1],
@@ -349,14 +337,7 @@ mod tests {
 
     #[test]
     fn word_dropout_replaces_real_tokens_only() {
-        let cfg = ClassifierConfig {
-            vocab: 10,
-            embed: 2,
-            hidden: 2,
-            classes: 2,
-            ..ClassifierConfig::default()
-        };
-        let m = Classifier::new(cfg).unwrap();
+        let m = Classifier::new(config(10)).unwrap();
         let params = m.init_params(1).unwrap();
         let data = Encoded {
             ids: vec![vec![5; 40], vec![7; 3]],

@@ -22,11 +22,13 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::data::table::Table;
-use crate::dist::{fingerprint_f32, share, Group};
+use crate::dist::{fingerprint_f32, Group};
 use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
 use crate::tasks::forecast::model::{ForecastCache, ForecastWorkspace, Forecaster};
-use crate::train::task::{share_of_mean, BatchLoss, Step, Task, Validation, Weights, MODEL_PART};
+use crate::train::task::{
+    validation_share, BatchLoss, Step, Task, Validation, Weights, MODEL_PART,
+};
 
 /// Error figures of a set of windows, over every target column and horizon step.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -276,20 +278,16 @@ impl Task for ForecastTask<'_> {
             .backward(params, grads, &self.cache, &mut self.ws)?;
         // The model's loss and gradient are means over this rank's windows; the step's are over
         // the whole batch's.
-        let share = share_of_mean(grads, b, batch.len());
-        Ok(BatchLoss {
-            loss: loss * share,
-            examples: b,
-        })
+        Ok(BatchLoss::share_of_mean(loss, grads, b, batch.len()))
     }
 
     /// Each rank scores its share of the validation windows; the squared errors are summed.
     fn validate(&mut self, params: &[f32], group: &Group) -> Result<Validation> {
         let n = self.valid.len();
-        let mse = match group.is_distributed() && n >= group.size() {
-            false => evaluate(self.model, params, self.series, self.scaler, &self.valid)?.mse,
-            true => {
-                let part = &self.valid[share(n, group.rank(), group.size())];
+        let mse = match validation_share(group, n) {
+            None => evaluate(self.model, params, self.series, self.scaler, &self.valid)?.mse,
+            Some(part) => {
+                let part = &self.valid[part];
                 let m = evaluate(self.model, params, self.series, self.scaler, part)?;
                 let mut sums = [m.mse * part.len() as f64];
                 group.sum_f64(&mut sums);

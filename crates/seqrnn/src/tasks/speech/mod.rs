@@ -45,7 +45,7 @@ use crate::tasks::speech::model::{
 };
 use crate::train::fit::FitConfig;
 use crate::train::task::{
-    model_and_data, BatchLoss, Buckets, LossAverage, Step, Task, Validation, Weights, MODEL_PART,
+    model_and_train, BatchLoss, Buckets, Fingerprint, LossAverage, Step, Task, Validation, Weights,
 };
 
 /// `format` metadata of a speech model's `model.safetensors`.
@@ -242,22 +242,18 @@ impl Task for SpeechTask<'_> {
     }
 
     fn identity(&self) -> serde_json::Value {
-        let mut h = Vec::new();
+        let mut h = Fingerprint::default();
         for (x, y) in self.train.feats.iter().zip(&self.train.targets) {
-            h.extend(fingerprint_f32_bytes(x));
-            h.extend(y.iter().flat_map(|i| i.to_le_bytes()));
+            h.f32s(x).ids(y);
         }
-        model_and_data(self.model.config(), &h)
+        h.identity(self.model.config())
     }
 
     fn identity_keys(&self) -> &'static [(&'static str, &'static str)] {
-        &[
-            MODEL_PART,
-            (
-                "train",
-                "the training recordings or transcripts are not the ones the run was trained on",
-            ),
-        ]
+        const KEYS: [(&str, &str); 2] = model_and_train(
+            "the training recordings or transcripts are not the ones the run was trained on",
+        );
+        &KEYS
     }
 
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
@@ -270,8 +266,7 @@ impl Task for SpeechTask<'_> {
         grads: &mut [f32],
         mut step: Step<'_>,
     ) -> Result<BatchLoss> {
-        let all = self.batches.get(step.index);
-        let Some((idx, mut masks)) = step.rows(all) else {
+        let Some((all, idx, mut masks)) = self.batches.rows(&mut step) else {
             return Ok(BatchLoss::NONE);
         };
         let augment = self.augment.as_ref().map(|a| (a, &mut masks));
@@ -314,10 +309,6 @@ impl Task for SpeechTask<'_> {
 /// every output is empty and the WER stays 1 for a while; the loss still tells progress.
 pub fn selection_score(wer: f64, loss: f64) -> f64 {
     1.0 - wer - 1e-9 * loss.clamp(0.0, 1e3)
-}
-
-fn fingerprint_f32_bytes(x: &[f32]) -> impl Iterator<Item = u8> + '_ {
-    x.iter().flat_map(|v| v.to_bits().to_le_bytes())
 }
 
 #[cfg(test)]

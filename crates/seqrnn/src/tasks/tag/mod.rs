@@ -35,7 +35,7 @@ use crate::tasks::tag::model::{casing, TagBatch, Tagger, TaggerCache, TaggerWork
 use crate::tasks::tag::tags::{check, convert, split_tag, Scheme};
 use crate::train::fit::FitConfig;
 use crate::train::task::{
-    model_and_data, BatchLoss, Buckets, LossAverage, Step, Task, Validation, Weights, MODEL_PART,
+    model_and_train, BatchLoss, Buckets, Fingerprint, LossAverage, Step, Task, Validation, Weights,
 };
 
 /// `format` metadata of a tagger's weights file.
@@ -218,27 +218,22 @@ impl Task for TagTask<'_> {
     }
 
     fn identity(&self) -> serde_json::Value {
-        let mut h = Vec::new();
+        let mut h = Fingerprint::default();
         for (w, l) in self.train.words.iter().zip(&self.train.labels) {
-            h.extend(w.iter().chain(l).flat_map(|i| i.to_le_bytes()));
-            h.extend(u32::MAX.to_le_bytes());
+            h.ids(w).ids(l).end();
         }
-        model_and_data(self.model.config(), &h)
+        h.identity(self.model.config())
     }
 
     fn identity_keys(&self) -> &'static [(&'static str, &'static str)] {
-        &[
-            MODEL_PART,
-            (
-                "train",
-                "the training file (or its vocabularies) is not the one the run was trained on",
-            ),
-        ]
+        const KEYS: [(&str, &str); 2] = model_and_train(
+            "the training file (or its vocabularies) is not the one the run was trained on",
+        );
+        &KEYS
     }
 
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
-        let lens: Vec<usize> = self.train.words.iter().map(Vec::len).collect();
-        self.batches.shuffle(&lens, rng)
+        self.batches.shuffle_seqs(&self.train.words, rng)
     }
 
     fn train_step(
@@ -247,8 +242,7 @@ impl Task for TagTask<'_> {
         grads: &mut [f32],
         mut step: Step<'_>,
     ) -> Result<BatchLoss> {
-        let all = self.batches.get(step.index);
-        let Some((idx, mut masks)) = step.rows(all) else {
+        let Some((all, idx, mut masks)) = self.batches.rows(&mut step) else {
             return Ok(BatchLoss::NONE);
         };
         let tokens: usize = all.iter().map(|&i| self.train.words[i].len()).sum();

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::batch::length_buckets;
 use crate::data::subword::{SubwordConfig, SubwordVocab, BOS, EOS, PAD};
-use crate::dist::{share, Group};
+use crate::dist::Group;
 use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
 use crate::model::attention::AttnCache;
@@ -40,7 +40,8 @@ use crate::train::checkpoint::FitEpoch;
 use crate::train::fit::FitConfig;
 use crate::train::metrics::write_perplexity_metrics;
 use crate::train::task::{
-    model_and_data, BatchLoss, Buckets, LossAverage, Step, Task, Validation, Weights, MODEL_PART,
+    model_and_train, validation_share, BatchLoss, Buckets, Fingerprint, LossAverage, Step, Task,
+    Validation, Weights,
 };
 
 /// `format` metadata of a translation model's weights file.
@@ -256,26 +257,23 @@ impl Task for TranslateTask<'_> {
 
     /// The model and a fingerprint of the encoded training pairs.
     fn identity(&self) -> serde_json::Value {
-        let mut h = Vec::new();
+        let mut h = Fingerprint::default();
         for (s, t) in self.train.src.iter().zip(&self.train.tgt) {
-            h.extend(s.iter().flat_map(|i| i.to_le_bytes()));
-            h.extend(u32::MAX.to_le_bytes());
-            h.extend(t.iter().flat_map(|i| i.to_le_bytes()));
-            h.extend(u32::MAX.to_le_bytes());
+            h.ids(s).end().ids(t).end();
         }
-        model_and_data(self.model.config(), &h)
+        h.identity(self.model.config())
     }
 
     fn identity_keys(&self) -> &'static [(&'static str, &'static str)] {
-        &[
-            MODEL_PART,
-            ("train", "the training pairs (or the vocabularies that encode them) are not those the run was trained on"),
-        ]
+        const KEYS: [(&str, &str); 2] = model_and_train(
+            "the training pairs (or the vocabularies that encode them) are not those the run was \
+             trained on",
+        );
+        &KEYS
     }
 
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
-        let lens: Vec<usize> = self.train.src.iter().map(Vec::len).collect();
-        self.batches.shuffle(&lens, rng)
+        self.batches.shuffle_seqs(&self.train.src, rng)
     }
 
     fn train_step(
@@ -284,8 +282,7 @@ impl Task for TranslateTask<'_> {
         grads: &mut [f32],
         mut step: Step<'_>,
     ) -> Result<BatchLoss> {
-        let all = self.batches.get(step.index);
-        let Some((idx, mut masks)) = step.rows(all) else {
+        let Some((all, idx, mut masks)) = self.batches.rows(&mut step) else {
             return Ok(BatchLoss::NONE);
         };
         let train = self.train;
@@ -321,8 +318,7 @@ impl Task for TranslateTask<'_> {
     /// Per-piece perplexity of the validation pairs; each rank scores a share.
     fn validate(&mut self, params: &[f32], group: &Group) -> Result<Validation> {
         let n = self.valid.len();
-        let (sum, count) = if group.is_distributed() && n >= group.size() {
-            let part = share(n, group.rank(), group.size());
+        let (sum, count) = if let Some(part) = validation_share(group, n) {
             let mine = EncodedPairs {
                 src: self.valid.src[part.clone()].to_vec(),
                 tgt: self.valid.tgt[part].to_vec(),

@@ -34,7 +34,7 @@ use crate::tasks::lm::last_token::model::{
 use crate::tasks::lm::{EvalResult, Split};
 use crate::train::fit::FitConfig;
 use crate::train::task::{
-    model_and_data, share_of_mean, BatchLoss, LossAverage, Step, Task, Validation, Weights,
+    share_of_mean, BatchLoss, Fingerprint, LossAverage, Step, Task, Validation, Weights,
 };
 
 /// Windows per evaluation batch.
@@ -180,13 +180,9 @@ impl Task for LastTokenTask<'_> {
 
     /// The model, the window and a fingerprint of the training stream.
     fn identity(&self) -> serde_json::Value {
-        let bytes: Vec<u8> = self
-            .train
-            .stream()
-            .iter()
-            .flat_map(|i| i.to_le_bytes())
-            .collect();
-        let mut id = model_and_data(self.model.config(), &bytes);
+        let mut id = Fingerprint::default()
+            .ids(self.train.stream())
+            .identity(self.model.config());
         id["window"] = self.train.window().into();
         id
     }
