@@ -19,6 +19,12 @@ pub fn default(value: &'static str) -> impl FnOnce(Arg) -> Arg {
     move |a| a.default_value(value)
 }
 
+/// Sets the help of an argument (`#[command(mut_arg(ID, help(TEXT)))]`), where a command says
+/// more of a shared flag; TEXT without the final period, as clap shows a doc comment.
+pub fn help(text: &'static str) -> impl FnOnce(Arg) -> Arg {
+    move |a| a.help(text)
+}
+
 /// Says the command's default epoch count in the help of `--epochs`.
 pub fn epochs(default: usize) -> impl FnOnce(Arg) -> Arg {
     move |a| {

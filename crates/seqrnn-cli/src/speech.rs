@@ -189,17 +189,6 @@ fn decoding(beam: usize, lexicon: bool) -> Result<Decoding> {
     })
 }
 
-fn load_part(
-    source: &SpeechSource,
-    part: FsddSplit,
-    rate: u32,
-    concat: Option<&Concat>,
-    speeds: &[f32],
-    seed: u64,
-) -> Result<Option<Vec<Utterance>>> {
-    Ok(source.load(part, rate, concat, speeds, seed)?)
-}
-
 fn source_of(d: &DataArgs) -> Result<SpeechSource> {
     Ok(match (&d.fsdd, &d.train, &d.valid) {
         (Some(dir), _, _) => SpeechSource::Fsdd(dir.clone()),
@@ -279,7 +268,7 @@ fn load_parts(a: &TrainArgs, saved: Option<&SpeechRunConfig>) -> Result<(SpeechS
         ),
         None => (a.rate, a.fit.seed, a.speed.clone()),
     };
-    let part = |p, sp: &[f32], s| load_part(&source, p, rate, concat.as_ref(), sp, s);
+    let part = |p, sp: &[f32], s| source.load(p, rate, concat.as_ref(), sp, s);
     let parts = Parts {
         train: part(FsddSplit::Train, &speeds, seed.wrapping_add(0x5eed_0001))?.unwrap_or_default(),
         valid: part(FsddSplit::Valid, &[], VALID_SEED)?.unwrap_or_default(),
@@ -496,15 +485,9 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
         },
         _ => bail!("give the test recordings: --fsdd DIR or --test MANIFEST"),
     };
-    let utts = load_part(
-        &source,
-        FsddSplit::Test,
-        rate,
-        concat.as_ref(),
-        &[],
-        TEST_SEED,
-    )?
-    .unwrap_or_default();
+    let utts = source
+        .load(FsddSplit::Test, rate, concat.as_ref(), &[], TEST_SEED)?
+        .unwrap_or_default();
     let t_feat = std::time::Instant::now();
     let data = m.prepare(&utts)?;
     let feat_secs = t_feat.elapsed().as_secs_f64();

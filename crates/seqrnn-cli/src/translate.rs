@@ -17,7 +17,7 @@ use seqrnn::translate::{
     TranslateMetrics, TranslateRunConfig, TranslateRunData, TranslateTask, TranslateTrainConfig,
 };
 
-use crate::flags::{default, epochs, EncoderFlags, LoopFlags, RunFlags};
+use crate::flags::{default, epochs, help, EncoderFlags, LoopFlags, RunFlags};
 use crate::progress::Shown;
 use crate::training;
 
@@ -79,6 +79,33 @@ impl DecodeArgs {
     }
 }
 
+/// The language pair: `--src` and `--tgt` (a command may restate their help).
+#[derive(Args, Debug)]
+struct Langs {
+    /// Source language suffix (`de` reads train.de).
+    #[arg(long)]
+    src: String,
+    /// Target language suffix.
+    #[arg(long)]
+    tgt: String,
+}
+
+impl Langs {
+    /// Fails unless the run in `dir`, with data settings `data`, translates this pair.
+    fn check_run(&self, dir: &Path, data: &TranslateRunData) -> Result<()> {
+        ensure!(
+            data.src == self.src && data.tgt == self.tgt,
+            "the run in {} translates {} → {}, not {} → {}",
+            dir.display(),
+            data.src,
+            data.tgt,
+            self.src,
+            self.tgt
+        );
+        Ok(())
+    }
+}
+
 /// `seqrnn translate train`'s epochs when --epochs is not given.
 const EPOCHS: usize = 12;
 
@@ -95,12 +122,8 @@ pub struct TrainArgs {
     /// Folder with PREFIX.SRC and PREFIX.TGT for the train, validation and test splits.
     #[arg(long)]
     data: PathBuf,
-    /// Source language suffix (`de` reads train.de).
-    #[arg(long)]
-    src: String,
-    /// Target language suffix.
-    #[arg(long)]
-    tgt: String,
+    #[command(flatten)]
+    langs: Langs,
     /// File prefix of the training split.
     #[arg(long, default_value = "train")]
     train: String,
@@ -196,10 +219,10 @@ fn load_data(
     max_src_len: usize,
     resumed: Option<&RunDir>,
 ) -> Result<TranslateData> {
-    let train_text = read(&a.data, &a.train, &a.src, &a.tgt, "training")?;
-    let valid_text = read(&a.data, &a.valid, &a.src, &a.tgt, "validation")?;
-    let test_text = match src_file(&a.data, &a.test, &a.src).is_file() {
-        true => Some(read(&a.data, &a.test, &a.src, &a.tgt, "test")?),
+    let train_text = read(&a.data, &a.train, &a.langs.src, &a.langs.tgt, "training")?;
+    let valid_text = read(&a.data, &a.valid, &a.langs.src, &a.langs.tgt, "validation")?;
+    let test_text = match src_file(&a.data, &a.test, &a.langs.src).is_file() {
+        true => Some(read(&a.data, &a.test, &a.langs.src, &a.langs.tgt, "test")?),
         false => None,
     };
     let (src_vocab, tgt_vocab) = match resumed {
@@ -219,7 +242,7 @@ fn load_data(
         &src_vocab,
         &tgt_vocab,
         None,
-        &src_file(&a.data, &a.train, &a.src),
+        &src_file(&a.data, &a.train, &a.langs.src),
     )?;
     let mut train = EncodedPairs::default();
     let mut dropped = 0;
@@ -247,7 +270,7 @@ fn load_data(
             &src_vocab,
             &tgt_vocab,
             Some(&limit),
-            &src_file(&a.data, prefix, &a.src),
+            &src_file(&a.data, prefix, &a.langs.src),
         )
     };
     let valid = enc(&valid_text, &a.valid)?;
@@ -323,22 +346,18 @@ fn subword_from_flags(a: &TrainArgs) -> SubwordConfig {
 }
 
 fn train_cmd(a: TrainArgs) -> Result<()> {
-    check_lang(&a.src, "--src")?;
-    check_lang(&a.tgt, "--tgt")?;
-    ensure!(a.src != a.tgt, "--src and --tgt are both `{}`", a.src);
+    check_lang(&a.langs.src, "--src")?;
+    check_lang(&a.langs.tgt, "--tgt")?;
+    ensure!(
+        a.langs.src != a.langs.tgt,
+        "--src and --tgt are both `{}`",
+        a.langs.src
+    );
     crate::set_threads(a.run.threads)?;
     let resumed = training::resumed::<_, _, _>(&a.run)?;
     let saved: Option<&TranslateRunConfig> = resumed.as_ref().map(|(_, c)| c);
     if let Some(c) = saved {
-        ensure!(
-            c.data.src == a.src && c.data.tgt == a.tgt,
-            "the run in {} translates {} → {}, not {} → {}",
-            a.run.out.display(),
-            c.data.src,
-            c.data.tgt,
-            a.src,
-            a.tgt
-        );
+        a.langs.check_run(&a.run.out, &c.data)?;
     }
     let subword = saved.map_or_else(|| subword_from_flags(&a), |c| c.train.subword);
     let max_src_len = saved.map_or(a.max_src_len, |c| c.model.max_src_len);
@@ -357,8 +376,8 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     let mut task = TranslateTask::new(&model, &d.train, &d.valid, train_cfg.batch)?;
     let mut params = model.init_params(train_cfg.fit.seed)?;
     let langs = TranslateRunData {
-        src: a.src.clone(),
-        tgt: a.tgt.clone(),
+        src: a.langs.src.clone(),
+        tgt: a.langs.tgt.clone(),
     };
     let config = TranslateRunConfig::new(model_cfg, train_cfg, langs);
     if training::is_root() {
@@ -467,6 +486,10 @@ fn load_run(dir: &Path) -> Result<Trained> {
 
 /// `seqrnn translate eval`.
 #[derive(Args, Debug)]
+#[command(
+    mut_arg("src", help("Source language suffix (must be the run's)")),
+    mut_arg("tgt", help("Target language suffix (must be the run's)"))
+)]
 pub struct EvalArgs {
     /// Run directory from `seqrnn translate train`.
     #[arg(long)]
@@ -474,12 +497,8 @@ pub struct EvalArgs {
     /// Folder with PREFIX.SRC and PREFIX.TGT.
     #[arg(long)]
     data: PathBuf,
-    /// Source language suffix (must be the run's).
-    #[arg(long)]
-    src: String,
-    /// Target language suffix (must be the run's).
-    #[arg(long)]
-    tgt: String,
+    #[command(flatten)]
+    langs: Langs,
     /// File prefix of the split to score.
     #[arg(long, default_value = "test_2016_flickr")]
     test: String,
@@ -499,22 +518,14 @@ pub struct EvalArgs {
 fn eval_cmd(a: EvalArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
     let m = load_run(&a.model)?;
-    ensure!(
-        m.config.data.src == a.src && m.config.data.tgt == a.tgt,
-        "the run in {} translates {} → {}, not {} → {}",
-        a.model.display(),
-        m.config.data.src,
-        m.config.data.tgt,
-        a.src,
-        a.tgt
-    );
-    let text = read(&a.data, &a.test, &a.src, &a.tgt, "test")?;
+    a.langs.check_run(&a.model, &m.config.data)?;
+    let text = read(&a.data, &a.test, &a.langs.src, &a.langs.tgt, "test")?;
     let data = encode_pairs(
         &text,
         &m.src_vocab,
         &m.tgt_vocab,
         Some(&m.model),
-        &src_file(&a.data, &a.test, &a.src),
+        &src_file(&a.data, &a.test, &a.langs.src),
     )?;
     let decode = a.decode.apply(m.config.train.decode);
     let t0 = std::time::Instant::now();

@@ -203,6 +203,30 @@ pub(crate) fn check_backward(grads: usize, params: usize, batch: usize) -> Resul
     Ok(())
 }
 
+/// A task model's three accessors, the same in every model that holds its configuration in
+/// `config` and its [`ParamLayout`] in `params`: `config()`, `param_layout()` (documented by
+/// the given text) and `num_params()`. Used inside the model's `impl` block:
+/// `model_accessors!(ClassifierConfig, "Every tensor of the parameter block.");`.
+macro_rules! model_accessors {
+    ($config:ty, $layout_doc:literal) => {
+        /// The configuration.
+        pub fn config(&self) -> &$config {
+            &self.config
+        }
+
+        #[doc = $layout_doc]
+        pub fn param_layout(&self) -> &crate::model::layout::ParamLayout {
+            &self.params
+        }
+
+        /// Length of the parameter block.
+        pub fn num_params(&self) -> usize {
+            self.params.len()
+        }
+    };
+}
+pub(crate) use model_accessors;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,6 +28,7 @@ use crate::model::encoder_head::{
     check_encoder, EncoderHead, EncoderHeadCache, EncoderHeadWorkspace,
 };
 use crate::model::layout::check_backward;
+use crate::model::layout::model_accessors;
 use crate::model::layout::{NamedTensor, ParamLayout};
 pub use crate::model::pooling::Pooling;
 use crate::model::{embedding, softmax};
@@ -180,25 +181,11 @@ impl Classifier {
         })
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &ClassifierConfig {
-        &self.config
-    }
-
-    /// Every tensor of the parameter block (`embedding.weight`, `rnn.*`, `head.*`); it writes
-    /// and reads the model's files.
-    pub fn param_layout(&self) -> &ParamLayout {
-        &self.params
-    }
+    model_accessors!(ClassifierConfig, "Every tensor of the parameter block (`embedding.weight`, `rnn.*`, `head.*`); it writes and reads the model's files.");
 
     /// The recurrent layers.
     pub fn encoder(&self) -> &SeqEncoder {
         self.body.encoder()
-    }
-
-    /// Length of the parameter block.
-    pub fn num_params(&self) -> usize {
-        self.params.len()
     }
 
     /// Initial weights: embedding `N(0, 1)` scaled by 0.1 (padding row zero), recurrent layers

@@ -24,6 +24,7 @@ use crate::linalg::fit;
 use crate::model::dense;
 use crate::model::encoder_head::init_recurrent;
 use crate::model::layout::check_backward;
+use crate::model::layout::model_accessors;
 use crate::model::layout::{NamedTensor, ParamLayout};
 use crate::rnn::{CellKind, Direction, Rnn, RnnCache, RnnConfig, RnnState, RnnWorkspace, SeqShape};
 
@@ -193,21 +194,7 @@ impl Forecaster {
         })
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &ForecasterConfig {
-        &self.config
-    }
-
-    /// Every tensor of the parameter block (`rnn.*`, `decoder.*`, `head.*`); it writes and
-    /// reads the model's files.
-    pub fn param_layout(&self) -> &ParamLayout {
-        &self.params
-    }
-
-    /// Length of the parameter block.
-    pub fn num_params(&self) -> usize {
-        self.params.len()
-    }
+    model_accessors!(ForecasterConfig, "Every tensor of the parameter block (`rnn.*`, `decoder.*`, `head.*`); it writes and reads the model's files.");
 
     /// Initial weights: recurrent layers `U(±1/√H)` with the LSTM forget-gate bias 1, heads as
     /// PyTorch's `nn.Linear`. The same seed gives the same values.

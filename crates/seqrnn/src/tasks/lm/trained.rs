@@ -64,41 +64,7 @@ impl Trained {
         })
     }
 
-    /// Word or character tokens.
-    pub fn token_kind(&self) -> TokenKind {
-        self.config.data.tokens.into()
-    }
-
-    /// `text` as token ids, unknown words as `<unk>`; the empty text is a sentence boundary.
-    ///
-    /// # Errors
-    /// [`Error::Config`] when a word is unknown and the vocabulary has no `<unk>`.
-    pub fn encode(&self, text: &str) -> Result<Prompt> {
-        encode_text(&self.vocab, self.token_kind(), text)
-    }
-
-    /// Token ids as text: words joined by spaces, `<eos>` as a line break; characters as they
-    /// are.
-    pub fn decode(&self, ids: &[u32]) -> String {
-        decode_ids(&self.vocab, self.token_kind(), ids)
-    }
-
-    /// `n` tokens after the prompt `ids` (a sentence boundary when empty).
-    pub fn generate_ids(&self, ids: &[u32], n: usize, sampling: &Sampling) -> Result<Vec<u32>> {
-        sampling.decoding.validate()?;
-        let start = [boundary(&self.vocab, self.token_kind())];
-        let prompt = if ids.is_empty() { &start[..] } else { ids };
-        let mut stepper = LmStepper::new(&self.model, &self.params);
-        generate(&mut stepper, prompt, n, sampling.decoding, sampling.seed)
-    }
-
-    /// The prompt followed by `n` generated tokens, as text.
-    pub fn generate(&self, prompt: &str, n: usize, sampling: &Sampling) -> Result<String> {
-        let mut ids = self.encode(prompt)?.ids;
-        let more = self.generate_ids(&ids, n, sampling)?;
-        ids.extend(more);
-        Ok(self.decode(&ids))
-    }
+    token_text_methods!(|lm| LmStepper::new(&lm.model, &lm.params));
 
     /// The token stream of a held-out split of the corpus at `data` (the layout the run was
     /// trained on: a word-corpus folder, or a text file or folder holding `input.txt`), and the
@@ -125,6 +91,62 @@ impl Trained {
         )
     }
 }
+
+/// The text side of a trained token model, the same for [`Trained`] and the last-token
+/// model's: `token_kind`, `encode`, `decode`, `generate_ids` (drawing from the stepper that
+/// `|this| stepper` makes of `self`) and `generate`, for a type with `config.data.tokens` and
+/// `vocab`. Used inside the type's `impl` block, with `TokenKind`, `Prompt`, `Sampling`,
+/// `Result`, [`generate()`], [`boundary`], [`encode_text`] and [`decode_ids`] in scope.
+macro_rules! token_text_methods {
+    (|$this:ident| $stepper:expr) => {
+        /// Word or character tokens: the kind of the corpus the model was trained on.
+        pub fn token_kind(&self) -> TokenKind {
+            self.config.data.tokens.into()
+        }
+
+        /// `text` as token ids, unknown words as `<unk>`; the empty text is a sentence boundary.
+        ///
+        /// # Errors
+        /// [`Error::Config`](crate::error::Error::Config) when a word is unknown and the
+        /// vocabulary has no `<unk>`.
+        pub fn encode(&self, text: &str) -> Result<Prompt> {
+            encode_text(&self.vocab, self.token_kind(), text)
+        }
+
+        /// Token ids as text: words joined by spaces, `<eos>` as a line break; characters as
+        /// they are.
+        pub fn decode(&self, ids: &[u32]) -> String {
+            decode_ids(&self.vocab, self.token_kind(), ids)
+        }
+
+        /// `n` tokens after the prompt `ids` (a sentence boundary when empty). The same seed
+        /// gives the same tokens.
+        ///
+        /// # Errors
+        /// [`Error::Config`](crate::error::Error::Config) for bad sampling parameters;
+        /// [`Error::Shape`](crate::error::Error::Shape) for an id outside the vocabulary.
+        pub fn generate_ids(&self, ids: &[u32], n: usize, sampling: &Sampling) -> Result<Vec<u32>> {
+            sampling.decoding.validate()?;
+            let start = [boundary(&self.vocab, self.token_kind())];
+            let prompt = if ids.is_empty() { &start[..] } else { ids };
+            let $this = self;
+            let mut stepper = $stepper;
+            generate(&mut stepper, prompt, n, sampling.decoding, sampling.seed)
+        }
+
+        /// The prompt followed by `n` generated tokens, as text (see `generate_ids`).
+        ///
+        /// # Errors
+        /// As `encode` and `generate_ids`.
+        pub fn generate(&self, prompt: &str, n: usize, sampling: &Sampling) -> Result<String> {
+            let mut ids = self.encode(prompt)?.ids;
+            let more = self.generate_ids(&ids, n, sampling)?;
+            ids.extend(more);
+            Ok(self.decode(&ids))
+        }
+    };
+}
+pub(crate) use token_text_methods;
 
 /// `text` as token ids of `vocab`, unknown words as `<unk>` (see [`Trained::encode`]).
 pub(crate) fn encode_text(vocab: &Vocab, kind: TokenKind, text: &str) -> Result<Prompt> {

@@ -27,6 +27,7 @@ use crate::model::encoder_head::{
     check_encoder, EncoderHead, EncoderHeadCache, EncoderHeadWorkspace,
 };
 use crate::model::layout::check_backward;
+use crate::model::layout::model_accessors;
 use crate::model::layout::ParamLayout;
 use crate::rnn::{CellKind, Direction, RnnConfig};
 
@@ -166,20 +167,7 @@ impl SpeechModel {
         })
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &SpeechConfig {
-        &self.config
-    }
-
-    /// Every tensor of the parameter block.
-    pub fn param_layout(&self) -> &ParamLayout {
-        &self.params
-    }
-
-    /// Length of the parameter block.
-    pub fn num_params(&self) -> usize {
-        self.params.len()
-    }
+    model_accessors!(SpeechConfig, "Every tensor of the parameter block.");
 
     /// Initial weights: recurrent layers `U(±1/√H)` with LSTM forget-gate bias 1, the output
     /// layer as `nn.Linear`.

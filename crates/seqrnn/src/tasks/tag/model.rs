@@ -33,6 +33,7 @@ use crate::model::encoder_head::{
     check_encoder, init_recurrent, EncoderHead, EncoderHeadCache, EncoderHeadWorkspace,
 };
 use crate::model::layout::check_backward;
+use crate::model::layout::model_accessors;
 use crate::model::layout::ParamLayout;
 use crate::rnn::{CellKind, Direction, RnnConfig};
 
@@ -278,20 +279,7 @@ impl Tagger {
         })
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &TaggerConfig {
-        &self.config
-    }
-
-    /// Every tensor of the parameter block.
-    pub fn param_layout(&self) -> &ParamLayout {
-        &self.params
-    }
-
-    /// Length of the parameter block.
-    pub fn num_params(&self) -> usize {
-        self.params.len()
-    }
+    model_accessors!(TaggerConfig, "Every tensor of the parameter block.");
 
     /// Initial weights: embeddings `N(0, 0.1²)` (padding rows zero), recurrent layers
     /// `U(±1/√H)` with LSTM forget-gate bias 1, the emission layer as `nn.Linear`, CRF scores 0.

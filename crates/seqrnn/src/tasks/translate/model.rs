@@ -39,6 +39,7 @@ use crate::model::embedding::{check_embed, OutputWeights};
 use crate::model::encoder::{zero_padding, EncoderCache, EncoderWorkspace, SeqEncoder};
 use crate::model::encoder_head::{init_recurrent, standard_dropout};
 use crate::model::layout::check_backward;
+use crate::model::layout::model_accessors;
 use crate::model::layout::{NamedTensor, ParamLayout};
 use crate::model::{dense, embedding, softmax};
 use crate::rnn::{CellKind, Direction, Rnn, RnnCache, RnnConfig, RnnState, RnnWorkspace, SeqShape};
@@ -410,20 +411,10 @@ impl Seq2Seq {
         })
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &Seq2SeqConfig {
-        &self.config
-    }
-
-    /// Every tensor of the parameter block; it writes and reads the model's files.
-    pub fn param_layout(&self) -> &ParamLayout {
-        &self.params
-    }
-
-    /// Length of the parameter block.
-    pub fn num_params(&self) -> usize {
-        self.params.len()
-    }
+    model_accessors!(
+        Seq2SeqConfig,
+        "Every tensor of the parameter block; it writes and reads the model's files."
+    );
 
     /// Every tensor: name, shape, range in the block.
     pub fn tensors(&self) -> Vec<NamedTensor> {

@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::linalg::fit;
 use crate::model::embedding::{check_embed, check_vocab};
 use crate::model::encoder_head::{check_encoder, standard_dropout};
+use crate::model::layout::model_accessors;
 use crate::model::layout::ParamLayout;
 use crate::model::{embedding, softmax};
 use crate::rnn::{
@@ -167,20 +168,10 @@ impl LastTokenModel {
         })
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &LastTokenConfig {
-        &self.config
-    }
-
-    /// Every tensor of the parameter block; it writes and reads the model's files.
-    pub fn param_layout(&self) -> &ParamLayout {
-        &self.params
-    }
-
-    /// Length of the parameter block.
-    pub fn num_params(&self) -> usize {
-        self.params.len()
-    }
+    model_accessors!(
+        LastTokenConfig,
+        "Every tensor of the parameter block; it writes and reads the model's files."
+    );
 
     /// Ranges of `embedding.weight`, the recurrent block, `head.weight` and `head.bias` in the
     /// parameter block.

@@ -1,6 +1,6 @@
 use super::*;
 use crate::tasks::lm::generate::{generate, NextToken};
-use crate::tasks::lm::trained::{boundary, decode_ids, encode_text};
+use crate::tasks::lm::trained::{boundary, decode_ids, encode_text, token_text_methods};
 use crate::tasks::lm::{Prompt, Sampling};
 
 /// A trained last-token model, loaded from its run folder (`seqrnn train --objective
@@ -58,48 +58,7 @@ impl Trained {
         })
     }
 
-    /// Token kind of the corpus the model was trained on.
-    pub fn token_kind(&self) -> TokenKind {
-        self.config.data.tokens.into()
-    }
-
-    /// `text` as token ids, unknown words as `<unk>` (as [`crate::lm::Trained::encode`]).
-    ///
-    /// # Errors
-    /// [`Error::Config`] when a word is unknown and the vocabulary has no `<unk>`.
-    pub fn encode(&self, text: &str) -> Result<Prompt> {
-        encode_text(&self.vocab, self.token_kind(), text)
-    }
-
-    /// Token ids as text (as [`crate::lm::Trained::decode`]).
-    pub fn decode(&self, ids: &[u32]) -> String {
-        decode_ids(&self.vocab, self.token_kind(), ids)
-    }
-
-    /// `n` tokens after the prompt `ids` (a sentence boundary when empty), each predicted from
-    /// the (at most) `window` tokens before it. The same seed gives the same tokens.
-    ///
-    /// # Errors
-    /// [`Error::Config`] for bad sampling parameters; [`Error::Shape`] for an id outside the
-    /// vocabulary.
-    pub fn generate_ids(&self, ids: &[u32], n: usize, sampling: &Sampling) -> Result<Vec<u32>> {
-        sampling.decoding.validate()?;
-        let start = [boundary(&self.vocab, self.token_kind())];
-        let prompt = if ids.is_empty() { &start[..] } else { ids };
-        let mut stepper = WindowStepper::new(&self.model, &self.params, self.config.train.window);
-        generate(&mut stepper, prompt, n, sampling.decoding, sampling.seed)
-    }
-
-    /// The prompt followed by `n` generated tokens, as text (see [`Trained::generate_ids`]).
-    ///
-    /// # Errors
-    /// As [`Trained::encode`] and [`Trained::generate_ids`].
-    pub fn generate(&self, prompt: &str, n: usize, sampling: &Sampling) -> Result<String> {
-        let mut ids = self.encode(prompt)?.ids;
-        let more = self.generate_ids(&ids, n, sampling)?;
-        ids.extend(more);
-        Ok(self.decode(&ids))
-    }
+    token_text_methods!(|lm| WindowStepper::new(&lm.model, &lm.params, lm.config.train.window));
 
     /// The token ids of `split` of the corpus at `data` and the number of its words not in
     /// the vocabulary (see [`crate::tasks::lm::Trained::split`]).
