@@ -578,11 +578,6 @@ fn hyperparameters_that_make_no_sense_are_refused() {
         ("--lr", "nan", "learning rate must be positive"),
         ("--lr-decay", "0", "learning-rate decay must be in (0, 1]"),
         ("--clip", "-1", "clip must be positive"),
-        (
-            "--checkpoint-every",
-            "0",
-            "checkpoint interval must be at least 1",
-        ),
         ("--hidden", "-3", "invalid value '-3'"),
         ("--threads", "0", "--threads must be at least 1"),
     ] {
