@@ -1,5 +1,5 @@
 //! The fuzz harnesses, shared by the `cargo fuzz` targets (`fuzz_targets/`) and the stable
-//! regression test (`crates/seqrnn/tests/fuzz_regressions.rs`).
+//! regression test (`crates/seqrnn/tests/it/fuzz_regressions.rs`).
 //!
 //! Each feeds arbitrary bytes to one reader and checks that it answers (a value or an error)
 //! without panicking, and that what it accepts is consistent: it saves and reads back the same,

@@ -9,7 +9,7 @@
 # `cargo install cargo-fuzz`). The working corpus grows in fuzz/corpus/TARGET (not committed),
 # starting from the committed seeds in fuzz/seeds/TARGET; a crash input lands in
 # fuzz/artifacts/TARGET: copy it into fuzz/regressions/TARGET, where the stable test
-# crates/seqrnn/tests/fuzz_regressions.rs replays it on every `cargo test`.
+# crates/seqrnn/tests/it/fuzz_regressions.rs replays it on every `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")"
 secs="${1:-60}"
