@@ -740,6 +740,27 @@ mod tests {
         out
     }
 
+    /// Random scores `x[len, C]` sharpened by 1.5 (sharper scores make distinct winners of
+    /// greedy and beam search likelier), the log-probability of each of their labellings, and
+    /// the most probable labelling that `keep` accepts with its log-probability.
+    #[allow(clippy::type_complexity)]
+    fn sharp_scores(
+        len: usize,
+        c: usize,
+        seed: u64,
+        keep: impl Fn(&[u32]) -> bool,
+    ) -> (Vec<f32>, BTreeMap<Vec<u32>, f64>, (Vec<u32>, f64)) {
+        let x: Vec<f32> = random(len * c, seed).iter().map(|v| 1.5 * v).collect();
+        let all = all_labellings(&x, 1, c, 0, len);
+        let best = all
+            .iter()
+            .filter(|(l, _)| keep(l))
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(l, &p)| (l.clone(), p))
+            .unwrap();
+        (x, all, best)
+    }
+
     /// Log-probability of every labelling of row `row` of `x[T, B, C]`, by enumerating all
     /// `C^len` paths.
     fn all_labellings(
@@ -1095,17 +1116,7 @@ mod tests {
                 (4, 1 + seed as usize % 4)
             };
             let ctc = Ctc::new(c).unwrap();
-            // Sharper scores make distinct winners of greedy and beam search likelier.
-            let x: Vec<f32> = random(len * c, 100 + seed)
-                .iter()
-                .map(|v| 1.5 * v)
-                .collect();
-            let all = all_labellings(&x, 1, c, 0, len);
-            let (want, want_lp) = all
-                .iter()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .map(|(l, &p)| (l.clone(), p))
-                .unwrap();
+            let (x, all, (want, want_lp)) = sharp_scores(len, c, 100 + seed, |_| true);
             // Every prefix fits in a beam of 128: the search is exact.
             let (got, lp) = ctc.prefix_beam_search(&x, len, 128, &mut ws).unwrap();
             assert_eq!(got, want, "seed {seed}");
@@ -1162,17 +1173,7 @@ mod tests {
         let mut differs = 0;
         for seed in 0..40u64 {
             let len = 1 + seed as usize % 6;
-            let x: Vec<f32> = random(len * c, 500 + seed)
-                .iter()
-                .map(|v| 1.5 * v)
-                .collect();
-            let all = all_labellings(&x, 1, c, 0, len);
-            let (want, want_lp) = all
-                .iter()
-                .filter(|(l, _)| valid(l))
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .map(|(l, &p)| (l.clone(), p))
-                .unwrap();
+            let (x, _, (want, want_lp)) = sharp_scores(len, c, 500 + seed, valid);
             let (got, lp) = ctc
                 .lexicon_beam_search(&x, len, 256, &lex, &mut ws)
                 .unwrap();
