@@ -174,6 +174,13 @@ impl Buckets {
     }
 }
 
+/// Batch `index` of `items` cut into consecutive batches of `size` (the last one may be
+/// shorter): the steps of a task that shuffles its examples and takes them in order.
+pub fn batch_at<T>(items: &[T], size: usize, index: usize) -> &[T] {
+    let lo = index * size;
+    &items[lo..(lo + size).min(items.len())]
+}
+
 /// This rank's share of a validation split of `n` examples, whose figures are then summed over
 /// `group`; `None` on one process, or where the group has more ranks than examples (every rank
 /// then scores the whole split).

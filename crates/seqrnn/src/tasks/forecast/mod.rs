@@ -27,7 +27,7 @@ use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
 use crate::tasks::forecast::model::{ForecastCache, ForecastWorkspace, Forecaster};
 use crate::train::task::{
-    validation_share, BatchLoss, Step, Task, Validation, Weights, MODEL_PART,
+    batch_at, validation_share, BatchLoss, Step, Task, Validation, Weights, MODEL_PART,
 };
 
 /// Error figures of a set of windows, over every target column and horizon step.
@@ -261,8 +261,7 @@ impl Task for ForecastTask<'_> {
         mut step: Step<'_>,
     ) -> Result<BatchLoss> {
         let cfg = *self.model.config();
-        let lo = step.index * self.batch;
-        let batch = &self.train[lo..(lo + self.batch).min(self.train.len())];
+        let batch = batch_at(&self.train, self.batch, step.index);
         let Some((starts, mut masks)) = step.rows(batch) else {
             return Ok(BatchLoss::NONE);
         };

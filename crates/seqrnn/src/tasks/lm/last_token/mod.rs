@@ -34,7 +34,7 @@ use crate::tasks::lm::last_token::model::{
 use crate::tasks::lm::{EvalResult, Split};
 use crate::train::fit::FitConfig;
 use crate::train::task::{
-    share_of_mean, BatchLoss, Fingerprint, LossAverage, Step, Task, Validation, Weights,
+    batch_at, share_of_mean, BatchLoss, Fingerprint, LossAverage, Step, Task, Validation, Weights,
 };
 
 /// Windows per evaluation batch.
@@ -211,8 +211,7 @@ impl Task for LastTokenTask<'_> {
         grads: &mut [f32],
         mut step: Step<'_>,
     ) -> Result<BatchLoss> {
-        let lo = step.index * self.batch;
-        let all = &self.order[lo..(lo + self.batch).min(self.order.len())];
+        let all = batch_at(&self.order, self.batch, step.index);
         let Some((starts, mut masks)) = step.rows(all) else {
             return Ok(BatchLoss::NONE);
         };
