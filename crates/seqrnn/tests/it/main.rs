@@ -15,6 +15,7 @@ mod fuzz_regressions;
 mod gradients;
 mod layers;
 mod lm_parity;
+mod old_runs;
 mod parity;
 mod regularizers;
 /// The comparison reports: only with the `plots` feature.
