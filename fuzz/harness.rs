@@ -37,14 +37,23 @@ pub fn run_target(target: &str, data: &[u8]) {
     }
 }
 
-/// A scratch folder for the readers that take paths (per process; in memory where possible).
+/// A scratch folder for the readers that take paths (per thread, as tests replaying the
+/// harnesses run side by side and write the same file names; in memory where possible).
 fn scratch() -> PathBuf {
+    static THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    thread_local! {
+        static N: usize = THREADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     let base = if Path::new("/dev/shm").is_dir() {
         PathBuf::from("/dev/shm")
     } else {
         std::env::temp_dir()
     };
-    let d = base.join(format!("seqrnn-fuzz-{}", std::process::id()));
+    let d = base.join(format!(
+        "seqrnn-fuzz-{}-{}",
+        std::process::id(),
+        N.with(|n| *n)
+    ));
     std::fs::create_dir_all(&d).expect("scratch folder");
     d
 }
