@@ -1,6 +1,6 @@
 //! Training: one loop ([`fit()`]) for every task, the checkpoint format it writes
 //! ([`checkpoint`]), what a task implements ([`task`]) and the metrics files ([`metrics`]). The
-//! tasks themselves are in [`crate::tasks`].
+//! tasks themselves live in the `tasks` folder above this module.
 
 pub mod checkpoint;
 pub mod fit;
