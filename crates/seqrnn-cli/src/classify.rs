@@ -46,6 +46,13 @@ pub enum PoolArg {
     Max,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+/// The split `eval` scores.
+pub enum SplitArg {
+    Dev,
+    Test,
+}
+
 /// `seqrnn classify train`'s epochs when --epochs is not given.
 const EPOCHS: usize = 6;
 
@@ -358,12 +365,6 @@ fn confusion_text(m: &ClassifyMetrics, labels: &Vocab) -> String {
 fn load_run(dir: &Path) -> Result<Trained> {
     Trained::load(dir)
         .with_context(|| format!("{} is not a usable classification run", dir.display()))
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum SplitArg {
-    Dev,
-    Test,
 }
 
 /// `seqrnn classify eval`.

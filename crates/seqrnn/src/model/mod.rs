@@ -13,7 +13,9 @@ pub mod pooling;
 pub mod softmax;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod trainable;
 
 pub use encoder::{EncoderCache, EncoderWorkspace, SeqEncoder};
 pub use encoder_head::{EncoderHead, EncoderHeadCache, EncoderHeadWorkspace};
 pub use layout::{NamedTensor, ParamEntry, ParamLayout};
+pub use trainable::Trainable;

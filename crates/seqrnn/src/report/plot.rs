@@ -54,6 +54,22 @@ pub struct Series<'a> {
     pub points: &'a [(f64, f64)],
 }
 
+impl<'a> Series<'a> {
+    /// The two lines of a learning curve: `train` and `validation`.
+    pub fn train_and_valid(train: &'a [(f64, f64)], valid: &'a [(f64, f64)]) -> [Series<'a>; 2] {
+        [
+            Series {
+                name: "train",
+                points: train,
+            },
+            Series {
+                name: "validation",
+                points: valid,
+            },
+        ]
+    }
+}
+
 /// Draws the learning curve of a run to an SVG file at `path` (a PNG file when `path` ends in
 /// `.png`): training and validation perplexity against epoch, with `title` (e.g.
 /// `"LSTM 2×200 on PTB"`), axis labels and a legend.
@@ -74,35 +90,17 @@ pub fn learning_curve_svg(path: &Path, title: &str, rows: &[EpochMetrics]) -> Re
     }
     let train: Vec<(f64, f64)> = rows.iter().map(|r| (r.epoch as f64, r.train_ppl)).collect();
     let valid: Vec<(f64, f64)> = rows.iter().map(|r| (r.epoch as f64, r.valid_ppl)).collect();
-    let series = [
-        Series {
-            name: "train",
-            points: &train,
-        },
-        Series {
-            name: "validation",
-            points: &valid,
-        },
-    ];
+    let series = Series::train_and_valid(&train, &valid);
     let svg = render(&Chart {
-        path,
-        title,
-        x_label: "epoch",
-        y_label: "perplexity",
-        series: &series,
         x_integer: true,
         y_log_if_wide: true,
+        ..Chart::lines(path, title, ("epoch", "perplexity"), &series)
     })?;
     write_svg_or_png(path, &svg)
 }
 
 /// [`learning_curve_svg`] by a name that fits both formats: SVG, or PNG for a `.png` path.
-///
-/// # Errors
-/// As [`learning_curve_svg`].
-pub fn learning_curve(path: &Path, title: &str, rows: &[EpochMetrics]) -> Result<()> {
-    learning_curve_svg(path, title, rows)
-}
+pub use self::learning_curve_svg as learning_curve;
 
 /// Draws several named series of `(x, y)` points as lines on one chart, saved as an SVG file
 /// at `path` (a PNG file when `path` ends in `.png`), with `title`, axis labels `x_label` and
@@ -122,31 +120,12 @@ pub fn line_chart_svg(
     y_label: &str,
     series: &[Series<'_>],
 ) -> Result<()> {
-    let svg = render(&Chart {
-        path,
-        title,
-        x_label,
-        y_label,
-        series,
-        x_integer: false,
-        y_log_if_wide: false,
-    })?;
+    let svg = render(&Chart::lines(path, title, (x_label, y_label), series))?;
     write_svg_or_png(path, &svg)
 }
 
 /// [`line_chart_svg`] by a name that fits both formats: SVG, or PNG for a `.png` path.
-///
-/// # Errors
-/// As [`line_chart_svg`].
-pub fn line_chart(
-    path: &Path,
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    series: &[Series<'_>],
-) -> Result<()> {
-    line_chart_svg(path, title, x_label, y_label, series)
-}
+pub use self::line_chart_svg as line_chart;
 
 /// Everything [`render`] needs to know about a chart.
 struct Chart<'c> {
@@ -160,6 +139,26 @@ struct Chart<'c> {
     x_integer: bool,
     /// Use a log y axis when all y are positive and span a factor of 3 or more.
     y_log_if_wide: bool,
+}
+
+impl<'c> Chart<'c> {
+    /// Lines on linear axes labelled `(x, y)`.
+    fn lines(
+        path: &'c Path,
+        title: &'c str,
+        (x_label, y_label): (&'c str, &'c str),
+        series: &'c [Series<'c>],
+    ) -> Self {
+        Chart {
+            path,
+            title,
+            x_label,
+            y_label,
+            series,
+            x_integer: false,
+            y_log_if_wide: false,
+        }
+    }
 }
 
 /// One axis: the drawn range and the ticks, all in plotted (possibly log) coordinates.

@@ -616,8 +616,10 @@ impl<'a> Loop<'a> {
             index: i,
             rank: self.rank,
             rng: &mut self.rng,
+            params,
+            grads: &mut self.grads,
         };
-        let b = self.task.train_step(params, &mut self.grads, step)?;
+        let b = self.task.train_step(step)?;
         let b = self.reduce_step(b);
         // Every rank sees the same summed loss and gradient: rank 0 tells.
         let diverged = |what: String| {
@@ -670,8 +672,8 @@ impl<'a> Loop<'a> {
             epoch: e.epoch,
             step: i + 1,
             steps: e.steps,
-            loss: e.train_loss(self.task.loss_average()),
-            step_loss: match self.task.loss_average() {
+            loss: e.train_loss(self.task.about().loss_average),
+            step_loss: match self.task.about().loss_average {
                 LossAverage::PerStep => b.loss,
                 LossAverage::PerExample => b.loss / b.examples.max(1) as f64,
             },
@@ -709,7 +711,7 @@ impl<'a> Loop<'a> {
             step: self.state.steps_done,
             epoch_end,
             lr: e.lr,
-            train_loss: e.train_loss(self.task.loss_average()),
+            train_loss: e.train_loss(self.task.about().loss_average),
             valid_loss: v.loss,
             valid_score: v.score,
             examples_per_s: e.examples_per_s(),
@@ -773,7 +775,7 @@ impl<'a> Loop<'a> {
             carried,
             state,
             history: self.history.clone(),
-            task: self.task.identity(),
+            task: self.task.identity().parts,
         };
         let dir = self.run.dir();
         let path = dir.checkpoint_path();
@@ -798,8 +800,7 @@ impl<'a> Loop<'a> {
     fn check_resumable(&self, ck: &Checkpoint) -> Result<()> {
         let bad = |m: String| Err(Error::Config(format!("cannot resume: {m}")));
         self.task.check_identity(&ck.task)?;
-        let task = self.task.identity();
-        compare_identity(&task, &ck.task, self.task.identity_keys())?;
+        compare_identity(&self.task.identity(), &ck.task)?;
         match (&self.adam, &ck.adam) {
             (Some(_), None) => {
                 return bad("the run uses Adam but the checkpoint holds no Adam moments".into())
@@ -951,7 +952,7 @@ impl Loop<'_> {
         let settings = serde_json::json!({
             "seqrnn": env!("CARGO_PKG_VERSION"),
             "fit": self.cfg,
-            "task": self.task.identity(),
+            "task": self.task.identity().parts,
             "params": self.task.num_params(),
             "fresh": self.run.is_fresh(),
         });
@@ -1067,7 +1068,7 @@ mod tests {
     use super::*;
     use crate::model::ParamLayout;
     use crate::run::Existing;
-    use crate::train::task::{BatchLoss, Silent, Weights};
+    use crate::train::task::{About, BatchLoss, Identity, Silent, Weights};
     use rand::RngExt;
 
     /// The loop's default settings with learning rate `lr` and `epochs` epochs.
@@ -1128,33 +1129,26 @@ mod tests {
     }
 
     impl Task for Quadratic {
-        fn weights(&self) -> Weights<'_> {
-            Weights::new(&self.layout, "quadratic", "a quadratic")
-        }
-        fn score_name(&self) -> &'static str {
-            "neg_loss"
+        fn about(&self) -> About<'_> {
+            let weights = Weights::new(&self.layout, "quadratic", "a quadratic");
+            About::new(weights, "neg_loss", LossAverage::PerStep)
         }
         fn batch_size(&self) -> usize {
             1
         }
-        fn identity(&self) -> serde_json::Value {
-            serde_json::json!({ "target": self.target })
-        }
-        fn identity_keys(&self) -> &'static [(&'static str, &'static str)] {
-            &[("target", "the target is not the run's")]
+        fn identity(&self) -> Identity {
+            Identity {
+                parts: serde_json::json!({ "target": self.target }),
+                meanings: vec![("target", "the target is not the run's")],
+            }
         }
         fn start_epoch(&mut self, epoch: usize, _rng: &mut SeqRng) -> usize {
             self.epoch = epoch;
             2
         }
-        fn train_step(
-            &mut self,
-            params: &[f32],
-            grads: &mut [f32],
-            step: Step<'_>,
-        ) -> Result<BatchLoss> {
+        fn train_step(&mut self, step: Step<'_>) -> Result<BatchLoss> {
             let mut loss = 0.0;
-            for ((g, p), t) in grads.iter_mut().zip(params).zip(&self.target) {
+            for ((g, p), t) in step.grads.iter_mut().zip(step.params).zip(&self.target) {
                 *g += p - t;
                 if self.noisy {
                     *g += step.rng.random::<f32>() - 0.5;
@@ -1472,20 +1466,18 @@ mod tests {
     }
 
     impl Task for Scripted {
-        fn weights(&self) -> Weights<'_> {
-            Weights::new(&self.layout, "scripted", "a scripted task")
-        }
-        fn score_name(&self) -> &'static str {
-            "neg_loss"
+        fn about(&self) -> About<'_> {
+            let weights = Weights::new(&self.layout, "scripted", "a scripted task");
+            About::new(weights, "neg_loss", LossAverage::PerStep)
         }
         fn batch_size(&self) -> usize {
             1
         }
-        fn identity(&self) -> serde_json::Value {
-            serde_json::Value::Null
-        }
-        fn identity_keys(&self) -> &'static [(&'static str, &'static str)] {
-            &[]
+        fn identity(&self) -> Identity {
+            Identity {
+                parts: serde_json::Value::Null,
+                meanings: Vec::new(),
+            }
         }
         fn start_epoch(&mut self, _epoch: usize, _rng: &mut SeqRng) -> usize {
             2
@@ -1494,14 +1486,9 @@ mod tests {
             // The second step of each epoch takes half the learning rate.
             1.0 / (1 + index) as f64
         }
-        fn train_step(
-            &mut self,
-            params: &[f32],
-            grads: &mut [f32],
-            step: Step<'_>,
-        ) -> Result<BatchLoss> {
-            self.stepped.push(params.to_vec());
-            for ((g, p), t) in grads.iter_mut().zip(params).zip(&self.target) {
+        fn train_step(&mut self, step: Step<'_>) -> Result<BatchLoss> {
+            self.stepped.push(step.params.to_vec());
+            for ((g, p), t) in step.grads.iter_mut().zip(step.params).zip(&self.target) {
                 *g += p - t + step.rng.random::<f32>() - 0.5;
             }
             Ok(BatchLoss {

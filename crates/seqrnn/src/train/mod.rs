@@ -11,6 +11,6 @@ pub use fit::{
     fit, EarlyStopping, FitConfig, FitOutcome, KeepCheckpoints, NtAsgd, Optimizer, RunEnd,
 };
 pub use task::{
-    BatchLoss, Buckets, LossAverage, Progress, Rank, Silent, Step, StepInfo, Task, Validation,
-    Weights,
+    About, BatchLoss, BucketSteps, Buckets, Identity, LossAverage, Progress, Rank, Silent, Step,
+    StepInfo, Task, Validation, Weights,
 };

@@ -15,13 +15,13 @@ use crate::dist::Group;
 use crate::dropout::{RowRng, SeqRng};
 use crate::error::{Error, Result};
 use crate::io::tensors::TensorFile;
-use crate::model::ParamLayout;
+use crate::model::{ParamLayout, Trainable};
 use crate::train::checkpoint::FitEpoch;
 
 /// Loss of one training step.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BatchLoss {
-    /// The step's loss as [`Task::loss_average`] says it is summed over the epoch (its mean
+    /// The step's loss as [`About::loss_average`] says it is summed over the epoch (its mean
     /// over the batch, or its sum).
     pub loss: f64,
     /// Examples (sequences, windows, predicted tokens) in the step.
@@ -84,15 +84,27 @@ pub struct Step<'a> {
     /// The loop's generator. Every rank must draw the same from it: a task draws its dropout
     /// masks through [`Step::share`] or [`Step::rows`].
     pub rng: &'a mut SeqRng,
+    /// The weights, `[P]` in the task's parameter layout.
+    pub params: &'a [f32],
+    /// The gradient `dparams[P]`, zeroed by the loop before the step; the task adds (`+=`) to it.
+    pub grads: &'a mut [f32],
 }
 
 impl<'a> Step<'a> {
-    /// Step `index` of a run on one process, drawing from `rng`.
-    pub fn sole(index: usize, rng: &'a mut SeqRng) -> Self {
+    /// Step `index` of a run on one process at weights `params`, its gradient added to `grads`,
+    /// drawing from `rng`.
+    pub fn sole(
+        index: usize,
+        params: &'a [f32],
+        grads: &'a mut [f32],
+        rng: &'a mut SeqRng,
+    ) -> Self {
         Step {
             index,
             rank: Rank::SOLE,
             rng,
+            params,
+            grads,
         }
     }
 
@@ -136,12 +148,18 @@ pub struct Buckets {
 }
 
 impl Buckets {
-    /// Batches of at most `size` examples (at least 1, checked by the task).
-    pub fn new(size: usize) -> Self {
-        Buckets {
+    /// Batches of at most `size` examples.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `size` is 0.
+    pub fn new(size: usize) -> Result<Self> {
+        if size == 0 {
+            return Err(Error::Config("batch size must be at least 1, got 0".into()));
+        }
+        Ok(Buckets {
             size,
             batches: Vec::new(),
-        }
+        })
     }
 
     /// Examples of a full batch: the global batch a step shares out ([`Task::batch_size`]).
@@ -171,6 +189,98 @@ impl Buckets {
     pub fn rows<'s>(&'s self, step: &mut Step<'_>) -> Option<(&'s [usize], &'s [usize], RowRng)> {
         let all = self.get(step.index);
         step.rows(all).map(|(mine, masks)| (all, mine, masks))
+    }
+}
+
+/// This rank's share of a step of [`BucketSteps`]: the step's batch (`all`, example indices)
+/// and the part of it this rank trains on (`mine`).
+#[derive(Clone, Copy, Debug)]
+pub struct Rows<'s> {
+    /// Every example of the step's global batch.
+    pub all: &'s [usize],
+    /// This rank's examples.
+    pub mine: &'s [usize],
+}
+
+/// How a filled batch's loss is scaled and counted ([`BucketSteps::step`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scaled {
+    /// Factor on the model's summed loss (`1 / tokens` of the global batch, `1 / sequences`).
+    pub scale: f32,
+    /// Examples the step reports ([`BatchLoss::examples`]).
+    pub examples: usize,
+}
+
+/// The steps of a task whose examples are sequences of varied length, trained by a
+/// [`Trainable`] model: [`Buckets`] cut afresh every epoch, and the batch, cache and workspace
+/// its training passes reuse, allocated once.
+pub struct BucketSteps<M: Trainable> {
+    buckets: Buckets,
+    batch: M::Batch,
+    cache: M::Cache,
+    ws: M::Workspace,
+}
+
+impl<M: Trainable> BucketSteps<M> {
+    /// Steps of at most `size` examples.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `size` is 0.
+    pub fn new(size: usize) -> Result<Self> {
+        Ok(BucketSteps {
+            buckets: Buckets::new(size)?,
+            batch: M::Batch::default(),
+            cache: M::Cache::default(),
+            ws: M::Workspace::default(),
+        })
+    }
+
+    /// Examples of a full batch ([`Task::batch_size`]).
+    pub fn size(&self) -> usize {
+        self.buckets.size()
+    }
+
+    /// Cuts a new epoch's batches from examples of lengths `lens`; returns how many.
+    pub fn shuffle(&mut self, lens: &[usize], rng: &mut SeqRng) -> usize {
+        self.buckets.shuffle(lens, rng)
+    }
+
+    /// The batch of the last step.
+    pub fn batch(&self) -> &M::Batch {
+        &self.batch
+    }
+
+    /// Cuts a new epoch's batches from the examples `seqs` by their lengths; returns how many.
+    pub fn shuffle_seqs<T>(&mut self, seqs: &[Vec<T>], rng: &mut SeqRng) -> usize {
+        self.buckets.shuffle_seqs(seqs, rng)
+    }
+
+    /// Trains `model` on `step`: `fill` puts this rank's examples into the batch (drawing any
+    /// masks of its own from the generator it is given) and says how the loss is scaled; then
+    /// the forward pass, and the backward pass where the loss is finite (the loop stops on
+    /// one that is not).
+    ///
+    /// # Errors
+    /// The model's, on a batch or weights that do not fit it.
+    pub fn step(
+        &mut self,
+        model: &M,
+        mut step: Step<'_>,
+        fill: impl FnOnce(Rows<'_>, &mut M::Batch, &mut RowRng) -> Scaled,
+    ) -> Result<BatchLoss> {
+        let Some((all, mine, mut masks)) = self.buckets.rows(&mut step) else {
+            return Ok(BatchLoss::NONE);
+        };
+        let s = fill(Rows { all, mine }, &mut self.batch, &mut masks);
+        let (params, c, ws) = (step.params, &mut self.cache, &mut self.ws);
+        let loss = model.forward_train(params, &self.batch, s.scale, c, ws, &mut masks)?;
+        if loss.is_finite() {
+            model.backward(params, step.grads, c, ws)?;
+        }
+        Ok(BatchLoss {
+            loss,
+            examples: s.examples,
+        })
     }
 }
 
@@ -230,19 +340,36 @@ impl<'a> Weights<'a> {
     }
 }
 
+/// What the loop reports and stores of a task: its weights, its score's name and how its step
+/// losses add up.
+#[derive(Clone, Copy, Debug)]
+pub struct About<'a> {
+    /// How the model's weights are named and stored.
+    pub weights: Weights<'a>,
+    /// Name of the validation score (`valid_<name>` in a supervised `metrics.csv`).
+    pub score: &'static str,
+    /// How step losses add up to an epoch's training loss.
+    pub loss_average: LossAverage,
+}
+
+impl<'a> About<'a> {
+    /// A task storing `weights`, scored by `score`, whose step losses add up as `loss_average`.
+    pub fn new(weights: Weights<'a>, score: &'static str, loss_average: LossAverage) -> Self {
+        About {
+            weights,
+            score,
+            loss_average,
+        }
+    }
+}
+
 /// A task the one training loop can train: data, model and loss.
 pub trait Task {
-    /// How the model's weights are named and stored.
-    fn weights(&self) -> Weights<'_>;
+    /// Its weights, score and loss average.
+    fn about(&self) -> About<'_>;
     /// Length of the parameter (and gradient) block.
     fn num_params(&self) -> usize {
-        self.weights().layout.len()
-    }
-    /// Name of the validation score (`valid_<name>` in a supervised `metrics.csv`).
-    fn score_name(&self) -> &'static str;
-    /// How step losses add up to an epoch's training loss.
-    fn loss_average(&self) -> LossAverage {
-        LossAverage::PerStep
+        self.about().weights.layout.len()
     }
     /// Seed of the loop's generator (shuffling, dropout) for a run seeded with `seed`.
     fn generator_seed(&self, seed: u64) -> u64 {
@@ -260,21 +387,15 @@ pub trait Task {
     /// language model's columns and their carried state). Nothing by default: a task takes its
     /// rows at each step ([`Step::rows`]).
     fn own_rows(&mut self, _rows: Range<usize>) {}
-    /// Forward and backward pass on step `step.index` of the current epoch: accumulates (`+=`)
-    /// the gradient of the mean step loss into `grads[P]` (zeroed by the loop before each
-    /// step). A non-finite loss may be returned without a backward pass: the loop stops on it.
+    /// Forward and backward pass on step `step.index` of the current epoch at `step.params`:
+    /// accumulates (`+=`) the gradient of the mean step loss into `step.grads`. A non-finite loss may be returned without a backward pass: the loop stops on it.
     ///
     /// In a data-parallel run the step covers this rank's rows only ([`Step::rows`]), and the
     /// loss, its example count and the gradient are this rank's shares: summed over the ranks
     /// they are those of the whole batch (the mean is taken over the global batch, see
     /// [`share_of_mean`]). Dropout masks come from [`Step::share`] or [`Step::rows`], so they
     /// do not depend on the rank count.
-    fn train_step(
-        &mut self,
-        params: &[f32],
-        grads: &mut [f32],
-        step: Step<'_>,
-    ) -> Result<BatchLoss>;
+    fn train_step(&mut self, step: Step<'_>) -> Result<BatchLoss>;
     /// Factor on the learning rate of step `index` of the current epoch (e.g. a window's
     /// length over the nominal one, for variable-length BPTT); 1 by default.
     fn lr_scale(&self, _index: usize) -> f64 {
@@ -285,12 +406,12 @@ pub trait Task {
     fn validate(&mut self, params: &[f32], group: &Group) -> Result<Validation>;
     /// The weights as named tensors, for `model.safetensors`.
     fn tensors(&self, params: &[f32]) -> TensorFile {
-        let w = self.weights();
+        let w = self.about().weights;
         w.layout.to_file(params, w.format)
     }
     /// Reads weights written by [`Task::tensors`] back (`path` names the file in errors).
     fn params_from(&self, file: &TensorFile, path: &Path) -> Result<Vec<f32>> {
-        let w = self.weights();
+        let w = self.about().weights;
         w.layout.from_file(file, path, w.what)
     }
     /// State carried from one step to the next inside an epoch (the language model's recurrent
@@ -304,43 +425,46 @@ pub trait Task {
     fn restore_carried(&mut self, _carried: &BTreeMap<String, Vec<f32>>) -> Result<()> {
         Ok(())
     }
-    /// What a checkpoint must match to be resumed with this task: an object of named parts
-    /// (the model, fingerprints of the training data). The loop saves it in every checkpoint
-    /// and refuses to resume one whose parts differ ([`Task::identity_keys`]); the ranks of a
-    /// data-parallel run must agree on it.
-    fn identity(&self) -> serde_json::Value;
-    /// The parts of [`Task::identity`] the loop compares on resume, each with what a difference
-    /// means ("the training file is not the one the run was trained on"), for its refusal
-    /// `cannot resume: …`.
-    fn identity_keys(&self) -> &'static [(&'static str, &'static str)];
+    /// What a checkpoint must match to be resumed with this task. The loop saves its parts in
+    /// every checkpoint and refuses to resume one whose parts differ ([`compare_identity`]);
+    /// the ranks of a data-parallel run must agree on them.
+    fn identity(&self) -> Identity;
     /// A closer look at a saved identity, before the loop compares the parts named by
-    /// [`Task::identity_keys`]: a task may refuse a part it compares itself with a finer
+    /// [`Identity::meanings`]: a task may refuse a part it compares itself with a finer
     /// message (the language model names both architectures). Accepts by default.
     fn check_identity(&self, _saved: &serde_json::Value) -> Result<()> {
         Ok(())
     }
     /// Writes the run's metrics files (`metrics.csv`, a curve) from the rows so far.
     fn write_metrics(&self, run: &crate::run::RunDir, rows: &[FitEpoch]) -> Result<()> {
-        crate::train::metrics::write_fit_metrics(&run.metrics_path(), self.score_name(), rows)?;
+        let about = self.about();
+        crate::train::metrics::write_fit_metrics(&run.metrics_path(), about.score, rows)?;
         #[cfg(feature = "plots")]
-        loss_curve(run, self.weights().what, rows)?;
+        loss_curve(run, about.weights.what, rows)?;
         Ok(())
     }
 }
 
-/// Refuses a resume whose saved identity differs from `mine` under one of `keys`, each with
-/// what the difference means ("the training file is not the one the run was trained on").
-/// Keys the saved identity lacks (a checkpoint of an earlier version) are not compared.
+/// What a checkpoint must match to be resumed with a task ([`Task::identity`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Identity {
+    /// An object of named parts (the model, fingerprints of the training data), saved in every
+    /// checkpoint.
+    pub parts: serde_json::Value,
+    /// The parts compared on resume, each with what a difference means ("the training file is
+    /// not the one the run was trained on"), for the refusal `cannot resume: …`.
+    pub meanings: Vec<(&'static str, &'static str)>,
+}
+
+/// Refuses a resume whose saved identity parts `saved` differ from `mine` under one of its
+/// [`Identity::meanings`], naming what the first difference means. Parts the saved identity
+/// lacks (a checkpoint of an earlier version) are not compared.
 ///
 /// # Errors
 /// [`Error::Config`] naming the first difference.
-pub fn compare_identity(
-    mine: &serde_json::Value,
-    saved: &serde_json::Value,
-    keys: &[(&str, &str)],
-) -> Result<()> {
-    for (key, what) in keys {
-        if saved.get(*key).is_some_and(|v| *v != mine[*key]) {
+pub fn compare_identity(mine: &Identity, saved: &serde_json::Value) -> Result<()> {
+    for (key, what) in &mine.meanings {
+        if saved.get(*key).is_some_and(|v| *v != mine.parts[*key]) {
             return Err(Error::Config(format!("cannot resume: {what}")));
         }
     }
@@ -352,13 +476,6 @@ pub const MODEL_PART: (&str, &str) = (
     "model",
     "the checkpoint is from another model configuration than the run's",
 );
-
-/// The parts of the identity of most tasks ([`Fingerprint::identity`]): [`MODEL_PART`], and
-/// `train` with what a different training set means ("the training file is not the one the run
-/// was trained on").
-pub const fn model_and_train(train: &'static str) -> [(&'static str, &'static str); 2] {
-    [MODEL_PART, ("train", train)]
-}
 
 /// The bytes of a training set, as the identity of most tasks fingerprints them: token ids and
 /// features (little-endian), each example's sequences closed by [`Fingerprint::end`] where the
@@ -386,12 +503,17 @@ impl Fingerprint {
     }
 
     /// The identity of most tasks: the model's configuration and a fingerprint of the bytes
-    /// added, `{"model": …, "train": "<16 hex digits>"}`.
-    pub fn identity(&self, model: &impl serde::Serialize) -> serde_json::Value {
-        serde_json::json!({
-            "model": model,
-            "train": format!("{:016x}", crate::dist::fingerprint(&self.0)),
-        })
+    /// added, `{"model": …, "train": "<16 hex digits>"}`, with [`MODEL_PART`] and what a
+    /// different training set means (`train`: "the training file is not the one the run was
+    /// trained on").
+    pub fn identity(&self, model: &impl serde::Serialize, train: &'static str) -> Identity {
+        Identity {
+            parts: serde_json::json!({
+                "model": model,
+                "train": format!("{:016x}", crate::dist::fingerprint(&self.0)),
+            }),
+            meanings: vec![MODEL_PART, ("train", train)],
+        }
     }
 }
 
@@ -415,16 +537,7 @@ fn loss_curve(run: &crate::run::RunDir, what: &str, rows: &[FitEpoch]) -> Result
         &format!("learning curve of {what}"),
         "epoch",
         "loss",
-        &[
-            Series {
-                name: "train",
-                points: &train,
-            },
-            Series {
-                name: "validation",
-                points: &valid,
-            },
-        ],
+        &Series::train_and_valid(&train, &valid),
     )
 }
 

@@ -27,8 +27,8 @@ use crate::tasks::classify::model::{
 };
 use crate::train::fit::FitConfig;
 use crate::train::task::{
-    model_and_train, validation_share, BatchLoss, Buckets, Fingerprint, Step, Task, Validation,
-    Weights,
+    validation_share, About, BatchLoss, Buckets, Fingerprint, Identity, LossAverage, Step, Task,
+    Validation, Weights,
 };
 
 /// Sequences per inference batch.
@@ -131,9 +131,7 @@ impl<'a> ClassifyTask<'a> {
         valid: &'a Encoded,
         batch: usize,
     ) -> Result<Self> {
-        if batch == 0 {
-            return Err(Error::Config("batch size must be at least 1, got 0".into()));
-        }
+        let batches = Buckets::new(batch)?;
         if train.ids.is_empty() || valid.ids.is_empty() {
             return Err(Error::Config(
                 "training and validation splits need at least one example".into(),
@@ -144,7 +142,7 @@ impl<'a> ClassifyTask<'a> {
             train,
             valid,
             word_dropout: 0.0,
-            batches: Buckets::new(batch),
+            batches,
             batch: TokenBatch::default(),
             labels: Vec::new(),
             cache: ClassifierCache::default(),
@@ -169,11 +167,9 @@ impl<'a> ClassifyTask<'a> {
 }
 
 impl Task for ClassifyTask<'_> {
-    fn weights(&self) -> Weights<'_> {
-        Weights::new(self.model.param_layout(), CLASSIFY_FORMAT, "a classifier")
-    }
-    fn score_name(&self) -> &'static str {
-        "accuracy"
+    fn about(&self) -> About<'_> {
+        let weights = Weights::new(self.model.param_layout(), CLASSIFY_FORMAT, "a classifier");
+        About::new(weights, "accuracy", LossAverage::PerStep)
     }
 
     fn batch_size(&self) -> usize {
@@ -182,32 +178,21 @@ impl Task for ClassifyTask<'_> {
 
     /// The model and a fingerprint of the encoded training examples (the ranks of a
     /// data-parallel run must agree on them).
-    fn identity(&self) -> serde_json::Value {
+    fn identity(&self) -> Identity {
         let mut h = Fingerprint::default();
         for (ids, &label) in self.train.ids.iter().zip(&self.train.labels) {
             h.ids(ids).end().ids(&[label]);
         }
-        h.identity(self.model.config())
-    }
-
-    fn identity_keys(&self) -> &'static [(&'static str, &'static str)] {
-        const KEYS: [(&str, &str); 2] = model_and_train(
-            "the training examples (or the vocabulary and labels that encode them) are not those \
-             the run was trained on",
-        );
-        &KEYS
+        let train = "the training examples (or the vocabulary and labels that encode them) are \
+                     not those the run was trained on";
+        h.identity(self.model.config(), train)
     }
 
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
         self.batches.shuffle_seqs(&self.train.ids, rng)
     }
 
-    fn train_step(
-        &mut self,
-        params: &[f32],
-        grads: &mut [f32],
-        mut step: Step<'_>,
-    ) -> Result<BatchLoss> {
+    fn train_step(&mut self, mut step: Step<'_>) -> Result<BatchLoss> {
         let Some((all, idx, mut masks)) = self.batches.rows(&mut step) else {
             return Ok(BatchLoss::NONE);
         };
@@ -228,6 +213,7 @@ impl Task for ClassifyTask<'_> {
         }
         self.labels.clear();
         self.labels.extend(idx.iter().map(|&i| train.labels[i]));
+        let (params, grads) = (step.params, step.grads);
         let loss = self.model.forward_train(
             params,
             &self.batch,
@@ -355,7 +341,7 @@ mod tests {
             .with_word_dropout(0.5)
             .unwrap();
         assert_eq!(task.start_epoch(1, &mut rng), 1);
-        task.train_step(&params, &mut grads, Step::sole(0, &mut rng))
+        task.train_step(Step::sole(0, &params, &mut grads, &mut rng))
             .unwrap();
         let b = &task.batch;
         let col = |j: usize| (0..b.t).map(|t| b.ids[t * 2 + j]).collect::<Vec<u32>>();

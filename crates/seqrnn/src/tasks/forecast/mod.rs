@@ -27,7 +27,8 @@ use crate::dropout::SeqRng;
 use crate::error::{Error, Result};
 use crate::tasks::forecast::model::{ForecastCache, ForecastWorkspace, Forecaster};
 use crate::train::task::{
-    batch_at, validation_share, BatchLoss, Step, Task, Validation, Weights, MODEL_PART,
+    batch_at, validation_share, About, BatchLoss, Identity, LossAverage, Step, Task, Validation,
+    Weights, MODEL_PART,
 };
 
 /// Error figures of a set of windows, over every target column and horizon step.
@@ -159,15 +160,18 @@ pub fn forecast_original(
 /// by standardised MSE (score = −MSE).
 pub struct ForecastTask<'a> {
     model: &'a Forecaster,
-    series: &'a Series,
-    scaler: &'a Scaler,
-    train: Vec<usize>,
-    valid: Vec<usize>,
-    batch: usize,
-    cache: ForecastCache,
-    ws: ForecastWorkspace,
+    /// The step's input windows `x[L, B, F]` and targets `y[B, K, C]`.
     x: Vec<f32>,
     y: Vec<f32>,
+    cache: ForecastCache,
+    ws: ForecastWorkspace,
+    series: &'a Series,
+    scaler: &'a Scaler,
+    /// Window starts of each split (the training ones shuffled every epoch).
+    train: Vec<usize>,
+    valid: Vec<usize>,
+    /// Windows per step.
+    batch: usize,
 }
 
 impl<'a> ForecastTask<'a> {
@@ -211,11 +215,9 @@ impl<'a> ForecastTask<'a> {
 }
 
 impl Task for ForecastTask<'_> {
-    fn weights(&self) -> Weights<'_> {
-        Weights::new(self.model.param_layout(), FORECAST_FORMAT, "a forecaster")
-    }
-    fn score_name(&self) -> &'static str {
-        "neg_mse"
+    fn about(&self) -> About<'_> {
+        let weights = Weights::new(self.model.param_layout(), FORECAST_FORMAT, "a forecaster");
+        About::new(weights, "neg_mse", LossAverage::PerStep)
     }
 
     fn batch_size(&self) -> usize {
@@ -224,29 +226,19 @@ impl Task for ForecastTask<'_> {
 
     /// The model and a fingerprint of the standardised series and the training windows (the
     /// ranks of a data-parallel run must agree on them).
-    fn identity(&self) -> serde_json::Value {
+    fn identity(&self) -> Identity {
         // In order: the task shuffles its windows every epoch.
         let mut starts: Vec<f32> = self.train.iter().map(|&s| s as f32).collect();
         starts.sort_by(f32::total_cmp);
-        serde_json::json!({
+        let parts = serde_json::json!({
             "model": self.model.config(),
             "series": format!("{:016x}", fingerprint_f32(&self.series.z)),
             "train_windows": format!("{:016x}", fingerprint_f32(&starts)),
-        })
-    }
-
-    fn identity_keys(&self) -> &'static [(&'static str, &'static str)] {
-        &[
-            MODEL_PART,
-            (
-                "series",
-                "the table (or its columns and scaling) is not the one the run was trained on",
-            ),
-            (
-                "train_windows",
-                "the training windows (the split) are not those the run was trained on",
-            ),
-        ]
+        });
+        let series = "the table (or its columns and scaling) is not the one the run was trained on";
+        let windows = "the training windows (the split) are not those the run was trained on";
+        let meanings = vec![MODEL_PART, ("series", series), ("train_windows", windows)];
+        Identity { parts, meanings }
     }
 
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
@@ -254,12 +246,7 @@ impl Task for ForecastTask<'_> {
         self.train.len().div_ceil(self.batch)
     }
 
-    fn train_step(
-        &mut self,
-        params: &[f32],
-        grads: &mut [f32],
-        mut step: Step<'_>,
-    ) -> Result<BatchLoss> {
+    fn train_step(&mut self, mut step: Step<'_>) -> Result<BatchLoss> {
         let cfg = *self.model.config();
         let batch = batch_at(&self.train, self.batch, step.index);
         let Some((starts, mut masks)) = step.rows(batch) else {
@@ -270,6 +257,7 @@ impl Task for ForecastTask<'_> {
         self.y.resize(b * cfg.horizon * cfg.outputs, 0.0);
         self.series
             .gather(starts, cfg.lookback, cfg.horizon, &mut self.x, &mut self.y);
+        let (params, grads) = (step.params, step.grads);
         let loss =
             self.model
                 .forward_train(params, &self.x, &self.y, b, &mut self.cache, &mut masks)?;

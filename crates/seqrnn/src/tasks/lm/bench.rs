@@ -263,7 +263,7 @@ pub fn lm(cfg: LmBenchConfig) -> Result<LmBench> {
     // The loop's step with clipping at 0.25 and SGD at lr 1.
     let mut step = |params: &mut [f32], i: usize| -> Result<()> {
         grads.fill(0.0);
-        task.train_step(params, &mut grads, Step::sole(i, &mut drop_rng))?;
+        task.train_step(Step::sole(i, params, &mut grads, &mut drop_rng))?;
         clip_grad_norm(&mut grads, 0.25);
         sgd_step(params, &grads, 1.0);
         Ok(())

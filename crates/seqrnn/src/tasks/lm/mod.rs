@@ -43,8 +43,8 @@ use crate::train::fit::{
 pub use crate::train::metrics::epoch_metrics;
 use crate::train::metrics::write_perplexity_metrics;
 use crate::train::task::{
-    compare_identity, share_of_mean, BatchLoss, LossAverage, Progress, Step, Task, Validation,
-    Weights,
+    compare_identity, share_of_mean, About, BatchLoss, Identity, LossAverage, Progress, Step, Task,
+    Validation, Weights,
 };
 
 /// Training settings. Learning rate and clip follow PyTorch's loss convention (mean over all
@@ -507,14 +507,9 @@ impl<'a> LmTask<'a> {
 }
 
 impl Task for LmTask<'_> {
-    fn weights(&self) -> Weights<'_> {
-        Weights::new(self.model.param_layout(), MODEL_FORMAT, "a model")
-    }
-    fn score_name(&self) -> &'static str {
-        "neg_ppl"
-    }
-    fn loss_average(&self) -> LossAverage {
-        LossAverage::PerExample
+    fn about(&self) -> About<'_> {
+        let weights = Weights::new(self.model.param_layout(), MODEL_FORMAT, "a model");
+        About::new(weights, "neg_ppl", LossAverage::PerExample)
     }
     fn generator_seed(&self, seed: u64) -> u64 {
         seed.wrapping_add(1)
@@ -544,12 +539,7 @@ impl Task for LmTask<'_> {
     }
     /// Forward over window `step.index` from the carried state, backward; the loss is the
     /// window's summed cross-entropy over its `T·B` predictions.
-    fn train_step(
-        &mut self,
-        params: &[f32],
-        grads: &mut [f32],
-        mut step: Step<'_>,
-    ) -> Result<BatchLoss> {
+    fn train_step(&mut self, mut step: Step<'_>) -> Result<BatchLoss> {
         let w = self.windows[step.index];
         let shape = SeqShape {
             t: w.len,
@@ -558,7 +548,7 @@ impl Task for LmTask<'_> {
         let (inputs, targets) = (self.local.inputs(w), self.local.targets(w));
         let (_, mut masks) = step.share(self.train.batch());
         let loss = self.model.forward_train(
-            params,
+            step.params,
             inputs,
             targets,
             shape,
@@ -567,8 +557,9 @@ impl Task for LmTask<'_> {
             &mut masks,
         )?;
         if loss.is_finite() {
+            let grads = &mut *step.grads;
             self.model
-                .backward(params, grads, &self.cache, &mut self.ws)?;
+                .backward(step.params, grads, &self.cache, &mut self.ws)?;
             // The model's gradient is of the mean over this rank's columns; the step's mean is
             // over all the batch's.
             share_of_mean(grads, shape.b, self.train.batch());
@@ -658,15 +649,17 @@ impl Task for LmTask<'_> {
         };
         Ok(())
     }
-    fn identity(&self) -> serde_json::Value {
-        serde_json::json!({
-            "model": self.model.config(),
-            "vocab": vocab_fingerprint(self.vocab),
-            "train_tokens": self.train.data().len(),
-        })
-    }
-    fn identity_keys(&self) -> &'static [(&'static str, &'static str)] {
-        &[VOCAB_PART]
+    /// The model, the vocabulary and the training split's length; the loop compares the
+    /// vocabulary, [`Task::check_identity`] the rest.
+    fn identity(&self) -> Identity {
+        Identity {
+            parts: serde_json::json!({
+                "model": self.model.config(),
+                "vocab": vocab_fingerprint(self.vocab),
+                "train_tokens": self.train.data().len(),
+            }),
+            meanings: vec![VOCAB_PART],
+        }
     }
     /// Compares the model (read as a configuration, so that one written by an earlier version
     /// still matches), the vocabulary and the training split's length, naming both sides.
@@ -685,7 +678,7 @@ impl Task for LmTask<'_> {
                 ));
             }
         }
-        compare_identity(&self.identity(), saved, &[VOCAB_PART])?;
+        compare_identity(&self.identity(), saved)?;
         let tokens = saved.get("train_tokens").and_then(|t| t.as_u64());
         if let Some(t) = tokens.filter(|&t| t != self.train.data().len() as u64) {
             return bad(format!(

@@ -45,7 +45,8 @@ use crate::tasks::speech::model::{
 };
 use crate::train::fit::FitConfig;
 use crate::train::task::{
-    model_and_train, BatchLoss, Buckets, Fingerprint, LossAverage, Step, Task, Validation, Weights,
+    About, BatchLoss, BucketSteps, Fingerprint, Identity, LossAverage, Scaled, Step, Task,
+    Validation, Weights,
 };
 
 /// `format` metadata of a speech model's `model.safetensors`.
@@ -183,10 +184,7 @@ pub struct SpeechTask<'a> {
     valid: &'a SpeechData,
     alphabet: &'a Alphabet,
     augment: Option<SpecAugment>,
-    batches: Buckets,
-    batch: SpeechBatch,
-    cache: SpeechCache,
-    ws: SpeechWorkspace,
+    steps: BucketSteps<SpeechModel>,
 }
 
 impl<'a> SpeechTask<'a> {
@@ -212,80 +210,48 @@ impl<'a> SpeechTask<'a> {
             valid,
             alphabet,
             augment,
-            batches: Buckets::new(batch_size),
-            batch: SpeechBatch::default(),
-            cache: SpeechCache::default(),
-            ws: SpeechWorkspace::default(),
+            steps: BucketSteps::new(batch_size)?,
         })
     }
 }
 
 impl Task for SpeechTask<'_> {
-    fn weights(&self) -> Weights<'_> {
-        Weights::new(
+    fn about(&self) -> About<'_> {
+        let weights = Weights::new(
             self.model.param_layout(),
             SPEECH_FORMAT,
             "an acoustic model",
-        )
-    }
-
-    fn score_name(&self) -> &'static str {
-        "word_accuracy"
-    }
-
-    fn loss_average(&self) -> LossAverage {
-        LossAverage::PerExample
+        );
+        About::new(weights, "word_accuracy", LossAverage::PerExample)
     }
 
     fn batch_size(&self) -> usize {
-        self.batches.size()
+        self.steps.size()
     }
 
-    fn identity(&self) -> serde_json::Value {
+    fn identity(&self) -> Identity {
         let mut h = Fingerprint::default();
         for (x, y) in self.train.feats.iter().zip(&self.train.targets) {
             h.f32s(x).ids(y);
         }
-        h.identity(self.model.config())
-    }
-
-    fn identity_keys(&self) -> &'static [(&'static str, &'static str)] {
-        const KEYS: [(&str, &str); 2] = model_and_train(
-            "the training recordings or transcripts are not the ones the run was trained on",
-        );
-        &KEYS
+        let train =
+            "the training recordings or transcripts are not the ones the run was trained on";
+        h.identity(self.model.config(), train)
     }
 
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
-        self.batches.shuffle(&self.train.frames, rng)
+        self.steps.shuffle(&self.train.frames, rng)
     }
 
-    fn train_step(
-        &mut self,
-        params: &[f32],
-        grads: &mut [f32],
-        mut step: Step<'_>,
-    ) -> Result<BatchLoss> {
-        let Some((all, idx, mut masks)) = self.batches.rows(&mut step) else {
-            return Ok(BatchLoss::NONE);
-        };
-        let augment = self.augment.as_ref().map(|a| (a, &mut masks));
-        self.train.batch(idx, &mut self.batch, augment);
-        let loss = self.model.forward_train(
-            params,
-            &self.batch,
-            1.0 / all.len() as f32,
-            &mut self.cache,
-            &mut self.ws,
-            &mut masks,
-        )?;
-        if loss.is_finite() {
-            self.model
-                .backward(params, grads, &self.cache, &mut self.ws)?;
-        }
-        Ok(BatchLoss {
-            loss,
-            examples: idx.len(),
+    /// The loss is the batch's summed CTC loss over its utterances.
+    fn train_step(&mut self, step: Step<'_>) -> Result<BatchLoss> {
+        let (train, augment) = (self.train, self.augment.as_ref());
+        self.steps.step(self.model, step, |rows, batch, masks| {
+            train.batch(rows.mine, batch, augment.map(|a| (a, masks)));
+            Scaled {
+                scale: 1.0 / rows.all.len() as f32,
+                examples: rows.mine.len(),
+            }
         })
     }
 

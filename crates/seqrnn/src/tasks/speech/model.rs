@@ -150,6 +150,8 @@ pub struct SpeechWorkspace {
     x: Vec<f32>,
 }
 
+crate::model::trainable::trainable!(SpeechModel, SpeechBatch, SpeechCache, SpeechWorkspace);
+
 impl SpeechModel {
     /// A model for `config`.
     pub fn new(config: SpeechConfig) -> Result<Self> {

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::batch::length_buckets;
 use crate::data::{Vocab, UNK};
 use crate::dist::Group;
-use crate::dropout::SeqRng;
+use crate::dropout::{RowRng, SeqRng};
 use crate::error::{Error, Result};
 use crate::model::crf::Constraints;
 use crate::run::RunDir;
@@ -35,7 +35,8 @@ use crate::tasks::tag::model::{casing, TagBatch, Tagger, TaggerCache, TaggerWork
 use crate::tasks::tag::tags::{check, convert, split_tag, Scheme};
 use crate::train::fit::FitConfig;
 use crate::train::task::{
-    model_and_train, BatchLoss, Buckets, Fingerprint, LossAverage, Step, Task, Validation, Weights,
+    About, BatchLoss, BucketSteps, Fingerprint, Identity, LossAverage, Scaled, Step, Task,
+    Validation, Weights,
 };
 
 /// `format` metadata of a tagger's weights file.
@@ -134,10 +135,7 @@ pub struct TagTask<'a> {
     unk_replace: f32,
     /// Whether each word id occurs once in the training data.
     singleton: Vec<bool>,
-    batches: Buckets,
-    batch: TagBatch,
-    cache: TaggerCache,
-    ws: TaggerWorkspace,
+    steps: BucketSteps<Tagger>,
 }
 
 impl<'a> TagTask<'a> {
@@ -189,93 +187,50 @@ impl<'a> TagTask<'a> {
             entities,
             unk_replace: 0.0,
             singleton: Vec::new(),
-            batches: Buckets::new(batch),
-            batch: TagBatch::default(),
-            cache: TaggerCache::default(),
-            ws: TaggerWorkspace::default(),
+            steps: BucketSteps::new(batch)?,
         })
     }
 }
 
 impl Task for TagTask<'_> {
-    fn weights(&self) -> Weights<'_> {
-        Weights::new(self.model.param_layout(), TAG_FORMAT, "a tagger")
-    }
-
-    fn score_name(&self) -> &'static str {
-        match self.entities {
-            true => "f1",
-            false => "accuracy",
-        }
-    }
-
-    fn loss_average(&self) -> LossAverage {
-        LossAverage::PerExample
+    fn about(&self) -> About<'_> {
+        let weights = Weights::new(self.model.param_layout(), TAG_FORMAT, "a tagger");
+        let score = if self.entities { "f1" } else { "accuracy" };
+        About::new(weights, score, LossAverage::PerExample)
     }
 
     fn batch_size(&self) -> usize {
-        self.batches.size()
+        self.steps.size()
     }
 
-    fn identity(&self) -> serde_json::Value {
+    fn identity(&self) -> Identity {
         let mut h = Fingerprint::default();
         for (w, l) in self.train.words.iter().zip(&self.train.labels) {
             h.ids(w).ids(l).end();
         }
-        h.identity(self.model.config())
-    }
-
-    fn identity_keys(&self) -> &'static [(&'static str, &'static str)] {
-        const KEYS: [(&str, &str); 2] = model_and_train(
-            "the training file (or its vocabularies) is not the one the run was trained on",
-        );
-        &KEYS
+        let train = "the training file (or its vocabularies) is not the one the run was trained on";
+        h.identity(self.model.config(), train)
     }
 
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
-        self.batches.shuffle_seqs(&self.train.words, rng)
+        self.steps.shuffle_seqs(&self.train.words, rng)
     }
 
-    fn train_step(
-        &mut self,
-        params: &[f32],
-        grads: &mut [f32],
-        mut step: Step<'_>,
-    ) -> Result<BatchLoss> {
-        let Some((all, idx, mut masks)) = self.batches.rows(&mut step) else {
-            return Ok(BatchLoss::NONE);
-        };
-        let tokens: usize = all.iter().map(|&i| self.train.words[i].len()).sum();
-        self.train.batch(idx, &mut self.batch);
-        if self.unk_replace > 0.0 {
-            use rand::RngExt;
-            let b = idx.len();
-            let seed = masks.shared.random::<u64>();
-            for (j, &len) in self.batch.lens.iter().enumerate() {
-                let mut r = masks.row(seed, j);
-                for t in 0..len {
-                    let w = &mut self.batch.words[t * b + j];
-                    if self.singleton[*w as usize] && r.random::<f32>() < self.unk_replace {
-                        *w = 1;
-                    }
-                }
+    /// The loss is the CRF's negative log-likelihood per token of the global batch.
+    fn train_step(&mut self, step: Step<'_>) -> Result<BatchLoss> {
+        let (train, unk) = (self.train, (self.unk_replace, self.singleton.as_slice()));
+        self.steps.step(self.model, step, |rows, batch, masks| {
+            train.batch(rows.mine, batch);
+            replace_singletons(batch, unk, masks);
+            Scaled {
+                scale: 1.0
+                    / rows
+                        .all
+                        .iter()
+                        .map(|&i| train.words[i].len())
+                        .sum::<usize>() as f32,
+                examples: batch.tokens(),
             }
-        }
-        let loss = self.model.forward_train(
-            params,
-            &self.batch,
-            1.0 / tokens as f32,
-            &mut self.cache,
-            &mut self.ws,
-            &mut masks,
-        )?;
-        if loss.is_finite() {
-            self.model
-                .backward(params, grads, &self.cache, &mut self.ws)?;
-        }
-        Ok(BatchLoss {
-            loss,
-            examples: self.batch.tokens(),
         })
     }
 
@@ -291,6 +246,26 @@ impl Task for TagTask<'_> {
                 false => s.accuracy,
             },
         })
+    }
+}
+
+/// Replaces each word of `batch` seen once in training (`unk = (p, singleton[word])`) by
+/// `<unk>` with probability `p`, drawn per sentence from `masks`; draws nothing when `p` is 0.
+fn replace_singletons(batch: &mut TagBatch, (p, singleton): (f32, &[bool]), masks: &mut RowRng) {
+    use rand::RngExt;
+    if p <= 0.0 {
+        return;
+    }
+    let b = batch.b();
+    let seed = masks.shared.random::<u64>();
+    for (j, &len) in batch.lens.iter().enumerate() {
+        let mut r = masks.row(seed, j);
+        for t in 0..len {
+            let w = &mut batch.words[t * b + j];
+            if singleton[*w as usize] && r.random::<f32>() < p {
+                *w = 1;
+            }
+        }
     }
 }
 
@@ -370,9 +345,9 @@ mod tests {
         let mut rng = crate::dropout::rng_from_seed(2);
         task.start_epoch(1, &mut rng);
         let mut g = vec![0.0; m.num_params()];
-        task.train_step(&p, &mut g, Step::sole(0, &mut rng))
+        task.train_step(Step::sole(0, &p, &mut g, &mut rng))
             .unwrap();
-        let b = &task.batch;
+        let b = task.steps.batch();
         let long = usize::from(b.lens[0] != 40);
         let col: Vec<u32> = (0..b.t).map(|t| b.words[t * 2 + long]).collect();
         assert_eq!(col.iter().filter(|&&w| w == 1).count(), 1, "{col:?}");

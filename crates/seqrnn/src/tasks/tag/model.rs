@@ -232,6 +232,8 @@ pub struct TaggerWorkspace {
     dchar_x: Vec<f32>,
 }
 
+crate::model::trainable::trainable!(Tagger, TagBatch, TaggerCache, TaggerWorkspace);
+
 impl Tagger {
     /// A tagger for `config` with CRF `constraints` (sized `K`; ignored by the softmax head).
     pub fn new(config: TaggerConfig, constraints: Constraints) -> Result<Self> {

@@ -14,6 +14,10 @@ pub struct TranslateTrainConfig {
     pub fit: FitConfig,
 }
 
+/// The `config.json` of a translation run (`src.tokenizer.json` and `tgt.tokenizer.json` sit
+/// beside it).
+pub type TranslateRunConfig = RunConfig<Seq2SeqConfig, TranslateTrainConfig, TranslateRunData>;
+
 /// What a translation run keeps of its data: the two languages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TranslateRunData {
@@ -22,10 +26,6 @@ pub struct TranslateRunData {
     /// Target language suffix (`en`).
     pub tgt: String,
 }
-
-/// The `config.json` of a translation run (`src.tokenizer.json` and `tgt.tokenizer.json` sit
-/// beside it).
-pub type TranslateRunConfig = RunConfig<Seq2SeqConfig, TranslateTrainConfig, TranslateRunData>;
 
 impl RunKind for TranslateRunConfig {
     const TASK: &'static str = "translate";

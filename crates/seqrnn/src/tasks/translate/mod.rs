@@ -40,8 +40,8 @@ use crate::train::checkpoint::FitEpoch;
 use crate::train::fit::FitConfig;
 use crate::train::metrics::write_perplexity_metrics;
 use crate::train::task::{
-    model_and_train, validation_share, BatchLoss, Buckets, Fingerprint, LossAverage, Step, Task,
-    Validation, Weights,
+    validation_share, About, BatchLoss, BucketSteps, Fingerprint, Identity, LossAverage, Scaled,
+    Step, Task, Validation, Weights,
 };
 
 /// `format` metadata of a translation model's weights file.
@@ -197,10 +197,7 @@ pub struct TranslateTask<'a> {
     model: &'a Seq2Seq,
     train: &'a EncodedPairs,
     valid: &'a EncodedPairs,
-    batches: Buckets,
-    batch: PairBatch,
-    cache: Seq2SeqCache,
-    ws: Seq2SeqWorkspace,
+    steps: BucketSteps<Seq2Seq>,
 }
 
 impl<'a> TranslateTask<'a> {
@@ -214,9 +211,7 @@ impl<'a> TranslateTask<'a> {
         valid: &'a EncodedPairs,
         batch: usize,
     ) -> Result<Self> {
-        if batch == 0 {
-            return Err(Error::Config("batch size must be at least 1, got 0".into()));
-        }
+        let steps = BucketSteps::new(batch)?;
         if train.is_empty() || valid.is_empty() {
             return Err(Error::Config(
                 "training and validation splits need at least one sentence pair".into(),
@@ -226,87 +221,49 @@ impl<'a> TranslateTask<'a> {
             model,
             train,
             valid,
-            batches: Buckets::new(batch),
-            batch: PairBatch::default(),
-            cache: Seq2SeqCache::default(),
-            ws: Seq2SeqWorkspace::default(),
+            steps,
         })
     }
 }
 
 impl Task for TranslateTask<'_> {
-    fn weights(&self) -> Weights<'_> {
-        Weights::new(
-            self.model.param_layout(),
-            TRANSLATE_FORMAT,
-            "a translation model",
-        )
-    }
-
-    fn score_name(&self) -> &'static str {
-        "perplexity"
-    }
-
-    fn loss_average(&self) -> LossAverage {
-        LossAverage::PerExample
+    fn about(&self) -> About<'_> {
+        let layout = self.model.param_layout();
+        let weights = Weights::new(layout, TRANSLATE_FORMAT, "a translation model");
+        About::new(weights, "perplexity", LossAverage::PerExample)
     }
 
     fn batch_size(&self) -> usize {
-        self.batches.size()
+        self.steps.size()
     }
 
     /// The model and a fingerprint of the encoded training pairs.
-    fn identity(&self) -> serde_json::Value {
+    fn identity(&self) -> Identity {
         let mut h = Fingerprint::default();
         for (s, t) in self.train.src.iter().zip(&self.train.tgt) {
             h.ids(s).end().ids(t).end();
         }
-        h.identity(self.model.config())
-    }
-
-    fn identity_keys(&self) -> &'static [(&'static str, &'static str)] {
-        const KEYS: [(&str, &str); 2] = model_and_train(
-            "the training pairs (or the vocabularies that encode them) are not those the run was \
-             trained on",
-        );
-        &KEYS
+        let train = "the training pairs (or the vocabularies that encode them) are not those the \
+                     run was trained on";
+        h.identity(self.model.config(), train)
     }
 
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
-        self.batches.shuffle_seqs(&self.train.src, rng)
+        self.steps.shuffle_seqs(&self.train.src, rng)
     }
 
-    fn train_step(
-        &mut self,
-        params: &[f32],
-        grads: &mut [f32],
-        mut step: Step<'_>,
-    ) -> Result<BatchLoss> {
-        let Some((all, idx, mut masks)) = self.batches.rows(&mut step) else {
-            return Ok(BatchLoss::NONE);
-        };
+    fn train_step(&mut self, step: Step<'_>) -> Result<BatchLoss> {
         let train = self.train;
-        // The mean is over the whole batch's target tokens, on every rank alike.
-        let tokens: usize = all.iter().map(|&i| train.tgt[i].len() + 1).sum();
-        self.batch.fill(
-            idx.iter()
-                .map(|&i| (train.src[i].as_slice(), train.tgt[i].as_slice())),
-        );
-        let loss = self.model.forward_train(
-            params,
-            &self.batch,
-            1.0 / tokens as f32,
-            &mut self.cache,
-            &mut self.ws,
-            &mut masks,
-        )?;
-        if loss.is_finite() {
-            self.model
-                .backward(params, grads, &self.cache, &mut self.ws)?;
-        }
-        Ok(BatchLoss {
-            loss,
-            examples: self.batch.tokens(),
+        self.steps.step(self.model, step, |rows, batch, _| {
+            batch.fill(
+                (rows.mine.iter()).map(|&i| (train.src[i].as_slice(), train.tgt[i].as_slice())),
+            );
+            // The mean is over the whole batch's target tokens, on every rank alike.
+            let tokens: usize = rows.all.iter().map(|&i| train.tgt[i].len() + 1).sum();
+            Scaled {
+                scale: 1.0 / tokens as f32,
+                examples: batch.tokens(),
+            }
         })
     }
 

@@ -351,6 +351,8 @@ fn tanh_backward(d: &mut [f32], y: &[f32]) {
     d.iter_mut().zip(y).for_each(|(g, y)| *g *= 1.0 - y * y);
 }
 
+crate::model::trainable::trainable!(Seq2Seq, PairBatch, Seq2SeqCache, Seq2SeqWorkspace);
+
 impl Seq2Seq {
     /// A model for `config`, after validating it.
     pub fn new(config: Seq2SeqConfig) -> Result<Self> {

@@ -34,7 +34,8 @@ use crate::tasks::lm::last_token::model::{
 use crate::tasks::lm::{EvalResult, Split};
 use crate::train::fit::FitConfig;
 use crate::train::task::{
-    batch_at, share_of_mean, BatchLoss, Fingerprint, LossAverage, Step, Task, Validation, Weights,
+    batch_at, share_of_mean, About, BatchLoss, Fingerprint, Identity, LossAverage, Step, Task,
+    Validation, Weights,
 };
 
 /// Windows per evaluation batch.
@@ -157,21 +158,11 @@ impl<'a> LastTokenTask<'a> {
 }
 
 impl Task for LastTokenTask<'_> {
-    fn weights(&self) -> Weights<'_> {
-        Weights::new(
-            self.model.param_layout(),
-            LAST_TOKEN_FORMAT,
-            "a last-token language model",
-        )
-    }
-
-    fn score_name(&self) -> &'static str {
-        "neg_ppl"
-    }
-
     /// The epoch's training loss is the cross-entropy per predicted word.
-    fn loss_average(&self) -> LossAverage {
-        LossAverage::PerExample
+    fn about(&self) -> About<'_> {
+        let layout = self.model.param_layout();
+        let weights = Weights::new(layout, LAST_TOKEN_FORMAT, "a last-token language model");
+        About::new(weights, "neg_ppl", LossAverage::PerExample)
     }
 
     fn batch_size(&self) -> usize {
@@ -179,23 +170,18 @@ impl Task for LastTokenTask<'_> {
     }
 
     /// The model, the window and a fingerprint of the training stream.
-    fn identity(&self) -> serde_json::Value {
+    fn identity(&self) -> Identity {
+        let train = "the training split is not the one the run was trained on";
         let mut id = Fingerprint::default()
             .ids(self.train.stream())
-            .identity(self.model.config());
-        id["window"] = self.train.window().into();
-        id
-    }
-
-    fn identity_keys(&self) -> &'static [(&'static str, &'static str)] {
-        &[
+            .identity(self.model.config(), train);
+        id.parts["window"] = self.train.window().into();
+        id.meanings = vec![
             ("model", "the model differs from the run's"),
             ("window", "the window differs from the run's"),
-            (
-                "train",
-                "the training split is not the one the run was trained on",
-            ),
-        ]
+            ("train", train),
+        ];
+        id
     }
 
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
@@ -205,12 +191,7 @@ impl Task for LastTokenTask<'_> {
         self.order.len().div_ceil(self.batch)
     }
 
-    fn train_step(
-        &mut self,
-        params: &[f32],
-        grads: &mut [f32],
-        mut step: Step<'_>,
-    ) -> Result<BatchLoss> {
+    fn train_step(&mut self, mut step: Step<'_>) -> Result<BatchLoss> {
         let all = batch_at(&self.order, self.batch, step.index);
         let Some((starts, mut masks)) = step.rows(all) else {
             return Ok(BatchLoss::NONE);
@@ -218,7 +199,7 @@ impl Task for LastTokenTask<'_> {
         self.train.fill(starts, &mut self.ids, &mut self.targets);
         let b = starts.len();
         let loss = self.model.forward_train(
-            params,
+            step.params,
             &self.ids,
             self.train.window(),
             b,
@@ -231,10 +212,10 @@ impl Task for LastTokenTask<'_> {
             return Ok(BatchLoss { loss, examples: b });
         }
         self.model
-            .backward(params, grads, &self.cache, &mut self.ws)?;
+            .backward(step.params, step.grads, &self.cache, &mut self.ws)?;
         // The model's gradient is the mean over this rank's windows; the step's is over the
         // whole batch's.
-        share_of_mean(grads, b, all.len());
+        share_of_mean(step.grads, b, all.len());
         Ok(BatchLoss { loss, examples: b })
     }
 
@@ -329,7 +310,7 @@ mod tests {
         assert_ne!(task.order, first);
         let mut g = vec![0.0; m.num_params()];
         let last = task
-            .train_step(&p, &mut g, Step::sole(3, &mut rng))
+            .train_step(Step::sole(3, &p, &mut g, &mut rng))
             .unwrap();
         assert_eq!(last.examples, 1);
         let s = task.order[18];

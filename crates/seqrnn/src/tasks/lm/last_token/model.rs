@@ -61,22 +61,22 @@ impl Default for LastTokenConfig {
 }
 
 impl LastTokenConfig {
+    /// The recurrent stack's configuration (one direction).
+    pub fn rnn_config(&self) -> RnnConfig {
+        RnnConfig {
+            direction: Direction::Forward,
+            cell: self.cell,
+            input_size: self.embed,
+            hidden_size: self.hidden,
+            num_layers: self.layers,
+        }
+    }
+
     /// Checks sizes and dropout.
     pub fn validate(&self) -> Result<()> {
         check_vocab(self.vocab)?;
         check_embed(self.embed)?;
         check_encoder(self.dropout, &self.rnn_config())
-    }
-
-    /// The recurrent stack's configuration (one direction).
-    pub fn rnn_config(&self) -> RnnConfig {
-        RnnConfig {
-            cell: self.cell,
-            input_size: self.embed,
-            hidden_size: self.hidden,
-            num_layers: self.layers,
-            direction: Direction::Forward,
-        }
     }
 
     fn drop(&self) -> Dropout {
