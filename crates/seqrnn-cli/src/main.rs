@@ -45,31 +45,8 @@ enum Command {
     /// Look inside a trained language model: gate activations and states per token (CSV and
     /// heatmaps), the units that follow properties of the text, gate saturation.
     Inspect(inspect::InspectArgs),
-    /// Time-series forecasting: train, evaluate, predict.
-    Forecast {
-        #[command(subcommand)]
-        what: forecast::ForecastCommand,
-    },
-    /// Sequence classification of labelled text: train, evaluate, predict.
-    Classify {
-        #[command(subcommand)]
-        what: classify::ClassifyCommand,
-    },
-    /// Translation with an attentional encoder–decoder: train, evaluate (BLEU), translate.
-    Translate {
-        #[command(subcommand)]
-        what: translate::TranslateCommand,
-    },
-    /// Tagging (named entities, parts of speech): train, evaluate, predict.
-    Tag {
-        #[command(subcommand)]
-        what: tag::TagCommand,
-    },
-    /// Speech recognition with CTC (WAV in, text out): train, evaluate (WER), transcribe.
-    Speech {
-        #[command(subcommand)]
-        what: speech::SpeechCommand,
-    },
+    #[command(flatten)]
+    Task(TaskCommand),
     /// Measure throughput.
     Bench {
         #[command(subcommand)]
@@ -227,16 +204,56 @@ fn main() -> ExitCode {
     code
 }
 
+/// Declares the commands of the tasks with a folder of subcommands, one line each: the
+/// command's variant, its module and the module's subcommand enum (whose `Train` variant trains
+/// and may run as one rank of an MPI job; the module's `run` carries them out).
+macro_rules! task_commands {
+    ($($(#[$doc:meta])* $variant:ident => $module:ident::$command:ident,)*) => {
+        /// The tasks' commands, `seqrnn <task> <subcommand>`.
+        #[derive(Subcommand, Debug)]
+        enum TaskCommand {
+            $($(#[$doc])* $variant {
+                #[command(subcommand)]
+                what: $module::$command,
+            },)*
+        }
+
+        impl TaskCommand {
+            /// Whether the command trains.
+            fn trains(&self) -> bool {
+                match self {
+                    $(TaskCommand::$variant { what } => matches!(what, $module::$command::Train(_)),)*
+                }
+            }
+
+            fn run(self) -> Result<()> {
+                match self {
+                    $(TaskCommand::$variant { what } => $module::run(what),)*
+                }
+            }
+        }
+    };
+}
+
+task_commands! {
+    /// Time-series forecasting: train, evaluate, predict.
+    Forecast => forecast::ForecastCommand,
+    /// Sequence classification of labelled text: train, evaluate, predict.
+    Classify => classify::ClassifyCommand,
+    /// Translation with an attentional encoder–decoder: train, evaluate (BLEU), translate.
+    Translate => translate::TranslateCommand,
+    /// Tagging (named entities, parts of speech): train, evaluate, predict.
+    Tag => tag::TagCommand,
+    /// Speech recognition with CTC (WAV in, text out): train, evaluate (WER), transcribe.
+    Speech => speech::SpeechCommand,
+}
+
 impl Command {
     /// Whether the command trains (and may run as one rank of an MPI job).
     fn trains(&self) -> bool {
         match self {
             Command::Train(_) => true,
-            Command::Forecast { what } => matches!(what, forecast::ForecastCommand::Train(_)),
-            Command::Classify { what } => matches!(what, classify::ClassifyCommand::Train(_)),
-            Command::Translate { what } => matches!(what, translate::TranslateCommand::Train(_)),
-            Command::Tag { what } => matches!(what, tag::TagCommand::Train(_)),
-            Command::Speech { what } => matches!(what, speech::SpeechCommand::Train(_)),
+            Command::Task(t) => t.trains(),
             _ => false,
         }
     }
@@ -249,11 +266,7 @@ fn run(command: Command) -> Result<()> {
         Command::Generate(a) => lm::generate_cmd(a),
         Command::Import(a) => lm::import_cmd(a),
         Command::Download(a) => download(a),
-        Command::Forecast { what } => forecast::run(what),
-        Command::Classify { what } => classify::run(what),
-        Command::Translate { what } => translate::run(what),
-        Command::Tag { what } => tag::run(what),
-        Command::Speech { what } => speech::run(what),
+        Command::Task(t) => t.run(),
         Command::Bench { what } => bench::run(what),
         Command::Compare(a) => compare::compare_cmd(a),
         Command::Inspect(a) => inspect::inspect_cmd(a),

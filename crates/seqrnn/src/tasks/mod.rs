@@ -19,45 +19,6 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::run::RunDir;
 
-/// The tasks [`load`] knows, by their name in `config.json`.
-pub const TASKS: [&str; 7] = [
-    "lm",
-    "last-token",
-    "forecast",
-    "classify",
-    "translate",
-    "tag",
-    "speech",
-];
-
-/// A finished run of any task, loaded for use by [`load`].
-///
-/// Each kind is the task's own `Trained`; [`Loaded::task`] names it, and the `as_*` accessors
-/// give it when it is of that kind. The verbs: [`lm::Trained::generate`] and
-/// [`lm::last_token::Trained::generate`] (text after a prompt), [`forecast::Trained::predict`]
-/// (the horizon after a table), [`classify::Trained::predict`] (a label per text),
-/// [`translate::Trained::translate`], [`tag::Trained::tag`] (a label per word) and
-/// [`speech::Trained::transcribe`]; `predict` names the last three as well.
-#[derive(Clone, Debug)]
-// A run is loaded once and its weights live on the heap: the variants' sizes do not matter.
-#[allow(clippy::large_enum_variant)]
-pub enum Loaded {
-    /// A language model (`seqrnn train`, `seqrnn import`).
-    Lm(lm::Trained),
-    /// A last-token language model (`seqrnn train --objective last-token`).
-    LastToken(lm::last_token::Trained),
-    /// A forecaster (`seqrnn forecast train`).
-    Forecast(forecast::Trained),
-    /// A text classifier (`seqrnn classify train`).
-    Classify(classify::Trained),
-    /// A translation model (`seqrnn translate train`).
-    Translate(translate::Trained),
-    /// A tagger (`seqrnn tag train`).
-    Tag(tag::Trained),
-    /// An acoustic model (`seqrnn speech train`).
-    Speech(speech::Trained),
-}
-
 /// The task of the run in `dir`, as its `config.json` names it (one of [`TASKS`]); a run that
 /// names no task but holds `tokens` is a language model (`"lm"`), written before runs named
 /// their task.
@@ -141,16 +102,7 @@ pub fn task_of(dir: impl AsRef<Path>) -> Result<&'static str> {
 /// epoch ended, [`Error::Format`] when its files disagree, I/O errors).
 pub fn load(dir: impl AsRef<Path>) -> Result<Loaded> {
     let dir = dir.as_ref();
-    Ok(match task_of(dir)? {
-        crate::run::LANGUAGE_MODEL_TASK => Loaded::Lm(lm::Trained::load(dir)?),
-        "last-token" => Loaded::LastToken(lm::last_token::Trained::load(dir)?),
-        "forecast" => Loaded::Forecast(forecast::Trained::load(dir)?),
-        "classify" => Loaded::Classify(classify::Trained::load(dir)?),
-        "translate" => Loaded::Translate(translate::Trained::load(dir)?),
-        "tag" => Loaded::Tag(tag::Trained::load(dir)?),
-        "speech" => Loaded::Speech(speech::Trained::load(dir)?),
-        other => return Err(unknown_task(&RunDir::new(dir), other)),
-    })
+    Loaded::load(task_of(dir)?, dir)
 }
 
 /// The error for a run of a task this build does not know.
@@ -164,87 +116,81 @@ fn unknown_task(run: &RunDir, name: &str) -> Error {
     }
 }
 
-impl Loaded {
-    /// The task's name in `config.json` (one of [`TASKS`]): `"lm"`, `"last-token"`,
-    /// `"forecast"`, `"classify"`, `"translate"`, `"tag"` or `"speech"`.
-    pub fn task(&self) -> &'static str {
-        match self {
-            Loaded::Lm(_) => "lm",
-            Loaded::LastToken(_) => "last-token",
-            Loaded::Forecast(_) => "forecast",
-            Loaded::Classify(_) => "classify",
-            Loaded::Translate(_) => "translate",
-            Loaded::Tag(_) => "tag",
-            Loaded::Speech(_) => "speech",
-        }
-    }
+/// Declares the tasks [`load`] knows, one line each: the `Loaded` variant, the task's `Trained`
+/// type, its name in `config.json`, its accessor and what the accessor gives. It makes
+/// [`TASKS`], [`Loaded`] (with `task()`, `num_params()` and the `as_*` accessors) and the
+/// dispatch of [`load`].
+macro_rules! registry {
+    ($($(#[$doc:meta])* $variant:ident($trained:ty) = $name:expr, $as:ident, $what:literal;)*) => {
+        /// The tasks [`load`] knows, by their name in `config.json`.
+        pub const TASKS: [&str; [$($name),*].len()] = [$($name),*];
 
-    /// The number of weights of the model.
-    pub fn num_params(&self) -> usize {
-        match self {
-            Loaded::Lm(m) => m.params.len(),
-            Loaded::LastToken(m) => m.params.len(),
-            Loaded::Forecast(m) => m.params.len(),
-            Loaded::Classify(m) => m.params.len(),
-            Loaded::Translate(m) => m.params.len(),
-            Loaded::Tag(m) => m.params.len(),
-            Loaded::Speech(m) => m.params.len(),
+        /// A finished run of any task, loaded for use by [`load`].
+        ///
+        /// Each kind is the task's own `Trained`; [`Loaded::task`] names it, and the `as_*` accessors
+        /// give it when it is of that kind. The verbs: [`lm::Trained::generate`] and
+        /// [`lm::last_token::Trained::generate`] (text after a prompt), [`forecast::Trained::predict`]
+        /// (the horizon after a table), [`classify::Trained::predict`] (a label per text),
+        /// [`translate::Trained::translate`], [`tag::Trained::tag`] (a label per word) and
+        /// [`speech::Trained::transcribe`]; `predict` names the last three as well.
+        #[derive(Clone, Debug)]
+        // A run is loaded once and its weights live on the heap: the variants' sizes do not
+        // matter.
+        #[allow(clippy::large_enum_variant)]
+        pub enum Loaded {
+            $($(#[$doc])* $variant($trained),)*
         }
-    }
 
-    /// The language model, if it is one.
-    pub fn as_lm(&self) -> Option<&lm::Trained> {
-        match self {
-            Loaded::Lm(m) => Some(m),
-            _ => None,
-        }
-    }
+        impl Loaded {
+            /// Loads the run in `dir` of the task `name` (one of [`TASKS`]).
+            fn load(name: &str, dir: &Path) -> Result<Loaded> {
+                Ok(match name {
+                    $(n if n == $name => Loaded::$variant(<$trained>::load(dir)?),)*
+                    other => return Err(unknown_task(&RunDir::new(dir), other)),
+                })
+            }
 
-    /// The last-token language model, if it is one.
-    pub fn as_last_token(&self) -> Option<&lm::last_token::Trained> {
-        match self {
-            Loaded::LastToken(m) => Some(m),
-            _ => None,
-        }
-    }
+            /// The task's name in `config.json` (one of [`TASKS`]).
+            pub fn task(&self) -> &'static str {
+                match self {
+                    $(Loaded::$variant(_) => $name,)*
+                }
+            }
 
-    /// The forecaster, if it is one.
-    pub fn as_forecast(&self) -> Option<&forecast::Trained> {
-        match self {
-            Loaded::Forecast(m) => Some(m),
-            _ => None,
-        }
-    }
+            /// The number of weights of the model.
+            pub fn num_params(&self) -> usize {
+                match self {
+                    $(Loaded::$variant(m) => m.params.len(),)*
+                }
+            }
 
-    /// The classifier, if it is one.
-    pub fn as_classify(&self) -> Option<&classify::Trained> {
-        match self {
-            Loaded::Classify(m) => Some(m),
-            _ => None,
+            $(
+                #[doc = concat!("The ", $what, ", if it is one.")]
+                pub fn $as(&self) -> Option<&$trained> {
+                    match self {
+                        Loaded::$variant(m) => Some(m),
+                        #[allow(unreachable_patterns)]
+                        _ => None,
+                    }
+                }
+            )*
         }
-    }
+    };
+}
 
-    /// The translation model, if it is one.
-    pub fn as_translate(&self) -> Option<&translate::Trained> {
-        match self {
-            Loaded::Translate(m) => Some(m),
-            _ => None,
-        }
-    }
-
-    /// The tagger, if it is one.
-    pub fn as_tag(&self) -> Option<&tag::Trained> {
-        match self {
-            Loaded::Tag(m) => Some(m),
-            _ => None,
-        }
-    }
-
-    /// The acoustic model, if it is one.
-    pub fn as_speech(&self) -> Option<&speech::Trained> {
-        match self {
-            Loaded::Speech(m) => Some(m),
-            _ => None,
-        }
-    }
+registry! {
+    /// A language model (`seqrnn train`, `seqrnn import`).
+    Lm(lm::Trained) = crate::run::LANGUAGE_MODEL_TASK, as_lm, "language model";
+    /// A last-token language model (`seqrnn train --objective last-token`).
+    LastToken(lm::last_token::Trained) = "last-token", as_last_token, "last-token language model";
+    /// A forecaster (`seqrnn forecast train`).
+    Forecast(forecast::Trained) = "forecast", as_forecast, "forecaster";
+    /// A text classifier (`seqrnn classify train`).
+    Classify(classify::Trained) = "classify", as_classify, "classifier";
+    /// A translation model (`seqrnn translate train`).
+    Translate(translate::Trained) = "translate", as_translate, "translation model";
+    /// A tagger (`seqrnn tag train`).
+    Tag(tag::Trained) = "tag", as_tag, "tagger";
+    /// An acoustic model (`seqrnn speech train`).
+    Speech(speech::Trained) = "speech", as_speech, "acoustic model";
 }
