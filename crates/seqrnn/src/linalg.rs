@@ -15,7 +15,10 @@
 //! The thread count is process-wide ([`set_threads`]); both crates run on rayon's global pool.
 //!
 //! A recurrent weight multiplies a `[B, ·]` state at every step of a sequence: [`Prepared`]
-//! readies it once per pass and [`matmul_prepared`] uses it per step.
+//! packs it once per pass in the panel layout of `rten-gemm`'s kernels (its prepacked right
+//! operand, AVX-512/AVX2/Arm), and [`matmul_prepared`] multiplies each step's state by the packed
+//! weight without packing it again. Its values are the same on any thread count and for a row
+//! alone as in a batch (tested here).
 //!
 //! With the `mkl` feature every product goes to Intel oneMKL instead (`cblas_sgemm` on oneMKL's
 //! own OpenMP threads), and a [`Prepared`] weight is packed once in oneMKL's internal layout
@@ -316,15 +319,24 @@ fn mkl_matmul(c: &mut MatMut<'_>, a: Mat<'_>, b: Mat<'_>, acc: Accumulate, threa
 pub const PACK_MIN_USES: usize = 4;
 
 /// The right operand `B[k, n]` of many products `[m, k]·B` of one shape (a recurrent weight,
-/// used at every step), prepared once. With the `mkl` feature it is packed in oneMKL's internal
-/// layout, as oneDNN keeps its recurrent weights; otherwise it is the view itself.
+/// used at every step), prepared once: packed in the panel layout of the product kernels
+/// (`rten-gemm`'s prepacked operand; with the `mkl` feature, oneMKL's internal layout, as oneDNN
+/// keeps its recurrent weights), or the view itself when used too few times to be worth it.
 pub struct Prepared<'a> {
     b: Mat<'a>,
     m: usize,
     threads: usize,
-    /// `b` in oneMKL's packed layout (`None`: not worth packing, or no unit stride).
+    /// `b` packed (`None`: not worth packing, or strides a kernel cannot read).
+    pack: Option<Pack>,
+}
+
+/// A packed right operand of one of the two routes.
+enum Pack {
+    /// The pure-Rust route's ([`packed`]).
+    Rust(packed::PackedB),
+    /// oneMKL's (`cblas_sgemm_pack`).
     #[cfg(feature = "mkl")]
-    pack: Option<mkl::PackedB>,
+    Mkl(mkl::PackedB),
 }
 
 impl<'a> Prepared<'a> {
@@ -333,26 +345,25 @@ impl<'a> Prepared<'a> {
     /// [`PACK_MIN_USES`] times is left as it is.
     pub fn new(b: Mat<'a>, m: usize, threads: usize, uses: usize) -> Self {
         let threads = threads.max(1);
+        let pack = (uses >= PACK_MIN_USES).then(|| Self::pack(b, m)).flatten();
+        Prepared {
+            b,
+            m,
+            threads,
+            pack,
+        }
+    }
+
+    fn pack(b: Mat<'a>, m: usize) -> Option<Pack> {
         #[cfg(feature = "mkl")]
-        {
-            let pack = if uses >= PACK_MIN_USES && uses_mkl() {
-                // SAFETY: the view was bounds-checked on construction.
-                unsafe { mkl::PackedB::new(m, b.cols, b.rows, (b.data.as_ptr(), b.rs, b.cs)) }
-            } else {
-                None
-            };
-            Prepared {
-                b,
-                m,
-                threads,
-                pack,
-            }
+        if uses_mkl() {
+            // SAFETY: the view was bounds-checked on construction.
+            let pack =
+                unsafe { mkl::PackedB::new(m, b.cols, b.rows, (b.data.as_ptr(), b.rs, b.cs)) };
+            return pack.map(Pack::Mkl);
         }
-        #[cfg(not(feature = "mkl"))]
-        {
-            let _ = uses;
-            Prepared { b, m, threads }
-        }
+        let _ = m;
+        packed::PackedB::new(b).map(Pack::Rust)
     }
 }
 
@@ -362,10 +373,12 @@ pub fn matmul_prepared(mut c: MatMut<'_>, a: Mat<'_>, b: &Prepared<'_>, acc: Acc
     assert_eq!(a.rows, b.m, "rows differ from the prepared product's");
     assert_eq!(a.cols, b.b.rows, "inner dimensions differ");
     assert_eq!((c.rows, c.cols), (a.rows, b.b.cols), "output shape differs");
-    #[cfg(feature = "mkl")]
-    if let Some(pack) = &b.pack {
+    let done = match &b.pack {
+        None => false,
+        Some(Pack::Rust(pack)) => pack.compute(&mut c, a, acc),
+        #[cfg(feature = "mkl")]
         // SAFETY: the views were bounds-checked on construction and `c` is a unique borrow.
-        let done = unsafe {
+        Some(Pack::Mkl(pack)) => unsafe {
             pack.compute(mkl::Operands {
                 m: a.rows,
                 n: b.b.cols,
@@ -375,15 +388,15 @@ pub fn matmul_prepared(mut c: MatMut<'_>, a: Mat<'_>, b: &Prepared<'_>, acc: Acc
                 add: acc == Accumulate::Add,
                 threads: b.threads,
             })
-        };
-        if done {
-            clear_upper_vector_state();
-            return;
-        }
+        },
+    };
+    if !done {
+        matmul_inner(c.reborrow(), a, b.b, acc, b.threads);
     }
-    matmul_inner(c.reborrow(), a, b.b, acc, b.threads);
     clear_upper_vector_state();
 }
+
+mod packed;
 
 #[cfg(feature = "mkl")]
 mod mkl;
@@ -492,6 +505,82 @@ mod tests {
                         assert_eq!(row[1 + j], 2.0 * want[i * n + j], "tb={tb} uses={uses}");
                     }
                 }
+            }
+        }
+    }
+
+    /// `[m, k]` values that are not integers (so that the order of the sums shows in the bits).
+    fn wavy(m: usize, k: usize, seed: usize) -> Vec<f32> {
+        (0..m * k)
+            .map(|i| ((i * 37 + seed * 101) % 1009) as f32 / 1009.0 - 0.5)
+            .collect()
+    }
+
+    /// The packed step product of the engine's shapes (`h · W_hhᵀ`, `∂g · W_hh`) at `threads`.
+    fn packed_product(
+        a: &[f32],
+        w: &[f32],
+        m: usize,
+        (k, n): (usize, usize),
+        threads: usize,
+    ) -> Vec<f32> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool");
+        pool.install(|| {
+            let p = Prepared::new(Mat::new(w, n, k).t(), m, threads, PACK_MIN_USES);
+            assert!(p.pack.is_some(), "packed");
+            let mut c = wavy(m, n, 3);
+            matmul_prepared(
+                MatMut::new(&mut c, m, n),
+                Mat::new(a, m, k),
+                &p,
+                Accumulate::Add,
+            );
+            c
+        })
+    }
+
+    #[test]
+    fn packed_products_are_the_same_on_any_thread_count_and_for_a_row_alone() {
+        if uses_mkl() {
+            return;
+        }
+        for &(m, k, n) in &[(20, 650, 2600), (20, 200, 800), (7, 33, 96)] {
+            let (a, w) = (wavy(m, k, 1), wavy(n, k, 2));
+            let one = packed_product(&a, &w, m, (k, n), 1);
+            assert_eq!(
+                one,
+                packed_product(&a, &w, m, (k, n), 2),
+                "1 vs 2 threads, k={k}"
+            );
+            // Row 5 alone (its own `C` start values) gives its row of the batch's product.
+            let c0 = wavy(m, n, 3);
+            let alone = {
+                let p = Prepared::new(Mat::new(&w, n, k).t(), 1, 1, PACK_MIN_USES);
+                let mut c = c0[5 * n..6 * n].to_vec();
+                let a5 = &a[5 * k..6 * k];
+                matmul_prepared(
+                    MatMut::new(&mut c, 1, n),
+                    Mat::new(a5, 1, k),
+                    &p,
+                    Accumulate::Add,
+                );
+                c
+            };
+            assert_eq!(alone, one[5 * n..6 * n], "row alone, k={k}");
+            // The unpacked route sums in another order: the same to rounding.
+            let mut plain = c0.clone();
+            let wt = Mat::new(&w, n, k).t();
+            matmul(
+                MatMut::new(&mut plain, m, n),
+                Mat::new(&a, m, k),
+                wt,
+                Accumulate::Add,
+            );
+            for (x, y) in one.iter().zip(&plain) {
+                assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{x} vs {y}");
             }
         }
     }

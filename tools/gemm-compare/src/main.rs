@@ -174,6 +174,51 @@ impl Backend for Faer {
     }
 }
 
+/// rten-gemm: `B` packed by each call, or (`packed`) once per shape on the first, untimed call
+/// and then reused, as a recurrent weight is over a sequence.
+#[derive(Default)]
+struct Rten {
+    packed: bool,
+    exec: rten_gemm::GemmExecutor<f32>,
+    cache: std::cell::RefCell<Option<(&'static str, rten_gemm::PackedBMatrix<f32>)>>,
+}
+impl Rten {
+    fn view<'a>(data: &'a [f32], rows: usize, cols: usize, t: bool) -> rten_tensor::Matrix<'a> {
+        let (rs, cs) = strides(rows, cols, t);
+        rten_tensor::NdTensorView::from_data_with_strides([rows, cols], data, [rs as usize, cs as usize])
+            .expect("strided view")
+    }
+}
+impl Backend for Rten {
+    fn name(&self) -> &'static str {
+        if self.packed {
+            "rten-gemm 0.24, B packed"
+        } else {
+            "rten-gemm 0.24"
+        }
+    }
+    fn run(&self, s: &Shape, a: &[f32], b: &[f32], c: &mut [f32]) {
+        use rten_gemm::{GemmInputA, GemmInputB, GemmOptions};
+        let a = Self::view(a, s.m, s.k, s.a_transposed);
+        let b = Self::view(b, s.k, s.n, s.b_transposed);
+        let opts = GemmOptions::default();
+        if !self.packed {
+            self.exec
+                .gemm(c, GemmInputA::Unpacked(a), GemmInputB::Unpacked(b), opts)
+                .expect("rten gemm");
+            return;
+        }
+        let mut cache = self.cache.borrow_mut();
+        if cache.as_ref().map(|(n, _)| *n) != Some(s.name) {
+            *cache = Some((s.name, self.exec.prepack_b(b)));
+        }
+        let packed = &cache.as_ref().expect("packed above").1;
+        self.exec
+            .gemm(c, GemmInputA::Unpacked(a), GemmInputB::Packed(packed), opts)
+            .expect("rten gemm");
+    }
+}
+
 struct MatrixMultiply;
 impl Backend for MatrixMultiply {
     fn name(&self) -> &'static str {
@@ -514,6 +559,8 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
+    // matrixmultiply reads its thread count from the environment once, at its first product.
+    std::env::set_var("MATMUL_NUM_THREADS", threads.to_string());
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()
@@ -527,6 +574,11 @@ fn main() {
         Box::new(Gemm { threads }),
         Box::new(Faer { threads }),
         Box::new(MatrixMultiply),
+        Box::new(Rten::default()),
+        Box::new(Rten {
+            packed: true,
+            ..Rten::default()
+        }),
     ];
     #[cfg(feature = "openblas")]
     backends.push(Box::new(OpenBlas));
