@@ -148,7 +148,7 @@ fn a_smaller_last_layer_trains_on_two_ranks_as_one_process() {
 fn two_ranks_train_a_classifier_as_one_process() {
     let data = scratch("classify-data");
     let line = |i: usize| {
-        let (label, word) = if i % 2 == 0 {
+        let (label, word) = if i.is_multiple_of(2) {
             ("pos", "good")
         } else {
             ("neg", "bad")

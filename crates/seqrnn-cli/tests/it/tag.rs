@@ -16,7 +16,7 @@ fn conll(n: usize, seed: usize) -> String {
         let name = NAMES[p % 4];
         let place = PLACES[p % 3];
         s += &format!("{name} NNP I-PER\n");
-        if p % 2 == 0 {
+        if p.is_multiple_of(2) {
             s += "Smith NNP I-PER\n";
         }
         for j in 0..1 + p % 3 {

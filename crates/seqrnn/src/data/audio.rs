@@ -719,7 +719,7 @@ impl FilterBank {
 /// If `n_mels` is 0 or does not divide `features.len()`.
 pub fn normalize_utterance(features: &mut [f32], n_mels: usize) {
     assert!(
-        n_mels > 0 && features.len() % n_mels == 0,
+        n_mels > 0 && features.len().is_multiple_of(n_mels),
         "features of {} values are not [frames, {n_mels}]",
         features.len()
     );
@@ -805,7 +805,7 @@ impl Masks {
     /// If `n_mels` is 0 or does not divide `features.len()`, or a mask lies outside.
     pub fn apply(&self, features: &mut [f32], n_mels: usize) {
         assert!(
-            n_mels > 0 && features.len() % n_mels == 0,
+            n_mels > 0 && features.len().is_multiple_of(n_mels),
             "features of {} values are not [frames, {n_mels}]",
             features.len()
         );
@@ -852,7 +852,7 @@ impl SpecAugment {
         rng: &mut R,
     ) -> Masks {
         assert!(
-            n_mels > 0 && features.len() % n_mels == 0,
+            n_mels > 0 && features.len().is_multiple_of(n_mels),
             "features of {} values are not [frames, {n_mels}]",
             features.len()
         );

@@ -615,7 +615,7 @@ impl Ctc {
     }
 
     fn check_row(&self, x: &[f32], len: usize) -> Result<()> {
-        if x.len() % self.c != 0 || len * self.c > x.len() {
+        if !x.len().is_multiple_of(self.c) || len * self.c > x.len() {
             return Err(Error::Shape(format!(
                 "CTC row: {} values are not [T, {}] with T ≥ {len}",
                 x.len(),

@@ -601,7 +601,7 @@ impl<'a> Loop<'a> {
                 self.progress.validated(&row.0, row.1);
             }
             let every = self.cfg.checkpoint_every;
-            if inside && every.is_some_and(|k| self.state.steps_done % k == 0) {
+            if inside && every.is_some_and(|k| self.state.steps_done.is_multiple_of(k)) {
                 self.save_checkpoint(params, Some(e.position()))?;
             }
         }
@@ -659,7 +659,7 @@ impl<'a> Loop<'a> {
             let k = (self.state.steps_done - since) as f32;
             update_ema(avg, params, 1.0 - 1.0 / k);
         }
-        if self.state.steps_done % REPLICA_CHECK_EVERY == 0 {
+        if self.state.steps_done.is_multiple_of(REPLICA_CHECK_EVERY) {
             self.check_replicas(params)?;
         }
         e.acc.train_seconds += t0.elapsed().as_secs_f64();

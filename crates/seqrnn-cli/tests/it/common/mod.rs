@@ -231,7 +231,7 @@ pub fn speech_corpus(dir: &Path, name: &str, n: usize, seed: usize) -> String {
         let k = 1 + (i * 7 + seed) % 3;
         let words: Vec<&str> = (0..k)
             .map(|j| {
-                if (i + j * 3 + seed) % 2 == 0 {
+                if (i + j * 3 + seed).is_multiple_of(2) {
                     "lo"
                 } else {
                     "hi"
