@@ -396,6 +396,7 @@ pub fn matmul_prepared(mut c: MatMut<'_>, a: Mat<'_>, b: &Prepared<'_>, acc: Acc
     clear_upper_vector_state();
 }
 
+pub mod int8;
 mod packed;
 
 #[cfg(feature = "mkl")]

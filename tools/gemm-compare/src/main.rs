@@ -37,6 +37,14 @@ fn shapes() -> Vec<Shape> {
             a_transposed: false,
         });
         out.push(Shape {
+            name: leak(format!("generate   [1,H]x[H,4H]      H={h}")),
+            m: 1,
+            k: h,
+            n: g,
+            b_transposed: true,
+            a_transposed: false,
+        });
+        out.push(Shape {
             name: leak(format!("step fwd   [B,H]x[H,4H] Wᵀ stored H={h}")),
             m: b,
             k: h,
@@ -184,9 +192,16 @@ struct Rten {
 }
 impl Rten {
     fn view<'a>(data: &'a [f32], rows: usize, cols: usize, t: bool) -> rten_tensor::Matrix<'a> {
+        Self::view_of(data, rows, cols, t)
+    }
+    fn view_of<T>(data: &[T], rows: usize, cols: usize, t: bool) -> rten_tensor::Matrix<'_, T> {
         let (rs, cs) = strides(rows, cols, t);
-        rten_tensor::NdTensorView::from_data_with_strides([rows, cols], data, [rs as usize, cs as usize])
-            .expect("strided view")
+        rten_tensor::NdTensorView::from_data_with_strides(
+            [rows, cols],
+            data,
+            [rs as usize, cs as usize],
+        )
+        .expect("strided view")
     }
 }
 impl Backend for Rten {
@@ -216,6 +231,54 @@ impl Backend for Rten {
         self.exec
             .gemm(c, GemmInputA::Unpacked(a), GemmInputB::Packed(packed), opts)
             .expect("rten gemm");
+    }
+}
+
+/// rten-gemm's integer kernels: `B` quantized to `i8` and packed once (untimed), `A` quantized
+/// to `u8` per row at each call (timed, as inference does), `i32` sums; the figure counts the
+/// float product's 2·m·n·k operations.
+#[derive(Default)]
+struct RtenInt8 {
+    exec: rten_gemm::GemmExecutor<u8, i8, i32>,
+    cache: std::cell::RefCell<Option<(&'static str, rten_gemm::PackedBMatrix<i8>)>>,
+    buf: std::cell::RefCell<(Vec<u8>, Vec<i32>)>,
+}
+impl Backend for RtenInt8 {
+    fn name(&self) -> &'static str {
+        "rten-gemm 0.24 int8, B packed"
+    }
+    fn run(&self, s: &Shape, a: &[f32], b: &[f32], _c: &mut [f32]) {
+        use rten_gemm::{GemmInputA, GemmInputB, GemmOptions};
+        let mut cache = self.cache.borrow_mut();
+        if cache.as_ref().map(|(n, _)| *n) != Some(s.name) {
+            let q: Vec<i8> = b.iter().map(|v| (v * 254.0).round() as i8).collect();
+            let view = Rten::view_of(&q, s.k, s.n, s.b_transposed);
+            *cache = Some((s.name, self.exec.prepack_b(view)));
+        }
+        let packed = &cache.as_ref().expect("packed above").1;
+        let mut buf = self.buf.borrow_mut();
+        let (p, out) = &mut *buf;
+        p.clear();
+        let (ars, acs) = strides(s.m, s.k, s.a_transposed);
+        for i in 0..s.m {
+            let row = (0..s.k).map(|c| a[i * ars as usize + c * acs as usize]);
+            let (lo, hi) = row
+                .clone()
+                .fold((0.0f32, 0.0f32), |(l, h), v| (l.min(v), h.max(v)));
+            let sc = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
+            let z = (-lo / sc).round();
+            p.extend(row.map(|v| ((v / sc).round() + z).clamp(0.0, 255.0) as u8));
+        }
+        out.resize(s.m * s.n, 0);
+        let av = rten_tensor::NdTensorView::from_data([s.m, s.k], p.as_slice());
+        self.exec
+            .gemm(
+                out,
+                GemmInputA::Unpacked(av),
+                GemmInputB::Packed(packed),
+                GemmOptions::default(),
+            )
+            .expect("rten int8 gemm");
     }
 }
 
@@ -579,6 +642,7 @@ fn main() {
             packed: true,
             ..Rten::default()
         }),
+        Box::new(RtenInt8::default()),
     ];
     #[cfg(feature = "openblas")]
     backends.push(Box::new(OpenBlas));

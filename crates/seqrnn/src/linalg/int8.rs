@@ -1,0 +1,281 @@
+//! 8-bit integer products for inference: `y[m, n] (=|+=) x[m, k] · Wᵀ` with the weight
+//! `W[n, k]` (PyTorch's layout) quantized once to `i8` per output channel and the activations
+//! `x` quantized per row at each call to `u8`, multiplied by `rten-gemm`'s integer kernels
+//! (`vpdpbusd` with AVX-512 VNNI or AVX-VNNI, `vpmaddubsw` with AVX2, Arm dot products) with
+//! `i32` sums, then scaled back to `f32`.
+//!
+//! - Weight row `j`: `s_j = max_k |W[j, k]| / 127`, `q[j, k] = round(W[j, k] / s_j)` in
+//!   `−127..=127`, zero point 0 (a row of zeros gets `s_j = 1`).
+//! - Activation row `i`: the range `[lo, hi]` of its values widened to hold 0, `a_i = (hi −
+//!   lo) / L`, zero point `z_i = round(−lo / a_i)`, `p[i, k] = clamp(round(x / a_i) + z_i, 0,
+//!   L)` with `L = 255`, or `L = 127` on a CPU whose kernel may saturate its 16-bit pair sums
+//!   (AVX2 without VNNI: [`rten_gemm::GemmExecutor::may_saturate`]).
+//! - `y[i, j] = a_i · s_j · Σ_k (p[i, k] − z_i) · q[j, k]`, the sum exact in `i32`.
+//!
+//! The sums are integers, so they do not depend on the thread count, the kernel or the other
+//! rows; tested against a plain-loop integer oracle.
+
+use std::cell::RefCell;
+
+use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB, GemmOptions, PackedBMatrix};
+use rten_tensor::NdTensorView;
+
+use super::{Accumulate, Mat, MatMut};
+
+thread_local! {
+    /// The thread's integer executor (as [`super::packed`]'s float one).
+    static EXEC: GemmExecutor<u8, i8, i32> = GemmExecutor::default();
+    /// Per-call buffers: the quantized activations, their zero points and scales, the `i32`
+    /// sums.
+    static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::default());
+}
+
+#[derive(Default)]
+struct Buffers {
+    p: Vec<u8>,
+    zero: Vec<u8>,
+    scale: Vec<f32>,
+    sums: Vec<i32>,
+}
+
+/// A weight `W[n, k]` quantized per output channel (row), packed once for the integer kernels.
+pub struct QuantizedWeight {
+    /// `q[n, k]`, row-major, as quantized (kept for the oracle and for saving).
+    q: Vec<i8>,
+    /// `s[n]`: row `j` of `W` is `s_j · q[j, :]`.
+    scales: Vec<f32>,
+    /// `Σ_k q[j, k]` for each row `j`: the activations' zero points come off the sums as
+    /// `z_i · Σ_k q[j, k]`.
+    sums: Vec<i32>,
+    /// `qᵀ[k, n]` in the kernels' panel layout.
+    packed: PackedBMatrix<i8>,
+    k: usize,
+}
+
+impl QuantizedWeight {
+    /// Quantizes `w[n, k]` (rows are output channels).
+    pub fn new(w: Mat<'_>) -> Self {
+        let (n, k) = (w.rows, w.cols);
+        let mut q = Vec::with_capacity(n * k);
+        let mut scales = Vec::with_capacity(n);
+        let mut sums = Vec::with_capacity(n);
+        for j in 0..n {
+            let row = (0..k).map(|c| w.data[j * w.rs + c * w.cs]);
+            let max = row.clone().fold(0.0f32, |m, v| m.max(v.abs()));
+            let s = if max > 0.0 { max / 127.0 } else { 1.0 };
+            q.extend(row.map(|v| (v / s).round().clamp(-127.0, 127.0) as i8));
+            scales.push(s);
+            sums.push(q[j * k..].iter().map(|&v| v as i32).sum());
+        }
+        let qt = NdTensorView::from_data_with_strides([k, n], q.as_slice(), [1, k])
+            .expect("a [k, n] view of q[n, k]");
+        let packed = EXEC.with(|e| e.prepack_b(qt));
+        QuantizedWeight {
+            q,
+            scales,
+            sums,
+            packed,
+            k,
+        }
+    }
+
+    /// Output channels `n`.
+    pub fn rows(&self) -> usize {
+        self.scales.len()
+    }
+
+    /// Input features `k`.
+    pub fn cols(&self) -> usize {
+        self.k
+    }
+
+    /// The quantized values `q[n, k]` and the per-row scales `s[n]`.
+    pub fn parts(&self) -> (&[i8], &[f32]) {
+        (&self.q, &self.scales)
+    }
+}
+
+/// The highest activation level: 255, or 127 where the kernel may saturate.
+fn levels() -> f32 {
+    if EXEC.with(|e| e.may_saturate()) {
+        127.0
+    } else {
+        255.0
+    }
+}
+
+/// Quantizes the rows of `x[m, k]` into `b.p[m, k]` with zero points `b.zero[m]` and scales
+/// `b.scale[m]`.
+fn quantize_rows(x: Mat<'_>, b: &mut Buffers) {
+    let (m, k, top) = (x.rows, x.cols, levels());
+    b.p.clear();
+    b.zero.clear();
+    b.scale.clear();
+    for i in 0..m {
+        let row = (0..k).map(|c| x.data[i * x.rs + c * x.cs]);
+        let (lo, hi) = row
+            .clone()
+            .fold((0.0f32, 0.0f32), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let a = if hi > lo { (hi - lo) / top } else { 1.0 };
+        let z = (-lo / a).round().clamp(0.0, top);
+        b.p.extend(row.map(|v| ((v / a).round() + z).clamp(0.0, top) as u8));
+        b.zero.push(z as u8);
+        b.scale.push(a);
+    }
+}
+
+/// The integer sums `Σ_k (p[i, k] − z_i) · q[j, k]` of the quantized `x` into `b.sums[m, n]`:
+/// the kernel sums `Σ_k p[i, k] · q[j, k]`, and `z_i · Σ_k q[j, k]` comes off here (the
+/// kernels' own zero-point option gave wrong sums on rows with different zero points in
+/// `rten-gemm` 0.24 and 0.27, checked against the oracle below).
+fn integer_sums(w: &QuantizedWeight, m: usize, b: &mut Buffers) {
+    let n = w.rows();
+    let p = NdTensorView::from_data([m, w.k], b.p.as_slice());
+    b.sums.clear();
+    b.sums.resize(m * n, 0);
+    let (a, q) = (GemmInputA::Unpacked(p), GemmInputB::Packed(&w.packed));
+    EXEC.with(|e| e.gemm(&mut b.sums, a, q, GemmOptions::default()))
+        .expect("shapes checked by matmul_int8");
+    for (row, &z) in b.sums.chunks_exact_mut(n).zip(&b.zero) {
+        let z = z as i32;
+        row.iter_mut().zip(&w.sums).for_each(|(s, &q)| *s -= z * q);
+    }
+}
+
+/// `C (=|+=) x · Wᵀ` in 8-bit integers: `x[m, k]`, `w` quantized from `W[n, k]`, `c[m, n]`.
+/// Panics if the shapes disagree.
+pub fn matmul_int8(c: MatMut<'_>, x: Mat<'_>, w: &QuantizedWeight, acc: Accumulate) {
+    let (m, n) = (x.rows, w.rows());
+    assert_eq!(x.cols, w.k, "inner dimensions differ");
+    assert_eq!((c.rows, c.cols), (m, n), "output shape differs");
+    BUFFERS.with(|b| {
+        let b = &mut *b.borrow_mut();
+        quantize_rows(x, b);
+        integer_sums(w, m, b);
+        for (i, dst) in c.data.chunks_mut(c.rs).take(m).enumerate() {
+            let a = b.scale[i];
+            let sums = &b.sums[i * n..(i + 1) * n];
+            for ((d, &s), &ws) in dst[..n].iter_mut().zip(sums).zip(&w.scales) {
+                let v = a * ws * s as f32;
+                match acc {
+                    Accumulate::Overwrite => *d = v,
+                    Accumulate::Add => *d += v,
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wavy(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 37 + seed * 101) % 1009) as f32 / 1009.0 - 0.5)
+            .collect()
+    }
+
+    /// The integer sums of plain loops over the same quantized values.
+    fn oracle(b: &Buffers, w: &QuantizedWeight, m: usize) -> Vec<i32> {
+        let (k, n) = (w.cols(), w.rows());
+        let (q, _) = w.parts();
+        let mut out = vec![0i32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                out[i * n + j] = (0..k)
+                    .map(|c| (b.p[i * k + c] as i32 - b.zero[i] as i32) * q[j * k + c] as i32)
+                    .sum();
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn integer_sums_equal_the_plain_loop_oracle() {
+        for &(m, k, n) in &[
+            (1, 650, 2600),
+            (20, 200, 800),
+            (17, 8, 16),
+            (7, 33, 96),
+            (3, 1, 5),
+        ] {
+            let (x, w) = (wavy(m * k, 1), wavy(n * k, 2));
+            let qw = QuantizedWeight::new(Mat::new(&w, n, k));
+            let mut b = Buffers::default();
+            quantize_rows(Mat::new(&x, m, k), &mut b);
+            integer_sums(&qw, m, &mut b);
+            assert_eq!(b.sums, oracle(&b, &qw, m), "m={m} k={k} n={n}");
+        }
+    }
+
+    #[test]
+    fn the_product_is_close_to_the_float_one_and_rows_do_not_interact() {
+        let (m, k, n) = (20, 650, 2600);
+        let (x, w) = (wavy(m * k, 3), wavy(n * k, 4));
+        let qw = QuantizedWeight::new(Mat::new(&w, n, k));
+        let mut y = vec![0.0; m * n];
+        matmul_int8(
+            MatMut::new(&mut y, m, n),
+            Mat::new(&x, m, k),
+            &qw,
+            Accumulate::Overwrite,
+        );
+        let mut want = vec![0.0; m * n];
+        let wt = Mat::new(&w, n, k).t();
+        super::super::matmul(
+            MatMut::new(&mut want, m, n),
+            Mat::new(&x, m, k),
+            wt,
+            Accumulate::Overwrite,
+        );
+        // Quantization error: a few steps of a_i · s_j · √k at the most.
+        let worst = y
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        let typical = want.iter().map(|v| v.abs()).sum::<f32>() / want.len() as f32;
+        assert!(
+            worst < 0.05 * typical.max(1.0),
+            "worst {worst}, typical {typical}"
+        );
+        // Row 4 alone: the same values.
+        let mut alone = vec![0.0; n];
+        let x4 = &x[4 * k..5 * k];
+        matmul_int8(
+            MatMut::new(&mut alone, 1, n),
+            Mat::new(x4, 1, k),
+            &qw,
+            Accumulate::Overwrite,
+        );
+        assert_eq!(alone, y[4 * n..5 * n]);
+        // Accumulating adds.
+        let mut twice = y.clone();
+        matmul_int8(
+            MatMut::new(&mut twice, m, n),
+            Mat::new(&x, m, k),
+            &qw,
+            Accumulate::Add,
+        );
+        for (t, v) in twice.iter().zip(&y) {
+            assert_eq!(*t, v + v);
+        }
+    }
+
+    #[test]
+    fn a_zero_row_quantizes_and_multiplies_to_zero() {
+        let w = [0.0f32; 6];
+        let qw = QuantizedWeight::new(Mat::new(&w, 2, 3));
+        assert_eq!(qw.parts().1, &[1.0, 1.0]);
+        let x = [0.0f32; 3];
+        let mut y = [5.0f32; 2];
+        matmul_int8(
+            MatMut::new(&mut y, 1, 2),
+            Mat::new(&x, 1, 3),
+            &qw,
+            Accumulate::Overwrite,
+        );
+        assert_eq!(y, [0.0, 0.0]);
+    }
+}
