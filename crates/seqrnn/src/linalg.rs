@@ -511,7 +511,7 @@ mod tests {
     }
 
     /// `[m, k]` values that are not integers (so that the order of the sums shows in the bits).
-    fn wavy(m: usize, k: usize, seed: usize) -> Vec<f32> {
+    pub(super) fn wavy(m: usize, k: usize, seed: usize) -> Vec<f32> {
         (0..m * k)
             .map(|i| ((i * 37 + seed * 101) % 1009) as f32 / 1009.0 - 0.5)
             .collect()

@@ -168,13 +168,8 @@ pub fn matmul_int8(c: MatMut<'_>, x: Mat<'_>, w: &QuantizedWeight, acc: Accumula
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::wavy;
     use super::*;
-
-    fn wavy(n: usize, seed: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| ((i * 37 + seed * 101) % 1009) as f32 / 1009.0 - 0.5)
-            .collect()
-    }
 
     /// The integer sums of plain loops over the same quantized values.
     fn oracle(b: &Buffers, w: &QuantizedWeight, m: usize) -> Vec<i32> {
@@ -200,7 +195,7 @@ mod tests {
             (7, 33, 96),
             (3, 1, 5),
         ] {
-            let (x, w) = (wavy(m * k, 1), wavy(n * k, 2));
+            let (x, w) = (wavy(m, k, 1), wavy(n, k, 2));
             let qw = QuantizedWeight::new(Mat::new(&w, n, k));
             let mut b = Buffers::default();
             quantize_rows(Mat::new(&x, m, k), &mut b);
@@ -212,7 +207,7 @@ mod tests {
     #[test]
     fn the_product_is_close_to_the_float_one_and_rows_do_not_interact() {
         let (m, k, n) = (20, 650, 2600);
-        let (x, w) = (wavy(m * k, 3), wavy(n * k, 4));
+        let (x, w) = (wavy(m, k, 3), wavy(n, k, 4));
         let qw = QuantizedWeight::new(Mat::new(&w, n, k));
         let mut y = vec![0.0; m * n];
         matmul_int8(
