@@ -14,6 +14,7 @@ mod forecast;
 mod inspect;
 mod lm;
 mod progress;
+mod quantize;
 mod speech;
 mod tag;
 mod training;
@@ -45,6 +46,9 @@ enum Command {
     /// Look inside a trained language model: gate activations and states per token (CSV and
     /// heatmaps), the units that follow properties of the text, gate saturation.
     Inspect(inspect::InspectArgs),
+    /// Write an int8 copy of a finished run (any task): weight matrices in 8 bits, products on
+    /// the integer kernels, for faster inference with smaller files.
+    Quantize(quantize::QuantizeArgs),
     #[command(flatten)]
     Task(TaskCommand),
     /// Measure throughput.
@@ -270,5 +274,6 @@ fn run(command: Command) -> Result<()> {
         Command::Bench { what } => bench::run(what),
         Command::Compare(a) => compare::compare_cmd(a),
         Command::Inspect(a) => inspect::inspect_cmd(a),
+        Command::Quantize(a) => quantize::quantize_cmd(a),
     }
 }

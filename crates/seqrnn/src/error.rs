@@ -53,6 +53,12 @@ pub enum Error {
         /// The folder.
         dir: PathBuf,
     },
+    /// A quantized run (made by `seqrnn quantize`) given to a command that trains.
+    #[error("{} holds an int8-quantized model (made by `seqrnn quantize`), which runs inference only: train or resume the f32 run it was made from", path.display())]
+    Quantized {
+        /// The run folder or weights file.
+        path: PathBuf,
+    },
     /// A run folder without a checkpoint to resume from.
     #[error("{} holds no checkpoint.safetensors to resume from: the run stopped before its first checkpoint", dir.display())]
     NoCheckpoint {

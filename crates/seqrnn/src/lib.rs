@@ -147,7 +147,7 @@ pub mod train;
 pub use error::{Error, Result};
 pub use tasks::lm::last_token;
 pub use tasks::{classify, forecast, lm, speech, tag, translate};
-pub use tasks::{load, Loaded};
+pub use tasks::{load, quantize, Loaded, QuantizeReport};
 
 #[cfg(test)]
 mod test_shared;

@@ -20,6 +20,10 @@
 //! weight without packing it again. Its values are the same on any thread count and for a row
 //! alone as in a batch (tested here).
 //!
+//! A model quantized to 8 bits marks its int8 weights ([`int8::Int8Weights`]); every product
+//! with such a weight then runs on the integer kernels of [`int8`], through [`matmul`] and
+//! [`Prepared`] alike.
+//!
 //! With the `mkl` feature every product goes to Intel oneMKL instead (`cblas_sgemm` on oneMKL's
 //! own OpenMP threads), and a [`Prepared`] weight is packed once in oneMKL's internal layout
 //! (`cblas_sgemm_pack`/`cblas_sgemm_compute`), as oneDNN does for its recurrent weights. The
@@ -188,6 +192,10 @@ pub enum Accumulate {
 /// Shapes: `a[m, k]`, `b[k, n]`, `c[m, n]`, any strides; `c` must not alias `a` or `b` (guaranteed
 /// by the borrow rules). Panics if the inner or outer dimensions disagree.
 pub fn matmul(c: MatMut<'_>, a: Mat<'_>, b: Mat<'_>, acc: Accumulate) {
+    if let Some(w) = int8::marked(b) {
+        int8::matmul_int8(c, a, &w, acc);
+        return;
+    }
     matmul_inner(c, a, b, acc, threads());
     clear_upper_vector_state();
 }
@@ -334,6 +342,8 @@ pub struct Prepared<'a> {
 enum Pack {
     /// The pure-Rust route's ([`packed`]).
     Rust(packed::PackedB),
+    /// `b = Wᵀ` with `W` marked int8 ([`int8::Int8Weights`]): its quantized pack.
+    Int8(std::sync::Arc<int8::QuantizedWeight>),
     /// oneMKL's (`cblas_sgemm_pack`).
     #[cfg(feature = "mkl")]
     Mkl(mkl::PackedB),
@@ -345,7 +355,10 @@ impl<'a> Prepared<'a> {
     /// [`PACK_MIN_USES`] times is left as it is.
     pub fn new(b: Mat<'a>, m: usize, threads: usize, uses: usize) -> Self {
         let threads = threads.max(1);
-        let pack = (uses >= PACK_MIN_USES).then(|| Self::pack(b, m)).flatten();
+        let pack = match int8::marked(b) {
+            Some(w) => Some(Pack::Int8(w)),
+            None => (uses >= PACK_MIN_USES).then(|| Self::pack(b, m)).flatten(),
+        };
         Prepared {
             b,
             m,
@@ -376,6 +389,10 @@ pub fn matmul_prepared(mut c: MatMut<'_>, a: Mat<'_>, b: &Prepared<'_>, acc: Acc
     let done = match &b.pack {
         None => false,
         Some(Pack::Rust(pack)) => pack.compute(&mut c, a, acc),
+        Some(Pack::Int8(w)) => {
+            int8::matmul_int8(c.reborrow(), a, w, acc);
+            true
+        }
         #[cfg(feature = "mkl")]
         // SAFETY: the views were bounds-checked on construction and `c` is a unique borrow.
         Some(Pack::Mkl(pack)) => unsafe {

@@ -54,6 +54,22 @@ pub struct RunConfig<M, T, D = NoData> {
     pub model: M,
     /// Training settings.
     pub train: T,
+    /// How the weights are stored when not in f32: `"int8"` for a run made by `seqrnn
+    /// quantize` (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantized: Option<Quantized>,
+}
+
+/// The `config.json` key of a quantized run ([`RunConfig::quantized`]).
+pub const QUANTIZED_KEY: &str = "quantized";
+
+/// How a quantized run stores its weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Quantized {
+    /// Weight matrices in 8 bits with one scale per output channel (`linalg::int8`), run on
+    /// the integer kernels.
+    Int8,
 }
 
 /// The data of a run whose task keeps nothing of it in `config.json` (its vocabularies sit
@@ -104,6 +120,7 @@ where
             data,
             model,
             train,
+            quantized: None,
         }
     }
 
@@ -324,6 +341,11 @@ impl Run {
         if !d.holds_run() {
             return Err(Error::NoRun {
                 dir: dir.to_path_buf(),
+            });
+        }
+        if d.read_config_json()?.get(QUANTIZED_KEY).is_some() {
+            return Err(Error::Quantized {
+                path: dir.to_path_buf(),
             });
         }
         if !d.checkpoint_path().is_file() {

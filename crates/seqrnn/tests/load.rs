@@ -157,3 +157,89 @@ fn the_other_verbs_answer() {
     assert!(matches!(s.transcribe(&[&[]]), Err(Error::Data { .. })));
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// The largest absolute difference of two equally long lists.
+fn worst(a: impl IntoIterator<Item = f64>, b: impl IntoIterator<Item = f64>) -> f64 {
+    a.into_iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn every_task_quantizes_to_int8_with_answers_close_to_the_f32_ones() {
+    let d = scratch("int8");
+    for (task, run) in tiny::all(&d).unwrap() {
+        let out = d.join(format!("{task}-int8"));
+        let r = seqrnn::quantize(&run, &out).unwrap();
+        assert_eq!(r.task, task);
+        assert!(!r.tensors.is_empty(), "{task}");
+        assert!(r.int8_bytes < r.f32_bytes, "{task}: {r:?}");
+        let config = std::fs::read_to_string(out.join("config.json")).unwrap();
+        assert!(config.contains("\"quantized\": \"int8\""), "{task}");
+        let (f, q) = (seqrnn::load(&run).unwrap(), seqrnn::load(&out).unwrap());
+        assert!(!f.is_int8() && q.is_int8(), "{task}");
+        assert_eq!(f.num_params(), q.num_params());
+        match task {
+            "lm" => {
+                let (f, q) = (f.as_lm().unwrap(), q.as_lm().unwrap());
+                let ids = f.encode("the company said the market").unwrap().ids;
+                let (a, b) = (
+                    f.perplexity(&ids, 1).unwrap(),
+                    q.perplexity(&ids, 1).unwrap(),
+                );
+                assert!((a.loss - b.loss).abs() < 0.02 * a.loss, "{a:?} {b:?}");
+            }
+            "classify" => {
+                let texts = ["a gripping film", "dull and slow"];
+                let a = f.as_classify().unwrap().predict(&texts).unwrap();
+                let b = q.as_classify().unwrap().predict(&texts).unwrap();
+                for (a, b) in a.iter().zip(&b) {
+                    let (pa, pb) = (&a.probabilities, &b.probabilities);
+                    let w = worst(pa.iter().map(|&v| v as f64), pb.iter().map(|&v| v as f64));
+                    assert!(w < 0.02, "{a:?} {b:?}");
+                }
+            }
+            "forecast" => {
+                let table = tiny::load_table().unwrap();
+                let a = f.as_forecast().unwrap().predict(&table).unwrap().values;
+                let b = q.as_forecast().unwrap().predict(&table).unwrap().values;
+                let scale = a.iter().flatten().fold(1.0f64, |m, v| m.max(v.abs()));
+                let w = worst(a.into_iter().flatten(), b.into_iter().flatten());
+                assert!(w < 0.05 * scale, "{w} of {scale}");
+            }
+            // Tiny models barely separate their choices, so a quantized one may choose
+            // others: they answer in the same shape.
+            "tag" => {
+                let s = ["John lives in Paris"];
+                let a = f.as_tag().unwrap().tag(&s).unwrap();
+                assert_eq!(q.as_tag().unwrap().tag(&s).unwrap()[0].len(), a[0].len());
+            }
+            "translate" => {
+                let out = q.as_translate().unwrap().translate(&["ein hund"], None);
+                assert_eq!(out.unwrap().len(), 1);
+            }
+            "speech" => {
+                let tone = tiny::tones(&["lo", "hi"], 1);
+                assert_eq!(
+                    q.as_speech().unwrap().transcribe(&[&tone]).unwrap().len(),
+                    1
+                );
+            }
+            _ => {
+                let (f, q) = (f.as_last_token().unwrap(), q.as_last_token().unwrap());
+                let ids = f.encode("the company said the market").unwrap().ids;
+                let (a, b) = (f.perplexity(&ids).unwrap(), q.perplexity(&ids).unwrap());
+                assert!((a.loss - b.loss).abs() < 0.02 * a.loss, "{a:?} {b:?}");
+            }
+        }
+        // Not again, not over a run, not for training.
+        let again = seqrnn::quantize(&out, d.join("twice")).unwrap_err();
+        assert!(again.to_string().contains("quantized already"), "{again}");
+        let over = seqrnn::quantize(&run, &run).unwrap_err();
+        assert!(matches!(over, Error::RunExists { .. }), "{over}");
+        let resume = seqrnn::run::Run::resume(&out).unwrap_err();
+        assert!(matches!(resume, Error::Quantized { .. }), "{resume}");
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}

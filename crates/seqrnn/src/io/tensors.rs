@@ -1,6 +1,11 @@
 //! Named f32 tensors in the safetensors format (PyTorch's `state_dict` names).
+//!
+//! A quantized model's weight matrices are stored in 8 bits: the tensor `NAME` as `I8` levels
+//! `q[n, k]` and beside it `NAME.scale`, `F32` `[n]`, one scale per row (output channel), so
+//! that row `j` is `scale[j] · q[j, :]` (the layout of `linalg::int8`). Read back, such a
+//! tensor holds those products as f32 and is listed in [`TensorFile::int8`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -31,7 +36,13 @@ pub struct TensorFile {
     pub tensors: BTreeMap<String, Tensor>,
     /// The header's `__metadata__` entries.
     pub metadata: BTreeMap<String, String>,
+    /// The tensors stored in 8 bits, each with its row scales in the tensor `NAME.scale`
+    /// ([`SCALE_SUFFIX`]); in [`TensorFile::tensors`] they hold the dequantized values.
+    pub int8: BTreeSet<String>,
 }
+
+/// The suffix of the tensor that holds the row scales of an 8-bit tensor.
+pub const SCALE_SUFFIX: &str = ".scale";
 
 impl TensorFile {
     /// Reads a safetensors file; `F32`, `F64`, `F16`, `BF16`, `I64` and `I32` tensors are
@@ -63,8 +74,12 @@ impl TensorFile {
         let (_, meta) = SafeTensors::read_metadata(bytes)
             .map_err(|e| format!("not a valid safetensors file ({e})"))?;
         let mut tensors = BTreeMap::new();
+        let mut int8 = BTreeSet::new();
         for (name, view) in st.iter() {
             let data = to_f32(&view).map_err(|e| format!("tensor `{name}`: {e}"))?;
+            if view.dtype() == Dtype::I8 {
+                int8.insert(name.to_string());
+            }
             tensors.insert(
                 name.to_string(),
                 Tensor {
@@ -73,13 +88,20 @@ impl TensorFile {
                 },
             );
         }
+        for name in &int8 {
+            dequantize(&mut tensors, name)?;
+        }
         let metadata = meta
             .metadata()
             .clone()
             .unwrap_or_default()
             .into_iter()
             .collect();
-        Ok(TensorFile { tensors, metadata })
+        Ok(TensorFile {
+            tensors,
+            metadata,
+            int8,
+        })
     }
 
     /// CRC-32 of the contents, as stored under [`CHECKSUM_KEY`]: every tensor's name, shape and
@@ -141,7 +163,36 @@ impl TensorFile {
             .ok_or_else(|| format!("missing tensor `{name}`"))
     }
 
-    /// Writes the tensors as f32 with the metadata, atomically (see [`crate::io::write_atomic`]).
+    /// Marks the 2-D tensor `name` to be stored in 8 bits: its rows are quantized in place
+    /// (`linalg::int8::quantize_in_place`) and their scales added as `NAME.scale`. Marking it
+    /// again changes nothing (quantized values quantize to themselves).
+    ///
+    /// # Errors
+    /// A message when there is no such tensor or it is not 2-D.
+    pub fn quantize(&mut self, name: &str) -> std::result::Result<(), String> {
+        let t = self
+            .tensors
+            .get_mut(name)
+            .ok_or_else(|| format!("missing tensor `{name}`"))?;
+        let &[n, k] = t.shape.as_slice() else {
+            return Err(format!("tensor `{name}` is not a matrix"));
+        };
+        if k == 0 {
+            return Err(format!("tensor `{name}` has empty rows"));
+        }
+        let scales = crate::linalg::int8::quantize_in_place(&mut t.data, k);
+        self.tensors.insert(
+            format!("{name}{SCALE_SUFFIX}"),
+            Tensor {
+                shape: vec![n],
+                data: scales,
+            },
+        );
+        self.int8.insert(name.to_string());
+        Ok(())
+    }
+
+    /// Writes the tensors (f32, and 8 bits for [`TensorFile::int8`]) with the metadata, atomically (see [`crate::io::write_atomic`]).
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes = self.to_bytes().map_err(|message| Error::Format {
             path: path.to_path_buf(),
@@ -192,6 +243,7 @@ impl TensorFile {
             header.push('}');
         }
         let mut offset = 0usize;
+        let mut levels = BTreeMap::new();
         for (i, (name, t)) in self.tensors.iter().enumerate() {
             let n = t.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
             if n != Some(t.data.len()) {
@@ -201,14 +253,21 @@ impl TensorFile {
                     t.data.len()
                 ));
             }
-            let end = offset + 4 * t.data.len();
+            let (dtype, bytes) = match self.int8.contains(name) {
+                true => {
+                    levels.insert(name.as_str(), self.levels(name, t)?);
+                    ("I8", t.data.len())
+                }
+                false => ("F32", 4 * t.data.len()),
+            };
+            let end = offset + bytes;
             if i > 0 || !meta.is_empty() {
                 header.push(',');
             }
             let shape: Vec<String> = t.shape.iter().map(usize::to_string).collect();
             let _ = write!(
                 header,
-                "{}:{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{offset},{end}]}}",
+                "{}:{{\"dtype\":\"{dtype}\",\"shape\":[{}],\"data_offsets\":[{offset},{end}]}}",
                 quote(name)?,
                 shape.join(",")
             );
@@ -227,10 +286,69 @@ impl TensorFile {
         let mut bytes = Vec::with_capacity(8 + header.len() + offset);
         bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
         bytes.extend_from_slice(header.as_bytes());
-        for t in self.tensors.values() {
-            bytes.extend(t.data.iter().flat_map(|v| v.to_le_bytes()));
+        for (name, t) in &self.tensors {
+            match levels.get(name.as_str()) {
+                Some(q) => bytes.extend(q.iter().map(|&v| v as u8)),
+                None => bytes.extend(t.data.iter().flat_map(|v| v.to_le_bytes())),
+            }
         }
         Ok(bytes)
+    }
+
+    /// The 8-bit levels of the int8 tensor `name` from its values and scales.
+    fn levels(&self, name: &str, t: &Tensor) -> std::result::Result<Vec<i8>, String> {
+        let scales = row_scales(&self.tensors, name, t)?;
+        let k = t.data.len() / scales.len().max(1);
+        let q = crate::linalg::int8::levels_of(&t.data, k, scales);
+        let exact = q
+            .chunks_exact(k.max(1))
+            .zip(t.data.chunks_exact(k.max(1)))
+            .zip(scales)
+            .all(|((q, v), &s)| q.iter().zip(v).all(|(&q, &v)| s * q as f32 == v));
+        match exact {
+            true => Ok(q),
+            false => Err(format!(
+                "tensor `{name}` changed after it was quantized: its values are not its scales times 8-bit levels"
+            )),
+        }
+    }
+}
+
+/// Replaces the levels of the 8-bit tensor `name` in `tensors` by its values, `scale · q` per row.
+fn dequantize(
+    tensors: &mut BTreeMap<String, Tensor>,
+    name: &str,
+) -> std::result::Result<(), String> {
+    let t = tensors
+        .get(name)
+        .ok_or_else(|| format!("missing tensor `{name}`"))?;
+    let scales = row_scales(tensors, name, t)?.to_vec();
+    let t = tensors.get_mut(name).expect("found above");
+    let k = t.data.len() / scales.len().max(1);
+    for (row, s) in t.data.chunks_exact_mut(k.max(1)).zip(scales) {
+        row.iter_mut().for_each(|v| *v *= s);
+    }
+    Ok(())
+}
+
+/// The row scales of the 8-bit tensor `name` (`NAME.scale`, one per row of the 2-D `t`).
+fn row_scales<'a>(
+    tensors: &'a BTreeMap<String, Tensor>,
+    name: &str,
+    t: &Tensor,
+) -> std::result::Result<&'a [f32], String> {
+    let scale = format!("{name}{SCALE_SUFFIX}");
+    let s = tensors
+        .get(&scale)
+        .ok_or_else(|| format!("8-bit tensor `{name}` has no scales `{scale}`"))?;
+    match t.shape.as_slice() {
+        &[n, _] if s.shape == [n] && s.data.iter().all(|v| v.is_finite() && *v > 0.0) => {
+            Ok(&s.data)
+        }
+        _ => Err(format!(
+            "8-bit tensor `{name}` of shape {:?} needs positive finite scales `{scale}` of shape [rows], not {:?}",
+            t.shape, s.shape
+        )),
     }
 }
 
@@ -258,6 +376,8 @@ fn to_f32(view: &TensorView<'_>) -> std::result::Result<Vec<f32>, String> {
             .chunks_exact(8)
             .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
             .collect(),
+        // The levels of an 8-bit tensor, scaled by the caller.
+        Dtype::I8 => d.iter().map(|&c| c as i8 as f32).collect(),
         Dtype::I32 => d
             .chunks_exact(4)
             .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)

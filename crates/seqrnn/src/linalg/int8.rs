@@ -4,8 +4,12 @@
 //! (`vpdpbusd` with AVX-512 VNNI or AVX-VNNI, `vpmaddubsw` with AVX2, Arm dot products) with
 //! `i32` sums, then scaled back to `f32`.
 //!
-//! - Weight row `j`: `s_j = max_k |W[j, k]| / 127`, `q[j, k] = round(W[j, k] / s_j)` in
-//!   `−127..=127`, zero point 0 (a row of zeros gets `s_j = 1`).
+//! - Weight row `j`: `s_j = max_k |W[j, k]| / 127` rounded up to 17 significant bits,
+//!   `q[j, k] = round(W[j, k] / s_j)` in `−127..=127`, zero point 0 (a row of zeros gets
+//!   `s_j = 1`). With 17 bits in `s_j` and 7 in `q`, the dequantized `s_j · q[j, k]` is exact in
+//!   f32, so quantizing dequantized values gives back the same `q` and `s` ([`quantize_in_place`]):
+//!   a quantized model's file holds `q` and `s`, and the f32 values read back from it quantize
+//!   to exactly the weights that were saved.
 //! - Activation row `i`: the range `[lo, hi]` of its values widened to hold 0, `a_i = (hi −
 //!   lo) / L`, zero point `z_i = round(−lo / a_i)`, `p[i, k] = clamp(round(x / a_i) + z_i, 0,
 //!   L)` with `L = 255`, or `L = 127` on a CPU whose kernel may saturate its 16-bit pair sums
@@ -14,8 +18,18 @@
 //!
 //! The sums are integers, so they do not depend on the thread count, the kernel or the other
 //! rows; tested against a plain-loop integer oracle.
+//!
+//! A quantized model's weights stay where every pass reads them, in its f32 parameter block
+//! (holding the dequantized values), and [`Int8Weights`] marks which tensors of that block are
+//! int8: while it lives, [`super::matmul`] and [`super::Prepared`] send every product `x · Wᵀ`
+//! whose `W` is rows of a marked tensor to the integer kernels, with `W` quantized and packed
+//! once (at its first product) and kept. Every pass of every model, inference and generation
+//! alike, thus runs its products in int8 with no code of its own; a product with another
+//! operand (a weight used as stored, an activation) stays f32.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB, GemmOptions, PackedBMatrix};
 use rten_tensor::NdTensorView;
@@ -61,9 +75,8 @@ impl QuantizedWeight {
         let mut sums = Vec::with_capacity(n);
         for j in 0..n {
             let row = (0..k).map(|c| w.data[j * w.rs + c * w.cs]);
-            let max = row.clone().fold(0.0f32, |m, v| m.max(v.abs()));
-            let s = if max > 0.0 { max / 127.0 } else { 1.0 };
-            q.extend(row.map(|v| (v / s).round().clamp(-127.0, 127.0) as i8));
+            let s = scale_of(row.clone());
+            q.extend(row.map(|v| level(v, s)));
             scales.push(s);
             sums.push(q[j * k..].iter().map(|&v| v as i32).sum());
         }
@@ -93,6 +106,56 @@ impl QuantizedWeight {
     pub fn parts(&self) -> (&[i8], &[f32]) {
         (&self.q, &self.scales)
     }
+}
+
+/// The scale of a weight row: `max |w| / 127` rounded up to 17 significant bits (so that
+/// `scale · q` is exact in f32 for every `|q| ≤ 127`); 1 for a row of zeros.
+fn scale_of(row: impl Iterator<Item = f32>) -> f32 {
+    let max = row.fold(0.0f32, |m, v| m.max(v.abs()));
+    if !(max > 0.0 && max.is_finite()) {
+        return 1.0;
+    }
+    let bits = (max / 127.0).to_bits();
+    f32::from_bits(if bits & 0x7f == 0 {
+        bits
+    } else {
+        (bits & !0x7f) + 0x80
+    })
+}
+
+/// The level `q` of one weight value at scale `s`.
+fn level(v: f32, s: f32) -> i8 {
+    (v / s).round().clamp(-127.0, 127.0) as i8
+}
+
+/// Quantizes the rows of `w[n, k]` (row-major) in place, each to `s_j · q[j, :]` (the values
+/// an int8 product uses), and returns the scales `s[n]`. Idempotent: values it wrote quantize
+/// to themselves with the same scales.
+///
+/// # Panics
+/// If `k` is 0 or does not divide `w.len()`.
+pub fn quantize_in_place(w: &mut [f32], k: usize) -> Vec<f32> {
+    assert!(k > 0 && w.len() % k == 0, "rows of {k} values");
+    w.chunks_exact_mut(k)
+        .map(|row| {
+            let s = scale_of(row.iter().copied());
+            row.iter_mut().for_each(|v| *v = s * level(*v, s) as f32);
+            s
+        })
+        .collect()
+}
+
+/// The levels `q[n, k]` of rows already quantized with the scales `s[n]` (as
+/// [`quantize_in_place`] left them): `round(w / s)`, exact for such values.
+///
+/// # Panics
+/// If `w` does not hold `scales.len()` rows of `k` values.
+pub fn levels_of(w: &[f32], k: usize, scales: &[f32]) -> Vec<i8> {
+    assert_eq!(w.len(), k * scales.len(), "rows of {k} values");
+    w.chunks_exact(k.max(1))
+        .zip(scales)
+        .flat_map(|(row, &s)| row.iter().map(move |&v| level(v, s)))
+        .collect()
 }
 
 /// The highest activation level: 255, or 127 where the kernel may saturate.
@@ -164,6 +227,91 @@ pub fn matmul_int8(c: MatMut<'_>, x: Mat<'_>, w: &QuantizedWeight, acc: Accumula
             }
         }
     });
+}
+
+/// One marked tensor `W[n, k]` of an [`Int8Weights`]: its address, shape, and the quantized
+/// packs of the row ranges products have used (`(first row, rows)`).
+struct Region {
+    owner: usize,
+    addr: usize,
+    n: usize,
+    k: usize,
+    packs: Mutex<Vec<((usize, usize), Arc<QuantizedWeight>)>>,
+}
+
+/// Every marked tensor of the process; [`MARKED`] counts them, so that a process with none
+/// (every training run) pays one atomic load per product.
+static REGIONS: RwLock<Vec<Region>> = RwLock::new(Vec::new());
+static MARKED: AtomicUsize = AtomicUsize::new(0);
+static OWNERS: AtomicUsize = AtomicUsize::new(1);
+
+/// Marks tensors of an f32 parameter block as int8 for as long as it lives (see the module
+/// documentation): the products `x · Wᵀ` with rows of a marked `W` run on the integer kernels.
+///
+/// The block must hold values quantized by [`quantize_in_place`] (as read back from a quantized
+/// model's file) and must neither move nor change while marked: the owner keeps it in a
+/// `Vec` it does not grow and drops this before it.
+#[derive(Debug)]
+pub struct Int8Weights {
+    owner: usize,
+}
+
+impl Int8Weights {
+    /// Marks the tensors `(values, k)` (row-major `W[n, k]`, `n = values.len() / k`).
+    ///
+    /// # Panics
+    /// If a `k` is 0 or does not divide its tensor's length.
+    pub fn mark<'a>(tensors: impl IntoIterator<Item = (&'a [f32], usize)>) -> Self {
+        let owner = OWNERS.fetch_add(1, Ordering::Relaxed);
+        let mut regions = REGIONS.write().unwrap_or_else(|e| e.into_inner());
+        for (values, k) in tensors {
+            assert!(k > 0 && values.len() % k == 0, "rows of {k} values");
+            regions.push(Region {
+                owner,
+                addr: values.as_ptr() as usize,
+                n: values.len() / k,
+                k,
+                packs: Mutex::new(Vec::new()),
+            });
+            MARKED.fetch_add(1, Ordering::Relaxed);
+        }
+        Int8Weights { owner }
+    }
+}
+
+impl Drop for Int8Weights {
+    fn drop(&mut self) {
+        let mut regions = REGIONS.write().unwrap_or_else(|e| e.into_inner());
+        let before = regions.len();
+        regions.retain(|r| r.owner != self.owner);
+        MARKED.fetch_sub(before - regions.len(), Ordering::Relaxed);
+    }
+}
+
+/// The quantized, packed weight of a product `x · b` whose `b[k, n']` is `W[r..r+n', :]ᵀ` for a
+/// marked `W[·, k]`; `None` for any other `b`.
+pub(super) fn marked(b: Mat<'_>) -> Option<Arc<QuantizedWeight>> {
+    if MARKED.load(Ordering::Relaxed) == 0 || b.rs != 1 || b.cols == 0 {
+        return None;
+    }
+    let (k, n) = (b.rows, b.cols);
+    let addr = b.data.as_ptr() as usize;
+    let regions = REGIONS.read().unwrap_or_else(|e| e.into_inner());
+    let region = regions.iter().find(|r| {
+        let end = r.addr + 4 * r.n * r.k;
+        r.k == k && b.cs == k && (r.addr..end).contains(&addr) && (addr - r.addr) % (4 * k) == 0
+    })?;
+    let first = (addr - region.addr) / (4 * k);
+    if first + n > region.n {
+        return None;
+    }
+    let mut packs = region.packs.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, w)) = packs.iter().find(|(key, _)| *key == (first, n)) {
+        return Some(w.clone());
+    }
+    let w = Arc::new(QuantizedWeight::new(Mat::new(&b.data[..n * k], n, k)));
+    packs.push(((first, n), w.clone()));
+    Some(w)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::io::tensors::{Tensor, TensorFile};
+use crate::linalg::int8::Int8Weights;
 use crate::rnn::RnnLayout;
 
 /// A named tensor of a model: PyTorch name, shape, range in the parameter block.
@@ -189,6 +190,100 @@ impl ParamLayout {
             }
         }
         Ok(params)
+    }
+
+    /// [`ParamLayout::from_file`] for inference: the tensors the file stores in 8 bits
+    /// ([`TensorFile::int8`], written by `seqrnn quantize`) run their products in int8.
+    pub fn weights_from_file(&self, file: &TensorFile, path: &Path, what: &str) -> Result<Weights> {
+        let params = self.from_file(file, path, what)?;
+        let int8 = self
+            .entries
+            .iter()
+            .filter(|e| e.alias_of.is_none() && e.shape.len() == 2 && file.int8.contains(&e.name))
+            .map(|e| (e.range.clone(), e.shape[1]))
+            .filter(|(_, k)| *k > 0)
+            .collect();
+        Ok(Weights::int8(params, int8))
+    }
+}
+
+/// A trained model's parameter block as read from its file: the f32 values every pass reads,
+/// and for a quantized model ([`ParamLayout::weights_from_file`] of a file with 8-bit tensors)
+/// the mark that runs the products with those tensors on the integer kernels
+/// ([`crate::linalg::int8::Int8Weights`]). It derefs to the values and cannot change them, so
+/// the marked tensors stay where and what they were when marked.
+pub struct Weights {
+    values: Vec<f32>,
+    /// The 8-bit tensors: their ranges in `values` and row lengths.
+    tensors: Vec<(Range<usize>, usize)>,
+    /// Their mark, dropped with the values.
+    mark: Option<Int8Weights>,
+}
+
+impl Weights {
+    /// f32 weights: every product in f32.
+    pub fn new(values: Vec<f32>) -> Self {
+        Weights {
+            values,
+            tensors: Vec::new(),
+            mark: None,
+        }
+    }
+
+    /// Weights whose tensors `(range, row length)` hold 8-bit values (quantized by
+    /// `linalg::int8::quantize_in_place`) and run their products in int8.
+    ///
+    /// # Panics
+    /// If a range lies outside `values` or a row length does not divide it.
+    pub fn int8(values: Vec<f32>, tensors: Vec<(Range<usize>, usize)>) -> Self {
+        let mark = (!tensors.is_empty())
+            .then(|| Int8Weights::mark(tensors.iter().map(|(r, k)| (&values[r.clone()], *k))));
+        Weights {
+            values,
+            tensors,
+            mark,
+        }
+    }
+
+    /// Whether some tensors are 8-bit.
+    pub fn is_int8(&self) -> bool {
+        self.mark.is_some()
+    }
+
+    /// The values, no longer marked.
+    pub fn into_vec(self) -> Vec<f32> {
+        let Weights { values, mark, .. } = self;
+        drop(mark);
+        values
+    }
+}
+
+impl std::ops::Deref for Weights {
+    type Target = [f32];
+
+    fn deref(&self) -> &[f32] {
+        &self.values
+    }
+}
+
+impl Clone for Weights {
+    fn clone(&self) -> Self {
+        Weights::int8(self.values.clone(), self.tensors.clone())
+    }
+}
+
+impl std::fmt::Debug for Weights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Weights")
+            .field("values", &self.values.len())
+            .field("int8_tensors", &self.tensors.len())
+            .finish()
+    }
+}
+
+impl From<Vec<f32>> for Weights {
+    fn from(values: Vec<f32>) -> Self {
+        Weights::new(values)
     }
 }
 

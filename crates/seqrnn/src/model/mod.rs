@@ -17,5 +17,5 @@ pub mod trainable;
 
 pub use encoder::{EncoderCache, EncoderWorkspace, SeqEncoder};
 pub use encoder_head::{EncoderHead, EncoderHeadCache, EncoderHeadWorkspace};
-pub use layout::{NamedTensor, ParamEntry, ParamLayout};
+pub use layout::{NamedTensor, ParamEntry, ParamLayout, Weights};
 pub use trainable::Trainable;

@@ -14,10 +14,11 @@ pub mod tag;
 pub mod tiny;
 pub mod translate;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::run::RunDir;
+use crate::io::tensors::TensorFile;
+use crate::run::{Quantized, RunDir, QUANTIZED_KEY};
 
 /// The task of the run in `dir`, as its `config.json` names it (one of [`TASKS`]); a run that
 /// names no task but holds `tokens` is a language model (`"lm"`), written before runs named
@@ -164,6 +165,14 @@ macro_rules! registry {
                 }
             }
 
+            /// Whether the run is quantized: its weight matrices in 8 bits, their products
+            /// on the integer kernels ([`quantize`]).
+            pub fn is_int8(&self) -> bool {
+                match self {
+                    $(Loaded::$variant(m) => m.params.is_int8(),)*
+                }
+            }
+
             $(
                 #[doc = concat!("The ", $what, ", if it is one.")]
                 pub fn $as(&self) -> Option<&$trained> {
@@ -193,4 +202,118 @@ registry! {
     Tag(tag::Trained) = "tag", as_tag, "tagger";
     /// An acoustic model (`seqrnn speech train`).
     Speech(speech::Trained) = "speech", as_speech, "acoustic model";
+}
+
+/// What [`quantize`] wrote.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantizeReport {
+    /// The task of the run.
+    pub task: &'static str,
+    /// The weight matrices stored in 8 bits, by name.
+    pub tensors: Vec<String>,
+    /// Size of the f32 `model.safetensors`, bytes.
+    pub f32_bytes: u64,
+    /// Size of the quantized `model.safetensors`, bytes.
+    pub int8_bytes: u64,
+}
+
+/// Whether a tensor of a model file is a weight matrix that [`quantize`] stores in 8 bits:
+/// every 2-D tensor named `….weight` or `….weight_*` (PyTorch's names of the input, recurrent,
+/// output and embedding matrices); transition scores, attention vectors and biases stay f32.
+pub fn is_quantized_weight(name: &str, shape: &[usize]) -> bool {
+    let last = name.rsplit('.').next().unwrap_or(name);
+    shape.len() == 2 && shape[1] > 0 && (last == "weight" || last.starts_with("weight_"))
+}
+
+/// Writes into `out` an int8 copy of the finished run in `dir`, of any task: its weight
+/// matrices ([`is_quantized_weight`]) in 8 bits with one scale per output channel
+/// (`linalg::int8`), everything else as it was (biases, transition scores, vocabularies,
+/// configuration with `"quantized": "int8"`). Loaded ([`load`]), the copy runs every product
+/// with those matrices on the integer kernels; training from it is refused
+/// ([`Error::Quantized`]). Checkpoints, metrics and the summary of the training are not
+/// copied. The copy is loaded once before this returns.
+///
+/// # Errors
+/// Those of [`load`] for `dir`; [`Error::Format`] for a run that is already quantized;
+/// [`Error::RunExists`] when `out` holds a run (or is `dir`); I/O errors.
+pub fn quantize(dir: impl AsRef<Path>, out: impl AsRef<Path>) -> Result<QuantizeReport> {
+    let (dir, out) = (dir.as_ref(), out.as_ref());
+    let task = load(dir)?.task();
+    let (from, to) = (RunDir::new(dir), RunDir::new(out));
+    let mut config = from.read_config_json()?;
+    if config.get(QUANTIZED_KEY).is_some() {
+        return Err(Error::Format {
+            path: from.config_path(),
+            message: "the run is quantized already".into(),
+        });
+    }
+    if to.holds_run() || same_folder(dir, out) {
+        return Err(Error::RunExists {
+            dir: out.to_path_buf(),
+        });
+    }
+    let mut file = TensorFile::load(&from.model_path())?;
+    let names: Vec<String> = (file.tensors.iter())
+        .filter(|(n, t)| is_quantized_weight(n, &t.shape))
+        .map(|(n, _)| n.clone())
+        .collect();
+    for name in &names {
+        file.quantize(name).map_err(|message| Error::Format {
+            path: from.model_path(),
+            message,
+        })?;
+    }
+    to.create()?;
+    copy_run_files(&from, &to)?;
+    crate::run::save_tensors_atomic(&to.model_path(), &file)?;
+    let quantized = serde_json::to_value(Quantized::Int8).expect("a unit variant serialises");
+    config[QUANTIZED_KEY] = quantized;
+    let text = serde_json::to_string_pretty(&config).expect("JSON read from a file serialises");
+    crate::io::write_atomic(&to.config_path(), text.as_bytes())?;
+    load(out)?;
+    let size = |p: PathBuf| {
+        std::fs::metadata(&p)
+            .map(|m| m.len())
+            .map_err(|cause| Error::Io { path: p, cause })
+    };
+    Ok(QuantizeReport {
+        task,
+        tensors: names,
+        f32_bytes: size(from.model_path())?,
+        int8_bytes: size(to.model_path())?,
+    })
+}
+
+/// Whether two paths name the same folder (`b` may not exist yet).
+fn same_folder(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Copies the files of a run that a quantized copy keeps: its vocabularies, label lists and
+/// other inputs, not its weights, configuration, checkpoints or training record.
+fn copy_run_files(from: &RunDir, to: &RunDir) -> Result<()> {
+    let skip = [
+        from.model_path(),
+        from.config_path(),
+        from.checkpoint_path(),
+        from.metrics_path(),
+        from.curve_path(),
+        from.summary_path(),
+    ];
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |cause| Error::Io { path, cause }
+    };
+    for entry in std::fs::read_dir(&from.dir).map_err(io(&from.dir))? {
+        let path = entry.map_err(io(&from.dir))?.path();
+        let temporary = path.extension().is_some_and(|e| e == "tmp");
+        if path.is_file() && !temporary && !skip.contains(&path) {
+            let name = path.file_name().expect("a file has a name");
+            std::fs::copy(&path, to.dir.join(name)).map_err(io(&path))?;
+        }
+    }
+    Ok(())
 }

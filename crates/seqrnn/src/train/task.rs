@@ -409,8 +409,14 @@ pub trait Task {
         let w = self.about().weights;
         w.layout.to_file(params, w.format)
     }
-    /// Reads weights written by [`Task::tensors`] back (`path` names the file in errors).
+    /// Reads weights written by [`Task::tensors`] back (`path` names the file in errors); 8-bit
+    /// weights are refused ([`crate::Error::Quantized`]): they are for inference only.
     fn params_from(&self, file: &TensorFile, path: &Path) -> Result<Vec<f32>> {
+        if !file.int8.is_empty() {
+            return Err(crate::Error::Quantized {
+                path: path.to_path_buf(),
+            });
+        }
         let w = self.about().weights;
         w.layout.from_file(file, path, w.what)
     }

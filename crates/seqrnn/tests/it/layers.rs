@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 const LEVELS: &[&[&str]] = &[
     // `test_shared`: the unit tests' access to `../shared` (test builds only).
     &["error", "test_shared"],
-    &["linalg", "io"],
+    &["linalg"],
+    // `io` stores quantized weights in `linalg::int8`'s layout.
+    &["io"],
     &["dropout", "optim"],
     &["rnn", "data"],
     &["model"],

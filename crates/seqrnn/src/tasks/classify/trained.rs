@@ -31,7 +31,7 @@ pub struct Trained {
     /// The model.
     pub model: Classifier,
     /// Its best-on-validation weights.
-    pub params: Vec<f32>,
+    pub params: crate::model::Weights,
 }
 
 impl Trained {
@@ -53,9 +53,10 @@ impl Trained {
         }
         let model = Classifier::new(config.model)?;
         let file = run.load_weights("classify train")?;
-        let params = model
-            .param_layout()
-            .from_file(&file, &run.model_path(), "a classifier")?;
+        let params =
+            model
+                .param_layout()
+                .weights_from_file(&file, &run.model_path(), "a classifier")?;
         Ok(Trained {
             config,
             vocab,

@@ -43,7 +43,7 @@ pub struct Trained {
     /// The model.
     pub model: Forecaster,
     /// Its best-on-validation weights.
-    pub params: Vec<f32>,
+    pub params: crate::model::Weights,
 }
 
 impl Trained {
@@ -57,9 +57,10 @@ impl Trained {
         let config = ForecastRunConfig::load(&run)?;
         let model = Forecaster::new(config.model)?;
         let file = run.load_weights("forecast train")?;
-        let params = model
-            .param_layout()
-            .from_file(&file, &run.model_path(), "a forecaster")?;
+        let params =
+            model
+                .param_layout()
+                .weights_from_file(&file, &run.model_path(), "a forecaster")?;
         Ok(Trained {
             config,
             model,

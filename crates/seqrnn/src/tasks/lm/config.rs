@@ -162,7 +162,9 @@ pub fn import_state_dict(file: &TensorFile, path: &Path) -> Result<(LanguageMode
 /// # Errors
 /// Those of [`RunConfig::load`]; [`Error::Format`] when `vocab.txt` does not match the model;
 /// [`Error::NoFinishedEpoch`] for a run stopped before its first epoch ended; I/O errors.
-pub fn load_model(run: &RunDir) -> Result<(LmRunConfig, Vocab, LanguageModel, Vec<f32>)> {
+pub fn load_model(
+    run: &RunDir,
+) -> Result<(LmRunConfig, Vocab, LanguageModel, crate::model::Weights)> {
     let config = LmRunConfig::load(run)?;
     let vocab = Vocab::load(&run.vocab_path())?;
     if vocab.len() != config.model.vocab {
@@ -189,7 +191,7 @@ pub fn load_model(run: &RunDir) -> Result<(LmRunConfig, Vocab, LanguageModel, Ve
     }
     let params = model
         .param_layout()
-        .from_file(&file, &run.model_path(), "a model")?;
+        .weights_from_file(&file, &run.model_path(), "a model")?;
     Ok((config, vocab, model, params))
 }
 

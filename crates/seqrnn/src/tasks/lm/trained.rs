@@ -45,7 +45,7 @@ pub struct Trained {
     /// The model.
     pub model: LanguageModel,
     /// Its best-on-validation weights.
-    pub params: Vec<f32>,
+    pub params: crate::model::Weights,
 }
 
 impl Trained {

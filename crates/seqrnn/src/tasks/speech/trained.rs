@@ -19,7 +19,7 @@ pub struct Trained {
     /// The model.
     pub model: SpeechModel,
     /// Its weights.
-    pub params: Vec<f32>,
+    pub params: crate::model::Weights,
     /// The words of its training transcripts (`words.txt`), for lexicon decoding.
     pub lexicon: Lexicon,
 }
@@ -35,10 +35,11 @@ impl Trained {
         let config = SpeechRunConfig::load(&run)?;
         let model = SpeechModel::new(config.model)?;
         let file = run.load_weights("speech train")?;
-        let params =
-            model
-                .param_layout()
-                .from_file(&file, &run.model_path(), "an acoustic model")?;
+        let params = model.param_layout().weights_from_file(
+            &file,
+            &run.model_path(),
+            "an acoustic model",
+        )?;
         let alphabet = Alphabet::from_chars(&config.data.alphabet);
         let words_path = SpeechRunConfig::words_path(&run);
         let words = std::fs::read_to_string(&words_path).map_err(|cause| Error::Io {

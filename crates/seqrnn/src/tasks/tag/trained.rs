@@ -64,7 +64,7 @@ pub struct Trained {
     /// The model.
     pub model: Tagger,
     /// Its best-on-validation weights.
-    pub params: Vec<f32>,
+    pub params: crate::model::Weights,
 }
 
 impl Trained {
@@ -94,9 +94,10 @@ impl Trained {
         let scheme = config.train.train_scheme;
         let model = Tagger::new(config.model, constraints(&vocabs.labels, scheme))?;
         let file = run.load_weights("tag train")?;
-        let params = model
-            .param_layout()
-            .from_file(&file, &run.model_path(), "a tagger")?;
+        let params =
+            model
+                .param_layout()
+                .weights_from_file(&file, &run.model_path(), "a tagger")?;
         Ok(Trained {
             config,
             vocabs,

@@ -20,7 +20,7 @@ pub struct Trained {
     /// The model.
     pub model: Seq2Seq,
     /// Its best-on-validation weights.
-    pub params: Vec<f32>,
+    pub params: crate::model::Weights,
 }
 
 impl Trained {
@@ -35,10 +35,11 @@ impl Trained {
         let (src_vocab, tgt_vocab) = load_vocabs(&run, &config.model)?;
         let model = Seq2Seq::new(config.model)?;
         let file = run.load_weights("translate train")?;
-        let params =
-            model
-                .param_layout()
-                .from_file(&file, &run.model_path(), "a translation model")?;
+        let params = model.param_layout().weights_from_file(
+            &file,
+            &run.model_path(),
+            "a translation model",
+        )?;
         Ok(Trained {
             config,
             src_vocab,

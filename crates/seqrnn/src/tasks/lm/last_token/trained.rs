@@ -24,7 +24,7 @@ pub struct Trained {
     /// The model.
     pub model: LastTokenModel,
     /// Its best-on-validation weights.
-    pub params: Vec<f32>,
+    pub params: crate::model::Weights,
 }
 
 impl Trained {
@@ -45,7 +45,7 @@ impl Trained {
         }
         let model = LastTokenModel::new(config.model)?;
         let file = run.load_weights("train")?;
-        let params = model.param_layout().from_file(
+        let params = model.param_layout().weights_from_file(
             &file,
             &run.model_path(),
             "a last-token language model",
