@@ -436,6 +436,49 @@ mod tests {
     }
 
     #[test]
+    fn int8_tensors_are_stored_in_a_byte_a_value_and_read_back_exactly() {
+        let mut f = TensorFile::default();
+        let w: Vec<f32> = (0..40).map(|i| ((i * 7919) % 23) as f32 / 7.0 - 1.5).collect();
+        f.tensors.insert(
+            "rnn.weight_ih_l0".into(),
+            Tensor {
+                shape: vec![4, 10],
+                data: w.clone(),
+            },
+        );
+        f.tensors.insert(
+            "rnn.bias_ih_l0".into(),
+            Tensor {
+                shape: vec![4],
+                data: vec![0.5; 4],
+            },
+        );
+        f.quantize("rnn.weight_ih_l0").unwrap();
+        let bytes = f.to_bytes_sealed().unwrap();
+        // After the header: 40 levels in a byte each, 4 scales and 4 biases in f32.
+        let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        assert_eq!(bytes.len() - 8 - header, 40 + 16 + 16);
+        let g = TensorFile::from_bytes(&bytes).unwrap();
+        assert_eq!(g.int8, f.int8);
+        assert_eq!(g.tensors, f.tensors);
+        let q = &g.tensors["rnn.weight_ih_l0"].data;
+        let s = &g.tensors["rnn.weight_ih_l0.scale"].data;
+        assert!(q.iter().zip(&w).all(|(q, w)| (q - w).abs() <= 0.5 * s[0].max(s[3])));
+        // Marking again changes nothing.
+        let mut h = g.clone();
+        h.quantize("rnn.weight_ih_l0").unwrap();
+        assert_eq!(h, g);
+        assert!(f.quantize("rnn.bias_ih_l0").unwrap_err().contains("not a matrix"));
+        // Values changed after quantizing, or scales lost, are refused.
+        let mut changed = g.clone();
+        changed.tensors.get_mut("rnn.weight_ih_l0").unwrap().data[0] += 1e-3;
+        assert!(changed.to_bytes().unwrap_err().contains("changed after"));
+        let mut lost = g.clone();
+        lost.tensors.remove("rnn.weight_ih_l0.scale");
+        assert!(lost.to_bytes().unwrap_err().contains("no scales"));
+    }
+
+    #[test]
     fn garbage_and_truncated_files_are_refused() {
         assert!(TensorFile::from_bytes(b"").is_err());
         assert!(TensorFile::from_bytes(b"\x10\0\0\0\0\0\0\0{not json}     ").is_err());

@@ -407,6 +407,70 @@ mod tests {
     }
 
     #[test]
+    fn quantized_values_quantize_to_themselves() {
+        let (n, k) = (13, 37);
+        let mut w = wavy(n, k, 5);
+        w[3 * k..4 * k].fill(0.0);
+        let original = w.clone();
+        let s = quantize_in_place(&mut w, k);
+        let direct = QuantizedWeight::new(Mat::new(&original, n, k));
+        assert_eq!(s, direct.parts().1);
+        assert_eq!(levels_of(&w, k, &s), direct.parts().0);
+        let again = w.clone();
+        assert_eq!(quantize_in_place(&mut w, k), s);
+        assert_eq!(w, again);
+        // Within half a step of the original values.
+        for ((v, o), s) in w.chunks(k).zip(original.chunks(k)).zip(&s) {
+            v.iter().zip(o).for_each(|(v, o)| assert!((v - o).abs() <= 0.5 * s));
+        }
+    }
+
+    #[test]
+    fn marked_weights_run_their_products_in_int8_until_unmarked() {
+        let (m, k, n) = (5, 24, 12);
+        let x = wavy(m, k, 6);
+        let mut w = wavy(n, k, 7);
+        quantize_in_place(&mut w, k);
+        let product = |w: &[f32], rows: usize| {
+            let mut y = vec![0.0; m * rows];
+            super::super::matmul(
+                MatMut::new(&mut y, m, rows),
+                Mat::new(&x, m, k),
+                Mat::new(w, rows, k).t(),
+                Accumulate::Overwrite,
+            );
+            y
+        };
+        let int8 = |w: &[f32], rows: usize| {
+            let mut y = vec![0.0; m * rows];
+            let q = QuantizedWeight::new(Mat::new(w, rows, k));
+            matmul_int8(MatMut::new(&mut y, m, rows), Mat::new(&x, m, k), &q, Accumulate::Overwrite);
+            y
+        };
+        let f32_whole = product(&w, n);
+        let mark = Int8Weights::mark([(&w[..], k)]);
+        assert_eq!(product(&w, n), int8(&w, n));
+        assert_ne!(product(&w, n), f32_whole);
+        // Rows 4..10 alone, and through a prepared operand.
+        let rows = &w[4 * k..10 * k];
+        assert_eq!(product(rows, 6), int8(rows, 6));
+        let prep = super::super::Prepared::new(Mat::new(rows, 6, k).t(), m, 1, 1);
+        let mut y = vec![0.0; m * 6];
+        super::super::matmul_prepared(
+            MatMut::new(&mut y, m, 6),
+            Mat::new(&x, m, k),
+            &prep,
+            Accumulate::Overwrite,
+        );
+        assert_eq!(y, int8(rows, 6));
+        // A weight used as stored, and a copy, stay f32.
+        let copy = w.clone();
+        assert_eq!(product(&copy, n), f32_whole);
+        drop(mark);
+        assert_eq!(product(&w, n), f32_whole);
+    }
+
+    #[test]
     fn a_zero_row_quantizes_and_multiplies_to_zero() {
         let w = [0.0f32; 6];
         let qw = QuantizedWeight::new(Mat::new(&w, 2, 3));
