@@ -1,8 +1,8 @@
 //! `seqrnn bench …`: throughput figures.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use seqrnn::lm::bench::LayerBench;
+use seqrnn::lm::bench::{Inference, LayerBench};
 use seqrnn::rnn::{Direction, RnnConfig, SeqShape};
 
 use crate::CellArg;
@@ -14,6 +14,31 @@ pub enum BenchCommand {
     /// Training and evaluation steps of a word-level language model (embedding, recurrent
     /// stack, softmax over the vocabulary) on random tokens.
     Lm(LmArgs),
+    /// Evaluation and batch-1 generation of a trained language-model run, f32 or int8
+    /// (`seqrnn quantize`), on random tokens of its vocabulary.
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The trained language-model run.
+    #[arg(long)]
+    model: std::path::PathBuf,
+    /// Batch columns B of the evaluation windows.
+    #[arg(long, default_value_t = 20)]
+    batch: usize,
+    /// Window length T.
+    #[arg(long, default_value_t = 35)]
+    bptt: usize,
+    /// Threads for matrix products (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Timed evaluation windows.
+    #[arg(long, default_value_t = 100)]
+    steps: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -42,6 +67,10 @@ pub struct LmArgs {
     /// Timed training steps and evaluation windows.
     #[arg(long, default_value_t = 100)]
     steps: usize,
+    /// Also time evaluation and generation with the weights in int8 (as `seqrnn quantize`
+    /// stores them).
+    #[arg(long)]
+    int8: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -85,6 +114,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Layer(a) => layer(a),
         BenchCommand::Lm(a) => lm(a),
+        BenchCommand::Run(a) => run_bench(a),
     }
 }
 
@@ -98,6 +128,7 @@ fn lm(a: LmArgs) -> Result<()> {
         bptt: a.bptt,
         vocab: a.vocab,
         steps: a.steps,
+        int8: a.int8,
         ..Default::default()
     };
     let r = seqrnn::lm::bench::lm(cfg)?;
@@ -115,12 +146,13 @@ fn lm(a: LmArgs) -> Result<()> {
             "steps": cfg.steps,
             "params": r.params,
             "train_tokens_per_s": r.train_tokens_per_s,
-            "eval_tokens_per_s": r.eval_tokens_per_s,
+            "eval_tokens_per_s": r.f32.eval_tokens_per_s,
             "train_gflops": r.train_gflops,
             "eval_gflops": r.eval_gflops,
             "gemm_peak_gflops": r.gemm_peak_gflops,
             "train_fraction_of_peak": r.train_gflops / r.gemm_peak_gflops,
-            "generate_ms_per_token": r.generate_ms_per_token,
+            "generate_ms_per_token": r.f32.generate_ms_per_token,
+            "int8": r.int8.map(inference_json),
             "peak_rss_mib": peak,
         });
         println!("{v}");
@@ -146,14 +178,17 @@ fn lm(a: LmArgs) -> Result<()> {
         );
         println!(
             "  eval   {:>9.0} tokens/s  {:6.1} GFLOP/s  {:4.1}% of peak",
-            r.eval_tokens_per_s,
+            r.f32.eval_tokens_per_s,
             r.eval_gflops,
             100.0 * r.eval_gflops / r.gemm_peak_gflops
         );
         println!(
             "  generate {:.3} ms/token at batch 1 (sampling at temperature 0.8)",
-            r.generate_ms_per_token
+            r.f32.generate_ms_per_token
         );
+        if let Some(q) = r.int8 {
+            print_int8(&r.f32, &q);
+        }
         println!(
             "  peak: 1024³ matrix product {:.1} GFLOP/s; FLOPs per token forward {:.2} M, training 3×",
             r.gemm_peak_gflops,
@@ -163,6 +198,76 @@ fn lm(a: LmArgs) -> Result<()> {
             println!("  peak resident memory {p:.1} MiB");
         }
     }
+    Ok(())
+}
+
+/// The int8 figures beside the f32 ones.
+fn print_int8(f: &Inference, q: &Inference) {
+    println!(
+        "  int8 eval   {:>9.0} tokens/s ({:.2}× f32), loss {:.4} (f32 {:.4})",
+        q.eval_tokens_per_s,
+        q.eval_tokens_per_s / f.eval_tokens_per_s,
+        q.eval_loss,
+        f.eval_loss
+    );
+    println!(
+        "  int8 generate {:.3} ms/token ({:.2}× f32)",
+        q.generate_ms_per_token,
+        f.generate_ms_per_token / q.generate_ms_per_token
+    );
+}
+
+/// Inference figures as JSON.
+fn inference_json(r: Inference) -> serde_json::Value {
+    serde_json::json!({
+        "eval_tokens_per_s": r.eval_tokens_per_s,
+        "eval_loss": r.eval_loss,
+        "generate_ms_per_token": r.generate_ms_per_token,
+    })
+}
+
+fn run_bench(a: RunArgs) -> Result<()> {
+    crate::set_threads(a.threads)?;
+    anyhow::ensure!(
+        a.batch >= 1 && a.bptt >= 1 && a.steps >= 1,
+        "--batch, --bptt and --steps must be at least 1"
+    );
+    let shape = SeqShape {
+        t: a.bptt,
+        b: a.batch,
+    };
+    let r = seqrnn::lm::bench::run(&a.model, shape, a.steps, 5)
+        .with_context(|| format!("cannot benchmark {}", a.model.display()))?;
+    let threads = seqrnn::linalg::threads();
+    let weights = if r.int8 { "int8" } else { "f32" };
+    if a.json {
+        let mut v = inference_json(r.inference);
+        v["model"] = serde_json::json!(a.model);
+        v["weights"] = serde_json::json!(weights);
+        v["params"] = serde_json::json!(r.params);
+        v["batch"] = serde_json::json!(a.batch);
+        v["bptt"] = serde_json::json!(a.bptt);
+        v["threads"] = serde_json::json!(threads);
+        println!("{v}");
+        return Ok(());
+    }
+    let i = r.inference;
+    println!(
+        "{} ({weights}, {} parameters), T={} B={}, {threads} thread(s), {} timed windows of random tokens",
+        a.model.display(),
+        r.params,
+        a.bptt,
+        a.batch,
+        a.steps
+    );
+    println!(
+        "  eval   {:>9.0} tokens/s, loss {:.4}",
+        i.eval_tokens_per_s, i.eval_loss
+    );
+    println!(
+        "  generate {:.3} ms/token at batch 1 (sampling at temperature 0.8)",
+        i.generate_ms_per_token
+    );
     Ok(())
 }
 

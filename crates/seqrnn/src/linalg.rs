@@ -192,11 +192,10 @@ pub enum Accumulate {
 /// Shapes: `a[m, k]`, `b[k, n]`, `c[m, n]`, any strides; `c` must not alias `a` or `b` (guaranteed
 /// by the borrow rules). Panics if the inner or outer dimensions disagree.
 pub fn matmul(c: MatMut<'_>, a: Mat<'_>, b: Mat<'_>, acc: Accumulate) {
-    if let Some(w) = int8::marked(b) {
-        int8::matmul_int8(c, a, &w, acc);
-        return;
+    match int8::marked(b) {
+        Some(w) => int8::matmul_int8(c, a, &w, acc),
+        None => matmul_inner(c, a, b, acc, threads()),
     }
-    matmul_inner(c, a, b, acc, threads());
     clear_upper_vector_state();
 }
 

@@ -438,7 +438,9 @@ mod tests {
     #[test]
     fn int8_tensors_are_stored_in_a_byte_a_value_and_read_back_exactly() {
         let mut f = TensorFile::default();
-        let w: Vec<f32> = (0..40).map(|i| ((i * 7919) % 23) as f32 / 7.0 - 1.5).collect();
+        let w: Vec<f32> = (0..40)
+            .map(|i| ((i * 7919) % 23) as f32 / 7.0 - 1.5)
+            .collect();
         f.tensors.insert(
             "rnn.weight_ih_l0".into(),
             Tensor {
@@ -463,12 +465,18 @@ mod tests {
         assert_eq!(g.tensors, f.tensors);
         let q = &g.tensors["rnn.weight_ih_l0"].data;
         let s = &g.tensors["rnn.weight_ih_l0.scale"].data;
-        assert!(q.iter().zip(&w).all(|(q, w)| (q - w).abs() <= 0.5 * s[0].max(s[3])));
+        assert!(q
+            .iter()
+            .zip(&w)
+            .all(|(q, w)| (q - w).abs() <= 0.5 * s[0].max(s[3])));
         // Marking again changes nothing.
         let mut h = g.clone();
         h.quantize("rnn.weight_ih_l0").unwrap();
         assert_eq!(h, g);
-        assert!(f.quantize("rnn.bias_ih_l0").unwrap_err().contains("not a matrix"));
+        assert!(f
+            .quantize("rnn.bias_ih_l0")
+            .unwrap_err()
+            .contains("not a matrix"));
         // Values changed after quantizing, or scales lost, are refused.
         let mut changed = g.clone();
         changed.tensors.get_mut("rnn.weight_ih_l0").unwrap().data[0] += 1e-3;

@@ -168,7 +168,7 @@ fn levels() -> f32 {
 }
 
 /// Quantizes the rows of `x[m, k]` into `b.p[m, k]` with zero points `b.zero[m]` and scales
-/// `b.scale[m]`.
+/// `b.scale[m]` (a value `v` goes to the level `⌊v / a + z + ½⌋`, clamped).
 fn quantize_rows(x: Mat<'_>, b: &mut Buffers) {
     let (m, k, top) = (x.rows, x.cols, levels());
     b.p.clear();
@@ -181,28 +181,27 @@ fn quantize_rows(x: Mat<'_>, b: &mut Buffers) {
             .fold((0.0f32, 0.0f32), |(lo, hi), v| (lo.min(v), hi.max(v)));
         let a = if hi > lo { (hi - lo) / top } else { 1.0 };
         let z = (-lo / a).round().clamp(0.0, top);
-        b.p.extend(row.map(|v| ((v / a).round() + z).clamp(0.0, top) as u8));
+        // Non-negative after the clamp, so `as u8` (truncation) rounds `+ ½` down: no libm call.
+        let (inv, shift) = (1.0 / a, z + 0.5);
+        b.p.extend(row.map(|v| (v * inv + shift).clamp(0.0, top + 0.49) as u8));
         b.zero.push(z as u8);
         b.scale.push(a);
     }
 }
 
-/// The integer sums `Σ_k (p[i, k] − z_i) · q[j, k]` of the quantized `x` into `b.sums[m, n]`:
-/// the kernel sums `Σ_k p[i, k] · q[j, k]`, and `z_i · Σ_k q[j, k]` comes off here (the
-/// kernels' own zero-point option gave wrong sums on rows with different zero points in
-/// `rten-gemm` 0.24 and 0.27, checked against the oracle below).
-fn integer_sums(w: &QuantizedWeight, m: usize, b: &mut Buffers) {
+/// The kernel's sums `Σ_k p[i, k] · q[j, k]` of the quantized `x` into `b.sums[m, n]`; the
+/// zero points come off in [`matmul_int8`], as `z_i · Σ_k q[j, k]` (the kernels' own
+/// zero-point option gave wrong sums on rows with different zero points in `rten-gemm` 0.24
+/// and 0.27, checked against the oracle below).
+fn kernel_sums(w: &QuantizedWeight, m: usize, b: &mut Buffers) {
     let n = w.rows();
     let p = NdTensorView::from_data([m, w.k], b.p.as_slice());
-    b.sums.clear();
-    b.sums.resize(m * n, 0);
-    let (a, q) = (GemmInputA::Unpacked(p), GemmInputB::Packed(&w.packed));
-    EXEC.with(|e| e.gemm(&mut b.sums, a, q, GemmOptions::default()))
-        .expect("shapes checked by matmul_int8");
-    for (row, &z) in b.sums.chunks_exact_mut(n).zip(&b.zero) {
-        let z = z as i32;
-        row.iter_mut().zip(&w.sums).for_each(|(s, &q)| *s -= z * q);
+    if b.sums.len() < m * n {
+        b.sums.resize(m * n, 0);
     }
+    let (a, q) = (GemmInputA::Unpacked(p), GemmInputB::Packed(&w.packed));
+    EXEC.with(|e| e.gemm(&mut b.sums[..m * n], a, q, GemmOptions::default()))
+        .expect("shapes checked by matmul_int8");
 }
 
 /// `C (=|+=) x · Wᵀ` in 8-bit integers: `x[m, k]`, `w` quantized from `W[n, k]`, `c[m, n]`.
@@ -213,20 +212,84 @@ pub fn matmul_int8(c: MatMut<'_>, x: Mat<'_>, w: &QuantizedWeight, acc: Accumula
     assert_eq!((c.rows, c.cols), (m, n), "output shape differs");
     BUFFERS.with(|b| {
         let b = &mut *b.borrow_mut();
-        quantize_rows(x, b);
-        integer_sums(w, m, b);
-        for (i, dst) in c.data.chunks_mut(c.rs).take(m).enumerate() {
-            let a = b.scale[i];
-            let sums = &b.sums[i * n..(i + 1) * n];
-            for ((d, &s), &ws) in dst[..n].iter_mut().zip(sums).zip(&w.scales) {
-                let v = a * ws * s as f32;
-                match acc {
-                    Accumulate::Overwrite => *d = v,
-                    Accumulate::Add => *d += v,
-                }
+        let mut rows = c.data.chunks_mut(c.rs).take(m);
+        // A block of rows at a time, so that its sums are turned into values while in cache.
+        for first in (0..m).step_by(BLOCK_ROWS) {
+            let block = BLOCK_ROWS.min(m - first);
+            let x = Mat {
+                data: &x.data[first * x.rs..],
+                rows: block,
+                ..x
+            };
+            quantize_rows(x, b);
+            kernel_sums(w, block, b);
+            for (i, dst) in rows.by_ref().take(block).enumerate() {
+                let row = Row {
+                    a: b.scale[i],
+                    z: b.zero[i] as i32,
+                    sums: &b.sums[i * n..(i + 1) * n],
+                    q_sums: &w.sums,
+                    scales: &w.scales,
+                };
+                row.write(&mut dst[..n], acc);
             }
         }
     });
+}
+
+/// Rows of `x` quantized and multiplied at a time by [`matmul_int8`].
+const BLOCK_ROWS: usize = 32;
+
+/// One output row's integer sums and what turns them into values:
+/// `y_j = a · s_j · (sums_j − z · q_sums_j)`.
+struct Row<'a> {
+    a: f32,
+    z: i32,
+    sums: &'a [i32],
+    q_sums: &'a [i32],
+    scales: &'a [f32],
+}
+
+impl Row<'_> {
+    /// Writes (or adds) the row's values into `dst`, with the widest vectors the CPU has (the
+    /// same arithmetic, element by element, on every path).
+    fn write(&self, dst: &mut [f32], acc: Accumulate) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F, checked just above.
+                return unsafe { self.write_avx512(dst, acc) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2, checked just above.
+                return unsafe { self.write_avx2(dst, acc) };
+            }
+        }
+        self.write_plain(dst, acc)
+    }
+
+    #[inline(always)]
+    fn write_plain(&self, dst: &mut [f32], acc: Accumulate) {
+        let (a, z, n) = (self.a, self.z, dst.len());
+        let (sums, q_sums, scales) = (&self.sums[..n], &self.q_sums[..n], &self.scales[..n]);
+        let value = |j: usize| a * scales[j] * (sums[j] - z * q_sums[j]) as f32;
+        match acc {
+            Accumulate::Overwrite => (0..n).for_each(|j| dst[j] = value(j)),
+            Accumulate::Add => (0..n).for_each(|j| dst[j] += value(j)),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn write_avx512(&self, dst: &mut [f32], acc: Accumulate) {
+        self.write_plain(dst, acc)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn write_avx2(&self, dst: &mut [f32], acc: Accumulate) {
+        self.write_plain(dst, acc)
+    }
 }
 
 /// One marked tensor `W[n, k]` of an [`Int8Weights`]: its address, shape, and the quantized
@@ -335,7 +398,7 @@ mod tests {
     }
 
     #[test]
-    fn integer_sums_equal_the_plain_loop_oracle() {
+    fn kernel_sums_less_the_zero_points_equal_the_plain_loop_oracle() {
         for &(m, k, n) in &[
             (1, 650, 2600),
             (20, 200, 800),
@@ -347,8 +410,11 @@ mod tests {
             let qw = QuantizedWeight::new(Mat::new(&w, n, k));
             let mut b = Buffers::default();
             quantize_rows(Mat::new(&x, m, k), &mut b);
-            integer_sums(&qw, m, &mut b);
-            assert_eq!(b.sums, oracle(&b, &qw, m), "m={m} k={k} n={n}");
+            kernel_sums(&qw, m, &mut b);
+            let corrected: Vec<i32> = (b.sums[..m * n].chunks_exact(n).zip(&b.zero))
+                .flat_map(|(row, &z)| row.iter().zip(&qw.sums).map(move |(s, q)| s - z as i32 * q))
+                .collect();
+            assert_eq!(corrected, oracle(&b, &qw, m), "m={m} k={k} n={n}");
         }
     }
 
@@ -421,7 +487,9 @@ mod tests {
         assert_eq!(w, again);
         // Within half a step of the original values.
         for ((v, o), s) in w.chunks(k).zip(original.chunks(k)).zip(&s) {
-            v.iter().zip(o).for_each(|(v, o)| assert!((v - o).abs() <= 0.5 * s));
+            v.iter()
+                .zip(o)
+                .for_each(|(v, o)| assert!((v - o).abs() <= 0.5 * s));
         }
     }
 
@@ -444,7 +512,12 @@ mod tests {
         let int8 = |w: &[f32], rows: usize| {
             let mut y = vec![0.0; m * rows];
             let q = QuantizedWeight::new(Mat::new(w, rows, k));
-            matmul_int8(MatMut::new(&mut y, m, rows), Mat::new(&x, m, k), &q, Accumulate::Overwrite);
+            matmul_int8(
+                MatMut::new(&mut y, m, rows),
+                Mat::new(&x, m, k),
+                &q,
+                Accumulate::Overwrite,
+            );
             y
         };
         let f32_whole = product(&w, n);

@@ -192,6 +192,19 @@ impl ParamLayout {
         Ok(params)
     }
 
+    /// The int8 form of `params` that `seqrnn quantize` writes, in memory: every weight matrix
+    /// ([`is_quantized_weight`]) quantized in place and marked, as a quantized run loads.
+    pub fn quantize(&self, mut params: Vec<f32>) -> Weights {
+        let int8: Vec<_> = (self.entries.iter())
+            .filter(|e| e.alias_of.is_none() && is_quantized_weight(&e.name, &e.shape))
+            .map(|e| (e.range.clone(), e.shape[1]))
+            .collect();
+        for (range, k) in &int8 {
+            crate::linalg::int8::quantize_in_place(&mut params[range.clone()], *k);
+        }
+        Weights::int8(params, int8)
+    }
+
     /// [`ParamLayout::from_file`] for inference: the tensors the file stores in 8 bits
     /// ([`TensorFile::int8`], written by `seqrnn quantize`) run their products in int8.
     pub fn weights_from_file(&self, file: &TensorFile, path: &Path, what: &str) -> Result<Weights> {
@@ -205,6 +218,15 @@ impl ParamLayout {
             .collect();
         Ok(Weights::int8(params, int8))
     }
+}
+
+/// Whether a tensor of a model is a weight matrix that quantization (`seqrnn quantize`,
+/// [`ParamLayout::quantize`]) stores in 8 bits: every 2-D tensor named `….weight` or
+/// `….weight_*` (PyTorch's names of the input, recurrent, output and embedding matrices);
+/// transition scores, attention vectors and biases stay f32.
+pub fn is_quantized_weight(name: &str, shape: &[usize]) -> bool {
+    let last = name.rsplit('.').next().unwrap_or(name);
+    shape.len() == 2 && shape[1] > 0 && (last == "weight" || last.starts_with("weight_"))
 }
 
 /// A trained model's parameter block as read from its file: the f32 values every pass reads,

@@ -217,16 +217,8 @@ pub struct QuantizeReport {
     pub int8_bytes: u64,
 }
 
-/// Whether a tensor of a model file is a weight matrix that [`quantize`] stores in 8 bits:
-/// every 2-D tensor named `….weight` or `….weight_*` (PyTorch's names of the input, recurrent,
-/// output and embedding matrices); transition scores, attention vectors and biases stay f32.
-pub fn is_quantized_weight(name: &str, shape: &[usize]) -> bool {
-    let last = name.rsplit('.').next().unwrap_or(name);
-    shape.len() == 2 && shape[1] > 0 && (last == "weight" || last.starts_with("weight_"))
-}
-
 /// Writes into `out` an int8 copy of the finished run in `dir`, of any task: its weight
-/// matrices ([`is_quantized_weight`]) in 8 bits with one scale per output channel
+/// matrices ([`crate::model::layout::is_quantized_weight`]) in 8 bits with one scale per output channel
 /// (`linalg::int8`), everything else as it was (biases, transition scores, vocabularies,
 /// configuration with `"quantized": "int8"`). Loaded ([`load`]), the copy runs every product
 /// with those matrices on the integer kernels; training from it is refused
@@ -254,7 +246,7 @@ pub fn quantize(dir: impl AsRef<Path>, out: impl AsRef<Path>) -> Result<Quantize
     }
     let mut file = TensorFile::load(&from.model_path())?;
     let names: Vec<String> = (file.tensors.iter())
-        .filter(|(n, t)| is_quantized_weight(n, &t.shape))
+        .filter(|(n, t)| crate::model::layout::is_quantized_weight(n, &t.shape))
         .map(|(n, _)| n.clone())
         .collect();
     for name in &names {

@@ -154,6 +154,9 @@ pub struct LmBenchConfig {
     pub steps: usize,
     /// Untimed steps before timing.
     pub warmup: usize,
+    /// Also time evaluation and generation with the weights quantized to int8 (as `seqrnn
+    /// quantize` stores them), after the f32 figures.
+    pub int8: bool,
 }
 
 impl Default for LmBenchConfig {
@@ -167,6 +170,7 @@ impl Default for LmBenchConfig {
             vocab: 10_000,
             steps: 100,
             warmup: 5,
+            int8: false,
         }
     }
 }
@@ -212,8 +216,6 @@ impl LmBenchConfig {
 pub struct LmBench {
     /// Trained tokens per second: forward, backward, clipping and SGD update of `T·B` tokens.
     pub train_tokens_per_s: f64,
-    /// Evaluated tokens per second (forward and loss, no caching).
-    pub eval_tokens_per_s: f64,
     /// FLOPs of the forward pass per token: `2 · (Σ_l G·H·(I_l + H) + H·V)`; training counts
     /// three times this.
     pub forward_flops_per_token: f64,
@@ -226,9 +228,129 @@ pub struct LmBench {
     pub gemm_peak_gflops: f64,
     /// Parameters of the model.
     pub params: usize,
-    /// Milliseconds per generated token at batch 1 (a step of the stack, the output layer and
-    /// a draw from `softmax(logits / 0.8)`), over `generate_tokens` tokens.
+    /// The f32 evaluation and generation figures.
+    pub f32: Inference,
+    /// The same with int8 weights, when asked for ([`LmBenchConfig::int8`]).
+    pub int8: Option<Inference>,
+}
+
+/// Inference figures of a language model ([`inference`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Inference {
+    /// Evaluated tokens per second (forward and loss, no caching, state carried).
+    pub eval_tokens_per_s: f64,
+    /// Mean cross-entropy of the timed windows, nats per token.
+    pub eval_loss: f64,
+    /// Milliseconds per generated token at batch 1, sampling at temperature 0.8, over
+    /// [`GENERATE_TOKENS`] tokens.
     pub generate_ms_per_token: f64,
+}
+
+/// Times `steps` evaluation windows `shape` of `stream` (after `warmup` untimed ones, the state
+/// carried from window to window), then [`GENERATE_TOKENS`] tokens of generation at batch 1.
+/// `params` may be int8 weights ([`crate::model::Weights`]): every product with them runs on the
+/// integer kernels.
+///
+/// # Errors
+/// [`crate::Error::Config`] when `stream` holds fewer than `(warmup + steps)` windows; the
+/// model's shape errors.
+pub fn inference(
+    model: &LanguageModel,
+    params: &[f32],
+    stream: &[u32],
+    shape: SeqShape,
+    steps: usize,
+    warmup: usize,
+) -> Result<Inference> {
+    let data = Batched::new(stream, shape.b)?;
+    let all = data.windows(shape.t);
+    if all.len() < warmup + steps {
+        return Err(crate::error::Error::Config(format!(
+            "{} windows of {}×{} tokens need a longer stream",
+            warmup + steps,
+            shape.t,
+            shape.b
+        )));
+    }
+    let mut ws = LmWorkspace::default();
+    let mut state = model.zero_state(shape.b);
+    let mut eval = |w| {
+        let (x, y) = (data.inputs(w), data.targets(w));
+        model.eval_loss(params, x, y, shape, &mut state, &mut ws)
+    };
+    for &w in all.iter().take(warmup) {
+        eval(w)?;
+    }
+    let t0 = Instant::now();
+    let mut loss = 0.0;
+    for &w in all.iter().skip(warmup).take(steps) {
+        loss += eval(w)?;
+    }
+    let eval_s = t0.elapsed().as_secs_f64();
+    let decoding = crate::tasks::lm::generate::Decoding::Sample {
+        temperature: 0.8,
+        top_k: None,
+        top_p: None,
+    };
+    // `n` tokens from a prompt of token 0 at batch 1, drawn with `seed`.
+    let generate = |n, seed| {
+        crate::tasks::lm::generate::generate(
+            &mut crate::tasks::lm::generate::LmStepper::new(model, params),
+            &[0],
+            n,
+            decoding,
+            seed,
+        )
+    };
+    generate(20, 6)?;
+    let t0 = Instant::now();
+    generate(GENERATE_TOKENS, 7)?;
+    Ok(Inference {
+        eval_tokens_per_s: (steps * shape.t * shape.b) as f64 / eval_s,
+        eval_loss: loss / (steps * shape.t * shape.b) as f64,
+        generate_ms_per_token: t0.elapsed().as_secs_f64() * 1e3 / GENERATE_TOKENS as f64,
+    })
+}
+
+/// A random token stream over `vocab` tokens for `windows` windows `shape` (and one more token
+/// per column for the last targets).
+fn random_stream(vocab: usize, windows: usize, shape: SeqShape) -> Vec<u32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    (0..windows * shape.t * shape.b + shape.b)
+        .map(|_| rng.random_range(0..vocab as u32))
+        .collect()
+}
+
+/// Figures of a trained run's inference ([`run`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunBench {
+    /// Whether the run's weights are int8 (`seqrnn quantize`).
+    pub int8: bool,
+    /// Parameters of the model.
+    pub params: usize,
+    /// Evaluation (on random tokens of its vocabulary) and generation.
+    pub inference: Inference,
+}
+
+/// Times the inference of the trained language model in `dir`, f32 or int8, as [`inference`]
+/// on a random token stream of its vocabulary in windows `shape`.
+///
+/// # Errors
+/// Those of [`crate::lm::Trained::load`] (a run of another task is refused) and [`inference`].
+pub fn run(
+    dir: &std::path::Path,
+    shape: SeqShape,
+    steps: usize,
+    warmup: usize,
+) -> Result<RunBench> {
+    let m = crate::tasks::lm::Trained::load(dir)?;
+    let stream = random_stream(m.model.config().vocab, steps + warmup, shape);
+    let inference = inference(&m.model, &m.params, &stream, shape, steps, warmup)?;
+    Ok(RunBench {
+        int8: m.params.is_int8(),
+        params: m.params.len(),
+        inference,
+    })
 }
 
 /// Runs real training steps ([`LmTask`]'s forward and backward, clipping at
@@ -240,13 +362,8 @@ pub fn lm(cfg: LmBenchConfig) -> Result<LmBench> {
     let model = LanguageModel::new(cfg.model_config())?;
     let mut params = model.init_params(LmInit::Uniform(0.1), 1)?;
     let (t, b) = (cfg.bptt, cfg.batch);
-    let windows = cfg.steps + cfg.warmup;
-    let mut rng = ChaCha8Rng::seed_from_u64(4);
-    let stream: Vec<u32> = (0..windows * t * b + b)
-        .map(|_| rng.random_range(0..cfg.vocab as u32))
-        .collect();
-    let data = Batched::new(&stream, b)?;
-    let all = data.windows(t);
+    let shape = SeqShape { t, b };
+    let stream = random_stream(cfg.vocab, cfg.steps + cfg.warmup, shape);
     let mut vocab = Vocab::new();
     for i in 0..cfg.vocab {
         vocab.add(&i.to_string());
@@ -259,7 +376,6 @@ pub fn lm(cfg: LmBenchConfig) -> Result<LmBench> {
     let mut task = LmTask::over(&model, &vocab, &stream, &stream, &train_cfg, "bench")?;
     let mut grads = vec![0.0; model.num_params()];
     let mut drop_rng = crate::dropout::rng_from_seed(5);
-    let shape = SeqShape { t, b };
     // The loop's step with clipping at 0.25 and SGD at lr 1.
     let mut step = |params: &mut [f32], i: usize| -> Result<()> {
         grads.fill(0.0);
@@ -276,60 +392,29 @@ pub fn lm(cfg: LmBenchConfig) -> Result<LmBench> {
         step(&mut params, i)?;
     }
     let train_s = t0.elapsed().as_secs_f64();
-    let mut ws = LmWorkspace::default();
-    let mut state = model.zero_state(b);
-    // One evaluation window; the state carries over from window to window.
-    let mut eval = |w| {
-        model.eval_loss(
-            &params,
-            data.inputs(w),
-            data.targets(w),
-            shape,
-            &mut state,
-            &mut ws,
-        )
+    let f32 = inference(&model, &params, &stream, shape, cfg.steps, cfg.warmup)?;
+    let int8 = match cfg.int8 {
+        true => {
+            let weights = model.param_layout().quantize(params);
+            Some(inference(
+                &model, &weights, &stream, shape, cfg.steps, cfg.warmup,
+            )?)
+        }
+        false => None,
     };
-    for &w in all.iter().take(cfg.warmup) {
-        eval(w)?;
-    }
-    let t0 = Instant::now();
-    for &w in all.iter().skip(cfg.warmup).take(cfg.steps) {
-        eval(w)?;
-    }
-    let eval_s = t0.elapsed().as_secs_f64();
-    let decoding = crate::tasks::lm::generate::Decoding::Sample {
-        temperature: 0.8,
-        top_k: None,
-        top_p: None,
-    };
-    // `n` tokens from a prompt of token 0 at batch 1, drawn with `seed`.
-    let generate = |n, seed| {
-        crate::tasks::lm::generate::generate(
-            &mut crate::tasks::lm::generate::LmStepper::new(&model, &params),
-            &[0],
-            n,
-            decoding,
-            seed,
-        )
-    };
-    generate(20, 6)?;
-    let t0 = Instant::now();
-    generate(GENERATE_TOKENS, 7)?;
-    let generate_ms_per_token = t0.elapsed().as_secs_f64() * 1e3 / GENERATE_TOKENS as f64;
     let tokens = (cfg.steps * t * b) as f64;
     let rc = model.rnn().config();
     let flops = forward_flops(rc, SeqShape { t: 1, b: 1 }) + 2.0 * (cfg.hidden * cfg.vocab) as f64;
     let train_tokens_per_s = tokens / train_s;
-    let eval_tokens_per_s = tokens / eval_s;
     Ok(LmBench {
         train_tokens_per_s,
-        eval_tokens_per_s,
         forward_flops_per_token: flops,
         train_gflops: 3.0 * flops * train_tokens_per_s / 1e9,
-        eval_gflops: flops * eval_tokens_per_s / 1e9,
+        eval_gflops: flops * f32.eval_tokens_per_s / 1e9,
         gemm_peak_gflops: gemm_peak_gflops(),
         params: model.num_params(),
-        generate_ms_per_token,
+        f32,
+        int8,
     })
 }
 
@@ -402,16 +487,23 @@ mod tests {
             vocab: 50,
             steps: 2,
             warmup: 1,
+            int8: true,
             ..Default::default()
         };
         let r = lm(cfg).unwrap();
+        let q = r.int8.unwrap();
+        // Random weights near zero predict near-uniformly, in f32 and in int8.
+        assert!((r.f32.eval_loss - 50f64.ln()).abs() < 0.1, "{r:?}");
+        assert!((q.eval_loss - r.f32.eval_loss).abs() < 0.01, "{r:?}");
         // Forward FLOPs per token: 2 · (4·8·(8 + 8) + 8·50).
         assert_eq!(r.forward_flops_per_token, 2.0 * (512.0 + 400.0));
         assert_eq!(r.params, 50 * 8 + 4 * 8 * 16 + 2 * 4 * 8 + 50 * 8 + 50);
         for v in [
             r.train_tokens_per_s,
-            r.eval_tokens_per_s,
-            r.generate_ms_per_token,
+            r.f32.eval_tokens_per_s,
+            r.f32.generate_ms_per_token,
+            q.eval_tokens_per_s,
+            q.generate_ms_per_token,
             r.gemm_peak_gflops,
         ] {
             assert!(v.is_finite() && v > 0.0, "{r:?}");
