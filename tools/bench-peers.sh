@@ -11,6 +11,8 @@
 #   python3 -m venv /tmp/peer-keras && /tmp/peer-keras/bin/pip install tensorflow-cpu keras numpy
 # With SEQRNN_MKL naming a second binary built with `--features mkl` (docs/performance.md), each
 # language-model figure of seqrnn is also taken with it, right after the default one.
+# With RUN naming a trained language-model run, it is quantized (`seqrnn quantize`) and both are
+# timed and scored beside PyTorch's dynamic quantization of the same weights.
 # Every figure lands as one JSON file in OUT_DIR (default /tmp/bench-peers); peak resident memory
 # comes from `/usr/bin/time -v`.
 set -u
@@ -54,4 +56,21 @@ echo "== lstm 200, 1 thread ($(date +%T))"
 $S bench lm --cell lstm --hidden 200 --threads 1 --steps 100 --json | tee "$OUT/s-lstm200-1t.json"
 if [ -n "$SM" ]; then $SM bench lm --cell lstm --hidden 200 --threads 1 --steps 100 --json | tee "$OUT/m-lstm200-1t.json"; fi
 "$TORCH_PY" "$P/torch_lm.py" --data "$D" --cell lstm --hidden 200 --steps 100 --threads 1 | tee "$OUT/t-lstm200-1t.json"
+echo "== int8 inference ($(date +%T))"
+# seqrnn's int8 weights (`bench lm --int8`) beside PyTorch's quantize_dynamic, random weights.
+for cfg in "lstm 200 100" "gru 200 100" "lstm 650 30" "gru 650 30"; do
+  set -- $cfg; c=$1; h=$2; n=$3
+  $S bench lm --cell $c --hidden $h --threads 2 --steps $n --int8 --json | tee "$OUT/q-$c$h.json"
+  "$TORCH_PY" tools/peers/torch_int8.py --cell $c --hidden $h --threads 2 --steps $n 2>/dev/null | tee "$OUT/tq-$c$h.json"
+done
+# A trained run and its `seqrnn quantize` copy (RUN=runs/ptb-small), and PyTorch's quantization of
+# the same weights, with the perplexity of each on the validation split.
+if [ -n "${RUN:-}" ]; then
+  rm -rf "$OUT/run-int8"; $S quantize --model "$RUN" --out "$OUT/run-int8" --json | tee "$OUT/run-quantize.json"
+  for r in "$RUN" "$OUT/run-int8"; do
+    $S bench run --model "$r" --threads 2 --json
+    $S eval --model "$r" --data "$D" --split valid --threads 2 --json
+  done | tee "$OUT/run-bench.json"
+  "$TORCH_PY" tools/peers/torch_int8.py --model "$RUN" --data "$D" --split valid --threads 2 2>/dev/null | tee "$OUT/run-torch.json"
+fi
 echo "== done $(date +%T)"
