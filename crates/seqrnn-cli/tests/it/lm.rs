@@ -614,3 +614,61 @@ fn a_diverging_loss_stops_with_advice() {
     // No checkpoint was reached, so the folder is not left looking like a run.
     assert!(!run.join("config.json").exists());
 }
+
+#[test]
+fn a_quantized_copy_evaluates_generates_and_benchmarks_but_does_not_train() {
+    let d = scratch("quantize");
+    corpus(&d);
+    let data = d.to_str().unwrap();
+    let (run, q) = (d.join("run"), d.join("run-int8"));
+    let (run_s, q_s) = (run.to_str().unwrap(), q.to_str().unwrap());
+    ok(&seqrnn(&small_train_with(
+        data,
+        run_s,
+        &[("--hidden", "16")],
+    )));
+    let made = json(&ok(&seqrnn(&[
+        "quantize", "--model", run_s, "--out", q_s, "--json",
+    ])));
+    assert_eq!(made["task"], "lm");
+    assert_eq!(made["quantized"], "int8");
+    // embedding, input and recurrent weights, decoder
+    assert_eq!(made["tensors"].as_array().unwrap().len(), 4, "{made}");
+    let loss = |r: &str| {
+        let out = ok(&seqrnn(&[
+            "eval", "--model", r, "--data", data, "--split", "valid", "--json",
+        ]));
+        json(out.lines().last().unwrap())["valid_loss"]
+            .as_f64()
+            .unwrap()
+    };
+    let (f, i) = (loss(run_s), loss(q_s));
+    assert!((f - i).abs() < 0.01 * f, "f32 {f}, int8 {i}");
+    let text = ok(&seqrnn(&[
+        "generate", "--model", q_s, "--prompt", "the cat", "--tokens", "5", "--seed", "3",
+    ]));
+    assert!(text.starts_with("the cat"), "{text}");
+    let bench = json(&ok(&seqrnn(&[
+        "bench", "run", "--model", q_s, "--steps", "2", "--batch", "2", "--bptt", "3", "--json",
+    ])));
+    assert_eq!(bench["weights"], "int8");
+    // Refusals: a second quantization, training on from it, a folder holding a run.
+    fails(
+        &seqrnn(&[
+            "quantize",
+            "--model",
+            q_s,
+            "--out",
+            d.join("again").to_str().unwrap(),
+        ]),
+        "quantized already",
+    );
+    fails(
+        &seqrnn(&["train", "--data", data, "--out", q_s, "--resume"]),
+        "int8-quantized model",
+    );
+    fails(
+        &seqrnn(&["quantize", "--model", run_s, "--out", q_s]),
+        "already",
+    );
+}
