@@ -135,7 +135,7 @@ fn level(v: f32, s: f32) -> i8 {
 /// # Panics
 /// If `k` is 0 or does not divide `w.len()`.
 pub fn quantize_in_place(w: &mut [f32], k: usize) -> Vec<f32> {
-    assert!(k > 0 && w.len() % k == 0, "rows of {k} values");
+    assert!(k > 0 && w.len().is_multiple_of(k), "rows of {k} values");
     w.chunks_exact_mut(k)
         .map(|row| {
             let s = scale_of(row.iter().copied());
@@ -299,8 +299,11 @@ struct Region {
     addr: usize,
     n: usize,
     k: usize,
-    packs: Mutex<Vec<((usize, usize), Arc<QuantizedWeight>)>>,
+    packs: Mutex<Vec<Pack>>,
 }
+
+/// A quantized pack of rows `first..first + rows` of a marked tensor: `((first, rows), pack)`.
+type Pack = ((usize, usize), Arc<QuantizedWeight>);
 
 /// Every marked tensor of the process; [`MARKED`] counts them, so that a process with none
 /// (every training run) pays one atomic load per product.
@@ -328,7 +331,10 @@ impl Int8Weights {
         let owner = OWNERS.fetch_add(1, Ordering::Relaxed);
         let mut regions = REGIONS.write().unwrap_or_else(|e| e.into_inner());
         for (values, k) in tensors {
-            assert!(k > 0 && values.len() % k == 0, "rows of {k} values");
+            assert!(
+                k > 0 && values.len().is_multiple_of(k),
+                "rows of {k} values"
+            );
             regions.push(Region {
                 owner,
                 addr: values.as_ptr() as usize,
@@ -362,7 +368,10 @@ pub(super) fn marked(b: Mat<'_>) -> Option<Arc<QuantizedWeight>> {
     let regions = REGIONS.read().unwrap_or_else(|e| e.into_inner());
     let region = regions.iter().find(|r| {
         let end = r.addr + 4 * r.n * r.k;
-        r.k == k && b.cs == k && (r.addr..end).contains(&addr) && (addr - r.addr) % (4 * k) == 0
+        r.k == k
+            && b.cs == k
+            && (r.addr..end).contains(&addr)
+            && (addr - r.addr).is_multiple_of(4 * k)
     })?;
     let first = (addr - region.addr) / (4 * k);
     if first + n > region.n {
