@@ -210,31 +210,56 @@ pub fn matmul_int8(c: MatMut<'_>, x: Mat<'_>, w: &QuantizedWeight, acc: Accumula
     let (m, n) = (x.rows, w.rows());
     assert_eq!(x.cols, w.k, "inner dimensions differ");
     assert_eq!((c.rows, c.cols), (m, n), "output shape differs");
-    BUFFERS.with(|b| {
-        let b = &mut *b.borrow_mut();
-        let mut rows = c.data.chunks_mut(c.rs).take(m);
-        // A block of rows at a time, so that its sums are turned into values while in cache.
-        for first in (0..m).step_by(BLOCK_ROWS) {
-            let block = BLOCK_ROWS.min(m - first);
-            let x = Mat {
-                data: &x.data[first * x.rs..],
-                rows: block,
-                ..x
-            };
-            quantize_rows(x, b);
-            kernel_sums(w, block, b);
-            for (i, dst) in rows.by_ref().take(block).enumerate() {
-                let row = Row {
-                    a: b.scale[i],
-                    z: b.zero[i] as i32,
-                    sums: &b.sums[i * n..(i + 1) * n],
-                    q_sums: &w.sums,
-                    scales: &w.scales,
-                };
-                row.write(&mut dst[..n], acc);
-            }
-        }
-    });
+    if m == 0 || n == 0 {
+        return;
+    }
+    // Blocks of rows, each quantized, multiplied and turned into values while its sums are in
+    // cache, on the threads that products may use (each with its own buffers).
+    let stride = c.rs.max(n);
+    let out = &mut c.data[..(m - 1) * stride + n];
+    let block = |(index, out): (usize, &mut [f32])| {
+        let first = index * BLOCK_ROWS;
+        let x = Mat {
+            data: &x.data[first * x.rs..],
+            rows: BLOCK_ROWS.min(m - first),
+            ..x
+        };
+        BUFFERS.with(|b| product_block(out, stride, x, w, acc, &mut b.borrow_mut()));
+    };
+    if m > BLOCK_ROWS && super::threads() > 1 {
+        use rayon::prelude::*;
+        out.par_chunks_mut(BLOCK_ROWS * stride)
+            .enumerate()
+            .for_each(block);
+    } else {
+        out.chunks_mut(BLOCK_ROWS * stride)
+            .enumerate()
+            .for_each(block);
+    }
+}
+
+/// One block of [`matmul_int8`]: `out` holds its rows of `C`, `stride` apart.
+fn product_block(
+    out: &mut [f32],
+    stride: usize,
+    x: Mat<'_>,
+    w: &QuantizedWeight,
+    acc: Accumulate,
+    b: &mut Buffers,
+) {
+    let n = w.rows();
+    quantize_rows(x, b);
+    kernel_sums(w, x.rows, b);
+    for (i, dst) in out.chunks_mut(stride).take(x.rows).enumerate() {
+        let row = Row {
+            a: b.scale[i],
+            z: b.zero[i] as i32,
+            sums: &b.sums[i * n..(i + 1) * n],
+            q_sums: &w.sums,
+            scales: &w.scales,
+        };
+        row.write(&mut dst[..n], acc);
+    }
 }
 
 /// Rows of `x` quantized and multiplied at a time by [`matmul_int8`].
