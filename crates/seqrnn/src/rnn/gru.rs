@@ -17,7 +17,6 @@ use super::activation::{sigmoid, tanh};
 /// - `hn[B, H]`: written `W_hn h_{t-1} + b_hn` (training keeps it for backward; inference passes
 ///   scratch).
 /// - `h[B, H]`: read `h_{t-1}`, written `h_t`.
-#[multiversion::multiversion(targets = "simd")]
 pub fn forward_gates_reset_after(
     pre: &mut [f32],
     hg: &[f32],
@@ -25,6 +24,26 @@ pub fn forward_gates_reset_after(
     hn: &mut [f32],
     h: &mut [f32],
     hidden: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        unsafe { forward_gates_reset_after_avx2(pre, hg, b_hn, hn, h, hidden) };
+        return;
+    }
+    forward_gates_reset_after_scalar(pre, hg, b_hn, hn, h, hidden, 0);
+}
+
+/// [`forward_gates_reset_after`] one column at a time, for columns `from..H` of every row: the
+/// reference of the vector version and its tail.
+fn forward_gates_reset_after_scalar(
+    pre: &mut [f32],
+    hg: &[f32],
+    b_hn: &[f32],
+    hn: &mut [f32],
+    h: &mut [f32],
+    hidden: usize,
+    from: usize,
 ) {
     let hs = hidden;
     for (((p, q), h), hn_row) in pre
@@ -37,7 +56,7 @@ pub fn forward_gates_reset_after(
         let (pz, pn) = rest.split_at_mut(hs);
         let (qr, rest) = q.split_at(hs);
         let (qz, qn) = rest.split_at(hs);
-        for j in 0..hs {
+        for j in from..hs {
             let r = sigmoid(pr[j] + qr[j]);
             let z = sigmoid(pz[j] + qz[j]);
             let hnj = qn[j] + b_hn[j];
@@ -48,6 +67,65 @@ pub fn forward_gates_reset_after(
             pn[j] = n;
             hn_row[j] = hnj;
         }
+    }
+}
+
+/// [`forward_gates_reset_after`] eight columns at a time with AVX2; the last `H mod 8` columns
+/// of each row go through [`forward_gates_reset_after_scalar`]. Bit-identical to the scalar
+/// pass (the same operations in the same order; the activations are those of the LSTM's
+/// vector pass).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn forward_gates_reset_after_avx2(
+    pre: &mut [f32],
+    hg: &[f32],
+    b_hn: &[f32],
+    hn: &mut [f32],
+    h: &mut [f32],
+    hidden: usize,
+) {
+    use super::activation::avx2::{sigmoid8, tanh8};
+    use std::arch::x86_64::*;
+    let hs = hidden;
+    let main = hs - hs % 8;
+    let rows = h.len() / hs;
+    assert!(pre.len() >= rows * 3 * hs && hg.len() >= rows * 3 * hs);
+    assert!(hn.len() >= rows * hs && b_hn.len() >= hs);
+    for row in 0..rows {
+        let p = pre[row * 3 * hs..].as_mut_ptr();
+        let q = hg[row * 3 * hs..].as_ptr();
+        let hr = h[row * hs..].as_mut_ptr();
+        let nr = hn[row * hs..].as_mut_ptr();
+        for j in (0..main).step_by(8) {
+            // SAFETY: j + 8 ≤ H, so every access stays inside row `row` of its buffer (checked
+            // above).
+            unsafe {
+                let load = |ptr: *const f32| _mm256_loadu_ps(ptr);
+                let r = sigmoid8(_mm256_add_ps(load(p.add(j)), load(q.add(j))));
+                let z = sigmoid8(_mm256_add_ps(load(p.add(hs + j)), load(q.add(hs + j))));
+                let hnj = _mm256_add_ps(load(q.add(2 * hs + j)), load(b_hn.as_ptr().add(j)));
+                let n = tanh8(_mm256_add_ps(
+                    load(p.add(2 * hs + j)),
+                    _mm256_mul_ps(r, hnj),
+                ));
+                let one_minus_z = _mm256_sub_ps(_mm256_set1_ps(1.0), z);
+                let hj = _mm256_add_ps(
+                    _mm256_mul_ps(one_minus_z, n),
+                    _mm256_mul_ps(z, load(hr.add(j))),
+                );
+                _mm256_storeu_ps(hr.add(j), hj);
+                _mm256_storeu_ps(p.add(j), r);
+                _mm256_storeu_ps(p.add(hs + j), z);
+                _mm256_storeu_ps(p.add(2 * hs + j), n);
+                _mm256_storeu_ps(nr.add(j), hnj);
+            }
+        }
+    }
+    if main < hs {
+        forward_gates_reset_after_scalar(pre, hg, b_hn, hn, h, hidden, main);
     }
 }
 
@@ -208,5 +286,37 @@ pub fn backward_r_reset_before(
             dr[j] = drh[j] * hp[j] * r * (1.0 - r);
             dh[j] = dh[j] * gz[j] + drh[j] * r;
         }
+    }
+}
+
+#[cfg(test)]
+mod vector_tests {
+    use super::*;
+
+    #[test]
+    fn vector_reset_after_gates_equal_the_scalar_pass_bit_for_bit() {
+        // H = 13: one vector block and a scalar tail per row; values up to the clamps and NaN.
+        let (b, hs) = (3, 13);
+        let mut seed = 11u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 * 40.0 - 20.0
+        };
+        let mut pre: Vec<f32> = (0..b * 3 * hs).map(|_| next()).collect();
+        pre[5] = 200.0;
+        pre[6] = -200.0;
+        pre[7] = f32::NAN;
+        let hg: Vec<f32> = (0..b * 3 * hs).map(|_| next() / 2.0).collect();
+        let b_hn: Vec<f32> = (0..hs).map(|_| next() / 8.0).collect();
+        let h: Vec<f32> = (0..b * hs).map(|_| next() / 20.0).collect();
+        let (mut p1, mut h1, mut n1) = (pre.clone(), h.clone(), vec![0.0; b * hs]);
+        let (mut p2, mut h2, mut n2) = (pre, h, vec![0.0; b * hs]);
+        forward_gates_reset_after(&mut p1, &hg, &b_hn, &mut n1, &mut h1, hs);
+        forward_gates_reset_after_scalar(&mut p2, &hg, &b_hn, &mut n2, &mut h2, hs, 0);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&p1), bits(&p2));
+        assert_eq!(bits(&h1), bits(&h2));
+        assert_eq!(bits(&n1), bits(&n2));
+        assert!(p1[7].is_nan());
     }
 }
