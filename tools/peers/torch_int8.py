@@ -17,7 +17,7 @@ Usage:
   python torch_int8.py --cell lstm --hidden 200 --layers 2 --vocab 10000 --threads 2 [--steps 100]
   python torch_int8.py --model RUN [--data DIR --split valid] --threads 2
 """
-import argparse, json, math, os, struct, time
+import argparse, json, math, os, re, struct, time
 import torch, torch.nn as nn
 
 p = argparse.ArgumentParser()
@@ -51,7 +51,9 @@ if a.model:
     cfg = json.load(open(os.path.join(a.model, 'config.json')))['model']
     a.cell, a.hidden, a.layers, a.vocab = cfg['cell'], cfg['hidden'], cfg['layers'], cfg['vocab']
     embed = cfg['embed']
-    vocab_words = open(os.path.join(a.model, 'vocab.txt')).read().split('\n')[:a.vocab]
+    # vocab.txt escapes a backslash as `\\` and a newline as `\n` (seqrnn::data::vocab).
+    unescape = lambda t: re.sub(r'\\(.)', lambda m: '\n' if m.group(1) == 'n' else m.group(1), t)
+    vocab_words = [unescape(t) for t in open(os.path.join(a.model, 'vocab.txt'), encoding='utf-8').read().split('\n')[:a.vocab]]
 else:
     embed = a.hidden
 
