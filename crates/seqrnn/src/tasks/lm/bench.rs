@@ -492,8 +492,9 @@ mod tests {
         };
         let r = lm(cfg).unwrap();
         let q = r.int8.unwrap();
-        // Random weights near zero predict near-uniformly, in f32 and in int8.
-        assert!((r.f32.eval_loss - 50f64.ln()).abs() < 0.1, "{r:?}");
+        // Three steps from weights near zero leave the loss near the uniform ln 50, and int8
+        // within a hundredth of f32.
+        assert!((r.f32.eval_loss - 50f64.ln()).abs() < 0.5, "{r:?}");
         assert!((q.eval_loss - r.f32.eval_loss).abs() < 0.01, "{r:?}");
         // Forward FLOPs per token: 2 · (4·8·(8 + 8) + 8·50).
         assert_eq!(r.forward_flops_per_token, 2.0 * (512.0 + 400.0));
