@@ -271,13 +271,6 @@ impl Weights {
     pub fn is_int8(&self) -> bool {
         self.mark.is_some()
     }
-
-    /// The values, no longer marked.
-    pub fn into_vec(self) -> Vec<f32> {
-        let Weights { values, mark, .. } = self;
-        drop(mark);
-        values
-    }
 }
 
 impl std::ops::Deref for Weights {
