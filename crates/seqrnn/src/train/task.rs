@@ -410,10 +410,10 @@ pub trait Task {
         w.layout.to_file(params, w.format)
     }
     /// Reads weights written by [`Task::tensors`] back (`path` names the file in errors); 8-bit
-    /// weights are refused ([`crate::Error::Quantized`]): they are for inference only.
+    /// weights are refused ([`crate::error::Error::Quantized`]): they are for inference only.
     fn params_from(&self, file: &TensorFile, path: &Path) -> Result<Vec<f32>> {
         if !file.int8.is_empty() {
-            return Err(crate::Error::Quantized {
+            return Err(crate::error::Error::Quantized {
                 path: path.to_path_buf(),
             });
         }

@@ -252,7 +252,7 @@ pub struct Inference {
 /// integer kernels.
 ///
 /// # Errors
-/// [`crate::Error::Config`] when `stream` holds fewer than `(warmup + steps)` windows; the
+/// [`crate::error::Error::Config`] when `stream` holds fewer than `(warmup + steps)` windows; the
 /// model's shape errors.
 pub fn inference(
     model: &LanguageModel,
