@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use seqrnn::lm::bench::{Inference, LayerBench};
+use seqrnn::lm::bench::{Inference, LayerBench, LmBench, LmBenchConfig};
 use seqrnn::rnn::{Direction, RnnConfig, SeqShape};
 
 use crate::CellArg;
@@ -120,7 +120,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
 
 fn lm(a: LmArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
-    let cfg = seqrnn::lm::bench::LmBenchConfig {
+    let cfg = LmBenchConfig {
         cell: a.cell.into(),
         hidden: a.hidden,
         layers: a.layers,
@@ -132,73 +132,83 @@ fn lm(a: LmArgs) -> Result<()> {
         ..Default::default()
     };
     let r = seqrnn::lm::bench::lm(cfg)?;
-    let threads = seqrnn::linalg::threads();
     let peak = seqrnn::lm::bench::peak_rss_bytes().map(|b| b as f64 / (1 << 20) as f64);
     if a.json {
-        let v = serde_json::json!({
-            "cell": cfg.cell.name(),
-            "hidden": cfg.hidden,
-            "layers": cfg.layers,
-            "batch": cfg.batch,
-            "bptt": cfg.bptt,
-            "vocab": cfg.vocab,
-            "threads": threads,
-            "steps": cfg.steps,
-            "params": r.params,
-            "train_tokens_per_s": r.train_tokens_per_s,
-            "eval_tokens_per_s": r.f32.eval_tokens_per_s,
-            "train_gflops": r.train_gflops,
-            "eval_gflops": r.eval_gflops,
-            "gemm_peak_gflops": r.gemm_peak_gflops,
-            "train_fraction_of_peak": r.train_gflops / r.gemm_peak_gflops,
-            "generate_ms_per_token": r.f32.generate_ms_per_token,
-            "int8": r.int8.map(inference_json),
-            "peak_rss_mib": peak,
-        });
-        println!("{v}");
+        print_lm_json(&cfg, &r, peak);
     } else {
-        println!(
-            "{} LM {}×{}, V={}, T={} B={}, {} thread{}, {} timed steps, {} parameters",
-            cfg.cell.name(),
-            cfg.layers,
-            cfg.hidden,
-            cfg.vocab,
-            cfg.bptt,
-            cfg.batch,
-            threads,
-            if threads == 1 { "" } else { "s" },
-            cfg.steps,
-            r.params
-        );
-        println!(
-            "  train  {:>9.0} tokens/s  {:6.1} GFLOP/s  {:4.1}% of peak",
-            r.train_tokens_per_s,
-            r.train_gflops,
-            100.0 * r.train_gflops / r.gemm_peak_gflops
-        );
-        println!(
-            "  eval   {:>9.0} tokens/s  {:6.1} GFLOP/s  {:4.1}% of peak",
-            r.f32.eval_tokens_per_s,
-            r.eval_gflops,
-            100.0 * r.eval_gflops / r.gemm_peak_gflops
-        );
-        println!(
-            "  generate {:.3} ms/token at batch 1 (sampling at temperature 0.8)",
-            r.f32.generate_ms_per_token
-        );
-        if let Some(q) = r.int8 {
-            print_int8(&r.f32, &q);
-        }
-        println!(
-            "  peak: 1024³ matrix product {:.1} GFLOP/s; FLOPs per token forward {:.2} M, training 3×",
-            r.gemm_peak_gflops,
-            r.forward_flops_per_token / 1e6
-        );
-        if let Some(p) = peak {
-            println!("  peak resident memory {p:.1} MiB");
-        }
+        print_lm_text(&cfg, &r, peak);
     }
     Ok(())
+}
+
+/// The figures of `seqrnn bench lm --json`: one JSON object.
+fn print_lm_json(cfg: &LmBenchConfig, r: &LmBench, peak: Option<f64>) {
+    let v = serde_json::json!({
+        "cell": cfg.cell.name(),
+        "hidden": cfg.hidden,
+        "layers": cfg.layers,
+        "batch": cfg.batch,
+        "bptt": cfg.bptt,
+        "vocab": cfg.vocab,
+        "threads": seqrnn::linalg::threads(),
+        "steps": cfg.steps,
+        "params": r.params,
+        "train_tokens_per_s": r.train_tokens_per_s,
+        "eval_tokens_per_s": r.f32.eval_tokens_per_s,
+        "train_gflops": r.train_gflops,
+        "eval_gflops": r.eval_gflops,
+        "gemm_peak_gflops": r.gemm_peak_gflops,
+        "train_fraction_of_peak": r.train_gflops / r.gemm_peak_gflops,
+        "generate_ms_per_token": r.f32.generate_ms_per_token,
+        "int8": r.int8.map(inference_json),
+        "peak_rss_mib": peak,
+    });
+    println!("{v}");
+}
+
+/// The figures of `seqrnn bench lm`: what was measured, then one line per figure.
+fn print_lm_text(cfg: &LmBenchConfig, r: &LmBench, peak: Option<f64>) {
+    let threads = seqrnn::linalg::threads();
+    println!(
+        "{} LM {}×{}, V={}, T={} B={}, {} thread{}, {} timed steps, {} parameters",
+        cfg.cell.name(),
+        cfg.layers,
+        cfg.hidden,
+        cfg.vocab,
+        cfg.bptt,
+        cfg.batch,
+        threads,
+        if threads == 1 { "" } else { "s" },
+        cfg.steps,
+        r.params
+    );
+    println!(
+        "  train  {:>9.0} tokens/s  {:6.1} GFLOP/s  {:4.1}% of peak",
+        r.train_tokens_per_s,
+        r.train_gflops,
+        100.0 * r.train_gflops / r.gemm_peak_gflops
+    );
+    println!(
+        "  eval   {:>9.0} tokens/s  {:6.1} GFLOP/s  {:4.1}% of peak",
+        r.f32.eval_tokens_per_s,
+        r.eval_gflops,
+        100.0 * r.eval_gflops / r.gemm_peak_gflops
+    );
+    println!(
+        "  generate {:.3} ms/token at batch 1 (sampling at temperature 0.8)",
+        r.f32.generate_ms_per_token
+    );
+    if let Some(q) = r.int8 {
+        print_int8(&r.f32, &q);
+    }
+    println!(
+        "  peak: 1024³ matrix product {:.1} GFLOP/s; FLOPs per token forward {:.2} M, training 3×",
+        r.gemm_peak_gflops,
+        r.forward_flops_per_token / 1e6
+    );
+    if let Some(p) = peak {
+        println!("  peak resident memory {p:.1} MiB");
+    }
 }
 
 /// The int8 figures beside the f32 ones.
