@@ -11,6 +11,8 @@
 #    that route when `SEQRNN_MATMUL=rust` (crates/seqrnn/src/linalg.rs).
 # 4. Every test again, from the same binaries, with oneMKL doing the products; the distributed
 #    tests run under `mpirun -np 2` in both passes.
+# 5. The Python package (tools/test-python.sh): its wheel, built by maturin on the same build
+#    (the `ci` profile, the same features, the same lints), in a virtualenv, and its pytest suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 features=seqrnn-cli/mkl,seqrnn-cli/mpi
@@ -30,7 +32,8 @@ if driver=$(command -v clippy-driver); then
 else
     echo "test.sh: no clippy-driver (rustup component add clippy): building without the lints" >&2
 fi
-tests=("${lint[@]}" cargo test --workspace --features "$features")
+tests=("${lint[@]}" cargo test --workspace --profile ci --features "$features")
 SEQRNN_MATMUL=rust "${tests[@]}" --all-targets
 SEQRNN_MATMUL=rust "${tests[@]}" --doc
 "${tests[@]}" --all-targets
+"${lint[@]}" tools/test-python.sh "$features"

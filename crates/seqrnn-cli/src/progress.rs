@@ -106,6 +106,20 @@ impl TrainProgress {
         })
     }
 
+    /// Progress without a Ctrl-C handler, for a command run from another program (which
+    /// decides when to stop: [`crate::embed`]).
+    pub fn without_signals(shown: Shown) -> Self {
+        TrainProgress {
+            bar: None,
+            terminal: std::io::stderr().is_terminal(),
+            next_line: 0,
+            shown,
+            stop: Arc::new(AtomicBool::new(false)),
+            told: AtomicBool::new(false),
+            step_log: None,
+        }
+    }
+
     pub fn finish(&mut self) {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();

@@ -172,6 +172,9 @@ pub fn fit(
 
 /// Progress bars on rank 0 (and on one process); nothing on the other ranks.
 pub fn progress(shown: Shown) -> Result<Box<dyn Progress>> {
+    if let Some(p) = crate::embed::EmbeddedProgress::new(shown) {
+        return Ok(Box::new(p));
+    }
     Ok(match is_root() {
         true => Box::new(TrainProgress::new(shown)?),
         false => Box::new(RankProgress::new()?),
@@ -222,6 +225,9 @@ pub fn stop_if_interrupted(end: RunEnd, steps: u64, run: &Run) -> Result<()> {
 /// This process's command line with `--resume` (and without `--force`), as it was invoked:
 /// through `cargo run` when cargo started it, under `mpirun` for a data-parallel run.
 fn resume_command() -> String {
+    if let Some(hint) = crate::embed::resume_hint() {
+        return hint;
+    }
     let mut args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| a != "--force")

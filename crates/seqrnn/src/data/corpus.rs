@@ -236,13 +236,20 @@ pub fn load_char_corpus(file: &Path) -> Result<Corpus> {
 /// the file cannot be read, and with [`Error::Data`] if it is empty (no words), not UTF-8, or
 /// holds a word the vocabulary lacks while the vocabulary has no [`UNK`].
 pub fn encode_words(path: &Path, vocab: &Vocab) -> Result<(Vec<u32>, usize)> {
-    let text = read_text_lines(path)?;
+    encode_word_text(&read_text_lines(path)?, path, vocab)
+}
+
+/// [`encode_words`] of a text already read (`path` names it in messages).
+///
+/// # Errors
+/// [`Error::Data`] when `text` has no words, or a word is unknown and `vocab` has no `<unk>`.
+pub fn encode_word_text(text: &str, path: &Path, vocab: &Vocab) -> Result<(Vec<u32>, usize)> {
     let unk = vocab.unk_id();
     let eos = vocab.id(EOS);
     let mut ids = Vec::new();
     let mut unknown = 0usize;
     let mut words = 0usize;
-    for (i, line) in Lines(&text).enumerate() {
+    for (i, line) in Lines(text).enumerate() {
         let missing = |word: &str| Error::Data {
             path: path.to_path_buf(),
             message: format!(

@@ -21,7 +21,7 @@ pub mod vocab;
 
 pub use batch::{Batched, Window};
 pub use corpus::{
-    char_corpus_file, encode_words, load_char_corpus, load_corpus, load_word_corpus, tokenize,
-    word_split_file, Corpus, TokenKind,
+    char_corpus_file, encode_word_text, encode_words, load_char_corpus, load_corpus,
+    load_word_corpus, tokenize, word_split_file, Corpus, TokenKind,
 };
 pub use vocab::{Vocab, EOS, UNK};

@@ -78,6 +78,14 @@ impl Trained {
         read_split(&self.vocab, self.token_kind(), data, split)
     }
 
+    /// Perplexity of `text`, read as [`Trained::encode_corpus`] reads it, as one stream.
+    ///
+    /// # Errors
+    /// As `encode_corpus`; [`Error::Data`] for a text of one token (nothing to predict).
+    pub fn text_perplexity(&self, text: &str) -> Result<EvalResult> {
+        self.perplexity(&self.encode_corpus(text)?.0, 1)
+    }
+
     /// Perplexity on a token stream cut into `batch` columns (1: one stream), state carried.
     pub fn perplexity(&self, stream: &[u32], batch: usize) -> Result<EvalResult> {
         let mut ws = LmWorkspace::default();
@@ -132,6 +140,28 @@ macro_rules! token_text_methods {
             let $this = self;
             let mut stepper = $stepper;
             generate(&mut stepper, prompt, n, sampling.decoding, sampling.seed)
+        }
+
+        /// `text` as the corpus reader reads a file: for words, each line's words followed by
+        /// `<eos>`, unknown words as `<unk>`; for characters, every character. Also the number
+        /// of unknown tokens.
+        ///
+        /// # Errors
+        /// [`Error::Data`](crate::error::Error::Data) for a text without tokens, or a token
+        /// not in a vocabulary without `<unk>`.
+        pub fn encode_corpus(&self, text: &str) -> Result<(Vec<u32>, usize)> {
+            let path = std::path::Path::new("the text");
+            match self.token_kind() {
+                TokenKind::Word => crate::data::encode_word_text(text, path, &self.vocab),
+                TokenKind::Char if text.is_empty() => Err(crate::error::Error::Data {
+                    path: path.into(),
+                    message: "it is empty".into(),
+                }),
+                TokenKind::Char => {
+                    let p = self.encode(text)?;
+                    Ok((p.ids, p.unknown.len()))
+                }
+            }
         }
 
         /// The prompt followed by `n` generated tokens, as text (see `generate_ids`).

@@ -71,6 +71,15 @@ impl Trained {
         crate::tasks::lm::read_split(&self.vocab, self.token_kind(), data, split)
     }
 
+    /// Perplexity of `text`, read as [`Trained::encode_corpus`] reads it (see
+    /// [`Trained::perplexity`]).
+    ///
+    /// # Errors
+    /// As `encode_corpus`; [`Error::Data`] for a text no longer than the window.
+    pub fn text_perplexity(&self, text: &str) -> Result<EvalResult> {
+        self.perplexity(&self.encode_corpus(text)?.0)
+    }
+
     /// Per-word perplexity on `stream` with the run's window (see [`evaluate`]).
     pub fn perplexity(&self, stream: &[u32]) -> Result<EvalResult> {
         evaluate(
