@@ -94,10 +94,7 @@ fn one_or_list<'py, T: IntoPyObject<'py>>(
             .into_pyobject(py)
             .map_err(Into::<PyErr>::into)?
             .into_any(),
-        false => out
-            .into_pyobject(py)
-            .map_err(Into::<PyErr>::into)?
-            .into_any(),
+        false => out.into_pyobject(py)?.into_any(),
     })
 }
 
