@@ -1,6 +1,7 @@
 """Type stubs of seqrnn's native module (python/src in the repository)."""
 
 import os
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
@@ -43,8 +44,10 @@ class Rnn:
     ) -> Tuple[_F32, _F32, Optional[_F32]]: ...
 
 class _Run:
+    """What every loaded run has (not a class at run time: each task's class has these)."""
+
     @property
-    def path(self) -> str: ...
+    def path(self) -> Path: ...
     @property
     def task(self) -> str: ...
     @property
@@ -128,4 +131,4 @@ def run_command(
     resume_hint: str = "",
     threads: Optional[int] = None,
 ) -> None: ...
-def _tiny_runs(dir: _Path) -> List[Tuple[str, str]]: ...
+def _tiny_runs(dir: _Path) -> List[Tuple[str, Path]]: ...

@@ -78,21 +78,15 @@ impl Threads {
         self.0.current_num_threads()
     }
 
-    /// Runs `f` on the pool with the interpreter released, the products split for this pool.
+    /// Runs `f` on the pool with the interpreter released (its products split for this pool:
+    /// `seqrnn::linalg::threads`).
     pub(crate) fn run<T: Send>(&self, py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
-        py.detach(|| {
-            seqrnn::linalg::set_threads(self.count());
-            self.0.install(f)
-        })
+        py.detach(|| self.0.install(f))
     }
 
-    /// Starts `f` on the pool, with the products split for this pool, and returns at once.
+    /// Starts `f` on the pool and returns at once.
     pub(crate) fn spawn(&self, f: impl FnOnce() + Send + 'static) {
-        let n = self.count();
-        self.0.spawn(move || {
-            seqrnn::linalg::set_threads(n);
-            f()
-        });
+        self.0.spawn(f);
     }
 }
 
@@ -118,6 +112,9 @@ fn get_threads() -> PyResult<usize> {
 
 #[pymodule]
 fn _seqrnn(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // Every computation runs on a pool of its own size (`Threads`): the products use as many
+    // threads as the pool they run in has.
+    seqrnn::linalg::set_threads(usize::MAX);
     m.add("SeqrnnError", m.py().get_type::<SeqrnnError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(set_threads, m)?)?;

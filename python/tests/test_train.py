@@ -53,8 +53,13 @@ def test_ctrl_c_writes_a_checkpoint_and_resume_finishes_exactly(corpus, tmp_path
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.3)  # the waiting thread sees the signal meanwhile
 
-    with pytest.raises(KeyboardInterrupt):
-        seqrnn.train("lm", out=out, callback=ctrl_c_at_epoch_2, threads=1, **opts)
+    # Python's own Ctrl-C handler, even where the shell that started the tests ignores SIGINT.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            seqrnn.train("lm", out=out, callback=ctrl_c_at_epoch_2, threads=1, **opts)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert (out / "checkpoint.safetensors").is_file()
     assert not (out / "summary.json").exists()
     seen = []

@@ -54,15 +54,23 @@ pub const SMALL_PARALLEL_WORK: usize = 8_000_000;
 /// Large products with fewer multiply-adds than this run on one thread.
 pub const LARGE_PARALLEL_WORK: usize = 1_000_000;
 
-/// Sets the number of threads matrix products may use (at least 1). Products use rayon's global
-/// pool, so values above its size (by default the number of cores) give no further speed-up.
+/// Sets the number of threads matrix products may use (at least 1). Products use the rayon pool
+/// they are called from (the global pool outside any), so values above its size (by default the
+/// number of cores) give no further speed-up.
 pub fn set_threads(n: usize) {
     THREADS.store(n.max(1), Ordering::Relaxed);
 }
 
-/// The number of threads matrix products may use.
+/// The number of threads matrix products may use: [`set_threads`]' count, and, for a product
+/// computed on a thread of a rayon pool, no more than that pool has. How a computation splits
+/// its work (and so its last bits) follows from this count, so a computation run inside a pool
+/// (`ThreadPool::install`) splits as that pool's size says, whatever other pools do meanwhile.
 pub fn threads() -> usize {
-    THREADS.load(Ordering::Relaxed)
+    let n = THREADS.load(Ordering::Relaxed);
+    match rayon::current_thread_index() {
+        Some(_) => n.min(rayon::current_num_threads()),
+        None => n,
+    }
 }
 
 /// A read-only strided matrix view: element `(i, j)` is `data[i·rs + j·cs]`.
