@@ -503,63 +503,27 @@ fn load(py: Python<'_>, path: PathBuf, threads: Option<usize>) -> PyResult<Py<Py
         int8: loaded.is_int8(),
         threads,
     };
+    // The task's class around the loaded model (its field `$field`, given `$value`).
+    macro_rules! class {
+        ($class:ident, $field:ident: $value:expr) => {
+            Bound::new(
+                py,
+                $class {
+                    $field: $value,
+                    run,
+                },
+            )?
+            .into_any()
+        };
+    }
     let obj = match loaded {
-        Loaded::Lm(m) => Bound::new(
-            py,
-            LanguageModel {
-                lm: LmKind::EveryStep(Arc::new(m)),
-                run,
-            },
-        )?
-        .into_any(),
-        Loaded::LastToken(m) => Bound::new(
-            py,
-            LanguageModel {
-                lm: LmKind::LastToken(Arc::new(m)),
-                run,
-            },
-        )?
-        .into_any(),
-        Loaded::Forecast(m) => Bound::new(
-            py,
-            Forecaster {
-                model: Arc::new(m),
-                run,
-            },
-        )?
-        .into_any(),
-        Loaded::Classify(m) => Bound::new(
-            py,
-            Classifier {
-                model: Arc::new(m),
-                run,
-            },
-        )?
-        .into_any(),
-        Loaded::Translate(m) => Bound::new(
-            py,
-            Translator {
-                model: Arc::new(m),
-                run,
-            },
-        )?
-        .into_any(),
-        Loaded::Tag(m) => Bound::new(
-            py,
-            Tagger {
-                model: Arc::new(m),
-                run,
-            },
-        )?
-        .into_any(),
-        Loaded::Speech(m) => Bound::new(
-            py,
-            Recognizer {
-                model: Arc::new(m),
-                run,
-            },
-        )?
-        .into_any(),
+        Loaded::Lm(m) => class!(LanguageModel, lm: LmKind::EveryStep(Arc::new(m))),
+        Loaded::LastToken(m) => class!(LanguageModel, lm: LmKind::LastToken(Arc::new(m))),
+        Loaded::Forecast(m) => class!(Forecaster, model: Arc::new(m)),
+        Loaded::Classify(m) => class!(Classifier, model: Arc::new(m)),
+        Loaded::Translate(m) => class!(Translator, model: Arc::new(m)),
+        Loaded::Tag(m) => class!(Tagger, model: Arc::new(m)),
+        Loaded::Speech(m) => class!(Recognizer, model: Arc::new(m)),
     };
     Ok(obj.unbind())
 }
