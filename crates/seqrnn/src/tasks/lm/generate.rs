@@ -205,6 +205,20 @@ pub fn generate<M: NextToken + ?Sized>(
     decoding: Decoding,
     seed: u64,
 ) -> Result<Vec<u32>> {
+    generate_each(model, prompt, n, decoding, seed, |_| true)
+}
+
+/// [`generate`], handing each token to `each` as soon as it is chosen; generation stops early
+/// when `each` returns `false` (a reader that went away). The tokens are those of [`generate`]
+/// with the same arguments, as many as were generated.
+pub fn generate_each<M: NextToken + ?Sized>(
+    model: &mut M,
+    prompt: &[u32],
+    n: usize,
+    decoding: Decoding,
+    seed: u64,
+    mut each: impl FnMut(u32) -> bool,
+) -> Result<Vec<u32>> {
     decoding.validate()?;
     if prompt.is_empty() {
         return Err(Error::Config(
@@ -218,8 +232,11 @@ pub fn generate<M: NextToken + ?Sized>(
     model.prime(prompt, &mut logits)?;
     let mut next = choose(&logits, decoding, &mut rng, &mut scratch);
     let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
+    for i in 0..n {
         out.push(next);
+        if !each(next) || i + 1 == n {
+            break;
+        }
         model.step(next, &mut logits)?;
         next = choose(&logits, decoding, &mut rng, &mut scratch);
     }
@@ -303,5 +320,51 @@ mod tests {
         ] {
             assert!(d.validate().is_err(), "{d:?}");
         }
+    }
+
+    /// Logits that favour `(last · 7 + 3) mod V`, a little noise from the step count.
+    struct Toy {
+        last: u32,
+        steps: u32,
+    }
+
+    impl NextToken for Toy {
+        fn vocab(&self) -> usize {
+            11
+        }
+
+        fn prime(&mut self, prompt: &[u32], logits: &mut [f32]) -> Result<()> {
+            self.step(*prompt.last().expect("a prompt"), logits)
+        }
+
+        fn step(&mut self, token: u32, logits: &mut [f32]) -> Result<()> {
+            self.last = token;
+            self.steps += 1;
+            for (i, l) in logits.iter_mut().enumerate() {
+                *l = ((i as u32 * 5 + self.steps) % 3) as f32 * 0.5;
+            }
+            logits[((token * 7 + 3) % 11) as usize] += 2.0;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn each_token_is_handed_over_in_order_and_a_stop_ends_early() {
+        let toy = || Toy { last: 0, steps: 0 };
+        let d = Decoding::default();
+        let all = generate(&mut toy(), &[1, 2], 20, d, 5).unwrap();
+        let mut seen = Vec::new();
+        let same = generate_each(&mut toy(), &[1, 2], 20, d, 5, |t| {
+            seen.push(t);
+            true
+        })
+        .unwrap();
+        assert_eq!((&same, &seen), (&all, &all));
+        let mut stepper = toy();
+        let first = generate_each(&mut stepper, &[1, 2], 20, d, 5, |_| false).unwrap();
+        assert_eq!(first, all[..1]);
+        assert_eq!(stepper.steps, 1, "no step after the reader went away");
+        let none = generate(&mut toy(), &[1, 2], 0, d, 5).unwrap();
+        assert!(none.is_empty());
     }
 }

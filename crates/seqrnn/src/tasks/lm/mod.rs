@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::io::tensors::TensorFile;
 use crate::rnn::{RnnState, SeqShape};
 use crate::run::{vocab_fingerprint, Run, RunDir};
-use crate::tasks::lm::generate::{generate, Decoding, LmStepper};
+use crate::tasks::lm::generate::{Decoding, LmStepper};
 use crate::train::checkpoint::FitEpoch;
 use crate::train::fit::{
     fit, EarlyStopping, FitConfig, FitOutcome, KeepCheckpoints, NtAsgd, Optimizer, RunEnd,

@@ -104,7 +104,7 @@ impl Trained {
 /// model's: `token_kind`, `encode`, `decode`, `generate_ids` (drawing from the stepper that
 /// `|this| stepper` makes of `self`) and `generate`, for a type with `config.data.tokens` and
 /// `vocab`. Used inside the type's `impl` block, with `TokenKind`, `Prompt`, `Sampling`,
-/// `Result`, [`generate()`], [`boundary`], [`encode_text`] and [`decode_ids`] in scope.
+/// `Result`, [`boundary`], [`encode_text`] and [`decode_ids`] in scope.
 macro_rules! token_text_methods {
     (|$this:ident| $stepper:expr) => {
         /// Word or character tokens: the kind of the corpus the model was trained on.
@@ -134,12 +134,36 @@ macro_rules! token_text_methods {
         /// [`Error::Config`](crate::error::Error::Config) for bad sampling parameters;
         /// [`Error::Shape`](crate::error::Error::Shape) for an id outside the vocabulary.
         pub fn generate_ids(&self, ids: &[u32], n: usize, sampling: &Sampling) -> Result<Vec<u32>> {
+            self.generate_ids_each(ids, n, sampling, |_| true)
+        }
+
+        /// `generate_ids`, handing each token to `each` as soon as it is chosen; stops early
+        /// when `each` returns `false` (see
+        /// [`generate_each`](crate::tasks::lm::generate::generate_each)).
+        ///
+        /// # Errors
+        /// As `generate_ids`.
+        pub fn generate_ids_each(
+            &self,
+            ids: &[u32],
+            n: usize,
+            sampling: &Sampling,
+            each: impl FnMut(u32) -> bool,
+        ) -> Result<Vec<u32>> {
             sampling.decoding.validate()?;
             let start = [boundary(&self.vocab, self.token_kind())];
             let prompt = if ids.is_empty() { &start[..] } else { ids };
             let $this = self;
             let mut stepper = $stepper;
-            generate(&mut stepper, prompt, n, sampling.decoding, sampling.seed)
+            let d = sampling.decoding;
+            crate::tasks::lm::generate::generate_each(
+                &mut stepper,
+                prompt,
+                n,
+                d,
+                sampling.seed,
+                each,
+            )
         }
 
         /// `text` as the corpus reader reads a file: for words, each line's words followed by

@@ -1,5 +1,5 @@
 use super::*;
-use crate::tasks::lm::generate::{generate, NextToken};
+use crate::tasks::lm::generate::NextToken;
 use crate::tasks::lm::trained::{boundary, decode_ids, encode_text, token_text_methods};
 use crate::tasks::lm::{Prompt, Sampling};
 
@@ -153,7 +153,7 @@ impl NextToken for WindowStepper<'_> {
 mod tests {
     use super::*;
     use crate::rnn::CellKind;
-    use crate::tasks::lm::generate::Decoding;
+    use crate::tasks::lm::generate::{generate, Decoding};
 
     fn model() -> (LastTokenModel, Vec<f32>) {
         let m = LastTokenModel::new(crate::tasks::lm::last_token::model::LastTokenConfig {
