@@ -19,6 +19,8 @@ mod inspect;
 mod lm;
 mod progress;
 mod quantize;
+#[cfg(feature = "serve")]
+mod serve;
 mod speech;
 mod tag;
 mod training;
@@ -53,6 +55,10 @@ enum Command {
     /// Write an int8 copy of a finished run (any task): weight matrices in 8 bits, products on
     /// the integer kernels, for faster inference with smaller files.
     Quantize(quantize::QuantizeArgs),
+    /// Serve trained runs (any task) over HTTP: JSON routes, streamed generation, OpenAI's
+    /// completions, Prometheus metrics.
+    #[cfg(feature = "serve")]
+    Serve(serve::ServeArgs),
     #[command(flatten)]
     Task(TaskCommand),
     /// Measure throughput.
@@ -285,5 +291,7 @@ fn run(command: Command) -> Result<()> {
         Command::Compare(a) => compare::compare_cmd(a),
         Command::Inspect(a) => inspect::inspect_cmd(a),
         Command::Quantize(a) => quantize::quantize_cmd(a),
+        #[cfg(feature = "serve")]
+        Command::Serve(a) => serve::serve_cmd(a),
     }
 }

@@ -17,6 +17,9 @@ mod inspect;
 mod last_token;
 mod lm;
 mod reliability;
+/// The HTTP server: with the `serve` feature (on by default).
+#[cfg(feature = "serve")]
+mod serve;
 mod speech;
 mod tag;
 mod translate;

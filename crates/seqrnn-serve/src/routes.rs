@@ -1,0 +1,792 @@
+//! The routes: one handler each, calling what the task's `Trained` offers on the server's
+//! rayon pool, through a queue of `max_queue` places and a timeout.
+
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{MatchedPath, Path as UrlPath, Request, State as Shared};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use seqrnn::lm::generate::Decoding;
+use seqrnn::lm::Sampling;
+use seqrnn::Loaded;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt as _;
+
+use crate::api::{ApiError, ApiResult, Fields};
+use crate::metrics::{Metrics, Route, RouteStatus};
+use crate::{ServeConfig, ServeError};
+
+/// What every handler shares.
+pub struct State {
+    models: Vec<(String, Arc<Loaded>)>,
+    api_key: Option<String>,
+    pool: rayon::ThreadPool,
+    queue: Arc<Semaphore>,
+    max_tokens: usize,
+    timeout: Duration,
+    body_limit: usize,
+    wav_limit: usize,
+    metrics: Metrics,
+}
+
+impl State {
+    /// Loads every run of `config` once.
+    pub fn load(config: &ServeConfig) -> Result<State, ServeError> {
+        let models = config
+            .models
+            .iter()
+            .map(|(name, path)| {
+                seqrnn::load(path)
+                    .map(|m| (name.clone(), Arc::new(m)))
+                    .map_err(|source| ServeError::Load {
+                        name: name.clone(),
+                        source,
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.threads)
+            .thread_name(|i| format!("seqrnn-serve-{i}"))
+            .build()
+            .map_err(|e| ServeError::Config(format!("could not start the threads: {e}")))?;
+        Ok(State {
+            models,
+            api_key: config.api_key.clone(),
+            pool,
+            queue: Arc::new(Semaphore::new(config.max_queue)),
+            max_tokens: config.max_tokens,
+            timeout: config.timeout,
+            body_limit: config.body_limit,
+            wav_limit: config.wav_limit,
+            metrics: Metrics::new(),
+        })
+    }
+
+    fn model(&self, name: &str) -> ApiResult<Arc<Loaded>> {
+        self.models
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, m)| Arc::clone(m))
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.models.iter().map(|(n, _)| n.as_str()).collect();
+                ApiError::status(
+                    StatusCode::NOT_FOUND,
+                    format!("no model named `{name}` (serving: {})", names.join(", ")),
+                )
+            })
+    }
+
+    /// A place in the queue, or 503.
+    fn place(&self) -> ApiResult<OwnedSemaphorePermit> {
+        Arc::clone(&self.queue).try_acquire_owned().map_err(|_| {
+            ApiError::status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is busy (its queue is full): retry later",
+            )
+        })
+    }
+
+    /// Runs `f` on the pool with a place in the queue; 504 past the timeout, 500 if it panics.
+    async fn compute<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+    ) -> ApiResult<T> {
+        let place = self.place()?;
+        let (tx, rx) = oneshot::channel();
+        self.spawn(place, move || {
+            let _ = tx.send(f());
+        });
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(out)) => out,
+            Ok(Err(_)) => Err(ApiError::status(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the computation failed",
+            )),
+            Err(_) => Err(ApiError::status(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("no answer within {} s", self.timeout.as_secs_f64()),
+            )),
+        }
+    }
+
+    /// Runs `f` on the pool, holding `place` until it ends; a panic ends only `f`.
+    fn spawn(self: &Arc<Self>, place: OwnedSemaphorePermit, f: impl FnOnce() + Send + 'static) {
+        let gauge = self.metrics.queue_depth.clone();
+        gauge.inc();
+        self.pool.spawn(move || {
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(f));
+            gauge.dec();
+            drop(place);
+        });
+    }
+}
+
+/// The server's routes over `state`.
+pub fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/metrics", get(metrics))
+        .route("/v1/models", get(models))
+        .route("/v1/models/{name}/{action}", post(model_action))
+        .route("/v1/completions", post(completions))
+        .fallback(|| async {
+            ApiError::status(StatusCode::NOT_FOUND, "no such route (see GET /v1/models)")
+        })
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), guard))
+        .with_state(state)
+}
+
+/// Every request: the API key (all routes but `/health`), then its count and latency.
+async fn guard(Shared(s): Shared<Arc<State>>, req: Request, next: Next) -> Response {
+    let t0 = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("other", |p| p.as_str())
+        .to_string();
+    let authorized = match &s.api_key {
+        None => true,
+        Some(key) => {
+            route == "/health"
+                || req
+                    .headers()
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .is_some_and(|k| k == key)
+        }
+    };
+    let response = match authorized {
+        true => next.run(req).await,
+        false => ApiError::status(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong API key: send `Authorization: Bearer KEY`",
+        )
+        .into_response(),
+    };
+    let status = response.status().as_u16();
+    s.metrics
+        .requests
+        .get_or_create(&RouteStatus {
+            route: route.clone(),
+            status,
+        })
+        .inc();
+    s.metrics
+        .latency
+        .get_or_create(&Route { route })
+        .observe(t0.elapsed().as_secs_f64());
+    response
+}
+
+async fn metrics(Shared(s): Shared<Arc<State>>) -> Response {
+    let ctype = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, ctype)], s.metrics.render()).into_response()
+}
+
+async fn models(Shared(s): Shared<Arc<State>>) -> Json<Value> {
+    let list: Vec<Value> = s
+        .models
+        .iter()
+        .map(|(n, m)| json!({"name": n, "task": m.task()}))
+        .collect();
+    Json(json!({ "models": list }))
+}
+
+/// The body, at most `limit` bytes (413 beyond).
+async fn read_body(body: Body, limit: usize) -> ApiResult<axum::body::Bytes> {
+    to_bytes(body, limit).await.map_err(|_| {
+        ApiError::status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is over {limit} bytes"),
+        )
+    })
+}
+
+const ACTIONS: [&str; 6] = [
+    "generate",
+    "translate",
+    "tag",
+    "classify",
+    "forecast",
+    "transcribe",
+];
+
+async fn model_action(
+    Shared(s): Shared<Arc<State>>,
+    UrlPath((name, action)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let out = async {
+        if !ACTIONS.contains(&action.as_str()) {
+            return Err(ApiError::status(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no route `{action}`: the routes of a model are {}",
+                    ACTIONS.join(", ")
+                ),
+            ));
+        }
+        let model = s.model(&name)?;
+        let limit = match action.as_str() {
+            "transcribe" => s.wav_limit,
+            _ => s.body_limit,
+        };
+        let bytes = read_body(body, limit).await?;
+        let ctx = Call {
+            s: Arc::clone(&s),
+            model,
+            name,
+        };
+        match action.as_str() {
+            "generate" => ctx.generate(&bytes, Format::Tgi).await,
+            "translate" => ctx.translate(&bytes).await,
+            "tag" => ctx.tag(&bytes).await,
+            "classify" => ctx.classify(&bytes).await,
+            "forecast" => ctx.forecast(&headers, &bytes).await,
+            _ => ctx.transcribe(&bytes).await,
+        }
+    };
+    out.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// OpenAI's completions route: the model is named in the body.
+async fn completions(Shared(s): Shared<Arc<State>>, body: Body) -> Response {
+    let out = async {
+        let bytes = read_body(body, s.body_limit).await?;
+        let name = Fields::parse(&bytes)?.required_string("model")?;
+        let model = s.model(&name).map_err(|mut e| {
+            e.field = Some("model".into());
+            e
+        })?;
+        let ctx = Call { s, model, name };
+        ctx.generate(&bytes, Format::OpenAi).await
+    };
+    out.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// How a generation is answered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// text-generation-inference's: `{"text", "tokens"}`, its stream events.
+    Tgi,
+    /// OpenAI's completions.
+    OpenAi,
+}
+
+/// A request to one model.
+struct Call {
+    s: Arc<State>,
+    model: Arc<Loaded>,
+    name: String,
+}
+
+/// A language model of either kind, as generation sees it.
+enum Lm<'a> {
+    EveryStep(&'a seqrnn::lm::Trained),
+    LastToken(&'a seqrnn::last_token::Trained),
+}
+
+impl<'a> Lm<'a> {
+    fn of(m: &'a Loaded) -> Option<Lm<'a>> {
+        match (m.as_lm(), m.as_last_token()) {
+            (Some(lm), _) => Some(Lm::EveryStep(lm)),
+            (_, Some(lm)) => Some(Lm::LastToken(lm)),
+            _ => None,
+        }
+    }
+
+    fn encode(&self, text: &str) -> seqrnn::Result<Vec<u32>> {
+        Ok(match self {
+            Lm::EveryStep(m) => m.encode(text)?.ids,
+            Lm::LastToken(m) => m.encode(text)?.ids,
+        })
+    }
+
+    fn decode(&self, ids: &[u32]) -> String {
+        match self {
+            Lm::EveryStep(m) => m.decode(ids),
+            Lm::LastToken(m) => m.decode(ids),
+        }
+    }
+
+    fn vocab(&self) -> &seqrnn::data::Vocab {
+        match self {
+            Lm::EveryStep(m) => &m.vocab,
+            Lm::LastToken(m) => &m.vocab,
+        }
+    }
+
+    fn generate(
+        &self,
+        ids: &[u32],
+        n: usize,
+        sampling: &Sampling,
+        each: impl FnMut(u32) -> bool,
+    ) -> seqrnn::Result<Vec<u32>> {
+        match self {
+            Lm::EveryStep(m) => m.generate_ids_each(ids, n, sampling, each),
+            Lm::LastToken(m) => m.generate_ids_each(ids, n, sampling, each),
+        }
+    }
+
+    /// The text token `id` adds after `prev` (the one before it, if any), so that the pieces
+    /// of a continuation join to its text.
+    fn piece(&self, prev: Option<u32>, id: u32) -> String {
+        match prev {
+            None => self.decode(&[id]),
+            Some(p) => {
+                let both = self.decode(&[p, id]);
+                let before = self.decode(&[p]).len();
+                both.get(before..).unwrap_or_default().to_string()
+            }
+        }
+    }
+}
+
+/// A generation request's settings.
+struct Generation {
+    prompt: String,
+    tokens: usize,
+    sampling: Sampling,
+    stream: bool,
+}
+
+impl Call {
+    fn wrong_task(&self, route: &str, needs: &str) -> ApiError {
+        let is = match self.model.task() {
+            "lm" | "last-token" => "language model",
+            "translate" => "translation model",
+            "tag" => "tagger",
+            "classify" => "classifier",
+            "forecast" => "forecaster",
+            "speech" => "speech recogniser",
+            other => other,
+        };
+        ApiError::bad(
+            None,
+            format!("model `{}` is a {is}; /{route} needs {needs}", self.name),
+        )
+    }
+
+    fn generation(&self, f: &mut Fields, format: Format) -> ApiResult<Generation> {
+        let prompt = match format {
+            Format::Tgi => f.required_string("prompt")?,
+            Format::OpenAi => f.string("prompt")?.unwrap_or_default(),
+        };
+        let default_tokens = match format {
+            Format::Tgi => 40,
+            Format::OpenAi => 16,
+        };
+        let tokens = f.uint("max_tokens")?.unwrap_or(default_tokens);
+        if tokens as usize > self.s.max_tokens {
+            return Err(ApiError::bad(
+                Some("max_tokens"),
+                format!(
+                    "`max_tokens` is {tokens}, over this server's {}",
+                    self.s.max_tokens
+                ),
+            ));
+        }
+        let temperature = f.number("temperature")?.unwrap_or(1.0);
+        if !(temperature.is_finite() && temperature >= 0.0) {
+            return Err(ApiError::bad(
+                Some("temperature"),
+                "`temperature` must be ≥ 0 (0: always the most probable token)",
+            ));
+        }
+        let top_k = match format {
+            Format::Tgi => f.uint("top_k")?,
+            Format::OpenAi => None,
+        };
+        if top_k == Some(0) {
+            return Err(ApiError::bad(Some("top_k"), "`top_k` must be at least 1"));
+        }
+        let top_p = f.number("top_p")?;
+        if top_p.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
+            return Err(ApiError::bad(Some("top_p"), "`top_p` must be in (0, 1]"));
+        }
+        let seed = f.uint("seed")?.unwrap_or_else(fresh_seed);
+        let stream = f.boolean("stream")?;
+        let decoding = match temperature == 0.0 {
+            true => Decoding::Greedy,
+            false => Decoding::Sample {
+                temperature: temperature as f32,
+                top_k: top_k.map(|k| k as usize),
+                top_p: top_p.map(|p| p as f32),
+            },
+        };
+        decoding
+            .validate()
+            .map_err(|e| ApiError::library(None, e))?;
+        Ok(Generation {
+            prompt,
+            tokens: tokens as usize,
+            sampling: Sampling { decoding, seed },
+            stream,
+        })
+    }
+
+    async fn generate(self, body: &[u8], format: Format) -> ApiResult<Response> {
+        if Lm::of(&self.model).is_none() {
+            return Err(self.wrong_task("generate", "a language model"));
+        }
+        let mut f = Fields::parse(body)?;
+        if format == Format::OpenAi {
+            let _ = f.string("model")?;
+        }
+        let g = self.generation(&mut f, format)?;
+        f.done()?;
+        let prompt_ids = {
+            let lm = Lm::of(&self.model)
+                .ok_or_else(|| self.wrong_task("generate", "a language model"))?;
+            lm.encode(&g.prompt)
+                .map_err(|e| ApiError::library(Some("prompt"), e))?
+        };
+        match g.stream {
+            true => self.stream(prompt_ids, g, format),
+            false => self.complete(prompt_ids, g, format).await,
+        }
+    }
+
+    /// A whole continuation in one answer.
+    async fn complete(self, ids: Vec<u32>, g: Generation, format: Format) -> ApiResult<Response> {
+        let model = Arc::clone(&self.model);
+        let n_prompt = ids.len();
+        let text = self
+            .s
+            .compute(move || {
+                let lm =
+                    Lm::of(&model).ok_or_else(|| ApiError::bad(None, "not a language model"))?;
+                let out = lm
+                    .generate(&ids, g.tokens, &g.sampling, |_| true)
+                    .map_err(|e| ApiError::library(None, e))?;
+                Ok((lm.decode(&out), out.len()))
+            })
+            .await?;
+        let (text, tokens) = text;
+        self.s.metrics.tokens.inc_by(tokens as u64);
+        Ok(Json(match format {
+            Format::Tgi => json!({"text": text, "tokens": tokens}),
+            Format::OpenAi => openai_body(&self.name, &text, n_prompt, tokens),
+        })
+        .into_response())
+    }
+
+    /// A continuation as server-sent events, a token each; a client that goes away stops it
+    /// at the next step.
+    fn stream(self, ids: Vec<u32>, g: Generation, format: Format) -> ApiResult<Response> {
+        let place = self.s.place()?;
+        let (tx, rx) = mpsc::channel::<String>(64);
+        let (model, name, s) = (
+            Arc::clone(&self.model),
+            self.name.clone(),
+            Arc::clone(&self.s),
+        );
+        self.s.spawn(place, move || {
+            let Some(lm) = Lm::of(&model) else { return };
+            let mut prev = None;
+            let mut done = 0usize;
+            let mut text = String::new();
+            let sent = lm.generate(&ids, g.tokens, &g.sampling, |id| {
+                let piece = lm.piece(prev, id);
+                text.push_str(&piece);
+                prev = Some(id);
+                done += 1;
+                s.metrics.tokens.inc();
+                let last = done == g.tokens;
+                let event = match format {
+                    Format::Tgi => tgi_event(lm.vocab(), id, &piece, last.then_some((&text, done))),
+                    Format::OpenAi => openai_chunk(&name, &piece, last),
+                };
+                tx.blocking_send(event.to_string()).is_ok()
+            });
+            if let Err(e) = sent {
+                let _ = tx.blocking_send(json!({"error": e.to_string()}).to_string());
+            } else if g.tokens == 0 && format == Format::Tgi {
+                let details = json!({"finish_reason": "length", "generated_tokens": 0});
+                let end = json!({"token": null, "generated_text": "", "details": details});
+                let _ = tx.blocking_send(end.to_string());
+            }
+            if format == Format::OpenAi {
+                let _ = tx.blocking_send("[DONE]".into());
+            }
+        });
+        let events = ReceiverStream::new(rx)
+            .map(|data| Ok::<_, std::convert::Infallible>(Event::default().data(data)));
+        Ok(Sse::new(events).into_response())
+    }
+
+    async fn translate(self, body: &[u8]) -> ApiResult<Response> {
+        if self.model.as_translate().is_none() {
+            return Err(self.wrong_task("translate", "a translation model"));
+        }
+        let mut f = Fields::parse(body)?;
+        let inputs = f.array("inputs", |v| v.as_str().map(String::from), "strings")?;
+        let beam = f.uint("beam")?;
+        f.done()?;
+        let model = Arc::clone(&self.model);
+        self.s.metrics.batch_size.observe(inputs.len() as f64);
+        let outputs = self
+            .s
+            .compute(move || {
+                let m = model
+                    .as_translate()
+                    .ok_or_else(|| ApiError::bad(None, "not a translation model"))?;
+                let mut decode = m.config.train.decode;
+                if let Some(b) = beam {
+                    decode.beam = b as usize;
+                }
+                let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+                m.translate(&refs, Some(decode))
+                    .map_err(|e| ApiError::library(Some("inputs"), e))
+            })
+            .await?;
+        Ok(Json(json!({ "outputs": outputs })).into_response())
+    }
+
+    async fn tag(self, body: &[u8]) -> ApiResult<Response> {
+        if self.model.as_tag().is_none() {
+            return Err(self.wrong_task("tag", "a tagger"));
+        }
+        let mut f = Fields::parse(body)?;
+        let sentences = f.array("inputs", words, "strings or arrays of strings")?;
+        f.done()?;
+        let model = Arc::clone(&self.model);
+        self.s.metrics.batch_size.observe(sentences.len() as f64);
+        let labels = self
+            .s
+            .compute(move || {
+                let m = model
+                    .as_tag()
+                    .ok_or_else(|| ApiError::bad(None, "not a tagger"))?;
+                m.tag(&sentences)
+                    .map_err(|e| ApiError::library(Some("inputs"), e))
+            })
+            .await?;
+        Ok(Json(json!({ "labels": labels })).into_response())
+    }
+
+    async fn classify(self, body: &[u8]) -> ApiResult<Response> {
+        if self.model.as_classify().is_none() {
+            return Err(self.wrong_task("classify", "a classifier"));
+        }
+        let mut f = Fields::parse(body)?;
+        let inputs = f.array("inputs", |v| v.as_str().map(String::from), "strings")?;
+        f.done()?;
+        let model = Arc::clone(&self.model);
+        self.s.metrics.batch_size.observe(inputs.len() as f64);
+        let predictions = self
+            .s
+            .compute(move || {
+                let m = model
+                    .as_classify()
+                    .ok_or_else(|| ApiError::bad(None, "not a classifier"))?;
+                let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+                let labels = m.labels.tokens();
+                let out = m
+                    .predict(&refs)
+                    .map_err(|e| ApiError::library(Some("inputs"), e))?;
+                Ok(out
+                    .into_iter()
+                    .map(|p| {
+                        let probs: serde_json::Map<String, Value> = labels
+                            .iter()
+                            .zip(&p.probabilities)
+                            .map(|(l, q)| (l.clone(), json!(q)))
+                            .collect();
+                        json!({"label": p.label, "probabilities": probs})
+                    })
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        Ok(Json(json!({ "predictions": predictions })).into_response())
+    }
+
+    async fn forecast(self, headers: &HeaderMap, body: &[u8]) -> ApiResult<Response> {
+        let Some(fc) = self.model.as_forecast() else {
+            return Err(self.wrong_task("forecast", "a forecaster"));
+        };
+        let csv = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/csv"));
+        let table = match csv {
+            true => {
+                let text = std::str::from_utf8(body)
+                    .map_err(|_| ApiError::bad(None, "the CSV body is not UTF-8"))?;
+                seqrnn::data::table::Table::parse(text, Path::new("the request"))
+                    .map_err(|e| ApiError::library(None, e))?
+            }
+            false => rows_table(body, &fc.config.data.columns.inputs)?,
+        };
+        let model = Arc::clone(&self.model);
+        let f = self
+            .s
+            .compute(move || {
+                let m = model
+                    .as_forecast()
+                    .ok_or_else(|| ApiError::bad(None, "not a forecaster"))?;
+                m.predict(&table)
+                    .map_err(|e| ApiError::library(Some("rows"), e))
+            })
+            .await?;
+        Ok(Json(json!({"forecast": f.values, "columns": f.columns})).into_response())
+    }
+
+    async fn transcribe(self, body: &[u8]) -> ApiResult<Response> {
+        let Some(rec) = self.model.as_speech() else {
+            return Err(self.wrong_task("transcribe", "a speech recogniser"));
+        };
+        let rate = rec.config.data.features.sample_rate;
+        let audio = seqrnn::data::audio::parse_wav(body, Path::new("the request"))
+            .map_err(|e| ApiError::library(None, e))?;
+        let model = Arc::clone(&self.model);
+        let text = self
+            .s
+            .compute(move || {
+                let m = model
+                    .as_speech()
+                    .ok_or_else(|| ApiError::bad(None, "not a speech model"))?;
+                let samples = match audio.rate == rate {
+                    true => audio.samples,
+                    false => seqrnn::data::audio::resample(&audio, rate)
+                        .map_err(|e| ApiError::library(None, e))?,
+                };
+                let mut out = m
+                    .transcribe(&[&samples])
+                    .map_err(|e| ApiError::library(None, e))?;
+                Ok(out.pop().unwrap_or_default())
+            })
+            .await?;
+        Ok(Json(json!({ "text": text })).into_response())
+    }
+}
+
+/// A sentence of a tagging request: a string split at white space, or an array of strings.
+fn words(v: &Value) -> Option<Vec<String>> {
+    match v {
+        Value::String(s) => Some(s.split_whitespace().map(String::from).collect()),
+        Value::Array(a) => a.iter().map(|w| w.as_str().map(String::from)).collect(),
+        _ => None,
+    }
+}
+
+/// A forecasting request's `{"rows": [[number]]}` as a table of the model's input columns.
+fn rows_table(body: &[u8], columns: &[String]) -> ApiResult<seqrnn::data::table::Table> {
+    let mut f = Fields::parse(body)?;
+    let rows = f.array(
+        "rows",
+        |r| {
+            r.as_array()?
+                .iter()
+                .map(|x| x.as_f64().map(|x| x as f32))
+                .collect::<Option<Vec<f32>>>()
+        },
+        &format!("arrays of {} numbers", columns.len()),
+    )?;
+    f.done()?;
+    if let Some((i, r)) = rows
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.len() != columns.len())
+    {
+        return Err(ApiError::bad(
+            Some("rows"),
+            format!(
+                "`rows[{i}]` has {} values; the model reads {} columns ({})",
+                r.len(),
+                columns.len(),
+                columns.join(", ")
+            ),
+        ));
+    }
+    Ok(seqrnn::data::table::Table {
+        path: "the request".into(),
+        columns: columns.to_vec(),
+        values: rows.concat(),
+        text: Vec::new(),
+        rows: rows.len(),
+    })
+}
+
+/// One token's event in text-generation-inference's stream format; the last one (`end`: the
+/// whole text and the token count) also carries `generated_text` and `details`.
+fn tgi_event(
+    vocab: &seqrnn::data::Vocab,
+    id: u32,
+    piece: &str,
+    end: Option<(&String, usize)>,
+) -> Value {
+    let special = vocab
+        .token(id)
+        .is_some_and(|t| t == seqrnn::data::EOS || t == seqrnn::data::UNK);
+    let token = json!({"id": id, "text": piece, "special": special});
+    match end {
+        None => json!({"token": token, "generated_text": null, "details": null}),
+        Some((text, n)) => json!({
+            "token": token,
+            "generated_text": text,
+            "details": {"finish_reason": "length", "generated_tokens": n},
+        }),
+    }
+}
+
+fn created() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn openai_body(model: &str, text: &str, prompt_tokens: usize, tokens: usize) -> Value {
+    json!({
+        "id": format!("cmpl-{}", fresh_seed()),
+        "object": "text_completion",
+        "created": created(),
+        "model": model,
+        "choices": [{"text": text, "index": 0, "logprobs": null, "finish_reason": "length"}],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": tokens,
+            "total_tokens": prompt_tokens + tokens,
+        },
+    })
+}
+
+fn openai_chunk(model: &str, piece: &str, last: bool) -> Value {
+    json!({
+        "id": "cmpl-stream",
+        "object": "text_completion",
+        "created": created(),
+        "model": model,
+        "choices": [{
+            "text": piece,
+            "index": 0,
+            "logprobs": null,
+            "finish_reason": if last { json!("length") } else { Value::Null },
+        }],
+    })
+}
+
+/// A seed from the process's randomness, for requests without one.
+fn fresh_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
