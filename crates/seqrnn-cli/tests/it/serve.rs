@@ -426,3 +426,60 @@ fn bad_settings_are_refused_before_serving() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("given twice"));
 }
+
+#[test]
+fn a_full_queue_is_503_a_slow_answer_504_and_a_client_gone_frees_its_place() {
+    let s = start(
+        "serve-busy",
+        &[
+            "--max-queue",
+            "1",
+            "--max-tokens",
+            "2000000",
+            "--timeout-s",
+            "0.05",
+        ],
+    );
+    let gen = format!("{}/v1/models/lm/generate", s.url);
+    // A long stream whose reader does not read: the generation waits on it, holding the one
+    // place of the queue.
+    let long = json!({"prompt": "the", "max_tokens": 2_000_000, "seed": 1, "stream": true});
+    let held = agent()
+        .post(&gen)
+        .header("Content-Type", "application/json")
+        .send(long.to_string())
+        .expect("the stream starts");
+    assert_eq!(held.status().as_u16(), 200);
+    let short = json!({"prompt": "the", "max_tokens": 2, "seed": 1});
+    let mut busy = agent()
+        .post(&gen)
+        .header("Content-Type", "application/json")
+        .send(short.to_string())
+        .expect("an answer");
+    assert_eq!(busy.status().as_u16(), 503);
+    assert_eq!(
+        busy.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let body: Value = serde_json::from_str(&busy.body_mut().read_to_string().unwrap()).unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("busy"));
+    // The reader goes away: the generation stops at its next token and frees the place.
+    drop(held);
+    let freed = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        s.post("/v1/models/lm/generate", &short).0 == 200
+    });
+    assert!(freed, "the place was not freed");
+    // A generation longer than --timeout-s: 504.
+    let (st, got) = s.post(
+        "/v1/models/lm/generate",
+        &json!({"prompt": "the", "max_tokens": 2_000_000, "seed": 1}),
+    );
+    assert_eq!(st, 504, "{got}");
+    assert!(got["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no answer within"));
+}
