@@ -139,7 +139,9 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/models/{name}/{action}", post(model_action))
         .route("/v1/completions", post(completions))
-        .fallback(|| async {
+        .fallback(|body: Body| async {
+            // Read (up to the limit), so that the connection is ready for the next request.
+            let _ = to_bytes(body, 1 << 20).await;
             ApiError::status(StatusCode::NOT_FOUND, "no such route (see GET /v1/models)")
         })
         .layer(middleware::from_fn_with_state(Arc::clone(&state), guard))
@@ -168,11 +170,14 @@ async fn guard(Shared(s): Shared<Arc<State>>, req: Request, next: Next) -> Respo
     };
     let response = match authorized {
         true => next.run(req).await,
-        false => ApiError::status(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong API key: send `Authorization: Bearer KEY`",
-        )
-        .into_response(),
+        false => {
+            let _ = to_bytes(req.into_body(), s.body_limit).await;
+            ApiError::status(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong API key: send `Authorization: Bearer KEY`",
+            )
+            .into_response()
+        }
     };
     let status = response.status().as_u16();
     s.metrics
@@ -229,6 +234,13 @@ async fn model_action(
     body: Body,
 ) -> Response {
     let out = async {
+        // The body is read first, so that a refusal leaves the connection ready for the next
+        // request.
+        let limit = match action.as_str() {
+            "transcribe" => s.wav_limit,
+            _ => s.body_limit,
+        };
+        let bytes = read_body(body, limit).await?;
         if !ACTIONS.contains(&action.as_str()) {
             return Err(ApiError::status(
                 StatusCode::NOT_FOUND,
@@ -239,11 +251,6 @@ async fn model_action(
             ));
         }
         let model = s.model(&name)?;
-        let limit = match action.as_str() {
-            "transcribe" => s.wav_limit,
-            _ => s.body_limit,
-        };
-        let bytes = read_body(body, limit).await?;
         let ctx = Call {
             s: Arc::clone(&s),
             model,

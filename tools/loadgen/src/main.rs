@@ -1,10 +1,13 @@
 //! A bounded load generator for `seqrnn serve`: `--concurrency` clients, each on its own thread
-//! and connection, send the same JSON request until `--requests` have been sent in all (or
+//! and connection, send the same request body until `--requests` have been sent in all (or
 //! `--duration-s` has passed), and the figures are printed as one JSON line: requests, errors,
 //! requests/s, tokens/s (from the answers' `tokens`), latency p50/p99 per request and per
 //! generated token.
 //!
-//! loadgen URL BODY_JSON --concurrency N --requests M [--duration-s S]
+//! An answer is an error unless its status is `--status` (default 200) and, with `--expect`,
+//! its body is exactly that text (for a seeded request, whose answer is known).
+//!
+//! loadgen URL BODY --concurrency N --requests M [--duration-s S] [--status CODE] [--expect TEXT]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -16,6 +19,8 @@ struct Args {
     concurrency: usize,
     requests: usize,
     duration: Duration,
+    status: u16,
+    expect: Option<String>,
 }
 
 fn args() -> Result<Args, String> {
@@ -28,6 +33,8 @@ fn args() -> Result<Args, String> {
         concurrency: 1,
         requests: 100,
         duration: Duration::from_secs(600),
+        status: 200,
+        expect: None,
     };
     while let Some(flag) = it.next() {
         let v = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -35,6 +42,8 @@ fn args() -> Result<Args, String> {
         match flag.as_str() {
             "--concurrency" => a.concurrency = v.parse().map_err(|_| bad)?,
             "--requests" => a.requests = v.parse().map_err(|_| bad)?,
+            "--status" => a.status = v.parse().map_err(|_| bad)?,
+            "--expect" => a.expect = Some(v),
             "--duration-s" => {
                 let s: f64 = v.parse().map_err(|_| bad)?;
                 a.duration = Duration::from_secs_f64(s.max(0.0));
@@ -68,7 +77,8 @@ fn client(a: &Args, next: &AtomicUsize, tally: &Tally, start: Instant) {
         let ok = answer.ok().and_then(|mut r| {
             let status = r.status().as_u16();
             let text = r.body_mut().read_to_string().ok()?;
-            (status == 200).then_some(text)
+            let right = status == a.status && a.expect.as_ref().is_none_or(|e| *e == text);
+            right.then_some(text)
         });
         match ok {
             Some(text) => {
