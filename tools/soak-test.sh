@@ -26,18 +26,25 @@ want_gen=$(curl -s "$url/v1/models/lm/generate" -d "$gen")
 want_cls=$(curl -s "$url/v1/models/clf/classify" -d "$cls")
 n=100000000
 run() { "$load" "$@" --requests $n --duration-s "$secs"; }
-{
-    echo "generate $(run "$url/v1/models/lm/generate" "$gen" --concurrency 4 --expect "$want_gen")" &
-    echo "classify $(run "$url/v1/models/clf/classify" "$cls" --concurrency 2 --expect "$want_cls")" &
-    echo "bad-json $(run "$url/v1/models/lm/generate" '{"prompt": ' --concurrency 1 --status 400)" &
-    echo "unknown-model $(run "$url/v1/models/nope/generate" "$gen" --concurrency 1 --status 404)" &
-    echo "unknown-field $(run "$url/v1/models/lm/generate" '{"prompt": "a", "x": 1}' --concurrency 1 --status 400)" &
-    echo "too-many-tokens $(run "$url/v1/models/lm/generate" '{"prompt": "a", "max_tokens": 65}' --concurrency 1 --status 400)" &
-    echo "wrong-task $(run "$url/v1/models/clf/generate" "$gen" --concurrency 1 --status 400)" &
-    for _ in $(seq 0 10 "$secs"); do
-        echo "rss_kb $(awk '/VmRSS/ {print $2}' /proc/$server/status) at $(date +%s)"
-        sleep 10
-    done &
-    wait
-}
+clients=()
+echo "generate $(run "$url/v1/models/lm/generate" "$gen" --concurrency 4 --expect "$want_gen")" &
+clients+=($!)
+echo "classify $(run "$url/v1/models/clf/classify" "$cls" --concurrency 2 --expect "$want_cls")" &
+clients+=($!)
+echo "bad-json $(run "$url/v1/models/lm/generate" '{"prompt": ' --concurrency 1 --status 400)" &
+clients+=($!)
+echo "unknown-model $(run "$url/v1/models/nope/generate" "$gen" --concurrency 1 --status 404)" &
+clients+=($!)
+echo "unknown-field $(run "$url/v1/models/lm/generate" '{"prompt": "a", "x": 1}' --concurrency 1 --status 400)" &
+clients+=($!)
+echo "too-many-tokens $(run "$url/v1/models/lm/generate" '{"prompt": "a", "max_tokens": 65}' --concurrency 1 --status 400)" &
+clients+=($!)
+echo "wrong-task $(run "$url/v1/models/clf/generate" "$gen" --concurrency 1 --status 400)" &
+clients+=($!)
+for _ in $(seq 0 10 "$secs"); do
+    echo "rss_kb $(awk '/VmRSS/ {print $2}' /proc/$server/status) at $(date +%s)"
+    sleep 10
+done
+# The clients only: a bare `wait` would also wait for the server.
+wait "${clients[@]}"
 kill -0 $server && echo "server alive after ${secs} s"
