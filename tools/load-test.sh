@@ -10,15 +10,8 @@ cd "$(dirname "$0")/.."
 lm=${1:?usage: tools/load-test.sh RUN_LM RUN_CLF [REQUESTS]}
 clf=${2:?usage: tools/load-test.sh RUN_LM RUN_CLF [REQUESTS]}
 requests=${3:-256}
-cargo build --release -q -p seqrnn-cli
-cargo build --release -q --manifest-path tools/loadgen/Cargo.toml
-load=tools/loadgen/target/release/loadgen
-log=$(mktemp)
-target/release/seqrnn serve --model lm="$lm" --model clf="$clf" --port 0 --max-queue 1024 >"$log" &
-server=$!
-trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -f "$log"' EXIT
-for _ in $(seq 100); do grep -q listening "$log" && break; sleep 0.1; done
-url=$(grep -o 'http://[0-9.:]*' "$log")
+. tools/serve-under-load.sh
+start_server --model lm="$lm" --model clf="$clf" --max-queue 1024
 gen='{"prompt": "the company said", "max_tokens": 32, "seed": 1}'
 clf_body='{"inputs": ["a gripping , funny and moving film that never drags"]}'
 for c in 1 8 64; do

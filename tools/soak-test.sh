@@ -11,15 +11,8 @@ cd "$(dirname "$0")/.."
 lm=${1:?usage: tools/soak-test.sh RUN_LM RUN_CLF [SECONDS]}
 clf=${2:?usage: tools/soak-test.sh RUN_LM RUN_CLF [SECONDS]}
 secs=${3:-600}
-cargo build --release -q -p seqrnn-cli
-cargo build --release -q --manifest-path tools/loadgen/Cargo.toml
-load=tools/loadgen/target/release/loadgen
-log=$(mktemp)
-target/release/seqrnn serve --model lm="$lm" --model clf="$clf" --port 0 --max-tokens 64 >"$log" &
-server=$!
-trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -f "$log"' EXIT
-for _ in $(seq 100); do grep -q listening "$log" && break; sleep 0.1; done
-url=$(grep -o 'http://[0-9.:]*' "$log")
+. tools/serve-under-load.sh
+start_server --model lm="$lm" --model clf="$clf" --max-tokens 64
 gen='{"prompt": "the company said", "max_tokens": 16, "seed": 3}'
 cls='{"inputs": ["a gripping film", "dull and far too long"]}'
 want_gen=$(curl -s "$url/v1/models/lm/generate" -d "$gen")

@@ -98,18 +98,6 @@ fn one_or_list<'py, T: IntoPyObject<'py>>(
     })
 }
 
-/// A seed drawn from the process's randomness, for `seed=None`.
-fn fresh_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
-}
-
 enum LmKind {
     EveryStep(Arc<lm::Trained>),
     LastToken(Arc<last_token::Trained>),
@@ -151,7 +139,7 @@ impl LanguageModel {
         };
         let sampling = Sampling {
             decoding,
-            seed: seed.unwrap_or_else(fresh_seed),
+            seed: seed.unwrap_or_else(seqrnn::dropout::fresh_seed),
         };
         let out = self.run.threads.run(py, || match &self.lm {
             LmKind::EveryStep(m) => m.generate(prompt, tokens, &sampling),

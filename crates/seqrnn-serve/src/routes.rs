@@ -424,7 +424,7 @@ impl Call {
         if top_p.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
             return Err(ApiError::bad(Some("top_p"), "`top_p` must be in (0, 1]"));
         }
-        let seed = f.uint("seed")?.unwrap_or_else(fresh_seed);
+        let seed = f.uint("seed")?.unwrap_or_else(seqrnn::dropout::fresh_seed);
         let stream = f.boolean("stream")?;
         let decoding = match temperature == 0.0 {
             true => Decoding::Greedy,
@@ -758,7 +758,7 @@ fn created() -> u64 {
 
 fn openai_body(model: &str, text: &str, prompt_tokens: usize, tokens: usize) -> Value {
     json!({
-        "id": format!("cmpl-{}", fresh_seed()),
+        "id": format!("cmpl-{}", seqrnn::dropout::fresh_seed()),
         "object": "text_completion",
         "created": created(),
         "model": model,
@@ -784,16 +784,4 @@ fn openai_chunk(model: &str, piece: &str, last: bool) -> Value {
             "finish_reason": if last { json!("length") } else { Value::Null },
         }],
     })
-}
-
-/// A seed from the process's randomness, for requests without one.
-fn fresh_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
 }

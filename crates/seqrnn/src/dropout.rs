@@ -14,6 +14,19 @@ pub fn rng_from_seed(seed: u64) -> SeqRng {
     ChaCha8Rng::seed_from_u64(seed)
 }
 
+/// A seed drawn from the process's randomness and the clock, different at each call: for a
+/// request that names no seed (the seed itself makes the draws reproducible).
+pub fn fresh_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
 /// How dropout masks are drawn over a sequence.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
