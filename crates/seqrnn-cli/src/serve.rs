@@ -24,6 +24,10 @@ pub struct ServeArgs {
     /// Threads of the computations (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Generations one language model runs together in its batch (continuous batching); more
+    /// wait in the queue for a row to free.
+    #[arg(long, default_value_t = 32)]
+    max_batch: usize,
     /// Requests computed or waiting at once; more are answered 503.
     #[arg(long, default_value_t = 256)]
     max_queue: usize,
@@ -56,6 +60,7 @@ pub fn serve_cmd(a: ServeArgs) -> Result<()> {
         port: a.port,
         api_key: a.api_key,
         threads: a.threads.unwrap_or(defaults.threads),
+        max_batch: a.max_batch,
         max_queue: a.max_queue,
         max_tokens: a.max_tokens,
         timeout: Duration::from_secs_f64(a.timeout_s),

@@ -7,6 +7,7 @@
 //!   `{"error": {"message", "field"}}`.
 //! - `routes`: one handler a route; each calls what the task's `Trained` offers, on a rayon
 //!   pool, with a bounded queue and a timeout.
+//! - `batcher`: continuous batching of generation, one batch a language model.
 //! - `metrics`: `GET /metrics` in Prometheus' text format.
 //!
 //! The server reads no file named in a request: everything it reads comes in the body.
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod api;
+mod batcher;
 mod metrics;
 mod routes;
 
@@ -33,6 +35,8 @@ pub struct ServeConfig {
     pub api_key: Option<String>,
     /// Threads of the computations.
     pub threads: usize,
+    /// Generations a language model runs together in one batch (continuous batching).
+    pub max_batch: usize,
     /// Requests computed or waiting at once; more are answered 503.
     pub max_queue: usize,
     /// The most tokens one generation request may ask for.
@@ -53,6 +57,7 @@ impl Default for ServeConfig {
             port: 8080,
             api_key: None,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_batch: 32,
             max_queue: 256,
             max_tokens: 1024,
             timeout: Duration::from_secs(60),
@@ -86,8 +91,17 @@ impl ServeConfig {
                 return bad(format!("model name {name:?} is given twice"));
             }
         }
-        if self.threads == 0 || self.max_queue == 0 || self.max_tokens == 0 {
-            return bad("--threads, --max-queue and --max-tokens must be at least 1".into());
+        if [
+            self.threads,
+            self.max_batch,
+            self.max_queue,
+            self.max_tokens,
+        ]
+        .contains(&0)
+        {
+            return bad(
+                "--threads, --max-batch, --max-queue and --max-tokens must be at least 1".into(),
+            );
         }
         if self.timeout.is_zero() {
             return bad("--timeout-s must be positive".into());

@@ -34,6 +34,7 @@ pub struct Metrics {
     pub latency: Family<Route, Histogram, fn() -> Histogram>,
     pub queue_depth: Gauge<i64, std::sync::atomic::AtomicI64>,
     pub batch_size: Histogram,
+    pub generation_batch: Histogram,
     pub tokens: Counter<u64, AtomicU64>,
 }
 
@@ -44,6 +45,7 @@ impl Metrics {
             Family::<Route, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
         let queue_depth = Gauge::default();
         let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 8));
+        let generation_batch = Histogram::new(exponential_buckets(1.0, 2.0, 9));
         let tokens = Counter::default();
         let mut r = Registry::with_prefix("seqrnn");
         r.register(
@@ -66,6 +68,11 @@ impl Metrics {
             "Inputs computed together in one call of a model",
             batch_size.clone(),
         );
+        r.register(
+            "generation_batch_size",
+            "Generations advanced together in one step of a language model's batch",
+            generation_batch.clone(),
+        );
         r.register("generated_tokens", "Tokens generated", tokens.clone());
         Metrics {
             registry: Mutex::new(r),
@@ -73,6 +80,7 @@ impl Metrics {
             latency,
             queue_depth,
             batch_size,
+            generation_batch,
             tokens,
         }
     }

@@ -23,14 +23,17 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt as _;
 
 use crate::api::{ApiError, ApiResult, Fields};
+use crate::batcher::{self, Batcher, Job, Piece};
 use crate::metrics::{Metrics, Route, RouteStatus};
 use crate::{ServeConfig, ServeError};
 
 /// What every handler shares.
 pub struct State {
     models: Vec<(String, Arc<Loaded>)>,
+    /// The batch of each every-step language model, by name.
+    batchers: Vec<(String, Batcher)>,
     api_key: Option<String>,
-    pool: rayon::ThreadPool,
+    pool: Arc<rayon::ThreadPool>,
     queue: Arc<Semaphore>,
     max_tokens: usize,
     timeout: Duration,
@@ -42,7 +45,7 @@ pub struct State {
 impl State {
     /// Loads every run of `config` once.
     pub fn load(config: &ServeConfig) -> Result<State, ServeError> {
-        let models = config
+        let models: Vec<(String, Arc<Loaded>)> = config
             .models
             .iter()
             .map(|(name, path)| {
@@ -59,8 +62,28 @@ impl State {
             .thread_name(|i| format!("seqrnn-serve-{i}"))
             .build()
             .map_err(|e| ServeError::Config(format!("could not start the threads: {e}")))?;
+        let pool = Arc::new(pool);
+        let metrics = Metrics::new();
+        let mut batchers = Vec::new();
+        for (name, model) in &models {
+            let started = Batcher::start(
+                name,
+                model,
+                &pool,
+                config.max_batch,
+                metrics.generation_batch.clone(),
+            )
+            .map_err(|source| ServeError::Io {
+                what: format!("could not start the batch of model {name}"),
+                source,
+            })?;
+            if let Some(b) = started {
+                batchers.push((name.to_string(), b));
+            }
+        }
         Ok(State {
             models,
+            batchers,
             api_key: config.api_key.clone(),
             pool,
             queue: Arc::new(Semaphore::new(config.max_queue)),
@@ -68,7 +91,7 @@ impl State {
             timeout: config.timeout,
             body_limit: config.body_limit,
             wav_limit: config.wav_limit,
-            metrics: Metrics::new(),
+            metrics,
         })
     }
 
@@ -86,13 +109,19 @@ impl State {
             })
     }
 
-    /// A place in the queue, or 503.
-    fn place(&self) -> ApiResult<OwnedSemaphorePermit> {
-        Arc::clone(&self.queue).try_acquire_owned().map_err(|_| {
+    /// A place in the queue (counted in the queue-depth gauge while it is held), or 503.
+    fn place(&self) -> ApiResult<Place> {
+        let permit = Arc::clone(&self.queue).try_acquire_owned().map_err(|_| {
             ApiError::status(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the server is busy (its queue is full): retry later",
             )
+        })?;
+        let gauge = self.metrics.queue_depth.clone();
+        gauge.inc();
+        Ok(Place {
+            _permit: permit,
+            gauge,
         })
     }
 
@@ -120,14 +149,23 @@ impl State {
     }
 
     /// Runs `f` on the pool, holding `place` until it ends; a panic ends only `f`.
-    fn spawn(self: &Arc<Self>, place: OwnedSemaphorePermit, f: impl FnOnce() + Send + 'static) {
-        let gauge = self.metrics.queue_depth.clone();
-        gauge.inc();
+    fn spawn(self: &Arc<Self>, place: Place, f: impl FnOnce() + Send + 'static) {
         self.pool.spawn(move || {
             let _ = std::panic::catch_unwind(AssertUnwindSafe(f));
-            gauge.dec();
             drop(place);
         });
+    }
+}
+
+/// A request's place in the queue, from its start to its last token.
+struct Place {
+    _permit: OwnedSemaphorePermit,
+    gauge: prometheus_client::metrics::gauge::Gauge<i64, std::sync::atomic::AtomicI64>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.gauge.dec();
     }
 }
 
@@ -467,22 +505,68 @@ impl Call {
         }
     }
 
-    /// A whole continuation in one answer.
+    /// Starts a generation: in the model's running batch (an every-step language model) or
+    /// alone on the pool (a last-token one). Its tokens arrive on the channel, which closes at
+    /// its end; dropping the receiver stops it at the next step.
+    fn start(&self, ids: Vec<u32>, g: &Generation) -> ApiResult<mpsc::Receiver<Piece>> {
+        let place = self.s.place()?;
+        let (out, rx) = batcher::channel();
+        let batcher = self.s.batchers.iter().find(|(n, _)| *n == self.name);
+        if let (Some((_, batcher)), Some(lm)) = (batcher, self.model.as_lm()) {
+            let job = Job {
+                prompt: lm.prompt_tokens(&ids),
+                tokens: g.tokens,
+                sampling: g.sampling,
+                out,
+                slot: Box::new(place),
+            };
+            return match batcher.submit(job) {
+                Ok(()) => Ok(rx),
+                Err(_) => Err(ApiError::status(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the model's generation batch has stopped",
+                )),
+            };
+        }
+        let (model, n, sampling) = (Arc::clone(&self.model), g.tokens, g.sampling);
+        self.s.spawn(place, move || {
+            let Some(lm) = Lm::of(&model) else { return };
+            let each = |id| out.blocking_send(Piece::Token(id)).is_ok();
+            if let Err(e) = lm.generate(&ids, n, &sampling, each) {
+                let _ = out.blocking_send(Piece::Failed(e.to_string()));
+            }
+        });
+        Ok(rx)
+    }
+
+    /// A whole continuation in one answer (504 past the timeout, which also stops it).
     async fn complete(self, ids: Vec<u32>, g: Generation, format: Format) -> ApiResult<Response> {
-        let model = Arc::clone(&self.model);
         let n_prompt = ids.len();
-        let text = self
-            .s
-            .compute(move || {
-                let lm =
-                    Lm::of(&model).ok_or_else(|| ApiError::bad(None, "not a language model"))?;
-                let out = lm
-                    .generate(&ids, g.tokens, &g.sampling, |_| true)
-                    .map_err(|e| ApiError::library(None, e))?;
-                Ok((lm.decode(&out), out.len()))
-            })
-            .await?;
-        let (text, tokens) = text;
+        let mut rx = self.start(ids, &g)?;
+        let collect = async {
+            let mut out = Vec::with_capacity(g.tokens);
+            while let Some(piece) = rx.recv().await {
+                match piece {
+                    Piece::Token(id) => out.push(id),
+                    Piece::Failed(msg) => return Err(failed(msg)),
+                }
+            }
+            match out.len() == g.tokens {
+                true => Ok(out),
+                false => Err(failed("it ended early".into())),
+            }
+        };
+        let out = match tokio::time::timeout(self.s.timeout, collect).await {
+            Ok(out) => out?,
+            Err(_) => {
+                return Err(ApiError::status(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!("no answer within {} s", self.s.timeout.as_secs_f64()),
+                ))
+            }
+        };
+        let lm = Lm::of(&self.model).ok_or_else(|| ApiError::bad(None, "not a language model"))?;
+        let (text, tokens) = (lm.decode(&out), out.len());
         self.s.metrics.tokens.inc_by(tokens as u64);
         Ok(Json(match format {
             Format::Tgi => json!({"text": text, "tokens": tokens}),
@@ -494,40 +578,42 @@ impl Call {
     /// A continuation as server-sent events, a token each; a client that goes away stops it
     /// at the next step.
     fn stream(self, ids: Vec<u32>, g: Generation, format: Format) -> ApiResult<Response> {
-        let place = self.s.place()?;
+        let mut pieces = self.start(ids, &g)?;
         let (tx, rx) = mpsc::channel::<String>(64);
-        let (model, name, s) = (
-            Arc::clone(&self.model),
-            self.name.clone(),
-            Arc::clone(&self.s),
-        );
-        self.s.spawn(place, move || {
-            let Some(lm) = Lm::of(&model) else { return };
-            let mut prev = None;
-            let mut done = 0usize;
-            let mut text = String::new();
-            let sent = lm.generate(&ids, g.tokens, &g.sampling, |id| {
+        tokio::spawn(async move {
+            let Some(lm) = Lm::of(&self.model) else {
+                return;
+            };
+            let (mut prev, mut done, mut text) = (None, 0usize, String::new());
+            while let Some(piece) = pieces.recv().await {
+                let id = match piece {
+                    Piece::Token(id) => id,
+                    Piece::Failed(msg) => {
+                        let _ = tx.send(json!({"error": msg}).to_string()).await;
+                        break;
+                    }
+                };
                 let piece = lm.piece(prev, id);
                 text.push_str(&piece);
                 prev = Some(id);
                 done += 1;
-                s.metrics.tokens.inc();
+                self.s.metrics.tokens.inc();
                 let last = done == g.tokens;
                 let event = match format {
                     Format::Tgi => tgi_event(lm.vocab(), id, &piece, last.then_some((&text, done))),
-                    Format::OpenAi => openai_chunk(&name, &piece, last),
+                    Format::OpenAi => openai_chunk(&self.name, &piece, last),
                 };
-                tx.blocking_send(event.to_string()).is_ok()
-            });
-            if let Err(e) = sent {
-                let _ = tx.blocking_send(json!({"error": e.to_string()}).to_string());
-            } else if g.tokens == 0 && format == Format::Tgi {
+                if tx.send(event.to_string()).await.is_err() {
+                    return;
+                }
+            }
+            if g.tokens == 0 && format == Format::Tgi {
                 let details = json!({"finish_reason": "length", "generated_tokens": 0});
                 let end = json!({"token": null, "generated_text": "", "details": details});
-                let _ = tx.blocking_send(end.to_string());
+                let _ = tx.send(end.to_string()).await;
             }
             if format == Format::OpenAi {
-                let _ = tx.blocking_send("[DONE]".into());
+                let _ = tx.send("[DONE]".into()).await;
             }
         });
         let events = ReceiverStream::new(rx)
@@ -748,6 +834,14 @@ fn tgi_event(
             "details": {"finish_reason": "length", "generated_tokens": n},
         }),
     }
+}
+
+/// A generation that failed after it started.
+fn failed(msg: String) -> ApiError {
+    ApiError::status(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("the generation failed: {msg}"),
+    )
 }
 
 fn created() -> u64 {

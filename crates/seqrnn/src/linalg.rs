@@ -330,6 +330,9 @@ fn mkl_matmul(c: &mut MatMut<'_>, a: Mat<'_>, b: Mat<'_>, acc: Accumulate, threa
     }
 }
 
+/// The row count of a [`Prepared::for_any_rows`] operand.
+const ANY_ROWS: usize = usize::MAX;
+
 /// A right operand is packed for [`matmul_prepared`] only when used at least this many times.
 pub const PACK_MIN_USES: usize = 4;
 
@@ -343,6 +346,16 @@ pub struct Prepared<'a> {
     threads: usize,
     /// `b` packed (`None`: not worth packing, or strides a kernel cannot read).
     pack: Option<Pack>,
+}
+
+impl std::fmt::Debug for Prepared<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("k", &self.b.rows)
+            .field("n", &self.b.cols)
+            .field("packed", &self.pack.is_some())
+            .finish()
+    }
 }
 
 /// A packed right operand of one of the two routes.
@@ -374,6 +387,24 @@ impl<'a> Prepared<'a> {
         }
     }
 
+    /// Prepares `b` for products with any number of rows, whose values do not depend on that
+    /// number: a row's result is the same alone as in a batch of any size (batch-invariant
+    /// inference: a request's answer does not depend on who else was in its batch). Always
+    /// `rten-gemm`'s pack (or the int8 pack of a marked weight), even in a build with the `mkl`
+    /// feature, whose products promise no such thing.
+    pub fn for_any_rows(b: Mat<'a>) -> Self {
+        let pack = match int8::marked(b) {
+            Some(w) => Some(Pack::Int8(w)),
+            None => packed::PackedB::new(b).map(Pack::Rust),
+        };
+        Prepared {
+            b,
+            m: ANY_ROWS,
+            threads: threads(),
+            pack,
+        }
+    }
+
     fn pack(b: Mat<'a>, m: usize) -> Option<Pack> {
         #[cfg(feature = "mkl")]
         if uses_mkl() {
@@ -388,9 +419,11 @@ impl<'a> Prepared<'a> {
 }
 
 /// `C (=|+=) A · B` with a prepared `B`: [`matmul`]'s contract; `a` must have the `m` rows `b`
-/// was prepared for.
+/// was prepared for (any number for [`Prepared::for_any_rows`]).
 pub fn matmul_prepared(mut c: MatMut<'_>, a: Mat<'_>, b: &Prepared<'_>, acc: Accumulate) {
-    assert_eq!(a.rows, b.m, "rows differ from the prepared product's");
+    if b.m != ANY_ROWS {
+        assert_eq!(a.rows, b.m, "rows differ from the prepared product's");
+    }
     assert_eq!(a.cols, b.b.rows, "inner dimensions differ");
     assert_eq!((c.rows, c.cols), (a.rows, b.b.cols), "output shape differs");
     let done = match &b.pack {
@@ -605,6 +638,50 @@ mod tests {
                 Accumulate::Add,
             );
             for (x, y) in one.iter().zip(&plain) {
+                assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{x} vs {y}");
+            }
+        }
+    }
+
+    #[test]
+    fn any_rows_products_give_a_row_the_same_values_in_every_batch() {
+        // Even with the `mkl` feature: this route never goes to oneMKL.
+        for &(k, n) in &[(200, 800), (200, 1000), (33, 96)] {
+            let w = wavy(n, k, 2);
+            let p = Prepared::for_any_rows(Mat::new(&w, n, k).t());
+            let a = wavy(64, k, 1);
+            let row = |m: usize, at: usize| {
+                let mut c = vec![0.0; m * n];
+                matmul_prepared(
+                    MatMut::new(&mut c, m, n),
+                    Mat::new(&a[..m * k], m, k),
+                    &p,
+                    Accumulate::Overwrite,
+                );
+                c[at * n..(at + 1) * n].to_vec()
+            };
+            let alone = {
+                let mut c = vec![0.0; n];
+                matmul_prepared(
+                    MatMut::new(&mut c, 1, n),
+                    Mat::new(&a[..k], 1, k),
+                    &p,
+                    Accumulate::Overwrite,
+                );
+                c
+            };
+            for m in [1, 2, 3, 7, 8, 16, 33, 64] {
+                assert_eq!(row(m, 0), alone, "row 0 of {m}, k={k}");
+            }
+            // And to rounding, the plain product.
+            let mut plain = vec![0.0; n];
+            matmul(
+                MatMut::new(&mut plain, 1, n),
+                Mat::new(&a[..k], 1, k),
+                Mat::new(&w, n, k).t(),
+                Accumulate::Overwrite,
+            );
+            for (x, y) in alone.iter().zip(&plain) {
                 assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{x} vs {y}");
             }
         }

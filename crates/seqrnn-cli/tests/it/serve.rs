@@ -31,7 +31,10 @@ fn start(name: &str, extra: &[&str]) -> Server {
     let dir = scratch(name);
     let runs = seqrnn::tasks::tiny::all(&dir).expect("tiny runs");
     let mut cmd = bin();
-    cmd.args(["serve", "--port", "0", "--threads", "1"]);
+    cmd.args(["serve", "--port", "0"]);
+    if !extra.contains(&"--threads") {
+        cmd.args(["--threads", "1"]);
+    }
     for (task, path) in &runs {
         cmd.arg("--model").arg(format!("{task}={}", path.display()));
     }
@@ -274,6 +277,80 @@ fn wav(samples: &[f32], rate: u32) -> Vec<u8> {
         b.extend_from_slice(&s.to_le_bytes());
     }
     b
+}
+
+/// Concurrent generations share the model's batch, and each one's text is the library's for
+/// its seed alone: whoever else was in the batch changes nothing.
+#[test]
+fn batched_generations_equal_each_one_alone() {
+    let s = start("serve-batch", &["--max-batch", "5", "--threads", "2"]);
+    let lm = seqrnn::lm::Trained::load(s.run("lm")).unwrap();
+    let requests: Vec<(String, usize, Decoding, u64)> = (0..12u64)
+        .map(|i| {
+            let prompt = ["the", "the company", "", "a new"][i as usize % 4].to_string();
+            let decoding = match i % 3 {
+                0 => Decoding::Greedy,
+                1 => Decoding::default(),
+                _ => Decoding::Sample {
+                    temperature: 0.7,
+                    top_k: Some(5),
+                    top_p: Some(0.9),
+                },
+            };
+            (prompt, 150 + 37 * i as usize, decoding, 100 + i)
+        })
+        .collect();
+    let start = std::sync::Barrier::new(requests.len());
+    let answers: Vec<Value> = std::thread::scope(|sc| {
+        let handles: Vec<_> = requests
+            .iter()
+            .map(|(prompt, n, d, seed)| {
+                let (s, start) = (&s, &start);
+                sc.spawn(move || {
+                    let mut req = json!({"prompt": prompt, "max_tokens": n, "seed": seed});
+                    match d {
+                        Decoding::Greedy => req["temperature"] = json!(0.0),
+                        Decoding::Sample {
+                            temperature,
+                            top_k,
+                            top_p,
+                        } => {
+                            req["temperature"] = json!(temperature);
+                            req["top_k"] = json!(top_k);
+                            req["top_p"] = json!(top_p);
+                        }
+                    }
+                    start.wait();
+                    let (status, got) = s.post("/v1/models/lm/generate", &req);
+                    assert_eq!(status, 200, "{got}");
+                    got
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for ((prompt, n, decoding, seed), got) in requests.iter().zip(&answers) {
+        let ids = lm.encode(prompt).unwrap().ids;
+        let sampling = Sampling {
+            decoding: *decoding,
+            seed: *seed,
+        };
+        let want = lm.decode(&lm.generate_ids(&ids, *n, &sampling).unwrap());
+        assert_eq!(got, &json!({"text": want, "tokens": n}), "seed {seed}");
+    }
+    // Steps did run several generations together, never more than --max-batch.
+    let (_, metrics) = s.get("/metrics");
+    let bucket = |le: &str| -> f64 {
+        let key = format!("seqrnn_generation_batch_size_bucket{{le=\"{le}\"}} ");
+        let line = metrics.lines().find(|l| l.starts_with(&key));
+        line.and_then(|l| l[key.len()..].trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {metrics}"))
+    };
+    assert!(
+        bucket("1.0") < bucket("4.0"),
+        "no step ran two or more rows"
+    );
+    assert_eq!(bucket("8.0"), bucket("+Inf"), "a step ran more than 8 rows");
 }
 
 #[test]

@@ -15,7 +15,7 @@
 
 use rayon::prelude::*;
 
-use crate::linalg::{matmul, Accumulate, Mat, MatMut};
+use crate::linalg::{matmul, matmul_prepared, Accumulate, Mat, MatMut, Prepared};
 use crate::rnn::activation::exp;
 
 /// Rows of `[N, V]` handled by one parallel task of the row passes: the split is fixed, so
@@ -45,6 +45,22 @@ pub fn logits(h: &[f32], w: &[f32], b: &[f32], logits: &mut [f32], hidden: usize
     let v = b.len();
     let n = h.len() / hidden;
     product(h, w, logits, v, hidden);
+    logits[..n * v]
+        .par_chunks_mut(v * ROWS_PER_TASK)
+        .for_each(|rows| rows.chunks_exact_mut(v).for_each(|row| add(row, b)));
+}
+
+/// [`logits`] with the weight prepared once (`w = Wᵀ[H, V]`, e.g.
+/// [`crate::linalg::Prepared::for_any_rows`]): `logits[N, V] = h[N, H] · w + b`.
+pub fn logits_prepared(h: &[f32], w: &Prepared<'_>, b: &[f32], logits: &mut [f32], hidden: usize) {
+    let v = b.len();
+    let n = h.len() / hidden;
+    matmul_prepared(
+        MatMut::new(&mut logits[..n * v], n, v),
+        Mat::new(h, n, hidden),
+        w,
+        Accumulate::Overwrite,
+    );
     logits[..n * v]
         .par_chunks_mut(v * ROWS_PER_TASK)
         .for_each(|rows| rows.chunks_exact_mut(v).for_each(|row| add(row, b)));

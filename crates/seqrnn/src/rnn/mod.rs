@@ -55,4 +55,4 @@ pub mod stack;
 pub use config::{CellKind, Direction, GruVariant, RnnConfig};
 pub use init::{ForgetBias, Init, InitScheme};
 pub use params::{CellGrads, CellOffsets, CellParams, RnnLayout, TensorInfo};
-pub use stack::{Rnn, RnnCache, RnnState, RnnWorkspace, SeqShape};
+pub use stack::{Rnn, RnnCache, RnnPacks, RnnState, RnnWorkspace, SeqShape};

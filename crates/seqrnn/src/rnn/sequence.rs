@@ -40,6 +40,37 @@ pub(crate) struct Pass<'a> {
     pub out_stride: usize,
     /// First column of this direction in the output buffer, `dir·H`.
     pub out_col: usize,
+    /// The weights packed once for many passes (batch-invariant inference), or `None`: the
+    /// input projection then runs as a plain product and `W_hh` is prepared per pass.
+    pub packs: Option<&'a PassPacks<'a>>,
+}
+
+/// One layer-direction's weights packed once for any number of inference passes of any batch
+/// size ([`Prepared::for_any_rows`]): a row's outputs are then the same whoever else is in its
+/// batch. What [`crate::rnn::RnnPacks`] holds per layer-direction.
+pub(crate) struct PassPacks<'a> {
+    /// `W_ihᵀ`, the input projection's operand.
+    w_ih: Prepared<'a>,
+    /// `W_hhᵀ` whole, or (GRU "reset before") its `r,z` rows.
+    w_hh: Prepared<'a>,
+    /// GRU "reset before": the `n` rows of `W_hhᵀ`.
+    w_hn: Option<Prepared<'a>>,
+}
+
+impl<'a> PassPacks<'a> {
+    /// Packs the weights of `p` (a `cell` layer-direction of `h` units and `input_size` inputs).
+    pub(crate) fn new(cell: CellKind, p: CellParams<'a>, h: usize, input_size: usize) -> Self {
+        let gh = cell.gates() * h;
+        let w_ih = Prepared::for_any_rows(Mat::new(p.w_ih, gh, input_size).t());
+        let rows = |r: std::ops::Range<usize>| {
+            Prepared::for_any_rows(Mat::new(&p.w_hh[r.start * h..r.end * h], r.len(), h).t())
+        };
+        let (w_hh, w_hn) = match cell {
+            CellKind::Gru(GruVariant::ResetBefore) => (rows(0..2 * h), Some(rows(2 * h..3 * h))),
+            _ => (rows(0..gh), None),
+        };
+        PassPacks { w_ih, w_hh, w_hn }
+    }
 }
 
 impl Pass<'_> {
@@ -91,12 +122,19 @@ pub(crate) fn forward(
     let p = pass.p;
 
     // Input projection of all steps: gates = x · W_ihᵀ + bias.
-    matmul(
+    let (g_all, x_all) = (
         MatMut::new(&mut gates[..rows * gh], rows, gh),
         Mat::new(&x[..rows * pass.input_size], rows, pass.input_size),
-        Mat::new(p.w_ih, gh, pass.input_size).t(),
-        Accumulate::Overwrite,
     );
+    match pass.packs {
+        Some(packs) => matmul_prepared(g_all, x_all, &packs.w_ih, Accumulate::Overwrite),
+        None => matmul(
+            g_all,
+            x_all,
+            Mat::new(p.w_ih, gh, pass.input_size).t(),
+            Accumulate::Overwrite,
+        ),
+    }
     let bias = &mut scratch.bias[..gh];
     bias.copy_from_slice(p.b_ih);
     match pass.cell {
@@ -217,7 +255,14 @@ fn prepare_w_hh<'a>(
 fn forward_rows(pass: &Pass<'_>, blk: &mut ForwardRows<'_>, threads: usize) {
     let (b, hs, gh) = (blk.rows, pass.h, pass.gh());
     let p = pass.p;
-    let (w_a, w_n) = prepare_w_hh(pass, b, threads, StepProduct::Forward);
+    let owned;
+    let (w_a, w_n) = match pass.packs {
+        Some(packs) => (&packs.w_hh, packs.w_hn.as_ref()),
+        None => {
+            owned = prepare_w_hh(pass, b, threads, StepProduct::Forward);
+            (&owned.0, owned.1.as_ref())
+        }
+    };
     let h = &mut *blk.h;
     for s in 0..pass.t {
         let t = pass.time(s);
@@ -228,7 +273,7 @@ fn forward_rows(pass: &Pass<'_>, blk: &mut ForwardRows<'_>, threads: usize) {
                 matmul_prepared(
                     MatMut::new(g_t, b, gh),
                     Mat::new(h, b, hs),
-                    &w_a,
+                    w_a,
                     Accumulate::Add,
                 );
                 let c = &mut *blk.c;
@@ -242,7 +287,7 @@ fn forward_rows(pass: &Pass<'_>, blk: &mut ForwardRows<'_>, threads: usize) {
                 matmul_prepared(
                     MatMut::new(&mut blk.hg[..b * gh], b, gh),
                     Mat::new(h, b, hs),
-                    &w_a,
+                    w_a,
                     Accumulate::Overwrite,
                 );
                 let hn = match extra_t {
@@ -252,11 +297,11 @@ fn forward_rows(pass: &Pass<'_>, blk: &mut ForwardRows<'_>, threads: usize) {
                 gru::forward_gates_reset_after(g_t, blk.hg, &p.b_hh[2 * hs..], hn, h, hs);
             }
             CellKind::Gru(GruVariant::ResetBefore) => {
-                let w_hn = w_n.as_ref().expect("prepared above");
+                let w_hn = w_n.expect("prepared above");
                 matmul_prepared(
                     MatMut::strided(g_t, b, 2 * hs, gh),
                     Mat::new(h, b, hs),
-                    &w_a,
+                    w_a,
                     Accumulate::Add,
                 );
                 let rh = match extra_t {

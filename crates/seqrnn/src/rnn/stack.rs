@@ -6,7 +6,25 @@ use crate::linalg::{fit, Accumulate};
 
 use super::config::{CellKind, GruVariant, RnnConfig};
 use super::params::{CellGrads, CellParams, RnnLayout};
-use super::sequence::{self, BackwardScratch, ForwardScratch, Pass, Saved};
+use super::sequence::{self, BackwardScratch, ForwardScratch, Pass, PassPacks, Saved};
+
+/// A stack's weights packed once for many inference passes ([`Rnn::pack`],
+/// [`Rnn::forward_infer_packed`]): per layer-direction `W_ihᵀ` and `W_hhᵀ` in the product
+/// kernels' panel layout, beside the parameter block they came from (its biases are read from
+/// there).
+pub struct RnnPacks<'p> {
+    params: &'p [f32],
+    /// Layer-direction `l·D + d`'s packs.
+    passes: Vec<PassPacks<'p>>,
+}
+
+impl std::fmt::Debug for RnnPacks<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RnnPacks")
+            .field("passes", &self.passes.len())
+            .finish()
+    }
+}
 
 /// Recurrent state of a stack, or its gradient: `h[L·D, B, H]` and, for LSTM, `c[L·D, B, H]`
 /// (empty for GRU). Slice `l·D + d` belongs to layer `l`, direction `d`, as in PyTorch.
@@ -181,6 +199,7 @@ impl Rnn {
     fn pass<'p>(&self, params: &'p [f32], layer: usize, dir: usize, shape: SeqShape) -> Pass<'p> {
         let off = self.layout.cell(layer, dir);
         Pass {
+            packs: None,
             cell: self.config.cell,
             p: CellParams::new(params, off),
             t: shape.t,
@@ -203,6 +222,60 @@ impl Rnn {
     pub fn forward_infer(
         &self,
         params: &[f32],
+        x: &[f32],
+        shape: SeqShape,
+        state: &mut RnnState,
+        y: &mut [f32],
+        ws: &mut RnnWorkspace,
+    ) -> Result<()> {
+        self.infer(params, None, x, shape, state, y, ws)
+    }
+
+    /// Packs the weights of `params` once for many [`Rnn::forward_infer_packed`] passes.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] when `params` is not this stack's parameter block.
+    pub fn pack<'p>(&self, params: &'p [f32]) -> Result<RnnPacks<'p>> {
+        check_lens([("parameter block", params.len(), self.num_params())])?;
+        let cfg = &self.config;
+        let mut passes = Vec::with_capacity(cfg.num_layers * cfg.directions());
+        for layer in 0..cfg.num_layers {
+            for dir in 0..cfg.directions() {
+                let off = self.layout.cell(layer, dir);
+                passes.push(PassPacks::new(
+                    cfg.cell,
+                    CellParams::new(params, off),
+                    cfg.hidden_size,
+                    off.input_size,
+                ));
+            }
+        }
+        Ok(RnnPacks { params, passes })
+    }
+
+    /// [`Rnn::forward_infer`] with the weights packed once ([`Rnn::pack`]): faster over many
+    /// short passes (generation steps), and batch-invariant: a batch row's outputs and state are
+    /// the same, to the bit, as when it runs alone or beside any other rows, on any thread count.
+    ///
+    /// # Errors
+    /// As [`Rnn::forward_infer`].
+    pub fn forward_infer_packed(
+        &self,
+        packs: &RnnPacks<'_>,
+        x: &[f32],
+        shape: SeqShape,
+        state: &mut RnnState,
+        y: &mut [f32],
+        ws: &mut RnnWorkspace,
+    ) -> Result<()> {
+        self.infer(packs.params, Some(packs), x, shape, state, y, ws)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn infer(
+        &self,
+        params: &[f32],
+        packs: Option<&RnnPacks<'_>>,
         x: &[f32],
         shape: SeqShape,
         state: &mut RnnState,
@@ -233,7 +306,8 @@ impl Rnn {
                 &mut pong
             };
             for dir in 0..cfg.directions() {
-                let pass = self.pass(params, layer, dir, shape);
+                let mut pass = self.pass(params, layer, dir, shape);
+                pass.packs = packs.map(|p| &p.passes[layer * cfg.directions() + dir]);
                 let slice = (layer * cfg.directions() + dir) * bh..;
                 let c = if cfg.cell.has_cell_state() {
                     Some(&mut state.c[slice.clone()][..bh])

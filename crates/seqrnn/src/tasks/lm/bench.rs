@@ -295,7 +295,7 @@ pub fn inference(
     // `n` tokens from a prompt of token 0 at batch 1, drawn with `seed`.
     let generate = |n, seed| {
         crate::tasks::lm::generate::generate(
-            &mut crate::tasks::lm::generate::LmStepper::new(model, params),
+            &mut crate::tasks::lm::generate::LmStepper::new(model, params)?,
             &[0],
             n,
             decoding,

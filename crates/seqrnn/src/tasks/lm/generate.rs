@@ -8,7 +8,7 @@ use crate::dropout::{rng_from_seed, SeqRng};
 use crate::error::{Error, Result};
 use crate::model::softmax::{exp_weights, row_max};
 use crate::rnn::{RnnState, SeqShape};
-use crate::tasks::lm::{LanguageModel, LmWorkspace};
+use crate::tasks::lm::{LanguageModel, LmPacks, LmWorkspace};
 
 /// How the next token is chosen from the model's distribution.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -144,36 +144,68 @@ pub trait NextToken {
     fn step(&mut self, token: u32, logits: &mut [f32]) -> Result<()>;
 }
 
-/// A [`LanguageModel`] with its parameters, recurrent state (batch 1) and workspace, stepping
-/// one token at a time.
+/// Many generations from one [`LanguageModel`] advanced together (continuous batching): each
+/// generation keeps its own batch-1 state ([`LmBatch::zero_state`]), is primed alone
+/// ([`LmBatch::prime`]), and then steps beside whichever others are running
+/// ([`LmBatch::step`]); generations join and leave between steps.
+///
+/// The weights are packed once ([`LanguageModel::pack`]), so a row's logits are the same, to the
+/// bit, in a batch of any size and company as alone: a generation's tokens do not depend on who
+/// else was in the batch, and equal [`LmStepper`]'s (which is this at batch 1).
 #[derive(Debug)]
-pub struct LmStepper<'m> {
+pub struct LmBatch<'m> {
     model: &'m LanguageModel,
-    params: &'m [f32],
-    state: RnnState,
+    packs: LmPacks<'m>,
     ws: LmWorkspace,
+    /// The running rows' states gathered into one batch state, `[segment][B, width]`.
+    batch: RnnState,
+    /// Segment widths of a batch-1 state ([`LanguageModel::state_widths`]).
+    widths: Vec<usize>,
 }
 
-impl<'m> LmStepper<'m> {
-    /// A stepper for `model` with `params`, at a zero state.
-    pub fn new(model: &'m LanguageModel, params: &'m [f32]) -> Self {
-        LmStepper {
+impl<'m> LmBatch<'m> {
+    /// A batch stepper for `model` with `params` (packed here, once).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] when `params` is not `model`'s parameter block.
+    pub fn new(model: &'m LanguageModel, params: &'m [f32]) -> Result<Self> {
+        Ok(LmBatch {
             model,
-            params,
-            state: model.zero_state(1),
+            packs: model.pack(params)?,
             ws: LmWorkspace::default(),
-        }
+            batch: RnnState::default(),
+            widths: model.state_widths(),
+        })
     }
-}
 
-impl NextToken for LmStepper<'_> {
-    fn vocab(&self) -> usize {
+    /// Width of a row of logits (the vocabulary size `V`).
+    pub fn vocab(&self) -> usize {
         self.model.config().vocab
     }
 
-    /// The whole prompt runs as one window; the logits of its last step are kept.
-    fn prime(&mut self, prompt: &[u32], logits: &mut [f32]) -> Result<()> {
-        self.state.reset();
+    /// A generation's zero state (batch 1).
+    pub fn zero_state(&self) -> RnnState {
+        self.model.zero_state(1)
+    }
+
+    /// Starts `state` afresh (zero) and reads `prompt` (at least one token) as one window;
+    /// writes the logits of the token that follows it into `logits[V]`.
+    ///
+    /// # Errors
+    /// An empty prompt, a token outside the vocabulary, a state of another model.
+    pub fn prime(
+        &mut self,
+        prompt: &[u32],
+        state: &mut RnnState,
+        logits: &mut [f32],
+    ) -> Result<()> {
+        if prompt.is_empty() {
+            return Err(Error::Config(
+                "generation needs at least one prompt token".into(),
+            ));
+        }
+        state.h.fill(0.0);
+        state.c.fill(0.0);
         let v = self.vocab();
         let shape = SeqShape {
             t: prompt.len(),
@@ -181,18 +213,173 @@ impl NextToken for LmStepper<'_> {
         };
         let all = self
             .model
-            .logits(self.params, prompt, shape, &mut self.state, &mut self.ws)?;
+            .logits_packed(&self.packs, prompt, shape, state, &mut self.ws)?;
         logits.copy_from_slice(&all[all.len() - v..]);
         Ok(())
     }
 
-    fn step(&mut self, token: u32, logits: &mut [f32]) -> Result<()> {
-        let shape = SeqShape { t: 1, b: 1 };
-        let out = self
-            .model
-            .logits(self.params, &[token], shape, &mut self.state, &mut self.ws)?;
+    /// One step of every row: row `r` reads `rows[r].0` from its state `rows[r].1` (updated);
+    /// its next token's logits go to `logits[r·V..(r+1)·V]` (`logits[B, V]`, `B = rows.len()`).
+    ///
+    /// # Errors
+    /// No rows, a token outside the vocabulary, a state of another model.
+    pub fn step(&mut self, rows: &mut [(u32, &mut RnnState)], logits: &mut [f32]) -> Result<()> {
+        let b = rows.len();
+        if b == 0 {
+            return Err(Error::Shape("a step needs at least one row".into()));
+        }
+        let v = self.vocab();
+        if logits.len() != b * v {
+            return Err(Error::Shape(format!(
+                "logits hold {} values, expected B·V = {}",
+                logits.len(),
+                b * v
+            )));
+        }
+        let tokens: Vec<u32> = rows.iter().map(|r| r.0).collect();
+        self.gather(rows)?;
+        let out = self.model.logits_packed(
+            &self.packs,
+            &tokens,
+            SeqShape { t: 1, b },
+            &mut self.batch,
+            &mut self.ws,
+        )?;
         logits.copy_from_slice(out);
+        self.scatter(rows);
         Ok(())
+    }
+
+    /// `batch` = the rows' states, segment by segment.
+    fn gather(&mut self, rows: &[(u32, &mut RnnState)]) -> Result<()> {
+        let one: usize = self.widths.iter().sum();
+        let lstm = self.model.config().cell.has_cell_state();
+        for (_, s) in rows {
+            if s.h.len() != one || s.c.len() != if lstm { one } else { 0 } {
+                return Err(Error::Shape(format!(
+                    "a row's state holds {} + {} values, expected this model's {one} + {}",
+                    s.h.len(),
+                    s.c.len(),
+                    if lstm { one } else { 0 }
+                )));
+            }
+        }
+        let b = rows.len();
+        fit_state(&mut self.batch, one * b, lstm);
+        let mut at = 0;
+        for &w in &self.widths {
+            for (r, (_, s)) in rows.iter().enumerate() {
+                let (src, dst) = (at / b..at / b + w, at + r * w..at + (r + 1) * w);
+                self.batch.h[dst.clone()].copy_from_slice(&s.h[src.clone()]);
+                if lstm {
+                    self.batch.c[dst].copy_from_slice(&s.c[src]);
+                }
+            }
+            at += w * b;
+        }
+        Ok(())
+    }
+
+    /// The rows' states = `batch`, segment by segment (inverse of [`LmBatch::gather`]).
+    fn scatter(&self, rows: &mut [(u32, &mut RnnState)]) {
+        let b = rows.len();
+        let lstm = !self.batch.c.is_empty();
+        let mut at = 0;
+        for &w in &self.widths {
+            for (r, (_, s)) in rows.iter_mut().enumerate() {
+                let (dst, src) = (at / b..at / b + w, at + r * w..at + (r + 1) * w);
+                s.h[dst.clone()].copy_from_slice(&self.batch.h[src.clone()]);
+                if lstm {
+                    s.c[dst].copy_from_slice(&self.batch.c[src]);
+                }
+            }
+            at += w * b;
+        }
+    }
+}
+
+/// One generation beside others in an [`LmBatch`]: its state, decoding and seeded sampler. Its
+/// tokens are [`generate`]'s with the same prompt, decoding and seed: the first from
+/// [`BatchRow::start`], each next one from [`BatchRow::choose`] on the row's logits of a step
+/// that read the token before.
+#[derive(Debug)]
+pub struct BatchRow {
+    /// The recurrent state (batch 1), handed to [`LmBatch::step`].
+    pub state: RnnState,
+    rng: SeqRng,
+    decoding: Decoding,
+    scratch: Vec<(f32, u32)>,
+}
+
+impl BatchRow {
+    /// Primes a new generation with `prompt` (at least one token) alone, and draws its first
+    /// token.
+    ///
+    /// # Errors
+    /// Bad decoding parameters, an empty prompt, a token outside the vocabulary.
+    pub fn start(
+        batch: &mut LmBatch<'_>,
+        prompt: &[u32],
+        decoding: Decoding,
+        seed: u64,
+    ) -> Result<(BatchRow, u32)> {
+        decoding.validate()?;
+        let mut row = BatchRow {
+            state: batch.zero_state(),
+            rng: rng_from_seed(seed),
+            decoding,
+            scratch: Vec::with_capacity(batch.vocab()),
+        };
+        let mut logits = vec![0.0; batch.vocab()];
+        batch.prime(prompt, &mut row.state, &mut logits)?;
+        let first = row.choose(&logits);
+        Ok((row, first))
+    }
+
+    /// The next token from this row's `logits[V]`.
+    pub fn choose(&mut self, logits: &[f32]) -> u32 {
+        choose(logits, self.decoding, &mut self.rng, &mut self.scratch)
+    }
+}
+
+/// `state` resized to `n` values in `h` (and in `c` for an LSTM), reusing its buffers.
+fn fit_state(state: &mut RnnState, n: usize, lstm: bool) {
+    state.h.resize(n, 0.0);
+    state.c.resize(if lstm { n } else { 0 }, 0.0);
+}
+
+/// A [`LanguageModel`] with its weights packed, its recurrent state (batch 1) and workspace,
+/// stepping one token at a time: an [`LmBatch`] of one row.
+#[derive(Debug)]
+pub struct LmStepper<'m> {
+    batch: LmBatch<'m>,
+    state: RnnState,
+}
+
+impl<'m> LmStepper<'m> {
+    /// A stepper for `model` with `params`, at a zero state.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] when `params` is not `model`'s parameter block.
+    pub fn new(model: &'m LanguageModel, params: &'m [f32]) -> Result<Self> {
+        let batch = LmBatch::new(model, params)?;
+        let state = batch.zero_state();
+        Ok(LmStepper { batch, state })
+    }
+}
+
+impl NextToken for LmStepper<'_> {
+    fn vocab(&self) -> usize {
+        self.batch.vocab()
+    }
+
+    /// The whole prompt runs as one window; the logits of its last step are kept.
+    fn prime(&mut self, prompt: &[u32], logits: &mut [f32]) -> Result<()> {
+        self.batch.prime(prompt, &mut self.state, logits)
+    }
+
+    fn step(&mut self, token: u32, logits: &mut [f32]) -> Result<()> {
+        self.batch.step(&mut [(token, &mut self.state)], logits)
     }
 }
 
@@ -319,6 +506,111 @@ mod tests {
             },
         ] {
             assert!(d.validate().is_err(), "{d:?}");
+        }
+    }
+
+    use crate::rnn::{CellKind, GruVariant};
+    use crate::tasks::lm::{LmConfig, LmInit};
+
+    fn lm(cell: CellKind, last_hidden: Option<usize>) -> (LanguageModel, Vec<f32>) {
+        let model = LanguageModel::new(LmConfig {
+            vocab: 97,
+            embed: 24,
+            cell,
+            hidden: 40,
+            layers: 2,
+            last_hidden,
+            ..LmConfig::default()
+        })
+        .unwrap();
+        let params = model.init_params(LmInit::Uniform(0.3), 4).unwrap();
+        (model, params)
+    }
+
+    /// Generations that join and leave a running batch get, to the bit, the logits they get
+    /// alone; and those equal the unpacked pass's to rounding.
+    #[test]
+    fn a_row_steps_alike_alone_and_in_any_batch() {
+        let cells = [
+            (CellKind::Lstm, None),
+            (CellKind::Gru(GruVariant::ResetAfter), Some(24)),
+            (CellKind::Gru(GruVariant::ResetBefore), None),
+        ];
+        for (cell, last) in cells {
+            let (model, params) = lm(cell, last);
+            let v = model.config().vocab;
+            let prompts: Vec<Vec<u32>> = (0..9u32)
+                .map(|r| (0..1 + r % 4).map(|i| (r * 13 + i * 5) % 97).collect())
+                .collect();
+            let next = |r: usize, s: usize| ((r * 31 + s * 7) % v) as u32;
+            // Alone: each generation's logits at steps 0 (after the prompt) to 5.
+            let mut alone = Vec::new();
+            for (r, p) in prompts.iter().enumerate() {
+                let mut st = LmStepper::new(&model, &params).unwrap();
+                let mut l = vec![0.0; v];
+                st.prime(p, &mut l).unwrap();
+                let mut rows = vec![l.clone()];
+                // The unpacked pass agrees to rounding.
+                let mut state = model.zero_state(1);
+                let mut ws = LmWorkspace::default();
+                let plain = model
+                    .logits(
+                        &params,
+                        p,
+                        SeqShape { t: p.len(), b: 1 },
+                        &mut state,
+                        &mut ws,
+                    )
+                    .unwrap();
+                for (a, b) in l.iter().zip(&plain[plain.len() - v..]) {
+                    assert!((a - b).abs() < 1e-4, "{cell:?}: {a} vs {b}");
+                }
+                for s in 0..5 {
+                    st.step(next(r, s), &mut l).unwrap();
+                    rows.push(l.clone());
+                }
+                alone.push(rows);
+            }
+            // Together: generation r joins before step r % 3 · 2 and leaves after its 5 steps.
+            let mut batch = LmBatch::new(&model, &params).unwrap();
+            let mut states: Vec<RnnState> = prompts.iter().map(|_| batch.zero_state()).collect();
+            let mut done = vec![0usize; prompts.len()];
+            let mut l = vec![0.0; v];
+            for (r, p) in prompts.iter().enumerate() {
+                batch.prime(p, &mut states[r], &mut l).unwrap();
+                assert_eq!(l, alone[r][0], "{cell:?}: primed {r}");
+            }
+            for tick in 0..12 {
+                let live: Vec<usize> = (0..prompts.len())
+                    .filter(|&r| tick >= (r % 3) * 2 && done[r] < 5)
+                    .collect();
+                if live.is_empty() {
+                    continue;
+                }
+                let mut rows: Vec<(u32, &mut RnnState)> = states
+                    .iter_mut()
+                    .enumerate()
+                    .filter(|(r, _)| live.contains(r))
+                    .map(|(r, s)| (next(r, done[r]), s))
+                    .collect();
+                let mut out = vec![0.0; rows.len() * v];
+                batch.step(&mut rows, &mut out).unwrap();
+                for (i, &r) in live.iter().enumerate() {
+                    done[r] += 1;
+                    let got = &out[i * v..(i + 1) * v];
+                    assert_eq!(
+                        got,
+                        &alone[r][done[r]][..],
+                        "{cell:?}: row {r} step {}",
+                        done[r]
+                    );
+                }
+            }
+            assert!(done.iter().all(|&d| d == 5));
+            // A state of another shape is refused, not misread.
+            let mut wrong = RnnState::default();
+            let err = batch.step(&mut [(1, &mut wrong)], &mut vec![0.0; v]);
+            assert!(err.is_err());
         }
     }
 

@@ -16,7 +16,8 @@ pub mod inspect_report;
 pub mod last_token;
 pub mod model;
 pub use model::{
-    LanguageModel, LmCache, LmConfig, LmInit, LmLayout, LmWorkspace, OutputWeights, Regularizers,
+    LanguageModel, LmCache, LmConfig, LmInit, LmLayout, LmPacks, LmWorkspace, OutputWeights,
+    Regularizers,
 };
 mod trained;
 use trained::describe;
@@ -35,7 +36,7 @@ use crate::error::{Error, Result};
 use crate::io::tensors::TensorFile;
 use crate::rnn::{RnnState, SeqShape};
 use crate::run::{vocab_fingerprint, Run, RunDir};
-use crate::tasks::lm::generate::{Decoding, LmStepper};
+use crate::tasks::lm::generate::{Decoding, LmBatch, LmStepper};
 use crate::train::checkpoint::FitEpoch;
 use crate::train::fit::{
     fit, EarlyStopping, FitConfig, FitOutcome, KeepCheckpoints, NtAsgd, Optimizer, RunEnd,

@@ -25,12 +25,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::dropout::{apply_mask, shared_mask, Dropout, RowRng};
 use crate::error::{Error, Result};
-use crate::linalg::fit;
+use crate::linalg::{fit, Mat, Prepared};
 pub use crate::model::embedding::OutputWeights;
 use crate::model::embedding::{check_embed, check_vocab};
 use crate::model::layout::ParamLayout;
 use crate::model::{embedding, softmax};
-use crate::rnn::{CellKind, Direction, Rnn, RnnCache, RnnConfig, RnnState, RnnWorkspace, SeqShape};
+use crate::rnn::{
+    CellKind, Direction, Rnn, RnnCache, RnnConfig, RnnPacks, RnnState, RnnWorkspace, SeqShape,
+};
 
 /// `rows[N, E] ⊙= mask[ids[n]]`: each row scaled by its token's entry of a `[V]` mask.
 fn scale_rows(rows: &mut [f32], ids: &[u32], mask: &[f32], e: usize) {
@@ -330,6 +332,19 @@ pub struct LmWorkspace {
     dstate_last: RnnState,
     state_main: RnnState,
     state_last: RnnState,
+}
+
+/// A language model's weights packed once for many inference passes ([`LanguageModel::pack`]):
+/// the recurrent stacks' ([`RnnPacks`]) and the decoder's `Wᵀ[H_out, V]`, beside the parameter
+/// block they came from. Passes through it ([`LanguageModel::logits_packed`]) are faster over
+/// short windows (generation steps) and batch-invariant: a row's logits are the same, to the
+/// bit, alone or beside any other rows.
+#[derive(Debug)]
+pub struct LmPacks<'p> {
+    params: &'p [f32],
+    rnn: RnnPacks<'p>,
+    last: Option<RnnPacks<'p>>,
+    decoder: Prepared<'p>,
 }
 
 /// `state` resized to a zero state of `config` for batch `b`, reusing its buffers.
@@ -933,6 +948,7 @@ impl LanguageModel {
     fn infer_hidden(
         &self,
         params: &[f32],
+        packs: Option<&LmPacks<'_>>,
         inputs: &[u32],
         shape: SeqShape,
         state: &mut RnnState,
@@ -945,26 +961,45 @@ impl LanguageModel {
         self.embed(params, inputs, &mut ws.x);
         fit(&mut ws.y, n * self.config.out_size());
         let (below, above) = self.split_block(&params[self.layout.rnn.clone()]);
+        let run = |rnn: &Rnn,
+                   block: &[f32],
+                   pack: Option<&RnnPacks<'_>>,
+                   x: &[f32],
+                   state: &mut RnnState,
+                   y: &mut [f32],
+                   ws: &mut RnnWorkspace| match pack {
+            Some(pack) => rnn.forward_infer_packed(pack, x, shape, state, y, ws),
+            None => rnn.forward_infer(block, x, shape, state, y, ws),
+        };
+        let main_packs = packs.map(|p| &p.rnn);
         let Some(last) = &self.last else {
-            return self
-                .rnn
-                .forward_infer(below, &ws.x, shape, state, &mut ws.y, &mut ws.rnn);
+            return run(
+                &self.rnn,
+                below,
+                main_packs,
+                &ws.x,
+                state,
+                &mut ws.y,
+                &mut ws.rnn,
+            );
         };
         let at = self.rnn.config().state_slices() * shape.b * self.config.hidden;
         split_state(state, at, &mut ws.state_main, &mut ws.state_last);
         fit(&mut ws.h, n * self.config.hidden);
-        self.rnn.forward_infer(
+        run(
+            &self.rnn,
             below,
+            main_packs,
             &ws.x,
-            shape,
             &mut ws.state_main,
             &mut ws.h,
             &mut ws.rnn,
         )?;
-        last.forward_infer(
+        run(
+            last,
             above,
+            packs.and_then(|p| p.last.as_ref()),
             &ws.h,
-            shape,
             &mut ws.state_last,
             &mut ws.y,
             &mut ws.last,
@@ -983,9 +1018,66 @@ impl LanguageModel {
         state: &mut RnnState,
         ws: &'w mut LmWorkspace,
     ) -> Result<&'w [f32]> {
-        self.infer_hidden(params, inputs, shape, state, ws)?;
+        self.infer_hidden(params, None, inputs, shape, state, ws)?;
         self.decode(params, &ws.y, &mut ws.logits);
         Ok(&ws.logits)
+    }
+
+    /// Packs `params`' weights once for many [`LanguageModel::logits_packed`] passes.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] when `params` is not this model's parameter block.
+    pub fn pack<'p>(&self, params: &'p [f32]) -> Result<LmPacks<'p>> {
+        self.check_params("parameter block", params.len())?;
+        let (below, above) = self.split_block(&params[self.layout.rnn.clone()]);
+        let rnn = self.rnn.pack(below)?;
+        let last = self.last.as_ref().map(|l| l.pack(above)).transpose()?;
+        let c = &self.config;
+        let w = &params[self.layout.decoder_weight.clone()];
+        let decoder = Prepared::for_any_rows(Mat::new(w, c.vocab, c.out_size()).t());
+        Ok(LmPacks {
+            params,
+            rnn,
+            last,
+            decoder,
+        })
+    }
+
+    /// [`LanguageModel::logits`] through weights packed once ([`LanguageModel::pack`]): faster
+    /// over short windows, and each batch row's logits and state are the same, to the bit, alone
+    /// or beside any other rows (what batched generation needs).
+    ///
+    /// # Errors
+    /// As [`LanguageModel::logits`].
+    pub fn logits_packed<'w>(
+        &self,
+        packs: &LmPacks<'_>,
+        inputs: &[u32],
+        shape: SeqShape,
+        state: &mut RnnState,
+        ws: &'w mut LmWorkspace,
+    ) -> Result<&'w [f32]> {
+        let params = packs.params;
+        self.infer_hidden(params, Some(packs), inputs, shape, state, ws)?;
+        let c = &self.config;
+        fit(&mut ws.logits, ws.y.len() / c.out_size() * c.vocab);
+        softmax::logits_prepared(
+            &ws.y,
+            &packs.decoder,
+            &params[self.layout.decoder_bias.clone()],
+            &mut ws.logits,
+            c.out_size(),
+        );
+        Ok(&ws.logits)
+    }
+
+    /// Widths of the segments of a carried state for batch 1, in order: a state for batch `B`
+    /// holds each segment as `[B, width]` (the stack's `L·D` slices of `H`, then the last
+    /// layer's, if any). What gathering rows into a batch needs.
+    pub fn state_widths(&self) -> Vec<usize> {
+        let mut w = vec![self.config.hidden; self.rnn.config().state_slices()];
+        w.extend(self.config.last_hidden);
+        w
     }
 
     /// Evaluation over one window: the summed cross-entropy of its `T·B` predictions.
@@ -999,7 +1091,7 @@ impl LanguageModel {
         ws: &mut LmWorkspace,
     ) -> Result<f64> {
         self.check_tokens("targets", targets, shape)?;
-        self.infer_hidden(params, inputs, shape, state, ws)?;
+        self.infer_hidden(params, None, inputs, shape, state, ws)?;
         self.decode_product(params, &ws.y, &mut ws.logits);
         Ok(softmax::loss(
             &mut ws.logits,

@@ -64,7 +64,26 @@ impl Trained {
         })
     }
 
-    token_text_methods!(|lm| LmStepper::new(&lm.model, &lm.params));
+    token_text_methods!(|lm| LmStepper::new(&lm.model, &lm.params)?);
+
+    /// Generations from this model advanced together, joining and leaving between steps
+    /// (continuous batching, [`LmBatch`]); each one's tokens are those of
+    /// [`Trained::generate_ids`] with the same prompt ([`Trained::prompt_tokens`]) and sampling.
+    ///
+    /// # Errors
+    /// Weights that do not fit the model.
+    pub fn batch(&self) -> Result<LmBatch<'_>> {
+        LmBatch::new(&self.model, &self.params)
+    }
+
+    /// The tokens a generation after `ids` reads first: `ids`, or a sentence boundary when
+    /// there are none (as [`Trained::generate_ids`]).
+    pub fn prompt_tokens(&self, ids: &[u32]) -> Vec<u32> {
+        match ids.is_empty() {
+            true => vec![boundary(&self.vocab, self.token_kind())],
+            false => ids.to_vec(),
+        }
+    }
 
     /// The token stream of a held-out split of the corpus at `data` (the layout the run was
     /// trained on: a word-corpus folder, or a text file or folder holding `input.txt`), and the
