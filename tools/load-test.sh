@@ -11,7 +11,7 @@ lm=${1:?usage: tools/load-test.sh RUN_LM RUN_CLF [REQUESTS]}
 clf=${2:?usage: tools/load-test.sh RUN_LM RUN_CLF [REQUESTS]}
 requests=${3:-256}
 . tools/serve-under-load.sh
-start_server --model lm="$lm" --model clf="$clf" --max-queue 1024
+start_server --model lm="$lm" --model clf="$clf" --max-queue 1024 --max-batch 64
 gen='{"prompt": "the company said", "max_tokens": 32, "seed": 1}'
 clf_body='{"inputs": ["a gripping , funny and moving film that never drags"]}'
 for c in 1 8 64; do

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::metrics::histogram::Histogram;
+use rayon::prelude::*;
 use seqrnn::lm::generate::{BatchRow, LmBatch};
 use seqrnn::lm::Sampling;
 use seqrnn::rnn::RnnState;
@@ -212,17 +213,23 @@ impl Steps<'_> {
             Ok(Err(e)) => Some(e.to_string()),
             Err(_) => Some("the generation step failed".to_string()),
         };
-        for (l, row) in ready.into_iter().zip(logits.chunks_exact(v)) {
-            match &failure {
-                None => {
-                    let token = l.row.choose(row);
-                    l.send(token);
-                }
-                Some(msg) => {
-                    let _ = l.out.try_send(Piece::Failed(msg.clone()));
-                    l.left = 0;
-                }
+        if let Some(msg) = failure {
+            for l in ready {
+                let _ = l.out.try_send(Piece::Failed(msg.clone()));
+                l.left = 0;
             }
+            return;
+        }
+        // Each row draws from its own sampler: in parallel, and the same as one by one.
+        let chosen: Vec<u32> = self.pool.install(|| {
+            ready
+                .par_iter_mut()
+                .zip(logits.par_chunks_exact(v))
+                .map(|(l, row)| l.row.choose(row))
+                .collect()
+        });
+        for (l, token) in ready.into_iter().zip(chosen) {
+            l.send(token);
         }
     }
 

@@ -6,7 +6,8 @@ use rand::RngExt;
 
 use crate::dropout::{rng_from_seed, SeqRng};
 use crate::error::{Error, Result};
-use crate::model::softmax::{exp_weights, row_max};
+use crate::model::softmax::exp_weights;
+use crate::rnn::activation::exp;
 use crate::rnn::{RnnState, SeqShape};
 use crate::tasks::lm::{LanguageModel, LmPacks, LmWorkspace};
 
@@ -64,12 +65,25 @@ impl Decoding {
     }
 }
 
-/// Chooses a token from one row of logits. `scratch` is reused between calls.
+/// Buffers of [`choose`], reused between calls.
+#[derive(Clone, Debug, Default)]
+pub struct ChooseScratch {
+    /// Weights with their token ids (top-k / top-p truncation sorts them).
+    pairs: Vec<(f32, u32)>,
+    /// Weights in token order (sampling from the whole distribution).
+    weights: Vec<f32>,
+}
+
+/// Tokens in a block of the whole-distribution draw: the draw finds its block by the blocks'
+/// sums, then its token within the block.
+const DRAW_BLOCK: usize = 256;
+
+/// Chooses a token from one row of logits.
 pub fn choose(
     logits: &[f32],
     decoding: Decoding,
     rng: &mut SeqRng,
-    scratch: &mut Vec<(f32, u32)>,
+    scratch: &mut ChooseScratch,
 ) -> u32 {
     let argmax = || {
         logits
@@ -92,30 +106,35 @@ pub fn choose(
     else {
         return argmax();
     };
-    let m = row_max(logits);
+    let m = lane_max(logits);
+    if top_k.is_none() && top_p.is_none() {
+        let w = &mut scratch.weights;
+        w.resize(logits.len(), 0.0);
+        fill_weights(logits, m, temperature, w);
+        return draw(w, rng).map_or_else(argmax, |i| i as u32);
+    }
+    let scratch = &mut scratch.pairs;
     scratch.clear();
     scratch.extend(
         exp_weights(logits, m, temperature)
             .enumerate()
             .map(|(i, w)| (w, i as u32)),
     );
-    if top_k.is_some() || top_p.is_some() {
-        scratch.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-        if let Some(k) = top_k {
-            scratch.truncate(k.max(1));
-        }
-        if let Some(p) = top_p {
-            let total: f32 = scratch.iter().map(|e| e.0).sum();
-            let mut acc = 0.0;
-            let keep = scratch
-                .iter()
-                .position(|e| {
-                    acc += e.0;
-                    acc >= p * total
-                })
-                .map_or(scratch.len(), |i| i + 1);
-            scratch.truncate(keep);
-        }
+    scratch.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+    if let Some(k) = top_k {
+        scratch.truncate(k.max(1));
+    }
+    if let Some(p) = top_p {
+        let total: f32 = scratch.iter().map(|e| e.0).sum();
+        let mut acc = 0.0;
+        let keep = scratch
+            .iter()
+            .position(|e| {
+                acc += e.0;
+                acc >= p * total
+            })
+            .map_or(scratch.len(), |i| i + 1);
+        scratch.truncate(keep);
     }
     let total: f32 = scratch.iter().map(|e| e.0).sum();
     let mut r = rng.random::<f32>() * total;
@@ -126,6 +145,72 @@ pub fn choose(
         r -= w;
     }
     scratch.last().map_or_else(argmax, |e| e.1)
+}
+
+/// The largest value of `row` (`−∞` when empty), in 8 lanes (the maximum does not depend on
+/// the order).
+#[multiversion::multiversion(targets = "simd")]
+fn lane_max(row: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let chunks = row.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a = a.max(x);
+        }
+    }
+    rest.iter()
+        .chain(&acc)
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// `w[j] = e^{(l_j − m) / temperature}` ([`exp_weights`]' values, with the engine's `exp`).
+#[multiversion::multiversion(targets = "simd")]
+fn fill_weights(logits: &[f32], m: f32, temperature: f32, w: &mut [f32]) {
+    for (w, &l) in w.iter_mut().zip(logits) {
+        *w = exp((l - m) / temperature);
+    }
+}
+
+/// Sum of `w` in 8 lanes, in a fixed order.
+#[multiversion::multiversion(targets = "simd")]
+fn lane_sum(w: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = w.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    acc.iter().chain(rest).sum()
+}
+
+/// A draw of an index with probability `w[i] / Σw`: the block holding it found by the blocks'
+/// sums, then the index within the block. `None` when rounding leaves the draw past the end.
+fn draw(w: &[f32], rng: &mut SeqRng) -> Option<usize> {
+    let total: f32 = w.chunks(DRAW_BLOCK).map(lane_sum).sum();
+    let mut r = rng.random::<f32>() * total;
+    for (b, block) in w.chunks(DRAW_BLOCK).enumerate() {
+        let s = lane_sum(block);
+        if r >= s {
+            r -= s;
+            continue;
+        }
+        for (i, &x) in block.iter().enumerate() {
+            if r < x {
+                return Some(b * DRAW_BLOCK + i);
+            }
+            r -= x;
+        }
+        // Rounding within the block: its last token with any weight.
+        return block
+            .iter()
+            .rposition(|&x| x > 0.0)
+            .map(|i| b * DRAW_BLOCK + i);
+    }
+    None
 }
 
 /// A model that predicts the next token one step at a time: what [`generate`] needs.
@@ -308,7 +393,7 @@ pub struct BatchRow {
     pub state: RnnState,
     rng: SeqRng,
     decoding: Decoding,
-    scratch: Vec<(f32, u32)>,
+    scratch: ChooseScratch,
 }
 
 impl BatchRow {
@@ -328,7 +413,7 @@ impl BatchRow {
             state: batch.zero_state(),
             rng: rng_from_seed(seed),
             decoding,
-            scratch: Vec::with_capacity(batch.vocab()),
+            scratch: ChooseScratch::default(),
         };
         let mut logits = vec![0.0; batch.vocab()];
         batch.prime(prompt, &mut row.state, &mut logits)?;
@@ -414,7 +499,7 @@ pub fn generate_each<M: NextToken + ?Sized>(
     }
     let mut rng = rng_from_seed(seed);
     let v = model.vocab();
-    let mut scratch = Vec::with_capacity(v);
+    let mut scratch = ChooseScratch::default();
     let mut logits = vec![0.0; v];
     model.prime(prompt, &mut logits)?;
     let mut next = choose(&logits, decoding, &mut rng, &mut scratch);
@@ -438,7 +523,7 @@ mod tests {
     fn greedy_takes_the_largest_and_top_k_one_agrees() {
         let l = [0.1, 3.0, -2.0, 2.9];
         let mut rng = rng_from_seed(0);
-        let mut s = Vec::new();
+        let mut s = ChooseScratch::default();
         assert_eq!(choose(&l, Decoding::Greedy, &mut rng, &mut s), 1);
         let top1 = Decoding::Sample {
             temperature: 1.0,
@@ -455,7 +540,7 @@ mod tests {
         // Probabilities ∝ e^0, e^ln3 → 0.25, 0.75.
         let l = [0.0, 3f32.ln()];
         let mut rng = rng_from_seed(1);
-        let mut s = Vec::new();
+        let mut s = ChooseScratch::default();
         let d = Decoding::default();
         let ones = (0..20_000)
             .filter(|_| choose(&l, d, &mut rng, &mut s) == 1)
@@ -474,6 +559,38 @@ mod tests {
             top_p: None,
         };
         assert!((0..200).all(|_| choose(&l, cold, &mut rng, &mut s) == 1));
+    }
+
+    #[test]
+    fn a_draw_over_a_wide_row_finds_tokens_in_every_block() {
+        // Mass 1:2:5 on tokens in the first, second and third block of 256; the rest ~0.
+        let mut l = vec![-40.0f32; 700];
+        l[3] = 0.0;
+        l[300] = 2f32.ln();
+        l[650] = 5f32.ln();
+        let mut rng = rng_from_seed(3);
+        let mut s = ChooseScratch::default();
+        let mut counts = [0usize; 3];
+        let n = 40_000;
+        for _ in 0..n {
+            match choose(&l, Decoding::default(), &mut rng, &mut s) {
+                3 => counts[0] += 1,
+                300 => counts[1] += 1,
+                650 => counts[2] += 1,
+                other => panic!("drew {other}"),
+            }
+        }
+        for (c, p) in counts.iter().zip([1.0 / 8.0, 2.0 / 8.0, 5.0 / 8.0]) {
+            assert!((*c as f64 / n as f64 - p).abs() < 0.01, "{counts:?}");
+        }
+        // The engine's exp gives the weights `exp_weights` gives, to rounding.
+        let mut w = vec![0.0; 700];
+        fill_weights(&l, 5f32.ln(), 0.7, &mut w);
+        for (a, b) in w.iter().zip(exp_weights(&l, 5f32.ln(), 0.7)) {
+            assert!((a - b).abs() <= 1e-6 * b.max(1e-30) + 1e-37, "{a} vs {b}");
+        }
+        assert_eq!(lane_max(&l), 5f32.ln());
+        assert_eq!(lane_max(&[]), f32::NEG_INFINITY);
     }
 
     #[test]
