@@ -24,10 +24,14 @@ pub struct ServeArgs {
     /// Threads of the computations (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Generations one language model runs together in its batch (continuous batching); more
-    /// wait in the queue for a row to free.
+    /// Generations one language model runs together in its batch (continuous batching), and
+    /// inputs a classifier, tagger or speech model computes together (micro-batches); more wait.
     #[arg(long, default_value_t = 32)]
     max_batch: usize,
+    /// Milliseconds a micro-batch waits for more requests after its first (0: it takes only
+    /// those already waiting, so a lone request never waits).
+    #[arg(long, default_value_t = 0.0)]
+    batch_window_ms: f64,
     /// Requests computed or waiting at once; more are answered 503.
     #[arg(long, default_value_t = 256)]
     max_queue: usize,
@@ -53,6 +57,10 @@ pub fn serve_cmd(a: ServeArgs) -> Result<()> {
         a.timeout_s.is_finite() && a.timeout_s > 0.0,
         "--timeout-s must be a positive number of seconds"
     );
+    anyhow::ensure!(
+        a.batch_window_ms.is_finite() && (0.0..=1000.0).contains(&a.batch_window_ms),
+        "--batch-window-ms must be between 0 and 1000"
+    );
     let defaults = seqrnn_serve::ServeConfig::default();
     let config = seqrnn_serve::ServeConfig {
         models: a.models,
@@ -61,6 +69,7 @@ pub fn serve_cmd(a: ServeArgs) -> Result<()> {
         api_key: a.api_key,
         threads: a.threads.unwrap_or(defaults.threads),
         max_batch: a.max_batch,
+        batch_window: Duration::from_secs_f64(a.batch_window_ms / 1000.0),
         max_queue: a.max_queue,
         max_tokens: a.max_tokens,
         timeout: Duration::from_secs_f64(a.timeout_s),

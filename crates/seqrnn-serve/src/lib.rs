@@ -8,6 +8,7 @@
 //! - `routes`: one handler a route; each calls what the task's `Trained` offers, on a rayon
 //!   pool, with a bounded queue and a timeout.
 //! - `batcher`: continuous batching of generation, one batch a language model.
+//! - `gather`: micro-batches of classification, tagging and transcription requests.
 //! - `metrics`: `GET /metrics` in Prometheus' text format.
 //!
 //! The server reads no file named in a request: everything it reads comes in the body.
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 mod api;
 mod batcher;
+mod gather;
 mod metrics;
 mod routes;
 
@@ -35,8 +37,12 @@ pub struct ServeConfig {
     pub api_key: Option<String>,
     /// Threads of the computations.
     pub threads: usize,
-    /// Generations a language model runs together in one batch (continuous batching).
+    /// Generations a language model runs together in one batch (continuous batching), and
+    /// inputs a classifier, tagger or speech model computes together (micro-batches).
     pub max_batch: usize,
+    /// How long a micro-batch waits for more requests after its first (zero: it takes only
+    /// those already waiting).
+    pub batch_window: Duration,
     /// Requests computed or waiting at once; more are answered 503.
     pub max_queue: usize,
     /// The most tokens one generation request may ask for.
@@ -58,6 +64,7 @@ impl Default for ServeConfig {
             api_key: None,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_batch: 32,
+            batch_window: Duration::ZERO,
             max_queue: 256,
             max_tokens: 1024,
             timeout: Duration::from_secs(60),

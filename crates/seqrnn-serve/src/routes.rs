@@ -24,6 +24,7 @@ use tokio_stream::StreamExt as _;
 
 use crate::api::{ApiError, ApiResult, Fields};
 use crate::batcher::{self, Batcher, Job, Piece};
+use crate::gather::{Gather, GatherConfig};
 use crate::metrics::{Metrics, Route, RouteStatus};
 use crate::{ServeConfig, ServeError};
 
@@ -32,6 +33,8 @@ pub struct State {
     models: Vec<(String, Arc<Loaded>)>,
     /// The batch of each every-step language model, by name.
     batchers: Vec<(String, Batcher)>,
+    /// The micro-batches of the classifiers, taggers and speech models, by name.
+    gathers: Vec<(String, Gathered)>,
     api_key: Option<String>,
     pool: Arc<rayon::ThreadPool>,
     queue: Arc<Semaphore>,
@@ -81,9 +84,26 @@ impl State {
                 batchers.push((name.to_string(), b));
             }
         }
+        let gather = GatherConfig {
+            max_inputs: config.max_batch,
+            window: config.batch_window,
+            batch_size: metrics.batch_size.clone(),
+        };
+        let mut gathers = Vec::new();
+        for (name, model) in &models {
+            let started =
+                Gathered::start(name, model, &pool, &gather).map_err(|source| ServeError::Io {
+                    what: format!("could not start the batch of model {name}"),
+                    source,
+                })?;
+            if let Some(g) = started {
+                gathers.push((name.to_string(), g));
+            }
+        }
         Ok(State {
             models,
             batchers,
+            gathers,
             api_key: config.api_key.clone(),
             pool,
             queue: Arc::new(Semaphore::new(config.max_queue)),
@@ -148,6 +168,28 @@ impl State {
         }
     }
 
+    /// The micro-batch of model `name`.
+    fn gathered(&self, name: &str) -> Option<&Gathered> {
+        self.gathers.iter().find(|(n, _)| n == name).map(|(_, g)| g)
+    }
+
+    /// Computes `inputs` in `g`'s next micro-batch with a place in the queue; 504 past the
+    /// timeout.
+    async fn in_batch<I: Clone + Send + 'static, O: Send + 'static>(
+        &self,
+        g: &Gather<I, O>,
+        inputs: Vec<I>,
+    ) -> ApiResult<Vec<O>> {
+        let place = self.place()?;
+        match tokio::time::timeout(self.timeout, g.call(inputs, Box::new(place))).await {
+            Ok(out) => out,
+            Err(_) => Err(ApiError::status(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("no answer within {} s", self.timeout.as_secs_f64()),
+            )),
+        }
+    }
+
     /// Runs `f` on the pool, holding `place` until it ends; a panic ends only `f`.
     fn spawn(self: &Arc<Self>, place: Place, f: impl FnOnce() + Send + 'static) {
         self.pool.spawn(move || {
@@ -155,6 +197,87 @@ impl State {
             drop(place);
         });
     }
+}
+
+/// The micro-batch of a model of a task answered in one call.
+enum Gathered {
+    Classify(Gather<String, Value>),
+    Tag(Gather<Vec<String>, Vec<String>>),
+    Speech(Gather<seqrnn::data::audio::Audio, String>),
+}
+
+impl Gathered {
+    /// The micro-batch thread of `model`; `None` for the other tasks.
+    fn start(
+        name: &str,
+        model: &Arc<Loaded>,
+        pool: &Arc<rayon::ThreadPool>,
+        c: &GatherConfig,
+    ) -> std::io::Result<Option<Gathered>> {
+        let c = c.clone();
+        Ok(Some(if model.as_classify().is_some() {
+            Gathered::Classify(Gather::start(name, model, pool, c, classify)?)
+        } else if model.as_tag().is_some() {
+            Gathered::Tag(Gather::start(name, model, pool, c, tag)?)
+        } else if model.as_speech().is_some() {
+            Gathered::Speech(Gather::start(name, model, pool, c, transcribe)?)
+        } else {
+            return Ok(None);
+        }))
+    }
+}
+
+/// A classifier's predictions of `texts`, as the route answers them.
+fn classify(model: &Loaded, texts: Vec<String>) -> ApiResult<Vec<Value>> {
+    let m = model
+        .as_classify()
+        .ok_or_else(|| ApiError::bad(None, "not a classifier"))?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let labels = m.labels.tokens();
+    let out = m
+        .predict(&refs)
+        .map_err(|e| ApiError::library(Some("inputs"), e))?;
+    Ok(out
+        .into_iter()
+        .map(|p| {
+            let probs: serde_json::Map<String, Value> = labels
+                .iter()
+                .zip(&p.probabilities)
+                .map(|(l, q)| (l.clone(), json!(q)))
+                .collect();
+            json!({"label": p.label, "probabilities": probs})
+        })
+        .collect())
+}
+
+/// A tagger's labels of `sentences`.
+fn tag(model: &Loaded, sentences: Vec<Vec<String>>) -> ApiResult<Vec<Vec<String>>> {
+    let m = model
+        .as_tag()
+        .ok_or_else(|| ApiError::bad(None, "not a tagger"))?;
+    m.tag(&sentences)
+        .map_err(|e| ApiError::library(Some("inputs"), e))
+}
+
+/// A speech model's transcripts of `recordings`, each resampled to the model's rate first.
+fn transcribe(
+    model: &Loaded,
+    recordings: Vec<seqrnn::data::audio::Audio>,
+) -> ApiResult<Vec<String>> {
+    let m = model
+        .as_speech()
+        .ok_or_else(|| ApiError::bad(None, "not a speech model"))?;
+    let rate = m.config.data.features.sample_rate;
+    let samples = recordings
+        .into_iter()
+        .map(|a| match a.rate == rate {
+            true => Ok(a.samples),
+            false => seqrnn::data::audio::resample(&a, rate),
+        })
+        .collect::<seqrnn::Result<Vec<Vec<f32>>>>()
+        .map_err(|e| ApiError::library(None, e))?;
+    let refs: Vec<&[f32]> = samples.iter().map(Vec::as_slice).collect();
+    m.transcribe(&refs).map_err(|e| ApiError::library(None, e))
 }
 
 /// A request's place in the queue, from its start to its last token.
@@ -650,60 +773,24 @@ impl Call {
     }
 
     async fn tag(self, body: &[u8]) -> ApiResult<Response> {
-        if self.model.as_tag().is_none() {
+        let Some(Gathered::Tag(g)) = self.s.gathered(&self.name) else {
             return Err(self.wrong_task("tag", "a tagger"));
-        }
+        };
         let mut f = Fields::parse(body)?;
         let sentences = f.array("inputs", words, "strings or arrays of strings")?;
         f.done()?;
-        let model = Arc::clone(&self.model);
-        self.s.metrics.batch_size.observe(sentences.len() as f64);
-        let labels = self
-            .s
-            .compute(move || {
-                let m = model
-                    .as_tag()
-                    .ok_or_else(|| ApiError::bad(None, "not a tagger"))?;
-                m.tag(&sentences)
-                    .map_err(|e| ApiError::library(Some("inputs"), e))
-            })
-            .await?;
+        let labels = self.s.in_batch(g, sentences).await?;
         Ok(Json(json!({ "labels": labels })).into_response())
     }
 
     async fn classify(self, body: &[u8]) -> ApiResult<Response> {
-        if self.model.as_classify().is_none() {
+        let Some(Gathered::Classify(g)) = self.s.gathered(&self.name) else {
             return Err(self.wrong_task("classify", "a classifier"));
-        }
+        };
         let mut f = Fields::parse(body)?;
         let inputs = f.array("inputs", |v| v.as_str().map(String::from), "strings")?;
         f.done()?;
-        let model = Arc::clone(&self.model);
-        self.s.metrics.batch_size.observe(inputs.len() as f64);
-        let predictions = self
-            .s
-            .compute(move || {
-                let m = model
-                    .as_classify()
-                    .ok_or_else(|| ApiError::bad(None, "not a classifier"))?;
-                let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-                let labels = m.labels.tokens();
-                let out = m
-                    .predict(&refs)
-                    .map_err(|e| ApiError::library(Some("inputs"), e))?;
-                Ok(out
-                    .into_iter()
-                    .map(|p| {
-                        let probs: serde_json::Map<String, Value> = labels
-                            .iter()
-                            .zip(&p.probabilities)
-                            .map(|(l, q)| (l.clone(), json!(q)))
-                            .collect();
-                        json!({"label": p.label, "probabilities": probs})
-                    })
-                    .collect::<Vec<_>>())
-            })
-            .await?;
+        let predictions = self.s.in_batch(g, inputs).await?;
         Ok(Json(json!({ "predictions": predictions })).into_response())
     }
 
@@ -739,31 +826,13 @@ impl Call {
     }
 
     async fn transcribe(self, body: &[u8]) -> ApiResult<Response> {
-        let Some(rec) = self.model.as_speech() else {
+        let Some(Gathered::Speech(g)) = self.s.gathered(&self.name) else {
             return Err(self.wrong_task("transcribe", "a speech recogniser"));
         };
-        let rate = rec.config.data.features.sample_rate;
         let audio = seqrnn::data::audio::parse_wav(body, Path::new("the request"))
             .map_err(|e| ApiError::library(None, e))?;
-        let model = Arc::clone(&self.model);
-        let text = self
-            .s
-            .compute(move || {
-                let m = model
-                    .as_speech()
-                    .ok_or_else(|| ApiError::bad(None, "not a speech model"))?;
-                let samples = match audio.rate == rate {
-                    true => audio.samples,
-                    false => seqrnn::data::audio::resample(&audio, rate)
-                        .map_err(|e| ApiError::library(None, e))?,
-                };
-                let mut out = m
-                    .transcribe(&[&samples])
-                    .map_err(|e| ApiError::library(None, e))?;
-                Ok(out.pop().unwrap_or_default())
-            })
-            .await?;
-        Ok(Json(json!({ "text": text })).into_response())
+        let mut text = self.s.in_batch(g, vec![audio]).await?;
+        Ok(Json(json!({ "text": text.pop().unwrap_or_default() })).into_response())
     }
 }
 

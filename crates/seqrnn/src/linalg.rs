@@ -207,6 +207,13 @@ pub fn matmul(c: MatMut<'_>, a: Mat<'_>, b: Mat<'_>, acc: Accumulate) {
     clear_upper_vector_state();
 }
 
+/// [`matmul`] whose values for a row of `a` do not depend on how many rows `a` has: the same,
+/// to the bit, alone or in a batch of any size and company (batch-invariant inference). `b` is
+/// packed for this call ([`Prepared::for_any_rows`]), as the plain products pack it inside.
+pub fn matmul_rows(c: MatMut<'_>, a: Mat<'_>, b: Mat<'_>, acc: Accumulate) {
+    matmul_prepared(c, a, &Prepared::for_any_rows(b), acc);
+}
+
 /// Some AVX-512 kernels return with the upper halves of the vector registers dirty; every
 /// later non-VEX (SSE) instruction, e.g. in libm's `expf`, then pays a transition penalty
 /// (measured here: 1.1 M sigmoids took 195 ms instead of 4 ms). `vzeroupper` clears that state.

@@ -353,6 +353,95 @@ fn batched_generations_equal_each_one_alone() {
     assert_eq!(bucket("8.0"), bucket("+Inf"), "a step ran more than 8 rows");
 }
 
+/// Concurrent classification, tagging and transcription requests are computed in shared
+/// micro-batches, and each answer is the library's for that request alone.
+#[test]
+fn micro_batched_answers_equal_each_request_alone() {
+    let s = start(
+        "serve-gather",
+        &[
+            "--max-batch",
+            "16",
+            "--batch-window-ms",
+            "20",
+            "--threads",
+            "2",
+        ],
+    );
+    let clf = seqrnn::classify::Trained::load(s.run("classify")).unwrap();
+    let texts = [
+        "a gripping film",
+        "dull and far too long",
+        "film",
+        "far too gripping and dull and a film that is long , long , long",
+    ];
+    let tagger = seqrnn::tag::Trained::load(s.run("tag")).unwrap();
+    let sentences = [
+        "John lives in Paris",
+        "Paris",
+        "the company said John met Mary",
+    ];
+    let speech = seqrnn::speech::Trained::load(s.run("speech")).unwrap();
+    let rate = speech.config.data.features.sample_rate;
+    let good = seqrnn::tasks::tiny::tones(&["lo", "hi"], 3);
+    let want = speech.transcribe(&[&good]).unwrap().pop().unwrap();
+    let good = wav(&good, rate);
+    let n = 12;
+    let start = std::sync::Barrier::new(2 * n + 1);
+    std::thread::scope(|sc| {
+        let mut handles = Vec::new();
+        for i in 0..n {
+            let (s, start, clf, tagger) = (&s, &start, &clf, &tagger);
+            handles.push(sc.spawn(move || {
+                let text = texts[i % texts.len()];
+                start.wait();
+                let (status, got) =
+                    s.post("/v1/models/classify/classify", &json!({"inputs": [text]}));
+                assert_eq!(status, 200, "{got}");
+                let p = &clf.predict(&[text]).unwrap()[0];
+                assert_eq!(got["predictions"][0]["label"], json!(p.label), "{text}");
+                for (label, q) in clf.labels.tokens().iter().zip(&p.probabilities) {
+                    let served = got["predictions"][0]["probabilities"][label].as_f64();
+                    assert_eq!(served, Some(f64::from(*q)), "{text}: {label}");
+                }
+            }));
+            handles.push(sc.spawn(move || {
+                let sentence = sentences[i % sentences.len()];
+                start.wait();
+                let (status, got) = s.post("/v1/models/tag/tag", &json!({"inputs": [sentence]}));
+                assert_eq!(status, 200, "{got}");
+                assert_eq!(got["labels"][0], json!(tagger.tag(&[sentence]).unwrap()[0]));
+            }));
+        }
+        // A recording, in the same moment.
+        let (good, want, s, start) = (&good, &want, &s, &start);
+        let said = sc.spawn(move || {
+            start.wait();
+            s.post_raw("/v1/models/speech/transcribe", "audio/wav", good.clone())
+        });
+        for h in handles {
+            h.join().unwrap();
+        }
+        let (status, got) = said.join().unwrap();
+        assert_eq!((status, got), (200, json!({ "text": want }).to_string()));
+    });
+    let (_, metrics) = s.get("/metrics");
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("seqrnn_batch_size_bucket{le=\"1.0\"}"))
+        .expect("the batch-size histogram");
+    let ones: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let count: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("seqrnn_batch_size_count "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(
+        ones < count,
+        "no micro-batch held two or more inputs:\n{metrics}"
+    );
+}
+
 #[test]
 fn refusals_are_json_errors_with_their_status() {
     let s = start("serve-refusals", &["--max-tokens", "50"]);

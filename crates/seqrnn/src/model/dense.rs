@@ -4,13 +4,27 @@
 use rand::RngExt;
 
 use crate::dropout::SeqRng;
-use crate::linalg::{matmul, Accumulate, Mat, MatMut};
+use crate::linalg::{matmul, matmul_rows, Accumulate, Mat, MatMut};
 
 /// Forward: `y[N, O] = x[N, F] · W[O, F]ᵀ + b[O]`.
 ///
 /// - `w[O, F]`, `b[O]`, `x[N, F]`: read. `y[N, O]`: written.
 pub fn forward(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32], n: usize, f: usize, o: usize) {
     matmul(
+        MatMut::new(y, n, o),
+        Mat::new(x, n, f),
+        Mat::new(w, o, f).t(),
+        Accumulate::Overwrite,
+    );
+    for row in y.chunks_exact_mut(o) {
+        row.iter_mut().zip(b).for_each(|(v, bb)| *v += bb);
+    }
+}
+
+/// [`forward`] for inference, batch-invariant: a row's `y` is the same, to the bit, whatever the
+/// other rows ([`matmul_rows`]).
+pub fn forward_rows(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32], n: usize, f: usize, o: usize) {
+    matmul_rows(
         MatMut::new(y, n, o),
         Mat::new(x, n, f),
         Mat::new(w, o, f).t(),

@@ -320,9 +320,16 @@ impl SeqEncoder {
                             rng,
                         )?
                     }
-                    Mode::Infer => {
-                        rnn.forward_infer(p, input, shape, &mut state, &mut ws.y, &mut ws.rnn)?
-                    }
+                    // Packed weights: each sequence's outputs are the same, to the bit, alone
+                    // or in any batch (padding-exact and batch-invariant).
+                    Mode::Infer => rnn.forward_infer_packed(
+                        &rnn.pack(p)?,
+                        input,
+                        shape,
+                        &mut state,
+                        &mut ws.y,
+                        &mut ws.rnn,
+                    )?,
                 }
                 // Final state: the output at the sequence's last real step, in this
                 // direction's own time order.
@@ -460,6 +467,61 @@ mod tests {
 
     fn close(a: f32, b: f32) -> bool {
         (a - b).abs() <= 1e-5 * (1.0 + a.abs().max(b.abs()))
+    }
+
+    /// Inference gives each sequence, to the bit, the outputs and final states it gets alone:
+    /// padding and the other rows change nothing (what serving micro-batches rely on).
+    #[test]
+    fn inference_gives_a_sequence_the_same_bits_in_any_batch() {
+        for (cell, direction) in [
+            (CellKind::Lstm, Direction::Bidirectional),
+            (CellKind::Gru(GruVariant::ResetAfter), Direction::Forward),
+            (
+                CellKind::Gru(GruVariant::ResetBefore),
+                Direction::Bidirectional,
+            ),
+        ] {
+            let config = RnnConfig {
+                cell,
+                input_size: 24,
+                hidden_size: 40,
+                num_layers: 2,
+                direction,
+            };
+            let enc = SeqEncoder::new(config).unwrap();
+            let mut rng = rng_from_seed(9);
+            let mut draw =
+                |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-0.8..0.8)).collect() };
+            let (lens, t) = ([7usize, 19, 1, 12, 19, 3, 9, 16, 2], 19);
+            let (b, f, dh) = (lens.len(), 24, config.output_size());
+            let params = draw(enc.num_params());
+            let x = draw(t * b * f);
+            let (mut out, mut h_n) = (Vec::new(), Vec::new());
+            let mut ws = EncoderWorkspace::default();
+            enc.forward_infer(&params, &x, &lens, t, &mut out, &mut h_n, &mut ws)
+                .unwrap();
+            for (j, &len) in lens.iter().enumerate() {
+                let alone_x: Vec<f32> = (0..len)
+                    .flat_map(|s| x[(s * b + j) * f..(s * b + j + 1) * f].to_vec())
+                    .collect();
+                let (mut o1, mut h1) = (Vec::new(), Vec::new());
+                enc.forward_infer(&params, &alone_x, &[len], len, &mut o1, &mut h1, &mut ws)
+                    .unwrap();
+                for s in 0..len {
+                    let got = &out[(s * b + j) * dh..(s * b + j + 1) * dh];
+                    assert_eq!(
+                        got,
+                        &o1[s * dh..(s + 1) * dh],
+                        "{config:?}: row {j} step {s}"
+                    );
+                }
+                let h = config.hidden_size;
+                for slice in 0..config.state_slices() {
+                    let got = &h_n[(slice * b + j) * h..(slice * b + j + 1) * h];
+                    assert_eq!(got, &h1[slice * h..(slice + 1) * h], "{config:?}: h_n {j}");
+                }
+            }
+        }
     }
 
     /// A padded batch (garbage at the padding of the input and of the output gradient) against

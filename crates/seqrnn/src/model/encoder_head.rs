@@ -24,6 +24,8 @@ use crate::model::layout::ParamLayout;
 use crate::model::pooling::Pooling;
 use crate::rnn::{ForgetBias, Init, InitScheme, RnnConfig};
 
+/// A dense layer's forward ([`dense::forward`] or [`dense::forward_rows`]).
+type DenseForward = fn(&[f32], &[f32], &[f32], &mut [f32], usize, usize, usize);
 /// Standard dropout with drop probability `p`.
 pub(crate) fn standard_dropout(p: f32) -> Dropout {
     Dropout { p, ..Dropout::NONE }
@@ -171,7 +173,15 @@ impl EncoderHead {
     }
 
     /// `out[N, K] = y[N, D·H] · Wᵀ + b`, the head on its input rows `y`.
-    fn dense(&self, params: &[f32], y: &[f32], out: &mut [f32]) -> Result<()> {
+    /// `out = y · Wᵀ + b` through `forward` ([`dense::forward`] in training,
+    /// [`dense::forward_rows`] in inference).
+    fn dense(
+        &self,
+        params: &[f32],
+        y: &[f32],
+        out: &mut [f32],
+        forward: DenseForward,
+    ) -> Result<()> {
         let (f, k) = (self.encoder.output_size(), self.outputs);
         let n = y.len() / f;
         if out.len() != n * k {
@@ -181,7 +191,7 @@ impl EncoderHead {
             )));
         }
         let (w, b) = (&params[self.w.clone()], &params[self.b.clone()]);
-        dense::forward(w, b, y, out, n, f, k);
+        forward(w, b, y, out, n, f, k);
         Ok(())
     }
 
@@ -226,7 +236,7 @@ impl EncoderHead {
         self.encoder
             .forward_infer(p, x, lens, t, top, h_n, &mut ws.enc)?;
         let (y, _) = self.head_input(&mut ws.top, lens, t, &mut ws.feat, &mut ws.argmax);
-        self.dense(params, y, out)
+        self.dense(params, y, out, dense::forward_rows)
     }
 
     /// Training pass: as [`EncoderHead::forward_infer`] with dropout masks from `rng` (the
@@ -267,7 +277,7 @@ impl EncoderHead {
         if self.drop.is_active() {
             self.drop.apply_train(y, &mut cache.mask, steps, b, rng);
         }
-        self.dense(params, y, out)
+        self.dense(params, y, out, dense::forward)
     }
 
     /// [`EncoderHead::forward_train`] with `train = Some((cache, rng))`, else
