@@ -201,6 +201,7 @@ impl State {
 
 /// The micro-batch of a model of a task answered in one call.
 enum Gathered {
+    Translate(Gather<(String, Option<usize>), String>),
     Classify(Gather<String, Value>),
     Tag(Gather<Vec<String>, Vec<String>>),
     Speech(Gather<seqrnn::data::audio::Audio, String>),
@@ -215,7 +216,9 @@ impl Gathered {
         c: &GatherConfig,
     ) -> std::io::Result<Option<Gathered>> {
         let c = c.clone();
-        Ok(Some(if model.as_classify().is_some() {
+        Ok(Some(if model.as_translate().is_some() {
+            Gathered::Translate(Gather::start(name, model, pool, c, translate)?)
+        } else if model.as_classify().is_some() {
             Gathered::Classify(Gather::start(name, model, pool, c, classify)?)
         } else if model.as_tag().is_some() {
             Gathered::Tag(Gather::start(name, model, pool, c, tag)?)
@@ -225,6 +228,33 @@ impl Gathered {
             return Ok(None);
         }))
     }
+}
+
+/// A translation model's outputs for `(sentence, beam)` pairs: one call a beam width (the run's
+/// own when `None`), answers in the inputs' order.
+fn translate(model: &Loaded, inputs: Vec<(String, Option<usize>)>) -> ApiResult<Vec<String>> {
+    let m = model
+        .as_translate()
+        .ok_or_else(|| ApiError::bad(None, "not a translation model"))?;
+    let mut out = vec![String::new(); inputs.len()];
+    let mut beams: Vec<Option<usize>> = inputs.iter().map(|i| i.1).collect();
+    beams.sort_unstable();
+    beams.dedup();
+    for beam in beams {
+        let at: Vec<usize> = (0..inputs.len()).filter(|&i| inputs[i].1 == beam).collect();
+        let mut decode = m.config.train.decode;
+        if let Some(b) = beam {
+            decode.beam = b;
+        }
+        let refs: Vec<&str> = at.iter().map(|&i| inputs[i].0.as_str()).collect();
+        let texts = m
+            .translate(&refs, Some(decode))
+            .map_err(|e| ApiError::library(Some("inputs"), e))?;
+        for (i, t) in at.into_iter().zip(texts) {
+            out[i] = t;
+        }
+    }
+    Ok(out)
 }
 
 /// A classifier's predictions of `texts`, as the route answers them.
@@ -745,30 +775,15 @@ impl Call {
     }
 
     async fn translate(self, body: &[u8]) -> ApiResult<Response> {
-        if self.model.as_translate().is_none() {
+        let Some(Gathered::Translate(g)) = self.s.gathered(&self.name) else {
             return Err(self.wrong_task("translate", "a translation model"));
-        }
+        };
         let mut f = Fields::parse(body)?;
         let inputs = f.array("inputs", |v| v.as_str().map(String::from), "strings")?;
-        let beam = f.uint("beam")?;
+        let beam = f.uint("beam")?.map(|b| b as usize);
         f.done()?;
-        let model = Arc::clone(&self.model);
-        self.s.metrics.batch_size.observe(inputs.len() as f64);
-        let outputs = self
-            .s
-            .compute(move || {
-                let m = model
-                    .as_translate()
-                    .ok_or_else(|| ApiError::bad(None, "not a translation model"))?;
-                let mut decode = m.config.train.decode;
-                if let Some(b) = beam {
-                    decode.beam = b as usize;
-                }
-                let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-                m.translate(&refs, Some(decode))
-                    .map_err(|e| ApiError::library(Some("inputs"), e))
-            })
-            .await?;
+        let inputs = inputs.into_iter().map(|text| (text, beam)).collect();
+        let outputs = self.s.in_batch(g, inputs).await?;
         Ok(Json(json!({ "outputs": outputs })).into_response())
     }
 

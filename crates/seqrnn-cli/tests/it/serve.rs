@@ -353,8 +353,8 @@ fn batched_generations_equal_each_one_alone() {
     assert_eq!(bucket("8.0"), bucket("+Inf"), "a step ran more than 8 rows");
 }
 
-/// Concurrent classification, tagging and transcription requests are computed in shared
-/// micro-batches, and each answer is the library's for that request alone.
+/// Concurrent translation, classification, tagging and transcription requests are computed in
+/// shared micro-batches, and each answer is the library's for that request alone.
 #[test]
 fn micro_batched_answers_equal_each_request_alone() {
     let s = start(
@@ -386,8 +386,9 @@ fn micro_batched_answers_equal_each_request_alone() {
     let good = seqrnn::tasks::tiny::tones(&["lo", "hi"], 3);
     let want = speech.transcribe(&[&good]).unwrap().pop().unwrap();
     let good = wav(&good, rate);
+    let tr = seqrnn::translate::Trained::load(s.run("translate")).unwrap();
     let n = 12;
-    let start = std::sync::Barrier::new(2 * n + 1);
+    let start = std::sync::Barrier::new(2 * n + 4);
     std::thread::scope(|sc| {
         let mut handles = Vec::new();
         for i in 0..n {
@@ -411,6 +412,26 @@ fn micro_batched_answers_equal_each_request_alone() {
                 let (status, got) = s.post("/v1/models/tag/tag", &json!({"inputs": [sentence]}));
                 assert_eq!(status, 200, "{got}");
                 assert_eq!(got["labels"][0], json!(tagger.tag(&[sentence]).unwrap()[0]));
+            }));
+        }
+        // Translations, with the run's beam and with beam 1, in the same moment.
+        for (i, src) in ["ein haus", "das haus ist klein", "ein"].iter().enumerate() {
+            let (s, start, tr) = (&s, &start, &tr);
+            handles.push(sc.spawn(move || {
+                start.wait();
+                let beam = (i == 1).then_some(1);
+                let body = match beam {
+                    Some(b) => json!({"inputs": [src], "beam": b}),
+                    None => json!({"inputs": [src]}),
+                };
+                let (status, got) = s.post("/v1/models/translate/translate", &body);
+                assert_eq!(status, 200, "{got}");
+                let mut decode = tr.config.train.decode;
+                if let Some(b) = beam {
+                    decode.beam = b;
+                }
+                let want = tr.translate(&[src], Some(decode)).unwrap();
+                assert_eq!(got["outputs"], json!(want), "{src}");
             }));
         }
         // A recording, in the same moment.

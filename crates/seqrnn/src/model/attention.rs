@@ -18,7 +18,7 @@
 //! [`crate::linalg`], one per batch row over strided views of the time-major buffers.
 
 use crate::error::{Error, Result};
-use crate::linalg::{fit, matmul, Accumulate, Mat, MatMut};
+use crate::linalg::{fit, matmul, matmul_rows, Accumulate, Mat, MatMut};
 
 /// How a query scores a key.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -366,8 +366,9 @@ impl Attention {
         let (wm, c, v) = self.additive_parts(w);
         fit(&mut cache.proj, (t + s) * b * a);
         let (pq, pk) = cache.proj.split_at_mut(t * b * a);
-        // pq[T·B, A] = q · W_qᵀ + c; pk[S·B, A] = k · W_kᵀ
-        matmul(
+        // pq[T·B, A] = q · W_qᵀ + c; pk[S·B, A] = k · W_kᵀ (batch-invariant products: a
+        // decoding step's scores do not depend on the other rows)
+        matmul_rows(
             MatMut::new(pq, t * b, a),
             Mat::new(q, t * b, hq),
             Mat::strided(wm, a, hq, hq + hk).t(),
@@ -375,7 +376,7 @@ impl Attention {
         );
         pq.chunks_exact_mut(a)
             .for_each(|row| row.iter_mut().zip(c).for_each(|(x, c)| *x += c));
-        matmul(
+        matmul_rows(
             MatMut::new(pk, s * b, a),
             Mat::new(k, s * b, hk),
             Mat::strided(&wm[hq..], a, hk, hq + hk).t(),

@@ -148,6 +148,7 @@ impl<'m> Decoder<'m> {
         let (m, p, cfg) = (self.model, self.params, self.config);
         let buf = &mut self.buf;
         m.encode(p, &buf.batch, &mut buf.enc, &mut buf.ws)?;
+        let packs = m.pack_decoder(p)?;
         let (b, k, v, s) = (buf.enc.b(), cfg.beam, m.config().tgt_vocab, buf.enc.s);
         let rows: Vec<usize> = (0..b * k).map(|r| r / k).collect();
         buf.enc.select(&rows, &mut buf.rows);
@@ -165,7 +166,7 @@ impl<'m> Decoder<'m> {
                 break;
             }
             m.step(
-                p,
+                &packs,
                 &buf.rows,
                 &prev,
                 &mut state,

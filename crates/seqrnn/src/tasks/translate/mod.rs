@@ -335,9 +335,10 @@ mod tests {
             (Vec::new(), AttnCache::default(), StepBuffers::default());
         let mut prev = BOS;
         let mut out = Vec::new();
+        let packs = m.pack_decoder(p).unwrap();
         for _ in 0..max_len {
             m.step(
-                p,
+                &packs,
                 &enc,
                 &[prev],
                 &mut state,
@@ -376,7 +377,7 @@ mod tests {
         for (s, h) in sources.iter().zip(&hyps) {
             assert_eq!(h.tokens, greedy(&m, &p, s, cfg.max_len(s.len())), "{s:?}");
         }
-        // Beam 4, one sentence at a time or four together: the same translations.
+        // Beam 4, one sentence at a time or four together: the same translations and scores.
         let wide = DecodeConfig {
             beam: 4,
             alpha: 0.6,
@@ -391,8 +392,68 @@ mod tests {
                 .unwrap()
                 .translate(std::slice::from_ref(s))
                 .unwrap();
-            assert_eq!(alone[0].tokens, h.tokens);
-            assert!((alone[0].score - h.score).abs() < 1e-4);
+            // To the bit: every product of a step is batch-invariant.
+            assert_eq!(&alone[0], h, "{s:?}");
+        }
+    }
+
+    /// Wider models, every attention score and both cells: a sentence's translation and scores
+    /// are the same, to the bit, alone and in batches of any company.
+    #[test]
+    fn translations_and_scores_are_the_same_alone_and_in_any_batch() {
+        let cases = [
+            (CellKind::Lstm, Score::General, 0, 96),
+            (
+                CellKind::Gru(crate::rnn::GruVariant::ResetAfter),
+                Score::Additive,
+                40,
+                96,
+            ),
+            (CellKind::Lstm, Score::Dot, 0, 96),
+        ];
+        for (cell, score, attn_hidden, dec_hidden) in cases {
+            let m = Seq2Seq::new(Seq2SeqConfig {
+                src_vocab: 40,
+                tgt_vocab: 700,
+                embed: 16,
+                cell,
+                enc_hidden: 48,
+                enc_layers: 2,
+                dec_hidden,
+                dec_layers: 1,
+                score,
+                attn_hidden,
+                dropout: 0.0,
+                output: OutputWeights::Separate,
+                max_src_len: 40,
+            })
+            .unwrap();
+            let p = m.init_params(5).unwrap();
+            let sources: Vec<Vec<u32>> = (0..7u32)
+                .map(|i| {
+                    (0..1 + (i * 5) % 13)
+                        .map(|j| 4 + (i * 7 + j * 3) % 36)
+                        .collect()
+                })
+                .collect();
+            let cfg = DecodeConfig {
+                beam: 3,
+                alpha: 0.6,
+                max_len_a: 1.0,
+                max_len_b: 4,
+                batch: 7,
+            };
+            let together = Decoder::new(&m, &p, cfg)
+                .unwrap()
+                .translate(&sources)
+                .unwrap();
+            for (s, h) in sources.iter().zip(&together) {
+                let alone = Decoder::new(&m, &p, DecodeConfig { batch: 1, ..cfg })
+                    .unwrap()
+                    .translate(std::slice::from_ref(s))
+                    .unwrap();
+                assert_eq!(&alone[0], h, "{score:?}: {s:?}");
+            }
         }
     }
 

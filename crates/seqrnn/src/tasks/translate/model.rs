@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::subword::{BOS, EOS, PAD};
 use crate::dropout::{apply_mask, rng_from_seed, Dropout, RowRng};
 use crate::error::{Error, Result};
-use crate::linalg::{fit, matmul, Accumulate, Mat, MatMut};
+use crate::linalg::{fit, matmul_rows, Accumulate, Mat, MatMut, Prepared};
 use crate::model::attention::{Attention, AttnCache, AttnGrads, AttnShape, AttnWorkspace, Score};
 use crate::model::embedding::TokenBatch;
 use crate::model::embedding::{check_embed, OutputWeights};
@@ -42,7 +42,9 @@ use crate::model::layout::check_backward;
 use crate::model::layout::model_accessors;
 use crate::model::layout::{NamedTensor, ParamLayout};
 use crate::model::{dense, embedding, softmax};
-use crate::rnn::{CellKind, Direction, Rnn, RnnCache, RnnConfig, RnnState, RnnWorkspace, SeqShape};
+use crate::rnn::{
+    CellKind, Direction, Rnn, RnnCache, RnnConfig, RnnPacks, RnnState, RnnWorkspace, SeqShape,
+};
 
 /// Shape of a translation model. `validate()` before use.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -523,7 +525,7 @@ impl Seq2Seq {
             }
         }
         fit(h0, b * hd);
-        dense::forward(
+        dense::forward_rows(
             &params[self.r.bridge_w.clone()],
             &params[self.r.bridge_b.clone()],
             z,
@@ -561,7 +563,7 @@ impl Seq2Seq {
         let (k, hd) = (self.config.keys(), self.config.dec_hidden);
         let n = cat.len() / (k + hd);
         fit(hid, n * hd);
-        dense::forward(
+        dense::forward_rows(
             &params[self.r.comb_w.clone()],
             &params[self.r.comb_b.clone()],
             cat,
@@ -942,7 +944,7 @@ impl Seq2Seq {
     #[allow(clippy::too_many_arguments)]
     pub fn step(
         &self,
-        params: &[f32],
+        packs: &DecoderPacks<'_>,
         src: &EncodedSource,
         prev: &[u32],
         state: &mut RnnState,
@@ -951,6 +953,7 @@ impl Seq2Seq {
         step: &mut StepBuffers,
         ws: &mut Seq2SeqWorkspace,
     ) -> Result<()> {
+        let params = packs.params;
         let c = &self.config;
         let (b, e, hd, k, v) = (prev.len(), c.embed, c.dec_hidden, c.keys(), c.tgt_vocab);
         if src.b() != b {
@@ -963,8 +966,8 @@ impl Seq2Seq {
         fit(&mut ws.emb_t, b * e);
         embedding::forward(&params[self.r.tgt_emb.clone()], prev, &mut ws.emb_t, e);
         fit(&mut step.dec, b * hd);
-        self.decoder.forward_infer(
-            &params[self.r.dec.clone()],
+        self.decoder.forward_infer_packed(
+            &packs.rnn,
             &ws.emb_t,
             SeqShape { t: 1, b },
             state,
@@ -980,7 +983,7 @@ impl Seq2Seq {
             // q · (W k) = (Wᵀ q) · k: one [B, Hd]·[Hd, 2·He] product instead of projecting
             // every key at every step.
             fit(&mut ws.q_proj, b * k);
-            matmul(
+            matmul_rows(
                 MatMut::new(&mut ws.q_proj, b, k),
                 Mat::new(&step.dec, b, hd),
                 Mat::new(&params[self.r.attn.clone()], hd, k),
@@ -1003,15 +1006,42 @@ impl Seq2Seq {
         self.gather_cat(&step.ctx, &step.dec, &step.rows, &mut step.cat);
         self.combine(params, &step.cat, &mut step.hid);
         fit(logits, b * v);
-        softmax::logits(
+        softmax::logits_prepared(
             &step.hid,
-            &params[self.r.out_w.clone()],
+            &packs.out,
             &params[self.r.out_b.clone()],
             logits,
             hd,
         );
         Ok(())
     }
+
+    /// The decoder's weights packed once for the steps of a search ([`Seq2Seq::step`]).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] when `params` is not this model's parameter block.
+    pub fn pack_decoder<'p>(&self, params: &'p [f32]) -> Result<DecoderPacks<'p>> {
+        self.param_layout()
+            .check_block("parameter block", params.len())?;
+        let c = &self.config;
+        let w = &params[self.r.out_w.clone()];
+        Ok(DecoderPacks {
+            params,
+            rnn: self.decoder.pack(&params[self.r.dec.clone()])?,
+            out: Prepared::for_any_rows(Mat::new(w, c.tgt_vocab, c.dec_hidden).t()),
+        })
+    }
+}
+
+/// A translation model's decoder weights packed once for many steps
+/// ([`Seq2Seq::pack_decoder`]), beside the parameter block they came from: the recurrent
+/// stack's and the output layer's. Every inference product of a step is batch-invariant, so a
+/// hypothesis' scores are the same, to the bit, whatever else is in the batch.
+#[derive(Debug)]
+pub struct DecoderPacks<'p> {
+    params: &'p [f32],
+    rnn: RnnPacks<'p>,
+    out: Prepared<'p>,
 }
 
 /// Buffers of [`Seq2Seq::step`], reused across steps.
@@ -1194,10 +1224,11 @@ mod tests {
             let (mut logits, mut w, mut sb) =
                 (Vec::new(), AttnCache::default(), StepBuffers::default());
             let mut stepped = 0.0f64;
+            let packs = m.pack_decoder(&p).unwrap();
             for t in 0..bt.t {
                 let prev = &bt.tgt_in[t * b..(t + 1) * b];
                 m.step(
-                    &p,
+                    &packs,
                     &enc,
                     prev,
                     &mut state,
