@@ -1,5 +1,6 @@
 //! The routes: one handler each, calling what the task's `Trained` offers on the server's
-//! rayon pool, through a queue of `max_queue` places and a timeout.
+//! rayon pool, through a queue of `max_queue` places and a timeout: generation through its
+//! model's batch (`batcher`), the other tasks through their model's micro-batches (`gather`).
 
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
@@ -18,7 +19,7 @@ use seqrnn::lm::generate::Decoding;
 use seqrnn::lm::Sampling;
 use seqrnn::Loaded;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt as _;
 
@@ -145,29 +146,6 @@ impl State {
         })
     }
 
-    /// Runs `f` on the pool with a place in the queue; 504 past the timeout, 500 if it panics.
-    async fn compute<T: Send + 'static>(
-        self: &Arc<Self>,
-        f: impl FnOnce() -> ApiResult<T> + Send + 'static,
-    ) -> ApiResult<T> {
-        let place = self.place()?;
-        let (tx, rx) = oneshot::channel();
-        self.spawn(place, move || {
-            let _ = tx.send(f());
-        });
-        match tokio::time::timeout(self.timeout, rx).await {
-            Ok(Ok(out)) => out,
-            Ok(Err(_)) => Err(ApiError::status(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the computation failed",
-            )),
-            Err(_) => Err(ApiError::status(
-                StatusCode::GATEWAY_TIMEOUT,
-                format!("no answer within {} s", self.timeout.as_secs_f64()),
-            )),
-        }
-    }
-
     /// The micro-batch of model `name`.
     fn gathered(&self, name: &str) -> Option<&Gathered> {
         self.gathers.iter().find(|(n, _)| n == name).map(|(_, g)| g)
@@ -201,6 +179,7 @@ impl State {
 
 /// The micro-batch of a model of a task answered in one call.
 enum Gathered {
+    Forecast(Gather<seqrnn::data::table::Table, Value>),
     Translate(Gather<(String, Option<usize>), String>),
     Classify(Gather<String, Value>),
     Tag(Gather<Vec<String>, Vec<String>>),
@@ -216,7 +195,9 @@ impl Gathered {
         c: &GatherConfig,
     ) -> std::io::Result<Option<Gathered>> {
         let c = c.clone();
-        Ok(Some(if model.as_translate().is_some() {
+        Ok(Some(if model.as_forecast().is_some() {
+            Gathered::Forecast(Gather::start(name, model, pool, c, forecast)?)
+        } else if model.as_translate().is_some() {
             Gathered::Translate(Gather::start(name, model, pool, c, translate)?)
         } else if model.as_classify().is_some() {
             Gathered::Classify(Gather::start(name, model, pool, c, classify)?)
@@ -228,6 +209,20 @@ impl Gathered {
             return Ok(None);
         }))
     }
+}
+
+/// A forecaster's answers for `tables`, as the route gives them.
+fn forecast(model: &Loaded, tables: Vec<seqrnn::data::table::Table>) -> ApiResult<Vec<Value>> {
+    let m = model
+        .as_forecast()
+        .ok_or_else(|| ApiError::bad(None, "not a forecaster"))?;
+    let all = m
+        .predict_many(&tables)
+        .map_err(|e| ApiError::library(Some("rows"), e))?;
+    Ok(all
+        .into_iter()
+        .map(|f| json!({"forecast": f.values, "columns": f.columns}))
+        .collect())
 }
 
 /// A translation model's outputs for `(sentence, beam)` pairs: one call a beam width (the run's
@@ -810,7 +805,9 @@ impl Call {
     }
 
     async fn forecast(self, headers: &HeaderMap, body: &[u8]) -> ApiResult<Response> {
-        let Some(fc) = self.model.as_forecast() else {
+        let (Some(Gathered::Forecast(g)), Some(fc)) =
+            (self.s.gathered(&self.name), self.model.as_forecast())
+        else {
             return Err(self.wrong_task("forecast", "a forecaster"));
         };
         let csv = headers
@@ -826,18 +823,8 @@ impl Call {
             }
             false => rows_table(body, &fc.config.data.columns.inputs)?,
         };
-        let model = Arc::clone(&self.model);
-        let f = self
-            .s
-            .compute(move || {
-                let m = model
-                    .as_forecast()
-                    .ok_or_else(|| ApiError::bad(None, "not a forecaster"))?;
-                m.predict(&table)
-                    .map_err(|e| ApiError::library(Some("rows"), e))
-            })
-            .await?;
-        Ok(Json(json!({"forecast": f.values, "columns": f.columns})).into_response())
+        let mut f = self.s.in_batch(g, vec![table]).await?;
+        Ok(Json(f.pop().unwrap_or_default()).into_response())
     }
 
     async fn transcribe(self, body: &[u8]) -> ApiResult<Response> {

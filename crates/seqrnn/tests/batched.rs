@@ -60,3 +60,30 @@ fn tags_and_transcripts_are_the_same_alone_and_in_any_batch() {
         assert_eq!(speech.transcribe(&[r]).unwrap()[0], together[i]);
     }
 }
+
+#[test]
+fn forecasts_are_the_same_alone_and_in_any_batch() {
+    let fc =
+        seqrnn::forecast::Trained::load(tiny::forecast(&scratch("forecast")).unwrap()).unwrap();
+    let table = tiny::load_table().unwrap();
+    let lookback = fc.model.config().lookback;
+    let tables: Vec<seqrnn::data::table::Table> = [0usize, 2, 5, 9]
+        .iter()
+        .map(|cut| {
+            let n = (table.rows - cut).max(lookback);
+            let mut csv = String::from("load\n");
+            for v in &table.values[..n] {
+                csv += &format!("{v}\n");
+            }
+            seqrnn::data::table::Table::parse(&csv, std::path::Path::new("t")).unwrap()
+        })
+        .collect();
+    let together = fc.predict_many(&tables).unwrap();
+    assert_eq!(together.len(), tables.len());
+    for (t, f) in tables.iter().zip(&together) {
+        assert_eq!(&fc.predict(t).unwrap(), f, "{} rows", t.rows);
+    }
+    // A table shorter than the lookback is refused, alone or among others.
+    let short = seqrnn::data::table::Table::parse("load\n1\n", std::path::Path::new("t")).unwrap();
+    assert!(fc.predict_many(&[tables[0].clone(), short]).is_err());
+}

@@ -353,8 +353,8 @@ fn batched_generations_equal_each_one_alone() {
     assert_eq!(bucket("8.0"), bucket("+Inf"), "a step ran more than 8 rows");
 }
 
-/// Concurrent translation, classification, tagging and transcription requests are computed in
-/// shared micro-batches, and each answer is the library's for that request alone.
+/// Concurrent forecasting, translation, classification, tagging and transcription requests are
+/// computed in shared micro-batches, and each answer is the library's for that request alone.
 #[test]
 fn micro_batched_answers_equal_each_request_alone() {
     let s = start(
@@ -387,8 +387,10 @@ fn micro_batched_answers_equal_each_request_alone() {
     let want = speech.transcribe(&[&good]).unwrap().pop().unwrap();
     let good = wav(&good, rate);
     let tr = seqrnn::translate::Trained::load(s.run("translate")).unwrap();
+    let fc = seqrnn::forecast::Trained::load(s.run("forecast")).unwrap();
+    let table = seqrnn::tasks::tiny::load_table().unwrap();
     let n = 12;
-    let start = std::sync::Barrier::new(2 * n + 4);
+    let start = std::sync::Barrier::new(2 * n + 8);
     std::thread::scope(|sc| {
         let mut handles = Vec::new();
         for i in 0..n {
@@ -432,6 +434,25 @@ fn micro_batched_answers_equal_each_request_alone() {
                 }
                 let want = tr.translate(&[src], Some(decode)).unwrap();
                 assert_eq!(got["outputs"], json!(want), "{src}");
+            }));
+        }
+        // Forecasts from tables of different lengths, in the same moment.
+        for cut in [0usize, 3, 7, 11] {
+            let (s, start, fc, table) = (&s, &start, &fc, &table);
+            handles.push(sc.spawn(move || {
+                let n = (table.rows - cut).max(fc.model.config().lookback);
+                let mut csv = String::from("load\n");
+                for v in &table.values[..n] {
+                    csv += &format!("{v}\n");
+                }
+                let part = seqrnn::data::table::Table::parse(&csv, Path::new("t")).unwrap();
+                let want = fc.predict(&part).unwrap();
+                let rows: Vec<Value> = table.values[..n].iter().map(|v| json!([v])).collect();
+                start.wait();
+                let (status, got) =
+                    s.post("/v1/models/forecast/forecast", &json!({ "rows": rows }));
+                assert_eq!(status, 200, "{got}");
+                assert_eq!(got["forecast"], json!(want.values), "{n} rows");
             }));
         }
         // A recording, in the same moment.

@@ -574,7 +574,12 @@ mod tests {
             let (mut out2, mut h_n2) = (Vec::new(), Vec::new());
             enc.forward_infer(&params, &x, &lens, t, &mut out2, &mut h_n2, &mut ws)
                 .unwrap();
-            assert_eq!((&out, &h_n), (&out2, &h_n2), "{config:?}: infer vs train");
+            // Inference multiplies through packed, batch-invariant products; training through
+            // the plain ones: the same to rounding.
+            for (a, b) in out.iter().chain(&h_n).zip(out2.iter().chain(&h_n2)) {
+                assert!(close(*a, *b), "{config:?}: infer vs train, {a} vs {b}");
+            }
+            assert_eq!((out.len(), h_n.len()), (out2.len(), h_n2.len()));
             let mut grads = vec![0.0; enc.num_params()];
             let mut dx = vec![f32::NAN; t * b * f];
             enc.backward(

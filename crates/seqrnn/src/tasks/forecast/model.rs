@@ -245,10 +245,16 @@ impl Forecaster {
         let h = c.hidden;
         let last = &y_enc[(c.lookback - 1) * b * h..];
         let (w, bias) = (&params[self.head_w.clone()], &params[self.head_b.clone()]);
+        // Inference is batch-invariant: a window's forecast is the same, to the bit, whatever
+        // other windows share its batch.
+        let dense_forward = match dec_pass {
+            DecoderPass::Train(..) => dense::forward,
+            DecoderPass::Infer(_) => dense::forward_rows,
+        };
         match &self.decoder {
             None => {
                 fit(out, b * c.horizon * c.outputs);
-                dense::forward(w, bias, last, out, b, h, c.horizon * c.outputs);
+                dense_forward(w, bias, last, out, b, h, c.horizon * c.outputs);
             }
             Some(d) => {
                 fit(xd, c.horizon * b * h);
@@ -263,10 +269,12 @@ impl Forecaster {
                     DecoderPass::Train(cache, rng) => {
                         d.forward_train(dp, xd, shape, &mut state, yd, cache, rng)?
                     }
-                    DecoderPass::Infer(ws) => d.forward_infer(dp, xd, shape, &mut state, yd, ws)?,
+                    DecoderPass::Infer(ws) => {
+                        d.forward_infer_packed(&d.pack(dp)?, xd, shape, &mut state, yd, ws)?
+                    }
                 }
                 fit(out, c.horizon * b * c.outputs);
-                dense::forward(w, bias, yd, out, c.horizon * b, h, c.outputs);
+                dense_forward(w, bias, yd, out, c.horizon * b, h, c.outputs);
             }
         }
         Ok(())
@@ -301,8 +309,8 @@ impl Forecaster {
         }
         fit(&mut ws.y_enc, c.lookback * b * c.hidden);
         let mut state = RnnState::zeros(self.encoder.config(), b);
-        self.encoder.forward_infer(
-            &params[self.rnn.clone()],
+        self.encoder.forward_infer_packed(
+            &self.encoder.pack(&params[self.rnn.clone()])?,
             x,
             SeqShape { t: c.lookback, b },
             &mut state,

@@ -74,21 +74,61 @@ impl Trained {
     /// [`Error::Config`] when the table is shorter than the lookback or lacks a column the
     /// model reads.
     pub fn predict(&self, table: &Table) -> Result<Forecast> {
+        let mut all = self.predict_many(std::slice::from_ref(table))?;
+        Ok(all.remove(0))
+    }
+
+    /// [`Trained::predict`] for each table, their windows computed as one batch. Each forecast
+    /// is the same, to the bit, as the table's alone.
+    ///
+    /// # Errors
+    /// As [`Trained::predict`], for the first table that fails.
+    pub fn predict_many(&self, tables: &[Table]) -> Result<Vec<Forecast>> {
         let cfg = *self.model.config();
-        if table.rows < cfg.lookback {
-            return Err(Error::Config(format!(
-                "the table has {} rows, the model needs the last {} (its lookback)",
-                table.rows, cfg.lookback
-            )));
+        let b = tables.len();
+        if b == 0 {
+            return Ok(Vec::new());
         }
         let columns = &self.config.data.columns;
-        let series = Series::new(table, columns)?;
-        let mut x = vec![0.0; cfg.lookback * series.inputs];
-        let anchors = series.last_window(cfg.lookback, &mut x);
+        let mut series = Vec::with_capacity(b);
+        for table in tables {
+            if table.rows < cfg.lookback {
+                return Err(Error::Config(format!(
+                    "the table has {} rows, the model needs the last {} (its lookback)",
+                    table.rows, cfg.lookback
+                )));
+            }
+            series.push(Series::new(table, columns)?);
+        }
+        // x[L, B, I]: each table's last window in its batch row.
+        let inputs = series[0].inputs;
+        let mut x = vec![0.0; cfg.lookback * b * inputs];
+        let mut window = vec![0.0; cfg.lookback * inputs];
+        let mut anchors = Vec::with_capacity(b);
+        for (r, s) in series.iter().enumerate() {
+            anchors.push(s.last_window(cfg.lookback, &mut window));
+            for (t, row) in window.chunks_exact(inputs).enumerate() {
+                x[(t * b + r) * inputs..(t * b + r + 1) * inputs].copy_from_slice(row);
+            }
+        }
         let c = columns.targets.len();
-        let mut out = vec![0.0; cfg.horizon * c];
+        let mut out = vec![0.0; b * cfg.horizon * c];
         self.model
-            .predict(&self.params, &x, 1, &mut out, &mut Default::default())?;
+            .predict(&self.params, &x, b, &mut out, &mut Default::default())?;
+        let forecasts = tables.iter().zip(&series).zip(&anchors).enumerate();
+        Ok(forecasts
+            .map(|(r, ((table, s), anchors))| {
+                let out = &out[r * cfg.horizon * c..(r + 1) * cfg.horizon * c];
+                self.forecast(table, s, anchors, out)
+            })
+            .collect())
+    }
+
+    /// A forecast in the table's units from the model's `out[K, C]` for its window.
+    fn forecast(&self, table: &Table, series: &Series, anchors: &[f32], out: &[f32]) -> Forecast {
+        let cfg = *self.model.config();
+        let columns = &self.config.data.columns;
+        let c = columns.targets.len();
         let values = (0..cfg.horizon)
             .map(|step| {
                 let row = series.targets.iter().enumerate();
@@ -106,10 +146,10 @@ impl Trained {
             .and_then(|d| table.text_column(d))
             .and_then(|v| v.last().cloned())
             .unwrap_or_else(|| format!("row {}", table.rows));
-        Ok(Forecast {
+        Forecast {
             origin,
             columns: columns.targets.clone(),
             values,
-        })
+        }
     }
 }
