@@ -246,6 +246,8 @@ pub struct LmBatch<'m> {
     batch: RnnState,
     /// Segment widths of a batch-1 state ([`LanguageModel::state_widths`]).
     widths: Vec<usize>,
+    /// `[B]`: the tokens a step reads.
+    tokens: Vec<u32>,
 }
 
 impl<'m> LmBatch<'m> {
@@ -260,6 +262,7 @@ impl<'m> LmBatch<'m> {
             ws: LmWorkspace::default(),
             batch: RnnState::default(),
             widths: model.state_widths(),
+            tokens: Vec::new(),
         })
     }
 
@@ -321,11 +324,12 @@ impl<'m> LmBatch<'m> {
                 b * v
             )));
         }
-        let tokens: Vec<u32> = rows.iter().map(|r| r.0).collect();
+        self.tokens.clear();
+        self.tokens.extend(rows.iter().map(|r| r.0));
         self.gather(rows)?;
         let out = self.model.logits_packed(
             &self.packs,
-            &tokens,
+            &self.tokens,
             SeqShape { t: 1, b },
             &mut self.batch,
             &mut self.ws,
