@@ -13,6 +13,7 @@ mod bench;
 mod classify;
 mod compare;
 pub mod embed;
+mod export;
 mod flags;
 mod forecast;
 mod inspect;
@@ -55,6 +56,9 @@ enum Command {
     /// Write an int8 copy of a finished run (any task): weight matrices in 8 bits, products on
     /// the integer kernels, for faster inference with smaller files.
     Quantize(quantize::QuantizeArgs),
+    /// Export a finished run to ONNX (`model.onnx`, `preprocess.json`) for ONNX Runtime and
+    /// other runtimes; every-step language models so far.
+    Export(export::ExportArgs),
     /// Serve trained runs (any task) over HTTP: JSON routes, streamed generation, OpenAI's
     /// completions, Prometheus metrics.
     #[cfg(feature = "serve")]
@@ -291,6 +295,7 @@ fn run(command: Command) -> Result<()> {
         Command::Compare(a) => compare::compare_cmd(a),
         Command::Inspect(a) => inspect::inspect_cmd(a),
         Command::Quantize(a) => quantize::quantize_cmd(a),
+        Command::Export(a) => export::export_cmd(a),
         #[cfg(feature = "serve")]
         Command::Serve(a) => serve::serve_cmd(a),
     }

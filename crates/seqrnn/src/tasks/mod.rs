@@ -217,6 +217,24 @@ pub struct QuantizeReport {
     pub int8_bytes: u64,
 }
 
+/// Exports the finished run in `dir` to ONNX in `out` (`model.onnx`, `preprocess.json`), at
+/// operator set `opset` ([`crate::io::onnx::DEFAULT_OPSET`] by default on the command line).
+/// Every-step language models export today; the other tasks are refused with a message.
+///
+/// # Errors
+/// The run's loading errors; [`Error::Config`] for a task or model the export does not map
+/// yet, or an operator set out of range; I/O errors.
+pub fn export_onnx(dir: impl AsRef<Path>, out: impl AsRef<Path>, opset: i64) -> Result<()> {
+    let loaded = load(dir)?;
+    match loaded.as_lm() {
+        Some(lm) => crate::tasks::lm::export::export_onnx(lm, out.as_ref(), opset),
+        None => Err(Error::Config(format!(
+            "ONNX export is built for every-step language models so far, not yet for a {} run",
+            loaded.task()
+        ))),
+    }
+}
+
 /// Writes into `out` an int8 copy of the finished run in `dir`, of any task: its weight
 /// matrices ([`crate::model::layout::is_quantized_weight`]) in 8 bits with one scale per output channel
 /// (`linalg::int8`), everything else as it was (biases, transition scores, vocabularies,

@@ -6,6 +6,7 @@ pub mod bench;
 #[cfg(feature = "plots")]
 pub mod compare;
 mod config;
+pub mod export;
 pub use config::{
     import_state_dict, load_model, save_model, LmRunConfig, LmRunData, TokenKindName, MODEL_FORMAT,
 };
