@@ -46,40 +46,55 @@ fn reorder(w: &[f32], rows: usize, cols: usize, order: &[usize]) -> Vec<f32> {
 /// (a last layer of its own width); I/O errors.
 pub fn export_onnx(lm: &Trained, dir: &Path, opset: i64) -> Result<()> {
     onnx::check_opset(opset)?;
-    let model = &lm.model;
-    if model.last_layer().is_some() {
+    if lm.model.last_layer().is_some() {
         return Err(Error::Config(
             "ONNX export of a model whose last layer has its own width is not built yet".into(),
         ));
     }
-    let c = model.config();
-    let (v, e, h, layers) = (c.vocab, c.embed, c.hidden, c.layers);
-    let cell = c.cell;
-    let layout = model.layout();
-    let p: &[f32] = &lm.params;
     let mut g = Graph::new(
         "seqrnn_lm",
         "seqrnn language model: next-token logits per step",
     );
-    let (t, b) = (Dim::Named("T"), Dim::Named("B"));
-    let state = [Dim::Fixed(layers), b.clone(), Dim::Fixed(h)];
-    g.input(
-        "input_ids",
-        INT64,
-        &[t.clone(), b.clone()],
-        "token ids [T, B]",
-    );
+    inputs_and_embedding(lm, &mut g);
+    recurrent_layers(lm, &mut g);
+    decoder_and_outputs(lm, &mut g);
+    std::fs::create_dir_all(dir).map_err(|cause| Error::Io {
+        path: dir.to_path_buf(),
+        cause,
+    })?;
+    onnx::write(
+        &g.model(opset, "seqrnn language model"),
+        &dir.join("model.onnx"),
+    )?;
+    let text =
+        serde_json::to_string_pretty(&preprocess(lm)).map_err(|e| Error::Config(e.to_string()))?;
+    crate::io::write_atomic(&dir.join("preprocess.json"), text.as_bytes())
+}
+
+/// `[L, B, H]`, the shape of a state input or output.
+fn state_dims(lm: &Trained) -> [Dim; 3] {
+    let c = lm.model.config();
+    [Dim::Fixed(c.layers), Dim::Named("B"), Dim::Fixed(c.hidden)]
+}
+
+/// The inputs (`input_ids`, `h0`, `c0` for an LSTM), the embedding lookup into `x0` and the
+/// constant axes the layers use.
+fn inputs_and_embedding(lm: &Trained, g: &mut Graph) {
+    let c = lm.model.config();
+    let state = state_dims(lm);
+    let ids = [Dim::Named("T"), Dim::Named("B")];
+    g.input("input_ids", INT64, &ids, "token ids [T, B]");
     g.input(
         "h0",
         FLOAT,
         &state,
         "hidden state [L, B, H] (zeros to start)",
     );
-    let lstm = cell.has_cell_state();
-    if lstm {
+    if c.cell.has_cell_state() {
         g.input("c0", FLOAT, &state, "cell state [L, B, H] (zeros to start)");
     }
-    g.weight("encoder.weight", &[v, e], &p[layout.encoder.clone()]);
+    let emb = &lm.params[lm.model.layout().encoder.clone()];
+    g.weight("encoder.weight", &[c.vocab, c.embed], emb);
     g.node(
         "Gather",
         &["encoder.weight", "input_ids"],
@@ -88,39 +103,35 @@ pub fn export_onnx(lm: &Trained, dir: &Path, opset: i64) -> Result<()> {
     );
     g.ints("axes0", &[0]);
     g.ints("axes1", &[1]);
-    let block = &p[layout.rnn.clone()];
-    let gates = cell.gates();
-    let order = onnx_gate_order(cell);
+}
+
+/// Per layer `l`: its weights in ONNX's layout, a `Slice` of the state, the recurrent operator
+/// (`x{l}` to `x{l+1}`, final states `hn_{l}`, `cn_{l}`), a `Squeeze`; then the final states'
+/// `Concat` into `hn` (and `cn`).
+fn recurrent_layers(lm: &Trained, g: &mut Graph) {
+    let c = lm.model.config();
+    let (h, cell) = (c.hidden, c.cell);
+    let lstm = cell.has_cell_state();
+    let block = &lm.params[lm.model.layout().rnn.clone()];
+    let (gates, order) = (cell.gates(), onnx_gate_order(cell));
     let (mut hn, mut cn) = (Vec::new(), Vec::new());
-    for l in 0..layers {
-        let off = model.rnn().layout().cell(l, 0);
+    for l in 0..c.layers {
+        let off = lm.model.rnn().layout().cell(l, 0);
         let cp = CellParams::new(block, off);
         let i_l = off.input_size;
-        g.weight(
-            &format!("W{l}"),
-            &[1, gates * h, i_l],
-            &reorder(cp.w_ih, h, i_l, order),
-        );
-        g.weight(
-            &format!("R{l}"),
-            &[1, gates * h, h],
-            &reorder(cp.w_hh, h, h, order),
-        );
+        let (w, r, bb) = (format!("W{l}"), format!("R{l}"), format!("B{l}"));
+        g.weight(&w, &[1, gates * h, i_l], &reorder(cp.w_ih, h, i_l, order));
+        g.weight(&r, &[1, gates * h, h], &reorder(cp.w_hh, h, h, order));
         let mut bias = reorder(cp.b_ih, h, 1, order);
         bias.extend(reorder(cp.b_hh, h, 1, order));
-        g.weight(&format!("B{l}"), &[1, 2 * gates * h], &bias);
-        g.ints(&format!("from{l}"), &[l as i64]);
-        g.ints(&format!("to{l}"), &[l as i64 + 1]);
+        g.weight(&bb, &[1, 2 * gates * h], &bias);
         let (from, to) = (format!("from{l}"), format!("to{l}"));
+        g.ints(&from, &[l as i64]);
+        g.ints(&to, &[l as i64 + 1]);
         let (h0, c0) = (format!("h0_{l}"), format!("c0_{l}"));
         g.node("Slice", &["h0", &from, &to, "axes0"], &[&h0], &[]);
-        let (x, y, yh, yc) = (
-            format!("x{l}"),
-            format!("y{l}"),
-            format!("hn_{l}"),
-            format!("cn_{l}"),
-        );
-        let (w, r, bb) = (format!("W{l}"), format!("R{l}"), format!("B{l}"));
+        let (x, y) = (format!("x{l}"), format!("y{l}"));
+        let (yh, yc) = (format!("hn_{l}"), format!("cn_{l}"));
         let size = ("hidden_size", Attr::Int(h as i64));
         if lstm {
             g.node("Slice", &["c0", &from, &to, "axes0"], &[&c0], &[]);
@@ -146,8 +157,14 @@ pub fn export_onnx(lm: &Trained, dir: &Path, opset: i64) -> Result<()> {
         let cn: Vec<&str> = cn.iter().map(String::as_str).collect();
         g.node("Concat", &cn, &["cn"], &[("axis", Attr::Int(0))]);
     }
-    // logits = x_L · Wᵀ + b, with Wᵀ [H, V] stored transposed.
-    let w = &p[layout.decoder_weight.clone()];
+}
+
+/// `logits = x_L · Wᵀ + b` (`Wᵀ [H, V]` stored transposed) and the graph's outputs.
+fn decoder_and_outputs(lm: &Trained, g: &mut Graph) {
+    let c = lm.model.config();
+    let (v, h) = (c.vocab, c.hidden);
+    let layout = lm.model.layout();
+    let w = &lm.params[layout.decoder_weight.clone()];
     let mut wt = vec![0.0; h * v];
     for (j, row) in w.chunks_exact(h).enumerate() {
         for (k, &x) in row.iter().enumerate() {
@@ -155,23 +172,24 @@ pub fn export_onnx(lm: &Trained, dir: &Path, opset: i64) -> Result<()> {
         }
     }
     g.weight("decoder.weight_t", &[h, v], &wt);
-    g.weight("decoder.bias", &[v], &p[layout.decoder_bias.clone()]);
-    let top = format!("x{layers}");
+    g.weight(
+        "decoder.bias",
+        &[v],
+        &lm.params[layout.decoder_bias.clone()],
+    );
+    let top = format!("x{}", c.layers);
     g.node("MatMul", &[&top, "decoder.weight_t"], &["decoded"], &[]);
     g.node("Add", &["decoded", "decoder.bias"], &["logits"], &[]);
-    g.output(
-        "logits",
-        FLOAT,
-        &[t, b.clone(), Dim::Fixed(v)],
-        "next-token logits [T, B, V]",
-    );
+    let logits = [Dim::Named("T"), Dim::Named("B"), Dim::Fixed(v)];
+    let state = state_dims(lm);
+    g.output("logits", FLOAT, &logits, "next-token logits [T, B, V]");
     g.output(
         "hn",
         FLOAT,
         &state,
         "hidden state after the last step [L, B, H]",
     );
-    if lstm {
+    if c.cell.has_cell_state() {
         g.output(
             "cn",
             FLOAT,
@@ -179,32 +197,36 @@ pub fn export_onnx(lm: &Trained, dir: &Path, opset: i64) -> Result<()> {
             "cell state after the last step [L, B, H]",
         );
     }
-    std::fs::create_dir_all(dir).map_err(|cause| Error::Io {
-        path: dir.to_path_buf(),
-        cause,
-    })?;
-    onnx::write(
-        &g.model(opset, "seqrnn language model"),
-        &dir.join("model.onnx"),
-    )?;
-    let pre = json!({
+}
+
+/// `preprocess.json`: the vocabulary and how text becomes ids, the shapes.
+fn preprocess(lm: &Trained) -> serde_json::Value {
+    let c = lm.model.config();
+    let lstm = c.cell.has_cell_state();
+    let text = match lm.token_kind() {
+        crate::data::TokenKind::Word => {
+            "each line's whitespace-separated words, then <eos>; words not in the vocabulary as <unk>"
+        }
+        crate::data::TokenKind::Char => "every character, line breaks included",
+    };
+    let cell_state = if lstm {
+        "float32 [L, B, H]"
+    } else {
+        "absent (GRU)"
+    };
+    json!({
         "task": "lm",
         "tokens": lm.config.data.tokens,
         "vocab": lm.vocab.tokens(),
         "eos": crate::data::EOS,
         "unk": crate::data::UNK,
-        "text": match lm.token_kind() {
-            crate::data::TokenKind::Word => "each line's whitespace-separated words, then <eos>; words not in the vocabulary as <unk>",
-            crate::data::TokenKind::Char => "every character, line breaks included",
-        },
-        "inputs": {"input_ids": "int64 [T, B]", "h0": "float32 [L, B, H]", "c0": if lstm { "float32 [L, B, H]" } else { "absent (GRU)" }},
-        "outputs": {"logits": "float32 [T, B, V]", "hn": "float32 [L, B, H]", "cn": if lstm { "float32 [L, B, H]" } else { "absent (GRU)" }},
-        "layers": layers,
-        "hidden": h,
-        "cell": cell,
-    });
-    let text = serde_json::to_string_pretty(&pre).map_err(|e| Error::Config(e.to_string()))?;
-    crate::io::write_atomic(&dir.join("preprocess.json"), text.as_bytes())
+        "text": text,
+        "inputs": {"input_ids": "int64 [T, B]", "h0": "float32 [L, B, H]", "c0": cell_state},
+        "outputs": {"logits": "float32 [T, B, V]", "hn": "float32 [L, B, H]", "cn": cell_state},
+        "layers": c.layers,
+        "hidden": c.hidden,
+        "cell": c.cell,
+    })
 }
 
 #[cfg(test)]
