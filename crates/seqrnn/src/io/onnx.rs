@@ -261,6 +261,13 @@ impl Graph {
         self.tensor(name, dims, FLOAT, raw);
     }
 
+    /// An int64 constant shared by several nodes: added once, at the first call.
+    pub fn shared_ints(&mut self, name: &str, values: &[i64]) {
+        if !self.proto.initializer.iter().any(|t| t.name == name) {
+            self.ints(name, values);
+        }
+    }
+
     /// An int64 constant.
     pub fn ints(&mut self, name: &str, values: &[i64]) {
         let raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -389,4 +396,26 @@ pub fn read(path: &Path) -> Result<ModelProto> {
         path: path.to_path_buf(),
         message: format!("not an ONNX model: {e}"),
     })
+}
+
+/// Writes an export into `dir` (created): each `(file name, model)` and `preprocess.json`
+/// holding `preprocess`, pretty-printed.
+///
+/// # Errors
+/// I/O errors, naming the file.
+pub fn save_export(
+    dir: &Path,
+    models: Vec<(&str, ModelProto)>,
+    preprocess: &serde_json::Value,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|cause| crate::error::Error::Io {
+        path: dir.to_path_buf(),
+        cause,
+    })?;
+    for (name, model) in &models {
+        write(model, &dir.join(name))?;
+    }
+    let text = serde_json::to_string_pretty(preprocess)
+        .map_err(|e| crate::error::Error::Config(e.to_string()))?;
+    crate::io::write_atomic(&dir.join("preprocess.json"), text.as_bytes())
 }

@@ -9,6 +9,7 @@ pub mod embedding;
 pub mod encoder;
 pub mod encoder_head;
 pub mod layout;
+pub mod onnx;
 pub mod pooling;
 pub mod softmax;
 #[cfg(test)]

@@ -217,20 +217,22 @@ pub struct QuantizeReport {
     pub int8_bytes: u64,
 }
 
-/// Exports the finished run in `dir` to ONNX in `out` (`model.onnx`, `preprocess.json`), at
-/// operator set `opset` ([`crate::io::onnx::DEFAULT_OPSET`] by default on the command line).
-/// Every-step language models export today; the other tasks are refused with a message.
+/// Exports the finished run in `dir` to ONNX in `out` (`model.onnx`, or `encoder.onnx` and
+/// `decoder.onnx` for translation; `preprocess.json`; the tagger's `crf.json`), at operator set
+/// `opset` ([`crate::io::onnx::DEFAULT_OPSET`] by default on the command line). Every task
+/// exports; `docs/export.md` gives each graph's inputs and outputs.
 ///
 /// # Errors
-/// The run's loading errors; [`Error::Config`] for a task or model the export does not map
-/// yet, or an operator set out of range; I/O errors.
+/// The run's loading errors; [`Error::Config`] for an operator set out of range; I/O errors.
 pub fn export_onnx(dir: impl AsRef<Path>, out: impl AsRef<Path>, opset: i64) -> Result<()> {
-    let loaded = load(dir)?;
-    match loaded.as_lm() {
-        Some(lm) => crate::tasks::lm::export::export_onnx(lm, out.as_ref(), opset),
-        None => Err(Error::Config(format!(
-            "ONNX export is built for every-step language models so far, not yet for a {} run",
-            loaded.task()
+    let out = out.as_ref();
+    match load(dir)? {
+        Loaded::Lm(m) => lm::export::export_onnx(&m, out, opset),
+        Loaded::LastToken(m) => lm::export::export_last_token(&m, out, opset),
+        Loaded::Classify(m) => classify::export::export_onnx(&m, out, opset),
+        other => Err(Error::Config(format!(
+            "ONNX export is not built yet for a {} run",
+            other.task()
         ))),
     }
 }

@@ -1,0 +1,361 @@
+//! The network pieces of an ONNX export, shared by every task's exporter: embedding lookups,
+//! recurrent stacks on ONNX's own `LSTM` / `GRU` operators (so runtimes use their fused
+//! kernels), dense layers, pooling over each sequence's real steps and the length mask. Each
+//! function adds its nodes to a [`Graph`] and returns the names of the values it wrote; the
+//! caller's `prefix` keeps names apart.
+//!
+//! Recurrent weights leave the engine's layout ([`crate::rnn::RnnLayout`], PyTorch's) for
+//! ONNX's: gate rows `i, f, g, o` become `i, o, f, c` (LSTM), `r, z, n` become `z, r, h`
+//! (GRU); `W [D, G·H, I]`, `R [D, G·H, H]`, `B [D, 2·G·H] = [W_b, R_b]`; PyTorch's GRU
+//! ("reset after") is `linear_before_reset = 1`, the "reset before" form 0. With
+//! `sequence_lens`, each direction reads a sequence within its own length (the reverse
+//! direction from its last real step), which is the padding-exact encoder's rule.
+
+use crate::io::onnx::{Attr, Graph};
+use crate::rnn::{CellKind, CellParams, GruVariant, RnnConfig, RnnLayout};
+
+/// Blocks of PyTorch's gate rows in ONNX's order: LSTM `i, f, g, o` → `i, o, f, c`; GRU
+/// `r, z, n` → `z, r, h`.
+pub fn onnx_gate_order(cell: CellKind) -> &'static [usize] {
+    match cell {
+        CellKind::Lstm => &[0, 3, 1, 2],
+        CellKind::Gru(_) => &[1, 0, 2],
+    }
+}
+
+/// `w`'s row blocks of `rows` rows of `cols` values each, in `order`.
+pub fn reorder(w: &[f32], rows: usize, cols: usize, order: &[usize]) -> Vec<f32> {
+    order
+        .iter()
+        .flat_map(|&g| w[g * rows * cols..(g + 1) * rows * cols].iter().copied())
+        .collect()
+}
+
+/// `w [rows, cols]` transposed to `[cols, rows]`.
+pub fn transposed(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0; rows * cols];
+    for (r, row) in w.chunks_exact(cols).enumerate() {
+        for (c, &x) in row.iter().enumerate() {
+            t[c * rows + r] = x;
+        }
+    }
+    t
+}
+
+/// The shared int64 constants the pieces use, by name: `axes0`, `axes1`, `axes2` (`[0]`,
+/// `[1]`, `[2]`), `keep2` (`[0, 0, -1]`, a `Reshape` to `[T, B, rest]`), `keep1` (`[0, -1]`).
+fn constant(g: &mut Graph, name: &str) -> String {
+    let values: &[i64] = match name {
+        "axes0" => &[0],
+        "axes1" => &[1],
+        "axes2" => &[2],
+        "keep2" => &[0, 0, -1],
+        "keep1" => &[0, -1],
+        _ => unreachable!("no constant `{name}`"),
+    };
+    g.shared_ints(name, values);
+    name.to_string()
+}
+
+/// `out = x` without its axis `axis` (0, 1 or 2) of size 1.
+pub fn squeeze(g: &mut Graph, x: &str, axis: usize, out: &str) {
+    let axes = constant(g, &format!("axes{axis}"));
+    g.node("Squeeze", &[x, &axes], &[out], &[]);
+}
+
+/// `out = x` with a new axis `axis` (0, 1 or 2) of size 1.
+pub fn unsqueeze(g: &mut Graph, x: &str, axis: usize, out: &str) {
+    let axes = constant(g, &format!("axes{axis}"));
+    g.node("Unsqueeze", &[x, &axes], &[out], &[]);
+}
+
+/// `out = table[ids]`: a `Gather` of `table [rows, width]` stored as `name`.
+pub fn embedding(g: &mut Graph, name: &str, table: &[f32], width: usize, ids: &str, out: &str) {
+    g.weight(name, &[table.len() / width, width], table);
+    g.node("Gather", &[name, ids], &[out], &[("axis", Attr::Int(0))]);
+}
+
+/// `out = x · wᵀ + b` for `w [outputs, inputs]` (PyTorch's `Linear`), stored transposed as
+/// `{name}.weight_t` with `{name}.bias`; `x [..., inputs]`.
+pub fn dense(g: &mut Graph, name: &str, w: &[f32], b: &[f32], x: &str, out: &str) {
+    let (o, i) = (b.len(), w.len() / b.len());
+    let (wt, bias, prod) = (
+        format!("{name}.weight_t"),
+        format!("{name}.bias"),
+        format!("{name}.product"),
+    );
+    g.weight(&wt, &[i, o], &transposed(w, o, i));
+    g.weight(&bias, &[o], b);
+    g.node("MatMul", &[x, &wt], &[&prod], &[]);
+    g.node("Add", &[&prod, &bias], &[out], &[]);
+}
+
+/// Initial states of a stack: zeros, or slices of graph values `[L·D, B, H]`.
+#[derive(Clone, Copy, Debug, Default)]
+pub enum Initial<'a> {
+    /// Every layer starts from zeros.
+    #[default]
+    Zeros,
+    /// Layer `l` starts from rows `l·D .. (l+1)·D` of `h0` (and `c0` for an LSTM).
+    Stacked {
+        /// Hidden state `[L·D, B, H]`.
+        h0: &'a str,
+        /// Cell state `[L·D, B, H]` (LSTM).
+        c0: Option<&'a str>,
+    },
+}
+
+/// A recurrent stack to add: its configuration, parameter block and inputs.
+#[derive(Clone, Copy, Debug)]
+pub struct Stack<'a> {
+    /// Names' prefix (`rnn`: weights `rnn.W0`, values `rnn.y0` …).
+    pub prefix: &'a str,
+    /// The stack.
+    pub config: &'a RnnConfig,
+    /// Its parameter block, in [`RnnLayout`] order.
+    pub block: &'a [f32],
+    /// Its input `[T, B, I]`.
+    pub x: &'a str,
+    /// Real lengths, int32 `[B]` (`None`: every sequence is `T` steps long).
+    pub lens: Option<&'a str>,
+    /// Initial states.
+    pub initial: Initial<'a>,
+}
+
+/// The values a stack wrote.
+#[derive(Clone, Debug, Default)]
+pub struct StackOut {
+    /// The top layer's outputs `[T, B, D·H]` (`[forward H | reverse H]`).
+    pub top: String,
+    /// Each layer's final hidden states `[D, B, H]`.
+    pub h_n: Vec<String>,
+    /// Each layer's final cell states `[D, B, H]` (LSTM).
+    pub c_n: Vec<String>,
+}
+
+impl Stack<'_> {
+    /// Adds the stack's nodes: per layer the weights in ONNX's layout, the state slices, the
+    /// operator and the reshape of its output `[T, D, B, H]` to `[T, B, D·H]`. Needs
+    /// nothing else.
+    pub fn add(&self, g: &mut Graph) -> StackOut {
+        let c = self.config;
+        let layout = RnnLayout::new(c);
+        let mut out = StackOut::default();
+        let mut x = self.x.to_string();
+        for l in 0..c.num_layers {
+            let p = format!("{}.", self.prefix);
+            let (w, r, b) = (format!("{p}W{l}"), format!("{p}R{l}"), format!("{p}B{l}"));
+            self.weights(g, &layout, l, [&w, &r, &b]);
+            let (h0, c0) = self.initial_states(g, l);
+            let (y, yh, yc) = (format!("{p}y{l}"), format!("{p}hn{l}"), format!("{p}cn{l}"));
+            let lens = self.lens.unwrap_or("");
+            let mut attrs = vec![("hidden_size", Attr::Int(c.hidden_size as i64))];
+            if c.directions() == 2 {
+                attrs.push(("direction", Attr::Str("bidirectional")));
+            }
+            if c.cell == CellKind::Lstm {
+                let inputs = [x.as_str(), &w, &r, &b, lens, &h0, &c0];
+                g.node("LSTM", &inputs, &[&y, &yh, &yc], &attrs);
+                out.c_n.push(yc);
+            } else {
+                let after = c.cell == CellKind::Gru(GruVariant::ResetAfter);
+                attrs.push(("linear_before_reset", Attr::Int(i64::from(after))));
+                g.node(
+                    "GRU",
+                    &[x.as_str(), &w, &r, &b, lens, &h0],
+                    &[&y, &yh],
+                    &attrs,
+                );
+            }
+            out.h_n.push(yh);
+            x = format!("{p}x{}", l + 1);
+            if c.directions() == 2 {
+                let t = format!("{p}yt{l}");
+                let perm = ("perm", Attr::Ints(vec![0, 2, 1, 3]));
+                g.node("Transpose", &[&y], &[&t], &[perm]);
+                let keep = constant(g, "keep2");
+                g.node("Reshape", &[&t, &keep], &[&x], &[]);
+            } else {
+                squeeze(g, &y, 1, &x);
+            }
+        }
+        out.top = x;
+        out
+    }
+
+    /// Layer `l`'s `W`, `R`, `B` in ONNX's layout, both directions stacked.
+    fn weights(&self, g: &mut Graph, layout: &RnnLayout, l: usize, names: [&str; 3]) {
+        let c = self.config;
+        let (h, d, gates) = (c.hidden_size, c.directions(), c.cell.gates());
+        let order = onnx_gate_order(c.cell);
+        let (mut w, mut r, mut b) = (Vec::new(), Vec::new(), Vec::new());
+        let input = layout.cell(l, 0).input_size;
+        for dir in 0..d {
+            let cp = CellParams::new(self.block, layout.cell(l, dir));
+            w.extend(reorder(cp.w_ih, h, input, order));
+            r.extend(reorder(cp.w_hh, h, h, order));
+            b.extend(reorder(cp.b_ih, h, 1, order));
+            b.extend(reorder(cp.b_hh, h, 1, order));
+        }
+        g.weight(names[0], &[d, gates * h, input], &w);
+        g.weight(names[1], &[d, gates * h, h], &r);
+        g.weight(names[2], &[d, 2 * gates * h], &b);
+    }
+
+    /// Layer `l`'s initial `h` and `c` value names (`""`: zeros).
+    fn initial_states(&self, g: &mut Graph, l: usize) -> (String, String) {
+        let Initial::Stacked { h0, c0 } = self.initial else {
+            return (String::new(), String::new());
+        };
+        let d = self.config.directions() as i64;
+        let p = self.prefix;
+        let (from, to) = (format!("{p}.from{l}"), format!("{p}.to{l}"));
+        g.ints(&from, &[l as i64 * d]);
+        g.ints(&to, &[(l as i64 + 1) * d]);
+        let slice = |g: &mut Graph, src: &str, name: String| {
+            let axes = constant(g, "axes0");
+            g.node("Slice", &[src, &from, &to, &axes], &[&name], &[]);
+            name
+        };
+        let h = slice(g, h0, format!("{p}.h0_{l}"));
+        let c = c0.map_or(String::new(), |c0| slice(g, c0, format!("{p}.c0_{l}")));
+        (h, c)
+    }
+}
+
+/// Final states `[D, B, H]` as one row per sequence `[B, D·H]` (`[forward | reverse]`).
+pub fn states_as_rows(g: &mut Graph, h_n: &str, out: &str) {
+    let t = format!("{out}.t");
+    g.node(
+        "Transpose",
+        &[h_n],
+        &[&t],
+        &[("perm", Attr::Ints(vec![1, 0, 2]))],
+    );
+    let keep = constant(g, "keep1");
+    g.node("Reshape", &[&t, &keep], &[out], &[]);
+}
+
+/// `lengths` int64 `[B]` cast to the recurrent operators' int32 `lens32`, and the mask
+/// `mask [T, B, 1]` (bool, true at real steps) for values `like [T, B, ...]`.
+pub fn lengths_and_mask(g: &mut Graph, lengths: &str, like: &str) {
+    g.node("Cast", &[lengths], &["lens32"], &[("to", Attr::Int(6))]);
+    g.node("Shape", &[like], &["mask.shape"], &[]);
+    g.ints("mask.zero", &[0]);
+    g.ints("mask.one", &[1]);
+    g.node("Gather", &["mask.shape", "mask.zero"], &["mask.t1"], &[]);
+    squeeze(g, "mask.t1", 0, "mask.t");
+    squeeze(g, "mask.zero", 0, "mask.start");
+    squeeze(g, "mask.one", 0, "mask.delta");
+    g.node(
+        "Range",
+        &["mask.start", "mask.t", "mask.delta"],
+        &["mask.steps"],
+        &[],
+    );
+    unsqueeze(g, "mask.steps", 1, "mask.col");
+    unsqueeze(g, lengths, 0, "mask.row");
+    g.node("Less", &["mask.col", "mask.row"], &["mask.tb"], &[]);
+    unsqueeze(g, "mask.tb", 2, "mask");
+}
+
+/// Mean over each sequence's real steps of `top [T, B, F]` into `out [B, F]`. Needs
+/// [`lengths_and_mask`].
+pub fn mean_pool(g: &mut Graph, top: &str, lengths: &str, out: &str) {
+    g.node("Cast", &["mask"], &["pool.maskf"], &[("to", Attr::Int(1))]);
+    g.node("Mul", &[top, "pool.maskf"], &["pool.masked"], &[]);
+    let axes = constant(g, "axes0");
+    g.node(
+        "ReduceSum",
+        &["pool.masked", &axes],
+        &["pool.sum"],
+        &[("keepdims", Attr::Int(0))],
+    );
+    g.node("Cast", &[lengths], &["pool.lenf"], &[("to", Attr::Int(1))]);
+    unsqueeze(g, "pool.lenf", 1, "pool.len");
+    g.node("Div", &["pool.sum", "pool.len"], &[out], &[]);
+}
+
+/// Element-wise maximum over each sequence's real steps of `top [T, B, F]` into `out [B, F]`
+/// (a `TopK` of 1 along time over the masked values). Needs [`lengths_and_mask`].
+pub fn max_pool(g: &mut Graph, top: &str, out: &str) {
+    g.weight("pool.floor", &[1], &[f32::MIN]);
+    g.node("Where", &["mask", top, "pool.floor"], &["pool.masked"], &[]);
+    g.ints("pool.k", &[1]);
+    g.node(
+        "TopK",
+        &["pool.masked", "pool.k"],
+        &["pool.top", "pool.at"],
+        &[("axis", Attr::Int(0))],
+    );
+    squeeze(g, "pool.top", 0, out);
+}
+
+/// The values of the tensor `name` of a model's parameter block (a name the model's own layout
+/// declares: a missing one is a bug of the exporter, not of the run).
+pub fn tensor<'a>(layout: &crate::model::ParamLayout, params: &'a [f32], name: &str) -> &'a [f32] {
+    let entry = layout
+        .get(name)
+        .unwrap_or_else(|| panic!("the model's layout has no tensor `{name}`"));
+    &params[entry.range.clone()]
+}
+
+/// The recurrent block `{prefix}.*` of a model's parameter block (its tensors are contiguous,
+/// in [`RnnLayout`] order).
+pub fn rnn_block<'a>(
+    layout: &crate::model::ParamLayout,
+    params: &'a [f32],
+    prefix: &str,
+) -> &'a [f32] {
+    let dotted = format!("{prefix}.");
+    let ranges = layout
+        .entries()
+        .iter()
+        .filter(|e| e.name.starts_with(&dotted) && e.alias_of.is_none())
+        .map(|e| e.range.clone());
+    let (start, end) = ranges.fold((usize::MAX, 0), |(s, e), r| (s.min(r.start), e.max(r.end)));
+    &params[start..end]
+}
+
+/// A pooling of `top [T, B, D·H]` into `out [B, D·H]` over each sequence's real steps:
+/// `last` reads the top layer's final states `h_n [D, B, H]`; `mean` and `max` need
+/// [`lengths_and_mask`].
+pub fn pool(
+    g: &mut Graph,
+    pooling: crate::model::pooling::Pooling,
+    top: &str,
+    h_n: &str,
+    lengths: &str,
+    out: &str,
+) {
+    use crate::model::pooling::Pooling;
+    match pooling {
+        Pooling::Last => states_as_rows(g, h_n, out),
+        Pooling::Mean => mean_pool(g, top, lengths, out),
+        Pooling::Max => max_pool(g, top, out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gate_blocks_take_onnx_order() {
+        // Four blocks of one row each: i f g o → i o f g.
+        let w = [0.0, 1.0, 2.0, 3.0];
+        assert_eq!(
+            reorder(&w, 1, 1, onnx_gate_order(CellKind::Lstm)),
+            [0.0, 3.0, 1.0, 2.0]
+        );
+        let gru = CellKind::Gru(GruVariant::ResetAfter);
+        assert_eq!(
+            reorder(&w[..3], 1, 1, onnx_gate_order(gru)),
+            [1.0, 0.0, 2.0]
+        );
+        assert_eq!(
+            transposed(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, 3),
+            [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]
+        );
+    }
+}
