@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use numpy::{PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{
+    PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
+};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
@@ -198,6 +200,61 @@ impl Translator {
         });
         one_or_list(py, out.map_err(lib_err)?, single)
     }
+
+    /// Greedy decoding of one sentence, step by step: `(source_ids, tokens, logits)`, the
+    /// source's piece ids, the pieces chosen (`</s>` included when reached) and each step's
+    /// logits, a float32 array `[steps, target vocabulary]`.
+    fn greedy_steps<'py>(
+        &self,
+        py: Python<'py>,
+        sentence: &str,
+    ) -> PyResult<(Vec<u32>, Vec<u32>, Bound<'py, PyAny>)> {
+        let out = self
+            .run
+            .threads
+            .run(py, || self.model.greedy_steps(sentence));
+        let (src, tokens, logits) = out.map_err(lib_err)?;
+        let v = self.model.config.model.tgt_vocab;
+        Ok((src, tokens, rows_array(py, logits, v)?))
+    }
+}
+
+/// Sentences given as a str (one, split at white space), or a list of str or of token lists;
+/// whether one str was given.
+fn sentences_arg(sentences: &Bound<'_, PyAny>) -> PyResult<(Vec<Vec<String>>, bool)> {
+    let (words, single) = match sentences.cast::<PyString>() {
+        Ok(s) => (vec![s.extract::<String>()?], true),
+        Err(_) => (Vec::new(), false),
+    };
+    let sents: Vec<Vec<String>> = match single {
+        true => vec![words[0].split_whitespace().map(String::from).collect()],
+        false => sentences
+            .try_iter()
+            .map_err(|_| PyTypeError::new_err("sentences must be a list"))?
+            .map(|item| {
+                let item = item?;
+                match item.cast::<PyString>() {
+                    Ok(s) => Ok(s
+                        .extract::<String>()?
+                        .split_whitespace()
+                        .map(String::from)
+                        .collect()),
+                    Err(_) => item.extract::<Vec<String>>().map_err(|_| {
+                        PyTypeError::new_err("each sentence must be a str or a list of str tokens")
+                    }),
+                }
+            })
+            .collect::<PyResult<_>>()?,
+    };
+    Ok((sents, single))
+}
+
+/// `values` as a float32 array `[values.len() / width, width]`.
+fn rows_array(py: Python<'_>, values: Vec<f32>, width: usize) -> PyResult<Bound<'_, PyAny>> {
+    let rows = values.len() / width.max(1);
+    Ok(PyArray1::from_vec(py, values)
+        .reshape([rows, width])?
+        .into_any())
 }
 
 /// A tagger (named entities, parts of speech): `tag`.
@@ -217,34 +274,27 @@ impl Tagger {
         py: Python<'py>,
         sentences: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (words, single) = match sentences.cast::<PyString>() {
-            Ok(s) => (vec![s.extract::<String>()?], true),
-            Err(_) => (Vec::new(), false),
-        };
-        let sents: Vec<Vec<String>> = match single {
-            true => vec![words[0].split_whitespace().map(String::from).collect()],
-            false => sentences
-                .try_iter()
-                .map_err(|_| PyTypeError::new_err("sentences must be a list"))?
-                .map(|item| {
-                    let item = item?;
-                    match item.cast::<PyString>() {
-                        Ok(s) => Ok(s
-                            .extract::<String>()?
-                            .split_whitespace()
-                            .map(String::from)
-                            .collect()),
-                        Err(_) => item.extract::<Vec<String>>().map_err(|_| {
-                            PyTypeError::new_err(
-                                "each sentence must be a str or a list of str tokens",
-                            )
-                        }),
-                    }
-                })
-                .collect::<PyResult<_>>()?,
-        };
+        let (sents, single) = sentences_arg(sentences)?;
         let out = self.run.threads.run(py, || self.model.tag(&sents));
         one_or_list(py, out.map_err(lib_err)?, single)
+    }
+
+    /// The per-token label scores of each sentence (the emissions its tags are decoded from),
+    /// a float32 array `[len, len(labels)]` each; a single sentence given as a str gives one.
+    fn scores<'py>(
+        &self,
+        py: Python<'py>,
+        sentences: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (sents, single) = sentences_arg(sentences)?;
+        let out = self.run.threads.run(py, || self.model.scores(&sents));
+        let k = self.model.labels().len();
+        let arrays = out
+            .map_err(lib_err)?
+            .into_iter()
+            .map(|s| rows_array(py, s, k))
+            .collect::<PyResult<Vec<_>>>()?;
+        one_or_list(py, arrays, single)
     }
 
     /// The labels of the model, in id order, in the scheme it was trained in (entity tags in
@@ -418,6 +468,32 @@ fn recording(item: &Bound<'_, PyAny>) -> PyResult<Recording> {
 
 #[pymethods]
 impl Recognizer {
+    /// The model's view of each recording (mono float32 samples at `sample_rate`): a pair of
+    /// float32 arrays, its normalised log-mel frames `[frames, F]` and the per-step label
+    /// log-probabilities `[steps, C]` (label 0 the CTC blank) that decoding reads.
+    fn log_probs<'py>(
+        &self,
+        py: Python<'py>,
+        recordings: Vec<PyReadonlyArray1<'py, f32>>,
+    ) -> PyResult<Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
+        let samples: Vec<Vec<f32>> = recordings
+            .iter()
+            .map(|r| r.as_slice().map(<[f32]>::to_vec))
+            .collect::<Result<_, _>>()?;
+        let out = self.run.threads.run(py, || {
+            let refs: Vec<&[f32]> = samples.iter().map(Vec::as_slice).collect();
+            self.model.log_probs(&refs)
+        });
+        let (f, c) = (
+            self.model.config.model.features,
+            self.model.config.model.labels,
+        );
+        out.map_err(lib_err)?
+            .into_iter()
+            .map(|(feats, lp)| Ok((rows_array(py, feats, f)?, rows_array(py, lp, c)?)))
+            .collect()
+    }
+
     /// The transcript of each recording: WAV paths, or `(samples, rate)` pairs (mono samples
     /// in `[-1, 1]`, any rate: resampled to the model's). One recording (not in a list) gives
     /// one transcript.

@@ -230,10 +230,10 @@ pub fn export_onnx(dir: impl AsRef<Path>, out: impl AsRef<Path>, opset: i64) -> 
         Loaded::Lm(m) => lm::export::export_onnx(&m, out, opset),
         Loaded::LastToken(m) => lm::export::export_last_token(&m, out, opset),
         Loaded::Classify(m) => classify::export::export_onnx(&m, out, opset),
-        other => Err(Error::Config(format!(
-            "ONNX export is not built yet for a {} run",
-            other.task()
-        ))),
+        Loaded::Forecast(m) => forecast::export::export_onnx(&m, out, opset),
+        Loaded::Tag(m) => tag::export::export_onnx(&m, out, opset),
+        Loaded::Speech(m) => speech::export::export_onnx(&m, out, opset),
+        Loaded::Translate(m) => translate::export::export_onnx(&m, out, opset),
     }
 }
 

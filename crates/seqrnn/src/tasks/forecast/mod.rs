@@ -7,6 +7,7 @@
 //! rows all fall inside it; validation and test splits start `L` rows before their first target
 //! row, so every target row of the split is predicted (Informer's convention).
 
+pub mod export;
 pub mod model;
 mod trained;
 pub use trained::{Forecast, Trained};

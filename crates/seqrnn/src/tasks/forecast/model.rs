@@ -93,7 +93,8 @@ impl ForecasterConfig {
         Ok(())
     }
 
-    fn encoder(&self) -> RnnConfig {
+    /// The encoder stack's configuration.
+    pub fn encoder(&self) -> RnnConfig {
         RnnConfig {
             cell: self.cell,
             input_size: self.inputs,
@@ -103,7 +104,8 @@ impl ForecasterConfig {
         }
     }
 
-    fn decoder(&self) -> RnnConfig {
+    /// The recurrent decoder's configuration (with [`ForecastHead::Decoder`]).
+    pub fn decoder(&self) -> RnnConfig {
         RnnConfig {
             cell: self.cell,
             input_size: self.hidden,

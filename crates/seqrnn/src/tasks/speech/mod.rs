@@ -11,6 +11,7 @@
 //! broken by the validation loss ([`selection_score`]).
 
 pub mod data;
+pub mod export;
 pub mod model;
 mod trained;
 #[cfg(feature = "plots")]

@@ -123,6 +123,43 @@ impl Trained {
         self.transcribe_data(&self.prepare(&blank)?)
     }
 
+    /// The model's view of each recording: its normalised log-mel frames `[frames, F]` and the
+    /// per-step log-probabilities `[⌈frames / S⌉, C]` (label 0 the blank, then the alphabet)
+    /// that decoding reads, row-major.
+    ///
+    /// # Errors
+    /// As [`Trained::transcribe`].
+    pub fn log_probs(&self, recordings: &[&[f32]]) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
+        let utterances: Vec<Utterance> = recordings
+            .iter()
+            .enumerate()
+            .map(|(i, samples)| Utterance {
+                source: format!("recording {}", i + 1),
+                samples: samples.to_vec(),
+                ..Utterance::default()
+            })
+            .collect();
+        let data = self.prepare(&utterances)?;
+        let c = self.model.config().labels;
+        let (mut batch, mut cache, mut ws) = Default::default();
+        let mut out = Vec::with_capacity(data.len());
+        for i in 0..data.len() {
+            data.batch(&[i], &mut batch, None);
+            self.model
+                .forward_infer(&self.params, &batch, &mut cache, &mut ws)?;
+            let steps = self.model.config().steps(data.frames[i]);
+            let mut lp = cache.logits[..steps * c].to_vec();
+            for row in lp.chunks_exact_mut(c) {
+                let top = crate::model::softmax::row_max(row);
+                let sum: f32 = row.iter().map(|v| (v - top).exp()).sum();
+                let norm = top + sum.ln();
+                row.iter_mut().for_each(|v| *v -= norm);
+            }
+            out.push((data.feats[i].clone(), lp));
+        }
+        Ok(out)
+    }
+
     /// [`Trained::transcribe`]: the transcript of each recording.
     ///
     /// # Errors

@@ -10,6 +10,7 @@
 mod config;
 pub mod conll;
 pub mod entities;
+pub mod export;
 pub mod model;
 pub mod tags;
 mod trained;
@@ -58,6 +59,28 @@ pub fn predict(model: &Tagger, params: &[f32], data: &EncodedTags) -> Result<Vec
         let b = idx.len();
         for (j, &i) in idx.iter().enumerate() {
             out[i] = (0..lens[i]).map(|s| tags[s * b + j]).collect();
+        }
+    }
+    Ok(out)
+}
+
+/// Emissions of every sentence, in order: `[len, K]` row-major each, the per-token scores
+/// [`predict`] decodes.
+pub fn scores(model: &Tagger, params: &[f32], data: &EncodedTags) -> Result<Vec<Vec<f32>>> {
+    let lens: Vec<usize> = data.words.iter().map(Vec::len).collect();
+    let order: Vec<usize> = (0..data.len()).collect();
+    let k = model.config().tags;
+    let mut out = vec![Vec::new(); data.len()];
+    let (mut cache, mut ws) = (TaggerCache::default(), TaggerWorkspace::default());
+    let (mut batch, mut e) = (TagBatch::default(), Vec::new());
+    for idx in length_buckets(&lens, &order, EVAL_BATCH) {
+        data.batch(&idx, &mut batch);
+        model.scores(params, &batch, &mut e, &mut cache, &mut ws)?;
+        let b = idx.len();
+        for (j, &i) in idx.iter().enumerate() {
+            out[i] = (0..lens[i])
+                .flat_map(|s| e[(s * b + j) * k..(s * b + j + 1) * k].iter().copied())
+                .collect();
         }
     }
     Ok(out)

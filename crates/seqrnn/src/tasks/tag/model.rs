@@ -594,6 +594,26 @@ impl Tagger {
         }
     }
 
+    /// Emissions `[T, B, K]` of a batch without dropout into `out` (resized): the per-token
+    /// scores that [`Tagger::predict`] decodes.
+    pub fn scores(
+        &self,
+        params: &[f32],
+        batch: &TagBatch,
+        out: &mut Vec<f32>,
+        cache: &mut TaggerCache,
+        ws: &mut TaggerWorkspace,
+    ) -> Result<()> {
+        self.emissions(params, batch, cache, ws, None)?;
+        out.clone_from(&cache.emissions);
+        Ok(())
+    }
+
+    /// The CRF head, if the tagger has one.
+    pub fn crf(&self) -> Option<&Crf> {
+        self.crf.as_ref()
+    }
+
     /// The summed loss of a batch without dropout (evaluation).
     pub fn eval_loss(
         &self,

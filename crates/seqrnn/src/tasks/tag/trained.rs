@@ -209,14 +209,27 @@ impl Trained {
             .collect())
     }
 
-    /// Predicted label ids (training scheme) of sentences given as words; none for an empty
-    /// sentence.
-    fn tag_ids(&self, sentences: &[Vec<String>]) -> Result<Vec<Vec<u32>>> {
-        // Labels are not needed to tag: encode with the first label everywhere.
+    /// The per-token scores (the emissions the CRF or the argmax decodes) of every sentence,
+    /// `[len, K]` row-major each, columns in the order of [`Trained::labels`]; an empty
+    /// sentence has none.
+    ///
+    /// # Errors
+    /// The model's errors.
+    pub fn scores<S: Words>(&self, sentences: &[S]) -> Result<Vec<Vec<f32>>> {
+        let words: Vec<Vec<String>> = sentences.iter().map(Words::words).collect();
+        let kept: Vec<usize> = (0..words.len()).filter(|&i| !words[i].is_empty()).collect();
+        let enc = self.unlabelled(&words, &kept)?;
+        let scores = crate::tasks::tag::scores(&self.model, &self.params, &enc)?;
+        let mut out = vec![Vec::new(); words.len()];
+        for (i, s) in kept.into_iter().zip(scores) {
+            out[i] = s;
+        }
+        Ok(out)
+    }
+
+    /// The sentences `kept` encoded; labels are not needed to tag, so each token gets the first.
+    fn unlabelled(&self, sentences: &[Vec<String>], kept: &[usize]) -> Result<EncodedTags> {
         let first = self.labels().first().cloned().unwrap_or_default();
-        let kept: Vec<usize> = (0..sentences.len())
-            .filter(|&i| !sentences[i].is_empty())
-            .collect();
         let unlabelled: Vec<Sentence> = kept
             .iter()
             .map(|&i| Sentence {
@@ -225,7 +238,16 @@ impl Trained {
                 lines: (1..=sentences[i].len()).collect(),
             })
             .collect();
-        let enc = encode(&unlabelled, &self.vocabs, Path::new("(sentences)"))?;
+        encode(&unlabelled, &self.vocabs, Path::new("(sentences)"))
+    }
+
+    /// Predicted label ids (training scheme) of sentences given as words; none for an empty
+    /// sentence.
+    fn tag_ids(&self, sentences: &[Vec<String>]) -> Result<Vec<Vec<u32>>> {
+        let kept: Vec<usize> = (0..sentences.len())
+            .filter(|&i| !sentences[i].is_empty())
+            .collect();
+        let enc = self.unlabelled(sentences, &kept)?;
         let pred = predict(&self.model, &self.params, &enc)?;
         let mut out = vec![Vec::new(); sentences.len()];
         for (i, p) in kept.into_iter().zip(pred) {

@@ -8,6 +8,7 @@
 
 pub mod beam;
 pub mod data;
+pub mod export;
 pub mod model;
 mod trained;
 #[cfg(test)]

@@ -83,6 +83,47 @@ impl Trained {
             .collect()
     }
 
+    /// Greedy decoding of one source line, step by step: the source's piece ids, the pieces
+    /// chosen (the argmax at each step, `</s>` included when reached) and each step's logits
+    /// `[steps, Vt]` row-major, as [`Seq2Seq::step`] computes them. An exported model's
+    /// decoder graph, driven by the same loop, gives the same steps.
+    ///
+    /// # Errors
+    /// As [`Trained::translate`].
+    pub fn greedy_steps(&self, line: &str) -> Result<(Vec<u32>, Vec<u32>, Vec<f32>)> {
+        let source = self.encode_sources(&[line])?.remove(0);
+        let (m, p) = (&self.model, &self.params[..]);
+        let mut batch = TokenBatch::default();
+        batch.fill(std::iter::once(source.as_slice()));
+        let (mut enc, mut ws) = (EncodedSource::default(), Seq2SeqWorkspace::default());
+        m.encode(p, &batch, &mut enc, &mut ws)?;
+        let packs = m.pack_decoder(p)?;
+        let mut state = m.initial_state(&enc.h0);
+        let (mut step, mut weights) = (StepBuffers::default(), AttnCache::default());
+        let (mut row, mut tokens, mut logits) = (Vec::new(), Vec::new(), Vec::new());
+        let mut prev = BOS;
+        let max_len = self.config.train.decode.max_len(source.len());
+        loop {
+            m.step(
+                &packs,
+                &enc,
+                &[prev],
+                &mut state,
+                &mut row,
+                &mut weights,
+                &mut step,
+                &mut ws,
+            )?;
+            prev = softmax::argmax(&row) as u32;
+            tokens.push(prev);
+            logits.extend_from_slice(&row);
+            if prev == EOS || tokens.len() >= max_len {
+                break;
+            }
+        }
+        Ok((source, tokens, logits))
+    }
+
     /// [`Trained::translate`] with the run's decoding settings: one translation per line.
     ///
     /// # Errors
