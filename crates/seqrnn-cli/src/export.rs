@@ -7,7 +7,8 @@ use anyhow::{Context, Result};
 /// The formats `seqrnn export` writes.
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum Format {
-    /// ONNX (`model.onnx` and `preprocess.json`), checked by ONNX Runtime.
+    /// ONNX (`model.onnx`, or translation's `encoder.onnx` and `decoder.onnx`, with
+    /// `preprocess.json`), checked by ONNX Runtime.
     Onnx,
 }
 
@@ -30,13 +31,14 @@ pub struct ExportArgs {
 
 /// Writes the export and says where.
 pub fn export_cmd(a: ExportArgs) -> Result<()> {
-    match a.format {
+    let files = match a.format {
         Format::Onnx => seqrnn::tasks::export_onnx(&a.model, &a.out, a.opset)
             .with_context(|| format!("cannot export {}", a.model.display()))?,
-    }
+    };
     println!(
-        "{}: model.onnx and preprocess.json (opset {})",
+        "{}: {} (opset {})",
         a.out.display(),
+        files.join(", "),
         a.opset
     );
     Ok(())

@@ -220,20 +220,39 @@ pub struct QuantizeReport {
 /// Exports the finished run in `dir` to ONNX in `out` (`model.onnx`, or `encoder.onnx` and
 /// `decoder.onnx` for translation; `preprocess.json`; the tagger's `crf.json`), at operator set
 /// `opset` ([`crate::io::onnx::DEFAULT_OPSET`] by default on the command line). Every task
-/// exports; `docs/export.md` gives each graph's inputs and outputs.
+/// exports; `docs/export.md` gives each graph's inputs and outputs. Returns the names of the
+/// files written.
 ///
 /// # Errors
 /// The run's loading errors; [`Error::Config`] for an operator set out of range; I/O errors.
-pub fn export_onnx(dir: impl AsRef<Path>, out: impl AsRef<Path>, opset: i64) -> Result<()> {
+pub fn export_onnx(
+    dir: impl AsRef<Path>,
+    out: impl AsRef<Path>,
+    opset: i64,
+) -> Result<Vec<&'static str>> {
     let out = out.as_ref();
+    let single = vec!["model.onnx", "preprocess.json"];
     match load(dir)? {
-        Loaded::Lm(m) => lm::export::export_onnx(&m, out, opset),
-        Loaded::LastToken(m) => lm::export::export_last_token(&m, out, opset),
-        Loaded::Classify(m) => classify::export::export_onnx(&m, out, opset),
-        Loaded::Forecast(m) => forecast::export::export_onnx(&m, out, opset),
-        Loaded::Tag(m) => tag::export::export_onnx(&m, out, opset),
-        Loaded::Speech(m) => speech::export::export_onnx(&m, out, opset),
-        Loaded::Translate(m) => translate::export::export_onnx(&m, out, opset),
+        Loaded::Lm(m) => lm::export::export_onnx(&m, out, opset).map(|_| single),
+        Loaded::LastToken(m) => lm::export::export_last_token(&m, out, opset).map(|_| single),
+        Loaded::Classify(m) => classify::export::export_onnx(&m, out, opset).map(|_| single),
+        Loaded::Forecast(m) => forecast::export::export_onnx(&m, out, opset).map(|_| single),
+        Loaded::Speech(m) => speech::export::export_onnx(&m, out, opset).map(|_| single),
+        Loaded::Tag(m) => {
+            tag::export::export_onnx(&m, out, opset)?;
+            let crf = m.model.crf().map(|_| "crf.json");
+            Ok(single.into_iter().chain(crf).collect())
+        }
+        Loaded::Translate(m) => {
+            translate::export::export_onnx(&m, out, opset)?;
+            Ok(vec![
+                "encoder.onnx",
+                "decoder.onnx",
+                "source.tokenizer.json",
+                "target.tokenizer.json",
+                "preprocess.json",
+            ])
+        }
     }
 }
 

@@ -6,10 +6,12 @@
 
 mod common;
 
+mod batched;
 mod bleu;
 mod classify;
 mod data;
 mod entities;
+mod export;
 mod forecast;
 mod fuzz_regressions;
 mod gradients;
