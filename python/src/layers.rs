@@ -40,9 +40,11 @@ fn cell_kind(cell: &str) -> PyResult<CellKind> {
         "lstm" => CellKind::Lstm,
         "gru" => CellKind::Gru(GruVariant::ResetAfter),
         "gru-reset-before" => CellKind::Gru(GruVariant::ResetBefore),
+        "mingru" => CellKind::MinGru,
+        "minlstm" => CellKind::MinLstm,
         other => {
             return Err(PyValueError::new_err(format!(
-                "cell must be \"lstm\", \"gru\" or \"gru-reset-before\", not {other:?}"
+                "cell must be \"lstm\", \"gru\", \"gru-reset-before\", \"mingru\" or \"minlstm\", not {other:?}"
             )))
         }
     })

@@ -119,6 +119,12 @@ pub enum CellArg {
     Gru,
     /// Gated recurrent unit, Cho et al.'s "reset before" form (Keras `reset_after=False`).
     GruResetBefore,
+    /// The minimal GRU (Feng et al. 2024): gates from the input alone, an element-wise scan.
+    #[value(name = "mingru")]
+    MinGru,
+    /// The minimal LSTM (Feng et al. 2024): gates from the input alone, an element-wise scan.
+    #[value(name = "minlstm")]
+    MinLstm,
 }
 
 impl From<CellArg> for seqrnn::rnn::CellKind {
@@ -128,6 +134,8 @@ impl From<CellArg> for seqrnn::rnn::CellKind {
             CellArg::Lstm => CellKind::Lstm,
             CellArg::Gru => CellKind::Gru(GruVariant::ResetAfter),
             CellArg::GruResetBefore => CellKind::Gru(GruVariant::ResetBefore),
+            CellArg::MinGru => CellKind::MinGru,
+            CellArg::MinLstm => CellKind::MinLstm,
         }
     }
 }

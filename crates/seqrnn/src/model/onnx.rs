@@ -20,7 +20,25 @@ pub fn onnx_gate_order(cell: CellKind) -> &'static [usize] {
     match cell {
         CellKind::Lstm => &[0, 3, 1, 2],
         CellKind::Gru(_) => &[1, 0, 2],
+        // Refused before any graph is built (`check_cell`).
+        CellKind::MinGru | CellKind::MinLstm => &[],
     }
+}
+
+/// Refuses a cell without an ONNX operator: the minimal cells' scan has none (an export
+/// with elementary operators would unroll it step by step).
+///
+/// # Errors
+/// [`crate::error::Error::Config`] naming the cell.
+pub fn check_cell(cell: CellKind) -> crate::error::Result<()> {
+    if cell.is_minimal() {
+        return Err(crate::error::Error::Config(format!(
+            "ONNX export maps the LSTM and GRU cells to ONNX's own operators; a `{}` model has no \
+             such operator and is not exported",
+            cell.name()
+        )));
+    }
+    Ok(())
 }
 
 /// `w`'s row blocks of `rows` rows of `cols` values each, in `order`.

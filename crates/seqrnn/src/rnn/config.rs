@@ -29,6 +29,16 @@ pub enum CellKind {
     Lstm,
     /// Gated recurrent unit, `G = 3` gates in row order `r, z, n`.
     Gru(GruVariant),
+    /// The minimal GRU of Feng et al. (2024), "Were RNNs All We Needed?": `G = 2` rows `z, h`
+    /// computed from the input alone, `z_t = σ(W_z x_t + b_z)`, `h̃_t = g(W_h x_t + b_h)`,
+    /// `h_t = (1 − z_t) ⊙ h_{t−1} + z_t ⊙ h̃_t`, with `g(v) = v + ½` for `v ≥ 0`, `σ(v)`
+    /// otherwise (the paper's positive activation of its log-space form). No recurrent weights.
+    MinGru,
+    /// The minimal LSTM of the same paper: `G = 3` rows `f, i, h` from the input alone,
+    /// `f_t = σ(·)`, `i_t = σ(·)`, `h̃_t = g(·)`, normalised `f'_t = f_t / (f_t + i_t)`,
+    /// `i'_t = i_t / (f_t + i_t)`, `h_t = f'_t ⊙ h_{t−1} + i'_t ⊙ h̃_t`. No recurrent weights,
+    /// no cell state.
+    MinLstm,
 }
 
 impl CellKind {
@@ -36,8 +46,15 @@ impl CellKind {
     pub fn gates(self) -> usize {
         match self {
             CellKind::Lstm => 4,
-            CellKind::Gru(_) => 3,
+            CellKind::Gru(_) | CellKind::MinLstm => 3,
+            CellKind::MinGru => 2,
         }
+    }
+
+    /// Whether the gates depend on the input only (the minimal cells): no `weight_hh` or
+    /// `bias_hh`, and the recurrence is an element-wise scan.
+    pub fn is_minimal(self) -> bool {
+        matches!(self, CellKind::MinGru | CellKind::MinLstm)
     }
 
     /// Whether the cell carries a cell state `c` besides the hidden state `h`.
@@ -45,12 +62,15 @@ impl CellKind {
         matches!(self, CellKind::Lstm)
     }
 
-    /// Short lowercase name: `lstm`, `gru`, or `gru-reset-before` (what [`str::parse`] accepts).
+    /// Short lowercase name: `lstm`, `gru`, `gru-reset-before`, `mingru` or `minlstm` (what
+    /// [`str::parse`] accepts).
     pub fn name(self) -> &'static str {
         match self {
             CellKind::Lstm => "lstm",
             CellKind::Gru(GruVariant::ResetAfter) => "gru",
             CellKind::Gru(GruVariant::ResetBefore) => "gru-reset-before",
+            CellKind::MinGru => "mingru",
+            CellKind::MinLstm => "minlstm",
         }
     }
 }
@@ -62,8 +82,10 @@ impl std::str::FromStr for CellKind {
             "lstm" => Ok(CellKind::Lstm),
             "gru" => Ok(CellKind::Gru(GruVariant::ResetAfter)),
             "gru-reset-before" => Ok(CellKind::Gru(GruVariant::ResetBefore)),
+            "mingru" => Ok(CellKind::MinGru),
+            "minlstm" => Ok(CellKind::MinLstm),
             other => Err(Error::Config(format!(
-                "unknown cell `{other}` (expected lstm, gru or gru-reset-before)"
+                "unknown cell `{other}` (expected lstm, gru, gru-reset-before, mingru or minlstm)"
             ))),
         }
     }

@@ -85,8 +85,11 @@ impl Init {
                     for v in &mut params[cell.w_ih.clone()] {
                         *v = rng.random_range(-limit..=limit);
                     }
-                    orthonormal_columns(&mut params[cell.w_hh.clone()], gh, h, &mut rng);
-                    params[cell.b_ih.start..cell.b_hh.end].fill(0.0);
+                    if !cell.w_hh.is_empty() {
+                        orthonormal_columns(&mut params[cell.w_hh.clone()], gh, h, &mut rng);
+                    }
+                    params[cell.b_ih.clone()].fill(0.0);
+                    params[cell.b_hh.clone()].fill(0.0);
                 }
             }
             if self.forget_bias == ForgetBias::One && config.cell == CellKind::Lstm {

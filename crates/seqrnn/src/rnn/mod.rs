@@ -47,6 +47,7 @@ pub mod config;
 pub mod gru;
 pub mod init;
 pub mod lstm;
+pub mod minimal;
 pub mod params;
 pub mod reference;
 pub(crate) mod sequence;

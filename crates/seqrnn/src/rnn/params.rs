@@ -69,6 +69,11 @@ impl RnnLayout {
     pub fn new(config: &RnnConfig) -> Self {
         let gh = config.cell.gates() * config.hidden_size;
         let h = config.hidden_size;
+        // The minimal cells have no recurrent weights or biases: empty ranges.
+        let (hh, bh) = match config.cell.is_minimal() {
+            true => (0, 0),
+            false => (gh * h, gh),
+        };
         let mut cells = Vec::with_capacity(config.state_slices());
         let mut at = 0;
         let mut take = |n: usize| {
@@ -84,9 +89,9 @@ impl RnnLayout {
                     dir,
                     input_size,
                     w_ih: take(gh * input_size),
-                    w_hh: take(gh * h),
+                    w_hh: take(hh),
                     b_ih: take(gh),
-                    b_hh: take(gh),
+                    b_hh: take(bh),
                 });
             }
         }
@@ -137,21 +142,25 @@ impl RnnLayout {
                 shape: vec![gh, c.input_size],
                 range: c.w_ih.clone(),
             });
-            out.push(TensorInfo {
-                name: format!("weight_hh{s}"),
-                shape: vec![gh, c.w_hh.len() / gh],
-                range: c.w_hh.clone(),
-            });
+            if !c.w_hh.is_empty() {
+                out.push(TensorInfo {
+                    name: format!("weight_hh{s}"),
+                    shape: vec![gh, c.w_hh.len() / gh],
+                    range: c.w_hh.clone(),
+                });
+            }
             out.push(TensorInfo {
                 name: format!("bias_ih{s}"),
                 shape: vec![gh],
                 range: c.b_ih.clone(),
             });
-            out.push(TensorInfo {
-                name: format!("bias_hh{s}"),
-                shape: vec![gh],
-                range: c.b_hh.clone(),
-            });
+            if !c.b_hh.is_empty() {
+                out.push(TensorInfo {
+                    name: format!("bias_hh{s}"),
+                    shape: vec![gh],
+                    range: c.b_hh.clone(),
+                });
+            }
         }
         out
     }

@@ -75,6 +75,11 @@ pub fn param_shapes(config: &RnnConfig) -> Vec<(String, Vec<usize>)> {
         for dir in 0..config.directions() {
             let input = config.layer_input_size(layer);
             shapes.push((param_name("weight_ih", layer, dir), vec![gh, input]));
+            if config.cell.is_minimal() {
+                // No recurrent weights or biases.
+                shapes.push((param_name("bias_ih", layer, dir), vec![gh]));
+                continue;
+            }
             shapes.push((
                 param_name("weight_hh", layer, dir),
                 vec![gh, config.hidden_size],
@@ -151,6 +156,14 @@ impl<'a> DirWeights<'a> {
             assert_eq!(value.len(), len, "parameter {name} has the wrong length");
             value
         };
+        if config.cell.is_minimal() {
+            return DirWeights {
+                w_ih: fetch("weight_ih", gh * input),
+                w_hh: &[],
+                b_ih: fetch("bias_ih", gh),
+                b_hh: &[],
+            };
+        }
         DirWeights {
             w_ih: fetch("weight_ih", gh * input),
             w_hh: fetch("weight_hh", gh * config.hidden_size),
@@ -195,6 +208,16 @@ fn cell_step(
     let mut gi = w.b_ih.to_vec();
     add_matvec(w.w_ih, x, &mut gi);
     match cell {
+        CellKind::MinGru | CellKind::MinLstm => {
+            let (h_new, act, pre) = minimal_step(cell, &gi, h_prev);
+            let cache = StepCache {
+                h_prev: h_prev.to_vec(),
+                c_prev: Vec::new(),
+                act,
+                extra: pre,
+            };
+            (h_new, Vec::new(), cache)
+        }
         CellKind::Lstm => {
             let mut a = gi;
             add_into(&mut a, w.b_hh);
@@ -265,6 +288,77 @@ fn cell_step(
                 extra,
             };
             (h_new, Vec::new(), cache)
+        }
+    }
+}
+
+/// The minimal cells' `g`: `v + ½` for `v ≥ 0`, `σ(v)` below; and its derivative.
+fn g_min(v: f64) -> (f64, f64) {
+    if v >= 0.0 {
+        (v + 0.5, 1.0)
+    } else {
+        let s = sigmoid(v);
+        (s, s * (1.0 - s))
+    }
+}
+
+/// One step of a minimal cell from its input pre-activations `a[G·H]`: the new `h`, the
+/// activations (`z, h̃` or `f, i, h̃`) and the candidate's pre-activation.
+fn minimal_step(cell: CellKind, a: &[f64], h_prev: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let h = h_prev.len();
+    let mut act = vec![0.0; a.len()];
+    let pre = a[a.len() - h..].to_vec();
+    let mut h_new = vec![0.0; h];
+    for j in 0..h {
+        let cand = g_min(pre[j]).0;
+        act[a.len() - h + j] = cand;
+        h_new[j] = match cell {
+            CellKind::MinGru => {
+                let z = sigmoid(a[j]);
+                act[j] = z;
+                (1.0 - z) * h_prev[j] + z * cand
+            }
+            _ => {
+                let (f, i) = (sigmoid(a[j]), sigmoid(a[h + j]));
+                act[j] = f;
+                act[h + j] = i;
+                (f * h_prev[j] + i * cand) / (f + i)
+            }
+        };
+    }
+    (h_new, act, pre)
+}
+
+/// The backward of [`minimal_step`]: `∂L/∂a` into `da` and `∂L/∂h_prev` into `dh_prev` from
+/// `dh = ∂L/∂h`, by the chain rule written out per element.
+fn minimal_step_backward(
+    cell: CellKind,
+    sc: &StepCache,
+    dh: &[f64],
+    da: &mut [f64],
+    dh_prev: &mut [f64],
+) {
+    let h = dh.len();
+    let gh = da.len();
+    for j in 0..h {
+        let (cand, dg) = g_min(sc.extra[j]);
+        let hp = sc.h_prev[j];
+        match cell {
+            CellKind::MinGru => {
+                let z = sc.act[j];
+                da[j] = dh[j] * (cand - hp) * z * (1.0 - z);
+                da[gh - h + j] = dh[j] * z * dg;
+                dh_prev[j] = dh[j] * (1.0 - z);
+            }
+            _ => {
+                let (f, i) = (sc.act[j], sc.act[h + j]);
+                let s = f + i;
+                // ∂h/∂f = (hp·s − (f·hp + i·h̃)) / s² = i (hp − h̃) / s²; ∂h/∂i = f (h̃ − hp) / s².
+                da[j] = dh[j] * i * (hp - cand) / (s * s) * f * (1.0 - f);
+                da[h + j] = dh[j] * f * (cand - hp) / (s * s) * i * (1.0 - i);
+                da[gh - h + j] = dh[j] * i / s * dg;
+                dh_prev[j] = dh[j] * f / s;
+            }
         }
     }
 }
@@ -383,6 +477,9 @@ fn dir_backward(
             let mut da_hh = vec![0.0; gh];
             let mut dh_prev = vec![0.0; h];
             match cell {
+                CellKind::MinGru | CellKind::MinLstm => {
+                    minimal_step_backward(cell, sc, &dh, &mut da_ih, &mut dh_prev);
+                }
                 CellKind::Lstm => {
                     let tanh_c = &sc.extra;
                     for j in 0..h {
@@ -657,9 +754,11 @@ pub fn backward(
                 dc0[s * b * h..(s + 1) * b * h].copy_from_slice(&back.dc0);
             }
             dparams.insert(param_name("weight_ih", layer, dir), grads.w_ih);
-            dparams.insert(param_name("weight_hh", layer, dir), grads.w_hh);
             dparams.insert(param_name("bias_ih", layer, dir), grads.b_ih);
-            dparams.insert(param_name("bias_hh", layer, dir), grads.b_hh);
+            if !config.cell.is_minimal() {
+                dparams.insert(param_name("weight_hh", layer, dir), grads.w_hh);
+                dparams.insert(param_name("bias_hh", layer, dir), grads.b_hh);
+            }
         }
         d_layer_out = d_layer_in;
     }
@@ -842,10 +941,12 @@ mod tests {
         assert!(checked > 0);
     }
 
-    const CELLS: [CellKind; 3] = [
+    const CELLS: [CellKind; 5] = [
         CellKind::Lstm,
         CellKind::Gru(GruVariant::ResetAfter),
         CellKind::Gru(GruVariant::ResetBefore),
+        CellKind::MinGru,
+        CellKind::MinLstm,
     ];
 
     #[test]

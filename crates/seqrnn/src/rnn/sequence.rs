@@ -18,7 +18,7 @@ use crate::linalg::{matmul, matmul_prepared, threads, Accumulate, Mat, MatMut, P
 
 use super::config::{CellKind, GruVariant};
 use super::params::{CellGrads, CellParams};
-use super::{gru, lstm};
+use super::{gru, lstm, minimal};
 
 /// Everything fixed for one layer-direction during a pass.
 #[derive(Clone, Copy)]
@@ -51,8 +51,8 @@ pub(crate) struct Pass<'a> {
 pub(crate) struct PassPacks<'a> {
     /// `W_ihᵀ`, the input projection's operand.
     w_ih: Prepared<'a>,
-    /// `W_hhᵀ` whole, or (GRU "reset before") its `r,z` rows.
-    w_hh: Prepared<'a>,
+    /// `W_hhᵀ` whole, or (GRU "reset before") its `r,z` rows; `None` for the minimal cells.
+    w_hh: Option<Prepared<'a>>,
     /// GRU "reset before": the `n` rows of `W_hhᵀ`.
     w_hn: Option<Prepared<'a>>,
 }
@@ -66,8 +66,11 @@ impl<'a> PassPacks<'a> {
             Prepared::for_any_rows(Mat::new(&p.w_hh[r.start * h..r.end * h], r.len(), h).t())
         };
         let (w_hh, w_hn) = match cell {
-            CellKind::Gru(GruVariant::ResetBefore) => (rows(0..2 * h), Some(rows(2 * h..3 * h))),
-            _ => (rows(0..gh), None),
+            CellKind::Gru(GruVariant::ResetBefore) => {
+                (Some(rows(0..2 * h)), Some(rows(2 * h..3 * h)))
+            }
+            CellKind::MinGru | CellKind::MinLstm => (None, None),
+            _ => (Some(rows(0..gh)), None),
         };
         PassPacks { w_ih, w_hh, w_hn }
     }
@@ -138,10 +141,12 @@ pub(crate) fn forward(
     let bias = &mut scratch.bias[..gh];
     bias.copy_from_slice(p.b_ih);
     match pass.cell {
-        // Both biases sit outside every nonlinearity's product: fold them.
-        CellKind::Lstm | CellKind::Gru(GruVariant::ResetBefore) => {
-            bias.iter_mut().zip(p.b_hh).for_each(|(a, b)| *a += b)
-        }
+        // Both biases sit outside every nonlinearity's product: fold them (the minimal cells
+        // have no b_hh).
+        CellKind::Lstm
+        | CellKind::Gru(GruVariant::ResetBefore)
+        | CellKind::MinGru
+        | CellKind::MinLstm => bias.iter_mut().zip(p.b_hh).for_each(|(a, b)| *a += b),
         // b_hn stays inside r ⊙ (W_hn h + b_hn).
         CellKind::Gru(GruVariant::ResetAfter) => bias[..2 * hs]
             .iter_mut()
@@ -225,13 +230,13 @@ enum StepProduct {
 
 /// A pass's recurrent weight prepared once for the per-step products of a block of `b` rows:
 /// `W_hh` whole, or for GRU "reset before" its `r,z` rows (first) and its `n` rows (second),
-/// which multiply different left operands.
+/// which multiply different left operands; nothing for the minimal cells, which have none.
 fn prepare_w_hh<'a>(
     pass: &Pass<'a>,
     b: usize,
     threads: usize,
     product: StepProduct,
-) -> (Prepared<'a>, Option<Prepared<'a>>) {
+) -> (Option<Prepared<'a>>, Option<Prepared<'a>>) {
     let (hs, w) = (pass.h, pass.p.w_hh);
     let prepare = |rows: std::ops::Range<usize>| {
         let m = Mat::new(&w[rows.start * hs..rows.end * hs], rows.len(), hs);
@@ -243,9 +248,10 @@ fn prepare_w_hh<'a>(
     };
     match pass.cell {
         CellKind::Gru(GruVariant::ResetBefore) => {
-            (prepare(0..2 * hs), Some(prepare(2 * hs..3 * hs)))
+            (Some(prepare(0..2 * hs)), Some(prepare(2 * hs..3 * hs)))
         }
-        _ => (prepare(0..pass.gh()), None),
+        CellKind::MinGru | CellKind::MinLstm => (None, None),
+        _ => (Some(prepare(0..pass.gh())), None),
     }
 }
 
@@ -257,10 +263,10 @@ fn forward_rows(pass: &Pass<'_>, blk: &mut ForwardRows<'_>, threads: usize) {
     let p = pass.p;
     let owned;
     let (w_a, w_n) = match pass.packs {
-        Some(packs) => (&packs.w_hh, packs.w_hn.as_ref()),
+        Some(packs) => (packs.w_hh.as_ref(), packs.w_hn.as_ref()),
         None => {
             owned = prepare_w_hh(pass, b, threads, StepProduct::Forward);
-            (&owned.0, owned.1.as_ref())
+            (owned.0.as_ref(), owned.1.as_ref())
         }
     };
     let h = &mut *blk.h;
@@ -269,11 +275,18 @@ fn forward_rows(pass: &Pass<'_>, blk: &mut ForwardRows<'_>, threads: usize) {
         let g_t = &mut *blk.gates[t];
         let extra_t = blk.extra.get_mut(t).map(|e| &mut **e);
         match pass.cell {
+            CellKind::MinGru | CellKind::MinLstm => {
+                let pre = match extra_t {
+                    Some(e) => e,
+                    None => &mut blk.rh[..b * hs],
+                };
+                minimal::forward_gates(pass.cell, g_t, pre, h, hs);
+            }
             CellKind::Lstm => {
                 matmul_prepared(
                     MatMut::new(g_t, b, gh),
                     Mat::new(h, b, hs),
-                    w_a,
+                    w_a.expect("prepared above"),
                     Accumulate::Add,
                 );
                 let c = &mut *blk.c;
@@ -287,7 +300,7 @@ fn forward_rows(pass: &Pass<'_>, blk: &mut ForwardRows<'_>, threads: usize) {
                 matmul_prepared(
                     MatMut::new(&mut blk.hg[..b * gh], b, gh),
                     Mat::new(h, b, hs),
-                    w_a,
+                    w_a.expect("prepared above"),
                     Accumulate::Overwrite,
                 );
                 let hn = match extra_t {
@@ -301,7 +314,7 @@ fn forward_rows(pass: &Pass<'_>, blk: &mut ForwardRows<'_>, threads: usize) {
                 matmul_prepared(
                     MatMut::strided(g_t, b, 2 * hs, gh),
                     Mat::new(h, b, hs),
-                    w_a,
+                    w_a.expect("prepared above"),
                     Accumulate::Add,
                 );
                 let rh = match extra_t {
@@ -380,7 +393,11 @@ fn backward_rows(
         let g_t = &saved.gates[at(t, gh)];
         let e_t = &saved.extra[at(t, hs)];
         let dxg_t = &mut *blk.dxg[t];
+        let w_a = w_a.as_ref();
         match pass.cell {
+            CellKind::MinGru | CellKind::MinLstm => {
+                minimal::backward_gates(pass.cell, g_t, e_t, h_prev, dh, dxg_t, hs);
+            }
             CellKind::Lstm => {
                 let c_prev = match prev {
                     None => &saved.c0.expect("LSTM needs a cell state")[r0 * hs..(r0 + b) * hs],
@@ -392,7 +409,7 @@ fn backward_rows(
                 matmul_prepared(
                     MatMut::new(dh, b, hs),
                     Mat::new(dxg_t, b, gh),
-                    &w_a,
+                    w_a.expect("prepared above"),
                     Accumulate::Overwrite,
                 );
             }
@@ -402,7 +419,7 @@ fn backward_rows(
                 matmul_prepared(
                     MatMut::new(dh, b, hs),
                     Mat::new(dhg_t, b, gh),
-                    &w_a,
+                    w_a.expect("prepared above"),
                     Accumulate::Add,
                 );
             }
@@ -419,7 +436,7 @@ fn backward_rows(
                 matmul_prepared(
                     MatMut::new(dh, b, hs),
                     Mat::strided(dxg_t, b, 2 * hs, gh),
-                    &w_a,
+                    w_a.expect("prepared above"),
                     Accumulate::Add,
                 );
             }
@@ -603,13 +620,34 @@ pub(crate) fn backward(
     for row in dhg.chunks_exact(gh) {
         grads.db_hh.iter_mut().zip(row).for_each(|(a, d)| *a += d);
     }
-    // dW_hh += Σ_t dhg_tᵀ · h_{t-1}. Rows 0..R of the gate blocks use h_{t-1}; for "reset
-    // before" the n rows use the cached r ⊙ h_{t-1} instead.
+    if !pass.cell.is_minimal() {
+        recurrent_weight_grads(pass, saved, dxg, dhg, grads.dw_hh);
+    }
+    // Input gradient of all steps at once.
+    matmul(
+        MatMut::new(&mut dx[..rows * pass.input_size], rows, pass.input_size),
+        Mat::new(dxg, rows, gh),
+        Mat::new(p.w_ih, gh, pass.input_size),
+        dx_acc,
+    );
+}
+
+/// `dW_hh += Σ_t dhg_tᵀ · h_{t-1}` over all steps at once. Rows 0..R of the gate blocks use
+/// `h_{t-1}`; for "reset before" the `n` rows use the cached `r ⊙ h_{t-1}` instead.
+fn recurrent_weight_grads(
+    pass: &Pass<'_>,
+    saved: &Saved<'_>,
+    dxg: &[f32],
+    dhg: &[f32],
+    dw_hh: &mut [f32],
+) {
+    let (b, hs, gh, tt) = (pass.b, pass.h, pass.gh(), pass.t);
+    let rows = tt * b;
     let h_rows = match pass.cell {
         CellKind::Gru(GruVariant::ResetBefore) => 2 * hs,
         _ => gh,
     };
-    let (dw_h, dw_n) = grads.dw_hh.split_at_mut(h_rows * hs);
+    let (dw_h, dw_n) = dw_hh.split_at_mut(h_rows * hs);
     // The first processed step reads h0; the others read the output of the step before.
     let (first, rest_start, src_start) = if pass.reverse {
         (tt - 1, 0, 1)
@@ -644,11 +682,4 @@ pub(crate) fn backward(
             Accumulate::Add,
         );
     }
-    // Input gradient of all steps at once.
-    matmul(
-        MatMut::new(&mut dx[..rows * pass.input_size], rows, pass.input_size),
-        Mat::new(dxg, rows, gh),
-        Mat::new(p.w_ih, gh, pass.input_size),
-        dx_acc,
-    );
 }

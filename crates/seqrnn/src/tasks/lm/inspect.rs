@@ -161,6 +161,15 @@ pub fn inspect(
             quantities.push(gate("reset_gate", block(0)));
             quantities.push(gate("update_gate", block(1)));
         }
+        CellKind::MinGru => {
+            // z, h̃.
+            quantities.push(gate("update_gate", block(0)));
+        }
+        CellKind::MinLstm => {
+            // f, i, h̃ (before their normalisation).
+            quantities.push(gate("forget_gate", block(0)));
+            quantities.push(gate("input_gate", block(1)));
+        }
     }
     quantities.push(Quantity {
         name: "hidden",
