@@ -1,5 +1,7 @@
-//! Parity with the PyTorch and Keras reference tensors in `../shared/fixtures/`: outputs, final
-//! states and every gradient within 1e-5 absolute (f32 engine against the f64 reference).
+//! Parity with the PyTorch and Keras reference tensors in `../shared/fixtures/`, and with the
+//! minimal cells' tensors in `tests/fixtures/min/` (made by `tools/peers/min_rnn_fixtures.py`, a
+//! PyTorch implementation of the paper's equations): outputs, final states and every gradient
+//! within 1e-5 absolute (f32 engine against the f64 reference).
 
 use std::path::Path;
 
@@ -39,6 +41,8 @@ fn torch_case(path: &Path) -> Case {
     let cell = match f.metadata["kind"].as_str() {
         "lstm" => CellKind::Lstm,
         "gru" => CellKind::Gru(GruVariant::ResetAfter),
+        "mingru" => CellKind::MinGru,
+        "minlstm" => CellKind::MinLstm,
         k => panic!("unknown kind {k}"),
     };
     let config = RnnConfig {
@@ -290,4 +294,23 @@ fn keras_gru_reset_before() {
     if let Some(p) = fixture("keras_gru_reset_before.safetensors") {
         run(&keras_case(&p));
     }
+}
+
+/// The minimal cells' reference tensors, committed with the repository.
+fn min_fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/min")
+        .join(name)
+}
+
+#[test]
+fn torch_mingru_2layer() {
+    run(&torch_case(&min_fixture("torch_mingru_2layer.safetensors")));
+}
+
+#[test]
+fn torch_minlstm_2layer() {
+    run(&torch_case(&min_fixture(
+        "torch_minlstm_2layer.safetensors",
+    )));
 }
