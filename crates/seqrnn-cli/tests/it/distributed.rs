@@ -144,6 +144,20 @@ fn a_smaller_last_layer_trains_on_two_ranks_as_one_process() {
     assert!(steps >= 10, "{steps}");
 }
 
+/// The minimal cells' scan splits over ranks like any cell: two ranks train as one process.
+#[test]
+fn minimal_cells_train_on_two_ranks_as_one_process() {
+    let data = scratch("min-data");
+    corpus(&data);
+    for cell in ["mingru", "minlstm"] {
+        let rest = format!("--batch 4 --epochs 2 --lr 1 --cell {cell}");
+        let steps = one_vs_two(&format!("lm-{cell}"), |out| {
+            lm_args_with(&data, out, "0.5", &rest)
+        });
+        assert!(steps >= 10, "{cell}: {steps}");
+    }
+}
+
 #[test]
 fn two_ranks_train_a_classifier_as_one_process() {
     let data = scratch("classify-data");
