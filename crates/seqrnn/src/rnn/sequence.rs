@@ -160,7 +160,7 @@ pub(crate) fn forward(
     // The recurrence of each batch row depends on that row only: with several threads and
     // small per-step products, each thread takes a block of rows through all steps (one fork
     // per pass instead of one per step; see `row_bounds`).
-    let bounds = row_bounds(b, gh, hs);
+    let bounds = row_bounds(pass.cell, b, gh, hs);
     let mut gates_b = split_time_rows(&mut gates[..rows * gh], b, gh, &bounds);
     let mut out_b = split_time_rows(
         &mut out[..rows * pass.out_stride],
@@ -445,13 +445,14 @@ fn backward_rows(
 }
 
 /// Row bounds `0 = r_0 < r_1 < … < r_n = B` of the blocks the recurrence of a `[B, H]` state
-/// with `G·H` gate columns is split into. A per-step product too small to be worth splitting
+/// with `G·H` gate columns of a `cell` is split into. A per-step product too small to be worth splitting
 /// itself ([`crate::linalg::SMALL_PARALLEL_WORK`] multiply-adds) would run on one thread: then
 /// each thread ([`crate::linalg::threads`]) takes a block of rows through all steps instead. A
 /// larger product keeps the whole batch in one block and splits each product's columns across
 /// threads (measured: at H = 650 each thread streaming all of `W_hh` every step is slower).
-fn row_bounds(b: usize, gh: usize, h: usize) -> Vec<usize> {
-    let n = if b * gh * h >= crate::linalg::SMALL_PARALLEL_WORK {
+fn row_bounds(cell: CellKind, b: usize, gh: usize, h: usize) -> Vec<usize> {
+    // The minimal cells have no per-step product: their scan always splits by rows.
+    let n = if !cell.is_minimal() && b * gh * h >= crate::linalg::SMALL_PARALLEL_WORK {
         1
     } else {
         crate::linalg::threads().min(b).max(1)
@@ -560,7 +561,7 @@ pub(crate) fn backward(
     let bh = b * hs;
     let reset_after = pass.cell == CellKind::Gru(GruVariant::ResetAfter);
 
-    let bounds = row_bounds(b, gh, hs);
+    let bounds = row_bounds(pass.cell, b, gh, hs);
     let mut dxg_b = split_time_rows(&mut scratch.dxg[..rows * gh], b, gh, &bounds);
     let mut dhg_b = if reset_after {
         split_time_rows(&mut scratch.dhg[..rows * gh], b, gh, &bounds)

@@ -49,16 +49,17 @@ impl LayerBench {
 }
 
 /// FLOPs of one forward pass of a stack over `T·B` tokens: the matrix products only,
-/// `2 · T·B · Σ_{layers, directions} G·H·(I_l + H)`. Backward is counted as twice this (the
-/// input/state gradient products and the weight gradient products each repeat the forward's).
+/// `2 · T·B · Σ_{layers, directions} G·H·(I_l + H)` (the minimal cells have no recurrent
+/// product: `G·H·I_l`). Backward is counted as twice this (the input/state gradient products
+/// and the weight gradient products each repeat the forward's).
 pub fn forward_flops(config: &RnnConfig, shape: SeqShape) -> f64 {
     let gh = (config.cell.gates() * config.hidden_size) as f64;
+    let recurrent = match config.cell.is_minimal() {
+        true => 0,
+        false => config.hidden_size,
+    };
     let per_token: f64 = (0..config.num_layers)
-        .map(|l| {
-            config.directions() as f64
-                * gh
-                * (config.layer_input_size(l) + config.hidden_size) as f64
-        })
+        .map(|l| config.directions() as f64 * gh * (config.layer_input_size(l) + recurrent) as f64)
         .sum();
     2.0 * (shape.t * shape.b) as f64 * per_token
 }
