@@ -18,7 +18,7 @@ import os
 from typing import Any, Callable, Dict, Optional, Union
 
 from . import _seqrnn
-from ._layers import GRU, LSTM
+from ._layers import GRU, LSTM, MinGRU, MinLSTM
 from ._seqrnn import (
     Classifier,
     Forecaster,
@@ -37,6 +37,8 @@ __version__: str = _seqrnn.__version__
 __all__ = [
     "LSTM",
     "GRU",
+    "MinGRU",
+    "MinLSTM",
     "load",
     "train",
     "set_threads",

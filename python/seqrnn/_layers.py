@@ -233,4 +233,56 @@ class GRU(_RNNBase):
         return r if self.reset_after else r[:-1] + ", reset_after=False)"
 
 
-RNNModule = Union[LSTM, GRU]
+class _MinimalBase(_RNNBase):
+    """What MinGRU and MinLSTM share: a hidden state only, called as a GRU is."""
+
+    _cell = ""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        batch_first: bool = False,
+        *,
+        seed: Optional[int] = None,
+    ) -> None:
+        super().__init__(
+            input_size, hidden_size, num_layers, bidirectional, batch_first, seed=seed, cell=self._cell
+        )
+
+    def _initial(self, hx: Any, batch: Optional[int]) -> Tuple[Optional[Array], Optional[Array]]:
+        if hx is None:
+            return None, None
+        return self._check_state("h0", hx, batch), None
+
+    def __call__(self, input: Any, hx: Optional[Any] = None) -> Tuple[Array, Array]:
+        y, h, _ = self._run(input, hx)
+        return y, h
+
+    forward = __call__
+
+
+class MinGRU(_MinimalBase):
+    """A stack of minimal GRU layers (Feng et al. 2024, "Were RNNs All We Needed?"), called as
+    :class:`GRU`: ``z = sigmoid(W_z x + b_z)``, ``h~ = g(W_h x + b_h)``,
+    ``h = (1 - z) * h_prev + z * h~`` with ``g(v) = v + 0.5`` for ``v >= 0``, ``sigmoid(v)``
+    below. Weights ``weight_ih_l{k} [2H, I]`` (rows ``z, h``) and ``bias_ih_l{k} [2H]`` only.
+    """
+
+    _mode = "MinGRU"
+    _cell = "mingru"
+
+
+class MinLSTM(_MinimalBase):
+    """A stack of minimal LSTM layers (Feng et al. 2024), called as :class:`GRU`:
+    ``f, i = sigmoid(.)``, ``h~ = g(.)``, ``h = (f * h_prev + i * h~) / (f + i)``. Weights
+    ``weight_ih_l{k} [3H, I]`` (rows ``f, i, h``) and ``bias_ih_l{k} [3H]`` only.
+    """
+
+    _mode = "MinLSTM"
+    _cell = "minlstm"
+
+
+RNNModule = Union[LSTM, GRU, MinGRU, MinLSTM]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import seqrnn
-from conftest import FIXTURES, need_shared, read_safetensors
+from conftest import FIXTURES, REPO, need_shared, read_safetensors
 
 TOL = 1e-5
 NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
@@ -192,3 +192,19 @@ def test_bad_inputs():
         lstm(x, np.zeros((1, 2, 4), np.float32))
     with pytest.raises(ValueError, match="at least one step"):
         lstm(np.zeros((0, 2, 3), np.float32))
+
+
+@pytest.mark.parametrize("cell", ["mingru", "minlstm"])
+def test_minimal_cells_match_the_torch_implementation_of_the_paper(cell):
+    """seqrnn.MinGRU / MinLSTM against tools/peers/min_rnn_fixtures.py's PyTorch tensors."""
+    path = REPO / "crates" / "seqrnn" / "tests" / "fixtures" / "min" / f"torch_{cell}_2layer.safetensors"
+    f = read_safetensors(path)
+    x = f["x"].astype(np.float32)
+    layers = sum(1 for k in f if k.startswith("weight_ih_l"))
+    cls = seqrnn.MinGRU if cell == "mingru" else seqrnn.MinLSTM
+    layer = cls(x.shape[2], f["h_n"].shape[2], num_layers=layers)
+    assert set(layer.state_dict()) == {k for k in f if k.startswith(NAMES)}
+    layer.load_state_dict({k: v.astype(np.float32) for k, v in f.items() if k.startswith(NAMES)})
+    y, h = layer(x, f["h0"].astype(np.float32))
+    np.testing.assert_allclose(y, f["y"], atol=TOL, rtol=0)
+    np.testing.assert_allclose(h, f["h_n"], atol=TOL, rtol=0)
