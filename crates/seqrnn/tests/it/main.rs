@@ -13,6 +13,7 @@ mod entities;
 mod forecast;
 mod fuzz_regressions;
 mod gradients;
+mod keras_import;
 mod layers;
 mod lm_parity;
 mod old_runs;

@@ -3,6 +3,7 @@
 //! configuration.
 
 pub mod data;
+pub mod keras;
 pub mod model;
 mod trained;
 pub use trained::{Prediction, Trained};
