@@ -112,6 +112,13 @@ impl KerasStack {
             }
         }
         let head = head.ok_or("the model does not end in a Dense softmax layer")?;
+        let below = &rnns[..rnns.len() - 1];
+        if let Some(r) = below.iter().find(|r| !r.return_sequences) {
+            return Err(format!(
+                "layer `{}` returns only its final state, yet a recurrent layer reads it",
+                r.name
+            ));
+        }
         Ok(KerasStack {
             path: PathBuf::new(),
             input_length: None,
@@ -156,7 +163,9 @@ impl KerasStack {
     /// # Errors
     /// [`Error::Format`] when the layers mix cells, or a layer below the last differs in width.
     pub fn stack(&self) -> Result<(CellKind, usize, Option<usize>)> {
-        let first = &self.rnns[0];
+        let Some(first) = self.rnns.first() else {
+            return Err(self.refuse("the model has no recurrent layer"));
+        };
         if let Some(other) = self.rnns.iter().find(|r| r.cell != first.cell) {
             return Err(self.refuse(format!(
                 "layers `{}` ({}) and `{}` ({}) differ in cell: a seqrnn stack has one cell kind",

@@ -244,7 +244,7 @@ fn broken_archives_are_refused() {
 }
 
 /// Copies the archive `from` to `to`, its `model.weights.h5` changed by `change`.
-fn rewrite_weights(from: &Path, to: &Path, change: impl Fn(&mut Vec<u8>)) {
+fn rewrite_weights(from: &Path, to: &Path, mut change: impl FnMut(&mut Vec<u8>)) {
     use std::io::{Read, Write};
     let mut src = zip::ZipArchive::new(std::fs::File::open(from).unwrap()).unwrap();
     let mut dst = zip::ZipWriter::new(std::fs::File::create(to).unwrap());
@@ -262,4 +262,28 @@ fn rewrite_weights(from: &Path, to: &Path, change: impl Fn(&mut Vec<u8>)) {
         dst.write_all(&bytes).unwrap();
     }
     dst.finish().unwrap();
+}
+
+/// Bytes of the weights file overwritten one place at a time: each archive is read or refused,
+/// never a panic (a decoder panic would surface as a format error naming malformed data).
+#[test]
+fn damaged_weights_are_read_or_refused() {
+    let tmp = std::env::temp_dir().join(format!("seqrnn-keras-damaged-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let from = dir().join("last_token_gru.keras");
+    let path = tmp.join("damaged.keras");
+    let mut len = 0;
+    rewrite_weights(&from, &path, |h5| len = h5.len());
+    let (mut refused, mut read) = (0, 0);
+    for at in (0..len).step_by(len / 400 + 1) {
+        rewrite_weights(&from, &path, |h5| h5[at] ^= 0xA5);
+        match KerasImported::read(&path, None) {
+            Ok(_) => read += 1,
+            Err(Error::Format { .. }) => refused += 1,
+            Err(e) => panic!("byte {at}: {e}"),
+        }
+    }
+    eprintln!("damaged weights: {read} read, {refused} refused");
+    assert!(refused > 0 && read > 0, "{read} read, {refused} refused");
+    let _ = std::fs::remove_dir_all(&tmp);
 }
