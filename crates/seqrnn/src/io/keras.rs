@@ -24,6 +24,10 @@ pub const LAYER_CLASSES: [&str; 5] = ["Embedding", "LSTM", "GRU", "Dropout", "De
 /// Largest archive member read (1 GiB): a larger one is refused before it is inflated.
 const MAX_MEMBER: u64 = 1 << 30;
 
+/// Most values of one weight (2²⁸, 1 GiB of f32): a larger declared shape is refused before
+/// anything is read.
+const MAX_VALUES: usize = 1 << 28;
+
 /// A Keras `Sequential` model: its layers in order (the `InputLayer` left out).
 #[derive(Clone, Debug, PartialEq)]
 pub struct KerasModel {
@@ -136,7 +140,8 @@ fn member<R: std::io::Read + std::io::Seek>(
     if entry.size() > MAX_MEMBER {
         return Err(bad(format!("{name} is larger than 1 GiB")));
     }
-    let mut bytes = Vec::with_capacity(entry.size() as usize);
+    // The declared size reserves at most 64 MiB up front; the rest grows as it is read.
+    let mut bytes = Vec::with_capacity(entry.size().min(1 << 26) as usize);
     entry
         .take(MAX_MEMBER)
         .read_to_end(&mut bytes)
@@ -254,25 +259,35 @@ impl Weights {
             .filter_map(|n| n.parse().ok().map(|i| (i, n)))
             .collect();
         numbered.sort();
-        let mut out = Vec::with_capacity(numbered.len());
-        for (_, name) in numbered {
-            let at = format!("{vars}/{name}");
-            let read = guarded(|| {
-                let ds = self.file.dataset(&at)?;
-                Ok((ds.shape()?, ds.read_f32()?))
-            });
-            let (shape, data) = read.map_err(|e| bad(format!("`{at}` cannot be read ({e})")))?;
-            let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
-            let size = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
-            if size != Some(data.len()) {
-                return Err(bad(format!(
-                    "`{at}` holds {} values for shape {shape:?}",
-                    data.len()
-                )));
-            }
-            out.push(Tensor { shape, data });
+        (numbered.iter())
+            .map(|(_, name)| self.tensor(&format!("{vars}/{name}")))
+            .collect()
+    }
+
+    /// The dataset `at` as f32 values, its size checked before it is read.
+    fn tensor(&self, at: &str) -> Result<Tensor> {
+        let bad = |message: String| Error::Format {
+            path: self.path.clone(),
+            message: format!("model.weights.h5: `{at}` {message}"),
+        };
+        let ds =
+            guarded(|| self.file.dataset(at)).map_err(|e| bad(format!("cannot be read ({e})")))?;
+        let dims = guarded(|| ds.shape()).map_err(|e| bad(format!("has no shape ({e})")))?;
+        let shape: Vec<usize> = (dims.iter())
+            .map(|&d| usize::try_from(d).unwrap_or(usize::MAX))
+            .collect();
+        let size = (shape.iter())
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .filter(|&n| n <= MAX_VALUES)
+            .ok_or_else(|| bad(format!("has shape {shape:?}, larger than a weight can be")))?;
+        let data = guarded(|| ds.read_f32()).map_err(|e| bad(format!("cannot be read ({e})")))?;
+        if data.len() != size {
+            return Err(bad(format!(
+                "holds {} values for shape {shape:?}",
+                data.len()
+            )));
         }
-        Ok(out)
+        Ok(Tensor { shape, data })
     }
 }
 
