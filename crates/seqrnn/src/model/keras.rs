@@ -405,6 +405,83 @@ fn swap_first_blocks(t: &mut Tensor, h: usize) {
 mod tests {
     use super::*;
 
+    fn t(shape: &[usize]) -> Tensor {
+        let n = shape.iter().product();
+        Tensor {
+            shape: shape.to_vec(),
+            data: (0..n).map(|i| i as f32 / 10.0).collect(),
+        }
+    }
+
+    fn layer(class: &str, config: serde_json::Value, weights: Vec<Tensor>) -> KerasLayer {
+        KerasLayer {
+            class_name: class.into(),
+            name: format!("my_{}", class.to_lowercase()),
+            config,
+            weights,
+        }
+    }
+
+    /// Embedding(3, 2) → LSTM(1, `rnn` settings) → Dense(3, `dense` settings), no biases.
+    fn model(rnn: serde_json::Value, dense: serde_json::Value) -> KerasModel {
+        KerasModel {
+            input_length: Some(4),
+            layers: vec![
+                layer("Embedding", serde_json::json!({}), vec![t(&[3, 2])]),
+                layer("LSTM", rnn, vec![t(&[2, 4]), t(&[1, 4])]),
+                layer("Dense", dense, vec![t(&[1, 3])]),
+            ],
+        }
+    }
+
+    #[test]
+    fn layers_without_bias_get_zero_biases() {
+        let softmax = serde_json::json!({"activation": "softmax", "use_bias": false});
+        let m = model(serde_json::json!({"use_bias": false}), softmax);
+        let s = KerasStack::of(&m, Path::new("m.keras")).unwrap();
+        let [w_ih, w_hh, b_ih, b_hh] = &s.rnns[0].weights;
+        assert_eq!(
+            (w_ih.shape.as_slice(), w_hh.shape.as_slice()),
+            (&[4, 2][..], &[4, 1][..])
+        );
+        assert!(b_ih.data.iter().chain(&b_hh.data).all(|&b| b == 0.0));
+        assert_eq!(s.head.0.shape, [3, 1]);
+        assert_eq!(s.head.1.data, [0.0; 3]);
+        assert_eq!((s.vocab(), s.embed(), s.classes()), (3, 2, 3));
+        assert_eq!(s.input_length, Some(4));
+    }
+
+    #[test]
+    fn settings_outside_the_family_are_refused_by_name() {
+        let softmax = serde_json::json!({"activation": "softmax"});
+        for (rnn, dense, needle) in [
+            (
+                serde_json::json!({"activation": "relu"}),
+                softmax.clone(),
+                "activation is `relu`",
+            ),
+            (
+                serde_json::json!({"go_backwards": true}),
+                softmax.clone(),
+                "go_backwards",
+            ),
+            (
+                serde_json::json!({"return_state": true}),
+                softmax.clone(),
+                "return_state",
+            ),
+            (
+                serde_json::json!({}),
+                serde_json::json!({"activation": "linear"}),
+                "not softmax",
+            ),
+        ] {
+            let e = KerasStack::of(&model(rnn, dense), Path::new("m.keras")).unwrap_err();
+            assert!(e.to_string().contains(needle), "{e}");
+            assert!(e.to_string().contains("`my_"), "{e}");
+        }
+    }
+
     #[test]
     fn gru_blocks_are_reordered_and_kernels_transposed() {
         let k = Tensor {
