@@ -15,13 +15,14 @@ use seqrnn::lm;
 use seqrnn::train::checkpoint::{checkpoint_bytes, checkpoint_from_bytes};
 
 /// The names of the targets, as in `fuzz/Cargo.toml` and the folders of `fuzz/seeds/`.
-pub const TARGETS: [&str; 6] = [
+pub const TARGETS: [&str; 7] = [
     "checkpoint",
     "import",
     "vocab",
     "corpus",
     "table",
     "labeled",
+    "keras",
 ];
 
 /// Runs the harness called `target` on `data`.
@@ -33,6 +34,7 @@ pub fn run_target(target: &str, data: &[u8]) {
         "corpus" => corpus(data),
         "table" => table(data),
         "labeled" => labeled(data),
+        "keras" => keras(data),
         other => panic!("unknown fuzz target {other}"),
     }
 }
@@ -237,4 +239,46 @@ pub fn labeled(data: &[u8]) {
             let _ = labeled::encode_all(&v, &vocab, &labels, &vp);
         }
     }
+}
+
+/// The Keras archive reader and its mapping (`seqrnn import --keras`). The first byte picks how
+/// the rest is read: bit 0 clear, as a whole `.keras` archive; bit 0 set, as the
+/// `model.weights.h5` of an archive whose `config.json` is `keras_config.json` (a last-token GRU
+/// model), so that mutations reach the HDF5 decoder past the zip's checksums. Bit 1 asks for a
+/// classifier of 3 labels. What maps has a parameter block of the model's size.
+pub fn keras(data: &[u8]) {
+    use seqrnn::tasks::KerasImported;
+    use std::io::Write;
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let path = scratch().join("model.keras");
+    if mode & 1 == 0 {
+        std::fs::write(&path, rest).expect("write");
+    } else {
+        let file = std::fs::File::create(&path).expect("create");
+        let mut zip = zip::ZipWriter::new(file);
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        let config: &[u8] = include_bytes!("keras_config.json");
+        for (name, bytes) in [("config.json", config), ("model.weights.h5", rest)] {
+            zip.start_file(name, stored).expect("zip entry");
+            zip.write_all(bytes).expect("zip write");
+        }
+        zip.finish().expect("zip finish");
+    }
+    let classes = (mode & 2 == 2).then_some(3);
+    let Ok(imported) = KerasImported::read(&path, classes) else {
+        return;
+    };
+    let (n, params) = match &imported {
+        KerasImported::LanguageModel(m, p) => (m.num_params(), p),
+        KerasImported::LastToken(m, p, window) => {
+            assert!(*window >= 1);
+            (m.num_params(), p)
+        }
+        KerasImported::Classifier(m, p) => (m.num_params(), p),
+    };
+    assert_eq!(params.len(), n);
+    assert!(params.iter().all(|v| v.is_finite()));
 }

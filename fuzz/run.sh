@@ -16,7 +16,7 @@ secs="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(checkpoint import vocab corpus table labeled)
+    targets=(checkpoint import vocab corpus table labeled keras)
 fi
 mkdir -p logs
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"

@@ -758,16 +758,25 @@ fn generated(
     Ok(decode(&all))
 }
 
-/// `seqrnn import`.
+/// `seqrnn import`: PyTorch weights (`--torch`) or a Keras model (`--keras`), exactly one.
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["torch", "keras"])))]
 pub struct ImportArgs {
     /// A PyTorch word_language_model state_dict saved with safetensors (`encoder.weight`,
     /// `rnn.weight_ih_l0`, …, `decoder.weight`, `decoder.bias`).
     #[arg(long)]
-    torch: PathBuf,
+    torch: Option<PathBuf>,
+    /// A Keras 3 `.keras` archive of a Sequential Embedding → LSTM/GRU → Dropout → Dense(softmax)
+    /// model: a language model (every-step when the last recurrent layer returns its
+    /// sequences, last-token otherwise), or with --labels a text classifier.
+    #[arg(long)]
+    keras: Option<PathBuf>,
     /// The vocabulary, one token per line in id order.
     #[arg(long)]
     vocab: PathBuf,
+    /// With --keras: the class names of a classifier, one a line in class-index order.
+    #[arg(long, conflicts_with = "torch")]
+    labels: Option<PathBuf>,
     /// Run directory to create.
     #[arg(long)]
     out: PathBuf,
@@ -780,8 +789,33 @@ pub struct ImportArgs {
 }
 
 pub fn import_cmd(a: ImportArgs) -> Result<()> {
-    let file = TensorFile::load(&a.torch)?;
-    let (model, params) = import_state_dict(&file, &a.torch)?;
+    let run = RunDir::new(&a.out);
+    if run.holds_run() && !a.force {
+        bail!(
+            "{} already holds a run: pass --force to replace it",
+            a.out.display()
+        );
+    }
+    match (&a.torch, &a.keras) {
+        (Some(torch), _) => import_torch(&a, torch, &run),
+        (None, Some(keras)) => {
+            let source = seqrnn::tasks::KerasSource {
+                archive: keras.clone(),
+                vocab: a.vocab.clone(),
+                labels: a.labels.clone(),
+                tokens: TokenKind::from(a.tokens),
+            };
+            let imported = seqrnn::tasks::import_keras(&source, &run)?;
+            println!("imported {} into {}", imported.describe(), a.out.display());
+            Ok(())
+        }
+        (None, None) => bail!("give --torch or --keras"),
+    }
+}
+
+fn import_torch(a: &ImportArgs, torch: &Path, run: &RunDir) -> Result<()> {
+    let file = TensorFile::load(torch)?;
+    let (model, params) = import_state_dict(&file, torch)?;
     let config = *model.config();
     let (v, e, h, layers, cell) = (
         config.vocab,
@@ -797,18 +831,11 @@ pub fn import_cmd(a: ImportArgs) -> Result<()> {
         a.vocab.display(),
         vocab.len()
     );
-    let run = RunDir::new(&a.out);
-    if run.holds_run() && !a.force {
-        bail!(
-            "{} already holds a run: pass --force to replace it",
-            a.out.display()
-        );
-    }
     run.create()?;
     vocab.save(&run.vocab_path())?;
     save_model(&run.model_path(), &model, &params, &vocab)?;
     let tokens = TokenKind::from(a.tokens).into();
-    LmRunConfig::new(config, serde_json::Value::Null, LmRunData { tokens }).save(&run)?;
+    LmRunConfig::new(config, serde_json::Value::Null, LmRunData { tokens }).save(run)?;
     let last = config
         .last_hidden
         .map(|n| format!(", last layer {n}"))

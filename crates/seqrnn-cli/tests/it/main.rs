@@ -14,6 +14,7 @@ mod compare;
 mod distributed;
 mod forecast;
 mod inspect;
+mod keras;
 mod last_token;
 mod lm;
 mod reliability;

@@ -1,6 +1,7 @@
 //! Reading and writing model files.
 
 pub mod atomic;
+pub mod keras;
 pub mod onnx;
 pub mod tensors;
 

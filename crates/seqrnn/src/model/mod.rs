@@ -8,6 +8,7 @@ pub mod dense;
 pub mod embedding;
 pub mod encoder;
 pub mod encoder_head;
+pub mod keras;
 pub mod layout;
 pub mod onnx;
 pub mod pooling;

@@ -348,3 +348,161 @@ fn copy_run_files(from: &RunDir, to: &RunDir) -> Result<()> {
     }
     Ok(())
 }
+
+/// A Keras model mapped onto a seqrnn model ([`import_keras`]), with its parameter block.
+#[derive(Clone, Debug)]
+pub enum KerasImported {
+    /// Every-step language model (the last recurrent layer returns its sequences).
+    LanguageModel(lm::LanguageModel, Vec<f32>),
+    /// Last-token language model and its window (the Keras input length).
+    LastToken(lm::last_token::model::LastTokenModel, Vec<f32>, usize),
+    /// Text classifier (labels were given).
+    Classifier(classify::model::Classifier, Vec<f32>),
+}
+
+impl KerasImported {
+    /// Reads the `.keras` archive at `path` ([`crate::io::keras::read_keras`]) and maps it
+    /// ([`crate::model::keras`]): a classifier when `classes` (the number of labels) is given;
+    /// otherwise an every-step language model when its last recurrent layer returns its
+    /// sequences, a last-token one when it returns its final state only.
+    ///
+    /// # Errors
+    /// Those of `read_keras`; [`Error::Format`] naming the layer or setting outside the family.
+    pub fn read(path: &Path, classes: Option<usize>) -> Result<Self> {
+        let model = crate::io::keras::read_keras(path)?;
+        let stack = crate::model::keras::KerasStack::of(&model, path)?;
+        Ok(match (classes, stack.returns_sequences()) {
+            (Some(k), _) => {
+                let (m, p) = classify::keras::from_keras(&stack, k)?;
+                KerasImported::Classifier(m, p)
+            }
+            (None, true) => {
+                let (m, p) = lm::keras::from_keras(&stack)?;
+                KerasImported::LanguageModel(m, p)
+            }
+            (None, false) => {
+                let (m, p, window) = lm::last_token::keras::from_keras(&stack)?;
+                KerasImported::LastToken(m, p, window)
+            }
+        })
+    }
+
+    /// The vocabulary size of the model's embedding.
+    pub fn vocab(&self) -> usize {
+        match self {
+            KerasImported::LanguageModel(m, _) => m.config().vocab,
+            KerasImported::LastToken(m, _, _) => m.config().vocab,
+            KerasImported::Classifier(m, _) => m.config().vocab,
+        }
+    }
+
+    /// One line naming what the model became.
+    pub fn describe(&self) -> String {
+        let (what, cell, layers, hidden, vocab, embed, more) = match self {
+            KerasImported::LanguageModel(m, _) => {
+                let c = m.config();
+                let last = c.last_hidden.map(|n| format!(", last layer {n}"));
+                let (v, e) = (c.vocab, c.embed);
+                (
+                    "every-step language model",
+                    c.cell,
+                    c.layers,
+                    c.hidden,
+                    v,
+                    e,
+                    last,
+                )
+            }
+            KerasImported::LastToken(m, _, window) => {
+                let c = m.config();
+                let more = Some(format!(", window {window}"));
+                (
+                    "last-token language model",
+                    c.cell,
+                    c.layers,
+                    c.hidden,
+                    c.vocab,
+                    c.embed,
+                    more,
+                )
+            }
+            KerasImported::Classifier(m, _) => {
+                let c = m.config();
+                let more = Some(format!(", {} classes", c.classes));
+                (
+                    "classifier",
+                    c.cell,
+                    c.layers,
+                    c.hidden,
+                    c.vocab,
+                    c.embed,
+                    more,
+                )
+            }
+        };
+        let more = more.unwrap_or_default();
+        let cell = cell.name();
+        format!("{what}, {cell} {layers}×{hidden} (vocabulary {vocab}, embedding {embed}{more})")
+    }
+}
+
+/// What [`import_keras`] reads.
+#[derive(Clone, Debug)]
+pub struct KerasSource {
+    /// The `.keras` archive.
+    pub archive: PathBuf,
+    /// The vocabulary, one token a line in id order (as many as the Embedding's rows; for a
+    /// classifier id 0 is padding).
+    pub vocab: PathBuf,
+    /// For a classifier: the class names, one a line in class-index order.
+    pub labels: Option<PathBuf>,
+    /// Token kind of a language model's vocabulary.
+    pub tokens: crate::data::TokenKind,
+}
+
+/// Imports the Keras model of `source` ([`KerasImported::read`]) into a new run in `out`:
+/// `config.json`, `vocab.txt` (and `labels.txt`), `model.safetensors`. The run trains,
+/// evaluates, generates and exports as any run of its task.
+///
+/// # Errors
+/// Those of [`KerasImported::read`]; [`Error::Format`] when the vocabulary's size is not the
+/// Embedding's rows; [`Error::Data`] for an unreadable vocabulary or labels file; I/O errors.
+pub fn import_keras(source: &KerasSource, out: &RunDir) -> Result<KerasImported> {
+    use crate::data::Vocab;
+    let vocab = Vocab::load(&source.vocab)?;
+    let labels = source.labels.as_deref().map(Vocab::load).transpose()?;
+    let imported = KerasImported::read(&source.archive, labels.as_ref().map(Vocab::len))?;
+    if vocab.len() != imported.vocab() {
+        return Err(Error::Format {
+            path: source.vocab.clone(),
+            message: format!(
+                "holds {} tokens but the Keras Embedding has {} rows",
+                vocab.len(),
+                imported.vocab()
+            ),
+        });
+    }
+    out.create()?;
+    vocab.save(&out.vocab_path())?;
+    let data = lm::LmRunData {
+        tokens: source.tokens.into(),
+    };
+    match (&imported, &labels) {
+        (KerasImported::LanguageModel(m, p), _) => {
+            lm::save_model(&out.model_path(), m, p, &vocab)?;
+            lm::LmRunConfig::new(*m.config(), serde_json::Value::Null, data).save(out)?;
+        }
+        (KerasImported::LastToken(m, p, window), _) => {
+            lm::last_token::keras::save_imported(out, m, p, *window, &vocab, data)?;
+        }
+        (KerasImported::Classifier(m, p), Some(labels)) => {
+            classify::keras::save_imported(out, m, p, labels)?;
+        }
+        (KerasImported::Classifier(..), None) => {
+            return Err(Error::Config(
+                "a classifier is imported with its labels".into(),
+            ));
+        }
+    }
+    Ok(imported)
+}

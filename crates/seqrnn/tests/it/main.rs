@@ -15,6 +15,7 @@ mod export;
 mod forecast;
 mod fuzz_regressions;
 mod gradients;
+mod keras_import;
 mod layers;
 mod lm_parity;
 mod old_runs;

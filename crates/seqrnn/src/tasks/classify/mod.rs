@@ -4,6 +4,7 @@
 
 pub mod data;
 pub mod export;
+pub mod keras;
 pub mod model;
 mod trained;
 pub use trained::{Prediction, Trained};

@@ -14,6 +14,7 @@ pub mod generate;
 pub mod inspect;
 #[cfg(feature = "plots")]
 pub mod inspect_report;
+pub mod keras;
 pub mod last_token;
 pub mod model;
 pub use model::{

@@ -10,6 +10,7 @@
 //! ([`crate::tasks::lm::evaluate`] with one column).
 
 pub mod data;
+pub mod keras;
 pub mod model;
 mod trained;
 pub use trained::Trained;
