@@ -146,6 +146,22 @@ class _RNNBase:
         return f"{type(self).__name__}({self.input_size}, {self.hidden_size}{extra})"
 
 
+class _HiddenOnly(_RNNBase):
+    """What the cells with a hidden state only (GRU, MinGRU, MinLSTM) share: ``layer(x, h0)``
+    returns ``(y, h_n)``."""
+
+    def _initial(self, hx: Any, batch: Optional[int]) -> Tuple[Optional[Array], Optional[Array]]:
+        if hx is None:
+            return None, None
+        return self._check_state("h0", hx, batch), None
+
+    def __call__(self, input: Any, hx: Optional[Any] = None) -> Tuple[Array, Array]:
+        y, h, _ = self._run(input, hx)
+        return y, h
+
+    forward = __call__
+
+
 class LSTM(_RNNBase):
     """A stack of LSTM layers, as ``torch.nn.LSTM`` (inference, numpy in and out).
 
@@ -190,7 +206,7 @@ class LSTM(_RNNBase):
     forward = __call__
 
 
-class GRU(_RNNBase):
+class GRU(_HiddenOnly):
     """A stack of GRU layers, as ``torch.nn.GRU`` (inference, numpy in and out).
 
     PyTorch's form (``reset_after=True``, the reset gate applied after the recurrent product)
@@ -217,24 +233,14 @@ class GRU(_RNNBase):
             input_size, hidden_size, num_layers, bidirectional, batch_first, seed=seed, cell=cell
         )
 
-    def _initial(self, hx: Any, batch: Optional[int]) -> Tuple[Optional[Array], Optional[Array]]:
-        if hx is None:
-            return None, None
-        return self._check_state("h0", hx, batch), None
-
-    def __call__(self, input: Any, hx: Optional[Any] = None) -> Tuple[Array, Array]:
-        y, h, _ = self._run(input, hx)
-        return y, h
-
-    forward = __call__
 
     def __repr__(self) -> str:
         r = super().__repr__()
         return r if self.reset_after else r[:-1] + ", reset_after=False)"
 
 
-class _MinimalBase(_RNNBase):
-    """What MinGRU and MinLSTM share: a hidden state only, called as a GRU is."""
+class _MinimalBase(_HiddenOnly):
+    """What MinGRU and MinLSTM share: their constructor (no options beyond the sizes)."""
 
     _cell = ""
 
@@ -252,16 +258,6 @@ class _MinimalBase(_RNNBase):
             input_size, hidden_size, num_layers, bidirectional, batch_first, seed=seed, cell=self._cell
         )
 
-    def _initial(self, hx: Any, batch: Optional[int]) -> Tuple[Optional[Array], Optional[Array]]:
-        if hx is None:
-            return None, None
-        return self._check_state("h0", hx, batch), None
-
-    def __call__(self, input: Any, hx: Optional[Any] = None) -> Tuple[Array, Array]:
-        y, h, _ = self._run(input, hx)
-        return y, h
-
-    forward = __call__
 
 
 class MinGRU(_MinimalBase):

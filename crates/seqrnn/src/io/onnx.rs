@@ -415,7 +415,15 @@ pub fn save_export(
     for (name, model) in &models {
         write(model, &dir.join(name))?;
     }
-    let text = serde_json::to_string_pretty(preprocess)
+    write_json(&dir.join("preprocess.json"), preprocess)
+}
+
+/// Writes `value` pretty-printed to `path` (atomically), as an export's JSON files are.
+///
+/// # Errors
+/// I/O errors, naming the file.
+pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)
         .map_err(|e| crate::error::Error::Config(e.to_string()))?;
-    crate::io::write_atomic(&dir.join("preprocess.json"), text.as_bytes())
+    crate::io::write_atomic(path, text.as_bytes())
 }

@@ -241,6 +241,27 @@ impl Stack<'_> {
     }
 }
 
+/// A padding-exact encoder: the stack `prefix` (its block `block`) over `x [T, B, I]` from
+/// zeros, each sequence read within its length `lens` (int32 `[B]`).
+pub fn padded_encoder(
+    g: &mut Graph,
+    prefix: &str,
+    config: &RnnConfig,
+    block: &[f32],
+    x: &str,
+    lens: &str,
+) -> StackOut {
+    Stack {
+        prefix,
+        config,
+        block,
+        x,
+        lens: Some(lens),
+        initial: Initial::Zeros,
+    }
+    .add(g)
+}
+
 /// Final states `[D, B, H]` as one row per sequence `[B, D·H]` (`[forward | reverse]`).
 pub fn states_as_rows(g: &mut Graph, h_n: &str, out: &str) {
     let t = format!("{out}.t");

@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::error::Result;
 use crate::io::onnx::{self, Attr, Dim, Graph, FLOAT, INT64};
 use crate::model::onnx::{
-    dense, embedding, lengths_and_mask, pool, rnn_block, tensor, Initial, Stack,
+    dense, embedding, lengths_and_mask, padded_encoder, pool, rnn_block, tensor,
 };
 use crate::tasks::classify::Trained;
 
@@ -58,15 +58,8 @@ pub fn export_onnx(clf: &Trained, dir: &Path, opset: i64) -> Result<()> {
     );
     lengths_and_mask(&mut g, "lengths", "input_ids");
     let config = c.rnn_config();
-    let out = Stack {
-        prefix: "rnn",
-        config: &config,
-        block: rnn_block(layout, p, "rnn"),
-        x: "x0",
-        lens: Some("lens32"),
-        initial: Initial::Zeros,
-    }
-    .add(&mut g);
+    let block = rnn_block(layout, p, "rnn");
+    let out = padded_encoder(&mut g, "rnn", &config, block, "x0", "lens32");
     let last = &out.h_n[c.layers - 1];
     pool(&mut g, c.pooling, &out.top, last, "lengths", "pooled");
     let (w, b) = (

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::error::Result;
 use crate::io::onnx::{self, Attr, Dim, Graph, FLOAT, INT64};
-use crate::model::onnx::{dense, rnn_block, tensor, Initial, Stack};
+use crate::model::onnx::{dense, padded_encoder, rnn_block, tensor};
 use crate::tasks::speech::Trained;
 
 /// Writes `dir/model.onnx` and `dir/preprocess.json` for `am` at operator set `opset`.
@@ -46,15 +46,8 @@ pub fn export_onnx(am: &Trained, dir: &Path, opset: i64) -> Result<()> {
     );
     stack_frames(am, &mut g);
     let config = c.rnn_config();
-    let out = Stack {
-        prefix: "rnn",
-        config: &config,
-        block: rnn_block(layout, p, "rnn"),
-        x: "x",
-        lens: Some("steps32"),
-        initial: Initial::Zeros,
-    }
-    .add(&mut g);
+    let block = rnn_block(layout, p, "rnn");
+    let out = padded_encoder(&mut g, "rnn", &config, block, "x", "steps32");
     let (w, b) = (
         tensor(layout, p, "output.weight"),
         tensor(layout, p, "output.bias"),

@@ -94,16 +94,7 @@ impl Trained {
     /// # Errors
     /// [`Error::Data`] for an empty recording; the model's errors.
     pub fn transcribe(&self, recordings: &[&[f32]]) -> Result<Vec<String>> {
-        let utterances: Vec<Utterance> = recordings
-            .iter()
-            .enumerate()
-            .map(|(i, samples)| Utterance {
-                source: format!("recording {}", i + 1),
-                samples: samples.to_vec(),
-                ..Utterance::default()
-            })
-            .collect();
-        self.transcribe_data(&self.prepare(&utterances)?)
+        self.transcribe_data(&self.prepare(&unlabelled(recordings))?)
     }
 
     /// The transcript of each file: WAV recordings (resampled to the run's rate) and the
@@ -130,16 +121,7 @@ impl Trained {
     /// # Errors
     /// As [`Trained::transcribe`].
     pub fn log_probs(&self, recordings: &[&[f32]]) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
-        let utterances: Vec<Utterance> = recordings
-            .iter()
-            .enumerate()
-            .map(|(i, samples)| Utterance {
-                source: format!("recording {}", i + 1),
-                samples: samples.to_vec(),
-                ..Utterance::default()
-            })
-            .collect();
-        let data = self.prepare(&utterances)?;
+        let data = self.prepare(&unlabelled(recordings))?;
         let c = self.model.config().labels;
         let (mut batch, mut cache, mut ws) = Default::default();
         let mut out = Vec::with_capacity(data.len());
@@ -167,6 +149,19 @@ impl Trained {
     pub fn predict(&self, recordings: &[&[f32]]) -> Result<Vec<String>> {
         self.transcribe(recordings)
     }
+}
+
+/// Recordings as utterances without transcripts, named by their place (`recording 1`, …).
+fn unlabelled(recordings: &[&[f32]]) -> Vec<Utterance> {
+    recordings
+        .iter()
+        .enumerate()
+        .map(|(i, samples)| Utterance {
+            source: format!("recording {}", i + 1),
+            samples: samples.to_vec(),
+            ..Utterance::default()
+        })
+        .collect()
 }
 
 /// Draws utterance `i` of `data` as [`crate::report::heatmap::alignment_map`] does: the model's

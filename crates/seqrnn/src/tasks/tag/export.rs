@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::error::Result;
 use crate::io::onnx::{self, Attr, Dim, Graph, FLOAT, INT64};
-use crate::model::onnx::{dense, embedding, rnn_block, states_as_rows, tensor, Initial, Stack};
+use crate::model::onnx::{dense, embedding, padded_encoder, rnn_block, states_as_rows, tensor};
 use crate::tasks::tag::model::CASES;
 use crate::tasks::tag::Trained;
 
@@ -68,15 +68,8 @@ pub fn export_onnx(tagger: &Trained, dir: &Path, opset: i64) -> Result<()> {
     g.node("Concat", &parts, &["x"], &[("axis", Attr::Int(2))]);
     g.node("Cast", &["lengths"], &["lens32"], &[("to", Attr::Int(6))]);
     let config = c.rnn_config();
-    let out = Stack {
-        prefix: "rnn",
-        config: &config,
-        block: rnn_block(layout, p, "rnn"),
-        x: "x",
-        lens: Some("lens32"),
-        initial: Initial::Zeros,
-    }
-    .add(&mut g);
+    let block = rnn_block(layout, p, "rnn");
+    let out = padded_encoder(&mut g, "rnn", &config, block, "x", "lens32");
     let (w, b) = (
         tensor(layout, p, "emissions.weight"),
         tensor(layout, p, "emissions.bias"),
@@ -87,11 +80,7 @@ pub fn export_onnx(tagger: &Trained, dir: &Path, opset: i64) -> Result<()> {
     let model = g.model(opset, "seqrnn tagger");
     onnx::save_export(dir, vec![("model.onnx", model)], &preprocess(tagger))?;
     match crf_json(tagger) {
-        Some(crf) => {
-            let text = serde_json::to_string_pretty(&crf)
-                .map_err(|e| crate::error::Error::Config(e.to_string()))?;
-            crate::io::write_atomic(&dir.join("crf.json"), text.as_bytes())
-        }
+        Some(crf) => onnx::write_json(&dir.join("crf.json"), &crf),
         None => Ok(()),
     }
 }
@@ -139,15 +128,8 @@ fn char_features(tagger: &Trained, g: &mut Graph) {
         "char_x",
     );
     let config = c.char_config();
-    let out = Stack {
-        prefix: "char_rnn",
-        config: &config,
-        block: rnn_block(layout, p, "char_rnn"),
-        x: "char_x",
-        lens: Some("char_lens32"),
-        initial: Initial::Zeros,
-    }
-    .add(g);
+    let block = rnn_block(layout, p, "char_rnn");
+    let out = padded_encoder(g, "char_rnn", &config, block, "char_x", "char_lens32");
     states_as_rows(g, &out.h_n[0], "char_rows");
     g.node("Shape", &["word_ids"], &["tb.shape"], &[]);
     g.ints("char.width", &[2 * c.char_hidden as i64]);

@@ -26,7 +26,8 @@ use crate::error::Result;
 use crate::io::onnx::{self, Attr, Dim, Graph, FLOAT, INT64};
 use crate::model::attention::Score;
 use crate::model::onnx::{
-    dense, embedding, rnn_block, squeeze, states_as_rows, tensor, unsqueeze, Initial, Stack,
+    dense, embedding, padded_encoder, rnn_block, squeeze, states_as_rows, tensor, unsqueeze,
+    Initial, Stack,
 };
 use crate::tasks::translate::Trained;
 
@@ -90,15 +91,8 @@ fn encoder_graph(mt: &Trained) -> Graph {
         &[("to", Attr::Int(6))],
     );
     let config = c.encoder_config();
-    let out = Stack {
-        prefix: "encoder.rnn",
-        config: &config,
-        block: rnn_block(layout, p, "encoder.rnn"),
-        x: "x0",
-        lens: Some("lens32"),
-        initial: Initial::Zeros,
-    }
-    .add(&mut g);
+    let block = rnn_block(layout, p, "encoder.rnn");
+    let out = padded_encoder(&mut g, "encoder.rnn", &config, block, "x0", "lens32");
     g.node("Identity", &[&out.top], &["memory"], &[]);
     states_as_rows(&mut g, &out.h_n[c.enc_layers - 1], "final");
     let (w, b) = (
