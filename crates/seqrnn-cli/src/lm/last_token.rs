@@ -4,6 +4,7 @@
 use anyhow::{bail, ensure, Result};
 use clap::{Args, ValueEnum};
 use seqrnn::data::TokenKind;
+use seqrnn::io::tensors::TensorFile;
 use seqrnn::last_token::model::{LastTokenConfig, LastTokenModel};
 use seqrnn::last_token::{
     evaluate, EvalWorkspace, LastTokenRunConfig, LastTokenTask, LastTokenTrainConfig, Trained,
@@ -81,11 +82,6 @@ fn refuse_every_step_flags(a: &TrainArgs) -> Result<()> {
             a.lm.init.is_some(),
             "--init",
             "the weights start from Keras' initialisers",
-        ),
-        (
-            a.init_from.is_some(),
-            "--init-from",
-            "it reads language-model weights only",
         ),
         (
             a.lm.variable_bptt,
@@ -213,7 +209,14 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
             test.len()
         );
     }
-    let mut params = model.init_params(train_cfg.fit.seed)?;
+    let mut params = match (&resumed, &a.init_from) {
+        (None, Some(path)) => {
+            model
+                .param_layout()
+                .from_file(&TensorFile::load(path)?, path, "a last-token model")?
+        }
+        _ => model.init_params(train_cfg.fit.seed)?,
+    };
     let tokens = TokenKind::from(a.lm.tokens()).into();
     let config = LastTokenRunConfig::new(model_cfg, train_cfg, LmRunData { tokens });
     let run = super::open_run(resumed.map(|(r, _)| r), &a, &config, &corpus, &data_path)?;

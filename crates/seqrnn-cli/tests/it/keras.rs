@@ -127,7 +127,7 @@ fn an_every_step_model_evaluates_generates_and_trains_on() {
 }
 
 #[test]
-fn a_last_token_model_evaluates_and_generates() {
+fn a_last_token_model_evaluates_generates_trains_on_and_exports() {
     let d = scratch("last-token");
     let vocab = corpus(&d);
     let run = d.join("run");
@@ -144,6 +144,33 @@ fn a_last_token_model_evaluates_and_generates() {
     assert!(config.contains("\"task\": \"last-token\""), "{config}");
     perplexity(run_s, d.to_str().unwrap());
     generates(run_s);
+    // Training goes on from the imported weights, with the model's own sizes and window.
+    let weights = run.join("model.safetensors");
+    let more = d.join("more");
+    let args = "train --json --objective last-token --window 6 --cell lstm --hidden 8 --layers 2 \
+                --embed 8 --batch 4 --epochs 1 --threads 1";
+    let mut args: Vec<&str> = args.split_whitespace().collect();
+    let (data, more_s) = (d.to_str().unwrap(), more.to_str().unwrap());
+    args.extend([
+        "--data",
+        data,
+        "--out",
+        more_s,
+        "--init-from",
+        weights.to_str().unwrap(),
+    ]);
+    let v = json(&ok(&seqrnn(&args)));
+    assert!(v["valid_ppl"].as_f64().unwrap().is_finite(), "{v}");
+    // And it exports to ONNX like any last-token run.
+    let onnx = d.join("onnx");
+    let out = ok(&seqrnn(&[
+        "export",
+        "--model",
+        run_s,
+        "--out",
+        onnx.to_str().unwrap(),
+    ]));
+    assert!(out.contains("model.onnx"), "{out}");
 }
 
 #[test]
