@@ -21,7 +21,7 @@ use crate::training;
 #[derive(Subcommand, Debug)]
 pub enum ClassifyCommand {
     /// Train a classifier on DIR/train.tsv, selecting on DIR/dev.tsv.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Accuracy, macro-F1 and confusion matrix on a split.
     Eval(EvalArgs),
     /// Classify text lines from standard input: label and probability per line.
@@ -30,7 +30,7 @@ pub enum ClassifyCommand {
 
 pub fn run(cmd: ClassifyCommand) -> Result<()> {
     match cmd {
-        ClassifyCommand::Train(a) => train_cmd(a),
+        ClassifyCommand::Train(a) => train_cmd(*a),
         ClassifyCommand::Eval(a) => eval_cmd(a),
         ClassifyCommand::Predict(a) => predict_cmd(a),
     }
@@ -90,6 +90,11 @@ pub struct TrainArgs {
     /// Probability of replacing each training word by <unk> at each step (word dropout).
     #[arg(long, default_value_t = 0.0)]
     word_dropout: f32,
+    /// Start from a finished classification run (one `seqrnn import --keras` made, say): its
+    /// model, weights, vocabulary and labels; the data is encoded with them and the model flags
+    /// are not read.
+    #[arg(long, value_name = "RUN", conflicts_with = "resume")]
+    init_from: Option<PathBuf>,
     #[command(flatten)]
     fit: LoopFlags,
 }
@@ -133,19 +138,36 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     let resumed = training::resumed::<_, _, _>(&a.run)?;
     let saved: Option<&ClassifyRunConfig> = resumed.as_ref().map(|(_, c)| c);
     let min_freq = saved.map_or(a.min_freq, |c| c.train.min_freq);
-    let d = load_data(&a.data, min_freq, resumed.as_ref().map(|(r, _)| r.dir()))?;
-    let (model_cfg, train_cfg) = match saved {
-        Some(c) => {
+    let init = match &a.init_from {
+        Some(dir) => Some(
+            seqrnn::classify::Trained::load(dir)
+                .with_context(|| format!("--init-from {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    let given = init.as_ref().map(|m| (&m.vocab, &m.labels));
+    let d = load_data(
+        &a.data,
+        min_freq,
+        resumed.as_ref().map(|(r, _)| r.dir()),
+        given,
+    )?;
+    let (model_cfg, train_cfg) = match (saved, &init) {
+        (Some(c), _) => {
             let fit = a.fit.resumed(&a.run, c.train.fit);
             (c.model, ClassifyTrainConfig { fit, ..c.train })
         }
-        None => settings_from_flags(&a, d.vocab.len(), d.labels.len()),
+        (None, Some(m)) => (m.config.model, settings_from_flags(&a, 0, 0).1),
+        (None, None) => settings_from_flags(&a, d.vocab.len(), d.labels.len()),
     };
     let model = Classifier::new(model_cfg)?;
     train_cfg.fit.validate()?;
     let mut task = ClassifyTask::new(&model, &d.train, &d.dev, train_cfg.batch)?
         .with_word_dropout(train_cfg.word_dropout)?;
-    let mut params = model.init_params(train_cfg.fit.seed)?;
+    let mut params = match &init {
+        Some(m) => m.params.to_vec(),
+        None => model.init_params(train_cfg.fit.seed)?,
+    };
     let config = ClassifyRunConfig::new(model_cfg, train_cfg, NoData {});
     if training::is_root() {
         print_start(&model, &d);
@@ -178,9 +200,15 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// Loads the splits, builds the vocabulary and labels from train.tsv and encodes the splits;
-/// for a resumed run (its folder `resumed`), checks that they are the run's.
-fn load_data(data: &Path, min_freq: usize, resumed: Option<&RunDir>) -> Result<ClassifyData> {
+/// Loads the splits, builds the vocabulary and labels from train.tsv (or takes the `given`
+/// ones, a run's to start from) and encodes the splits; for a resumed run (its folder
+/// `resumed`), checks that they are the run's.
+fn load_data(
+    data: &Path,
+    min_freq: usize,
+    resumed: Option<&RunDir>,
+    given: Option<(&Vocab, &Vocab)>,
+) -> Result<ClassifyData> {
     ensure!(min_freq >= 1, "--min-freq must be at least 1");
     let train_ex = load_split(data, "train")?;
     let dev_ex = load_split(data, "dev")?;
@@ -189,8 +217,10 @@ fn load_data(data: &Path, min_freq: usize, resumed: Option<&RunDir>) -> Result<C
     } else {
         None
     };
-    let vocab = build_vocab(&train_ex, min_freq);
-    let labels = build_labels(&train_ex);
+    let (vocab, labels) = match given {
+        Some((v, l)) => (v.clone(), l.clone()),
+        None => (build_vocab(&train_ex, min_freq), build_labels(&train_ex)),
+    };
     if let Some(dir) = resumed {
         check_same_data(data, dir, &vocab, &labels)?;
     }

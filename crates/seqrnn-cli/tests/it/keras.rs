@@ -174,7 +174,7 @@ fn a_last_token_model_evaluates_generates_trains_on_and_exports() {
 }
 
 #[test]
-fn a_classifier_evaluates_and_predicts() {
+fn a_classifier_evaluates_predicts_and_trains_on() {
     let d = scratch("classifier");
     let run = d.join("run");
     let run_s = run.to_str().unwrap();
@@ -221,6 +221,32 @@ fn a_classifier_evaluates_and_predicts() {
         let label = line.split('\t').next().unwrap();
         assert!(["red", "green", "blue"].contains(&label), "{out}");
     }
+    // Training goes on from the imported run: its model, weights, vocabulary and labels.
+    let more = d.join("more");
+    let data = d.to_str().unwrap();
+    let args = [
+        "classify",
+        "train",
+        "--data",
+        data,
+        "--out",
+        more.to_str().unwrap(),
+    ];
+    let flags = [
+        "--init-from",
+        run_s,
+        "--epochs",
+        "1",
+        "--batch",
+        "2",
+        "--json",
+    ];
+    let v = json(&ok(&seqrnn(&[&args[..], &flags[..]].concat())));
+    assert!(v["dev_accuracy"].as_f64().is_some(), "{v}");
+    let vocab_of = |run: &Path| std::fs::read_to_string(run.join("vocab.txt")).unwrap();
+    assert_eq!(vocab_of(&more), vocab_of(&run));
+    let with_resume = [&args[..], &flags[..], &["--resume"][..]].concat();
+    fails(&seqrnn(&with_resume), "cannot be used with");
 }
 
 #[test]
