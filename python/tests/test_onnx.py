@@ -71,6 +71,8 @@ def lm_runs(tiny_runs, seqrnn_bin, tmp_path_factory) -> dict:
         ("gru", "gru", []),
         ("gru-reset-before", "gru-reset-before", []),
         ("lstm-last-hidden", "lstm", ["--last-hidden", "10"]),
+        ("mingru", "mingru", []),
+        ("minlstm-last-hidden", "minlstm", ["--last-hidden", "10"]),
     ]:
         out = root / name
         args = ["--cell", cell, "--hidden", "16", "--embed", "12", "--layers", "2", *extra]
@@ -85,7 +87,9 @@ def sample_text(pre: dict) -> str:
     return "\n".join(" ".join(words[(i * 7) % len(words) :][:6]) for i in range(5)) + "\n"
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "gru-reset-before", "lstm-last-hidden"])
+@pytest.mark.parametrize(
+    "cell", ["lstm", "gru", "gru-reset-before", "lstm-last-hidden", "mingru", "minlstm-last-hidden"]
+)
 def test_exported_language_model_matches_seqrnn(lm_runs, seqrnn_bin, tmp_path, cell):
     run = lm_runs[cell]
     pre = export(seqrnn_bin, run, tmp_path)
@@ -96,6 +100,7 @@ def test_exported_language_model_matches_seqrnn(lm_runs, seqrnn_bin, tmp_path, c
     want_names = {
         "lstm": ["input_ids", "h0", "c0"],
         "lstm-last-hidden": ["input_ids", "h0_0", "c0_0", "h0_1", "c0_1"],
+        "minlstm-last-hidden": ["input_ids", "h0_0", "h0_1"],
     }.get(cell, ["input_ids", "h0"])
     assert names == want_names
     state = {}
@@ -146,8 +151,9 @@ SENTIMENT = [("pos", "a gripping film"), ("neg", "dull and far too long"), ("pos
 
 @pytest.fixture(scope="module")
 def classify_runs(tiny_runs, seqrnn_bin, tmp_path_factory) -> dict:
-    """The tiny classifier (bidirectional LSTM, max pooling), a GRU with mean pooling and a
-    two-layer bidirectional LSTM with last-state pooling."""
+    """The tiny classifier (bidirectional LSTM, max pooling), a GRU with mean pooling, a
+    two-layer bidirectional LSTM with last-state pooling, and the minimal cells bidirectional
+    (minLSTM, mean pooling; two-layer minGRU, last-state pooling)."""
     root = tmp_path_factory.mktemp("onnx-classify")
     data = root / "data"
     data.mkdir()
@@ -155,7 +161,12 @@ def classify_runs(tiny_runs, seqrnn_bin, tmp_path_factory) -> dict:
     for split in ["train", "dev", "test"]:
         (data / f"{split}.tsv").write_text(rows)
     runs = {"max": tiny_runs["classify"]}
-    for name, extra in [("mean", ["--cell", "gru", "--pool", "mean"]), ("last", ["--bidirectional", "--layers", "2", "--pool", "last"])]:
+    for name, extra in [
+        ("mean", ["--cell", "gru", "--pool", "mean"]),
+        ("last", ["--bidirectional", "--layers", "2", "--pool", "last"]),
+        ("minlstm-mean", ["--cell", "minlstm", "--bidirectional", "--pool", "mean"]),
+        ("mingru-last", ["--cell", "mingru", "--bidirectional", "--layers", "2", "--pool", "last"]),
+    ]:
         out = root / name
         args = ["--hidden", "8", "--embed", "6", "--epochs", "1", "--batch", "4", *extra]
         train(seqrnn_bin, ["classify", "train", "--data", str(data), "--out", str(out), *args])
@@ -163,7 +174,7 @@ def classify_runs(tiny_runs, seqrnn_bin, tmp_path_factory) -> dict:
     return runs
 
 
-@pytest.mark.parametrize("pool", ["max", "mean", "last"])
+@pytest.mark.parametrize("pool", ["max", "mean", "last", "minlstm-mean", "mingru-last"])
 def test_exported_classifier_matches_seqrnn(classify_runs, seqrnn_bin, tmp_path, pool):
     run = classify_runs[pool]
     pre = export(seqrnn_bin, run, tmp_path)

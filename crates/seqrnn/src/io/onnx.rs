@@ -115,7 +115,7 @@ pub struct NodeProto {
     pub attribute: Vec<AttributeProto>,
 }
 
-/// `AttributeProto` (the kinds exports use: int, float, string, ints, floats).
+/// `AttributeProto` (the kinds exports use: int, float, string, graph, ints, floats).
 #[derive(Clone, PartialEq, Message)]
 pub struct AttributeProto {
     /// Name.
@@ -130,13 +130,16 @@ pub struct AttributeProto {
     /// A string.
     #[prost(bytes = "vec", tag = "4")]
     pub s: Vec<u8>,
+    /// A graph (the body of `Scan`).
+    #[prost(message, optional, tag = "6")]
+    pub g: Option<GraphProto>,
     /// Floats.
     #[prost(float, repeated, tag = "7")]
     pub floats: Vec<f32>,
     /// Integers.
     #[prost(int64, repeated, tag = "8")]
     pub ints: Vec<i64>,
-    /// `AttributeType`: 1 float, 2 int, 3 string, 6 floats, 7 ints.
+    /// `AttributeType`: 1 float, 2 int, 3 string, 5 graph, 6 floats, 7 ints.
     #[prost(int32, tag = "20")]
     pub r#type: i32,
 }
@@ -236,9 +239,16 @@ pub enum Attr {
     Str(&'static str),
     /// Integers.
     Ints(Vec<i64>),
+    /// A graph: a subgraph's body ([`Graph::into_body`]).
+    Graph(Box<GraphProto>),
 }
 
 impl Graph {
+    /// This graph as the body of a control-flow node (`Scan`'s `body`).
+    pub fn into_body(self) -> GraphProto {
+        self.proto
+    }
+
     /// An empty graph named `name`.
     pub fn new(name: &str, doc: &str) -> Self {
         Graph {
@@ -358,6 +368,7 @@ fn attribute(name: &str, v: &Attr) -> AttributeProto {
         Attr::Int(i) => (a.i, a.r#type) = (*i, 2),
         Attr::Str(s) => (a.s, a.r#type) = (s.as_bytes().to_vec(), 3),
         Attr::Ints(v) => (a.ints, a.r#type) = (v.clone(), 7),
+        Attr::Graph(g) => (a.g, a.r#type) = (Some((**g).clone()), 5),
     }
     a
 }

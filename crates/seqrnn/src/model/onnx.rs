@@ -11,7 +11,7 @@
 //! `sequence_lens`, each direction reads a sequence within its own length (the reverse
 //! direction from its last real step), which is the padding-exact encoder's rule.
 
-use crate::io::onnx::{Attr, Graph};
+use crate::io::onnx::{Attr, Dim, Graph, FLOAT};
 use crate::rnn::{CellKind, CellParams, GruVariant, RnnConfig, RnnLayout};
 
 /// Blocks of PyTorch's gate rows in ONNX's order: LSTM `i, f, g, o` → `i, o, f, c`; GRU
@@ -20,25 +20,9 @@ pub fn onnx_gate_order(cell: CellKind) -> &'static [usize] {
     match cell {
         CellKind::Lstm => &[0, 3, 1, 2],
         CellKind::Gru(_) => &[1, 0, 2],
-        // Refused before any graph is built (`check_cell`).
+        // Exported with elementary operators instead (`Stack::add_minimal`).
         CellKind::MinGru | CellKind::MinLstm => &[],
     }
-}
-
-/// Refuses a cell without an ONNX operator: the minimal cells' scan has none (an export
-/// with elementary operators would unroll it step by step).
-///
-/// # Errors
-/// [`crate::error::Error::Config`] naming the cell.
-pub fn check_cell(cell: CellKind) -> crate::error::Result<()> {
-    if cell.is_minimal() {
-        return Err(crate::error::Error::Config(format!(
-            "ONNX export maps the LSTM and GRU cells to ONNX's own operators; a `{}` model has no \
-             such operator and is not exported",
-            cell.name()
-        )));
-    }
-    Ok(())
 }
 
 /// `w`'s row blocks of `rows` rows of `cols` values each, in `order`.
@@ -156,6 +140,9 @@ impl Stack<'_> {
     /// operator and the reshape of its output `[T, D, B, H]` to `[T, B, D·H]`. Needs
     /// nothing else.
     pub fn add(&self, g: &mut Graph) -> StackOut {
+        if self.config.cell.is_minimal() {
+            return self.add_minimal(g);
+        }
         let c = self.config;
         let layout = RnnLayout::new(c);
         let mut out = StackOut::default();
@@ -260,6 +247,198 @@ pub fn padded_encoder(
         initial: Initial::Zeros,
     }
     .add(g)
+}
+
+impl Stack<'_> {
+    /// The minimal cells (no ONNX operator): per layer and direction, the input projection of
+    /// every step (`MatMul` + `Add`), then a `Scan` over time whose body is one step of the
+    /// cell ([`minimal_body`]); the reverse direction scans backwards. With lengths, a mask
+    /// input keeps the state unchanged past each sequence's end, so the forward direction's
+    /// final state is the one at its last real step and the reverse direction starts there
+    /// from its initial state: the padding-exact encoder's rule.
+    fn add_minimal(&self, g: &mut Graph) -> StackOut {
+        let c = self.config;
+        let layout = RnnLayout::new(c);
+        let (h, d, p) = (c.hidden_size, c.directions(), self.prefix);
+        let mask = self.lens.map(|lens| {
+            let name = format!("{p}.step_mask");
+            step_mask(g, lens, self.x, &name);
+            name
+        });
+        let body = Attr::Graph(Box::new(minimal_body(c.cell, h, mask.is_some())));
+        let mut out = StackOut::default();
+        let mut x = self.x.to_string();
+        for l in 0..c.num_layers {
+            let (mut ys, mut finals) = (Vec::new(), Vec::new());
+            for dir in 0..d {
+                let q = format!("{p}.l{l}d{dir}");
+                let cp = CellParams::new(self.block, layout.cell(l, dir));
+                let a = format!("{q}.a");
+                dense(g, &format!("{q}.proj"), cp.w_ih, cp.b_ih, &x, &a);
+                let h0 = self.minimal_initial(g, l, dir, &a, h);
+                let mut inputs = vec![h0.as_str(), a.as_str()];
+                inputs.extend(mask.as_deref());
+                let (hn, y) = (format!("{q}.hn"), format!("{q}.y"));
+                let rev = dir as i64;
+                let attrs = [
+                    ("body", body.clone()),
+                    ("num_scan_inputs", Attr::Int(inputs.len() as i64 - 1)),
+                    (
+                        "scan_input_directions",
+                        Attr::Ints(vec![rev; inputs.len() - 1]),
+                    ),
+                    ("scan_output_directions", Attr::Ints(vec![rev])),
+                ];
+                g.node("Scan", &inputs, &[&hn, &y], &attrs);
+                let one = format!("{q}.hn1");
+                unsqueeze(g, &hn, 0, &one);
+                ys.push(y);
+                finals.push(one);
+            }
+            x = format!("{p}.x{}", l + 1);
+            let h_n = format!("{p}.hn{l}");
+            concat(g, &ys, 2, &x);
+            concat(g, &finals, 0, &h_n);
+            out.h_n.push(h_n);
+        }
+        out.top = x;
+        out
+    }
+
+    /// Layer `l`, direction `dir`'s initial state `[B, H]`: zeros shaped after the projection
+    /// `a [T, B, G·H]`, or a row of the given states.
+    fn minimal_initial(&self, g: &mut Graph, l: usize, dir: usize, a: &str, h: usize) -> String {
+        let q = format!("{}.l{l}d{dir}", self.prefix);
+        let (row, zeros) = (format!("{q}.h0row"), format!("{q}.h0"));
+        let (from, to) = (format!("{q}.from"), format!("{q}.to"));
+        let axes = constant(g, "axes0");
+        match self.initial {
+            Initial::Zeros => {
+                g.ints(&from, &[0, 0]);
+                g.ints(&to, &[1, h as i64]);
+                let axes02 = format!("{q}.axes02");
+                g.ints(&axes02, &[0, 2]);
+                let first = format!("{q}.first");
+                g.node("Slice", &[a, &from, &to, &axes02], &[&first], &[]);
+                let zero = format!("{q}.zero");
+                g.weight(&zero, &[1], &[0.0]);
+                g.node("Mul", &[&first, &zero], &[&row], &[]);
+            }
+            Initial::Stacked { h0, .. } => {
+                let k = (l * self.config.directions() + dir) as i64;
+                g.ints(&from, &[k]);
+                g.ints(&to, &[k + 1]);
+                g.node("Slice", &[h0, &from, &to, &axes], &[&row], &[]);
+            }
+        }
+        squeeze(g, &row, 0, &zeros);
+        zeros
+    }
+}
+
+/// `out`: `parts` concatenated along `axis` (one part: an `Identity`).
+fn concat(g: &mut Graph, parts: &[String], axis: i64, out: &str) {
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    match parts.len() {
+        1 => g.node("Identity", &parts, &[out], &[]),
+        _ => g.node("Concat", &parts, &[out], &[("axis", Attr::Int(axis))]),
+    }
+}
+
+/// `out [T, B, 1]` float: 1 at each sequence's real steps `t < lens[b]` (int32 `[B]`), 0 past
+/// its end, for values `like [T, B, ...]`.
+fn step_mask(g: &mut Graph, lens: &str, like: &str, out: &str) {
+    let n = |s: &str| format!("{out}.{s}");
+    g.node("Shape", &[like], &[&n("shape")], &[]);
+    g.ints(&n("zero1"), &[0]);
+    g.ints(&n("one1"), &[1]);
+    g.node("Gather", &[&n("shape"), &n("zero1")], &[&n("t1")], &[]);
+    squeeze(g, &n("t1"), 0, &n("t"));
+    squeeze(g, &n("zero1"), 0, &n("zero"));
+    squeeze(g, &n("one1"), 0, &n("one"));
+    g.node(
+        "Range",
+        &[&n("zero"), &n("t"), &n("one")],
+        &[&n("steps")],
+        &[],
+    );
+    unsqueeze(g, &n("steps"), 1, &n("col"));
+    g.node("Cast", &[lens], &[&n("lens64")], &[("to", Attr::Int(7))]);
+    unsqueeze(g, &n("lens64"), 0, &n("row"));
+    g.node("Less", &[&n("col"), &n("row")], &[&n("tb")], &[]);
+    g.node("Cast", &[&n("tb")], &[&n("tbf")], &[("to", Attr::Int(1))]);
+    unsqueeze(g, &n("tbf"), 2, out);
+}
+
+/// The body of a minimal cell's `Scan`: one step. Inputs the state `h [B, H]`, the step's
+/// pre-activations `a [B, G·H]` and (with lengths) its mask `m [B, 1]`; outputs the new state
+/// and, as the scan output, the same state. `g(v)` is `Where(v ≥ 0, v + ½, σ(v))`.
+pub fn minimal_body(cell: CellKind, h: usize, masked: bool) -> crate::io::onnx::GraphProto {
+    let mut b = Graph::new("minimal_step", "one step of a minimal cell");
+    let gh = cell.gates() * h;
+    b.input("h", FLOAT, &[Dim::Named("B"), Dim::Fixed(h)], "state");
+    b.input(
+        "a",
+        FLOAT,
+        &[Dim::Named("B"), Dim::Fixed(gh)],
+        "pre-activations",
+    );
+    if masked {
+        b.input(
+            "m",
+            FLOAT,
+            &[Dim::Named("B"), Dim::Fixed(1)],
+            "1 at real steps",
+        );
+    }
+    let axes = constant(&mut b, "axes1");
+    let part = |b: &mut Graph, k: usize, name: &str| {
+        let (from, to) = (format!("{name}.from"), format!("{name}.to"));
+        b.ints(&from, &[(k * h) as i64]);
+        b.ints(&to, &[((k + 1) * h) as i64]);
+        b.node("Slice", &["a", &from, &to, &axes], &[name], &[]);
+    };
+    part(&mut b, cell.gates() - 1, "cand_pre");
+    b.weight("half", &[1], &[0.5]);
+    b.weight("zero", &[1], &[0.0]);
+    b.node("GreaterOrEqual", &["cand_pre", "zero"], &["positive"], &[]);
+    b.node("Add", &["cand_pre", "half"], &["shifted"], &[]);
+    b.node("Sigmoid", &["cand_pre"], &["squashed"], &[]);
+    b.node(
+        "Where",
+        &["positive", "shifted", "squashed"],
+        &["cand"],
+        &[],
+    );
+    part(&mut b, 0, "first_pre");
+    b.node("Sigmoid", &["first_pre"], &["first"], &[]);
+    if cell == CellKind::MinGru {
+        // h + z (h̃ − h) = (1 − z) h + z h̃.
+        b.node("Sub", &["cand", "h"], &["toward"], &[]);
+        b.node("Mul", &["first", "toward"], &["step"], &[]);
+        b.node("Add", &["h", "step"], &["new"], &[]);
+    } else {
+        // (f h + i h̃) / (f + i).
+        part(&mut b, 1, "input_pre");
+        b.node("Sigmoid", &["input_pre"], &["input"], &[]);
+        b.node("Mul", &["first", "h"], &["kept"], &[]);
+        b.node("Mul", &["input", "cand"], &["added"], &[]);
+        b.node("Add", &["kept", "added"], &["sum"], &[]);
+        b.node("Add", &["first", "input"], &["norm"], &[]);
+        b.node("Div", &["sum", "norm"], &["new"], &[]);
+    }
+    if masked {
+        b.node("Sub", &["new", "h"], &["change"], &[]);
+        b.node("Mul", &["m", "change"], &["kept_change"], &[]);
+        b.node("Add", &["h", "kept_change"], &["h_out"], &[]);
+    } else {
+        b.node("Identity", &["new"], &["h_out"], &[]);
+    }
+    b.node("Identity", &["h_out"], &["y"], &[]);
+    let state = [Dim::Named("B"), Dim::Fixed(h)];
+    b.output("h_out", FLOAT, &state, "the new state");
+    b.output("y", FLOAT, &state, "the step's output");
+    b.into_body()
 }
 
 /// Final states `[D, B, H]` as one row per sequence `[B, D·H]` (`[forward | reverse]`).

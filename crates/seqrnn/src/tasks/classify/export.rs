@@ -27,7 +27,6 @@ use crate::tasks::classify::Trained;
 /// [`crate::error::Error::Config`] for an operator set out of range; I/O errors.
 pub fn export_onnx(clf: &Trained, dir: &Path, opset: i64) -> Result<()> {
     onnx::check_opset(opset)?;
-    crate::model::onnx::check_cell(clf.model.config().cell)?;
     let c = clf.model.config();
     let (layout, p) = (clf.model.param_layout(), &clf.params[..]);
     let mut g = Graph::new(

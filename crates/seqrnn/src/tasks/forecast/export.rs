@@ -28,7 +28,6 @@ use crate::tasks::forecast::Trained;
 /// [`Error::Config`] for an operator set out of range; I/O errors.
 pub fn export_onnx(fc: &Trained, dir: &Path, opset: i64) -> Result<()> {
     onnx::check_opset(opset)?;
-    crate::model::onnx::check_cell(fc.model.config().cell)?;
     let spec = &fc.config.data.columns;
     let targets: Vec<i64> = spec
         .targets

@@ -29,7 +29,6 @@ use crate::tasks::lm::Trained;
 /// [`crate::error::Error::Config`] for an operator set out of range; I/O errors.
 pub fn export_onnx(lm: &Trained, dir: &Path, opset: i64) -> Result<()> {
     onnx::check_opset(opset)?;
-    crate::model::onnx::check_cell(lm.model.config().cell)?;
     let mut g = Graph::new(
         "seqrnn_lm",
         "seqrnn language model: next-token logits per step",
@@ -243,7 +242,6 @@ fn text_rule(kind: crate::data::TokenKind) -> &'static str {
 /// [`crate::error::Error::Config`] for an operator set out of range; I/O errors.
 pub fn export_last_token(lm: &LastToken, dir: &Path, opset: i64) -> Result<()> {
     onnx::check_opset(opset)?;
-    crate::model::onnx::check_cell(lm.model.config().cell)?;
     let c = lm.model.config();
     let [emb, rnn, head_w, head_b] = lm.model.ranges();
     let mut g = Graph::new(

@@ -24,7 +24,6 @@ use crate::tasks::speech::Trained;
 /// [`crate::error::Error::Config`] for an operator set out of range; I/O errors.
 pub fn export_onnx(am: &Trained, dir: &Path, opset: i64) -> Result<()> {
     onnx::check_opset(opset)?;
-    crate::model::onnx::check_cell(am.model.config().cell)?;
     let c = am.model.config();
     let (layout, p) = (am.model.param_layout(), &am.params[..]);
     let mut g = Graph::new(

@@ -29,7 +29,6 @@ use crate::tasks::tag::Trained;
 /// [`crate::error::Error::Config`] for an operator set out of range; I/O errors.
 pub fn export_onnx(tagger: &Trained, dir: &Path, opset: i64) -> Result<()> {
     onnx::check_opset(opset)?;
-    crate::model::onnx::check_cell(tagger.model.config().cell)?;
     let c = tagger.model.config();
     let (layout, p) = (tagger.model.param_layout(), &tagger.params[..]);
     let mut g = Graph::new("seqrnn_tag", "seqrnn tagger: per-token label scores");

@@ -38,7 +38,6 @@ use crate::tasks::translate::Trained;
 /// [`crate::error::Error::Config`] for an operator set out of range; I/O errors.
 pub fn export_onnx(mt: &Trained, dir: &Path, opset: i64) -> Result<()> {
     onnx::check_opset(opset)?;
-    crate::model::onnx::check_cell(mt.model.config().cell)?;
     let encoder = encoder_graph(mt).model(opset, "seqrnn translation encoder");
     let decoder = decoder_graph(mt).model(opset, "seqrnn translation decoder step");
     let models = vec![("encoder.onnx", encoder), ("decoder.onnx", decoder)];
