@@ -311,7 +311,6 @@ impl Stack<'_> {
         let q = format!("{}.l{l}d{dir}", self.prefix);
         let (row, zeros) = (format!("{q}.h0row"), format!("{q}.h0"));
         let (from, to) = (format!("{q}.from"), format!("{q}.to"));
-        let axes = constant(g, "axes0");
         match self.initial {
             Initial::Zeros => {
                 g.ints(&from, &[0, 0]);
@@ -328,6 +327,7 @@ impl Stack<'_> {
                 let k = (l * self.config.directions() + dir) as i64;
                 g.ints(&from, &[k]);
                 g.ints(&to, &[k + 1]);
+                let axes = constant(g, "axes0");
                 g.node("Slice", &[h0, &from, &to, &axes], &[&row], &[]);
             }
         }
