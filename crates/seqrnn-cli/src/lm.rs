@@ -240,7 +240,11 @@ impl LmFlags {
         };
         let reg = Regularizers {
             embed_drop: self.embed_drop.unwrap_or(p.reg.embed_drop),
-            weight_drop: self.weight_drop.unwrap_or(p.reg.weight_drop),
+            // A preset's DropConnect acts on W_hh, which the minimal cells do not have.
+            weight_drop: self.weight_drop.unwrap_or(match cell.is_minimal() {
+                true => 0.0,
+                false => p.reg.weight_drop,
+            }),
             input: given(dropout(self.dropout_input), p.reg.input),
             hidden: given(dropout(self.dropout_hidden), p.reg.hidden),
             output: given(dropout(self.dropout_output), p.reg.output),

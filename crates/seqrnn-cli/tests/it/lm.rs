@@ -700,5 +700,10 @@ fn minimal_cells_train_resume_exactly_and_generate() {
         let out = d.join(format!("{cell}-onnx"));
         let args = ["export", "--model", b_s, "--out", out.to_str().unwrap()];
         assert!(ok(&seqrnn(&args)).contains("model.onnx"));
+        // DropConnect needs W_hh: asked for explicitly it is refused (a preset's is left out).
+        let c = d.join(format!("{cell}-wd"));
+        let wd = [("--cell", cell), ("--weight-drop", "0.3")];
+        let refused = seqrnn(&small_train_with(data, c.to_str().unwrap(), &wd));
+        fails(&refused, "which a `");
     }
 }

@@ -158,6 +158,13 @@ impl LmConfig {
         self.rnn_config().validate()?;
         self.dropout.validate()?;
         self.reg.validate()?;
+        if self.cell.is_minimal() && self.reg.weight_drop > 0.0 {
+            return Err(Error::Config(format!(
+                "weight drop acts on the recurrent weights W_hh, which a `{}` model does not have: \
+                 leave --weight-drop at 0",
+                self.cell.name()
+            )));
+        }
         if self.output == OutputWeights::Tied && self.embed != self.out_size() {
             return Err(Error::Config(match self.last_hidden {
                 None => format!(
