@@ -10,7 +10,7 @@ use seqrnn::io::tensors::TensorFile;
 use seqrnn::lm::generate::Decoding;
 use seqrnn::lm::{import_state_dict, save_model, LmRunConfig, LmRunData};
 use seqrnn::lm::{EvalResult, Prompt, Sampling, Split, Trained};
-use seqrnn::lm::{LanguageModel, LmConfig, LmInit, OutputWeights, Regularizers};
+use seqrnn::lm::{LanguageModel, LmBlock, LmConfig, LmInit, OutputWeights, Regularizers};
 use seqrnn::lm::{Preset, TrainConfig, WindowLengths};
 use seqrnn::optim::AdamConfig;
 use seqrnn::rnn::CellKind;
@@ -190,6 +190,14 @@ pub struct LmFlags {
     /// Epochs of patience of --asgd.
     #[arg(long, default_value_t = 5, requires = "asgd")]
     pub nonmono: usize,
+    /// Pre-norm residual blocks around the recurrent layers: each layer adds its output to a
+    /// stream as wide as the embedding, followed by an MLP with its own residual connection
+    /// (docs/engine.md). The embedding takes the hidden size.
+    #[arg(long)]
+    pub residual: bool,
+    /// Hidden units of each residual block's MLP (0: none; default: 4 × the hidden size).
+    #[arg(long, value_name = "UNITS", requires = "residual")]
+    pub mlp: Option<usize>,
 }
 
 impl LmFlags {
@@ -240,11 +248,14 @@ impl LmFlags {
         };
         let reg = Regularizers {
             embed_drop: self.embed_drop.unwrap_or(p.reg.embed_drop),
-            // A preset's DropConnect acts on W_hh, which the minimal cells do not have.
-            weight_drop: self.weight_drop.unwrap_or(match cell.is_minimal() {
-                true => 0.0,
-                false => p.reg.weight_drop,
-            }),
+            // A preset's DropConnect acts on W_hh, which the minimal cells do not have and
+            // residual blocks do not take.
+            weight_drop: self
+                .weight_drop
+                .unwrap_or(match cell.is_minimal() || self.residual {
+                    true => 0.0,
+                    false => p.reg.weight_drop,
+                }),
             input: given(dropout(self.dropout_input), p.reg.input),
             hidden: given(dropout(self.dropout_hidden), p.reg.hidden),
             output: given(dropout(self.dropout_output), p.reg.output),
@@ -260,9 +271,20 @@ impl LmFlags {
             OutputWeights::Tied => self.last_hidden.unwrap_or(hidden),
             OutputWeights::Separate => hidden,
         };
+        // Residual blocks need the stream as wide as the layers.
+        let (preset_embed, block) = match self.residual {
+            true => (
+                None,
+                LmBlock::Residual {
+                    mlp: self.mlp.unwrap_or(4 * hidden),
+                },
+            ),
+            false => (p.embed, LmBlock::Plain),
+        };
         LmConfig {
+            block,
             vocab,
-            embed: self.embed.or(p.embed).unwrap_or(decoder_input),
+            embed: self.embed.or(preset_embed).unwrap_or(decoder_input),
             cell,
             hidden,
             layers: self.layers.unwrap_or(p.layers),
@@ -355,8 +377,12 @@ fn train_title(cfg: &LmConfig, tokens: TokensArg) -> String {
         .last_hidden
         .map(|n| format!(" (last layer {n})"))
         .unwrap_or_default();
+    let residual = match cfg.block {
+        LmBlock::Plain => "",
+        LmBlock::Residual { .. } => ", residual",
+    };
     format!(
-        "{} {}×{}{last} ({} level)",
+        "{} {}×{}{last}{residual} ({} level)",
         cfg.cell.name().to_uppercase(),
         cfg.layers,
         cfg.hidden,

@@ -75,6 +75,22 @@ impl ParamLayout {
         base..self.len
     }
 
+    /// Appends every tensor of `other` (a part's own layout, e.g. a
+    /// [`crate::model::residual::ResidualStack`]'s) after everything so far, names unchanged;
+    /// returns the range of the whole part. `other` must hold no aliases.
+    pub fn append(&mut self, other: &ParamLayout) -> Range<usize> {
+        let base = self.len;
+        for e in &other.entries {
+            debug_assert!(e.alias_of.is_none());
+            self.entries.push(ParamEntry {
+                range: base + e.range.start..base + e.range.end,
+                ..e.clone()
+            });
+        }
+        self.len = base + other.len;
+        base..self.len
+    }
+
     /// Lists `name` as another name of the tensor `of` (already in the layout, same number of
     /// values): it takes no room in the block, is written out as a copy of `of` and is skipped
     /// when reading. Returns the shared range.

@@ -10,8 +10,10 @@ pub mod encoder;
 pub mod encoder_head;
 pub mod keras;
 pub mod layout;
+pub mod norm;
 pub mod onnx;
 pub mod pooling;
+pub mod residual;
 pub mod softmax;
 #[cfg(test)]
 pub(crate) mod testing;

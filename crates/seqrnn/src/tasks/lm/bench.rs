@@ -199,6 +199,7 @@ impl LmBenchConfig {
     /// The model benchmarked: no dropout, separate decoder weights.
     pub fn model_config(&self) -> LmConfig {
         LmConfig {
+            block: Default::default(),
             cell: self.cell,
             vocab: self.vocab,
             embed: self.hidden,

@@ -125,6 +125,7 @@ pub fn import_state_dict(file: &TensorFile, path: &Path) -> Result<(LanguageMode
         }
     };
     let config = LmConfig {
+        block: Default::default(),
         vocab: v,
         embed: e,
         cell,
@@ -209,6 +210,7 @@ mod tests {
 
     fn model() -> LmConfig {
         LmConfig {
+            block: Default::default(),
             vocab: 3,
             embed: 2,
             cell: CellKind::Lstm,

@@ -29,6 +29,13 @@ use crate::tasks::lm::Trained;
 /// [`crate::error::Error::Config`] for an operator set out of range; I/O errors.
 pub fn export_onnx(lm: &Trained, dir: &Path, opset: i64) -> Result<()> {
     onnx::check_opset(opset)?;
+    if !lm.model.config().block.is_plain() {
+        return Err(crate::error::Error::Config(
+            "ONNX export of a language model with residual blocks is not supported yet; \
+             models of plain stacks export"
+                .into(),
+        ));
+    }
     let mut g = Graph::new(
         "seqrnn_lm",
         "seqrnn language model: next-token logits per step",

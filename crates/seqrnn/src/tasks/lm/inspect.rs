@@ -75,6 +75,11 @@ pub fn inspect(
     layer: usize,
 ) -> Result<Inspection> {
     let c = model.config();
+    if !c.block.is_plain() {
+        return Err(Error::Config(
+            "inspect reads the gates of a plain stack, and this model has residual blocks".into(),
+        ));
+    }
     if layer >= c.layers {
         return Err(Error::Config(format!(
             "layer {layer} does not exist: the model has {} layer(s), numbered from 0",

@@ -17,6 +17,7 @@ pub fn from_keras(stack: &KerasStack) -> Result<(LanguageModel, Vec<f32>)> {
     stack.check_language_model()?;
     let (cell, hidden, last_hidden) = stack.stack()?;
     let config = LmConfig {
+        block: Default::default(),
         vocab: stack.vocab(),
         embed: stack.embed(),
         cell,

@@ -18,8 +18,8 @@ pub mod keras;
 pub mod last_token;
 pub mod model;
 pub use model::{
-    LanguageModel, LmCache, LmConfig, LmInit, LmLayout, LmPacks, LmWorkspace, OutputWeights,
-    Regularizers,
+    LanguageModel, LmBlock, LmCache, LmConfig, LmInit, LmLayout, LmPacks, LmWorkspace,
+    OutputWeights, Regularizers,
 };
 mod trained;
 use trained::describe;
@@ -249,6 +249,7 @@ impl Preset {
     pub fn lm_config(self, vocab: usize, cell: crate::rnn::CellKind) -> LmConfig {
         let m = self.model();
         LmConfig {
+            block: Default::default(),
             vocab,
             embed: m.embed.unwrap_or(m.hidden),
             cell,
@@ -873,6 +874,7 @@ mod tests {
     fn a_run_stopped_mid_epoch_and_resumed_ends_as_the_uninterrupted_one() {
         use crate::dropout::{Dropout, DropoutKind};
         let model = LmConfig {
+            block: Default::default(),
             vocab: 7,
             embed: 6,
             cell: crate::rnn::CellKind::Lstm,
@@ -912,6 +914,7 @@ mod tests {
             })
         };
         let model = LmConfig {
+            block: Default::default(),
             vocab: 7,
             embed: 8,
             cell: crate::rnn::CellKind::Lstm,
@@ -961,6 +964,7 @@ mod tests {
     fn a_run_with_a_smaller_last_layer_stopped_mid_epoch_resumes_exactly() {
         use crate::dropout::{Dropout, DropoutKind};
         let model = LmConfig {
+            block: Default::default(),
             vocab: 7,
             embed: 4,
             cell: crate::rnn::CellKind::Lstm,

@@ -29,6 +29,9 @@ use crate::linalg::{fit, Mat, Prepared};
 pub use crate::model::embedding::OutputWeights;
 use crate::model::embedding::{check_embed, check_vocab};
 use crate::model::layout::ParamLayout;
+use crate::model::residual::{
+    ResidualCache, ResidualConfig, ResidualPacks, ResidualStack, ResidualWorkspace,
+};
 use crate::model::{embedding, softmax};
 use crate::rnn::{
     CellKind, Direction, Rnn, RnnCache, RnnConfig, RnnPacks, RnnState, RnnWorkspace, SeqShape,
@@ -117,6 +120,33 @@ pub struct LmConfig {
     /// AWD-LSTM regularisers (all off by default).
     #[serde(default)]
     pub reg: Regularizers,
+    /// What surrounds each recurrent layer: nothing (a plain stack) or a residual block.
+    #[serde(default, skip_serializing_if = "LmBlock::is_plain")]
+    pub block: LmBlock,
+}
+
+/// What surrounds each recurrent layer of a language model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum LmBlock {
+    /// A plain stack: each layer reads the one below (dropout between them).
+    #[default]
+    Plain,
+    /// Pre-norm residual blocks ([`crate::model::residual`]): each layer adds its output to a
+    /// residual stream as wide as the embedding, followed by an MLP of `mlp` hidden units (0:
+    /// none), and the decoder reads the stream's final layer norm. The between-layer dropout
+    /// acts on each branch's output.
+    Residual {
+        /// Hidden units of each block's MLP (0: no MLP).
+        mlp: usize,
+    },
+}
+
+impl LmBlock {
+    /// Whether it is the plain stack (the default, left out of saved configurations).
+    pub fn is_plain(&self) -> bool {
+        *self == LmBlock::Plain
+    }
 }
 
 impl Default for LmConfig {
@@ -131,6 +161,7 @@ impl Default for LmConfig {
             dropout: Dropout::NONE,
             output: OutputWeights::Separate,
             reg: Regularizers::default(),
+            block: LmBlock::Plain,
         }
     }
 }
@@ -165,6 +196,7 @@ impl LmConfig {
                 self.cell.name()
             )));
         }
+        self.check_block()?;
         if self.output == OutputWeights::Tied && self.embed != self.out_size() {
             return Err(Error::Config(match self.last_hidden {
                 None => format!(
@@ -178,6 +210,49 @@ impl LmConfig {
             }));
         }
         Ok(())
+    }
+
+    /// What a residual block needs: one stream width, and none of the plain stack's extras.
+    fn check_block(&self) -> Result<()> {
+        if self.block.is_plain() {
+            return Ok(());
+        }
+        let refuse = |what: &str| {
+            Err(Error::Config(format!(
+                "residual blocks do not take {what}; leave it out or use the plain stack"
+            )))
+        };
+        if self.embed != self.hidden {
+            return Err(Error::Config(format!(
+                "residual blocks add each layer's output to a stream as wide as the embedding: \
+                 the embedding size must equal the hidden size, got {} and {}",
+                self.embed, self.hidden
+            )));
+        }
+        if self.last_hidden.is_some() {
+            return refuse("a last layer of its own size (--last-hidden)");
+        }
+        if self.reg.weight_drop > 0.0 {
+            return refuse("weight drop (--weight-drop)");
+        }
+        if self.reg.tar > 0.0 {
+            return refuse("temporal activation regularisation (--tar)");
+        }
+        Ok(())
+    }
+
+    /// The residual stack, for [`LmBlock::Residual`].
+    pub fn residual_config(&self) -> Option<ResidualConfig> {
+        match self.block {
+            LmBlock::Plain => None,
+            LmBlock::Residual { mlp } => Some(ResidualConfig {
+                cell: self.cell,
+                width: self.hidden,
+                layers: self.layers,
+                mlp,
+                dropout: self.hidden_dropout(),
+            }),
+        }
     }
 
     /// Features the decoder reads: the last layer's units, `last_hidden` or `hidden`.
@@ -272,6 +347,9 @@ pub struct LanguageModel {
     rnn: Rnn,
     /// The last layer, when it has its own size.
     last: Option<Rnn>,
+    /// The residual blocks ([`LmBlock::Residual`]), which then hold the recurrent layers in the
+    /// recurrent block's place (`rnn` and `last` unused).
+    residual: Option<Box<ResidualStack>>,
     /// Every `W_hh` of the recurrent block, relative to its start, in block order.
     w_hh: Vec<Range<usize>>,
     params: ParamLayout,
@@ -294,6 +372,9 @@ pub struct LmCache {
     w: Vec<f32>,
     w_mask: Vec<f32>,
     rnn: RnnCache,
+    /// With residual blocks, their cache and the scratch of their training pass.
+    res: ResidualCache,
+    res_ws: ResidualWorkspace,
     /// With a last layer of its own size: `h[T, B, H]`, the stack's output after the
     /// between-layer dropout (the last layer's input), `h_mask` that dropout's mask, `last` the
     /// last layer's cache, and the two stacks' parts of the carried state.
@@ -322,6 +403,8 @@ impl LmCache {
 #[derive(Debug, Default)]
 pub struct LmWorkspace {
     rnn: RnnWorkspace,
+    /// With residual blocks, their workspace.
+    res: ResidualWorkspace,
     x: Vec<f32>,
     y: Vec<f32>,
     logits: Vec<f32>,
@@ -349,8 +432,10 @@ pub struct LmWorkspace {
 #[derive(Debug)]
 pub struct LmPacks<'p> {
     params: &'p [f32],
-    rnn: RnnPacks<'p>,
+    /// The plain stack's packs (`None` with residual blocks, which have their own).
+    rnn: Option<RnnPacks<'p>>,
     last: Option<RnnPacks<'p>>,
+    residual: Option<ResidualPacks<'p>>,
     decoder: Prepared<'p>,
 }
 
@@ -400,16 +485,23 @@ impl LanguageModel {
         config.validate()?;
         let rnn = Rnn::new(config.rnn_config())?.with_dropout(config.hidden_dropout())?;
         let last = config.last_rnn_config().map(Rnn::new).transpose()?;
+        let residual = config
+            .residual_config()
+            .map(ResidualStack::new)
+            .transpose()?
+            .map(Box::new);
         let (v, e, h) = (config.vocab, config.embed, config.out_size());
         let mut params = ParamLayout::new();
         let encoder = params.push("encoder.weight", vec![v, e]);
-        let mut rnn_range = params.push_rnn("rnn", rnn.layout());
-        let mut w_hh: Vec<Range<usize>> = rnn
-            .layout()
-            .cells()
-            .iter()
-            .map(|c| c.w_hh.clone())
-            .collect();
+        let (mut rnn_range, mut w_hh) = match &residual {
+            Some(stack) => (params.append(stack.param_layout()), Vec::new()),
+            None => (
+                params.push_rnn("rnn", rnn.layout()),
+                (rnn.layout().cells().iter())
+                    .map(|c| c.w_hh.clone())
+                    .collect::<Vec<_>>(),
+            ),
+        };
         let last_range = last.as_ref().map(|last| {
             let below = rnn.num_params();
             let named = last.layout().numbered_from(config.layers - 1);
@@ -440,6 +532,7 @@ impl LanguageModel {
             config,
             rnn,
             last,
+            residual,
             w_hh,
             params,
             layout,
@@ -475,6 +568,13 @@ impl LanguageModel {
     /// The last layer, when it has its own size (`last_hidden`).
     pub fn last_layer(&self) -> Option<&Rnn> {
         self.last.as_ref()
+    }
+
+    /// The residual blocks ([`LmBlock::Residual`]), which then hold every recurrent layer: the
+    /// recurrent block (`LmLayout::rnn`) is theirs, and [`LanguageModel::rnn`] only describes
+    /// the layers' shape.
+    pub fn residual(&self) -> Option<&ResidualStack> {
+        self.residual.as_deref()
     }
 
     /// Width of each `[B, ·]` slice of the carried state, in order: `H` per layer of the stack,
@@ -530,6 +630,17 @@ impl LanguageModel {
                     )));
                 }
                 p.iter_mut().for_each(|v| *v = rng.random_range(-s..=s));
+                if let Some(stack) = &self.residual {
+                    stack.init(&mut p[self.layout.rnn.clone()], seed.wrapping_add(1))?;
+                }
+            }
+            LmInit::PyTorch if self.residual.is_some() => {
+                let table = &mut p[self.layout.encoder.clone()];
+                crate::model::embedding::init_normal(table, 1.0, &mut rng);
+                if let Some(stack) = &self.residual {
+                    stack.init(&mut p[self.layout.rnn.clone()], seed.wrapping_add(1))?;
+                }
+                self.init_decoder(&mut p, &mut rng);
             }
             LmInit::PyTorch => {
                 let table = &mut p[self.layout.encoder.clone()];
@@ -547,18 +658,24 @@ impl LanguageModel {
                         seed.wrapping_add(2),
                     )?;
                 }
-                let k = 1.0 / (self.config.out_size() as f32).sqrt();
-                if self.config.output == OutputWeights::Separate {
-                    for v in &mut p[self.layout.decoder_weight.clone()] {
-                        *v = rng.random_range(-k..=k);
-                    }
-                }
-                for v in &mut p[self.layout.decoder_bias.clone()] {
-                    *v = rng.random_range(-k..=k);
-                }
+                self.init_decoder(&mut p, &mut rng);
             }
         }
         Ok(p)
+    }
+
+    /// PyTorch's `nn.Linear` draw of the decoder (its weight only when not tied).
+    fn init_decoder(&self, p: &mut [f32], rng: &mut crate::dropout::SeqRng) {
+        use rand::RngExt;
+        let k = 1.0 / (self.config.out_size() as f32).sqrt();
+        if self.config.output == OutputWeights::Separate {
+            for v in &mut p[self.layout.decoder_weight.clone()] {
+                *v = rng.random_range(-k..=k);
+            }
+        }
+        for v in &mut p[self.layout.decoder_bias.clone()] {
+            *v = rng.random_range(-k..=k);
+        }
     }
 
     /// A zero recurrent state for batch `b` (with a last layer of its own size, both stacks'
@@ -678,8 +795,18 @@ impl LanguageModel {
         };
         let (below, above) = self.split_block(weights);
         fit(&mut cache.y, n * c.out_size());
-        match &self.last {
-            None => self.rnn.forward_train(
+        match (&self.residual, &self.last) {
+            (Some(stack), _) => stack.forward_train(
+                weights,
+                &cache.x,
+                shape,
+                state,
+                &mut cache.y,
+                &mut cache.res,
+                &mut cache.res_ws,
+                rng,
+            )?,
+            (None, None) => self.rnn.forward_train(
                 below,
                 &cache.x,
                 shape,
@@ -688,7 +815,7 @@ impl LanguageModel {
                 &mut cache.rnn,
                 rng,
             )?,
-            Some(last) => {
+            (None, Some(last)) => {
                 let at = self.rnn.config().state_slices() * shape.b * c.hidden;
                 split_state(state, at, &mut cache.state_main, &mut cache.state_last);
                 fit(&mut cache.h, n * c.hidden);
@@ -912,6 +1039,9 @@ impl LanguageModel {
         ws: &mut LmWorkspace,
         shape: SeqShape,
     ) -> Result<()> {
+        if let Some(stack) = &self.residual {
+            return stack.backward(w, dw, &cache.res, &ws.dy, &mut ws.dx, &mut ws.res);
+        }
         let (below, above) = self.split_block(w);
         let (dbelow, dabove) = dw.split_at_mut(below.len());
         zero_into(&mut ws.dstate, self.rnn.config(), shape.b);
@@ -967,7 +1097,12 @@ impl LanguageModel {
         let n = shape.t * shape.b;
         self.embed(params, inputs, &mut ws.x);
         fit(&mut ws.y, n * self.config.out_size());
-        let (below, above) = self.split_block(&params[self.layout.rnn.clone()]);
+        let block = &params[self.layout.rnn.clone()];
+        if let Some(stack) = &self.residual {
+            let packs = packs.and_then(|p| p.residual.as_ref());
+            return stack.forward_infer(block, packs, &ws.x, shape, state, &mut ws.y, &mut ws.res);
+        }
+        let (below, above) = self.split_block(block);
         let run = |rnn: &Rnn,
                    block: &[f32],
                    pack: Option<&RnnPacks<'_>>,
@@ -978,7 +1113,7 @@ impl LanguageModel {
             Some(pack) => rnn.forward_infer_packed(pack, x, shape, state, y, ws),
             None => rnn.forward_infer(block, x, shape, state, y, ws),
         };
-        let main_packs = packs.map(|p| &p.rnn);
+        let main_packs = packs.and_then(|p| p.rnn.as_ref());
         let Some(last) = &self.last else {
             return run(
                 &self.rnn,
@@ -1036,8 +1171,12 @@ impl LanguageModel {
     /// [`Error::Shape`] when `params` is not this model's parameter block.
     pub fn pack<'p>(&self, params: &'p [f32]) -> Result<LmPacks<'p>> {
         self.check_params("parameter block", params.len())?;
-        let (below, above) = self.split_block(&params[self.layout.rnn.clone()]);
-        let rnn = self.rnn.pack(below)?;
+        let block = &params[self.layout.rnn.clone()];
+        let (below, above) = self.split_block(block);
+        let (rnn, residual) = match &self.residual {
+            Some(stack) => (None, Some(stack.pack(block)?)),
+            None => (Some(self.rnn.pack(below)?), None),
+        };
         let last = self.last.as_ref().map(|l| l.pack(above)).transpose()?;
         let c = &self.config;
         let w = &params[self.layout.decoder_weight.clone()];
@@ -1046,6 +1185,7 @@ impl LanguageModel {
             params,
             rnn,
             last,
+            residual,
             decoder,
         })
     }

@@ -278,8 +278,13 @@ pub(crate) fn describe(m: &LmConfig) -> String {
         .last_hidden
         .map(|n| format!(" (last layer {n})"))
         .unwrap_or_default();
+    let block = match m.block {
+        super::LmBlock::Plain => String::new(),
+        super::LmBlock::Residual { mlp: 0 } => " in residual blocks".into(),
+        super::LmBlock::Residual { mlp } => format!(" in residual blocks (MLP {mlp})"),
+    };
     format!(
-        "{} {}×{}{last}, embedding {}, vocabulary {}",
+        "{} {}×{}{last}{block}, embedding {}, vocabulary {}",
         m.cell.name(),
         m.layers,
         m.hidden,
