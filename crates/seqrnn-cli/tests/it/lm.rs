@@ -707,3 +707,75 @@ fn minimal_cells_train_resume_exactly_and_generate() {
         fails(&refused, "which a `");
     }
 }
+
+/// Residual blocks around minimal cells train, resume to the byte, evaluate, generate and
+/// quantize like any run (the MLP's matrices in 8 bits too); a plain-stack extra is refused, and
+/// export and inspect say they do not read them yet.
+#[test]
+fn residual_blocks_train_resume_exactly_generate_and_quantize() {
+    let d = scratch("residual");
+    corpus(&d);
+    let data = d.to_str().unwrap();
+    let (a, b, q) = (d.join("a"), d.join("b"), d.join("b-int8"));
+    let (a_s, b_s, q_s) = (
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        q.to_str().unwrap(),
+    );
+    let flags = |epochs| {
+        vec![
+            ("--cell", "mingru"),
+            ("--layers", "2"),
+            ("--residual", ""),
+            ("--mlp", "12"),
+            ("--dropout", "0.1"),
+            ("--epochs", epochs),
+        ]
+    };
+    let v = json(&ok(&seqrnn(&small_train_with(data, a_s, &flags("2")))));
+    assert!(v["valid_ppl"].as_f64().unwrap().is_finite(), "{v}");
+    ok(&seqrnn(&small_train_with(data, b_s, &flags("1"))));
+    let resume = [("--epochs", "2"), ("--resume", "")];
+    ok(&seqrnn(&small_train_with(data, b_s, &resume)));
+    let weights = |run: &Path| std::fs::read(run.join("model.safetensors")).unwrap();
+    assert!(weights(&a) == weights(&b), "resumed weights differ");
+    let config = std::fs::read_to_string(b.join("config.json")).unwrap();
+    assert!(config.contains(r#""kind": "residual""#), "{config}");
+    let text = ok(&seqrnn(&[
+        "generate", "--model", b_s, "--tokens", "6", "--seed", "2",
+    ]));
+    assert!(!text.trim().is_empty());
+    let made = json(&ok(&seqrnn(&[
+        "quantize", "--model", b_s, "--out", q_s, "--json",
+    ])));
+    // embedding, 2 × (input weights, two MLP layers), decoder
+    assert_eq!(made["tensors"].as_array().unwrap().len(), 8, "{made}");
+    let loss = |r: &str| {
+        let out = ok(&seqrnn(&[
+            "eval", "--model", r, "--data", data, "--split", "valid", "--json",
+        ]));
+        json(out.lines().last().unwrap())["valid_loss"]
+            .as_f64()
+            .unwrap()
+    };
+    let (f, i) = (loss(b_s), loss(q_s));
+    assert!((f - i).abs() < 0.05 * f, "f32 {f}, int8 {i}");
+    let out = d.join("onnx");
+    let export = ["export", "--model", b_s, "--out", out.to_str().unwrap()];
+    fails(&seqrnn(&export), "residual blocks is not supported yet");
+    let c = d.join("wd");
+    let wd = [
+        ("--residual", ""),
+        ("--cell", "lstm"),
+        ("--weight-drop", "0.3"),
+    ];
+    fails(
+        &seqrnn(&small_train_with(data, c.to_str().unwrap(), &wd)),
+        "residual blocks do not take weight drop",
+    );
+    let e = [("--residual", ""), ("--embed", "6")];
+    fails(
+        &seqrnn(&small_train_with(data, c.to_str().unwrap(), &e)),
+        "the embedding size must equal the hidden size",
+    );
+}
