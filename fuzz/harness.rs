@@ -160,7 +160,7 @@ pub fn corpus(data: &[u8]) {
     if mode & 1 == 1 {
         let f = d.join("input.txt");
         std::fs::write(&f, rest).expect("write");
-        if let Ok(c) = data::load_char_corpus(&f) {
+        if let Ok(c) = data::load_char_corpus(&f, Default::default()) {
             check(&c);
             assert!(!c.train.is_empty());
         }
@@ -174,9 +174,9 @@ pub fn corpus(data: &[u8]) {
     for (name, part) in names.iter().zip(rest.split(|&b| b == 0)) {
         std::fs::write(d.join(name), part).expect("write");
     }
-    if let Ok(c) = data::load_word_corpus(&d) {
+    if let Ok(c) = data::load_word_corpus(&d, Default::default()) {
         check(&c);
-        if let Ok((ids, _)) = data::encode_words(&d.join(names[1]), &c.vocab) {
+        if let Ok((ids, _)) = data::encode_words(&d.join(names[1]), &c.vocab, Default::default()) {
             assert!(ids.iter().all(|&id| (id as usize) < c.vocab.len()));
         }
     }
@@ -217,7 +217,7 @@ pub fn labeled(data: &[u8]) {
     let (train, valid) = (parts.next().unwrap_or(&[]), parts.next());
     let (tp, vp) = (d.join("train.tsv"), d.join("dev.tsv"));
     std::fs::write(&tp, train).expect("write");
-    let Ok(examples) = labeled::load_tsv(&tp) else {
+    let Ok(examples) = labeled::load_tsv(&tp, Default::default()) else {
         return;
     };
     assert!(examples
@@ -235,7 +235,7 @@ pub fn labeled(data: &[u8]) {
     assert!(enc.labels.iter().all(|&l| (l as usize) < labels.len()));
     if let Some(valid) = valid {
         std::fs::write(&vp, valid).expect("write");
-        if let Ok(v) = labeled::load_tsv(&vp) {
+        if let Ok(v) = labeled::load_tsv(&vp, Default::default()) {
             let _ = labeled::encode_all(&v, &vocab, &labels, &vp);
         }
     }

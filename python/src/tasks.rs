@@ -519,7 +519,8 @@ impl Recognizer {
             for item in &items {
                 let samples = match item {
                     Recording::File(p) => {
-                        texts.extend(self.model.transcribe_files(std::slice::from_ref(p))?);
+                        let enc = self.model.encoding();
+                        texts.extend(self.model.transcribe_files(std::slice::from_ref(p), enc)?);
                         continue;
                     }
                     Recording::Samples(s, r) if *r == rate => s.clone(),

@@ -1,6 +1,6 @@
 //! `seqrnn classify train | eval | predict`: sequence classification of labelled text.
 
-use std::io::{BufRead, Write as _};
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context, Result};
@@ -10,11 +10,13 @@ use seqrnn::classify::model::{Classifier, ClassifierConfig, Directions, Pooling}
 use seqrnn::classify::{
     evaluate, ClassifyMetrics, ClassifyRunConfig, ClassifyTask, ClassifyTrainConfig, Trained,
 };
-use seqrnn::data::Vocab;
+use seqrnn::data::{Encoding, Vocab};
 use seqrnn::run::{NoData, RunDir};
 use seqrnn::train::FitOutcome;
 
-use crate::flags::{default, epochs, EncoderFlags, LoopFlags, RunFlags};
+use crate::flags::{
+    default, epochs, help, EncoderFlags, EncodingFlag, LoopFlags, RunFlags, STDIN_ENCODING,
+};
 use crate::progress::Shown;
 use crate::training;
 
@@ -69,6 +71,8 @@ pub struct TrainArgs {
     #[arg(long)]
     data: PathBuf,
     #[command(flatten)]
+    encoding: EncodingFlag,
+    #[command(flatten)]
     run: RunFlags,
     #[command(flatten)]
     encoder: EncoderFlags,
@@ -103,9 +107,10 @@ fn split_file(dir: &Path, split: &str) -> PathBuf {
     dir.join(format!("{split}.tsv"))
 }
 
-fn load_split(dir: &Path, split: &str) -> Result<Vec<labeled::Example>> {
-    let path = split_file(dir, split);
-    labeled::load_tsv(&path).with_context(|| format!("could not load the {split} split"))
+/// The examples of `dir/SPLIT.tsv`; the library's errors name the file (and line), so no
+/// context is added.
+fn load_split(dir: &Path, split: &str, encoding: Encoding) -> Result<Vec<labeled::Example>> {
+    Ok(labeled::load_tsv(&split_file(dir, split), encoding)?)
 }
 
 fn encode_split(
@@ -146,8 +151,9 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         None => None,
     };
     let given = init.as_ref().map(|m| (&m.vocab, &m.labels));
+    let encoding = saved.map_or(a.encoding.get(), |c| a.encoding.or_run(c.train.encoding));
     let d = load_data(
-        &a.data,
+        (&a.data, encoding),
         min_freq,
         resumed.as_ref().map(|(r, _)| r.dir()),
         given,
@@ -155,7 +161,12 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     let (model_cfg, train_cfg) = match (saved, &init) {
         (Some(c), _) => {
             let fit = a.fit.resumed(&a.run, c.train.fit);
-            (c.model, ClassifyTrainConfig { fit, ..c.train })
+            let train = ClassifyTrainConfig {
+                fit,
+                encoding,
+                ..c.train
+            };
+            (c.model, train)
         }
         (None, Some(m)) => (m.config.model, settings_from_flags(&a, 0, 0).1),
         (None, None) => settings_from_flags(&a, d.vocab.len(), d.labels.len()),
@@ -204,16 +215,16 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
 /// ones, a run's to start from) and encodes the splits; for a resumed run (its folder
 /// `resumed`), checks that they are the run's.
 fn load_data(
-    data: &Path,
+    (data, encoding): (&Path, Encoding),
     min_freq: usize,
     resumed: Option<&RunDir>,
     given: Option<(&Vocab, &Vocab)>,
 ) -> Result<ClassifyData> {
     ensure!(min_freq >= 1, "--min-freq must be at least 1");
-    let train_ex = load_split(data, "train")?;
-    let dev_ex = load_split(data, "dev")?;
+    let train_ex = load_split(data, "train", encoding)?;
+    let dev_ex = load_split(data, "dev", encoding)?;
     let test_ex = if split_file(data, "test").is_file() {
-        Some(load_split(data, "test")?)
+        Some(load_split(data, "test", encoding)?)
     } else {
         None
     };
@@ -287,6 +298,7 @@ fn settings_from_flags(
         batch: a.fit.batch,
         min_freq: a.min_freq,
         word_dropout: a.word_dropout,
+        encoding: a.encoding.get(),
         fit: a.fit.fit_config(&a.run, EPOCHS),
     };
     (model, train)
@@ -409,6 +421,8 @@ pub struct EvalArgs {
     /// Split.
     #[arg(long, value_enum, default_value = "test")]
     split: SplitArg,
+    #[command(flatten)]
+    encoding: EncodingFlag,
     /// Print one JSON object with the figures.
     #[arg(long)]
     json: bool,
@@ -420,13 +434,13 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
         labels,
         model,
         params,
-        ..
+        config,
     } = load_run(&a.model)?;
     let split = match a.split {
         SplitArg::Dev => "dev",
         SplitArg::Test => "test",
     };
-    let ex = load_split(&a.data, split)?;
+    let ex = load_split(&a.data, split, a.encoding.or_run(config.train.encoding))?;
     let data = encode_split(&a.data, split, &ex, &vocab, &labels)?;
     let m = evaluate(&model, &params, &data)?;
     if a.json {
@@ -457,21 +471,27 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
 
 /// `seqrnn classify predict`.
 #[derive(Args, Debug)]
+#[command(mut_arg("encoding", help(STDIN_ENCODING)))]
 pub struct PredictArgs {
     /// Run directory from `seqrnn classify train`.
     #[arg(long)]
     model: PathBuf,
+    #[command(flatten)]
+    encoding: EncodingFlag,
 }
 
 fn predict_cmd(a: PredictArgs) -> Result<()> {
     let clf = load_run(&a.model)?;
-    let mut texts = Vec::new();
-    for (no, line) in std::io::stdin().lock().lines().enumerate() {
-        texts.push(
-            line.with_context(|| format!("standard input, line {}: not UTF-8 text", no + 1))?,
-        );
-    }
-    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut bytes)
+        .context("could not read standard input")?;
+    let input = a
+        .encoding
+        .get()
+        .decode(bytes, Path::new("standard input"))?;
+    let texts: Vec<&str> = input.lines().collect();
     let mut out = std::io::stdout().lock();
     for p in clf.predict(&texts)? {
         writeln!(out, "{}\t{:.4}", p.label, p.probability)?;

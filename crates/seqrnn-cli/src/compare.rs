@@ -239,8 +239,7 @@ fn train_runs(a: &CompareArgs, notes: &mut Vec<String>) -> Result<Vec<PathBuf>> 
         None => default_data(a.lm.tokens())?,
     };
     ensure!(!a.cells.is_empty(), "--cells names no cell");
-    let corpus = load_corpus(&data_path, a.lm.tokens())
-        .with_context(|| format!("could not load the corpus from {}", data_path.display()))?;
+    let corpus = load_corpus(&data_path, a.lm.tokens(), a.lm.encoding.get())?;
     let train_cfg = shared_train_config(a, &corpus)?;
     let plan = plan_runs(a, corpus.vocab.len())?;
 
@@ -362,6 +361,7 @@ fn train_planned(
         train,
         LmRunData {
             tokens: kind.into(),
+            encoding: a.lm.encoding.get(),
         },
     );
     // Checked by plan_runs: a run there is replaced only with --force (its summary.json too).

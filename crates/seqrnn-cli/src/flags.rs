@@ -1,6 +1,7 @@
 //! The flags the training commands share, declared once: the run folder and its checkpoints
 //! ([`RunFlags`], every training command), the loop's settings ([`LoopFlags`], which build the
-//! one [`FitConfig`]) and the recurrent encoder ([`EncoderFlags`]).
+//! one [`FitConfig`]), the recurrent encoder ([`EncoderFlags`]) and the encoding of the text
+//! files a command reads ([`EncodingFlag`], every command that reads text files).
 //!
 //! A command states its own defaults where they differ, on its arguments struct:
 //! `#[command(mut_arg("lr", default("0.002")), mut_arg("epochs", epochs(30)))]`.
@@ -8,6 +9,7 @@
 use std::path::PathBuf;
 
 use clap::{Arg, Args};
+use seqrnn::data::Encoding;
 use seqrnn::optim::AdamConfig;
 use seqrnn::rnn::CellKind;
 use seqrnn::train::{EarlyStopping, FitConfig, KeepCheckpoints, Optimizer};
@@ -180,5 +182,31 @@ impl EncoderFlags {
     /// The cell.
     pub fn cell(&self) -> CellKind {
         self.cell.into()
+    }
+}
+
+/// The help of `--encoding` for a command that reads standard input.
+pub const STDIN_ENCODING: &str =
+    "Encoding of standard input, by its WHATWG label (latin1, windows-1252, utf-16le, ...) [default: utf-8]";
+
+/// The encoding of the text files a command reads.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct EncodingFlag {
+    /// Encoding of the text files, by its WHATWG label: utf-8, latin1 (read as windows-1252),
+    /// iso-8859-15, windows-1252, windows-1251, utf-16le, utf-16be, shift_jis, gbk, ...
+    /// [default: utf-8; with a trained run: the run's]
+    #[arg(long, value_name = "LABEL")]
+    pub encoding: Option<Encoding>,
+}
+
+impl EncodingFlag {
+    /// `--encoding`, or UTF-8.
+    pub fn get(&self) -> Encoding {
+        self.encoding.unwrap_or_default()
+    }
+
+    /// `--encoding`, or `run`'s (a trained run's, a resumed run's).
+    pub fn or_run(&self, run: Encoding) -> Encoding {
+        self.encoding.unwrap_or(run)
     }
 }

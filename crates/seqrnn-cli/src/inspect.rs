@@ -6,10 +6,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
-use seqrnn::data::{self, TokenKind, Vocab};
+use seqrnn::data::{self, Encoding, TokenKind, Vocab};
 use seqrnn::lm::inspect::inspect;
 use seqrnn::lm::inspect_report::{write_inspect_report, InspectReport, InspectReportOptions};
 use seqrnn::run::{RunDir, LANGUAGE_MODEL_TASK};
+
+use crate::flags::EncodingFlag;
 
 /// `seqrnn inspect`.
 #[derive(Args, Debug)]
@@ -17,9 +19,11 @@ pub struct InspectArgs {
     /// Run directory of a trained language model.
     #[arg(long)]
     model: PathBuf,
-    /// Text file to run the model over (UTF-8).
+    /// Text file to run the model over.
     #[arg(long)]
     text: PathBuf,
+    #[command(flatten)]
+    encoding: EncodingFlag,
     /// Output folder for the CSV files, pictures and inspect.md.
     #[arg(long)]
     out: PathBuf,
@@ -55,7 +59,8 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
     let kind: TokenKind = rc.data.tokens.into();
     let layers = model.config().layers;
     let layer = a.layer.unwrap_or(layers - 1);
-    let tokens = read_tokens(&a.text, kind, a.max_tokens)?;
+    let encoding = a.encoding.or_run(rc.data.encoding);
+    let tokens = read_tokens((&a.text, encoding), kind, a.max_tokens)?;
     let (ids, unknown) = token_ids(&vocab, &tokens)?;
     if unknown > 0 {
         eprintln!("note: {unknown} tokens of the text are not in the vocabulary and read as <unk>");
@@ -100,11 +105,14 @@ fn refuse_other_task(run: &RunDir, model: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The first `max_tokens` tokens of the UTF-8 text file `path`.
-fn read_tokens(path: &Path, kind: TokenKind, max_tokens: usize) -> Result<Vec<String>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", path.display()))?;
+/// The first `max_tokens` tokens of the text file `path` in `encoding`.
+fn read_tokens(
+    (path, encoding): (&Path, Encoding),
+    kind: TokenKind,
+    max_tokens: usize,
+) -> Result<Vec<String>> {
+    // The library's errors name the file (and line): the context does not repeat it.
+    let text = data::read_text(path, encoding).context("cannot read the text")?;
     let mut tokens = data::tokenize(&text, kind);
     tokens.truncate(max_tokens);
     ensure!(

@@ -191,6 +191,10 @@ fn advice(e: &anyhow::Error) -> String {
         Some(Error::Diverged { .. }) => {
             "; try a lower learning rate (--lr) or a gradient clip (--clip)".into()
         }
+        Some(Error::NotUtf8 { .. }) => {
+            "; if the file is in another encoding, pass --encoding LABEL (e.g. --encoding latin1)"
+                .into()
+        }
         Some(Error::NoFinishedEpoch { dir, train }) => format!(
             "; continue its training with `{} {train} --resume --out {} ...`",
             training::program(),

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
-use seqrnn::data::{self, Corpus, TokenKind, Vocab};
+use seqrnn::data::{self, Corpus, Encoding, TokenKind, Vocab};
 use seqrnn::dropout::{Dropout, DropoutKind};
 use seqrnn::io::tensors::TensorFile;
 use seqrnn::lm::generate::Decoding;
@@ -17,7 +17,7 @@ use seqrnn::rnn::CellKind;
 use seqrnn::run::{Run, RunDir};
 use seqrnn::train::{self, KeepCheckpoints, NtAsgd, Optimizer};
 
-use crate::flags::RunFlags;
+use crate::flags::{EncodingFlag, RunFlags};
 use crate::progress::Shown;
 use crate::training::{resume_advice, resumed_run, stop_if_interrupted};
 use crate::CellArg;
@@ -106,6 +106,8 @@ pub struct LmFlags {
     /// Token kind (default: the preset's; word for the Zaremba presets).
     #[arg(long, value_enum)]
     pub tokens: Option<TokensArg>,
+    #[command(flatten)]
+    pub encoding: EncodingFlag,
     /// Named configuration (docs/results.md); explicit flags override its values.
     #[arg(long, value_enum, default_value = "small")]
     pub preset: PresetArg,
@@ -368,8 +370,10 @@ pub(crate) fn default_data(tokens: TokensArg) -> Result<PathBuf> {
     })
 }
 
-pub(crate) fn load_corpus(path: &Path, tokens: TokensArg) -> Result<Corpus> {
-    Ok(data::load_corpus(path, tokens.into())?)
+/// The corpus at `path` (the library's errors name the file and line: the context does not
+/// repeat it).
+pub(crate) fn load_corpus(path: &Path, tokens: TokensArg, encoding: Encoding) -> Result<Corpus> {
+    data::load_corpus(path, tokens.into(), encoding).context("could not load the corpus")
 }
 
 fn train_title(cfg: &LmConfig, tokens: TokensArg) -> String {
@@ -401,10 +405,20 @@ fn data_path(data: Option<&Path>, tokens: TokensArg) -> Result<PathBuf> {
     }
 }
 
-/// The corpus to train on, from `path`.
-fn train_corpus(a: &TrainArgs, path: &Path) -> Result<Corpus> {
-    load_corpus(path, a.lm.tokens())
-        .with_context(|| format!("could not load the corpus from {}", path.display()))
+/// The corpus to train on, from `path`, in `encoding`.
+fn train_corpus(a: &TrainArgs, path: &Path, encoding: Encoding) -> Result<Corpus> {
+    load_corpus(path, a.lm.tokens(), encoding)
+}
+
+/// The encoding of the corpus: `--encoding`, else a resumed run's, else UTF-8.
+fn corpus_encoding(a: &TrainArgs, resumed: Option<&Run>) -> Result<Encoding> {
+    Ok(match resumed {
+        Some(run) => {
+            a.lm.encoding
+                .or_run(LmRunConfig::load(run.dir())?.data.encoding)
+        }
+        None => a.lm.encoding.get(),
+    })
 }
 
 /// A resumed run goes on only with the corpus it was trained on.
@@ -442,7 +456,7 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
     crate::set_threads(a.run.threads)?;
     let data_path = data_path(a.data.as_deref(), a.lm.tokens())?;
     let resumed = resumed_run(&a.run.out, a.run.resume, a.run.force)?;
-    let corpus = train_corpus(&a, &data_path)?;
+    let corpus = train_corpus(&a, &data_path, corpus_encoding(&a, resumed.as_ref())?)?;
     let (run_config, train_cfg) = match &resumed {
         Some(run) => resumed_config(&a, run)?,
         None => fresh_config(&a, &corpus),
@@ -527,7 +541,8 @@ fn fresh_config(a: &TrainArgs, corpus: &Corpus) -> (LmRunConfig, TrainConfig) {
         o.insert("threads".into(), seqrnn::linalg::threads().into());
     }
     let tokens = TokenKind::from(a.lm.tokens()).into();
-    let rc = LmRunConfig::new(model, train, LmRunData { tokens });
+    let encoding = a.lm.encoding.get();
+    let rc = LmRunConfig::new(model, train, LmRunData { tokens, encoding });
     (rc, t)
 }
 
@@ -545,6 +560,7 @@ fn warn_threads(trained: usize) {
 /// checkpointing when given.
 fn resumed_config(a: &TrainArgs, run: &Run) -> Result<(LmRunConfig, TrainConfig)> {
     let mut rc = LmRunConfig::load(run.dir())?;
+    rc.data.encoding = a.lm.encoding.or_run(rc.data.encoding);
     let mut t: TrainConfig = serde_json::from_value(rc.train.clone())
         .context("the run's config.json holds no readable training settings")?;
     if let Some(e) = a.lm.epochs {
@@ -630,6 +646,8 @@ pub struct EvalArgs {
     /// Split.
     #[arg(long, value_enum, default_value = "test")]
     split: SplitArg,
+    #[command(flatten)]
+    encoding: EncodingFlag,
     /// Batch columns (1: the split as one stream).
     #[arg(long, default_value_t = 1)]
     batch: usize,
@@ -648,7 +666,8 @@ pub fn eval_cmd(a: EvalArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
     ensure!(a.batch >= 1, "--batch must be at least 1");
     let lm = Trained::load(&a.model)?;
-    let (stream, key) = eval_split(&a, lm.token_kind(), |d, s| lm.split(d, s))?;
+    let encoding = a.encoding.or_run(lm.encoding());
+    let (stream, key) = eval_split(&a, lm.token_kind(), |d, s| lm.split(d, s, encoding))?;
     let r = lm.perplexity(&stream, a.batch)?;
     print_eval(&a, key, &r, &format!("batch {}", a.batch));
     Ok(())
@@ -865,7 +884,15 @@ fn import_torch(a: &ImportArgs, torch: &Path, run: &RunDir) -> Result<()> {
     vocab.save(&run.vocab_path())?;
     save_model(&run.model_path(), &model, &params, &vocab)?;
     let tokens = TokenKind::from(a.tokens).into();
-    LmRunConfig::new(config, serde_json::Value::Null, LmRunData { tokens }).save(run)?;
+    LmRunConfig::new(
+        config,
+        serde_json::Value::Null,
+        LmRunData {
+            tokens,
+            encoding: Encoding::UTF_8,
+        },
+    )
+    .save(run)?;
     let last = config
         .last_hidden
         .map(|n| format!(", last layer {n}"))

@@ -16,7 +16,7 @@ use seqrnn::speech::{
 };
 use seqrnn::train::FitOutcome;
 
-use crate::flags::{default, epochs, EncoderFlags, LoopFlags, RunFlags};
+use crate::flags::{default, epochs, EncoderFlags, EncodingFlag, LoopFlags, RunFlags};
 use crate::progress::Shown;
 use crate::training;
 
@@ -55,6 +55,8 @@ pub struct DataArgs {
     /// Test manifest (scored at the end).
     #[arg(long)]
     test: Option<PathBuf>,
+    #[command(flatten)]
+    encoding: EncodingFlag,
 }
 
 /// `seqrnn speech train`'s epochs when --epochs is not given.
@@ -132,6 +134,8 @@ pub struct EvalArgs {
     /// Test manifest.
     #[arg(long)]
     test: Option<PathBuf>,
+    #[command(flatten)]
+    encoding: EncodingFlag,
     /// Connected utterances (K1-K2) [default: the run's].
     #[arg(long)]
     concat: Option<String>,
@@ -161,6 +165,8 @@ pub struct TranscribeArgs {
     /// WAV files, or manifests (`.tsv`) whose recordings are transcribed.
     #[arg(required = true)]
     files: Vec<PathBuf>,
+    #[command(flatten)]
+    encoding: EncodingFlag,
     /// Draw each file's per-frame character probabilities over its log-mel spectrogram as
     /// `NAME.png` in this folder.
     #[arg(long)]
@@ -196,6 +202,7 @@ fn source_of(d: &DataArgs) -> Result<SpeechSource> {
             train: train.clone(),
             valid: valid.clone(),
             test: d.test.clone(),
+            encoding: d.encoding.get(),
         },
         _ => bail!("give the recordings: --fsdd DIR, or --train and --valid manifests"),
     })
@@ -482,6 +489,7 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
             train: t.clone(),
             valid: t.clone(),
             test: Some(t.clone()),
+            encoding: a.encoding.or_run(m.encoding()),
         },
         _ => bail!("give the test recordings: --fsdd DIR or --test MANIFEST"),
     };
@@ -537,7 +545,8 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
 fn transcribe_cmd(a: TranscribeArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
     let m = load_trained(&a.model, a.beam, a.lexicon)?;
-    let utts = load_named(&a.files, m.config.data.features.sample_rate)?;
+    let encoding = a.encoding.or_run(m.encoding());
+    let utts = load_named(&a.files, m.config.data.features.sample_rate, encoding)?;
     // Transcripts are not known: featurise with empty ones (every recording is long enough).
     let data: SpeechData = m.prepare(&utts)?;
     let (hyps, _) = transcribe(&m.model, &m.params, &data, &m.reader(), false)?;

@@ -16,7 +16,7 @@ use seqrnn::tag::{
 };
 use seqrnn::train::FitOutcome;
 
-use crate::flags::{default, epochs, EncoderFlags, LoopFlags, RunFlags};
+use crate::flags::{default, epochs, EncoderFlags, EncodingFlag, LoopFlags, RunFlags};
 use crate::progress::Shown;
 use crate::training;
 
@@ -82,6 +82,8 @@ pub struct ReadArgs {
     /// CoNLL label column, 1-based [default: the last].
     #[arg(long)]
     label_column: Option<usize>,
+    #[command(flatten)]
+    encoding: EncodingFlag,
 }
 
 impl ReadArgs {
@@ -105,6 +107,7 @@ impl ReadArgs {
                 LabelArg::Upos => UdLabel::Upos,
                 LabelArg::Xpos => UdLabel::Xpos,
             },
+            encoding: self.encoding.get(),
         })
     }
 }
@@ -169,8 +172,9 @@ pub struct TrainArgs {
     fit: LoopFlags,
 }
 
+/// The library's errors name the file (and line): no context is added.
 fn read(path: &Path, cfg: &ReadConfig) -> Result<TaggedFile> {
-    read_tagged(path, cfg).with_context(|| format!("could not read {}", path.display()))
+    Ok(read_tagged(path, cfg)?)
 }
 
 fn labels_of(f: &TaggedFile) -> Vec<Vec<String>> {
@@ -194,7 +198,10 @@ struct TagData {
 /// with the flags.
 fn load_data(a: &TrainArgs, saved: Option<&TagTrainConfig>) -> Result<TagData> {
     let read_cfg = match saved {
-        Some(t) => t.read,
+        Some(t) => ReadConfig {
+            encoding: a.read.encoding.or_run(t.read.encoding),
+            ..t.read
+        },
         None => a.read.config()?,
     };
     let mut files = vec![read(&a.train, &read_cfg)?, read(&a.dev, &read_cfg)?];
@@ -407,9 +414,13 @@ fn settings(a: &TrainArgs, d: &TagData) -> (TaggerConfig, TagTrainConfig) {
     (model, train)
 }
 
-/// A trained tagger.
-fn load_run(dir: &Path) -> Result<Trained> {
-    Trained::load(dir).with_context(|| format!("{} is not a usable tagging run", dir.display()))
+/// A trained tagger, reading files in `encoding` (else in the run's).
+fn load_run(dir: &Path, encoding: EncodingFlag) -> Result<Trained> {
+    let mut m = Trained::load(dir)
+        .with_context(|| format!("{} is not a usable tagging run", dir.display()))?;
+    let read = &mut m.config.train.read;
+    read.encoding = encoding.or_run(read.encoding);
+    Ok(m)
 }
 
 /// `seqrnn tag eval`.
@@ -421,6 +432,8 @@ pub struct EvalArgs {
     /// File to score (the run's format).
     #[arg(long)]
     test: PathBuf,
+    #[command(flatten)]
+    encoding: EncodingFlag,
     /// Threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -431,7 +444,7 @@ pub struct EvalArgs {
 
 fn eval_cmd(a: EvalArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
-    let m = load_run(&a.model)?;
+    let m = load_run(&a.model, a.encoding)?;
     let (s, table) = m.evaluate_file(&a.test)?;
     let entities = m.entities();
     if a.json {
@@ -510,7 +523,9 @@ pub struct PredictArgs {
     /// File to tag (the run's format; its own labels, if any, are kept).
     #[arg(long)]
     input: PathBuf,
-    /// Where to write the tagged file.
+    #[command(flatten)]
+    encoding: EncodingFlag,
+    /// Where to write the tagged file (UTF-8).
     #[arg(long)]
     out: PathBuf,
     /// Threads (default: all cores).
@@ -520,7 +535,7 @@ pub struct PredictArgs {
 
 fn predict_cmd(a: PredictArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
-    let m = load_run(&a.model)?;
+    let m = load_run(&a.model, a.encoding)?;
     let text = m.tag_file(&a.input)?;
     seqrnn::io::write_atomic(&a.out, text.as_bytes())
         .with_context(|| format!("could not write {}", a.out.display()))?;

@@ -1,11 +1,12 @@
 //! `seqrnn translate train | eval | run`: encoder–decoder translation with attention.
 
-use std::io::{BufRead, Write as _};
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use seqrnn::data::subword::{Subword, SubwordConfig, SubwordVocab};
+use seqrnn::data::Encoding;
 use seqrnn::lm::model::OutputWeights;
 use seqrnn::model::attention::Score;
 use seqrnn::run::{Run, RunDir};
@@ -17,7 +18,7 @@ use seqrnn::translate::{
     TranslateMetrics, TranslateRunConfig, TranslateRunData, TranslateTask, TranslateTrainConfig,
 };
 
-use crate::flags::{default, epochs, help, EncoderFlags, LoopFlags, RunFlags};
+use crate::flags::{default, epochs, help, EncoderFlags, EncodingFlag, LoopFlags, RunFlags};
 use crate::progress::Shown;
 use crate::training;
 
@@ -79,7 +80,8 @@ impl DecodeArgs {
     }
 }
 
-/// The language pair: `--src` and `--tgt` (a command may restate their help).
+/// The language pair: `--src` and `--tgt` (a command may restate their help), and the files'
+/// encoding.
 #[derive(Args, Debug)]
 struct Langs {
     /// Source language suffix (`de` reads train.de).
@@ -88,6 +90,8 @@ struct Langs {
     /// Target language suffix.
     #[arg(long)]
     tgt: String,
+    #[command(flatten)]
+    encoding: EncodingFlag,
 }
 
 impl Langs {
@@ -194,8 +198,15 @@ fn check_lang(lang: &str, flag: &str) -> Result<()> {
     Ok(())
 }
 
-fn read(dir: &Path, prefix: &str, src: &str, tgt: &str, what: &str) -> Result<ParallelText> {
-    read_split(dir, prefix, src, tgt).with_context(|| format!("could not read the {what} split"))
+/// The split `prefix` of `dir` in `langs`, its files in `encoding`.
+fn read(
+    (dir, prefix): (&Path, &str),
+    langs: &Langs,
+    encoding: Encoding,
+    what: &str,
+) -> Result<ParallelText> {
+    read_split(dir, prefix, &langs.src, &langs.tgt, encoding)
+        .with_context(|| format!("could not read the {what} split"))
 }
 
 fn src_file(dir: &Path, prefix: &str, src: &str) -> PathBuf {
@@ -218,11 +229,12 @@ fn load_data(
     subword: &SubwordConfig,
     max_src_len: usize,
     resumed: Option<&RunDir>,
+    encoding: Encoding,
 ) -> Result<TranslateData> {
-    let train_text = read(&a.data, &a.train, &a.langs.src, &a.langs.tgt, "training")?;
-    let valid_text = read(&a.data, &a.valid, &a.langs.src, &a.langs.tgt, "validation")?;
+    let train_text = read((&a.data, &a.train), &a.langs, encoding, "training")?;
+    let valid_text = read((&a.data, &a.valid), &a.langs, encoding, "validation")?;
     let test_text = match src_file(&a.data, &a.test, &a.langs.src).is_file() {
-        true => Some(read(&a.data, &a.test, &a.langs.src, &a.langs.tgt, "test")?),
+        true => Some(read((&a.data, &a.test), &a.langs, encoding, "test")?),
         false => None,
     };
     let (src_vocab, tgt_vocab) = match resumed {
@@ -362,7 +374,9 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     let subword = saved.map_or_else(|| subword_from_flags(&a), |c| c.train.subword);
     let max_src_len = saved.map_or(a.max_src_len, |c| c.model.max_src_len);
     let resumed_dir = resumed.as_ref().map(|(r, _)| r.dir());
-    let d = load_data(&a, &subword, max_src_len, resumed_dir)?;
+    let enc = &a.langs.encoding;
+    let encoding = saved.map_or(enc.get(), |c| enc.or_run(c.data.encoding));
+    let d = load_data(&a, &subword, max_src_len, resumed_dir, encoding)?;
     let (model_cfg, train_cfg) = match saved {
         Some(c) => {
             let fit = a.fit.resumed(&a.run, c.train.fit);
@@ -378,6 +392,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     let langs = TranslateRunData {
         src: a.langs.src.clone(),
         tgt: a.langs.tgt.clone(),
+        encoding,
     };
     let config = TranslateRunConfig::new(model_cfg, train_cfg, langs);
     if training::is_root() {
@@ -519,7 +534,8 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
     let m = load_run(&a.model)?;
     a.langs.check_run(&a.model, &m.config.data)?;
-    let text = read(&a.data, &a.test, &a.langs.src, &a.langs.tgt, "test")?;
+    let encoding = a.langs.encoding.or_run(m.config.data.encoding);
+    let text = read((&a.data, &a.test), &a.langs, encoding, "test")?;
     let data = encode_pairs(
         &text,
         &m.src_vocab,
@@ -575,6 +591,7 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
 
 /// `seqrnn translate run`.
 #[derive(Args, Debug)]
+#[command(mut_arg("encoding", help(INPUT_ENCODING)))]
 pub struct RunArgs {
     /// Run directory from `seqrnn translate train`.
     #[arg(long)]
@@ -582,6 +599,8 @@ pub struct RunArgs {
     /// Source sentences, one a line (default: standard input).
     #[arg(long)]
     input: Option<PathBuf>,
+    #[command(flatten)]
+    encoding: EncodingFlag,
     #[command(flatten)]
     decode: DecodeArgs,
     /// Threads (default: all cores).
@@ -593,23 +612,33 @@ pub struct RunArgs {
     attention_out: Option<PathBuf>,
 }
 
-fn read_lines(input: Option<&Path>) -> Result<Vec<String>> {
-    let (reader, name): (Box<dyn BufRead>, String) = match input {
+/// The help of `translate run --encoding`.
+const INPUT_ENCODING: &str = "Encoding of --input, by its WHATWG label (latin1, windows-1252, utf-16le, ...) [default: the run's], or of standard input [default: utf-8]";
+
+/// The source sentences of `input` (in `encoding`, else the run's `trained` one), or of
+/// standard input (in `encoding`, else UTF-8).
+fn read_lines(
+    input: Option<&Path>,
+    encoding: EncodingFlag,
+    trained: Encoding,
+) -> Result<Vec<String>> {
+    let (text, name) = match input {
         Some(p) => (
-            Box::new(std::io::BufReader::new(
-                std::fs::File::open(p)
-                    .with_context(|| format!("could not open {}", p.display()))?,
-            )),
+            seqrnn::data::read_text(p, encoding.or_run(trained))?,
             p.display().to_string(),
         ),
-        None => (
-            Box::new(std::io::stdin().lock()),
-            "standard input".to_string(),
-        ),
+        None => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut bytes)
+                .context("could not read standard input")?;
+            let name = "standard input";
+            (encoding.get().decode(bytes, Path::new(name))?, name.into())
+        }
     };
     let mut lines = Vec::new();
-    for (no, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("{name}, line {}: not UTF-8 text", no + 1))?;
+    for (no, line) in text.lines().enumerate() {
         let line = line.trim().to_string();
         ensure!(
             !line.is_empty(),
@@ -624,7 +653,7 @@ fn read_lines(input: Option<&Path>) -> Result<Vec<String>> {
 fn run_cmd(a: RunArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
     let m = load_run(&a.model)?;
-    let lines = read_lines(a.input.as_deref())?;
+    let lines = read_lines(a.input.as_deref(), a.encoding, m.config.data.encoding)?;
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
     let sources = m.encode_sources(&refs)?;
     let decode = a.decode.apply(m.config.train.decode);

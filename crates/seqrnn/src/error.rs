@@ -28,6 +28,17 @@ pub enum Error {
         /// What is wrong with it, with a line number where one helps.
         message: String,
     },
+    /// A text file read as UTF-8 (the default encoding) that is not: the file may be in
+    /// another encoding ([`crate::data::text::Encoding`]).
+    #[error("{}: line {line} is not valid UTF-8 (byte offset {offset})", path.display())]
+    NotUtf8 {
+        /// The file concerned.
+        path: PathBuf,
+        /// The 1-based line of the first invalid byte.
+        line: usize,
+        /// The offset of that byte in the file, from 0.
+        offset: u64,
+    },
     /// Training produced a non-finite loss or gradient.
     #[error("training diverged at epoch {epoch}, step {step}: {what}; the last good checkpoint was kept")]
     Diverged {

@@ -46,14 +46,15 @@
 //! # std::fs::create_dir_all(&dir)?;
 //! # std::fs::write(dir.join("train.txt"), "the company said it would buy the shares\n".repeat(30))?;
 //! # std::fs::write(dir.join("valid.txt"), "the company said it would buy\n")?;
-//! # let corpus = seqrnn::data::load_word_corpus(&dir)?;
+//! # let corpus = seqrnn::data::load_word_corpus(&dir, Default::default())?;
 //! # let config = seqrnn::lm::LmConfig { vocab: corpus.vocab.len(), embed: 8, hidden: 8,
 //! #     layers: 1, ..Default::default() };
 //! # let model = seqrnn::lm::LanguageModel::new(config)?;
 //! # let mut params = model.init_params(seqrnn::lm::LmInit::Uniform(0.1), 1)?;
 //! # let settings = seqrnn::lm::TrainConfig { bptt: 5, batch: 2, epochs: 1, ..Default::default() };
 //! # let rc = LmRunConfig::new(config, serde_json::to_value(settings)?,
-//! #     LmRunData { tokens: TokenKindName::Word });
+//! #     LmRunData { tokens: TokenKindName::Word,
+//! #     encoding: Default::default() });
 //! # let run = Run::create(&dir.join("run"), &rc, Existing::Replace)?;
 //! # corpus.vocab.save(&run.dir().vocab_path())?;
 //! # seqrnn::lm::train(&model, &mut params, &corpus, &settings, &run, "doc", &mut Silent)?;
@@ -116,7 +117,8 @@
 //! # let model = Classifier::new(mc)?;
 //! # let fit = FitConfig { epochs: 3, lr: 0.01, ..FitConfig::default() };
 //! # let config = ClassifyRunConfig::new(mc,
-//! #     ClassifyTrainConfig { batch: 8, min_freq: 1, word_dropout: 0.0, fit }, NoData {});
+//! #     ClassifyTrainConfig { batch: 8, min_freq: 1, word_dropout: 0.0,
+//! #     encoding: Default::default(), fit }, NoData {});
 //! # let mut task = ClassifyTask::new(&model, &enc, &enc, 8)?;
 //! # let mut params = model.init_params(1)?;
 //! # let run = Run::create(&dir, &config, Existing::Replace)?;

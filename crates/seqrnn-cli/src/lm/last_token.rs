@@ -192,7 +192,11 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
     let data_path = super::data_path(a.data.as_deref(), a.lm.tokens())?;
     let resumed = training::resumed::<_, _, _>(&a.run)?;
     let saved: Option<&LastTokenRunConfig> = resumed.as_ref().map(|(_, c)| c);
-    let corpus = super::train_corpus(&a, &data_path)?;
+    let encoding = match saved {
+        Some(c) => a.lm.encoding.or_run(c.data.encoding),
+        None => a.lm.encoding.get(),
+    };
+    let corpus = super::train_corpus(&a, &data_path, encoding)?;
     let (model_cfg, train_cfg) = match saved {
         Some(c) => resumed_settings(&a, c)?,
         None => fresh_settings(&a, corpus.vocab.len())?,
@@ -218,7 +222,7 @@ pub fn train_cmd(a: TrainArgs) -> Result<()> {
         _ => model.init_params(train_cfg.fit.seed)?,
     };
     let tokens = TokenKind::from(a.lm.tokens()).into();
-    let config = LastTokenRunConfig::new(model_cfg, train_cfg, LmRunData { tokens });
+    let config = LastTokenRunConfig::new(model_cfg, train_cfg, LmRunData { tokens, encoding });
     let run = super::open_run(resumed.map(|(r, _)| r), &a, &config, &corpus, &data_path)?;
     if training::is_root() {
         print_start(&model, &train_cfg, corpus.train.len());
@@ -268,7 +272,8 @@ pub fn eval_cmd(a: EvalArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
     ensure!(a.batch >= 1, "--batch must be at least 1");
     let lm = Trained::load(&a.model)?;
-    let (stream, key) = super::eval_split(&a, lm.token_kind(), |d, s| lm.split(d, s))?;
+    let encoding = a.encoding.or_run(lm.encoding());
+    let (stream, key) = super::eval_split(&a, lm.token_kind(), |d, s| lm.split(d, s, encoding))?;
     let window = lm.config.train.window;
     let batch = match a.batch {
         1 => lm.config.train.eval_batch,

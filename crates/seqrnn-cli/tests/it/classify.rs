@@ -211,7 +211,10 @@ fn bad_input_gives_one_message() {
         ),
         (train_args(&unknown, out_s, &[]), "unknown label `meh`"),
         (train_args(&empty, out_s, &[]), "empty"),
-        (train_args(&utf8, out_s, &[]), "line 3: not valid UTF-8"),
+        (
+            train_args(&utf8, out_s, &[]),
+            "train.tsv: line 3 is not valid UTF-8",
+        ),
         (train_args(&one, out_s, &[]), "at least 2 labels"),
         (
             train_args(data_s, out_s, &["--hidden", "0"]),

@@ -125,7 +125,7 @@ fn inspects_a_character_model() {
             "--out",
             o,
         ]),
-        "not UTF-8",
+        "bad.txt: line 1 is not valid UTF-8",
     );
     let fc = foreign_run(&d, "forecast", r#"{"format": 1, "task": "forecast"}"#);
     fails(

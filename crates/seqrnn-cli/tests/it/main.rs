@@ -12,6 +12,7 @@ mod compare;
 /// Under `mpirun -np 2`: only with the `mpi` feature.
 #[cfg(feature = "mpi")]
 mod distributed;
+mod encoding;
 mod forecast;
 mod inspect;
 mod keras;

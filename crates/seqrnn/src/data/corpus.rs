@@ -3,8 +3,8 @@
 //!
 //! # Word corpora
 //!
-//! A file is read as UTF-8 and cut into lines the way Python iterates over a text file (universal
-//! newlines: `"\n"`, `"\r\n"` and a lone `"\r"` each end a line; a file ending in a line break has
+//! A file is read in its encoding (UTF-8 unless told otherwise: [`super::text`]) and cut into
+//! lines the way Python iterates over a text file (universal newlines: `"\n"`, `"\r\n"` and a lone `"\r"` each end a line; a file ending in a line break has
 //! no extra empty line after it; a last line without a line break is still a line). Each line is
 //! split on whitespace ([`str::split_whitespace`]) and its words are followed by [`EOS`], so every
 //! line, an empty one included, yields an `<eos>` (PyTorch: `line.split() + ['<eos>']`).
@@ -23,6 +23,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::text::{read_text, Encoding, Lines};
 use super::vocab::{Vocab, EOS, UNK};
 use crate::error::{Error, Result};
 
@@ -68,12 +69,12 @@ pub fn char_corpus_file(path: &Path) -> PathBuf {
     }
 }
 
-/// The corpus at `path`: a word-corpus folder ([`load_word_corpus`]) or a character corpus
-/// ([`char_corpus_file`], [`load_char_corpus`]).
-pub fn load_corpus(path: &Path, kind: TokenKind) -> Result<Corpus> {
+/// The corpus at `path`, its files in `encoding`: a word-corpus folder ([`load_word_corpus`])
+/// or a character corpus ([`char_corpus_file`], [`load_char_corpus`]).
+pub fn load_corpus(path: &Path, kind: TokenKind, encoding: Encoding) -> Result<Corpus> {
     match kind {
-        TokenKind::Word => load_word_corpus(path),
-        TokenKind::Char => load_char_corpus(&char_corpus_file(path)),
+        TokenKind::Word => load_word_corpus(path, encoding),
+        TokenKind::Char => load_char_corpus(&char_corpus_file(path), encoding),
     }
 }
 
@@ -95,12 +96,12 @@ pub fn word_split_file(dir: &Path, name: &str) -> Result<PathBuf> {
 
 /// Word corpus in Mikolov's layout in `dir`: `ptb.train.txt`, `ptb.valid.txt`, `ptb.test.txt`,
 /// or else `train.txt`, `valid.txt`, `test.txt` (test optional in both layouts; train and valid
-/// required).
+/// required), in `encoding`.
 ///
 /// See the [module docs](self) for the tokenisation. Fails with [`Error::Io`] if `dir` or a file
-/// cannot be read, and with [`Error::Data`] if a required file is missing, or a file is empty
-/// or not UTF-8.
-pub fn load_word_corpus(dir: &Path) -> Result<Corpus> {
+/// cannot be read, with [`Error::NotUtf8`] if a file is not the UTF-8 it should be, and with
+/// [`Error::Data`] if a required file is missing or a file is empty.
+pub fn load_word_corpus(dir: &Path, encoding: Encoding) -> Result<Corpus> {
     let meta = std::fs::metadata(dir).map_err(|source| Error::Io {
         path: dir.to_path_buf(),
         cause: source,
@@ -134,7 +135,7 @@ pub fn load_word_corpus(dir: &Path) -> Result<Corpus> {
     }
 
     let train_path = dir.join(train_name);
-    let train_text = read_text_lines(&train_path)?;
+    let train_text = read_text(&train_path, encoding)?;
     let mut vocab = Vocab::new();
     let mut train = Vec::new();
     let mut words = 0usize;
@@ -150,10 +151,10 @@ pub fn load_word_corpus(dir: &Path) -> Result<Corpus> {
     }
     vocab.add(UNK);
 
-    let (valid, unknown_in_valid) = encode_words(&valid_path, &vocab)?;
+    let (valid, unknown_in_valid) = encode_words(&valid_path, &vocab, encoding)?;
     let test_path = dir.join(test_name);
     let (test, unknown_in_test) = if test_path.is_file() {
-        let (ids, unknown) = encode_words(&test_path, &vocab)?;
+        let (ids, unknown) = encode_words(&test_path, &vocab, encoding)?;
         (Some(ids), unknown)
     } else {
         (None, 0)
@@ -168,20 +169,16 @@ pub fn load_word_corpus(dir: &Path) -> Result<Corpus> {
     })
 }
 
-/// Character corpus: one text file, first 90% of its characters train, last 10% valid
-/// (nanoGPT/char-rnn convention: split index = floor(0.9 * number_of_chars)), no test split.
+/// Character corpus: one text file in `encoding`, first 90% of its characters train, last 10%
+/// valid (nanoGPT/char-rnn convention: split index = floor(0.9 * number_of_chars)), no test
+/// split.
 ///
-/// Fails with [`Error::Io`] if the file cannot be read, and with [`Error::Data`] if it is empty,
-/// has a single character (too few to split), or is not UTF-8 (with the byte offset).
-pub fn load_char_corpus(file: &Path) -> Result<Corpus> {
-    let bytes = read_bytes(file)?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| Error::Data {
-        path: file.to_path_buf(),
-        message: format!(
-            "the file is not valid UTF-8: bad byte at offset {}",
-            e.valid_up_to()
-        ),
-    })?;
+/// Fails with [`Error::Io`] if the file cannot be read, with [`Error::NotUtf8`] (line and byte
+/// offset) if it is not the UTF-8 it should be, and with [`Error::Data`] if it is empty or has a
+/// single character (too few to split).
+pub fn load_char_corpus(file: &Path, encoding: Encoding) -> Result<Corpus> {
+    let text = read_text(file, encoding)?;
+    let text = text.as_str();
     let n = text.chars().count();
     if n == 0 {
         return Err(empty_corpus(file));
@@ -229,14 +226,15 @@ pub fn load_char_corpus(file: &Path) -> Result<Corpus> {
     })
 }
 
-/// Encodes one word-level file with an existing vocabulary (unknown words -> `<unk>`); returns
-/// ids and the count of unknown tokens.
+/// Encodes one word-level file in `encoding` with an existing vocabulary (unknown words ->
+/// `<unk>`); returns ids and the count of unknown tokens.
 ///
 /// Lines are tokenised as in [`load_word_corpus`], `<eos>` included. Fails with [`Error::Io`] if
-/// the file cannot be read, and with [`Error::Data`] if it is empty (no words), not UTF-8, or
-/// holds a word the vocabulary lacks while the vocabulary has no [`UNK`].
-pub fn encode_words(path: &Path, vocab: &Vocab) -> Result<(Vec<u32>, usize)> {
-    encode_word_text(&read_text_lines(path)?, path, vocab)
+/// the file cannot be read, with [`Error::NotUtf8`] if it is not the UTF-8 it should be, and with
+/// [`Error::Data`] if it is empty (no words) or holds a word the vocabulary lacks while the
+/// vocabulary has no [`UNK`].
+pub fn encode_words(path: &Path, vocab: &Vocab, encoding: Encoding) -> Result<(Vec<u32>, usize)> {
+    encode_word_text(&read_text(path, encoding)?, path, vocab)
 }
 
 /// [`encode_words`] of a text already read (`path` names it in messages).
@@ -294,59 +292,10 @@ pub fn tokenize(text: &str, kind: TokenKind) -> Vec<String> {
     }
 }
 
-fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        cause: source,
-    })
-}
-
-/// Reads a word file as UTF-8, reporting the 1-based line of the first invalid byte.
-pub(crate) fn read_text_lines(path: &Path) -> Result<String> {
-    let bytes = read_bytes(path)?;
-    String::from_utf8(bytes).map_err(|e| {
-        let bytes = e.as_bytes();
-        let valid = e.utf8_error().valid_up_to();
-        // The valid prefix is UTF-8, so it can be cut into lines like the text itself.
-        let prefix = std::str::from_utf8(&bytes[..valid]).unwrap_or_default();
-        let line = Lines(prefix).count().max(1) + usize::from(prefix.ends_with(['\n', '\r']));
-        Error::Data {
-            path: path.to_path_buf(),
-            message: format!("line {line} is not valid UTF-8"),
-        }
-    })
-}
-
 fn empty_corpus(path: &Path) -> Error {
     Error::Data {
         path: PathBuf::from(path),
         message: "corpus is empty: the file holds no tokens".to_owned(),
-    }
-}
-
-/// Lines of a text as Python's text-mode file iteration gives them (universal newlines), without
-/// their line breaks.
-pub(crate) struct Lines<'a>(pub(crate) &'a str);
-
-impl<'a> Iterator for Lines<'a> {
-    type Item = &'a str;
-
-    fn next(&mut self) -> Option<&'a str> {
-        if self.0.is_empty() {
-            return None;
-        }
-        let rest = self.0;
-        match rest.find(['\n', '\r']) {
-            Some(i) => {
-                let skip = if rest[i..].starts_with("\r\n") { 2 } else { 1 };
-                self.0 = &rest[i + skip..];
-                Some(&rest[..i])
-            }
-            None => {
-                self.0 = "";
-                Some(rest)
-            }
-        }
     }
 }
 
@@ -375,26 +324,12 @@ mod tests {
     }
 
     #[test]
-    fn lines_follow_python_iteration() {
-        fn lines(s: &str) -> Vec<&str> {
-            Lines(s).collect()
-        }
-        assert_eq!(lines(""), Vec::<&str>::new());
-        assert_eq!(lines("\n"), [""]);
-        assert_eq!(lines("a"), ["a"]);
-        assert_eq!(lines("a\n"), ["a"]);
-        assert_eq!(lines("a\n\nb"), ["a", "", "b"]);
-        assert_eq!(lines("a\r\nb\rc\n\n"), ["a", "b", "c", ""]);
-        assert_eq!(lines("a\r\r\nb"), ["a", "", "b"]);
-    }
-
-    #[test]
     fn eos_after_every_line() {
         let dir = temp_dir(&[
             ("train.txt", b" a b \n\nc a\n\t\n b"),
             ("valid.txt", b"a\n"),
         ]);
-        let c = load_word_corpus(&dir).unwrap();
+        let c = load_word_corpus(&dir, Encoding::UTF_8).unwrap();
         assert_eq!(
             words(&c.vocab, &c.train),
             ["a", "b", EOS, EOS, "c", "a", EOS, EOS, "b", EOS]
@@ -413,7 +348,7 @@ mod tests {
             ("ptb.valid.txt", b"the dog sat\nmat cat\n"),
             ("ptb.test.txt", b"a <unk>\n"),
         ]);
-        let c = load_word_corpus(&dir).unwrap();
+        let c = load_word_corpus(&dir, Encoding::UTF_8).unwrap();
         // <unk> already in training: not appended again.
         assert_eq!(c.vocab.tokens(), ["the", UNK, "cat", EOS, "sat"]);
         assert_eq!(c.train, [0, 1, 2, 3, 4, 3]);
@@ -428,7 +363,7 @@ mod tests {
     #[test]
     fn unk_appended_when_train_lacks_it() {
         let dir = temp_dir(&[("train.txt", b"x y\n"), ("valid.txt", b"z\n")]);
-        let c = load_word_corpus(&dir).unwrap();
+        let c = load_word_corpus(&dir, Encoding::UTF_8).unwrap();
         assert_eq!(c.vocab.tokens(), ["x", "y", EOS, UNK]);
         assert_eq!(c.vocab.unk_id(), Some(3));
         assert_eq!(c.valid, [3, 2]);
@@ -445,7 +380,7 @@ mod tests {
             ("valid.txt", b"q\n"),
             ("test.txt", b"q\n"),
         ]);
-        let c = load_word_corpus(&dir).unwrap();
+        let c = load_word_corpus(&dir, Encoding::UTF_8).unwrap();
         assert_eq!(c.vocab.tokens(), ["p", EOS, UNK]);
         // The test file of the other layout is not mixed in.
         assert_eq!(c.test, None);
@@ -456,7 +391,7 @@ mod tests {
             ("valid.txt", b"q\n"),
             ("test.txt", b"q r\n"),
         ]);
-        let c = load_word_corpus(&dir).unwrap();
+        let c = load_word_corpus(&dir, Encoding::UTF_8).unwrap();
         assert_eq!(c.vocab.tokens(), ["q", EOS, UNK]);
         assert_eq!(c.test.as_deref(), Some(&[0, 2, 1][..]));
         assert_eq!(c.unknown_in_test, 1);
@@ -466,7 +401,7 @@ mod tests {
     #[test]
     fn missing_files_are_named() {
         let dir = temp_dir(&[("valid.txt", b"a\n")]);
-        let err = load_word_corpus(&dir).unwrap_err();
+        let err = load_word_corpus(&dir, Encoding::UTF_8).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, Error::Data { .. }), "{err:?}");
         assert!(
@@ -476,16 +411,18 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
 
         let dir = temp_dir(&[("ptb.train.txt", b"a\n"), ("valid.txt", b"a\n")]);
-        let msg = load_word_corpus(&dir).unwrap_err().to_string();
+        let msg = load_word_corpus(&dir, Encoding::UTF_8)
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("ptb.valid.txt"), "{msg}");
         std::fs::remove_dir_all(&dir).unwrap();
 
         let missing = std::env::temp_dir().join("seqrnn-corpus-no-such-dir-7f3a");
-        let err = load_word_corpus(&missing).unwrap_err();
+        let err = load_word_corpus(&missing, Encoding::UTF_8).unwrap_err();
         assert!(matches!(err, Error::Io { .. }), "{err:?}");
         assert!(err.to_string().contains("seqrnn-corpus-no-such-dir-7f3a"));
 
-        let err = load_char_corpus(&missing).unwrap_err();
+        let err = load_char_corpus(&missing, Encoding::UTF_8).unwrap_err();
         assert!(matches!(err, Error::Io { .. }), "{err:?}");
     }
 
@@ -493,7 +430,9 @@ mod tests {
     fn empty_corpora() {
         for train in [&b""[..], b"\n\n", b"  \t\n"] {
             let dir = temp_dir(&[("train.txt", train), ("valid.txt", b"a\n")]);
-            let msg = load_word_corpus(&dir).unwrap_err().to_string();
+            let msg = load_word_corpus(&dir, Encoding::UTF_8)
+                .unwrap_err()
+                .to_string();
             assert!(
                 msg.contains("corpus is empty") && msg.contains("train.txt"),
                 "{msg}"
@@ -501,19 +440,21 @@ mod tests {
             std::fs::remove_dir_all(&dir).unwrap();
         }
         let dir = temp_dir(&[("train.txt", b"a\n"), ("valid.txt", b"")]);
-        let msg = load_word_corpus(&dir).unwrap_err().to_string();
+        let msg = load_word_corpus(&dir, Encoding::UTF_8)
+            .unwrap_err()
+            .to_string();
         assert!(
             msg.contains("corpus is empty") && msg.contains("valid.txt"),
             "{msg}"
         );
 
         std::fs::write(dir.join("chars.txt"), b"").unwrap();
-        let msg = load_char_corpus(&dir.join("chars.txt"))
+        let msg = load_char_corpus(&dir.join("chars.txt"), Encoding::UTF_8)
             .unwrap_err()
             .to_string();
         assert!(msg.contains("corpus is empty"), "{msg}");
         std::fs::write(dir.join("chars.txt"), "é").unwrap();
-        let msg = load_char_corpus(&dir.join("chars.txt"))
+        let msg = load_char_corpus(&dir.join("chars.txt"), Encoding::UTF_8)
             .unwrap_err()
             .to_string();
         assert!(msg.contains("single character"), "{msg}");
@@ -528,26 +469,110 @@ mod tests {
             ("v2.txt", b"\xff"),
             ("v3.txt", b"a\r\nb\n\xc3"),
         ]);
-        let msg = load_word_corpus(&dir).unwrap_err().to_string();
+        let msg = load_word_corpus(&dir, Encoding::UTF_8)
+            .unwrap_err()
+            .to_string();
         assert!(
             msg.contains("line 4") && msg.contains("UTF-8") && msg.contains("train.txt"),
             "{msg}"
         );
         let vocab = Vocab::new();
-        let msg = encode_words(&dir.join("v2.txt"), &vocab)
+        let msg = encode_words(&dir.join("v2.txt"), &vocab, Encoding::UTF_8)
             .unwrap_err()
             .to_string();
         assert!(msg.contains("line 1 "), "{msg}");
-        let msg = encode_words(&dir.join("v3.txt"), &vocab)
+        let msg = encode_words(&dir.join("v3.txt"), &vocab, Encoding::UTF_8)
             .unwrap_err()
             .to_string();
         assert!(msg.contains("line 3 "), "{msg}");
 
         std::fs::write(dir.join("c.txt"), b"ab\n\xe9").unwrap();
-        let msg = load_char_corpus(&dir.join("c.txt"))
+        let msg = load_char_corpus(&dir.join("c.txt"), Encoding::UTF_8)
             .unwrap_err()
             .to_string();
         assert!(msg.contains("offset 3"), "{msg}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn windows_1252_corpora_read_as_their_utf8_twins() {
+        let cp1252 = Encoding::for_label("windows-1252").unwrap();
+        let text = "Müller sagte „Grüße“ – 5 €\nSão Paulo\n";
+        let (bytes, _, unmappable) = encoding_rs::WINDOWS_1252.encode(text);
+        assert!(!unmappable && bytes.len() < text.len());
+        let utf8 = temp_dir(&[
+            ("train.txt", text.as_bytes()),
+            ("valid.txt", "José\n".as_bytes()),
+        ]);
+        let cp = temp_dir(&[("train.txt", &bytes), ("valid.txt", b"Jos\xe9\n")]);
+        let (u, w) = (
+            load_word_corpus(&utf8, Encoding::UTF_8).unwrap(),
+            load_word_corpus(&cp, cp1252).unwrap(),
+        );
+        assert_eq!(
+            words(&w.vocab, &w.train),
+            [
+                "Müller",
+                "sagte",
+                "„Grüße“",
+                "–",
+                "5",
+                "€",
+                EOS,
+                "São",
+                "Paulo",
+                EOS
+            ]
+        );
+        assert_eq!(
+            (&w.vocab, &w.train, &w.valid),
+            (&u.vocab, &u.train, &u.valid)
+        );
+        assert_eq!(w.unknown_in_valid, 1);
+        // Read as UTF-8 (the default), the first non-ASCII byte is refused where it is.
+        let e = load_word_corpus(&cp, Encoding::UTF_8).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::NotUtf8 {
+                    line: 1,
+                    offset: 1,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .contains("train.txt: line 1 is not valid UTF-8"),
+            "{e}"
+        );
+        let (u, w) = (
+            load_char_corpus(&utf8.join("train.txt"), Encoding::UTF_8).unwrap(),
+            load_char_corpus(&cp.join("train.txt"), cp1252).unwrap(),
+        );
+        assert_eq!(
+            (&w.vocab, &w.train, &w.valid),
+            (&u.vocab, &u.train, &u.valid)
+        );
+        assert_eq!(w.vocab.token(1), Some("ü"));
+        std::fs::remove_dir_all(&utf8).unwrap();
+        std::fs::remove_dir_all(&cp).unwrap();
+    }
+
+    #[test]
+    fn a_utf8_bom_is_skipped() {
+        let dir = temp_dir(&[
+            ("train.txt", b"\xEF\xBB\xBFa b\n"),
+            ("valid.txt", b"\xEF\xBB\xBFb\n"),
+            ("c.txt", b"\xEF\xBB\xBFabab"),
+        ]);
+        let c = load_word_corpus(&dir, Encoding::UTF_8).unwrap();
+        assert_eq!(c.vocab.tokens(), ["a", "b", EOS, UNK]);
+        assert_eq!((c.valid.as_slice(), c.unknown_in_valid), (&[1, 2][..], 0));
+        let c = load_char_corpus(&dir.join("c.txt"), Encoding::UTF_8).unwrap();
+        assert_eq!(c.vocab.tokens(), ["a", "b", UNK]);
+        assert_eq!(c.train, [0, 1, 0]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -557,13 +582,13 @@ mod tests {
         let mut vocab = Vocab::new();
         vocab.add("a");
         vocab.add(EOS);
-        let msg = encode_words(&dir.join("t.txt"), &vocab)
+        let msg = encode_words(&dir.join("t.txt"), &vocab, Encoding::UTF_8)
             .unwrap_err()
             .to_string();
         assert!(msg.contains("line 2") && msg.contains("\"b\""), "{msg}");
         vocab.add("b");
         assert_eq!(
-            encode_words(&dir.join("t.txt"), &vocab).unwrap(),
+            encode_words(&dir.join("t.txt"), &vocab, Encoding::UTF_8).unwrap(),
             (vec![0, 1, 2, 0, 1], 0)
         );
         std::fs::remove_dir_all(&dir).unwrap();
@@ -575,7 +600,7 @@ mod tests {
         let text = "abca\nbé\nabcabcabcaxé";
         assert_eq!(text.chars().count(), 20);
         let dir = temp_dir(&[("input.txt", text.as_bytes())]);
-        let c = load_char_corpus(&dir.join("input.txt")).unwrap();
+        let c = load_char_corpus(&dir.join("input.txt"), Encoding::UTF_8).unwrap();
         assert_eq!(c.vocab.tokens(), ["a", "b", "c", "\n", "é", UNK]);
         assert_eq!(c.train.len(), 18);
         assert_eq!(c.train[..8], [0, 1, 2, 0, 3, 1, 4, 3]);
@@ -601,7 +626,7 @@ mod tests {
     #[test]
     fn char_unk_is_distinct_from_chars() {
         let dir = temp_dir(&[("input.txt", "<unk><unk>ab".as_bytes())]);
-        let c = load_char_corpus(&dir.join("input.txt")).unwrap();
+        let c = load_char_corpus(&dir.join("input.txt"), Encoding::UTF_8).unwrap();
         // 12 chars: "<unk><unk>" trains, "ab" validates.
         assert_eq!(c.vocab.tokens(), ["<", "u", "n", "k", ">", UNK]);
         assert_eq!(c.train, [0, 1, 2, 3, 4, 0, 1, 2, 3, 4]);

@@ -9,6 +9,8 @@
 //! * [`download`]: fetching and verifying Penn Treebank;
 //! * [`table`]: numeric CSV tables (time series for forecasting);
 //! * [`subword`]: subword vocabularies (BPE, unigram, words) learned with `tokenizers`;
+//! * [`text`]: text files in their encoding ([`Encoding`]; UTF-8 by default), the reader every
+//!   text format goes through ([`read_text`]);
 //! * [`audio`]: WAV files, resampling, log-mel features, normalisation and SpecAugment.
 
 pub mod audio;
@@ -17,6 +19,7 @@ pub mod corpus;
 pub mod download;
 pub mod subword;
 pub mod table;
+pub mod text;
 pub mod vocab;
 
 pub use batch::{Batched, Window};
@@ -24,4 +27,5 @@ pub use corpus::{
     char_corpus_file, encode_word_text, encode_words, load_char_corpus, load_corpus,
     load_word_corpus, tokenize, word_split_file, Corpus, TokenKind,
 };
+pub use text::{read_text, Encoding};
 pub use vocab::{Vocab, EOS, UNK};

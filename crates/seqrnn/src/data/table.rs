@@ -27,24 +27,15 @@ pub struct Table {
 }
 
 impl Table {
-    /// Reads a CSV file with a header line.
+    /// Reads a CSV file with a header line, in UTF-8 (a byte-order mark at the start, as
+    /// spreadsheets write, is skipped).
     ///
     /// # Errors
-    /// [`Error::Io`] when the file cannot be read; [`Error::Data`] when it is empty, not UTF-8,
-    /// has no data rows, a row with the wrong number of fields, a duplicate column name or a
-    /// value of a numeric column that is not a finite number.
+    /// [`Error::Io`] when the file cannot be read; [`Error::NotUtf8`] when it is not UTF-8;
+    /// [`Error::Data`] when it is empty, has no data rows, a row with the wrong number of fields,
+    /// a duplicate column name or a value of a numeric column that is not a finite number.
     pub fn load(path: &Path) -> Result<Table> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            cause: source,
-        })?;
-        let text = String::from_utf8(bytes).map_err(|e| Error::Data {
-            path: path.to_path_buf(),
-            message: format!(
-                "not valid UTF-8 text (first bad byte at offset {})",
-                e.utf8_error().valid_up_to()
-            ),
-        })?;
+        let text = super::text::read_text(path, super::text::Encoding::UTF_8)?;
         Self::parse(&text, path)
     }
 

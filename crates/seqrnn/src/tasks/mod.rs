@@ -486,6 +486,7 @@ pub fn import_keras(source: &KerasSource, out: &RunDir) -> Result<KerasImported>
     vocab.save(&out.vocab_path())?;
     let data = lm::LmRunData {
         tokens: source.tokens.into(),
+        encoding: Default::default(),
     };
     match (&imported, &labels) {
         (KerasImported::LanguageModel(m, p), _) => {

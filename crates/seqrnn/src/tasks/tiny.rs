@@ -72,7 +72,7 @@ fn word_corpus(dir: &Path, name: &str) -> Result<crate::data::Corpus> {
     let line = "the company said it would buy the shares\n";
     write(&data.join("train.txt"), &line.repeat(30))?;
     write(&data.join("valid.txt"), "the company said it would buy\n")?;
-    crate::data::load_word_corpus(&data)
+    crate::data::load_word_corpus(&data, Default::default())
 }
 
 /// A language-model run (`seqrnn train`) in `dir/lm`.
@@ -101,6 +101,7 @@ pub fn lm(dir: &Path) -> Result<PathBuf> {
     let train = serde_json::to_value(settings).map_err(|e| Error::Config(e.to_string()))?;
     let data = LmRunData {
         tokens: TokenKind::Word.into(),
+        encoding: Default::default(),
     };
     let run = Run::create(
         &out,
@@ -158,6 +159,7 @@ pub fn last_token(dir: &Path) -> Result<PathBuf> {
     let mut params = model.init_params(train.fit.seed)?;
     let data = LmRunData {
         tokens: TokenKind::Word.into(),
+        encoding: Default::default(),
     };
     let config = LastTokenRunConfig::new(model_cfg, train, data);
     let run = Run::create(&out, &config, Existing::Replace)?;
@@ -270,6 +272,7 @@ pub fn classify(dir: &Path) -> Result<PathBuf> {
         batch: 8,
         min_freq: 1,
         word_dropout: 0.0,
+        encoding: Default::default(),
         fit: short_fit(3, 1e-2),
     };
     let mut task = ClassifyTask::new(&model, &enc, &enc, train.batch)?;
@@ -343,6 +346,7 @@ pub fn translate(dir: &Path) -> Result<PathBuf> {
     let data = TranslateRunData {
         src: "de".into(),
         tgt: "en".into(),
+        encoding: Default::default(),
     };
     let run = Run::create(
         &out,
@@ -501,6 +505,7 @@ pub fn speech(dir: &Path) -> Result<PathBuf> {
             train: "tones.tsv".into(),
             valid: "tones.tsv".into(),
             test: None,
+            encoding: Default::default(),
         },
         concat: None,
         speeds: Vec::new(),

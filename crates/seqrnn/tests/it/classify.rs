@@ -16,9 +16,9 @@ fn sst2_splits_and_vocabulary() {
         return;
     };
     let dir = dir.as_path();
-    let train = load_tsv(&dir.join("train.tsv")).unwrap();
-    let dev = load_tsv(&dir.join("dev.tsv")).unwrap();
-    let test = load_tsv(&dir.join("test.tsv")).unwrap();
+    let train = load_tsv(&dir.join("train.tsv"), Default::default()).unwrap();
+    let dev = load_tsv(&dir.join("dev.tsv"), Default::default()).unwrap();
+    let test = load_tsv(&dir.join("test.tsv"), Default::default()).unwrap();
     assert_eq!((train.len(), dev.len(), test.len()), (67_349, 872, 1_821));
     let labels = build_labels(&train);
     assert_eq!(labels.tokens(), ["0", "1"]);

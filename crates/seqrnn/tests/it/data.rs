@@ -15,7 +15,7 @@ fn data_ptb_word_corpus() {
         return;
     };
     let start = Instant::now();
-    let c = load_word_corpus(&ptb).unwrap();
+    let c = load_word_corpus(&ptb, Default::default()).unwrap();
     eprintln!("PTB loaded in {:?}", start.elapsed());
 
     assert_eq!(c.vocab.len(), 10_000);
@@ -59,7 +59,7 @@ fn data_tiny_shakespeare_char_corpus() {
     let Some(shakespeare) = common::shared(SHAKESPEARE) else {
         return;
     };
-    let c = load_char_corpus(&shakespeare).unwrap();
+    let c = load_char_corpus(&shakespeare, Default::default()).unwrap();
     assert_eq!(c.train.len() + c.valid.len(), 1_115_394);
     assert_eq!(c.train.len(), 1_003_854);
     assert_eq!(c.valid.len(), 111_540);

@@ -50,6 +50,7 @@ fn fake_run(dir: &Path, cell: CellKind, valid: &[f64]) -> PathBuf {
     };
     let data = LmRunData {
         tokens: TokenKindName::Word,
+        encoding: Default::default(),
     };
     LmRunConfig::new(cfg, serde_json::Value::Null, data)
         .save(&run)

@@ -13,6 +13,10 @@ pub struct ClassifyTrainConfig {
     /// Probability of replacing a training token by `<unk>` at each step.
     #[serde(default)]
     pub word_dropout: f32,
+    /// The encoding of the data's files, in which `classify eval` reads them unless told
+    /// otherwise (UTF-8 in a run written before runs recorded it).
+    #[serde(default)]
+    pub encoding: crate::data::Encoding,
     /// The shared loop's settings.
     pub fit: FitConfig,
 }

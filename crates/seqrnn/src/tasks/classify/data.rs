@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::data::text::{read_text, Encoding};
 use crate::data::Vocab;
 use crate::error::{Error, Result};
 
@@ -21,25 +22,18 @@ pub struct Example {
     pub tokens: Vec<String>,
 }
 
-/// Reads a `label<TAB>text` file with a header line.
+/// Reads a `label<TAB>text` file with a header line, in `encoding`.
 ///
 /// # Errors
-/// [`Error::Io`] when it cannot be read; [`Error::Data`] when it is empty, not UTF-8, has no
-/// examples, or a line lacks the tab, a label or any text (the line number is given).
-pub fn load_tsv(path: &Path) -> Result<Vec<Example>> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        cause: source,
-    })?;
+/// [`Error::Io`] when it cannot be read; [`Error::NotUtf8`] when it is not the UTF-8 it should
+/// be; [`Error::Data`] when it is empty, has no examples, or a line lacks the tab, a label or
+/// any text (the line number is given).
+pub fn load_tsv(path: &Path, encoding: Encoding) -> Result<Vec<Example>> {
     let bad = |message: String| Error::Data {
         path: path.to_path_buf(),
         message,
     };
-    let text = String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        let line = e.as_bytes()[..at].iter().filter(|b| **b == b'\n').count() + 1;
-        bad(format!("line {line}: not valid UTF-8"))
-    })?;
+    let text = read_text(path, encoding)?;
     let mut lines = text.lines().enumerate();
     match lines.next() {
         None => return Err(bad("the file is empty".into())),
@@ -189,7 +183,7 @@ mod tests {
             "ok.tsv",
             b"label\tsentence\npos\ta good film\nneg\ta bad film\r\n\npos\tgood\n",
         );
-        let ex = load_tsv(&p).unwrap();
+        let ex = load_tsv(&p, Encoding::UTF_8).unwrap();
         assert_eq!(ex.len(), 3);
         assert_eq!(ex[1].tokens, ["a", "bad", "film"]);
         let v = build_vocab(&ex, 2);
@@ -228,11 +222,32 @@ mod tests {
             (
                 "utf8.tsv",
                 b"label\ttext\npos\tok\nneg\t\xff\n",
-                "line 3: not valid UTF-8",
+                "utf8.tsv: line 3 is not valid UTF-8 (byte offset 22)",
             ),
         ] {
-            let e = load_tsv(&write(name, bytes)).unwrap_err().to_string();
+            let e = load_tsv(&write(name, bytes), Encoding::UTF_8)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(needle), "{name}: {e}");
         }
+    }
+
+    #[test]
+    fn a_windows_1252_file_reads_as_its_utf8_twin() {
+        let text = "label\tsentence\npos\tMüller’s “café” – naïve\nneg\tSão Paulo €\n";
+        let (cp1252, _, unmappable) = encoding_rs::WINDOWS_1252.encode(text);
+        assert!(!unmappable && cp1252.len() < text.len());
+        let enc = Encoding::for_label("windows-1252").unwrap();
+        let ex = load_tsv(&write("cp1252.tsv", &cp1252), enc).unwrap();
+        // A UTF-8 BOM is skipped.
+        let bom = [&b"\xEF\xBB\xBF"[..], text.as_bytes()].concat();
+        assert_eq!(
+            ex,
+            load_tsv(&write("bom.tsv", &bom), Encoding::UTF_8).unwrap()
+        );
+        assert_eq!(ex[0].tokens, ["Müller’s", "“café”", "–", "naïve"]);
+        assert_eq!((ex[1].label.as_str(), ex[1].tokens.len()), ("neg", 3));
+        let e = load_tsv(&write("cp1252.tsv", &cp1252), Encoding::UTF_8).unwrap_err();
+        assert!(matches!(e, Error::NotUtf8 { line: 2, .. }), "{e:?}");
     }
 }

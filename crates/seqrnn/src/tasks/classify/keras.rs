@@ -69,6 +69,7 @@ pub fn save_imported(
         batch: 32,
         min_freq: 1,
         word_dropout: 0.0,
+        encoding: Default::default(),
         fit: FitConfig::default(),
     };
     ClassifyRunConfig::new(*model.config(), train, Default::default()).save(out)

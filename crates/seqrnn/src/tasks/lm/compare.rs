@@ -434,8 +434,9 @@ pub fn reset_peak_rss() -> bool {
 
 /// Measures a language-model run's best weights (`model.safetensors`) on the corpus at `data`:
 /// the test split of a word corpus (`ptb.test.txt` or `test.txt`), or the validation split of a
-/// character corpus (which has no test split), as one stream of `batch` columns. Times the
-/// evaluation and records the process's peak memory while loading and evaluating.
+/// character corpus (which has no test split), read in the run's encoding, as one stream of
+/// `batch` columns. Times the evaluation and records the process's peak memory while loading
+/// and evaluating.
 ///
 /// # Errors
 /// [`Error::Config`] for a run that is not a language model; loading errors of the model or
@@ -449,7 +450,7 @@ pub fn measure_lm(dir: &Path, data_path: &Path, batch: usize) -> Result<EvalFigu
         TokenKind::Word => (crate::tasks::lm::Split::Test, "test"),
         TokenKind::Char => (crate::tasks::lm::Split::Valid, "valid"),
     };
-    let (stream, _) = lm.split(data_path, split)?;
+    let (stream, _) = lm.split(data_path, split, lm.encoding())?;
     let r = lm.perplexity(&stream, batch)?;
     Ok(EvalFigures {
         split: name.into(),

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{TokenKind, Vocab};
+use crate::data::{Encoding, TokenKind, Vocab};
 use crate::error::{Error, Result};
 use crate::io::tensors::TensorFile;
 use crate::rnn::CellKind;
@@ -15,11 +15,16 @@ use crate::run::{
 };
 use crate::tasks::lm::model::{LanguageModel, LmConfig};
 
-/// What a language-model run keeps of its data: the token kind (`vocab.txt` sits beside it).
+/// What a language-model run keeps of its data: the token kind and the corpus' encoding
+/// (`vocab.txt` sits beside it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LmRunData {
     /// Word or character tokens.
     pub tokens: TokenKindName,
+    /// The encoding of the corpus' files, in which `seqrnn eval` reads them unless told
+    /// otherwise (UTF-8 in a run written before runs recorded it).
+    #[serde(default)]
+    pub encoding: Encoding,
 }
 
 /// The `config.json` of a language-model run (`seqrnn train`, `seqrnn import`); its training
@@ -244,6 +249,7 @@ mod tests {
             serde_json::json!({"bptt": 5}),
             LmRunData {
                 tokens: TokenKindName::Char,
+                encoding: Default::default(),
             },
         );
         config.save(&run).unwrap();
@@ -274,6 +280,7 @@ mod tests {
         vocab.save(&run.vocab_path()).unwrap();
         let data = LmRunData {
             tokens: TokenKindName::Word,
+            encoding: Default::default(),
         };
         LmRunConfig::new(model(), serde_json::Value::Null, data)
             .save(&run)

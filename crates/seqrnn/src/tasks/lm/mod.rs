@@ -760,7 +760,7 @@ pub fn train(
 pub(crate) fn read_split(
     vocab: &Vocab,
     kind: TokenKind,
-    data: &std::path::Path,
+    (data, encoding): (&std::path::Path, crate::data::Encoding),
     split: Split,
 ) -> Result<(Vec<u32>, usize)> {
     let name = match split {
@@ -769,14 +769,15 @@ pub(crate) fn read_split(
     };
     match (kind, split) {
         (TokenKind::Word, _) => {
-            crate::data::encode_words(&crate::data::word_split_file(data, name)?, vocab)
+            let file = crate::data::word_split_file(data, name)?;
+            crate::data::encode_words(&file, vocab, encoding)
         }
         (TokenKind::Char, Split::Test) => Err(Error::Config(
             "character corpora have no test split: use the validation split".into(),
         )),
         (TokenKind::Char, Split::Valid) => {
             let file = crate::data::char_corpus_file(data);
-            let corpus = crate::data::load_char_corpus(&file)?;
+            let corpus = crate::data::load_char_corpus(&file, encoding)?;
             if corpus.vocab != *vocab {
                 return Err(Error::Data {
                     path: file,

@@ -86,15 +86,22 @@ impl Trained {
     }
 
     /// The token stream of a held-out split of the corpus at `data` (the layout the run was
-    /// trained on: a word-corpus folder, or a text file or folder holding `input.txt`), and the
-    /// number of its words not in the vocabulary.
+    /// trained on: a word-corpus folder, or a text file or folder holding `input.txt`), its
+    /// files in `encoding` (the run's is [`Trained::encoding`]), and the number of its words not
+    /// in the vocabulary.
     ///
     /// # Errors
     /// [`Error::Data`] when the split's file is missing or unreadable, or a character corpus'
-    /// vocabulary differs from the model's; [`Error::Config`] for the test split of a character
-    /// corpus (it has none).
-    pub fn split(&self, data: &std::path::Path, split: Split) -> Result<(Vec<u32>, usize)> {
-        read_split(&self.vocab, self.token_kind(), data, split)
+    /// vocabulary differs from the model's; [`Error::NotUtf8`](crate::error::Error::NotUtf8)
+    /// for a file that is not the UTF-8 it should be; [`Error::Config`] for the test split of a
+    /// character corpus (it has none).
+    pub fn split(
+        &self,
+        data: &std::path::Path,
+        split: Split,
+        encoding: crate::data::Encoding,
+    ) -> Result<(Vec<u32>, usize)> {
+        read_split(&self.vocab, self.token_kind(), (data, encoding), split)
     }
 
     /// Perplexity of `text`, read as [`Trained::encode_corpus`] reads it, as one stream.
@@ -129,6 +136,12 @@ macro_rules! token_text_methods {
         /// Word or character tokens: the kind of the corpus the model was trained on.
         pub fn token_kind(&self) -> TokenKind {
             self.config.data.tokens.into()
+        }
+
+        /// The encoding of the corpus the model was trained on (UTF-8 for a run written before
+        /// runs recorded it, or imported).
+        pub fn encoding(&self) -> crate::data::Encoding {
+            self.config.data.encoding
         }
 
         /// `text` as token ids, unknown words as `<unk>`; the empty text is a sentence boundary.

@@ -22,7 +22,7 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 use crate::data::audio::{read_wav, resample};
-use crate::data::corpus::{read_text_lines, Lines};
+use crate::data::text::{read_text, Encoding, Lines};
 use crate::dropout::rng_from_seed;
 use crate::error::{Error, Result};
 
@@ -63,14 +63,15 @@ pub fn load_recording(path: &Path, rate: u32) -> Result<Vec<f32>> {
     resample(&audio, rate)
 }
 
-/// The entries of a manifest: `(path, transcript, line)`, paths resolved against the
-/// manifest's folder.
+/// The entries of a manifest in `encoding`: `(path, transcript, line)`, paths resolved against
+/// the manifest's folder.
 ///
 /// # Errors
-/// [`Error::Io`] when it cannot be read, [`Error::Data`] (with the line) for a line without a
-/// tab, an empty path or transcript, invalid UTF-8, or a manifest without entries.
-pub fn read_manifest(path: &Path) -> Result<Vec<(PathBuf, String, usize)>> {
-    let text = read_text_lines(path)?;
+/// [`Error::Io`] when it cannot be read, [`Error::NotUtf8`] when it is not the UTF-8 it should
+/// be, [`Error::Data`] (with the line) for a line without a tab, an empty path or transcript,
+/// or a manifest without entries.
+pub fn read_manifest(path: &Path, encoding: Encoding) -> Result<Vec<(PathBuf, String, usize)>> {
+    let text = read_text(path, encoding)?;
     let base = path.parent().unwrap_or(Path::new(""));
     let mut out = Vec::new();
     for (n, line) in Lines(&text).enumerate() {
@@ -101,8 +102,8 @@ pub fn read_manifest(path: &Path) -> Result<Vec<(PathBuf, String, usize)>> {
 
 /// Reads every recording of a manifest at `rate` Hz. An unreadable recording is reported with
 /// the manifest's line.
-pub fn load_manifest(path: &Path, rate: u32) -> Result<Vec<Utterance>> {
-    read_manifest(path)?
+pub fn load_manifest(path: &Path, rate: u32, encoding: Encoding) -> Result<Vec<Utterance>> {
+    read_manifest(path, encoding)?
         .into_iter()
         .map(|(file, transcript, line)| {
             let samples = load_recording(&file, rate)
@@ -117,13 +118,13 @@ pub fn load_manifest(path: &Path, rate: u32) -> Result<Vec<Utterance>> {
         .collect()
 }
 
-/// Recordings named one by one: WAV files, and the recordings of manifests (`.tsv`), at `rate`
-/// Hz, in order; the transcripts of plain WAV files are empty.
-pub fn load_named(files: &[PathBuf], rate: u32) -> Result<Vec<Utterance>> {
+/// Recordings named one by one: WAV files, and the recordings of manifests (`.tsv`, in
+/// `encoding`), at `rate` Hz, in order; the transcripts of plain WAV files are empty.
+pub fn load_named(files: &[PathBuf], rate: u32, encoding: Encoding) -> Result<Vec<Utterance>> {
     let mut out = Vec::new();
     for f in files {
         if f.extension().is_some_and(|e| e == "tsv") {
-            out.extend(load_manifest(f, rate)?);
+            out.extend(load_manifest(f, rate, encoding)?);
         } else {
             out.push(Utterance {
                 source: f.display().to_string(),
@@ -504,7 +505,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let m = dir.join("m.tsv");
         std::fs::write(&m, "a.wav\thello   world \n\n/abs/b.wav\tbye\n").unwrap();
-        let entries = read_manifest(&m).unwrap();
+        let entries = read_manifest(&m, Encoding::UTF_8).unwrap();
         assert_eq!(entries[0], (dir.join("a.wav"), "hello world".into(), 1));
         assert_eq!(entries[1], (PathBuf::from("/abs/b.wav"), "bye".into(), 3));
         for (text, want) in [
@@ -513,11 +514,13 @@ mod tests {
             ("\n\n", "lists no recordings"),
         ] {
             std::fs::write(&m, text).unwrap();
-            let e = read_manifest(&m).unwrap_err().to_string();
+            let e = read_manifest(&m, Encoding::UTF_8).unwrap_err().to_string();
             assert!(e.contains(want), "{e}");
         }
         std::fs::write(&m, "missing.wav\tone\n").unwrap();
-        let e = load_manifest(&m, 8000).unwrap_err().to_string();
+        let e = load_manifest(&m, 8000, Encoding::UTF_8)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 1") && e.contains("missing.wav"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

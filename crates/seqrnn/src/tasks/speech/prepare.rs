@@ -232,6 +232,9 @@ pub enum SpeechSource {
         valid: PathBuf,
         /// Test manifest (optional).
         test: Option<PathBuf>,
+        /// The manifests' encoding (UTF-8 in a run written before runs recorded it).
+        #[serde(default)]
+        encoding: crate::data::Encoding,
     },
 }
 
@@ -252,14 +255,19 @@ impl SpeechSource {
     ) -> Result<Option<Vec<Utterance>>> {
         let recs = match self {
             SpeechSource::Fsdd(dir) => load_fsdd(dir, part, rate)?,
-            SpeechSource::Manifests { train, valid, test } => {
+            SpeechSource::Manifests {
+                train,
+                valid,
+                test,
+                encoding,
+            } => {
                 let path = match (part, test) {
                     (FsddSplit::Train, _) => train,
                     (FsddSplit::Valid, _) => valid,
                     (FsddSplit::Test, Some(t)) => t,
                     (FsddSplit::Test, None) => return Ok(None),
                 };
-                load_manifest(path, rate)?
+                load_manifest(path, rate, *encoding)?
             }
         };
         if recs.is_empty() {

@@ -6,7 +6,8 @@ use crate::tasks::speech::data::load_named;
 ///
 /// ```no_run
 /// let m = seqrnn::speech::Trained::load("runs/fsdd")?;
-/// let text = m.transcribe_files(&["seven.wav".into()])?;  // resampled to the run's rate
+/// // Resampled to the run's rate; a manifest is read in the run's encoding.
+/// let text = m.transcribe_files(&["seven.wav".into()], m.encoding())?;
 /// println!("{}", text[0]);
 /// # Ok::<(), seqrnn::error::Error>(())
 /// ```
@@ -56,6 +57,15 @@ impl Trained {
         })
     }
 
+    /// The encoding of the run's manifests (UTF-8 for the Free Spoken Digit Dataset, and for a
+    /// run written before runs recorded it).
+    pub fn encoding(&self) -> crate::data::Encoding {
+        match &self.config.train.source {
+            SpeechSource::Manifests { encoding, .. } => *encoding,
+            SpeechSource::Fsdd(_) => crate::data::Encoding::UTF_8,
+        }
+    }
+
     /// Featurises utterances for this model.
     pub fn prepare(&self, utterances: &[Utterance]) -> Result<SpeechData> {
         prepare(
@@ -98,12 +108,17 @@ impl Trained {
     }
 
     /// The transcript of each file: WAV recordings (resampled to the run's rate) and the
-    /// recordings of manifests (`.tsv`), in order.
+    /// recordings of manifests (`.tsv`, in `encoding`), in order.
     ///
     /// # Errors
     /// The readers' errors, naming the file; the model's errors.
-    pub fn transcribe_files(&self, files: &[PathBuf]) -> Result<Vec<String>> {
-        let utterances = load_named(files, self.config.data.features.sample_rate)?;
+    pub fn transcribe_files(
+        &self,
+        files: &[PathBuf],
+        encoding: crate::data::Encoding,
+    ) -> Result<Vec<String>> {
+        let rate = self.config.data.features.sample_rate;
+        let utterances = load_named(files, rate, encoding)?;
         let blank: Vec<Utterance> = utterances
             .into_iter()
             .map(|u| Utterance {

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::corpus::{read_text_lines, Lines};
+use crate::data::text::{read_text, Encoding, Lines};
 use crate::error::{Error, Result};
 
 /// Which file format.
@@ -49,7 +49,7 @@ pub struct Columns {
     pub label: Option<usize>,
 }
 
-/// How to read a file. `Default` reads CoNLL-2003.
+/// How to read a file. `Default` reads CoNLL-2003 in UTF-8.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadConfig {
     /// The format.
@@ -58,6 +58,9 @@ pub struct ReadConfig {
     pub columns: Columns,
     /// Label of a CoNLL-U file.
     pub ud_label: UdLabel,
+    /// The files' encoding (UTF-8 in a run written before runs recorded it).
+    #[serde(default)]
+    pub encoding: Encoding,
 }
 
 /// One sentence: words, labels and where each token came from.
@@ -90,11 +93,11 @@ fn bad(path: &Path, message: String) -> Error {
 /// Reads `path` as `config` says.
 ///
 /// # Errors
-/// I/O errors; [`Error::Format`] naming the line for invalid UTF-8, ragged columns, a column out
-/// of range, a CoNLL-U line without ten columns, a sentence without words, and a file without
-/// sentences.
+/// I/O errors; [`Error::NotUtf8`] for a file that is not the UTF-8 it should be (line and byte
+/// offset); [`Error::Format`] naming the line for ragged columns, a column out of range, a
+/// CoNLL-U line without ten columns, a sentence without words, and a file without sentences.
 pub fn read_tagged(path: &Path, config: &ReadConfig) -> Result<TaggedFile> {
-    let text = read_text_lines(path)?;
+    let text = read_text(path, config.encoding)?;
     let lines: Vec<String> = Lines(&text).map(String::from).collect();
     let sentences = match config.format {
         Format::Conll => conll_sentences(path, &lines, config.columns)?,
@@ -290,6 +293,46 @@ mod tests {
             read_tagged(&p, &x).unwrap().sentences[1].labels,
             vec!["XVERB"]
         );
+    }
+
+    #[test]
+    fn latin1_files_give_the_sentences_of_their_utf8_twin() {
+        let text =
+            "-DOCSTART- O\n\nMüller B-PER\nflog O\nnach O\nSão B-LOC\nPaulo I-LOC\n\nJosé B-PER\n";
+        let (latin1, _, unmappable) = encoding_rs::WINDOWS_1252.encode(text);
+        assert!(!unmappable);
+        let twin = file("latin1.conll", "");
+        std::fs::write(&twin, &latin1).unwrap();
+        let utf8 = read_tagged(&file("utf8.conll", text), &ReadConfig::default()).unwrap();
+        let cfg = ReadConfig {
+            encoding: Encoding::for_label("latin1").unwrap(),
+            ..ReadConfig::default()
+        };
+        let f = read_tagged(&twin, &cfg).unwrap();
+        assert_eq!(f, utf8);
+        assert_eq!(
+            f.sentences[0].words,
+            ["Müller", "flog", "nach", "São", "Paulo"]
+        );
+        assert_eq!(f.sentences[1].words, ["José"]);
+        let e = read_tagged(&twin, &ReadConfig::default()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::NotUtf8 {
+                    line: 3,
+                    offset: 15,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        // A UTF-8 BOM is no part of the first line: `-DOCSTART-` is still seen.
+        let bom = read_tagged(
+            &file("bom.conll", &format!("\u{feff}{text}")),
+            &ReadConfig::default(),
+        );
+        assert_eq!(bom.unwrap(), utf8);
     }
 
     #[test]

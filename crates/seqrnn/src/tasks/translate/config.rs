@@ -18,13 +18,17 @@ pub struct TranslateTrainConfig {
 /// beside it).
 pub type TranslateRunConfig = RunConfig<Seq2SeqConfig, TranslateTrainConfig, TranslateRunData>;
 
-/// What a translation run keeps of its data: the two languages.
+/// What a translation run keeps of its data: the two languages and the files' encoding.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TranslateRunData {
     /// Source language suffix (`de`).
     pub src: String,
     /// Target language suffix (`en`).
     pub tgt: String,
+    /// The encoding of the data's files, in which `translate eval` reads them unless told
+    /// otherwise (UTF-8 in a run written before runs recorded it).
+    #[serde(default)]
+    pub encoding: crate::data::Encoding,
 }
 
 impl RunKind for TranslateRunConfig {

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::data::corpus::{read_text_lines, Lines};
+use crate::data::text::{read_text, Encoding, Lines};
 use crate::error::{Error, Result};
 
 /// Sentence pairs of one split: `src[i]` translates to `tgt[i]`.
@@ -65,7 +65,7 @@ pub struct ParallelCorpus {
     pub test: ParallelText,
 }
 
-/// Reads the splits `names` of `dir` from `SPLIT.src` and `SPLIT.tgt`.
+/// Reads the splits `names` of `dir` from `SPLIT.src` and `SPLIT.tgt`, in `encoding`.
 ///
 /// # Errors
 /// As [`read_split`], for each split.
@@ -74,28 +74,39 @@ pub fn load_parallel(
     src: &str,
     tgt: &str,
     names: &SplitNames,
+    encoding: Encoding,
 ) -> Result<ParallelCorpus> {
     Ok(ParallelCorpus {
-        train: read_split(dir, &names.train, src, tgt)?,
-        valid: read_split(dir, &names.valid, src, tgt)?,
-        test: read_split(dir, &names.test, src, tgt)?,
+        train: read_split(dir, &names.train, src, tgt, encoding)?,
+        valid: read_split(dir, &names.valid, src, tgt, encoding)?,
+        test: read_split(dir, &names.test, src, tgt, encoding)?,
     })
 }
 
-/// Reads the split `prefix` of `dir`: `prefix.src` and `prefix.tgt`.
+/// Reads the split `prefix` of `dir`: `prefix.src` and `prefix.tgt`, in `encoding`.
 ///
 /// # Errors
-/// [`Error::Data`] naming the file: missing (with the languages and splits the folder has),
-/// invalid UTF-8, an empty line (with its number), no line at all, or a different number of
-/// lines in the two files; [`Error::Config`] when `src` and `tgt` are the same language.
-pub fn read_split(dir: &Path, prefix: &str, src: &str, tgt: &str) -> Result<ParallelText> {
+/// [`Error::NotUtf8`] for a file that is not the UTF-8 it should be; [`Error::Data`] naming the
+/// file: missing (with the languages and splits the folder has), an empty line (with its
+/// number), no line at all, or a different number of lines in the two files; [`Error::Config`]
+/// when `src` and `tgt` are the same language.
+pub fn read_split(
+    dir: &Path,
+    prefix: &str,
+    src: &str,
+    tgt: &str,
+    encoding: Encoding,
+) -> Result<ParallelText> {
     if src == tgt {
         return Err(Error::Config(format!(
             "the source and target languages are both `{src}`"
         )));
     }
     let (sp, tp) = (split_file(dir, prefix, src)?, split_file(dir, prefix, tgt)?);
-    let (s, t) = (read_sentences(&sp)?, read_sentences(&tp)?);
+    let (s, t) = (
+        read_sentences(&sp, encoding)?,
+        read_sentences(&tp, encoding)?,
+    );
     if s.len() != t.len() {
         return Err(Error::Data {
             path: tp,
@@ -138,9 +149,13 @@ fn split_file(dir: &Path, prefix: &str, lang: &str) -> Result<PathBuf> {
     })
 }
 
-/// The trimmed lines of `path`, refusing an empty line or an empty file.
-fn read_sentences(path: &Path) -> Result<Vec<String>> {
-    let text = read_text_lines(path)?;
+/// The trimmed lines of `path`, in `encoding`, refusing an empty line or an empty file.
+///
+/// # Errors
+/// [`Error::Io`], [`Error::NotUtf8`] as [`read_text`]; [`Error::Data`] naming an empty line, or
+/// a file without lines.
+pub fn read_sentences(path: &Path, encoding: Encoding) -> Result<Vec<String>> {
+    let text = read_text(path, encoding)?;
     let bad = |message: String| Error::Data {
         path: path.to_path_buf(),
         message,
@@ -185,7 +200,7 @@ mod tests {
                 ("train.en", b"A dog.\nTwo cats.\rThree"),
             ],
         );
-        let p = read_split(&d, "train", "de", "en").unwrap();
+        let p = read_split(&d, "train", "de", "en", Encoding::UTF_8).unwrap();
         assert_eq!(p.src, ["Ein Hund.", "Zwei Katzen.", "Drei"]);
         assert_eq!(p.tgt, ["A dog.", "Two cats.", "Three"]);
         assert_eq!(p.len(), 3);
@@ -206,7 +221,11 @@ mod tests {
                 ("empty.en", b""),
             ],
         );
-        let msg = |p: &str, s: &str, t: &str| read_split(&d, p, s, t).unwrap_err().to_string();
+        let msg = |p: &str, s: &str, t: &str| {
+            read_split(&d, p, s, t, Encoding::UTF_8)
+                .unwrap_err()
+                .to_string()
+        };
         let m = msg("train", "de", "en");
         assert!(
             m.contains("train.en: has 2 lines but") && m.contains("train.de has 3"),
@@ -229,7 +248,7 @@ mod tests {
         let Some(dir) = crate::test_shared::shared("data/multi30k") else {
             return;
         };
-        let c = load_parallel(&dir, "de", "en", &SplitNames::default()).unwrap();
+        let c = load_parallel(&dir, "de", "en", &SplitNames::default(), Encoding::UTF_8).unwrap();
         assert_eq!(
             (c.train.len(), c.valid.len(), c.test.len()),
             (29_000, 1_014, 1_000)

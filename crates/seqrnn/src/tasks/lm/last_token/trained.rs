@@ -60,15 +60,20 @@ impl Trained {
 
     token_text_methods!(|lm| WindowStepper::new(&lm.model, &lm.params, lm.config.train.window));
 
-    /// The token ids of `split` of the corpus at `data` and the number of its words not in
-    /// the vocabulary (see [`crate::tasks::lm::Trained::split`]).
+    /// The token ids of `split` of the corpus at `data`, its files in `encoding`, and the
+    /// number of its words not in the vocabulary (see [`crate::tasks::lm::Trained::split`]).
     ///
     /// # Errors
     /// [`Error::Data`] when the split's file is missing or unreadable, or a character corpus'
     /// vocabulary differs from the model's; [`Error::Config`] for the test split of a character
     /// corpus.
-    pub fn split(&self, data: &Path, split: Split) -> Result<(Vec<u32>, usize)> {
-        crate::tasks::lm::read_split(&self.vocab, self.token_kind(), data, split)
+    pub fn split(
+        &self,
+        data: &Path,
+        split: Split,
+        encoding: crate::data::Encoding,
+    ) -> Result<(Vec<u32>, usize)> {
+        crate::tasks::lm::read_split(&self.vocab, self.token_kind(), (data, encoding), split)
     }
 
     /// Perplexity of `text`, read as [`Trained::encode_corpus`] reads it (see
