@@ -73,9 +73,13 @@ def lm_runs(tiny_runs, seqrnn_bin, tmp_path_factory) -> dict:
         ("lstm-last-hidden", "lstm", ["--last-hidden", "10"]),
         ("mingru", "mingru", []),
         ("minlstm-last-hidden", "minlstm", ["--last-hidden", "10"]),
+        ("mingru-residual", "mingru", ["--residual", "--mlp", "20", "--dropout", "0.1"]),
+        ("lstm-residual", "lstm", ["--residual", "--mlp", "0"]),
     ]:
         out = root / name
-        args = ["--cell", cell, "--hidden", "16", "--embed", "12", "--layers", "2", *extra]
+        # Residual blocks keep the stream as wide as the layers: the embedding takes their size.
+        embed = [] if "--residual" in extra else ["--embed", "12"]
+        args = ["--cell", cell, "--hidden", "16", *embed, "--layers", "2", *extra]
         args += ["--bptt", "5", "--batch", "2", "--epochs", "1", "--data", str(root / "corpus")]
         train(seqrnn_bin, ["train", *args, "--out", str(out)])
         runs[name] = str(out)
@@ -88,7 +92,17 @@ def sample_text(pre: dict) -> str:
 
 
 @pytest.mark.parametrize(
-    "cell", ["lstm", "gru", "gru-reset-before", "lstm-last-hidden", "mingru", "minlstm-last-hidden"]
+    "cell",
+    [
+        "lstm",
+        "gru",
+        "gru-reset-before",
+        "lstm-last-hidden",
+        "mingru",
+        "minlstm-last-hidden",
+        "mingru-residual",
+        "lstm-residual",
+    ],
 )
 def test_exported_language_model_matches_seqrnn(lm_runs, seqrnn_bin, tmp_path, cell):
     run = lm_runs[cell]
@@ -99,6 +113,7 @@ def test_exported_language_model_matches_seqrnn(lm_runs, seqrnn_bin, tmp_path, c
     names = [i.name for i in sess.get_inputs()]
     want_names = {
         "lstm": ["input_ids", "h0", "c0"],
+        "lstm-residual": ["input_ids", "h0", "c0"],
         "lstm-last-hidden": ["input_ids", "h0_0", "c0_0", "h0_1", "c0_1"],
         "minlstm-last-hidden": ["input_ids", "h0_0", "h0_1"],
     }.get(cell, ["input_ids", "h0"])

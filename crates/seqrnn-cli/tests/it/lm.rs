@@ -708,9 +708,9 @@ fn minimal_cells_train_resume_exactly_and_generate() {
     }
 }
 
-/// Residual blocks around minimal cells train, resume to the byte, evaluate, generate and
-/// quantize like any run (the MLP's matrices in 8 bits too); a plain-stack extra is refused, and
-/// export and inspect say they do not read them yet.
+/// Residual blocks around minimal cells train, resume to the byte, evaluate, generate, quantize
+/// (the MLP's matrices in 8 bits too) and export like any run (ONNX Runtime checks the graph in
+/// `python/tests/test_onnx.py`); plain-stack extras are refused.
 #[test]
 fn residual_blocks_train_resume_exactly_generate_and_quantize() {
     let d = scratch("residual");
@@ -762,7 +762,7 @@ fn residual_blocks_train_resume_exactly_generate_and_quantize() {
     assert!((f - i).abs() < 0.05 * f, "f32 {f}, int8 {i}");
     let out = d.join("onnx");
     let export = ["export", "--model", b_s, "--out", out.to_str().unwrap()];
-    fails(&seqrnn(&export), "residual blocks is not supported yet");
+    assert!(ok(&seqrnn(&export)).contains("model.onnx"));
     let c = d.join("wd");
     let wd = [
         ("--residual", ""),

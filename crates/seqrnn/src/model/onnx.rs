@@ -577,3 +577,116 @@ mod tests {
         );
     }
 }
+
+/// `out = LayerNorm(x)` over the last axis (PyTorch's, `ε = 1e-5`), stored as
+/// `{name}.weight`/`{name}.bias`, in operators every operator set has: the means are products
+/// with a `[D, 1]` column of `1/D`.
+pub fn layer_norm(g: &mut Graph, name: &str, gamma: &[f32], beta: &[f32], x: &str, out: &str) {
+    let d = gamma.len();
+    let n = |s: &str| format!("{name}.{s}");
+    g.weight(&n("avg"), &[d, 1], &vec![1.0 / d as f32; d]);
+    g.weight(&n("eps"), &[], &[crate::model::norm::EPS]);
+    g.weight(&n("weight"), &[d], gamma);
+    g.weight(&n("bias"), &[d], beta);
+    g.node("MatMul", &[x, &n("avg")], &[&n("mean")], &[]);
+    g.node("Sub", &[x, &n("mean")], &[&n("centred")], &[]);
+    g.node("Mul", &[&n("centred"), &n("centred")], &[&n("sq")], &[]);
+    g.node("MatMul", &[&n("sq"), &n("avg")], &[&n("var")], &[]);
+    g.node("Add", &[&n("var"), &n("eps")], &[&n("var_eps")], &[]);
+    g.node("Sqrt", &[&n("var_eps")], &[&n("std")], &[]);
+    g.node("Div", &[&n("centred"), &n("std")], &[&n("xhat")], &[]);
+    g.node("Mul", &[&n("xhat"), &n("weight")], &[&n("scaled")], &[]);
+    g.node("Add", &[&n("scaled"), &n("bias")], &[out], &[]);
+}
+
+/// `out = GELU(x)` in its tanh form, `½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
+pub fn gelu(g: &mut Graph, name: &str, x: &str, out: &str) {
+    let n = |s: &str| format!("{name}.{s}");
+    for (k, v) in [
+        ("half", 0.5),
+        ("one", 1.0),
+        ("k", 0.797_884_6),
+        ("c", 0.044_715),
+    ] {
+        g.weight(&n(k), &[], &[v]);
+    }
+    g.node("Mul", &[x, x], &[&n("x2")], &[]);
+    g.node("Mul", &[&n("x2"), x], &[&n("x3")], &[]);
+    g.node("Mul", &[&n("x3"), &n("c")], &[&n("cx3")], &[]);
+    g.node("Add", &[x, &n("cx3")], &[&n("inner")], &[]);
+    g.node("Mul", &[&n("inner"), &n("k")], &[&n("arg")], &[]);
+    g.node("Tanh", &[&n("arg")], &[&n("tanh")], &[]);
+    g.node("Add", &[&n("tanh"), &n("one")], &[&n("gate")], &[]);
+    g.node("Mul", &[x, &n("half")], &[&n("halfx")], &[]);
+    g.node("Mul", &[&n("halfx"), &n("gate")], &[out], &[]);
+}
+
+/// A [`ResidualStack`](crate::model::residual::ResidualStack) over `x [T, B, D]` from the
+/// states `h0` (and `c0`) `[L, B, D]`: per block the norms, the one-layer recurrent stack (on
+/// ONNX's operator or a `Scan`, as [`Stack::add`]), the MLP and the residual additions; `top`
+/// is the final norm's output, `h_n`/`c_n` each layer's final states `[1, B, D]`.
+pub fn residual(
+    g: &mut Graph,
+    stack: &crate::model::residual::ResidualStack,
+    block: &[f32],
+    x: &str,
+    h0: &str,
+    c0: Option<&str>,
+) -> StackOut {
+    let layout = stack.param_layout();
+    let t = |name: &str| tensor(layout, block, name);
+    let mut out = StackOut::default();
+    let mut stream = x.to_string();
+    for l in 0..stack.config().layers {
+        let p = format!("blocks.{l}");
+        let n = |s: &str| format!("{p}.{s}");
+        let (w, b) = (n("norm1.weight"), n("norm1.bias"));
+        layer_norm(g, &n("norm1"), t(&w), t(&b), &stream, &n("u"));
+        g.ints(&n("from"), &[l as i64]);
+        g.ints(&n("to"), &[l as i64 + 1]);
+        let axes = constant(g, "axes0");
+        let slice = |g: &mut Graph, src: &str, name: String| {
+            g.node("Slice", &[src, &n("from"), &n("to"), &axes], &[&name], &[]);
+            name
+        };
+        let h = slice(g, h0, n("h0"));
+        let c = c0.map(|c0| slice(g, c0, n("c0")));
+        let rnn = Stack {
+            prefix: &n("rnn"),
+            config: stack.rnn().config(),
+            block: stack.rnn_block(block, l),
+            x: &n("u"),
+            lens: None,
+            initial: Initial::Stacked {
+                h0: &h,
+                c0: c.as_deref(),
+            },
+        }
+        .add(g);
+        g.node("Add", &[&stream, &rnn.top], &[&n("x1")], &[]);
+        out.h_n.extend(rnn.h_n);
+        out.c_n.extend(rnn.c_n);
+        stream = n("x1");
+        if stack.config().mlp > 0 {
+            let (w, b) = (n("norm2.weight"), n("norm2.bias"));
+            layer_norm(g, &n("norm2"), t(&w), t(&b), &stream, &n("v"));
+            let (w, b) = (n("mlp.0.weight"), n("mlp.0.bias"));
+            dense(g, &n("mlp.0"), t(&w), t(&b), &n("v"), &n("a"));
+            gelu(g, &n("gelu"), &n("a"), &n("act"));
+            let (w, b) = (n("mlp.2.weight"), n("mlp.2.bias"));
+            dense(g, &n("mlp.2"), t(&w), t(&b), &n("act"), &n("m"));
+            g.node("Add", &[&stream, &n("m")], &[&n("x2")], &[]);
+            stream = n("x2");
+        }
+    }
+    layer_norm(
+        g,
+        "norm",
+        t("norm.weight"),
+        t("norm.bias"),
+        &stream,
+        "norm.out",
+    );
+    out.top = "norm.out".into();
+    out
+}

@@ -19,7 +19,7 @@ use serde_json::json;
 
 use crate::error::Result;
 use crate::io::onnx::{self, Attr, Dim, Graph, FLOAT, INT64};
-use crate::model::onnx::{dense, embedding, squeeze, Initial, Stack};
+use crate::model::onnx::{dense, embedding, residual, squeeze, Initial, Stack};
 use crate::tasks::lm::last_token::Trained as LastToken;
 use crate::tasks::lm::Trained;
 
@@ -29,13 +29,6 @@ use crate::tasks::lm::Trained;
 /// [`crate::error::Error::Config`] for an operator set out of range; I/O errors.
 pub fn export_onnx(lm: &Trained, dir: &Path, opset: i64) -> Result<()> {
     onnx::check_opset(opset)?;
-    if !lm.model.config().block.is_plain() {
-        return Err(crate::error::Error::Config(
-            "ONNX export of a language model with residual blocks is not supported yet; \
-             models of plain stacks export"
-                .into(),
-        ));
-    }
     let mut g = Graph::new(
         "seqrnn_lm",
         "seqrnn language model: next-token logits per step",
@@ -123,6 +116,12 @@ fn recurrent_layers(lm: &Trained, g: &mut Graph) -> (Vec<String>, Vec<String>) {
     let c = lm.model.config();
     let lstm = c.cell.has_cell_state();
     let layout = lm.model.layout();
+    if let Some(stack) = lm.model.residual() {
+        let block = &lm.params[layout.rnn.clone()];
+        let out = residual(g, stack, block, "x0", "h0", lstm.then_some("c0"));
+        g.node("Identity", &[&out.top], &["top"], &[]);
+        return (out.h_n, out.c_n);
+    }
     let per_layer = c.last_hidden.is_some();
     let main = Stack {
         prefix: "rnn",
