@@ -9,7 +9,8 @@
 //! * [`download`]: fetching and verifying Penn Treebank;
 //! * [`table`]: numeric CSV tables (time series for forecasting);
 //! * [`subword`]: subword vocabularies (BPE, unigram, words) learned with `tokenizers`;
-//! * [`audio`]: WAV files, resampling, log-mel features, normalisation and SpecAugment.
+//! * [`audio`]: WAV files, resampling, log-mel features, normalisation and SpecAugment;
+//! * [`ts`]: the UEA/UCR archive's `.ts` time-series files and per-channel standardisation.
 
 pub mod audio;
 pub mod batch;
@@ -17,6 +18,7 @@ pub mod corpus;
 pub mod download;
 pub mod subword;
 pub mod table;
+pub mod ts;
 pub mod vocab;
 
 pub use batch::{Batched, Window};
