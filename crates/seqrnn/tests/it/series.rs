@@ -304,7 +304,7 @@ fn a_case_gets_the_same_logits_alone_and_batched_with_longer_ones() {
                 classes: 3,
             })
             .unwrap();
-            assert!(m.tensors().iter().all(|t| !t.name.starts_with("embedding")));
+            assert!(m.tensors().iter().all(|t| !t.0.starts_with("embedding")));
             let p = m.init_params(3).unwrap();
             let mut ws = ClassifierWorkspace::default();
             let mut batch = VectorBatch::default();
