@@ -37,6 +37,11 @@ fn ts_file(path: &Path, n: usize, seed: usize, labels: bool) {
     std::fs::write(path, s).unwrap();
 }
 
+/// A run's `config.json`.
+fn config_of(run: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap()
+}
+
 fn train_args<'a>(train: &'a str, test: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let v = vec![
         "classify",
@@ -101,7 +106,7 @@ fn trains_evaluates_and_predicts_series() {
         assert!(run.join(f).is_file(), "{f} missing");
     }
     assert!(!run.join("vocab.txt").exists());
-    let config = json(&std::fs::read_to_string(run.join("config.json")).unwrap());
+    let config = config_of(&run);
     assert_eq!(config["model"]["channels"], 2);
     let series = &config["series"];
     assert_eq!(series["fill"], "refuse");
@@ -187,7 +192,7 @@ fn resume_goes_on_with_the_runs_split_and_statistics() {
     let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert_eq!(metrics.lines().count(), 5, "{metrics}");
     // The run's own split stays (its fraction, not the flag's).
-    let config = json(&std::fs::read_to_string(run.join("config.json")).unwrap());
+    let config = config_of(&run);
     assert_eq!(config["series"]["valid_fraction"], 0.2);
     // Other data is refused.
     let other = d.join("other.ts");
@@ -211,7 +216,7 @@ fn bad_files_and_flags_are_refused_before_a_run_starts() {
     let bad = d.join("bad.ts");
     std::fs::write(
         &bad,
-        "@dimensions 1\n@classLabel true a b\n@data\n1,2,3:a\n1,?,3:b\n",
+        "@dimensions 1\n@classLabel true a b\n@data\n1,2,3:a\n1,?,3:b\n2,3:a\n3,4:b\n",
     )
     .unwrap();
     let bad_s = bad.to_str().unwrap();
@@ -228,10 +233,10 @@ fn bad_files_and_flags_are_refused_before_a_run_starts() {
         out_s,
         &["--fill-missing", "previous", "--epochs", "1"],
     );
-    // The test file declares `up down`, the training file `a b`: its labels are refused.
+    // The test file has two dimensions, the training file one: it is refused.
     refused(
         &filled,
-        "train.ts: line 10: label `up` is not one of the training file's (a b)",
+        "train.ts: the header declares 2 dimension(s) but the model reads 1",
         &out,
     );
     refused(
