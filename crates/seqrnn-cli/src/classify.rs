@@ -1,4 +1,8 @@
-//! `seqrnn classify train | eval | predict`: sequence classification of labelled text.
+//! `seqrnn classify train | eval | predict`: sequence classification of labelled text
+//! (`--data DIR`) or of numeric series in the UEA/UCR archive's `.ts` files (`--train`,
+//! `--test`, `--input`; [`series`]).
+
+mod series;
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -8,11 +12,12 @@ use clap::{Args, Subcommand, ValueEnum};
 use seqrnn::classify::data::{self as labeled, build_labels, build_vocab, encode_all, Encoded};
 use seqrnn::classify::model::{Classifier, ClassifierConfig, Directions, Pooling};
 use seqrnn::classify::{
-    evaluate, ClassifyMetrics, ClassifyRunConfig, ClassifyTask, ClassifyTrainConfig, Trained,
+    evaluate, ClassifyMetrics, ClassifyRunConfig, ClassifyRunData, ClassifyTask,
+    ClassifyTrainConfig, Labelled, Trained,
 };
 use seqrnn::data::{Encoding, Vocab};
-use seqrnn::run::{NoData, RunDir};
-use seqrnn::train::FitOutcome;
+use seqrnn::run::{Run, RunDir};
+use seqrnn::train::{FitConfig, FitOutcome};
 
 use crate::flags::{
     default, epochs, help, EncoderFlags, EncodingFlag, LoopFlags, RunFlags, STDIN_ENCODING,
@@ -22,11 +27,13 @@ use crate::training;
 
 #[derive(Subcommand, Debug)]
 pub enum ClassifyCommand {
-    /// Train a classifier on DIR/train.tsv, selecting on DIR/dev.tsv.
+    /// Train a classifier on DIR/train.tsv, selecting on DIR/dev.tsv; or on the series of a
+    /// `.ts` file (--train), selecting on a share of it.
     Train(Box<TrainArgs>),
     /// Accuracy, macro-F1 and confusion matrix on a split.
     Eval(EvalArgs),
-    /// Classify text lines from standard input: label and probability per line.
+    /// Classify text lines from standard input (label and probability per line), or the cases
+    /// of a `.ts` file (--input; one label a line).
     Predict(PredictArgs),
 }
 
@@ -55,8 +62,10 @@ pub enum SplitArg {
     Test,
 }
 
-/// `seqrnn classify train`'s epochs when --epochs is not given.
+/// `seqrnn classify train`'s epochs when --epochs is not given (text).
 const EPOCHS: usize = 6;
+/// `seqrnn classify train --train`'s epochs when --epochs is not given (series).
+const SERIES_EPOCHS: usize = 150;
 
 /// `seqrnn classify train`.
 #[derive(Args, Debug)]
@@ -68,8 +77,10 @@ const EPOCHS: usize = 6;
 )]
 pub struct TrainArgs {
     /// Folder with train.tsv, dev.tsv and test.tsv (`label<TAB>text`, header line).
-    #[arg(long)]
-    data: PathBuf,
+    #[arg(long, required_unless_present = "train", conflicts_with = "train")]
+    data: Option<PathBuf>,
+    #[command(flatten)]
+    series: series::SeriesFlags,
     #[command(flatten)]
     encoding: EncodingFlag,
     #[command(flatten)]
@@ -82,22 +93,22 @@ pub struct TrainArgs {
     /// Pooling over time.
     #[arg(long, value_enum, default_value = "max")]
     pool: PoolArg,
-    /// Embedding width.
-    #[arg(long, default_value_t = 128)]
+    /// Embedding width (text).
+    #[arg(long, default_value_t = 128, conflicts_with = "train")]
     embed: usize,
     /// Words seen fewer times in train.tsv become <unk>.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, conflicts_with = "train")]
     min_freq: usize,
-    /// Dropout on embeddings and pooled features.
+    /// Dropout on the encoder's input (embeddings, or channel values) and on pooled features.
     #[arg(long, default_value_t = 0.5)]
     dropout: f32,
     /// Probability of replacing each training word by <unk> at each step (word dropout).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, conflicts_with = "train")]
     word_dropout: f32,
     /// Start from a finished classification run (one `seqrnn import --keras` made, say): its
     /// model, weights, vocabulary and labels; the data is encoded with them and the model flags
     /// are not read.
-    #[arg(long, value_name = "RUN", conflicts_with = "resume")]
+    #[arg(long, value_name = "RUN", conflicts_with_all = ["resume", "train"])]
     init_from: Option<PathBuf>,
     #[command(flatten)]
     fit: LoopFlags,
@@ -141,7 +152,23 @@ struct ClassifyData {
 fn train_cmd(a: TrainArgs) -> Result<()> {
     crate::set_threads(a.run.threads)?;
     let resumed = training::resumed::<_, _, _>(&a.run)?;
+    match &a.data {
+        Some(data) => train_text(&a, data, resumed),
+        None => series::train(&a, resumed),
+    }
+}
+
+/// A resumed classification run and its configuration.
+type Resumed = training::Resumed<ClassifierConfig, ClassifyTrainConfig, ClassifyRunData>;
+
+/// `seqrnn classify train --data DIR`.
+fn train_text(a: &TrainArgs, data: &Path, resumed: Option<Resumed>) -> Result<()> {
     let saved: Option<&ClassifyRunConfig> = resumed.as_ref().map(|(_, c)| c);
+    ensure!(
+        saved.is_none_or(|c| c.data.series.is_none()),
+        "the run in {} classifies series: resume it with --train",
+        a.run.out.display()
+    );
     let min_freq = saved.map_or(a.min_freq, |c| c.train.min_freq);
     let init = match &a.init_from {
         Some(dir) => Some(
@@ -153,7 +180,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     let given = init.as_ref().map(|m| (&m.vocab, &m.labels));
     let encoding = saved.map_or(a.encoding.get(), |c| a.encoding.or_run(c.train.encoding));
     let d = load_data(
-        (&a.data, encoding),
+        (data, encoding),
         min_freq,
         resumed.as_ref().map(|(r, _)| r.dir()),
         given,
@@ -168,18 +195,18 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             };
             (c.model, train)
         }
-        (None, Some(m)) => (m.config.model, settings_from_flags(&a, 0, 0).1),
-        (None, None) => settings_from_flags(&a, d.vocab.len(), d.labels.len()),
+        (None, Some(m)) => (m.config.model, settings_from_flags(a, 0, 0, 0).1),
+        (None, None) => settings_from_flags(a, d.vocab.len(), d.labels.len(), 0),
     };
     let model = Classifier::new(model_cfg)?;
     train_cfg.fit.validate()?;
     let mut task = ClassifyTask::new(&model, &d.train, &d.dev, train_cfg.batch)?
         .with_word_dropout(train_cfg.word_dropout)?;
-    let mut params = match &init {
+    let params = match &init {
         Some(m) => m.params.to_vec(),
         None => model.init_params(train_cfg.fit.seed)?,
     };
-    let config = ClassifyRunConfig::new(model_cfg, train_cfg, NoData {});
+    let config = ClassifyRunConfig::new(model_cfg, train_cfg, ClassifyRunData::default());
     if training::is_root() {
         print_start(&model, &d);
     }
@@ -187,15 +214,40 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         d.vocab.save(&run.dir().vocab_path())?;
         Ok(d.labels.save(&ClassifyRunConfig::labels_path(run.dir()))?)
     })?;
-    let t0 = std::time::Instant::now();
+    let splits = Splits {
+        labels: &d.labels,
+        dev: &d.dev,
+        test: d.test.as_ref(),
+    };
     let fit = &train_cfg.fit;
-    let outcome = training::fit(&mut task, &mut params, fit, &run, Shown::Accuracy)?;
+    fit_and_report(a, (&model, fit), &mut task, params, &run, splits)
+}
+
+/// What the end of training scores: the labels, the validation split and the test split.
+struct Splits<'d, D> {
+    labels: &'d Vocab,
+    dev: &'d D,
+    test: Option<&'d D>,
+}
+
+/// Trains `task` in `run` with the loop settings of its configuration, then (the writing
+/// process) scores the selected weights on the splits, writes `summary.json` and prints.
+fn fit_and_report<D: Labelled>(
+    a: &TrainArgs,
+    (model, fit): (&Classifier, &FitConfig),
+    task: &mut ClassifyTask<'_, D>,
+    mut params: Vec<f32>,
+    run: &Run,
+    splits: Splits<'_, D>,
+) -> Result<()> {
+    let t0 = std::time::Instant::now();
+    let outcome = training::fit(task, &mut params, fit, run, Shown::Accuracy)?;
     if !run.is_writer() {
         return Ok(());
     }
-    let dev_m = evaluate(&model, &outcome.best_params, &d.dev)?;
-    let test_m = match &d.test {
-        Some(t) => Some(evaluate(&model, &outcome.best_params, t)?),
+    let dev_m = evaluate(model, &outcome.best_params, splits.dev)?;
+    let test_m = match splits.test {
+        Some(t) => Some(evaluate(model, &outcome.best_params, t)?),
         None => None,
     };
     let secs = t0.elapsed().as_secs_f64();
@@ -205,9 +257,9 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         test: test_m.as_ref(),
         secs,
     };
-    let v = result_json(&a, &d.labels, &result);
+    let v = result_json(a, splits.labels, &result);
     run.finish(&v)?;
-    print_result(&a, &v, &d.labels, &result);
+    print_result(a, &v, splits.labels, &result);
     Ok(())
 }
 
@@ -269,15 +321,18 @@ fn check_same_data(data: &Path, dir: &RunDir, vocab: &Vocab, labels: &Vocab) -> 
     Ok(())
 }
 
-/// The model and training settings of a fresh run, from the flags.
+/// The model and training settings of a fresh run, from the flags: a text classifier over
+/// `vocab` tokens, or with `channels > 0` a series classifier of that many channels.
 fn settings_from_flags(
     a: &TrainArgs,
     vocab: usize,
     classes: usize,
+    channels: usize,
 ) -> (ClassifierConfig, ClassifyTrainConfig) {
+    let series = channels > 0;
     let model = ClassifierConfig {
         vocab,
-        embed: a.embed,
+        embed: if series { 0 } else { a.embed },
         cell: a.encoder.cell(),
         hidden: a.encoder.hidden,
         layers: a.encoder.layers,
@@ -293,13 +348,16 @@ fn settings_from_flags(
         },
         dropout: a.dropout,
         classes,
+        channels,
     };
     let train = ClassifyTrainConfig {
         batch: a.fit.batch,
         min_freq: a.min_freq,
         word_dropout: a.word_dropout,
         encoding: a.encoding.get(),
-        fit: a.fit.fit_config(&a.run, EPOCHS),
+        fit: a
+            .fit
+            .fit_config(&a.run, if series { SERIES_EPOCHS } else { EPOCHS }),
     };
     (model, train)
 }
@@ -415,34 +473,39 @@ pub struct EvalArgs {
     /// Run directory from `seqrnn classify train`.
     #[arg(long)]
     model: PathBuf,
-    /// Folder with dev.tsv / test.tsv.
-    #[arg(long)]
-    data: PathBuf,
-    /// Split.
+    /// Folder with dev.tsv / test.tsv (a text classifier).
+    #[arg(long, required_unless_present = "test", conflicts_with = "test")]
+    data: Option<PathBuf>,
+    /// Split of --data.
     #[arg(long, value_enum, default_value = "test")]
     split: SplitArg,
     #[command(flatten)]
     encoding: EncodingFlag,
+    /// A labelled `.ts` file to score (a series classifier).
+    #[arg(long, value_name = "X_TEST.ts")]
+    test: Option<PathBuf>,
     /// Print one JSON object with the figures.
     #[arg(long)]
     json: bool,
 }
 
 fn eval_cmd(a: EvalArgs) -> Result<()> {
-    let Trained {
-        vocab,
-        labels,
-        model,
-        params,
-        config,
-    } = load_run(&a.model)?;
-    let split = match a.split {
-        SplitArg::Dev => "dev",
-        SplitArg::Test => "test",
+    let clf = load_run(&a.model)?;
+    let (split, m, unknown) = match (&a.data, &a.test) {
+        (Some(data), _) => {
+            let split = match a.split {
+                SplitArg::Dev => "dev",
+                SplitArg::Test => "test",
+            };
+            let ex = load_split(data, split, a.encoding.or_run(clf.config.train.encoding))?;
+            let d = encode_split(data, split, &ex, &clf.vocab, &clf.labels)?;
+            let m = evaluate(&clf.model, &clf.params, &d)?;
+            (split, m, Some(d.unknown_tokens))
+        }
+        (None, Some(test)) => ("test", series::evaluate_file(&clf, test)?, None),
+        (None, None) => anyhow::bail!("pass --data DIR (text) or --test FILE.ts (series)"),
     };
-    let ex = load_split(&a.data, split, a.encoding.or_run(config.train.encoding))?;
-    let data = encode_split(&a.data, split, &ex, &vocab, &labels)?;
-    let m = evaluate(&model, &params, &data)?;
+    let labels = &clf.labels;
     if a.json {
         let mut v = serde_json::json!({
             "split": split,
@@ -450,21 +513,24 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
             "loss": m.loss,
             "labels": labels.tokens(),
             "confusion": m.confusion,
-            "unknown_tokens": data.unknown_tokens,
         });
+        if let Some(n) = unknown {
+            v["unknown_tokens"] = serde_json::json!(n);
+        }
         v[format!("{split}_accuracy")] = serde_json::json!(m.accuracy);
         v[format!("{split}_macro_f1")] = serde_json::json!(m.macro_f1);
         println!("{v}");
     } else {
+        let unknown = unknown.map(|n| format!(" ({n} unknown words)"));
         println!(
-            "{split}: accuracy {:.2}%, macro-F1 {:.4}, loss {:.4}, {} examples ({} unknown words)",
+            "{split}: accuracy {:.2}%, macro-F1 {:.4}, loss {:.4}, {} examples{}",
             100.0 * m.accuracy,
             m.macro_f1,
             m.loss,
             m.examples,
-            data.unknown_tokens
+            unknown.unwrap_or_default()
         );
-        print!("{}", confusion_text(&m, &labels));
+        print!("{}", confusion_text(&m, labels));
     }
     Ok(())
 }
@@ -478,10 +544,22 @@ pub struct PredictArgs {
     model: PathBuf,
     #[command(flatten)]
     encoding: EncodingFlag,
+    /// A `.ts` file whose cases a series classifier labels, one label a line (the label column
+    /// may be present or absent); without it, text lines are read from standard input.
+    #[arg(long, value_name = "X.ts")]
+    input: Option<PathBuf>,
 }
 
 fn predict_cmd(a: PredictArgs) -> Result<()> {
     let clf = load_run(&a.model)?;
+    if let Some(path) = &a.input {
+        return series::predict_file(&clf, path);
+    }
+    ensure!(
+        clf.series().is_none(),
+        "{} classifies series: give the cases with --input FILE.ts",
+        a.model.display()
+    );
     let mut bytes = Vec::new();
     std::io::stdin()
         .lock()

@@ -102,7 +102,7 @@
 //! ```
 //! # use seqrnn::classify::data::{build_labels, build_vocab, encode_all, Example};
 //! # use seqrnn::classify::model::{Classifier, ClassifierConfig};
-//! # use seqrnn::run::{Existing, NoData, Run};
+//! # use seqrnn::run::{Existing, Run};
 //! # use seqrnn::classify::*;
 //! # use seqrnn::train::{self, FitConfig, Silent};
 //! # let dir = std::env::temp_dir().join(format!("seqrnn-doc-cl-{}", std::process::id()));
@@ -118,7 +118,7 @@
 //! # let fit = FitConfig { epochs: 3, lr: 0.01, ..FitConfig::default() };
 //! # let config = ClassifyRunConfig::new(mc,
 //! #     ClassifyTrainConfig { batch: 8, min_freq: 1, word_dropout: 0.0,
-//! #     encoding: Default::default(), fit }, NoData {});
+//! #     encoding: Default::default(), fit }, ClassifyRunData::default());
 //! # let mut task = ClassifyTask::new(&model, &enc, &enc, 8)?;
 //! # let mut params = model.init_params(1)?;
 //! # let run = Run::create(&dir, &config, Existing::Replace)?;

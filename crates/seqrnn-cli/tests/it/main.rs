@@ -7,6 +7,7 @@
 mod common;
 
 mod classify;
+mod classify_ts;
 mod cli;
 mod compare;
 /// Under `mpirun -np 2`: only with the `mpi` feature.

@@ -11,7 +11,8 @@
 //! * [`subword`]: subword vocabularies (BPE, unigram, words) learned with `tokenizers`;
 //! * [`text`]: text files in their encoding ([`Encoding`]; UTF-8 by default), the reader every
 //!   text format goes through ([`read_text`]);
-//! * [`audio`]: WAV files, resampling, log-mel features, normalisation and SpecAugment.
+//! * [`audio`]: WAV files, resampling, log-mel features, normalisation and SpecAugment;
+//! * [`ts`]: the UEA/UCR archive's `.ts` time-series files and per-channel standardisation.
 
 pub mod audio;
 pub mod batch;
@@ -20,6 +21,7 @@ pub mod download;
 pub mod subword;
 pub mod table;
 pub mod text;
+pub mod ts;
 pub mod vocab;
 
 pub use batch::{Batched, Window};

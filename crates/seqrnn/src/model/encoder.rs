@@ -143,6 +143,44 @@ pub fn zero_padding(x: &mut [f32], f: usize, lens: &[usize]) {
     }
 }
 
+/// A batch of vector sequences padded to the longest, the encoder's input as it is:
+/// `x[T, B, F]` time-major (zero past each sequence's end) with `lens[B]`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct VectorBatch {
+    /// `x[T, B, F]`.
+    pub x: Vec<f32>,
+    /// Real length of each sequence.
+    pub lens: Vec<usize>,
+    /// `T`.
+    pub t: usize,
+    /// Width `F` of a step.
+    pub f: usize,
+}
+
+impl VectorBatch {
+    /// Pads `seqs` (each `[len, f]` time-major, `len ≥ 1`) into one batch, reusing `self`'s
+    /// buffers.
+    pub fn fill<'s>(&mut self, f: usize, seqs: impl Iterator<Item = &'s [f32]> + Clone) {
+        self.f = f;
+        self.lens.clear();
+        self.lens.extend(seqs.clone().map(|s| s.len() / f.max(1)));
+        self.t = self.lens.iter().copied().max().unwrap_or(0);
+        let b = self.lens.len();
+        self.x.clear();
+        self.x.resize(self.t * b * f, 0.0);
+        for (j, s) in seqs.enumerate() {
+            for (t, step) in s.chunks_exact(f.max(1)).enumerate() {
+                self.x[(t * b + j) * f..(t * b + j + 1) * f].copy_from_slice(step);
+            }
+        }
+    }
+
+    /// Batch size `B`.
+    pub fn b(&self) -> usize {
+        self.lens.len()
+    }
+}
+
 /// Which forward pass the stacks run.
 enum Mode<'a> {
     Train {

@@ -19,7 +19,7 @@ pub mod softmax;
 pub(crate) mod testing;
 pub mod trainable;
 
-pub use encoder::{EncoderCache, EncoderWorkspace, SeqEncoder};
+pub use encoder::{EncoderCache, EncoderWorkspace, SeqEncoder, VectorBatch};
 pub use encoder_head::{EncoderHead, EncoderHeadCache, EncoderHeadWorkspace};
 pub use layout::{NamedTensor, ParamEntry, ParamLayout, Weights};
 pub use trainable::Trainable;

@@ -50,6 +50,7 @@ fn padding_never_changes_a_result() {
                     pooling,
                     dropout: 0.0,
                     classes: 3,
+                    channels: 0,
                 };
                 let m = Classifier::new(cfg).unwrap();
                 let p = m.init_params(11).unwrap();

@@ -24,3 +24,4 @@ mod regularizers;
 /// The comparison reports: only with the `plots` feature.
 #[cfg(feature = "plots")]
 mod report;
+mod series;

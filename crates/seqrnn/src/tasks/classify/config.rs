@@ -2,6 +2,7 @@ use std::path::Path;
 
 use super::*;
 use crate::run::{RunConfig, RunKind};
+use crate::tasks::classify::series::SeriesInput;
 
 /// Training settings of a classification run beyond the shared loop's.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -21,15 +22,38 @@ pub struct ClassifyTrainConfig {
     pub fit: FitConfig,
 }
 
-/// The `config.json` of a classification run (`vocab.txt` and `labels.txt` sit beside it).
-pub type ClassifyRunConfig = RunConfig<ClassifierConfig, ClassifyTrainConfig>;
+/// What a classification run keeps of its data: for numeric series, how their values become
+/// the model's input (absent for text, whose `vocab.txt` says it).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClassifyRunData {
+    /// The channels, their training statistics, the missing-value fill and the validation
+    /// split of a series classifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<SeriesInput>,
+}
+
+/// The `config.json` of a classification run (`labels.txt` and, for text, `vocab.txt` sit
+/// beside it).
+pub type ClassifyRunConfig = RunConfig<ClassifierConfig, ClassifyTrainConfig, ClassifyRunData>;
 
 impl RunKind for ClassifyRunConfig {
     const TASK: &'static str = "classify";
     const NAME: &'static str = "classification";
 
-    fn check(&self, _path: &Path) -> Result<()> {
-        self.model.validate()
+    fn check(&self, path: &Path) -> Result<()> {
+        self.model.validate()?;
+        let channels = self.data.series.as_ref().map(SeriesInput::width);
+        if channels.unwrap_or(0) != self.model.channels {
+            return Err(Error::Format {
+                path: path.to_path_buf(),
+                message: format!(
+                    "the model reads {} value(s) a step but the series input gives {}",
+                    self.model.channels,
+                    channels.unwrap_or(0)
+                ),
+            });
+        }
+        Ok(())
     }
 }
 

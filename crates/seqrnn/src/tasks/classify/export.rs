@@ -24,9 +24,16 @@ use crate::tasks::classify::Trained;
 /// Writes `dir/model.onnx` and `dir/preprocess.json` for `clf` at operator set `opset`.
 ///
 /// # Errors
-/// [`crate::error::Error::Config`] for an operator set out of range; I/O errors.
+/// [`crate::error::Error::Config`] for an operator set out of range or a series classifier;
+/// I/O errors.
 pub fn export_onnx(clf: &Trained, dir: &Path, opset: i64) -> Result<()> {
     onnx::check_opset(opset)?;
+    if clf.series().is_some() {
+        return Err(crate::error::Error::Config(
+            "ONNX export reads token ids; a series classifier (.ts input) does not export yet"
+                .into(),
+        ));
+    }
     let c = clf.model.config();
     let (layout, p) = (clf.model.param_layout(), &clf.params[..]);
     let mut g = Graph::new(

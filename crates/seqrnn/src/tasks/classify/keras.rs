@@ -45,6 +45,7 @@ pub fn from_keras(stack: &KerasStack, classes: usize) -> Result<(Classifier, Vec
         pooling: Pooling::Last,
         dropout: stack.dropout,
         classes,
+        channels: 0,
     };
     let model = Classifier::new(config)?;
     let params = stack.params(model.param_layout(), "embedding.weight", "head")?;

@@ -1,16 +1,22 @@
 //! Sequence classification: the training task for the shared loop ([`crate::train::fit()`]) with
 //! length-bucketed batches, evaluation (accuracy, macro-F1, confusion matrix) and the run
 //! configuration.
+//!
+//! The examples are text (token ids, [`data`]) or numeric series (vectors of channel values per
+//! step, read from the UEA/UCR archive's `.ts` files and standardised, [`series`]); both are
+//! [`Labelled`] [`Cases`], and the task, the evaluation and the model serve either.
 
 pub mod data;
 pub mod export;
 pub mod keras;
 pub mod model;
+pub mod series;
 mod trained;
 pub use trained::{Prediction, Trained};
 mod config;
-pub use config::{ClassifyRunConfig, ClassifyTrainConfig};
+pub use config::{ClassifyRunConfig, ClassifyRunData, ClassifyTrainConfig};
 
+use std::ops::Range;
 use std::path::Path;
 
 use rand::RngExt;
@@ -18,14 +24,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::batch::length_buckets;
 use crate::dist::Group;
-use crate::dropout::SeqRng;
+use crate::dropout::{RowRng, SeqRng};
 use crate::error::{Error, Result};
 use crate::model::softmax;
 pub use crate::model::softmax::argmax;
 use crate::run::RunDir;
 use crate::tasks::classify::data::{Encoded, UNK_ID};
 use crate::tasks::classify::model::{
-    Classifier, ClassifierCache, ClassifierConfig, ClassifierWorkspace, TokenBatch,
+    Classifier, ClassifierCache, ClassifierConfig, ClassifierWorkspace, Input, TokenBatch,
 };
 use crate::train::fit::FitConfig;
 use crate::train::task::{
@@ -51,20 +57,139 @@ pub struct ClassifyMetrics {
     pub confusion: Vec<Vec<usize>>,
 }
 
+/// Examples a classifier reads, batched by length: token sequences or vector sequences.
+pub trait Cases {
+    /// The padded batch the classifier reads.
+    type Batch: Default;
+    /// Whether the examples are tokens (word dropout applies to them).
+    const TOKENS: bool;
+
+    /// Number of examples.
+    fn count(&self) -> usize;
+    /// Steps of every example.
+    fn lens(&self) -> Vec<usize>;
+    /// Pads the examples `idx` into `batch`.
+    fn fill(&self, idx: &[usize], batch: &mut Self::Batch);
+    /// The classifier's view of `batch`.
+    fn input(batch: &Self::Batch) -> Input<'_>;
+    /// Word dropout on a training batch: each real token becomes `<unk>` with probability `p`,
+    /// drawn from `masks` (nothing for other examples).
+    fn drop_tokens(_batch: &mut Self::Batch, _p: f32, _masks: &mut RowRng) {}
+}
+
+/// Examples with a label each: what the task trains on and [`evaluate`] scores.
+pub trait Labelled: Cases + Sized {
+    /// Label id of each example.
+    fn labels(&self) -> &[u32];
+    /// Adds the examples and labels to `h` (a resumed run checks them).
+    fn fingerprint(&self, h: &mut Fingerprint);
+    /// The examples in `range`.
+    fn part(&self, range: Range<usize>) -> Self;
+}
+
+impl Cases for [Vec<u32>] {
+    type Batch = TokenBatch;
+    const TOKENS: bool = true;
+
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn lens(&self) -> Vec<usize> {
+        self.iter().map(Vec::len).collect()
+    }
+
+    fn fill(&self, idx: &[usize], batch: &mut TokenBatch) {
+        batch.fill(idx.iter().map(|&i| self[i].as_slice()));
+    }
+
+    fn input(batch: &TokenBatch) -> Input<'_> {
+        Input::Tokens(batch)
+    }
+
+    fn drop_tokens(batch: &mut TokenBatch, p: f32, masks: &mut RowRng) {
+        let b = batch.b();
+        let seed = masks.shared.random::<u64>();
+        for (j, &len) in batch.lens.iter().enumerate() {
+            let mut r = masks.row(seed, j);
+            for t in 0..len {
+                if r.random::<f32>() < p {
+                    batch.ids[t * b + j] = UNK_ID;
+                }
+            }
+        }
+    }
+}
+
+impl Cases for Encoded {
+    type Batch = TokenBatch;
+    const TOKENS: bool = true;
+
+    fn count(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn lens(&self) -> Vec<usize> {
+        Cases::lens(&self.ids[..])
+    }
+
+    fn fill(&self, idx: &[usize], batch: &mut TokenBatch) {
+        Cases::fill(&self.ids[..], idx, batch);
+    }
+
+    fn input(batch: &TokenBatch) -> Input<'_> {
+        Input::Tokens(batch)
+    }
+
+    fn drop_tokens(batch: &mut TokenBatch, p: f32, masks: &mut RowRng) {
+        <[Vec<u32>]>::drop_tokens(batch, p, masks);
+    }
+}
+
+impl Labelled for Encoded {
+    fn labels(&self) -> &[u32] {
+        &self.labels
+    }
+
+    fn fingerprint(&self, h: &mut Fingerprint) {
+        for (ids, &label) in self.ids.iter().zip(&self.labels) {
+            h.ids(ids).end().ids(&[label]);
+        }
+    }
+
+    fn part(&self, range: Range<usize>) -> Self {
+        Encoded {
+            ids: self.ids[range.clone()].to_vec(),
+            labels: self.labels[range].to_vec(),
+            unknown_tokens: 0,
+        }
+    }
+}
+
 /// Class probabilities `[N, K]` of every sequence, computed in length-sorted batches and
 /// returned in the input order.
 pub fn probabilities(model: &Classifier, params: &[f32], seqs: &[Vec<u32>]) -> Result<Vec<f32>> {
+    probabilities_of(model, params, seqs)
+}
+
+/// Class probabilities `[N, K]` of every example of `cases` (tokens or vectors), computed in
+/// length-sorted batches and returned in the input order.
+pub fn probabilities_of<C: Cases + ?Sized>(
+    model: &Classifier,
+    params: &[f32],
+    cases: &C,
+) -> Result<Vec<f32>> {
     let k = model.config().classes;
-    let lens: Vec<usize> = seqs.iter().map(Vec::len).collect();
-    let order: Vec<usize> = (0..seqs.len()).collect();
-    let mut out = vec![0.0; seqs.len() * k];
+    let lens = cases.lens();
+    let order: Vec<usize> = (0..lens.len()).collect();
+    let mut out = vec![0.0; lens.len() * k];
     let mut ws = ClassifierWorkspace::default();
-    let mut batch = TokenBatch::default();
+    let mut batch = C::Batch::default();
     let mut logits = Vec::new();
     for idx in length_buckets(&lens, &order, EVAL_BATCH) {
-        batch.fill(idx.iter().map(|&i| seqs[i].as_slice()));
+        cases.fill(&idx, &mut batch);
         logits.resize(idx.len() * k, 0.0);
-        model.logits(params, &batch, &mut logits, &mut ws)?;
+        model.logits(params, C::input(&batch), &mut logits, &mut ws)?;
         for (row, &i) in logits.chunks_exact(k).zip(&idx) {
             softmax::softmax_row(row, &mut out[i * k..(i + 1) * k]);
         }
@@ -72,18 +197,22 @@ pub fn probabilities(model: &Classifier, params: &[f32], seqs: &[Vec<u32>]) -> R
     Ok(out)
 }
 
-/// Scores `params` on `data`.
-pub fn evaluate(model: &Classifier, params: &[f32], data: &Encoded) -> Result<ClassifyMetrics> {
+/// Scores `params` on `data` (text or series).
+pub fn evaluate<D: Labelled>(
+    model: &Classifier,
+    params: &[f32],
+    data: &D,
+) -> Result<ClassifyMetrics> {
     let k = model.config().classes;
-    let probs = probabilities(model, params, &data.ids)?;
+    let probs = probabilities_of(model, params, data)?;
     let mut confusion = vec![vec![0usize; k]; k];
     let mut loss = 0.0f64;
-    for (row, &y) in probs.chunks_exact(k).zip(&data.labels) {
+    for (row, &y) in probs.chunks_exact(k).zip(data.labels()) {
         let pred = argmax(row);
         confusion[y as usize][pred] += 1;
         loss -= (row[y as usize].max(1e-30) as f64).ln();
     }
-    let n = data.labels.len();
+    let n = data.labels().len();
     let correct: usize = (0..k).map(|i| confusion[i][i]).sum();
     let macro_f1 = (0..k)
         .map(|c| {
@@ -109,32 +238,28 @@ pub fn evaluate(model: &Classifier, params: &[f32], data: &Encoded) -> Result<Cl
 
 /// The classification task for the shared loop: each epoch shuffles the examples, sorts them by
 /// length (ties in shuffled order), cuts batches and shuffles the batches; validation by
-/// accuracy.
-pub struct ClassifyTask<'a> {
+/// accuracy (ties broken by the lower loss with [`ClassifyTask::with_loss_ties`]).
+pub struct ClassifyTask<'a, D: Labelled = Encoded> {
     model: &'a Classifier,
-    train: &'a Encoded,
-    valid: &'a Encoded,
+    train: &'a D,
+    valid: &'a D,
     word_dropout: f32,
+    loss_ties: bool,
     batches: Buckets,
-    batch: TokenBatch,
+    batch: D::Batch,
     labels: Vec<u32>,
     cache: ClassifierCache,
     ws: ClassifierWorkspace,
 }
 
-impl<'a> ClassifyTask<'a> {
+impl<'a, D: Labelled> ClassifyTask<'a, D> {
     /// A task over `train` and `valid`, `batch` sequences a step.
     ///
     /// # Errors
     /// [`Error::Config`] when `batch` is 0 or a split is empty.
-    pub fn new(
-        model: &'a Classifier,
-        train: &'a Encoded,
-        valid: &'a Encoded,
-        batch: usize,
-    ) -> Result<Self> {
+    pub fn new(model: &'a Classifier, train: &'a D, valid: &'a D, batch: usize) -> Result<Self> {
         let batches = Buckets::new(batch)?;
-        if train.ids.is_empty() || valid.ids.is_empty() {
+        if train.count() == 0 || valid.count() == 0 {
             return Err(Error::Config(
                 "training and validation splits need at least one example".into(),
             ));
@@ -144,8 +269,9 @@ impl<'a> ClassifyTask<'a> {
             train,
             valid,
             word_dropout: 0.0,
+            loss_ties: false,
             batches,
-            batch: TokenBatch::default(),
+            batch: D::Batch::default(),
             labels: Vec::new(),
             cache: ClassifierCache::default(),
             ws: ClassifierWorkspace::default(),
@@ -156,19 +282,39 @@ impl<'a> ClassifyTask<'a> {
     /// [`crate::tasks::classify::data::UNK_ID`]) with probability `p`, drawn afresh every step.
     ///
     /// # Errors
-    /// [`Error::Config`] unless `0 ≤ p < 1`.
+    /// [`Error::Config`] unless `0 ≤ p < 1`, or for `p > 0` on examples that are not tokens.
     pub fn with_word_dropout(mut self, p: f32) -> Result<Self> {
         if !(0.0..1.0).contains(&p) {
             return Err(Error::Config(format!(
                 "word dropout must be in [0, 1), got {p}"
             )));
         }
+        if p > 0.0 && !D::TOKENS {
+            return Err(Error::Config(
+                "word dropout applies to text, not to numeric series".into(),
+            ));
+        }
         self.word_dropout = p;
         Ok(self)
     }
+
+    /// Validation scores equal accuracies by the lower loss: the score is
+    /// `accuracy − 1e-9 · loss`, so on a small validation split, where the accuracy soon stops
+    /// moving, the weights still improve while the loss falls.
+    pub fn with_loss_ties(mut self) -> Self {
+        self.loss_ties = true;
+        self
+    }
+
+    fn score(&self, accuracy: f64, loss: f64) -> f64 {
+        match self.loss_ties {
+            true => accuracy - 1e-9 * loss.clamp(0.0, 1e3),
+            false => accuracy,
+        }
+    }
 }
 
-impl Task for ClassifyTask<'_> {
+impl<D: Labelled> Task for ClassifyTask<'_, D> {
     fn about(&self) -> About<'_> {
         let weights = Weights::new(self.model.param_layout(), CLASSIFY_FORMAT, "a classifier");
         About::new(weights, "accuracy", LossAverage::PerStep)
@@ -182,16 +328,14 @@ impl Task for ClassifyTask<'_> {
     /// data-parallel run must agree on them).
     fn identity(&self) -> Identity {
         let mut h = Fingerprint::default();
-        for (ids, &label) in self.train.ids.iter().zip(&self.train.labels) {
-            h.ids(ids).end().ids(&[label]);
-        }
+        self.train.fingerprint(&mut h);
         let train = "the training examples (or the vocabulary and labels that encode them) are \
                      not those the run was trained on";
         h.identity(self.model.config(), train)
     }
 
     fn start_epoch(&mut self, _epoch: usize, rng: &mut SeqRng) -> usize {
-        self.batches.shuffle_seqs(&self.train.ids, rng)
+        self.batches.shuffle(&self.train.lens(), rng)
     }
 
     fn train_step(&mut self, mut step: Step<'_>) -> Result<BatchLoss> {
@@ -199,26 +343,16 @@ impl Task for ClassifyTask<'_> {
             return Ok(BatchLoss::NONE);
         };
         let train = self.train;
-        self.batch
-            .fill(idx.iter().map(|&i| train.ids[i].as_slice()));
+        train.fill(idx, &mut self.batch);
         if self.word_dropout > 0.0 {
-            let b = idx.len();
-            let seed = masks.shared.random::<u64>();
-            for (j, &len) in self.batch.lens.iter().enumerate() {
-                let mut r = masks.row(seed, j);
-                for t in 0..len {
-                    if r.random::<f32>() < self.word_dropout {
-                        self.batch.ids[t * b + j] = UNK_ID;
-                    }
-                }
-            }
+            D::drop_tokens(&mut self.batch, self.word_dropout, &mut masks);
         }
         self.labels.clear();
-        self.labels.extend(idx.iter().map(|&i| train.labels[i]));
+        self.labels.extend(idx.iter().map(|&i| train.labels()[i]));
         let (params, grads) = (step.params, step.grads);
         let loss = self.model.forward_train(
             params,
-            &self.batch,
+            D::input(&self.batch),
             &self.labels,
             &mut self.cache,
             &mut self.ws,
@@ -233,26 +367,23 @@ impl Task for ClassifyTask<'_> {
 
     /// Each rank scores its share of the validation examples; losses and hits are summed.
     fn validate(&mut self, params: &[f32], group: &Group) -> Result<Validation> {
-        let n = self.valid.labels.len();
+        let n = self.valid.labels().len();
         let Some(part) = validation_share(group, n) else {
             let m = evaluate(self.model, params, self.valid)?;
             return Ok(Validation {
                 loss: m.loss,
-                score: m.accuracy,
+                score: self.score(m.accuracy, m.loss),
             });
         };
-        let mine = Encoded {
-            ids: self.valid.ids[part.clone()].to_vec(),
-            labels: self.valid.labels[part.clone()].to_vec(),
-            unknown_tokens: 0,
-        };
+        let mine = self.valid.part(part.clone());
         let m = evaluate(self.model, params, &mine)?;
         let k = part.len() as f64;
         let mut sums = [m.loss * k, (m.accuracy * k).round()];
         group.sum_f64(&mut sums);
+        let (loss, accuracy) = (sums[0] / n as f64, sums[1] / n as f64);
         Ok(Validation {
-            loss: sums[0] / n as f64,
-            score: sums[1] / n as f64,
+            loss,
+            score: self.score(accuracy, loss),
         })
     }
 }

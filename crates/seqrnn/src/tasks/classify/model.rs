@@ -2,15 +2,20 @@
 //! sequence's own steps (`last`, `mean`, `max`) → dropout → Linear(D·H, K) → softmax
 //! cross-entropy.
 //!
-//! Batches hold sequences of different lengths, padded to the longest (`ids[T, B]`, time-major,
-//! with `lens[B]`), and padding never changes a result:
+//! The input is either token ids (embedded) or, for numeric series, vectors of `C` channel
+//! values per step that the encoder reads as they are (no embedding; `channels = C` in the
+//! configuration, [`Input`]).
+//!
+//! Batches hold sequences of different lengths, padded to the longest (`ids[T, B]` or
+//! `x[T, B, C]`, time-major, with `lens[B]`), and padding never changes a result:
 //! - the recurrent layers are a padding-exact [`SeqEncoder`] (each direction reads every sequence
 //!   within its own length, as PyTorch's `pack_padded_sequence`);
 //! - pooling reads only steps `t < len` (`last`: the forward direction at `len − 1`, the reverse
 //!   direction at step 0, i.e. after reading the whole sequence);
 //! - backward feeds zero gradient into padded steps, so the weights never see them.
 //!
-//! Parameters are one block in PyTorch names: `embedding.weight [V, E]`, `rnn.weight_ih_l0 …`
+//! Parameters are one block in PyTorch names: `embedding.weight [V, E]` (token input only),
+//! `rnn.weight_ih_l0 …`
 //! (`_reverse` for the second direction, [`crate::rnn::RnnLayout`] order), `head.weight [K, D·H]`,
 //! `head.bias [K]`. The loss is the mean cross-entropy over the batch.
 
@@ -23,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::linalg::fit;
 pub use crate::model::embedding::TokenBatch;
 use crate::model::embedding::{check_embed, check_vocab};
+pub use crate::model::encoder::VectorBatch;
 use crate::model::encoder::{zero_padding, SeqEncoder};
 use crate::model::encoder_head::{
     check_encoder, EncoderHead, EncoderHeadCache, EncoderHeadWorkspace,
@@ -82,6 +88,58 @@ pub struct ClassifierConfig {
     pub dropout: f32,
     /// Classes `K`.
     pub classes: usize,
+    /// Channels `C` of a numeric input (its vectors are the encoder's input; `vocab` and
+    /// `embed` are 0); 0 for token input.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub channels: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// A batch of a classifier's input: token ids, or vectors of channel values.
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a> {
+    /// Token ids `[T, B]` (a token classifier).
+    Tokens(&'a TokenBatch),
+    /// Vectors `[T, B, C]` (a classifier with `channels = C`).
+    Vectors(&'a VectorBatch),
+}
+
+impl<'a> From<&'a TokenBatch> for Input<'a> {
+    fn from(b: &'a TokenBatch) -> Self {
+        Input::Tokens(b)
+    }
+}
+
+impl<'a> From<&'a VectorBatch> for Input<'a> {
+    fn from(b: &'a VectorBatch) -> Self {
+        Input::Vectors(b)
+    }
+}
+
+impl Input<'_> {
+    /// Each sequence's length.
+    pub fn lens(&self) -> &[usize] {
+        match self {
+            Input::Tokens(b) => &b.lens,
+            Input::Vectors(b) => &b.lens,
+        }
+    }
+
+    /// `T`.
+    pub fn t(&self) -> usize {
+        match self {
+            Input::Tokens(b) => b.t,
+            Input::Vectors(b) => b.t,
+        }
+    }
+
+    /// `B`.
+    pub fn b(&self) -> usize {
+        self.lens().len()
+    }
 }
 
 impl Default for ClassifierConfig {
@@ -96,6 +154,7 @@ impl Default for ClassifierConfig {
             pooling: Pooling::Max,
             dropout: 0.5,
             classes: 2,
+            channels: 0,
         }
     }
 }
@@ -103,14 +162,23 @@ impl Default for ClassifierConfig {
 impl ClassifierConfig {
     /// Checks sizes and dropout.
     pub fn validate(&self) -> Result<()> {
-        check_vocab(self.vocab)?;
+        if self.channels > 0 && (self.vocab, self.embed) != (0, 0) {
+            return Err(Error::Config(format!(
+                "a classifier of {} channels reads no tokens: its vocabulary and embedding \
+                 must be 0, got {} and {}",
+                self.channels, self.vocab, self.embed
+            )));
+        }
+        if self.channels == 0 {
+            check_vocab(self.vocab)?;
+            check_embed(self.embed)?;
+        }
         if self.classes < 2 {
             return Err(Error::Config(format!(
                 "classification needs at least 2 labels, the training data has {}",
                 self.classes
             )));
         }
-        check_embed(self.embed)?;
         check_encoder(self.dropout, &self.rnn_config())
     }
 
@@ -118,11 +186,24 @@ impl ClassifierConfig {
     pub fn rnn_config(&self) -> RnnConfig {
         RnnConfig {
             cell: self.cell,
-            input_size: self.embed,
+            input_size: self.input_width(),
             hidden_size: self.hidden,
             num_layers: self.layers,
             direction: self.direction.into(),
         }
+    }
+
+    /// Width of a step of the encoder's input: the embedding `E`, or the channels `C`.
+    pub fn input_width(&self) -> usize {
+        match self.channels {
+            0 => self.embed,
+            c => c,
+        }
+    }
+
+    /// Whether the input is numeric vectors (`channels > 0`) rather than tokens.
+    pub fn reads_vectors(&self) -> bool {
+        self.channels > 0
     }
 
     /// Width of the pooled feature, `D·H`.
@@ -148,7 +229,9 @@ pub struct Classifier {
 /// What a training forward pass keeps for backward.
 #[derive(Debug, Default)]
 pub struct ClassifierCache {
-    batch: TokenBatch,
+    /// Token ids `[T, B]` of the training pass (empty for vectors) and `B`.
+    ids: Vec<u32>,
+    b: usize,
     /// Dropout masks, encoder cache, pooled features of the training pass.
     body: EncoderHeadCache,
     /// `∂L/∂logits [B, K]`.
@@ -159,7 +242,8 @@ pub struct ClassifierCache {
 #[derive(Debug, Default)]
 pub struct ClassifierWorkspace {
     body: EncoderHeadWorkspace,
-    /// Embedding output `[T, B, E]` (zero at padding, after dropout in training).
+    /// The encoder's input `[T, B, E]` or `[T, B, C]` (zero at padding, after dropout in
+    /// training).
     emb: Vec<f32>,
 }
 
@@ -170,7 +254,10 @@ impl Classifier {
         let body = EncoderHead::new(config.rnn_config(), config.dropout, config.classes)?
             .pooled(config.pooling);
         let mut params = ParamLayout::new();
-        let emb = params.push("embedding.weight", vec![config.vocab, config.embed]);
+        let emb = match config.reads_vectors() {
+            true => params.len()..params.len(),
+            false => params.push("embedding.weight", vec![config.vocab, config.embed]),
+        };
         let body_p = body.push_params(&mut params, "rnn", "head");
         Ok(Classifier {
             config,
@@ -188,13 +275,15 @@ impl Classifier {
         self.body.encoder()
     }
 
-    /// Initial weights: embedding `N(0, 1)` scaled by 0.1 (padding row zero), recurrent layers
+    /// Initial weights: embedding (if any) `N(0, 1)` scaled by 0.1 (padding row zero), recurrent layers
     /// `U(±1/√H)` with LSTM forget-gate bias 1, head as PyTorch's `nn.Linear`.
     pub fn init_params(&self, seed: u64) -> Result<Vec<f32>> {
         let mut p = vec![0.0; self.num_params()];
         let mut rng = rng_from_seed(seed);
         let e = self.config.embed;
-        embedding::init_normal(&mut p[self.emb.start + e..self.emb.end], 0.1, &mut rng);
+        if !self.config.reads_vectors() {
+            embedding::init_normal(&mut p[self.emb.start + e..self.emb.end], 0.1, &mut rng);
+        }
         let body = &mut p[self.body_p.clone()];
         self.body.init(body, seed.wrapping_add(1), &mut rng)?;
         Ok(p)
@@ -205,19 +294,42 @@ impl Classifier {
         self.params.named()
     }
 
-    fn check(&self, params: &[f32], batch: &TokenBatch) -> Result<()> {
+    fn check(&self, params: &[f32], input: Input<'_>) -> Result<()> {
         self.params.check_block("parameter block", params.len())?;
-        let b = batch.b();
-        if b == 0 || batch.t == 0 || batch.lens.iter().any(|&l| l == 0 || l > batch.t) {
+        let (b, t) = (input.b(), input.t());
+        if b == 0 || t == 0 || input.lens().iter().any(|&l| l == 0 || l > t) {
             return Err(Error::Shape(
                 "a batch needs at least one sequence and every length in 1..=T".into(),
             ));
         }
-        if batch.ids.len() != batch.t * b {
+        let batch = match (input, self.config.channels) {
+            (Input::Tokens(batch), 0) => batch,
+            (Input::Vectors(v), c) if c > 0 => {
+                if v.f != c || v.x.len() != t * b * c {
+                    return Err(Error::Shape(format!(
+                        "x[T, B, C] has {} values of width {}, expected [{t}, {b}, {c}]",
+                        v.x.len(),
+                        v.f
+                    )));
+                }
+                return Ok(());
+            }
+            (Input::Tokens(_), c) => {
+                return Err(Error::Shape(format!(
+                    "the classifier reads vectors of {c} channels, not token ids"
+                )))
+            }
+            (Input::Vectors(_), _) => {
+                return Err(Error::Shape(
+                    "the classifier reads token ids, not vectors".into(),
+                ))
+            }
+        };
+        if batch.ids.len() != t * b {
             return Err(Error::Shape(format!(
                 "ids[T, B] has {} values, expected {}",
                 batch.ids.len(),
-                batch.t * b
+                t * b
             )));
         }
         if let Some(id) = batch
@@ -233,22 +345,33 @@ impl Classifier {
         Ok(())
     }
 
-    /// `ws.emb[T, B, E]`: the embeddings of the batch, zero at padding.
-    fn embed(&self, params: &[f32], batch: &TokenBatch, ws: &mut ClassifierWorkspace) {
-        let e = self.config.embed;
-        fit(&mut ws.emb, batch.t * batch.b() * e);
-        embedding::forward(&params[self.emb.clone()], &batch.ids, &mut ws.emb, e);
-        zero_padding(&mut ws.emb, e, &batch.lens);
+    /// `ws.emb[T, B, E]`: the embeddings of the batch, zero at padding; or a copy of its
+    /// vectors `[T, B, C]`.
+    fn embed(&self, params: &[f32], input: Input<'_>, ws: &mut ClassifierWorkspace) {
+        match input {
+            Input::Tokens(batch) => {
+                let e = self.config.embed;
+                fit(&mut ws.emb, batch.t * batch.b() * e);
+                embedding::forward(&params[self.emb.clone()], &batch.ids, &mut ws.emb, e);
+                zero_padding(&mut ws.emb, e, &batch.lens);
+            }
+            Input::Vectors(v) => {
+                ws.emb.clear();
+                ws.emb.extend_from_slice(&v.x);
+                zero_padding(&mut ws.emb, v.f, &v.lens);
+            }
+        }
     }
 
     /// Logits `[B, K]` of a batch (inference: no dropout).
-    pub fn logits(
+    pub fn logits<'b>(
         &self,
         params: &[f32],
-        batch: &TokenBatch,
+        batch: impl Into<Input<'b>>,
         logits: &mut [f32],
         ws: &mut ClassifierWorkspace,
     ) -> Result<()> {
+        let batch = batch.into();
         self.check(params, batch)?;
         let c = &self.config;
         let (b, k) = (batch.b(), c.classes);
@@ -261,22 +384,23 @@ impl Classifier {
         }
         self.embed(params, batch, ws);
         let p = &params[self.body_p.clone()];
-        let (x, lens) = (&ws.emb, &batch.lens);
+        let (x, lens) = (&ws.emb, batch.lens());
         self.body
-            .forward_infer(p, x, lens, batch.t, logits, &mut ws.body)
+            .forward_infer(p, x, lens, batch.t(), logits, &mut ws.body)
     }
 
     /// Training forward pass: returns the mean cross-entropy of `labels[B]` and keeps what
     /// [`Classifier::backward`] needs.
-    pub fn forward_train(
+    pub fn forward_train<'b>(
         &self,
         params: &[f32],
-        batch: &TokenBatch,
+        batch: impl Into<Input<'b>>,
         labels: &[u32],
         cache: &mut ClassifierCache,
         ws: &mut ClassifierWorkspace,
         rng: &mut RowRng,
     ) -> Result<f64> {
+        let batch = batch.into();
         self.check(params, batch)?;
         let c = &self.config;
         let (b, k) = (batch.b(), c.classes);
@@ -286,14 +410,18 @@ impl Classifier {
                 labels
             )));
         }
-        cache.batch.clone_from(batch);
+        cache.ids.clear();
+        if let Input::Tokens(tokens) = batch {
+            cache.ids.extend_from_slice(&tokens.ids);
+        }
+        cache.b = b;
         self.embed(params, batch, ws);
         fit(&mut cache.dlogits, b * k);
         self.body.forward_train(
             &params[self.body_p.clone()],
             &mut ws.emb,
-            &batch.lens,
-            batch.t,
+            batch.lens(),
+            batch.t(),
             &mut cache.dlogits,
             &mut cache.body,
             &mut ws.body,
@@ -316,13 +444,16 @@ impl Classifier {
         cache: &ClassifierCache,
         ws: &mut ClassifierWorkspace,
     ) -> Result<()> {
-        check_backward(grads.len(), self.num_params(), cache.batch.b())?;
+        check_backward(grads.len(), self.num_params(), cache.b)?;
         let r = self.body_p.clone();
         let p = &params[r.clone()];
         let demb =
             self.body
                 .backward(p, &mut grads[r], &cache.body, &cache.dlogits, &mut ws.body)?;
-        let (ids, e) = (&cache.batch.ids, self.config.embed);
+        if self.config.reads_vectors() {
+            return Ok(());
+        }
+        let (ids, e) = (&cache.ids, self.config.embed);
         embedding::backward(demb, ids, &mut grads[self.emb.clone()], e);
         // The padding row never learns.
         grads[self.emb.start..self.emb.start + e].fill(0.0);
@@ -353,6 +484,7 @@ mod tests {
             pooling,
             dropout: 0.0,
             classes: 3,
+            channels: 0,
         }
     }
 

@@ -1,6 +1,8 @@
 use super::*;
+use crate::data::ts::LabelColumn;
+use crate::tasks::classify::series::{Series, SeriesInput};
 
-/// One text's predicted label.
+/// One text's (or series case's) predicted label.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prediction {
     /// The most probable label.
@@ -11,7 +13,9 @@ pub struct Prediction {
     pub probabilities: Vec<f32>,
 }
 
-/// A trained classifier, loaded from its run folder (`seqrnn classify train`), ready to use.
+/// A trained classifier, loaded from its run folder (`seqrnn classify train`), ready to use: a
+/// text classifier ([`Trained::predict`]) or a series classifier of `.ts` cases
+/// ([`Trained::predict_series`], [`Trained::evaluate_series`]).
 ///
 /// ```no_run
 /// let clf = seqrnn::classify::Trained::load("runs/sst2")?;
@@ -24,7 +28,7 @@ pub struct Prediction {
 pub struct Trained {
     /// The run's configuration.
     pub config: ClassifyRunConfig,
-    /// Word vocabulary (`vocab.txt`).
+    /// Word vocabulary (`vocab.txt`; empty for a series classifier).
     pub vocab: crate::data::Vocab,
     /// Labels in id order (`labels.txt`).
     pub labels: crate::data::Vocab,
@@ -43,7 +47,10 @@ impl Trained {
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
         let run = RunDir::new(dir.as_ref());
         let config = ClassifyRunConfig::load(&run)?;
-        let vocab = crate::data::Vocab::load(&run.vocab_path())?;
+        let vocab = match config.model.reads_vectors() {
+            true => crate::data::Vocab::new(),
+            false => crate::data::Vocab::load(&run.vocab_path())?,
+        };
         let labels = crate::data::Vocab::load(&ClassifyRunConfig::labels_path(&run))?;
         if vocab.len() != config.model.vocab || labels.len() != config.model.classes {
             return Err(Error::Format {
@@ -77,12 +84,65 @@ impl Trained {
     }
 
     /// The label of each text, with the probabilities.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a series classifier.
     pub fn predict(&self, texts: &[&str]) -> Result<Vec<Prediction>> {
+        if self.series().is_some() {
+            return Err(Error::Config(
+                "this classifier reads numeric series (.ts files), not text".into(),
+            ));
+        }
         if texts.is_empty() {
             return Ok(Vec::new());
         }
         let seqs: Vec<Vec<u32>> = texts.iter().map(|t| self.encode(t)).collect();
-        let probs = probabilities(&self.model, &self.params, &seqs)?;
+        self.predictions(&seqs[..])
+    }
+
+    /// How a series classifier reads `.ts` files; `None` for a text classifier.
+    pub fn series(&self) -> Option<&SeriesInput> {
+        self.config.data.series.as_ref()
+    }
+
+    /// The cases of the `.ts` file at `path`, read, filled and standardised as in training,
+    /// labelled when `labels` requires it.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a text classifier; the reader's errors ([`Error::Data`] naming the
+    /// file and line), and a label the training file did not declare.
+    pub fn read_series(&self, path: &Path, labels: LabelColumn) -> Result<Series> {
+        let Some(input) = self.series() else {
+            return Err(Error::Config(
+                "this classifier reads text, not numeric series".into(),
+            ));
+        };
+        let file = input.read(path, labels)?;
+        let with = (labels == LabelColumn::Required).then_some(&self.labels);
+        input.encode(&file, with)
+    }
+
+    /// The label of each case of the `.ts` file at `path` (whose label column may be absent),
+    /// in file order.
+    ///
+    /// # Errors
+    /// As [`Trained::read_series`].
+    pub fn predict_series(&self, path: &Path) -> Result<Vec<Prediction>> {
+        let cases = self.read_series(path, LabelColumn::Optional)?;
+        self.predictions(&cases)
+    }
+
+    /// Accuracy, macro-F1 and confusion matrix on the labelled `.ts` file at `path`.
+    ///
+    /// # Errors
+    /// As [`Trained::read_series`].
+    pub fn evaluate_series(&self, path: &Path) -> Result<ClassifyMetrics> {
+        let cases = self.read_series(path, LabelColumn::Required)?;
+        evaluate(&self.model, &self.params, &cases)
+    }
+
+    fn predictions<C: Cases + ?Sized>(&self, cases: &C) -> Result<Vec<Prediction>> {
+        let probs = probabilities_of(&self.model, &self.params, cases)?;
         Ok(probs
             .chunks_exact(self.labels.len())
             .map(|row| {
