@@ -164,6 +164,9 @@ impl ForecasterConfig {
         }
         .validate()?;
         match self.arch {
+            Arch::Rnn if self.dropout > 0.0 => Err(Error::Config(
+                "dropout before the output layer is SegRNN's (--arch segrnn)".into(),
+            )),
             Arch::Rnn => Ok(()),
             Arch::SegRnn => self.validate_segrnn(),
         }
