@@ -554,30 +554,6 @@ pub fn pool(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gate_blocks_take_onnx_order() {
-        // Four blocks of one row each: i f g o → i o f g.
-        let w = [0.0, 1.0, 2.0, 3.0];
-        assert_eq!(
-            reorder(&w, 1, 1, onnx_gate_order(CellKind::Lstm)),
-            [0.0, 3.0, 1.0, 2.0]
-        );
-        let gru = CellKind::Gru(GruVariant::ResetAfter);
-        assert_eq!(
-            reorder(&w[..3], 1, 1, onnx_gate_order(gru)),
-            [1.0, 0.0, 2.0]
-        );
-        assert_eq!(
-            transposed(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, 3),
-            [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]
-        );
-    }
-}
-
 /// `out = LayerNorm(x)` over the last axis (PyTorch's, `ε = 1e-5`), stored as
 /// `{name}.weight`/`{name}.bias`, in operators every operator set has: the means are products
 /// with a `[D, 1]` column of `1/D`.
@@ -689,4 +665,28 @@ pub fn residual(
     );
     out.top = "norm.out".into();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gate_blocks_take_onnx_order() {
+        // Four blocks of one row each: i f g o → i o f g.
+        let w = [0.0, 1.0, 2.0, 3.0];
+        assert_eq!(
+            reorder(&w, 1, 1, onnx_gate_order(CellKind::Lstm)),
+            [0.0, 3.0, 1.0, 2.0]
+        );
+        let gru = CellKind::Gru(GruVariant::ResetAfter);
+        assert_eq!(
+            reorder(&w[..3], 1, 1, onnx_gate_order(gru)),
+            [1.0, 0.0, 2.0]
+        );
+        assert_eq!(
+            transposed(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, 3),
+            [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]
+        );
+    }
 }

@@ -99,19 +99,19 @@ impl ForecasterConfig {
         if w == 0 {
             return bad("the segment length must be at least 1, got 0".into());
         }
-        if self.lookback % w != 0 {
+        if !self.lookback.is_multiple_of(w) {
             return bad(format!(
                 "SegRNN needs the lookback ({}) to be a multiple of the segment length ({w})",
                 self.lookback
             ));
         }
-        if self.horizon % w != 0 {
+        if !self.horizon.is_multiple_of(w) {
             return bad(format!(
                 "SegRNN needs the horizon ({}) to be a multiple of the segment length ({w})",
                 self.horizon
             ));
         }
-        if self.hidden % 2 != 0 {
+        if !self.hidden.is_multiple_of(2) {
             return bad(format!(
                 "SegRNN needs an even hidden size (half position, half channel embedding), got {}",
                 self.hidden
