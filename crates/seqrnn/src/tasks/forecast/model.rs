@@ -9,10 +9,14 @@
 //!   is unrolled over the `K` horizon steps with `h_L` as its input at every step (an
 //!   encoder–decoder with a repeated context), then `head.weight [C, H]`, `head.bias [C]` per step.
 //!
+//! That is [`Arch::Rnn`]; [`Arch::SegRnn`] (the `segrnn` submodule) is SegRNN: segments of each
+//! column embedded, a recurrent encoder over them and the future segments decoded in parallel.
+//! Both train on [`ForecastLoss`] (MSE or MAE).
+//!
 //! Parameters are one block: `rnn.*` (PyTorch names, [`crate::rnn::RnnLayout`]), then
 //! `decoder.*` when present, then `head.weight`, `head.bias`. Inputs are time-major
-//! `x[L, B, I]`, forecasts and targets batch-major `y[B, K, C]`. The loss is the mean squared
-//! error over all `B·K·C` values.
+//! `x[L, B, I]`, forecasts and targets batch-major `y[B, K, C]`. The loss is over all `B·K·C`
+//! values.
 
 use std::ops::Range;
 

@@ -603,6 +603,30 @@ mod tests {
         assert_eq!(&seg[(4 + 2) * 2..][..2], &[10.0, 14.0]);
     }
 
+    /// A window's forecast is the same, to the bit, alone or in a batch.
+    #[test]
+    fn forecasts_do_not_depend_on_the_batch() {
+        let m = Forecaster::new(config(CellKind::Lstm, ForecastLoss::Mse)).unwrap();
+        let p = m.init_params(4).unwrap();
+        let b = 5;
+        let mut rng = rng_from_seed(2);
+        let x: Vec<f32> = (0..6 * b * 2)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let mut ws = ForecastWorkspace::default();
+        let mut all = vec![0.0; b * 4 * 2];
+        m.predict(&p, &x, b, &mut all, &mut ws).unwrap();
+        for r in 0..b {
+            // x[L, 1, C] of window r alone.
+            let one: Vec<f32> = (0..6)
+                .flat_map(|t| x[(t * b + r) * 2..][..2].to_vec())
+                .collect();
+            let mut y = vec![0.0; 4 * 2];
+            m.predict(&p, &one, 1, &mut y, &mut ws).unwrap();
+            assert_eq!(y, all[r * 8..(r + 1) * 8], "window {r}");
+        }
+    }
+
     #[test]
     fn sizes_segments_do_not_divide_are_refused() {
         let ok = config(CellKind::Lstm, ForecastLoss::Mse);
