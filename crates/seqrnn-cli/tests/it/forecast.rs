@@ -441,6 +441,15 @@ fn segrnn_trains_resumes_evaluates_and_predicts() {
     let text = std::fs::read_to_string(&fc).unwrap();
     assert_eq!(text.lines().count(), 5, "{text}");
     assert!(text.starts_with("origin,step,a,b,level\n"), "{text}");
+    let onnx = d.join("onnx");
+    let export = [
+        "export",
+        "--model",
+        whole_s,
+        "--out",
+        onnx.to_str().unwrap(),
+    ];
+    fails(&seqrnn(&export), "ONNX export of a SegRNN forecaster");
     let out = d.join("bad");
     let out_s = out.to_str().unwrap();
     for (extra, needle) in [
