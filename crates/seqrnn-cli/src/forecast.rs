@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{ensure, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use seqrnn::data::table::Table;
-use seqrnn::forecast::model::{ForecastHead, Forecaster, ForecasterConfig};
+use seqrnn::forecast::model::{Arch, ForecastHead, ForecastLoss, Forecaster, ForecasterConfig};
 use seqrnn::forecast::{
     evaluate, forecast_original, Anchor, ColumnSpec, ForecastMetrics, ForecastRunConfig,
     ForecastRunData, ForecastTask, ForecastTrainConfig, Mode, Series, Split, SplitRanges, Trained,
@@ -44,6 +44,23 @@ pub enum HeadArg {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ArchArg {
+    /// A recurrent stack over the window's rows, then --head.
+    Rnn,
+    /// SegRNN: each column alone, cut into --segment-long segments, a recurrent encoder over
+    /// them and the future segments decoded in parallel.
+    Segrnn,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LossArg {
+    /// Mean squared error.
+    Mse,
+    /// Mean absolute error.
+    Mae,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum AnchorArg {
     /// Each window relative to its last input row.
     Last,
@@ -60,7 +77,11 @@ const EPOCHS: usize = 10;
     mut_arg("epochs", epochs(EPOCHS)),
     mut_arg("lr", default("0.001")),
     mut_arg("clip", default("1.0")),
-    mut_arg("hidden", default("64"))
+    mut_arg("hidden", default("64")),
+    mut_arg("cell", |a| a
+        .default_value_if("arch", "segrnn", "gru")
+        .help("Recurrent cell [default: lstm; with --arch segrnn: gru]")
+        .hide_default_value(true))
 )]
 pub struct TrainArgs {
     /// CSV file with a header line.
@@ -96,9 +117,21 @@ pub struct TrainArgs {
     anchor: AnchorArg,
     #[command(flatten)]
     encoder: EncoderFlags,
-    /// Output head.
+    /// Output head (--arch rnn).
     #[arg(long, value_enum, default_value = "dense")]
     head: HeadArg,
+    /// Architecture.
+    #[arg(long, value_enum, default_value = "rnn")]
+    arch: ArchArg,
+    /// Segment length of --arch segrnn; it must divide --lookback and --horizon.
+    #[arg(long, default_value_t = 24)]
+    segment: usize,
+    /// Dropout before the output layer (--arch segrnn).
+    #[arg(long, default_value_t = 0.0)]
+    dropout: f32,
+    /// Training loss (validation picks the best epoch by MSE either way).
+    #[arg(long, value_enum, default_value = "mse")]
+    loss: LossArg,
     #[command(flatten)]
     fit: LoopFlags,
 }
@@ -242,6 +275,21 @@ fn settings_from_flags(
             HeadArg::Dense => ForecastHead::Dense,
             HeadArg::Decoder => ForecastHead::Decoder,
         },
+        arch: Arch::Rnn,
+        segment: 0,
+        dropout: a.dropout,
+        loss: match a.loss {
+            LossArg::Mse => ForecastLoss::Mse,
+            LossArg::Mae => ForecastLoss::Mae,
+        },
+    };
+    let model = match a.arch {
+        ArchArg::Rnn => model,
+        ArchArg::Segrnn => ForecasterConfig {
+            arch: Arch::SegRnn,
+            segment: a.segment,
+            ..model
+        },
     };
     let train = ForecastTrainConfig {
         batch: a.fit.batch,
@@ -278,12 +326,16 @@ impl Windows {
 /// The line on standard error that says what is trained on what.
 fn print_start(model: &Forecaster, config: &ForecastRunConfig, w: &Windows) {
     let (m, columns) = (&config.model, &config.data.columns);
+    let arch = match m.arch {
+        Arch::Rnn => format!("{:?} head", m.head),
+        Arch::SegRnn => format!("SegRNN, segments of {}", m.segment),
+    };
     eprintln!(
-        "{} {}×{} {:?} head, mode {:?}, anchor {:?}: {} → {} columns, lookback {}, horizon {}, split {}, {} / {} / {} windows, {} parameters, {} thread(s)",
+        "{} {}×{} {arch}, {:?} loss, mode {:?}, anchor {:?}: {} → {} columns, lookback {}, horizon {}, split {}, {} / {} / {} windows, {} parameters, {} thread(s)",
         m.cell.name().to_uppercase(),
         m.layers,
         m.hidden,
-        m.head,
+        m.loss,
         columns.mode,
         columns.anchor,
         columns.inputs.len(),

@@ -354,3 +354,158 @@ fn resume_goes_on_exactly_where_the_run_stopped() {
         "not the table this run was trained on",
     );
 }
+
+/// `--arch segrnn` as a user runs it: one epoch then a resume to two (the same figures as two
+/// epochs at once), eval, predict, and the refusals of sizes the segments do not fit.
+#[test]
+fn segrnn_trains_resumes_evaluates_and_predicts() {
+    let d = scratch("segrnn");
+    let data = d.join("t.csv");
+    table(&data);
+    let data_s = data.to_str().unwrap();
+    let (whole, part) = (d.join("whole"), d.join("part"));
+    let (whole_s, part_s) = (whole.to_str().unwrap(), part.to_str().unwrap());
+    let seg = |extra: &[&'static str]| {
+        let mut v = vec![
+            "--arch",
+            "segrnn",
+            "--segment",
+            "4",
+            "--loss",
+            "mae",
+            "--dropout",
+            "0.1",
+            "--patience",
+            "9",
+        ];
+        v.extend_from_slice(extra);
+        v
+    };
+    let a = json(&ok(&seqrnn(&train_args(
+        data_s,
+        whole_s,
+        &seg(&["--epochs", "2"]),
+    ))));
+    for key in ["test_mse", "test_mae", "valid_mse", "persistence_mse"] {
+        assert!(v_finite(&a, key), "{key}: {a}");
+    }
+    // 300 rows at 0.6,0.2,0.2: test target rows 240..300, windows of 4 steps 60 − 4 + 1.
+    assert_eq!(a["test_windows"], 57, "{a}");
+    let cfg = std::fs::read_to_string(whole.join("config.json")).unwrap();
+    for field in [
+        "\"arch\": \"segrnn\"",
+        "\"cell\": \"gru\"",
+        "\"loss\": \"mae\"",
+        "\"segment\": 4",
+    ] {
+        assert!(cfg.contains(field), "{field}: {cfg}");
+    }
+    ok(&seqrnn(&train_args(
+        data_s,
+        part_s,
+        &seg(&["--epochs", "1"]),
+    )));
+    let b = json(&ok(&seqrnn(&[
+        "forecast",
+        "train",
+        "--data",
+        data_s,
+        "--out",
+        part_s,
+        "--resume",
+        "--epochs",
+        "2",
+        "--threads",
+        "1",
+        "--json",
+    ])));
+    for k in ["test_mse", "test_mae", "valid_mse", "best_epoch", "steps"] {
+        assert_eq!(a[k], b[k], "{k}: {a} vs {b}");
+    }
+    let e = json(&ok(&seqrnn(&[
+        "forecast", "eval", "--model", whole_s, "--data", data_s, "--json",
+    ])));
+    assert!((e["test_mse"].as_f64().unwrap() - a["test_mse"].as_f64().unwrap()).abs() < 1e-9);
+    assert_eq!(e["test_windows"], 57);
+    let fc = d.join("fc.csv");
+    ok(&seqrnn(&[
+        "forecast",
+        "predict",
+        "--model",
+        whole_s,
+        "--data",
+        data_s,
+        "--out",
+        fc.to_str().unwrap(),
+    ]));
+    let text = std::fs::read_to_string(&fc).unwrap();
+    assert_eq!(text.lines().count(), 5, "{text}");
+    assert!(text.starts_with("origin,step,a,b,level\n"), "{text}");
+    let onnx = d.join("onnx");
+    let export = [
+        "export",
+        "--model",
+        whole_s,
+        "--out",
+        onnx.to_str().unwrap(),
+    ];
+    fails(&seqrnn(&export), "ONNX export of a SegRNN forecaster");
+    let out = d.join("bad");
+    let out_s = out.to_str().unwrap();
+    for (extra, needle) in [
+        (
+            seg(&["--lookback", "13"]),
+            "lookback (13) to be a multiple of the segment length (4)",
+        ),
+        (
+            seg(&["--horizon", "6"]),
+            "horizon (6) to be a multiple of the segment length (4)",
+        ),
+        (seg(&["--hidden", "7"]), "even hidden size"),
+        (
+            seg(&["--mode", "MS", "--target", "level"]),
+            "as many forecast columns as inputs",
+        ),
+    ] {
+        refused(&train_args(data_s, out_s, &extra), needle, &out);
+    }
+}
+
+fn v_finite(v: &serde_json::Value, key: &str) -> bool {
+    v[key].as_f64().is_some_and(f64::is_finite)
+}
+
+/// The Informer split of a generated table of 14,400 rows: `--json` of train and eval count
+/// every test window (2880 target rows, 2880 − 4 + 1 windows of 4 steps).
+#[test]
+fn informer_split_scores_every_test_window() {
+    let d = scratch("informer");
+    let data = d.join("t.csv");
+    let mut s = String::from("a,b\n");
+    for r in 0..14_400 {
+        s += &format!("{},{}\n", (r as f64 * 0.26).sin(), (r % 24) as f64);
+    }
+    std::fs::write(&data, s).unwrap();
+    let (data_s, run) = (data.to_str().unwrap(), d.join("run"));
+    let run_s = run.to_str().unwrap();
+    let extra = [
+        "--split",
+        "informer",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "2",
+        "--hidden",
+        "4",
+    ];
+    let v = json(&ok(&seqrnn(&train_args(data_s, run_s, &extra))));
+    assert_eq!(v["test_windows"], 2877, "{v}");
+    for key in ["test_mse", "test_mae", "valid_mse"] {
+        assert!(v_finite(&v, key), "{key}: {v}");
+    }
+    let e = json(&ok(&seqrnn(&[
+        "forecast", "eval", "--model", run_s, "--data", data_s, "--json",
+    ])));
+    assert_eq!(e["test_windows"], 2877, "{e}");
+    assert!((e["test_mae"].as_f64().unwrap() - v["test_mae"].as_f64().unwrap()).abs() < 1e-9);
+}

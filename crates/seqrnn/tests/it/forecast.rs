@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use seqrnn::data::table::Table;
-use seqrnn::forecast::model::{Forecaster, ForecasterConfig};
-use seqrnn::forecast::{evaluate, ColumnSpec, Mode, Series, Split};
+use seqrnn::forecast::model::{Arch, Forecaster, ForecasterConfig};
+use seqrnn::forecast::{evaluate, forecast_original, ColumnSpec, Mode, Series, Split};
 
 use crate::common;
 
@@ -73,4 +73,69 @@ fn persistence_is_exact_on_a_constant_series_and_metrics_use_both_scales() {
     assert_eq!((r.persistence_mse, r.persistence_mae), (0.0, 0.0));
     // A constant column has std 1 after the guard, so both scales agree.
     assert!((r.mse - r.mse_original).abs() < 1e-9 && r.mse > 0.0);
+}
+
+/// The Informer split of a generated table of 14,420 rows: every test window is scored (more
+/// than one evaluation batch, the last one partial), and MSE and MAE are means over all windows,
+/// steps and columns, checked against each forecast compared with the table by hand; for both
+/// architectures.
+#[test]
+fn informer_test_split_scores_every_window_step_and_column() {
+    let rows = 14_420;
+    let mut text = String::from("date,a,b\n");
+    for r in 0..rows {
+        text += &format!("d{r},{},{}\n", (r as f64 * 0.3).sin(), (r % 17) as f64);
+    }
+    let t = Table::parse(&text, Path::new("t.csv")).unwrap();
+    let (l, k) = (8, 4);
+    let r = Split::Informer.ranges(t.rows, l).unwrap();
+    assert_eq!(r.test, 11_512..14_400);
+    let starts = Series::windows(r.test.clone(), l, k);
+    // Target rows 11520..14400 (2880), windows whose 4 steps fit: 2880 − 4 + 1.
+    assert_eq!(starts.len(), 2877);
+    assert_eq!((starts[0], starts[2876]), (11_512, 14_388));
+    let spec = ColumnSpec::choose(&t, Mode::M, None, None, None, r.train.clone()).unwrap();
+    let s = Series::new(&t, &spec).unwrap();
+    let cols = [t.column("a").unwrap(), t.column("b").unwrap()];
+    for (arch, segment) in [(Arch::Rnn, 0), (Arch::SegRnn, 4)] {
+        let model = Forecaster::new(ForecasterConfig {
+            inputs: 2,
+            outputs: 2,
+            lookback: l,
+            horizon: k,
+            hidden: 4,
+            arch,
+            segment,
+            ..ForecasterConfig::default()
+        })
+        .unwrap();
+        let p = model.init_params(7).unwrap();
+        let m = evaluate(&model, &p, &s, &spec.scaler, &starts).unwrap();
+        assert_eq!(m.windows, 2877);
+        let fc = forecast_original(&model, &p, &s, &spec.scaler, &starts).unwrap();
+        assert_eq!(fc.len(), 2877 * k * 2);
+        let (mut se, mut ae) = (0.0, 0.0);
+        for (w, &st) in starts.iter().enumerate() {
+            for step in 0..k {
+                for (c, &col) in cols.iter().enumerate() {
+                    let truth = t.get(st + l + step, col) as f64;
+                    let e = (fc[(w * k + step) * 2 + c] - truth) / spec.scaler.std[c];
+                    se += e * e;
+                    ae += e.abs();
+                }
+            }
+        }
+        let n = (2877 * k * 2) as f64;
+        let (mse, mae) = (se / n, ae / n);
+        assert!(
+            (m.mse - mse).abs() < 1e-4 * mse,
+            "{arch:?}: {} vs {mse}",
+            m.mse
+        );
+        assert!(
+            (m.mae - mae).abs() < 1e-4 * mae,
+            "{arch:?}: {} vs {mae}",
+            m.mae
+        );
+    }
 }

@@ -18,16 +18,22 @@ use serde_json::json;
 use crate::error::{Error, Result};
 use crate::io::onnx::{self, Attr, Dim, Graph, FLOAT};
 use crate::model::onnx::{dense, rnn_block, squeeze, tensor, unsqueeze, Initial, Stack};
-use crate::tasks::forecast::model::ForecastHead;
+use crate::tasks::forecast::model::{Arch, ForecastHead};
 use crate::tasks::forecast::prepare::Anchor;
 use crate::tasks::forecast::Trained;
 
 /// Writes `dir/model.onnx` and `dir/preprocess.json` for `fc` at operator set `opset`.
 ///
 /// # Errors
-/// [`Error::Config`] for an operator set out of range; I/O errors.
+/// [`Error::Config`] for an operator set out of range or a SegRNN forecaster (not exported
+/// yet); I/O errors.
 pub fn export_onnx(fc: &Trained, dir: &Path, opset: i64) -> Result<()> {
     onnx::check_opset(opset)?;
+    if fc.model.config().arch != Arch::Rnn {
+        return Err(Error::Config(
+            "ONNX export of a SegRNN forecaster (--arch segrnn) is not supported yet".into(),
+        ));
+    }
     let spec = &fc.config.data.columns;
     let targets: Vec<i64> = spec
         .targets

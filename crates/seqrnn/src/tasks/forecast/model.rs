@@ -9,10 +9,14 @@
 //!   is unrolled over the `K` horizon steps with `h_L` as its input at every step (an
 //!   encoder–decoder with a repeated context), then `head.weight [C, H]`, `head.bias [C]` per step.
 //!
+//! That is [`Arch::Rnn`]; [`Arch::SegRnn`] (the `segrnn` submodule) is SegRNN: segments of each
+//! column embedded, a recurrent encoder over them and the future segments decoded in parallel.
+//! Both train on [`ForecastLoss`] (MSE or MAE).
+//!
 //! Parameters are one block: `rnn.*` (PyTorch names, [`crate::rnn::RnnLayout`]), then
 //! `decoder.*` when present, then `head.weight`, `head.bias`. Inputs are time-major
-//! `x[L, B, I]`, forecasts and targets batch-major `y[B, K, C]`. The loss is the mean squared
-//! error over all `B·K·C` values.
+//! `x[L, B, I]`, forecasts and targets batch-major `y[B, K, C]`. The loss is over all `B·K·C`
+//! values.
 
 use std::ops::Range;
 
@@ -28,6 +32,8 @@ use crate::model::layout::model_accessors;
 use crate::model::layout::{NamedTensor, ParamLayout};
 use crate::rnn::{CellKind, Direction, Rnn, RnnCache, RnnConfig, RnnState, RnnWorkspace, SeqShape};
 
+mod segrnn;
+
 /// How the horizon is produced from the encoder's final output.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -39,7 +45,57 @@ pub enum ForecastHead {
     Decoder,
 }
 
+/// The forecaster's architecture.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// A recurrent stack over the window's rows, then a [`ForecastHead`].
+    #[default]
+    Rnn,
+    /// SegRNN (Lin et al. 2023): channel-independent, the lookback cut into segments, a
+    /// one-layer recurrent encoder over them and parallel decoding of the future segments.
+    #[serde(rename = "segrnn")]
+    SegRnn,
+}
+
+/// The training loss, over every forecast value (standardised scale).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForecastLoss {
+    /// Mean squared error.
+    #[default]
+    Mse,
+    /// Mean absolute error (SegRNN's training loss).
+    Mae,
+}
+
+impl ForecastLoss {
+    /// The loss of error `e = prediction − truth` and its derivative, each divided by `n`.
+    fn value_and_grad(self, e: f32, n: usize) -> (f64, f32) {
+        match self {
+            ForecastLoss::Mse => ((e as f64).powi(2), 2.0 * e / n as f32),
+            ForecastLoss::Mae => {
+                let g = if e > 0.0 {
+                    1.0
+                } else if e < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                };
+                ((e as f64).abs(), g / n as f32)
+            }
+        }
+    }
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
 /// Shape of a forecaster. `validate()` before use.
+///
+/// The fields after `head` were added with [`Arch::SegRnn`]; at their defaults they are not
+/// written, so the configuration of a recurrent forecaster reads as before.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ForecasterConfig {
     /// Input features per step `I`.
@@ -56,8 +112,20 @@ pub struct ForecasterConfig {
     pub hidden: usize,
     /// Encoder layers.
     pub layers: usize,
-    /// Output head.
+    /// Output head ([`Arch::Rnn`]).
     pub head: ForecastHead,
+    /// Architecture.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub arch: Arch,
+    /// Segment length `W` ([`Arch::SegRnn`]; 0 otherwise).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub segment: usize,
+    /// Dropout before the output layer ([`Arch::SegRnn`]).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub dropout: f32,
+    /// Training loss.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub loss: ForecastLoss,
 }
 
 impl Default for ForecasterConfig {
@@ -71,6 +139,10 @@ impl Default for ForecasterConfig {
             hidden: 64,
             layers: 1,
             head: ForecastHead::Dense,
+            arch: Arch::Rnn,
+            segment: 0,
+            dropout: 0.0,
+            loss: ForecastLoss::Mse,
         }
     }
 }
@@ -90,7 +162,18 @@ impl ForecasterConfig {
                 return Err(Error::Config(format!("{name} must be at least 1, got 0")));
             }
         }
-        Ok(())
+        crate::dropout::Dropout {
+            p: self.dropout,
+            ..Default::default()
+        }
+        .validate()?;
+        match self.arch {
+            Arch::Rnn if self.dropout > 0.0 => Err(Error::Config(
+                "dropout before the output layer is SegRNN's (--arch segrnn)".into(),
+            )),
+            Arch::Rnn => Ok(()),
+            Arch::SegRnn => self.validate_segrnn(),
+        }
     }
 
     /// The encoder stack's configuration.
@@ -135,6 +218,9 @@ pub struct Forecaster {
     dec: Range<usize>,
     head_w: Range<usize>,
     head_b: Range<usize>,
+    /// The segment embedding and decoder inputs of [`Arch::SegRnn`] (whose encoder and decoder
+    /// share `encoder`, and whose output layer is `head.*`).
+    seg: Option<segrnn::SegParams>,
 }
 
 /// What a training forward pass keeps for backward, reused across calls.
@@ -150,6 +236,8 @@ pub struct ForecastCache {
     yd: Vec<f32>,
     /// `∂L/∂out` in the head's row order: `[B, K·C]` (dense) or `[K·B, C]` (decoder).
     dout: Vec<f32>,
+    /// [`Arch::SegRnn`]'s cache.
+    seg: segrnn::SegCache,
 }
 
 /// Scratch of inference and backward passes.
@@ -164,12 +252,17 @@ pub struct ForecastWorkspace {
     dh: Vec<f32>,
     dx: Vec<f32>,
     dxd: Vec<f32>,
+    /// [`Arch::SegRnn`]'s scratch.
+    seg: segrnn::SegWorkspace,
 }
 
 impl Forecaster {
     /// A forecaster for `config`, after validating it.
     pub fn new(config: ForecasterConfig) -> Result<Self> {
         config.validate()?;
+        if config.arch == Arch::SegRnn {
+            return Self::new_segrnn(config);
+        }
         let encoder = Rnn::new(config.encoder())?;
         let decoder = match config.head {
             ForecastHead::Dense => None,
@@ -193,6 +286,7 @@ impl Forecaster {
             dec,
             head_w,
             head_b,
+            seg: None,
         })
     }
 
@@ -201,6 +295,9 @@ impl Forecaster {
     /// Initial weights: recurrent layers `U(±1/√H)` with the LSTM forget-gate bias 1, heads as
     /// PyTorch's `nn.Linear`. The same seed gives the same values.
     pub fn init_params(&self, seed: u64) -> Result<Vec<f32>> {
+        if let Some(seg) = &self.seg {
+            return self.init_segrnn(seg, seed);
+        }
         let mut p = vec![0.0; self.num_params()];
         init_recurrent(self.encoder.config(), &mut p[self.rnn.clone()], seed)?;
         if let Some(d) = &self.decoder {
@@ -212,7 +309,8 @@ impl Forecaster {
         Ok(p)
     }
 
-    /// Every tensor: name, shape, range in the block (`rnn.*`, `decoder.*`, `head.*`).
+    /// Every tensor: name, shape, range in the block (`rnn.*`, `decoder.*`, `head.*`; for
+    /// SegRNN `embed.*`, `rnn.*`, `position`, `channel`, `head.*`).
     pub fn tensors(&self) -> Vec<NamedTensor> {
         self.params.named()
     }
@@ -309,6 +407,9 @@ impl Forecaster {
                 b * c.horizon * c.outputs
             )));
         }
+        if let Some(seg) = &self.seg {
+            return self.predict_segrnn(seg, params, x, b, y, &mut ws.seg);
+        }
         fit(&mut ws.y_enc, c.lookback * b * c.hidden);
         let mut state = RnnState::zeros(self.encoder.config(), b);
         self.encoder.forward_infer_packed(
@@ -341,9 +442,9 @@ impl Forecaster {
         Ok(())
     }
 
-    /// Training forward pass: returns the mean squared error against `target[B, K, C]` and
-    /// keeps in `cache` what [`Forecaster::backward`] needs. `rng` draws nothing today (no
-    /// dropout) but keeps the signature of the other models.
+    /// Training forward pass: returns the loss ([`ForecastLoss`]) against `target[B, K, C]` and
+    /// keeps in `cache` what [`Forecaster::backward`] needs. `rng` draws the dropout masks
+    /// (SegRNN's; the recurrent architecture has none).
     pub fn forward_train(
         &self,
         params: &[f32],
@@ -361,6 +462,9 @@ impl Forecaster {
                 "target y[B, K, C] has {} values, expected {n}",
                 target.len()
             )));
+        }
+        if let Some(seg) = &self.seg {
+            return self.forward_segrnn(seg, params, x, target, b, &mut cache.seg, rng);
         }
         cache.b = b;
         fit(&mut cache.y_enc, c.lookback * b * c.hidden);
@@ -387,15 +491,15 @@ impl Forecaster {
         cache.dout = out;
         r?;
         // Loss, and its gradient written over the output in head order.
-        let scale = 2.0 / n as f32;
         let mut loss = 0.0f64;
         for r in 0..b {
             for s in 0..c.horizon {
                 for j in 0..c.outputs {
                     let k = self.head_index(b, r, s, j);
                     let e = cache.dout[k] - target[(r * c.horizon + s) * c.outputs + j];
-                    loss += (e as f64) * (e as f64);
-                    cache.dout[k] = scale * e;
+                    let (l, g) = c.loss.value_and_grad(e, n);
+                    loss += l;
+                    cache.dout[k] = g;
                 }
             }
         }
@@ -403,7 +507,7 @@ impl Forecaster {
     }
 
     /// Backward pass of the last [`Forecaster::forward_train`]: accumulates (`+=`) the gradient
-    /// of the mean squared error into `grads` (same layout as `params`).
+    /// of the loss into `grads` (same layout as `params`).
     pub fn backward(
         &self,
         params: &[f32],
@@ -411,6 +515,9 @@ impl Forecaster {
         cache: &ForecastCache,
         ws: &mut ForecastWorkspace,
     ) -> Result<()> {
+        if let Some(seg) = &self.seg {
+            return self.backward_segrnn(seg, params, grads, &cache.seg, &mut ws.seg);
+        }
         let c = self.config;
         let (b, h) = (cache.b, c.hidden);
         check_backward(grads.len(), self.num_params(), b)?;
@@ -504,6 +611,7 @@ mod tests {
                 hidden: 4,
                 layers: 2,
                 head,
+                ..Default::default()
             };
             let m = Forecaster::new(cfg).unwrap();
             let mut p = m.init_params(3).unwrap();
