@@ -362,21 +362,28 @@ fn settings_from_flags(
     (model, train)
 }
 
-/// The line on standard error that says what is trained on what.
-fn print_start(model: &Classifier, d: &ClassifyData) {
+/// `LSTM 2×64 bidirectional Max pooling: N parameters`: the model, as the start line names it.
+fn model_line(model: &Classifier) -> String {
     let c = model.config();
-    eprintln!(
-        "{} {}×{}{} {:?} pooling: {} parameters, vocabulary {} (min freq {}), {} labels, {} train / {} dev examples ({} dev words unknown), {} thread(s)",
+    let both = match c.direction {
+        Directions::Bidirectional => " bidirectional",
+        _ => "",
+    };
+    format!(
+        "{} {}×{}{both} {:?} pooling: {} parameters",
         c.cell.name().to_uppercase(),
         c.layers,
         c.hidden,
-        if c.direction == Directions::Bidirectional {
-            " bidirectional"
-        } else {
-            ""
-        },
         c.pooling,
-        model.num_params(),
+        model.num_params()
+    )
+}
+
+/// The line on standard error that says what is trained on what.
+fn print_start(model: &Classifier, d: &ClassifyData) {
+    eprintln!(
+        "{}, vocabulary {} (min freq {}), {} labels, {} train / {} dev examples ({} dev words unknown), {} thread(s)",
+        model_line(model),
         d.vocab.len(),
         d.min_freq,
         d.labels.len(),

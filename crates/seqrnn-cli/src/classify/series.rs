@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context, Result};
 use clap::{Args, ValueEnum};
-use seqrnn::classify::model::{Classifier, Directions};
+use seqrnn::classify::model::Classifier;
 use seqrnn::classify::series::{prepare, SeriesData, SeriesSource};
 use seqrnn::classify::{
     ClassifyMetrics, ClassifyRunConfig, ClassifyRunData, ClassifyTask, ClassifyTrainConfig, Trained,
@@ -121,20 +121,10 @@ pub fn train(a: &TrainArgs, resumed: Option<Resumed>) -> Result<()> {
 
 /// The line on standard error that says what is trained on what.
 fn print_start(model: &Classifier, d: &SeriesData) {
-    let c = model.config();
     let name = d.problem.as_deref().unwrap_or("series");
     eprintln!(
-        "{name}: {} {}×{}{} {:?} pooling: {} parameters, {} channel(s){}, lengths {}–{}, {} labels, {} train / {} validation cases{}, {} thread(s)",
-        c.cell.name().to_uppercase(),
-        c.layers,
-        c.hidden,
-        if c.direction == Directions::Bidirectional {
-            " bidirectional"
-        } else {
-            ""
-        },
-        c.pooling,
-        model.num_params(),
+        "{name}: {}, {} channel(s){}, lengths {}–{}, {} labels, {} train / {} validation cases{}, {} thread(s)",
+        super::model_line(model),
         d.input.channels(),
         match d.input.stack {
             1 => String::new(),
