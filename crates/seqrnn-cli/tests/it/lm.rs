@@ -21,6 +21,16 @@ fn small_train<'a>(data: &'a str, out: &'a str) -> Vec<&'a str> {
 }
 
 /// A quick training command; `overrides` replace (or add) flag values.
+/// `seqrnn eval`'s validation loss of `run` on the corpus `data`.
+fn valid_loss(data: &str, run: &str) -> f64 {
+    let out = ok(&seqrnn(&[
+        "eval", "--model", run, "--data", data, "--split", "valid", "--json",
+    ]));
+    json(out.lines().last().unwrap())["valid_loss"]
+        .as_f64()
+        .unwrap()
+}
+
 fn small_train_with<'a>(
     data: &'a str,
     out: &'a str,
@@ -634,15 +644,7 @@ fn a_quantized_copy_evaluates_generates_and_benchmarks_but_does_not_train() {
     assert_eq!(made["quantized"], "int8");
     // embedding, input and recurrent weights, decoder
     assert_eq!(made["tensors"].as_array().unwrap().len(), 4, "{made}");
-    let loss = |r: &str| {
-        let out = ok(&seqrnn(&[
-            "eval", "--model", r, "--data", data, "--split", "valid", "--json",
-        ]));
-        json(out.lines().last().unwrap())["valid_loss"]
-            .as_f64()
-            .unwrap()
-    };
-    let (f, i) = (loss(run_s), loss(q_s));
+    let (f, i) = (valid_loss(data, run_s), valid_loss(data, q_s));
     assert!((f - i).abs() < 0.01 * f, "f32 {f}, int8 {i}");
     let text = ok(&seqrnn(&[
         "generate", "--model", q_s, "--prompt", "the cat", "--tokens", "5", "--seed", "3",
@@ -750,15 +752,7 @@ fn residual_blocks_train_resume_exactly_generate_and_quantize() {
     ])));
     // embedding, 2 × (input weights, two MLP layers), decoder
     assert_eq!(made["tensors"].as_array().unwrap().len(), 8, "{made}");
-    let loss = |r: &str| {
-        let out = ok(&seqrnn(&[
-            "eval", "--model", r, "--data", data, "--split", "valid", "--json",
-        ]));
-        json(out.lines().last().unwrap())["valid_loss"]
-            .as_f64()
-            .unwrap()
-    };
-    let (f, i) = (loss(b_s), loss(q_s));
+    let (f, i) = (valid_loss(data, b_s), valid_loss(data, q_s));
     assert!((f - i).abs() < 0.05 * f, "f32 {f}, int8 {i}");
     let out = d.join("onnx");
     let export = ["export", "--model", b_s, "--out", out.to_str().unwrap()];
