@@ -9,6 +9,7 @@ use seqrnn::data::audio::{FeatureConfig, SpecAugment};
 use seqrnn::run::Run;
 use seqrnn::speech::data::{load_named, Concat, FsddSplit, Utterance};
 use seqrnn::speech::model::{SpeechConfig, SpeechModel};
+use seqrnn::speech::words::WordHead;
 use seqrnn::speech::{
     evaluate, prepare, transcribe, words_of, Alphabet, Decoding, Reader, SpeechData,
     SpeechRunConfig, SpeechRunData, SpeechScores, SpeechSource, SpeechTask, SpeechTrainConfig,
@@ -46,6 +47,10 @@ pub struct DataArgs {
     /// 5–9 validation, the rest training).
     #[arg(long, conflicts_with_all = ["train", "valid", "test"])]
     fsdd: Option<PathBuf>,
+    /// With --fsdd: hold this speaker out (all of their recordings are the test set; the
+    /// other speakers' takes 0–4 validate and the rest train).
+    #[arg(long, requires = "fsdd")]
+    fsdd_test_speaker: Option<String>,
     /// Training manifest (TSV: path<TAB>transcript, paths relative to the manifest).
     #[arg(long, requires = "valid")]
     train: Option<PathBuf>,
@@ -119,6 +124,11 @@ pub struct TrainArgs {
     /// training transcripts.
     #[arg(long)]
     lexicon: bool,
+    /// Isolated words: a whole-utterance word classifier (attention pooling of the encoder)
+    /// trained beside CTC, its cross-entropy weighted by this; validation and decoding then
+    /// read it (--beam or --lexicon at eval decode with CTC). 0: none.
+    #[arg(long, default_value_t = 0.0)]
+    word_head: f32,
     #[command(flatten)]
     fit: LoopFlags,
 }
@@ -131,6 +141,10 @@ pub struct EvalArgs {
     /// FSDD's `recordings/` folder (its test takes are scored).
     #[arg(long, conflicts_with = "test")]
     fsdd: Option<PathBuf>,
+    /// With --fsdd: score every recording of this speaker [default: the run's held-out
+    /// speaker, if any].
+    #[arg(long, requires = "fsdd")]
+    fsdd_test_speaker: Option<String>,
     /// Test manifest.
     #[arg(long)]
     test: Option<PathBuf>,
@@ -195,9 +209,20 @@ fn decoding(beam: usize, lexicon: bool) -> Result<Decoding> {
     })
 }
 
+/// FSDD's own split, or with a speaker held out.
+fn fsdd_source(dir: &Path, held_out: Option<&str>) -> SpeechSource {
+    match held_out {
+        Some(s) => SpeechSource::FsddHeldOut {
+            dir: dir.to_path_buf(),
+            speaker: s.to_owned(),
+        },
+        None => SpeechSource::Fsdd(dir.to_path_buf()),
+    }
+}
+
 fn source_of(d: &DataArgs) -> Result<SpeechSource> {
     Ok(match (&d.fsdd, &d.train, &d.valid) {
-        (Some(dir), _, _) => SpeechSource::Fsdd(dir.clone()),
+        (Some(dir), _, _) => fsdd_source(dir, d.fsdd_test_speaker.as_deref()),
         (None, Some(train), Some(valid)) => SpeechSource::Manifests {
             train: train.clone(),
             valid: valid.clone(),
@@ -208,10 +233,41 @@ fn source_of(d: &DataArgs) -> Result<SpeechSource> {
     })
 }
 
+/// The word head of `--word-head` over the training transcripts, which must be one word each.
+fn word_head(a: &TrainArgs, transcripts: &[&str]) -> Result<Option<WordHead>> {
+    if a.word_head == 0.0 {
+        return Ok(None);
+    }
+    ensure!(
+        a.word_head.is_finite() && a.word_head > 0.0,
+        "--word-head must be a positive weight (0: none), got {}",
+        a.word_head
+    );
+    if let Some(t) = transcripts
+        .iter()
+        .find(|t| t.split_whitespace().count() != 1)
+    {
+        bail!(
+            "--word-head classifies isolated words: every training transcript must be one \
+             word, and {t:?} is not (connected utterances, --concat, cannot have one)"
+        );
+    }
+    let words = words_of(transcripts.iter().copied()).len();
+    ensure!(
+        words >= 2,
+        "--word-head needs at least two different words in the training transcripts"
+    );
+    Ok(Some(WordHead {
+        words,
+        weight: a.word_head,
+    }))
+}
+
 fn settings(
     a: &TrainArgs,
     source: SpeechSource,
     labels: usize,
+    word_head: Option<WordHead>,
 ) -> Result<(SpeechConfig, FeatureConfig, SpeechTrainConfig)> {
     let features = FeatureConfig {
         sample_rate: a.rate,
@@ -226,6 +282,7 @@ fn settings(
         layers: a.encoder.layers,
         dropout: a.dropout,
         labels,
+        word_head,
     };
     let augment = (a.freq_masks + a.time_masks > 0).then_some(SpecAugment {
         freq_masks: a.freq_masks,
@@ -244,7 +301,10 @@ fn settings(
         concat,
         speeds: a.speed.clone(),
         augment,
-        decoding: decoding(a.beam, a.lexicon)?,
+        decoding: match (word_head, a.beam, a.lexicon) {
+            (Some(_), 1, false) => Decoding::Words,
+            _ => decoding(a.beam, a.lexicon)?,
+        },
         fit: a.fit.fit_config(&a.run, EPOCHS),
     };
     Ok((model, features, train))
@@ -307,9 +367,11 @@ fn run_settings(
             )
         }
         None => {
-            let transcripts = parts.train.iter().map(|u| u.transcript.as_str());
-            let alphabet = Alphabet::from_transcripts(transcripts);
-            let (m, f, t) = settings(a, source, alphabet.labels())?;
+            let transcripts: Vec<&str> =
+                parts.train.iter().map(|u| u.transcript.as_str()).collect();
+            let alphabet = Alphabet::from_transcripts(transcripts.iter().copied());
+            let head = word_head(a, &transcripts)?;
+            let (m, f, t) = settings(a, source, alphabet.labels(), head)?;
             (m, f, t, alphabet)
         }
     })
@@ -328,13 +390,23 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     if let Some(s) = &train_cfg.augment {
         s.validate()?;
     }
-    let prep = |u: &[Utterance]| prepare(u, &feat_cfg, &alphabet, &model_cfg);
+    let words = words_of(parts.train.iter().map(|u| u.transcript.as_str()));
+    let prep = |u: &[Utterance]| -> Result<SpeechData> {
+        let data = prepare(u, &feat_cfg, &alphabet, &model_cfg)?;
+        Ok(match model_cfg.word_head {
+            Some(_) => data.with_words(&words),
+            None => data,
+        })
+    };
     let train = prep(&parts.train)?;
     let valid = prep(&parts.valid)?;
     let test = parts.test.as_deref().map(prep).transpose()?;
     let load_secs = t_load.elapsed().as_secs_f64();
     let (batch, augment) = (train_cfg.batch, train_cfg.augment);
     let mut task = SpeechTask::new(&model, &train, &valid, &alphabet, batch, augment)?;
+    if model_cfg.word_head.is_some() {
+        task = task.with_words(&words);
+    }
     let mut params = model.init_params(train_cfg.fit.seed)?;
     let data = SpeechRunData {
         features: feat_cfg,
@@ -350,7 +422,6 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             load_secs,
         );
     }
-    let words = words_of(train.transcripts.iter().map(String::as_str));
     let run = training::open_run(resumed.map(|(r, _)| r), &a.run, &config, |run| {
         let mut text = words.join("\n");
         text.push('\n');
@@ -367,6 +438,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         alphabet: &alphabet,
         decoding: train_cfg.decoding,
         lexicon: Some(&lexicon),
+        words: Some(&words),
     };
     report(
         &a,
@@ -419,8 +491,12 @@ fn print_start(
     hop: f32,
     load_secs: f64,
 ) {
+    let head = match model.config().word_head {
+        Some(h) => format!(" with a word head ({} words, weight {})", h.words, h.weight),
+        None => String::new(),
+    };
     eprintln!(
-        "CTC {}, {} parameters, {} labels ({:?} and the blank); {} train / {} valid utterances ({:.0} / {:.0} s of audio, read in {load_secs:.1} s), {} thread(s)",
+        "CTC {}{head}, {} parameters, {} labels ({:?} and the blank); {} train / {} valid utterances ({:.0} / {:.0} s of audio, read in {load_secs:.1} s), {} thread(s)",
         model.config().cell.name().to_uppercase(),
         model.num_params(),
         alphabet.labels(),
@@ -483,8 +559,13 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
         Some(c) => Some(Concat::parse(c)?),
         None => m.config.train.concat,
     };
+    let held_out = match (&a.fsdd_test_speaker, &m.config.train.source) {
+        (Some(s), _) => Some(s.as_str()),
+        (None, SpeechSource::FsddHeldOut { speaker, .. }) => Some(speaker.as_str()),
+        _ => None,
+    };
     let source = match (&a.fsdd, &a.test) {
-        (Some(dir), _) => SpeechSource::Fsdd(dir.clone()),
+        (Some(dir), _) => fsdd_source(dir, held_out),
         (None, Some(t)) => SpeechSource::Manifests {
             train: t.clone(),
             valid: t.clone(),

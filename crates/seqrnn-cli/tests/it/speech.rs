@@ -285,3 +285,77 @@ fn resume_continues_exactly() {
     assert_eq!(a["test_wer"], b["test_wer"]);
     same_run_files(&whole, &part);
 }
+
+/// The manifest `name-1w.tsv` of the one-word lines of `manifest`.
+fn one_word(dir: &std::path::Path, manifest: &str, name: &str) -> String {
+    let text = std::fs::read_to_string(manifest).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.split('\t').nth(1).unwrap().contains(' '))
+        .collect();
+    let path = dir.join(format!("{name}-1w.tsv"));
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn a_word_head_classifies_isolated_words() {
+    let d = scratch("words");
+    let tr = one_word(&d, &speech_corpus(&d, "train", 120, 0), "train");
+    let va = one_word(&d, &speech_corpus(&d, "valid", 24, 1), "valid");
+    let te = one_word(&d, &speech_corpus(&d, "test", 24, 2), "test");
+    let out = d.join("run");
+    let out_s = out.to_str().unwrap();
+    let a = json(&ok(&seqrnn(&train_args(
+        &tr,
+        &va,
+        &te,
+        out_s,
+        &["--word-head", "0.5"],
+    ))));
+    assert_eq!(a["test_accuracy"].as_f64(), Some(1.0), "{a}");
+    let config = std::fs::read_to_string(out.join("config.json")).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(config["model"]["word_head"]["words"], 2);
+    assert_eq!(config["train"]["decoding"], "words");
+    // eval reads the word head as train did; --beam 1 decodes the same weights with CTC.
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["speech", "eval", "--model", out_s, "--test", &te, "--json"];
+        args.extend_from_slice(extra);
+        json(&ok(&seqrnn(&args)))
+    };
+    assert_eq!(eval(&[])["test_accuracy"], a["test_accuracy"]);
+    let ctc = eval(&["--beam", "1"])["test_accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&ctc), "{ctc}");
+    let said = ok(&seqrnn(&[
+        "speech",
+        "transcribe",
+        "--model",
+        out_s,
+        &d.join("test-0.wav").to_string_lossy(),
+    ]));
+    let want = std::fs::read_to_string(&te).unwrap();
+    let want = want.lines().find(|l| l.starts_with("test-0.wav"));
+    if let Some(line) = want {
+        assert_eq!(said.trim_end().split('\t').nth(1), line.split('\t').nth(1));
+    }
+    let onnx = d.join("onnx");
+    let args = ["export", "--model", out_s, "--out", onnx.to_str().unwrap()];
+    fails(&seqrnn(&args), "word head is not supported");
+    // Connected utterances cannot have one; a weight must be positive.
+    let many = speech_corpus(&d, "many", 16, 0);
+    let out2 = d.join("run2");
+    let out2_s = out2.to_str().unwrap();
+    for (train, extra, needle) in [
+        (&many, &["--word-head", "1"][..], "must be one word"),
+        (
+            &tr,
+            &["--word-head=-1"][..],
+            "--word-head must be a positive weight",
+        ),
+    ] {
+        let err = fails(&seqrnn(&train_args(train, &va, &te, out2_s, extra)), needle);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(!out2.join("config.json").exists());
+    }
+}

@@ -80,6 +80,17 @@ pub struct EncoderHeadCache {
     mask: Vec<f32>,
 }
 
+impl EncoderHeadCache {
+    /// The head's input of the last training pass: `top[T, B, D·H]` after dropout, or the
+    /// pooled `feat[B, D·H]` after dropout.
+    pub fn head_input(&self) -> &[f32] {
+        match self.feat.is_empty() {
+            true => &self.top,
+            false => &self.feat,
+        }
+    }
+}
+
 /// Scratch buffers, reused across calls.
 #[derive(Debug, Default)]
 pub struct EncoderHeadWorkspace {
@@ -96,6 +107,17 @@ pub struct EncoderHeadWorkspace {
     dfeat: Vec<f32>,
     /// `∂x[T, B, F]` (backward): the gradient of the input before dropout.
     dx: Vec<f32>,
+}
+
+impl EncoderHeadWorkspace {
+    /// The head's input of the last inference pass (as [`EncoderHeadCache::head_input`],
+    /// without dropout).
+    pub fn head_input(&self) -> &[f32] {
+        match self.feat.is_empty() {
+            true => &self.top,
+            false => &self.feat,
+        }
+    }
 }
 
 impl EncoderHead {
@@ -312,6 +334,20 @@ impl EncoderHead {
         dout: &[f32],
         ws: &'w mut EncoderHeadWorkspace,
     ) -> Result<&'w [f32]> {
+        self.backward_with(params, grads, cache, dout, None, ws)
+    }
+
+    /// [`EncoderHead::backward`] when a second reader of the head's input
+    /// ([`EncoderHeadCache::head_input`]) adds its gradient `dextra[N, D·H]` to the head's.
+    pub fn backward_with<'w>(
+        &self,
+        params: &[f32],
+        grads: &mut [f32],
+        cache: &EncoderHeadCache,
+        dout: &[f32],
+        dextra: Option<&[f32]>,
+        ws: &'w mut EncoderHeadWorkspace,
+    ) -> Result<&'w [f32]> {
         let (h, f, k) = (
             self.encoder.config().hidden_size,
             self.encoder.output_size(),
@@ -328,6 +364,16 @@ impl EncoderHead {
             let (lo, hi) = grads.split_at_mut(self.b.start);
             let (gw, gb) = (&mut lo[self.w.clone()], &mut hi[..self.b.len()]);
             dense::backward(&params[self.w.clone()], y, dout, gw, gb, dy, n, f, k);
+        }
+        if let Some(extra) = dextra {
+            if extra.len() != dy.len() {
+                return Err(Error::Shape(format!(
+                    "the extra gradient of the head's input has {} values, expected {}",
+                    extra.len(),
+                    dy.len()
+                )));
+            }
+            dy.iter_mut().zip(extra).for_each(|(d, e)| *d += e);
         }
         if !cache.mask.is_empty() {
             apply_mask(dy, &cache.mask);

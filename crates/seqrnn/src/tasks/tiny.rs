@@ -498,6 +498,7 @@ pub fn speech(dir: &Path) -> Result<PathBuf> {
         layers: 1,
         dropout: 0.0,
         labels: alphabet.labels(),
+        word_head: None,
     };
     let train = SpeechTrainConfig {
         batch: 4,

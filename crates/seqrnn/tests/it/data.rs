@@ -131,7 +131,7 @@ fn data_conll2003_and_ud_ewt_tagging_files() {
 
 #[test]
 fn data_fsdd_recordings_and_splits() {
-    use seqrnn::speech::data::{concatenate, load_fsdd, Concat, FsddSplit, DIGITS};
+    use seqrnn::speech::data::{concatenate, load_fsdd, load_fsdd_part, Concat, FsddSplit, DIGITS};
     let Some(dir) = common::shared("data/fsdd/recordings") else {
         return;
     };
@@ -164,4 +164,16 @@ fn data_fsdd_recordings_and_splits() {
     assert_eq!(c.len(), 300);
     let words: usize = c.iter().map(|u| u.transcript.split(' ').count()).sum();
     assert!((1200..1500).contains(&words), "{words} words");
+    // One speaker held out: theirs all test, the other five speakers' takes 0–4 validate.
+    let held = [FsddSplit::Train, FsddSplit::Valid, FsddSplit::Test]
+        .map(|split| load_fsdd_part(&dir, split, Some("theo"), 8000).unwrap());
+    assert_eq!(held.each_ref().map(Vec::len), [2250, 250, 500]);
+    assert!(held[2].iter().all(|u| u.speaker == "theo"));
+    assert!(held[..2].iter().flatten().all(|u| u.speaker != "theo"));
+    let err = load_fsdd_part(&dir, FsddSplit::Test, Some("nobody"), 8000).unwrap_err();
+    let err = err.to_string();
+    assert!(
+        err.contains("\"nobody\"") && err.contains("george, jackson"),
+        "{err}"
+    );
 }

@@ -149,6 +149,18 @@ pub enum FsddSplit {
 }
 
 impl FsddSplit {
+    /// The split of a recording: by take ([`FsddSplit::of_take`]), or with a speaker held out,
+    /// every recording of that speaker is the test set, the other speakers' takes 0–4
+    /// validate and their takes 5–49 train.
+    pub fn of(name: &FsddName, held_out: Option<&str>) -> Self {
+        match held_out {
+            None => FsddSplit::of_take(name.take),
+            Some(s) if name.speaker == s => FsddSplit::Test,
+            Some(_) if name.take <= 4 => FsddSplit::Valid,
+            Some(_) => FsddSplit::Train,
+        }
+    }
+
     /// The split a take belongs to.
     pub fn of_take(take: u32) -> Self {
         match take {
@@ -192,6 +204,20 @@ impl FsddName {
 /// [`Error::Io`] for a missing folder, [`Error::Data`] for a folder without FSDD recordings or a
 /// `.wav` file whose name does not follow the pattern, and any recording's own error.
 pub fn load_fsdd(dir: &Path, split: FsddSplit, rate: u32) -> Result<Vec<Utterance>> {
+    load_fsdd_part(dir, split, None, rate)
+}
+
+/// [`load_fsdd`] with the split of [`FsddSplit::of`]: with `held_out`, that speaker's
+/// recordings are the test set.
+///
+/// # Errors
+/// As [`load_fsdd`]; [`Error::Config`] naming the speakers when `held_out` is none of them.
+pub fn load_fsdd_part(
+    dir: &Path,
+    split: FsddSplit,
+    held_out: Option<&str>,
+    rate: u32,
+) -> Result<Vec<Utterance>> {
     let entries = std::fs::read_dir(dir).map_err(|cause| Error::Io {
         path: dir.to_path_buf(),
         cause,
@@ -220,9 +246,21 @@ pub fn load_fsdd(dir: &Path, split: FsddSplit, rate: u32) -> Result<Vec<Utteranc
             "holds no FSDD recordings ({digit}_{speaker}_{take}.wav)".into(),
         ));
     }
+    if let Some(s) = held_out {
+        let speakers: std::collections::BTreeSet<&str> =
+            files.values().map(|n| n.speaker.as_str()).collect();
+        if !speakers.contains(s) {
+            let known: Vec<&str> = speakers.into_iter().collect();
+            return Err(Error::Config(format!(
+                "{} has no recordings of speaker {s:?} (its speakers: {})",
+                dir.display(),
+                known.join(", ")
+            )));
+        }
+    }
     files
         .into_iter()
-        .filter(|(_, n)| FsddSplit::of_take(n.take) == split)
+        .filter(|(_, n)| FsddSplit::of(n, held_out) == split)
         .map(|(name, n)| {
             let path = dir.join(&name);
             Ok(Utterance {
@@ -405,6 +443,14 @@ mod tests {
         assert_eq!(FsddSplit::of_take(5), FsddSplit::Valid);
         assert_eq!(FsddSplit::of_take(9), FsddSplit::Valid);
         assert_eq!(FsddSplit::of_take(10), FsddSplit::Train);
+        // One speaker held out: all of theirs test, the others' takes 0–4 validate.
+        let of = |name: &str| FsddSplit::of(&FsddName::parse(name).unwrap(), Some("theo"));
+        assert_eq!(of("3_theo_0.wav"), FsddSplit::Test);
+        assert_eq!(of("3_theo_49.wav"), FsddSplit::Test);
+        assert_eq!(of("3_george_0.wav"), FsddSplit::Valid);
+        assert_eq!(of("3_george_4.wav"), FsddSplit::Valid);
+        assert_eq!(of("3_george_5.wav"), FsddSplit::Train);
+        assert_eq!(FsddSplit::of(&n, None), FsddSplit::Train);
         for bad in [
             "7_george.wav",
             "x_george_1.wav",

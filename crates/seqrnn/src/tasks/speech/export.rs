@@ -25,6 +25,11 @@ use crate::tasks::speech::Trained;
 pub fn export_onnx(am: &Trained, dir: &Path, opset: i64) -> Result<()> {
     onnx::check_opset(opset)?;
     let c = am.model.config();
+    if c.word_head.is_some() {
+        return Err(crate::error::Error::Config(
+            "ONNX export of an acoustic model with a word head is not supported yet".into(),
+        ));
+    }
     let (layout, p) = (am.model.param_layout(), &am.params[..]);
     let mut g = Graph::new(
         "seqrnn_speech",

@@ -14,6 +14,7 @@ pub mod data;
 pub mod export;
 pub mod model;
 mod trained;
+pub mod words;
 #[cfg(feature = "plots")]
 pub use trained::alignment_picture;
 pub use trained::Trained;
@@ -39,11 +40,13 @@ use crate::model::ctc::{min_frames, CtcWorkspace, Lexicon};
 use crate::report::wer::ErrorCounts;
 use crate::run::RunDir;
 use crate::tasks::speech::data::{
-    concatenate, load_fsdd, load_manifest, speed_perturb, Concat, FsddSplit, Utterance,
+    concatenate, load_fsdd, load_fsdd_part, load_manifest, speed_perturb, Concat, FsddSplit,
+    Utterance,
 };
 use crate::tasks::speech::model::{
     SpeechBatch, SpeechCache, SpeechConfig, SpeechModel, SpeechWorkspace,
 };
+use crate::tasks::speech::words::NO_WORD;
 use crate::train::fit::FitConfig;
 use crate::train::task::{
     About, BatchLoss, BucketSteps, Fingerprint, Identity, LossAverage, Scaled, Step, Task,
@@ -64,6 +67,8 @@ pub enum Decoding {
     Beam(usize),
     /// Prefix beam search of this width that writes only words of the training transcripts.
     Lexicon(usize),
+    /// The word head's most probable word (a model with a word head).
+    Words,
 }
 
 /// Error rates of a transcribed corpus.
@@ -86,7 +91,8 @@ pub struct SpeechScores {
 /// Utterances per inference batch.
 const EVAL_BATCH: usize = 32;
 
-/// How a model's outputs are read: the decoding and, for [`Decoding::Lexicon`], the words.
+/// How a model's outputs are read: the decoding and, for [`Decoding::Lexicon`] and
+/// [`Decoding::Words`], the words.
 #[derive(Clone, Copy, Debug)]
 pub struct Reader<'a> {
     /// The characters.
@@ -95,13 +101,34 @@ pub struct Reader<'a> {
     pub decoding: Decoding,
     /// The lexicon of [`Decoding::Lexicon`].
     pub lexicon: Option<&'a Lexicon>,
+    /// The words of the training transcripts (`words.txt`), the classes of a word head.
+    pub words: Option<&'a [String]>,
+}
+
+impl Reader<'_> {
+    /// Checks that the decoding has what it reads: a lexicon, or a word head and its words.
+    fn check(&self, model: &SpeechModel) -> Result<()> {
+        let missing = match self.decoding {
+            Decoding::Lexicon(_) if self.lexicon.is_none() => {
+                "lexicon decoding needs the words of the training transcripts"
+            }
+            Decoding::Words => match (model.config().word_head, self.words) {
+                (Some(h), Some(w)) if w.len() == h.words => return Ok(()),
+                (None, _) => "word decoding needs a model with a word head",
+                _ => "word decoding needs the word head's words (words.txt)",
+            },
+            _ => return Ok(()),
+        };
+        Err(Error::Config(missing.into()))
+    }
 }
 
 /// Transcribes `data` (length-sorted batches of `EVAL_BATCH`); with `with_loss`, also sums the
-/// CTC loss. Returns the hypotheses in order and the summed loss.
+/// loss. Returns the hypotheses in order and the summed loss.
 ///
 /// # Errors
-/// [`Error::Config`] for [`Decoding::Lexicon`] without a lexicon; the model's errors.
+/// [`Error::Config`] for [`Decoding::Lexicon`] without a lexicon or [`Decoding::Words`]
+/// without a word head and its words; the model's errors.
 pub fn transcribe(
     model: &SpeechModel,
     params: &[f32],
@@ -110,6 +137,7 @@ pub fn transcribe(
     with_loss: bool,
 ) -> Result<(Vec<String>, f64)> {
     let alphabet = reader.alphabet;
+    reader.check(model)?;
     let order: Vec<usize> = (0..data.len()).collect();
     let batches = length_buckets(&data.frames, &order, EVAL_BATCH);
     let (mut cache, mut ws) = (SpeechCache::default(), SpeechWorkspace::default());
@@ -123,6 +151,14 @@ pub fn transcribe(
         match with_loss {
             true => total += model.eval_loss(params, &batch, &mut cache, &mut ws)?,
             false => model.forward_infer(params, &batch, &mut cache, &mut ws)?,
+        }
+        if let (Decoding::Words, Some(part), Some(words)) =
+            (reader.decoding, model.word_part(), reader.words)
+        {
+            for (&i, best) in idx.iter().zip(part.best(&cache.words)) {
+                hyps[i].clone_from(&words[best]);
+            }
+            continue;
         }
         let (b, t) = (idx.len(), cache.t());
         let mut rows = vec![0.0f32; t * c];
@@ -140,10 +176,8 @@ pub fn transcribe(
                 (Decoding::Lexicon(w), Some(lex)) => {
                     ctc.lexicon_beam_search(x, len, w, lex, &mut ctc_ws)?.0
                 }
-                (Decoding::Lexicon(_), None) => {
-                    return Err(Error::Config(
-                        "lexicon decoding needs the words of the training transcripts".into(),
-                    ))
+                (Decoding::Lexicon(_) | Decoding::Words, _) => {
+                    unreachable!("Reader::check refuses a decoding without what it reads")
                 }
             };
             hyps[i] = alphabet.decode(&labels);
@@ -186,6 +220,8 @@ pub struct SpeechTask<'a> {
     alphabet: &'a Alphabet,
     augment: Option<SpecAugment>,
     steps: BucketSteps<SpeechModel>,
+    /// The word head's words (validation then reads the word head).
+    words: Option<&'a [String]>,
 }
 
 impl<'a> SpeechTask<'a> {
@@ -212,7 +248,17 @@ impl<'a> SpeechTask<'a> {
             alphabet,
             augment,
             steps: BucketSteps::new(batch_size)?,
+            words: None,
         })
+    }
+
+    /// The same task validating with the word head's most probable word among `words` (a
+    /// model with a word head; the training data's [`SpeechData::words`] set from them).
+    pub fn with_words(self, words: &'a [String]) -> Self {
+        SpeechTask {
+            words: Some(words),
+            ..self
+        }
     }
 }
 
@@ -256,12 +302,18 @@ impl Task for SpeechTask<'_> {
         })
     }
 
-    /// Validation on one process (every rank decodes the whole validation set).
+    /// Validation on one process (every rank decodes the whole validation set): greedy CTC
+    /// decoding, or the word head's words.
     fn validate(&mut self, params: &[f32], _group: &Group) -> Result<Validation> {
+        let decoding = match (self.words, self.model.word_part()) {
+            (Some(_), Some(_)) => Decoding::Words,
+            _ => Decoding::Greedy,
+        };
         let reader = Reader {
             alphabet: self.alphabet,
-            decoding: Decoding::Greedy,
+            decoding,
             lexicon: None,
+            words: self.words,
         };
         let s = evaluate(self.model, params, self.valid, &reader)?;
         Ok(Validation {

@@ -30,6 +30,7 @@ use crate::model::layout::check_backward;
 use crate::model::layout::model_accessors;
 use crate::model::layout::ParamLayout;
 use crate::rnn::{CellKind, Direction, RnnConfig};
+use crate::tasks::speech::words::{WordCache, WordHead, WordPart, WordWorkspace};
 
 /// Shape of an acoustic model. `validate()` before use.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,6 +49,9 @@ pub struct SpeechConfig {
     pub dropout: f32,
     /// Output labels `C`, the blank (0) included.
     pub labels: usize,
+    /// A whole-utterance word classifier beside CTC ([`super::words`]; `None`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub word_head: Option<WordHead>,
 }
 
 impl SpeechConfig {
@@ -59,6 +63,9 @@ impl SpeechConfig {
                  besides the blank, got {} features, stack {}, {} labels",
                 self.features, self.stack, self.labels
             )));
+        }
+        if let Some(w) = &self.word_head {
+            w.validate()?;
         }
         check_encoder(self.dropout, &self.rnn_config())
     }
@@ -92,6 +99,8 @@ pub struct SpeechBatch {
     pub t: usize,
     /// Label ids of each transcript (each in `1..C`).
     pub targets: Vec<Vec<u32>>,
+    /// The word of each utterance for a word head (`[B]`, [`NO_WORD`] for none; empty: none).
+    pub words: Vec<u32>,
 }
 
 impl SpeechBatch {
@@ -109,6 +118,8 @@ pub struct SpeechModel {
     /// Dropout, encoder, dropout, `output` layer (`rnn.*`, `output.*`).
     body: EncoderHead,
     ctc: Ctc,
+    /// The word head, its tensors after the body's.
+    words: Option<WordPart>,
     params: ParamLayout,
     /// The body's range in the parameter block.
     body_p: Range<usize>,
@@ -127,6 +138,8 @@ pub struct SpeechCache {
     pub logits: Vec<f32>,
     /// `∂L/∂logits` `[T', B, C]`.
     dlogits: Vec<f32>,
+    /// The word head's pooling and logits (with a word head).
+    pub words: WordCache,
 }
 
 impl SpeechCache {
@@ -146,6 +159,7 @@ impl SpeechCache {
 pub struct SpeechWorkspace {
     body: EncoderHeadWorkspace,
     ctc: CtcWorkspace,
+    words: WordWorkspace,
     /// Stacked encoder input `[T', B, S·F]`.
     x: Vec<f32>,
 }
@@ -160,10 +174,16 @@ impl SpeechModel {
         let ctc = Ctc::new(config.labels)?;
         let mut p = ParamLayout::new();
         let body_p = body.push_params(&mut p, "rnn", "output");
+        let width = body.encoder().output_size();
+        let words = config
+            .word_head
+            .map(|h| WordPart::new(h, width, &mut p))
+            .transpose()?;
         Ok(SpeechModel {
             config,
             body,
             ctc,
+            words,
             params: p,
             body_p,
         })
@@ -172,12 +192,15 @@ impl SpeechModel {
     model_accessors!(SpeechConfig, "Every tensor of the parameter block.");
 
     /// Initial weights: recurrent layers `U(±1/√H)` with LSTM forget-gate bias 1, the output
-    /// layer as `nn.Linear`.
+    /// layer as `nn.Linear`, then the word head's ([`WordPart::init`]).
     pub fn init_params(&self, seed: u64) -> Result<Vec<f32>> {
         let mut p = vec![0.0; self.num_params()];
         let mut rng = rng_from_seed(seed.wrapping_add(1));
         self.body
             .init(&mut p[self.body_p.clone()], seed, &mut rng)?;
+        if let Some(w) = &self.words {
+            w.init(&mut p, &mut rng);
+        }
         Ok(p)
     }
 
@@ -189,7 +212,8 @@ impl SpeechModel {
                 "a speech batch needs utterances of 1..=T frames".into(),
             ));
         }
-        if batch.feats.len() != t * b * f || batch.targets.len() != b {
+        let words_fit = batch.words.is_empty() || batch.words.len() == b;
+        if batch.feats.len() != t * b * f || batch.targets.len() != b || !words_fit {
             return Err(Error::Shape(format!(
                 "features must be [T, B, F] = [{t}, {b}, {f}] with one transcript per utterance"
             )));
@@ -217,8 +241,8 @@ impl SpeechModel {
         }
     }
 
-    /// Logits `[T', B, C]` into `cache.logits`. With `rng`, a training pass (dropout, caches
-    /// for backward).
+    /// Logits `[T', B, C]` into `cache.logits` (and with a word head its logits into
+    /// `cache.words`). With `rng`, a training pass (dropout, caches for backward).
     fn logits(
         &self,
         params: &[f32],
@@ -230,6 +254,7 @@ impl SpeechModel {
         self.check(params, batch)?;
         self.stack(batch, cache, ws);
         fit(&mut cache.logits, cache.t * batch.b() * self.config.labels);
+        let training = rng.is_some();
         self.body.forward(
             &params[self.body_p.clone()],
             &mut ws.x,
@@ -238,11 +263,20 @@ impl SpeechModel {
             &mut cache.logits,
             rng.map(|r| (&mut cache.body, r)),
             &mut ws.body,
-        )
+        )?;
+        if let Some(w) = &self.words {
+            let top = match training {
+                true => cache.body.head_input(),
+                false => ws.body.head_input(),
+            };
+            w.forward(params, top, &cache.lens, cache.t, &mut cache.words)?;
+        }
+        Ok(())
     }
 
     /// Training forward pass: returns the CTC negative log-likelihood summed over the batch
-    /// and keeps, for [`SpeechModel::backward`], the gradient of `scale ·` that sum.
+    /// (plus the word head's weighted cross-entropy) and keeps, for [`SpeechModel::backward`],
+    /// the gradient of `scale ·` that sum.
     ///
     /// # Errors
     /// [`Error::Shape`] for a batch that does not fit; the CTC's error for a transcript that
@@ -278,14 +312,24 @@ impl SpeechModel {
             None => None,
         };
         let targets: Vec<&[u32]> = batch.targets.iter().map(Vec::as_slice).collect();
-        self.ctc.nll(
+        let ctc = self.ctc.nll(
             &cache.logits,
             cache.t,
             &cache.lens,
             &targets,
             grad,
             &mut ws.ctc,
-        )
+        )?;
+        let words = match &self.words {
+            Some(w) => w.loss(&batch.words, scale, &mut cache.words),
+            None => 0.0,
+        };
+        Ok(ctc + words)
+    }
+
+    /// The word head, if the model has one.
+    pub fn word_part(&self) -> Option<&WordPart> {
+        self.words.as_ref()
     }
 
     /// The summed CTC loss of a batch without dropout (evaluation).
@@ -327,11 +371,27 @@ impl SpeechModel {
         ws: &mut SpeechWorkspace,
     ) -> Result<()> {
         check_backward(grads.len(), self.num_params(), cache.lens.len())?;
+        let body = &cache.body;
+        let dtop = match &self.words {
+            Some(w) => {
+                let (top, lens) = (body.head_input(), &cache.lens);
+                w.backward(
+                    params,
+                    grads,
+                    top,
+                    lens,
+                    cache.t,
+                    &cache.words,
+                    &mut ws.words,
+                )?;
+                Some(&ws.words.dtop[..])
+            }
+            None => None,
+        };
         let r = self.body_p.clone();
         let p = &params[r.clone()];
-        let body = &cache.body;
         self.body
-            .backward(p, &mut grads[r], body, &cache.dlogits, &mut ws.body)?;
+            .backward_with(p, &mut grads[r], body, &cache.dlogits, dtop, &mut ws.body)?;
         Ok(())
     }
 }
@@ -341,6 +401,7 @@ mod tests {
     use super::*;
     use crate::model::testing::{check_gradients, FdCheck};
     use crate::rnn::GruVariant;
+    use crate::tasks::speech::words::NO_WORD;
     use rand::RngExt;
 
     fn cfg(cell: CellKind, stack: usize, layers: usize, dropout: f32) -> SpeechConfig {
@@ -352,6 +413,17 @@ mod tests {
             layers,
             dropout,
             labels: 4,
+            word_head: None,
+        }
+    }
+
+    fn with_words(c: SpeechConfig) -> SpeechConfig {
+        SpeechConfig {
+            word_head: Some(WordHead {
+                words: 3,
+                weight: 0.7,
+            }),
+            ..c
         }
     }
 
@@ -373,6 +445,7 @@ mod tests {
             frames,
             t,
             targets: vec![vec![1, 2], vec![3], vec![]],
+            words: vec![2, 0, NO_WORD],
         }
     }
 
@@ -388,6 +461,7 @@ mod tests {
             frames: vec![n],
             t: n,
             targets: vec![batch.targets[j].clone()],
+            words: vec![batch.words[j]],
         }
     }
 
@@ -398,6 +472,8 @@ mod tests {
             cfg(CellKind::Lstm, 1, 1, 0.0),
             cfg(CellKind::Lstm, 2, 2, 0.3),
             cfg(gru, 3, 1, 0.2),
+            with_words(cfg(CellKind::Lstm, 1, 1, 0.0)),
+            with_words(cfg(gru, 2, 2, 0.3)),
         ] {
             let m = SpeechModel::new(c).unwrap();
             let mut p = m.init_params(2).unwrap();
@@ -428,7 +504,7 @@ mod tests {
 
     #[test]
     fn an_utterance_alone_scores_as_in_a_batch() {
-        let c = cfg(CellKind::Lstm, 2, 2, 0.0);
+        let c = with_words(cfg(CellKind::Lstm, 2, 2, 0.0));
         let m = SpeechModel::new(c).unwrap();
         let p = m.init_params(4).unwrap();
         let (mut cache, mut ws) = (SpeechCache::default(), SpeechWorkspace::default());
@@ -437,10 +513,17 @@ mod tests {
         let (t, k) = (cache.t(), c.labels);
         assert_eq!((t, cache.steps()), (4, &[4, 2, 3][..]));
         let logits = cache.logits.clone();
+        let words = cache.words.logits.clone();
         let mut parts = 0.0;
         for j in 0..3 {
             let u = one(&all, j);
             parts += m.eval_loss(&p, &u, &mut cache, &mut ws).unwrap();
+            for (x, y) in words[j * 3..(j + 1) * 3].iter().zip(&cache.words.logits) {
+                assert!(
+                    (x - y).abs() < 1e-5,
+                    "utterance {j} word logits: {x} vs {y}"
+                );
+            }
             for s in 0..cache.steps()[0] {
                 let a = &logits[(s * 3 + j) * k..(s * 3 + j + 1) * k];
                 let b = &cache.logits[s * k..(s + 1) * k];
@@ -465,6 +548,7 @@ mod tests {
             frames: vec![5],
             t: 5,
             targets: vec![vec![1]],
+            words: vec![],
         };
         let (mut cache, mut ws) = (SpeechCache::default(), SpeechWorkspace::default());
         m.stack(&bt, &mut cache, &mut ws);
@@ -483,6 +567,20 @@ mod tests {
             cfg(CellKind::Lstm, 0, 1, 0.0),
             cfg(CellKind::Lstm, 1, 0, 0.0),
             cfg(CellKind::Lstm, 1, 1, 1.0),
+            SpeechConfig {
+                word_head: Some(WordHead {
+                    words: 1,
+                    weight: 1.0,
+                }),
+                ..cfg(CellKind::Lstm, 1, 1, 0.0)
+            },
+            SpeechConfig {
+                word_head: Some(WordHead {
+                    words: 3,
+                    weight: 0.0,
+                }),
+                ..cfg(CellKind::Lstm, 1, 1, 0.0)
+            },
         ] {
             assert!(SpeechModel::new(c).is_err(), "{c:?}");
         }

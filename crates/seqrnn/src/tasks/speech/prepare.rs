@@ -94,6 +94,8 @@ pub struct SpeechData {
     pub sources: Vec<String>,
     /// `F`.
     pub width: usize,
+    /// The word of each utterance for a word head ([`SpeechData::with_words`]; empty: none).
+    pub words: Vec<u32>,
 }
 
 impl SpeechData {
@@ -105,6 +107,20 @@ impl SpeechData {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.frames.is_empty()
+    }
+
+    /// The same data with each utterance's word for a word head: the transcript's place in
+    /// `words` (sorted, as [`words_of`] gives them), or [`NO_WORD`] when it is not one of them.
+    pub fn with_words(mut self, words: &[String]) -> Self {
+        self.words = self
+            .transcripts
+            .iter()
+            .map(|t| match words.binary_search(t) {
+                Ok(i) => i as u32,
+                Err(_) => NO_WORD,
+            })
+            .collect();
+        self
     }
 
     /// Seconds of audio at `hop_ms` per frame.
@@ -129,6 +145,10 @@ impl SpeechData {
         out.targets.clear();
         out.targets
             .extend(idx.iter().map(|&i| self.targets[i].clone()));
+        out.words.clear();
+        if !self.words.is_empty() {
+            out.words.extend(idx.iter().map(|&i| self.words[i]));
+        }
         crate::linalg::fit(&mut out.feats, t * b * f);
         out.feats.fill(0.0);
         let mut scratch = Vec::new();
@@ -224,6 +244,15 @@ pub fn words_of<'a>(transcripts: impl IntoIterator<Item = &'a str>) -> Vec<Strin
 pub enum SpeechSource {
     /// The Free Spoken Digit Dataset's recordings folder (its own split).
     Fsdd(PathBuf),
+    /// The Free Spoken Digit Dataset with one speaker held out: all of `speaker`'s recordings
+    /// are the test set, the others' takes 0–4 validate and their takes 5–49 train.
+    #[serde(rename = "fsdd_held_out")]
+    FsddHeldOut {
+        /// The recordings folder.
+        dir: PathBuf,
+        /// The test speaker.
+        speaker: String,
+    },
     /// Manifests of the three parts.
     Manifests {
         /// Training manifest.
@@ -255,6 +284,9 @@ impl SpeechSource {
     ) -> Result<Option<Vec<Utterance>>> {
         let recs = match self {
             SpeechSource::Fsdd(dir) => load_fsdd(dir, part, rate)?,
+            SpeechSource::FsddHeldOut { dir, speaker } => {
+                load_fsdd_part(dir, part, Some(speaker), rate)?
+            }
             SpeechSource::Manifests {
                 train,
                 valid,

@@ -23,6 +23,8 @@ pub struct Trained {
     pub params: crate::model::Weights,
     /// The words of its training transcripts (`words.txt`), for lexicon decoding.
     pub lexicon: Lexicon,
+    /// The same words, in order: the classes of a word head.
+    pub words: Vec<String>,
 }
 
 impl Trained {
@@ -44,12 +46,25 @@ impl Trained {
         let alphabet = Alphabet::from_chars(&config.data.alphabet);
         let words_path = SpeechRunConfig::words_path(&run);
         let words = std::fs::read_to_string(&words_path).map_err(|cause| Error::Io {
-            path: words_path,
+            path: words_path.clone(),
             cause,
         })?;
         let words: Vec<String> = words.lines().map(str::to_owned).collect();
+        if let Some(h) = config.model.word_head {
+            if h.words != words.len() {
+                return Err(Error::Format {
+                    path: words_path,
+                    message: format!(
+                        "the model's word head has {} words and the file {}",
+                        h.words,
+                        words.len()
+                    ),
+                });
+            }
+        }
         Ok(Trained {
             lexicon: alphabet.lexicon(&words),
+            words,
             alphabet,
             config,
             model,
@@ -62,18 +77,24 @@ impl Trained {
     pub fn encoding(&self) -> crate::data::Encoding {
         match &self.config.train.source {
             SpeechSource::Manifests { encoding, .. } => *encoding,
-            SpeechSource::Fsdd(_) => crate::data::Encoding::UTF_8,
+            SpeechSource::Fsdd(_) | SpeechSource::FsddHeldOut { .. } => {
+                crate::data::Encoding::UTF_8
+            }
         }
     }
 
     /// Featurises utterances for this model.
     pub fn prepare(&self, utterances: &[Utterance]) -> Result<SpeechData> {
-        prepare(
+        let data = prepare(
             utterances,
             &self.config.data.features,
             &self.alphabet,
             &self.config.model,
-        )
+        )?;
+        Ok(match self.config.model.word_head {
+            Some(_) => data.with_words(&self.words),
+            None => data,
+        })
     }
 
     /// How its outputs are read: the run's decoding, its lexicon.
@@ -82,6 +103,7 @@ impl Trained {
             alphabet: &self.alphabet,
             decoding: self.config.train.decoding,
             lexicon: Some(&self.lexicon),
+            words: Some(&self.words),
         }
     }
 
