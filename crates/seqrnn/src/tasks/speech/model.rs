@@ -269,7 +269,7 @@ impl SpeechModel {
                 true => cache.body.head_input(),
                 false => ws.body.head_input(),
             };
-            w.forward(params, top, &cache.lens, cache.t, &mut cache.words)?;
+            w.forward(params, top, &cache.lens, &mut cache.words)?;
         }
         Ok(())
     }
@@ -375,15 +375,7 @@ impl SpeechModel {
         let dtop = match &self.words {
             Some(w) => {
                 let (top, lens) = (body.head_input(), &cache.lens);
-                w.backward(
-                    params,
-                    grads,
-                    top,
-                    lens,
-                    cache.t,
-                    &cache.words,
-                    &mut ws.words,
-                )?;
+                w.backward(params, grads, top, lens, &cache.words, &mut ws.words)?;
                 Some(&ws.words.dtop[..])
             }
             None => None,

@@ -120,16 +120,21 @@ impl WordPart {
         );
     }
 
+    /// `T'` of an encoder output `top[T', B, D]` of `b` utterances.
+    fn steps(&self, top: &[f32], b: usize) -> usize {
+        top.len() / (b * self.width).max(1)
+    }
+
     /// Forward: `cache.logits[B, K]` from `top[T', B, D]` with real steps `lens[B]`.
     pub fn forward(
         &self,
         params: &[f32],
         top: &[f32],
         lens: &[usize],
-        t: usize,
         cache: &mut WordCache,
     ) -> Result<()> {
         let (b, d, k) = (lens.len(), self.width, self.head.words);
+        let t = self.steps(top, b);
         fit(&mut cache.q, b * d);
         for row in cache.q.chunks_exact_mut(d) {
             row.copy_from_slice(&params[self.query.clone()]);
@@ -188,11 +193,11 @@ impl WordPart {
         grads: &mut [f32],
         top: &[f32],
         lens: &[usize],
-        t: usize,
         cache: &WordCache,
         ws: &mut WordWorkspace,
     ) -> Result<()> {
         let (b, d, k) = (lens.len(), self.width, self.head.words);
+        let t = self.steps(top, b);
         fit(&mut ws.dpooled, b * d);
         {
             let (lo, hi) = grads.split_at_mut(self.b.start);
