@@ -1,6 +1,6 @@
 //! The `config.json` files of runs written by earlier versions (`docs/runs/`, the documented
 //! trainings) still load with this build's one run configuration: the language model's written
-//! before runs named their task, the last-token, tagging and speech runs'.
+//! before runs named their task, the last-token, tagging, speech and forecasting runs'.
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +28,7 @@ fn documented_runs_configurations_load() {
             "last-token" => seqrnn::last_token::LastTokenRunConfig::load(&run).map(|c| c.task),
             "tag" => seqrnn::tag::TagRunConfig::load(&run).map(|c| c.task),
             "speech" => seqrnn::speech::SpeechRunConfig::load(&run).map(|c| c.task),
+            "forecast" => seqrnn::forecast::ForecastRunConfig::load(&run).map(|c| c.task),
             other => panic!("{}: no check for a `{other}` run yet", dir.display()),
         };
         let name = loaded.unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
@@ -40,5 +41,5 @@ fn documented_runs_configurations_load() {
     }
     tasks.sort_unstable();
     tasks.dedup();
-    assert_eq!(tasks, ["last-token", "lm", "speech", "tag"]);
+    assert_eq!(tasks, ["forecast", "last-token", "lm", "speech", "tag"]);
 }
