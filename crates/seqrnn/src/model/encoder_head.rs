@@ -80,17 +80,6 @@ pub struct EncoderHeadCache {
     mask: Vec<f32>,
 }
 
-impl EncoderHeadCache {
-    /// The head's input of the last training pass: `top[T, B, D·H]` after dropout, or the
-    /// pooled `feat[B, D·H]` after dropout.
-    pub fn head_input(&self) -> &[f32] {
-        match self.feat.is_empty() {
-            true => &self.top,
-            false => &self.feat,
-        }
-    }
-}
-
 /// Scratch buffers, reused across calls.
 #[derive(Debug, Default)]
 pub struct EncoderHeadWorkspace {
@@ -107,17 +96,6 @@ pub struct EncoderHeadWorkspace {
     dfeat: Vec<f32>,
     /// `∂x[T, B, F]` (backward): the gradient of the input before dropout.
     dx: Vec<f32>,
-}
-
-impl EncoderHeadWorkspace {
-    /// The head's input of the last inference pass (as [`EncoderHeadCache::head_input`],
-    /// without dropout).
-    pub fn head_input(&self) -> &[f32] {
-        match self.feat.is_empty() {
-            true => &self.top,
-            false => &self.feat,
-        }
-    }
 }
 
 impl EncoderHead {
@@ -145,6 +123,22 @@ impl EncoderHead {
         EncoderHead {
             pool: Some(pooling),
             ..self
+        }
+    }
+
+    /// The head's input of the last training pass (`cache`) or, without one, of the last
+    /// inference pass (`ws`): `top[T, B, D·H]`, or with pooling `feat[B, D·H]`; after dropout
+    /// in training.
+    pub fn last_head_input<'a>(
+        &self,
+        cache: Option<&'a EncoderHeadCache>,
+        ws: &'a EncoderHeadWorkspace,
+    ) -> &'a [f32] {
+        match (self.pool, cache) {
+            (None, Some(c)) => &c.top,
+            (Some(_), Some(c)) => &c.feat,
+            (None, None) => &ws.top,
+            (Some(_), None) => &ws.feat,
         }
     }
 
@@ -338,7 +332,7 @@ impl EncoderHead {
     }
 
     /// [`EncoderHead::backward`] when a second reader of the head's input
-    /// ([`EncoderHeadCache::head_input`]) adds its gradient `dextra[N, D·H]` to the head's.
+    /// ([`EncoderHead::last_head_input`]) adds its gradient `dextra[N, D·H]` to the head's.
     pub fn backward_with<'w>(
         &self,
         params: &[f32],

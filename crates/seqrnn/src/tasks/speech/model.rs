@@ -265,10 +265,9 @@ impl SpeechModel {
             &mut ws.body,
         )?;
         if let Some(w) = &self.words {
-            let top = match training {
-                true => cache.body.head_input(),
-                false => ws.body.head_input(),
-            };
+            let top = self
+                .body
+                .last_head_input(training.then_some(&cache.body), &ws.body);
             w.forward(params, top, &cache.lens, &mut cache.words)?;
         }
         Ok(())
@@ -374,7 +373,7 @@ impl SpeechModel {
         let body = &cache.body;
         let dtop = match &self.words {
             Some(w) => {
-                let (top, lens) = (body.head_input(), &cache.lens);
+                let (top, lens) = (self.body.last_head_input(Some(body), &ws.body), &cache.lens);
                 w.backward(params, grads, top, lens, &cache.words, &mut ws.words)?;
                 Some(&ws.words.dtop[..])
             }

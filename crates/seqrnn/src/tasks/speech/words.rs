@@ -160,7 +160,9 @@ impl WordPart {
         let k = self.head.words;
         let weight = self.head.weight as f64;
         fit(&mut cache.dlogits, cache.logits.len());
-        cache.dlogits.fill(0.0);
+        if scale.is_some() {
+            cache.dlogits.fill(0.0);
+        }
         let mut total = 0.0;
         let rows = cache
             .logits
