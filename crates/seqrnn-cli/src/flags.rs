@@ -189,6 +189,24 @@ impl EncoderFlags {
 pub const STDIN_ENCODING: &str =
     "Encoding of standard input, by its WHATWG label (latin1, windows-1252, utf-16le, ...) [default: utf-8]";
 
+/// How dropout masks are drawn over time.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct VariationalFlag {
+    /// One dropout mask per sequence, shared over time (Gal & Ghahramani).
+    #[arg(long)]
+    pub variational: bool,
+}
+
+impl VariationalFlag {
+    /// The mask sharing asked for.
+    pub fn kind(&self) -> seqrnn::dropout::DropoutKind {
+        match self.variational {
+            true => seqrnn::dropout::DropoutKind::Variational,
+            false => seqrnn::dropout::DropoutKind::Standard,
+        }
+    }
+}
+
 /// The encoding of the text files a command reads.
 #[derive(Args, Debug, Clone, Copy)]
 pub struct EncodingFlag {

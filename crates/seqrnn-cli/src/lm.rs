@@ -17,7 +17,7 @@ use seqrnn::rnn::CellKind;
 use seqrnn::run::{Run, RunDir};
 use seqrnn::train::{self, KeepCheckpoints, NtAsgd, Optimizer};
 
-use crate::flags::{EncodingFlag, RunFlags};
+use crate::flags::{EncodingFlag, RunFlags, VariationalFlag};
 use crate::progress::Shown;
 use crate::training::{resume_advice, resumed_run, stop_if_interrupted};
 use crate::CellArg;
@@ -83,9 +83,8 @@ pub struct TrainArgs {
     /// Model and training settings.
     #[command(flatten)]
     lm: LmFlags,
-    /// One dropout mask per sequence, shared over time (Gal & Ghahramani).
-    #[arg(long)]
-    variational: bool,
+    #[command(flatten)]
+    variational: VariationalFlag,
     /// Tie output weights to the embedding (needs embed = hidden).
     #[arg(long)]
     tie: bool,
@@ -523,10 +522,7 @@ fn fresh_config(a: &TrainArgs, corpus: &Corpus) -> (LmRunConfig, TrainConfig) {
         corpus.vocab.len(),
         CellKind::from(a.cell),
         a.lm.hidden(a.hidden),
-        match a.variational {
-            true => DropoutKind::Variational,
-            false => DropoutKind::Standard,
-        },
+        a.variational.kind(),
         match a.tie {
             true => OutputWeights::Tied,
             false => OutputWeights::Separate,

@@ -11,12 +11,14 @@ use seqrnn::tag::entities::EntityScores;
 use seqrnn::tag::model::{Head, Tagger, TaggerConfig};
 use seqrnn::tag::tags::{detect, Scheme};
 use seqrnn::tag::{
-    constraints, encode, evaluate, is_entity_tagging, to_scheme, EncodedTags, TagRunConfig,
-    TagTask, TagTrainConfig, TagVocabs, Trained,
+    constraints, encode, evaluate, is_entity_tagging, to_scheme, EncodedTags, Ensemble,
+    TagRunConfig, TagTask, TagTrainConfig, TagVocabs, Trained,
 };
 use seqrnn::train::FitOutcome;
 
-use crate::flags::{default, epochs, EncoderFlags, EncodingFlag, LoopFlags, RunFlags};
+use crate::flags::{
+    default, epochs, EncoderFlags, EncodingFlag, LoopFlags, RunFlags, VariationalFlag,
+};
 use crate::progress::Shown;
 use crate::training;
 
@@ -161,6 +163,8 @@ pub struct TrainArgs {
     /// Dropout on the encoder's input and output.
     #[arg(long, default_value_t = 0.5)]
     dropout: f32,
+    #[command(flatten)]
+    variational: VariationalFlag,
     /// Lowercased words seen fewer times become <unk>.
     #[arg(long, default_value_t = 1)]
     min_freq: usize,
@@ -399,6 +403,7 @@ fn settings(a: &TrainArgs, d: &TagData) -> (TaggerConfig, TagTrainConfig) {
         hidden: a.encoder.hidden,
         layers: a.encoder.layers,
         dropout: a.dropout,
+        dropout_kind: a.variational.kind(),
         tags: v.labels.len(),
         head: if a.crf { Head::Crf } else { Head::Softmax },
     };
@@ -414,21 +419,29 @@ fn settings(a: &TrainArgs, d: &TagData) -> (TaggerConfig, TagTrainConfig) {
     (model, train)
 }
 
-/// A trained tagger, reading files in `encoding` (else in the run's).
-fn load_run(dir: &Path, encoding: EncodingFlag) -> Result<Trained> {
-    let mut m = Trained::load(dir)
-        .with_context(|| format!("{} is not a usable tagging run", dir.display()))?;
-    let read = &mut m.config.train.read;
-    read.encoding = encoding.or_run(read.encoding);
+/// The trained taggers of `dirs` as one (one run: that tagger), reading files in `encoding`
+/// (else as the first run did).
+fn load_runs(dirs: &[PathBuf], encoding: EncodingFlag) -> Result<Ensemble> {
+    let mut members = Vec::with_capacity(dirs.len());
+    for dir in dirs {
+        members.push(
+            Trained::load(dir)
+                .with_context(|| format!("{} is not a usable tagging run", dir.display()))?,
+        );
+    }
+    let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    let mut m = Ensemble::named(members, &names)?;
+    m.set_encoding(encoding.or_run(m.lead().config.train.read.encoding));
     Ok(m)
 }
 
 /// `seqrnn tag eval`.
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// Run directory from `seqrnn tag train`.
-    #[arg(long)]
-    model: PathBuf,
+    /// Run directory from `seqrnn tag train`; repeated, the runs tag as one (their scores
+    /// averaged).
+    #[arg(long, required = true)]
+    model: Vec<PathBuf>,
     /// File to score (the run's format).
     #[arg(long)]
     test: PathBuf,
@@ -444,14 +457,15 @@ pub struct EvalArgs {
 
 fn eval_cmd(a: EvalArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
-    let m = load_run(&a.model, a.encoding)?;
+    let m = load_runs(&a.model, a.encoding)?;
     let (s, table) = m.evaluate_file(&a.test)?;
-    let entities = m.entities();
+    let entities = m.lead().entities();
     if a.json {
         let mut v = serde_json::json!({
             "test_accuracy": s.accuracy,
             "tokens": s.tokens,
-            "labels": m.labels(),
+            "labels": m.lead().labels(),
+            "models": m.members().len(),
             "confusion": table,
         });
         if entities {
@@ -468,7 +482,7 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
         100.0 * s.accuracy,
         s.tokens
     );
-    print!("{}", confusion_text(&table, m.labels()));
+    print!("{}", confusion_text(&table, m.lead().labels()));
     if entities {
         print_entities(&s);
     }
@@ -517,9 +531,10 @@ fn confusion_text(table: &[Vec<usize>], names: &[String]) -> String {
 /// `seqrnn tag predict`.
 #[derive(Args, Debug)]
 pub struct PredictArgs {
-    /// Run directory from `seqrnn tag train`.
-    #[arg(long)]
-    model: PathBuf,
+    /// Run directory from `seqrnn tag train`; repeated, the runs tag as one (their scores
+    /// averaged).
+    #[arg(long, required = true)]
+    model: Vec<PathBuf>,
     /// File to tag (the run's format; its own labels, if any, are kept).
     #[arg(long)]
     input: PathBuf,
@@ -535,7 +550,7 @@ pub struct PredictArgs {
 
 fn predict_cmd(a: PredictArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
-    let m = load_run(&a.model, a.encoding)?;
+    let m = load_runs(&a.model, a.encoding)?;
     let text = m.tag_file(&a.input)?;
     seqrnn::io::write_atomic(&a.out, text.as_bytes())
         .with_context(|| format!("could not write {}", a.out.display()))?;

@@ -69,7 +69,7 @@ fn refuse_every_step_flags(a: &TrainArgs) -> Result<()> {
     for (given, flag, why) in [
         (a.tie, "--tie", "the output layer has its own weights"),
         (
-            a.variational,
+            a.variational.variational,
             "--variational",
             "dropout is drawn afresh for every value, as Keras' Dropout layers",
         ),

@@ -147,6 +147,61 @@ fn train_eval_predict_with_a_crf() {
 }
 
 #[test]
+fn several_runs_tag_as_one() {
+    let d = scratch("ensemble");
+    files(&d);
+    let p = |f: &str| d.join(f).to_str().unwrap().to_string();
+    let (tr, dv, te) = (p("train.txt"), p("dev.txt"), p("test.txt"));
+    let (a, b, c) = (p("a"), p("b"), p("c"));
+    for (out, extra) in [
+        (&a, vec!["--crf"]),
+        (&b, vec!["--crf", "--seed", "2", "--hidden", "6"]),
+        (&c, vec![]),
+    ] {
+        ok(&seqrnn(&with_files(
+            train_args("", out, &extra),
+            &tr,
+            &dv,
+            &te,
+        )));
+    }
+    let eval = |models: &[&str]| {
+        let mut v = vec!["tag", "eval", "--test", &te, "--json"];
+        for m in models {
+            v.extend(["--model", m]);
+        }
+        json(&ok(&seqrnn(&v)))
+    };
+    let alone = eval(&[&a]);
+    assert_eq!(alone["models"], 1, "{alone}");
+    // The same run twice decodes as the run alone; two runs as one.
+    let twice = eval(&[&a, &a]);
+    assert_eq!(twice["test_f1"], alone["test_f1"], "{twice}");
+    assert_eq!(twice["confusion"], alone["confusion"], "{twice}");
+    let two = eval(&[&a, &b]);
+    assert_eq!(two["models"], 2, "{two}");
+    assert!(two["test_f1"].as_f64().unwrap() > 0.9, "{two}");
+    let out = d.join("tagged.txt");
+    let out_s = out.to_str().unwrap();
+    ok(&seqrnn(&[
+        "tag", "predict", "--model", &a, "--model", &b, "--input", &te, "--out", out_s,
+    ]));
+    let tagged = std::fs::read_to_string(&out).unwrap();
+    let orig = std::fs::read_to_string(&te).unwrap();
+    assert_eq!(tagged.lines().count(), orig.lines().count());
+    // A run without the CRF cannot join: both folders named, the file left alone.
+    let err = fails(
+        &seqrnn(&[
+            "tag", "predict", "--model", &a, "--model", &c, "--input", &te, "--out", out_s,
+        ]),
+        "one has a CRF and the other not",
+    );
+    assert!(err.contains(&format!("{c} cannot join {a}")), "{err}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), tagged);
+    fails(&seqrnn(&["tag", "eval", "--test", &te]), "--model <MODEL>");
+}
+
+#[test]
 fn bad_input_gives_one_message() {
     let d = scratch("bad");
     files(&d);

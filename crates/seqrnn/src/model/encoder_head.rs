@@ -7,8 +7,9 @@
 //! ```
 //!
 //! Without pooling the head reads every step (`N = T·B`); with [`Pooling`] it reads one vector
-//! per sequence (`N = B`). Both dropouts are standard (a fresh mask per element), drawn in that
-//! order in training and absent in inference. Parameters are the encoder's block followed by the
+//! per sequence (`N = B`). Both dropouts are standard (a fresh mask per element) or, with
+//! [`EncoderHead::with_dropout_kind`], variational (one mask per sequence shared by its steps),
+//! drawn in that order in training and absent in inference. Parameters are the encoder's block followed by the
 //! dense layer's `weight [K, D·H]` and `bias [K]` ([`EncoderHead::push_params`] names them into a
 //! model's layout); every pass reads and writes that sub-block only. Per-step outputs at padding
 //! steps hold the bias (the caller's loss ignores them); the gradient of the input is zero there.
@@ -98,6 +99,13 @@ pub struct EncoderHeadWorkspace {
     dx: Vec<f32>,
 }
 
+impl EncoderHeadCache {
+    /// The dropout mask of the encoder's input `[T, B, F]` (empty without dropout).
+    pub fn input_mask(&self) -> &[f32] {
+        &self.x_mask
+    }
+}
+
 impl EncoderHead {
     /// A block over the encoder `config` (input `F`), with dropout `p` on the encoder's input
     /// and on the head's input, and `outputs` (`K`) values per head row; the head reads every
@@ -116,6 +124,12 @@ impl EncoderHead {
             w,
             b,
         })
+    }
+
+    /// The same block with its dropout masks drawn as `kind` says (standard by default).
+    pub fn with_dropout_kind(mut self, kind: crate::dropout::DropoutKind) -> Self {
+        self.drop.kind = kind;
+        self
     }
 
     /// The same block with the head reading one pooled vector per sequence.

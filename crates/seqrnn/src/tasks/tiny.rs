@@ -399,6 +399,7 @@ pub fn tag(dir: &Path) -> Result<PathBuf> {
         hidden: 8,
         layers: 1,
         dropout: 0.0,
+        dropout_kind: Default::default(),
         tags: vocabs.labels.len(),
         head: Head::Softmax,
     };

@@ -9,12 +9,14 @@
 
 mod config;
 pub mod conll;
+mod ensemble;
 pub mod entities;
 pub mod export;
 pub mod model;
 pub mod tags;
 mod trained;
 pub use config::{TagRunConfig, TagTrainConfig};
+pub use ensemble::Ensemble;
 pub use trained::{Trained, Words};
 mod prepare;
 pub use prepare::{constraints, encode, is_entity_tagging, to_scheme, EncodedTags, TagVocabs, PAD};
@@ -123,15 +125,24 @@ pub fn evaluate_with_confusion(
     data: &EncodedTags,
     labels: &Vocab,
 ) -> Result<(EntityScores, Vec<Vec<usize>>)> {
-    let pred = predict(model, params, data)?;
+    score_ids(&data.labels, &predict(model, params, data)?, labels)
+}
+
+/// Entity scores and the confusion table of predicted label ids against gold ones (training
+/// scheme, sentence by sentence).
+fn score_ids(
+    gold: &[Vec<u32>],
+    pred: &[Vec<u32>],
+    labels: &Vocab,
+) -> Result<(EntityScores, Vec<Vec<usize>>)> {
     let name = |ids: &Vec<u32>| -> Vec<String> {
         ids.iter()
             .map(|&i| labels.token(i).unwrap_or("O").to_string())
             .collect()
     };
-    let gold_s: Vec<Vec<String>> = data.labels.iter().map(name).collect();
+    let gold_s: Vec<Vec<String>> = gold.iter().map(name).collect();
     let pred_s: Vec<Vec<String>> = pred.iter().map(name).collect();
-    let table = confusion(&data.labels, &pred, labels.len());
+    let table = confusion(gold, pred, labels.len());
     Ok((score(&gold_s, &pred_s)?, table))
 }
 
@@ -342,6 +353,7 @@ mod tests {
             hidden: 2,
             layers: 1,
             dropout: 0.0,
+            dropout_kind: Default::default(),
             tags: 2,
             head: Head::Softmax,
         };

@@ -22,7 +22,7 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dropout::{rng_from_seed, RowRng};
+use crate::dropout::{rng_from_seed, DropoutKind, RowRng};
 use crate::error::{Error, Result};
 use crate::linalg::fit;
 use crate::model::crf::{Constraints, Crf, CrfWorkspace};
@@ -89,6 +89,9 @@ pub struct TaggerConfig {
     pub layers: usize,
     /// Dropout on the encoder's input and output.
     pub dropout: f32,
+    /// How its masks are drawn over a sentence (standard in runs written before this field).
+    #[serde(default)]
+    pub dropout_kind: DropoutKind,
     /// Tags `K`.
     pub tags: usize,
     /// Softmax or CRF.
@@ -239,7 +242,8 @@ impl Tagger {
     pub fn new(config: TaggerConfig, constraints: Constraints) -> Result<Self> {
         config.validate()?;
         let c = &config;
-        let body = EncoderHead::new(c.rnn_config(), c.dropout, c.tags)?;
+        let body =
+            EncoderHead::new(c.rnn_config(), c.dropout, c.tags)?.with_dropout_kind(c.dropout_kind);
         let char_encoder = match c.char_hidden {
             0 => None,
             _ => Some(SeqEncoder::new(c.char_config())?),
@@ -572,26 +576,61 @@ impl Tagger {
         ws: &mut TaggerWorkspace,
     ) -> Result<()> {
         self.emissions(params, batch, cache, ws, None)?;
-        let (b, t, k) = (batch.b(), batch.t, self.config.tags);
+        let crf = self.crf_params(params);
+        self.decode(
+            crf,
+            &cache.emissions,
+            &batch.lens,
+            batch.t,
+            out,
+            &mut ws.crf,
+        )
+    }
+
+    /// The tags `out[T, B]` (resized; padding steps 0) that emissions `e[T, B, K]` of rows of
+    /// `lens` decode to: the Viterbi path under the CRF block `crf` (see
+    /// [`Tagger::crf_params`]), or each token's highest score for the softmax head (`crf`
+    /// unused).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for buffers that do not fit.
+    pub fn decode(
+        &self,
+        crf: &[f32],
+        e: &[f32],
+        lens: &[usize],
+        t: usize,
+        out: &mut Vec<u32>,
+        ws: &mut CrfWorkspace,
+    ) -> Result<()> {
+        let (b, k) = (lens.len(), self.config.tags);
+        if e.len() != t * b * k || lens.iter().any(|&l| l > t) {
+            return Err(Error::Shape(format!(
+                "emissions: {} values for {b} rows of at most {t} steps and {k} tags",
+                e.len()
+            )));
+        }
         out.clear();
         out.resize(t * b, 0);
         match &self.crf {
-            Some(crf) => crf.viterbi(
-                &params[self.crf_p.clone()],
-                &cache.emissions,
-                &batch.lens,
-                t,
-                out,
-                &mut ws.crf,
-            ),
+            Some(head) => head.viterbi(crf, e, lens, t, out, ws),
             None => {
-                for flat in batch.real() {
-                    let row = &cache.emissions[flat * k..(flat + 1) * k];
-                    out[flat] = crate::model::softmax::argmax(row) as u32;
+                for (j, &len) in lens.iter().enumerate() {
+                    for s in 0..len {
+                        let flat = s * b + j;
+                        let row = &e[flat * k..(flat + 1) * k];
+                        out[flat] = crate::model::softmax::argmax(row) as u32;
+                    }
                 }
                 Ok(())
             }
         }
+    }
+
+    /// The CRF's block of `params` (`crf.transitions`, `crf.start`, `crf.end`, in that order);
+    /// empty for the softmax head.
+    pub fn crf_params<'a>(&self, params: &'a [f32]) -> &'a [f32] {
+        &params[self.crf_p.clone()]
     }
 
     /// Emissions `[T, B, K]` of a batch without dropout into `out` (resized): the per-token
@@ -645,6 +684,7 @@ mod tests {
             hidden: 3,
             layers,
             dropout: 0.0,
+            dropout_kind: DropoutKind::Standard,
             tags: 3,
             head,
         }
@@ -701,6 +741,11 @@ mod tests {
             cfg(Head::Crf, 2, CellKind::Lstm, 1),
             cfg(Head::Softmax, 2, gru, 2),
             cfg(Head::Crf, 0, CellKind::Lstm, 2),
+            TaggerConfig {
+                dropout: 0.3,
+                dropout_kind: DropoutKind::Variational,
+                ..cfg(Head::Crf, 2, CellKind::Lstm, 1)
+            },
         ] {
             let m = Tagger::new(c, constraints()).unwrap();
             let mut p = m.init_params(2).unwrap();
@@ -732,6 +777,40 @@ mod tests {
                     .unwrap()
             });
         }
+    }
+
+    #[test]
+    fn variational_dropout_shares_each_sentences_mask_over_its_words() {
+        let c = TaggerConfig {
+            dropout: 0.5,
+            ..cfg(Head::Softmax, 2, CellKind::Lstm, 1)
+        };
+        let bt = sample();
+        let mut losses = Vec::new();
+        for kind in [DropoutKind::Standard, DropoutKind::Variational] {
+            let m = Tagger::new(
+                TaggerConfig {
+                    dropout_kind: kind,
+                    ..c
+                },
+                constraints(),
+            )
+            .unwrap();
+            let p = m.init_params(2).unwrap();
+            let (mut cache, mut ws) = (TaggerCache::default(), TaggerWorkspace::default());
+            let loss = m
+                .forward_train(&p, &bt, 1.0, &mut cache, &mut ws, &mut RowRng::new(1, 0))
+                .unwrap();
+            losses.push(loss);
+            let (b, i) = (bt.b(), c.input());
+            let mask = &cache.body.input_mask();
+            for j in 0..b {
+                let row = |s: usize| &mask[(s * b + j) * i..(s * b + j + 1) * i];
+                let shared = (1..bt.t).all(|s| row(s) == row(0));
+                assert_eq!(shared, kind == DropoutKind::Variational, "{kind:?} row {j}");
+            }
+        }
+        assert_ne!(losses[0], losses[1]);
     }
 
     #[test]

@@ -151,15 +151,7 @@ impl Trained {
     /// The reader's errors; [`Error::Format`] for a label of the file that is not one of the
     /// run's or breaks its scheme, naming the line.
     pub fn evaluate_file(&self, path: &Path) -> Result<(EntityScores, Vec<Vec<usize>>)> {
-        let mut f = self.read(path)?;
-        if let (Some(from), Some(to)) = (
-            self.config.train.file_scheme,
-            self.config.train.train_scheme,
-        ) {
-            to_scheme(&mut f.sentences, from, to, path)?;
-        }
-        let enc = encode(&f.sentences, &self.vocabs, path)?;
-        evaluate_with_confusion(&self.model, &self.params, &enc, &self.vocabs.labels)
+        evaluate_file_with(self, path, &|w| self.tag_ids(w))
     }
 
     /// The file at `path` (the run's format) tagged: each token line with the predicted label
@@ -169,44 +161,12 @@ impl Trained {
     /// # Errors
     /// The reader's errors; the model's.
     pub fn tag_file(&self, path: &Path) -> Result<String> {
-        let f = self.read(path)?;
-        let words: Vec<Vec<String>> = f.sentences.iter().map(|s| s.words.clone()).collect();
-        let tags = self.tag_words(&words)?;
-        let mut lines = f.lines.clone();
-        let sep = match self.config.train.read.format {
-            Format::Conllu => '\t',
-            Format::Conll => ' ',
-        };
-        for (s, tags) in f.sentences.iter().zip(tags) {
-            for (&line, tag) in s.lines.iter().zip(tags) {
-                let l = &mut lines[line - 1];
-                l.push(sep);
-                l.push_str(&tag);
-            }
-        }
-        let mut text = lines.join("\n");
-        text.push('\n');
-        Ok(text)
+        tag_file_with(self, path, &|w| self.tag_ids(w))
     }
 
     /// The labels of sentences given as words (see [`Trained::tag`]).
     fn tag_words(&self, sentences: &[Vec<String>]) -> Result<Vec<Vec<String>>> {
-        let ids = self.tag_ids(sentences)?;
-        let labels = self.vocabs.labels.tokens();
-        let file_scheme = match self.config.train.train_scheme {
-            Some(_) => self.config.train.file_scheme,
-            None => None,
-        };
-        Ok(ids
-            .iter()
-            .map(|ids| {
-                let tags: Vec<String> = ids.iter().map(|&i| labels[i as usize].clone()).collect();
-                match file_scheme {
-                    Some(scheme) => convert(&tags, scheme),
-                    None => tags,
-                }
-            })
-            .collect())
+        Ok(label_names(self, &self.tag_ids(sentences)?))
     }
 
     /// The per-token scores (the emissions the CRF or the argmax decodes) of every sentence,
@@ -228,7 +188,11 @@ impl Trained {
     }
 
     /// The sentences `kept` encoded; labels are not needed to tag, so each token gets the first.
-    fn unlabelled(&self, sentences: &[Vec<String>], kept: &[usize]) -> Result<EncodedTags> {
+    pub(super) fn unlabelled(
+        &self,
+        sentences: &[Vec<String>],
+        kept: &[usize],
+    ) -> Result<EncodedTags> {
         let first = self.labels().first().cloned().unwrap_or_default();
         let unlabelled: Vec<Sentence> = kept
             .iter()
@@ -255,4 +219,67 @@ impl Trained {
         }
         Ok(out)
     }
+}
+
+/// Predicted label ids (training scheme) of sentences given as words, none for an empty one: a
+/// tagger's or an ensemble's decoding.
+pub(super) type TagIds<'a> = &'a dyn Fn(&[Vec<String>]) -> Result<Vec<Vec<u32>>>;
+
+/// [`Trained::evaluate_file`] with the labels predicted by `ids`; `lead` reads the file and
+/// names the labels.
+pub(super) fn evaluate_file_with(
+    lead: &Trained,
+    path: &Path,
+    ids: TagIds<'_>,
+) -> Result<(EntityScores, Vec<Vec<usize>>)> {
+    let mut f = lead.read(path)?;
+    if let (Some(from), Some(to)) = (
+        lead.config.train.file_scheme,
+        lead.config.train.train_scheme,
+    ) {
+        to_scheme(&mut f.sentences, from, to, path)?;
+    }
+    let gold = encode(&f.sentences, &lead.vocabs, path)?;
+    let words: Vec<Vec<String>> = f.sentences.iter().map(|s| s.words.clone()).collect();
+    score_ids(&gold.labels, &ids(&words)?, &lead.vocabs.labels)
+}
+
+/// [`Trained::tag_file`] with the labels predicted by `ids`.
+pub(super) fn tag_file_with(lead: &Trained, path: &Path, ids: TagIds<'_>) -> Result<String> {
+    let f = lead.read(path)?;
+    let words: Vec<Vec<String>> = f.sentences.iter().map(|s| s.words.clone()).collect();
+    let tags = label_names(lead, &ids(&words)?);
+    let mut lines = f.lines.clone();
+    let sep = match lead.config.train.read.format {
+        Format::Conllu => '\t',
+        Format::Conll => ' ',
+    };
+    for (s, tags) in f.sentences.iter().zip(tags) {
+        for (&line, tag) in s.lines.iter().zip(tags) {
+            let l = &mut lines[line - 1];
+            l.push(sep);
+            l.push_str(&tag);
+        }
+    }
+    let mut text = lines.join("\n");
+    text.push('\n');
+    Ok(text)
+}
+
+/// Label ids (training scheme) as labels in the scheme of the training files.
+pub(super) fn label_names(lead: &Trained, ids: &[Vec<u32>]) -> Vec<Vec<String>> {
+    let labels = lead.vocabs.labels.tokens();
+    let file_scheme = match lead.config.train.train_scheme {
+        Some(_) => lead.config.train.file_scheme,
+        None => None,
+    };
+    ids.iter()
+        .map(|ids| {
+            let tags: Vec<String> = ids.iter().map(|&i| labels[i as usize].clone()).collect();
+            match file_scheme {
+                Some(scheme) => convert(&tags, scheme),
+                None => tags,
+            }
+        })
+        .collect()
 }
