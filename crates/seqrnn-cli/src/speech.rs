@@ -11,9 +11,9 @@ use seqrnn::speech::data::{load_named, Concat, FsddSplit, Utterance};
 use seqrnn::speech::model::{SpeechConfig, SpeechModel};
 use seqrnn::speech::words::WordHead;
 use seqrnn::speech::{
-    evaluate, prepare, transcribe, words_of, Alphabet, Decoding, Reader, SpeechData,
-    SpeechRunConfig, SpeechRunData, SpeechScores, SpeechSource, SpeechTask, SpeechTrainConfig,
-    Trained, TEST_SEED, VALID_SEED,
+    evaluate, prepare, words_of, Alphabet, Decoding, Ensemble, Reader, SpeechData, SpeechRunConfig,
+    SpeechRunData, SpeechScores, SpeechSource, SpeechTask, SpeechTrainConfig, Trained, TEST_SEED,
+    VALID_SEED,
 };
 use seqrnn::train::FitOutcome;
 
@@ -135,9 +135,10 @@ pub struct TrainArgs {
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// Run directory.
-    #[arg(long)]
-    model: PathBuf,
+    /// Run directory; repeated, models with word heads transcribe as one (their word
+    /// log-probabilities averaged).
+    #[arg(long, required = true)]
+    model: Vec<PathBuf>,
     /// FSDD's `recordings/` folder (its test takes are scored).
     #[arg(long, conflicts_with = "test")]
     fsdd: Option<PathBuf>,
@@ -173,9 +174,10 @@ pub struct EvalArgs {
 
 #[derive(Args, Debug)]
 pub struct TranscribeArgs {
-    /// Run directory.
-    #[arg(long)]
-    model: PathBuf,
+    /// Run directory; repeated, models with word heads transcribe as one (their word
+    /// log-probabilities averaged; --align-out draws the first).
+    #[arg(long, required = true)]
+    model: Vec<PathBuf>,
     /// WAV files, or manifests (`.tsv`) whose recordings are transcribed.
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -542,18 +544,32 @@ fn scores_text(s: &SpeechScores) -> String {
     )
 }
 
-fn load_trained(dir: &Path, beam: Option<usize>, lexicon: bool) -> Result<Trained> {
-    let mut m = Trained::load(dir)
-        .with_context(|| format!("{} is not a usable speech run", dir.display()))?;
-    if beam.is_some() || lexicon {
-        m.config.train.decoding = decoding(beam.unwrap_or(8), lexicon)?;
+/// The models of `dirs` as one (see [`Ensemble`]); `--beam`/`--lexicon` change one model's
+/// decoding.
+fn load_models(dirs: &[PathBuf], beam: Option<usize>, lexicon: bool) -> Result<Ensemble> {
+    let change = beam.is_some() || lexicon;
+    ensure!(
+        !change || dirs.len() == 1,
+        "--beam and --lexicon decode one model's characters: several models transcribe \
+         together through their word heads"
+    );
+    let mut members = Vec::with_capacity(dirs.len());
+    for dir in dirs {
+        let mut m = Trained::load(dir)
+            .with_context(|| format!("{} is not a usable speech run", dir.display()))?;
+        if change {
+            m.config.train.decoding = decoding(beam.unwrap_or(8), lexicon)?;
+        }
+        members.push(m);
     }
-    Ok(m)
+    let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    Ok(Ensemble::named(members, &names)?)
 }
 
 fn eval_cmd(a: EvalArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
-    let m = load_trained(&a.model, a.beam, a.lexicon)?;
+    let models = load_models(&a.model, a.beam, a.lexicon)?;
+    let m = models.lead();
     let rate = m.config.data.features.sample_rate;
     let concat = match &a.concat {
         Some(c) => Some(Concat::parse(c)?),
@@ -581,7 +597,7 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     let data = m.prepare(&utts)?;
     let feat_secs = t_feat.elapsed().as_secs_f64();
     let t0 = std::time::Instant::now();
-    let s = m.evaluate(&data)?;
+    let s = models.evaluate(&data)?;
     let secs = t0.elapsed().as_secs_f64();
     let audio = utts.iter().map(|u| u.samples.len()).sum::<usize>() as f64 / rate as f64;
     if let Some(path) = &a.hyp_out {
@@ -625,12 +641,13 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
 
 fn transcribe_cmd(a: TranscribeArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
-    let m = load_trained(&a.model, a.beam, a.lexicon)?;
+    let models = load_models(&a.model, a.beam, a.lexicon)?;
+    let m = models.lead();
     let encoding = a.encoding.or_run(m.encoding());
     let utts = load_named(&a.files, m.config.data.features.sample_rate, encoding)?;
     // Transcripts are not known: featurise with empty ones (every recording is long enough).
     let data: SpeechData = m.prepare(&utts)?;
-    let (hyps, _) = transcribe(&m.model, &m.params, &data, &m.reader(), false)?;
+    let hyps = models.transcribe_data(&data)?;
     for (src, h) in data.sources.iter().zip(&hyps) {
         println!("{src}\t{h}");
     }
@@ -642,7 +659,7 @@ fn transcribe_cmd(a: TranscribeArgs) -> Result<()> {
                 |s| s.to_string_lossy().into_owned(),
             );
             let path = dir.join(format!("{name}.png"));
-            seqrnn::speech::alignment_picture(&m, &data, i, hyp, &path)?;
+            seqrnn::speech::alignment_picture(m, &data, i, hyp, &path)?;
         }
     }
     Ok(())

@@ -342,6 +342,39 @@ fn a_word_head_classifies_isolated_words() {
     let onnx = d.join("onnx");
     let args = ["export", "--model", out_s, "--out", onnx.to_str().unwrap()];
     fails(&seqrnn(&args), "word head is not supported");
+    // Two models with word heads transcribe as one; a model without one cannot join them.
+    let (second, plain) = (d.join("second"), d.join("plain"));
+    let (second_s, plain_s) = (second.to_str().unwrap(), plain.to_str().unwrap());
+    let extra = ["--word-head", "0.5", "--seed", "2", "--hidden", "20"];
+    ok(&seqrnn(&train_args(&tr, &va, &te, second_s, &extra)));
+    ok(&seqrnn(&train_args(&tr, &va, &te, plain_s, &[])));
+    let both = eval(&["--model", second_s]);
+    assert_eq!(both["test_accuracy"].as_f64(), Some(1.0), "{both}");
+    let manifest = std::fs::read_to_string(&te).unwrap();
+    let first: Vec<&str> = manifest.lines().next().unwrap().split('\t').collect();
+    let wav = d.join(first[0]);
+    let wav = wav.to_string_lossy();
+    let args = [
+        "speech",
+        "transcribe",
+        "--model",
+        out_s,
+        "--model",
+        second_s,
+        &wav,
+    ];
+    let said = ok(&seqrnn(&args));
+    assert_eq!(said.trim_end().split('\t').nth(1), Some(first[1]), "{said}");
+    let mut args = vec!["speech", "eval", "--model", out_s, "--model", plain_s];
+    args.extend(["--test", &te]);
+    let err = fails(&seqrnn(&args), "has no word head");
+    assert!(err.contains(plain_s), "{err}");
+    args[5] = second_s;
+    args.extend(["--beam", "1"]);
+    fails(
+        &seqrnn(&args),
+        "--beam and --lexicon decode one model's characters",
+    );
     // Connected utterances cannot have one; a weight must be positive.
     let many = speech_corpus(&d, "many", 16, 0);
     let out2 = d.join("run2");

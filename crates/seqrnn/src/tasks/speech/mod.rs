@@ -11,10 +11,12 @@
 //! broken by the validation loss ([`selection_score`]).
 
 pub mod data;
+mod ensemble;
 pub mod export;
 pub mod model;
 mod trained;
 pub mod words;
+pub use ensemble::Ensemble;
 #[cfg(feature = "plots")]
 pub use trained::alignment_picture;
 pub use trained::Trained;
@@ -194,6 +196,11 @@ pub fn evaluate(
     reader: &Reader<'_>,
 ) -> Result<SpeechScores> {
     let (hyps, total) = transcribe(model, params, data, reader, true)?;
+    Ok(scores(hyps, total, data))
+}
+
+/// The scores of the transcripts `hyps` of `data`, whose summed loss is `total`.
+fn scores(hyps: Vec<String>, total: f64, data: &SpeechData) -> SpeechScores {
     let (mut words, mut chars, mut exact) = (ErrorCounts::default(), ErrorCounts::default(), 0);
     for (h, r) in hyps.iter().zip(&data.transcripts) {
         words += ErrorCounts::words(r, h);
@@ -201,14 +208,49 @@ pub fn evaluate(
         exact += usize::from(h == r);
     }
     let n = data.len().max(1) as f64;
-    Ok(SpeechScores {
+    SpeechScores {
         utterances: data.len(),
         accuracy: exact as f64 / n,
         wer: words.rate().unwrap_or(0.0),
         cer: chars.rate().unwrap_or(0.0),
         loss: total / n,
         hypotheses: hyps,
-    })
+    }
+}
+
+/// The word head's log-probabilities of every utterance of `data` (`[K]` each, in order) and,
+/// with `with_loss`, the summed loss (CTC and word head).
+///
+/// # Errors
+/// [`Error::Config`] for a model without a word head; the model's errors.
+pub fn word_log_probs(
+    model: &SpeechModel,
+    params: &[f32],
+    data: &SpeechData,
+    with_loss: bool,
+) -> Result<(Vec<Vec<f32>>, f64)> {
+    let Some(part) = model.word_part() else {
+        return Err(Error::Config("the model has no word head".into()));
+    };
+    let order: Vec<usize> = (0..data.len()).collect();
+    let (mut cache, mut ws) = (SpeechCache::default(), SpeechWorkspace::default());
+    let mut batch = SpeechBatch::default();
+    let mut out = vec![Vec::new(); data.len()];
+    let mut total = 0.0;
+    for idx in length_buckets(&data.frames, &order, EVAL_BATCH) {
+        data.batch(&idx, &mut batch, None);
+        match with_loss {
+            true => total += model.eval_loss(params, &batch, &mut cache, &mut ws)?,
+            false => model.forward_infer(params, &batch, &mut cache, &mut ws)?,
+        }
+        let k = part.words();
+        for (&i, row) in idx.iter().zip(cache.words.logits.chunks_exact(k)) {
+            let m = crate::model::softmax::row_max(row);
+            let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f32>().ln();
+            out[i] = row.iter().map(|v| v - lse).collect();
+        }
+    }
+    Ok((out, total))
 }
 
 /// The speech task for the shared loop: length-bucketed batches shuffled every epoch, CTC loss

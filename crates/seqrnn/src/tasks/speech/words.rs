@@ -244,6 +244,11 @@ impl WordPart {
         Ok(())
     }
 
+    /// The number of words `K`.
+    pub fn words(&self) -> usize {
+        self.head.words
+    }
+
     /// The most probable word of each utterance of the last forward pass.
     pub fn best(&self, cache: &WordCache) -> Vec<usize> {
         cache
