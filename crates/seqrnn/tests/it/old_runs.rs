@@ -6,11 +6,23 @@ use std::path::{Path, PathBuf};
 
 use seqrnn::run::RunDir;
 
+/// The documented runs: the folders of `docs/runs/` with a `config.json`, and those one level
+/// down (the members of an ensemble).
 fn documented_runs() -> Vec<PathBuf> {
     let runs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/runs");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&runs)
-        .expect("docs/runs is part of the repository")
-        .map(|e| e.expect("a folder entry").path())
+    let list = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .expect("docs/runs is part of the repository")
+            .map(|e| e.expect("a folder entry").path())
+            .filter(|p| p.is_dir())
+            .collect()
+    };
+    let mut dirs: Vec<PathBuf> = list(&runs)
+        .into_iter()
+        .flat_map(|p| match p.join("config.json").is_file() {
+            true => vec![p],
+            false => list(&p),
+        })
         .filter(|p| p.join("config.json").is_file())
         .collect();
     dirs.sort();
