@@ -6,25 +6,26 @@ use std::path::{Path, PathBuf};
 
 use seqrnn::run::RunDir;
 
-/// The documented runs: the folders of `docs/runs/` with a `config.json`, and those one level
-/// down (the members of an ensemble).
+/// The documented runs: the folders under `docs/runs/` that hold a `config.json`, up to three
+/// levels down (an ensemble's members: `tag-conll2003/ensemble/seed-2`).
 fn documented_runs() -> Vec<PathBuf> {
+    fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+        if dir.join("config.json").is_file() {
+            out.push(dir.to_path_buf());
+        }
+        if depth == 0 {
+            return;
+        }
+        for e in std::fs::read_dir(dir).expect("a readable folder") {
+            let p = e.expect("a folder entry").path();
+            if p.is_dir() {
+                walk(&p, depth - 1, out);
+            }
+        }
+    }
     let runs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/runs");
-    let list = |dir: &Path| -> Vec<PathBuf> {
-        std::fs::read_dir(dir)
-            .expect("docs/runs is part of the repository")
-            .map(|e| e.expect("a folder entry").path())
-            .filter(|p| p.is_dir())
-            .collect()
-    };
-    let mut dirs: Vec<PathBuf> = list(&runs)
-        .into_iter()
-        .flat_map(|p| match p.join("config.json").is_file() {
-            true => vec![p],
-            false => list(&p),
-        })
-        .filter(|p| p.join("config.json").is_file())
-        .collect();
+    let mut dirs = Vec::new();
+    walk(&runs, 3, &mut dirs);
     dirs.sort();
     dirs
 }
