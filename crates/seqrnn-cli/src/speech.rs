@@ -92,6 +92,9 @@ pub struct TrainArgs {
     /// Mel bands.
     #[arg(long, default_value_t = 40)]
     mels: usize,
+    /// Time derivatives appended to each frame: 0 none, 1 deltas, 2 deltas and delta-deltas.
+    #[arg(long, default_value_t = 0)]
+    deltas: usize,
     /// Frames stacked into one recurrent step (and the step subsampling).
     #[arg(long, default_value_t = 2)]
     stack: usize,
@@ -274,10 +277,12 @@ fn settings(
     let features = FeatureConfig {
         sample_rate: a.rate,
         n_mels: a.mels,
+        deltas: a.deltas,
         ..FeatureConfig::default()
     };
+    features.validate()?;
     let model = SpeechConfig {
-        features: a.mels,
+        features: features.width(),
         stack: a.stack,
         cell: a.encoder.cell(),
         hidden: a.encoder.hidden,

@@ -52,6 +52,34 @@ fn train_args<'a>(
 }
 
 #[test]
+fn delta_features_widen_each_frame() {
+    let d = scratch("deltas");
+    let tr = speech_corpus(&d, "train", 24, 0);
+    let va = speech_corpus(&d, "valid", 8, 1);
+    let out = d.join("run");
+    let out_s = out.to_str().unwrap();
+    let extra = ["--deltas", "2", "--epochs", "2", "--freq-masks", "2"];
+    let v = json(&ok(&seqrnn(&train_args(&tr, &va, &va, out_s, &extra))));
+    let config = std::fs::read_to_string(out.join("config.json")).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(
+        config["model"]["features"], 60,
+        "20 mels, deltas, delta-deltas"
+    );
+    assert_eq!(config["features"]["deltas"], 2);
+    let e = json(&ok(&seqrnn(&[
+        "speech", "eval", "--model", out_s, "--test", &va, "--json",
+    ])));
+    assert_eq!(e["test_wer"], v["test_wer"], "{e}");
+    let onnx = d.join("onnx");
+    let args = ["export", "--model", out_s, "--out", onnx.to_str().unwrap()];
+    fails(&seqrnn(&args), "delta features is not supported");
+    let out2 = d.join("run2");
+    let args = train_args(&tr, &va, &va, out2.to_str().unwrap(), &["--deltas", "3"]);
+    refused(&args, "deltas must be 0 (none), 1 (deltas) or 2", &out2);
+}
+
+#[test]
 fn train_eval_transcribe_agree() {
     let d = scratch("ok");
     let tr = speech_corpus(&d, "train", 48, 0);

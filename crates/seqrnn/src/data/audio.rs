@@ -417,6 +417,9 @@ pub struct FeatureConfig {
     pub f_min: f32,
     /// Highest frequency of the filters, Hz; `None`: the Nyquist frequency.
     pub f_max: Option<f32>,
+    /// Time derivatives appended to each frame after normalisation: 0 none, 1 deltas, 2 deltas
+    /// and delta-deltas ([`append_deltas`]).
+    pub deltas: usize,
 }
 
 impl Default for FeatureConfig {
@@ -429,11 +432,17 @@ impl Default for FeatureConfig {
             n_mels: 40,
             f_min: 0.0,
             f_max: None,
+            deltas: 0,
         }
     }
 }
 
 impl FeatureConfig {
+    /// Values per frame: `n_mels · (1 + deltas)`.
+    pub fn width(&self) -> usize {
+        self.n_mels * (1 + self.deltas)
+    }
+
     /// Window length in samples: `round(sample_rate · win_ms / 1000)`.
     pub fn win_length(&self) -> usize {
         ms_to_samples(self.sample_rate, self.win_ms)
@@ -468,6 +477,12 @@ impl FeatureConfig {
 
     /// Checks every setting, including that each mel filter covers at least one FFT bin.
     pub fn validate(&self) -> Result<()> {
+        if self.deltas > 2 {
+            return Err(Error::Config(format!(
+                "deltas must be 0 (none), 1 (deltas) or 2 (deltas and delta-deltas), got {}",
+                self.deltas
+            )));
+        }
         self.validate_sizes()?;
         self.validate_band()?;
         let filters = mel_filters(self);
@@ -752,6 +767,62 @@ pub fn normalize_utterance(features: &mut [f32], n_mels: usize) {
     }
 }
 
+/// Frames on each side in [`append_deltas`]' regression (HTK's and Kaldi's `N = 2`).
+pub const DELTA_WINDOW: usize = 2;
+
+/// Appends time derivatives to `features[frames, n_mels]`, which becomes
+/// `[frames, n_mels · (1 + order)]`: for `order ≥ 1` each frame gets its deltas
+/// `d_t = Σ_{n=1..N} n · (c_{t+n} − c_{t−n}) / (2 Σ_{n=1..N} n²)` with `N =` [`DELTA_WINDOW`] and
+/// the first and last frames repeated past the ends (HTK's and Kaldi's regression, as
+/// `torchaudio.functional.compute_deltas` with `win_length = 5`), and for `order = 2` the
+/// deltas of the deltas after them.
+///
+/// # Panics
+/// If `n_mels` is 0 or does not divide `features.len()`.
+pub fn append_deltas(features: &mut Vec<f32>, n_mels: usize, order: usize) {
+    assert!(
+        n_mels > 0 && features.len().is_multiple_of(n_mels),
+        "features of {} values are not [frames, {n_mels}]",
+        features.len()
+    );
+    if order == 0 {
+        return;
+    }
+    let frames = features.len() / n_mels;
+    let mut blocks = vec![std::mem::take(features)];
+    for _ in 0..order {
+        let last = blocks.last().map_or(&[][..], Vec::as_slice);
+        let d = deltas(last, n_mels);
+        blocks.push(d);
+    }
+    let width = n_mels * (1 + order);
+    features.resize(frames * width, 0.0);
+    for (t, row) in features.chunks_exact_mut(width).enumerate() {
+        for (block, part) in blocks.iter().zip(row.chunks_exact_mut(n_mels)) {
+            part.copy_from_slice(&block[t * n_mels..(t + 1) * n_mels]);
+        }
+    }
+}
+
+/// The deltas `[frames, n_mels]` of `c[frames, n_mels]` (see [`append_deltas`]).
+fn deltas(c: &[f32], n_mels: usize) -> Vec<f32> {
+    let frames = c.len() / n_mels;
+    let denom = 2.0 * (1..=DELTA_WINDOW).map(|n| (n * n) as f32).sum::<f32>();
+    let mut d = vec![0.0f32; c.len()];
+    let at = |t: isize, m: usize| c[t.clamp(0, frames as isize - 1) as usize * n_mels + m];
+    for t in 0..frames {
+        for m in 0..n_mels {
+            let mut sum = 0.0f32;
+            for n in 1..=DELTA_WINDOW {
+                let n_i = n as isize;
+                sum += n as f32 * (at(t as isize + n_i, m) - at(t as isize - n_i, m));
+            }
+            d[t * n_mels + m] = sum / denom;
+        }
+    }
+    d
+}
+
 /// SpecAugment masking (Park et al., 2019) for training, without time warping: bands of
 /// mel channels and runs of frames set to 0 (the mean after [`normalize_utterance`]).
 ///
@@ -804,18 +875,31 @@ impl Masks {
     /// # Panics
     /// If `n_mels` is 0 or does not divide `features.len()`, or a mask lies outside.
     pub fn apply(&self, features: &mut [f32], n_mels: usize) {
+        self.apply_blocks(features, n_mels, n_mels);
+    }
+
+    /// Sets the masked cells of `features[frames, width]` to 0, where each frame is blocks of
+    /// `n_mels` channels (the features, then their deltas): a frequency mask covers its
+    /// channels in every block.
+    ///
+    /// # Panics
+    /// If `n_mels` is 0, does not divide `width`, or `width` does not divide `features.len()`,
+    /// or a mask lies outside.
+    pub fn apply_blocks(&self, features: &mut [f32], n_mels: usize, width: usize) {
         assert!(
-            n_mels > 0 && features.len().is_multiple_of(n_mels),
-            "features of {} values are not [frames, {n_mels}]",
+            n_mels > 0
+                && width.is_multiple_of(n_mels)
+                && features.len().is_multiple_of(width.max(1)),
+            "features of {} values are not [frames, {width}] in blocks of {n_mels}",
             features.len()
         );
-        for row in features.chunks_exact_mut(n_mels) {
+        for block in features.chunks_exact_mut(n_mels) {
             for band in &self.freq {
-                row[band.clone()].fill(0.0);
+                block[band.clone()].fill(0.0);
             }
         }
         for run in &self.time {
-            features[run.start * n_mels..run.end * n_mels].fill(0.0);
+            features[run.start * width..run.end * width].fill(0.0);
         }
     }
 }
@@ -851,13 +935,28 @@ impl SpecAugment {
         n_mels: usize,
         rng: &mut R,
     ) -> Masks {
+        self.apply_blocks(features, n_mels, n_mels, rng)
+    }
+
+    /// [`SpecAugment::apply`] for frames of `width` values in blocks of `n_mels` channels (see
+    /// [`Masks::apply_blocks`]).
+    ///
+    /// # Panics
+    /// As [`Masks::apply_blocks`].
+    pub fn apply_blocks<R: rand::Rng + ?Sized>(
+        &self,
+        features: &mut [f32],
+        n_mels: usize,
+        width: usize,
+        rng: &mut R,
+    ) -> Masks {
         assert!(
-            n_mels > 0 && features.len().is_multiple_of(n_mels),
-            "features of {} values are not [frames, {n_mels}]",
+            n_mels > 0 && width > 0 && features.len().is_multiple_of(width),
+            "features of {} values are not [frames, {width}]",
             features.len()
         );
-        let masks = self.draw(features.len() / n_mels, n_mels, rng);
-        masks.apply(features, n_mels);
+        let masks = self.draw(features.len() / width, n_mels, rng);
+        masks.apply_blocks(features, n_mels, width);
         masks
     }
 }
@@ -1543,6 +1642,102 @@ mod tests {
         };
         let masks = wide.apply(&mut [1.0; 3 * 4], 4, &mut rng_from_seed(2));
         assert!(masks.freq.iter().all(|r| r.end <= 4));
+    }
+
+    #[test]
+    fn deltas_are_the_regression_over_two_frames_each_side() {
+        let (frames, n_mels) = (6, 2);
+        // Band 0 a ramp (slope 1), band 1 a square.
+        let c: Vec<f32> = (0..frames)
+            .flat_map(|t| [t as f32, (t * t) as f32])
+            .collect();
+        let mut f = c.clone();
+        append_deltas(&mut f, n_mels, 2);
+        assert_eq!(f.len(), frames * 3 * n_mels);
+        // A plain loop: the ends repeated, (Σ n (c[t+n] − c[t−n])) / 10.
+        let at =
+            |x: &[f32], t: isize, m: usize| x[t.clamp(0, frames as isize - 1) as usize * 2 + m];
+        let delta = |x: &[f32]| -> Vec<f32> {
+            (0..frames as isize)
+                .flat_map(|t| {
+                    (0..2).map(move |m| {
+                        (at(x, t + 1, m) - at(x, t - 1, m)
+                            + 2.0 * (at(x, t + 2, m) - at(x, t - 2, m)))
+                            / 10.0
+                    })
+                })
+                .collect()
+        };
+        let (d1, d2) = (delta(&c), delta(&delta(&c)));
+        for t in 0..frames {
+            let row = &f[t * 6..(t + 1) * 6];
+            assert_eq!(&row[..2], &c[t * 2..t * 2 + 2]);
+            for m in 0..2 {
+                assert!((row[2 + m] - d1[t * 2 + m]).abs() < 1e-6, "t {t} m {m}");
+                assert!((row[4 + m] - d2[t * 2 + m]).abs() < 1e-6, "t {t} m {m}");
+            }
+        }
+        // Inside, a ramp's delta is its slope, a square's (t²) is 2t.
+        assert_eq!(f[2 * 6 + 2], 1.0);
+        assert!((f[2 * 6 + 3] - 4.0).abs() < 1e-6, "d(t²)/dt at t = 2 is 2t");
+        // Order 0 leaves the features alone; one frame has zero deltas.
+        let mut same = c.clone();
+        append_deltas(&mut same, n_mels, 0);
+        assert_eq!(same, c);
+        let mut one = vec![3.0, -1.0];
+        append_deltas(&mut one, 2, 1);
+        assert_eq!(one, [3.0, -1.0, 0.0, 0.0]);
+        let bad = FeatureConfig {
+            deltas: 3,
+            ..FeatureConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("deltas"));
+        assert_eq!(
+            FeatureConfig {
+                deltas: 2,
+                ..FeatureConfig::default()
+            }
+            .width(),
+            120
+        );
+    }
+
+    #[test]
+    fn spec_augment_masks_the_same_bands_in_every_block() {
+        let (frames, n_mels, width) = (50, 10, 30);
+        let original: Vec<f32> = (0..frames * width).map(|i| 1.0 + i as f32).collect();
+        let aug = SpecAugment {
+            freq_masks: 2,
+            freq_width: 4,
+            time_masks: 2,
+            time_width: 8,
+            max_time_fraction: 0.2,
+        };
+        // A seed whose masks are not all empty.
+        let nonempty = |m: &Masks| {
+            m.freq
+                .iter()
+                .chain(&m.time)
+                .filter(|r| !r.is_empty())
+                .count()
+        };
+        let seed = (1..)
+            .find(|&s| nonempty(&aug.draw(frames, n_mels, &mut rng_from_seed(s))) == 4)
+            .unwrap();
+        let mut feats = original.clone();
+        let masks = aug.apply_blocks(&mut feats, n_mels, width, &mut rng_from_seed(seed));
+        for t in 0..frames {
+            for j in 0..width {
+                let masked = masks.freq.iter().any(|r| r.contains(&(j % n_mels)))
+                    || masks.time.iter().any(|r| r.contains(&t));
+                let v = feats[t * width + j];
+                assert_eq!(
+                    v,
+                    if masked { 0.0 } else { original[t * width + j] },
+                    "t {t} j {j}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -30,6 +30,11 @@ pub fn export_onnx(am: &Trained, dir: &Path, opset: i64) -> Result<()> {
             "ONNX export of an acoustic model with a word head is not supported yet".into(),
         ));
     }
+    if am.config.data.features.deltas > 0 {
+        return Err(crate::error::Error::Config(
+            "ONNX export of an acoustic model with delta features is not supported yet".into(),
+        ));
+    }
     let (layout, p) = (am.model.param_layout(), &am.params[..]);
     let mut g = Graph::new(
         "seqrnn_speech",

@@ -57,10 +57,11 @@ impl Alphabet {
     }
 }
 
-/// Turns samples into normalised log-mel frames `[frames, F]`.
+/// Turns samples into normalised log-mel frames `[frames, F]`, with their deltas if asked.
 #[derive(Debug)]
 pub struct Featurizer {
     bank: FilterBank,
+    deltas: usize,
 }
 
 impl Featurizer {
@@ -68,13 +69,17 @@ impl Featurizer {
     pub fn new(config: &FeatureConfig) -> Result<Self> {
         Ok(Featurizer {
             bank: FilterBank::new(*config)?,
+            deltas: config.deltas,
         })
     }
 
-    /// Normalised log-mel frames of `samples` into `out` (`[frames, F]`); returns the frames.
+    /// Normalised log-mel frames of `samples`, with their deltas if the configuration asks, into
+    /// `out` (`[frames, F·(1 + deltas)]`); returns the frames.
     pub fn features(&mut self, samples: &[f32], out: &mut Vec<f32>) -> usize {
         let frames = self.bank.compute(samples, out);
-        crate::data::audio::normalize_utterance(out, self.bank.n_mels());
+        let n_mels = self.bank.n_mels();
+        crate::data::audio::normalize_utterance(out, n_mels);
+        crate::data::audio::append_deltas(out, n_mels, self.deltas);
         frames
     }
 }
@@ -92,8 +97,11 @@ pub struct SpeechData {
     pub transcripts: Vec<String>,
     /// Where each utterance came from.
     pub sources: Vec<String>,
-    /// `F`.
+    /// `F`: values per frame.
     pub width: usize,
+    /// Mel bands per frame: `F` without deltas, `F / (1 + deltas)` with them (SpecAugment masks
+    /// the same bands in each block); 0 reads as `F`.
+    pub bands: usize,
     /// The word of each utterance for a word head ([`SpeechData::with_words`]; empty: none).
     pub words: Vec<u32>,
 }
@@ -157,7 +165,8 @@ impl SpeechData {
             let src: &[f32] = match &seeded {
                 Some((a, seed, r)) => {
                     scratch.clone_from(&self.feats[i]);
-                    a.apply(&mut scratch, f, &mut r.row(*seed, j));
+                    let bands = if self.bands == 0 { f } else { self.bands };
+                    a.apply_blocks(&mut scratch, bands, f, &mut r.row(*seed, j));
                     &scratch
                 }
                 None => &self.feats[i],
@@ -194,7 +203,8 @@ pub fn prepare(
         )
         .collect::<Result<_>>()?;
     let mut data = SpeechData {
-        width: features.n_mels,
+        width: features.width(),
+        bands: features.n_mels,
         ..SpeechData::default()
     };
     for (u, (x, frames)) in utterances.iter().zip(feats) {
