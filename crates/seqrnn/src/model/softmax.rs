@@ -353,6 +353,43 @@ pub fn softmax_row(row: &[f32], out: &mut [f32]) {
     }
 }
 
+/// `row[K] = log softmax(row[K])` in place: each value less the log-sum-exp of the row.
+pub fn log_softmax_row(row: &mut [f32]) {
+    let m = row_max(row);
+    let lse = m + exp_weights(row, m, 1.0).sum::<f32>().ln();
+    row.iter_mut().for_each(|v| *v -= lse);
+}
+
+/// The element-wise mean of several models' outputs for the same examples (each a list of
+/// per-example rows of equal shapes), added one model at a time: what an ensemble averages.
+#[derive(Clone, Debug, Default)]
+pub struct RowMean {
+    sum: Vec<Vec<f32>>,
+    count: usize,
+}
+
+impl RowMean {
+    /// Adds one model's rows (shaped as the first's).
+    pub fn add(&mut self, rows: Vec<Vec<f32>>) {
+        match self.count {
+            0 => self.sum = rows,
+            _ => {
+                for (a, b) in self.sum.iter_mut().zip(&rows) {
+                    a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                }
+            }
+        }
+        self.count += 1;
+    }
+
+    /// The mean of the rows added (none if nothing was).
+    pub fn mean(mut self) -> Vec<Vec<f32>> {
+        let n = self.count.max(1) as f32;
+        self.sum.iter_mut().flatten().for_each(|a| *a /= n);
+        self.sum
+    }
+}
+
 /// Index of the largest value (the first on ties).
 pub fn argmax(row: &[f32]) -> usize {
     let mut best = 0;
@@ -406,6 +443,21 @@ mod tests {
         for (g, w) in l[3..].iter().zip([-0.5, 0.0, 0.5]) {
             assert!((g - w).abs() < 1e-37, "{g} vs {w}");
         }
+    }
+
+    #[test]
+    fn log_softmax_and_the_mean_of_rows() {
+        let mut row = [1.0f32, 2.0, -3.0];
+        log_softmax_row(&mut row);
+        let z: f64 = [1.0f64, 2.0, -3.0].iter().map(|v| v.exp()).sum::<f64>();
+        for (v, x) in row.iter().zip([1.0f64, 2.0, -3.0]) {
+            assert!((f64::from(*v) - (x - z.ln())).abs() < 1e-6);
+        }
+        let mut mean = RowMean::default();
+        mean.add(vec![vec![1.0, 2.0], vec![3.0]]);
+        mean.add(vec![vec![3.0, -2.0], vec![6.0]]);
+        assert_eq!(mean.mean(), vec![vec![2.0, 0.0], vec![4.5]]);
+        assert!(RowMean::default().mean().is_empty());
     }
 
     #[test]

@@ -66,22 +66,14 @@ impl Ensemble {
     /// # Errors
     /// [`Error::Config`] for members without a word head; the models' errors.
     pub fn word_log_probs(&self, data: &SpeechData) -> Result<(Vec<Vec<f32>>, f64)> {
-        let mut mean: Vec<Vec<f32>> = Vec::new();
+        let mut mean = crate::model::softmax::RowMean::default();
         let mut loss = 0.0;
         for m in &self.members {
             let (lp, total) = word_log_probs(&m.model, &m.params, data, true)?;
             loss += total / data.len().max(1) as f64;
-            if mean.is_empty() {
-                mean = lp;
-                continue;
-            }
-            for (a, b) in mean.iter_mut().zip(&lp) {
-                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-            }
+            mean.add(lp);
         }
-        let n = self.members.len() as f32;
-        mean.iter_mut().flatten().for_each(|a| *a /= n);
-        Ok((mean, loss / f64::from(n)))
+        Ok((mean.mean(), loss / self.members.len() as f64))
     }
 
     /// Error rates on `data` (featurised by [`Ensemble::lead`]); the loss is the members' mean.

@@ -245,9 +245,8 @@ pub fn word_log_probs(
         }
         let k = part.words();
         for (&i, row) in idx.iter().zip(cache.words.logits.chunks_exact(k)) {
-            let m = crate::model::softmax::row_max(row);
-            let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f32>().ln();
-            out[i] = row.iter().map(|v| v - lse).collect();
+            out[i] = row.to_vec();
+            crate::model::softmax::log_softmax_row(&mut out[i]);
         }
     }
     Ok((out, total))

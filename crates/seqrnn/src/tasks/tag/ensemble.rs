@@ -9,7 +9,7 @@
 use super::trained::{evaluate_file_with, label_names, tag_file_with};
 use super::*;
 use crate::model::crf::CrfWorkspace;
-use crate::model::softmax::row_max;
+use crate::model::softmax::{log_softmax_row, RowMean};
 use crate::tasks::tag::model::Head;
 
 /// Taggers trained on the same labels (other seeds, other sizes), tagging as one.
@@ -115,25 +115,17 @@ impl Ensemble {
     pub fn scores<S: Words>(&self, sentences: &[S]) -> Result<Vec<Vec<f32>>> {
         let k = self.lead().model.config().tags;
         let log_probs = self.lead().model.config().head == Head::Softmax;
-        let mut mean: Vec<Vec<f32>> = Vec::new();
+        let mut mean = RowMean::default();
         for m in &self.members {
             let mut s = m.scores(sentences)?;
             if log_probs {
                 s.iter_mut()
                     .flat_map(|x| x.chunks_exact_mut(k))
-                    .for_each(log_softmax);
+                    .for_each(log_softmax_row);
             }
-            if mean.is_empty() {
-                mean = s;
-                continue;
-            }
-            for (a, b) in mean.iter_mut().zip(&s) {
-                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-            }
+            mean.add(s);
         }
-        let n = self.members.len() as f32;
-        mean.iter_mut().flatten().for_each(|a| *a /= n);
-        Ok(mean)
+        Ok(mean.mean())
     }
 
     /// The labels of every sentence, in the scheme of the training files (see
@@ -207,13 +199,6 @@ fn disagreement(lead: &Trained, m: &Trained) -> Option<&'static str> {
     } else {
         None
     }
-}
-
-/// A row of scores replaced by its log-softmax.
-fn log_softmax(row: &mut [f32]) {
-    let m = row_max(row);
-    let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f32>().ln();
-    row.iter_mut().for_each(|v| *v -= lse);
 }
 
 #[cfg(test)]
